@@ -1,0 +1,46 @@
+"""The ASGI application: routes, error handling, and the runtime behind them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import conveyor
+from conveyor.api.dependencies import ApiContext
+from conveyor.api.problems import install_problem_handlers
+from conveyor.api.routes import health, jobs
+from conveyor.config import Settings
+from conveyor.server import Runtime
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await Runtime.start(settings)
+        app.state.runtime = runtime
+        app.state.context = ApiContext(
+            settings=settings,
+            store=runtime.store,
+            jobs=runtime.jobs,
+            workspaces=runtime.workspaces,
+        )
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Conveyor",
+        version=conveyor.__version__,
+        summary="A durable, concurrency-safe job runner.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    return app

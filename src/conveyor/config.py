@@ -1,0 +1,78 @@
+"""Settings: every one can come from a `CONVEYOR_*` environment variable; the command line
+overrides the environment. Documented in the README's Configuration section."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from conveyor.domain.errors import InvalidInput
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "sqlite:///conveyor.db"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 0
+    """In-process worker slots (jobs run at once inside the server); 0 = none."""
+    handlers: tuple[str, ...] = ()
+    """`module:object` handler registries the in-process workers load."""
+    allow_command_jobs: bool = False
+    """Let workers run the built-in `command` job type (it runs programs)."""
+    migrate: bool = False
+    """Bring the schema up to date when the server starts."""
+    insecure_local: bool = False
+    """Serve without API keys (only on a loopback address)."""
+    admin_key_file: Path = Path("conveyor-admin.key")
+    pool_size: int = 10
+    sqlite_synchronous: str = "FULL"
+    reaper_interval_seconds: float = 2.0
+    claim_poll_interval_seconds: float = 1.0
+    sse_ping_seconds: float = 15.0
+    sse_buffer_events: int = 1000
+    max_request_bytes: int = 1_048_576
+    max_json_bytes: int = 262_144
+    """Largest payload, result or event payload, as JSON text."""
+    max_json_depth: int = 32
+    rate_limit_per_second: float = 0.0
+    """Sustained create/claim requests per key per second; 0 = unlimited."""
+    rate_limit_burst: int = 100
+    log_format: str = "auto"
+    """`json`, `text`, or `auto` (JSON unless writing to a terminal)."""
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            raw = environ.get(f"CONVEYOR_{spec.name.upper()}")
+            if raw is not None:
+                values[spec.name] = _parse(spec.name, spec.type, raw)
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return replace(cls(), **values)
+
+
+def _parse(name: str, kind: object, raw: str) -> Any:
+    kind_name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    try:
+        if kind_name == "bool":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind_name == "int":
+            return int(raw)
+        if kind_name == "float":
+            return float(raw)
+        if kind_name == "Path":
+            return Path(raw)
+        if kind_name.startswith("tuple"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise InvalidInput(f"CONVEYOR_{name.upper()}", f"cannot read {raw!r}") from None
+    return raw

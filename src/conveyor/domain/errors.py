@@ -1,0 +1,127 @@
+"""Errors the domain and service raise. The API maps each to one problem+json response."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+
+class ConveyorError(Exception):
+    """Base class for every error Conveyor raises on purpose."""
+
+
+class NotFound(ConveyorError):
+    """Something does not exist, or exists in a workspace the caller cannot see."""
+
+    def __init__(self, kind: str, identifier: object) -> None:
+        super().__init__(f"{kind} {identifier} not found")
+        self.kind = kind
+        self.identifier = identifier
+
+
+class JobNotFound(NotFound):
+    def __init__(self, job_id: UUID | str) -> None:
+        super().__init__("job", job_id)
+
+
+class StepNotFound(NotFound):
+    def __init__(self, step_id: UUID | str) -> None:
+        super().__init__("step", step_id)
+
+
+class WorkspaceNotFound(NotFound):
+    def __init__(self, workspace: str) -> None:
+        super().__init__("workspace", workspace)
+
+
+class InvalidInput(ConveyorError):
+    """A value the domain refuses, named by its field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class AlreadyExists(ConveyorError):
+    def __init__(self, kind: str, identifier: str) -> None:
+        super().__init__(f"{kind} {identifier!r} already exists")
+        self.kind = kind
+        self.identifier = identifier
+
+
+class JobConflict(ConveyorError):
+    """The job is not in a state that allows the request. Carries the job's current version."""
+
+    def __init__(self, job_id: UUID, message: str, *, current_version: int | None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.current_version = current_version
+
+
+class InvalidTransition(JobConflict):
+    def __init__(
+        self, job_id: UUID, source: str, target: str, *, current_version: int | None
+    ) -> None:
+        super().__init__(
+            job_id,
+            f"job {job_id} cannot move from {source} to {target}",
+            current_version=current_version,
+        )
+        self.source = source
+        self.target = target
+
+
+class ConcurrentUpdate(JobConflict):
+    """Another writer changed the job between our read and our compare-and-set."""
+
+    def __init__(self, job_id: UUID, *, expected_version: int, current_version: int | None) -> None:
+        super().__init__(
+            job_id,
+            f"job {job_id} changed concurrently (expected version {expected_version}, "
+            f"now {current_version})",
+            current_version=current_version,
+        )
+        self.expected_version = expected_version
+
+
+class LeaseLost(JobConflict):
+    """A worker reported on a job whose lease it no longer holds."""
+
+    def __init__(self, job_id: UUID, reason: str, *, current_version: int | None) -> None:
+        super().__init__(
+            job_id, f"lease on job {job_id} is gone: {reason}", current_version=current_version
+        )
+        self.reason = reason
+
+
+class ResultConflict(JobConflict):
+    """The job already completed with a different result."""
+
+    def __init__(self, job_id: UUID, *, current_version: int | None) -> None:
+        super().__init__(
+            job_id,
+            f"job {job_id} already completed with a different result",
+            current_version=current_version,
+        )
+
+
+class ProgressRegressed(JobConflict):
+    def __init__(self, job_id: UUID, current: int, proposed: int, *, current_version: int) -> None:
+        super().__init__(
+            job_id,
+            f"progress of job {job_id} would go back from {current} to {proposed}; "
+            "send allow_decrease to move it back on purpose",
+            current_version=current_version,
+        )
+
+
+class StepConflict(ConveyorError):
+    def __init__(self, step_id: UUID, source: str, target: str) -> None:
+        super().__init__(f"step {step_id} cannot move from {source} to {target}")
+        self.step_id = step_id
+        self.source = source
+        self.target = target
+
+
+class Unavailable(ConveyorError):
+    """The database cannot be reached right now; the caller may try again later."""

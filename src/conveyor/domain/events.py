@@ -1,0 +1,99 @@
+"""Events: the append-only, per-job, gap-free log every change writes in its own transaction."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+from uuid import UUID
+
+from conveyor.domain.errors import InvalidInput
+
+JsonValue = Any
+"""A value that serialises to JSON (dict, list, str, int, float, bool or None)."""
+
+JOB_CREATED: Final = "job.created"
+JOB_QUEUED: Final = "job.queued"
+JOB_STARTED: Final = "job.started"
+JOB_PROGRESS: Final = "job.progress"
+JOB_COMPLETED: Final = "job.completed"
+JOB_FAILED: Final = "job.failed"
+JOB_CANCELLED: Final = "job.cancelled"
+JOB_RETRYING: Final = "job.retrying"
+JOB_LEASE_EXPIRED: Final = "job.lease_expired"
+STEP_STARTED: Final = "step.started"
+STEP_PROGRESS: Final = "step.progress"
+STEP_OUTPUT: Final = "step.output"
+STEP_COMPLETED: Final = "step.completed"
+STEP_FAILED: Final = "step.failed"
+STEP_SKIPPED: Final = "step.skipped"
+
+SYSTEM_EVENT_TYPES: Final = frozenset(
+    {
+        JOB_CREATED,
+        JOB_QUEUED,
+        JOB_STARTED,
+        JOB_PROGRESS,
+        JOB_COMPLETED,
+        JOB_FAILED,
+        JOB_CANCELLED,
+        JOB_RETRYING,
+        JOB_LEASE_EXPIRED,
+        STEP_STARTED,
+        STEP_PROGRESS,
+        STEP_OUTPUT,
+        STEP_COMPLETED,
+        STEP_FAILED,
+        STEP_SKIPPED,
+    }
+)
+
+# Workers may append their own types ("ai.tool_called", "gate.passed"), but never one that
+# the state machine writes: a forged "job.completed" would lie to everyone streaming the job.
+EVENT_TYPE_PATTERN: Final = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+EVENT_TYPE_MAX_LENGTH: Final = 100
+
+SYSTEM_ACTOR: Final = "system"
+
+
+def worker_actor(worker_id: str) -> str:
+    return f"worker:{worker_id}"
+
+
+def key_actor(key_id: UUID | str) -> str:
+    return f"key:{key_id}"
+
+
+def validate_custom_event_type(event_type: str) -> None:
+    if len(event_type) > EVENT_TYPE_MAX_LENGTH or not EVENT_TYPE_PATTERN.match(event_type):
+        raise InvalidInput(
+            "type",
+            "must look like 'namespace.name' ([a-z0-9_], dot-separated, at most "
+            f"{EVENT_TYPE_MAX_LENGTH} characters)",
+        )
+    if event_type in SYSTEM_EVENT_TYPES or event_type.startswith(("job.", "stream.")):
+        raise InvalidInput("type", f"{event_type!r} is reserved for events Conveyor writes")
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event a decision asks the store to append; the store assigns seq and timestamp."""
+
+    type: str
+    actor: str
+    payload: JsonValue = field(default_factory=dict)
+    step_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    job_id: UUID
+    workspace_id: UUID
+    seq: int
+    step_id: UUID | None
+    type: str
+    actor: str
+    payload: JsonValue
+    timestamp: datetime

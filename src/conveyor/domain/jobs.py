@@ -1,0 +1,499 @@
+"""Jobs: the status machine, the one place that decides which moves are legal, and the
+decisions that turn a request (complete, fail, cancel…) into a proposed change.
+
+A decision reads the job as it was, checks the move against the transition table and
+returns a `JobChange`. The store applies that change as a compare-and-set on the job's
+version and on the statuses the table allows, so a decision made on a stale read can
+never be stored: the write misses and the service decides again on a fresh read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Final
+from uuid import UUID
+
+from conveyor.domain import events
+from conveyor.domain.errors import (
+    InvalidInput,
+    InvalidTransition,
+    JobConflict,
+    LeaseLost,
+    ProgressRegressed,
+    ResultConflict,
+)
+from conveyor.domain.events import JsonValue, NewEvent
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES: Final = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+TRANSITIONS: Final[Mapping[JobStatus, frozenset[JobStatus]]] = {
+    JobStatus.PENDING: frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLED}),
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
+    JobStatus.RUNNING: frozenset(
+        {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.QUEUED}
+    ),
+    JobStatus.COMPLETED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+}
+
+SYSTEM_ONLY_TRANSITIONS: Final = frozenset({(JobStatus.RUNNING, JobStatus.QUEUED)})
+"""Moves only Conveyor itself makes (automatic retry, lease expiry); no caller may ask for them."""
+
+
+def can_transition(source: JobStatus, target: JobStatus, *, by_system: bool = False) -> bool:
+    if target not in TRANSITIONS[source]:
+        return False
+    return by_system or (source, target) not in SYSTEM_ONLY_TRANSITIONS
+
+
+def sources_for(target: JobStatus, *, by_system: bool = False) -> frozenset[JobStatus]:
+    """Every status from which `target` may be reached: the guard of a compare-and-set."""
+    return frozenset(
+        source for source in JobStatus if can_transition(source, target, by_system=by_system)
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Limits on what a job may be created with.
+
+JOB_TYPE_PATTERN: Final = re.compile(r"^[a-z0-9_.:-]{1,100}$")
+PRIORITY_MIN: Final = 1
+PRIORITY_MAX: Final = 10
+PRIORITY_DEFAULT: Final = 5
+MAX_ATTEMPTS_LIMIT: Final = 100
+AGENT_TASK_ID_MAX_LENGTH: Final = 200
+IDEMPOTENCY_KEY_MAX_LENGTH: Final = 200
+ERROR_MAX_CHARS: Final = 16 * 1024
+DEFAULT_RETRY_BACKOFF_SECONDS: Final = 1.0
+DEFAULT_RETRY_BACKOFF_MAX_SECONDS: Final = 300.0
+RETRY_BACKOFF_LIMIT_SECONDS: Final = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What a client asks for when it creates a job."""
+
+    type: str
+    payload: JsonValue = field(default_factory=dict)
+    priority: int = PRIORITY_DEFAULT
+    agent_task_id: str | None = None
+    max_attempts: int = 1
+    run_at: datetime | None = None
+    idempotency_key: str | None = None
+    hold: bool = False
+    """Create the job PENDING: not claimable until it is released (moved to QUEUED)."""
+    retry_backoff_seconds: float = DEFAULT_RETRY_BACKOFF_SECONDS
+    retry_backoff_max_seconds: float = DEFAULT_RETRY_BACKOFF_MAX_SECONDS
+    retry_of: UUID | None = None
+
+    def validate(self) -> None:
+        if not JOB_TYPE_PATTERN.match(self.type):
+            raise InvalidInput("type", "must be 1..100 characters of [a-z0-9_.:-]")
+        if not PRIORITY_MIN <= self.priority <= PRIORITY_MAX:
+            raise InvalidInput("priority", f"must be between {PRIORITY_MIN} and {PRIORITY_MAX}")
+        if not 1 <= self.max_attempts <= MAX_ATTEMPTS_LIMIT:
+            raise InvalidInput("max_attempts", f"must be between 1 and {MAX_ATTEMPTS_LIMIT}")
+        if self.agent_task_id is not None and not (
+            0 < len(self.agent_task_id) <= AGENT_TASK_ID_MAX_LENGTH
+        ):
+            raise InvalidInput("agent_task_id", f"must be 1..{AGENT_TASK_ID_MAX_LENGTH} characters")
+        if self.idempotency_key is not None and not (
+            0 < len(self.idempotency_key) <= IDEMPOTENCY_KEY_MAX_LENGTH
+        ):
+            raise InvalidInput(
+                "idempotency_key", f"must be 1..{IDEMPOTENCY_KEY_MAX_LENGTH} characters"
+            )
+        if not 0 <= self.retry_backoff_seconds <= RETRY_BACKOFF_LIMIT_SECONDS:
+            raise InvalidInput("retry_backoff_seconds", "must be between 0 and 7 days")
+        if not self.retry_backoff_seconds <= self.retry_backoff_max_seconds:
+            raise InvalidInput(
+                "retry_backoff_max_seconds", "must not be smaller than retry_backoff_seconds"
+            )
+        if not self.retry_backoff_max_seconds <= RETRY_BACKOFF_LIMIT_SECONDS:
+            raise InvalidInput("retry_backoff_max_seconds", "must be at most 7 days")
+        if self.run_at is not None and self.run_at.tzinfo is None:
+            raise InvalidInput("run_at", "must carry a time zone")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: UUID
+    workspace_id: UUID
+    type: str
+    status: JobStatus
+    priority: int
+    payload: JsonValue
+    result: JsonValue
+    error: str | None
+    progress_percent: int
+    agent_task_id: str | None
+    attempt: int
+    max_attempts: int
+    run_at: datetime
+    idempotency_key: str | None
+    worker_id: str | None
+    lease_id: UUID | None
+    lease_expires_at: datetime | None
+    retry_of: UUID | None
+    retry_backoff_seconds: float
+    retry_backoff_max_seconds: float
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+    version: int
+    last_event_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobChange:
+    """A proposed change to one job, applied by the store as one compare-and-set.
+
+    `values` are plain column values; `stamp` names timestamp columns set to the database's
+    clock; `delay` sets timestamp columns to that clock plus some seconds. Keeping time on
+    the database's clock means several machines agree on when a lease ends.
+    """
+
+    job_id: UUID
+    expected_version: int
+    target: JobStatus | None
+    allowed_sources: frozenset[JobStatus]
+    values: Mapping[str, object] = field(default_factory=dict)
+    stamp: frozenset[str] = frozenset()
+    delay: Mapping[str, float] = field(default_factory=dict)
+    events: tuple[NewEvent, ...] = ()
+    only_if_lease_expired: bool = False
+    """Store the change only while the lease deadline is still past: a heartbeat extends a
+    lease without changing the version, and must win against the reaper."""
+
+
+def _change(
+    job: Job,
+    target: JobStatus | None,
+    *,
+    by_system: bool = False,
+    values: Mapping[str, object] | None = None,
+    stamp: frozenset[str] = frozenset(),
+    delay: Mapping[str, float] | None = None,
+    events: tuple[NewEvent, ...] = (),
+    only_if_lease_expired: bool = False,
+) -> JobChange:
+    if target is not None and not can_transition(job.status, target, by_system=by_system):
+        raise InvalidTransition(job.id, job.status.value, target.value, current_version=job.version)
+    allowed = (
+        sources_for(target, by_system=by_system) if target is not None else frozenset({job.status})
+    )
+    return JobChange(
+        job_id=job.id,
+        expected_version=job.version,
+        target=target,
+        allowed_sources=allowed,
+        values=values or {},
+        stamp=stamp,
+        delay=delay or {},
+        events=events,
+        only_if_lease_expired=only_if_lease_expired,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Fencing: who may report on a job.
+
+
+def ensure_lease(job: Job, lease_id: UUID | None) -> None:
+    """Refuse a report from a worker that no longer holds the job's lease.
+
+    A lease lasts until it is reclaimed (by the reaper, a cancel or a new claim), not
+    merely until its deadline: while nobody else has the job, a late report is harmless.
+    """
+    if lease_id is None:
+        if job.status == JobStatus.RUNNING:
+            raise InvalidInput("lease_id", "is required to report on a RUNNING job")
+        if job.status.is_terminal:
+            raise JobConflict(
+                job.id, f"job {job.id} is {job.status.value}", current_version=job.version
+            )
+        return
+    if job.status == JobStatus.RUNNING and job.lease_id == lease_id:
+        return
+    raise LeaseLost(job.id, _why_lease_is_gone(job, lease_id), current_version=job.version)
+
+
+def reportable_statuses(lease_id: UUID | None) -> frozenset[JobStatus]:
+    """The statuses in which a report (step, event) is accepted, with or without a lease:
+    the guard `ensure_lease` explains when a guarded write misses."""
+    if lease_id is not None:
+        return frozenset({JobStatus.RUNNING})
+    return frozenset({JobStatus.PENDING, JobStatus.QUEUED})
+
+
+CLAIMABLE_STATUS: Final = JobStatus.QUEUED
+"""Claims take QUEUED jobs whose run_at has come; PENDING jobs are held back."""
+
+
+def _why_lease_is_gone(job: Job, lease_id: UUID) -> str:
+    if job.status == JobStatus.CANCELLED:
+        return "the job was cancelled"
+    if job.status.is_terminal:
+        return f"the job is already {job.status.value}"
+    if job.status == JobStatus.RUNNING:
+        return "the job was reassigned to another worker"
+    if job.status == JobStatus.QUEUED and job.attempt > 1:
+        return "the lease expired and the job was queued again"
+    return f"the job is {job.status.value} and has no lease {lease_id}"
+
+
+# ---------------------------------------------------------------------------------------
+# Decisions.
+
+
+def decide_creation_events(spec: JobSpec, actor: str) -> tuple[NewEvent, ...]:
+    created = NewEvent(
+        events.JOB_CREATED,
+        actor,
+        {"type": spec.type, "priority": spec.priority, "retry_of": _str_or_none(spec.retry_of)},
+    )
+    if spec.hold:
+        return (created,)
+    return (created, NewEvent(events.JOB_QUEUED, actor, {"attempt": 1}))
+
+
+def decide_release(job: Job, actor: str) -> JobChange:
+    """PENDING → QUEUED: a held job becomes claimable."""
+    return _change(
+        job,
+        JobStatus.QUEUED,
+        events=(NewEvent(events.JOB_QUEUED, actor, {"attempt": job.attempt}),),
+    )
+
+
+def decide_start(
+    job: Job, *, worker_id: str, lease_id: UUID, lease_seconds: float, actor: str
+) -> JobChange:
+    """PENDING/QUEUED → RUNNING for one named job (a claim of a particular job)."""
+    return _change(
+        job,
+        JobStatus.RUNNING,
+        values={"worker_id": worker_id, "lease_id": lease_id},
+        stamp=frozenset({"started_at"}),
+        delay={"lease_expires_at": lease_seconds},
+        events=(start_event(job.attempt, worker_id, actor),),
+    )
+
+
+def start_event(attempt: int, worker_id: str, actor: str) -> NewEvent:
+    """What every start writes, whether of one named job or of a batch claim."""
+    return NewEvent(events.JOB_STARTED, actor, {"attempt": attempt, "worker_id": worker_id})
+
+
+def decide_cancel(job: Job, actor: str, reason: str | None = None) -> JobChange:
+    return _change(
+        job,
+        JobStatus.CANCELLED,
+        values={"lease_expires_at": None},
+        stamp=frozenset({"completed_at"}),
+        events=(
+            NewEvent(
+                events.JOB_CANCELLED,
+                actor,
+                {"previous_status": job.status.value, "reason": reason},
+            ),
+        ),
+    )
+
+
+def is_repeat_completion(job: Job, result: JsonValue) -> bool:
+    """Completing twice with the same result is a no-op; with another result, a conflict."""
+    if job.status != JobStatus.COMPLETED:
+        return False
+    if job.result != result:
+        raise ResultConflict(job.id, current_version=job.version)
+    return True
+
+
+def completion_event(attempt: int, actor: str) -> NewEvent:
+    return NewEvent(events.JOB_COMPLETED, actor, {"attempt": attempt})
+
+
+def decide_completion(job: Job, lease_id: UUID, result: JsonValue, actor: str) -> JobChange:
+    ensure_lease(job, lease_id)
+    return _change(
+        job,
+        JobStatus.COMPLETED,
+        values={"result": result, "progress_percent": 100, "lease_expires_at": None},
+        stamp=frozenset({"completed_at"}),
+        events=(completion_event(job.attempt, actor),),
+    )
+
+
+def backoff_seconds(attempt: int, base: float, cap: float, jitter: float) -> float:
+    """Exponential backoff for the retry after `attempt`, with `jitter` in [0, 1) spreading
+    the delay over its upper half so that jobs failing together do not return together."""
+    exponential = min(cap, base * 2.0 ** max(attempt - 1, 0))
+    return exponential / 2 + exponential / 2 * jitter
+
+
+def decide_failure(
+    job: Job,
+    lease_id: UUID,
+    error: str,
+    *,
+    retryable: bool,
+    jitter: float,
+    actor: str,
+) -> JobChange:
+    ensure_lease(job, lease_id)
+    error = error[:ERROR_MAX_CHARS]
+    if retryable and job.attempt < job.max_attempts:
+        return _requeue(job, error, events.JOB_RETRYING, jitter=jitter, actor=actor)
+    return _change(
+        job,
+        JobStatus.FAILED,
+        values={"error": error, "lease_expires_at": None},
+        stamp=frozenset({"completed_at"}),
+        events=(NewEvent(events.JOB_FAILED, actor, {"attempt": job.attempt, "error": error}),),
+    )
+
+
+def decide_lease_expiry(job: Job, *, jitter: float) -> JobChange:
+    """A RUNNING job whose worker stopped heartbeating: run it again, or fail it for good."""
+    actor = events.SYSTEM_ACTOR
+    expired = NewEvent(
+        events.JOB_LEASE_EXPIRED,
+        actor,
+        {"attempt": job.attempt, "worker_id": job.worker_id},
+    )
+    error = f"lease expired on attempt {job.attempt} (worker {job.worker_id})"
+    if job.attempt < job.max_attempts:
+        change = _requeue(job, error, None, jitter=jitter, actor=actor)
+        return replace(change, events=(expired, *change.events), only_if_lease_expired=True)
+    return _change(
+        job,
+        JobStatus.FAILED,
+        values={"error": error, "lease_expires_at": None},
+        stamp=frozenset({"completed_at"}),
+        events=(
+            expired,
+            NewEvent(events.JOB_FAILED, actor, {"attempt": job.attempt, "error": error}),
+        ),
+        only_if_lease_expired=True,
+    )
+
+
+def _requeue(
+    job: Job, error: str, event_type: str | None, *, jitter: float, actor: str
+) -> JobChange:
+    delay = backoff_seconds(
+        job.attempt, job.retry_backoff_seconds, job.retry_backoff_max_seconds, jitter
+    )
+    next_attempt = job.attempt + 1
+    requeue_events: tuple[NewEvent, ...] = ()
+    if event_type is not None:
+        requeue_events = (
+            NewEvent(
+                event_type,
+                actor,
+                {"attempt": next_attempt, "error": error, "retry_in_seconds": round(delay, 3)},
+            ),
+        )
+    return _change(
+        job,
+        JobStatus.QUEUED,
+        by_system=True,
+        values={
+            "attempt": next_attempt,
+            "error": error,
+            "lease_id": None,
+            "worker_id": None,
+            "lease_expires_at": None,
+        },
+        delay={"run_at": delay},
+        events=(*requeue_events, NewEvent(events.JOB_QUEUED, actor, {"attempt": next_attempt})),
+    )
+
+
+def decide_progress(
+    job: Job,
+    *,
+    lease_id: UUID | None,
+    percent: int,
+    message: str | None,
+    allow_decrease: bool,
+    actor: str,
+) -> JobChange:
+    if not 0 <= percent <= 100:
+        raise InvalidInput("progress_percent", "must be between 0 and 100")
+    ensure_lease(job, lease_id)
+    if percent < job.progress_percent and not allow_decrease:
+        raise ProgressRegressed(job.id, job.progress_percent, percent, current_version=job.version)
+    return _change(
+        job,
+        None,
+        values={"progress_percent": percent},
+        events=(
+            NewEvent(events.JOB_PROGRESS, actor, {"progress_percent": percent, "message": message}),
+        ),
+    )
+
+
+def decide_status_request(
+    job: Job,
+    target: JobStatus,
+    *,
+    actor: str,
+    lease_id: UUID | None,
+    worker_id: str | None,
+    new_lease_id: UUID,
+    lease_seconds: float,
+    result: JsonValue,
+    error: str | None,
+    reason: str | None,
+) -> JobChange:
+    """A caller asks for a status by name (`PATCH …/status`): route it to the decision that
+    owns that move, so the generic route can never do what the specific ones refuse."""
+    if target == JobStatus.QUEUED:
+        return decide_release(job, actor)
+    if target == JobStatus.RUNNING:
+        return decide_start(
+            job,
+            worker_id=worker_id or "unnamed",
+            lease_id=new_lease_id,
+            lease_seconds=lease_seconds,
+            actor=actor,
+        )
+    if target == JobStatus.CANCELLED:
+        return decide_cancel(job, actor, reason)
+    if target == JobStatus.COMPLETED:
+        if lease_id is None:
+            raise InvalidInput("lease_id", "is required to complete a job")
+        return decide_completion(job, lease_id, result, actor)
+    if target == JobStatus.FAILED:
+        if lease_id is None:
+            raise InvalidInput("lease_id", "is required to fail a job")
+        return decide_failure(
+            job, lease_id, error or "failed", retryable=False, jitter=0.0, actor=actor
+        )
+    raise InvalidTransition(job.id, job.status.value, target.value, current_version=job.version)
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)

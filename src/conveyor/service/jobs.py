@@ -1,0 +1,550 @@
+"""Job use cases for clients, workers and the reaper.
+
+Two shapes of write, both safe under any concurrency:
+
+* decide, then compare-and-set: read the job, let the domain decide (which raises when
+  the move is illegal), store the change guarded by the version read and the statuses the
+  transition table allows. A miss means somebody else wrote first: decide again on a
+  fresh read, under `retry_on_conflict`.
+* guarded statement: the hot paths (claim, complete, heartbeat, reports) go straight to
+  a write guarded by lease and status; only when it misses is the job read, to explain
+  why (lease lost, already completed, not found) with the domain's own rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+from uuid import UUID, uuid4
+
+from conveyor.bus.work import WorkSignal
+from conveyor.domain import jobs as rules
+from conveyor.domain.errors import (
+    ConcurrentUpdate,
+    JobConflict,
+    JobNotFound,
+    StepNotFound,
+)
+from conveyor.domain.events import Event, JsonValue, NewEvent, validate_custom_event_type
+from conveyor.domain.jobs import Job, JobChange, JobSpec, JobStatus
+from conveyor.domain.steps import (
+    Step,
+    StepPhase,
+    StepStatus,
+    StepType,
+    decide_new_step,
+    decide_step_update,
+)
+from conveyor.ids import uuid7
+from conveyor.service.retry import RetryPolicy, WriteConflict, retry_on_conflict
+from conveyor.store import Store
+from conveyor.store.jobs import Completion, JobFilter, NewJob
+
+T = TypeVar("T")
+
+MAX_LIST_LIMIT = 200
+DEFAULT_POLL_INTERVAL = 1.0
+"""A long-poll looks again this often even without a wake-up: jobs whose run_at (a
+scheduled start or a retry backoff) comes due announce themselves to nobody."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    jobs: list[Job]
+    total: int
+    page: int
+    limit: int
+
+    @property
+    def total_pages(self) -> int:
+        return (self.total + self.limit - 1) // self.limit if self.total else 0
+
+
+@dataclass(frozen=True, slots=True)
+class JobDetail:
+    job: Job
+    steps: list[Step]
+    events: list[Event]
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionOutcome:
+    job_id: UUID
+    job: Job | None
+    error: Exception | None
+
+
+class JobService:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        work_signal: WorkSignal | None = None,
+        retry_policy: RetryPolicy | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        rng: random.Random | None = None,
+        on_conflict_retry: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.jobs = store.jobs
+        self.work_signal = work_signal or WorkSignal()
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.poll_interval = poll_interval
+        self._rng = rng or random.Random()
+        self._on_conflict_retry = on_conflict_retry
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
+        return await retry_on_conflict(
+            operation, self.retry_policy, jitter=self._rng.random, on_retry=self._on_conflict_retry
+        )
+
+    async def require_job(self, workspace_id: UUID, job_id: UUID) -> Job:
+        job = await self.jobs.get_job(workspace_id, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    async def _decide_and_store(
+        self,
+        workspace_id: UUID,
+        job_id: UUID,
+        decide: Callable[[Job], JobChange | None],
+        *,
+        expected_version: int | None = None,
+    ) -> Job:
+        """Decide on a fresh read and compare-and-set, again while others win the race.
+        `decide` returning None means "nothing to do": the job is returned as it is."""
+
+        async def attempt() -> Job:
+            job = await self.require_job(workspace_id, job_id)
+            if expected_version is not None and job.version != expected_version:
+                raise ConcurrentUpdate(
+                    job_id, expected_version=expected_version, current_version=job.version
+                )
+            change = decide(job)
+            if change is None:
+                return job
+            stored = await self.jobs.apply_change(workspace_id, change)
+            if stored is None:
+                raise WriteConflict(job_id)
+            return stored
+
+        try:
+            return await self._retrying(attempt)
+        except WriteConflict:
+            current = await self.require_job(workspace_id, job_id)
+            raise ConcurrentUpdate(
+                job_id,
+                expected_version=expected_version or current.version,
+                current_version=current.version,
+            ) from None
+
+    # -- client use cases ----------------------------------------------------------------
+
+    async def create_job(self, workspace_id: UUID, spec: JobSpec, actor: str) -> tuple[Job, bool]:
+        """Create one job; the bool is False when its idempotency key returned an old one."""
+        [outcome] = await self.create_jobs(workspace_id, [spec], actor)
+        return outcome
+
+    async def create_jobs(
+        self, workspace_id: UUID, specs: Sequence[JobSpec], actor: str
+    ) -> list[tuple[Job, bool]]:
+        """Create jobs in one transaction: each row, its first events and its place in the
+        queue (status QUEUED) commit together or not at all."""
+        for spec in specs:
+            spec.validate()
+        new_jobs = [
+            NewJob(uuid7(), spec, rules.decide_creation_events(spec, actor)) for spec in specs
+        ]
+        results = await self._retrying(lambda: self.jobs.insert_jobs(workspace_id, new_jobs))
+        if any(created and job.status == JobStatus.QUEUED for job, created in results):
+            self.work_signal.notify(workspace_id)
+        return results
+
+    async def get_job(self, workspace_id: UUID, job_id: UUID) -> Job:
+        return await self.require_job(workspace_id, job_id)
+
+    async def get_job_detail(
+        self, workspace_id: UUID, job_id: UUID, *, event_limit: int = 1000
+    ) -> JobDetail:
+        job = await self.require_job(workspace_id, job_id)
+        steps = await self.jobs.list_steps(job_id)
+        job_events = await self.jobs.list_events(job_id, after_seq=0, limit=event_limit)
+        return JobDetail(job, steps, job_events)
+
+    async def list_jobs(
+        self, workspace_id: UUID, job_filter: JobFilter, *, page: int, limit: int
+    ) -> Page:
+        limit = max(1, min(limit, MAX_LIST_LIMIT))
+        page = max(1, page)
+        found, total = await self.jobs.list_jobs(
+            workspace_id, job_filter, offset=(page - 1) * limit, limit=limit
+        )
+        return Page(found, total, page, limit)
+
+    async def cancel_job(
+        self, workspace_id: UUID, job_id: UUID, actor: str, reason: str | None = None
+    ) -> Job:
+        return await self._decide_and_store(
+            workspace_id, job_id, lambda job: rules.decide_cancel(job, actor, reason)
+        )
+
+    async def retry_job(
+        self, workspace_id: UUID, job_id: UUID, actor: str, idempotency_key: str | None = None
+    ) -> tuple[Job, bool]:
+        """A new job with the failed (or cancelled) job's type, priority and payload: the
+        input it was given, never the result it produced."""
+        old = await self.require_job(workspace_id, job_id)
+        if old.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise JobConflict(
+                old.id,
+                f"only FAILED or CANCELLED jobs can be retried; job {old.id} is {old.status.value}",
+                current_version=old.version,
+            )
+        spec = JobSpec(
+            type=old.type,
+            payload=old.payload,
+            priority=old.priority,
+            agent_task_id=old.agent_task_id,
+            max_attempts=old.max_attempts,
+            idempotency_key=idempotency_key,
+            retry_backoff_seconds=old.retry_backoff_seconds,
+            retry_backoff_max_seconds=old.retry_backoff_max_seconds,
+            retry_of=old.id,
+        )
+        return await self.create_job(workspace_id, spec, actor)
+
+    async def change_status(
+        self,
+        workspace_id: UUID,
+        job_id: UUID,
+        target: JobStatus,
+        *,
+        actor: str,
+        expected_version: int | None = None,
+        lease_id: UUID | None = None,
+        worker_id: str | None = None,
+        lease_seconds: float = 60.0,
+        result: JsonValue = None,
+        error: str | None = None,
+        reason: str | None = None,
+    ) -> Job:
+        """Move a job to a status by name, through the same decisions the named routes use."""
+        new_lease_id = uuid4()
+        job = await self._decide_and_store(
+            workspace_id,
+            job_id,
+            lambda job: (
+                None
+                if target == JobStatus.COMPLETED and rules.is_repeat_completion(job, result)
+                else rules.decide_status_request(
+                    job,
+                    target,
+                    actor=actor,
+                    lease_id=lease_id,
+                    worker_id=worker_id,
+                    new_lease_id=new_lease_id,
+                    lease_seconds=lease_seconds,
+                    result=result,
+                    error=error,
+                    reason=reason,
+                )
+            ),
+            expected_version=expected_version,
+        )
+        if job.status == JobStatus.QUEUED:
+            self.work_signal.notify(workspace_id)
+        return job
+
+    # -- worker use cases ----------------------------------------------------------------
+
+    async def claim_jobs(
+        self,
+        workspace_id: UUID,
+        *,
+        types: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
+        worker_id: str,
+        actor: str,
+        wait_seconds: float = 0.0,
+    ) -> list[Job]:
+        """Claim up to `limit` jobs; with `wait_seconds`, wait that long for some to come."""
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            # Watch before looking, so a job queued between the look and the wait wakes us.
+            with self.work_signal.watch(workspace_id) as woken:
+                claimed = await self._retrying(
+                    lambda: self.jobs.claim_jobs(
+                        workspace_id,
+                        types=types,
+                        limit=limit,
+                        lease_seconds=lease_seconds,
+                        worker_id=worker_id,
+                        actor=actor,
+                    )
+                )
+                remaining = deadline - time.monotonic()
+                if claimed or remaining <= 0:
+                    return claimed
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), min(remaining, self.poll_interval))
+
+    async def heartbeat(
+        self, workspace_id: UUID, job_id: UUID, lease_id: UUID, lease_seconds: float
+    ) -> Job:
+        async def attempt() -> Job:
+            job = await self.jobs.extend_lease(workspace_id, job_id, lease_id, lease_seconds)
+            if job is not None:
+                return job
+            await self._explain_report_miss(workspace_id, job_id, lease_id)
+            raise WriteConflict(job_id)
+
+        return await self._retrying(attempt)
+
+    async def _explain_report_miss(
+        self, workspace_id: UUID, job_id: UUID, lease_id: UUID | None
+    ) -> None:
+        """A guarded report missed: raise what the domain says about the job as it is now.
+        Returning means the job would accept the report after all (it changed in between),
+        and the caller tries again."""
+        job = await self.require_job(workspace_id, job_id)
+        rules.ensure_lease(job, lease_id)
+
+    async def complete_job(
+        self, workspace_id: UUID, job_id: UUID, lease_id: UUID, result: JsonValue, actor: str
+    ) -> Job:
+        [outcome] = await self.complete_jobs(
+            workspace_id, [Completion(job_id, lease_id, result)], actor
+        )
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.job is not None
+        return outcome.job
+
+    async def complete_jobs(
+        self, workspace_id: UUID, completions: Sequence[Completion], actor: str
+    ) -> list[CompletionOutcome]:
+        """Complete many jobs in one statement; each outcome says what became of one."""
+        done = await self._retrying(
+            lambda: self.jobs.complete_jobs(workspace_id, completions, actor)
+        )
+        by_id = {job.id: job for job in done}
+        outcomes = []
+        for completion in completions:
+            job = by_id.get(completion.job_id)
+            if job is not None:
+                outcomes.append(CompletionOutcome(completion.job_id, job, None))
+                continue
+            try:
+                job = await self._complete_on_fresh_read(workspace_id, completion, actor)
+                outcomes.append(CompletionOutcome(completion.job_id, job, None))
+            except (JobConflict, JobNotFound) as error:
+                outcomes.append(CompletionOutcome(completion.job_id, None, error))
+        return outcomes
+
+    async def _complete_on_fresh_read(
+        self, workspace_id: UUID, completion: Completion, actor: str
+    ) -> Job:
+        """The guarded completion missed: a repeat of the same result is fine, anything
+        else is explained by the domain (lease lost, different result, not found)."""
+
+        def decide(job: Job) -> JobChange | None:
+            if rules.is_repeat_completion(job, completion.result):
+                return None
+            return rules.decide_completion(job, completion.lease_id, completion.result, actor)
+
+        return await self._decide_and_store(workspace_id, completion.job_id, decide)
+
+    async def fail_job(
+        self,
+        workspace_id: UUID,
+        job_id: UUID,
+        lease_id: UUID,
+        error: str,
+        *,
+        retryable: bool,
+        actor: str,
+    ) -> Job:
+        job = await self._decide_and_store(
+            workspace_id,
+            job_id,
+            lambda job: rules.decide_failure(
+                job,
+                lease_id,
+                error,
+                retryable=retryable,
+                jitter=self._rng.random(),
+                actor=actor,
+            ),
+        )
+        if job.status == JobStatus.QUEUED:
+            self.work_signal.notify(workspace_id)
+        return job
+
+    async def report_progress(
+        self,
+        workspace_id: UUID,
+        job_id: UUID,
+        *,
+        percent: int,
+        actor: str,
+        lease_id: UUID | None = None,
+        message: str | None = None,
+        allow_decrease: bool = False,
+    ) -> Job:
+        return await self._decide_and_store(
+            workspace_id,
+            job_id,
+            lambda job: rules.decide_progress(
+                job,
+                lease_id=lease_id,
+                percent=percent,
+                message=message,
+                allow_decrease=allow_decrease,
+                actor=actor,
+            ),
+        )
+
+    async def append_event(
+        self,
+        workspace_id: UUID,
+        job_id: UUID,
+        *,
+        event_type: str,
+        payload: JsonValue,
+        actor: str,
+        lease_id: UUID | None = None,
+        step_id: UUID | None = None,
+    ) -> Event:
+        validate_custom_event_type(event_type)
+        if step_id is not None and await self.jobs.get_step(job_id, step_id) is None:
+            raise StepNotFound(step_id)
+        event = NewEvent(event_type, actor, payload, step_id)
+
+        async def attempt() -> Event:
+            written = await self.jobs.append_events(
+                workspace_id,
+                job_id,
+                lease_id=lease_id,
+                reportable=rules.reportable_statuses(lease_id),
+                new_events=[event],
+            )
+            if written is not None:
+                return written[0]
+            await self._explain_report_miss(workspace_id, job_id, lease_id)
+            raise WriteConflict(job_id)
+
+        return await self._retrying(attempt)
+
+    async def add_step(
+        self,
+        workspace_id: UUID,
+        job_id: UUID,
+        *,
+        name: str,
+        phase: StepPhase,
+        step_type: StepType,
+        status: StepStatus,
+        actor: str,
+        lease_id: UUID | None = None,
+    ) -> Step:
+        async def attempt() -> Step:
+            added = await self.jobs.insert_step(
+                workspace_id,
+                job_id,
+                lease_id=lease_id,
+                reportable=rules.reportable_statuses(lease_id),
+                name=name,
+                phase=phase,
+                step_type=step_type,
+                decide=lambda step_id, ordinal: decide_new_step(
+                    step_id, name, ordinal, status, actor
+                ),
+            )
+            if added is not None:
+                return added[0]
+            await self._explain_report_miss(workspace_id, job_id, lease_id)
+            raise WriteConflict(job_id)
+
+        return await self._retrying(attempt)
+
+    async def update_step(
+        self,
+        workspace_id: UUID,
+        job_id: UUID,
+        step_id: UUID,
+        *,
+        actor: str,
+        lease_id: UUID | None = None,
+        status: StepStatus | None = None,
+        output: str | None = None,
+        output_stream: str = "stdout",
+        tokens_input: int | None = None,
+        tokens_output: int | None = None,
+        duration_ms: int | None = None,
+        progress_percent: int | None = None,
+        message: str | None = None,
+    ) -> Step:
+        async def attempt() -> Step:
+            updated = await self.jobs.update_step(
+                workspace_id,
+                job_id,
+                step_id,
+                lease_id=lease_id,
+                reportable=rules.reportable_statuses(lease_id),
+                decide=lambda step: decide_step_update(
+                    step,
+                    actor=actor,
+                    status=status,
+                    output=output,
+                    output_stream=output_stream,
+                    tokens_input=tokens_input,
+                    tokens_output=tokens_output,
+                    duration_ms=duration_ms,
+                    progress_percent=progress_percent,
+                    message=message,
+                ),
+            )
+            if updated is not None:
+                return updated[0]
+            await self._explain_report_miss(workspace_id, job_id, lease_id)
+            raise WriteConflict(job_id)
+
+        return await self._retrying(attempt)
+
+    async def list_steps(self, workspace_id: UUID, job_id: UUID) -> list[Step]:
+        await self.require_job(workspace_id, job_id)
+        return await self.jobs.list_steps(job_id)
+
+    async def list_events(
+        self, workspace_id: UUID, job_id: UUID, *, after_seq: int = 0, limit: int = 1000
+    ) -> list[Event]:
+        await self.require_job(workspace_id, job_id)
+        return await self.jobs.list_events(job_id, after_seq=after_seq, limit=limit)
+
+    # -- the reaper ----------------------------------------------------------------------
+
+    async def expire_leases(self, *, limit: int = 100) -> list[Job]:
+        """Take back jobs whose worker stopped heartbeating: queue them again, or fail them
+        when their attempts are spent. Safe with any number of reapers at once: each change
+        is a compare-and-set, so a job is taken back once and a lease extended in the
+        meantime is left alone."""
+        expired = await self.jobs.find_expired_leases(limit)
+        reclaimed = []
+        for job in expired:
+            change = rules.decide_lease_expiry(job, jitter=self._rng.random())
+            stored = await self.jobs.apply_change(job.workspace_id, change)
+            if stored is None:
+                continue  # completed, cancelled, extended or reaped by someone else first
+            reclaimed.append(stored)
+            if stored.status == JobStatus.QUEUED:
+                self.work_signal.notify(stored.workspace_id)
+        return reclaimed

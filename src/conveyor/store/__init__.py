@@ -1,0 +1,44 @@
+"""The store: schema, migrations and queries for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from conveyor.store.connection import Database
+from conveyor.store.jobs import JobStore
+from conveyor.store.urls import DatabaseURL
+from conveyor.store.workspaces import WorkspaceStore
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    url: DatabaseURL
+    database: Database
+    jobs: JobStore
+    workspaces: WorkspaceStore
+
+    async def close(self) -> None:
+        await self.database.close()
+
+
+async def open_store(
+    url: DatabaseURL,
+    *,
+    pool_size: int = 10,
+    sqlite_synchronous: str = "FULL",
+) -> Store:
+    """Connect to the database at `url` (already migrated)."""
+    if url.kind == "sqlite":
+        from conveyor.store.sqlite import SqliteDatabase, Synchronous
+
+        assert sqlite_synchronous in ("OFF", "NORMAL", "FULL", "EXTRA")
+        level: Synchronous = sqlite_synchronous  # type: ignore[assignment]
+        sqlite = SqliteDatabase(url.sqlite_path, synchronous=level)
+        await sqlite.open()
+        return Store(url, sqlite, JobStore(sqlite), WorkspaceStore(sqlite))
+    from conveyor.store.postgres import PostgresDatabase
+    from conveyor.store.postgres_jobs import PostgresJobStore
+
+    postgres = PostgresDatabase(url.url, max_size=pool_size)
+    await postgres.open()
+    return Store(url, postgres, PostgresJobStore(postgres), WorkspaceStore(postgres))

@@ -1,0 +1,116 @@
+"""The connector: the small interface the store talks to, and the SQL fragments that differ
+between SQLite and PostgreSQL. Each driver (`sqlite.py`, `postgres.py`) implements it.
+
+Queries are written once with `:name` parameters; a driver rewrites them for its client
+library (asyncpg wants `$1`, sqlite3 takes `:name` as is) and encodes values it cannot
+bind natively (SQLite has no UUID, timestamp, array or JSON type).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from conveyor.domain.events import JsonValue
+
+
+class TransientDatabaseError(Exception):
+    """A write lost a race the database settled for us (deadlock, serialization failure,
+    a lock held too long). Trying again is the right answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Json:
+    """Marks a parameter as a JSON document (a bare str could be text or a JSON string)."""
+
+    value: JsonValue
+
+
+class Row(Protocol):
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+Params = Mapping[str, Any]
+
+
+class Connection(Protocol):
+    async def fetch(self, sql: str, params: Params | None = None) -> list[Row]: ...
+
+    async def fetchrow(self, sql: str, params: Params | None = None) -> Row | None: ...
+
+    async def execute(self, sql: str, params: Params | None = None) -> None: ...
+
+
+class Dialect(abc.ABC):
+    """The SQL fragments and value conversions that differ between databases."""
+
+    name: str
+
+    @property
+    @abc.abstractmethod
+    def now(self) -> str:
+        """An SQL expression for the database's clock."""
+
+    @abc.abstractmethod
+    def now_plus(self, seconds_param: str) -> str:
+        """An SQL expression for the database's clock plus `:seconds_param` seconds."""
+
+    @abc.abstractmethod
+    def seconds_since(self, column: str) -> str:
+        """An SQL expression for the seconds from timestamp `column` to the clock."""
+
+    @abc.abstractmethod
+    def in_list(self, column: str, param: str) -> str:
+        """An SQL condition: `column` is one of the values in the list bound to `:param`."""
+
+    @abc.abstractmethod
+    def uuid(self, value: Any) -> UUID: ...
+
+    @abc.abstractmethod
+    def timestamp(self, value: Any) -> datetime: ...
+
+    @abc.abstractmethod
+    def json(self, value: Any) -> JsonValue: ...
+
+    def optional_uuid(self, value: Any) -> UUID | None:
+        return None if value is None else self.uuid(value)
+
+    def optional_timestamp(self, value: Any) -> datetime | None:
+        return None if value is None else self.timestamp(value)
+
+    def optional_json(self, value: Any) -> JsonValue:
+        return None if value is None else self.json(value)
+
+
+class Database(abc.ABC):
+    """A pool of connections to one database."""
+
+    dialect: Dialect
+
+    @abc.abstractmethod
+    def read(self) -> AsyncIteratorContext:
+        """A connection for reads; each statement sees committed data."""
+
+    @abc.abstractmethod
+    def write(self) -> AsyncIteratorContext:
+        """A connection for writes that are each one statement (their own transaction)."""
+
+    @abc.abstractmethod
+    def transaction(self) -> AsyncIteratorContext:
+        """A write transaction holding the database's write lock or row locks as it goes:
+        BEGIN IMMEDIATE on SQLite, BEGIN (READ COMMITTED) on PostgreSQL."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        async with self.read() as connection:
+            await connection.fetchrow("SELECT 1 AS ok")
+
+
+AsyncIteratorContext = AbstractAsyncContextManager[Connection]

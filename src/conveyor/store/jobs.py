@@ -1,0 +1,753 @@
+"""Jobs, steps and events in the database.
+
+Every write is guarded in SQL: a decision's change is stored only if the job still has
+the version and a status the decision was made on (`apply_change`), a worker's report
+only if its lease is still the job's (`complete_jobs`, `extend_lease`, `append_events`).
+A guarded write that misses returns None and the service finds out why on a fresh read.
+
+Each event gets the job's next `seq` in the same transaction as the change it records:
+`last_event_seq` on the job row is bumped by the guarded UPDATE, whose row lock makes
+the numbering gap-free under any concurrency.
+
+This module holds the SQL that runs on both databases; `PostgresJobStore` replaces the
+hot paths with single statements (data-modifying CTEs) that SQLite does not have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+from uuid import UUID, uuid4
+
+from conveyor.domain.errors import StepNotFound
+from conveyor.domain.events import Event, JsonValue, NewEvent
+from conveyor.domain.jobs import Job, JobChange, JobSpec, JobStatus, completion_event, start_event
+from conveyor.domain.steps import Step, StepChange, StepPhase, StepStatus, StepType
+from conveyor.ids import uuid7
+from conveyor.store.connection import Connection, Database, Json, Row
+
+JOB_COLUMNS: Final = (
+    "id, workspace_id, type, status, priority, payload, result, error, progress_percent, "
+    "agent_task_id, attempt, max_attempts, run_at, idempotency_key, worker_id, lease_id, "
+    "lease_expires_at, retry_of, retry_backoff_seconds, retry_backoff_max_seconds, "
+    "created_at, started_at, completed_at, updated_at, version, last_event_seq"
+)
+STEP_COLUMNS: Final = (
+    "id, job_id, ordinal, name, phase, type, status, started_at, completed_at, duration_ms, "
+    "tokens_input, tokens_output, output"
+)
+EVENT_COLUMNS: Final = "id, job_id, workspace_id, seq, step_id, type, actor, payload, created_at"
+
+# Columns a JobChange may set, and which of them hold JSON. Column names are spliced into
+# SQL, so only these are accepted.
+CHANGEABLE_JOB_COLUMNS: Final = frozenset(
+    {
+        "result",
+        "error",
+        "progress_percent",
+        "attempt",
+        "worker_id",
+        "lease_id",
+        "lease_expires_at",
+        "run_at",
+        "started_at",
+        "completed_at",
+    }
+)
+CHANGEABLE_STEP_COLUMNS: Final = frozenset(
+    {
+        "status",
+        "output",
+        "tokens_input",
+        "tokens_output",
+        "duration_ms",
+        "started_at",
+        "completed_at",
+    }
+)
+JSON_COLUMNS: Final = frozenset({"payload", "result"})
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    id: UUID
+    spec: JobSpec
+    events: tuple[NewEvent, ...]
+
+    @property
+    def status(self) -> JobStatus:
+        return JobStatus.PENDING if self.spec.hold else JobStatus.QUEUED
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    job_id: UUID
+    lease_id: UUID
+    result: JsonValue
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    statuses: frozenset[JobStatus] = frozenset()
+    type: str | None = None
+    agent_task_id: str | None = None
+    id_prefix: str | None = None
+
+
+class JobStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.dialect = database.dialect
+        self._insert_job_sql = self._build_insert_job_sql()
+        self.on_committed: Callable[[Sequence[Event]], None] | None = None
+        """Told of every event this store commits, right after the commit (the in-process
+        event bus listens here; PostgreSQL instead announces events with NOTIFY)."""
+
+    def _published(self, written: Sequence[Event]) -> None:
+        if written and self.on_committed is not None:
+            self.on_committed(written)
+
+    # -- decoding ------------------------------------------------------------------------
+
+    def job_from_row(self, row: Row) -> Job:
+        d = self.dialect
+        return Job(
+            id=d.uuid(row["id"]),
+            workspace_id=d.uuid(row["workspace_id"]),
+            type=row["type"],
+            status=JobStatus(row["status"]),
+            priority=row["priority"],
+            payload=d.json(row["payload"]),
+            result=d.optional_json(row["result"]),
+            error=row["error"],
+            progress_percent=row["progress_percent"],
+            agent_task_id=row["agent_task_id"],
+            attempt=row["attempt"],
+            max_attempts=row["max_attempts"],
+            run_at=d.timestamp(row["run_at"]),
+            idempotency_key=row["idempotency_key"],
+            worker_id=row["worker_id"],
+            lease_id=d.optional_uuid(row["lease_id"]),
+            lease_expires_at=d.optional_timestamp(row["lease_expires_at"]),
+            retry_of=d.optional_uuid(row["retry_of"]),
+            retry_backoff_seconds=row["retry_backoff_seconds"],
+            retry_backoff_max_seconds=row["retry_backoff_max_seconds"],
+            created_at=d.timestamp(row["created_at"]),
+            started_at=d.optional_timestamp(row["started_at"]),
+            completed_at=d.optional_timestamp(row["completed_at"]),
+            updated_at=d.timestamp(row["updated_at"]),
+            version=row["version"],
+            last_event_seq=row["last_event_seq"],
+        )
+
+    def step_from_row(self, row: Row) -> Step:
+        d = self.dialect
+        return Step(
+            id=d.uuid(row["id"]),
+            job_id=d.uuid(row["job_id"]),
+            ordinal=row["ordinal"],
+            name=row["name"],
+            phase=StepPhase(row["phase"]),
+            type=StepType(row["type"]),
+            status=StepStatus(row["status"]),
+            started_at=d.optional_timestamp(row["started_at"]),
+            completed_at=d.optional_timestamp(row["completed_at"]),
+            duration_ms=row["duration_ms"],
+            tokens_input=row["tokens_input"],
+            tokens_output=row["tokens_output"],
+            output=row["output"],
+        )
+
+    def event_from_row(self, row: Row) -> Event:
+        d = self.dialect
+        return Event(
+            id=row["id"],
+            job_id=d.uuid(row["job_id"]),
+            workspace_id=d.uuid(row["workspace_id"]),
+            seq=row["seq"],
+            step_id=d.optional_uuid(row["step_id"]),
+            type=row["type"],
+            actor=row["actor"],
+            payload=d.json(row["payload"]),
+            timestamp=d.timestamp(row["created_at"]),
+        )
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get_job(self, workspace_id: UUID, job_id: UUID) -> Job | None:
+        async with self.database.read() as connection:
+            row = await connection.fetchrow(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = :job_id AND workspace_id = :ws",
+                {"job_id": job_id, "ws": workspace_id},
+            )
+        return None if row is None else self.job_from_row(row)
+
+    async def get_jobs(self, workspace_id: UUID, job_ids: Sequence[UUID]) -> dict[UUID, Job]:
+        if not job_ids:
+            return {}
+        async with self.database.read() as connection:
+            rows = await connection.fetch(
+                f"SELECT {JOB_COLUMNS} FROM jobs "
+                f"WHERE workspace_id = :ws AND {self.dialect.in_list('id', 'ids')}",
+                {"ws": workspace_id, "ids": list(job_ids)},
+            )
+        jobs = (self.job_from_row(row) for row in rows)
+        return {job.id: job for job in jobs}
+
+    async def list_jobs(
+        self, workspace_id: UUID, job_filter: JobFilter, *, offset: int, limit: int
+    ) -> tuple[list[Job], int]:
+        conditions = ["workspace_id = :ws"]
+        params: dict[str, Any] = {"ws": workspace_id}
+        if job_filter.statuses:
+            conditions.append(self.dialect.in_list("status", "statuses"))
+            params["statuses"] = sorted(job_filter.statuses)
+        if job_filter.type is not None:
+            conditions.append("type = :type")
+            params["type"] = job_filter.type
+        if job_filter.agent_task_id is not None:
+            conditions.append("agent_task_id = :agent_task_id")
+            params["agent_task_id"] = job_filter.agent_task_id
+        if job_filter.id_prefix:
+            conditions.append("CAST(id AS TEXT) LIKE :id_prefix")
+            params["id_prefix"] = job_filter.id_prefix.lower() + "%"
+        where = " AND ".join(conditions)
+        async with self.database.read() as connection:
+            total_row = await connection.fetchrow(
+                f"SELECT count(*) AS total FROM jobs WHERE {where}", params
+            )
+            rows = await connection.fetch(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} "
+                "ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset",
+                {**params, "limit": limit, "offset": offset},
+            )
+        total = int(total_row["total"]) if total_row is not None else 0
+        return [self.job_from_row(row) for row in rows], total
+
+    async def list_steps(self, job_id: UUID) -> list[Step]:
+        async with self.database.read() as connection:
+            rows = await connection.fetch(
+                f"SELECT {STEP_COLUMNS} FROM steps WHERE job_id = :job_id ORDER BY ordinal",
+                {"job_id": job_id},
+            )
+        return [self.step_from_row(row) for row in rows]
+
+    async def get_step(self, job_id: UUID, step_id: UUID) -> Step | None:
+        async with self.database.read() as connection:
+            row = await connection.fetchrow(
+                f"SELECT {STEP_COLUMNS} FROM steps WHERE id = :step_id AND job_id = :job_id",
+                {"step_id": step_id, "job_id": job_id},
+            )
+        return None if row is None else self.step_from_row(row)
+
+    async def list_events(self, job_id: UUID, *, after_seq: int, limit: int) -> list[Event]:
+        async with self.database.read() as connection:
+            rows = await connection.fetch(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE job_id = :job_id AND seq > :after "
+                "ORDER BY seq LIMIT :limit",
+                {"job_id": job_id, "after": after_seq, "limit": limit},
+            )
+        return [self.event_from_row(row) for row in rows]
+
+    async def list_workspace_events(
+        self, workspace_id: UUID, *, after_id: int, limit: int
+    ) -> list[Event]:
+        async with self.database.read() as connection:
+            rows = await connection.fetch(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE workspace_id = :ws AND id > :after "
+                "ORDER BY id LIMIT :limit",
+                {"ws": workspace_id, "after": after_id, "limit": limit},
+            )
+        return [self.event_from_row(row) for row in rows]
+
+    async def find_expired_leases(self, limit: int) -> list[Job]:
+        async with self.database.read() as connection:
+            rows = await connection.fetch(
+                f"SELECT {JOB_COLUMNS} FROM jobs "
+                f"WHERE status = 'RUNNING' AND lease_expires_at < {self.dialect.now} "
+                "ORDER BY lease_expires_at LIMIT :limit",
+                {"limit": limit},
+            )
+        return [self.job_from_row(row) for row in rows]
+
+    async def count_jobs(
+        self, workspace_id: UUID | None = None
+    ) -> list[tuple[UUID, str, str, int]]:
+        """(workspace, type, status, count) for every group that has jobs."""
+        where = "" if workspace_id is None else "WHERE workspace_id = :ws"
+        async with self.database.read() as connection:
+            rows = await connection.fetch(
+                f"SELECT workspace_id, type, status, count(*) AS n FROM jobs {where} "
+                "GROUP BY workspace_id, type, status",
+                {} if workspace_id is None else {"ws": workspace_id},
+            )
+        return [
+            (self.dialect.uuid(row["workspace_id"]), row["type"], row["status"], int(row["n"]))
+            for row in rows
+        ]
+
+    # -- create --------------------------------------------------------------------------
+
+    async def insert_jobs(
+        self, workspace_id: UUID, new_jobs: Sequence[NewJob]
+    ) -> list[tuple[Job, bool]]:
+        """Insert jobs with their first events, all or nothing. A job whose idempotency key
+        the workspace already has is not inserted: the existing job comes back instead,
+        with False. The result follows the order of `new_jobs`."""
+        created: dict[UUID, Job] = {}
+        written: list[Event] = []
+        async with self.database.transaction() as connection:
+            for new_job in new_jobs:
+                row = await connection.fetchrow(
+                    self._insert_job_sql, self._job_values(workspace_id, new_job)
+                )
+                if row is None:
+                    continue
+                job = self.job_from_row(row)
+                created[job.id] = job
+                written += await self._insert_events(
+                    connection, job.id, workspace_id, 0, new_job.events
+                )
+        self._published(written)
+        return await self._with_existing(workspace_id, new_jobs, created)
+
+    async def _with_existing(
+        self, workspace_id: UUID, new_jobs: Sequence[NewJob], created: dict[UUID, Job]
+    ) -> list[tuple[Job, bool]]:
+        missing_keys = [
+            new_job.spec.idempotency_key
+            for new_job in new_jobs
+            if new_job.id not in created and new_job.spec.idempotency_key is not None
+        ]
+        existing: dict[str, Job] = {}
+        if missing_keys:
+            async with self.database.read() as connection:
+                rows = await connection.fetch(
+                    f"SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = :ws "
+                    f"AND {self.dialect.in_list('idempotency_key', 'keys')}",
+                    {"ws": workspace_id, "keys": missing_keys},
+                )
+            for row in rows:
+                job = self.job_from_row(row)
+                assert job.idempotency_key is not None
+                existing[job.idempotency_key] = job
+        results: list[tuple[Job, bool]] = []
+        for new_job in new_jobs:
+            if new_job.id in created:
+                results.append((created[new_job.id], True))
+            else:
+                key = new_job.spec.idempotency_key
+                assert key is not None, "an insert without an idempotency key cannot clash"
+                assert key in existing, "the clashing job must exist"
+                results.append((existing[key], False))
+        return results
+
+    def _build_insert_job_sql(self) -> str:
+        now = self.dialect.now
+        return (
+            "INSERT INTO jobs (id, workspace_id, type, status, priority, payload, result, error, "
+            "progress_percent, agent_task_id, attempt, max_attempts, run_at, idempotency_key, "
+            "worker_id, lease_id, lease_expires_at, retry_of, retry_backoff_seconds, "
+            "retry_backoff_max_seconds, created_at, started_at, completed_at, updated_at, "
+            "version, last_event_seq, last_step_ordinal) "
+            "VALUES (:id, :ws, :type, :status, :priority, :payload, NULL, NULL, 0, "
+            f":agent_task_id, 1, :max_attempts, COALESCE(:run_at, {now}), :idempotency_key, "
+            "NULL, NULL, NULL, :retry_of, :retry_backoff_seconds, :retry_backoff_max_seconds, "
+            f"{now}, NULL, NULL, {now}, 1, :event_count, 0) "
+            "ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
+            f"DO NOTHING RETURNING {JOB_COLUMNS}"
+        )
+
+    def _job_values(self, workspace_id: UUID, new_job: NewJob) -> dict[str, Any]:
+        spec = new_job.spec
+        return {
+            "id": new_job.id,
+            "ws": workspace_id,
+            "type": spec.type,
+            "status": new_job.status.value,
+            "priority": spec.priority,
+            "payload": Json(spec.payload),
+            "agent_task_id": spec.agent_task_id,
+            "max_attempts": spec.max_attempts,
+            "run_at": spec.run_at,
+            "idempotency_key": spec.idempotency_key,
+            "retry_of": spec.retry_of,
+            "retry_backoff_seconds": spec.retry_backoff_seconds,
+            "retry_backoff_max_seconds": spec.retry_backoff_max_seconds,
+            "event_count": len(new_job.events),
+        }
+
+    async def _insert_events(
+        self,
+        connection: Connection,
+        job_id: UUID,
+        workspace_id: UUID,
+        last_seq_before: int,
+        new_events: Sequence[NewEvent],
+    ) -> list[Event]:
+        inserted = []
+        for offset, event in enumerate(new_events, start=1):
+            row = await connection.fetchrow(
+                "INSERT INTO events (job_id, workspace_id, seq, step_id, type, actor, payload, "
+                f"created_at) VALUES (:job_id, :ws, :seq, :step_id, :type, :actor, :payload, "
+                f"{self.dialect.now}) RETURNING {EVENT_COLUMNS}",
+                {
+                    "job_id": job_id,
+                    "ws": workspace_id,
+                    "seq": last_seq_before + offset,
+                    "step_id": event.step_id,
+                    "type": event.type,
+                    "actor": event.actor,
+                    "payload": Json(event.payload),
+                },
+            )
+            assert row is not None
+            inserted.append(self.event_from_row(row))
+        return inserted
+
+    # -- guarded changes -----------------------------------------------------------------
+
+    def _change_sql(self, workspace_id: UUID, change: JobChange) -> tuple[str, dict[str, Any]]:
+        """The compare-and-set UPDATE for a decision: same version, allowed status."""
+        unknown = (set(change.values) | change.stamp | set(change.delay)) - CHANGEABLE_JOB_COLUMNS
+        assert not unknown, f"a JobChange may not set {sorted(unknown)}"
+        now = self.dialect.now
+        assignments = []
+        params: dict[str, Any] = {
+            "job_id": change.job_id,
+            "ws": workspace_id,
+            "expected_version": change.expected_version,
+            "allowed": sorted(change.allowed_sources),
+            "event_count": len(change.events),
+        }
+        if change.target is not None:
+            assignments.append("status = :status")
+            params["status"] = change.target.value
+        for column, value in sorted(change.values.items()):
+            assignments.append(f"{column} = :set_{column}")
+            params[f"set_{column}"] = Json(value) if column in JSON_COLUMNS else value
+        for column in sorted(change.stamp):
+            assignments.append(f"{column} = {now}")
+        for column, seconds in sorted(change.delay.items()):
+            assignments.append(f"{column} = {self.dialect.now_plus('delay_' + column)}")
+            params[f"delay_{column}"] = seconds
+        assignments += [
+            "version = version + 1",
+            f"updated_at = {now}",
+            "last_event_seq = last_event_seq + :event_count",
+        ]
+        lease_guard = f" AND lease_expires_at < {now}" if change.only_if_lease_expired else ""
+        sql = (
+            f"UPDATE jobs SET {', '.join(assignments)} "
+            "WHERE id = :job_id AND workspace_id = :ws AND version = :expected_version "
+            f"AND {self.dialect.in_list('status', 'allowed')}{lease_guard} "
+            f"RETURNING {JOB_COLUMNS}"
+        )
+        return sql, params
+
+    async def apply_change(self, workspace_id: UUID, change: JobChange) -> Job | None:
+        """Store a decision if the job is still as it was decided on; else None."""
+        sql, params = self._change_sql(workspace_id, change)
+        async with self.database.transaction() as connection:
+            row = await connection.fetchrow(sql, params)
+            if row is None:
+                return None
+            job = self.job_from_row(row)
+            written = await self._insert_events(
+                connection,
+                job.id,
+                workspace_id,
+                job.last_event_seq - len(change.events),
+                change.events,
+            )
+        self._published(written)
+        return job
+
+    async def claim_jobs(
+        self,
+        workspace_id: UUID,
+        *,
+        types: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
+        worker_id: str,
+        actor: str,
+    ) -> list[Job]:
+        """Move up to `limit` of the most urgent claimable jobs to RUNNING under new leases.
+
+        On SQLite the write transaction holds the only write lock, so the pick and the
+        update cannot interleave with another claim."""
+        type_condition = "" if types is None else "AND " + self.dialect.in_list("type", "types")
+        now = self.dialect.now
+        claimed: list[Job] = []
+        written: list[Event] = []
+        async with self.database.transaction() as connection:
+            rows = await connection.fetch(
+                f"SELECT id FROM jobs WHERE workspace_id = :ws AND status = 'QUEUED' "
+                f"AND run_at <= {now} {type_condition} "
+                "ORDER BY priority, run_at, id LIMIT :limit",
+                {"ws": workspace_id, "types": list(types or ()), "limit": limit},
+            )
+            for row in rows:
+                updated = await connection.fetchrow(
+                    "UPDATE jobs SET status = 'RUNNING', worker_id = :worker_id, "
+                    f"lease_id = :lease_id, lease_expires_at = {self.dialect.now_plus('lease')}, "
+                    f"started_at = {now}, updated_at = {now}, version = version + 1, "
+                    "last_event_seq = last_event_seq + 1 "
+                    f"WHERE id = :job_id AND status = 'QUEUED' RETURNING {JOB_COLUMNS}",
+                    {
+                        "worker_id": worker_id,
+                        "lease_id": uuid4(),
+                        "lease": lease_seconds,
+                        "job_id": self.dialect.uuid(row["id"]),
+                    },
+                )
+                assert updated is not None, "a picked job changed under the write lock"
+                job = self.job_from_row(updated)
+                written += await self._insert_events(
+                    connection,
+                    job.id,
+                    workspace_id,
+                    job.last_event_seq - 1,
+                    [started_event(job, actor)],
+                )
+                claimed.append(job)
+        self._published(written)
+        return claimed
+
+    async def complete_jobs(
+        self, workspace_id: UUID, completions: Sequence[Completion], actor: str
+    ) -> list[Job]:
+        """Complete every job whose lease is still the one given. Returns those completed;
+        the others are left as they are for the service to explain."""
+        completed: list[Job] = []
+        written: list[Event] = []
+        now = self.dialect.now
+        async with self.database.transaction() as connection:
+            for completion in completions:
+                row = await connection.fetchrow(
+                    "UPDATE jobs SET status = 'COMPLETED', result = :result, "
+                    f"progress_percent = 100, lease_expires_at = NULL, completed_at = {now}, "
+                    f"updated_at = {now}, version = version + 1, "
+                    "last_event_seq = last_event_seq + 1 "
+                    "WHERE id = :job_id AND workspace_id = :ws AND lease_id = :lease_id "
+                    f"AND status = 'RUNNING' RETURNING {JOB_COLUMNS}",
+                    {
+                        "result": Json(completion.result),
+                        "job_id": completion.job_id,
+                        "ws": workspace_id,
+                        "lease_id": completion.lease_id,
+                    },
+                )
+                if row is None:
+                    continue
+                job = self.job_from_row(row)
+                written += await self._insert_events(
+                    connection,
+                    job.id,
+                    workspace_id,
+                    job.last_event_seq - 1,
+                    [completed_event(job, actor)],
+                )
+                completed.append(job)
+        self._published(written)
+        return completed
+
+    async def extend_lease(
+        self, workspace_id: UUID, job_id: UUID, lease_id: UUID, lease_seconds: float
+    ) -> Job | None:
+        """Push a lease's deadline out. Not a change of the job (its version stays), so a
+        heartbeat never makes a client's compare-and-set fail."""
+        async with self.database.write() as connection:
+            row = await connection.fetchrow(
+                f"UPDATE jobs SET lease_expires_at = {self.dialect.now_plus('lease')} "
+                "WHERE id = :job_id AND workspace_id = :ws AND lease_id = :lease_id "
+                f"AND status = 'RUNNING' RETURNING {JOB_COLUMNS}",
+                {
+                    "lease": lease_seconds,
+                    "job_id": job_id,
+                    "ws": workspace_id,
+                    "lease_id": lease_id,
+                },
+            )
+        return None if row is None else self.job_from_row(row)
+
+    def _report_guard(
+        self, lease_id: UUID | None, statuses: frozenset[JobStatus]
+    ) -> tuple[str, dict[str, Any]]:
+        condition = f"{self.dialect.in_list('status', 'allowed')}"
+        params: dict[str, Any] = {"allowed": sorted(statuses)}
+        if lease_id is not None:
+            condition += " AND lease_id = :lease_id"
+            params["lease_id"] = lease_id
+        return condition, params
+
+    async def append_events(
+        self,
+        workspace_id: UUID,
+        job_id: UUID,
+        *,
+        lease_id: UUID | None,
+        reportable: frozenset[JobStatus],
+        new_events: Sequence[NewEvent],
+    ) -> list[Event] | None:
+        """Append events to a job that still accepts reports from this caller; else None."""
+        guard, params = self._report_guard(lease_id, reportable)
+        async with self.database.transaction() as connection:
+            row = await connection.fetchrow(
+                "UPDATE jobs SET last_event_seq = last_event_seq + :event_count "
+                f"WHERE id = :job_id AND workspace_id = :ws AND {guard} RETURNING last_event_seq",
+                {**params, "event_count": len(new_events), "job_id": job_id, "ws": workspace_id},
+            )
+            if row is None:
+                return None
+            last = row["last_event_seq"]
+            written = await self._insert_events(
+                connection, job_id, workspace_id, last - len(new_events), new_events
+            )
+        self._published(written)
+        return written
+
+    # -- steps ---------------------------------------------------------------------------
+
+    async def insert_step(
+        self,
+        workspace_id: UUID,
+        job_id: UUID,
+        *,
+        lease_id: UUID | None,
+        reportable: frozenset[JobStatus],
+        name: str,
+        phase: StepPhase,
+        step_type: StepType,
+        decide: Callable[[UUID, int], StepChange],
+    ) -> tuple[Step, list[Event]] | None:
+        """Add the job's next step. `decide(step_id, ordinal)` returns its StepChange."""
+        guard, params = self._report_guard(lease_id, reportable)
+        step_id = uuid7()
+        async with self.database.transaction() as connection:
+            row = await connection.fetchrow(
+                "UPDATE jobs SET last_step_ordinal = last_step_ordinal + 1 "
+                f"WHERE id = :job_id AND workspace_id = :ws AND {guard} "
+                "RETURNING last_step_ordinal, last_event_seq",
+                {**params, "job_id": job_id, "ws": workspace_id},
+            )
+            if row is None:
+                return None
+            ordinal = row["last_step_ordinal"]
+            change = decide(step_id, ordinal)
+            now = self.dialect.now
+            started = now if "started_at" in change.stamp else "NULL"
+            completed = now if "completed_at" in change.stamp else "NULL"
+            duration = "0" if change.measure_duration else "NULL"
+            step_row = await connection.fetchrow(
+                f"INSERT INTO steps ({STEP_COLUMNS}) VALUES (:id, :job_id, :ordinal, :name, "
+                f":phase, :type, :status, {started}, {completed}, {duration}, NULL, NULL, NULL) "
+                f"RETURNING {STEP_COLUMNS}",
+                {
+                    "id": step_id,
+                    "job_id": job_id,
+                    "ordinal": ordinal,
+                    "name": name,
+                    "phase": phase.value,
+                    "type": step_type.value,
+                    "status": change.values["status"],
+                },
+            )
+            assert step_row is not None
+            written = await self._bump_and_insert_events(
+                connection, workspace_id, job_id, change.events
+            )
+        self._published(written)
+        return self.step_from_row(step_row), written
+
+    async def _bump_and_insert_events(
+        self,
+        connection: Connection,
+        workspace_id: UUID,
+        job_id: UUID,
+        new_events: Sequence[NewEvent],
+    ) -> list[Event]:
+        if not new_events:
+            return []
+        row = await connection.fetchrow(
+            "UPDATE jobs SET last_event_seq = last_event_seq + :n WHERE id = :job_id "
+            "RETURNING last_event_seq",
+            {"n": len(new_events), "job_id": job_id},
+        )
+        assert row is not None
+        return await self._insert_events(
+            connection, job_id, workspace_id, row["last_event_seq"] - len(new_events), new_events
+        )
+
+    async def update_step(
+        self,
+        workspace_id: UUID,
+        job_id: UUID,
+        step_id: UUID,
+        *,
+        lease_id: UUID | None,
+        reportable: frozenset[JobStatus],
+        decide: Callable[[Step], StepChange],
+    ) -> tuple[Step, list[Event]] | None:
+        """Change a step under the job's report guard; `decide(step)` returns the change.
+
+        None when the job no longer accepts this caller's reports. The job row is locked
+        first (by a no-op UPDATE), then the step: the order `insert_step` takes too."""
+        guard, params = self._report_guard(lease_id, reportable)
+        async with self.database.transaction() as connection:
+            row = await connection.fetchrow(
+                "UPDATE jobs SET last_step_ordinal = last_step_ordinal "
+                f"WHERE id = :job_id AND workspace_id = :ws AND {guard} RETURNING id",
+                {**params, "job_id": job_id, "ws": workspace_id},
+            )
+            if row is None:
+                return None
+            step_row = await connection.fetchrow(
+                f"SELECT {STEP_COLUMNS} FROM steps WHERE id = :step_id AND job_id = :job_id",
+                {"step_id": step_id, "job_id": job_id},
+            )
+            if step_row is None:
+                raise StepNotFound(step_id)
+            step = self.step_from_row(step_row)
+            change = decide(step)
+            assignments, values = self._step_assignments(change)
+            if assignments:
+                step_row = await connection.fetchrow(
+                    f"UPDATE steps SET {', '.join(assignments)} WHERE id = :step_id "
+                    f"RETURNING {STEP_COLUMNS}",
+                    {**values, "step_id": step_id},
+                )
+                assert step_row is not None
+                step = self.step_from_row(step_row)
+            written = await self._bump_and_insert_events(
+                connection, workspace_id, job_id, change.events
+            )
+        self._published(written)
+        return step, written
+
+    def _step_assignments(self, change: StepChange) -> tuple[list[str], dict[str, Any]]:
+        unknown = (set(change.values) | change.stamp) - CHANGEABLE_STEP_COLUMNS
+        assert not unknown, f"a StepChange may not set {sorted(unknown)}"
+        now = self.dialect.now
+        assignments: list[str] = []
+        values: dict[str, Any] = {}
+        for column, value in sorted(change.values.items()):
+            assignments.append(f"{column} = :set_{column}")
+            values[f"set_{column}"] = value
+        for column in sorted(change.stamp):
+            assignments.append(f"{column} = {now}")
+        if change.measure_duration:
+            elapsed = self.dialect.seconds_since("started_at")
+            assignments.append(f"duration_ms = CAST(COALESCE({elapsed}, 0) * 1000 AS BIGINT)")
+        return assignments, values
+
+
+def started_event(job: Job, actor: str) -> NewEvent:
+    assert job.worker_id is not None
+    return start_event(job.attempt, job.worker_id, actor)
+
+
+def completed_event(job: Job, actor: str) -> NewEvent:
+    return completion_event(job.attempt, actor)

@@ -1,0 +1,228 @@
+"""PostgreSQL driver (asyncpg): the store and the queue for any number of processes."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from enum import Enum
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from conveyor.domain.errors import Unavailable
+from conveyor.domain.events import JsonValue
+from conveyor.store.connection import (
+    AsyncIteratorContext,
+    Database,
+    Dialect,
+    Json,
+    Params,
+    Row,
+    TransientDatabaseError,
+)
+
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
+
+# Errors that mean "the database went away or is not ready", as opposed to a bad query.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionFailureError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InterfaceError,
+)
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.LockNotAvailableError,
+)
+
+
+@lru_cache(maxsize=1024)
+def _compile(sql: str) -> tuple[str, tuple[str, ...]]:
+    """Rewrite `:name` parameters to asyncpg's `$n`, once per distinct statement."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _PARAMETER.sub(number, sql), tuple(names)
+
+
+def _bind(value: Any) -> Any:
+    if isinstance(value, Json):
+        return value.value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, frozenset | set | tuple):
+        return [_bind(item) for item in value]
+    return value
+
+
+def _arguments(names: tuple[str, ...], params: Params | None) -> list[Any]:
+    if not names:
+        return []
+    assert params is not None, "statement has parameters but none were given"
+    return [_bind(params[name]) for name in names]
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+
+    @property
+    def now(self) -> str:
+        return "now()"
+
+    def now_plus(self, seconds_param: str) -> str:
+        return f"(now() + make_interval(secs => :{seconds_param}))"
+
+    def seconds_since(self, column: str) -> str:
+        return f"EXTRACT(EPOCH FROM (now() - {column}))"
+
+    def in_list(self, column: str, param: str) -> str:
+        return f"{column} = ANY(:{param})"
+
+    def uuid(self, value: Any) -> UUID:
+        # asyncpg hands back its own UUID subclass, which orjson will not serialise.
+        if type(value) is UUID:
+            return value
+        return UUID(int=value.int) if isinstance(value, UUID) else UUID(str(value))
+
+    def timestamp(self, value: Any) -> datetime:
+        assert isinstance(value, datetime)
+        return value
+
+    def json(self, value: Any) -> JsonValue:
+        return value
+
+
+class _PostgresConnection:
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
+        text, names = _compile(sql)
+        with _translated_errors():
+            rows: list[Row] = await self._connection.fetch(text, *_arguments(names, params))
+        return rows
+
+    async def fetchrow(self, sql: str, params: Params | None = None) -> Row | None:
+        text, names = _compile(sql)
+        with _translated_errors():
+            row: Row | None = await self._connection.fetchrow(text, *_arguments(names, params))
+        return row
+
+    async def execute(self, sql: str, params: Params | None = None) -> None:
+        text, names = _compile(sql)
+        with _translated_errors():
+            await self._connection.execute(text, *_arguments(names, params))
+
+
+class _translated_errors:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: object
+    ) -> None:
+        if error is None:
+            return
+        if isinstance(error, RETRYABLE_ERRORS):
+            raise TransientDatabaseError(str(error)) from error
+        if isinstance(error, CONNECTION_ERRORS):
+            raise Unavailable(f"PostgreSQL is unavailable: {error}") from error
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    for type_name in ("jsonb", "json"):
+        await connection.set_type_codec(
+            type_name,
+            encoder=lambda value: orjson.dumps(value).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+class PostgresDatabase(Database):
+    dialect = PostgresDialect()
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.dsn = dsn
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=self._min_size,
+                max_size=self._max_size,
+                init=_init_connection,
+                command_timeout=60,
+            )
+        except CONNECTION_ERRORS as error:
+            raise Unavailable(f"PostgreSQL is unavailable: {error}") from error
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "database is not open"
+        return self._pool
+
+    @asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            connection = await self.pool.acquire()
+        except CONNECTION_ERRORS as error:
+            raise Unavailable(f"PostgreSQL is unavailable: {error}") from error
+        try:
+            yield connection
+        finally:
+            await self.pool.release(connection)
+
+    def read(self) -> AsyncIteratorContext:
+        return self._plain()
+
+    def write(self) -> AsyncIteratorContext:
+        return self._plain()
+
+    @asynccontextmanager
+    async def _plain(self) -> AsyncIterator[_PostgresConnection]:
+        async with self._acquire() as connection:
+            yield _PostgresConnection(connection)
+
+    def transaction(self) -> AsyncIteratorContext:
+        return self._transaction()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[_PostgresConnection]:
+        async with self._acquire() as connection:
+            with _translated_errors():
+                transaction = connection.transaction()
+                await transaction.start()
+            try:
+                yield _PostgresConnection(connection)
+            except BaseException:
+                # A broken connection cannot roll back; the pool discards it on release.
+                with contextlib.suppress(Exception):
+                    await transaction.rollback()
+                raise
+            with _translated_errors():
+                await transaction.commit()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None

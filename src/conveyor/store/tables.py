@@ -1,0 +1,200 @@
+"""The schema as SQLAlchemy Core metadata: the models migrations are checked against.
+
+Only migrations and that check use these objects; queries are hand-written SQL (see
+`jobs.py`) so the hot paths stay one round trip. SQLite keeps timestamps as REAL Unix
+seconds (arithmetic and comparison stay numeric), UUIDs as text and JSON as text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData()
+
+
+def uuid_type() -> sa.types.TypeEngine[Any]:
+    return sa.Uuid(as_uuid=True).with_variant(sa.String(36), "sqlite")
+
+
+def timestamp_type() -> sa.types.TypeEngine[Any]:
+    return sa.DateTime(timezone=True).with_variant(sa.Float(), "sqlite")
+
+
+def json_type() -> sa.types.TypeEngine[Any]:
+    return (
+        sa.JSON().with_variant(postgresql.JSONB(), "postgresql").with_variant(sa.Text(), "sqlite")
+    )
+
+
+JOB_STATUSES = ("PENDING", "QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
+STEP_STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "SKIPPED")
+STEP_PHASES = ("SETUP", "EXECUTION", "VALIDATION", "CLEANUP")
+STEP_TYPES = ("COMMAND", "AI_ACTION", "GATE", "ARTIFACT")
+KEY_ROLES = ("client", "worker", "admin")
+
+
+def _one_of(column: str, values: tuple[str, ...], name: str) -> sa.CheckConstraint:
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return sa.CheckConstraint(f"{column} IN ({quoted})", name=name)
+
+
+workspaces = sa.Table(
+    "workspaces",
+    metadata,
+    sa.Column("id", uuid_type(), primary_key=True),
+    sa.Column("slug", sa.String(63), nullable=False),
+    sa.Column("created_at", timestamp_type(), nullable=False),
+    sa.UniqueConstraint("slug", name="uq_workspaces_slug"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", uuid_type(), primary_key=True),
+    sa.Column(
+        "workspace_id",
+        uuid_type(),
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE", name="fk_api_keys_workspace"),
+        nullable=False,
+    ),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("secret_hash", sa.String(128), nullable=False),
+    sa.Column("created_at", timestamp_type(), nullable=False),
+    sa.Column("revoked_at", timestamp_type(), nullable=True),
+    _one_of("role", KEY_ROLES, "ck_api_keys_role"),
+)
+sa.Index("ix_api_keys_workspace", api_keys.c.workspace_id)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", uuid_type(), primary_key=True),
+    sa.Column(
+        "workspace_id",
+        uuid_type(),
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE", name="fk_jobs_workspace"),
+        nullable=False,
+    ),
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("priority", sa.SmallInteger(), nullable=False),
+    sa.Column("payload", json_type(), nullable=False),
+    sa.Column("result", json_type(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("progress_percent", sa.SmallInteger(), nullable=False),
+    sa.Column("agent_task_id", sa.String(200), nullable=True),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("max_attempts", sa.Integer(), nullable=False),
+    sa.Column("run_at", timestamp_type(), nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("worker_id", sa.String(200), nullable=True),
+    sa.Column("lease_id", uuid_type(), nullable=True),
+    sa.Column("lease_expires_at", timestamp_type(), nullable=True),
+    sa.Column("retry_of", uuid_type(), nullable=True),
+    sa.Column("retry_backoff_seconds", sa.Float(), nullable=False),
+    sa.Column("retry_backoff_max_seconds", sa.Float(), nullable=False),
+    sa.Column("created_at", timestamp_type(), nullable=False),
+    sa.Column("started_at", timestamp_type(), nullable=True),
+    sa.Column("completed_at", timestamp_type(), nullable=True),
+    sa.Column("updated_at", timestamp_type(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("last_event_seq", sa.Integer(), nullable=False),
+    sa.Column("last_step_ordinal", sa.Integer(), nullable=False),
+    _one_of("status", JOB_STATUSES, "ck_jobs_status"),
+    sa.CheckConstraint("priority BETWEEN 1 AND 10", name="ck_jobs_priority"),
+    sa.CheckConstraint("progress_percent BETWEEN 0 AND 100", name="ck_jobs_progress"),
+    sa.CheckConstraint("attempt >= 1 AND max_attempts >= 1", name="ck_jobs_attempts"),
+    sa.CheckConstraint(
+        "status <> 'RUNNING' OR (lease_id IS NOT NULL AND lease_expires_at IS NOT NULL)",
+        name="ck_jobs_running_has_lease",
+    ),
+)
+# The claim: most urgent claimable first. Partial, so finished jobs never bloat it.
+sa.Index(
+    "ix_jobs_claimable",
+    jobs.c.workspace_id,
+    jobs.c.priority,
+    jobs.c.run_at,
+    jobs.c.id,
+    postgresql_where=sa.text("status = 'QUEUED'"),
+    sqlite_where=sa.text("status = 'QUEUED'"),
+)
+# The reaper: running jobs by lease deadline.
+sa.Index(
+    "ix_jobs_lease_expiry",
+    jobs.c.lease_expires_at,
+    postgresql_where=sa.text("status = 'RUNNING'"),
+    sqlite_where=sa.text("status = 'RUNNING'"),
+)
+# Listing, newest first, within one workspace, optionally by status, type or agent task.
+sa.Index("ix_jobs_workspace_created", jobs.c.workspace_id, jobs.c.created_at, jobs.c.id)
+sa.Index("ix_jobs_workspace_status", jobs.c.workspace_id, jobs.c.status, jobs.c.created_at)
+sa.Index("ix_jobs_workspace_type", jobs.c.workspace_id, jobs.c.type, jobs.c.created_at)
+sa.Index(
+    "ix_jobs_workspace_agent_task",
+    jobs.c.workspace_id,
+    jobs.c.agent_task_id,
+    postgresql_where=sa.text("agent_task_id IS NOT NULL"),
+    sqlite_where=sa.text("agent_task_id IS NOT NULL"),
+)
+# Idempotency keys are unique per workspace; the database, not the code, settles a race.
+sa.Index(
+    "uq_jobs_idempotency_key",
+    jobs.c.workspace_id,
+    jobs.c.idempotency_key,
+    unique=True,
+    postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+    sqlite_where=sa.text("idempotency_key IS NOT NULL"),
+)
+
+steps = sa.Table(
+    "steps",
+    metadata,
+    sa.Column("id", uuid_type(), primary_key=True),
+    sa.Column(
+        "job_id",
+        uuid_type(),
+        sa.ForeignKey("jobs.id", ondelete="CASCADE", name="fk_steps_job"),
+        nullable=False,
+    ),
+    sa.Column("ordinal", sa.Integer(), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("phase", sa.String(16), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", timestamp_type(), nullable=True),
+    sa.Column("completed_at", timestamp_type(), nullable=True),
+    sa.Column("duration_ms", sa.BigInteger(), nullable=True),
+    sa.Column("tokens_input", sa.BigInteger(), nullable=True),
+    sa.Column("tokens_output", sa.BigInteger(), nullable=True),
+    sa.Column("output", sa.Text(), nullable=True),
+    sa.UniqueConstraint("job_id", "ordinal", name="uq_steps_job_ordinal"),
+    _one_of("phase", STEP_PHASES, "ck_steps_phase"),
+    _one_of("type", STEP_TYPES, "ck_steps_type"),
+    _one_of("status", STEP_STATUSES, "ck_steps_status"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column(
+        "job_id",
+        uuid_type(),
+        sa.ForeignKey("jobs.id", ondelete="CASCADE", name="fk_events_job"),
+        nullable=False,
+    ),
+    sa.Column("workspace_id", uuid_type(), nullable=False),
+    sa.Column("seq", sa.Integer(), nullable=False),
+    sa.Column("step_id", uuid_type(), nullable=True),
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("actor", sa.String(300), nullable=False),
+    sa.Column("payload", json_type(), nullable=False),
+    sa.Column("created_at", timestamp_type(), nullable=False),
+    sa.UniqueConstraint("job_id", "seq", name="uq_events_job_seq"),
+)
+sa.Index("ix_events_workspace", events.c.workspace_id, events.c.id)

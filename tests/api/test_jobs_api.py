@@ -1,0 +1,179 @@
+"""The client API over real HTTP: create, list, get, cancel, retry, and its errors."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import uuid4
+
+import httpx
+import pytest
+
+PROBLEM = "application/problem+json"
+
+
+async def create(client: httpx.AsyncClient, **body: object) -> dict[str, object]:
+    response = await client.post("/jobs", json={"type": "email.send", **body})
+    assert response.status_code == 201, response.text
+    created: dict[str, object] = response.json()
+    return created
+
+
+async def test_create_returns_the_queued_job_with_its_first_events(
+    client: httpx.AsyncClient,
+) -> None:
+    job = await create(client, payload={"to": "ada@example.com"}, priority=3, agent_task_id="t-1")
+    assert job["status"] == "QUEUED"
+    assert job["priority"] == 3
+    assert job["payload"] == {"to": "ada@example.com"}
+    assert job["version"] == 1
+    assert "lease_id" not in job
+    detail = (await client.get(f"/jobs/{job['id']}")).json()
+    assert [e["type"] for e in detail["events"]] == ["job.created", "job.queued"]
+    assert [e["seq"] for e in detail["events"]] == [1, 2]
+    assert detail["steps"] == []
+
+
+async def test_same_idempotency_key_returns_the_existing_job(client: httpx.AsyncClient) -> None:
+    first = await client.post("/jobs", json={"type": "a", "idempotency_key": "order-42"})
+    again = await client.post("/jobs", json={"type": "a", "idempotency_key": "order-42"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    listed = (await client.get("/jobs")).json()
+    assert listed["meta"]["total"] == 1
+
+
+async def test_concurrent_creates_with_one_idempotency_key_make_one_job(
+    client: httpx.AsyncClient,
+) -> None:
+    responses = await asyncio.gather(
+        *(client.post("/jobs", json={"type": "a", "idempotency_key": "k"}) for _ in range(20))
+    )
+    assert sorted(r.status_code for r in responses).count(201) == 1
+    assert len({r.json()["id"] for r in responses}) == 1
+
+
+async def test_list_filters_and_paginates(client: httpx.AsyncClient) -> None:
+    for index in range(7):
+        await create(client, type="report" if index % 2 else "email", agent_task_id=f"t{index % 3}")
+    first_job = (await client.get("/jobs", params={"limit": 1})).json()["data"][0]
+    await client.post(f"/jobs/{first_job['id']}/cancel")
+
+    page = (await client.get("/jobs", params={"limit": 3, "page": 2})).json()
+    assert page["meta"] == {"total": 7, "page": 2, "limit": 3, "total_pages": 3}
+    assert len(page["data"]) == 3
+    everything = (await client.get("/jobs", params={"limit": 200})).json()["data"]
+    created_at = [job["created_at"] for job in everything]
+    assert created_at == sorted(created_at, reverse=True), "newest first"
+
+    reports = (await client.get("/jobs", params={"type": "report"})).json()
+    assert reports["meta"]["total"] == 3
+    assert {job["type"] for job in reports["data"]} == {"report"}
+    by_task = (await client.get("/jobs", params={"agent_task_id": "t0"})).json()
+    assert by_task["meta"]["total"] == 3
+    statuses = (await client.get("/jobs?status=CANCELLED&status=QUEUED")).json()
+    assert statuses["meta"]["total"] == 7
+    cancelled = (await client.get("/jobs", params={"status": "CANCELLED"})).json()
+    assert [job["id"] for job in cancelled["data"]] == [first_job["id"]]
+    by_prefix = (await client.get("/jobs", params={"q": first_job["id"][:13]})).json()
+    assert [job["id"] for job in by_prefix["data"]] == [first_job["id"]]
+
+
+async def test_cancel_then_cancel_again_is_a_conflict_with_the_version(
+    client: httpx.AsyncClient,
+) -> None:
+    job = await create(client)
+    cancelled = await client.post(f"/jobs/{job['id']}/cancel", json={"reason": "not needed"})
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "CANCELLED"
+    again = await client.post(f"/jobs/{job['id']}/cancel")
+    assert again.status_code == 409
+    assert again.headers["content-type"] == PROBLEM
+    problem = again.json()
+    assert problem["type"] == "/problems/invalid-transition"
+    assert problem["current_version"] == 2
+    assert (problem["from_status"], problem["to_status"]) == ("CANCELLED", "CANCELLED")
+
+
+async def test_retry_makes_a_new_job_from_the_original_payload(client: httpx.AsyncClient) -> None:
+    job = await create(client, payload={"n": 1}, priority=2, max_attempts=3)
+    not_yet = await client.post(f"/jobs/{job['id']}/retry")
+    assert not_yet.status_code == 409
+    await client.post(f"/jobs/{job['id']}/cancel")
+    retried = await client.post(f"/jobs/{job['id']}/retry")
+    assert retried.status_code == 201
+    new = retried.json()
+    assert new["id"] != job["id"]
+    assert new["retry_of"] == job["id"]
+    assert (new["type"], new["priority"], new["payload"], new["max_attempts"]) == (
+        job["type"],
+        2,
+        {"n": 1},
+        3,
+    )
+    assert new["status"] == "QUEUED"
+
+
+async def test_unknown_job_is_404_problem(client: httpx.AsyncClient) -> None:
+    for path in (f"/jobs/{uuid4()}", f"/jobs/{uuid4()}/steps", f"/jobs/{uuid4()}/events"):
+        response = await client.get(path)
+        assert response.status_code == 404, path
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json()["status"] == 404
+    assert (await client.post(f"/jobs/{uuid4()}/cancel")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": "Bad Type!"}, "type"),
+        ({"type": "x" * 101}, "type"),
+        ({"type": "ok", "priority": 0}, "priority"),
+        ({"type": "ok", "priority": 11}, "priority"),
+        ({"type": "ok", "max_attempts": 0}, "max_attempts"),
+        ({"type": "ok", "run_at": "2026-01-01T00:00:00"}, "run_at"),
+        ({"type": "ok", "surprise": 1}, "surprise"),
+        ({"priority": 1}, "type"),
+    ],
+)
+async def test_bad_input_is_422_naming_the_field(
+    client: httpx.AsyncClient, body: dict[str, object], field: str
+) -> None:
+    response = await client.post("/jobs", json=body)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    problem = response.json()
+    assert field in [error["field"] for error in problem["errors"]]
+    assert field in problem["detail"]
+    assert (await client.get("/jobs")).json()["meta"]["total"] == 0, "nothing was written"
+
+
+async def test_malformed_json_and_bad_ids_are_422(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/jobs", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert (await client.get("/jobs/not-a-uuid")).status_code == 422
+    assert (await client.get("/jobs", params={"limit": 201})).status_code == 422
+    assert (await client.get("/jobs", params={"status": "DONE"})).status_code == 422
+
+
+async def test_batch_create_is_all_or_nothing(client: httpx.AsyncClient) -> None:
+    bad = await client.post("/jobs/batch", json={"jobs": [{"type": "ok"}, {"type": "BAD"}]})
+    assert bad.status_code == 422
+    assert (await client.get("/jobs")).json()["meta"]["total"] == 0
+    good = await client.post("/jobs/batch", json={"jobs": [{"type": "a"}, {"type": "b"}]})
+    assert good.status_code == 201
+    assert [job["type"] for job in good.json()["data"]] == ["a", "b"]
+    assert good.json()["created"] == [True, True]
+
+
+async def test_health_and_docs(server: object) -> None:
+    from tests.support.server import RunningServer
+
+    assert isinstance(server, RunningServer)
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        assert (await http.get("/readyz")).json()["status"] == "ready"
+        spec = (await http.get("/openapi.json")).json()
+        assert "/v1/workspaces/{ws}/jobs" in spec["paths"]
+        assert (await http.get("/docs")).status_code == 200

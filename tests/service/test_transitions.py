@@ -1,0 +1,80 @@
+"""Every transition through the service, on both stores: the legal ones happen and write
+their event; every other one is refused and changes nothing."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from conveyor.domain.errors import InvalidInput, JobConflict
+from conveyor.domain.jobs import JobStatus, can_transition, decide_cancel
+from conveyor.domain.workspaces import Workspace
+from conveyor.service.jobs import JobService
+from conveyor.store import Store
+from tests.service.helpers import ACTOR, job_in_status
+
+EXPECTED_EVENT = {
+    JobStatus.QUEUED: "job.queued",
+    JobStatus.RUNNING: "job.started",
+    JobStatus.COMPLETED: "job.completed",
+    JobStatus.FAILED: "job.failed",
+    JobStatus.CANCELLED: "job.cancelled",
+}
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [pair for pair in itertools.product(JobStatus, JobStatus) if pair[1] != JobStatus.PENDING],
+    ids=lambda status: status.value,
+)
+async def test_transition(
+    service: JobService, workspace: Workspace, source: JobStatus, target: JobStatus
+) -> None:
+    job = await job_in_status(service, workspace.id, source)
+    before = await service.list_events(workspace.id, job.id)
+    request = service.change_status(
+        workspace.id,
+        job.id,
+        target,
+        actor=ACTOR,
+        lease_id=job.lease_id,
+        worker_id="w2",
+        result={"different": True},
+        error="stopped",
+    )
+    if can_transition(source, target):
+        changed = await request
+        assert changed.status == target
+        assert changed.version == job.version + 1
+        after = await service.list_events(workspace.id, job.id)
+        assert [e.type for e in after[len(before) :]] == [EXPECTED_EVENT[target]]
+    else:
+        with pytest.raises((JobConflict, InvalidInput)):
+            await request
+        unchanged = await service.get_job(workspace.id, job.id)
+        assert (unchanged.status, unchanged.version) == (job.status, job.version)
+        assert len(await service.list_events(workspace.id, job.id)) == len(before)
+
+
+async def test_the_data_layer_refuses_a_change_the_table_does_not_allow(
+    store: Store, service: JobService, workspace: Workspace
+) -> None:
+    """Even a change built by hand, skipping the domain's check, cannot be stored: the
+    UPDATE itself is guarded by the statuses the table allows."""
+    job = await job_in_status(service, workspace.id, JobStatus.COMPLETED)
+    forged = decide_cancel(await job_in_status(service, workspace.id, JobStatus.QUEUED), ACTOR)
+    # Point the QUEUED job's legal cancel at the COMPLETED job, with its current version.
+    from dataclasses import replace
+
+    forged = replace(forged, job_id=job.id, expected_version=job.version)
+    assert await store.jobs.apply_change(workspace.id, forged) is None
+    assert (await service.get_job(workspace.id, job.id)).status == JobStatus.COMPLETED
+
+
+async def test_running_to_queued_is_only_for_the_system(
+    service: JobService, workspace: Workspace
+) -> None:
+    job = await job_in_status(service, workspace.id, JobStatus.RUNNING)
+    with pytest.raises(JobConflict):
+        await service.change_status(workspace.id, job.id, JobStatus.QUEUED, actor=ACTOR)
