@@ -6,17 +6,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from dataclasses import dataclass, field
 
+from conveyor.bus.postgres import PostgresListener
 from conveyor.bus.work import WorkSignal
 from conveyor.config import Settings
-from conveyor.domain.errors import ConveyorError, Unavailable
+from conveyor.domain.errors import AlreadyExists, ConveyorError, Unavailable
 from conveyor.service.jobs import JobService
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store, open_store
 from conveyor.store.connection import TransientDatabaseError
 from conveyor.store.migrate import current_revision, head_revision, upgrade
 from conveyor.store.urls import DatabaseURL
+from conveyor.worker.handlers import Handlers, load_handlers
+from conveyor.worker.inprocess import ServiceBackend
+from conveyor.worker.runner import Worker, WorkerOptions, default_worker_id
 
 log = logging.getLogger("conveyor.server")
 
@@ -39,6 +44,25 @@ def prepare_schema(url: DatabaseURL, *, migrate: bool) -> None:
         )
 
 
+async def bootstrap_admin_key(settings: Settings) -> str | None:
+    """First start on an empty database: create workspace `default` with an admin key,
+    written to `settings.admin_key_file` readable by its owner only. None otherwise."""
+    store = await open_store(DatabaseURL.parse(settings.database_url), pool_size=1)
+    try:
+        issued = await WorkspaceService(store).bootstrap()
+    finally:
+        await store.close()
+    if issued is None:
+        return None
+    path = settings.admin_key_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as key_file:
+        key_file.write(issued.token + "\n")
+    os.chmod(path, 0o600)
+    return issued.token
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -47,6 +71,9 @@ class Runtime:
     workspaces: WorkspaceService
     work_signal: WorkSignal
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    listener: PostgresListener | None = None
+    worker: Worker | None = None
+    worker_task: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -66,8 +93,41 @@ class Runtime:
             workspaces=WorkspaceService(store),
             work_signal=work_signal,
         )
+        if url.kind == "postgresql":
+            runtime.listener = PostgresListener(url.url, work_signal)
+            await runtime.listener.start()
         runtime.tasks.append(asyncio.create_task(runtime._reap_forever(), name="lease-reaper"))
+        if settings.workers > 0:
+            await runtime._start_workers()
         return runtime
+
+    async def _start_workers(self) -> None:
+        """In-process workers: the same handlers a remote worker runs, minus the HTTP hop."""
+        handlers = Handlers()
+        for reference in self.settings.handlers:
+            handlers.merge(load_handlers(reference))
+        workspace = await self.store.workspaces.get_workspace(self.settings.worker_workspace)
+        if workspace is None:
+            with contextlib.suppress(AlreadyExists):
+                await self.workspaces.create_workspace(self.settings.worker_workspace)
+            workspace = await self.workspaces.get_workspace(self.settings.worker_workspace)
+        self.worker = Worker(
+            ServiceBackend(self.jobs, workspace.id),
+            handlers,
+            WorkerOptions(
+                concurrency=self.settings.workers,
+                lease_seconds=self.settings.worker_lease_seconds,
+                claim_wait_seconds=30.0,
+                shutdown_grace_seconds=self.settings.shutdown_grace_seconds,
+                worker_id=f"{default_worker_id()}:in-process",
+            ),
+            allow_command_jobs=self.settings.allow_command_jobs,
+        )
+        if not self.worker.types:
+            log.warning("--workers given but no handlers loaded: in-process workers stay idle")
+            self.worker = None
+            return
+        self.worker_task = asyncio.create_task(self.worker.run(), name="in-process-worker")
 
     async def _reap_forever(self) -> None:
         """Take back expired leases, in every server process (the reaper is safe to run
@@ -83,9 +143,15 @@ class Runtime:
             await asyncio.sleep(self.settings.reaper_interval_seconds)
 
     async def stop(self) -> None:
+        if self.worker is not None and self.worker_task is not None:
+            self.worker.stop()
+            with contextlib.suppress(Exception):
+                await self.worker_task
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.listener is not None:
+            await self.listener.stop()
         await self.store.close()

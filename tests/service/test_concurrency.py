@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,24 +15,7 @@ from conveyor.domain.jobs import JobStatus
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import JobService
 from conveyor.service.retry import RetryPolicy, WriteConflict, retry_on_conflict
-from conveyor.store import Store, open_store
-from conveyor.store.urls import DatabaseURL
 from tests.service.helpers import ACTOR, job_in_status
-
-SERVICES_PER_DATABASE = 5
-
-
-@pytest.fixture
-async def services(
-    database_url: DatabaseURL, service: JobService
-) -> AsyncIterator[list[JobService]]:
-    """Several services, each on its own store (own connections) to the same database."""
-    extra: list[Store] = []
-    for _ in range(SERVICES_PER_DATABASE - 1):
-        extra.append(await open_store(database_url, sqlite_synchronous="NORMAL", pool_size=20))
-    yield [service, *(JobService(store) for store in extra)]
-    for store in extra:
-        await store.close()
 
 
 def spread(services: list[JobService], index: int) -> JobService:

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 import conveyor
 from conveyor.api.dependencies import ApiContext
 from conveyor.api.problems import install_problem_handlers
-from conveyor.api.routes import health, jobs
+from conveyor.api.routes import health, jobs, me, workers
 from conveyor.config import Settings
 from conveyor.server import Runtime
 
@@ -42,5 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(me.router)
     app.include_router(jobs.router)
+    app.include_router(workers.router)
     return app

@@ -69,6 +69,13 @@ async def _caller(request: Request, ctx: ApiContext, reference: str) -> Principa
     return principal
 
 
+async def any_key(request: Request, ctx: Context) -> Principal:
+    """The caller behind a valid key, whatever its workspace or role."""
+    if ctx.settings.insecure_local and request.headers.get("authorization") is None:
+        raise _unauthorized("this server runs without keys; name the workspace in the URL")
+    return await _caller(request, ctx, "")
+
+
 def authorized(permission: Permission) -> object:
     """A dependency: the caller's principal, if its key may do `permission` in the
     workspace named by the path. Another workspace answers 404 exactly as a missing one

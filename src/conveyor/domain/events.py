@@ -22,6 +22,7 @@ JOB_FAILED: Final = "job.failed"
 JOB_CANCELLED: Final = "job.cancelled"
 JOB_RETRYING: Final = "job.retrying"
 JOB_LEASE_EXPIRED: Final = "job.lease_expired"
+JOB_RELEASED: Final = "job.released"
 STEP_STARTED: Final = "step.started"
 STEP_PROGRESS: Final = "step.progress"
 STEP_OUTPUT: Final = "step.output"
@@ -40,6 +41,7 @@ SYSTEM_EVENT_TYPES: Final = frozenset(
         JOB_CANCELLED,
         JOB_RETRYING,
         JOB_LEASE_EXPIRED,
+        JOB_RELEASED,
         STEP_STARTED,
         STEP_PROGRESS,
         STEP_OUTPUT,
@@ -57,8 +59,9 @@ EVENT_TYPE_MAX_LENGTH: Final = 100
 SYSTEM_ACTOR: Final = "system"
 
 
-def worker_actor(worker_id: str) -> str:
-    return f"worker:{worker_id}"
+def worker_actor(worker_id: str, key_id: UUID | str | None = None) -> str:
+    """A worker, and the key it authenticated with when it came over HTTP."""
+    return f"worker:{worker_id}" if key_id is None else f"worker:{worker_id}/key:{key_id}"
 
 
 def key_actor(key_id: UUID | str) -> str:

@@ -277,7 +277,7 @@ def decide_creation_events(spec: JobSpec, actor: str) -> tuple[NewEvent, ...]:
     return (created, NewEvent(events.JOB_QUEUED, actor, {"attempt": 1}))
 
 
-def decide_release(job: Job, actor: str) -> JobChange:
+def decide_enqueue(job: Job, actor: str) -> JobChange:
     """PENDING → QUEUED: a held job becomes claimable."""
     return _change(
         job,
@@ -321,10 +321,17 @@ def decide_cancel(job: Job, actor: str, reason: str | None = None) -> JobChange:
     )
 
 
-def is_repeat_completion(job: Job, result: JsonValue) -> bool:
-    """Completing twice with the same result is a no-op; with another result, a conflict."""
+def is_repeat_completion(job: Job, lease_id: UUID | None, result: JsonValue) -> bool:
+    """The same worker completing twice with the same result is a no-op (a retried
+    request); with another result it is a conflict. Any other lease has lost the job."""
     if job.status != JobStatus.COMPLETED:
         return False
+    if lease_id is None or job.lease_id != lease_id:
+        raise LeaseLost(
+            job.id,
+            "the job was already completed by another attempt",
+            current_version=job.version,
+        )
     if job.result != result:
         raise ResultConflict(job.id, current_version=job.version)
     return True
@@ -375,12 +382,12 @@ def decide_failure(
 
 
 def decide_lease_expiry(job: Job, *, jitter: float) -> JobChange:
-    """A RUNNING job whose worker stopped heartbeating: run it again, or fail it for good."""
+    """A RUNNING job whose worker stopped heartbeating: run it again after the backoff, or
+    fail it for good when its attempts are spent. Guarded so that a heartbeat landing in
+    between wins."""
     actor = events.SYSTEM_ACTOR
     expired = NewEvent(
-        events.JOB_LEASE_EXPIRED,
-        actor,
-        {"attempt": job.attempt, "worker_id": job.worker_id},
+        events.JOB_LEASE_EXPIRED, actor, {"attempt": job.attempt, "worker_id": job.worker_id}
     )
     error = f"lease expired on attempt {job.attempt} (worker {job.worker_id})"
     if job.attempt < job.max_attempts:
@@ -399,8 +406,32 @@ def decide_lease_expiry(job: Job, *, jitter: float) -> JobChange:
     )
 
 
+def decide_handback(job: Job, lease_id: UUID, actor: str) -> JobChange:
+    """A worker that is shutting down hands its job back: queued again at once, on the same
+    attempt (nothing failed), under a new lease when it is next claimed."""
+    ensure_lease(job, lease_id)
+    return _change(
+        job,
+        JobStatus.QUEUED,
+        by_system=True,
+        values={"lease_id": None, "worker_id": None, "lease_expires_at": None},
+        delay={"run_at": 0.0},
+        events=(
+            NewEvent(
+                events.JOB_RELEASED, actor, {"attempt": job.attempt, "worker_id": job.worker_id}
+            ),
+            NewEvent(events.JOB_QUEUED, actor, {"attempt": job.attempt}),
+        ),
+    )
+
+
 def _requeue(
-    job: Job, error: str, event_type: str | None, *, jitter: float, actor: str
+    job: Job,
+    error: str,
+    event_type: str | None,
+    *,
+    jitter: float,
+    actor: str,
 ) -> JobChange:
     delay = backoff_seconds(
         job.attempt, job.retry_backoff_seconds, job.retry_backoff_max_seconds, jitter
@@ -471,7 +502,7 @@ def decide_status_request(
     """A caller asks for a status by name (`PATCH …/status`): route it to the decision that
     owns that move, so the generic route can never do what the specific ones refuse."""
     if target == JobStatus.QUEUED:
-        return decide_release(job, actor)
+        return decide_enqueue(job, actor)
     if target == JobStatus.RUNNING:
         return decide_start(
             job,

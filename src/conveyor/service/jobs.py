@@ -243,7 +243,8 @@ class JobService:
             job_id,
             lambda job: (
                 None
-                if target == JobStatus.COMPLETED and rules.is_repeat_completion(job, result)
+                if target == JobStatus.COMPLETED
+                and rules.is_repeat_completion(job, lease_id, result)
                 else rules.decide_status_request(
                     job,
                     target,
@@ -275,10 +276,17 @@ class JobService:
         worker_id: str,
         actor: str,
         wait_seconds: float = 0.0,
+        abandoned: Callable[[], Awaitable[bool]] | None = None,
     ) -> list[Job]:
-        """Claim up to `limit` jobs; with `wait_seconds`, wait that long for some to come."""
+        """Claim up to `limit` jobs; with `wait_seconds`, wait that long for some to come.
+        `abandoned` is asked after each wait: a caller who has gone away (an HTTP client
+        that hung up) must not be handed jobs it will never receive."""
         deadline = time.monotonic() + wait_seconds
+        first = True
         while True:
+            if not first and abandoned is not None and await abandoned():
+                return []
+            first = False
             # Watch before looking, so a job queued between the look and the wait wakes us.
             with self.work_signal.watch(workspace_id) as woken:
                 claimed = await self._retrying(
@@ -357,7 +365,7 @@ class JobService:
         else is explained by the domain (lease lost, different result, not found)."""
 
         def decide(job: Job) -> JobChange | None:
-            if rules.is_repeat_completion(job, completion.result):
+            if rules.is_repeat_completion(job, completion.lease_id, completion.result):
                 return None
             return rules.decide_completion(job, completion.lease_id, completion.result, actor)
 
@@ -384,6 +392,17 @@ class JobService:
                 jitter=self._rng.random(),
                 actor=actor,
             ),
+        )
+        if job.status == JobStatus.QUEUED:
+            self.work_signal.notify(workspace_id)
+        return job
+
+    async def release_job(
+        self, workspace_id: UUID, job_id: UUID, lease_id: UUID, actor: str
+    ) -> Job:
+        """A worker that is shutting down hands its job back before the lease runs out."""
+        job = await self._decide_and_store(
+            workspace_id, job_id, lambda job: rules.decide_handback(job, lease_id, actor)
         )
         if job.status == JobStatus.QUEUED:
             self.work_signal.notify(workspace_id)

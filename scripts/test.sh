@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install everything the suite needs and run it: lint, types, then every test on SQLite
+# and on a real PostgreSQL server that the suite starts and stops itself.
+# System packages come from apt (as root) when missing: postgresql-15 and chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing+=(postgresql-15)
+command -v chromium >/dev/null || missing+=(chromium)
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "installing system packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "missing system packages (install as root): ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+
+echo "== ruff"
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
+echo "== mypy --strict"
+.venv/bin/mypy
+echo "== pytest"
+mkdir -p test-artifacts
+exec .venv/bin/pytest "$@"

@@ -1,0 +1,325 @@
+"""Worker and coordinator routes: claim jobs, hold leases, report, complete and fail.
+
+Every report on a claimed job carries the `lease_id` the claim returned; once the lease is
+gone (expired, cancelled, reassigned) the report is refused with 409 `lease-lost` and
+changes nothing."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Request
+from starlette.responses import Response
+
+from conveyor.api.dependencies import Context, authorized
+from conveyor.api.problems import Problem, problem_for
+from conveyor.api.responses import json_response
+from conveyor.api.schemas import (
+    ClaimedJobOut,
+    ClaimIn,
+    ClaimOut,
+    CompleteIn,
+    CompleteManyIn,
+    CompleteManyOut,
+    EventIn,
+    EventOut,
+    FailIn,
+    HeartbeatIn,
+    JobOut,
+    ProblemOut,
+    ProgressIn,
+    StatusIn,
+    StepIn,
+    StepOut,
+    StepUpdateIn,
+    claimed_job_json,
+    event_json,
+    job_json,
+    step_json,
+)
+from conveyor.domain.events import worker_actor
+from conveyor.domain.jobs import JobStatus
+from conveyor.domain.workspaces import Permission
+from conveyor.service.workspaces import Principal
+from conveyor.store.jobs import Completion
+
+router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["workers"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ProblemOut, "description": "missing, unknown or revoked API key"},
+    403: {"model": ProblemOut, "description": "the key's role may not do this"},
+    404: {"model": ProblemOut, "description": "no such job in this workspace"},
+    409: {"model": ProblemOut, "description": "lease lost, or the job's state forbids it"},
+    422: {"model": ProblemOut, "description": "invalid input; the field is named"},
+}
+
+Claimer = Annotated[Principal, authorized(Permission.CLAIM)]
+Reporter = Annotated[Principal, authorized(Permission.REPORT)]
+Member = Annotated[Principal, authorized(Permission.READ)]
+WorkerId = Annotated[
+    str | None,
+    Header(alias="Conveyor-Worker-Id", max_length=200, description="who is reporting"),
+]
+
+
+def reporter_actor(principal: Principal, worker_id: str | None) -> str:
+    return worker_actor(worker_id, principal.key_id) if worker_id else principal.actor
+
+
+@router.post(
+    "/claims",
+    response_model=ClaimOut,
+    responses=ERRORS,
+    summary="Claim the most urgent jobs, waiting up to wait_seconds for some",
+)
+async def claim(ctx: Context, principal: Claimer, body: ClaimIn, request: Request) -> Response:
+    claimed = await ctx.jobs.claim_jobs(
+        principal.workspace.id,
+        types=body.types,
+        limit=body.limit,
+        lease_seconds=body.lease_seconds,
+        worker_id=body.worker_id,
+        actor=worker_actor(body.worker_id, principal.key_id),
+        wait_seconds=body.wait_seconds,
+        abandoned=request.is_disconnected,
+    )
+    return json_response({"data": [claimed_job_json(job) for job in claimed]})
+
+
+@router.post(
+    "/jobs/{job_id}/heartbeat",
+    response_model=ClaimedJobOut,
+    responses=ERRORS,
+    summary="Extend a lease; 409 once the job is cancelled or the lease is gone",
+)
+async def heartbeat(ctx: Context, principal: Reporter, job_id: UUID, body: HeartbeatIn) -> Response:
+    job = await ctx.jobs.heartbeat(
+        principal.workspace.id, job_id, body.lease_id, body.lease_seconds
+    )
+    return json_response(claimed_job_json(job))
+
+
+@router.patch(
+    "/jobs/{job_id}/status",
+    response_model=JobOut,
+    responses=ERRORS,
+    summary="Move a job to a status (RUNNING returns a lease)",
+)
+async def change_status(
+    ctx: Context, principal: Member, job_id: UUID, body: StatusIn, worker: WorkerId = None
+) -> Response:
+    needed = {
+        JobStatus.QUEUED: Permission.CREATE,
+        JobStatus.CANCELLED: Permission.CANCEL,
+    }.get(body.status, Permission.REPORT)
+    if not principal.can(needed):
+        raise Problem(
+            403,
+            "forbidden",
+            "Forbidden",
+            f"a {principal.role.value} key may not move a job to {body.status.value}",
+        )
+    worker_id = body.worker_id or worker
+    job = await ctx.jobs.change_status(
+        principal.workspace.id,
+        job_id,
+        body.status,
+        actor=reporter_actor(principal, worker_id),
+        expected_version=body.expected_version,
+        lease_id=body.lease_id,
+        worker_id=worker_id,
+        lease_seconds=body.lease_seconds,
+        result=body.result,
+        error=body.error,
+        reason=body.reason,
+    )
+    started = body.status == JobStatus.RUNNING
+    return json_response(claimed_job_json(job) if started else job_json(job))
+
+
+@router.patch(
+    "/jobs/{job_id}/progress", response_model=JobOut, responses=ERRORS, summary="Report progress"
+)
+async def progress(
+    ctx: Context, principal: Reporter, job_id: UUID, body: ProgressIn, worker: WorkerId = None
+) -> Response:
+    job = await ctx.jobs.report_progress(
+        principal.workspace.id,
+        job_id,
+        percent=body.progress_percent,
+        lease_id=body.lease_id,
+        message=body.message,
+        allow_decrease=body.allow_decrease,
+        actor=reporter_actor(principal, worker),
+    )
+    return json_response(job_json(job))
+
+
+@router.post(
+    "/jobs/{job_id}/steps",
+    status_code=201,
+    response_model=StepOut,
+    responses=ERRORS,
+    summary="Add the job's next step",
+)
+async def add_step(
+    ctx: Context, principal: Reporter, job_id: UUID, body: StepIn, worker: WorkerId = None
+) -> Response:
+    step = await ctx.jobs.add_step(
+        principal.workspace.id,
+        job_id,
+        name=body.name,
+        phase=body.phase,
+        step_type=body.type,
+        status=body.status,
+        lease_id=body.lease_id,
+        actor=reporter_actor(principal, worker),
+    )
+    return json_response(step_json(step), 201)
+
+
+@router.patch(
+    "/jobs/{job_id}/steps/{step_id}",
+    response_model=StepOut,
+    responses=ERRORS,
+    summary="Update a step: status, output, tokens, progress",
+)
+async def update_step(
+    ctx: Context,
+    principal: Reporter,
+    job_id: UUID,
+    step_id: UUID,
+    body: StepUpdateIn,
+    worker: WorkerId = None,
+) -> Response:
+    step = await ctx.jobs.update_step(
+        principal.workspace.id,
+        job_id,
+        step_id,
+        lease_id=body.lease_id,
+        status=body.status,
+        output=body.output,
+        output_stream=body.output_stream,
+        tokens_input=body.tokens_input,
+        tokens_output=body.tokens_output,
+        duration_ms=body.duration_ms,
+        progress_percent=body.progress_percent,
+        message=body.message,
+        actor=reporter_actor(principal, worker),
+    )
+    return json_response(step_json(step))
+
+
+@router.post(
+    "/jobs/{job_id}/events",
+    status_code=201,
+    response_model=EventOut,
+    responses=ERRORS,
+    summary="Append a worker's own event (ai.tool_called, gate.passed, …)",
+)
+async def append_event(
+    ctx: Context, principal: Reporter, job_id: UUID, body: EventIn, worker: WorkerId = None
+) -> Response:
+    event = await ctx.jobs.append_event(
+        principal.workspace.id,
+        job_id,
+        event_type=body.type,
+        payload=body.payload,
+        step_id=body.step_id,
+        lease_id=body.lease_id,
+        actor=reporter_actor(principal, worker),
+    )
+    return json_response(event_json(event), 201)
+
+
+@router.post(
+    "/jobs/{job_id}/complete",
+    response_model=JobOut,
+    responses=ERRORS,
+    summary="Complete a job (the same result again is a no-op; another result is 409)",
+)
+async def complete(
+    ctx: Context, principal: Reporter, job_id: UUID, body: CompleteIn, worker: WorkerId = None
+) -> Response:
+    job = await ctx.jobs.complete_job(
+        principal.workspace.id,
+        job_id,
+        body.lease_id,
+        body.result,
+        reporter_actor(principal, worker),
+    )
+    return json_response(job_json(job))
+
+
+@router.post(
+    "/completions",
+    response_model=CompleteManyOut,
+    responses=ERRORS,
+    summary="Complete many jobs in one statement; each gets its own outcome",
+)
+async def complete_many(
+    ctx: Context, principal: Reporter, body: CompleteManyIn, worker: WorkerId = None
+) -> Response:
+    outcomes = await ctx.jobs.complete_jobs(
+        principal.workspace.id,
+        [Completion(item.job_id, item.lease_id, item.result) for item in body.completions],
+        reporter_actor(principal, worker),
+    )
+    data: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        if outcome.job is not None:
+            data.append(
+                {"job_id": outcome.job_id, "status": "completed", "job": job_json(outcome.job)}
+            )
+        else:
+            assert outcome.error is not None
+            problem = problem_for(outcome.error)
+            data.append(
+                {
+                    "job_id": outcome.job_id,
+                    "status": "error",
+                    "error": {
+                        "type": f"/problems/{problem.kind}",
+                        "status": problem.status,
+                        "detail": problem.detail,
+                        **problem.extra,
+                    },
+                }
+            )
+    return json_response({"data": data})
+
+
+@router.post(
+    "/jobs/{job_id}/fail",
+    response_model=JobOut,
+    responses=ERRORS,
+    summary="Fail a job; retryable with attempts left queues it again after a backoff",
+)
+async def fail(
+    ctx: Context, principal: Reporter, job_id: UUID, body: FailIn, worker: WorkerId = None
+) -> Response:
+    job = await ctx.jobs.fail_job(
+        principal.workspace.id,
+        job_id,
+        body.lease_id,
+        body.error,
+        retryable=body.retryable,
+        actor=reporter_actor(principal, worker),
+    )
+    return json_response(job_json(job))
+
+
+@router.post(
+    "/jobs/{job_id}/release",
+    response_model=JobOut,
+    responses=ERRORS,
+    summary="Hand a claimed job back (worker shutting down): queued again, same attempt",
+)
+async def release(
+    ctx: Context, principal: Reporter, job_id: UUID, body: HeartbeatIn, worker: WorkerId = None
+) -> Response:
+    job = await ctx.jobs.release_job(
+        principal.workspace.id, job_id, body.lease_id, reporter_actor(principal, worker)
+    )
+    return json_response(job_json(job))

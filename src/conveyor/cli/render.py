@@ -1,0 +1,133 @@
+"""Tables and panels the CLI prints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from conveyor.domain.workspaces import ApiKey, Workspace
+
+STATUS_STYLE = {
+    "PENDING": "grey62",
+    "QUEUED": "cyan",
+    "RUNNING": "yellow",
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "CANCELLED": "magenta",
+    "SKIPPED": "grey62",
+}
+
+
+def status_text(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def ago(timestamp: str | None) -> str:
+    if not timestamp:
+        return "-"
+    moment = datetime.fromisoformat(timestamp)
+    seconds = (datetime.now(UTC) - moment).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{max(int(seconds), 0)}s ago"
+
+
+def jobs_table(jobs: Sequence[dict[str, Any]]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("ID", "TYPE", "STATUS", "PRI", "PROGRESS", "ATTEMPT", "CREATED", "AGENT TASK"):
+        table.add_column(column, no_wrap=True)
+    for job in jobs:
+        table.add_row(
+            str(job["id"]),
+            job["type"],
+            status_text(job["status"]),
+            str(job["priority"]),
+            f"{job['progress_percent']}%",
+            f"{job['attempt']}/{job['max_attempts']}",
+            ago(job["created_at"]),
+            job.get("agent_task_id") or "-",
+        )
+    return table
+
+
+def print_job(console: Console, job: dict[str, Any]) -> None:
+    console.print(f"[bold]Job {job['id']}[/bold]  {status_text(job['status'])}")
+    facts = Table(box=None, show_header=False, pad_edge=False)
+    facts.add_column(style="dim")
+    facts.add_column()
+    for label, value in (
+        ("type", job["type"]),
+        ("priority", job["priority"]),
+        ("progress", f"{job['progress_percent']}%"),
+        ("attempt", f"{job['attempt']} of {job['max_attempts']}"),
+        ("worker", job.get("worker_id") or "-"),
+        ("agent task", job.get("agent_task_id") or "-"),
+        ("retry of", job.get("retry_of") or "-"),
+        ("created", job["created_at"]),
+        ("started", job.get("started_at") or "-"),
+        ("completed", job.get("completed_at") or "-"),
+        ("version", job["version"]),
+        ("payload", json.dumps(job["payload"])),
+        ("result", json.dumps(job["result"]) if job.get("result") is not None else "-"),
+        ("error", job.get("error") or "-"),
+    ):
+        facts.add_row(label, str(value))
+    console.print(facts)
+    if job.get("steps"):
+        steps = Table(title="steps", box=None, header_style="bold", title_justify="left")
+        for column in ("#", "NAME", "PHASE", "TYPE", "STATUS", "DURATION"):
+            steps.add_column(column)
+        for step in job["steps"]:
+            duration = f"{step['duration_ms']} ms" if step.get("duration_ms") is not None else "-"
+            steps.add_row(
+                str(step["ordinal"]),
+                step["name"],
+                step["phase"],
+                step["type"],
+                status_text(step["status"]),
+                duration,
+            )
+        console.print(steps)
+    if job.get("events"):
+        events = Table(title="events", box=None, header_style="bold", title_justify="left")
+        for column in ("SEQ", "TIME", "TYPE", "ACTOR", "PAYLOAD"):
+            events.add_column(column)
+        for event in job["events"]:
+            events.add_row(
+                str(event["seq"]),
+                event["timestamp"][11:23],
+                event["type"],
+                event["actor"],
+                json.dumps(event["payload"])[:80],
+            )
+        console.print(events)
+
+
+def workspaces_table(workspaces: Sequence[Workspace]) -> Table:
+    table = Table(box=None, header_style="bold")
+    for column in ("NAME", "ID", "CREATED"):
+        table.add_column(column)
+    for found in workspaces:
+        table.add_row(found.slug, str(found.id), found.created_at.isoformat(timespec="seconds"))
+    return table
+
+
+def keys_table(keys: Sequence[ApiKey]) -> Table:
+    table = Table(box=None, header_style="bold")
+    for column in ("ID", "ROLE", "NAME", "CREATED", "REVOKED"):
+        table.add_column(column)
+    for found in keys:
+        table.add_row(
+            str(found.id),
+            found.role.value,
+            found.name or "-",
+            found.created_at.isoformat(timespec="seconds"),
+            found.revoked_at.isoformat(timespec="seconds") if found.revoked_at else "-",
+        )
+    return table

@@ -1,0 +1,78 @@
+"""Problem responses (RFC 9457) as exceptions, one class per status a caller handles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    """The server answered with an error; `problem` is its problem+json body."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        self.type = str(problem.get("type", "about:blank"))
+        self.detail = str(problem.get("detail") or problem.get("title") or f"HTTP {status}")
+        super().__init__(f"{status} {self.detail}")
+
+
+class UnauthorizedError(ApiError):
+    pass
+
+
+class ForbiddenError(ApiError):
+    pass
+
+
+class NotFoundError(ApiError):
+    pass
+
+
+class ConflictError(ApiError):
+    @property
+    def current_version(self) -> int | None:
+        value = self.problem.get("current_version")
+        return value if isinstance(value, int) else None
+
+
+class LeaseLostError(ConflictError):
+    """The worker no longer holds the job's lease: stop working on it."""
+
+    @property
+    def reason(self) -> str:
+        return str(self.problem.get("reason", ""))
+
+    @property
+    def cancelled(self) -> bool:
+        return "cancelled" in self.reason
+
+
+class ValidationError(ApiError):
+    @property
+    def fields(self) -> list[str]:
+        return [str(error.get("field")) for error in self.problem.get("errors", [])]
+
+
+class RateLimitedError(ApiError):
+    @property
+    def retry_after(self) -> float:
+        return float(self.problem.get("retry_after", 1.0))
+
+
+class UnavailableError(ApiError):
+    pass
+
+
+def error_for(status: int, problem: dict[str, Any]) -> ApiError:
+    if status == 409 and problem.get("type") == "/problems/lease-lost":
+        return LeaseLostError(status, problem)
+    kind = {
+        401: UnauthorizedError,
+        403: ForbiddenError,
+        404: NotFoundError,
+        409: ConflictError,
+        422: ValidationError,
+        429: RateLimitedError,
+        503: UnavailableError,
+    }.get(status, ApiError)
+    return kind(status, problem)

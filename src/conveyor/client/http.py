@@ -1,0 +1,269 @@
+"""HTTP clients for the Conveyor API. Responses are the API's JSON objects, as dicts.
+
+A key belongs to one workspace, so the workspace is optional: when it is not given, the
+client asks the server once (`GET /v1/me`)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from conveyor.client.errors import error_for
+
+JSON = dict[str, Any]
+USER_AGENT = "conveyor-python"
+
+
+def _raise_for_problem(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = {"title": response.reason_phrase, "detail": response.text[:500]}
+    if not isinstance(problem, dict):
+        problem = {"detail": str(problem)}
+    if response.status_code == 429 and "retry_after" not in problem:
+        problem["retry_after"] = float(response.headers.get("retry-after", "1"))
+    raise error_for(response.status_code, problem)
+
+
+def _headers(key: str | None) -> dict[str, str]:
+    headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
+
+
+def job_body(
+    job_type: str,
+    payload: Any = None,
+    *,
+    priority: int | None = None,
+    agent_task_id: str | None = None,
+    max_attempts: int | None = None,
+    run_at: str | None = None,
+    idempotency_key: str | None = None,
+    hold: bool | None = None,
+    retry_backoff_seconds: float | None = None,
+    retry_backoff_max_seconds: float | None = None,
+) -> JSON:
+    """The body of a create request; options left out take the server's defaults."""
+    body: JSON = {"type": job_type, "payload": {} if payload is None else payload}
+    options = {
+        "priority": priority,
+        "agent_task_id": agent_task_id,
+        "max_attempts": max_attempts,
+        "run_at": run_at,
+        "idempotency_key": idempotency_key,
+        "hold": hold,
+        "retry_backoff_seconds": retry_backoff_seconds,
+        "retry_backoff_max_seconds": retry_backoff_max_seconds,
+    }
+    body.update({name: value for name, value in options.items() if value is not None})
+    return body
+
+
+def list_params(
+    status: str | list[str] | None,
+    job_type: str | None,
+    agent_task_id: str | None,
+    id_prefix: str | None,
+    page: int,
+    limit: int,
+) -> list[tuple[str, str]]:
+    params: list[tuple[str, str]] = [("page", str(page)), ("limit", str(limit))]
+    statuses = [status] if isinstance(status, str) else list(status or [])
+    params += [("status", value) for value in statuses]
+    if job_type:
+        params.append(("type", job_type))
+    if agent_task_id:
+        params.append(("agent_task_id", agent_task_id))
+    if id_prefix:
+        params.append(("q", id_prefix))
+    return params
+
+
+class Client:
+    """A blocking client, for scripts and the CLI."""
+
+    def __init__(
+        self,
+        url: str,
+        key: str | None = None,
+        *,
+        workspace: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=url.rstrip("/"), headers=_headers(key), timeout=timeout, transport=transport
+        )
+        self._workspace = workspace
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        _raise_for_problem(response)
+        return response.json() if response.content else None
+
+    @property
+    def workspace(self) -> str:
+        if self._workspace is None:
+            self._workspace = str(self.me()["workspace"]["slug"])
+        return self._workspace
+
+    def _ws(self, suffix: str) -> str:
+        return f"/v1/workspaces/{self.workspace}{suffix}"
+
+    def me(self) -> JSON:
+        result: JSON = self.request("GET", "/v1/me")
+        return result
+
+    def create_job(self, job_type: str, payload: Any = None, **options: Any) -> JSON:
+        result: JSON = self.request(
+            "POST", self._ws("/jobs"), json=job_body(job_type, payload, **options)
+        )
+        return result
+
+    def create_jobs(self, jobs: list[JSON]) -> list[JSON]:
+        """Create many jobs in one transaction; `jobs` are `job_body(...)` dicts."""
+        result: list[JSON] = self.request("POST", self._ws("/jobs/batch"), json={"jobs": jobs})[
+            "data"
+        ]
+        return result
+
+    def list_jobs(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        job_type: str | None = None,
+        agent_task_id: str | None = None,
+        id_prefix: str | None = None,
+        page: int = 1,
+        limit: int = 50,
+    ) -> JSON:
+        params = list_params(status, job_type, agent_task_id, id_prefix, page, limit)
+        result: JSON = self.request("GET", self._ws("/jobs"), params=params)
+        return result
+
+    def get_job(self, job_id: str | UUID) -> JSON:
+        result: JSON = self.request("GET", self._ws(f"/jobs/{job_id}"))
+        return result
+
+    def cancel_job(self, job_id: str | UUID, reason: str | None = None) -> JSON:
+        body = {"reason": reason} if reason else None
+        result: JSON = self.request("POST", self._ws(f"/jobs/{job_id}/cancel"), json=body)
+        return result
+
+    def retry_job(self, job_id: str | UUID) -> JSON:
+        result: JSON = self.request("POST", self._ws(f"/jobs/{job_id}/retry"))
+        return result
+
+    def list_events(self, job_id: str | UUID, after_seq: int = 0) -> list[JSON]:
+        result: list[JSON] = self.request(
+            "GET", self._ws(f"/jobs/{job_id}/events"), params={"after_seq": after_seq}
+        )["data"]
+        return result
+
+
+class AsyncClient:
+    """The same calls for asyncio code."""
+
+    def __init__(
+        self,
+        url: str,
+        key: str | None = None,
+        *,
+        workspace: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        limits: httpx.Limits | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=url.rstrip("/"),
+            headers=_headers(key),
+            timeout=timeout,
+            transport=transport,
+            limits=limits or httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        )
+        self._workspace = workspace
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        return self._http
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._http.request(method, path, **kwargs)
+        _raise_for_problem(response)
+        return response.json() if response.content else None
+
+    async def workspace(self) -> str:
+        if self._workspace is None:
+            self._workspace = str((await self.me())["workspace"]["slug"])
+        return self._workspace
+
+    async def ws_path(self, suffix: str) -> str:
+        return f"/v1/workspaces/{await self.workspace()}{suffix}"
+
+    async def me(self) -> JSON:
+        result: JSON = await self.request("GET", "/v1/me")
+        return result
+
+    async def create_job(self, job_type: str, payload: Any = None, **options: Any) -> JSON:
+        result: JSON = await self.request(
+            "POST", await self.ws_path("/jobs"), json=job_body(job_type, payload, **options)
+        )
+        return result
+
+    async def create_jobs(self, jobs: list[JSON]) -> list[JSON]:
+        result: list[JSON] = (
+            await self.request("POST", await self.ws_path("/jobs/batch"), json={"jobs": jobs})
+        )["data"]
+        return result
+
+    async def list_jobs(self, **filters: Any) -> JSON:
+        params = list_params(
+            filters.get("status"),
+            filters.get("job_type"),
+            filters.get("agent_task_id"),
+            filters.get("id_prefix"),
+            filters.get("page", 1),
+            filters.get("limit", 50),
+        )
+        result: JSON = await self.request("GET", await self.ws_path("/jobs"), params=params)
+        return result
+
+    async def get_job(self, job_id: str | UUID) -> JSON:
+        result: JSON = await self.request("GET", await self.ws_path(f"/jobs/{job_id}"))
+        return result
+
+    async def cancel_job(self, job_id: str | UUID, reason: str | None = None) -> JSON:
+        body = {"reason": reason} if reason else None
+        result: JSON = await self.request(
+            "POST", await self.ws_path(f"/jobs/{job_id}/cancel"), json=body
+        )
+        return result
+
+    async def retry_job(self, job_id: str | UUID) -> JSON:
+        result: JSON = await self.request("POST", await self.ws_path(f"/jobs/{job_id}/retry"))
+        return result

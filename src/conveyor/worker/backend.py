@@ -1,0 +1,107 @@
+"""What a worker needs from Conveyor, whichever way it reaches it: in the server's own
+process (`ServiceBackend`, no HTTP hop) or over HTTP (`HttpBackend`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+
+class LeaseGone(Exception):
+    """The job is no longer ours (cancelled, reassigned, expired, gone): stop working on
+    it and report nothing more."""
+
+    def __init__(self, reason: str, *, cancelled: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cancelled = cancelled
+
+
+class BackendUnavailable(Exception):
+    """Conveyor cannot be reached right now (network, restart, database down): try again."""
+
+
+class ReportRejected(Exception):
+    """Conveyor refused a report for a reason trying again will not change."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    id: UUID
+    type: str
+    payload: Any
+    attempt: int
+    max_attempts: int
+    priority: int
+    agent_task_id: str | None
+    lease_id: UUID
+    lease_expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionReport:
+    job_id: UUID
+    lease_id: UUID
+    result: Any
+
+
+class WorkerBackend(Protocol):
+    async def claim(
+        self,
+        types: list[str] | None,
+        *,
+        limit: int,
+        lease_seconds: float,
+        wait_seconds: float,
+        worker_id: str,
+    ) -> list[ClaimedJob]: ...
+
+    async def heartbeat(
+        self, job_id: UUID, lease_id: UUID, lease_seconds: float, worker_id: str
+    ) -> None: ...
+
+    async def complete_many(
+        self, reports: list[CompletionReport], worker_id: str
+    ) -> list[Exception | None]:
+        """One outcome per report, in order: None when completed, else why not."""
+        ...
+
+    async def fail(
+        self, job_id: UUID, lease_id: UUID, error: str, retryable: bool, worker_id: str
+    ) -> None: ...
+
+    async def release(self, job_id: UUID, lease_id: UUID, worker_id: str) -> None: ...
+
+    async def progress(
+        self, job_id: UUID, lease_id: UUID, percent: int, message: str | None, worker_id: str
+    ) -> None: ...
+
+    async def add_step(
+        self,
+        job_id: UUID,
+        lease_id: UUID,
+        *,
+        name: str,
+        phase: str,
+        step_type: str,
+        status: str,
+        worker_id: str,
+    ) -> UUID: ...
+
+    async def update_step(
+        self, job_id: UUID, lease_id: UUID, step_id: UUID, changes: dict[str, Any], worker_id: str
+    ) -> None: ...
+
+    async def event(
+        self,
+        job_id: UUID,
+        lease_id: UUID,
+        event_type: str,
+        payload: Any,
+        step_id: UUID | None,
+        worker_id: str,
+    ) -> None: ...
+
+    async def close(self) -> None: ...

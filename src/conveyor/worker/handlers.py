@@ -1,0 +1,106 @@
+"""Job handlers, registered by job type.
+
+    handlers = Handlers()
+
+    @handlers.job("email.send")
+    async def send_email(job: JobContext) -> dict:
+        await job.progress(50, "rendered")
+        return {"sent": True}
+
+    @handlers.job("report.build")
+    def build_report(job: SyncJobContext) -> dict:   # plain functions run on a thread
+        job.progress(10)
+        ...
+
+Raise `Fail("why", retryable=False)` to fail for good; any other exception fails the
+attempt, which is retried while the job has attempts left.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from conveyor.domain.jobs import JOB_TYPE_PATTERN
+
+if TYPE_CHECKING:
+    from conveyor.worker.context import JobContext, SyncJobContext
+
+AsyncHandler = Callable[["JobContext"], Awaitable[Any]]
+SyncHandler = Callable[["SyncJobContext"], Any]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Fail(Exception):
+    """Raised by a handler to fail its job with a message; `retryable=False` fails it for
+    good even when attempts are left."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    job_type: str
+    function: Callable[..., Any]
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.function)
+
+
+class Handlers:
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def job(self, job_type: str) -> Callable[[F], F]:
+        """Register the decorated function as the handler of `job_type`."""
+
+        def register(function: F) -> F:
+            self.add(job_type, function)
+            return function
+
+        return register
+
+    def add(self, job_type: str, function: Callable[..., Any]) -> None:
+        if not JOB_TYPE_PATTERN.match(job_type):
+            raise ValueError(f"job type {job_type!r} must be 1..100 characters of [a-z0-9_.:-]")
+        if job_type in self._handlers:
+            raise ValueError(f"a handler for {job_type!r} is already registered")
+        self._handlers[job_type] = Handler(job_type, function)
+
+    def merge(self, other: Handlers) -> None:
+        for handler in other:
+            self.add(handler.job_type, handler.function)
+
+    def get(self, job_type: str) -> Handler | None:
+        return self._handlers.get(job_type)
+
+    @property
+    def types(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def __iter__(self) -> Iterator[Handler]:
+        return iter(self._handlers.values())
+
+    def __len__(self) -> int:
+        return len(self._handlers)
+
+
+def load_handlers(reference: str) -> Handlers:
+    """`package.module:name`, naming a `Handlers` object (or a function returning one)."""
+    module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"--handlers takes module:object, not {reference!r}")
+    module = importlib.import_module(module_name)
+    found = getattr(module, attribute, None)
+    if callable(found) and not isinstance(found, Handlers):
+        found = found()
+    if not isinstance(found, Handlers):
+        raise ValueError(f"{reference} is not a conveyor.worker.Handlers object")
+    return found

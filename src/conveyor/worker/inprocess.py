@@ -1,0 +1,210 @@
+"""The worker backend inside a server process: straight calls into the job service."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from conveyor.domain.errors import (
+    ConveyorError,
+    InvalidInput,
+    JobConflict,
+    LeaseLost,
+    NotFound,
+    Unavailable,
+)
+from conveyor.domain.events import worker_actor
+from conveyor.domain.jobs import Job
+from conveyor.domain.steps import StepPhase, StepStatus, StepType
+from conveyor.service.jobs import JobService
+from conveyor.store.connection import TransientDatabaseError
+from conveyor.store.jobs import Completion
+from conveyor.worker.backend import (
+    BackendUnavailable,
+    ClaimedJob,
+    CompletionReport,
+    LeaseGone,
+    ReportRejected,
+)
+
+T = TypeVar("T")
+
+
+def claimed(job: Job) -> ClaimedJob:
+    assert job.lease_id is not None
+    return ClaimedJob(
+        id=job.id,
+        type=job.type,
+        payload=job.payload,
+        attempt=job.attempt,
+        max_attempts=job.max_attempts,
+        priority=job.priority,
+        agent_task_id=job.agent_task_id,
+        lease_id=job.lease_id,
+        lease_expires_at=job.lease_expires_at,
+    )
+
+
+def translate(error: Exception) -> Exception:
+    """Service errors as the worker understands them."""
+    if isinstance(error, LeaseLost):
+        return LeaseGone(error.reason, cancelled="cancelled" in error.reason)
+    if isinstance(error, NotFound):
+        return LeaseGone(str(error))
+    if isinstance(error, Unavailable | TransientDatabaseError):
+        return BackendUnavailable(str(error))
+    if isinstance(error, JobConflict | InvalidInput | ConveyorError):
+        return ReportRejected(str(error))
+    return error
+
+
+async def _call(operation: Awaitable[T]) -> T:
+    try:
+        return await operation
+    except (ConveyorError, TransientDatabaseError) as error:
+        raise translate(error) from error
+
+
+class ServiceBackend:
+    def __init__(self, service: JobService, workspace_id: UUID) -> None:
+        self._service = service
+        self._workspace_id = workspace_id
+
+    async def claim(
+        self,
+        types: list[str] | None,
+        *,
+        limit: int,
+        lease_seconds: float,
+        wait_seconds: float,
+        worker_id: str,
+    ) -> list[ClaimedJob]:
+        jobs = await _call(
+            self._service.claim_jobs(
+                self._workspace_id,
+                types=types,
+                limit=limit,
+                lease_seconds=lease_seconds,
+                worker_id=worker_id,
+                actor=worker_actor(worker_id),
+                wait_seconds=wait_seconds,
+            )
+        )
+        return [claimed(job) for job in jobs]
+
+    async def heartbeat(
+        self, job_id: UUID, lease_id: UUID, lease_seconds: float, worker_id: str
+    ) -> None:
+        await _call(self._service.heartbeat(self._workspace_id, job_id, lease_id, lease_seconds))
+
+    async def complete_many(
+        self, reports: list[CompletionReport], worker_id: str
+    ) -> list[Exception | None]:
+        outcomes = await _call(
+            self._service.complete_jobs(
+                self._workspace_id,
+                [Completion(r.job_id, r.lease_id, r.result) for r in reports],
+                worker_actor(worker_id),
+            )
+        )
+        return [None if o.error is None else translate(o.error) for o in outcomes]
+
+    async def fail(
+        self, job_id: UUID, lease_id: UUID, error: str, retryable: bool, worker_id: str
+    ) -> None:
+        await _call(
+            self._service.fail_job(
+                self._workspace_id,
+                job_id,
+                lease_id,
+                error,
+                retryable=retryable,
+                actor=worker_actor(worker_id),
+            )
+        )
+
+    async def release(self, job_id: UUID, lease_id: UUID, worker_id: str) -> None:
+        await _call(
+            self._service.release_job(self._workspace_id, job_id, lease_id, worker_actor(worker_id))
+        )
+
+    async def progress(
+        self, job_id: UUID, lease_id: UUID, percent: int, message: str | None, worker_id: str
+    ) -> None:
+        await _call(
+            self._service.report_progress(
+                self._workspace_id,
+                job_id,
+                percent=percent,
+                message=message,
+                lease_id=lease_id,
+                allow_decrease=True,
+                actor=worker_actor(worker_id),
+            )
+        )
+
+    async def add_step(
+        self,
+        job_id: UUID,
+        lease_id: UUID,
+        *,
+        name: str,
+        phase: str,
+        step_type: str,
+        status: str,
+        worker_id: str,
+    ) -> UUID:
+        step = await _call(
+            self._service.add_step(
+                self._workspace_id,
+                job_id,
+                name=name,
+                phase=StepPhase(phase),
+                step_type=StepType(step_type),
+                status=StepStatus(status),
+                lease_id=lease_id,
+                actor=worker_actor(worker_id),
+            )
+        )
+        return step.id
+
+    async def update_step(
+        self, job_id: UUID, lease_id: UUID, step_id: UUID, changes: dict[str, Any], worker_id: str
+    ) -> None:
+        status = changes.pop("status", None)
+        await _call(
+            self._service.update_step(
+                self._workspace_id,
+                job_id,
+                step_id,
+                lease_id=lease_id,
+                status=None if status is None else StepStatus(status),
+                actor=worker_actor(worker_id),
+                **changes,
+            )
+        )
+
+    async def event(
+        self,
+        job_id: UUID,
+        lease_id: UUID,
+        event_type: str,
+        payload: Any,
+        step_id: UUID | None,
+        worker_id: str,
+    ) -> None:
+        await _call(
+            self._service.append_event(
+                self._workspace_id,
+                job_id,
+                event_type=event_type,
+                payload=payload,
+                step_id=step_id,
+                lease_id=lease_id,
+                actor=worker_actor(worker_id),
+            )
+        )
+
+    async def close(self) -> None:
+        return None

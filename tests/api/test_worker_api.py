@@ -1,0 +1,222 @@
+"""The worker routes over real HTTP: claims (and their long-poll), leases, reports."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from tests.support.server import RunningServer
+
+
+@pytest.fixture
+async def worker(server: RunningServer, keys: dict[str, str]) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(
+        base_url=f"{server.url}/v1/workspaces/acme",
+        headers={"Authorization": f"Bearer {keys['worker']}", "Conveyor-Worker-Id": "w-1"},
+        timeout=30,
+    )
+    yield client  # type: ignore[misc]
+    await client.aclose()
+
+
+async def claim_one(worker: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    response = await worker.post("/claims", json={"worker_id": "w-1", **body})
+    assert response.status_code == 200, response.text
+    [job] = response.json()["data"]
+    return dict(job)
+
+
+async def test_claim_long_polls_until_a_job_arrives(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    started = time.monotonic()
+    empty = await worker.post("/claims", json={"worker_id": "w-1", "wait_seconds": 0.3})
+    assert empty.json() == {"data": []}
+    assert time.monotonic() - started >= 0.3, "an empty claim waits wait_seconds"
+
+    waiting = asyncio.create_task(
+        worker.post("/claims", json={"worker_id": "w-1", "wait_seconds": 10, "types": ["t"]})
+    )
+    await asyncio.sleep(0.3)
+    created_at = time.monotonic()
+    job = (await client.post("/jobs", json={"type": "t"})).json()
+    response = await waiting
+    woke_after = time.monotonic() - created_at
+    assert [j["id"] for j in response.json()["data"]] == [job["id"]]
+    assert woke_after < 2.0, f"claim returned {woke_after:.2f}s after the job was created"
+
+
+async def test_a_claim_returns_a_lease_and_reports_need_it(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    await client.post("/jobs", json={"type": "t"})
+    job = await claim_one(worker, lease_seconds=60)
+    lease = job["lease_id"]
+    assert job["status"] == "RUNNING"
+    assert job["worker_id"] == "w-1"
+
+    beat = await worker.post(f"/jobs/{job['id']}/heartbeat", json={"lease_id": lease})
+    assert beat.status_code == 200
+    progress = await worker.patch(
+        f"/jobs/{job['id']}/progress",
+        json={"progress_percent": 40, "message": "warming up", "lease_id": lease},
+    )
+    assert progress.json()["progress_percent"] == 40
+    backwards = await worker.patch(
+        f"/jobs/{job['id']}/progress", json={"progress_percent": 10, "lease_id": lease}
+    )
+    assert backwards.status_code == 409
+    assert backwards.json()["type"] == "/problems/progress-regressed"
+    no_lease = await worker.patch(f"/jobs/{job['id']}/progress", json={"progress_percent": 50})
+    assert no_lease.status_code == 422
+
+    step = await worker.post(
+        f"/jobs/{job['id']}/steps",
+        json={"name": "plan", "type": "AI_ACTION", "phase": "SETUP", "lease_id": lease},
+    )
+    assert step.status_code == 201
+    assert step.json()["ordinal"] == 1
+    updated = await worker.patch(
+        f"/jobs/{job['id']}/steps/{step.json()['id']}",
+        json={
+            "lease_id": lease,
+            "status": "COMPLETED",
+            "output": "thinking…",
+            "tokens_input": 10,
+            "tokens_output": 3,
+        },
+    )
+    assert updated.json()["status"] == "COMPLETED"
+    assert updated.json()["duration_ms"] >= 0
+    event = await worker.post(
+        f"/jobs/{job['id']}/events",
+        json={"type": "ai.tool_called", "payload": {"tool": "grep"}, "lease_id": lease},
+    )
+    assert event.status_code == 201
+    forged = await worker.post(
+        f"/jobs/{job['id']}/events", json={"type": "job.completed", "lease_id": lease}
+    )
+    assert forged.status_code == 422
+
+    done = await worker.post(
+        f"/jobs/{job['id']}/complete", json={"lease_id": lease, "result": {"ok": True}}
+    )
+    assert done.json()["status"] == "COMPLETED"
+    again = await worker.post(
+        f"/jobs/{job['id']}/complete", json={"lease_id": lease, "result": {"ok": True}}
+    )
+    assert again.status_code == 200, "the same completion again is a no-op"
+    assert again.json()["version"] == done.json()["version"]
+    different = await worker.post(
+        f"/jobs/{job['id']}/complete", json={"lease_id": lease, "result": {"ok": False}}
+    )
+    assert different.status_code == 409
+    assert different.json()["type"] == "/problems/result-conflict"
+
+    detail = (await client.get(f"/jobs/{job['id']}")).json()
+    assert [e["type"] for e in detail["events"]] == [
+        "job.created",
+        "job.queued",
+        "job.started",
+        "job.progress",
+        "step.started",
+        "step.output",
+        "step.completed",
+        "ai.tool_called",
+        "job.completed",
+    ]
+    assert [e["seq"] for e in detail["events"]] == list(range(1, 10))
+    assert detail["events"][3]["actor"].startswith("worker:w-1/key:")
+    assert detail["steps"][0]["tokens_input"] == 10
+
+
+async def test_a_cancelled_job_refuses_its_worker(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    await client.post("/jobs", json={"type": "t"})
+    job = await claim_one(worker)
+    await client.post(f"/jobs/{job['id']}/cancel")
+    beat = await worker.post(f"/jobs/{job['id']}/heartbeat", json={"lease_id": job["lease_id"]})
+    assert beat.status_code == 409
+    problem = beat.json()
+    assert problem["type"] == "/problems/lease-lost"
+    assert "cancelled" in problem["reason"]
+    late = await worker.post(
+        f"/jobs/{job['id']}/complete", json={"lease_id": job["lease_id"], "result": 1}
+    )
+    assert late.status_code == 409
+
+
+async def test_batch_completion_reports_each_outcome(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    await client.post("/jobs/batch", json={"jobs": [{"type": "t"}] * 3})
+    claimed = (await worker.post("/claims", json={"worker_id": "w-1", "limit": 3})).json()["data"]
+    assert len(claimed) == 3
+    completions = [
+        {"job_id": job["id"], "lease_id": job["lease_id"], "result": {"n": index}}
+        for index, job in enumerate(claimed)
+    ]
+    completions[2]["lease_id"] = str(uuid4())
+    completions.append({"job_id": str(uuid4()), "lease_id": str(uuid4())})
+    response = await worker.post("/completions", json={"completions": completions})
+    outcomes = response.json()["data"]
+    assert [o["status"] for o in outcomes] == ["completed", "completed", "error", "error"]
+    assert outcomes[2]["error"]["type"] == "/problems/lease-lost"
+    assert outcomes[3]["error"]["status"] == 404
+    assert outcomes[0]["job"]["result"] == {"n": 0}
+
+
+async def test_fail_and_status_routes(client: httpx.AsyncClient, worker: httpx.AsyncClient) -> None:
+    await client.post("/jobs", json={"type": "t", "max_attempts": 2, "retry_backoff_seconds": 0})
+    job = await claim_one(worker)
+    retried = await worker.post(
+        f"/jobs/{job['id']}/fail",
+        json={"lease_id": job["lease_id"], "error": "timeout", "retryable": True},
+    )
+    assert (retried.json()["status"], retried.json()["attempt"]) == ("QUEUED", 2)
+    again = await claim_one(worker)
+    failed = await worker.patch(
+        f"/jobs/{job['id']}/status",
+        json={"status": "FAILED", "lease_id": again["lease_id"], "error": "gave up"},
+    )
+    assert (failed.json()["status"], failed.json()["error"]) == ("FAILED", "gave up")
+
+    held = (await client.post("/jobs", json={"type": "t", "hold": True})).json()
+    assert held["status"] == "PENDING"
+    stale = await client.patch(
+        f"/jobs/{held['id']}/status", json={"status": "QUEUED", "expected_version": 7}
+    )
+    assert stale.status_code == 409
+    assert stale.json()["type"] == "/problems/concurrent-update"
+    assert stale.json()["current_version"] == 1
+    released = await client.patch(
+        f"/jobs/{held['id']}/status", json={"status": "QUEUED", "expected_version": 1}
+    )
+    assert released.json()["status"] == "QUEUED"
+    started = await worker.patch(
+        f"/jobs/{held['id']}/status", json={"status": "RUNNING", "worker_id": "w-2"}
+    )
+    assert started.json()["status"] == "RUNNING"
+    assert started.json()["lease_id"]
+    requeue = await worker.patch(f"/jobs/{held['id']}/status", json={"status": "QUEUED"})
+    assert requeue.status_code == 403, "a worker key may not queue jobs"
+    admin_requeue = await client.patch(f"/jobs/{held['id']}/status", json={"status": "QUEUED"})
+    assert admin_requeue.status_code == 409, "RUNNING → QUEUED is only for Conveyor itself"
+
+
+async def test_roles_are_enforced(server: RunningServer, keys: dict[str, str]) -> None:
+    async with httpx.AsyncClient(base_url=f"{server.url}/v1/workspaces/acme") as http:
+        as_client = {"Authorization": f"Bearer {keys['client']}"}
+        as_worker = {"Authorization": f"Bearer {keys['worker']}"}
+        assert (
+            await http.post("/claims", json={"worker_id": "x"}, headers=as_client)
+        ).status_code == 403
+        assert (await http.post("/jobs", json={"type": "t"}, headers=as_worker)).status_code == 403
+        assert (await http.post("/jobs", json={"type": "t"}, headers=as_client)).status_code == 201
+        assert (await http.get("/jobs", headers=as_worker)).status_code == 200
