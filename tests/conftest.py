@@ -127,14 +127,13 @@ from tests.support.server import RunningServer, running_server  # noqa: E402
 
 
 def settings_for(database_url: DatabaseURL, **overrides: object) -> Settings:
-    return Settings.from_env(
-        {},
-        database_url=database_url.url,
-        sqlite_synchronous="NORMAL",
-        reaper_interval_seconds=0.2,
-        claim_poll_interval_seconds=0.5,
-        **overrides,
-    )
+    defaults: dict[str, object] = {
+        "database_url": database_url.url,
+        "sqlite_synchronous": "NORMAL",
+        "reaper_interval_seconds": 0.2,
+        "claim_poll_interval_seconds": 0.5,
+    }
+    return Settings.from_env({}, **{**defaults, **overrides})
 
 
 @pytest.fixture

@@ -32,6 +32,10 @@ class Settings:
     insecure_local: bool = False
     """Serve without API keys (only on a loopback address)."""
     admin_key_file: Path = Path("conveyor-admin.key")
+    session_ttl_seconds: float = 12 * 3600.0
+    """How long a dashboard sign-in lasts."""
+    cookie_secure: bool = False
+    """Mark the session cookie Secure (set it when serving behind HTTPS)."""
     pool_size: int = 10
     sqlite_synchronous: str = "FULL"
     reaper_interval_seconds: float = 2.0

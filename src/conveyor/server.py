@@ -7,8 +7,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 from dataclasses import dataclass, field
 
+import uvicorn
+
+from conveyor.bus.hub import EventHub
 from conveyor.bus.postgres import PostgresListener
 from conveyor.bus.work import WorkSignal
 from conveyor.config import Settings
@@ -70,6 +74,7 @@ class Runtime:
     jobs: JobService
     workspaces: WorkspaceService
     work_signal: WorkSignal
+    hub: EventHub
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     listener: PostgresListener | None = None
     worker: Worker | None = None
@@ -82,6 +87,11 @@ class Runtime:
             url, pool_size=settings.pool_size, sqlite_synchronous=settings.sqlite_synchronous
         )
         work_signal = WorkSignal()
+        hub = EventHub(
+            fetch_ranges=store.jobs.events_in_ranges, capacity=settings.sse_buffer_events
+        )
+        if url.kind == "sqlite":
+            store.jobs.on_committed = hub.deliver
         runtime = cls(
             settings=settings,
             store=store,
@@ -92,9 +102,12 @@ class Runtime:
             ),
             workspaces=WorkspaceService(store),
             work_signal=work_signal,
+            hub=hub,
         )
         if url.kind == "postgresql":
-            runtime.listener = PostgresListener(url.url, work_signal)
+            runtime.listener = PostgresListener(
+                url.url, work_signal, on_events=hub.announce, on_reconnect=hub.catch_up_all
+            )
             await runtime.listener.start()
         runtime.tasks.append(asyncio.create_task(runtime._reap_forever(), name="lease-reaper"))
         if settings.workers > 0:
@@ -154,4 +167,16 @@ class Runtime:
                 await task
         if self.listener is not None:
             await self.listener.stop()
+        await self.hub.close()
         await self.store.close()
+
+
+class ConveyorServer(uvicorn.Server):
+    """uvicorn waits for open connections before it stops, and an event stream never ends
+    by itself: end the streams first, then let uvicorn finish."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        runtime = getattr(getattr(self.config.app, "state", None), "runtime", None)
+        if isinstance(runtime, Runtime):
+            runtime.hub.end_all_streams()
+        await super().shutdown(sockets)

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 import conveyor
 from conveyor.api.dependencies import ApiContext
 from conveyor.api.problems import install_problem_handlers
-from conveyor.api.routes import health, jobs, me, workers
+from conveyor.api.routes import health, jobs, me, session, streams, workers
 from conveyor.config import Settings
 from conveyor.server import Runtime
 
@@ -25,6 +25,7 @@ def create_app(settings: Settings) -> FastAPI:
             store=runtime.store,
             jobs=runtime.jobs,
             workspaces=runtime.workspaces,
+            hub=runtime.hub,
         )
         try:
             yield
@@ -43,6 +44,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(me.router)
+    app.include_router(session.router)
     app.include_router(jobs.router)
     app.include_router(workers.router)
+    app.include_router(streams.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
@@ -9,6 +10,7 @@ from uuid import UUID
 from fastapi import Depends, Path, Request
 
 from conveyor.api.problems import Problem
+from conveyor.bus.hub import EventHub
 from conveyor.config import Settings
 from conveyor.domain.workspaces import Permission, Role
 from conveyor.service.jobs import JobService
@@ -24,6 +26,7 @@ class ApiContext:
     store: Store
     jobs: JobService
     workspaces: WorkspaceService
+    hub: EventHub
 
 
 def context(request: Request) -> ApiContext:
@@ -51,27 +54,74 @@ def _workspace_not_found(reference: str) -> Problem:
     return Problem(404, "not-found", "Not found", f"workspace {reference} not found")
 
 
+SESSION_COOKIE = "conveyor_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def _caller(request: Request, ctx: ApiContext, reference: str) -> Principal:
     header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _unauthorized("the Authorization header must be 'Bearer <key>'")
+        principal = await ctx.workspaces.authenticate(token.strip())
+        if principal is None:
+            raise _unauthorized("the API key is not valid (unknown, malformed or revoked)")
+        return principal
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        session = await ctx.workspaces.session(cookie)
+        if session is None:
+            raise _unauthorized("the session has ended; sign in again")
+        if request.method not in SAFE_METHODS and not hmac.compare_digest(
+            request.headers.get(CSRF_HEADER, ""), session.csrf_token
+        ):
+            raise Problem(
+                403,
+                "csrf",
+                "Forbidden",
+                f"a request made with the session cookie must carry the {CSRF_HEADER} header",
+            )
+        return session.principal
+    if ctx.settings.insecure_local:
+        workspace = await ctx.store.workspaces.get_workspace(reference)
+        if workspace is None:
+            raise _workspace_not_found(reference)
+        return Principal(LOCAL_KEY_ID, workspace, Role.ADMIN)
+    raise _unauthorized("send an API key (Authorization: Bearer <key>) or sign in")
+
+
+async def caller_still_valid(request: Request, ctx: ApiContext, principal: Principal) -> bool:
+    """Asked by long-lived streams at every ping: is the key (or session) they opened with
+    still good? Answered from a cache at most a ping old, shared by all streams."""
+    max_age = ctx.settings.sse_ping_seconds
+    token = _presented_token(request)
+    if token is not None:
+        return await ctx.workspaces.still_valid(token, principal.key_id, max_age=max_age)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return await ctx.workspaces.still_valid(
+            cookie, principal.key_id, max_age=max_age, session=True
+        )
+    return ctx.settings.insecure_local and principal.key_id == LOCAL_KEY_ID
+
+
+def _presented_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
     if header is None:
-        if ctx.settings.insecure_local:
-            workspace = await ctx.store.workspaces.get_workspace(reference)
-            if workspace is None:
-                raise _workspace_not_found(reference)
-            return Principal(LOCAL_KEY_ID, workspace, Role.ADMIN)
-        raise _unauthorized("send an API key: Authorization: Bearer <key>")
+        return None
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise _unauthorized("the Authorization header must be 'Bearer <key>'")
-    principal = await ctx.workspaces.authenticate(token.strip())
-    if principal is None:
-        raise _unauthorized("the API key is not valid (unknown, malformed or revoked)")
-    return principal
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 async def any_key(request: Request, ctx: Context) -> Principal:
-    """The caller behind a valid key, whatever its workspace or role."""
-    if ctx.settings.insecure_local and request.headers.get("authorization") is None:
+    """The caller behind a valid key or session, whatever its workspace or role."""
+    if (
+        ctx.settings.insecure_local
+        and request.headers.get("authorization") is None
+        and SESSION_COOKIE not in request.cookies
+    ):
         raise _unauthorized("this server runs without keys; name the workspace in the URL")
     return await _caller(request, ctx, "")
 

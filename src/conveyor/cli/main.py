@@ -110,7 +110,12 @@ def serve(**options: Any) -> None:
 
     from conveyor.api.app import create_app
     from conveyor.logs import configure_logging
-    from conveyor.server import SchemaOutOfDate, bootstrap_admin_key, prepare_schema
+    from conveyor.server import (
+        ConveyorServer,
+        SchemaOutOfDate,
+        bootstrap_admin_key,
+        prepare_schema,
+    )
 
     handlers = options.pop("handlers") or None
     settings = settings_from(**options, handlers=tuple(handlers) if handlers else None)
@@ -140,7 +145,7 @@ def serve(**options: Any) -> None:
         f"({url.kind}, {settings.workers} in-process worker slots)",
         highlight=False,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -149,6 +154,7 @@ def serve(**options: Any) -> None:
         server_header=False,
         timeout_graceful_shutdown=30,
     )
+    ConveyorServer(config).run()
 
 
 @main.command()
@@ -412,6 +418,20 @@ def jobs_retry(ctx: ClientContext, job_id: str) -> None:
     with ctx.client() as client:
         job = api_call(lambda: client.retry_job(job_id))
     console.print(f"retried as job [cyan]{job['id']}[/cyan] ({job['status']})")
+
+
+EXIT_CODES = {"COMPLETED": 0, "FAILED": 1, "CANCELLED": 3}
+
+
+@jobs.command("watch")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="print each event as a JSON line")
+@pass_client
+def jobs_watch(ctx: ClientContext, job_id: str, as_json: bool) -> None:
+    """Follow a job live until it ends; exit 0 if it COMPLETED, 1 FAILED, 3 CANCELLED."""
+    with ctx.client() as client:
+        outcome = api_call(lambda: render.watch(console, client.stream_job_events(job_id), as_json))
+    sys.exit(EXIT_CODES.get(outcome, 1))
 
 
 # -- remote worker --------------------------------------------------------------------------

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from conveyor.domain.workspaces import ApiKey, Workspace
 
@@ -131,3 +133,59 @@ def keys_table(keys: Sequence[ApiKey]) -> Table:
             found.revoked_at.isoformat(timespec="seconds") if found.revoked_at else "-",
         )
     return table
+
+
+def describe(event: dict[str, Any]) -> str:
+    payload = event.get("payload") or {}
+    kind = event["type"]
+    if kind == "job.progress":
+        message = payload.get("message")
+        return f"{payload.get('progress_percent')}%" + (f" {message}" if message else "")
+    if kind == "step.output":
+        return str(payload.get("text", "")).rstrip()
+    if kind.startswith("step."):
+        return str(payload.get("name", ""))
+    if kind in ("job.failed", "job.retrying"):
+        return str(payload.get("error", ""))
+    if kind == "job.started":
+        return f"attempt {payload.get('attempt')} on {payload.get('worker_id')}"
+    return json.dumps(payload)[:100] if payload else ""
+
+
+def watch(console: Console, events: Iterable[dict[str, Any]], as_json: bool) -> str:
+    """Print a job's events as they come, with a progress bar; return its final status."""
+    if as_json:
+        status = "UNKNOWN"
+        for event in events:
+            print(json.dumps(event), flush=True)
+            if event["type"] == "stream.complete":
+                status = str(event["status"])
+        return status
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        bar = progress.add_task("waiting", total=100)
+        for event in events:
+            if event["type"] == "stream.complete":
+                status = str(event["status"])
+                progress.update(bar, description=status_text(status))
+                if status == "COMPLETED":
+                    progress.update(bar, completed=100)
+                return status
+            time = str(event.get("timestamp", ""))[11:23]
+            # Text, not markup: output from a job may hold brackets of its own.
+            line = Text.assemble(
+                (f"{event.get('seq', ''):>4} {time} ", "dim"),
+                f"{event['type']:<16} ",
+                describe(event),
+            )
+            progress.console.print(line, highlight=False)
+            if event["type"] == "job.progress":
+                progress.update(bar, completed=event["payload"].get("progress_percent", 0))
+            if event["type"] == "job.started":
+                progress.update(bar, description="RUNNING")
+    return "UNKNOWN"

@@ -5,15 +5,24 @@ client asks the server once (`GET /v1/me`)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from uuid import UUID
 
 import httpx
+import orjson
 
-from conveyor.client.errors import error_for
+from conveyor.client.errors import ApiError, error_for
+from conveyor.client.sse import ServerSentEvent, parse_lines, parse_lines_async
 
 JSON = dict[str, Any]
 USER_AGENT = "conveyor-python"
+STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
+"""Streams ping every 15 s: a minute of silence means the connection is dead."""
+RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0)
+END_OF_STREAM = "stream.complete"
 
 
 def _raise_for_problem(response: httpx.Response) -> None:
@@ -35,6 +44,42 @@ def _headers(key: str | None) -> dict[str, str]:
     if key:
         headers["Authorization"] = f"Bearer {key}"
     return headers
+
+
+def _stream_error(response: httpx.Response, body: bytes) -> ApiError:
+    try:
+        problem = orjson.loads(body)
+    except ValueError:
+        problem = {"detail": body.decode(errors="replace")[:500]}
+    return error_for(response.status_code, problem if isinstance(problem, dict) else {})
+
+
+class _Resume:
+    """Where a stream stands, to resume it after a dropped connection."""
+
+    def __init__(self, last_event_id: int) -> None:
+        self.last_event_id = last_event_id
+        self.failures = 0
+
+    def headers(self) -> dict[str, str]:
+        return {"Accept": "text/event-stream", "Last-Event-ID": str(self.last_event_id)}
+
+    def seen(self, event: ServerSentEvent) -> None:
+        self.failures = 0
+        if event.id is not None and event.id.isdigit():
+            self.last_event_id = int(event.id)
+
+    def next_delay(self) -> float:
+        delay = RECONNECT_DELAYS[min(self.failures, len(RECONNECT_DELAYS) - 1)]
+        self.failures += 1
+        return delay
+
+
+def _event_dict(event: ServerSentEvent) -> JSON:
+    data = event.json()
+    body: JSON = data if isinstance(data, dict) else {"data": data}
+    body.setdefault("type", event.event)
+    return body
 
 
 def job_body(
@@ -170,6 +215,63 @@ class Client:
         result: JSON = self.request("POST", self._ws(f"/jobs/{job_id}/retry"))
         return result
 
+    def stream_job_events(
+        self, job_id: str | UUID, *, after_seq: int = 0, reconnect: bool = True
+    ) -> Iterator[JSON]:
+        """A job's events as they happen, then a final `{"type": "stream.complete",
+        "status": …}`. A dropped connection is resumed after the last event seen: no event
+        is missed or repeated."""
+        yield from self._stream(self._ws(f"/jobs/{job_id}/events/stream"), after_seq, reconnect)
+
+    def stream_workspace_events(
+        self,
+        *,
+        job_types: list[str] | None = None,
+        statuses: list[str] | None = None,
+        after_id: int | None = None,
+        reconnect: bool = True,
+    ) -> Iterator[JSON]:
+        """Every event of the workspace as it happens (optionally only some job types or
+        status changes); runs until the caller stops iterating."""
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("type", t) for t in job_types or []
+        ]
+        params += [("status", s) for s in statuses or []]
+        path = self._ws("/events/stream")
+        if params:
+            path += "?" + str(httpx.QueryParams(params))
+        start = after_id if after_id is not None else -1
+        yield from self._stream(path, start, reconnect)
+
+    def _stream(self, path: str, start: int, reconnect: bool) -> Iterator[JSON]:
+        """Events from an SSE route; a start below 0 means "from now", without resuming."""
+        resume = _Resume(start)
+        while True:
+            headers = (
+                resume.headers() if resume.last_event_id >= 0 else {"Accept": "text/event-stream"}
+            )
+            try:
+                with self._http.stream(
+                    "GET", path, headers=headers, timeout=STREAM_TIMEOUT
+                ) as response:
+                    if response.status_code >= 400:
+                        raise _stream_error(response, response.read())
+                    for event in parse_lines(response.iter_lines()):
+                        if event.event == "stream.dropped":
+                            break
+                        if event.event == "stream.closed":
+                            return
+                        resume.seen(event)
+                        yield _event_dict(event)
+                        if event.event == END_OF_STREAM:
+                            return
+            except (httpx.TransportError, httpx.RemoteProtocolError):
+                if not reconnect:
+                    raise
+            if not reconnect:
+                return
+            time.sleep(resume.next_delay())
+
     def list_events(self, job_id: str | UUID, after_seq: int = 0) -> list[JSON]:
         result: list[JSON] = self.request(
             "GET", self._ws(f"/jobs/{job_id}/events"), params={"after_seq": after_seq}
@@ -267,3 +369,33 @@ class AsyncClient:
     async def retry_job(self, job_id: str | UUID) -> JSON:
         result: JSON = await self.request("POST", await self.ws_path(f"/jobs/{job_id}/retry"))
         return result
+
+    async def stream_job_events(
+        self, job_id: str | UUID, *, after_seq: int = 0, reconnect: bool = True
+    ) -> AsyncIterator[JSON]:
+        """A job's events as they happen, then `{"type": "stream.complete", …}`; resumes
+        by itself after a dropped connection."""
+        path = await self.ws_path(f"/jobs/{job_id}/events/stream")
+        resume = _Resume(after_seq)
+        while True:
+            try:
+                async with self._http.stream(
+                    "GET", path, headers=resume.headers(), timeout=STREAM_TIMEOUT
+                ) as response:
+                    if response.status_code >= 400:
+                        raise _stream_error(response, await response.aread())
+                    async for event in parse_lines_async(response.aiter_lines()):
+                        if event.event == "stream.dropped":
+                            break
+                        if event.event == "stream.closed":
+                            return
+                        resume.seen(event)
+                        yield _event_dict(event)
+                        if event.event == END_OF_STREAM:
+                            return
+            except (httpx.TransportError, httpx.RemoteProtocolError):
+                if not reconnect:
+                    raise
+            if not reconnect:
+                return
+            await asyncio.sleep(resume.next_delay())

@@ -94,6 +94,7 @@ class Event:
     id: int
     job_id: UUID
     workspace_id: UUID
+    job_type: str
     seq: int
     step_id: UUID | None
     type: str

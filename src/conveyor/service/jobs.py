@@ -549,6 +549,14 @@ class JobService:
         await self.require_job(workspace_id, job_id)
         return await self.jobs.list_events(job_id, after_seq=after_seq, limit=limit)
 
+    async def list_workspace_events(
+        self, workspace_id: UUID, *, after_id: int, limit: int = 1000
+    ) -> list[Event]:
+        return await self.jobs.list_workspace_events(workspace_id, after_id=after_id, limit=limit)
+
+    async def last_event_id(self, workspace_id: UUID) -> int:
+        return await self.jobs.last_event_id(workspace_id)
+
     # -- the reaper ----------------------------------------------------------------------
 
     async def expire_leases(self, *, limit: int = 100) -> list[Job]:

@@ -7,9 +7,11 @@ of randomness, so a fast hash is enough; the comparison is constant-time.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Final
 from uuid import UUID
@@ -80,6 +82,17 @@ class Principal:
 
 
 @dataclass(frozen=True, slots=True)
+class Session:
+    principal: Principal
+    csrf_token: str
+    """Sent back in X-CSRF-Token on every state-changing request made with the cookie."""
+
+
+def _digest(session_token: str) -> str:
+    return hashlib.sha256(session_token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
 class IssuedKey:
     key: ApiKey
     token: str
@@ -89,6 +102,8 @@ class IssuedKey:
 class WorkspaceService:
     def __init__(self, store: Store) -> None:
         self.workspaces = store.workspaces
+        self._validity: dict[str, tuple[bool, float]] = {}
+        self._checking: dict[str, asyncio.Future[Principal | None]] = {}
 
     async def create_workspace(self, slug: str) -> Workspace:
         validate_workspace_slug(slug)
@@ -125,22 +140,85 @@ class WorkspaceService:
         key = await self.workspaces.revoke_key(workspace_id, key_id)
         if key is None:
             raise NotFound("key", key_id)
+        self.forget_cached()
         return key
 
     async def authenticate(self, token: str) -> Principal | None:
         """The principal a key stands for; None for a malformed, unknown, wrong or revoked
-        key, all alike, so a caller learns nothing about which it was."""
+        key, all alike, so a caller learns nothing about which it was. Asks the database
+        every time: a revoked key is refused from the very next request."""
         parsed = parse_key(token)
         if parsed is None:
             return None
         key_id, secret = parsed
-        key = await self.workspaces.get_key(key_id)
-        if key is None or key.is_revoked or not secret_matches(secret, key.secret_hash):
+        found = await self.workspaces.get_key_with_workspace(key_id)
+        if found is None:
             return None
-        workspace = await self.workspaces.get_workspace(str(key.workspace_id))
-        if workspace is None:
+        key, workspace = found
+        if key.is_revoked or not secret_matches(secret, key.secret_hash):
             return None
         return Principal(key.id, workspace, key.role)
+
+    async def still_valid(
+        self, token: str, key_id: UUID, *, max_age: float, session: bool = False
+    ) -> bool:
+        """For long-lived streams re-checking their key now and then: the answer may be up
+        to `max_age` seconds old, so a thousand open streams cost one query, not a
+        thousand. A revoked key's streams therefore end within ping + max_age seconds."""
+        now = time.monotonic()
+        cached = self._validity.get(token)
+        if cached is not None and now - cached[1] < max_age:
+            return cached[0]
+        in_flight = self._checking.get(token)
+        if in_flight is not None:  # many streams, one key: one query answers them all
+            answer = await asyncio.shield(in_flight)
+            return answer is not None and answer.key_id == key_id
+        check = asyncio.ensure_future(
+            self._session_principal(token) if session else self.authenticate(token)
+        )
+        self._checking[token] = check
+        try:
+            principal = await asyncio.shield(check)
+        finally:
+            self._checking.pop(token, None)
+        valid = principal is not None and principal.key_id == key_id
+        if len(self._validity) > 10_000:
+            self._validity.clear()
+        self._validity[token] = (valid, now)
+        return valid
+
+    async def _session_principal(self, session_token: str) -> Principal | None:
+        found = await self.session(session_token)
+        return None if found is None else found.principal
+
+    def forget_cached(self) -> None:
+        self._validity.clear()
+
+    # -- dashboard sessions ----------------------------------------------------------------
+
+    async def start_session(self, token: str, ttl_seconds: float) -> tuple[str, Session]:
+        """Trade an API key for a session token (the browser keeps it in an HttpOnly
+        cookie; only its hash is stored). None-like failures raise NotFound."""
+        principal = await self.authenticate(token)
+        if principal is None:
+            raise NotFound("key", "presented")
+        session_token = secrets.token_urlsafe(32)
+        csrf_token = secrets.token_urlsafe(32)
+        await self.workspaces.insert_session(
+            uuid7(), _digest(session_token), principal.key_id, csrf_token, ttl_seconds
+        )
+        return session_token, Session(principal, csrf_token)
+
+    async def session(self, session_token: str) -> Session | None:
+        found = await self.workspaces.get_session(_digest(session_token))
+        if found is None:
+            return None
+        key, workspace, csrf_token = found
+        return Session(Principal(key.id, workspace, key.role), csrf_token)
+
+    async def end_session(self, session_token: str) -> None:
+        await self.workspaces.delete_session(_digest(session_token))
+        self.forget_cached()
 
     async def bootstrap(self) -> IssuedKey | None:
         """On a database with no workspace at all, create `default` and an admin key for it

@@ -91,6 +91,8 @@ class Database(abc.ABC):
     """A pool of connections to one database."""
 
     dialect: Dialect
+    statements: int = 0
+    """Statements sent so far by this process (for metrics, and tests that check load)."""
 
     @abc.abstractmethod
     def read(self) -> AsyncIteratorContext:

@@ -37,7 +37,9 @@ STEP_COLUMNS: Final = (
     "id, job_id, ordinal, name, phase, type, status, started_at, completed_at, duration_ms, "
     "tokens_input, tokens_output, output"
 )
-EVENT_COLUMNS: Final = "id, job_id, workspace_id, seq, step_id, type, actor, payload, created_at"
+EVENT_COLUMNS: Final = (
+    "id, job_id, workspace_id, job_type, seq, step_id, type, actor, payload, created_at"
+)
 
 # Columns a JobChange may set, and which of them hold JSON. Column names are spliced into
 # SQL, so only these are accepted.
@@ -78,6 +80,15 @@ class NewJob:
     @property
     def status(self) -> JobStatus:
         return JobStatus.PENDING if self.spec.hold else JobStatus.QUEUED
+
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    """What an event row repeats of its job."""
+
+    id: UUID
+    workspace_id: UUID
+    type: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +176,7 @@ class JobStore:
             id=row["id"],
             job_id=d.uuid(row["job_id"]),
             workspace_id=d.uuid(row["workspace_id"]),
+            job_type=row["job_type"],
             seq=row["seq"],
             step_id=d.optional_uuid(row["step_id"]),
             type=row["type"],
@@ -261,6 +273,27 @@ class JobStore:
             )
         return [self.event_from_row(row) for row in rows]
 
+    async def last_event_id(self, workspace_id: UUID) -> int:
+        async with self.database.read() as connection:
+            row = await connection.fetchrow(
+                "SELECT COALESCE(max(id), 0) AS last FROM events WHERE workspace_id = :ws",
+                {"ws": workspace_id},
+            )
+        return int(row["last"]) if row is not None else 0
+
+    async def events_in_ranges(self, ranges: Sequence[tuple[UUID, int, int]]) -> list[Event]:
+        """Events first..last (inclusive) of each job, in id order."""
+        found: list[Event] = []
+        async with self.database.read() as connection:
+            for job_id, first, last in ranges:
+                rows = await connection.fetch(
+                    f"SELECT {EVENT_COLUMNS} FROM events WHERE job_id = :job_id "
+                    "AND seq BETWEEN :first AND :last",
+                    {"job_id": job_id, "first": first, "last": last},
+                )
+                found += [self.event_from_row(row) for row in rows]
+        return sorted(found, key=lambda event: event.id)
+
     async def find_expired_leases(self, limit: int) -> list[Job]:
         async with self.database.read() as connection:
             rows = await connection.fetch(
@@ -306,9 +339,7 @@ class JobStore:
                     continue
                 job = self.job_from_row(row)
                 created[job.id] = job
-                written += await self._insert_events(
-                    connection, job.id, workspace_id, 0, new_job.events
-                )
+                written += await self._insert_events(connection, job, 0, new_job.events)
         self._published(written)
         return await self._with_existing(workspace_id, new_jobs, created)
 
@@ -381,20 +412,20 @@ class JobStore:
     async def _insert_events(
         self,
         connection: Connection,
-        job_id: UUID,
-        workspace_id: UUID,
+        job: Job | JobRef,
         last_seq_before: int,
         new_events: Sequence[NewEvent],
     ) -> list[Event]:
         inserted = []
         for offset, event in enumerate(new_events, start=1):
             row = await connection.fetchrow(
-                "INSERT INTO events (job_id, workspace_id, seq, step_id, type, actor, payload, "
-                f"created_at) VALUES (:job_id, :ws, :seq, :step_id, :type, :actor, :payload, "
-                f"{self.dialect.now}) RETURNING {EVENT_COLUMNS}",
+                "INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, "
+                "payload, created_at) VALUES (:job_id, :ws, :job_type, :seq, :step_id, :type, "
+                f":actor, :payload, {self.dialect.now}) RETURNING {EVENT_COLUMNS}",
                 {
-                    "job_id": job_id,
-                    "ws": workspace_id,
+                    "job_id": job.id,
+                    "ws": job.workspace_id,
+                    "job_type": job.type,
                     "seq": last_seq_before + offset,
                     "step_id": event.step_id,
                     "type": event.type,
@@ -455,11 +486,7 @@ class JobStore:
                 return None
             job = self.job_from_row(row)
             written = await self._insert_events(
-                connection,
-                job.id,
-                workspace_id,
-                job.last_event_seq - len(change.events),
-                change.events,
+                connection, job, job.last_event_seq - len(change.events), change.events
             )
         self._published(written)
         return job
@@ -506,11 +533,7 @@ class JobStore:
                 assert updated is not None, "a picked job changed under the write lock"
                 job = self.job_from_row(updated)
                 written += await self._insert_events(
-                    connection,
-                    job.id,
-                    workspace_id,
-                    job.last_event_seq - 1,
-                    [started_event(job, actor)],
+                    connection, job, job.last_event_seq - 1, [started_event(job, actor)]
                 )
                 claimed.append(job)
         self._published(written)
@@ -544,11 +567,7 @@ class JobStore:
                     continue
                 job = self.job_from_row(row)
                 written += await self._insert_events(
-                    connection,
-                    job.id,
-                    workspace_id,
-                    job.last_event_seq - 1,
-                    [completed_event(job, actor)],
+                    connection, job, job.last_event_seq - 1, [completed_event(job, actor)]
                 )
                 completed.append(job)
         self._published(written)
@@ -597,15 +616,15 @@ class JobStore:
         async with self.database.transaction() as connection:
             row = await connection.fetchrow(
                 "UPDATE jobs SET last_event_seq = last_event_seq + :event_count "
-                f"WHERE id = :job_id AND workspace_id = :ws AND {guard} RETURNING last_event_seq",
+                f"WHERE id = :job_id AND workspace_id = :ws AND {guard} "
+                "RETURNING last_event_seq, type",
                 {**params, "event_count": len(new_events), "job_id": job_id, "ws": workspace_id},
             )
             if row is None:
                 return None
             last = row["last_event_seq"]
-            written = await self._insert_events(
-                connection, job_id, workspace_id, last - len(new_events), new_events
-            )
+            job = JobRef(job_id, workspace_id, row["type"])
+            written = await self._insert_events(connection, job, last - len(new_events), new_events)
         self._published(written)
         return written
 
@@ -673,12 +692,13 @@ class JobStore:
             return []
         row = await connection.fetchrow(
             "UPDATE jobs SET last_event_seq = last_event_seq + :n WHERE id = :job_id "
-            "RETURNING last_event_seq",
+            "RETURNING last_event_seq, type",
             {"n": len(new_events), "job_id": job_id},
         )
         assert row is not None
+        job = JobRef(job_id, workspace_id, row["type"])
         return await self._insert_events(
-            connection, job_id, workspace_id, row["last_event_seq"] - len(new_events), new_events
+            connection, job, row["last_event_seq"] - len(new_events), new_events
         )
 
     async def update_step(

@@ -109,23 +109,27 @@ class PostgresDialect(Dialect):
 
 
 class _PostgresConnection:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, database: PostgresDatabase, connection: asyncpg.Connection) -> None:
+        self._database = database
         self._connection = connection
 
     async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
         text, names = _compile(sql)
+        self._database.statements += 1
         with _translated_errors():
             rows: list[Row] = await self._connection.fetch(text, *_arguments(names, params))
         return rows
 
     async def fetchrow(self, sql: str, params: Params | None = None) -> Row | None:
         text, names = _compile(sql)
+        self._database.statements += 1
         with _translated_errors():
             row: Row | None = await self._connection.fetchrow(text, *_arguments(names, params))
         return row
 
     async def execute(self, sql: str, params: Params | None = None) -> None:
         text, names = _compile(sql)
+        self._database.statements += 1
         with _translated_errors():
             await self._connection.execute(text, *_arguments(names, params))
 
@@ -201,7 +205,7 @@ class PostgresDatabase(Database):
     @asynccontextmanager
     async def _plain(self) -> AsyncIterator[_PostgresConnection]:
         async with self._acquire() as connection:
-            yield _PostgresConnection(connection)
+            yield _PostgresConnection(self, connection)
 
     def transaction(self) -> AsyncIteratorContext:
         return self._transaction()
@@ -213,7 +217,7 @@ class PostgresDatabase(Database):
                 transaction = connection.transaction()
                 await transaction.start()
             try:
-                yield _PostgresConnection(connection)
+                yield _PostgresConnection(self, connection)
             except BaseException:
                 # A broken connection cannot roll back; the pool discards it on release.
                 with contextlib.suppress(Exception):

@@ -12,13 +12,16 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+from conveyor.domain.events import Event
 from conveyor.domain.jobs import Job, JobChange
 from conveyor.store.connection import Json
-from conveyor.store.jobs import JOB_COLUMNS, Completion, JobStore, NewJob
+from conveyor.store.jobs import EVENT_COLUMNS, JOB_COLUMNS, Completion, JobStore, NewJob
 
+_EVENT_COLUMNS_OF_E = ", ".join("e." + column.strip() for column in EVENT_COLUMNS.split(","))
 _EVENT_RECORD = "e(n int, type text, actor text, payload jsonb, step_id uuid)"
 _INSERT_EVENT_COLUMNS = (
-    "INSERT INTO events (job_id, workspace_id, seq, step_id, type, actor, payload, created_at)"
+    "INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload, "
+    "created_at)"
 )
 
 _INSERT_JOBS = f"""
@@ -43,7 +46,8 @@ WITH input AS (
     RETURNING {JOB_COLUMNS}
 ), new_events AS (
     {_INSERT_EVENT_COLUMNS}
-    SELECT inserted.id, inserted.workspace_id, e.n, e.step_id, e.type, e.actor, e.payload, now()
+    SELECT inserted.id, inserted.workspace_id, inserted.type, e.n, e.step_id, e.type, e.actor,
+        e.payload, now()
     FROM inserted JOIN input ON input.id = inserted.id
     CROSS JOIN LATERAL jsonb_to_recordset(input.events) AS {_EVENT_RECORD}
 )
@@ -65,7 +69,7 @@ WITH picked AS (
     RETURNING {", ".join("jobs." + column.strip() for column in JOB_COLUMNS.split(","))}
 ), started AS (
     {_INSERT_EVENT_COLUMNS}
-    SELECT id, workspace_id, last_event_seq, NULL, 'job.started', :actor,
+    SELECT id, workspace_id, type, last_event_seq, NULL, 'job.started', :actor,
         jsonb_build_object('attempt', attempt, 'worker_id', worker_id), now()
     FROM claimed
 )
@@ -85,7 +89,7 @@ WITH input AS (
     RETURNING {", ".join("jobs." + column.strip() for column in JOB_COLUMNS.split(","))}
 ), completed AS (
     {_INSERT_EVENT_COLUMNS}
-    SELECT id, workspace_id, last_event_seq, NULL, 'job.completed', :actor,
+    SELECT id, workspace_id, type, last_event_seq, NULL, 'job.completed', :actor,
         jsonb_build_object('attempt', attempt), now()
     FROM done
 )
@@ -144,7 +148,7 @@ class PostgresJobStore(JobStore):
         returning = update.rsplit(" RETURNING ", 1)[0]
         sql = (
             f"WITH changed AS ({returning} RETURNING {JOB_COLUMNS}), new_events AS ("
-            f"{_INSERT_EVENT_COLUMNS} SELECT changed.id, changed.workspace_id, "
+            f"{_INSERT_EVENT_COLUMNS} SELECT changed.id, changed.workspace_id, changed.type, "
             "changed.last_event_seq - :event_count + e.n, e.step_id, e.type, e.actor, "
             f"e.payload, now() FROM changed CROSS JOIN jsonb_to_recordset(:events::jsonb) "
             f"AS {_EVENT_RECORD}) SELECT {JOB_COLUMNS} FROM changed"
@@ -190,3 +194,20 @@ class PostgresJobStore(JobStore):
                 _COMPLETE, {"completions": Json(records), "ws": workspace_id, "actor": actor}
             )
         return [self.job_from_row(row) for row in rows]
+
+    async def events_in_ranges(self, ranges: Sequence[tuple[UUID, int, int]]) -> list[Event]:
+        """One query for every announced range, however many streams wait on them."""
+        async with self.database.read() as connection:
+            rows = await connection.fetch(
+                f"SELECT {_EVENT_COLUMNS_OF_E} "
+                "FROM unnest(:job_ids::uuid[], :firsts::int[], :lasts::int[]) "
+                "AS r(job_id, first_seq, last_seq) "
+                "JOIN events e ON e.job_id = r.job_id AND e.seq BETWEEN r.first_seq AND r.last_seq "
+                "ORDER BY e.id",
+                {
+                    "job_ids": [job_id for job_id, _, _ in ranges],
+                    "firsts": [first for _, first, _ in ranges],
+                    "lasts": [last for _, _, last in ranges],
+                },
+            )
+        return [self.event_from_row(row) for row in rows]

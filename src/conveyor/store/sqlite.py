@@ -91,7 +91,8 @@ def _encode_params(params: Params | None) -> dict[str, Any]:
 class _ThreadConnection:
     """One sqlite3 connection confined to one thread."""
 
-    def __init__(self, path: Path, synchronous: Synchronous) -> None:
+    def __init__(self, database: SqliteDatabase, path: Path, synchronous: Synchronous) -> None:
+        self._database = database
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-sqlite")
         self._path = path
         self._synchronous = synchronous
@@ -128,6 +129,7 @@ class _ThreadConnection:
 
     async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
         bound = _encode_params(params)
+        self._database.statements += 1
         return await self._call(lambda: self._sqlite.execute(sql, bound).fetchall())
 
     async def fetchrow(self, sql: str, params: Params | None = None) -> Row | None:
@@ -136,6 +138,7 @@ class _ThreadConnection:
 
     async def execute(self, sql: str, params: Params | None = None) -> None:
         bound = _encode_params(params)
+        self._database.statements += 1
         await self._call(lambda: self._sqlite.execute(sql, bound).fetchall())
 
     async def close(self) -> None:
@@ -151,9 +154,9 @@ class SqliteDatabase(Database):
     def __init__(self, path: Path, *, readers: int = 4, synchronous: Synchronous = "FULL") -> None:
         self.path = path
         self._synchronous = synchronous
-        self._writer = _ThreadConnection(path, synchronous)
+        self._writer = _ThreadConnection(self, path, synchronous)
         self._write_lock = asyncio.Lock()
-        self._readers = [_ThreadConnection(path, synchronous) for _ in range(readers)]
+        self._readers = [_ThreadConnection(self, path, synchronous) for _ in range(readers)]
         self._idle_readers: asyncio.Queue[_ThreadConnection] = asyncio.Queue()
 
     async def open(self) -> None:

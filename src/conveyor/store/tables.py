@@ -189,6 +189,7 @@ events = sa.Table(
         nullable=False,
     ),
     sa.Column("workspace_id", uuid_type(), nullable=False),
+    sa.Column("job_type", sa.String(100), nullable=False, server_default=sa.text("''")),
     sa.Column("seq", sa.Integer(), nullable=False),
     sa.Column("step_id", uuid_type(), nullable=True),
     sa.Column("type", sa.String(100), nullable=False),
@@ -198,3 +199,21 @@ events = sa.Table(
     sa.UniqueConstraint("job_id", "seq", name="uq_events_job_seq"),
 )
 sa.Index("ix_events_workspace", events.c.workspace_id, events.c.id)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", uuid_type(), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column(
+        "key_id",
+        uuid_type(),
+        sa.ForeignKey("api_keys.id", ondelete="CASCADE", name="fk_sessions_key"),
+        nullable=False,
+    ),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", timestamp_type(), nullable=False),
+    sa.Column("expires_at", timestamp_type(), nullable=False),
+    sa.UniqueConstraint("token_hash", name="uq_sessions_token_hash"),
+)
+sa.Index("ix_sessions_key", sessions.c.key_id)

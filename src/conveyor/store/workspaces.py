@@ -34,6 +34,13 @@ class WorkspaceStore:
             revoked_at=d.optional_timestamp(row["revoked_at"]),
         )
 
+    def _joined_workspace(self, key: ApiKey, row: Row) -> Workspace:
+        return Workspace(
+            id=key.workspace_id,
+            slug=row["slug"],
+            created_at=self.dialect.timestamp(row["workspace_created_at"]),
+        )
+
     async def insert_workspace(self, workspace_id: UUID, slug: str) -> Workspace | None:
         """None when the slug is taken."""
         async with self.database.write() as connection:
@@ -96,6 +103,20 @@ class WorkspaceStore:
             )
         return None if row is None else self._key(row)
 
+    async def get_key_with_workspace(self, key_id: UUID) -> tuple[ApiKey, Workspace] | None:
+        """A key and its workspace in one round trip (every authenticated request asks)."""
+        async with self.database.read() as connection:
+            row = await connection.fetchrow(
+                "SELECT k.id, k.workspace_id, k.role, k.name, k.secret_hash, k.created_at, "
+                "k.revoked_at, w.slug, w.created_at AS workspace_created_at "
+                "FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE k.id = :id",
+                {"id": key_id},
+            )
+        if row is None:
+            return None
+        key = self._key(row)
+        return key, self._joined_workspace(key, row)
+
     async def list_keys(self, workspace_id: UUID) -> list[ApiKey]:
         async with self.database.read() as connection:
             rows = await connection.fetch(
@@ -113,3 +134,49 @@ class WorkspaceStore:
                 {"id": key_id, "ws": workspace_id},
             )
         return None if row is None else self._key(row)
+
+    async def insert_session(
+        self,
+        session_id: UUID,
+        token_hash: str,
+        key_id: UUID,
+        csrf_token: str,
+        ttl_seconds: float,
+    ) -> None:
+        async with self.database.write() as connection:
+            await connection.execute(
+                "INSERT INTO sessions (id, token_hash, key_id, csrf_token, created_at, "
+                f"expires_at) VALUES (:id, :hash, :key_id, :csrf, {self.dialect.now}, "
+                f"{self.dialect.now_plus('ttl')})",
+                {
+                    "id": session_id,
+                    "hash": token_hash,
+                    "key_id": key_id,
+                    "csrf": csrf_token,
+                    "ttl": ttl_seconds,
+                },
+            )
+
+    async def get_session(self, token_hash: str) -> tuple[ApiKey, Workspace, str] | None:
+        """The key, workspace and CSRF token of a live session (unexpired, key not revoked)."""
+        async with self.database.read() as connection:
+            row = await connection.fetchrow(
+                "SELECT k.id, k.workspace_id, k.role, k.name, k.secret_hash, k.created_at, "
+                "k.revoked_at, w.slug, w.created_at AS workspace_created_at, s.csrf_token "
+                "FROM sessions s JOIN api_keys k ON k.id = s.key_id "
+                "JOIN workspaces w ON w.id = k.workspace_id "
+                f"WHERE s.token_hash = :hash AND s.expires_at > {self.dialect.now} "
+                "AND k.revoked_at IS NULL",
+                {"hash": token_hash},
+            )
+        if row is None:
+            return None
+        key = self._key(row)
+        return key, self._joined_workspace(key, row), row["csrf_token"]
+
+    async def delete_session(self, token_hash: str) -> None:
+        async with self.database.write() as connection:
+            await connection.execute(
+                f"DELETE FROM sessions WHERE token_hash = :hash OR expires_at < {self.dialect.now}",
+                {"hash": token_hash},
+            )

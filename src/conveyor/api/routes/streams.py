@@ -1,0 +1,269 @@
+"""Server-Sent Events: follow a job, or a whole workspace, live.
+
+A stream subscribes to the event hub *before* it reads history from the database, then
+replays, then goes live, dropping what it has already sent by seq: so an event committed
+while the stream starts is neither lost nor sent twice. `Last-Event-ID` (or `?after_seq=`)
+resumes exactly after the given event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from uuid import UUID
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from starlette.responses import StreamingResponse
+
+from conveyor.api.dependencies import ApiContext, Context, authorized, caller_still_valid
+from conveyor.api.problems import Problem
+from conveyor.bus.hub import TERMINAL_EVENTS, StreamFilter, Subscription
+from conveyor.domain.events import Event
+from conveyor.domain.jobs import JobStatus
+from conveyor.domain.workspaces import Permission
+from conveyor.service.workspaces import Principal
+
+log = logging.getLogger("conveyor.api.streams")
+router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["streams"])
+
+Streamer = Annotated[Principal, authorized(Permission.STREAM)]
+REPLAY_PAGE = 500
+SENT_MEMORY = 10_000
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "an event stream"}
+}
+
+
+def sse(event: Event, *, stream_id: int) -> bytes:
+    data = {
+        "id": event.id,
+        "job_id": event.job_id,
+        "job_type": event.job_type,
+        "seq": event.seq,
+        "step_id": event.step_id,
+        "type": event.type,
+        "actor": event.actor,
+        "timestamp": event.timestamp,
+        "payload": event.payload,
+    }
+    return f"id: {stream_id}\nevent: {event.type}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+
+
+def control(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+
+
+def resume_point(last_event_id: str | None, after: int | None) -> int:
+    if last_event_id is not None:
+        try:
+            value = int(last_event_id)
+        except ValueError:
+            raise Problem(
+                422,
+                "validation-error",
+                "Invalid input",
+                "Last-Event-ID must be an event number",
+                errors=[{"field": "Last-Event-ID", "message": "must be an integer"}],
+            ) from None
+        if value < 0:
+            raise Problem(
+                422,
+                "validation-error",
+                "Invalid input",
+                "Last-Event-ID must not be negative",
+                errors=[{"field": "Last-Event-ID", "message": "must be >= 0"}],
+            )
+        return value
+    return after or 0
+
+
+def event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(body, media_type="text/event-stream", headers=STREAM_HEADERS)
+
+
+@router.get(
+    "/jobs/{job_id}/events/stream",
+    responses=SSE_RESPONSES,
+    summary="Follow a job's events live (SSE); ends with stream.complete",
+)
+async def stream_job(
+    ctx: Context,
+    principal: Streamer,
+    job_id: UUID,
+    request: Request,
+    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+) -> StreamingResponse:
+    after = resume_point(last_event_id, after_seq)
+    job = await ctx.jobs.get_job(principal.workspace.id, job_id)
+    subscription = ctx.hub.subscribe(principal.workspace.id, StreamFilter(job_id=job.id))
+    return event_stream(_job_events(ctx, principal, request, subscription, job.id, after))
+
+
+async def _job_events(
+    ctx: ApiContext,
+    principal: Principal,
+    request: Request,
+    subscription: Subscription,
+    job_id: UUID,
+    cursor: int,
+) -> AsyncIterator[bytes]:
+    workspace_id = principal.workspace.id
+    with subscription:
+        yield b"retry: 3000\n\n"
+
+        async def catch_up() -> AsyncIterator[bytes]:
+            """Everything after the cursor that the database has; the stream's end if the
+            job is finished and nothing is left."""
+            nonlocal cursor
+            while True:
+                page = await ctx.jobs.list_events(
+                    workspace_id, job_id, after_seq=cursor, limit=REPLAY_PAGE
+                )
+                for event in page:
+                    yield sse(event, stream_id=event.seq)
+                    cursor = event.seq
+                if len(page) < REPLAY_PAGE:
+                    return
+
+        async for chunk in catch_up():
+            yield chunk
+        job = await ctx.jobs.get_job(workspace_id, job_id)
+        if job.status.is_terminal:
+            async for chunk in catch_up():
+                yield chunk
+            yield control("stream.complete", {"job_id": job_id, "status": job.status.value})
+            return
+        while True:
+            batch = await subscription.next_batch(ctx.settings.sse_ping_seconds)
+            if subscription.closing:
+                return
+            if subscription.dropped is not None:
+                yield control("stream.dropped", {"reason": subscription.dropped})
+                return
+            if subscription.catch_up_needed:
+                subscription.catch_up_needed = False
+                async for chunk in catch_up():
+                    yield chunk
+            if not batch:
+                if not await caller_still_valid(request, ctx, principal):
+                    yield control("stream.closed", {"reason": "the API key was revoked"})
+                    return
+                yield b": ping\n\n"
+                continue
+            for event in batch:
+                if event.seq <= cursor:
+                    continue
+                if event.seq > cursor + 1:
+                    async for chunk in catch_up():  # fill a gap from the database
+                        yield chunk
+                    if event.seq <= cursor:
+                        continue
+                yield sse(event, stream_id=event.seq)
+                cursor = event.seq
+                if event.type in TERMINAL_EVENTS:
+                    yield control(
+                        "stream.complete",
+                        {"job_id": job_id, "status": TERMINAL_EVENTS[event.type]},
+                    )
+                    return
+
+
+@router.get(
+    "/events/stream",
+    responses=SSE_RESPONSES,
+    summary="Follow every job event in the workspace live (SSE)",
+)
+async def stream_workspace(
+    ctx: Context,
+    principal: Streamer,
+    request: Request,
+    type: Annotated[list[str] | None, Query(description="job types (repeatable)")] = None,
+    status: Annotated[
+        list[JobStatus] | None, Query(description="only events moving a job to these statuses")
+    ] = None,
+    after_id: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+) -> StreamingResponse:
+    stream_filter = StreamFilter(
+        job_types=frozenset(type or ()),
+        statuses=frozenset(s.value for s in status or ()),
+    )
+    resuming = last_event_id is not None or after_id is not None
+    subscription = ctx.hub.subscribe(principal.workspace.id, stream_filter)
+    # Without a resume point the stream starts now; the newest event id still anchors it,
+    # so events missed while PostgreSQL notices were down can be caught up.
+    after = (
+        resume_point(last_event_id, after_id)
+        if resuming
+        else await ctx.jobs.last_event_id(principal.workspace.id)
+    )
+    return event_stream(_workspace_events(ctx, principal, request, subscription, after))
+
+
+async def _workspace_events(
+    ctx: ApiContext,
+    principal: Principal,
+    request: Request,
+    subscription: Subscription,
+    after_id: int,
+) -> AsyncIterator[bytes]:
+    """Live events of the workspace; with a resume point, first those after it. Events of
+    different jobs may commit out of id order on PostgreSQL, so sent events are remembered
+    by (job, seq) and never sent twice."""
+    workspace_id = principal.workspace.id
+    sent: OrderedDict[tuple[UUID, int], None] = OrderedDict()
+
+    def first_time(event: Event) -> bool:
+        key = (event.job_id, event.seq)
+        if key in sent:
+            return False
+        sent[key] = None
+        if len(sent) > SENT_MEMORY:
+            sent.popitem(last=False)
+        return True
+
+    cursor = after_id
+
+    async def catch_up() -> AsyncIterator[bytes]:
+        nonlocal cursor
+        while True:
+            page = await ctx.jobs.list_workspace_events(
+                workspace_id, after_id=cursor, limit=REPLAY_PAGE
+            )
+            for event in page:
+                cursor = max(cursor, event.id)
+                if subscription.filter.matches(event) and first_time(event):
+                    yield sse(event, stream_id=event.id)
+            if len(page) < REPLAY_PAGE:
+                return
+
+    with subscription:
+        yield b"retry: 3000\n\n"
+        async for chunk in catch_up():
+            yield chunk
+        while True:
+            batch = await subscription.next_batch(ctx.settings.sse_ping_seconds)
+            if subscription.closing:
+                return
+            if subscription.dropped is not None:
+                yield control("stream.dropped", {"reason": subscription.dropped})
+                return
+            if subscription.catch_up_needed:
+                subscription.catch_up_needed = False
+                async for chunk in catch_up():
+                    yield chunk
+            if not batch:
+                if not await caller_still_valid(request, ctx, principal):
+                    yield control("stream.closed", {"reason": "the API key was revoked"})
+                    return
+                yield b": ping\n\n"
+                continue
+            for event in batch:
+                if first_time(event):
+                    cursor = max(cursor, event.id)
+                    yield sse(event, stream_id=event.id)

@@ -1,0 +1,217 @@
+"""The event hub: one per server process, fanning committed events out to every stream
+open in that process.
+
+Feeding it:
+* SQLite: the store hands over each transaction's events as it commits (`deliver`).
+* PostgreSQL: the LISTEN connection hands over compact notices (job, seq range); the hub
+  keeps those some local stream wants and fetches them in one query per batch of notices
+  (`announce`) — never a query per stream, and none at all while streams are idle.
+
+Each subscription has a bounded buffer. A stream whose client reads too slowly to keep
+up is dropped with a reason rather than allowed to grow without limit; its client
+resumes from the last event it saw (the database has every event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from conveyor.bus.postgres import EventNotice
+from conveyor.domain import events as event_types
+from conveyor.domain.events import Event
+
+log = logging.getLogger("conveyor.bus")
+
+# The status an event puts its job in, for workspace streams filtered by status.
+STATUS_OF_EVENT = {
+    event_types.JOB_QUEUED: "QUEUED",
+    event_types.JOB_STARTED: "RUNNING",
+    event_types.JOB_COMPLETED: "COMPLETED",
+    event_types.JOB_FAILED: "FAILED",
+    event_types.JOB_CANCELLED: "CANCELLED",
+}
+TERMINAL_EVENTS = {
+    event_types.JOB_COMPLETED: "COMPLETED",
+    event_types.JOB_FAILED: "FAILED",
+    event_types.JOB_CANCELLED: "CANCELLED",
+}
+
+FetchRanges = Callable[[Sequence[tuple[UUID, int, int]]], Awaitable[list[Event]]]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFilter:
+    job_id: UUID | None = None
+    job_types: frozenset[str] = frozenset()
+    statuses: frozenset[str] = frozenset()
+
+    def matches(self, event: Event) -> bool:
+        if self.job_id is not None and event.job_id != self.job_id:
+            return False
+        if self.job_types and event.job_type not in self.job_types:
+            return False
+        return not self.statuses or STATUS_OF_EVENT.get(event.type) in self.statuses
+
+
+class Subscription:
+    def __init__(
+        self, hub: EventHub, workspace_id: UUID, stream_filter: StreamFilter, capacity: int
+    ) -> None:
+        self._hub = hub
+        self.workspace_id = workspace_id
+        self.filter = stream_filter
+        self.capacity = capacity
+        self._queue: deque[Event] = deque()
+        self._ready = asyncio.Event()
+        self.dropped: str | None = None
+        self.closing = False
+        """The server is stopping: end the stream (its client reconnects elsewhere)."""
+        self.catch_up_needed = False
+        """Set when notices may have been lost (the listener reconnected): the stream
+        must read what it missed from the database."""
+
+    def offer(self, event: Event) -> None:
+        if self.dropped is not None or not self.filter.matches(event):
+            return
+        if len(self._queue) >= self.capacity:
+            self.dropped = (
+                f"the client fell more than {self.capacity} events behind; "
+                "reconnect with Last-Event-ID to resume"
+            )
+            self._queue.clear()
+        else:
+            self._queue.append(event)
+        self._ready.set()
+
+    def end(self) -> None:
+        self.closing = True
+        self._ready.set()
+
+    def request_catch_up(self) -> None:
+        self.catch_up_needed = True
+        self._ready.set()
+
+    async def next_batch(self, wait_seconds: float) -> list[Event]:
+        """The events buffered so far, waiting up to `wait_seconds` for the first one."""
+        if not (self._queue or self.dropped or self.catch_up_needed or self.closing):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), wait_seconds)
+        self._ready.clear()
+        batch = list(self._queue)
+        self._queue.clear()
+        return batch
+
+    def close(self) -> None:
+        self._hub.unsubscribe(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class EventHub:
+    def __init__(self, *, fetch_ranges: FetchRanges | None = None, capacity: int = 1000) -> None:
+        self._fetch_ranges = fetch_ranges
+        self.capacity = capacity
+        self._by_job: dict[UUID, set[Subscription]] = {}
+        self._by_workspace: dict[UUID, set[Subscription]] = {}
+        self._pending: dict[UUID, tuple[int, int]] = {}
+        self._fetching: asyncio.Task[None] | None = None
+        self._closed = False
+        self.fetches = 0
+        """Database reads made to resolve notices (for tests and metrics)."""
+
+    @property
+    def subscriptions(self) -> int:
+        return sum(len(subs) for subs in self._by_job.values()) + sum(
+            len(subs) for subs in self._by_workspace.values()
+        )
+
+    def subscribe(self, workspace_id: UUID, stream_filter: StreamFilter) -> Subscription:
+        subscription = Subscription(self, workspace_id, stream_filter, self.capacity)
+        if self._closed:
+            subscription.end()
+        if stream_filter.job_id is not None:
+            self._by_job.setdefault(stream_filter.job_id, set()).add(subscription)
+        else:
+            self._by_workspace.setdefault(workspace_id, set()).add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        job_id = subscription.filter.job_id
+        index = self._by_job if job_id is not None else self._by_workspace
+        key = job_id if job_id is not None else subscription.workspace_id
+        subscribers = index.get(key)
+        if subscribers is None:
+            return
+        subscribers.discard(subscription)
+        if not subscribers:
+            del index[key]
+
+    def _wanted(self, workspace_id: UUID, job_id: UUID) -> bool:
+        return job_id in self._by_job or workspace_id in self._by_workspace
+
+    def deliver(self, committed: Sequence[Event]) -> None:
+        """Hand committed events (in commit order) to every stream that wants them."""
+        for event in committed:
+            for subscription in tuple(self._by_job.get(event.job_id, ())):
+                subscription.offer(event)
+            for subscription in tuple(self._by_workspace.get(event.workspace_id, ())):
+                subscription.offer(event)
+
+    def announce(self, notices: Sequence[EventNotice]) -> None:
+        """PostgreSQL said these events were committed: fetch the ones streamed here."""
+        for notice in notices:
+            if not self._wanted(notice.workspace_id, notice.job_id):
+                continue
+            first, last = self._pending.get(notice.job_id, (notice.first_seq, notice.last_seq))
+            self._pending[notice.job_id] = (
+                min(first, notice.first_seq),
+                max(last, notice.last_seq),
+            )
+        if self._pending and (self._fetching is None or self._fetching.done()):
+            self._fetching = asyncio.create_task(self._fetch_pending(), name="event-hub-fetch")
+
+    async def _fetch_pending(self) -> None:
+        assert self._fetch_ranges is not None, "announce needs a way to fetch events"
+        while self._pending:
+            ranges = [(job_id, first, last) for job_id, (first, last) in self._pending.items()]
+            self._pending.clear()
+            self.fetches += 1
+            try:
+                fetched = await self._fetch_ranges(ranges)
+            except Exception as error:
+                log.warning("could not fetch announced events (%s); streams will catch up", error)
+                self.catch_up_all()
+                return
+            self.deliver(sorted(fetched, key=lambda event: event.id))
+
+    def end_all_streams(self) -> None:
+        """The server is stopping: every stream ends now, so that connections close and
+        clients reconnect (to this server once it is back, or to another)."""
+        self._closed = True
+        for index in (self._by_job, self._by_workspace):
+            for subscribers in index.values():
+                for subscription in subscribers:
+                    subscription.end()
+
+    def catch_up_all(self) -> None:
+        """Notices may have been lost: every stream reads what it missed from the database."""
+        for index in (self._by_job, self._by_workspace):
+            for subscribers in index.values():
+                for subscription in subscribers:
+                    subscription.request_catch_up()
+
+    async def close(self) -> None:
+        if self._fetching is not None:
+            self._fetching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fetching

@@ -1,0 +1,329 @@
+"""Server-Sent Events over real HTTP: order, exact resume, fan-out, clean-up, slow clients."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from conveyor.client.sse import ServerSentEvent, parse_lines_async
+from conveyor.store.urls import DatabaseURL
+from tests.conftest import settings_for
+from tests.support.server import RunningServer, running_server
+from tests.worker.conftest import eventually
+
+
+class Worker:
+    """Drives a job through the worker routes, as a remote worker would."""
+
+    def __init__(self, client: httpx.AsyncClient, worker_key: str) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {worker_key}", "Conveyor-Worker-Id": "w"}
+        self.lease: str = ""
+
+    async def claim(self) -> str:
+        response = await self.client.post(
+            "/claims", json={"worker_id": "w", "lease_seconds": 60}, headers=self.headers
+        )
+        [job] = response.json()["data"]
+        self.lease = job["lease_id"]
+        return str(job["id"])
+
+    async def progress(self, job_id: str, percent: int) -> None:
+        response = await self.client.patch(
+            f"/jobs/{job_id}/progress",
+            json={"progress_percent": percent, "lease_id": self.lease},
+            headers=self.headers,
+        )
+        assert response.status_code == 200, response.text
+
+    async def event(self, job_id: str, payload: dict[str, Any]) -> None:
+        response = await self.client.post(
+            f"/jobs/{job_id}/events",
+            json={"type": "test.tick", "payload": payload, "lease_id": self.lease},
+            headers=self.headers,
+        )
+        assert response.status_code == 201, response.text
+
+    async def complete(self, job_id: str) -> None:
+        response = await self.client.post(
+            f"/jobs/{job_id}/complete",
+            json={"lease_id": self.lease, "result": {"ok": True}},
+            headers=self.headers,
+        )
+        assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def worker(client: httpx.AsyncClient, keys: dict[str, str]) -> Worker:
+    return Worker(client, keys["worker"])
+
+
+async def sse_events(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None
+) -> AsyncIterator[ServerSentEvent]:
+    async with client.stream("GET", path, headers=headers, timeout=30) as response:
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        async for event in parse_lines_async(response.aiter_lines()):
+            yield event
+
+
+async def collect_until_complete(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None
+) -> list[ServerSentEvent]:
+    seen = []
+    async for event in sse_events(client, path, headers):
+        seen.append(event)
+        if event.event == "stream.complete":
+            break
+    return seen
+
+
+async def test_a_job_stream_carries_every_event_in_order_then_completes(
+    client: httpx.AsyncClient, worker: Worker
+) -> None:
+    job_id = (await client.post("/jobs", json={"type": "t"})).json()["id"]
+    reader = asyncio.create_task(collect_until_complete(client, f"/jobs/{job_id}/events/stream"))
+    await asyncio.sleep(0.2)
+    await worker.claim()
+    for percent in (10, 50, 90):
+        await worker.progress(job_id, percent)
+    await worker.event(job_id, {"n": 1})
+    await worker.complete(job_id)
+    seen = await asyncio.wait_for(reader, 15)
+    assert [e.event for e in seen] == [
+        "job.created",
+        "job.queued",
+        "job.started",
+        "job.progress",
+        "job.progress",
+        "job.progress",
+        "test.tick",
+        "job.completed",
+        "stream.complete",
+    ]
+    assert [e.id for e in seen[:-1]] == [str(seq) for seq in range(1, 9)]
+    data = seen[3].json()
+    assert data["payload"] == {"progress_percent": 10, "message": None}
+    assert (data["job_id"], data["seq"]) == (job_id, 4)
+    assert seen[-1].json() == {"job_id": job_id, "status": "COMPLETED"}
+
+
+async def test_a_finished_job_s_stream_replays_and_completes_at_once(
+    client: httpx.AsyncClient,
+) -> None:
+    job_id = (await client.post("/jobs", json={"type": "t"})).json()["id"]
+    await client.post(f"/jobs/{job_id}/cancel")
+    seen = await asyncio.wait_for(
+        collect_until_complete(client, f"/jobs/{job_id}/events/stream"), 10
+    )
+    assert [e.event for e in seen] == [
+        "job.created",
+        "job.queued",
+        "job.cancelled",
+        "stream.complete",
+    ]
+    assert seen[-1].json()["status"] == "CANCELLED"
+    tail = await collect_until_complete(
+        client, f"/jobs/{job_id}/events/stream", {"Last-Event-ID": "2"}
+    )
+    assert [e.event for e in tail] == ["job.cancelled", "stream.complete"]
+    by_query = await collect_until_complete(client, f"/jobs/{job_id}/events/stream?after_seq=3")
+    assert [e.event for e in by_query] == ["stream.complete"]
+
+
+async def test_resuming_with_last_event_id_never_loses_or_repeats_an_event(
+    client: httpx.AsyncClient, worker: Worker
+) -> None:
+    job_id = (await client.post("/jobs", json={"type": "t"})).json()["id"]
+    await worker.claim()
+    total_ticks = 120
+
+    async def keep_writing() -> None:
+        for tick in range(total_ticks):
+            await worker.event(job_id, {"tick": tick})
+            await asyncio.sleep(0.005)
+        await worker.complete(job_id)
+
+    writer = asyncio.create_task(keep_writing())
+    rng = random.Random(42)
+    received: list[int] = []
+    last = 0
+    reconnects = 0
+    finished = False
+    while not finished:
+        drop_after = rng.randint(1, 8) if reconnects < 20 else 10**9
+        count = 0
+        headers = {"Last-Event-ID": str(last)} if last else None
+        async for event in sse_events(client, f"/jobs/{job_id}/events/stream", headers):
+            if event.event == "stream.complete":
+                finished = True
+                break
+            received.append(int(event.id or 0))
+            last = int(event.id or 0)
+            count += 1
+            if count >= drop_after:
+                break  # the client drops the connection mid-stream
+        reconnects += 1
+    await writer
+    assert reconnects > 20, "the test should have dropped and resumed 20 times"
+    assert received == list(range(1, len(received) + 1)), "a gap or a duplicate"
+    detail = (await client.get(f"/jobs/{job_id}")).json()
+    assert received[-1] == detail["events"][-1]["seq"]
+
+
+async def test_many_streams_get_the_same_events_without_polling_the_database(
+    database_url: DatabaseURL, keys: dict[str, str]
+) -> None:
+    settings = settings_for(database_url, reaper_interval_seconds=3600.0, sse_ping_seconds=0.5)
+    async with (
+        running_server(settings) as server,
+        httpx.AsyncClient(
+            base_url=f"{server.url}/v1/workspaces/acme",
+            headers={"Authorization": f"Bearer {keys['admin']}"},
+            limits=httpx.Limits(max_connections=300),
+            timeout=30,
+        ) as client,
+    ):
+        job_id = (await client.post("/jobs", json={"type": "t"})).json()["id"]
+        streams = [
+            asyncio.create_task(collect_until_complete(client, f"/jobs/{job_id}/events/stream"))
+            for _ in range(200)
+        ]
+        runtime = server.runtime
+
+        async def all_subscribed() -> bool:
+            return runtime.hub.subscriptions >= 200
+
+        await eventually(all_subscribed, what="200 subscriptions")
+        before = runtime.store.database.statements
+        await asyncio.sleep(2.0)  # four ping intervals with 200 idle streams
+        idle_statements = runtime.store.database.statements - before
+        # Per-stream polling would be 200 streams x 4 pings = 800 statements. All that is
+        # allowed is the shared re-check of the one key they use: one per ping interval.
+        assert idle_statements <= 6, f"{idle_statements} statements while 200 streams idled"
+
+        local = Worker(client, keys["worker"])
+        await local.claim()
+        for tick in range(5):
+            await local.event(job_id, {"tick": tick})
+        await local.complete(job_id)
+        results = await asyncio.wait_for(asyncio.gather(*streams), 30)
+        expected = [e.event for e in results[0]]
+        assert expected[-2:] == ["job.completed", "stream.complete"]
+        assert all([e.event for e in seen] == expected for seen in results)
+        if database_url.kind == "postgresql":
+            # 7 events written: the hub fetched them a few times, never once per stream.
+            assert runtime.hub.fetches <= 10, runtime.hub.fetches
+
+
+async def test_disconnected_clients_release_their_subscriptions(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    hub = server.runtime.hub
+    baseline = hub.subscriptions
+    job_id = (await client.post("/jobs", json={"type": "t"})).json()["id"]
+
+    async def read_two() -> None:
+        count = 0
+        async for _ in sse_events(client, f"/jobs/{job_id}/events/stream"):
+            count += 1
+            if count == 2:
+                return
+
+    await asyncio.gather(*(read_two() for _ in range(20)))
+
+    async def released() -> bool:
+        return hub.subscriptions == baseline
+
+    await eventually(released, within=10, what="subscriptions to be released")
+
+
+async def test_a_slow_client_is_dropped_with_a_reason_and_can_resume(
+    database_url: DatabaseURL, keys: dict[str, str]
+) -> None:
+    settings = settings_for(database_url, sse_buffer_events=5)
+    async with (
+        running_server(settings) as server,
+        httpx.AsyncClient(
+            base_url=f"{server.url}/v1/workspaces/acme",
+            headers={"Authorization": f"Bearer {keys['admin']}"},
+            timeout=30,
+        ) as client,
+    ):
+        job_id = (await client.post("/jobs", json={"type": "t"})).json()["id"]
+        local = Worker(client, keys["worker"])
+        await local.claim()
+        big = "x" * 100_000
+        async with client.stream("GET", f"/jobs/{job_id}/events/stream") as response:
+            lines = response.aiter_lines()
+            # Read nothing while 60 events of 100 kB pile up: far more than socket buffers.
+            for tick in range(60):
+                await local.event(job_id, {"tick": tick, "padding": big})
+            seen = [event async for event in parse_lines_async(lines)]
+        assert seen[-1].event == "stream.dropped"
+        assert "behind" in seen[-1].json()["reason"]
+        resumed_from = int(seen[-2].id or 0)
+        await local.complete(job_id)
+        rest = await collect_until_complete(
+            client, f"/jobs/{job_id}/events/stream", {"Last-Event-ID": str(resumed_from)}
+        )
+        seqs = [int(e.id or 0) for e in seen[:-1]] + [int(e.id or 0) for e in rest[:-1]]
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert rest[-1].event == "stream.complete"
+
+
+async def test_workspace_stream_filters_by_job_type_and_status(
+    client: httpx.AsyncClient, worker: Worker
+) -> None:
+    async def first_events(path: str, count: int) -> list[ServerSentEvent]:
+        seen: list[ServerSentEvent] = []
+        async for event in sse_events(client, path):
+            seen.append(event)
+            if len(seen) == count:
+                return seen
+        return seen
+
+    everything = asyncio.create_task(first_events("/events/stream", 5))
+    only_reports = asyncio.create_task(first_events("/events/stream?type=report", 2))
+    only_cancels = asyncio.create_task(first_events("/events/stream?status=CANCELLED", 1))
+    await asyncio.sleep(0.3)
+    email = (await client.post("/jobs", json={"type": "email"})).json()["id"]
+    report = (await client.post("/jobs", json={"type": "report"})).json()["id"]
+    await client.post(f"/jobs/{email}/cancel")
+    all_events = await asyncio.wait_for(everything, 10)
+    assert [(e.json()["job_id"], e.event) for e in all_events] == [
+        (email, "job.created"),
+        (email, "job.queued"),
+        (report, "job.created"),
+        (report, "job.queued"),
+        (email, "job.cancelled"),
+    ]
+    assert int(all_events[1].id or 0) > int(all_events[0].id or 0), "ids are event ids"
+    reports = await asyncio.wait_for(only_reports, 10)
+    assert {e.json()["job_type"] for e in reports} == {"report"}
+    [cancel] = await asyncio.wait_for(only_cancels, 10)
+    assert (cancel.event, cancel.json()["job_id"]) == ("job.cancelled", email)
+
+    resumed = await first_events("/events/stream?after_id=" + str(all_events[2].id), 2)
+    assert [e.id for e in resumed] == [all_events[3].id, all_events[4].id]
+
+
+async def test_streams_need_a_key_and_the_right_workspace(
+    server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    job_id = (await client.post("/jobs", json={"type": "t"})).json()["id"]
+    async with httpx.AsyncClient(base_url=server.url) as anonymous:
+        path = f"/v1/workspaces/acme/jobs/{job_id}/events/stream"
+        assert (await anonymous.get(path)).status_code == 401
+        other = {"Authorization": f"Bearer {keys['other']}"}
+        assert (await anonymous.get(path, headers=other)).status_code == 404
+        bad_resume = await client.get(
+            f"/jobs/{job_id}/events/stream", headers={"Last-Event-ID": "abc"}
+        )
+        assert bad_resume.status_code == 422

@@ -1,0 +1,125 @@
+"""The Python SDK and `conveyor jobs watch` follow a job, and resume by themselves when the
+connection drops (here: the server restarts)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+from typing import Any
+
+import httpx
+
+from conveyor.client import AsyncClient, Client
+from conveyor.store.urls import DatabaseURL
+from tests.conftest import settings_for
+from tests.support.postgres import free_port
+from tests.support.processes import REPO
+from tests.support.server import running_server
+from tests.worker.conftest import eventually
+
+
+async def start_job(http: httpx.AsyncClient, base: str, keys: dict[str, str]) -> tuple[str, str]:
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    worker = {"Authorization": f"Bearer {keys['worker']}"}
+    job_id = (await http.post(f"{base}/jobs", json={"type": "t"}, headers=admin)).json()["id"]
+    claimed = await http.post(
+        f"{base}/claims", json={"worker_id": "w", "lease_seconds": 600}, headers=worker
+    )
+    return job_id, claimed.json()["data"][0]["lease_id"]
+
+
+async def report(
+    http: httpx.AsyncClient, base: str, keys: dict[str, str], job_id: str, lease: str, n: int
+) -> None:
+    response = await http.patch(
+        f"{base}/jobs/{job_id}/progress",
+        json={"progress_percent": n, "lease_id": lease, "message": f"step {n}"},
+        headers={"Authorization": f"Bearer {keys['worker']}"},
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_sync_and_async_sdk_streams_resume_after_a_restart(
+    database_url: DatabaseURL, keys: dict[str, str]
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    base = f"{url}/v1/workspaces/acme"
+    settings = settings_for(database_url)
+    sync_seen: list[dict[str, Any]] = []
+    async_seen: list[dict[str, Any]] = []
+
+    def follow_sync(job_id: str) -> None:
+        with Client(url, keys["client"]) as client:
+            sync_seen.extend(client.stream_job_events(job_id))
+
+    async def follow_async(job_id: str) -> None:
+        async with AsyncClient(url, keys["client"]) as client:
+            async for event in client.stream_job_events(job_id):
+                async_seen.append(event)
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        async with running_server(settings, port=port):
+            job_id, lease = await start_job(http, base, keys)
+            thread = threading.Thread(target=follow_sync, args=(job_id,))
+            thread.start()
+            follower = asyncio.create_task(follow_async(job_id))
+            for n in range(1, 6):
+                await report(http, base, keys, job_id, lease, n)
+
+            async def both_have_eight() -> bool:
+                return len(sync_seen) >= 8 and len(async_seen) >= 8
+
+            await eventually(both_have_eight, what="eight events in both clients")
+        await asyncio.sleep(0.3)
+        async with running_server(settings, port=port):
+            for n in range(6, 11):
+                await report(http, base, keys, job_id, lease, n)
+            await http.post(
+                f"{base}/jobs/{job_id}/complete",
+                json={"lease_id": lease, "result": {"ok": True}},
+                headers={"Authorization": f"Bearer {keys['worker']}"},
+            )
+            await asyncio.wait_for(follower, 30)
+            await asyncio.to_thread(thread.join, 30)
+    for seen in (sync_seen, async_seen):
+        assert [event["seq"] for event in seen[:-1]] == list(range(1, 15))
+        assert seen[-1] == {"type": "stream.complete", "job_id": job_id, "status": "COMPLETED"}
+
+
+async def test_conveyor_jobs_watch_prints_events_and_exits_with_the_outcome(
+    database_url: DatabaseURL, keys: dict[str, str], server: Any
+) -> None:
+    base = f"{server.url}/v1/workspaces/acme"
+    async with httpx.AsyncClient(timeout=10) as http:
+        job_id, lease = await start_job(http, base, keys)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "CONVEYOR_API_KEY": keys["client"]}
+        watcher = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "conveyor.cli.main", "jobs", "--url", server.url),
+            *("watch", job_id),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        await asyncio.sleep(1.0)
+        for n in (30, 60):
+            await report(http, base, keys, job_id, lease, n)
+        await http.post(
+            f"{base}/jobs/{job_id}/fail",
+            json={"lease_id": lease, "error": "disk full"},
+            headers={"Authorization": f"Bearer {keys['worker']}"},
+        )
+        output, _ = await asyncio.wait_for(watcher.communicate(), 30)
+    text = output.decode()
+    assert watcher.returncode == 1, text
+    for expected in (
+        "job.started",
+        "job.progress",
+        "60% step 60",
+        "job.failed",
+        "disk full",
+        "FAILED",
+    ):
+        assert expected in text, f"{expected!r} missing from:\n{text}"
