@@ -18,6 +18,7 @@ from conveyor.bus.work import WorkSignal
 from conveyor.config import Settings
 from conveyor.domain.errors import AlreadyExists, ConveyorError, Unavailable
 from conveyor.service.jobs import JobService
+from conveyor.service.stats import StatsService
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store, open_store
 from conveyor.store.connection import TransientDatabaseError
@@ -72,6 +73,7 @@ class Runtime:
     settings: Settings
     store: Store
     jobs: JobService
+    stats: StatsService
     workspaces: WorkspaceService
     work_signal: WorkSignal
     hub: EventHub
@@ -92,6 +94,7 @@ class Runtime:
         )
         if url.kind == "sqlite":
             store.jobs.on_committed = hub.deliver
+        stats = StatsService(store)
         runtime = cls(
             settings=settings,
             store=store,
@@ -99,7 +102,9 @@ class Runtime:
                 store,
                 work_signal=work_signal,
                 poll_interval=settings.claim_poll_interval_seconds,
+                on_worker_seen=stats.worker_seen,
             ),
+            stats=stats,
             workspaces=WorkspaceService(store),
             work_signal=work_signal,
             hub=hub,

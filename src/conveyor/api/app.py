@@ -10,7 +10,8 @@ from fastapi import FastAPI
 import conveyor
 from conveyor.api.dependencies import ApiContext
 from conveyor.api.problems import install_problem_handlers
-from conveyor.api.routes import health, jobs, me, session, streams, workers
+from conveyor.api.routes import health, jobs, keys, me, session, stats, streams, workers
+from conveyor.api.routes.dashboard import mount_dashboard
 from conveyor.config import Settings
 from conveyor.server import Runtime
 
@@ -26,6 +27,7 @@ def create_app(settings: Settings) -> FastAPI:
             jobs=runtime.jobs,
             workspaces=runtime.workspaces,
             hub=runtime.hub,
+            stats=runtime.stats,
         )
         try:
             yield
@@ -48,4 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(workers.router)
     app.include_router(streams.router)
+    app.include_router(stats.router)
+    app.include_router(keys.router)
+    mount_dashboard(app)
     return app

@@ -14,6 +14,7 @@ from conveyor.bus.hub import EventHub
 from conveyor.config import Settings
 from conveyor.domain.workspaces import Permission, Role
 from conveyor.service.jobs import JobService
+from conveyor.service.stats import StatsService
 from conveyor.service.workspaces import Principal, WorkspaceService
 from conveyor.store import Store
 
@@ -27,6 +28,7 @@ class ApiContext:
     jobs: JobService
     workspaces: WorkspaceService
     hub: EventHub
+    stats: StatsService
 
 
 def context(request: Request) -> ApiContext:

@@ -89,6 +89,7 @@ class JobService:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         rng: random.Random | None = None,
         on_conflict_retry: Callable[[BaseException], None] | None = None,
+        on_worker_seen: Callable[[UUID, str], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.jobs = store.jobs
@@ -97,6 +98,7 @@ class JobService:
         self.poll_interval = poll_interval
         self._rng = rng or random.Random()
         self._on_conflict_retry = on_conflict_retry
+        self._on_worker_seen = on_worker_seen
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -281,6 +283,8 @@ class JobService:
         """Claim up to `limit` jobs; with `wait_seconds`, wait that long for some to come.
         `abandoned` is asked after each wait: a caller who has gone away (an HTTP client
         that hung up) must not be handed jobs it will never receive."""
+        if self._on_worker_seen is not None:
+            await self._on_worker_seen(workspace_id, worker_id)
         deadline = time.monotonic() + wait_seconds
         first = True
         while True:
@@ -311,6 +315,8 @@ class JobService:
         async def attempt() -> Job:
             job = await self.jobs.extend_lease(workspace_id, job_id, lease_id, lease_seconds)
             if job is not None:
+                if self._on_worker_seen is not None and job.worker_id is not None:
+                    await self._on_worker_seen(workspace_id, job.worker_id)
                 return job
             await self._explain_report_miss(workspace_id, job_id, lease_id)
             raise WriteConflict(job_id)

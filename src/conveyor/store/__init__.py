@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from conveyor.store.connection import Database
 from conveyor.store.jobs import JobStore
+from conveyor.store.stats import StatsStore
 from conveyor.store.urls import DatabaseURL
 from conveyor.store.workspaces import WorkspaceStore
 
@@ -16,6 +17,7 @@ class Store:
     database: Database
     jobs: JobStore
     workspaces: WorkspaceStore
+    stats: StatsStore
 
     async def close(self) -> None:
         await self.database.close()
@@ -35,10 +37,12 @@ async def open_store(
         level: Synchronous = sqlite_synchronous  # type: ignore[assignment]
         sqlite = SqliteDatabase(url.sqlite_path, synchronous=level)
         await sqlite.open()
-        return Store(url, sqlite, JobStore(sqlite), WorkspaceStore(sqlite))
+        return Store(url, sqlite, JobStore(sqlite), WorkspaceStore(sqlite), StatsStore(sqlite))
     from conveyor.store.postgres import PostgresDatabase
     from conveyor.store.postgres_jobs import PostgresJobStore
 
     postgres = PostgresDatabase(url.url, max_size=pool_size)
     await postgres.open()
-    return Store(url, postgres, PostgresJobStore(postgres), WorkspaceStore(postgres))
+    return Store(
+        url, postgres, PostgresJobStore(postgres), WorkspaceStore(postgres), StatsStore(postgres)
+    )

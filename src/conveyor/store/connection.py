@@ -65,6 +65,10 @@ class Dialect(abc.ABC):
         """An SQL expression for the seconds from timestamp `column` to the clock."""
 
     @abc.abstractmethod
+    def minute_of(self, column: str) -> str:
+        """An SQL expression: timestamp `column` truncated to its minute, as Unix seconds."""
+
+    @abc.abstractmethod
     def in_list(self, column: str, param: str) -> str:
         """An SQL condition: `column` is one of the values in the list bound to `:param`."""
 

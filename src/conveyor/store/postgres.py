@@ -91,6 +91,9 @@ class PostgresDialect(Dialect):
     def seconds_since(self, column: str) -> str:
         return f"EXTRACT(EPOCH FROM (now() - {column}))"
 
+    def minute_of(self, column: str) -> str:
+        return f"CAST(EXTRACT(EPOCH FROM date_trunc('minute', {column})) AS BIGINT)"
+
     def in_list(self, column: str, param: str) -> str:
         return f"{column} = ANY(:{param})"
 

@@ -53,6 +53,9 @@ class SqliteDialect(Dialect):
     def seconds_since(self, column: str) -> str:
         return f"(conveyor_now() - {column})"
 
+    def minute_of(self, column: str) -> str:
+        return f"(CAST({column} / 60 AS INTEGER) * 60)"
+
     def in_list(self, column: str, param: str) -> str:
         return f"{column} IN (SELECT value FROM json_each(:{param}))"
 

@@ -141,6 +141,14 @@ sa.Index(
     postgresql_where=sa.text("agent_task_id IS NOT NULL"),
     sqlite_where=sa.text("agent_task_id IS NOT NULL"),
 )
+# Throughput over time: jobs by when they finished.
+sa.Index(
+    "ix_jobs_workspace_completed",
+    jobs.c.workspace_id,
+    jobs.c.completed_at,
+    postgresql_where=sa.text("completed_at IS NOT NULL"),
+    sqlite_where=sa.text("completed_at IS NOT NULL"),
+)
 # Idempotency keys are unique per workspace; the database, not the code, settles a race.
 sa.Index(
     "uq_jobs_idempotency_key",
@@ -217,3 +225,17 @@ sessions = sa.Table(
     sa.UniqueConstraint("token_hash", name="uq_sessions_token_hash"),
 )
 sa.Index("ix_sessions_key", sessions.c.key_id)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column(
+        "workspace_id",
+        uuid_type(),
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE", name="fk_workers_workspace"),
+        primary_key=True,
+    ),
+    sa.Column("worker_id", sa.String(200), primary_key=True),
+    sa.Column("first_seen_at", timestamp_type(), nullable=False),
+    sa.Column("last_seen_at", timestamp_type(), nullable=False),
+)
