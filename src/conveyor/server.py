@@ -17,6 +17,7 @@ from conveyor.bus.postgres import PostgresListener
 from conveyor.bus.work import WorkSignal
 from conveyor.config import Settings
 from conveyor.domain.errors import AlreadyExists, ConveyorError, Unavailable
+from conveyor.domain.limits import JsonLimits
 from conveyor.service.jobs import JobService
 from conveyor.service.stats import StatsService
 from conveyor.service.workspaces import WorkspaceService
@@ -103,6 +104,7 @@ class Runtime:
                 work_signal=work_signal,
                 poll_interval=settings.claim_poll_interval_seconds,
                 on_worker_seen=stats.worker_seen,
+                limits=JsonLimits(settings.max_json_bytes, settings.max_json_depth),
             ),
             stats=stats,
             workspaces=WorkspaceService(store),

@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 import conveyor
 from conveyor.api.dependencies import ApiContext
+from conveyor.api.limits import RateLimiter, RequestSizeLimit
+from conveyor.api.openapi import problem_openapi
 from conveyor.api.problems import install_problem_handlers
 from conveyor.api.routes import health, jobs, keys, me, session, stats, streams, workers
 from conveyor.api.routes.dashboard import mount_dashboard
@@ -28,6 +30,7 @@ def create_app(settings: Settings) -> FastAPI:
             workspaces=runtime.workspaces,
             hub=runtime.hub,
             stats=runtime.stats,
+            rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         )
         try:
             yield
@@ -43,7 +46,9 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/openapi.json",
         redoc_url=None,
     )
+    app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     install_problem_handlers(app)
+    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(me.router)
     app.include_router(session.router)

@@ -9,10 +9,11 @@ from uuid import UUID
 
 from fastapi import Depends, Path, Request
 
+from conveyor.api.limits import RateLimiter
 from conveyor.api.problems import Problem
 from conveyor.bus.hub import EventHub
 from conveyor.config import Settings
-from conveyor.domain.workspaces import Permission, Role
+from conveyor.domain.workspaces import WORKSPACE_SLUG_PATTERN, Permission, Role
 from conveyor.service.jobs import JobService
 from conveyor.service.stats import StatsService
 from conveyor.service.workspaces import Principal, WorkspaceService
@@ -29,6 +30,7 @@ class ApiContext:
     workspaces: WorkspaceService
     hub: EventHub
     stats: StatsService
+    rate_limiter: RateLimiter
 
 
 def context(request: Request) -> ApiContext:
@@ -50,6 +52,16 @@ def _unauthorized(detail: str) -> Problem:
         detail,
         headers={"WWW-Authenticate": 'Bearer realm="conveyor"'},
     )
+
+
+def _could_name_a_workspace(reference: str) -> bool:
+    if WORKSPACE_SLUG_PATTERN.match(reference):
+        return True
+    try:
+        UUID(reference)
+    except ValueError:
+        return False
+    return True
 
 
 def _workspace_not_found(reference: str) -> Problem:
@@ -87,7 +99,11 @@ async def _caller(request: Request, ctx: ApiContext, reference: str) -> Principa
             )
         return session.principal
     if ctx.settings.insecure_local:
-        workspace = await ctx.store.workspaces.get_workspace(reference)
+        workspace = (
+            await ctx.store.workspaces.get_workspace(reference)
+            if _could_name_a_workspace(reference)
+            else None
+        )
         if workspace is None:
             raise _workspace_not_found(reference)
         return Principal(LOCAL_KEY_ID, workspace, Role.ADMIN)

@@ -171,10 +171,16 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
-        titles = {404: "Not found", 405: "Method not allowed", 413: "Request too large"}
+        titles = {
+            400: "Malformed request",
+            404: "Not found",
+            405: "Method not allowed",
+            413: "Request too large",
+        }
+        kinds = {404: "not-found", 413: "request-too-large", 400: "malformed-request"}
         return problem_response(
             error.status_code,
-            "http-error" if error.status_code != 404 else "not-found",
+            kinds.get(error.status_code, "http-error"),
             titles.get(error.status_code, "HTTP error"),
             str(error.detail),
             instance=request.url.path,

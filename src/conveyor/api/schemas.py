@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from conveyor.domain.events import EVENT_TYPE_MAX_LENGTH, Event
 from conveyor.domain.jobs import (
@@ -29,6 +29,7 @@ from conveyor.domain.jobs import (
     Job,
     JobStatus,
 )
+from conveyor.domain.limits import text_problem
 from conveyor.domain.steps import (
     STEP_NAME_MAX_LENGTH,
     STEP_OUTPUT_MAX_CHARS,
@@ -37,6 +38,21 @@ from conveyor.domain.steps import (
     StepStatus,
     StepType,
 )
+
+
+def _storable(text: str) -> str:
+    problem = text_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
+SafeText = Annotated[
+    str,
+    AfterValidator(_storable),
+    Field(json_schema_extra={"pattern": "^[^\\u0000\\ud800-\\udfff]*$"}),
+]
+"""Free text both databases can store: no NUL, no lone surrogates (and the schema says so)."""
 
 JOB_TYPE = Annotated[str, Field(pattern=r"^[a-z0-9_.:-]{1,100}$", examples=["email.send"])]
 WORKER_ID = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
@@ -54,7 +70,7 @@ class CreateJobIn(Strict):
     type: JOB_TYPE
     payload: Any = Field(default_factory=dict, description="JSON input; never overwritten")
     priority: int = Field(PRIORITY_DEFAULT, ge=PRIORITY_MIN, le=PRIORITY_MAX)
-    agent_task_id: str | None = Field(None, min_length=1, max_length=AGENT_TASK_ID_MAX_LENGTH)
+    agent_task_id: SafeText | None = Field(None, min_length=1, max_length=AGENT_TASK_ID_MAX_LENGTH)
     max_attempts: int = Field(1, ge=1, le=MAX_ATTEMPTS_LIMIT)
     run_at: AwareDatetime | None = Field(None, description="not claimable before this time")
     idempotency_key: str | None = Field(None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX_LENGTH)
@@ -72,7 +88,7 @@ class CreateJobsIn(Strict):
 
 
 class CancelIn(Strict):
-    reason: str | None = Field(None, max_length=1000)
+    reason: SafeText | None = Field(None, max_length=1000)
 
 
 class RetryIn(Strict):
@@ -99,19 +115,19 @@ class StatusIn(Strict):
     worker_id: WORKER_ID | None = None
     lease_seconds: LEASE_SECONDS = 30.0
     result: Any = None
-    error: str | None = Field(None, max_length=ERROR_MAX_CHARS)
-    reason: str | None = Field(None, max_length=1000)
+    error: SafeText | None = Field(None, max_length=ERROR_MAX_CHARS)
+    reason: SafeText | None = Field(None, max_length=1000)
 
 
 class ProgressIn(Strict):
     progress_percent: int = Field(ge=0, le=100)
     lease_id: UUID | None = None
-    message: str | None = Field(None, max_length=1000)
+    message: SafeText | None = Field(None, max_length=1000)
     allow_decrease: bool = False
 
 
 class StepIn(Strict):
-    name: str = Field(min_length=1, max_length=STEP_NAME_MAX_LENGTH)
+    name: SafeText = Field(min_length=1, max_length=STEP_NAME_MAX_LENGTH)
     phase: StepPhase = StepPhase.EXECUTION
     type: StepType = StepType.COMMAND
     status: StepStatus = StepStatus.RUNNING
@@ -121,17 +137,19 @@ class StepIn(Strict):
 class StepUpdateIn(Strict):
     lease_id: UUID | None = None
     status: StepStatus | None = None
-    output: str | None = Field(None, max_length=STEP_OUTPUT_MAX_CHARS)
+    output: SafeText | None = Field(None, max_length=STEP_OUTPUT_MAX_CHARS)
     output_stream: Literal["stdout", "stderr"] = "stdout"
     tokens_input: int | None = Field(None, ge=0, le=2**53)
     tokens_output: int | None = Field(None, ge=0, le=2**53)
     duration_ms: int | None = Field(None, ge=0, le=2**53)
     progress_percent: int | None = Field(None, ge=0, le=100)
-    message: str | None = Field(None, max_length=1000)
+    message: SafeText | None = Field(None, max_length=1000)
 
 
 class EventIn(Strict):
-    type: str = Field(min_length=3, max_length=EVENT_TYPE_MAX_LENGTH, examples=["ai.tool_called"])
+    type: SafeText = Field(
+        min_length=3, max_length=EVENT_TYPE_MAX_LENGTH, examples=["ai.tool_called"]
+    )
     payload: Any = Field(default_factory=dict)
     step_id: UUID | None = None
     lease_id: UUID | None = None
@@ -154,7 +172,7 @@ class CompleteManyIn(Strict):
 
 class FailIn(Strict):
     lease_id: UUID
-    error: str = Field(min_length=1, max_length=ERROR_MAX_CHARS)
+    error: SafeText = Field(min_length=1, max_length=ERROR_MAX_CHARS)
     retryable: bool = False
 
 

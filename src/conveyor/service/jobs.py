@@ -32,6 +32,7 @@ from conveyor.domain.errors import (
 )
 from conveyor.domain.events import Event, JsonValue, NewEvent, validate_custom_event_type
 from conveyor.domain.jobs import Job, JobChange, JobSpec, JobStatus
+from conveyor.domain.limits import JsonLimits, validate_json, validate_text
 from conveyor.domain.steps import (
     Step,
     StepPhase,
@@ -90,6 +91,7 @@ class JobService:
         rng: random.Random | None = None,
         on_conflict_retry: Callable[[BaseException], None] | None = None,
         on_worker_seen: Callable[[UUID, str], Awaitable[None]] | None = None,
+        limits: JsonLimits | None = None,
     ) -> None:
         self.store = store
         self.jobs = store.jobs
@@ -99,6 +101,7 @@ class JobService:
         self._rng = rng or random.Random()
         self._on_conflict_retry = on_conflict_retry
         self._on_worker_seen = on_worker_seen
+        self.limits = limits or JsonLimits()
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -160,8 +163,14 @@ class JobService:
     ) -> list[tuple[Job, bool]]:
         """Create jobs in one transaction: each row, its first events and its place in the
         queue (status QUEUED) commit together or not at all."""
-        for spec in specs:
+        for index, spec in enumerate(specs):
+            where = "" if len(specs) == 1 else f"jobs.{index}."
             spec.validate()
+            validate_json(spec.payload, f"{where}payload", self.limits)
+            for name in ("agent_task_id", "idempotency_key"):
+                text = getattr(spec, name)
+                if text is not None:
+                    validate_text(text, f"{where}{name}")
         new_jobs = [
             NewJob(uuid7(), spec, rules.decide_creation_events(spec, actor)) for spec in specs
         ]
@@ -239,6 +248,7 @@ class JobService:
         reason: str | None = None,
     ) -> Job:
         """Move a job to a status by name, through the same decisions the named routes use."""
+        validate_json(result, "result", self.limits)
         new_lease_id = uuid4()
         job = await self._decide_and_store(
             workspace_id,
@@ -347,6 +357,9 @@ class JobService:
         self, workspace_id: UUID, completions: Sequence[Completion], actor: str
     ) -> list[CompletionOutcome]:
         """Complete many jobs in one statement; each outcome says what became of one."""
+        for index, completion in enumerate(completions):
+            field = "result" if len(completions) == 1 else f"completions.{index}.result"
+            validate_json(completion.result, field, self.limits)
         done = await self._retrying(
             lambda: self.jobs.complete_jobs(workspace_id, completions, actor)
         )
@@ -450,6 +463,7 @@ class JobService:
         step_id: UUID | None = None,
     ) -> Event:
         validate_custom_event_type(event_type)
+        validate_json(payload, "payload", self.limits)
         if step_id is not None and await self.jobs.get_step(job_id, step_id) is None:
             raise StepNotFound(step_id)
         event = NewEvent(event_type, actor, payload, step_id)

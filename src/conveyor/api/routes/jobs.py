@@ -21,6 +21,7 @@ from conveyor.api.schemas import (
     JobPageOut,
     ProblemOut,
     RetryIn,
+    SafeText,
     StepListOut,
     event_json,
     job_json,
@@ -36,6 +37,7 @@ router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["jobs"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ProblemOut, "description": "missing, unknown or revoked API key"},
+    429: {"model": ProblemOut, "description": "rate limited; see Retry-After"},
     403: {"model": ProblemOut, "description": "the key's role may not do this"},
     404: {"model": ProblemOut, "description": "no such job in this workspace"},
     422: {"model": ProblemOut, "description": "invalid input; the field is named"},
@@ -73,6 +75,7 @@ def spec_from(body: CreateJobIn) -> JobSpec:
     summary="Create a job",
 )
 async def create_job(ctx: Context, principal: Creator, body: CreateJobIn) -> Response:
+    ctx.rate_limiter.check(str(principal.key_id))
     job, created = await ctx.jobs.create_job(
         principal.workspace.id, spec_from(body), principal.actor
     )
@@ -87,6 +90,7 @@ async def create_job(ctx: Context, principal: Creator, body: CreateJobIn) -> Res
     summary="Create many jobs in one transaction",
 )
 async def create_jobs(ctx: Context, principal: Creator, body: CreateJobsIn) -> Response:
+    ctx.rate_limiter.check(str(principal.key_id))
     results = await ctx.jobs.create_jobs(
         principal.workspace.id, [spec_from(item) for item in body.jobs], principal.actor
     )
@@ -101,8 +105,8 @@ async def list_jobs(
     ctx: Context,
     principal: Reader,
     status: Annotated[list[JobStatus] | None, Query(description="repeatable")] = None,
-    type: Annotated[str | None, Query(max_length=100)] = None,
-    agent_task_id: Annotated[str | None, Query(max_length=200)] = None,
+    type: Annotated[str | None, Query(pattern=r"^[a-z0-9_.:-]{1,100}$")] = None,
+    agent_task_id: Annotated[SafeText | None, Query(max_length=200)] = None,
     q: Annotated[
         str | None, Query(max_length=36, pattern=r"^[0-9a-fA-F-]+$", description="id prefix")
     ] = None,

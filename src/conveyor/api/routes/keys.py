@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from conveyor.api.dependencies import Context, authorized
 from conveyor.api.responses import json_response
-from conveyor.api.schemas import ProblemOut, Strict
+from conveyor.api.schemas import ProblemOut, SafeText, Strict
 from conveyor.domain.workspaces import ApiKey, Permission, Role
 from conveyor.service.workspaces import Principal
 
@@ -27,7 +27,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 class CreateKeyIn(Strict):
     role: Role
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: SafeText | None = Field(None, min_length=1, max_length=200)
 
 
 class KeyOut(BaseModel):

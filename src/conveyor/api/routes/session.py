@@ -15,7 +15,7 @@ from starlette.responses import Response
 from conveyor.api.dependencies import SESSION_COOKIE, Context, any_key
 from conveyor.api.problems import Problem
 from conveyor.api.responses import json_response
-from conveyor.api.schemas import ProblemOut, Strict
+from conveyor.api.schemas import ProblemOut, SafeText, Strict
 from conveyor.domain.errors import NotFound
 from conveyor.service.workspaces import Principal, Session
 
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/session", tags=["session"])
 
 
 class SignInIn(Strict):
-    api_key: str = Field(min_length=1, max_length=200)
+    api_key: SafeText = Field(min_length=1, max_length=200)
 
 
 class SessionOut(BaseModel):

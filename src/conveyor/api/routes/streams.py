@@ -16,6 +16,7 @@ from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
+from pydantic import StringConstraints
 from starlette.responses import StreamingResponse
 
 from conveyor.api.dependencies import ApiContext, Context, authorized, caller_still_valid
@@ -182,7 +183,10 @@ async def stream_workspace(
     ctx: Context,
     principal: Streamer,
     request: Request,
-    type: Annotated[list[str] | None, Query(description="job types (repeatable)")] = None,
+    type: Annotated[
+        list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.:-]{1,100}$")]] | None,
+        Query(description="job types (repeatable)", max_length=100),
+    ] = None,
     status: Annotated[
         list[JobStatus] | None, Query(description="only events moving a job to these statuses")
     ] = None,

@@ -48,6 +48,7 @@ router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["workers"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ProblemOut, "description": "missing, unknown or revoked API key"},
+    429: {"model": ProblemOut, "description": "rate limited; see Retry-After"},
     403: {"model": ProblemOut, "description": "the key's role may not do this"},
     404: {"model": ProblemOut, "description": "no such job in this workspace"},
     409: {"model": ProblemOut, "description": "lease lost, or the job's state forbids it"},
@@ -74,6 +75,7 @@ def reporter_actor(principal: Principal, worker_id: str | None) -> str:
     summary="Claim the most urgent jobs, waiting up to wait_seconds for some",
 )
 async def claim(ctx: Context, principal: Claimer, body: ClaimIn, request: Request) -> Response:
+    ctx.rate_limiter.check(str(principal.key_id))
     claimed = await ctx.jobs.claim_jobs(
         principal.workspace.id,
         types=body.types,

@@ -1,0 +1,91 @@
+// The HTTP API, as the signed-in browser uses it: the HttpOnly session cookie authenticates,
+// and every request that changes state carries the session's CSRF token.
+
+let current = null;
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    const detail = (problem && (problem.detail || problem.title)) || `request failed (HTTP ${status})`;
+    super(detail);
+    this.name = 'ApiError';
+    this.status = status;
+    this.problem = problem || {};
+    this.detail = detail;
+  }
+}
+
+/** The signed-in session: {key_id, role, workspace: {id, slug}, csrf_token} or null. */
+export function session() {
+  return current;
+}
+
+export function setSession(value) {
+  current = value;
+}
+
+/** A path under the signed-in workspace: ws('/jobs') → /v1/workspaces/acme/jobs. */
+export function ws(path) {
+  if (!current) throw new Error('not signed in');
+  return `/v1/workspaces/${encodeURIComponent(current.workspace.slug)}${path}`;
+}
+
+const SAFE = new Set(['GET', 'HEAD']);
+
+/** Fetch JSON; problems (RFC 9457) become ApiError with the server's `detail`. A 401 on a
+ * workspace route means the session is gone: the app is told so it can show the sign-in. */
+export async function request(method, path, {body, query, signal} = {}) {
+  let url = path;
+  if (query) {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) {
+      if (value === undefined || value === null || value === '') continue;
+      for (const item of Array.isArray(value) ? value : [value]) params.append(key, String(item));
+    }
+    const text = params.toString();
+    if (text) url += `?${text}`;
+  }
+  const headers = {Accept: 'application/json'};
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (!SAFE.has(method) && current) headers['X-CSRF-Token'] = current.csrf_token;
+  let response;
+  try {
+    response = await fetch(url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'same-origin',
+      cache: 'no-store',
+      signal,
+    });
+  } catch (error) {
+    if (error && error.name === 'AbortError') throw error;
+    throw new ApiError(0, {detail: 'The server cannot be reached. Check that Conveyor is running.'});
+  }
+  if (response.status === 204) return null;
+  const type = response.headers.get('Content-Type') || '';
+  const data = type.includes('json') ? await response.json().catch(() => null) : null;
+  if (!response.ok) {
+    const error = new ApiError(response.status, data);
+    if (response.status === 401 && !path.startsWith('/v1/session')) {
+      window.dispatchEvent(new CustomEvent('conveyor:unauthorized', {detail: error.detail}));
+    }
+    throw error;
+  }
+  return data;
+}
+
+export const get = (path, options) => request('GET', path, options);
+export const post = (path, body, options) => request('POST', path, {...options, body});
+export const del = (path, options) => request('DELETE', path, options);
+
+// -- what each role may do (mirrors the server; the server enforces it anyway) -------------
+
+const PERMISSIONS = {
+  client: ['read', 'create', 'cancel', 'retry', 'stream'],
+  worker: ['read', 'stream', 'claim', 'report'],
+  admin: ['read', 'create', 'cancel', 'retry', 'stream', 'claim', 'report', 'manage_keys'],
+};
+
+export function can(permission) {
+  return Boolean(current && (PERMISSIONS[current.role] || []).includes(permission));
+}

@@ -1,0 +1,145 @@
+// A Server-Sent Events reader over fetch().
+//
+// Why not EventSource: Conveyor's events are *named* (`event: job.progress`, and workers add
+// their own types such as `ai.tool_called`), and EventSource only delivers named events to a
+// listener registered for that exact name, so an unknown type would be dropped silently. This
+// reader hands every event to one callback, whatever its name; it also sees the HTTP status
+// (a 401 means "sign in again", not "retry forever") and resumes with Last-Event-ID exactly
+// as EventSource does. The session cookie authenticates it (same origin).
+
+const INITIAL_RETRY_MS = 3000;
+const MAX_RETRY_MS = 30000;
+
+export class EventStream {
+  /**
+   * @param {string} url
+   * @param {{onEvent: (type: string, data: any, id: string) => void,
+   *          onState?: (state: 'connecting'|'open'|'retrying'|'closed'|'error', detail?: string) => void,
+   *          onUnauthorized?: () => void}} handlers
+   */
+  constructor(url, handlers) {
+    this.url = url;
+    this.handlers = handlers;
+    this.lastEventId = null;
+    this.retryMs = INITIAL_RETRY_MS;
+    this.failures = 0;
+    this.closed = false;
+    this.controller = null;
+    this.timer = null;
+    this.state = 'connecting';
+  }
+
+  start() {
+    this.connect();
+    return this;
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    if (this.controller) this.controller.abort();
+    this.setState('closed');
+  }
+
+  setState(state, detail) {
+    this.state = state;
+    if (this.handlers.onState) this.handlers.onState(state, detail);
+  }
+
+  async connect() {
+    if (this.closed) return;
+    this.setState('connecting');
+    this.controller = new AbortController();
+    const headers = {Accept: 'text/event-stream'};
+    if (this.lastEventId !== null) headers['Last-Event-ID'] = this.lastEventId;
+    let response;
+    try {
+      response = await fetch(this.url, {
+        headers, credentials: 'same-origin', cache: 'no-store', signal: this.controller.signal,
+      });
+    } catch {
+      this.scheduleReconnect();
+      return;
+    }
+    if (response.status === 401 || response.status === 403 || response.status === 404) {
+      this.closed = true;
+      response.body?.cancel().catch(() => {});
+      if (response.status === 401 && this.handlers.onUnauthorized) this.handlers.onUnauthorized();
+      this.setState('error', `HTTP ${response.status}`);
+      return;
+    }
+    if (!response.ok || !response.body) {
+      response.body?.cancel().catch(() => {});
+      this.scheduleReconnect();
+      return;
+    }
+    this.failures = 0;
+    this.setState('open');
+    try {
+      await this.read(response.body);
+    } catch {
+      // aborted by close(), or the connection broke: either way fall through
+    }
+    this.scheduleReconnect();
+  }
+
+  scheduleReconnect() {
+    if (this.closed) return;
+    this.failures += 1;
+    const backoff = Math.min(MAX_RETRY_MS, this.retryMs * 2 ** Math.max(0, this.failures - 1));
+    this.setState('retrying');
+    this.timer = setTimeout(() => this.connect(), this.failures <= 1 ? this.retryMs : backoff);
+  }
+
+  async read(body) {
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    let type = '';
+    let data = [];
+    let id = null;
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) return;
+      buffer += value;
+      // Lines end with CRLF, LF or CR; keep a trailing partial line (and a lone CR that
+      // may be the first half of a CRLF) for the next chunk.
+      const lines = buffer.split(/\r\n|\n|\r(?!$)/);
+      buffer = lines.pop();
+      for (const line of lines) {
+        if (this.closed) return;
+        if (line === '') {
+          if (id !== null) this.lastEventId = id;
+          if (data.length) this.dispatch(type || 'message', data.join('\n'));
+          type = '';
+          data = [];
+          id = null;
+          continue;
+        }
+        if (line.startsWith(':')) continue; // a comment (": ping")
+        const colon = line.indexOf(':');
+        const field = colon === -1 ? line : line.slice(0, colon);
+        let text = colon === -1 ? '' : line.slice(colon + 1);
+        if (text.startsWith(' ')) text = text.slice(1);
+        if (field === 'event') type = text;
+        else if (field === 'data') data.push(text);
+        else if (field === 'id' && !text.includes('\0')) id = text;
+        else if (field === 'retry' && /^\d+$/.test(text)) this.retryMs = Number(text);
+      }
+    }
+  }
+
+  dispatch(type, raw) {
+    let parsed;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      parsed = raw;
+    }
+    try {
+      this.handlers.onEvent(type, parsed, this.lastEventId);
+    } catch (error) {
+      // a bug in a view must not kill the stream; report it where it can be seen
+      setTimeout(() => { throw error; });
+    }
+  }
+}

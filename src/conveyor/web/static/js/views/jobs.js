@@ -1,0 +1,274 @@
+// The job list: filters (kept in the URL), pagination, live updates from the workspace
+// stream, and the "new job" dialog for roles that may create.
+
+import {can, get, ws} from '../api.js';
+import {h, icon, replace} from '../dom.js';
+import {count, exact, shortId, STATUSES, titleCase} from '../format.js';
+import {onWorkspaceEvent, statusAfter} from '../live.js';
+import {debounce, elapsed, emptyState, errorBox, progressBar, statusBadge, throttle, timeAgo, toast} from '../ui.js';
+import {openNewJobDialog} from './newjob.js';
+
+const PAGE_SIZES = [25, 50, 100];
+const ID_PREFIX = /^[0-9a-fA-F-]{1,36}$/;
+
+function readFilters(query) {
+  const limit = Number(query.get('limit'));
+  return {
+    status: query.getAll('status').filter((status) => STATUSES.includes(status)),
+    type: query.get('type') || '',
+    agent_task_id: query.get('agent_task_id') || '',
+    q: query.get('q') || '',
+    page: Math.max(1, Number(query.get('page')) || 1),
+    limit: PAGE_SIZES.includes(limit) ? limit : PAGE_SIZES[0],
+  };
+}
+
+function writeFilters(filters) {
+  const params = new URLSearchParams();
+  for (const status of filters.status) params.append('status', status);
+  for (const key of ['type', 'agent_task_id', 'q']) if (filters[key]) params.set(key, filters[key]);
+  if (filters.page > 1) params.set('page', String(filters.page));
+  if (filters.limit !== PAGE_SIZES[0]) params.set('limit', String(filters.limit));
+  const text = params.toString();
+  history.replaceState(null, '', `#/jobs${text ? `?${text}` : ''}`);
+}
+
+export function mountJobs(main, {query}) {
+  document.title = 'Jobs · Conveyor';
+  const filters = readFilters(query);
+  let stopped = false;
+  let controller = null;
+  let shown = new Map(); // job id → version, as last rendered
+  let firstLoad = true;
+  let knownTypes = [];
+
+  // -- filters ---------------------------------------------------------------------------
+  const statusButtons = STATUSES.map((status) => {
+    const button = h('button', {
+      type: 'button', class: ['chip', `chip-${status.toLowerCase()}`], 'aria-pressed': String(filters.status.includes(status)),
+      'data-testid': `filter-${status}`,
+    }, h('span', {class: 'badge-dot', 'aria-hidden': 'true'}), titleCase(status));
+    button.addEventListener('click', () => {
+      const on = !filters.status.includes(status);
+      filters.status = on ? [...filters.status, status] : filters.status.filter((item) => item !== status);
+      button.setAttribute('aria-pressed', String(on));
+      changed();
+    });
+    return button;
+  });
+  const typeInput = h('input', {id: 'filter-type', class: 'input mono', type: 'search', list: 'filter-type-options', value: filters.type, autocomplete: 'off', placeholder: 'any type'});
+  const typeOptions = h('datalist', {id: 'filter-type-options'});
+  const agentInput = h('input', {id: 'filter-agent', class: 'input mono', type: 'search', value: filters.agent_task_id, autocomplete: 'off', placeholder: 'any agent task'});
+  const idInput = h('input', {id: 'filter-id', class: 'input mono', type: 'search', value: filters.q, autocomplete: 'off', placeholder: 'start of the id', 'aria-describedby': 'filter-id-error'});
+  const idError = h('span', {id: 'filter-id-error', class: 'field-error', hidden: true}, 'An id is hexadecimal digits and dashes.');
+  const clear = h('button', {class: 'button button-ghost', type: 'button'}, 'Clear filters');
+  const textChanged = debounce(() => {
+    filters.type = typeInput.value.trim();
+    filters.agent_task_id = agentInput.value.trim();
+    const q = idInput.value.trim();
+    const valid = !q || ID_PREFIX.test(q);
+    idError.hidden = valid;
+    idInput.setAttribute('aria-invalid', String(!valid));
+    if (!valid) return;
+    filters.q = q;
+    changed();
+  }, 250);
+  for (const input of [typeInput, agentInput, idInput]) input.addEventListener('input', textChanged);
+  clear.addEventListener('click', () => {
+    Object.assign(filters, {status: [], type: '', agent_task_id: '', q: '', page: 1});
+    for (const button of statusButtons) button.setAttribute('aria-pressed', 'false');
+    typeInput.value = agentInput.value = idInput.value = '';
+    idError.hidden = true;
+    changed();
+  });
+
+  const filterBar = h('form', {class: 'filters card', role: 'search', 'aria-label': 'Filter jobs', onsubmit: (event) => event.preventDefault()},
+    h('fieldset', {class: 'filter-status'}, h('legend', {class: 'label'}, 'Status'), h('div', {class: 'chips'}, statusButtons)),
+    h('div', {class: 'filter-fields'},
+      h('div', {class: 'field'}, h('label', {class: 'label', for: 'filter-type'}, 'Type'), typeInput, typeOptions),
+      h('div', {class: 'field'}, h('label', {class: 'label', for: 'filter-agent'}, 'Agent task'), agentInput),
+      h('div', {class: 'field'}, h('label', {class: 'label', for: 'filter-id'}, 'Job id'), idInput, idError),
+      h('div', {class: 'field field-end'}, clear)));
+
+  // -- table and pager -------------------------------------------------------------------
+  const summary = h('span', {'data-testid': 'jobs-summary'}, 'Loading…');
+  const tbody = h('tbody');
+  const table = h('table', {class: 'table table-jobs', 'data-testid': 'jobs-table'},
+    h('caption', {class: 'sr-only'}, 'Jobs, newest first. Press Enter on a row to open the job.'),
+    h('thead', {}, h('tr', {},
+      ['Job', 'Type', 'Status', 'Priority', 'Progress', 'Attempt', 'Worker', 'Created', 'Run time']
+        .map((label) => h('th', {scope: 'col', class: ['Priority', 'Attempt'].includes(label) ? 'num' : null}, label)))),
+    tbody);
+  const results = h('div', {class: 'table-wrap card card-flush'}, table);
+  const prev = h('button', {class: 'button', type: 'button', 'data-testid': 'page-prev'}, icon('chevronLeft'), h('span', {}, 'Previous'));
+  const next = h('button', {class: 'button', type: 'button', 'data-testid': 'page-next'}, h('span', {}, 'Next'), icon('chevronRight'));
+  const pageInfo = h('span', {class: 'pager-info', 'aria-live': 'polite'});
+  const pageSize = h('select', {id: 'page-size', class: 'input input-small'},
+    PAGE_SIZES.map((size) => h('option', {value: String(size), selected: size === filters.limit}, String(size))));
+  prev.addEventListener('click', () => { filters.page -= 1; changed(false); });
+  next.addEventListener('click', () => { filters.page += 1; changed(false); });
+  pageSize.addEventListener('change', () => { filters.limit = Number(pageSize.value); changed(); });
+  const pager = h('nav', {class: 'pager', 'aria-label': 'Pages'},
+    h('div', {class: 'pager-size'}, h('label', {for: 'page-size', class: 'muted'}, 'Rows per page'), pageSize),
+    pageInfo, h('div', {class: 'pager-buttons'}, prev, next));
+
+  const newJob = can('create')
+    ? h('button', {class: 'button button-primary', type: 'button', 'data-testid': 'new-job'}, icon('plus'), h('span', {}, 'New job'))
+    : null;
+  if (newJob) {
+    newJob.addEventListener('click', async () => {
+      const job = await openNewJobDialog({types: knownTypes});
+      newJob.focus();
+      if (!job) return;
+      toast(`Created job ${shortId(job.id)} (${job.type})`, {
+        kind: 'success', action: h('a', {href: `#/jobs/${job.id}`, class: 'toast-link'}, 'Open'),
+      });
+      load();
+    });
+  }
+
+  main.append(h('div', {class: 'page'},
+    h('div', {class: 'page-head'},
+      h('div', {}, h('h1', {class: 'page-title', tabindex: '-1'}, 'Jobs'), h('p', {class: 'page-subtitle'}, summary)),
+      h('div', {class: 'page-actions'}, newJob)),
+    filterBar, results, pager));
+
+  function changed(resetPage = true) {
+    if (resetPage) filters.page = 1;
+    writeFilters(filters);
+    load();
+  }
+
+  function open(id) {
+    location.hash = `#/jobs/${id}`;
+  }
+
+  function row(job, flash) {
+    const bar = progressBar({size: 'small', label: `Progress of job ${shortId(job.id)}`});
+    bar.update(job.progress_percent, job.status);
+    const tr = h('tr', {
+      tabindex: '0', class: ['job-row', flash ? `flash-${flash}` : null], 'data-testid': 'job-row', 'data-job-id': job.id,
+      'data-status': job.status, 'aria-label': `Job ${shortId(job.id)}, ${job.type}, ${titleCase(job.status)}`,
+    },
+    h('td', {}, h('a', {href: `#/jobs/${job.id}`, class: 'mono job-link', tabindex: '-1', title: job.id}, `…${shortId(job.id)}`)),
+    h('td', {}, h('span', {class: 'mono type-name'}, job.type),
+      job.agent_task_id ? h('span', {class: 'sub mono', title: 'agent task'}, job.agent_task_id) : null),
+    h('td', {}, statusBadge(job.status)),
+    h('td', {class: 'num'}, h('span', {class: ['priority', `priority-${job.priority <= 2 ? 'high' : job.priority >= 8 ? 'low' : 'normal'}`]}, String(job.priority))),
+    h('td', {}, h('div', {class: 'cell-progress'}, bar, h('span', {class: 'progress-text', 'data-testid': 'progress-text'}, `${job.progress_percent}%`))),
+    h('td', {class: 'num'}, `${job.attempt}/${job.max_attempts}`),
+    h('td', {class: 'mono'}, job.worker_id || h('span', {class: 'muted'}, '—')),
+    h('td', {}, timeAgo(job.created_at)),
+    h('td', {}, job.started_at ? elapsed(job.started_at, job.completed_at) : h('span', {class: 'muted', title: job.run_at ? `runs at ${exact(job.run_at)}` : ''}, '—')));
+    tr.addEventListener('click', (event) => {
+      if (event.target.closest('a')) return;
+      open(job.id);
+    });
+    tr.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' || event.key === ' ') {
+        event.preventDefault();
+        open(job.id);
+      } else if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+        event.preventDefault();
+        const sibling = event.key === 'ArrowDown' ? tr.nextElementSibling : tr.previousElementSibling;
+        if (sibling) sibling.focus();
+      }
+    });
+    tr.job = job;
+    return tr;
+  }
+
+  function render(page) {
+    const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('tr[data-job-id]');
+    const focusedId = focused ? focused.dataset.jobId : null;
+    const before = shown;
+    shown = new Map(page.data.map((job) => [job.id, job.version]));
+    const rows = page.data.map((job) => {
+      let flash = null;
+      if (!firstLoad && !before.has(job.id)) flash = 'new';
+      else if (!firstLoad && before.get(job.id) !== job.version) flash = 'changed';
+      return row(job, flash);
+    });
+    firstLoad = false;
+    if (!rows.length) {
+      const filtered = filters.status.length || filters.type || filters.agent_task_id || filters.q;
+      replace(tbody, h('tr', {}, h('td', {colspan: '9'}, filtered
+        ? emptyState('No jobs match these filters', 'Change or clear the filters to see more.')
+        : emptyState('No jobs yet', can('create') ? 'Create one with "New job", or with `conveyor jobs create`.' : 'Jobs created in this workspace appear here as they arrive.'))));
+    } else {
+      replace(tbody, rows);
+    }
+    if (focusedId) {
+      const again = tbody.querySelector(`tr[data-job-id="${CSS.escape(focusedId)}"]`);
+      if (again) again.focus({preventScroll: true});
+    }
+    const {total, page: number, limit, total_pages: pages} = page.meta;
+    const first = total ? (number - 1) * limit + 1 : 0;
+    const last = Math.min(total, number * limit);
+    summary.textContent = total === 1 ? '1 job' : `${count(total)} jobs`;
+    pageInfo.textContent = total ? `${count(first)}–${count(last)} of ${count(total)} · page ${count(number)} of ${count(Math.max(1, pages))}` : 'No results';
+    prev.disabled = number <= 1;
+    next.disabled = number >= pages;
+  }
+
+  async function load() {
+    if (controller) controller.abort();
+    const mine = new AbortController();
+    controller = mine;
+    table.setAttribute('aria-busy', 'true');
+    try {
+      const page = await get(ws('/jobs'), {
+        signal: mine.signal,
+        query: {status: filters.status, type: filters.type, agent_task_id: filters.agent_task_id, q: filters.q, page: filters.page, limit: filters.limit},
+      });
+      if (stopped || controller !== mine) return;
+      if (page.meta.total_pages && filters.page > page.meta.total_pages) {
+        // the page emptied (jobs moved out of the filter): go to the last one that has rows
+        filters.page = page.meta.total_pages;
+        writeFilters(filters);
+        load();
+        return;
+      }
+      render(page);
+    } catch (error) {
+      if (stopped || error.name === 'AbortError') return;
+      replace(tbody, h('tr', {}, h('td', {colspan: '9'}, errorBox(error, {retry: load}))));
+    } finally {
+      if (controller === mine) table.setAttribute('aria-busy', 'false');
+    }
+  }
+
+  // -- live ------------------------------------------------------------------------------
+  const reload = throttle(load, 1000);
+  const unsubscribe = onWorkspaceEvent((type, event) => {
+    const tr = tbody.querySelector(`tr[data-job-id="${CSS.escape(String(event.job_id))}"]`);
+    if (tr) {
+      const status = statusAfter(type, event.payload);
+      if (status && status !== tr.dataset.status) {
+        tr.dataset.status = status;
+        tr.children[2].replaceChildren(statusBadge(status));
+      }
+      if (type === 'job.progress' && event.payload) {
+        const percent = event.payload.progress_percent;
+        tr.querySelector('[role=progressbar]').update(percent, tr.dataset.status);
+        tr.querySelector('.progress-text').textContent = `${percent}%`;
+        return; // progress changes nothing else the list shows
+      }
+    }
+    if (type.startsWith('job.')) reload();
+  });
+
+  get(ws('/stats')).then((stats) => {
+    knownTypes = [...new Set((stats.counts || []).map((row) => row.type))].sort();
+    replace(typeOptions, knownTypes.map((type) => h('option', {value: type})));
+  }).catch(() => {});
+  load();
+
+  return () => {
+    stopped = true;
+    reload.cancel();
+    textChanged.cancel();
+    unsubscribe();
+    if (controller) controller.abort();
+  };
+}

@@ -1,0 +1,164 @@
+"""Malformed, huge and hostile input: a clear 4xx naming the field, the server stays up,
+and nothing is written."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from conveyor.store.urls import DatabaseURL
+from tests.conftest import settings_for
+from tests.support.server import RunningServer, running_server
+
+PROBLEM = "application/problem+json"
+
+
+def nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "why"),
+    [
+        ({"type": "a", "payload": {"blob": "x" * 300_000}}, "payload", "bytes as JSON"),
+        ({"type": "a", "payload": nested(40)}, "payload", "nested deeper"),
+        ({"type": "a", "payload": {"n": 10**30}}, "payload", "64 bits"),
+        ({"type": "a", "payload": "a\x00b"}, "payload", "NUL"),
+        ({"type": "a", "payload": {"k\x00": 1}}, "payload", "NUL"),
+        ({"type": "a", "agent_task_id": "t\x00"}, "agent_task_id", "NUL"),
+        ({"type": "a", "idempotency_key": "k\x00"}, "idempotency_key", "NUL"),
+    ],
+)
+async def test_bad_documents_are_refused_naming_the_field(
+    client: httpx.AsyncClient, body: dict[str, object], field: str, why: str
+) -> None:
+    response = await client.post("/jobs", json=body)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert field in response.json()["detail"]
+    assert why in response.json()["detail"]
+    assert (await client.get("/jobs")).json()["meta"]["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b'{"type": "a", "payload": "\\ud800"}', 422),  # a lone surrogate
+        (b'{"type": "a", "payload": NaN}', 422),
+        (b'{"type": "a", "payload": Infinity}', 422),
+        (b'{"type": "a", "payload": "\xff\xfe"}', 400),  # not UTF-8
+        (b'{"type": "a", ' + b'"payload": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400),
+        (b'{"type": "a"', 422),
+        (b"", 422),
+    ],
+)
+async def test_malformed_bodies_are_4xx_problems(
+    client: httpx.AsyncClient, raw: bytes, status: int
+) -> None:
+    response = await client.post("/jobs", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert (await client.get("/jobs")).json()["meta"]["total"] == 0
+
+
+async def test_wrong_content_type_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/jobs", content=b'{"type": "a"}', headers={"content-type": "text/plain"}
+    )
+    assert 400 <= response.status_code < 500
+    assert (await client.get("/jobs")).json()["meta"]["total"] == 0
+
+
+async def test_oversized_bodies_are_413_however_they_arrive(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    too_big = b'{"type": "a", "payload": "' + b"x" * 2_000_000 + b'"}'
+    declared = await client.post(
+        "/jobs", content=too_big, headers={"content-type": "application/json"}
+    )
+    assert declared.status_code == 413
+    assert declared.headers["content-type"] == PROBLEM
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(too_big), 65536):
+            yield too_big[start : start + 65536]
+
+    streamed = await client.post(
+        "/jobs", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    assert (await client.get("/jobs")).json()["meta"]["total"] == 0
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_worker_reports_are_checked_too(
+    client: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    worker = {"Authorization": f"Bearer {keys['worker']}"}
+    await client.post("/jobs", json={"type": "a"})
+    [job] = (await client.post("/claims", json={"worker_id": "w"}, headers=worker)).json()["data"]
+    huge_result = await client.post(
+        f"/jobs/{job['id']}/complete",
+        json={"lease_id": job["lease_id"], "result": {"blob": "x" * 300_000}},
+        headers=worker,
+    )
+    assert huge_result.status_code == 422
+    assert "result" in huge_result.json()["detail"]
+    nul_event = await client.post(
+        f"/jobs/{job['id']}/events",
+        json={"type": "ai.note", "payload": {"t": "\x00"}, "lease_id": job["lease_id"]},
+        headers=worker,
+    )
+    assert nul_event.status_code == 422
+    nul_error = await client.post(
+        f"/jobs/{job['id']}/fail",
+        json={"lease_id": job["lease_id"], "error": "bad\x00"},
+        headers=worker,
+    )
+    assert nul_error.status_code == 422
+    after = (await client.get(f"/jobs/{job['id']}")).json()
+    assert after["status"] == "RUNNING"
+    assert after["version"] == job["version"]
+    assert [e["type"] for e in after["events"]] == ["job.created", "job.queued", "job.started"]
+
+
+async def test_hostile_query_and_path_values(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/jobs", params={"type": "a\x00b"})).status_code == 422
+    assert (await client.get("/jobs", params={"agent_task_id": "a\x00b"})).status_code == 422
+    assert (await client.get("/jobs", params={"q": "'; drop table jobs; --"})).status_code == 422
+    assert (await client.get("/jobs", params={"page": 10**12})).status_code == 422
+    assert (await client.get("/jobs", params={"limit": -1})).status_code == 422
+    async with httpx.AsyncClient(
+        base_url=str(client.base_url).rsplit("/v1/", 1)[0], headers=client.headers
+    ) as root:
+        assert (await root.get("/v1/workspaces/a%00b/jobs")).status_code == 404
+        assert (await root.get("/v1/workspaces/" + "x" * 500 + "/jobs")).status_code in (404, 422)
+
+
+async def test_creates_and_claims_are_rate_limited_per_key(
+    database_url: DatabaseURL, keys: dict[str, str]
+) -> None:
+    settings = settings_for(database_url, rate_limit_per_second=1.0, rate_limit_burst=3)
+    async with (
+        running_server(settings) as server,
+        httpx.AsyncClient(base_url=f"{server.url}/v1/workspaces/acme") as http,
+    ):
+        admin = {"Authorization": f"Bearer {keys['admin']}"}
+        statuses = [
+            (await http.post("/jobs", json={"type": "a"}, headers=admin)).status_code
+            for _ in range(4)
+        ]
+        assert statuses == [201, 201, 201, 429]
+        limited = await http.post("/jobs", json={"type": "a"}, headers=admin)
+        assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) >= 1
+        assert limited.json()["type"] == "/problems/rate-limited"
+        client_key = {"Authorization": f"Bearer {keys['client']}"}
+        assert (await http.post("/jobs", json={"type": "a"}, headers=client_key)).status_code == 201
+        assert (await http.get("/jobs", headers=admin)).status_code == 200, "reads are not limited"
