@@ -49,6 +49,10 @@ class Settings:
     rate_limit_per_second: float = 0.0
     """Sustained create/claim requests per key per second; 0 = unlimited."""
     rate_limit_burst: int = 100
+    access_log: bool = True
+    """Log one line per HTTP request (route, status, duration, key id)."""
+    metrics_token: str = ""
+    """When set, /metrics wants `Authorization: Bearer <token>`; otherwise it is open."""
     log_format: str = "auto"
     """`json`, `text`, or `auto` (JSON unless writing to a terminal)."""
     log_level: str = "INFO"

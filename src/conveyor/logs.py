@@ -30,10 +30,6 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if (current := request_id.get()) is not None:
-            entry["request_id"] = current
-        if (current_job := job_id.get()) is not None:
-            entry["job_id"] = current_job
         for name, value in record.__dict__.items():
             if name not in _STANDARD and not name.startswith("_"):
                 entry[name] = value
@@ -47,10 +43,22 @@ class TextFormatter(logging.Formatter):
         line = super().format(record)
         context = [
             f"{name}={value}"
-            for name, value in (("request_id", request_id.get()), ("job_id", job_id.get()))
-            if value is not None
+            for name in ("request_id", "job_id")
+            if (value := getattr(record, name, None)) is not None
         ]
         return f"{line} [{' '.join(context)}]" if context else line
+
+
+class ContextFilter(logging.Filter):
+    """Stamps each record with the request and job it was written for, when it is made
+    (a formatter running later, or elsewhere, would no longer know)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None and (current := request_id.get()):
+            record.request_id = current
+        if getattr(record, "job_id", None) is None and (current_job := job_id.get()):
+            record.job_id = current_job
+        return True
 
 
 def configure_logging(settings: Settings) -> None:
@@ -58,6 +66,7 @@ def configure_logging(settings: Settings) -> None:
         settings.log_format == "auto" and not sys.stderr.isatty()
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
     handler.setFormatter(
         JsonFormatter()
         if use_json

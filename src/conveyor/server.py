@@ -18,6 +18,7 @@ from conveyor.bus.work import WorkSignal
 from conveyor.config import Settings
 from conveyor.domain.errors import AlreadyExists, ConveyorError, Unavailable
 from conveyor.domain.limits import JsonLimits
+from conveyor.metrics import Metrics
 from conveyor.service.jobs import JobService
 from conveyor.service.stats import StatsService
 from conveyor.service.workspaces import WorkspaceService
@@ -74,6 +75,7 @@ class Runtime:
     settings: Settings
     store: Store
     jobs: JobService
+    metrics: Metrics
     stats: StatsService
     workspaces: WorkspaceService
     work_signal: WorkSignal
@@ -84,7 +86,7 @@ class Runtime:
     worker_task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, settings: Settings) -> Runtime:
+    async def start(cls, settings: Settings, metrics: Metrics | None = None) -> Runtime:
         url = DatabaseURL.parse(settings.database_url)
         store = await open_store(
             url, pool_size=settings.pool_size, sqlite_synchronous=settings.sqlite_synchronous
@@ -96,6 +98,8 @@ class Runtime:
         if url.kind == "sqlite":
             store.jobs.on_committed = hub.deliver
         stats = StatsService(store)
+        metrics = metrics or Metrics()
+        metrics.watch_job_counts(store.stats.job_counts)
         runtime = cls(
             settings=settings,
             store=store,
@@ -105,7 +109,9 @@ class Runtime:
                 poll_interval=settings.claim_poll_interval_seconds,
                 on_worker_seen=stats.worker_seen,
                 limits=JsonLimits(settings.max_json_bytes, settings.max_json_depth),
+                observer=metrics,
             ),
+            metrics=metrics,
             stats=stats,
             workspaces=WorkspaceService(store),
             work_signal=work_signal,

@@ -10,18 +10,20 @@ from fastapi import FastAPI
 import conveyor
 from conveyor.api.dependencies import ApiContext
 from conveyor.api.limits import RateLimiter, RequestSizeLimit
+from conveyor.api.observability import Observability
 from conveyor.api.openapi import problem_openapi
 from conveyor.api.problems import install_problem_handlers
 from conveyor.api.routes import health, jobs, keys, me, session, stats, streams, workers
 from conveyor.api.routes.dashboard import mount_dashboard
 from conveyor.config import Settings
+from conveyor.metrics import Metrics
 from conveyor.server import Runtime
 
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await Runtime.start(settings)
+        runtime = await Runtime.start(settings, metrics)
         app.state.runtime = runtime
         app.state.context = ApiContext(
             settings=settings,
@@ -46,9 +48,11 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/openapi.json",
         redoc_url=None,
     )
+    metrics = Metrics()
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     install_problem_handlers(app)
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(Observability, metrics=metrics, access_log=settings.access_log)
     app.include_router(health.router)
     app.include_router(me.router)
     app.include_router(session.router)

@@ -151,6 +151,7 @@ def authorized(permission: Permission) -> object:
 
     async def dependency(request: Request, ctx: Context, ws: WorkspaceRef) -> Principal:
         principal = await _caller(request, ctx, ws)
+        request.state.key_id = str(principal.key_id)
         if ws not in (principal.workspace.slug, str(principal.workspace.id)):
             raise _workspace_not_found(ws)
         if not principal.can(permission):

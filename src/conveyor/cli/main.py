@@ -4,6 +4,7 @@ jobs over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import os
@@ -299,18 +300,45 @@ def api_call(action: Callable[[], T]) -> T:
         raise
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def server_options(command: F) -> F:
+    """--url, --key and --workspace, for commands that talk to a running server."""
+    command = click.option(
+        "--workspace", envvar="CONVEYOR_WORKSPACE", default=None, help="default: the key's"
+    )(command)
+    command = click.option(
+        "--key", envvar="CONVEYOR_API_KEY", default=None, help="API key (or CONVEYOR_API_KEY)"
+    )(command)
+    return click.option("--url", envvar="CONVEYOR_URL", default=DEFAULT_URL, show_default=True)(
+        command
+    )
+
+
+def client_context(url: str, key: str | None, workspace: str | None) -> ClientContext:
+    return ClientContext(url, key or default_key(Settings.from_env().admin_key_file), workspace)
+
+
 @main.group()
-@click.option("--url", envvar="CONVEYOR_URL", default=DEFAULT_URL, show_default=True)
-@click.option(
-    "--key", envvar="CONVEYOR_API_KEY", default=None, help="API key (or CONVEYOR_API_KEY)"
-)
-@click.option(
-    "--workspace", envvar="CONVEYOR_WORKSPACE", default=None, help="default: the key's workspace"
-)
+@server_options
 @click.pass_context
 def jobs(ctx: click.Context, url: str, key: str | None, workspace: str | None) -> None:
     """Create, list, show, cancel, retry and watch jobs on a running server."""
-    ctx.obj = ClientContext(url, key or default_key(Settings.from_env().admin_key_file), workspace)
+    ctx.obj = client_context(url, key, workspace)
+
+
+@main.command()
+@server_options
+@click.option("--json", "as_json", is_flag=True)
+def status(url: str, key: str | None, workspace: str | None, as_json: bool) -> None:
+    """Queue depth by status and type, workers, and the oldest queued job's age."""
+    with client_context(url, key, workspace).client() as client:
+        found = api_call(lambda: client.stats())
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    render.print_status(console, found)
 
 
 def parse_payload(text: str | None) -> Any:
@@ -353,6 +381,7 @@ def jobs_create(
 @click.option("--page", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--follow", "-f", is_flag=True, help="then print each change as it happens")
 @pass_client
 def jobs_list(
     ctx: ClientContext,
@@ -362,8 +391,9 @@ def jobs_list(
     page: int,
     limit: int,
     as_json: bool,
+    follow: bool,
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first (with --follow, keep printing changes until Ctrl-C)."""
     with ctx.client() as client:
         found = api_call(
             lambda: client.list_jobs(
@@ -383,6 +413,14 @@ def jobs_list(
         f"page {meta['page']} of {max(meta['total_pages'], 1)} · {meta['total']} jobs",
         style="dim",
     )
+    if follow:
+        with ctx.client() as client:
+            changes = client.stream_workspace_events(
+                job_types=[job_type] if job_type else None,
+                statuses=[s.upper() for s in status] or None,
+            )
+            with contextlib.suppress(KeyboardInterrupt):
+                api_call(lambda: render.follow_changes(console, changes))
 
 
 @jobs.command("show")

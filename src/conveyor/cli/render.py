@@ -75,18 +75,26 @@ def print_job(console: Console, job: dict[str, Any]) -> None:
         ("started", job.get("started_at") or "-"),
         ("completed", job.get("completed_at") or "-"),
         ("version", job["version"]),
-        ("payload", json.dumps(job["payload"])),
-        ("result", json.dumps(job["result"]) if job.get("result") is not None else "-"),
+        ("payload", json.dumps(job["payload"], ensure_ascii=False)),
+        (
+            "result",
+            json.dumps(job["result"], ensure_ascii=False) if job.get("result") is not None else "-",
+        ),
         ("error", job.get("error") or "-"),
     ):
         facts.add_row(label, str(value))
     console.print(facts)
     if job.get("steps"):
         steps = Table(title="steps", box=None, header_style="bold", title_justify="left")
-        for column in ("#", "NAME", "PHASE", "TYPE", "STATUS", "DURATION"):
+        for column in ("#", "NAME", "PHASE", "TYPE", "STATUS", "DURATION", "TOKENS IN/OUT"):
             steps.add_column(column)
         for step in job["steps"]:
             duration = f"{step['duration_ms']} ms" if step.get("duration_ms") is not None else "-"
+            tokens = (
+                f"{step.get('tokens_input') or 0}/{step.get('tokens_output') or 0}"
+                if step.get("tokens_input") is not None or step.get("tokens_output") is not None
+                else "-"
+            )
             steps.add_row(
                 str(step["ordinal"]),
                 step["name"],
@@ -94,6 +102,7 @@ def print_job(console: Console, job: dict[str, Any]) -> None:
                 step["type"],
                 status_text(step["status"]),
                 duration,
+                tokens,
             )
         console.print(steps)
     if job.get("events"):
@@ -106,7 +115,7 @@ def print_job(console: Console, job: dict[str, Any]) -> None:
                 event["timestamp"][11:23],
                 event["type"],
                 event["actor"],
-                json.dumps(event["payload"])[:80],
+                json.dumps(event["payload"], ensure_ascii=False)[:80],
             )
         console.print(events)
 
@@ -149,7 +158,7 @@ def describe(event: dict[str, Any]) -> str:
         return str(payload.get("error", ""))
     if kind == "job.started":
         return f"attempt {payload.get('attempt')} on {payload.get('worker_id')}"
-    return json.dumps(payload)[:100] if payload else ""
+    return json.dumps(payload, ensure_ascii=False)[:100] if payload else ""
 
 
 def watch(console: Console, events: Iterable[dict[str, Any]], as_json: bool) -> str:
@@ -189,3 +198,64 @@ def watch(console: Console, events: Iterable[dict[str, Any]], as_json: bool) -> 
             if event["type"] == "job.started":
                 progress.update(bar, description="RUNNING")
     return "UNKNOWN"
+
+
+STATUS_EVENTS = {
+    "job.created": "CREATED",
+    "job.queued": "QUEUED",
+    "job.started": "RUNNING",
+    "job.completed": "COMPLETED",
+    "job.failed": "FAILED",
+    "job.cancelled": "CANCELLED",
+    "job.retrying": "RETRYING",
+    "job.lease_expired": "LEASE EXPIRED",
+}
+
+
+def follow_changes(console: Console, events: Iterable[dict[str, Any]]) -> None:
+    """One line per status change, as `kubectl get -w` does."""
+    for event in events:
+        change = STATUS_EVENTS.get(event["type"])
+        if change is None:
+            continue
+        time = str(event.get("timestamp", ""))[11:19]
+        console.print(
+            Text.assemble(
+                (f"{time} ", "dim"),
+                f"{event['job_id']}  {event.get('job_type', ''):<20} ",
+                (change, STATUS_STYLE.get(change, "white")),
+            ),
+            highlight=False,
+        )
+
+
+def print_status(console: Console, stats: dict[str, Any]) -> None:
+    by_status = stats["by_status"]
+    summary = Table(box=None, header_style="bold", pad_edge=False)
+    for status in by_status:
+        summary.add_column(status, justify="right")
+    summary.add_row(*(str(count) for count in by_status.values()))
+    console.print(summary)
+    age = stats.get("oldest_queued_age_seconds")
+    console.print(
+        "oldest queued job: " + ("-" if age is None else f"{age:.1f}s waiting"), style="dim"
+    )
+    types: dict[str, dict[str, int]] = {}
+    for row in stats["counts"]:
+        types.setdefault(row["type"], {})[row["status"]] = row["count"]
+    if types:
+        by_type = Table(title="by type", title_justify="left", box=None, header_style="bold")
+        by_type.add_column("TYPE")
+        for status in by_status:
+            by_type.add_column(status, justify="right")
+        for job_type, counts in sorted(types.items()):
+            by_type.add_row(job_type, *(str(counts.get(status, 0)) for status in by_status))
+        console.print(by_type)
+    workers = Table(title="workers", title_justify="left", box=None, header_style="bold")
+    for column in ("WORKER", "LAST SEEN", "RUNNING"):
+        workers.add_column(column)
+    for worker in stats["workers"]:
+        workers.add_row(worker["worker_id"], ago(worker["last_seen_at"]), str(worker["running"]))
+    if not stats["workers"]:
+        workers.add_row("(none in the last hour)", "", "")
+    console.print(workers)

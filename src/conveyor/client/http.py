@@ -272,6 +272,10 @@ class Client:
                 return
             time.sleep(resume.next_delay())
 
+    def stats(self) -> JSON:
+        result: JSON = self.request("GET", self._ws("/stats"))
+        return result
+
     def list_events(self, job_id: str | UUID, after_seq: int = 0) -> list[JSON]:
         result: list[JSON] = self.request(
             "GET", self._ws(f"/jobs/{job_id}/events"), params={"after_seq": after_seq}

@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from uuid import UUID, uuid4
 
 from conveyor.bus.work import WorkSignal
@@ -52,6 +52,42 @@ MAX_LIST_LIMIT = 200
 DEFAULT_POLL_INTERVAL = 1.0
 """A long-poll looks again this often even without a wake-up: jobs whose run_at (a
 scheduled start or a retry backoff) comes due announce themselves to nobody."""
+
+
+class JobObserver(Protocol):
+    """Told what happened to jobs (metrics listen here). Every method is optional."""
+
+    def jobs_created(self, jobs: Sequence[Job]) -> None: ...
+
+    def jobs_claimed(self, jobs: Sequence[Job]) -> None: ...
+
+    def jobs_completed(self, jobs: Sequence[Job]) -> None: ...
+
+    def job_settled(self, job: Job) -> None: ...
+
+    def leases_expired(self, count: int) -> None: ...
+
+    def conflict_retried(self, error: BaseException) -> None: ...
+
+
+class _Unobserved:
+    def jobs_created(self, jobs: Sequence[Job]) -> None:
+        return None
+
+    def jobs_claimed(self, jobs: Sequence[Job]) -> None:
+        return None
+
+    def jobs_completed(self, jobs: Sequence[Job]) -> None:
+        return None
+
+    def job_settled(self, job: Job) -> None:
+        return None
+
+    def leases_expired(self, count: int) -> None:
+        return None
+
+    def conflict_retried(self, error: BaseException) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +125,7 @@ class JobService:
         retry_policy: RetryPolicy | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         rng: random.Random | None = None,
-        on_conflict_retry: Callable[[BaseException], None] | None = None,
+        observer: JobObserver | None = None,
         on_worker_seen: Callable[[UUID, str], Awaitable[None]] | None = None,
         limits: JsonLimits | None = None,
     ) -> None:
@@ -99,7 +135,7 @@ class JobService:
         self.retry_policy = retry_policy or RetryPolicy()
         self.poll_interval = poll_interval
         self._rng = rng or random.Random()
-        self._on_conflict_retry = on_conflict_retry
+        self.observer: JobObserver = observer or _Unobserved()
         self._on_worker_seen = on_worker_seen
         self.limits = limits or JsonLimits()
 
@@ -107,7 +143,10 @@ class JobService:
 
     async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
         return await retry_on_conflict(
-            operation, self.retry_policy, jitter=self._rng.random, on_retry=self._on_conflict_retry
+            operation,
+            self.retry_policy,
+            jitter=self._rng.random,
+            on_retry=self.observer.conflict_retried,
         )
 
     async def require_job(self, workspace_id: UUID, job_id: UUID) -> Job:
@@ -175,6 +214,7 @@ class JobService:
             NewJob(uuid7(), spec, rules.decide_creation_events(spec, actor)) for spec in specs
         ]
         results = await self._retrying(lambda: self.jobs.insert_jobs(workspace_id, new_jobs))
+        self.observer.jobs_created([job for job, created in results if created])
         if any(created and job.status == JobStatus.QUEUED for job, created in results):
             self.work_signal.notify(workspace_id)
         return results
@@ -203,9 +243,11 @@ class JobService:
     async def cancel_job(
         self, workspace_id: UUID, job_id: UUID, actor: str, reason: str | None = None
     ) -> Job:
-        return await self._decide_and_store(
+        job = await self._decide_and_store(
             workspace_id, job_id, lambda job: rules.decide_cancel(job, actor, reason)
         )
+        self.observer.job_settled(job)
+        return job
 
     async def retry_job(
         self, workspace_id: UUID, job_id: UUID, actor: str, idempotency_key: str | None = None
@@ -274,6 +316,10 @@ class JobService:
         )
         if job.status == JobStatus.QUEUED:
             self.work_signal.notify(workspace_id)
+        if target == JobStatus.COMPLETED:
+            self.observer.jobs_completed([job])
+        elif target in (JobStatus.FAILED, JobStatus.CANCELLED):
+            self.observer.job_settled(job)
         return job
 
     # -- worker use cases ----------------------------------------------------------------
@@ -315,6 +361,7 @@ class JobService:
                 )
                 remaining = deadline - time.monotonic()
                 if claimed or remaining <= 0:
+                    self.observer.jobs_claimed(claimed)
                     return claimed
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), min(remaining, self.poll_interval))
@@ -363,6 +410,7 @@ class JobService:
         done = await self._retrying(
             lambda: self.jobs.complete_jobs(workspace_id, completions, actor)
         )
+        self.observer.jobs_completed(done)
         by_id = {job.id: job for job in done}
         outcomes = []
         for completion in completions:
@@ -383,12 +431,19 @@ class JobService:
         """The guarded completion missed: a repeat of the same result is fine, anything
         else is explained by the domain (lease lost, different result, not found)."""
 
+        repeated = False
+
         def decide(job: Job) -> JobChange | None:
-            if rules.is_repeat_completion(job, completion.lease_id, completion.result):
+            nonlocal repeated
+            repeated = rules.is_repeat_completion(job, completion.lease_id, completion.result)
+            if repeated:
                 return None
             return rules.decide_completion(job, completion.lease_id, completion.result, actor)
 
-        return await self._decide_and_store(workspace_id, completion.job_id, decide)
+        job = await self._decide_and_store(workspace_id, completion.job_id, decide)
+        if not repeated:
+            self.observer.jobs_completed([job])
+        return job
 
     async def fail_job(
         self,
@@ -414,6 +469,7 @@ class JobService:
         )
         if job.status == JobStatus.QUEUED:
             self.work_signal.notify(workspace_id)
+        self.observer.job_settled(job)
         return job
 
     async def release_job(
@@ -592,6 +648,8 @@ class JobService:
             if stored is None:
                 continue  # completed, cancelled, extended or reaped by someone else first
             reclaimed.append(stored)
+            self.observer.job_settled(stored)
             if stored.status == JobStatus.QUEUED:
                 self.work_signal.notify(stored.workspace_id)
+        self.observer.leases_expired(len(reclaimed))
         return reclaimed

@@ -304,22 +304,6 @@ class JobStore:
             )
         return [self.job_from_row(row) for row in rows]
 
-    async def count_jobs(
-        self, workspace_id: UUID | None = None
-    ) -> list[tuple[UUID, str, str, int]]:
-        """(workspace, type, status, count) for every group that has jobs."""
-        where = "" if workspace_id is None else "WHERE workspace_id = :ws"
-        async with self.database.read() as connection:
-            rows = await connection.fetch(
-                f"SELECT workspace_id, type, status, count(*) AS n FROM jobs {where} "
-                "GROUP BY workspace_id, type, status",
-                {} if workspace_id is None else {"ws": workspace_id},
-            )
-        return [
-            (self.dialect.uuid(row["workspace_id"]), row["type"], row["status"], int(row["n"]))
-            for row in rows
-        ]
-
     # -- create --------------------------------------------------------------------------
 
     async def insert_jobs(

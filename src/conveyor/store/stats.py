@@ -57,6 +57,15 @@ class StatsStore:
                     {"ws": workspace_id, "worker_id": worker_id},
                 )
 
+    async def job_counts(self) -> list[tuple[str, str, str, int]]:
+        """(workspace slug, type, status, count) across all workspaces, for metrics."""
+        async with self.database.read() as connection:
+            rows = await connection.fetch(
+                "SELECT w.slug, j.type, j.status, count(*) AS n FROM jobs j "
+                "JOIN workspaces w ON w.id = j.workspace_id GROUP BY w.slug, j.type, j.status"
+            )
+        return [(r["slug"], r["type"], r["status"], int(r["n"])) for r in rows]
+
     async def overview(self, workspace_id: UUID, *, hours: float = 1.0) -> Overview:
         d = self.dialect
         params = {"ws": workspace_id, "window": -hours * 3600}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import contextlib
+import hmac
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from conveyor.api.dependencies import Context
@@ -28,3 +32,31 @@ async def readyz(ctx: Context) -> Response:
             503, "unavailable", "Not ready", f"the database does not answer: {error}"
         )
     return json_response({"status": "ready", "database": ctx.store.url.kind})
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+async def metrics(ctx: Context, request: Request) -> Response:
+    token = ctx.settings.metrics_token
+    if token:
+        presented = request.headers.get("authorization", "")
+        if not hmac.compare_digest(presented, f"Bearer {token}"):
+            return problem_response(
+                401,
+                "unauthorized",
+                "Unauthorized",
+                "metrics need Authorization: Bearer <CONVEYOR_METRICS_TOKEN>",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+    runtime_metrics = request.app.state.runtime.metrics
+    if runtime_metrics.job_counts is not None:
+        # When the database is away, serve the last counts; this process's own are still good.
+        with contextlib.suppress(Unavailable, TransientDatabaseError):
+            await runtime_metrics.job_counts.refresh()
+    runtime_metrics.sse_streams.set(ctx.hub.subscriptions)
+    runtime_metrics.db_statements.set(ctx.store.database.statements)
+    return Response(generate_latest(runtime_metrics.registry), media_type=CONTENT_TYPE_LATEST)

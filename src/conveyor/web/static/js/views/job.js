@@ -185,9 +185,10 @@ export function mountJob(main, {params}) {
     } else if (job.result !== null && job.result !== undefined) {
       replace(outcomeCard, heading('Result'), jsonView(job.result, {label: 'Result', testid: 'result'}));
     } else {
-      replace(outcomeCard, heading('Result'), h('p', {class: 'muted'}, 'This job finished without a result.'));
+      replace(outcomeCard, heading('Result'), h('p', {class: 'muted'}, 'Completed without a result.'));
     }
-    outcomeCard.hidden = !job.error && (job.result === null || job.result === undefined) && !TERMINAL.has(job.status);
+    // Nothing to show before the end, nor for a job cancelled without a word.
+    outcomeCard.hidden = !job.error && (job.result === null || job.result === undefined) && job.status !== 'COMPLETED';
   }
 
   // -- steps -------------------------------------------------------------------------------

@@ -1,0 +1,176 @@
+"""Prometheus metrics: what `/metrics` exposes.
+
+Each server runtime has its own registry (so several can live in one process, as in the
+tests). Labels are bounded: job types beyond MAX_TYPE_LABELS become "other", HTTP routes
+are route templates (never ids), and no label ever holds a job id or a key.
+
+Counters and histograms count what this process did; the `conveyor_jobs` gauge is read
+from the database (cached for a few seconds), so it is the same on every process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Final
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from conveyor.domain.jobs import Job
+
+MAX_TYPE_LABELS: Final = 100
+JOB_GAUGE_CACHE_SECONDS: Final = 5.0
+DURATION_BUCKETS: Final = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
+)  # fmt: skip
+
+
+class TypeLabels:
+    """Job types as label values, at most MAX_TYPE_LABELS of them per process."""
+
+    def __init__(self) -> None:
+        self._known: set[str] = set()
+
+    def __call__(self, job_type: str) -> str:
+        if job_type in self._known:
+            return job_type
+        if len(self._known) < MAX_TYPE_LABELS:
+            self._known.add(job_type)
+            return job_type
+        return "other"
+
+
+class JobCounts(Collector):
+    """conveyor_jobs{workspace,type,status}: jobs in the database, read at most every few
+    seconds however often Prometheus scrapes."""
+
+    def __init__(self, read: Callable[[], Awaitable[list[tuple[str, str, str, int]]]]) -> None:
+        self._read = read
+        self._cached: list[tuple[str, str, str, int]] = []
+        self._read_at = 0.0
+
+    async def refresh(self) -> None:
+        if time.monotonic() - self._read_at < JOB_GAUGE_CACHE_SECONDS:
+            return
+        self._cached = await self._read()
+        self._read_at = time.monotonic()
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "conveyor_jobs",
+            "Jobs in the database by workspace, type and status",
+            labels=["workspace", "type", "status"],
+        )
+        for workspace, job_type, status, count in self._cached:
+            family.add_metric([workspace, job_type, status], count)
+        yield family
+
+
+class Metrics:
+    def __init__(self) -> None:
+        # No `*_created` series next to every counter: they double the output for nothing.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.types = TypeLabels()
+        r = self.registry
+        self.created = Counter("conveyor_jobs_created", "Jobs created", ["type"], registry=r)
+        self.claimed = Counter("conveyor_jobs_claimed", "Jobs claimed", ["type"], registry=r)
+        self.completed = Counter("conveyor_jobs_completed", "Jobs completed", ["type"], registry=r)
+        self.failed = Counter("conveyor_jobs_failed", "Jobs failed for good", ["type"], registry=r)
+        self.retried = Counter(
+            "conveyor_jobs_retried", "Failed attempts queued again", ["type"], registry=r
+        )
+        self.cancelled = Counter("conveyor_jobs_cancelled", "Jobs cancelled", ["type"], registry=r)
+        self.lease_expiries = Counter(
+            "conveyor_lease_expiries", "Leases taken back from silent workers", registry=r
+        )
+        self.conflict_retries = Counter(
+            "conveyor_conflict_retries", "Writes retried after losing a race", registry=r
+        )
+        self.queue_wait = Histogram(
+            "conveyor_job_queue_wait_seconds",
+            "From when a job could run (run_at) to when a worker claimed it",
+            ["type"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.run_duration = Histogram(
+            "conveyor_job_run_seconds",
+            "From claim to completion, for completed jobs",
+            ["type"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.http_requests = Counter(
+            "conveyor_http_requests",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "conveyor_http_request_duration_seconds",
+            "Time to answer an HTTP request (streams excluded)",
+            ["method", "route"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.sse_streams = Gauge(
+            "conveyor_sse_streams", "Event streams open on this process", registry=r
+        )
+        self.db_statements = Gauge(
+            "conveyor_db_statements", "Statements sent to the database by this process", registry=r
+        )
+        self.job_counts: JobCounts | None = None
+
+    def watch_job_counts(
+        self, read: Callable[[], Awaitable[list[tuple[str, str, str, int]]]]
+    ) -> None:
+        self.job_counts = JobCounts(read)
+        self.registry.register(self.job_counts)
+
+    # -- what the service reports ----------------------------------------------------------
+
+    def jobs_created(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            self.created.labels(self.types(job.type)).inc()
+
+    def jobs_claimed(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            label = self.types(job.type)
+            self.claimed.labels(label).inc()
+            if job.started_at is not None:
+                waited = (job.started_at - job.run_at).total_seconds()
+                self.queue_wait.labels(label).observe(max(waited, 0.0))
+
+    def jobs_completed(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            label = self.types(job.type)
+            self.completed.labels(label).inc()
+            if job.started_at is not None and job.completed_at is not None:
+                ran = (job.completed_at - job.started_at).total_seconds()
+                self.run_duration.labels(label).observe(max(ran, 0.0))
+
+    def job_settled(self, job: Job) -> None:
+        """After a failure, cancel or lease expiry: count where the job ended up."""
+        label = self.types(job.type)
+        if job.status == "FAILED":
+            self.failed.labels(label).inc()
+        elif job.status == "QUEUED":
+            self.retried.labels(label).inc()
+        elif job.status == "CANCELLED":
+            self.cancelled.labels(label).inc()
+
+    def leases_expired(self, count: int) -> None:
+        if count:
+            self.lease_expiries.inc(count)
+
+    def conflict_retried(self, _: BaseException) -> None:
+        self.conflict_retries.inc()

@@ -1,0 +1,107 @@
+"""/metrics parses as Prometheus text and moves when jobs run; requests carry an id into
+the logs; keys never appear in logs."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conveyor.logs import JsonFormatter
+from conveyor.store.urls import DatabaseURL
+from tests.conftest import settings_for
+from tests.support.server import RunningServer, running_server
+
+
+async def scrape(server: RunningServer) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
+def total(
+    samples: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str, **labels: str
+) -> float:
+    return sum(
+        value
+        for key, value in samples.get(name, {}).items()
+        if all(dict(key).get(label) == wanted for label, wanted in labels.items())
+    )
+
+
+async def test_metrics_parse_and_move_when_jobs_run(
+    server: RunningServer, client: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    before = await scrape(server)
+    worker = {"Authorization": f"Bearer {keys['worker']}"}
+    await client.post("/jobs/batch", json={"jobs": [{"type": "email"}] * 3})
+    claimed = (
+        await client.post("/claims", json={"worker_id": "w", "limit": 3}, headers=worker)
+    ).json()["data"]
+    await client.post(
+        f"/jobs/{claimed[0]['id']}/complete",
+        json={"lease_id": claimed[0]["lease_id"]},
+        headers=worker,
+    )
+    await client.post(
+        f"/jobs/{claimed[1]['id']}/fail",
+        json={"lease_id": claimed[1]["lease_id"], "error": "x"},
+        headers=worker,
+    )
+    await client.post(f"/jobs/{claimed[2]['id']}/cancel")
+    server.runtime.metrics.job_counts._read_at = 0  # type: ignore[union-attr]  # skip the cache
+    after = await scrape(server)
+
+    def moved(name: str, **labels: str) -> float:
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    assert moved("conveyor_jobs_created_total", type="email") == 3
+    assert moved("conveyor_jobs_claimed_total", type="email") == 3
+    assert moved("conveyor_jobs_completed_total", type="email") == 1
+    assert moved("conveyor_jobs_failed_total", type="email") == 1
+    assert moved("conveyor_jobs_cancelled_total", type="email") == 1
+    assert moved("conveyor_job_queue_wait_seconds_count", type="email") == 3
+    assert moved("conveyor_job_run_seconds_count", type="email") == 1
+    assert total(after, "conveyor_jobs", workspace="acme", type="email", status="COMPLETED") == 1
+    assert moved("conveyor_http_requests_total", route="/v1/workspaces/{ws}/claims") >= 1
+    assert total(after, "conveyor_db_statements") > 0
+    for samples in after.values():
+        for key in samples:
+            for label, value in key:
+                assert label not in ("job_id", "id", "key")
+                assert value not in {job["id"] for job in claimed}, "a job id in a label"
+
+
+async def test_metrics_can_require_a_token(database_url: DatabaseURL) -> None:
+    settings = settings_for(database_url, metrics_token="s3cret")
+    async with running_server(settings) as server, httpx.AsyncClient(base_url=server.url) as http:
+        assert (await http.get("/metrics")).status_code == 401
+        allowed = await http.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+        assert allowed.status_code == 200
+
+
+async def test_requests_carry_an_id_into_the_log_and_keys_stay_out(
+    client: httpx.AsyncClient, keys: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="conveyor.access")
+    response = await client.get("/jobs", headers={"X-Request-ID": "trace-42"})
+    assert response.headers["x-request-id"] == "trace-42"
+    generated = await client.get("/jobs", headers={"X-Request-ID": "bad id with spaces"})
+    assert generated.headers["x-request-id"] != "bad id with spaces"
+    lines = [JsonFormatter().format(record) for record in caplog.records]
+    assert any(
+        '"request_id":"trace-42"' in line and '"route":"/v1/workspaces/{ws}/jobs"' in line
+        for line in lines
+    )
+    assert any('"key_id":' in line for line in lines)
+    for line in lines:
+        for key in keys.values():
+            assert key not in line, "an API key reached the log"
