@@ -74,8 +74,10 @@ async def test_list_filters_and_paginates(client: httpx.AsyncClient) -> None:
     assert statuses["meta"]["total"] == 7
     cancelled = (await client.get("/jobs", params={"status": "CANCELLED"})).json()
     assert [job["id"] for job in cancelled["data"]] == [first_job["id"]]
-    by_prefix = (await client.get("/jobs", params={"q": first_job["id"][:13]})).json()
-    assert [job["id"] for job in by_prefix["data"]] == [first_job["id"]]
+    by_tail = (await client.get("/jobs", params={"q": first_job["id"][-8:]})).json()
+    assert [job["id"] for job in by_tail["data"]] == [first_job["id"]]
+    whole = (await client.get("/jobs", params={"q": first_job["id"]})).json()
+    assert [job["id"] for job in whole["data"]] == [first_job["id"]]
 
 
 async def test_cancel_then_cancel_again_is_a_conflict_with_the_version(

@@ -115,7 +115,7 @@ def list_params(
     status: str | list[str] | None,
     job_type: str | None,
     agent_task_id: str | None,
-    id_prefix: str | None,
+    id_contains: str | None,
     page: int,
     limit: int,
 ) -> list[tuple[str, str]]:
@@ -126,8 +126,8 @@ def list_params(
         params.append(("type", job_type))
     if agent_task_id:
         params.append(("agent_task_id", agent_task_id))
-    if id_prefix:
-        params.append(("q", id_prefix))
+    if id_contains:
+        params.append(("q", id_contains))
     return params
 
 
@@ -194,11 +194,11 @@ class Client:
         status: str | list[str] | None = None,
         job_type: str | None = None,
         agent_task_id: str | None = None,
-        id_prefix: str | None = None,
+        id_contains: str | None = None,
         page: int = 1,
         limit: int = 50,
     ) -> JSON:
-        params = list_params(status, job_type, agent_task_id, id_prefix, page, limit)
+        params = list_params(status, job_type, agent_task_id, id_contains, page, limit)
         result: JSON = self.request("GET", self._ws("/jobs"), params=params)
         return result
 
@@ -352,7 +352,7 @@ class AsyncClient:
             filters.get("status"),
             filters.get("job_type"),
             filters.get("agent_task_id"),
-            filters.get("id_prefix"),
+            filters.get("id_contains"),
             filters.get("page", 1),
             filters.get("limit", 50),
         )

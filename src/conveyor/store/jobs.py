@@ -103,7 +103,7 @@ class JobFilter:
     statuses: frozenset[JobStatus] = frozenset()
     type: str | None = None
     agent_task_id: str | None = None
-    id_prefix: str | None = None
+    id_contains: str | None = None
 
 
 class JobStore:
@@ -221,9 +221,11 @@ class JobStore:
         if job_filter.agent_task_id is not None:
             conditions.append("agent_task_id = :agent_task_id")
             params["agent_task_id"] = job_filter.agent_task_id
-        if job_filter.id_prefix:
-            conditions.append("CAST(id AS TEXT) LIKE :id_prefix")
-            params["id_prefix"] = job_filter.id_prefix.lower() + "%"
+        if job_filter.id_contains:
+            # Anywhere in the id: UUIDv7s begin with a timestamp that jobs created together
+            # share, so people search by the end (the dashboard shows the last 8 digits).
+            conditions.append("CAST(id AS TEXT) LIKE :id_contains")
+            params["id_contains"] = f"%{job_filter.id_contains.lower()}%"
         where = " AND ".join(conditions)
         async with self.database.read() as connection:
             total_row = await connection.fetchrow(

@@ -108,13 +108,14 @@ async def list_jobs(
     type: Annotated[str | None, Query(pattern=r"^[a-z0-9_.:-]{1,100}$")] = None,
     agent_task_id: Annotated[SafeText | None, Query(max_length=200)] = None,
     q: Annotated[
-        str | None, Query(max_length=36, pattern=r"^[0-9a-fA-F-]+$", description="id prefix")
+        str | None,
+        Query(max_length=36, pattern=r"^[0-9a-fA-F-]+$", description="part of the job id"),
     ] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
 ) -> Response:
     job_filter = JobFilter(
-        statuses=frozenset(status or ()), type=type, agent_task_id=agent_task_id, id_prefix=q
+        statuses=frozenset(status or ()), type=type, agent_task_id=agent_task_id, id_contains=q
     )
     found = await ctx.jobs.list_jobs(principal.workspace.id, job_filter, page=page, limit=limit)
     return json_response(
