@@ -327,3 +327,45 @@ async def test_streams_need_a_key_and_the_right_workspace(
             f"/jobs/{job_id}/events/stream", headers={"Last-Event-ID": "abc"}
         )
         assert bad_resume.status_code == 422
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
+async def test_revoking_a_key_ends_its_open_streams(
+    database_url: DatabaseURL, keys: dict[str, str], busy: bool
+) -> None:
+    settings = settings_for(database_url, sse_ping_seconds=0.5)
+    async with (
+        running_server(settings) as server,
+        httpx.AsyncClient(base_url=f"{server.url}/v1/workspaces/acme", timeout=30) as http,
+    ):
+        admin = {"Authorization": f"Bearer {keys['admin']}"}
+        issued = (await http.post("/keys", json={"role": "client"}, headers=admin)).json()
+        job_id = (await http.post("/jobs", json={"type": "t"}, headers=admin)).json()["id"]
+        local = Worker(http, keys["worker"])
+        await local.claim()
+        viewer = {"Authorization": f"Bearer {issued['token']}"}
+        seen: list[ServerSentEvent] = []
+
+        async def follow() -> None:
+            async for event in sse_events(http, f"/jobs/{job_id}/events/stream", viewer):
+                seen.append(event)
+
+        follower = asyncio.create_task(follow())
+        stop_writing = asyncio.Event()
+
+        async def keep_writing() -> None:
+            tick = 0
+            while busy and not stop_writing.is_set():
+                await local.event(job_id, {"tick": tick})
+                tick += 1
+                await asyncio.sleep(0.05)
+
+        writer = asyncio.create_task(keep_writing())
+        await asyncio.sleep(0.5)
+        revoked = await http.delete(f"/keys/{issued['id']}", headers=admin)
+        assert revoked.status_code == 200
+        await asyncio.wait_for(follower, 10)  # the server ended the stream
+        stop_writing.set()
+        await writer
+    assert seen[-1].event == "stream.closed"
+    assert "revoked" in seen[-1].json()["reason"]

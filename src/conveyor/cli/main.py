@@ -79,6 +79,13 @@ def main() -> None:
 # -- server ---------------------------------------------------------------------------------
 
 
+def importable_from_here() -> None:
+    """Let --handlers name modules in the current directory, as `python -m` would."""
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -120,6 +127,7 @@ def serve(**options: Any) -> None:
 
     handlers = options.pop("handlers") or None
     settings = settings_from(**options, handlers=tuple(handlers) if handlers else None)
+    importable_from_here()
     configure_logging(settings)
     if settings.insecure_local and not is_loopback(settings.host):
         fail(
@@ -509,6 +517,7 @@ def worker(
     from conveyor.worker.runner import default_worker_id
 
     configure_logging(Settings.from_env())
+    importable_from_here()
     handlers = Handlers()
     try:
         for reference in handler_refs:

@@ -9,6 +9,7 @@ resumes exactly after the given event.
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -56,6 +57,23 @@ def sse(event: Event, *, stream_id: int) -> bytes:
 
 def control(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+
+
+class Recheck:
+    """A stream asks once per ping interval, busy or idle, whether its key still holds."""
+
+    def __init__(self, request: Request, ctx: ApiContext, principal: Principal) -> None:
+        self._request = request
+        self._ctx = ctx
+        self._principal = principal
+        self._next = time.monotonic() + ctx.settings.sse_ping_seconds
+
+    async def still_good(self) -> bool:
+        now = time.monotonic()
+        if now < self._next:
+            return True
+        self._next = now + self._ctx.settings.sse_ping_seconds
+        return await caller_still_valid(self._request, self._ctx, self._principal)
 
 
 def resume_point(last_event_id: str | None, after: int | None) -> int:
@@ -114,6 +132,7 @@ async def _job_events(
     cursor: int,
 ) -> AsyncIterator[bytes]:
     workspace_id = principal.workspace.id
+    credentials = Recheck(request, ctx, principal)
     with subscription:
         yield b"retry: 3000\n\n"
 
@@ -150,10 +169,10 @@ async def _job_events(
                 subscription.catch_up_needed = False
                 async for chunk in catch_up():
                     yield chunk
+            if not await credentials.still_good():
+                yield control("stream.closed", {"reason": "the API key was revoked"})
+                return
             if not batch:
-                if not await caller_still_valid(request, ctx, principal):
-                    yield control("stream.closed", {"reason": "the API key was revoked"})
-                    return
                 yield b": ping\n\n"
                 continue
             for event in batch:
@@ -220,6 +239,7 @@ async def _workspace_events(
     different jobs may commit out of id order on PostgreSQL, so sent events are remembered
     by (job, seq) and never sent twice."""
     workspace_id = principal.workspace.id
+    credentials = Recheck(request, ctx, principal)
     sent: OrderedDict[tuple[UUID, int], None] = OrderedDict()
 
     def first_time(event: Event) -> bool:
@@ -261,10 +281,10 @@ async def _workspace_events(
                 subscription.catch_up_needed = False
                 async for chunk in catch_up():
                     yield chunk
+            if not await credentials.still_good():
+                yield control("stream.closed", {"reason": "the API key was revoked"})
+                return
             if not batch:
-                if not await caller_still_valid(request, ctx, principal):
-                    yield control("stream.closed", {"reason": "the API key was revoked"})
-                    return
                 yield b": ping\n\n"
                 continue
             for event in batch:
