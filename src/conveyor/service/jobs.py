@@ -47,6 +47,7 @@ from conveyor.store import Store
 from conveyor.store.jobs import Completion, JobFilter, NewJob
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 MAX_LIST_LIMIT = 200
 DEFAULT_POLL_INTERVAL = 1.0
@@ -369,12 +370,31 @@ class JobService:
     async def heartbeat(
         self, workspace_id: UUID, job_id: UUID, lease_id: UUID, lease_seconds: float
     ) -> Job:
-        async def attempt() -> Job:
-            job = await self.jobs.extend_lease(workspace_id, job_id, lease_id, lease_seconds)
-            if job is not None:
-                if self._on_worker_seen is not None and job.worker_id is not None:
-                    await self._on_worker_seen(workspace_id, job.worker_id)
-                return job
+        job = await self._guarded_report(
+            workspace_id,
+            job_id,
+            lease_id,
+            lambda _: self.jobs.extend_lease(workspace_id, job_id, lease_id, lease_seconds),
+        )
+        if self._on_worker_seen is not None and job.worker_id is not None:
+            await self._on_worker_seen(workspace_id, job.worker_id)
+        return job
+
+    async def _guarded_report(
+        self,
+        workspace_id: UUID,
+        job_id: UUID,
+        lease_id: UUID | None,
+        write: Callable[[frozenset[JobStatus]], Awaitable[R | None]],
+    ) -> R:
+        """A report (step, event, heartbeat) written under the job's report guard: when
+        the guard misses, the domain explains why; when it would not refuse (the job
+        changed in between), the write is tried again."""
+
+        async def attempt() -> R:
+            written = await write(rules.reportable_statuses(lease_id))
+            if written is not None:
+                return written
             await self._explain_report_miss(workspace_id, job_id, lease_id)
             raise WriteConflict(job_id)
 
@@ -523,21 +543,15 @@ class JobService:
         if step_id is not None and await self.jobs.get_step(job_id, step_id) is None:
             raise StepNotFound(step_id)
         event = NewEvent(event_type, actor, payload, step_id)
-
-        async def attempt() -> Event:
-            written = await self.jobs.append_events(
-                workspace_id,
-                job_id,
-                lease_id=lease_id,
-                reportable=rules.reportable_statuses(lease_id),
-                new_events=[event],
-            )
-            if written is not None:
-                return written[0]
-            await self._explain_report_miss(workspace_id, job_id, lease_id)
-            raise WriteConflict(job_id)
-
-        return await self._retrying(attempt)
+        written = await self._guarded_report(
+            workspace_id,
+            job_id,
+            lease_id,
+            lambda reportable: self.jobs.append_events(
+                workspace_id, job_id, lease_id=lease_id, reportable=reportable, new_events=[event]
+            ),
+        )
+        return written[0]
 
     async def add_step(
         self,
@@ -551,25 +565,24 @@ class JobService:
         actor: str,
         lease_id: UUID | None = None,
     ) -> Step:
-        async def attempt() -> Step:
-            added = await self.jobs.insert_step(
+        added = await self._guarded_report(
+            workspace_id,
+            job_id,
+            lease_id,
+            lambda reportable: self.jobs.insert_step(
                 workspace_id,
                 job_id,
                 lease_id=lease_id,
-                reportable=rules.reportable_statuses(lease_id),
+                reportable=reportable,
                 name=name,
                 phase=phase,
                 step_type=step_type,
                 decide=lambda step_id, ordinal: decide_new_step(
                     step_id, name, ordinal, status, actor
                 ),
-            )
-            if added is not None:
-                return added[0]
-            await self._explain_report_miss(workspace_id, job_id, lease_id)
-            raise WriteConflict(job_id)
-
-        return await self._retrying(attempt)
+            ),
+        )
+        return added[0]
 
     async def update_step(
         self,
@@ -588,13 +601,16 @@ class JobService:
         progress_percent: int | None = None,
         message: str | None = None,
     ) -> Step:
-        async def attempt() -> Step:
-            updated = await self.jobs.update_step(
+        updated = await self._guarded_report(
+            workspace_id,
+            job_id,
+            lease_id,
+            lambda reportable: self.jobs.update_step(
                 workspace_id,
                 job_id,
                 step_id,
                 lease_id=lease_id,
-                reportable=rules.reportable_statuses(lease_id),
+                reportable=reportable,
                 decide=lambda step: decide_step_update(
                     step,
                     actor=actor,
@@ -607,13 +623,9 @@ class JobService:
                     progress_percent=progress_percent,
                     message=message,
                 ),
-            )
-            if updated is not None:
-                return updated[0]
-            await self._explain_report_miss(workspace_id, job_id, lease_id)
-            raise WriteConflict(job_id)
-
-        return await self._retrying(attempt)
+            ),
+        )
+        return updated[0]
 
     async def list_steps(self, workspace_id: UUID, job_id: UUID) -> list[Step]:
         await self.require_job(workspace_id, job_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -74,6 +74,32 @@ class Recheck:
             return True
         self._next = now + self._ctx.settings.sse_ping_seconds
         return await caller_still_valid(self._request, self._ctx, self._principal)
+
+
+async def live_batches(
+    ctx: ApiContext,
+    subscription: Subscription,
+    credentials: Recheck,
+    catch_up: Callable[[], AsyncIterator[bytes]],
+) -> AsyncIterator[bytes | list[Event]]:
+    """The live part of every stream: batches of events as the hub delivers them, with
+    what must go out between them (pings, catch-up after lost notices) as bytes. Ends when
+    the stream must: the server stops, the client fell behind, or the key was revoked."""
+    while True:
+        batch = await subscription.next_batch(ctx.settings.sse_ping_seconds)
+        if subscription.closing:
+            return
+        if subscription.dropped is not None:
+            yield control("stream.dropped", {"reason": subscription.dropped})
+            return
+        if subscription.catch_up_needed:
+            subscription.catch_up_needed = False
+            async for chunk in catch_up():
+                yield chunk
+        if not await credentials.still_good():
+            yield control("stream.closed", {"reason": "the API key was revoked"})
+            return
+        yield batch if batch else b": ping\n\n"
 
 
 def resume_point(last_event_id: str | None, after: int | None) -> int:
@@ -158,22 +184,9 @@ async def _job_events(
                 yield chunk
             yield control("stream.complete", {"job_id": job_id, "status": job.status.value})
             return
-        while True:
-            batch = await subscription.next_batch(ctx.settings.sse_ping_seconds)
-            if subscription.closing:
-                return
-            if subscription.dropped is not None:
-                yield control("stream.dropped", {"reason": subscription.dropped})
-                return
-            if subscription.catch_up_needed:
-                subscription.catch_up_needed = False
-                async for chunk in catch_up():
-                    yield chunk
-            if not await credentials.still_good():
-                yield control("stream.closed", {"reason": "the API key was revoked"})
-                return
-            if not batch:
-                yield b": ping\n\n"
+        async for batch in live_batches(ctx, subscription, credentials, catch_up):
+            if isinstance(batch, bytes):
+                yield batch
                 continue
             for event in batch:
                 if event.seq <= cursor:
@@ -270,22 +283,9 @@ async def _workspace_events(
         yield b"retry: 3000\n\n"
         async for chunk in catch_up():
             yield chunk
-        while True:
-            batch = await subscription.next_batch(ctx.settings.sse_ping_seconds)
-            if subscription.closing:
-                return
-            if subscription.dropped is not None:
-                yield control("stream.dropped", {"reason": subscription.dropped})
-                return
-            if subscription.catch_up_needed:
-                subscription.catch_up_needed = False
-                async for chunk in catch_up():
-                    yield chunk
-            if not await credentials.still_good():
-                yield control("stream.closed", {"reason": "the API key was revoked"})
-                return
-            if not batch:
-                yield b": ping\n\n"
+        async for batch in live_batches(ctx, subscription, credentials, catch_up):
+            if isinstance(batch, bytes):
+                yield batch
                 continue
             for event in batch:
                 if first_time(event):
