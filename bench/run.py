@@ -1,0 +1,332 @@
+"""Benchmark Conveyor against its peers, in one run on one machine.
+
+    python -m bench.run [--quick] [--only SCENARIO ...] [--jobs N] [--repeat R]
+                        [--out bench/results/latest.json]
+
+Starts a throwaway PostgreSQL (fsync, synchronous_commit and full_page_writes on) and a
+Redis, runs every scenario for every system with the same job count, repeats each run,
+prints a table (median [min..max]) and writes every run's figures as JSON. Measurement
+only: nothing here passes or fails on a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench.infra import Infra, Postgres, Redis
+from bench.plan import SCENARIOS, Plan
+from bench.report import Row, Run, compare, render_table
+from bench.scenarios import SCENARIO_INFO, describe, runner_for
+from bench.systems.base import System, package_version
+from bench.systems.conveyor import ConveyorHttp, ConveyorPostgres, ConveyorSqlite
+from bench.systems.pgqueuer_system import PgQueuer
+from bench.systems.procrastinate_system import Procrastinate
+from bench.systems.rq_system import Rq
+
+REPO = Path(__file__).resolve().parents[1]
+SYSTEMS: tuple[type[System], ...] = (
+    ConveyorPostgres,
+    ConveyorHttp,
+    ConveyorSqlite,
+    Procrastinate,
+    PgQueuer,
+    Rq,
+)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts, one run each")
+    parser.add_argument("--only", nargs="+", metavar="SCENARIO", choices=SCENARIOS)
+    parser.add_argument("--jobs", type=int, help="jobs per run (enqueue and drain)")
+    parser.add_argument("--repeat", type=int, help="runs per scenario and system")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json")
+    return parser.parse_args(argv)
+
+
+def git_revision() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{head}{' (with uncommitted changes)' if dirty else ''}" if head else "unknown"
+
+
+class Harness:
+    def __init__(self, plan: Plan, infra: Infra) -> None:
+        self.plan = plan
+        self.infra = infra
+        self.systems = [kind(infra, plan) for kind in SYSTEMS]
+        self.rows: dict[tuple[str, str], Row] = {}
+        self.drain_rates: dict[str, float] = {}
+
+    def row(self, scenario: str, system: System) -> Row:
+        return self.rows.setdefault((scenario, system.name), Row(scenario, system.name))
+
+    async def prepare(self) -> list[System]:
+        ready = []
+        for system in self.systems:
+            reason = system.unavailable()
+            if reason is None:
+                try:
+                    await system.prepare()
+                except Exception as error:
+                    reason = f"set-up failed: {error!r}"
+                    log(traceback.format_exc())
+            if reason is not None:
+                log(f"{system.name}: unavailable ({reason})")
+                for scenario in self.plan.scenarios:
+                    row = self.row(scenario, system)
+                    row.status, row.reason = "unavailable", reason
+                continue
+            ready.append(system)
+        return ready
+
+    async def run(self) -> None:
+        ready = await self.prepare()
+        for scenario in self.plan.scenarios:
+            for system in ready:
+                if not system.supports(scenario):
+                    row = self.row(scenario, system)
+                    row.status, row.reason = "n/a", system.why_not(scenario)
+            if scenario == "db-cost":
+                continue  # read around the drain runs
+            runner = runner_for(scenario, self.drain_rates)
+            assert not isinstance(runner, str), runner
+            takers = [s for s in ready if s.supports(scenario)]
+            for repeat in range(self.plan.repeat):
+                # Rotate the order each round, so no system always runs first or last.
+                shift = repeat % len(takers) if takers else 0
+                for system in takers[shift:] + takers[:shift]:
+                    await self.measure(scenario, system, runner, repeat)
+            if scenario == "drain":
+                for system in takers:
+                    self.drain_rates[system.name] = (
+                        self.row("drain", system).summary("jobs_per_s").median
+                    )
+
+    async def measure(self, scenario: str, system: System, runner: Any, repeat: int) -> None:
+        row = self.row(scenario, system)
+        label = f"{scenario} / {system.name} run {repeat + 1}/{self.plan.repeat}"
+        started = time.monotonic()
+        try:
+            outcome = await asyncio.wait_for(
+                runner(system, self.infra, self.plan), self.plan.timeout_seconds * 2
+            )
+        except Exception as error:
+            row.errors.append(f"{type(error).__name__}: {error}")
+            log(f"{label}: FAILED {type(error).__name__}: {error}")
+            log(traceback.format_exc())
+            if not row.runs:
+                row.status, row.reason = "error", f"{type(error).__name__}: {error}"
+            return
+        if row.status == "error":
+            row.status, row.reason = "ok", ""
+        row.runs.append(Run(outcome.metrics, outcome.details))
+        if outcome.db_cost is not None and "db-cost" in self.plan.scenarios:
+            self.row("db-cost", system).runs.append(Run(outcome.db_cost))
+        shown = ", ".join(
+            f"{key}={value:,.1f}" for key, value in outcome.metrics.items() if not math.isnan(value)
+        )
+        log(f"{label}: {shown} ({time.monotonic() - started:.1f}s)")
+
+    def ordered_rows(self) -> list[Row]:
+        order = {name: index for index, name in enumerate(s.name for s in self.systems)}
+        rows = [row for row in self.rows.values() if row.scenario in self.plan.scenarios]
+        return sorted(rows, key=lambda r: (SCENARIOS.index(r.scenario), order[r.system]))
+
+
+def environment(plan: Plan, infra: Infra) -> dict[str, Any]:
+    loop = "uvloop" if _uvloop() is not None else "asyncio"
+    return {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "event_loop": f"{loop} (the harness process: producers and in-process workers)",
+            "load_average_at_end": os.getloadavg(),
+        },
+        "conveyor_revision": git_revision(),
+        "postgresql": infra.postgres.settings,
+        "redis": {
+            "version": infra.redis.version if infra.redis else None,
+            "persistence": "none (--save '' --appendonly no)",
+        },
+        "plan": {
+            "quick": plan.quick,
+            "jobs": plan.jobs,
+            "repeat": plan.repeat,
+            "producers": plan.producers,
+            "batch_size": plan.batch_size,
+            "latency_rate": plan.latency_rate,
+            "latency_seconds": plan.latency_seconds,
+            "saturation_fraction": plan.saturation_fraction,
+            "contention_writers": plan.contention_writers,
+            "contention_updates": plan.contention_updates,
+            "scenarios": list(plan.scenarios),
+        },
+    }
+
+
+def header_lines(plan: Plan, infra: Infra, systems: list[System]) -> list[str]:
+    pg = infra.postgres.settings
+    runs = "1 run" if plan.repeat == 1 else f"{plan.repeat} runs, median [min..max]"
+    lines = [
+        f"Conveyor benchmark: {plan.jobs} jobs per run, {runs}"
+        + (" (--quick: smoke-test sizes, not for comparison)" if plan.quick else ""),
+        f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python "
+        f"{platform.python_version()}, {'uvloop' if _uvloop() else 'asyncio'} in the harness",
+        f"PostgreSQL {pg.get('server_version', '?')}: fsync={pg.get('fsync')} "
+        f"synchronous_commit={pg.get('synchronous_commit')} "
+        f"full_page_writes={pg.get('full_page_writes')} wal_sync_method="
+        f"{pg.get('wal_sync_method')} shared_buffers={pg.get('shared_buffers')}",
+        f"Redis {infra.redis.version if infra.redis else 'not available'}: no persistence "
+        "(--save '' --appendonly no): RQ's figures are not durable",
+        "how: every run on a fresh database (or a flushed Redis), the same job count for all;",
+        "  drain = first handler start to last completion stored; latency = time.time() just",
+        "  before the enqueue call to handler start (one machine, one clock), the producer in a",
+        "  process of its own (conveyor-sqlite: in the workers' process, as embedded); db-cost =",
+        "  top-level statements (BEGIN/COMMIT and pool resets count, statements inside SQL",
+        "  functions do not) and commits, over the drain window, per job",
+        "systems:",
+    ]
+    for system in systems:
+        lines.append(f"  {system.name:<16} {system.title}, {system.version()}")
+        for key, value in system.settings().items():
+            lines.append(f"  {'':<16}   {key}: {value}")
+    return lines
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def _uvloop() -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop
+
+
+async def main_async(plan: Plan, out: Path) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="conveyor-bench-"))
+    postgres = Postgres()
+    redis = Redis() if Redis.available() else None
+    started = datetime.datetime.now(datetime.UTC)
+    load_at_start = os.getloadavg()
+    log(f"starting PostgreSQL and {'Redis' if redis else 'no Redis (not installed)'}")
+    postgres.start()
+    try:
+        if redis is not None:
+            redis.start()
+        await postgres.read_settings()
+        infra = Infra(postgres, redis, workdir)
+        harness = Harness(plan, infra)
+        await harness.run()
+        rows = harness.ordered_rows()
+        header = header_lines(plan, infra, harness.systems)
+        header.insert(
+            2,
+            "load average (1, 5, 15 min) at start "
+            + " ".join(f"{x:.2f}" for x in load_at_start)
+            + ", at end "
+            + " ".join(f"{x:.2f}" for x in os.getloadavg())
+            + " (other work on the machine skews the figures)",
+        )
+        print(render_table(rows, plan, header), flush=True)
+        conveyor = {s.name for s in harness.systems if s.is_conveyor}
+        document: dict[str, Any] = {
+            "started_at": started.isoformat(),
+            "finished_at": datetime.datetime.now(datetime.UTC).isoformat(),
+            "environment": environment(plan, infra),
+            "systems": {
+                s.name: {
+                    "title": s.title,
+                    "version": s.version(),
+                    "backend": s.backend,
+                    "is_conveyor": s.is_conveyor,
+                    "settings": s.settings(),
+                    "unavailable": s.unavailable(),
+                }
+                for s in harness.systems
+            },
+            "scenarios": {
+                name: {
+                    "description": describe(name, plan),
+                    "metrics": {
+                        m.key: {"label": m.label, "higher_is_better": m.higher_is_better}
+                        for m in SCENARIO_INFO[name].metrics
+                    },
+                }
+                for name in plan.scenarios
+            },
+            "rows": [row.as_json() for row in rows],
+            "comparisons": [c.as_json() for c in compare(rows, conveyor)],
+            "packages": {
+                name: package_version(name)
+                for name in (
+                    "conveyor",
+                    "procrastinate",
+                    "pgqueuer",
+                    "rq",
+                    "redis",
+                    "psycopg",
+                    "psycopg-pool",
+                    "asyncpg",
+                    "uvicorn",
+                    "httpx",
+                    "uvloop",
+                )
+            },
+        }
+        document["environment"]["machine"]["load_average_at_start"] = load_at_start
+        await asyncio.to_thread(write_json, out, document)
+        log(f"wrote {out}")
+        return 0
+    finally:
+        if redis is not None:
+            redis.stop()
+        postgres.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = Plan.quick_plan() if args.quick else Plan()
+    plan = plan.with_overrides(jobs=args.jobs, repeat=args.repeat, only=args.only)
+    uvloop = _uvloop()
+    if uvloop is not None:
+        return int(uvloop.run(main_async(plan, args.out)))
+    return asyncio.run(main_async(plan, args.out))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""The scenarios: the one place where anything is timed, the same code for every system.
+
+Each function runs one measured run on a fresh store and returns its metrics. Warm-up work
+(opening pools, the first few jobs) happens before the clock starts, the same for all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.infra import Infra
+from bench.measure import WARMUP_BASE, percentile, produce_steadily
+from bench.plan import Plan
+from bench.producer import RemoteProducer
+from bench.systems.base import System
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    key: str
+    label: str
+    higher_is_better: bool
+    fmt: str = "{:,.0f}"
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioInfo:
+    name: str
+    description: str
+    metrics: tuple[Metric, ...]
+    compared: tuple[str, ...]
+    """Metrics on which each Conveyor variant is compared with the best peer."""
+
+
+JOBS_PER_S = Metric("jobs_per_s", "jobs/s (higher is better)", True)
+LATENCY = (
+    Metric("p50_ms", "p50 ms", False, "{:,.1f}"),
+    Metric("p99_ms", "p99 ms", False, "{:,.1f}"),
+    Metric("max_ms", "max ms", False, "{:,.1f}"),
+    Metric("rate", "jobs/s offered", True),
+    Metric("served", "jobs/s served", True),
+)
+
+SCENARIO_INFO: dict[str, ScenarioInfo] = {
+    info.name: info
+    for info in (
+        ScenarioInfo(
+            "enqueue-single",
+            "one job per call, {producers} concurrent producers, {jobs} jobs",
+            (JOBS_PER_S,),
+            ("jobs_per_s",),
+        ),
+        ScenarioInfo(
+            "enqueue-bulk",
+            "bulk calls of {batch_size} jobs, one producer, {jobs} jobs",
+            (JOBS_PER_S,),
+            ("jobs_per_s",),
+        ),
+        ScenarioInfo(
+            "drain",
+            "{jobs} queued no-op jobs, first handler start to last completion stored",
+            (JOBS_PER_S,),
+            ("jobs_per_s",),
+        ),
+        ScenarioInfo(
+            "db-cost",
+            "PostgreSQL work per job during the drain (pg_stat_statements top-level calls, "
+            "pg_stat_database xact_commit, WAL bytes)",
+            (
+                Metric("statements_per_job", "statements/job (lower is better)", False, "{:.2f}"),
+                Metric("commits_per_job", "commits/job", False, "{:.2f}"),
+                Metric("wal_bytes_per_job", "WAL bytes/job", False, "{:,.0f}"),
+            ),
+            ("statements_per_job", "commits_per_job"),
+        ),
+        ScenarioInfo(
+            "latency",
+            "enqueue call to handler start at a steady {latency_rate:.0f} jobs/s for "
+            "{latency_seconds:g} s",
+            LATENCY,
+            ("p50_ms", "p99_ms"),
+        ),
+        ScenarioInfo(
+            "latency-80",
+            "enqueue call to handler start at {saturation_pct:.0f} % of the system's own median "
+            "drain rate for {latency_seconds:g} s (bulk calls every 10 ms above 100 jobs/s); "
+            "each system at its own rate, so not compared across systems; served below "
+            "offered means the system fell behind",
+            LATENCY,
+            (),
+        ),
+        ScenarioInfo(
+            "contention",
+            "{contention_writers} concurrent writers reporting progress on one running job, "
+            "{contention_updates} updates each",
+            (
+                Metric("updates_per_s", "updates/s (higher is better)", True),
+                Metric("conflict_retries", "conflict retries", False),
+                Metric("gave_up", "gave up", False),
+            ),
+            ("updates_per_s",),
+        ),
+    )
+}
+
+
+def describe(scenario: str, plan: Plan) -> str:
+    return SCENARIO_INFO[scenario].description.format(
+        producers=plan.producers,
+        jobs=plan.jobs,
+        batch_size=plan.batch_size,
+        latency_rate=plan.latency_rate,
+        latency_seconds=plan.latency_seconds,
+        saturation_pct=plan.saturation_fraction * 100,
+        contention_writers=plan.contention_writers,
+        contention_updates=plan.contention_updates,
+    )
+
+
+@dataclass
+class RunOutcome:
+    metrics: dict[str, float]
+    details: dict[str, Any] = field(default_factory=dict)
+    db_cost: dict[str, float] | None = None
+
+
+def chunks(indexes: range | list[int], size: int) -> Iterator[list[int]]:
+    items = list(indexes)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def split(indexes: range, parts: int) -> list[list[int]]:
+    return [list(indexes[number::parts]) for number in range(parts)]
+
+
+async def enqueue_single(system: System, infra: Infra, plan: Plan) -> RunOutcome:
+    async with system.session() as session:
+        producers = [await session.producer() for _ in range(plan.producers)]
+        try:
+            warmup = range(WARMUP_BASE, WARMUP_BASE + max(plan.warmup_jobs, plan.producers))
+            await asyncio.gather(
+                *(
+                    p.enqueue_each(part)
+                    for p, part in zip(producers, split(warmup, plan.producers), strict=True)
+                )
+            )
+            parts = split(range(plan.jobs), plan.producers)
+            started = time.perf_counter()
+            await asyncio.gather(
+                *(p.enqueue_each(part) for p, part in zip(producers, parts, strict=True))
+            )
+            elapsed = time.perf_counter() - started
+        finally:
+            for producer in producers:
+                await producer.close()
+    return RunOutcome({"jobs_per_s": plan.jobs / elapsed}, {"seconds": elapsed})
+
+
+async def enqueue_bulk(system: System, infra: Infra, plan: Plan) -> RunOutcome:
+    async with system.session() as session:
+        producer = await session.producer()
+        try:
+            await producer.enqueue_batch(list(range(WARMUP_BASE, WARMUP_BASE + plan.warmup_jobs)))
+            started = time.perf_counter()
+            for batch in chunks(range(plan.jobs), plan.batch_size):
+                await producer.enqueue_batch(batch)
+            elapsed = time.perf_counter() - started
+        finally:
+            await producer.close()
+    return RunOutcome({"jobs_per_s": plan.jobs / elapsed}, {"seconds": elapsed})
+
+
+async def drain(system: System, infra: Infra, plan: Plan) -> RunOutcome:
+    postgres = infra.postgres
+    async with system.session() as session:
+        producer = await session.filler()
+        try:
+            for batch in chunks(range(plan.jobs), plan.batch_size):
+                await producer.enqueue_batch(batch)
+        finally:
+            await producer.close()
+        await session.quiesce()
+        database = session.database
+        if database is not None:
+            await postgres.wait_idle(database)
+            before = await postgres.snapshot(database)
+            await postgres.reset_statements()
+        consumer = session.consumer()
+        outcome = await consumer.drain(plan.jobs, plan.timeout_seconds)
+        await session.quiesce()
+        db_cost = None
+        details: dict[str, Any] = {
+            "seconds": outcome.seconds,
+            "handled": outcome.handled,
+            "duplicate_starts": outcome.duplicates,
+            **outcome.extra,
+        }
+        if database is not None:
+            await postgres.wait_idle(database)
+            used = (await postgres.snapshot(database)).minus(before)
+            db_cost = {
+                "statements_per_job": used.statements / plan.jobs,
+                "commits_per_job": used.commits / plan.jobs,
+                "wal_bytes_per_job": used.wal_bytes / plan.jobs,
+                "rows_per_job": used.rows / plan.jobs,
+            }
+            details["database"] = {
+                "statements": used.statements,
+                "commits": used.commits,
+                "rows": used.rows,
+                "wal_records": used.wal_records,
+                "wal_bytes": used.wal_bytes,
+            }
+        completed = await session.count_completed()
+        details["completed_in_store"] = completed
+    if outcome.handled != plan.jobs:
+        raise RuntimeError(f"drain handled {outcome.handled} of {plan.jobs} jobs")
+    if completed is not None and completed < plan.jobs:
+        raise RuntimeError(f"only {completed} of {plan.jobs} jobs are completed in the store")
+    return RunOutcome({"jobs_per_s": plan.jobs / outcome.seconds}, details, db_cost)
+
+
+async def latency(system: System, infra: Infra, plan: Plan, rate: float) -> RunOutcome:
+    warmup = list(range(WARMUP_BASE, WARMUP_BASE + plan.warmup_jobs))
+    async with system.session() as session:
+        consumer = session.consumer()
+        stopped = False
+        remote: RemoteProducer | None = None
+        starting: asyncio.Task[RemoteProducer] | None = None
+        spec = await session.producer_spec()
+        if spec is not None:
+            # The usual case: the producer is a process of its own, like any client. It
+            # starts (and queues its warm-up jobs) while the workers start.
+            starting = asyncio.create_task(
+                RemoteProducer.start(
+                    spec,
+                    rate=rate,
+                    seconds=plan.latency_seconds,
+                    warmup=len(warmup),
+                    workdir=infra.workdir,
+                )
+            )
+        try:
+            await consumer.start()
+            if starting is not None:
+                remote = await starting
+                if not await consumer.wait_done(len(warmup), plan.timeout_seconds):
+                    raise RuntimeError("warm-up jobs did not run")
+                load = await remote.run()
+            else:
+                # Embedded SQLite: requests are served in the workers' own process.
+                producer = await session.producer()
+                try:
+                    await producer.enqueue_each(warmup)
+                    if not await consumer.wait_done(len(warmup), plan.timeout_seconds):
+                        raise RuntimeError("warm-up jobs did not run")
+                    load = await produce_steadily(
+                        lambda index: producer.enqueue_each([index]),
+                        producer.enqueue_batch,
+                        rate=rate,
+                        seconds=plan.latency_seconds,
+                    )
+                finally:
+                    await producer.close()
+            total = len(warmup) + len(load.enqueued_at)
+            finished = await consumer.wait_done(total, plan.timeout_seconds)
+            await consumer.stop()
+            stopped = True
+        finally:
+            if starting is not None and remote is None:
+                with contextlib.suppress(Exception):
+                    remote = await starting
+            if remote is not None:
+                await remote.kill()
+            if not stopped:
+                await consumer.stop()
+    starts = consumer.starts.at
+    samples = [
+        (starts[index] - enqueued) * 1000
+        for index, enqueued in load.enqueued_at.items()
+        if index in starts
+    ]
+    missing = len(load.enqueued_at) - len(samples)
+    if not finished or missing:
+        raise RuntimeError(f"{missing} of {len(load.enqueued_at)} jobs never started")
+    measured = [starts[index] for index in load.enqueued_at]
+    served = len(measured) / (max(measured) - min(load.enqueued_at.values()))
+    return RunOutcome(
+        {
+            "p50_ms": percentile(samples, 0.50),
+            "p99_ms": percentile(samples, 0.99),
+            "max_ms": max(samples),
+            "rate": load.achieved_rate,
+            "served": served,
+        },
+        {
+            "target_rate": rate,
+            "jobs": len(samples),
+            "producer": "own process" if spec is not None else "harness process",
+            "producer_behind_s": load.behind_seconds,
+            "p90_ms": percentile(samples, 0.90),
+            "min_ms": min(samples),
+        },
+    )
+
+
+async def contention(system: System, infra: Infra, plan: Plan) -> RunOutcome:
+    async with system.session() as session:
+        result = await session.contention(plan.contention_writers, plan.contention_updates)
+    metrics = {key: float(result[key]) for key in ("updates_per_s", "conflict_retries", "gave_up")}
+    if not result["version_delta_matches"]:
+        raise RuntimeError("a progress update was lost (version delta != successful updates)")
+    return RunOutcome(metrics, result)
+
+
+ScenarioRunner = Callable[[System, Infra, Plan], Awaitable[RunOutcome]]
+
+
+def runner_for(scenario: str, drain_rates: dict[str, float]) -> ScenarioRunner | str:
+    """The function measuring `scenario`, or why it cannot run."""
+    if scenario == "enqueue-single":
+        return enqueue_single
+    if scenario == "enqueue-bulk":
+        return enqueue_bulk
+    if scenario == "drain":
+        return drain
+    if scenario == "latency":
+        return lambda system, infra, plan: latency(system, infra, plan, plan.latency_rate)
+    if scenario == "latency-80":
+
+        async def saturated(system: System, infra: Infra, plan: Plan) -> RunOutcome:
+            measured = drain_rates.get(system.name, math.nan)
+            if math.isnan(measured):
+                raise RuntimeError("no drain rate was measured for this system")
+            return await latency(system, infra, plan, measured * plan.saturation_fraction)
+
+        return saturated
+    if scenario == "contention":
+        return contention
+    return f"{scenario} has no runs of its own"
