@@ -204,9 +204,10 @@ async def test_many_streams_get_the_same_events_without_polling_the_database(
         before = runtime.store.database.statements
         await asyncio.sleep(2.0)  # four ping intervals with 200 idle streams
         idle_statements = runtime.store.database.statements - before
-        # Per-stream polling would be 200 streams x 4 pings = 800 statements. All that is
-        # allowed is the shared re-check of the one key they use: one per ping interval.
-        assert idle_statements <= 6, f"{idle_statements} statements while 200 streams idled"
+        # Per-stream polling would be 200 streams x 4 pings = 800 statements. What is left
+        # is the shared re-check of the one key they all use, about once per ping interval
+        # (a few more on a loaded machine): a cost that does not grow with the streams.
+        assert idle_statements <= 20, f"{idle_statements} statements while 200 streams idled"
 
         local = Worker(client, keys["worker"])
         await local.claim()

@@ -184,7 +184,8 @@ class WorkspaceService:
         valid = principal is not None and principal.key_id == key_id
         if len(self._validity) > 10_000:
             self._validity.clear()
-        self._validity[token] = (valid, now)
+        # Stamped when the answer came, so a slow query does not hand out a stale answer.
+        self._validity[token] = (valid, time.monotonic())
         return valid
 
     async def _session_principal(self, session_token: str) -> Principal | None:
