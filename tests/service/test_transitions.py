@@ -78,3 +78,36 @@ async def test_running_to_queued_is_only_for_the_system(
     job = await job_in_status(service, workspace.id, JobStatus.RUNNING)
     with pytest.raises(JobConflict):
         await service.change_status(workspace.id, job.id, JobStatus.QUEUED, actor=ACTOR)
+
+
+async def test_every_store_writes_the_events_the_domain_decides(
+    service: JobService, workspace: Workspace
+) -> None:
+    """PostgreSQL writes creation, start and completion events in SQL (one statement per
+    batch); they must say exactly what the domain's decisions say, as SQLite's do."""
+    from uuid import uuid4
+
+    from conveyor.domain.jobs import JobSpec, completion_event, decide_creation_events, start_event
+
+    retried_from = uuid4()
+    specs = [
+        JobSpec(type="t", priority=3, retry_of=retried_from),
+        JobSpec(type="t", hold=True),
+    ]
+    jobs = [job for job, _ in await service.create_jobs(workspace.id, specs, "creator")]
+    for job, spec in zip(jobs, specs, strict=True):
+        written = await service.list_events(workspace.id, job.id)
+        expected = decide_creation_events(spec, "creator")
+        assert [(e.type, e.actor, e.payload) for e in written] == [
+            (e.type, e.actor, e.payload) for e in expected
+        ]
+    [claimed] = await service.claim_jobs(
+        workspace.id, types=None, limit=1, lease_seconds=60, worker_id="w9", actor="claimer"
+    )
+    assert claimed.lease_id is not None
+    await service.complete_job(workspace.id, claimed.id, claimed.lease_id, None, "finisher")
+    written = (await service.list_events(workspace.id, claimed.id))[-2:]
+    expected = [start_event(1, "w9", "claimer"), completion_event(1, "finisher")]
+    assert [(e.type, e.actor, e.payload) for e in written] == [
+        (e.type, e.actor, e.payload) for e in expected
+    ]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -28,6 +27,7 @@ from conveyor.domain.errors import (
     StepConflict,
     Unavailable,
 )
+from conveyor.serialization import dumps
 from conveyor.store.connection import TransientDatabaseError
 
 log = logging.getLogger("conveyor.api")
@@ -71,9 +71,7 @@ def problem_response(
     if instance is not None:
         body["instance"] = instance
     body.update(extra)
-    return Response(
-        orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
-    )
+    return Response(dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def problem_for(error: Exception) -> Problem:

@@ -211,10 +211,8 @@ class JobService:
                 text = getattr(spec, name)
                 if text is not None:
                     validate_text(text, f"{where}{name}")
-        new_jobs = [
-            NewJob(uuid7(), spec, rules.decide_creation_events(spec, actor)) for spec in specs
-        ]
-        results = await self._retrying(lambda: self.jobs.insert_jobs(workspace_id, new_jobs))
+        new_jobs = [NewJob(uuid7(), spec) for spec in specs]
+        results = await self._retrying(lambda: self.jobs.insert_jobs(workspace_id, new_jobs, actor))
         self.observer.jobs_created([job for job, created in results if created])
         if any(created and job.status == JobStatus.QUEUED for job, created in results):
             self.work_signal.notify(workspace_id)

@@ -17,12 +17,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 from uuid import UUID, uuid4
 
 from conveyor.domain.errors import StepNotFound
 from conveyor.domain.events import Event, JsonValue, NewEvent
-from conveyor.domain.jobs import Job, JobChange, JobSpec, JobStatus, completion_event, start_event
+from conveyor.domain.jobs import (
+    Job,
+    JobChange,
+    JobSpec,
+    JobStatus,
+    completion_event,
+    decide_creation_events,
+    start_event,
+)
 from conveyor.domain.steps import Step, StepChange, StepPhase, StepStatus, StepType
 from conveyor.ids import uuid7
 from conveyor.store.connection import Connection, Database, Json, Row
@@ -75,11 +84,42 @@ JSON_COLUMNS: Final = frozenset({"payload", "result"})
 class NewJob:
     id: UUID
     spec: JobSpec
-    events: tuple[NewEvent, ...]
 
     @property
     def status(self) -> JobStatus:
         return JobStatus.PENDING if self.spec.hold else JobStatus.QUEUED
+
+    def as_created(self, workspace_id: UUID, run_at: datetime, created_at: datetime) -> Job:
+        """The job as the insert stored it, given what the database decided (its clock)."""
+        spec = self.spec
+        return Job(
+            id=self.id,
+            workspace_id=workspace_id,
+            type=spec.type,
+            status=self.status,
+            priority=spec.priority,
+            payload=spec.payload,
+            result=None,
+            error=None,
+            progress_percent=0,
+            agent_task_id=spec.agent_task_id,
+            attempt=1,
+            max_attempts=spec.max_attempts,
+            run_at=run_at,
+            idempotency_key=spec.idempotency_key,
+            worker_id=None,
+            lease_id=None,
+            lease_expires_at=None,
+            retry_of=spec.retry_of,
+            retry_backoff_seconds=spec.retry_backoff_seconds,
+            retry_backoff_max_seconds=spec.retry_backoff_max_seconds,
+            created_at=created_at,
+            started_at=None,
+            completed_at=None,
+            updated_at=created_at,
+            version=1,
+            last_event_seq=1 if spec.hold else 2,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +349,7 @@ class JobStore:
     # -- create --------------------------------------------------------------------------
 
     async def insert_jobs(
-        self, workspace_id: UUID, new_jobs: Sequence[NewJob]
+        self, workspace_id: UUID, new_jobs: Sequence[NewJob], actor: str
     ) -> list[tuple[Job, bool]]:
         """Insert jobs with their first events, all or nothing. A job whose idempotency key
         the workspace already has is not inserted: the existing job comes back instead,
@@ -325,7 +365,8 @@ class JobStore:
                     continue
                 job = self.job_from_row(row)
                 created[job.id] = job
-                written += await self._insert_events(connection, job, 0, new_job.events)
+                creation = decide_creation_events(new_job.spec, actor)
+                written += await self._insert_events(connection, job, 0, creation)
         self._published(written)
         return await self._with_existing(workspace_id, new_jobs, created)
 
@@ -392,7 +433,7 @@ class JobStore:
             "retry_of": spec.retry_of,
             "retry_backoff_seconds": spec.retry_backoff_seconds,
             "retry_backoff_max_seconds": spec.retry_backoff_max_seconds,
-            "event_count": len(new_job.events),
+            "event_count": 1 if spec.hold else 2,
         }
 
     async def _insert_events(

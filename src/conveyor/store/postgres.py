@@ -17,6 +17,7 @@ import orjson
 
 from conveyor.domain.errors import Unavailable
 from conveyor.domain.events import JsonValue
+from conveyor.serialization import dumps
 from conveyor.store.connection import (
     AsyncIteratorContext,
     Database,
@@ -98,10 +99,9 @@ class PostgresDialect(Dialect):
         return f"{column} = ANY(:{param})"
 
     def uuid(self, value: Any) -> UUID:
-        # asyncpg hands back its own UUID subclass, which orjson will not serialise.
-        if type(value) is UUID:
-            return value
-        return UUID(int=value.int) if isinstance(value, UUID) else UUID(str(value))
+        # asyncpg's own UUID subclass is kept as it is: it compares and hashes like any
+        # UUID, and conveyor.serialization writes it (converting each costs ~0.6 µs).
+        return value if isinstance(value, UUID) else UUID(str(value))
 
     def timestamp(self, value: Any) -> datetime:
         assert isinstance(value, datetime)
@@ -156,7 +156,7 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     for type_name in ("jsonb", "json"):
         await connection.set_type_codec(
             type_name,
-            encoder=lambda value: orjson.dumps(value).decode(),
+            encoder=lambda value: dumps(value).decode(),
             decoder=orjson.loads,
             schema="pg_catalog",
         )

@@ -13,8 +13,9 @@ from typing import Any
 from uuid import UUID
 
 from conveyor.domain.events import Event
-from conveyor.domain.jobs import Job, JobChange
-from conveyor.store.connection import Json
+from conveyor.domain.jobs import Job, JobChange, JobStatus
+from conveyor.serialization import dumps
+from conveyor.store.connection import Json, Row
 from conveyor.store.jobs import EVENT_COLUMNS, JOB_COLUMNS, Completion, JobStore, NewJob
 
 _EVENT_COLUMNS_OF_E = ", ".join("e." + column.strip() for column in EVENT_COLUMNS.split(","))
@@ -24,34 +25,37 @@ _INSERT_EVENT_COLUMNS = (
     "created_at)"
 )
 
+# The creation events are written by SQL from the inserted rows, exactly as
+# `decide_creation_events` words them (a test compares the two stores' events).
 _INSERT_JOBS = f"""
-WITH input AS (
-    SELECT * FROM jsonb_to_recordset(:jobs::jsonb) AS j(
-        id uuid, type text, status text, priority smallint, payload jsonb,
-        agent_task_id text, max_attempts int, run_at timestamptz, idempotency_key text,
-        retry_of uuid, retry_backoff_seconds float8, retry_backoff_max_seconds float8,
-        events jsonb)
-), inserted AS (
+WITH inserted AS (
     INSERT INTO jobs (id, workspace_id, type, status, priority, payload, result, error,
         progress_percent, agent_task_id, attempt, max_attempts, run_at, idempotency_key,
         worker_id, lease_id, lease_expires_at, retry_of, retry_backoff_seconds,
         retry_backoff_max_seconds, created_at, started_at, completed_at, updated_at,
         version, last_event_seq, last_step_ordinal)
-    SELECT id, :ws, type, status, priority, payload, NULL, NULL, 0, agent_task_id, 1,
-        max_attempts, COALESCE(run_at, now()), idempotency_key, NULL, NULL, NULL, retry_of,
-        retry_backoff_seconds, retry_backoff_max_seconds, now(), NULL, NULL, now(), 1,
-        jsonb_array_length(events), 0
-    FROM input ORDER BY id
+    SELECT j.id, :ws, j.type, j.status, j.priority, j.payload::jsonb, NULL, NULL, 0,
+        j.agent_task_id, 1, j.max_attempts, COALESCE(j.run_at, now()), j.idempotency_key,
+        NULL, NULL, NULL, j.retry_of, j.backoff, j.backoff_max, now(), NULL, NULL, now(), 1,
+        CASE WHEN j.status = 'QUEUED' THEN 2 ELSE 1 END, 0
+    FROM unnest(:ids::uuid[], :types::text[], :statuses::text[], :priorities::smallint[],
+        :payloads::text[], :agent_task_ids::text[], :max_attempts::int[],
+        :run_ats::timestamptz[], :keys::text[], :retry_ofs::uuid[], :backoffs::float8[],
+        :backoff_maxes::float8[])
+        AS j(id, type, status, priority, payload, agent_task_id, max_attempts, run_at,
+            idempotency_key, retry_of, backoff, backoff_max)
     ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING {JOB_COLUMNS}
-), new_events AS (
+    RETURNING id, type, status, priority, retry_of, run_at, created_at
+), created_events AS (
     {_INSERT_EVENT_COLUMNS}
-    SELECT inserted.id, inserted.workspace_id, inserted.type, e.n, e.step_id, e.type, e.actor,
-        e.payload, now()
-    FROM inserted JOIN input ON input.id = inserted.id
-    CROSS JOIN LATERAL jsonb_to_recordset(input.events) AS {_EVENT_RECORD}
+    SELECT id, :ws, type, 1, NULL::uuid, 'job.created', :actor,
+        jsonb_build_object('type', type, 'priority', priority, 'retry_of', retry_of), now()
+    FROM inserted
+    UNION ALL
+    SELECT id, :ws, type, 2, NULL::uuid, 'job.queued', :actor, '{{"attempt": 1}}'::jsonb, now()
+    FROM inserted WHERE status = 'QUEUED'
 )
-SELECT {JOB_COLUMNS} FROM inserted
+SELECT id, run_at, created_at FROM inserted
 """
 
 _CLAIM = f"""
@@ -110,33 +114,45 @@ def _event_records(change_events: Sequence[Any]) -> list[dict[str, Any]]:
     ]
 
 
+_STATUSES = {status.value: status for status in JobStatus}
+
+
 class PostgresJobStore(JobStore):
+    def job_from_row(self, row: Row) -> Job:
+        """Positional: asyncpg already gives every column its Python type, in the order of
+        JOB_COLUMNS, which is the order of Job's fields. The hottest decode there is."""
+        record: Any = row  # an asyncpg Record: positional access and slices
+        return Job(record[0], record[1], record[2], _STATUSES[record[3]], *record[4:])
+
     async def insert_jobs(
-        self, workspace_id: UUID, new_jobs: Sequence[NewJob]
+        self, workspace_id: UUID, new_jobs: Sequence[NewJob], actor: str
     ) -> list[tuple[Job, bool]]:
-        records = []
-        for new_job in new_jobs:
-            values = self._job_values(workspace_id, new_job)
-            records.append(
-                {
-                    "id": str(new_job.id),
-                    "type": values["type"],
-                    "status": values["status"],
-                    "priority": values["priority"],
-                    "payload": new_job.spec.payload,
-                    "agent_task_id": values["agent_task_id"],
-                    "max_attempts": values["max_attempts"],
-                    "run_at": None if values["run_at"] is None else values["run_at"].isoformat(),
-                    "idempotency_key": values["idempotency_key"],
-                    "retry_of": None if values["retry_of"] is None else str(values["retry_of"]),
-                    "retry_backoff_seconds": values["retry_backoff_seconds"],
-                    "retry_backoff_max_seconds": values["retry_backoff_max_seconds"],
-                    "events": _event_records(new_job.events),
-                }
-            )
+        """One statement for any number of jobs: typed arrays in, ids and the database's
+        timestamps out (the rest of each job is what was sent)."""
+        specs = [new_job.spec for new_job in new_jobs]
+        params = {
+            "ws": workspace_id,
+            "actor": actor,
+            "ids": [new_job.id for new_job in new_jobs],
+            "types": [spec.type for spec in specs],
+            "statuses": [new_job.status.value for new_job in new_jobs],
+            "priorities": [spec.priority for spec in specs],
+            "payloads": [dumps(spec.payload).decode() for spec in specs],
+            "agent_task_ids": [spec.agent_task_id for spec in specs],
+            "max_attempts": [spec.max_attempts for spec in specs],
+            "run_ats": [spec.run_at for spec in specs],
+            "keys": [spec.idempotency_key for spec in specs],
+            "retry_ofs": [spec.retry_of for spec in specs],
+            "backoffs": [spec.retry_backoff_seconds for spec in specs],
+            "backoff_maxes": [spec.retry_backoff_max_seconds for spec in specs],
+        }
         async with self.database.write() as connection:
-            rows = await connection.fetch(_INSERT_JOBS, {"jobs": Json(records), "ws": workspace_id})
-        created = {job.id: job for job in map(self.job_from_row, rows)}
+            rows = await connection.fetch(_INSERT_JOBS, params)
+        by_id = {new_job.id: new_job for new_job in new_jobs}
+        created = {
+            row["id"]: by_id[row["id"]].as_created(workspace_id, row["run_at"], row["created_at"])
+            for row in rows
+        }
         return await self._with_existing(workspace_id, new_jobs, created)
 
     async def apply_change(self, workspace_id: UUID, change: JobChange) -> Job | None:

@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
 
-import orjson
-
 from conveyor import logs
+from conveyor.serialization import dumps
 from conveyor.worker.backend import (
     BackendUnavailable,
     ClaimedJob,
@@ -299,7 +298,7 @@ class Worker:
                 await self._report_failure(run, f"{type(error).__name__}: {error}", True)
                 return
             try:
-                orjson.dumps(result)
+                dumps(result)
             except TypeError as error:
                 await self._report_failure(run, f"the result is not JSON: {error}", False)
                 return

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 from uuid import UUID
 
-import orjson
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import StringConstraints
 from starlette.responses import StreamingResponse
@@ -26,6 +25,7 @@ from conveyor.bus.hub import TERMINAL_EVENTS, StreamFilter, Subscription
 from conveyor.domain.events import Event
 from conveyor.domain.jobs import JobStatus
 from conveyor.domain.workspaces import Permission
+from conveyor.serialization import dumps
 from conveyor.service.workspaces import Principal
 
 log = logging.getLogger("conveyor.api.streams")
@@ -52,11 +52,11 @@ def sse(event: Event, *, stream_id: int) -> bytes:
         "timestamp": event.timestamp,
         "payload": event.payload,
     }
-    return f"id: {stream_id}\nevent: {event.type}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+    return f"id: {stream_id}\nevent: {event.type}\ndata: ".encode() + dumps(data) + b"\n\n"
 
 
 def control(name: str, data: dict[str, Any]) -> bytes:
-    return f"event: {name}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+    return f"event: {name}\ndata: ".encode() + dumps(data) + b"\n\n"
 
 
 class Recheck:
