@@ -32,6 +32,9 @@ class Settings:
     insecure_local: bool = False
     """Serve without API keys (only on a loopback address)."""
     admin_key_file: Path = Path("conveyor-admin.key")
+    auth_cache_seconds: float = 10.0
+    """PostgreSQL servers remember a valid key this long (changes to keys are announced and
+    drop it at once); 0 checks every request against the database. SQLite never caches."""
     session_ttl_seconds: float = 12 * 3600.0
     """How long a dashboard sign-in lasts."""
     cookie_secure: bool = False

@@ -113,13 +113,20 @@ class Runtime:
             ),
             metrics=metrics,
             stats=stats,
-            workspaces=WorkspaceService(store),
+            workspaces=WorkspaceService(
+                store,
+                cache_seconds=settings.auth_cache_seconds if url.kind == "postgresql" else 0.0,
+            ),
             work_signal=work_signal,
             hub=hub,
         )
         if url.kind == "postgresql":
             runtime.listener = PostgresListener(
-                url.url, work_signal, on_events=hub.announce, on_reconnect=hub.catch_up_all
+                url.url,
+                work_signal,
+                on_events=hub.announce,
+                on_key_change=runtime.workspaces.forget_key,
+                on_reconnect=hub.catch_up_all,
             )
             await runtime.listener.start()
         runtime.tasks.append(asyncio.create_task(runtime._reap_forever(), name="lease-reaper"))

@@ -18,14 +18,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @contextlib.contextmanager
-def serve_process(database_url: str, log: Path, *extra: str) -> Iterator[str]:
+def serve_process(
+    database_url: str, log: Path, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """Start `conveyor serve` on a free port; yield its base URL; stop it on exit."""
     port = free_port()
-    env = {
+    environment = {
         **os.environ,
         "PYTHONPATH": str(REPO),
         "CONVEYOR_LOG_FORMAT": "text",
         "CONVEYOR_SQLITE_SYNCHRONOUS": "NORMAL",
+        **(env or {}),
     }
     command = [
         sys.executable,
@@ -40,7 +43,9 @@ def serve_process(database_url: str, log: Path, *extra: str) -> Iterator[str]:
     ]
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as output:
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, env=environment, stdout=output, stderr=subprocess.STDOUT
+        )
         try:
             deadline = time.monotonic() + 30
             while True:

@@ -25,6 +25,7 @@ log = logging.getLogger("conveyor.bus")
 
 JOBS_CHANNEL = "conveyor_jobs"
 EVENTS_CHANNEL = "conveyor_events"
+KEYS_CHANNEL = "conveyor_keys"
 CHECK_INTERVAL_SECONDS = 5.0
 
 
@@ -55,11 +56,13 @@ class PostgresListener:
         work_signal: WorkSignal,
         *,
         on_events: Callable[[list[EventNotice]], None] | None = None,
+        on_key_change: Callable[[UUID | None], None] | None = None,
         on_reconnect: Callable[[], None] | None = None,
     ) -> None:
         self._dsn = dsn
         self._work_signal = work_signal
         self._on_events = on_events
+        self._on_key_change = on_key_change
         self._on_reconnect = on_reconnect
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
@@ -82,6 +85,14 @@ class PostgresListener:
             self._work_signal.notify(UUID(payload))
         except ValueError:
             log.warning("ignoring malformed %s notification %r", JOBS_CHANNEL, payload)
+
+    def _on_keys(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        if self._on_key_change is None:
+            return
+        try:
+            self._on_key_change(UUID(payload))
+        except ValueError:
+            self._on_key_change(None)
 
     def _on_events_notification(
         self, _connection: Any, _pid: int, _channel: str, payload: str
@@ -106,12 +117,15 @@ class PostgresListener:
                 connection.add_termination_listener(lambda _, lost=lost: lost.set())
                 await connection.add_listener(JOBS_CHANNEL, self._on_jobs)
                 await connection.add_listener(EVENTS_CHANNEL, self._on_events_notification)
+                await connection.add_listener(KEYS_CHANNEL, self._on_keys)
                 self.connected.set()
                 delay = 0.1
                 if not first:
                     self.reconnects += 1
                     log.info("listening to PostgreSQL again")
                     self._work_signal.notify_all()
+                    if self._on_key_change is not None:
+                        self._on_key_change(None)  # announcements may have been missed
                     if self._on_reconnect is not None:
                         self._on_reconnect()
                 first = False

@@ -174,7 +174,8 @@ class JobChange:
     """
 
     job_id: UUID
-    expected_version: int
+    expected_version: int | None
+    """None: the change does not depend on the version read (its guards say it all)."""
     target: JobStatus | None
     allowed_sources: frozenset[JobStatus]
     values: Mapping[str, object] = field(default_factory=dict)
@@ -184,6 +185,10 @@ class JobChange:
     only_if_lease_expired: bool = False
     """Store the change only while the lease deadline is still past: a heartbeat extends a
     lease without changing the version, and must win against the reaper."""
+    lease_id: UUID | None = None
+    """Store the change only while the job holds this lease."""
+    progress_at_most: int | None = None
+    """Store the change only while the job's progress is at most this."""
 
 
 def _change(
@@ -480,10 +485,40 @@ def decide_progress(
         job,
         None,
         values={"progress_percent": percent},
-        events=(
-            NewEvent(events.JOB_PROGRESS, actor, {"progress_percent": percent, "message": message}),
-        ),
+        events=(progress_event(percent, message, actor),),
     )
+
+
+def progress_report(
+    job_id: UUID,
+    *,
+    lease_id: UUID | None,
+    percent: int,
+    message: str | None,
+    allow_decrease: bool,
+    actor: str,
+) -> JobChange:
+    """A progress report as a change decided without reading the job: its guards hold the
+    rules `decide_progress` applies (a status that takes reports, the worker's lease,
+    never backwards unless asked), so concurrent reports queue on the row lock instead of
+    failing each other's compare-and-set. When the guards refuse, `decide_progress` on a
+    fresh read says why."""
+    if not 0 <= percent <= 100:
+        raise InvalidInput("progress_percent", "must be between 0 and 100")
+    return JobChange(
+        job_id=job_id,
+        expected_version=None,
+        target=None,
+        allowed_sources=reportable_statuses(lease_id),
+        values={"progress_percent": percent},
+        events=(progress_event(percent, message, actor),),
+        lease_id=lease_id,
+        progress_at_most=None if allow_decrease else percent,
+    )
+
+
+def progress_event(percent: int, message: str | None, actor: str) -> NewEvent:
+    return NewEvent(events.JOB_PROGRESS, actor, {"progress_percent": percent, "message": message})
 
 
 def decide_status_request(

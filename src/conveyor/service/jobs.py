@@ -512,18 +512,33 @@ class JobService:
         message: str | None = None,
         allow_decrease: bool = False,
     ) -> Job:
-        return await self._decide_and_store(
-            workspace_id,
+        """One guarded statement (see `progress_report`); a refusal is explained by the
+        domain on a fresh read."""
+        change = rules.progress_report(
             job_id,
-            lambda job: rules.decide_progress(
+            lease_id=lease_id,
+            percent=percent,
+            message=message,
+            allow_decrease=allow_decrease,
+            actor=actor,
+        )
+
+        async def attempt() -> Job:
+            stored = await self.jobs.apply_change(workspace_id, change)
+            if stored is not None:
+                return stored
+            job = await self.require_job(workspace_id, job_id)
+            rules.decide_progress(
                 job,
                 lease_id=lease_id,
                 percent=percent,
                 message=message,
                 allow_decrease=allow_decrease,
                 actor=actor,
-            ),
-        )
+            )
+            raise WriteConflict(job_id)  # it would be accepted now: the job changed between
+
+        return await self._retrying(attempt)
 
     async def append_event(
         self,

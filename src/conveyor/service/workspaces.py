@@ -100,10 +100,12 @@ class IssuedKey:
 
 
 class WorkspaceService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, cache_seconds: float = 0.0) -> None:
         self.workspaces = store.workspaces
         self._validity: dict[str, tuple[bool, float]] = {}
         self._checking: dict[str, asyncio.Future[Principal | None]] = {}
+        self._cache_seconds = cache_seconds
+        self._principals: dict[str, tuple[Principal, float]] = {}
 
     async def create_workspace(self, slug: str) -> Workspace:
         validate_workspace_slug(slug)
@@ -140,13 +142,38 @@ class WorkspaceService:
         key = await self.workspaces.revoke_key(workspace_id, key_id)
         if key is None:
             raise NotFound("key", key_id)
-        self.forget_cached()
+        self.forget_key(key_id)
         return key
 
     async def authenticate(self, token: str) -> Principal | None:
         """The principal a key stands for; None for a malformed, unknown, wrong or revoked
-        key, all alike, so a caller learns nothing about which it was. Asks the database
-        every time: a revoked key is refused from the very next request."""
+        key, all alike, so a caller learns nothing about which it was.
+
+        With `cache_seconds` (PostgreSQL servers), a valid key is remembered that long,
+        and forgotten at once when the database announces a change to it (`forget_key`):
+        a revoked key is refused from the next request that reaches any server after the
+        announcement. Without it, every request asks the database."""
+        if self._cache_seconds:
+            cached = self._principals.get(token)
+            if cached is not None and time.monotonic() < cached[1]:
+                return cached[0]
+        principal = await self._authenticate_uncached(token)
+        if principal is not None and self._cache_seconds:
+            if len(self._principals) > 10_000:
+                self._principals.clear()
+            self._principals[token] = (principal, time.monotonic() + self._cache_seconds)
+        return principal
+
+    def forget_key(self, key_id: UUID | None = None) -> None:
+        """A key changed (or, with None, anything may have): drop what is cached about it."""
+        if key_id is None:
+            self._principals.clear()
+        else:
+            for token in [t for t, (p, _) in self._principals.items() if p.key_id == key_id]:
+                del self._principals[token]
+        self._validity.clear()
+
+    async def _authenticate_uncached(self, token: str) -> Principal | None:
         parsed = parse_key(token)
         if parsed is None:
             return None
@@ -192,9 +219,6 @@ class WorkspaceService:
         found = await self.session(session_token)
         return None if found is None else found.principal
 
-    def forget_cached(self) -> None:
-        self._validity.clear()
-
     # -- dashboard sessions ----------------------------------------------------------------
 
     async def start_session(self, token: str, ttl_seconds: float) -> tuple[str, Session]:
@@ -219,7 +243,7 @@ class WorkspaceService:
 
     async def end_session(self, session_token: str) -> None:
         await self.workspaces.delete_session(_digest(session_token))
-        self.forget_cached()
+        self.forget_key()
 
     async def bootstrap(self) -> IssuedKey | None:
         """On a database with no workspace at all, create `default` and an admin key for it

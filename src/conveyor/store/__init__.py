@@ -32,12 +32,15 @@ async def open_store(
     """Connect to the database at `url` (already migrated)."""
     if url.kind == "sqlite":
         from conveyor.store.sqlite import SqliteDatabase, Synchronous
+        from conveyor.store.sqlite_jobs import SqliteJobStore
 
         assert sqlite_synchronous in ("OFF", "NORMAL", "FULL", "EXTRA")
         level: Synchronous = sqlite_synchronous  # type: ignore[assignment]
         sqlite = SqliteDatabase(url.sqlite_path, synchronous=level)
         await sqlite.open()
-        return Store(url, sqlite, JobStore(sqlite), WorkspaceStore(sqlite), StatsStore(sqlite))
+        return Store(
+            url, sqlite, SqliteJobStore(sqlite), WorkspaceStore(sqlite), StatsStore(sqlite)
+        )
     from conveyor.store.postgres import PostgresDatabase
     from conveyor.store.postgres_jobs import PostgresJobStore
 

@@ -151,6 +151,11 @@ class JobStore:
         self.database = database
         self.dialect = database.dialect
         self._insert_job_sql = self._build_insert_job_sql()
+        self._insert_event_sql = (
+            "INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, "
+            "payload, created_at) VALUES (:job_id, :ws, :job_type, :seq, :step_id, :type, "
+            f":actor, :payload, {self.dialect.now}) RETURNING {EVENT_COLUMNS}"
+        )
         self.on_committed: Callable[[Sequence[Event]], None] | None = None
         """Told of every event this store commits, right after the commit (the in-process
         event bus listens here; PostgreSQL instead announces events with NOTIFY)."""
@@ -446,9 +451,7 @@ class JobStore:
         inserted = []
         for offset, event in enumerate(new_events, start=1):
             row = await connection.fetchrow(
-                "INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, "
-                "payload, created_at) VALUES (:job_id, :ws, :job_type, :seq, :step_id, :type, "
-                f":actor, :payload, {self.dialect.now}) RETURNING {EVENT_COLUMNS}",
+                self._insert_event_sql,
                 {
                     "job_id": job.id,
                     "ws": job.workspace_id,
@@ -467,7 +470,8 @@ class JobStore:
     # -- guarded changes -----------------------------------------------------------------
 
     def _change_sql(self, workspace_id: UUID, change: JobChange) -> tuple[str, dict[str, Any]]:
-        """The compare-and-set UPDATE for a decision: same version, allowed status."""
+        """The guarded UPDATE for a decision: an allowed status and, as the change asks,
+        the version it was decided on, the lease, the progress, an expired deadline."""
         unknown = (set(change.values) | change.stamp | set(change.delay)) - CHANGEABLE_JOB_COLUMNS
         assert not unknown, f"a JobChange may not set {sorted(unknown)}"
         now = self.dialect.now
@@ -475,10 +479,21 @@ class JobStore:
         params: dict[str, Any] = {
             "job_id": change.job_id,
             "ws": workspace_id,
-            "expected_version": change.expected_version,
             "allowed": sorted(change.allowed_sources),
             "event_count": len(change.events),
         }
+        guards = ["id = :job_id", "workspace_id = :ws", self.dialect.in_list("status", "allowed")]
+        if change.expected_version is not None:
+            guards.append("version = :expected_version")
+            params["expected_version"] = change.expected_version
+        if change.lease_id is not None:
+            guards.append("lease_id = :guard_lease_id")
+            params["guard_lease_id"] = change.lease_id
+        if change.progress_at_most is not None:
+            guards.append("progress_percent <= :progress_at_most")
+            params["progress_at_most"] = change.progress_at_most
+        if change.only_if_lease_expired:
+            guards.append(f"lease_expires_at < {self.dialect.now}")
         if change.target is not None:
             assignments.append("status = :status")
             params["status"] = change.target.value
@@ -495,11 +510,8 @@ class JobStore:
             f"updated_at = {now}",
             "last_event_seq = last_event_seq + :event_count",
         ]
-        lease_guard = f" AND lease_expires_at < {now}" if change.only_if_lease_expired else ""
         sql = (
-            f"UPDATE jobs SET {', '.join(assignments)} "
-            "WHERE id = :job_id AND workspace_id = :ws AND version = :expected_version "
-            f"AND {self.dialect.in_list('status', 'allowed')}{lease_guard} "
+            f"UPDATE jobs SET {', '.join(assignments)} WHERE {' AND '.join(guards)} "
             f"RETURNING {JOB_COLUMNS}"
         )
         return sql, params

@@ -152,6 +152,15 @@ class _translated_errors:
             raise Unavailable(f"PostgreSQL is unavailable: {error}") from error
 
 
+async def _reset_connection(connection: asyncpg.Connection) -> None:
+    """What a connection needs before it goes back to the pool. asyncpg's default sends
+    RESET ALL, CLOSE ALL, UNLISTEN * and pg_advisory_unlock_all() on every release: a round
+    trip per statement for session state Conveyor never sets (its LISTEN connection is not
+    pooled). Only a transaction left open by a cancelled task needs ending."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
 async def _init_connection(connection: asyncpg.Connection) -> None:
     for type_name in ("jsonb", "json"):
         await connection.set_type_codec(
@@ -178,6 +187,7 @@ class PostgresDatabase(Database):
                 min_size=self._min_size,
                 max_size=self._max_size,
                 init=_init_connection,
+                reset=_reset_connection,
                 command_timeout=60,
             )
         except CONNECTION_ERRORS as error:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 from uuid import UUID
 
 import orjson
@@ -37,6 +38,12 @@ from conveyor.store.connection import (
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5_000
+
+
+class BatchRunner(Protocol):
+    async def __call__(self, work: Callable[[Executor], T], /) -> T: ...
+
+
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
 
@@ -85,10 +92,26 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"cannot bind {type(value).__name__} to SQLite")
 
 
-def _encode_params(params: Params | None) -> dict[str, Any]:
+def encode_params(params: Params | None) -> dict[str, Any]:
     if not params:
         return {}
     return {name: _encode(value) for name, value in params.items()}
+
+
+class Executor(Protocol):
+    def execute(self, sql: str, params: Params = ..., /) -> sqlite3.Cursor: ...
+
+
+class _CountingExecutor:
+    """The connection, as a batch sees it: statements are counted for metrics."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self.statements = 0
+
+    def execute(self, sql: str, params: Params = (), /) -> sqlite3.Cursor:  # type: ignore[assignment]
+        self.statements += 1
+        return self._connection.execute(sql, params)
 
 
 class _ThreadConnection:
@@ -110,6 +133,9 @@ class _ThreadConnection:
         )
         connection.row_factory = sqlite3.Row
         connection.create_function("conveyor_now", 0, time.time, deterministic=False)
+        connection.create_function(
+            "conveyor_uuid4", 0, lambda: str(uuid.uuid4()), deterministic=False
+        )
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute(f"PRAGMA synchronous = {self._synchronous}")
@@ -131,7 +157,7 @@ class _ThreadConnection:
         return self._connection
 
     async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
-        bound = _encode_params(params)
+        bound = encode_params(params)
         self._database.statements += 1
         return await self._call(lambda: self._sqlite.execute(sql, bound).fetchall())
 
@@ -140,9 +166,26 @@ class _ThreadConnection:
         return rows[0] if rows else None
 
     async def execute(self, sql: str, params: Params | None = None) -> None:
-        bound = _encode_params(params)
+        bound = encode_params(params)
         self._database.statements += 1
         await self._call(lambda: self._sqlite.execute(sql, bound).fetchall())
+
+    async def run_transaction(self, work: Callable[[Executor], T]) -> T:
+        """BEGIN IMMEDIATE, `work`, COMMIT — in one call on this connection's thread."""
+
+        def transaction() -> T:
+            counted = _CountingExecutor(self._sqlite)
+            self._sqlite.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(counted)
+            except BaseException:
+                self._sqlite.execute("ROLLBACK")
+                raise
+            self._sqlite.execute("COMMIT")
+            self._database.statements += counted.statements
+            return result
+
+        return await self._call(transaction)
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -200,6 +243,16 @@ class SqliteDatabase(Database):
                 await asyncio.shield(self._writer.execute("ROLLBACK"))
                 raise
             await asyncio.shield(self._writer.execute("COMMIT"))
+
+    def batch(self) -> AbstractAsyncContextManager[BatchRunner]:
+        """Holds the write lock; yields a runner for one function that does a whole
+        transaction on the writer's thread (see store/sqlite_jobs.py)."""
+        return self._batch()
+
+    @asynccontextmanager
+    async def _batch(self) -> AsyncIterator[BatchRunner]:
+        async with self._write_lock:
+            yield self._writer.run_transaction
 
     async def close(self) -> None:
         await self._writer.close()
