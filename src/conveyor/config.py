@@ -3,6 +3,7 @@ overrides the environment. Documented in the README's Configuration section."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -59,6 +60,16 @@ class Settings:
     log_format: str = "auto"
     """`json`, `text`, or `auto` (JSON unless writing to a terminal)."""
     log_level: str = "INFO"
+
+    @property
+    def on_loopback(self) -> bool:
+        """Whether the server listens on this machine only."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

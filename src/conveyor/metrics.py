@@ -1,11 +1,14 @@
 """Prometheus metrics: what `/metrics` exposes.
 
 Each server runtime has its own registry (so several can live in one process, as in the
-tests). Labels are bounded: job types beyond MAX_TYPE_LABELS become "other", HTTP routes
-are route templates (never ids), and no label ever holds a job id or a key.
+tests). Labels are bounded: job types and workspaces beyond MAX_LABELS each become
+"other", HTTP routes are route templates (never ids), and no label ever holds a job id or
+a key. Served only on loopback addresses unless a token is configured: the labels name
+every workspace.
 
-Counters and histograms count what this process did; the `conveyor_jobs` gauge is read
-from the database (cached for a few seconds), so it is the same on every process.
+Counters and histograms count what this process did; the `conveyor_jobs` gauge (jobs not
+finished yet) is read from the database, cached for a few seconds, so it is the same on
+every process.
 """
 
 from __future__ import annotations
@@ -26,47 +29,57 @@ from prometheus_client.registry import Collector
 
 from conveyor.domain.jobs import Job
 
-MAX_TYPE_LABELS: Final = 100
+MAX_LABELS: Final = 100
 JOB_GAUGE_CACHE_SECONDS: Final = 5.0
 DURATION_BUCKETS: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
 )  # fmt: skip
 
 
-class TypeLabels:
-    """Job types as label values, at most MAX_TYPE_LABELS of them per process."""
+class BoundedLabels:
+    """Label values as they come, at most MAX_LABELS of them per process; then "other"."""
 
     def __init__(self) -> None:
         self._known: set[str] = set()
 
-    def __call__(self, job_type: str) -> str:
-        if job_type in self._known:
-            return job_type
-        if len(self._known) < MAX_TYPE_LABELS:
-            self._known.add(job_type)
-            return job_type
+    def __call__(self, value: str) -> str:
+        if value in self._known:
+            return value
+        if len(self._known) < MAX_LABELS:
+            self._known.add(value)
+            return value
         return "other"
 
 
 class JobCounts(Collector):
-    """conveyor_jobs{workspace,type,status}: jobs in the database, read at most every few
-    seconds however often Prometheus scrapes."""
+    """conveyor_jobs{workspace,type,status}: jobs not finished yet, read from the database
+    at most every few seconds however often Prometheus scrapes."""
 
-    def __init__(self, read: Callable[[], Awaitable[list[tuple[str, str, str, int]]]]) -> None:
+    def __init__(
+        self,
+        read: Callable[[], Awaitable[list[tuple[str, str, str, int]]]],
+        types: BoundedLabels,
+    ) -> None:
         self._read = read
+        self._types = types
+        self._workspaces = BoundedLabels()
         self._cached: list[tuple[str, str, str, int]] = []
         self._read_at = 0.0
 
     async def refresh(self) -> None:
         if time.monotonic() - self._read_at < JOB_GAUGE_CACHE_SECONDS:
             return
-        self._cached = await self._read()
+        totals: dict[tuple[str, str, str], int] = {}
+        for workspace, job_type, status, count in await self._read():
+            labels = (self._workspaces(workspace), self._types(job_type), status)
+            totals[labels] = totals.get(labels, 0) + count
+        self._cached = [(*labels, count) for labels, count in totals.items()]
         self._read_at = time.monotonic()
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "conveyor_jobs",
-            "Jobs in the database by workspace, type and status",
+            "Jobs not finished yet (pending, queued, running) by workspace, type and status",
             labels=["workspace", "type", "status"],
         )
         for workspace, job_type, status, count in self._cached:
@@ -79,7 +92,7 @@ class Metrics:
         # No `*_created` series next to every counter: they double the output for nothing.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
-        self.types = TypeLabels()
+        self.types = BoundedLabels()
         r = self.registry
         self.created = Counter("conveyor_jobs_created", "Jobs created", ["type"], registry=r)
         self.claimed = Counter("conveyor_jobs_claimed", "Jobs claimed", ["type"], registry=r)
@@ -133,7 +146,7 @@ class Metrics:
     def watch_job_counts(
         self, read: Callable[[], Awaitable[list[tuple[str, str, str, int]]]]
     ) -> None:
-        self.job_counts = JobCounts(read)
+        self.job_counts = JobCounts(read, self.types)
         self.registry.register(self.job_counts)
 
     # -- what the service reports ----------------------------------------------------------

@@ -16,14 +16,13 @@ from conveyor.bus.hub import EventHub
 from conveyor.bus.postgres import PostgresListener
 from conveyor.bus.work import WorkSignal
 from conveyor.config import Settings
-from conveyor.domain.errors import AlreadyExists, ConveyorError, Unavailable
+from conveyor.domain.errors import AlreadyExists, ConveyorError, TransientDatabaseError, Unavailable
 from conveyor.domain.limits import JsonLimits
 from conveyor.metrics import Metrics
 from conveyor.service.jobs import JobService
 from conveyor.service.stats import StatsService
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store, open_store
-from conveyor.store.connection import TransientDatabaseError
 from conveyor.store.migrate import current_revision, head_revision, upgrade
 from conveyor.store.urls import DatabaseURL
 from conveyor.worker.handlers import Handlers, load_handlers
@@ -99,7 +98,7 @@ class Runtime:
             store.jobs.on_committed = hub.deliver
         stats = StatsService(store)
         metrics = metrics or Metrics()
-        metrics.watch_job_counts(store.stats.job_counts)
+        metrics.watch_job_counts(store.stats.queue_depth)
         runtime = cls(
             settings=settings,
             store=store,
@@ -193,10 +192,13 @@ class Runtime:
 
 class ConveyorServer(uvicorn.Server):
     """uvicorn waits for open connections before it stops, and an event stream never ends
-    by itself: end the streams first, then let uvicorn finish."""
+    by itself: end the streams (and stop the in-process workers claiming) first, then let
+    uvicorn finish."""
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         runtime = getattr(getattr(self.config.app, "state", None), "runtime", None)
         if isinstance(runtime, Runtime):
             runtime.hub.end_all_streams()
+            if runtime.worker is not None:
+                runtime.worker.stop()  # stop claiming now, not after the connections drain
         await super().shutdown(sockets)

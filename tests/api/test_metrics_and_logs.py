@@ -70,7 +70,11 @@ async def test_metrics_parse_and_move_when_jobs_run(
     assert moved("conveyor_jobs_cancelled_total", type="email") == 1
     assert moved("conveyor_job_queue_wait_seconds_count", type="email") == 3
     assert moved("conveyor_job_run_seconds_count", type="email") == 1
-    assert total(after, "conveyor_jobs", workspace="acme", type="email", status="COMPLETED") == 1
+    await client.post("/jobs", json={"type": "email"})
+    server.runtime.metrics.job_counts._read_at = 0  # type: ignore[union-attr]
+    depth = await scrape(server)
+    assert total(depth, "conveyor_jobs", workspace="acme", type="email", status="QUEUED") == 1
+    assert total(depth, "conveyor_jobs", status="COMPLETED") == 0, "queue depth only"
     assert moved("conveyor_http_requests_total", route="/v1/workspaces/{ws}/claims") >= 1
     assert total(after, "conveyor_db_statements") > 0
     for samples in after.values():
@@ -86,6 +90,16 @@ async def test_metrics_can_require_a_token(database_url: DatabaseURL) -> None:
         assert (await http.get("/metrics")).status_code == 401
         allowed = await http.get("/metrics", headers={"Authorization": "Bearer s3cret"})
         assert allowed.status_code == 200
+
+
+async def test_metrics_off_loopback_need_a_token(database_url: DatabaseURL) -> None:
+    """They name every workspace: a server listening beyond this machine keeps them to
+    whoever holds the metrics token."""
+    settings = settings_for(database_url, host="0.0.0.0")
+    async with running_server(settings) as server, httpx.AsyncClient(base_url=server.url) as http:
+        refused = await http.get("/metrics")
+        assert refused.status_code == 403
+        assert "CONVEYOR_METRICS_TOKEN" in refused.json()["detail"]
 
 
 async def test_requests_carry_an_id_into_the_log_and_keys_stay_out(

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import conveyor
 from conveyor.api.dependencies import ApiContext
@@ -52,6 +53,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     install_problem_handlers(app)
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    if settings.insecure_local:
+        # Without keys, a web page could reach the server through DNS rebinding: only
+        # requests addressed to this machine by name are served.
+        app.add_middleware(
+            TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "::1", "[::1]"]
+        )
     app.add_middleware(Observability, metrics=metrics, access_log=settings.access_log)
     app.include_router(health.router)
     app.include_router(me.router)

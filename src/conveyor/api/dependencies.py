@@ -13,7 +13,7 @@ from conveyor.api.limits import RateLimiter
 from conveyor.api.problems import Problem
 from conveyor.bus.hub import EventHub
 from conveyor.config import Settings
-from conveyor.domain.workspaces import WORKSPACE_SLUG_PATTERN, Permission, Role
+from conveyor.domain.workspaces import Permission, Role, Workspace
 from conveyor.service.jobs import JobService
 from conveyor.service.stats import StatsService
 from conveyor.service.workspaces import Principal, WorkspaceService
@@ -54,14 +54,14 @@ def _unauthorized(detail: str) -> Problem:
     )
 
 
-def _could_name_a_workspace(reference: str) -> bool:
-    if WORKSPACE_SLUG_PATTERN.match(reference):
+def _names(reference: str, workspace: Workspace) -> bool:
+    """Whether the path's workspace reference (its name, or its id in any case) is this one."""
+    if reference == workspace.slug:
         return True
     try:
-        UUID(reference)
+        return UUID(reference) == workspace.id
     except ValueError:
         return False
-    return True
 
 
 def _workspace_not_found(reference: str) -> Problem:
@@ -99,11 +99,7 @@ async def _caller(request: Request, ctx: ApiContext, reference: str) -> Principa
             )
         return session.principal
     if ctx.settings.insecure_local:
-        workspace = (
-            await ctx.store.workspaces.get_workspace(reference)
-            if _could_name_a_workspace(reference)
-            else None
-        )
+        workspace = await ctx.workspaces.find_workspace(reference)
         if workspace is None:
             raise _workspace_not_found(reference)
         return Principal(LOCAL_KEY_ID, workspace, Role.ADMIN)
@@ -152,7 +148,7 @@ def authorized(permission: Permission) -> object:
     async def dependency(request: Request, ctx: Context, ws: WorkspaceRef) -> Principal:
         principal = await _caller(request, ctx, ws)
         request.state.key_id = str(principal.key_id)
-        if ws not in (principal.workspace.slug, str(principal.workspace.id)):
+        if not _names(ws, principal.workspace):
             raise _workspace_not_found(ws)
         if not principal.can(permission):
             raise Problem(

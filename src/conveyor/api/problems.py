@@ -17,6 +17,7 @@ from conveyor.domain.errors import (
     AlreadyExists,
     ConcurrentUpdate,
     ConveyorError,
+    IdempotencyConflict,
     InvalidInput,
     InvalidTransition,
     JobConflict,
@@ -25,10 +26,10 @@ from conveyor.domain.errors import (
     ProgressRegressed,
     ResultConflict,
     StepConflict,
+    TransientDatabaseError,
     Unavailable,
 )
 from conveyor.serialization import dumps
-from conveyor.store.connection import TransientDatabaseError
 
 log = logging.getLogger("conveyor.api")
 
@@ -90,6 +91,14 @@ def problem_for(error: Exception) -> Problem:
         )
     if isinstance(error, AlreadyExists):
         return Problem(409, "already-exists", "Already exists", str(error))
+    if isinstance(error, IdempotencyConflict):
+        return Problem(
+            409,
+            "idempotency-conflict",
+            "Idempotency key reused",
+            str(error),
+            job_id=str(error.job_id),
+        )
     if isinstance(error, JobConflict):
         extra: dict[str, Any] = {
             "job_id": str(error.job_id),

@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from conveyor.bus.postgres import EventNotice
 from conveyor.domain import events as event_types
 from conveyor.domain.events import Event
 
@@ -41,6 +40,17 @@ TERMINAL_EVENTS = {
     event_types.JOB_FAILED: "FAILED",
     event_types.JOB_CANCELLED: "CANCELLED",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class EventNotice:
+    """Events first_seq..last_seq of one job were committed."""
+
+    workspace_id: UUID
+    job_id: UUID
+    first_seq: int
+    last_seq: int
+
 
 FetchRanges = Callable[[Sequence[tuple[UUID, int, int]]], Awaitable[list[Event]]]
 

@@ -13,12 +13,12 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from conveyor.bus.hub import EventNotice
 from conveyor.bus.work import WorkSignal
 
 log = logging.getLogger("conveyor.bus")
@@ -27,16 +27,6 @@ JOBS_CHANNEL = "conveyor_jobs"
 EVENTS_CHANNEL = "conveyor_events"
 KEYS_CHANNEL = "conveyor_keys"
 CHECK_INTERVAL_SECONDS = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class EventNotice:
-    """Events first_seq..last_seq of one job were committed."""
-
-    workspace_id: UUID
-    job_id: UUID
-    first_seq: int
-    last_seq: int
 
 
 def parse_event_notice(payload: str) -> list[EventNotice]:

@@ -37,7 +37,3 @@ class WorkSignal:
         for watchers in self._watchers.values():
             for event in watchers:
                 event.set()
-
-    @property
-    def watching(self) -> int:
-        return sum(len(watchers) for watchers in self._watchers.values())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import os
 import sys
@@ -86,15 +85,6 @@ def importable_from_here() -> None:
         sys.path.insert(0, here)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @main.command()
 @click.option("--host", default=None, help="address to listen on (default 127.0.0.1)")
 @click.option("--port", type=int, default=None, help="port (default 8080)")
@@ -129,7 +119,7 @@ def serve(**options: Any) -> None:
     settings = settings_from(**options, handlers=tuple(handlers) if handlers else None)
     importable_from_here()
     configure_logging(settings)
-    if settings.insecure_local and not is_loopback(settings.host):
+    if settings.insecure_local and not settings.on_loopback:
         fail(
             f"--insecure-local serves without API keys and only on a loopback address, "
             f"not {settings.host}"

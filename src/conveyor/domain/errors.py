@@ -42,6 +42,18 @@ class InvalidInput(ConveyorError):
         self.message = message
 
 
+class IdempotencyConflict(ConveyorError):
+    """An idempotency key came back with a different request than the one it created."""
+
+    def __init__(self, key: str, job_id: UUID) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was used for job {job_id} with a different type or "
+            "payload; use a new key for a new request"
+        )
+        self.key = key
+        self.job_id = job_id
+
+
 class AlreadyExists(ConveyorError):
     def __init__(self, kind: str, identifier: str) -> None:
         super().__init__(f"{kind} {identifier!r} already exists")
@@ -72,15 +84,20 @@ class InvalidTransition(JobConflict):
 
 
 class ConcurrentUpdate(JobConflict):
-    """Another writer changed the job between our read and our compare-and-set."""
+    """Another writer changed the job between our read and our compare-and-set (or, with
+    no expected version, others kept winning the race until the retries ran out)."""
 
-    def __init__(self, job_id: UUID, *, expected_version: int, current_version: int | None) -> None:
-        super().__init__(
-            job_id,
+    def __init__(
+        self, job_id: UUID, *, expected_version: int | None, current_version: int | None
+    ) -> None:
+        detail = (
             f"job {job_id} changed concurrently (expected version {expected_version}, "
-            f"now {current_version})",
-            current_version=current_version,
+            f"now {current_version})"
+            if expected_version is not None
+            else f"job {job_id} kept changing concurrently (now version {current_version}); "
+            "try again"
         )
+        super().__init__(job_id, detail, current_version=current_version)
         self.expected_version = expected_version
 
 
@@ -121,6 +138,11 @@ class StepConflict(ConveyorError):
         self.step_id = step_id
         self.source = source
         self.target = target
+
+
+class TransientDatabaseError(ConveyorError):
+    """A write lost a race the database settled for us (deadlock, serialization failure,
+    a lock held too long). Trying again is the right answer."""
 
 
 class Unavailable(ConveyorError):

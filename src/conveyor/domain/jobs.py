@@ -165,6 +165,25 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class Completion:
+    """A worker's report that a job it holds under `lease_id` finished with `result`."""
+
+    job_id: UUID
+    lease_id: UUID
+    result: JsonValue
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """What a job list is narrowed to (within one workspace, always)."""
+
+    statuses: frozenset[JobStatus] = frozenset()
+    type: str | None = None
+    agent_task_id: str | None = None
+    id_contains: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JobChange:
     """A proposed change to one job, applied by the store as one compare-and-set.
 
@@ -351,7 +370,7 @@ def decide_completion(job: Job, lease_id: UUID, result: JsonValue, actor: str) -
     return _change(
         job,
         JobStatus.COMPLETED,
-        values={"result": result, "progress_percent": 100, "lease_expires_at": None},
+        values={"result": result, "error": None, "progress_percent": 100, "lease_expires_at": None},
         stamp=frozenset({"completed_at"}),
         events=(completion_event(job.attempt, actor),),
     )
@@ -419,7 +438,12 @@ def decide_handback(job: Job, lease_id: UUID, actor: str) -> JobChange:
         job,
         JobStatus.QUEUED,
         by_system=True,
-        values={"lease_id": None, "worker_id": None, "lease_expires_at": None},
+        values={
+            "lease_id": None,
+            "worker_id": None,
+            "lease_expires_at": None,
+            "progress_percent": 0,
+        },
         delay={"run_at": 0.0},
         events=(
             NewEvent(
@@ -458,6 +482,7 @@ def _requeue(
         values={
             "attempt": next_attempt,
             "error": error,
+            "progress_percent": 0,
             "lease_id": None,
             "worker_id": None,
             "lease_expires_at": None,

@@ -26,12 +26,14 @@ from conveyor.bus.work import WorkSignal
 from conveyor.domain import jobs as rules
 from conveyor.domain.errors import (
     ConcurrentUpdate,
+    IdempotencyConflict,
+    InvalidInput,
     JobConflict,
     JobNotFound,
     StepNotFound,
 )
 from conveyor.domain.events import Event, JsonValue, NewEvent, validate_custom_event_type
-from conveyor.domain.jobs import Job, JobChange, JobSpec, JobStatus
+from conveyor.domain.jobs import Completion, Job, JobChange, JobFilter, JobSpec, JobStatus
 from conveyor.domain.limits import JsonLimits, validate_json, validate_text
 from conveyor.domain.steps import (
     Step,
@@ -44,7 +46,7 @@ from conveyor.domain.steps import (
 from conveyor.ids import uuid7
 from conveyor.service.retry import RetryPolicy, WriteConflict, retry_on_conflict
 from conveyor.store import Store
-from conveyor.store.jobs import Completion, JobFilter, NewJob
+from conveyor.store.jobs import NewJob
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -55,8 +57,16 @@ DEFAULT_POLL_INTERVAL = 1.0
 scheduled start or a retry backoff) comes due announce themselves to nobody."""
 
 
+def _ensure_same_request(existing: Job, spec: JobSpec) -> None:
+    """An idempotency key stands for one request: the same key with another type or
+    payload is a mistake worth a 409, not a silent return of the first job."""
+    if (existing.type, existing.payload) != (spec.type, spec.payload):
+        assert existing.idempotency_key is not None
+        raise IdempotencyConflict(existing.idempotency_key, existing.id)
+
+
 class JobObserver(Protocol):
-    """Told what happened to jobs (metrics listen here). Every method is optional."""
+    """Told what happened to jobs: the metrics listen here."""
 
     def jobs_created(self, jobs: Sequence[Job]) -> None: ...
 
@@ -181,22 +191,33 @@ class JobService:
                 raise WriteConflict(job_id)
             return stored
 
+        return await self._retrying_on_job(workspace_id, job_id, attempt, expected_version)
+
+    async def _retrying_on_job(
+        self,
+        workspace_id: UUID,
+        job_id: UUID,
+        operation: Callable[[], Awaitable[T]],
+        expected_version: int | None = None,
+    ) -> T:
+        """`_retrying`, for an operation on one job: when the races cannot be won, the
+        caller gets a 409 with the job's current version, never a 500."""
         try:
-            return await self._retrying(attempt)
+            return await self._retrying(operation)
         except WriteConflict:
             current = await self.require_job(workspace_id, job_id)
             raise ConcurrentUpdate(
-                job_id,
-                expected_version=expected_version or current.version,
-                current_version=current.version,
+                job_id, expected_version=expected_version, current_version=current.version
             ) from None
 
     # -- client use cases ----------------------------------------------------------------
 
     async def create_job(self, workspace_id: UUID, spec: JobSpec, actor: str) -> tuple[Job, bool]:
         """Create one job; the bool is False when its idempotency key returned an old one."""
-        [outcome] = await self.create_jobs(workspace_id, [spec], actor)
-        return outcome
+        [(job, created)] = await self.create_jobs(workspace_id, [spec], actor)
+        if not created:
+            _ensure_same_request(job, spec)  # a concurrent request took the key in between
+        return job, created
 
     async def create_jobs(
         self, workspace_id: UUID, specs: Sequence[JobSpec], actor: str
@@ -211,12 +232,21 @@ class JobService:
                 text = getattr(spec, name)
                 if text is not None:
                     validate_text(text, f"{where}{name}")
+        keyed = {spec.idempotency_key: spec for spec in specs if spec.idempotency_key}
+        if keyed:
+            for job in await self.jobs.find_by_idempotency_keys(workspace_id, list(keyed)):
+                assert job.idempotency_key is not None
+                _ensure_same_request(job, keyed[job.idempotency_key])
         new_jobs = [NewJob(uuid7(), spec) for spec in specs]
         results = await self._retrying(lambda: self.jobs.insert_jobs(workspace_id, new_jobs, actor))
         self.observer.jobs_created([job for job, created in results if created])
         if any(created and job.status == JobStatus.QUEUED for job, created in results):
             self.work_signal.notify(workspace_id)
         return results
+
+    async def ping(self) -> None:
+        """Raises unless the database answers."""
+        await self.store.database.ping()
 
     async def get_job(self, workspace_id: UUID, job_id: UUID) -> Job:
         return await self.require_job(workspace_id, job_id)
@@ -266,7 +296,8 @@ class JobService:
             priority=old.priority,
             agent_task_id=old.agent_task_id,
             max_attempts=old.max_attempts,
-            idempotency_key=idempotency_key,
+            # Retrying the same job twice (a double click) gives the same new job.
+            idempotency_key=idempotency_key or f"retry:{old.id}",
             retry_backoff_seconds=old.retry_backoff_seconds,
             retry_backoff_max_seconds=old.retry_backoff_max_seconds,
             retry_of=old.id,
@@ -359,6 +390,12 @@ class JobService:
                     )
                 )
                 remaining = deadline - time.monotonic()
+                if claimed and abandoned is not None and await abandoned():
+                    # The caller left while we claimed: hand the jobs straight back.
+                    for job in claimed:
+                        assert job.lease_id is not None
+                        await self.release_job(workspace_id, job.id, job.lease_id, actor)
+                    return []
                 if claimed or remaining <= 0:
                     self.observer.jobs_claimed(claimed)
                     return claimed
@@ -396,7 +433,7 @@ class JobService:
             await self._explain_report_miss(workspace_id, job_id, lease_id)
             raise WriteConflict(job_id)
 
-        return await self._retrying(attempt)
+        return await self._retrying_on_job(workspace_id, job_id, attempt)
 
     async def _explain_report_miss(
         self, workspace_id: UUID, job_id: UUID, lease_id: UUID | None
@@ -421,17 +458,30 @@ class JobService:
     async def complete_jobs(
         self, workspace_id: UUID, completions: Sequence[Completion], actor: str
     ) -> list[CompletionOutcome]:
-        """Complete many jobs in one statement; each outcome says what became of one."""
+        """Complete many jobs in one statement; each outcome says what became of one (a
+        result that cannot be stored refuses that job alone, not the batch)."""
+        refused: dict[int, Exception] = {}
+        seen: set[UUID] = set()
         for index, completion in enumerate(completions):
             field = "result" if len(completions) == 1 else f"completions.{index}.result"
-            validate_json(completion.result, field, self.limits)
-        done = await self._retrying(
-            lambda: self.jobs.complete_jobs(workspace_id, completions, actor)
-        )
+            try:
+                if completion.job_id in seen:
+                    raise InvalidInput(
+                        f"completions.{index}.job_id", "the same job appears twice in the batch"
+                    )
+                seen.add(completion.job_id)
+                validate_json(completion.result, field, self.limits)
+            except InvalidInput as error:
+                refused[index] = error
+        storable = [c for index, c in enumerate(completions) if index not in refused]
+        done = await self._retrying(lambda: self.jobs.complete_jobs(workspace_id, storable, actor))
         self.observer.jobs_completed(done)
         by_id = {job.id: job for job in done}
         outcomes = []
-        for completion in completions:
+        for index, completion in enumerate(completions):
+            if index in refused:
+                outcomes.append(CompletionOutcome(completion.job_id, None, refused[index]))
+                continue
             job = by_id.get(completion.job_id)
             if job is not None:
                 outcomes.append(CompletionOutcome(completion.job_id, job, None))
@@ -473,6 +523,7 @@ class JobService:
         retryable: bool,
         actor: str,
     ) -> Job:
+        validate_text(error, "error")
         job = await self._decide_and_store(
             workspace_id,
             job_id,
@@ -514,6 +565,8 @@ class JobService:
     ) -> Job:
         """One guarded statement (see `progress_report`); a refusal is explained by the
         domain on a fresh read."""
+        if message is not None:
+            validate_text(message, "message")
         change = rules.progress_report(
             job_id,
             lease_id=lease_id,
@@ -538,7 +591,7 @@ class JobService:
             )
             raise WriteConflict(job_id)  # it would be accepted now: the job changed between
 
-        return await self._retrying(attempt)
+        return await self._retrying_on_job(workspace_id, job_id, attempt)
 
     async def append_event(
         self,
@@ -578,6 +631,7 @@ class JobService:
         actor: str,
         lease_id: UUID | None = None,
     ) -> Step:
+        validate_text(name, "name")
         added = await self._guarded_report(
             workspace_id,
             job_id,
@@ -614,6 +668,9 @@ class JobService:
         progress_percent: int | None = None,
         message: str | None = None,
     ) -> Step:
+        for field, text in (("output", output), ("message", message)):
+            if text is not None:
+                validate_text(text, field)
         updated = await self._guarded_report(
             workspace_id,
             job_id,

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from conveyor.store.connection import TransientDatabaseError
+from conveyor.domain.errors import TransientDatabaseError
 
 T = TypeVar("T")
 

@@ -19,6 +19,7 @@ from uuid import UUID
 from conveyor.domain.errors import AlreadyExists, InvalidInput, NotFound, WorkspaceNotFound
 from conveyor.domain.events import key_actor
 from conveyor.domain.workspaces import (
+    WORKSPACE_SLUG_PATTERN,
     ApiKey,
     Permission,
     Role,
@@ -106,6 +107,7 @@ class WorkspaceService:
         self._checking: dict[str, asyncio.Future[Principal | None]] = {}
         self._cache_seconds = cache_seconds
         self._principals: dict[str, tuple[Principal, float]] = {}
+        self._generation = 0
 
     async def create_workspace(self, slug: str) -> Workspace:
         validate_workspace_slug(slug)
@@ -113,6 +115,15 @@ class WorkspaceService:
         if workspace is None:
             raise AlreadyExists("workspace", slug)
         return workspace
+
+    async def find_workspace(self, reference: str) -> Workspace | None:
+        """By name or id; None when there is none (or the reference could name none)."""
+        if not WORKSPACE_SLUG_PATTERN.match(reference):
+            try:
+                reference = str(UUID(reference))
+            except ValueError:
+                return None
+        return await self.workspaces.get_workspace(reference)
 
     async def get_workspace(self, reference: str) -> Workspace:
         workspace = await self.workspaces.get_workspace(reference)
@@ -157,15 +168,19 @@ class WorkspaceService:
             cached = self._principals.get(token)
             if cached is not None and time.monotonic() < cached[1]:
                 return cached[0]
+        generation = self._generation
         principal = await self._authenticate_uncached(token)
-        if principal is not None and self._cache_seconds:
+        # An answer read before a change was announced may predate it: not worth keeping.
+        if principal is not None and self._cache_seconds and generation == self._generation:
             if len(self._principals) > 10_000:
                 self._principals.clear()
             self._principals[token] = (principal, time.monotonic() + self._cache_seconds)
         return principal
 
     def forget_key(self, key_id: UUID | None = None) -> None:
-        """A key changed (or, with None, anything may have): drop what is cached about it."""
+        """A key changed (or, with None, anything may have): drop what is cached about it,
+        and whatever is being read right now."""
+        self._generation += 1
         if key_id is None:
             self._principals.clear()
         else:
@@ -200,6 +215,7 @@ class WorkspaceService:
         if in_flight is not None:  # many streams, one key: one query answers them all
             answer = await asyncio.shield(in_flight)
             return answer is not None and answer.key_id == key_id
+        generation = self._generation
         check = asyncio.ensure_future(
             self._session_principal(token) if session else self.authenticate(token)
         )
@@ -211,8 +227,9 @@ class WorkspaceService:
         valid = principal is not None and principal.key_id == key_id
         if len(self._validity) > 10_000:
             self._validity.clear()
-        # Stamped when the answer came, so a slow query does not hand out a stale answer.
-        self._validity[token] = (valid, time.monotonic())
+        if generation == self._generation:
+            # Stamped when the answer came, so a slow query does not hand out a stale one.
+            self._validity[token] = (valid, time.monotonic())
         return valid
 
     async def _session_principal(self, session_token: str) -> Principal | None:

@@ -9,7 +9,7 @@ bind natively (SQLite has no UUID, timestamp, array or JSON type).
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,11 +17,6 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from conveyor.domain.events import JsonValue
-
-
-class TransientDatabaseError(Exception):
-    """A write lost a race the database settled for us (deadlock, serialization failure,
-    a lock held too long). Trying again is the right answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +34,11 @@ Params = Mapping[str, Any]
 
 
 class Connection(Protocol):
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once what this connection is writing is committed, even if the
+        task that wrote it is cancelled meanwhile (at once outside a transaction)."""
+        ...
+
     async def fetch(self, sql: str, params: Params | None = None) -> list[Row]: ...
 
     async def fetchrow(self, sql: str, params: Params | None = None) -> Row | None: ...

@@ -9,28 +9,30 @@ Each event gets the job's next `seq` in the same transaction as the change it re
 `last_event_seq` on the job row is bumped by the guarded UPDATE, whose row lock makes
 the numbering gap-free under any concurrency.
 
-This module holds the SQL that runs on both databases; `PostgresJobStore` replaces the
-hot paths with single statements (data-modifying CTEs) that SQLite does not have.
+This module holds the SQL that runs on both databases. The hot paths (create, claim,
+complete a batch) differ by database: `PostgresJobStore` does each in one statement
+(data-modifying CTEs), `SqliteJobStore` in one call on the writer's thread.
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from conveyor.domain.errors import StepNotFound
-from conveyor.domain.events import Event, JsonValue, NewEvent
+from conveyor.domain.events import Event, NewEvent
 from conveyor.domain.jobs import (
+    Completion,
     Job,
     JobChange,
+    JobFilter,
     JobSpec,
     JobStatus,
-    completion_event,
-    decide_creation_events,
-    start_event,
+    sources_for,
 )
 from conveyor.domain.steps import Step, StepChange, StepPhase, StepStatus, StepType
 from conveyor.ids import uuid7
@@ -131,22 +133,7 @@ class JobRef:
     type: str
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
-    job_id: UUID
-    lease_id: UUID
-    result: JsonValue
-
-
-@dataclass(frozen=True, slots=True)
-class JobFilter:
-    statuses: frozenset[JobStatus] = frozenset()
-    type: str | None = None
-    agent_task_id: str | None = None
-    id_contains: str | None = None
-
-
-class JobStore:
+class JobStore(abc.ABC):
     def __init__(self, database: Database) -> None:
         self.database = database
         self.dialect = database.dialect
@@ -239,18 +226,6 @@ class JobStore:
                 {"job_id": job_id, "ws": workspace_id},
             )
         return None if row is None else self.job_from_row(row)
-
-    async def get_jobs(self, workspace_id: UUID, job_ids: Sequence[UUID]) -> dict[UUID, Job]:
-        if not job_ids:
-            return {}
-        async with self.database.read() as connection:
-            rows = await connection.fetch(
-                f"SELECT {JOB_COLUMNS} FROM jobs "
-                f"WHERE workspace_id = :ws AND {self.dialect.in_list('id', 'ids')}",
-                {"ws": workspace_id, "ids": list(job_ids)},
-            )
-        jobs = (self.job_from_row(row) for row in rows)
-        return {job.id: job for job in jobs}
 
     async def list_jobs(
         self, workspace_id: UUID, job_filter: JobFilter, *, offset: int, limit: int
@@ -353,27 +328,22 @@ class JobStore:
 
     # -- create --------------------------------------------------------------------------
 
+    @abc.abstractmethod
     async def insert_jobs(
         self, workspace_id: UUID, new_jobs: Sequence[NewJob], actor: str
     ) -> list[tuple[Job, bool]]:
-        """Insert jobs with their first events, all or nothing. A job whose idempotency key
-        the workspace already has is not inserted: the existing job comes back instead,
-        with False. The result follows the order of `new_jobs`."""
-        created: dict[UUID, Job] = {}
-        written: list[Event] = []
-        async with self.database.transaction() as connection:
-            for new_job in new_jobs:
-                row = await connection.fetchrow(
-                    self._insert_job_sql, self._job_values(workspace_id, new_job)
-                )
-                if row is None:
-                    continue
-                job = self.job_from_row(row)
-                created[job.id] = job
-                creation = decide_creation_events(new_job.spec, actor)
-                written += await self._insert_events(connection, job, 0, creation)
-        self._published(written)
-        return await self._with_existing(workspace_id, new_jobs, created)
+        """Insert jobs with their first events (`decide_creation_events`), all or nothing.
+        A job whose idempotency key the workspace already has is not inserted: the existing
+        job comes back instead, with False. The result follows the order of `new_jobs`."""
+
+    async def find_by_idempotency_keys(self, workspace_id: UUID, keys: Sequence[str]) -> list[Job]:
+        async with self.database.read() as connection:
+            rows = await connection.fetch(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = :ws "
+                f"AND {self.dialect.in_list('idempotency_key', 'keys')}",
+                {"ws": workspace_id, "keys": list(keys)},
+            )
+        return [self.job_from_row(row) for row in rows]
 
     async def _with_existing(
         self, workspace_id: UUID, new_jobs: Sequence[NewJob], created: dict[UUID, Job]
@@ -385,14 +355,7 @@ class JobStore:
         ]
         existing: dict[str, Job] = {}
         if missing_keys:
-            async with self.database.read() as connection:
-                rows = await connection.fetch(
-                    f"SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = :ws "
-                    f"AND {self.dialect.in_list('idempotency_key', 'keys')}",
-                    {"ws": workspace_id, "keys": missing_keys},
-                )
-            for row in rows:
-                job = self.job_from_row(row)
+            for job in await self.find_by_idempotency_keys(workspace_id, missing_keys):
                 assert job.idempotency_key is not None
                 existing[job.idempotency_key] = job
         results: list[tuple[Job, bool]] = []
@@ -473,13 +436,20 @@ class JobStore:
         """The guarded UPDATE for a decision: an allowed status and, as the change asks,
         the version it was decided on, the lease, the progress, an expired deadline."""
         unknown = (set(change.values) | change.stamp | set(change.delay)) - CHANGEABLE_JOB_COLUMNS
-        assert not unknown, f"a JobChange may not set {sorted(unknown)}"
+        if unknown:
+            raise ValueError(f"a JobChange may not set {sorted(unknown)}")
+        allowed = change.allowed_sources
+        if change.target is not None:
+            # Whatever the change says, the table has the last word.
+            allowed = allowed & sources_for(change.target, by_system=True)
+        if not allowed:
+            raise ValueError(f"no status may move to {change.target}: {change.allowed_sources}")
         now = self.dialect.now
         assignments = []
         params: dict[str, Any] = {
             "job_id": change.job_id,
             "ws": workspace_id,
-            "allowed": sorted(change.allowed_sources),
+            "allowed": sorted(allowed),
             "event_count": len(change.events),
         }
         guards = ["id = :job_id", "workspace_id = :ws", self.dialect.in_list("status", "allowed")]
@@ -527,9 +497,10 @@ class JobStore:
             written = await self._insert_events(
                 connection, job, job.last_event_seq - len(change.events), change.events
             )
-        self._published(written)
+            connection.after_commit(lambda: self._published(written))
         return job
 
+    @abc.abstractmethod
     async def claim_jobs(
         self,
         workspace_id: UUID,
@@ -540,77 +511,17 @@ class JobStore:
         worker_id: str,
         actor: str,
     ) -> list[Job]:
-        """Move up to `limit` of the most urgent claimable jobs to RUNNING under new leases.
+        """Move up to `limit` of the most urgent claimable jobs (`CLAIMABLE_STATUS`, `run_at`
+        come, lowest priority number then earliest run_at then oldest) to RUNNING under
+        fresh leases, each with its `start_event`; most urgent first."""
 
-        On SQLite the write transaction holds the only write lock, so the pick and the
-        update cannot interleave with another claim."""
-        type_condition = "" if types is None else "AND " + self.dialect.in_list("type", "types")
-        now = self.dialect.now
-        claimed: list[Job] = []
-        written: list[Event] = []
-        async with self.database.transaction() as connection:
-            rows = await connection.fetch(
-                f"SELECT id FROM jobs WHERE workspace_id = :ws AND status = 'QUEUED' "
-                f"AND run_at <= {now} {type_condition} "
-                "ORDER BY priority, run_at, id LIMIT :limit",
-                {"ws": workspace_id, "types": list(types or ()), "limit": limit},
-            )
-            for row in rows:
-                updated = await connection.fetchrow(
-                    "UPDATE jobs SET status = 'RUNNING', worker_id = :worker_id, "
-                    f"lease_id = :lease_id, lease_expires_at = {self.dialect.now_plus('lease')}, "
-                    f"started_at = {now}, updated_at = {now}, version = version + 1, "
-                    "last_event_seq = last_event_seq + 1 "
-                    f"WHERE id = :job_id AND status = 'QUEUED' RETURNING {JOB_COLUMNS}",
-                    {
-                        "worker_id": worker_id,
-                        "lease_id": uuid4(),
-                        "lease": lease_seconds,
-                        "job_id": self.dialect.uuid(row["id"]),
-                    },
-                )
-                assert updated is not None, "a picked job changed under the write lock"
-                job = self.job_from_row(updated)
-                written += await self._insert_events(
-                    connection, job, job.last_event_seq - 1, [started_event(job, actor)]
-                )
-                claimed.append(job)
-        self._published(written)
-        return claimed
-
+    @abc.abstractmethod
     async def complete_jobs(
         self, workspace_id: UUID, completions: Sequence[Completion], actor: str
     ) -> list[Job]:
-        """Complete every job whose lease is still the one given. Returns those completed;
-        the others are left as they are for the service to explain."""
-        completed: list[Job] = []
-        written: list[Event] = []
-        now = self.dialect.now
-        async with self.database.transaction() as connection:
-            for completion in completions:
-                row = await connection.fetchrow(
-                    "UPDATE jobs SET status = 'COMPLETED', result = :result, "
-                    f"progress_percent = 100, lease_expires_at = NULL, completed_at = {now}, "
-                    f"updated_at = {now}, version = version + 1, "
-                    "last_event_seq = last_event_seq + 1 "
-                    "WHERE id = :job_id AND workspace_id = :ws AND lease_id = :lease_id "
-                    f"AND status = 'RUNNING' RETURNING {JOB_COLUMNS}",
-                    {
-                        "result": Json(completion.result),
-                        "job_id": completion.job_id,
-                        "ws": workspace_id,
-                        "lease_id": completion.lease_id,
-                    },
-                )
-                if row is None:
-                    continue
-                job = self.job_from_row(row)
-                written += await self._insert_events(
-                    connection, job, job.last_event_seq - 1, [completed_event(job, actor)]
-                )
-                completed.append(job)
-        self._published(written)
-        return completed
+        """Complete every job whose lease is still the one given (with its
+        `completion_event`). Returns those completed; the others are left as they are for
+        the service to explain."""
 
     async def extend_lease(
         self, workspace_id: UUID, job_id: UUID, lease_id: UUID, lease_seconds: float
@@ -664,7 +575,7 @@ class JobStore:
             last = row["last_event_seq"]
             job = JobRef(job_id, workspace_id, row["type"])
             written = await self._insert_events(connection, job, last - len(new_events), new_events)
-        self._published(written)
+            connection.after_commit(lambda: self._published(written))
         return written
 
     # -- steps ---------------------------------------------------------------------------
@@ -717,7 +628,7 @@ class JobStore:
             written = await self._bump_and_insert_events(
                 connection, workspace_id, job_id, change.events
             )
-        self._published(written)
+            connection.after_commit(lambda: self._published(written))
         return self.step_from_row(step_row), written
 
     async def _bump_and_insert_events(
@@ -783,12 +694,13 @@ class JobStore:
             written = await self._bump_and_insert_events(
                 connection, workspace_id, job_id, change.events
             )
-        self._published(written)
+            connection.after_commit(lambda: self._published(written))
         return step, written
 
     def _step_assignments(self, change: StepChange) -> tuple[list[str], dict[str, Any]]:
         unknown = (set(change.values) | change.stamp) - CHANGEABLE_STEP_COLUMNS
-        assert not unknown, f"a StepChange may not set {sorted(unknown)}"
+        if unknown:
+            raise ValueError(f"a StepChange may not set {sorted(unknown)}")
         now = self.dialect.now
         assignments: list[str] = []
         values: dict[str, Any] = {}
@@ -801,12 +713,3 @@ class JobStore:
             elapsed = self.dialect.seconds_since("started_at")
             assignments.append(f"duration_ms = CAST(COALESCE({elapsed}, 0) * 1000 AS BIGINT)")
         return assignments, values
-
-
-def started_event(job: Job, actor: str) -> NewEvent:
-    assert job.worker_id is not None
-    return start_event(job.attempt, job.worker_id, actor)
-
-
-def completed_event(job: Job, actor: str) -> NewEvent:
-    return completion_event(job.attempt, actor)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from enum import Enum
@@ -15,7 +15,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from conveyor.domain.errors import Unavailable
+from conveyor.domain.errors import TransientDatabaseError, Unavailable
 from conveyor.domain.events import JsonValue
 from conveyor.serialization import dumps
 from conveyor.store.connection import (
@@ -25,7 +25,6 @@ from conveyor.store.connection import (
     Json,
     Params,
     Row,
-    TransientDatabaseError,
 )
 
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
@@ -112,9 +111,18 @@ class PostgresDialect(Dialect):
 
 
 class _PostgresConnection:
-    def __init__(self, database: PostgresDatabase, connection: asyncpg.Connection) -> None:
+    def __init__(
+        self, database: PostgresDatabase, connection: asyncpg.Connection, *, in_transaction: bool
+    ) -> None:
         self._database = database
         self._connection = connection
+        self.callbacks: list[Callable[[], None]] | None = [] if in_transaction else None
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        if self.callbacks is None:
+            callback()
+        else:
+            self.callbacks.append(callback)
 
     async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
         text, names = _compile(sql)
@@ -218,7 +226,7 @@ class PostgresDatabase(Database):
     @asynccontextmanager
     async def _plain(self) -> AsyncIterator[_PostgresConnection]:
         async with self._acquire() as connection:
-            yield _PostgresConnection(self, connection)
+            yield _PostgresConnection(self, connection, in_transaction=False)
 
     def transaction(self) -> AsyncIteratorContext:
         return self._transaction()
@@ -229,8 +237,9 @@ class PostgresDatabase(Database):
             with _translated_errors():
                 transaction = connection.transaction()
                 await transaction.start()
+            wrapped = _PostgresConnection(self, connection, in_transaction=True)
             try:
-                yield _PostgresConnection(self, connection)
+                yield wrapped
             except BaseException:
                 # A broken connection cannot roll back; the pool discards it on release.
                 with contextlib.suppress(Exception):
@@ -238,6 +247,8 @@ class PostgresDatabase(Database):
                 raise
             with _translated_errors():
                 await transaction.commit()
+            for callback in wrapped.callbacks or ():
+                callback()
 
     async def close(self) -> None:
         if self._pool is not None:

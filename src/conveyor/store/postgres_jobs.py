@@ -13,10 +13,10 @@ from typing import Any
 from uuid import UUID
 
 from conveyor.domain.events import Event
-from conveyor.domain.jobs import Job, JobChange, JobStatus
+from conveyor.domain.jobs import CLAIMABLE_STATUS, Completion, Job, JobChange, JobStatus
 from conveyor.serialization import dumps
 from conveyor.store.connection import Json, Row
-from conveyor.store.jobs import EVENT_COLUMNS, JOB_COLUMNS, Completion, JobStore, NewJob
+from conveyor.store.jobs import EVENT_COLUMNS, JOB_COLUMNS, JobStore, NewJob
 
 _EVENT_COLUMNS_OF_E = ", ".join("e." + column.strip() for column in EVENT_COLUMNS.split(","))
 _EVENT_RECORD = "e(n int, type text, actor text, payload jsonb, step_id uuid)"
@@ -61,7 +61,8 @@ SELECT id, run_at, created_at FROM inserted
 _CLAIM = f"""
 WITH picked AS (
     SELECT id FROM jobs
-    WHERE workspace_id = :ws AND status = 'QUEUED' AND run_at <= now() {{type_condition}}
+    WHERE workspace_id = :ws AND status = '{CLAIMABLE_STATUS.value}' AND run_at <= now()
+        {{type_condition}}
     ORDER BY priority, run_at, id
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
@@ -84,8 +85,8 @@ _COMPLETE = f"""
 WITH input AS (
     SELECT * FROM jsonb_to_recordset(:completions::jsonb) AS c(id uuid, lease_id uuid, result jsonb)
 ), done AS (
-    UPDATE jobs SET status = 'COMPLETED', result = input.result, progress_percent = 100,
-        lease_expires_at = NULL, completed_at = now(), updated_at = now(),
+    UPDATE jobs SET status = 'COMPLETED', result = input.result, error = NULL,
+        progress_percent = 100, lease_expires_at = NULL, completed_at = now(), updated_at = now(),
         version = version + 1, last_event_seq = last_event_seq + 1
     FROM input
     WHERE jobs.id = input.id AND jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id

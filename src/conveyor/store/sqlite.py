@@ -24,6 +24,7 @@ from uuid import UUID
 
 import orjson
 
+from conveyor.domain.errors import TransientDatabaseError
 from conveyor.domain.events import JsonValue
 from conveyor.store.connection import (
     AsyncIteratorContext,
@@ -32,7 +33,6 @@ from conveyor.store.connection import (
     Json,
     Params,
     Row,
-    TransientDatabaseError,
 )
 
 T = TypeVar("T")
@@ -119,6 +119,8 @@ class _ThreadConnection:
 
     def __init__(self, database: SqliteDatabase, path: Path, synchronous: Synchronous) -> None:
         self._database = database
+        self._callbacks: list[Callable[[], None]] | None = None
+        """While a transaction is open: what to run once it commits."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-sqlite")
         self._path = path
         self._synchronous = synchronous
@@ -155,6 +157,12 @@ class _ThreadConnection:
     def _sqlite(self) -> sqlite3.Connection:
         assert self._connection is not None, "connection is not open"
         return self._connection
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        if self._callbacks is None:
+            callback()
+        else:
+            self._callbacks.append(callback)
 
     async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
         bound = encode_params(params)
@@ -237,12 +245,22 @@ class SqliteDatabase(Database):
     async def _transaction(self) -> AsyncIterator[_ThreadConnection]:
         async with self._write_lock:
             await self._writer.execute("BEGIN IMMEDIATE")
+            self._writer._callbacks = []
             try:
                 yield self._writer
             except BaseException:
+                self._writer._callbacks = None
                 await asyncio.shield(self._writer.execute("ROLLBACK"))
                 raise
-            await asyncio.shield(self._writer.execute("COMMIT"))
+            # Shielded together: once COMMIT is sent, what follows it happens even if the
+            # caller is cancelled (the committed events still reach the streams).
+            await asyncio.shield(self._commit_then_callbacks())
+
+    async def _commit_then_callbacks(self) -> None:
+        callbacks, self._writer._callbacks = self._writer._callbacks or [], None
+        await self._writer.execute("COMMIT")
+        for callback in callbacks:
+            callback()
 
     def batch(self) -> AbstractAsyncContextManager[BatchRunner]:
         """Holds the write lock; yields a runner for one function that does a whole

@@ -9,27 +9,37 @@ one hop for the batch instead of two or three per job. Same statements, same res
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
-from conveyor.domain.events import Event, NewEvent
-from conveyor.domain.jobs import Job, completion_event, decide_creation_events, start_event
+from conveyor.domain.events import NewEvent
+from conveyor.domain.jobs import (
+    CLAIMABLE_STATUS,
+    Completion,
+    Job,
+    completion_event,
+    decide_creation_events,
+    start_event,
+)
 from conveyor.store.connection import Json
-from conveyor.store.jobs import JOB_COLUMNS, Completion, JobStore, NewJob
+from conveyor.store.jobs import JOB_COLUMNS, JobStore, NewJob
 from conveyor.store.sqlite import Executor, SqliteDatabase, encode_params
 
 _CLAIM = (
     "UPDATE jobs SET status = 'RUNNING', worker_id = :worker_id, lease_id = conveyor_uuid4(), "
     "lease_expires_at = conveyor_now() + :lease, started_at = conveyor_now(), "
     "updated_at = conveyor_now(), version = version + 1, last_event_seq = last_event_seq + 1 "
-    "WHERE id IN (SELECT id FROM jobs WHERE workspace_id = :ws AND status = 'QUEUED' "
+    "WHERE id IN (SELECT id FROM jobs WHERE workspace_id = :ws "
+    f"AND status = '{CLAIMABLE_STATUS.value}' "
     "AND run_at <= conveyor_now() {type_condition} ORDER BY priority, run_at, id LIMIT :limit) "
     f"RETURNING {JOB_COLUMNS}"
 )
 _COMPLETE = (
-    "UPDATE jobs SET status = 'COMPLETED', result = :result, progress_percent = 100, "
+    "UPDATE jobs SET status = 'COMPLETED', result = :result, error = NULL, "
+    "progress_percent = 100, "
     "lease_expires_at = NULL, completed_at = conveyor_now(), updated_at = conveyor_now(), "
     "version = version + 1, last_event_seq = last_event_seq + 1 "
     "WHERE id = :job_id AND workspace_id = :ws AND lease_id = :lease_id AND status = 'RUNNING' "
@@ -58,6 +68,20 @@ class SqliteJobStore(JobStore):
             }
         )
 
+    async def _committed(
+        self, work: Callable[[Executor], tuple[list[sqlite3.Row], list[sqlite3.Row]]]
+    ) -> list[sqlite3.Row]:
+        """Run a batch; hand its events to the streams as it commits, even if the caller is
+        cancelled meanwhile. Returns the batch's job rows."""
+
+        async def run_and_publish() -> list[sqlite3.Row]:
+            async with self.database.batch() as run:
+                job_rows, event_rows = await run(work)
+            self._published([self.event_from_row(row) for row in event_rows])
+            return job_rows
+
+        return await asyncio.shield(run_and_publish())
+
     async def insert_jobs(
         self, workspace_id: UUID, new_jobs: Sequence[NewJob], actor: str
     ) -> list[tuple[Job, bool]]:
@@ -81,9 +105,7 @@ class SqliteJobStore(JobStore):
                     )
             return jobs, written
 
-        async with self.database.batch() as run:
-            job_rows, event_rows = await run(insert)
-        self._published([self.event_from_row(row) for row in event_rows])
+        job_rows = await self._committed(insert)
         created = {job.id: job for job in map(self.job_from_row, job_rows)}
         return await self._with_existing(workspace_id, new_jobs, created)
 
@@ -124,10 +146,7 @@ class SqliteJobStore(JobStore):
             ]
             return rows, written
 
-        async with self.database.batch() as run:
-            rows, event_rows = await run(claim)
-        self._published([self.event_from_row(row) for row in event_rows])
-        claimed = [self.job_from_row(row) for row in rows]
+        claimed = [self.job_from_row(row) for row in await self._committed(claim)]
         return sorted(claimed, key=lambda job: (job.priority, job.run_at, job.id))
 
     async def complete_jobs(
@@ -163,8 +182,4 @@ class SqliteJobStore(JobStore):
                 )
             return done, written
 
-        async with self.database.batch() as run:
-            rows, event_rows = await run(complete)
-        events: list[Event] = [self.event_from_row(row) for row in event_rows]
-        self._published(events)
-        return [self.job_from_row(row) for row in rows]
+        return [self.job_from_row(row) for row in await self._committed(complete)]

@@ -96,13 +96,6 @@ class WorkspaceStore:
         assert row is not None
         return self._key(row)
 
-    async def get_key(self, key_id: UUID) -> ApiKey | None:
-        async with self.database.read() as connection:
-            row = await connection.fetchrow(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = :id", {"id": key_id}
-            )
-        return None if row is None else self._key(row)
-
     async def get_key_with_workspace(self, key_id: UUID) -> tuple[ApiKey, Workspace] | None:
         """A key and its workspace in one round trip (every authenticated request asks)."""
         async with self.database.read() as connection:

@@ -27,6 +27,10 @@ class ReportRejected(Exception):
     """Conveyor refused a report for a reason trying again will not change."""
 
 
+class ReportTooLarge(ReportRejected):
+    """The request carrying the report was too large; a smaller one may pass."""
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
     id: UUID

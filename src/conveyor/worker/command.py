@@ -11,11 +11,13 @@ the worker's rights. Payload:
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import os
 import signal
 from typing import Any, Final
 
+from conveyor.domain.steps import STEP_OUTPUT_MAX_CHARS
 from conveyor.worker.context import JobContext, StepHandle
 from conveyor.worker.handlers import Fail
 
@@ -48,49 +50,68 @@ def _parse(payload: Any) -> tuple[list[str], str | None, float, dict[str, str] |
     return argv, cwd, float(timeout), env
 
 
-class _OutputPump:
-    """Reads one pipe, keeps a tail, and sends what it read as step output every
-    FLUSH_SECONDS (sooner once FLUSH_CHARS pile up), so a quiet program's last line still
-    goes out promptly and a chatty one does not send an event per line."""
+class _Tail:
+    """The last OUTPUT_TAIL_CHARS characters of everything the program printed."""
 
-    def __init__(self, step: StepHandle, stream_name: str, tail: list[str]) -> None:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def add(self, text: str) -> None:
+        self.text = (self.text + text)[-OUTPUT_TAIL_CHARS:]
+
+
+class _OutputPump:
+    """Reads one pipe and sends what it read as step output: every FLUSH_SECONDS, so a quiet
+    program's last line goes out promptly, and at once when FLUSH_CHARS pile up, in which
+    case reading waits for the send: a chatty program is slowed to the pace the reports
+    go out instead of filling memory. Output is made storable on the way (UTF-8 decoded
+    across reads, NUL replaced, chunks within the API's limit)."""
+
+    def __init__(self, step: StepHandle, stream_name: str, tail: _Tail) -> None:
         self._step = step
         self._stream = stream_name
         self._tail = tail
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._buffer: list[str] = []
         self._buffered = 0
-        self._full = asyncio.Event()
+        self._sending = asyncio.Lock()
 
     async def pump(self, stream: asyncio.StreamReader) -> None:
         flusher = asyncio.create_task(self._flush_periodically())
         try:
             while chunk := await stream.read(4096):
-                text = chunk.decode(errors="replace")
-                self._tail.append(text)
-                self._buffer.append(text)
-                self._buffered += len(text)
+                self._take(self._decoder.decode(chunk))
                 if self._buffered >= FLUSH_CHARS:
-                    self._full.set()
+                    await self._flush()
+            self._take(self._decoder.decode(b"", final=True))
         finally:
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
         await self._flush()
 
+    def _take(self, text: str) -> None:
+        if not text:
+            return
+        text = text.replace("\x00", "\ufffd")
+        self._tail.add(text)
+        self._buffer.append(text)
+        self._buffered += len(text)
+
     async def _flush_periodically(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), FLUSH_SECONDS)
-            self._full.clear()
+            await asyncio.sleep(FLUSH_SECONDS)
             await self._flush()
 
     async def _flush(self) -> None:
-        if not self._buffer:
-            return
-        text = "".join(self._buffer)
-        self._buffer.clear()
-        self._buffered = 0
-        await self._step.output(text, self._stream)
+        async with self._sending:
+            if not self._buffer:
+                return
+            text = "".join(self._buffer)
+            self._buffer.clear()
+            self._buffered = 0
+            for start in range(0, len(text), STEP_OUTPUT_MAX_CHARS):
+                await self._step.output(text[start : start + STEP_OUTPUT_MAX_CHARS], self._stream)
 
 
 async def _terminate(process: asyncio.subprocess.Process) -> None:
@@ -105,10 +126,6 @@ async def _terminate(process: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         await process.wait()
-
-
-def _tail_text(tail: list[str]) -> str:
-    return "".join(tail)[-OUTPUT_TAIL_CHARS:]
 
 
 async def run_command(job: JobContext) -> dict[str, Any]:
@@ -127,7 +144,7 @@ async def run_command(job: JobContext) -> dict[str, Any]:
     except OSError as error:
         await step.fail()
         raise Fail(f"cannot start {argv[0]}: {error}", retryable=False) from error
-    tail: list[str] = []
+    tail = _Tail()
     assert process.stdout is not None
     assert process.stderr is not None
     pumps = asyncio.gather(
@@ -140,7 +157,7 @@ async def run_command(job: JobContext) -> dict[str, Any]:
         await _terminate(process)
         await step.fail()
         raise Fail(
-            f"timed out after {timeout:g}s; output ends with: {_tail_text(tail)[-500:]}",
+            f"timed out after {timeout:g}s; output ends with: {tail.text[-500:]}",
             retryable=False,
         ) from None
     except BaseException:
@@ -151,8 +168,6 @@ async def run_command(job: JobContext) -> dict[str, Any]:
     assert exit_code is not None
     if exit_code != 0:
         await step.fail()
-        raise Fail(
-            f"exit code {exit_code}; output ends with: {_tail_text(tail)[-1000:]}", retryable=False
-        )
+        raise Fail(f"exit code {exit_code}; output ends with: {tail.text[-1000:]}", retryable=False)
     await step.complete()
-    return {"exit_code": exit_code, "output_tail": _tail_text(tail)}
+    return {"exit_code": exit_code, "output_tail": tail.text}

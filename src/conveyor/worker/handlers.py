@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from conveyor.domain.jobs import JOB_TYPE_PATTERN
 
 if TYPE_CHECKING:
-    from conveyor.worker.context import JobContext, SyncJobContext
+    pass
 
-AsyncHandler = Callable[["JobContext"], Awaitable[Any]]
-SyncHandler = Callable[["SyncJobContext"], Any]
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -12,14 +12,13 @@ from conveyor.domain.errors import (
     JobConflict,
     LeaseLost,
     NotFound,
+    TransientDatabaseError,
     Unavailable,
 )
 from conveyor.domain.events import worker_actor
-from conveyor.domain.jobs import Job
+from conveyor.domain.jobs import Completion, Job
 from conveyor.domain.steps import StepPhase, StepStatus, StepType
 from conveyor.service.jobs import JobService
-from conveyor.store.connection import TransientDatabaseError
-from conveyor.store.jobs import Completion
 from conveyor.worker.backend import (
     BackendUnavailable,
     ClaimedJob,

@@ -23,6 +23,7 @@ from conveyor.worker.backend import (
     CompletionReport,
     LeaseGone,
     ReportRejected,
+    ReportTooLarge,
 )
 
 
@@ -35,6 +36,8 @@ def translate(error: ApiError) -> Exception:
         return BackendUnavailable(error.detail)
     if error.status in (401, 403):
         return BackendUnavailable(f"the server refused our key: {error.detail}")
+    if error.status == 413:
+        return ReportTooLarge(error.detail)
     return ReportRejected(error.detail)
 
 

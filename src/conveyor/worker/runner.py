@@ -23,6 +23,7 @@ import random
 import secrets
 import signal
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from conveyor import logs
+from conveyor.domain.jobs import ERROR_MAX_CHARS
 from conveyor.serialization import dumps
 from conveyor.worker.backend import (
     BackendUnavailable,
@@ -38,6 +40,7 @@ from conveyor.worker.backend import (
     CompletionReport,
     LeaseGone,
     ReportRejected,
+    ReportTooLarge,
     WorkerBackend,
 )
 from conveyor.worker.context import JobContext, SyncJobContext
@@ -47,6 +50,8 @@ log = logging.getLogger("conveyor.worker")
 T = TypeVar("T")
 
 COMPLETION_BATCH = 500
+COMPLETION_BYTES = 512 * 1024
+"""A completion request stays under half the server's default body limit (1 MiB)."""
 CLAIM_SETTLE_SECONDS = 2.0
 
 
@@ -95,6 +100,31 @@ class WorkerStats:
     failed: int = 0
     lost: int = 0
     released: int = 0
+
+
+@dataclass
+class Pending:
+    """A completion waiting for the next batch."""
+
+    report: CompletionReport
+    run: JobRun
+    outcome: asyncio.Future[None]
+    size: int
+
+
+def _settle(outcome: asyncio.Future[None], error: Exception | None) -> None:
+    if outcome.done():
+        return
+    if error is None:
+        outcome.set_result(None)
+    else:
+        outcome.set_exception(error)
+
+
+def storable_text(text: str, limit: int) -> str:
+    """Text the API will take: no NUL, no lone surrogates, at most `limit` characters."""
+    cleaned = text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
 class JobRun:
@@ -159,11 +189,13 @@ class Worker:
         self._runs: dict[UUID, JobRun] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._completions: list[tuple[CompletionReport, JobRun, asyncio.Future[None]]] = []
+        self._completions: list[Pending] = []
         self._completions_ready = asyncio.Event()
         self._threads = ThreadPoolExecutor(
             max_workers=self.options.concurrency, thread_name_prefix="conveyor-job"
         )
+        self._busy_threads = 0
+        self._thread_count = threading.Lock()
 
     @property
     def running(self) -> int:
@@ -177,6 +209,7 @@ class Worker:
         if not self.types:
             raise ValueError("this worker has no handlers: nothing to claim")
         loop = asyncio.get_running_loop()
+        self._loop = loop
         if handle_signals:
             for number in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(number, self.stop)
@@ -208,7 +241,9 @@ class Worker:
     async def _claim_until_stopped(self) -> None:
         backoff = Backoff()
         while not self._stopping.is_set():
-            free = self.options.concurrency - len(self._runs)
+            # A sync handler whose job was cancelled keeps its thread until it returns:
+            # that thread is not free, even though its job no longer is ours.
+            free = self.options.concurrency - max(len(self._runs), self._busy_threads)
             if free <= 0:
                 self._slot_freed.clear()
                 await _first_of(self._slot_freed.wait(), self._stopping.wait())
@@ -282,7 +317,7 @@ class Worker:
                 else:
                     loop = asyncio.get_running_loop()
                     result = await loop.run_in_executor(
-                        self._threads, handler.function, SyncJobContext(context, loop)
+                        self._threads, self._on_thread, handler, SyncJobContext(context, loop)
                     )
             except asyncio.CancelledError:
                 if run.lost.is_set():
@@ -298,15 +333,26 @@ class Worker:
                 await self._report_failure(run, f"{type(error).__name__}: {error}", True)
                 return
             try:
-                dumps(result)
+                size = len(dumps(result))
             except TypeError as error:
                 await self._report_failure(run, f"the result is not JSON: {error}", False)
                 return
-            await self._report_completion(run, result)
+            await self._report_completion(run, result, size)
         finally:
             logs.job_id.reset(token)
 
+    def _on_thread(self, handler: Handler, context: SyncJobContext) -> Any:
+        with self._thread_count:
+            self._busy_threads += 1
+        try:
+            return handler.function(context)
+        finally:
+            with self._thread_count:
+                self._busy_threads -= 1
+            self._loop.call_soon_threadsafe(self._slot_freed.set)
+
     async def _report_failure(self, run: JobRun, error: str, retryable: bool) -> None:
+        error = storable_text(error, ERROR_MAX_CHARS)
         try:
             await run.report(
                 lambda backend: backend.fail(
@@ -317,10 +363,10 @@ class Worker:
         except (LeaseGone, ReportRejected, BackendUnavailable) as refused:
             log.warning("job %s: failure not recorded: %s", run.job.id, refused)
 
-    async def _report_completion(self, run: JobRun, result: Any) -> None:
+    async def _report_completion(self, run: JobRun, result: Any, size: int) -> None:
         outcome: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._completions.append(
-            (CompletionReport(run.job.id, run.job.lease_id, result), run, outcome)
+            Pending(CompletionReport(run.job.id, run.job.lease_id, result), run, outcome, size)
         )
         self._completions_ready.set()
         try:
@@ -329,7 +375,11 @@ class Worker:
         except LeaseGone as gone:
             run.lose(gone.reason)
             log.warning("job %s: completion refused: %s", run.job.id, gone.reason)
-        except (ReportRejected, BackendUnavailable) as refused:
+        except ReportRejected as refused:
+            # The result itself was refused (too large, say): the job failed, and says why.
+            log.warning("job %s: result refused: %s", run.job.id, refused)
+            await self._report_failure(run, f"the result was refused: {refused}", False)
+        except BackendUnavailable as refused:
             log.warning("job %s: completion not recorded: %s", run.job.id, refused)
 
     async def _flush_completions_forever(self) -> None:
@@ -337,56 +387,77 @@ class Worker:
             await self._completions_ready.wait()
             self._completions_ready.clear()
             while self._completions:
-                batch = self._completions[:COMPLETION_BATCH]
-                del self._completions[:COMPLETION_BATCH]
-                await self._send_completions(batch)
+                await self._send_completions(self._next_batch())
 
-    async def _send_completions(
-        self, batch: list[tuple[CompletionReport, JobRun, asyncio.Future[None]]]
-    ) -> None:
+    def _next_batch(self) -> list[Pending]:
+        """As many pending completions as fit in one request (by count and by size)."""
+        taken = 0
+        size = 0
+        for pending in self._completions:
+            if taken and (taken == COMPLETION_BATCH or size + pending.size > COMPLETION_BYTES):
+                break
+            taken += 1
+            size += pending.size
+        batch = self._completions[:taken]
+        del self._completions[:taken]
+        return batch
+
+    async def _send_completions(self, batch: list[Pending]) -> None:
         backoff = Backoff()
         while True:
             try:
                 outcomes = await self.backend.complete_many(
-                    [report for report, _, _ in batch], self.options.worker_id
+                    [pending.report for pending in batch], self.options.worker_id
                 )
             except BackendUnavailable as error:
-                if all(time.monotonic() > run.lease_deadline for _, run, _ in batch):
-                    for _, _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
+                if all(time.monotonic() > pending.run.lease_deadline for pending in batch):
+                    for pending in batch:
+                        _settle(pending.outcome, error)
                     return
                 await asyncio.sleep(backoff.next())
                 continue
+            except ReportTooLarge as error:
+                if len(batch) == 1:
+                    _settle(batch[0].outcome, error)
+                    return
+                half = len(batch) // 2  # the server takes less than we sent: split
+                await self._send_completions(batch[:half])
+                await self._send_completions(batch[half:])
+                return
             except Exception as error:
                 log.exception("sending completions failed")
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(ReportRejected(str(error)))
+                for pending in batch:
+                    _settle(pending.outcome, ReportRejected(str(error)))
                 return
-            for (_, _, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():
-                    continue
-                if outcome is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(outcome)
+            for pending, outcome in zip(batch, outcomes, strict=True):
+                _settle(pending.outcome, outcome)
             return
 
     # -- leases ---------------------------------------------------------------------------
 
     async def _heartbeat_forever(self) -> None:
+        """A round every heartbeat interval, on schedule: a slow round does not push the
+        next one late (each heartbeat gets the interval, at most, to answer)."""
+        interval = self.options.heartbeat_interval
+        next_round = time.monotonic() + interval
         while True:
-            await asyncio.sleep(self.options.heartbeat_interval)
+            await asyncio.sleep(max(0.0, next_round - time.monotonic()))
+            next_round += interval
             runs = [run for run in self._runs.values() if not run.lost.is_set()]
-            await asyncio.gather(*(self._heartbeat(run) for run in runs))
+            await asyncio.gather(*(self._heartbeat(run, interval) for run in runs))
 
-    async def _heartbeat(self, run: JobRun) -> None:
+    async def _heartbeat(self, run: JobRun, within: float) -> None:
         try:
-            await self.backend.heartbeat(
-                run.job.id, run.job.lease_id, self.options.lease_seconds, run.worker_id
+            sent = time.monotonic()
+            await asyncio.wait_for(
+                self.backend.heartbeat(
+                    run.job.id, run.job.lease_id, self.options.lease_seconds, run.worker_id
+                ),
+                within,
             )
-            run.lease_deadline = time.monotonic() + self.options.lease_seconds
+            run.lease_deadline = sent + self.options.lease_seconds
+        except TimeoutError:
+            log.warning("job %s: heartbeat took longer than %.1fs", run.job.id, within)
         except LeaseGone as gone:
             run.lose(gone.reason)
         except (BackendUnavailable, ReportRejected) as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import logging
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -12,9 +13,9 @@ from starlette.responses import Response
 from conveyor.api.dependencies import Context
 from conveyor.api.problems import problem_response
 from conveyor.api.responses import json_response
-from conveyor.domain.errors import Unavailable
-from conveyor.store.connection import TransientDatabaseError
+from conveyor.domain.errors import TransientDatabaseError, Unavailable
 
+log = logging.getLogger("conveyor.api")
 router = APIRouter(tags=["health"])
 
 
@@ -26,11 +27,10 @@ async def healthz() -> Response:
 @router.get("/readyz", summary="The database answers")
 async def readyz(ctx: Context) -> Response:
     try:
-        await ctx.store.database.ping()
+        await ctx.jobs.ping()
     except (Unavailable, TransientDatabaseError, OSError) as error:
-        return problem_response(
-            503, "unavailable", "Not ready", f"the database does not answer: {error}"
-        )
+        log.warning("not ready: the database does not answer (%s)", error)
+        return problem_response(503, "unavailable", "Not ready", "the database does not answer")
     return json_response({"status": "ready", "database": ctx.store.url.kind})
 
 
@@ -42,6 +42,14 @@ async def readyz(ctx: Context) -> Response:
 )
 async def metrics(ctx: Context, request: Request) -> Response:
     token = ctx.settings.metrics_token
+    if not token and not ctx.settings.on_loopback:
+        return problem_response(
+            403,
+            "forbidden",
+            "Forbidden",
+            "metrics name every workspace: off loopback they need CONVEYOR_METRICS_TOKEN set "
+            "and sent as Authorization: Bearer <token>",
+        )
     if token:
         presented = request.headers.get("authorization", "")
         if not hmac.compare_digest(presented, f"Bearer {token}"):

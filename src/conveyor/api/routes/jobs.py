@@ -27,11 +27,10 @@ from conveyor.api.schemas import (
     job_json,
     step_json,
 )
-from conveyor.domain.jobs import JobSpec, JobStatus
+from conveyor.domain.jobs import JobFilter, JobSpec, JobStatus
 from conveyor.domain.workspaces import Permission
 from conveyor.service.jobs import MAX_LIST_LIMIT
 from conveyor.service.workspaces import Principal
-from conveyor.store.jobs import JobFilter
 
 router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["jobs"])
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -22,6 +22,7 @@ from starlette.responses import StreamingResponse
 from conveyor.api.dependencies import ApiContext, Context, authorized, caller_still_valid
 from conveyor.api.problems import Problem
 from conveyor.bus.hub import TERMINAL_EVENTS, StreamFilter, Subscription
+from conveyor.domain.errors import TransientDatabaseError, Unavailable
 from conveyor.domain.events import Event
 from conveyor.domain.jobs import JobStatus
 from conveyor.domain.workspaces import Permission
@@ -76,15 +77,16 @@ class Recheck:
         return await caller_still_valid(self._request, self._ctx, self._principal)
 
 
+CATCH_UP = None
+"""What `live_batches` yields when the stream must read what it missed from the database."""
+
+
 async def live_batches(
-    ctx: ApiContext,
-    subscription: Subscription,
-    credentials: Recheck,
-    catch_up: Callable[[], AsyncIterator[bytes]],
-) -> AsyncIterator[bytes | list[Event]]:
-    """The live part of every stream: batches of events as the hub delivers them, with
-    what must go out between them (pings, catch-up after lost notices) as bytes. Ends when
-    the stream must: the server stops, the client fell behind, or the key was revoked."""
+    ctx: ApiContext, subscription: Subscription, credentials: Recheck
+) -> AsyncIterator[bytes | list[Event] | None]:
+    """The live part of every stream: batches of events as the hub delivers them; bytes to
+    send between them (pings); CATCH_UP when notices may have been lost. Ends when the
+    stream must: the server stops, the client fell behind, or the key was revoked."""
     while True:
         batch = await subscription.next_batch(ctx.settings.sse_ping_seconds)
         if subscription.closing:
@@ -94,12 +96,25 @@ async def live_batches(
             return
         if subscription.catch_up_needed:
             subscription.catch_up_needed = False
-            async for chunk in catch_up():
-                yield chunk
+            yield CATCH_UP
         if not await credentials.still_good():
             yield control("stream.closed", {"reason": "the API key was revoked"})
             return
         yield batch if batch else b": ping\n\n"
+
+
+def resilient(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A stream whose database goes away ends quietly (its client reconnects and resumes
+    from its last event) instead of failing mid-response."""
+
+    async def guarded() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in stream:
+                yield chunk
+        except (Unavailable, TransientDatabaseError) as error:
+            log.warning("ending a stream: the database is unavailable (%s)", error)
+
+    return guarded()
 
 
 def resume_point(last_event_id: str | None, after: int | None) -> int:
@@ -144,66 +159,67 @@ async def stream_job(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> StreamingResponse:
     after = resume_point(last_event_id, after_seq)
-    job = await ctx.jobs.get_job(principal.workspace.id, job_id)
-    subscription = ctx.hub.subscribe(principal.workspace.id, StreamFilter(job_id=job.id))
-    return event_stream(_job_events(ctx, principal, request, subscription, job.id, after))
+    job = await ctx.jobs.get_job(principal.workspace.id, job_id)  # 404 before any stream
+    return event_stream(resilient(_job_events(ctx, principal, request, job.id, after)))
 
 
 async def _job_events(
-    ctx: ApiContext,
-    principal: Principal,
-    request: Request,
-    subscription: Subscription,
-    job_id: UUID,
-    cursor: int,
+    ctx: ApiContext, principal: Principal, request: Request, job_id: UUID, cursor: int
 ) -> AsyncIterator[bytes]:
     workspace_id = principal.workspace.id
     credentials = Recheck(request, ctx, principal)
-    with subscription:
+    finished: str | None = None
+    """The status the job ended with, once its terminal event has been sent."""
+
+    async def catch_up() -> AsyncIterator[bytes]:
+        """Everything after the cursor that the database has."""
+        nonlocal cursor, finished
+        while True:
+            page = await ctx.jobs.list_events(
+                workspace_id, job_id, after_seq=cursor, limit=REPLAY_PAGE
+            )
+            for event in page:
+                yield sse(event, stream_id=event.seq)
+                cursor = event.seq
+                finished = TERMINAL_EVENTS.get(event.type, finished)
+            if len(page) < REPLAY_PAGE:
+                return
+
+    def completion() -> bytes:
+        return control("stream.complete", {"job_id": job_id, "status": finished})
+
+    # Subscribed first, within the generator (so it is always released), then replayed.
+    with ctx.hub.subscribe(workspace_id, StreamFilter(job_id=job_id)) as subscription:
         yield b"retry: 3000\n\n"
-
-        async def catch_up() -> AsyncIterator[bytes]:
-            """Everything after the cursor that the database has; the stream's end if the
-            job is finished and nothing is left."""
-            nonlocal cursor
-            while True:
-                page = await ctx.jobs.list_events(
-                    workspace_id, job_id, after_seq=cursor, limit=REPLAY_PAGE
-                )
-                for event in page:
-                    yield sse(event, stream_id=event.seq)
-                    cursor = event.seq
-                if len(page) < REPLAY_PAGE:
-                    return
-
         async for chunk in catch_up():
             yield chunk
         job = await ctx.jobs.get_job(workspace_id, job_id)
         if job.status.is_terminal:
             async for chunk in catch_up():
                 yield chunk
-            yield control("stream.complete", {"job_id": job_id, "status": job.status.value})
+            finished = job.status.value
+        if finished is not None:
+            yield completion()
             return
-        async for batch in live_batches(ctx, subscription, credentials, catch_up):
+        async for batch in live_batches(ctx, subscription, credentials):
             if isinstance(batch, bytes):
                 yield batch
                 continue
-            for event in batch:
+            for event in batch or ():
                 if event.seq <= cursor:
                     continue
-                if event.seq > cursor + 1:
-                    async for chunk in catch_up():  # fill a gap from the database
-                        yield chunk
-                    if event.seq <= cursor:
-                        continue
-                yield sse(event, stream_id=event.seq)
-                cursor = event.seq
-                if event.type in TERMINAL_EVENTS:
-                    yield control(
-                        "stream.complete",
-                        {"job_id": job_id, "status": TERMINAL_EVENTS[event.type]},
-                    )
-                    return
+                if event.seq == cursor + 1:
+                    yield sse(event, stream_id=event.seq)
+                    cursor = event.seq
+                    finished = TERMINAL_EVENTS.get(event.type, finished)
+                else:
+                    break  # a gap: the database has what is missing, and this event too
+            if batch is CATCH_UP or (batch and batch[-1].seq > cursor):
+                async for chunk in catch_up():
+                    yield chunk
+            if finished is not None:
+                yield completion()
+                return
 
 
 @router.get(
@@ -230,7 +246,6 @@ async def stream_workspace(
         statuses=frozenset(s.value for s in status or ()),
     )
     resuming = last_event_id is not None or after_id is not None
-    subscription = ctx.hub.subscribe(principal.workspace.id, stream_filter)
     # Without a resume point the stream starts now; the newest event id still anchors it,
     # so events missed while PostgreSQL notices were down can be caught up.
     after = (
@@ -238,14 +253,14 @@ async def stream_workspace(
         if resuming
         else await ctx.jobs.last_event_id(principal.workspace.id)
     )
-    return event_stream(_workspace_events(ctx, principal, request, subscription, after))
+    return event_stream(resilient(_workspace_events(ctx, principal, request, stream_filter, after)))
 
 
 async def _workspace_events(
     ctx: ApiContext,
     principal: Principal,
     request: Request,
-    subscription: Subscription,
+    stream_filter: StreamFilter,
     after_id: int,
 ) -> AsyncIterator[bytes]:
     """Live events of the workspace; with a resume point, first those after it. Events of
@@ -274,20 +289,23 @@ async def _workspace_events(
             )
             for event in page:
                 cursor = max(cursor, event.id)
-                if subscription.filter.matches(event) and first_time(event):
+                if stream_filter.matches(event) and first_time(event):
                     yield sse(event, stream_id=event.id)
             if len(page) < REPLAY_PAGE:
                 return
 
-    with subscription:
+    with ctx.hub.subscribe(workspace_id, stream_filter) as subscription:
         yield b"retry: 3000\n\n"
         async for chunk in catch_up():
             yield chunk
-        async for batch in live_batches(ctx, subscription, credentials, catch_up):
+        async for batch in live_batches(ctx, subscription, credentials):
             if isinstance(batch, bytes):
                 yield batch
-                continue
-            for event in batch:
-                if first_time(event):
-                    cursor = max(cursor, event.id)
-                    yield sse(event, stream_id=event.id)
+            elif batch is CATCH_UP:
+                async for chunk in catch_up():
+                    yield chunk
+            else:
+                for event in batch:
+                    if first_time(event):
+                        cursor = max(cursor, event.id)
+                        yield sse(event, stream_id=event.id)

@@ -39,10 +39,9 @@ from conveyor.api.schemas import (
     step_json,
 )
 from conveyor.domain.events import worker_actor
-from conveyor.domain.jobs import JobStatus
+from conveyor.domain.jobs import Completion, JobStatus
 from conveyor.domain.workspaces import Permission
 from conveyor.service.workspaces import Principal
-from conveyor.store.jobs import Completion
 
 router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["workers"])
 
