@@ -275,3 +275,51 @@ class Infra:
 
 
 _sqlite_numbers = itertools.count(1)
+
+
+def fsync_probe(directory: Path, *, writes: int = 200, within: float = 2.0) -> dict[str, float]:
+    """How fast this disk makes a write durable: 8 KiB written and `fdatasync`ed, over and
+    over in one file (what a commit costs PostgreSQL's WAL or SQLite at synchronous=FULL,
+    at least). In the directory the databases live in."""
+    path = directory / "fsync-probe"
+    block = os.urandom(8192)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        done = 0
+        started = time.perf_counter()
+        while done < writes and time.perf_counter() - started < within:
+            os.pwrite(fd, block, 0)
+            os.fdatasync(fd)
+            done += 1
+        elapsed = time.perf_counter() - started
+    finally:
+        os.close(fd)
+        path.unlink()
+    return {"fdatasync_per_s": done / elapsed, "fdatasync_mean_ms": 1000 * elapsed / done}
+
+
+def machine_facts(directory: Path) -> dict[str, Any]:
+    """What the figures depend on: CPUs, memory, kernel, the disk's fsync rate, wrk."""
+    import platform
+
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    wrk = shutil.which("wrk")
+    wrk_version = ""
+    if wrk is not None:
+        done = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
+        wrk_version = (
+            (done.stdout or done.stderr).splitlines()[0] if (done.stdout or done.stderr) else ""
+        )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(),
+        "disk": fsync_probe(directory),
+        "wrk": wrk_version,
+    }

@@ -6,27 +6,41 @@ from dataclasses import dataclass, replace
 
 SCENARIOS = (
     "enqueue-single",
+    "enqueue-single-httpx",
     "enqueue-bulk",
+    "slots",
     "drain",
     "db-cost",
     "latency",
     "latency-80",
     "contention",
+    "sse-1",
+    "sse-quiet",
+    "sse-many",
 )
-"""In the order they run: `latency-80` needs each system's drain rate, and `db-cost` is
-read around the drain runs (it has no runs of its own)."""
+"""In the order they run: `slots` picks each Conveyor variant's worker slots for the
+scenarios after it, `latency-80` needs each system's drain rate, `db-cost` is read around
+the drain runs and `sse-quiet` is measured within each `sse-1` run (neither has runs of its
+own)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     quick: bool = False
-    jobs: int = 5000
-    """Jobs per run for enqueue and drain, the same for every system."""
+    jobs: int = 50_000
+    """Jobs per run for enqueue and drain, the same for every system: the issue's 50,000
+    (a drain of 5,000 lasted under half a second on the fastest systems)."""
     repeat: int = 3
     producers: int = 8
-    """Concurrent producers in `enqueue-single`, each making one call per job."""
+    """Concurrent producers in `enqueue-single`, each making one call per job (for
+    conveyor-http: wrk connections)."""
+    wrk_threads: int = 2
+    wrk_seconds: float = 10.0
+    """Length of one wrk run (`enqueue-single` of conveyor-http), after a 1 s warm-up."""
     batch_size: int = 500
     """Jobs per call in `enqueue-bulk` (and for filling the queue before a drain)."""
+    slot_choices: tuple[int, ...] = (100, 300, 600, 1000)
+    """Worker slots tried by `slots` for each Conveyor variant (the best median is kept)."""
     latency_rate: float = 100.0
     latency_seconds: float = 5.0
     saturation_fraction: float = 0.8
@@ -35,6 +49,16 @@ class Plan:
     contention_writers: int = 64
     contention_updates: int = 40
     """Updates each writer makes in `contention`."""
+    sse_streams: int = 1000
+    """Open streams in `sse-many` (all on the written job) and `sse-quiet` (one on it, the
+    rest on other jobs); `sse-1`: one."""
+    sse_rate: float = 50.0
+    """Events a second the writer appends to the streamed job."""
+    sse_seconds: float = 4.0
+    sse_idle_seconds: float = 17.0
+    """How long `sse-many` watches the server with every stream open and nothing written:
+    longer than the server's ping interval (15 s by default), so each stream's ping and
+    key re-check fall inside the window."""
     timeout_seconds: float = 300.0
     scenarios: tuple[str, ...] = SCENARIOS
 
@@ -44,20 +68,35 @@ class Plan:
             quick=True,
             jobs=500,
             repeat=1,
-            latency_seconds=0.5,
+            wrk_seconds=1.0,
+            slot_choices=(100,),
+            latency_seconds=0.3,
             warmup_jobs=8,
             contention_updates=3,
+            sse_streams=50,
+            sse_seconds=0.3,
+            sse_idle_seconds=0.3,
             timeout_seconds=60.0,
         )
 
     def with_overrides(
-        self, *, jobs: int | None, repeat: int | None, only: list[str] | None
+        self,
+        *,
+        jobs: int | None,
+        repeat: int | None,
+        only: list[str] | None,
+        streams: int | None = None,
+        slots: list[int] | None = None,
     ) -> Plan:
         plan = self
         if jobs is not None:
             plan = replace(plan, jobs=jobs)
         if repeat is not None:
             plan = replace(plan, repeat=repeat)
+        if streams is not None:
+            plan = replace(plan, sse_streams=streams)
+        if slots:
+            plan = replace(plan, slot_choices=tuple(slots))
         if only:
             unknown = sorted(set(only) - set(SCENARIOS))
             if unknown:
@@ -67,5 +106,7 @@ class Plan:
                 wanted.add("drain")
             if "latency-80" in wanted:
                 wanted.add("drain")
+            if "sse-quiet" in wanted:
+                wanted.add("sse-1")
             plan = replace(plan, scenarios=tuple(s for s in SCENARIOS if s in wanted))
         return plan

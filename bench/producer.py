@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import WARMUP_BASE, ProducedLoad, produce_steadily
+from bench.process import child_env
 from bench.systems.base import Producer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,7 +95,7 @@ class RemoteProducer:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
+            env=child_env(),
         )
         assert process.stdout is not None
         line = await process.stdout.readline()

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from bench.measure import Summary
 from bench.plan import Plan
-from bench.scenarios import SCENARIO_INFO, Metric, describe
+from bench.scenarios import SCENARIO_INFO, Metric, describe, metrics_of
 
 Status = Literal["ok", "error", "n/a", "unavailable"]
 
@@ -32,8 +32,7 @@ class Row:
     def summary(self, metric: str) -> Summary:
         return Summary.of([run.metrics[metric] for run in self.runs if metric in run.metrics])
 
-    def as_json(self) -> dict[str, Any]:
-        info = SCENARIO_INFO[self.scenario]
+    def as_json(self, plan: Plan) -> dict[str, Any]:
         return {
             "scenario": self.scenario,
             "system": self.system,
@@ -41,8 +40,8 @@ class Row:
             "reason": self.reason or None,
             "metrics": {
                 metric.key: self.summary(metric.key).as_json()
-                for metric in info.metrics
-                if self.runs
+                for metric in metrics_of(self.scenario, plan)
+                if any(metric.key in run.metrics for run in self.runs)
             },
             "runs": [{"metrics": run.metrics, "details": run.details} for run in self.runs],
             "errors": self.errors,
@@ -134,7 +133,7 @@ def render_table(rows: list[Row], plan: Plan, header: list[str]) -> str:
         if not scenario_rows:
             continue
         lines.append(f"== {scenario}: {describe(scenario, plan)}")
-        shown = list(info.metrics)
+        shown = list(metrics_of(scenario, plan))
         cells: list[list[str]] = [
             ["system", *(m.label for m in shown), *(f"{k}: vs best peer" for k in info.compared)]
         ]

@@ -1,7 +1,7 @@
 """Benchmark Conveyor against its peers, in one run on one machine.
 
     python -m bench.run [--quick] [--only SCENARIO ...] [--jobs N] [--repeat R]
-                        [--out bench/results/latest.json]
+                        [--slots N ...] [--streams N] [--out bench/results/latest.json]
 
 Starts a throwaway PostgreSQL (fsync, synchronous_commit and full_page_writes on) and a
 Redis, runs every scenario for every system with the same job count, repeats each run,
@@ -27,17 +27,20 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench.infra import Infra, Postgres, Redis
+import conveyor
+from bench.infra import Infra, Postgres, Redis, machine_facts
 from bench.plan import SCENARIOS, Plan
 from bench.report import Row, Run, compare, render_table
-from bench.scenarios import SCENARIO_INFO, describe, runner_for
+from bench.scenarios import RunOutcome, describe, metrics_of, runner_for
 from bench.systems.base import System, package_version
-from bench.systems.conveyor import ConveyorHttp, ConveyorPostgres, ConveyorSqlite
+from bench.systems.conveyor import ConveyorHttp, ConveyorPostgres, ConveyorSqlite, ConveyorSystem
 from bench.systems.pgqueuer_system import PgQueuer
 from bench.systems.procrastinate_system import Procrastinate
 from bench.systems.rq_system import Rq
 
 REPO = Path(__file__).resolve().parents[1]
+INNER = {"drain": ("db-cost",), "sse-1": ("sse-quiet",)}
+"""Scenarios measured within another's runs."""
 SYSTEMS: tuple[type[System], ...] = (
     ConveyorPostgres,
     ConveyorHttp,
@@ -58,6 +61,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", metavar="SCENARIO", choices=SCENARIOS)
     parser.add_argument("--jobs", type=int, help="jobs per run (enqueue and drain)")
     parser.add_argument("--repeat", type=int, help="runs per scenario and system")
+    parser.add_argument(
+        "--slots", type=int, nargs="+", metavar="N", help="worker slots `slots` tries"
+    )
+    parser.add_argument("--streams", type=int, help="open streams in sse-many")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json")
     return parser.parse_args(argv)
 
@@ -74,8 +81,11 @@ def git_revision() -> str:
             text=True,
         ).stdout.strip()
     except OSError:
-        return "unknown"
-    return f"{head}{' (with uncommitted changes)' if dirty else ''}" if head else "unknown"
+        head, dirty = "", ""
+    if not head:
+        # An exported tree (git archive) has no history: its runner names the revision.
+        return os.environ.get("BENCH_REVISION", "unknown")
+    return f"{head}{' (with uncommitted changes)' if dirty else ''}"
 
 
 class Harness:
@@ -115,11 +125,23 @@ class Harness:
                 if not system.supports(scenario):
                     row = self.row(scenario, system)
                     row.status, row.reason = "n/a", system.why_not(scenario)
-            if scenario == "db-cost":
-                continue  # read around the drain runs
+            if scenario in ("db-cost", "sse-quiet"):
+                continue  # measured within the drain and sse-1 runs
+            takers = []
+            for system in ready:
+                if not system.supports(scenario):
+                    continue
+                missing = system.scenario_unavailable(scenario)
+                if missing is not None:
+                    row = self.row(scenario, system)
+                    row.status, row.reason = "unavailable", missing
+                    continue
+                takers.append(system)
+            if scenario == "slots":
+                await self.tune_slots([s for s in takers if isinstance(s, ConveyorSystem)])
+                continue
             runner = runner_for(scenario, self.drain_rates)
             assert not isinstance(runner, str), runner
-            takers = [s for s in ready if s.supports(scenario)]
             for repeat in range(self.plan.repeat):
                 # Rotate the order each round, so no system always runs first or last.
                 shift = repeat % len(takers) if takers else 0
@@ -131,25 +153,78 @@ class Harness:
                         self.row("drain", system).summary("jobs_per_s").median
                     )
 
-    async def measure(self, scenario: str, system: System, runner: Any, repeat: int) -> None:
+    async def tune_slots(self, takers: list[ConveyorSystem]) -> None:
+        """Drain at each of `plan.slot_choices` worker slots, `repeat` rounds, and keep each
+        variant's best median for the scenarios after this one."""
+        runner = runner_for("drain", self.drain_rates)
+        assert not isinstance(runner, str)
+        choices = list(self.plan.slot_choices)
+        for repeat in range(self.plan.repeat):
+            shift = repeat % len(takers) if takers else 0
+            turn = repeat % len(choices)
+            for system in takers[shift:] + takers[:shift]:
+                for slots in choices[turn:] + choices[:turn]:
+                    system.set_slots(slots, "trial")
+                    await self.measure(
+                        "slots",
+                        system,
+                        runner,
+                        repeat,
+                        rename={"jobs_per_s": f"slots_{slots}"},
+                        label=f"slots / {system.name} {slots} slots",
+                    )
+        for system in takers:
+            row = self.row("slots", system)
+            medians = {n: row.summary(f"slots_{n}").median for n in choices}
+            measured = {n: m for n, m in medians.items() if not math.isnan(m)}
+            if not measured:
+                system.set_slots(
+                    type(system)(self.infra, self.plan).slots, "default: every trial failed"
+                )
+                continue
+            best = max(measured, key=lambda n: measured[n])
+            tried = ", ".join(f"{n}: {m:,.0f}" for n, m in medians.items())
+            system.set_slots(best, f"chosen by `slots`, median drain jobs/s at {tried}")
+            row.runs.append(Run({"chosen": float(best)}, {"medians": medians}))
+            log(f"slots / {system.name}: {best} slots ({tried})")
+
+    async def measure(
+        self,
+        scenario: str,
+        system: System,
+        runner: Any,
+        repeat: int,
+        *,
+        rename: dict[str, str] | None = None,
+        label: str | None = None,
+    ) -> None:
         row = self.row(scenario, system)
-        label = f"{scenario} / {system.name} run {repeat + 1}/{self.plan.repeat}"
+        label = f"{label or f'{scenario} / {system.name}'} run {repeat + 1}/{self.plan.repeat}"
         started = time.monotonic()
         try:
-            outcome = await asyncio.wait_for(
+            outcome: RunOutcome = await asyncio.wait_for(
                 runner(system, self.infra, self.plan), self.plan.timeout_seconds * 2
             )
         except Exception as error:
             row.errors.append(f"{type(error).__name__}: {error}")
             log(f"{label}: FAILED {type(error).__name__}: {error}")
             log(traceback.format_exc())
-            if not row.runs:
-                row.status, row.reason = "error", f"{type(error).__name__}: {error}"
+            for inner in (row, *(self.row(s, system) for s in INNER.get(scenario, ()))):
+                if inner.scenario in self.plan.scenarios and not inner.runs:
+                    inner.status, inner.reason = "error", f"{type(error).__name__}: {error}"
             return
-        if row.status == "error":
-            row.status, row.reason = "ok", ""
+        for inner in (row, *(self.row(s, system) for s in INNER.get(scenario, ()))):
+            if inner.status == "error":
+                inner.status, inner.reason = "ok", ""
+        # A figure that could not be taken (CPU without psutil) is left out, not shown as NaN.
+        outcome.metrics = {
+            (rename or {}).get(k, k): v for k, v in outcome.metrics.items() if not math.isnan(v)
+        }
         row.runs.append(Run(outcome.metrics, outcome.details))
-        if outcome.db_cost is not None and "db-cost" in self.plan.scenarios:
+        for other, inner in outcome.also.items():
+            if other in self.plan.scenarios:
+                self.row(other, system).runs.append(Run(inner.metrics, inner.details))
+        if outcome.db_cost is not None and scenario == "drain" and "db-cost" in self.plan.scenarios:
             self.row("db-cost", system).runs.append(Run(outcome.db_cost))
         shown = ", ".join(
             f"{key}={value:,.1f}" for key, value in outcome.metrics.items() if not math.isnan(value)
@@ -162,17 +237,18 @@ class Harness:
         return sorted(rows, key=lambda r: (SCENARIOS.index(r.scenario), order[r.system]))
 
 
-def environment(plan: Plan, infra: Infra) -> dict[str, Any]:
+def environment(plan: Plan, infra: Infra, facts: dict[str, Any]) -> dict[str, Any]:
     loop = "uvloop" if _uvloop() is not None else "asyncio"
     return {
         "machine": {
-            "cpus": os.cpu_count(),
+            **facts,
             "platform": platform.platform(),
             "python": platform.python_version(),
             "event_loop": f"{loop} (the harness process: producers and in-process workers)",
             "load_average_at_end": os.getloadavg(),
         },
         "conveyor_revision": git_revision(),
+        "conveyor_source": str(Path(conveyor.__file__).parent),
         "postgresql": infra.postgres.settings,
         "redis": {
             "version": infra.redis.version if infra.redis else None,
@@ -183,25 +259,39 @@ def environment(plan: Plan, infra: Infra) -> dict[str, Any]:
             "jobs": plan.jobs,
             "repeat": plan.repeat,
             "producers": plan.producers,
+            "wrk_threads": plan.wrk_threads,
+            "wrk_seconds": plan.wrk_seconds,
             "batch_size": plan.batch_size,
+            "slot_choices": list(plan.slot_choices),
             "latency_rate": plan.latency_rate,
             "latency_seconds": plan.latency_seconds,
             "saturation_fraction": plan.saturation_fraction,
             "contention_writers": plan.contention_writers,
             "contention_updates": plan.contention_updates,
+            "sse_streams": plan.sse_streams,
+            "sse_rate": plan.sse_rate,
+            "sse_seconds": plan.sse_seconds,
+            "sse_idle_seconds": plan.sse_idle_seconds,
             "scenarios": list(plan.scenarios),
         },
     }
 
 
-def header_lines(plan: Plan, infra: Infra, systems: list[System]) -> list[str]:
+def header_lines(
+    plan: Plan, infra: Infra, systems: list[System], facts: dict[str, Any]
+) -> list[str]:
     pg = infra.postgres.settings
     runs = "1 run" if plan.repeat == 1 else f"{plan.repeat} runs, median [min..max]"
+    disk = facts["disk"]
     lines = [
         f"Conveyor benchmark: {plan.jobs} jobs per run, {runs}"
         + (" (--quick: smoke-test sizes, not for comparison)" if plan.quick else ""),
-        f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python "
-        f"{platform.python_version()}, {'uvloop' if _uvloop() else 'asyncio'} in the harness",
+        f"machine: {facts['cpus']} CPUs ({facts['cpu_model']}), {facts['memory_gib']} GiB, "
+        f"{platform.platform()}, Python {platform.python_version()}, "
+        f"{'uvloop' if _uvloop() else 'asyncio'} in the harness",
+        f"Conveyor revision {git_revision()}, imported from {Path(conveyor.__file__).parent}",
+        f"disk: {disk['fdatasync_per_s']:,.0f} fdatasync/s of 8 KiB "
+        f"({disk['fdatasync_mean_ms']:.2f} ms each); {facts['wrk'] or 'wrk not installed'}",
         f"PostgreSQL {pg.get('server_version', '?')}: fsync={pg.get('fsync')} "
         f"synchronous_commit={pg.get('synchronous_commit')} "
         f"full_page_writes={pg.get('full_page_writes')} wal_sync_method="
@@ -248,11 +338,12 @@ async def main_async(plan: Plan, out: Path) -> int:
         if redis is not None:
             redis.start()
         await postgres.read_settings()
+        facts = await asyncio.to_thread(machine_facts, workdir)
         infra = Infra(postgres, redis, workdir)
         harness = Harness(plan, infra)
         await harness.run()
         rows = harness.ordered_rows()
-        header = header_lines(plan, infra, harness.systems)
+        header = header_lines(plan, infra, harness.systems, facts)
         header.insert(
             2,
             "load average (1, 5, 15 min) at start "
@@ -266,7 +357,7 @@ async def main_async(plan: Plan, out: Path) -> int:
         document: dict[str, Any] = {
             "started_at": started.isoformat(),
             "finished_at": datetime.datetime.now(datetime.UTC).isoformat(),
-            "environment": environment(plan, infra),
+            "environment": environment(plan, infra, facts),
             "systems": {
                 s.name: {
                     "title": s.title,
@@ -283,12 +374,12 @@ async def main_async(plan: Plan, out: Path) -> int:
                     "description": describe(name, plan),
                     "metrics": {
                         m.key: {"label": m.label, "higher_is_better": m.higher_is_better}
-                        for m in SCENARIO_INFO[name].metrics
+                        for m in metrics_of(name, plan)
                     },
                 }
                 for name in plan.scenarios
             },
-            "rows": [row.as_json() for row in rows],
+            "rows": [row.as_json(plan) for row in rows],
             "comparisons": [c.as_json() for c in compare(rows, conveyor)],
             "packages": {
                 name: package_version(name)
@@ -304,6 +395,7 @@ async def main_async(plan: Plan, out: Path) -> int:
                     "uvicorn",
                     "httpx",
                     "uvloop",
+                    "psutil",
                 )
             },
         }
@@ -321,7 +413,13 @@ async def main_async(plan: Plan, out: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = Plan.quick_plan() if args.quick else Plan()
-    plan = plan.with_overrides(jobs=args.jobs, repeat=args.repeat, only=args.only)
+    plan = plan.with_overrides(
+        jobs=args.jobs,
+        repeat=args.repeat,
+        only=args.only,
+        streams=args.streams,
+        slots=args.slots,
+    )
     uvloop = _uvloop()
     if uvloop is not None:
         return int(uvloop.run(main_async(plan, args.out)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from bench.infra import Infra
 from bench.measure import WARMUP_BASE, percentile, produce_steadily
 from bench.plan import Plan
 from bench.producer import RemoteProducer
-from bench.systems.base import System
+from bench.sse import CpuClock, SseRun
+from bench.systems.base import Session, System
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,30 @@ class ScenarioInfo:
 
 
 JOBS_PER_S = Metric("jobs_per_s", "jobs/s (higher is better)", True)
+CPU = (
+    Metric("server_cpu_pct", "server CPU %", False),
+    Metric("client_cpu_pct", "client CPU %", False),
+)
+SSE = (
+    Metric("p50_ms", "p50 ms", False, "{:,.1f}"),
+    Metric("p99_ms", "p99 ms", False, "{:,.1f}"),
+    Metric("max_ms", "max ms", False, "{:,.1f}"),
+    Metric("last_stream_p99_ms", "last-stream p99 ms", False, "{:,.1f}"),
+    Metric("post_p50_ms", "POST p50 ms", False, "{:,.1f}"),
+    Metric("server_cpu_pct", "server CPU %", False),
+    Metric("client_cpu_pct", "client CPU %", False),
+)
+SSE_IDLE = (
+    Metric("idle_server_cpu_pct", "idle server CPU %", False, "{:,.1f}"),
+    Metric("idle_statements", "idle statements", False),
+    Metric("open_seconds", "open s", False, "{:,.1f}"),
+)
+
+
+def slot_metric(slots: int) -> Metric:
+    return Metric(f"slots_{slots}", f"{slots} slots jobs/s", True)
+
+
 LATENCY = (
     Metric("p50_ms", "p50 ms", False, "{:,.1f}"),
     Metric("p99_ms", "p99 ms", False, "{:,.1f}"),
@@ -52,15 +78,32 @@ SCENARIO_INFO: dict[str, ScenarioInfo] = {
     for info in (
         ScenarioInfo(
             "enqueue-single",
-            "one job per call, {producers} concurrent producers, {jobs} jobs",
-            (JOBS_PER_S,),
+            "one job per call, {producers} concurrent producers, {jobs} jobs (conveyor-http: "
+            "wrk -t{wrk_threads} -c{producers} for {wrk_seconds:g} s, POST /jobs; CPU % of "
+            "one core)",
+            (JOBS_PER_S, *CPU),
             ("jobs_per_s",),
+        ),
+        ScenarioInfo(
+            "enqueue-single-httpx",
+            "conveyor-http with {producers} httpx producers in the harness process instead "
+            "of wrk, {jobs} jobs: the client costs as much CPU as the server here, so this "
+            "measures both",
+            (JOBS_PER_S, *CPU),
+            (),
         ),
         ScenarioInfo(
             "enqueue-bulk",
             "bulk calls of {batch_size} jobs, one producer, {jobs} jobs",
             (JOBS_PER_S,),
             ("jobs_per_s",),
+        ),
+        ScenarioInfo(
+            "slots",
+            "worker slots for each Conveyor variant: {jobs}-job drains at each of "
+            "{slot_choices}; the best median is used from here on",
+            (),
+            (),
         ),
         ScenarioInfo(
             "drain",
@@ -106,13 +149,52 @@ SCENARIO_INFO: dict[str, ScenarioInfo] = {
             ),
             ("updates_per_s",),
         ),
+        ScenarioInfo(
+            "sse-1",
+            "one SSE stream on a running job on conveyor serve; a worker POSTs "
+            "{sse_rate:g} events/s for {sse_seconds:g} s; write (time.time() before the "
+            "POST) to receive; CPU % of one core while writing",
+            SSE,
+            (),
+        ),
+        ScenarioInfo(
+            "sse-many",
+            "{sse_streams} SSE streams on one running job, same writer; idle: "
+            "{sse_idle_seconds:g} s with every stream open and nothing written (server CPU, "
+            "conveyor_db_statements delta); last-stream = per event, the slowest stream",
+            (*SSE, *SSE_IDLE),
+            (),
+        ),
+        ScenarioInfo(
+            "sse-quiet",
+            "{sse_streams} SSE streams open: the one of sse-1 (same server, same job, right "
+            "after it) and one on each of {sse_others} other (queued) jobs that nothing "
+            "writes to; same writer, the one stream measured",
+            (*SSE, SSE_IDLE[-1]),
+            (),
+        ),
     )
 }
+
+
+def metrics_of(scenario: str, plan: Plan) -> tuple[Metric, ...]:
+    """The metrics a scenario reports (those of `slots` depend on the plan)."""
+    if scenario == "slots":
+        return (*(slot_metric(n) for n in plan.slot_choices), Metric("chosen", "chosen", True))
+    return SCENARIO_INFO[scenario].metrics
 
 
 def describe(scenario: str, plan: Plan) -> str:
     return SCENARIO_INFO[scenario].description.format(
         producers=plan.producers,
+        wrk_threads=plan.wrk_threads,
+        wrk_seconds=plan.wrk_seconds,
+        slot_choices=", ".join(str(n) for n in plan.slot_choices),
+        sse_rate=plan.sse_rate,
+        sse_seconds=plan.sse_seconds,
+        sse_streams=plan.sse_streams,
+        sse_others=plan.sse_streams - 1,
+        sse_idle_seconds=plan.sse_idle_seconds,
         jobs=plan.jobs,
         batch_size=plan.batch_size,
         latency_rate=plan.latency_rate,
@@ -128,6 +210,8 @@ class RunOutcome:
     metrics: dict[str, float]
     details: dict[str, Any] = field(default_factory=dict)
     db_cost: dict[str, float] | None = None
+    also: dict[str, RunOutcome] = field(default_factory=dict)
+    """Runs of scenarios measured within this one (`sse-quiet` within `sse-1`)."""
 
 
 def chunks(indexes: range | list[int], size: int) -> Iterator[list[int]]:
@@ -142,25 +226,49 @@ def split(indexes: range, parts: int) -> list[list[int]]:
 
 async def enqueue_single(system: System, infra: Infra, plan: Plan) -> RunOutcome:
     async with system.session() as session:
-        producers = [await session.producer() for _ in range(plan.producers)]
-        try:
-            warmup = range(WARMUP_BASE, WARMUP_BASE + max(plan.warmup_jobs, plan.producers))
-            await asyncio.gather(
-                *(
-                    p.enqueue_each(part)
-                    for p, part in zip(producers, split(warmup, plan.producers), strict=True)
-                )
+        external = await session.single_creates(plan)
+        if external is not None:
+            return RunOutcome(*external)
+        return await _single_by_producers(session, plan)
+
+
+async def enqueue_single_httpx(system: System, infra: Infra, plan: Plan) -> RunOutcome:
+    async with system.session() as session:
+        return await _single_by_producers(session, plan)
+
+
+async def _single_by_producers(session: Session, plan: Plan) -> RunOutcome:
+    """`plan.producers` concurrent producers in this process; with a server, the CPU of both
+    sides (the harness process is the client)."""
+    producers = [await session.producer() for _ in range(plan.producers)]
+    try:
+        warmup = range(WARMUP_BASE, WARMUP_BASE + max(plan.warmup_jobs, plan.producers))
+        await asyncio.gather(
+            *(
+                p.enqueue_each(part)
+                for p, part in zip(producers, split(warmup, plan.producers), strict=True)
             )
-            parts = split(range(plan.jobs), plan.producers)
-            started = time.perf_counter()
-            await asyncio.gather(
-                *(p.enqueue_each(part) for p, part in zip(producers, parts, strict=True))
-            )
-            elapsed = time.perf_counter() - started
-        finally:
-            for producer in producers:
-                await producer.close()
-    return RunOutcome({"jobs_per_s": plan.jobs / elapsed}, {"seconds": elapsed})
+        )
+        parts = split(range(plan.jobs), plan.producers)
+        pid = await session.server_pid()
+        server = CpuClock(pid) if pid is not None else None
+        client = CpuClock(os.getpid())  # this process alone: its children are servers
+        for clock in (server, client):
+            if clock is not None:
+                clock.start()
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(p.enqueue_each(part) for p, part in zip(producers, parts, strict=True))
+        )
+        elapsed = time.perf_counter() - started
+        metrics = {"jobs_per_s": plan.jobs / elapsed}
+        if server is not None:
+            metrics["server_cpu_pct"] = server.percent()
+            metrics["client_cpu_pct"] = client.percent()
+    finally:
+        for producer in producers:
+            await producer.close()
+    return RunOutcome(metrics, {"seconds": elapsed})
 
 
 async def enqueue_bulk(system: System, infra: Infra, plan: Plan) -> RunOutcome:
@@ -320,6 +428,51 @@ async def contention(system: System, infra: Infra, plan: Plan) -> RunOutcome:
     return RunOutcome(metrics, result)
 
 
+def _sse_metrics(result: dict[str, Any], metrics: tuple[Metric, ...]) -> dict[str, float]:
+    return {m.key: float(result[m.key]) for m in metrics}
+
+
+async def sse_one_then_quiet(system: System, infra: Infra, plan: Plan) -> RunOutcome:
+    """`sse-1`: one stream, the only one on the server; then, on the same server and job,
+    `sse-quiet`: the same stream measured again once `plan.sse_streams - 1` more are open,
+    one on each of as many other jobs."""
+    async with (
+        system.session() as session,
+        session.sse_target() as target,
+        SseRun(target, infra.workdir) as run,
+    ):
+        one = await run.open(1)
+        alone = await run.write(one, rate=plan.sse_rate, seconds=plan.sse_seconds)
+        alone["streams_on_server"] = await run.streams_on_server()
+        outcome = RunOutcome(_sse_metrics(alone, SSE), alone)
+        if "sse-quiet" in plan.scenarios:
+            others = await run.open(0, others=plan.sse_streams - 1)
+            opened = await run.streams_on_server()
+            among = await run.write(one, rate=plan.sse_rate, seconds=plan.sse_seconds)
+            among.update(
+                streams_on_server=opened,
+                other_streams=plan.sse_streams - 1,
+                open_seconds=others.open_seconds,
+            )
+            outcome.also["sse-quiet"] = RunOutcome(_sse_metrics(among, (*SSE, SSE_IDLE[-1])), among)
+    return outcome
+
+
+async def sse_many(system: System, infra: Infra, plan: Plan) -> RunOutcome:
+    """`plan.sse_streams` streams on the written job: the idle window, then the writer."""
+    async with (
+        system.session() as session,
+        session.sse_target() as target,
+        SseRun(target, infra.workdir) as run,
+    ):
+        clients = await run.open(plan.sse_streams)
+        opened = await run.streams_on_server()
+        idle = await run.idle(plan.sse_idle_seconds, clients)
+        result = await run.write(clients, rate=plan.sse_rate, seconds=plan.sse_seconds)
+        result.update(idle, streams_on_server=opened)
+    return RunOutcome(_sse_metrics(result, (*SSE, *SSE_IDLE)), result)
+
+
 ScenarioRunner = Callable[[System, Infra, Plan], Awaitable[RunOutcome]]
 
 
@@ -327,6 +480,12 @@ def runner_for(scenario: str, drain_rates: dict[str, float]) -> ScenarioRunner |
     """The function measuring `scenario`, or why it cannot run."""
     if scenario == "enqueue-single":
         return enqueue_single
+    if scenario == "enqueue-single-httpx":
+        return enqueue_single_httpx
+    if scenario == "sse-1":
+        return sse_one_then_quiet
+    if scenario == "sse-many":
+        return sse_many
     if scenario == "enqueue-bulk":
         return enqueue_bulk
     if scenario == "drain":

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal
 from bench.infra import Infra
 from bench.measure import Starts
 from bench.plan import Plan
+from bench.sse import SseTarget
 
 JOB_TYPE = "bench.noop"
 Backend = Literal["postgresql", "sqlite", "redis"]
@@ -135,6 +136,19 @@ class Session(abc.ABC):
         """Concurrent progress reports on one running job (Conveyor only)."""
         raise NotImplementedError
 
+    async def single_creates(self, plan: Plan) -> tuple[dict[str, float], dict[str, Any]] | None:
+        """`enqueue-single` by other means than `producer()` (metrics, details), or None
+        for the usual producers. conveyor-http: wrk."""
+        return None
+
+    async def server_pid(self) -> int | None:
+        """The server process the clients talk to, if there is one (for its CPU)."""
+        return None
+
+    def sse_target(self) -> AbstractAsyncContextManager[SseTarget]:
+        """A running `conveyor serve` on this session's store (Conveyor only)."""
+        raise NotImplementedError
+
 
 class System(abc.ABC):
     name: ClassVar[str]
@@ -162,10 +176,20 @@ class System(abc.ABC):
             return self.not_applicable[scenario]
         if scenario == "db-cost":
             return f"not on PostgreSQL ({self.backend})"
+        if scenario == "enqueue-single-httpx":
+            return "Conveyor's HTTP API only"
+        if scenario == "slots":
+            return "Conveyor only (peers' worker settings were tuned by hand: see settings)"
+        if scenario.startswith("sse-"):
+            return "no event streams"
         return "no equivalent"
 
     def unavailable(self) -> str | None:
         """Why this system cannot run here (a package or server missing), or None."""
+        return None
+
+    def scenario_unavailable(self, scenario: str) -> str | None:
+        """Why this one scenario cannot run here (a tool missing), or None."""
         return None
 
     def version(self) -> str:

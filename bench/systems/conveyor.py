@@ -7,13 +7,18 @@
   producers POST to the API with httpx, the worker is a remote `Worker` on an
   `HttpBackend` (long-polled claims, batched completions).
 * `conveyor-sqlite`: the embedded default, one process: one SQLite file (WAL,
-  synchronous=FULL), one `JobService` shared by producers and the in-process worker.
+  synchronous=FULL), one `JobService` shared by producers and the in-process worker. Its
+  SSE scenarios need a server: `conveyor serve` on the same kind of SQLite file.
+
+Worker slots are picked per variant by the `slots` scenario (the best of `plan.slot_choices`
+by median drain rate); without it, `DEFAULT_SLOTS` (the choices of the last full run).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -22,15 +27,18 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 from uuid import UUID
 
 import httpx
 
+from bench import wrk
 from bench.infra import Infra
 from bench.measure import Starts, poll_until
 from bench.plan import Plan
+from bench.sse import CpuClock, SseTarget
 from bench.systems.base import (
     JOB_TYPE,
     Backend,
@@ -45,7 +53,7 @@ from conveyor.bus.postgres import PostgresListener
 from conveyor.bus.work import WorkSignal
 from conveyor.domain.errors import ConveyorError
 from conveyor.domain.events import key_actor, worker_actor
-from conveyor.domain.jobs import Job, JobSpec
+from conveyor.domain.jobs import CLAIM_LIMIT_OVER_HTTP, Job, JobSpec
 from conveyor.domain.workspaces import Role
 from conveyor.service.jobs import JobService
 from conveyor.service.workspaces import WorkspaceService
@@ -57,10 +65,13 @@ from conveyor.worker.inprocess import ServiceBackend
 from conveyor.worker.remote import HttpBackend
 
 WORKSPACE = "bench"
-WORKER_SLOTS = 100
-"""Job slots of the worker: no-op jobs finish at once, so slots mostly bound how many jobs
-one claim may take. Tried 25, 50, 100, 200, 500: in-process 100 and up measured alike;
-over HTTP 500 was ~15 % faster than 100 (kept at 100 for one setting everywhere)."""
+DEFAULT_SLOTS = {"conveyor": 1000, "conveyor-http": 1000, "conveyor-sqlite": 100}
+"""Job slots of each variant's worker when the `slots` scenario does not run: what `slots`
+chose in the full run of docs/benchmarks.md (median drain jobs/s of 20,000 jobs at 100 /
+300 / 600 / 1,000 slots: in-process PostgreSQL 10,049 / 9,601 / 9,519 / 10,644, alike
+within the spread; over HTTP 4,634 / 6,059 / 6,223 / 6,986; SQLite 5,720 / 4,314 / 4,508 /
+4,612). No-op jobs finish at once, so slots mostly bound how many jobs one claim may take
+(and one completion batch holds)."""
 PRODUCER_POOL = 10
 WORKER_POOL = 10
 CONTENTION_POOL = 64
@@ -91,9 +102,11 @@ class ConveyorWorkerConsumer(Consumer):
         self,
         make_backend: Callable[[], Awaitable[WorkerBackend]],
         *,
+        slots: int,
         on_stop: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.starts = Starts()
+        self.slots = slots
         self._make_backend = make_backend
         self._on_stop = on_stop
         self._worker: Worker | None = None
@@ -106,7 +119,7 @@ class ConveyorWorkerConsumer(Consumer):
             self._backend,
             noop_handlers(self.starts),
             WorkerOptions(
-                concurrency=WORKER_SLOTS,
+                concurrency=self.slots,
                 lease_seconds=LEASE_SECONDS,
                 claim_wait_seconds=CLAIM_WAIT_SECONDS,
                 shutdown_grace_seconds=10.0,
@@ -133,7 +146,11 @@ class ConveyorWorkerConsumer(Consumer):
             last_completion=end,
             handled=len(self.starts),
             duplicates=self.starts.duplicates,
-            extra={"claimed": worker.stats.claimed, "completed": worker.stats.completed},
+            extra={
+                "claimed": worker.stats.claimed,
+                "completed": worker.stats.completed,
+                "slots": self.slots,
+            },
         )
 
     def _dead(self) -> bool:
@@ -214,12 +231,24 @@ async def producer_from_spec(spec: dict[str, Any]) -> Producer:
     return ServiceProducer(JobService(store), UUID(spec["workspace_id"]), spec["actor"], store)
 
 
-async def prepare_workspace(store: Store) -> tuple[Any, str, str]:
-    """Workspace `bench` and an admin key: (workspace id, actor, token)."""
+@dataclass(frozen=True, slots=True)
+class Keys:
+    workspace_id: Any
+    actor: str
+    """The admin key's actor, for in-process calls."""
+    token: str
+    """An admin key."""
+    worker_token: str
+    """A worker key (the SSE writer claims and reports with it)."""
+
+
+async def prepare_workspace(store: Store) -> Keys:
+    """Workspace `bench`, an admin key and a worker key."""
     workspaces = WorkspaceService(store)
     workspace = await workspaces.create_workspace(WORKSPACE)
     issued = await workspaces.create_key(workspace.id, Role.ADMIN, "benchmark")
-    return workspace.id, key_actor(issued.key.id), issued.token
+    worker = await workspaces.create_key(workspace.id, Role.WORKER, "benchmark worker")
+    return Keys(workspace.id, key_actor(issued.key.id), issued.token, worker.token)
 
 
 class ConflictCounter:
@@ -251,18 +280,24 @@ class ConflictCounter:
 class InProcessSession(Session):
     """Conveyor in this process, on PostgreSQL or SQLite."""
 
-    def __init__(self, url: DatabaseURL, database: str | None) -> None:
+    def __init__(self, url: DatabaseURL, database: str | None, slots: int, workdir: Path) -> None:
         self.url = url
         self.database = database
+        self.slots = slots
+        self._workdir = workdir
         self._store: Store | None = None
         self._service: JobService | None = None
-        self._workspace_id: Any = None
-        self._actor = ""
+        self._keys: Keys | None = None
+
+    @property
+    def keys(self) -> Keys:
+        assert self._keys is not None, "open() first"
+        return self._keys
 
     async def open(self) -> None:
         store = await self._open_store(PRODUCER_POOL)
         try:
-            self._workspace_id, self._actor, _ = await prepare_workspace(store)
+            self._keys = await prepare_workspace(store)
         finally:
             await store.close()
 
@@ -277,7 +312,7 @@ class InProcessSession(Session):
         return self._service
 
     async def producer(self) -> Producer:
-        return ServiceProducer(await self._shared(), self._workspace_id, self._actor)
+        return ServiceProducer(await self._shared(), self.keys.workspace_id, self.keys.actor)
 
     async def producer_spec(self) -> dict[str, Any] | None:
         if self.url.kind == "sqlite":
@@ -285,8 +320,8 @@ class InProcessSession(Session):
         return {
             "system": "conveyor",
             "url": self.url.url,
-            "workspace_id": str(self._workspace_id),
-            "actor": self._actor,
+            "workspace_id": str(self.keys.workspace_id),
+            "actor": self.keys.actor,
         }
 
     async def quiesce(self) -> None:
@@ -302,9 +337,9 @@ class InProcessSession(Session):
 
     def _sqlite_consumer(self) -> Consumer:
         async def backend() -> ServiceBackend:
-            return ServiceBackend(await self._shared(), self._workspace_id)
+            return ServiceBackend(await self._shared(), self.keys.workspace_id)
 
-        return ConveyorWorkerConsumer(backend)
+        return ConveyorWorkerConsumer(backend, slots=self.slots)
 
     def _postgres_consumer(self) -> Consumer:
         resources: dict[str, Any] = {}
@@ -315,37 +350,49 @@ class InProcessSession(Session):
             listener = PostgresListener(self.url.url, signal)
             await listener.start()
             resources.update(store=store, listener=listener)
-            return ServiceBackend(JobService(store, work_signal=signal), self._workspace_id)
+            return ServiceBackend(JobService(store, work_signal=signal), self.keys.workspace_id)
 
         async def release() -> None:
             await resources["listener"].stop()
             await resources["store"].close()
 
-        return ConveyorWorkerConsumer(backend, on_stop=release)
+        return ConveyorWorkerConsumer(backend, slots=self.slots, on_stop=release)
 
     async def count_completed(self) -> int | None:
         store = await self._open_store(1)
         try:
-            async with store.database.read() as connection:
-                row = await connection.fetchrow(
-                    "SELECT count(*) AS n FROM jobs WHERE status = 'COMPLETED'"
-                )
-            assert row is not None
-            return int(row["n"])
+            return await count_completed(store)
         finally:
             await store.close()
 
+    @asynccontextmanager
+    async def _sse_target(self) -> AsyncIterator[SseTarget]:
+        """`conveyor serve` on this session's database (for SQLite: its file)."""
+        await self.close()
+        server = ConveyorServer(self.url.url, self._workdir)
+        await server.start()
+        try:
+            yield server.target(self.keys)
+        finally:
+            await server.stop()
+
+    def sse_target(self) -> AbstractAsyncContextManager[SseTarget]:
+        return self._sse_target()
+
     async def contention(self, writers: int, updates: int) -> dict[str, Any]:
         """`writers` tasks report progress on one RUNNING job, `updates` times each, as the
-        worker holding its lease (allow_decrease: every report is a real write)."""
+        worker holding its lease (allow_decrease: every report is a real write). Each
+        report is one guarded statement; `conflict_retries` counts the service's retries
+        (through its observer), `gave_up` the reports refused in the end."""
         conflicts = ConflictCounter()
+        workspace_id = self.keys.workspace_id
         store = await self._open_store(CONTENTION_POOL)
         try:
             service = JobService(store, observer=conflicts)
-            job, _ = await service.create_job(self._workspace_id, spec(0), self._actor)
+            job, _ = await service.create_job(workspace_id, spec(0), self.keys.actor)
             actor = worker_actor("bench-contention")
             [running] = await service.claim_jobs(
-                self._workspace_id,
+                workspace_id,
                 types=[JOB_TYPE],
                 limit=1,
                 lease_seconds=600,
@@ -362,7 +409,7 @@ class InProcessSession(Session):
                 for update in range(updates):
                     try:
                         await service.report_progress(
-                            self._workspace_id,
+                            workspace_id,
                             job.id,
                             percent=(number * 7 + update * 13) % 101,
                             actor=actor,
@@ -377,7 +424,7 @@ class InProcessSession(Session):
             started = time.perf_counter()
             await asyncio.gather(*(writer(number) for number in range(writers)))
             elapsed = time.perf_counter() - started
-            final = await service.get_job(self._workspace_id, job.id)
+            final = await service.get_job(workspace_id, job.id)
             retries = conflicts.retries
             return {
                 "updates_per_s": done / elapsed,
@@ -397,25 +444,53 @@ class InProcessSession(Session):
         if self._store is not None:
             await self._store.close()
             self._store = None
+            self._service = None
 
 
-class ConveyorPostgres(System):
+async def count_completed(store: Store) -> int:
+    async with store.database.read() as connection:
+        row = await connection.fetchrow("SELECT count(*) AS n FROM jobs WHERE status = 'COMPLETED'")
+    assert row is not None
+    return int(row["n"])
+
+
+class ConveyorSystem(System):
+    """What the three variants share: Conveyor's version, and worker slots."""
+
+    is_conveyor = True
+    distribution = "conveyor"
+
+    def __init__(self, infra: Infra, plan: Plan) -> None:
+        super().__init__(infra, plan)
+        self.slots = DEFAULT_SLOTS[self.name]
+        self.slots_source = "default (DEFAULT_SLOTS in bench/systems/conveyor.py)"
+
+    def set_slots(self, slots: int, source: str) -> None:
+        self.slots = slots
+        self.slots_source = source
+
+
+class ConveyorPostgres(ConveyorSystem):
     name = "conveyor"
     title = "Conveyor, in-process (PostgreSQL)"
     backend: ClassVar[Backend] = "postgresql"
-    is_conveyor = True
-    distribution = "conveyor"
     scenarios = frozenset(
-        {"enqueue-single", "enqueue-bulk", "drain", "latency", "latency-80", "contention"}
+        {"enqueue-single", "enqueue-bulk", "slots", "drain", "latency", "latency-80", "contention"}
     )
+    not_applicable: ClassVar[dict[str, str]] = {
+        "enqueue-single-httpx": "over HTTP only",
+        "sse-1": "streams are served by conveyor serve: see conveyor-http (same PostgreSQL)",
+        "sse-many": "streams are served by conveyor serve: see conveyor-http (same PostgreSQL)",
+        "sse-quiet": "streams are served by conveyor serve: see conveyor-http (same PostgreSQL)",
+    }
     template = "bench_conveyor"
 
     def settings(self) -> dict[str, Any]:
         return {
             "producer": f"JobService.create_job / create_jobs, store pool {PRODUCER_POOL}",
             "worker": (
-                f"Worker + ServiceBackend, {WORKER_SLOTS} slots, own store (pool "
-                f"{WORKER_POOL}), LISTEN/NOTIFY wake-ups, claim long-poll "
+                f"Worker + ServiceBackend, {self.slots} slots ({self.slots_source}), own "
+                f"store (pool {WORKER_POOL}), LISTEN/NOTIFY wake-ups, claim long-poll "
                 f"{CLAIM_WAIT_SECONDS}s, lease {LEASE_SECONDS:.0f}s"
             ),
             "contention": f"JobService.report_progress, store pool {CONTENTION_POOL}",
@@ -430,7 +505,10 @@ class ConveyorPostgres(System):
     async def _session(self) -> AsyncIterator[InProcessSession]:
         async with fresh_postgres_database(self.infra, self.template) as database:
             session = InProcessSession(
-                DatabaseURL.parse(self.infra.postgres.url(database)), database
+                DatabaseURL.parse(self.infra.postgres.url(database)),
+                database,
+                self.slots,
+                self.infra.workdir,
             )
             await session.open()
             try:
@@ -442,14 +520,15 @@ class ConveyorPostgres(System):
         return self._session()
 
 
-class ConveyorSqlite(System):
+class ConveyorSqlite(ConveyorSystem):
     name = "conveyor-sqlite"
     title = "Conveyor, embedded (SQLite, synchronous=FULL)"
     backend: ClassVar[Backend] = "sqlite"
-    is_conveyor = True
-    distribution = "conveyor"
-    scenarios = ConveyorPostgres.scenarios
-    not_applicable: ClassVar[dict[str, str]] = {"db-cost": "SQLite: no statement counters"}
+    scenarios = ConveyorPostgres.scenarios | {"sse-1", "sse-many", "sse-quiet"}
+    not_applicable: ClassVar[dict[str, str]] = {
+        "db-cost": "SQLite: no statement counters",
+        "enqueue-single-httpx": "over HTTP only",
+    }
 
     def __init__(self, infra: Infra, plan: Plan) -> None:
         super().__init__(infra, plan)
@@ -460,9 +539,11 @@ class ConveyorSqlite(System):
             "store": "one SQLite file, WAL, synchronous=FULL (open_store default)",
             "producer": "JobService.create_job / create_jobs, the worker's own service",
             "worker": (
-                f"Worker + ServiceBackend in the same process and service, {WORKER_SLOTS} "
-                "slots, in-process wake-ups"
+                f"Worker + ServiceBackend in the same process and service, {self.slots} "
+                f"slots ({self.slots_source}), in-process wake-ups"
             ),
+            "sse": "conveyor serve on the run's SQLite file (defaults: synchronous=FULL, "
+            "ping 15 s), streams from bench.sse_client, events POSTed by a worker key",
         }
 
     async def prepare(self) -> None:
@@ -474,7 +555,9 @@ class ConveyorSqlite(System):
         assert self._template is not None
         path = self.infra.sqlite_path("run")
         shutil.copyfile(self._template, path)
-        session = InProcessSession(DatabaseURL.parse(f"sqlite:///{path}"), None)
+        session = InProcessSession(
+            DatabaseURL.parse(f"sqlite:///{path}"), None, self.slots, self.infra.workdir
+        )
         await session.open()
         try:
             yield session
@@ -500,6 +583,22 @@ class ConveyorServer:
         self._log = workdir / f"conveyor-serve-{self.port}.log"
         self._workdir = workdir
         self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def target(self, keys: Keys) -> SseTarget:
+        return SseTarget(
+            url=self.url,
+            port=self.port,
+            pid=self.pid,
+            workspace=WORKSPACE,
+            job_type=JOB_TYPE,
+            admin_token=keys.token,
+            worker_token=keys.worker_token,
+        )
 
     async def start(self) -> None:
         executable = Path(sys.executable).with_name("conveyor")
@@ -552,19 +651,23 @@ class ConveyorServer:
 
 
 class HttpSession(Session):
-    def __init__(self, database_url: str, database: str, workdir: Path) -> None:
+    def __init__(self, database_url: str, database: str, workdir: Path, slots: int) -> None:
         self.database = database
+        self.slots = slots
         self._database_url = database_url
         self._workdir = workdir
         self._server: ConveyorServer | None = None
-        self._token = ""
-        self._workspace_id: Any = None
-        self._actor = ""
+        self._keys: Keys | None = None
+
+    @property
+    def keys(self) -> Keys:
+        assert self._keys is not None, "open() first"
+        return self._keys
 
     async def open(self) -> None:
         store = await open_store(DatabaseURL.parse(self._database_url), pool_size=1)
         try:
-            self._workspace_id, self._actor, self._token = await prepare_workspace(store)
+            self._keys = await prepare_workspace(store)
         finally:
             await store.close()
 
@@ -575,16 +678,23 @@ class HttpSession(Session):
             self._server = server
         return self._server
 
+    async def server_pid(self) -> int | None:
+        return (await self.server()).pid
+
     async def producer(self) -> Producer:
-        return HttpProducer((await self.server()).url, self._token)
+        return HttpProducer((await self.server()).url, self.keys.token)
 
     async def filler(self) -> Producer:
         # The same rows as over HTTP, without starting a server only to stop it again.
         store = await open_store(DatabaseURL.parse(self._database_url), pool_size=1)
-        return ServiceProducer(JobService(store), self._workspace_id, self._actor, store)
+        return ServiceProducer(JobService(store), self.keys.workspace_id, self.keys.actor, store)
 
     async def producer_spec(self) -> dict[str, Any] | None:
-        return {"system": "conveyor-http", "url": (await self.server()).url, "token": self._token}
+        return {
+            "system": "conveyor-http",
+            "url": (await self.server()).url,
+            "token": self.keys.token,
+        }
 
     async def quiesce(self) -> None:
         if self._server is not None:
@@ -593,19 +703,79 @@ class HttpSession(Session):
 
     def consumer(self) -> Consumer:
         async def backend() -> HttpBackend:
-            return HttpBackend.connect((await self.server()).url, self._token, workspace=WORKSPACE)
+            return HttpBackend.connect(
+                (await self.server()).url, self.keys.token, workspace=WORKSPACE
+            )
 
-        return ConveyorWorkerConsumer(backend)
+        return ConveyorWorkerConsumer(backend, slots=self.slots)
+
+    async def single_creates(self, plan: Plan) -> tuple[dict[str, float], dict[str, Any]]:
+        """`enqueue-single` with wrk: `plan.producers` connections, one job per POST."""
+        server = await self.server()
+        body = json.dumps({"type": JOB_TYPE, "payload": {"i": 1}})
+        script = wrk.write_script(self._workdir / "post.lua", self.keys.token, body)
+        url = f"{server.url}/v1/workspaces/{WORKSPACE}/jobs"
+        before = await self._count_jobs()
+        warm = None
+        if not plan.quick:
+            warm = await wrk.run_wrk(
+                url, script, threads=plan.wrk_threads, connections=plan.producers, seconds=1
+            )
+        clock = CpuClock(server.pid)
+        clock.start()
+        result = await wrk.run_wrk(
+            url,
+            script,
+            threads=plan.wrk_threads,
+            connections=plan.producers,
+            seconds=plan.wrk_seconds,
+        )
+        server_cpu = clock.percent()
+        stored = await self._count_jobs() - before - (warm.created if warm else 0)
+        if result.not_created or (warm and warm.not_created) or result.socket_errors:
+            raise RuntimeError(
+                f"wrk: {result.not_created} answers were not 201 and {result.socket_errors} "
+                "socket errors: the run is invalid"
+            )
+        if stored < result.created:
+            raise RuntimeError(f"wrk saw {result.created} creates, the database has {stored}")
+        details = {
+            "client": f"wrk -t{plan.wrk_threads} -c{plan.producers} -d{plan.wrk_seconds:g}s",
+            **result.as_json(),
+            "jobs_in_database": stored,
+            "server_cpu_pct": server_cpu,
+        }
+        return (
+            {
+                "jobs_per_s": result.per_second,
+                "server_cpu_pct": server_cpu,
+                "client_cpu_pct": details["wrk_cpu_pct"],
+            },
+            details,
+        )
+
+    async def _count_jobs(self) -> int:
+        store = await open_store(DatabaseURL.parse(self._database_url), pool_size=1)
+        try:
+            async with store.database.read() as connection:
+                row = await connection.fetchrow("SELECT count(*) AS n FROM jobs")
+            assert row is not None
+            return int(row["n"])
+        finally:
+            await store.close()
+
+    def sse_target(self) -> AbstractAsyncContextManager[SseTarget]:
+        return self._sse_target()
+
+    @asynccontextmanager
+    async def _sse_target(self) -> AsyncIterator[SseTarget]:
+        server = await self.server()
+        yield server.target(self.keys)
 
     async def count_completed(self) -> int | None:
         store = await open_store(DatabaseURL.parse(self._database_url), pool_size=1)
         try:
-            async with store.database.read() as connection:
-                row = await connection.fetchrow(
-                    "SELECT count(*) AS n FROM jobs WHERE status = 'COMPLETED'"
-                )
-            assert row is not None
-            return int(row["n"])
+            return await count_completed(store)
         finally:
             await store.close()
 
@@ -613,25 +783,50 @@ class HttpSession(Session):
         await self.quiesce()
 
 
-class ConveyorHttp(System):
+class ConveyorHttp(ConveyorSystem):
     name = "conveyor-http"
     title = "Conveyor over HTTP (conveyor serve + remote worker, PostgreSQL)"
     backend: ClassVar[Backend] = "postgresql"
-    is_conveyor = True
-    distribution = "conveyor"
+    scenarios = frozenset(
+        {
+            "enqueue-single",
+            "enqueue-single-httpx",
+            "enqueue-bulk",
+            "slots",
+            "drain",
+            "latency",
+            "latency-80",
+            "sse-1",
+            "sse-many",
+            "sse-quiet",
+        }
+    )
     not_applicable: ClassVar[dict[str, str]] = {
         "contention": "measured in-process (the HTTP hop adds nothing to the conflict path)"
     }
 
+    def scenario_unavailable(self, scenario: str) -> str | None:
+        if scenario == "enqueue-single" and not wrk.available():
+            return "wrk is not installed (scripts/bench.sh installs it)"
+        return None
+
     def settings(self) -> dict[str, Any]:
         return {
-            "server": "conveyor serve --migrate (uvicorn, uvloop), default pool 10, "
-            "CONVEYOR_LOG_LEVEL=WARNING",
-            "producer": "httpx.AsyncClient per producer: POST /jobs, POST /jobs/batch",
-            "worker": (
-                f"Worker + HttpBackend in the harness process, {WORKER_SLOTS} slots, claim "
-                f"long-poll {CLAIM_WAIT_SECONDS}s, batched completions"
+            "server": "conveyor serve --migrate (uvicorn, uvloop, httptools), default pool 10, "
+            "auth cache 10 s (default), CONVEYOR_LOG_LEVEL=WARNING",
+            "producer": (
+                f"enqueue-single: wrk -t{self.plan.wrk_threads} -c{self.plan.producers} "
+                f"-d{self.plan.wrk_seconds:g}s POST /jobs (after a 1 s wrk warm-up); "
+                f"enqueue-single-httpx: {self.plan.producers} httpx.AsyncClient producers in "
+                "the harness; enqueue-bulk / latency: httpx, POST /jobs/batch and /jobs"
             ),
+            "worker": (
+                f"Worker + HttpBackend in the harness process, {self.slots} slots "
+                f"({self.slots_source}), claims of at most {CLAIM_LIMIT_OVER_HTTP} (the API's "
+                f"limit), claim long-poll {CLAIM_WAIT_SECONDS}s, batched completions"
+            ),
+            "sse": "streams from bench.sse_client on the same server, events POSTed by a "
+            "worker key with a claimed lease",
         }
 
     template = "bench_conveyor_http"
@@ -644,7 +839,9 @@ class ConveyorHttp(System):
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[HttpSession]:
         async with fresh_postgres_database(self.infra, self.template) as database:
-            session = HttpSession(self.infra.postgres.url(database), database, self.infra.workdir)
+            session = HttpSession(
+                self.infra.postgres.url(database), database, self.infra.workdir, self.slots
+            )
             await session.open()
             try:
                 yield session

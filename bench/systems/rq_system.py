@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from bench.infra import Infra, Redis
 from bench.measure import Starts, poll_until
 from bench.plan import Plan
+from bench.process import child_env
 from bench.systems.base import (
     Backend,
     Consumer,
@@ -95,7 +96,7 @@ class RqConsumer(Consumer):
 
     async def _spawn(self, *, burst: bool, gated: bool) -> None:
         self._redis.delete(READY_KEY, GO_KEY)
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = child_env()
         for number in range(self._count):
             out = self._workdir / f"rq-worker-{os.getpid()}-{time.monotonic_ns()}-{number}.json"
             command = [

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 STATUSES = {"ok", "n/a", "unavailable"}
 """`unavailable`: a peer that is not installed here (scripts/bench.sh installs them all)."""
+WRK_ROW = ("enqueue-single", "conveyor-http")
+"""Driven by wrk, which only scripts/bench.sh installs: unavailable without it."""
 
 
 @pytest.mark.slow
@@ -37,7 +40,18 @@ def test_quick_run_prints_a_table_and_writes_a_row_per_scenario_and_system(
     document = json.loads(out.read_text())
     scenarios = document["environment"]["plan"]["scenarios"]
     systems = list(document["systems"])
-    assert {"drain", "latency", "enqueue-single", "enqueue-bulk", "contention"} <= set(scenarios)
+    assert {
+        "drain",
+        "latency",
+        "enqueue-single",
+        "enqueue-single-httpx",
+        "enqueue-bulk",
+        "slots",
+        "contention",
+        "sse-1",
+        "sse-quiet",
+        "sse-many",
+    } <= set(scenarios)
     assert {"conveyor", "conveyor-http", "conveyor-sqlite"} <= set(systems)
     assert document["environment"]["postgresql"]["fsync"] == "on"
 
@@ -46,15 +60,32 @@ def test_quick_run_prints_a_table_and_writes_a_row_per_scenario_and_system(
     assert set(rows) == {(scenario, system) for scenario in scenarios for system in systems}
     for (scenario, system), row in rows.items():
         assert row["status"] in STATUSES, (scenario, system, row["status"], row["errors"])
-        if document["systems"][system]["is_conveyor"]:
+        if document["systems"][system]["is_conveyor"] and (scenario, system) != WRK_ROW:
             assert row["status"] != "unavailable", (scenario, system)
         if row["status"] != "ok":
             assert row["reason"], (scenario, system)
             continue
-        assert len(row["runs"]) == 1, (scenario, system)
+        # One run each; `slots`: one per slot count tried, and the choice.
+        tried = len(document["environment"]["plan"]["slot_choices"])
+        runs = tried + 1 if scenario == "slots" else 1
+        assert len(row["runs"]) == runs, (scenario, system)
         for name, summary in row["metrics"].items():
             assert isinstance(summary["median"], int | float), (scenario, system, name)
             assert math.isfinite(summary["median"]), (scenario, system, name)
+
+    # Each Conveyor variant ran with the slots `slots` chose; the SSE scenarios and wrk ran.
+    for system in ("conveyor", "conveyor-http", "conveyor-sqlite"):
+        chosen = rows[("slots", system)]["metrics"]["chosen"]["median"]
+        assert f"{chosen:.0f} slots" in document["systems"][system]["settings"]["worker"]
+    for scenario in ("sse-1", "sse-quiet", "sse-many"):
+        for system in ("conveyor-http", "conveyor-sqlite"):
+            assert rows[(scenario, system)]["status"] == "ok", rows[(scenario, system)]
+    if shutil.which("wrk") is not None:
+        wrk_run = rows[WRK_ROW]["runs"][0]["details"]
+        assert wrk_run["not_created"] == 0
+        assert wrk_run["client"].startswith("wrk ")
+    else:
+        assert rows[WRK_ROW]["status"] == "unavailable"
 
     table = result.stdout
     for scenario in scenarios:

@@ -228,6 +228,24 @@ async def test_command_jobs_are_not_claimed_unless_allowed(
     assert (await client.get(f"/jobs/{job_id}")).json()["status"] == "QUEUED"
 
 
+async def test_a_remote_worker_with_more_slots_than_one_claim_may_ask_for_still_drains(
+    server: RunningServer, client: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    # The API takes at most 500 jobs a claim; a worker with 600 free slots asks in parts.
+    response = await client.post(
+        "/jobs/batch",
+        json={"jobs": [{"type": "test.echo", "payload": {"n": n}} for n in range(40)]},
+    )
+    assert response.status_code == 201, response.text
+    ids = [job["id"] for job in response.json()["data"]]
+    async with running(http_worker(server, keys["worker"], concurrency=600)) as worker:
+
+        async def all_done() -> bool:
+            return worker.stats.completed == len(ids)
+
+        await eventually(all_done, what="the 600-slot worker to run all 40 jobs")
+
+
 async def test_a_killed_worker_s_job_runs_again_elsewhere_and_completes_once(
     server: RunningServer,
     client: httpx.AsyncClient,

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from conveyor.domain.events import EVENT_TYPE_MAX_LENGTH, Event
 from conveyor.domain.jobs import (
     AGENT_TASK_ID_MAX_LENGTH,
+    CLAIM_LIMIT_OVER_HTTP,
     DEFAULT_RETRY_BACKOFF_MAX_SECONDS,
     DEFAULT_RETRY_BACKOFF_SECONDS,
     ERROR_MAX_CHARS,
@@ -97,7 +98,7 @@ class RetryIn(Strict):
 
 class ClaimIn(Strict):
     types: list[JOB_TYPE] | None = Field(None, max_length=100, description="None: any type")
-    limit: int = Field(1, ge=1, le=500)
+    limit: int = Field(1, ge=1, le=CLAIM_LIMIT_OVER_HTTP)
     lease_seconds: LEASE_SECONDS = 30.0
     wait_seconds: float = Field(0.0, ge=0, le=60)
     worker_id: WORKER_ID

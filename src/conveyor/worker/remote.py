@@ -17,6 +17,7 @@ from conveyor.client.errors import (
     UnavailableError,
     error_for,
 )
+from conveyor.domain.jobs import CLAIM_LIMIT_OVER_HTTP
 from conveyor.worker.backend import (
     BackendUnavailable,
     ClaimedJob,
@@ -100,7 +101,7 @@ class HttpBackend:
             request_timeout=wait_seconds + 30.0,
             json={
                 "types": types,
-                "limit": limit,
+                "limit": min(limit, CLAIM_LIMIT_OVER_HTTP),  # more slots claim again
                 "lease_seconds": lease_seconds,
                 "wait_seconds": wait_seconds,
                 "worker_id": worker_id,
