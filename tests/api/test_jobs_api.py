@@ -178,4 +178,10 @@ async def test_health_and_docs(server: object) -> None:
         assert (await http.get("/readyz")).json()["status"] == "ready"
         spec = (await http.get("/openapi.json")).json()
         assert "/v1/workspaces/{ws}/jobs" in spec["paths"]
-        assert (await http.get("/docs")).status_code == 200
+        docs = await http.get("/docs")
+        assert docs.status_code == 200
+        # The reference works offline: its script and styles come from this server.
+        assert "cdn" not in docs.text.lower(), "the /docs page loads assets from a CDN"
+        for asset in ("/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"):
+            assert asset in docs.text
+            assert (await http.get(asset)).status_code == 200, f"{asset} is not served"

@@ -145,3 +145,21 @@ async def test_the_cli_finds_the_bootstrap_key_file(
     env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": ""}
     code, out = await conveyor("jobs", "list", env=env, cwd=tmp_path)
     assert code == 0, out
+
+
+async def test_worker_needs_exactly_one_readable_key(tmp_path: Path) -> None:
+    no_key = {"CONVEYOR_API_KEY": ""}
+    handlers = ("--handlers", "tests.worker.handlers_for_tests:handlers")
+    code, out = await conveyor("worker", *handlers, env=no_key)
+    assert (code, "no API key" in out) == (1, True), out
+    missing = tmp_path / "absent.key"
+    code, out = await conveyor("worker", "--key-file", str(missing), *handlers, env=no_key)
+    assert (code, "cannot read the key file" in out) == (1, True), out
+    empty = tmp_path / "empty.key"
+    empty.write_text("\n")
+    code, out = await conveyor("worker", "--key-file", str(empty), *handlers, env=no_key)
+    assert (code, "is empty" in out) == (1, True), out
+    code, out = await conveyor(
+        "worker", "--key", "cvk_x", "--key-file", str(empty), *handlers, env=no_key
+    )
+    assert (code, "not both" in out) == (1, True), out

@@ -290,3 +290,43 @@ async def test_a_released_job_is_queued_again_on_the_same_attempt(
     assert again.id == job.id
     types = [e.type for e in await service.list_events(workspace.id, job.id)]
     assert types[-3:] == ["job.released", "job.queued", "job.started"]
+
+
+@pytest.mark.parametrize(
+    "leaves", ["while it waits", "while it claims"], ids=["waiting", "claiming"]
+)
+async def test_a_long_poll_whose_caller_left_takes_no_job_away(
+    service: JobService, workspace: Workspace, leaves: str
+) -> None:
+    asked = 0
+
+    async def abandoned() -> bool:
+        # The service asks before each look after a wait, and again once it has claimed.
+        nonlocal asked
+        asked += 1
+        return leaves == "while it waits" or asked >= 2
+
+    waiting = asyncio.create_task(
+        service.claim_jobs(
+            workspace.id,
+            types=None,
+            limit=5,
+            lease_seconds=30,
+            worker_id="w1",
+            actor=ACTOR,
+            wait_seconds=10,
+            abandoned=abandoned,
+        )
+    )
+    await asyncio.sleep(0.2)
+    job, _ = await service.create_job(workspace.id, JobSpec(type="t"), ACTOR)
+    assert await asyncio.wait_for(waiting, 10) == [], "nobody is left to receive jobs"
+    after = await service.get_job(workspace.id, job.id)
+    assert (after.status, after.attempt, after.lease_id) == (JobStatus.QUEUED, 1, None), (
+        f"a caller who left {leaves} leaves the job claimable, on the same attempt"
+    )
+    types = [e.type for e in await service.list_events(workspace.id, job.id)]
+    handed_back = ["job.started", "job.released", "job.queued"]
+    assert (types[-3:] == handed_back) == (leaves == "while it claims"), types
+    [again] = await claim(service, workspace)
+    assert again.id == job.id

@@ -47,6 +47,9 @@ def worker_process(url: str, key: str, *extra: str, log: Path) -> Iterator[subpr
     """`conveyor worker` in a child process running the test handlers; its log goes to
     `log` and is printed when the test fails."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "CONVEYOR_LOG_FORMAT": "text"}
+    env.pop("CONVEYOR_API_KEY", None)
+    key_file = log.with_suffix(".key")  # as in production: the key stays out of `ps`
+    key_file.write_text(key + "\n")
     command = [
         sys.executable,
         "-m",
@@ -54,8 +57,8 @@ def worker_process(url: str, key: str, *extra: str, log: Path) -> Iterator[subpr
         "worker",
         "--url",
         url,
-        "--key",
-        key,
+        "--key-file",
+        str(key_file),
         "--handlers",
         "tests.worker.handlers_for_tests:handlers",
         *extra,

@@ -15,6 +15,7 @@ from conveyor.api.observability import Observability
 from conveyor.api.openapi import problem_openapi
 from conveyor.api.problems import install_problem_handlers
 from conveyor.api.routes import health, jobs, keys, me, session, stats, streams, workers
+from conveyor.api.routes.api_docs import mount_api_docs
 from conveyor.api.routes.dashboard import mount_dashboard
 from conveyor.config import Settings
 from conveyor.metrics import Metrics
@@ -45,7 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
         version=conveyor.__version__,
         summary="A durable, concurrency-safe job runner.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by routes/api_docs.py, with local assets
         openapi_url="/openapi.json",
         redoc_url=None,
     )
@@ -68,5 +69,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(streams.router)
     app.include_router(stats.router)
     app.include_router(keys.router)
+    mount_api_docs(app)
     mount_dashboard(app)
     return app

@@ -110,8 +110,11 @@ class Subscription:
     async def next_batch(self, wait_seconds: float) -> list[Event]:
         """The events buffered so far, waiting up to `wait_seconds` for the first one."""
         if not (self._queue or self.dropped or self.catch_up_needed or self.closing):
+            # asyncio.timeout, not wait_for: wait_for wraps the wait in a new Task, which
+            # with a thousand streams on one job is a thousand Tasks per event.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), wait_seconds)
+                async with asyncio.timeout(wait_seconds):
+                    await self._ready.wait()
         self._ready.clear()
         batch = list(self._queue)
         self._queue.clear()

@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
 import click
@@ -33,7 +33,7 @@ errors = Console(stderr=True)
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     errors.print(f"[red]error:[/red] {message}", highlight=False)
     sys.exit(code)
 
@@ -473,9 +473,31 @@ def jobs_watch(ctx: ClientContext, job_id: str, as_json: bool) -> None:
 # -- remote worker --------------------------------------------------------------------------
 
 
+def worker_key(key: str | None, key_file: Path | None) -> str:
+    if key and key_file:
+        fail("pass --key or --key-file, not both")
+    if key_file is not None:
+        try:
+            key = key_file.read_text().strip()
+        except OSError as error:
+            fail(f"cannot read the key file: {error}")
+        if not key:
+            fail(f"the key file {key_file} is empty")
+    if not key:
+        fail("no API key: pass --key-file, --key, or set CONVEYOR_API_KEY")
+    return key
+
+
 @main.command()
 @click.option("--url", envvar="CONVEYOR_URL", default=DEFAULT_URL, show_default=True)
-@click.option("--key", envvar="CONVEYOR_API_KEY", required=True, help="a worker (or admin) key")
+@click.option("--key", envvar="CONVEYOR_API_KEY", default=None, help="a worker (or admin) key")
+@click.option(
+    "--key-file",
+    envvar="CONVEYOR_API_KEY_FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="read the key from this file (keeps it out of the process list)",
+)
 @click.option(
     "--handlers", "handler_refs", multiple=True, required=True, help="module:object (repeatable)"
 )
@@ -492,7 +514,8 @@ def jobs_watch(ctx: ClientContext, job_id: str, as_json: bool) -> None:
 @click.option("--allow-command-jobs", is_flag=True, help="run the built-in `command` job type")
 def worker(
     url: str,
-    key: str,
+    key: str | None,
+    key_file: Path | None,
     handler_refs: tuple[str, ...],
     concurrency: int,
     lease_seconds: float,
@@ -507,6 +530,7 @@ def worker(
     from conveyor.worker.runner import default_worker_id
 
     configure_logging(Settings.from_env())
+    key = worker_key(key, key_file)
     importable_from_here()
     handlers = Handlers()
     try:

@@ -41,7 +41,25 @@ SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+FRAME_MEMORY = 4096
+_frames: OrderedDict[tuple[UUID, int, int, int], bytes] = OrderedDict()
+"""Recently encoded frames by (job, seq, event id, stream id): every stream following a
+job sends the same bytes for an event, so it is encoded once, not once per stream. The
+job id keeps servers on different databases in one process apart."""
+
+
 def sse(event: Event, *, stream_id: int) -> bytes:
+    key = (event.job_id, event.seq, event.id, stream_id)
+    frame = _frames.get(key)
+    if frame is None:
+        frame = _encode(event, stream_id)
+        _frames[key] = frame
+        if len(_frames) > FRAME_MEMORY:
+            _frames.popitem(last=False)
+    return frame
+
+
+def _encode(event: Event, stream_id: int) -> bytes:
     data = {
         "id": event.id,
         "job_id": event.job_id,
@@ -205,15 +223,18 @@ async def _job_events(
             if isinstance(batch, bytes):
                 yield batch
                 continue
+            frames: list[bytes] = []
             for event in batch or ():
                 if event.seq <= cursor:
                     continue
                 if event.seq == cursor + 1:
-                    yield sse(event, stream_id=event.seq)
+                    frames.append(sse(event, stream_id=event.seq))
                     cursor = event.seq
                     finished = TERMINAL_EVENTS.get(event.type, finished)
                 else:
                     break  # a gap: the database has what is missing, and this event too
+            if frames:
+                yield b"".join(frames)  # one write for the batch
             if batch is CATCH_UP or (batch and batch[-1].seq > cursor):
                 async for chunk in catch_up():
                     yield chunk
@@ -305,7 +326,10 @@ async def _workspace_events(
                 async for chunk in catch_up():
                     yield chunk
             else:
+                frames = []
                 for event in batch:
                     if first_time(event):
                         cursor = max(cursor, event.id)
-                        yield sse(event, stream_id=event.id)
+                        frames.append(sse(event, stream_id=event.id))
+                if frames:
+                    yield b"".join(frames)

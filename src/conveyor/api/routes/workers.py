@@ -59,7 +59,12 @@ Reporter = Annotated[Principal, authorized(Permission.REPORT)]
 Member = Annotated[Principal, authorized(Permission.READ)]
 WorkerId = Annotated[
     str | None,
-    Header(alias="Conveyor-Worker-Id", max_length=200, description="who is reporting"),
+    Header(
+        alias="Conveyor-Worker-Id",
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="who is reporting (printable ASCII, no spaces)",
+    ),
 ]
 
 
