@@ -216,14 +216,11 @@ class Harness:
         for inner in (row, *(self.row(s, system) for s in INNER.get(scenario, ()))):
             if inner.status == "error":
                 inner.status, inner.reason = "ok", ""
-        # A figure that could not be taken (CPU without psutil) is left out, not shown as NaN.
-        outcome.metrics = {
-            (rename or {}).get(k, k): v for k, v in outcome.metrics.items() if not math.isnan(v)
-        }
+        outcome.metrics = taken(outcome.metrics, rename)
         row.runs.append(Run(outcome.metrics, outcome.details))
         for other, inner in outcome.also.items():
             if other in self.plan.scenarios:
-                self.row(other, system).runs.append(Run(inner.metrics, inner.details))
+                self.row(other, system).runs.append(Run(taken(inner.metrics), inner.details))
         if outcome.db_cost is not None and scenario == "drain" and "db-cost" in self.plan.scenarios:
             self.row("db-cost", system).runs.append(Run(outcome.db_cost))
         shown = ", ".join(
@@ -316,6 +313,12 @@ def header_lines(
 def write_json(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def taken(metrics: dict[str, float], rename: dict[str, str] | None = None) -> dict[str, float]:
+    """The figures that could be taken: one that could not (CPU without psutil) is NaN, and
+    is left out rather than shown as NaN."""
+    return {(rename or {}).get(k, k): v for k, v in metrics.items() if not math.isnan(v)}
 
 
 def _uvloop() -> Any:
