@@ -4,7 +4,7 @@
 # redis-server, postgresql-15 and wrk with apt when missing (as root), then runs the harness,
 # which starts and stops its own PostgreSQL and Redis. Arguments go to the harness:
 #
-#   ./scripts/bench.sh                         # every scenario, 3 runs each (~20 min)
+#   ./scripts/bench.sh                         # every scenario, 3 runs each (~35 min)
 #   ./scripts/bench.sh --quick                 # small counts, 1 run (< 1 min): a smoke test
 #   ./scripts/bench.sh --only drain latency --jobs 20000 --repeat 5
 #
