@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Install everything the suite needs and run it: lint, types, then every test on SQLite
 # and on a real PostgreSQL server that the suite starts and stops itself.
-# System packages come from apt (as root) when missing: postgresql-15 and chromium.
+# System packages come from apt (as root) when missing: postgresql-15, chromium and
+# python3-venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing+=(postgresql-15)
 command -v chromium >/dev/null || missing+=(chromium)
+[ -x .venv/bin/python ] || python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -eq 0 ]; then
     echo "installing system packages: ${missing[*]}"

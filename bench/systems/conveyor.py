@@ -67,11 +67,11 @@ from conveyor.worker.remote import HttpBackend
 WORKSPACE = "bench"
 DEFAULT_SLOTS = {"conveyor": 1000, "conveyor-http": 1000, "conveyor-sqlite": 100}
 """Job slots of each variant's worker when the `slots` scenario does not run: what `slots`
-chose in the full run of docs/benchmarks.md (median drain jobs/s of 20,000 jobs at 100 /
-300 / 600 / 1,000 slots: in-process PostgreSQL 10,049 / 9,601 / 9,519 / 10,644, alike
-within the spread; over HTTP 4,634 / 6,059 / 6,223 / 6,986; SQLite 5,720 / 4,314 / 4,508 /
-4,612). No-op jobs finish at once, so slots mostly bound how many jobs one claim may take
-(and one completion batch holds)."""
+chose in the full run of docs/benchmarks.md (median drain jobs/s of 50,000 jobs at 100 /
+300 / 600 / 1,000 slots: in-process PostgreSQL 9,939 / 9,775 / 10,758 / 11,721; over HTTP
+4,350 / 6,302 / 6,871 / 7,899; SQLite 6,511 / 4,960 / 5,182 / 5,073). No-op jobs finish
+at once, so slots mostly bound how many jobs one claim may take (and one completion batch
+holds)."""
 PRODUCER_POOL = 10
 WORKER_POOL = 10
 CONTENTION_POOL = 64

@@ -56,7 +56,8 @@ class Settings:
     access_log: bool = True
     """Log one line per HTTP request (route, status, duration, key id)."""
     metrics_token: str = ""
-    """When set, /metrics wants `Authorization: Bearer <token>`; otherwise it is open."""
+    """When set, /metrics wants `Authorization: Bearer <token>` (401 without); unset, it
+    answers only on a loopback address (403 elsewhere: metrics name every workspace)."""
     log_format: str = "auto"
     """`json`, `text`, or `auto` (JSON unless writing to a terminal)."""
     log_level: str = "INFO"

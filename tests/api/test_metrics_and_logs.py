@@ -110,7 +110,12 @@ async def test_requests_carry_an_id_into_the_log_and_keys_stay_out(
     assert response.headers["x-request-id"] == "trace-42"
     generated = await client.get("/jobs", headers={"X-Request-ID": "bad id with spaces"})
     assert generated.headers["x-request-id"] != "bad id with spaces"
+    me = await client.get(str(client.base_url.copy_with(path="/v1/me")))
+    assert me.status_code == 200
     lines = [JsonFormatter().format(record) for record in caplog.records]
+    assert any(
+        '"route":"/v1/me"' in line and f'"key_id":"{me.json()["key_id"]}"' in line for line in lines
+    ), "every authenticated request logs its key id"
     assert any(
         '"request_id":"trace-42"' in line and '"route":"/v1/workspaces/{ws}/jobs"' in line
         for line in lines

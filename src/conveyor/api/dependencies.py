@@ -137,7 +137,9 @@ async def any_key(request: Request, ctx: Context) -> Principal:
         and SESSION_COOKIE not in request.cookies
     ):
         raise _unauthorized("this server runs without keys; name the workspace in the URL")
-    return await _caller(request, ctx, "")
+    principal = await _caller(request, ctx, "")
+    request.state.key_id = str(principal.key_id)  # for the access log
+    return principal
 
 
 def authorized(permission: Permission) -> object:
@@ -147,7 +149,7 @@ def authorized(permission: Permission) -> object:
 
     async def dependency(request: Request, ctx: Context, ws: WorkspaceRef) -> Principal:
         principal = await _caller(request, ctx, ws)
-        request.state.key_id = str(principal.key_id)
+        request.state.key_id = str(principal.key_id)  # for the access log
         if not _names(ws, principal.workspace):
             raise _workspace_not_found(ws)
         if not principal.can(permission):

@@ -511,7 +511,12 @@ def worker_key(key: str | None, key_file: Path | None) -> str:
     help="seconds running jobs get to finish on SIGTERM before they are handed back",
 )
 @click.option("--worker-id", default=None, help="default: host:pid:random")
-@click.option("--allow-command-jobs", is_flag=True, help="run the built-in `command` job type")
+@click.option(
+    "--allow-command-jobs",
+    is_flag=True,
+    envvar="CONVEYOR_ALLOW_COMMAND_JOBS",
+    help="run the built-in `command` job type",
+)
 def worker(
     url: str,
     key: str | None,
