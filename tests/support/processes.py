@@ -22,6 +22,15 @@ def serve_process(
     database_url: str, log: Path, *extra: str, env: dict[str, str] | None = None
 ) -> Iterator[str]:
     """Start `conveyor serve` on a free port; yield its base URL; stop it on exit."""
+    with server_process(database_url, log, *extra, env=env) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def server_process(
+    database_url: str, log: Path, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`serve_process`, yielding the process too: for tests that kill it."""
     port = free_port()
     environment = {
         **os.environ,
@@ -57,7 +66,7 @@ def serve_process(
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"conveyor serve did not start: {log.read_text()[-3000:]}")
                 time.sleep(0.1)
-            yield url
+            yield url, process
         except BaseException:
             print(f"--- server log ({log}) ---\n{log.read_text(errors='replace')[-5000:]}")
             raise
