@@ -43,6 +43,13 @@ REPORTED_SETTINGS = (
 )
 
 
+def importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 class Postgres:
     """A throwaway PostgreSQL server and the databases the benchmark makes on it."""
 
@@ -197,10 +204,7 @@ class Redis:
     def available() -> bool:
         """The server binary and the `redis` client (RQ's dependency) are both installed:
         `scripts/bench.sh` installs both; the test command installs neither on purpose."""
-        return (
-            shutil.which("redis-server") is not None
-            and importlib.util.find_spec("redis") is not None
-        )
+        return shutil.which("redis-server") is not None and importable("redis")
 
     @property
     def url(self) -> str:

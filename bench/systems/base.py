@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import abc
 import importlib.metadata
-import importlib.util
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
+
+import asyncpg
 
 from bench.infra import Infra
 from bench.measure import Starts
@@ -30,13 +31,6 @@ def package_version(distribution: str) -> str:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
-
-
-def importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 @dataclass
@@ -209,6 +203,15 @@ class System(abc.ABC):
     @abc.abstractmethod
     def session(self) -> AbstractAsyncContextManager[Session]:
         """A fresh store for one measured run."""
+
+
+async def count_rows(url: str, sql: str) -> int:
+    """`SELECT count(*) …` on a peer's database, on a connection of its own."""
+    connection = await asyncpg.connect(url)
+    try:
+        return int(await connection.fetchval(sql))
+    finally:
+        await connection.close()
 
 
 @asynccontextmanager

@@ -21,6 +21,7 @@ from bench.systems.base import (
     Producer,
     Session,
     System,
+    count_rows,
     fresh_postgres_database,
     importable,
 )
@@ -151,15 +152,9 @@ class PgQueuerSession(Session):
         return {"system": "pgqueuer", "url": self.url}
 
     async def count_completed(self) -> int | None:
-        connection = await asyncpg.connect(self.url)
-        try:
-            return int(
-                await connection.fetchval(
-                    "SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'"
-                )
-            )
-        finally:
-            await connection.close()
+        return await count_rows(
+            self.url, "SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'"
+        )
 
 
 class PgQueuer(System):

@@ -19,6 +19,7 @@ from bench.systems.base import (
     Producer,
     Session,
     System,
+    count_rows,
     fresh_postgres_database,
     importable,
 )
@@ -157,17 +158,9 @@ class ProcrastinateSession(Session):
         return ProcrastinateConsumer(self.url)
 
     async def count_completed(self) -> int | None:
-        import asyncpg
-
-        connection = await asyncpg.connect(self.url)
-        try:
-            return int(
-                await connection.fetchval(
-                    "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
-                )
-            )
-        finally:
-            await connection.close()
+        return await count_rows(
+            self.url, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
+        )
 
 
 class Procrastinate(System):
