@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import asyncpg
 
+from bench.infra import importable
 from bench.measure import Starts
 from bench.systems.base import (
     JOB_TYPE,
@@ -23,7 +24,6 @@ from bench.systems.base import (
     System,
     count_rows,
     fresh_postgres_database,
-    importable,
 )
 
 BATCH_SIZE = 100

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, ClassVar
 
+from bench.infra import importable
 from bench.measure import Starts
 from bench.systems.base import (
     JOB_TYPE,
@@ -21,7 +22,6 @@ from bench.systems.base import (
     System,
     count_rows,
     fresh_postgres_database,
-    importable,
 )
 
 CONCURRENCY = 50

@@ -18,7 +18,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bench.infra import Infra, Redis
+from bench.infra import Infra, Redis, importable
 from bench.measure import Starts, poll_until
 from bench.plan import Plan
 from bench.process import child_env
@@ -29,7 +29,6 @@ from bench.systems.base import (
     Producer,
     Session,
     System,
-    importable,
     package_version,
 )
 
