@@ -135,21 +135,22 @@ sa.Index("ix_jobs_workspace_created", jobs.c.workspace_id, jobs.c.created_at, jo
 # Queued and running jobs are found through their own partial indexes (above); leaving
 # them out of the status and type indexes keeps the claim on ix_jobs_claimable, whatever
 # the statistics say after a burst, and saves index entries on every create and claim.
+_SETTLED = sa.text("status NOT IN ('QUEUED', 'RUNNING')")
 sa.Index(
     "ix_jobs_workspace_status",
     jobs.c.workspace_id,
     jobs.c.status,
     jobs.c.created_at,
-    postgresql_where=sa.text("status NOT IN ('QUEUED', 'RUNNING')"),
-    sqlite_where=sa.text("status NOT IN ('QUEUED', 'RUNNING')"),
+    postgresql_where=_SETTLED,
+    sqlite_where=_SETTLED,
 )
 sa.Index(
     "ix_jobs_workspace_type",
     jobs.c.workspace_id,
     jobs.c.type,
     jobs.c.created_at,
-    postgresql_where=sa.text("status NOT IN ('QUEUED', 'RUNNING')"),
-    sqlite_where=sa.text("status NOT IN ('QUEUED', 'RUNNING')"),
+    postgresql_where=_SETTLED,
+    sqlite_where=_SETTLED,
 )
 sa.Index(
     "ix_jobs_workspace_agent_task",
