@@ -291,7 +291,7 @@ async def test_a_slow_client_is_dropped_with_a_reason_and_can_resume(
 
 
 async def test_workspace_stream_filters_by_job_type_and_status(
-    client: httpx.AsyncClient, worker: Worker
+    server: RunningServer, client: httpx.AsyncClient, worker: Worker
 ) -> None:
     async def first_events(path: str, count: int) -> list[ServerSentEvent]:
         seen: list[ServerSentEvent] = []
@@ -304,7 +304,15 @@ async def test_workspace_stream_filters_by_job_type_and_status(
     everything = asyncio.create_task(first_events("/events/stream", 5))
     only_reports = asyncio.create_task(first_events("/events/stream?type=report", 2))
     only_cancels = asyncio.create_task(first_events("/events/stream?status=CANCELLED", 1))
-    await asyncio.sleep(0.3)
+    # A workspace stream without a resume point starts now: create the jobs only once all
+    # three streams are subscribed (a fixed sleep can lose that race on a loaded machine).
+    hub = server.runtime.hub
+    baseline = hub.subscriptions
+
+    async def all_three_subscribed() -> bool:
+        return hub.subscriptions >= baseline + 3
+
+    await eventually(all_three_subscribed, within=10, what="three workspace streams")
     email = (await client.post("/jobs", json={"type": "email"})).json()["id"]
     report = (await client.post("/jobs", json={"type": "report"})).json()["id"]
     await client.post(f"/jobs/{email}/cancel")

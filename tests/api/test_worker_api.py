@@ -48,7 +48,7 @@ async def test_claim_long_polls_until_a_job_arrives(
     response = await waiting
     woke_after = time.monotonic() - created_at
     assert [j["id"] for j in response.json()["data"]] == [job["id"]]
-    assert woke_after < 2.0, f"claim returned {woke_after:.2f}s after the job was created"
+    assert woke_after < 5.0, f"claim returned {woke_after:.2f}s after the job was created"
 
 
 async def test_a_claim_returns_a_lease_and_reports_need_it(
