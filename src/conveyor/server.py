@@ -91,11 +91,16 @@ class Runtime:
             url, pool_size=settings.pool_size, sqlite_synchronous=settings.sqlite_synchronous
         )
         work_signal = WorkSignal()
-        hub = EventHub(
-            fetch_ranges=store.jobs.events_in_ranges, capacity=settings.sse_buffer_events
-        )
         if url.kind == "sqlite":
+            hub = EventHub(capacity=settings.sse_buffer_events)
             store.jobs.on_committed = hub.deliver
+        else:
+            hub = EventHub(
+                fetch_ranges=store.jobs.events_in_ranges,
+                fetch_workspace_events=store.jobs.workspace_events_after,
+                current_position=store.jobs.current_position,
+                capacity=settings.sse_buffer_events,
+            )
         stats = StatsService(store)
         metrics = metrics or Metrics()
         metrics.watch_job_counts(store.stats.queue_depth)

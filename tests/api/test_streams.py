@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -332,6 +334,174 @@ async def test_workspace_stream_filters_by_job_type_and_status(
 
     resumed = await first_events("/events/stream?after_id=" + str(all_events[2].id), 2)
     assert [e.id for e in resumed] == [all_events[3].id, all_events[4].id]
+
+
+class WorkspaceFollower:
+    """A client on the workspace stream, in the background, that can hang up."""
+
+    def __init__(self, client: httpx.AsyncClient, headers: dict[str, str] | None = None) -> None:
+        self.seen: list[ServerSentEvent] = []
+        self._task = asyncio.create_task(self._follow(client, headers))
+
+    async def _follow(self, client: httpx.AsyncClient, headers: dict[str, str] | None) -> None:
+        async for event in sse_events(client, "/events/stream", headers):
+            self.seen.append(event)
+
+    def ticks(self) -> list[str]:
+        return [e.json()["payload"]["from"] for e in self.seen if e.event == "test.tick"]
+
+    async def hang_up(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+async def tick(client: httpx.AsyncClient, keys: dict[str, str], job_id: str, name: str) -> None:
+    """An event on a queued job, written and committed through the API."""
+    response = await client.post(
+        f"/jobs/{job_id}/events",
+        json={"type": "test.tick", "payload": {"from": name}},
+        headers={"Authorization": f"Bearer {keys['worker']}"},
+    )
+    assert response.status_code == 201, response.text
+
+
+async def begin_slow_transaction(database_url: DatabaseURL, job_id: str, *, tick: bool) -> Any:
+    """A transaction that writes (optionally an event on the job, as the API would) and
+    then stays open: a commit that takes long, as under load."""
+    import asyncpg
+
+    connection = await asyncpg.connect(database_url.url)
+    await connection.execute("BEGIN")
+    row = await connection.fetchrow(
+        "UPDATE jobs SET last_event_seq = last_event_seq + $2 WHERE id = $1 "
+        "RETURNING workspace_id, type, last_event_seq",
+        UUID(job_id),
+        1 if tick else 0,
+    )
+    if tick:
+        await connection.execute(
+            "INSERT INTO events (job_id, workspace_id, job_type, seq, type, actor, payload, "
+            "created_at) VALUES ($1, $2, $3, $4, 'test.tick', 'test', $5::jsonb, now())",
+            UUID(job_id),
+            row["workspace_id"],
+            row["type"],
+            row["last_event_seq"],
+            '{"from": "slow"}',
+        )
+    return connection
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_workspace_stream_resumes_exactly_when_transactions_commit_out_of_id_order(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    keys: dict[str, str],
+    database_url: DatabaseURL,
+) -> None:
+    # A slow transaction takes an event id, then a fast one takes the next id and commits
+    # first. A client that saw the fast event, hung up, and resumed after it must still
+    # get the slow one once it commits.
+    slow_job = (await client.post("/jobs", json={"type": "t"})).json()["id"]
+    fast_job = (await client.post("/jobs", json={"type": "t"})).json()["id"]
+    hub = server.runtime.hub
+    baseline = hub.subscriptions
+    staying = WorkspaceFollower(client)
+    leaving = WorkspaceFollower(client)
+
+    async def both_subscribed() -> bool:
+        return hub.subscriptions >= baseline + 2
+
+    await eventually(both_subscribed, within=10, what="two workspace streams")
+    await tick(client, keys, fast_job, "before")
+
+    async def saw_before() -> bool:
+        return leaving.ticks() == ["before"]
+
+    await eventually(saw_before, within=10, what="the first tick on the leaving stream")
+
+    slow = await begin_slow_transaction(database_url, slow_job, tick=True)
+    try:
+        await tick(client, keys, fast_job, "fast")
+        await asyncio.sleep(0.5)  # whatever the stream would pass on, it has by now
+        assert leaving.ticks() == ["before"], (
+            "an event was passed on while an older transaction could still commit behind it"
+        )
+        await leaving.hang_up()
+        await slow.execute("COMMIT")
+    finally:
+        await slow.close()
+    resumed = WorkspaceFollower(client, {"Last-Event-ID": str(leaving.seen[-1].id)})
+
+    async def resumed_has_both() -> bool:
+        return len(resumed.ticks()) >= 2 and len(staying.ticks()) >= 3
+
+    await eventually(resumed_has_both, within=10, what="the slow and the fast tick")
+    await asyncio.sleep(0.3)  # anything sent twice would arrive by now
+    await resumed.hang_up()
+    await staying.hang_up()
+    assert leaving.ticks() + resumed.ticks() == ["before", "slow", "fast"]
+    assert staying.ticks() == ["before", "slow", "fast"], "older transaction first"
+    sent = [(e.json()["job_id"], e.json()["seq"]) for e in leaving.seen + resumed.seen]
+    assert len(sent) == len(set(sent)), "no event twice across the reconnect"
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_an_event_held_behind_a_transaction_without_events_follows_once_it_ends(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    keys: dict[str, str],
+    database_url: DatabaseURL,
+) -> None:
+    other_job = (await client.post("/jobs", json={"type": "t"})).json()["id"]
+    job = (await client.post("/jobs", json={"type": "t"})).json()["id"]
+    hub = server.runtime.hub
+    baseline = hub.subscriptions
+    follower = WorkspaceFollower(client)
+
+    async def subscribed() -> bool:
+        return hub.subscriptions > baseline
+
+    await eventually(subscribed, within=10, what="the workspace stream")
+    slow = await begin_slow_transaction(database_url, other_job, tick=False)
+    try:
+        await tick(client, keys, job, "held")
+        await asyncio.sleep(0.3)
+        assert follower.ticks() == [], "passed on while an older transaction still runs"
+        await slow.execute("COMMIT")  # commits no event, so no notice: the hub looks again
+    finally:
+        await slow.close()
+
+    async def arrived() -> bool:
+        return follower.ticks() == ["held"]
+
+    await eventually(arrived, within=10, what="the held event after the transaction ended")
+    await follower.hang_up()
+
+
+async def test_workspace_stream_resumes_from_the_start_but_not_after_an_unknown_event(
+    server: RunningServer, client: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    other = {"Authorization": f"Bearer {keys['other']}"}
+    async with httpx.AsyncClient(base_url=f"{server.url}/v1/workspaces/other") as elsewhere:
+        foreign = (await elsewhere.post("/jobs", json={"type": "t"}, headers=other)).json()
+        events = (await elsewhere.get(f"/jobs/{foreign['id']}/events", headers=other)).json()
+    foreign_event = str(events["data"][0]["id"])
+    for asked in (
+        {"headers": {"Last-Event-ID": foreign_event}},
+        {"headers": {"Last-Event-ID": "999999999"}},
+        {"params": {"after_id": foreign_event}},
+    ):
+        response = await client.get("/events/stream", **asked)
+        assert response.status_code == 422, (asked, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "not an event of this workspace" in response.json()["detail"]
+
+    first_job = (await client.post("/jobs", json={"type": "t"})).json()["id"]
+    await client.post("/jobs", json={"type": "t"})
+    async for event in sse_events(client, "/events/stream?after_id=0"):
+        assert (event.json()["job_id"], event.event) == (first_job, "job.created")
+        break
 
 
 async def test_streams_need_a_key_and_the_right_workspace(

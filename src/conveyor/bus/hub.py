@@ -2,10 +2,14 @@
 open in that process.
 
 Feeding it:
-* SQLite: the store hands over each transaction's events as it commits (`deliver`).
-* PostgreSQL: the LISTEN connection hands over compact notices (job, seq range); the hub
-  keeps those some local stream wants and fetches them in one query per batch of notices
-  (`announce`) — never a query per stream, and none at all while streams are idle.
+* SQLite: the store hands over each transaction's events as it commits (`deliver`); one
+  writer commits events in id order.
+* PostgreSQL: the LISTEN connection hands over compact notices (job, seq range)
+  (`announce`). For job streams the hub fetches the announced events in one query per
+  batch of notices. For workspace streams it keeps one feed per workspace being watched:
+  a position in (tx, id) order that advances only past events no older transaction can
+  still commit behind (see `StreamPosition`), with one query per workspace per batch of
+  notices — never a query per stream, and none at all while streams are idle.
 
 Each subscription has a bounded buffer. A stream whose client reads too slowly to keep
 up is dropped with a reason rather than allowed to grow without limit; its client
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from conveyor.domain import events as event_types
-from conveyor.domain.events import Event
+from conveyor.domain.events import Event, StreamPosition, WorkspaceEventsPage
 
 log = logging.getLogger("conveyor.bus")
 
@@ -53,6 +57,13 @@ class EventNotice:
 
 
 FetchRanges = Callable[[Sequence[tuple[UUID, int, int]]], Awaitable[list[Event]]]
+FetchWorkspaceEvents = Callable[[UUID, StreamPosition, int], Awaitable[WorkspaceEventsPage]]
+CurrentPosition = Callable[[UUID], Awaitable[StreamPosition]]
+
+FEED_PAGE = 1000
+HELD_RECHECK_SECONDS = (0.01, 0.5)
+"""How soon a feed looks again for events held back by an older running transaction:
+the first delay, doubling up to the second."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,16 +142,37 @@ class Subscription:
 
 
 class EventHub:
-    def __init__(self, *, fetch_ranges: FetchRanges | None = None, capacity: int = 1000) -> None:
+    def __init__(
+        self,
+        *,
+        fetch_ranges: FetchRanges | None = None,
+        fetch_workspace_events: FetchWorkspaceEvents | None = None,
+        current_position: CurrentPosition | None = None,
+        capacity: int = 1000,
+    ) -> None:
         self._fetch_ranges = fetch_ranges
+        self._fetch_workspace_events = fetch_workspace_events
+        self._current_position = current_position
         self.capacity = capacity
         self._by_job: dict[UUID, set[Subscription]] = {}
         self._by_workspace: dict[UUID, set[Subscription]] = {}
         self._pending: dict[UUID, tuple[int, int]] = {}
+        self._feeds: dict[UUID, StreamPosition | None] = {}
+        """Per watched workspace (PostgreSQL): how far its workspace streams have been fed;
+        None until the first stream has fixed the starting point (`start_feed`)."""
+        self._stale_feeds: set[UUID] = set()
+        self._held_feeds: set[UUID] = set()
+        self._woken = asyncio.Event()
         self._fetching: asyncio.Task[None] | None = None
         self._closed = False
         self.fetches = 0
         """Database reads made to resolve notices (for tests and metrics)."""
+
+    @property
+    def feeds_workspaces(self) -> bool:
+        """Workspace streams are fed from the database in position order (PostgreSQL),
+        rather than handed each commit's events (SQLite)."""
+        return self._fetch_workspace_events is not None
 
     @property
     def subscriptions(self) -> int:
@@ -156,6 +188,8 @@ class EventHub:
             self._by_job.setdefault(stream_filter.job_id, set()).add(subscription)
         else:
             self._by_workspace.setdefault(workspace_id, set()).add(subscription)
+            if self.feeds_workspaces:
+                self._feeds.setdefault(workspace_id, None)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -168,9 +202,27 @@ class EventHub:
         subscribers.discard(subscription)
         if not subscribers:
             del index[key]
+            if job_id is None:
+                self._feeds.pop(key, None)
+                self._stale_feeds.discard(key)
+                self._held_feeds.discard(key)
 
-    def _wanted(self, workspace_id: UUID, job_id: UUID) -> bool:
-        return job_id in self._by_job or workspace_id in self._by_workspace
+    async def start_feed(self, workspace_id: UUID) -> None:
+        """Called by a workspace stream after it subscribed and before it replays: the
+        workspace's feed starts no later than the replay ends, so no event falls between."""
+        if workspace_id not in self._feeds or self._feeds[workspace_id] is not None:
+            return  # not fed from the database, or already started
+        assert self._current_position is not None
+        start = await self._current_position(workspace_id)
+        if workspace_id in self._by_workspace and self._feeds.get(workspace_id) is None:
+            self._feeds[workspace_id] = start
+
+    def look_again(self, workspace_id: UUID) -> None:
+        """A stream's replay found events held back by an older transaction: the feed
+        keeps looking until they can be passed on."""
+        if self.feeds_workspaces and workspace_id in self._feeds:
+            self._held_feeds.add(workspace_id)
+            self._run_fetches()
 
     def deliver(self, committed: Sequence[Event]) -> None:
         """Hand committed events (in commit order) to every stream that wants them."""
@@ -183,29 +235,81 @@ class EventHub:
     def announce(self, notices: Sequence[EventNotice]) -> None:
         """PostgreSQL said these events were committed: fetch the ones streamed here."""
         for notice in notices:
-            if not self._wanted(notice.workspace_id, notice.job_id):
+            if notice.workspace_id in self._feeds:
+                self._stale_feeds.add(notice.workspace_id)
+            if notice.job_id not in self._by_job:
                 continue
             first, last = self._pending.get(notice.job_id, (notice.first_seq, notice.last_seq))
             self._pending[notice.job_id] = (
                 min(first, notice.first_seq),
                 max(last, notice.last_seq),
             )
-        if self._pending and (self._fetching is None or self._fetching.done()):
+        if self._pending or self._stale_feeds:
+            self._run_fetches()
+
+    def _run_fetches(self) -> None:
+        self._woken.set()
+        if self._fetching is None or self._fetching.done():
             self._fetching = asyncio.create_task(self._fetch_pending(), name="event-hub-fetch")
 
     async def _fetch_pending(self) -> None:
-        assert self._fetch_ranges is not None, "announce needs a way to fetch events"
-        while self._pending:
-            ranges = [(job_id, first, last) for job_id, (first, last) in self._pending.items()]
-            self._pending.clear()
-            self.fetches += 1
+        delay = HELD_RECHECK_SECONDS[0]
+        while self._pending or self._stale_feeds or self._held_feeds:
+            if not (self._pending or self._stale_feeds):
+                # Only held events are left: look again after a while, or when woken.
+                self._woken.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._woken.wait()
+                delay = min(delay * 2, HELD_RECHECK_SECONDS[1])
+                self._stale_feeds |= self._held_feeds
             try:
-                fetched = await self._fetch_ranges(ranges)
+                await self._fetch_job_events()
+                if await self._advance_feeds():
+                    delay = HELD_RECHECK_SECONDS[0]
             except Exception as error:
                 log.warning("could not fetch announced events (%s); streams will catch up", error)
-                self.catch_up_all()
+                self._pending.clear()
+                self._stale_feeds.clear()
+                self._held_feeds.clear()
+                self._catch_up_streams()
                 return
-            self.deliver(sorted(fetched, key=lambda event: event.id))
+
+    async def _fetch_job_events(self) -> None:
+        if not self._pending:
+            return
+        assert self._fetch_ranges is not None, "announce needs a way to fetch events"
+        ranges = [(job_id, first, last) for job_id, (first, last) in self._pending.items()]
+        self._pending.clear()
+        self.fetches += 1
+        fetched = await self._fetch_ranges(ranges)
+        for event in sorted(fetched, key=lambda event: event.id):
+            for subscription in tuple(self._by_job.get(event.job_id, ())):
+                subscription.offer(event)
+
+    async def _advance_feeds(self) -> bool:
+        """Feed each stale workspace's streams what can be passed on; True if any moved."""
+        moved = False
+        stale, self._stale_feeds = self._stale_feeds, set()
+        for workspace_id in stale:
+            assert self._fetch_workspace_events is not None
+            while (position := self._feeds.get(workspace_id)) is not None:
+                self.fetches += 1
+                page = await self._fetch_workspace_events(workspace_id, position, FEED_PAGE)
+                if self._feeds.get(workspace_id) != position:
+                    break  # unwatched (or restarted) meanwhile
+                self._feeds[workspace_id] = page.reached
+                for event in page.events:
+                    for subscription in tuple(self._by_workspace.get(workspace_id, ())):
+                        subscription.offer(event)
+                moved = moved or bool(page.events)
+                if page.held:
+                    self._held_feeds.add(workspace_id)
+                else:
+                    self._held_feeds.discard(workspace_id)
+                if not page.full:
+                    break
+        return moved
 
     def end_all_streams(self) -> None:
         """The server is stopping: every stream ends now, so that connections close and
@@ -217,7 +321,14 @@ class EventHub:
                     subscription.end()
 
     def catch_up_all(self) -> None:
-        """Notices may have been lost: every stream reads what it missed from the database."""
+        """Notices may have been lost: every stream reads what it missed from the database,
+        and every workspace feed looks again."""
+        self._catch_up_streams()
+        self._stale_feeds |= {ws for ws, position in self._feeds.items() if position is not None}
+        if self._stale_feeds:
+            self._run_fetches()
+
+    def _catch_up_streams(self) -> None:
         for index in (self._by_job, self._by_workspace):
             for subscribers in index.values():
                 for subscription in subscribers:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 from uuid import UUID
 
 from conveyor.domain.errors import InvalidInput
@@ -89,6 +89,17 @@ class NewEvent:
     step_id: UUID | None = None
 
 
+class StreamPosition(NamedTuple):
+    """Where a workspace stream stands: every event at or before this position has been
+    considered. Events of a workspace are ordered by (tx, id), where `tx` orders the
+    transactions that wrote them by when they began; a stream passes an event only once
+    every older transaction has ended, so no event can later appear behind its position.
+    `(tx, 0)` stands before every event of transaction `tx`."""
+
+    tx: int
+    id: int
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     id: int
@@ -101,3 +112,25 @@ class Event:
     actor: str
     payload: JsonValue
     timestamp: datetime
+    tx: int = 0
+    """The writing transaction's id on PostgreSQL; 0 on SQLite, whose single writer
+    commits events in id order."""
+
+    @property
+    def position(self) -> StreamPosition:
+        return StreamPosition(self.tx, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceEventsPage:
+    """A workspace's events after a position, in position order."""
+
+    events: list[Event]
+    reached: StreamPosition
+    """Where a stream that has passed on these events stands: at the last of them, or
+    further when the database vouches that no event can ever appear before that point."""
+    full: bool
+    """The page hit its limit: there may be more right away."""
+    held: bool
+    """Events were committed beyond `reached` that cannot be passed on yet (an older
+    transaction is still running): look again shortly."""

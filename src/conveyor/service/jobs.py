@@ -32,7 +32,14 @@ from conveyor.domain.errors import (
     JobNotFound,
     StepNotFound,
 )
-from conveyor.domain.events import Event, JsonValue, NewEvent, validate_custom_event_type
+from conveyor.domain.events import (
+    Event,
+    JsonValue,
+    NewEvent,
+    StreamPosition,
+    WorkspaceEventsPage,
+    validate_custom_event_type,
+)
 from conveyor.domain.jobs import Completion, Job, JobChange, JobFilter, JobSpec, JobStatus
 from conveyor.domain.limits import JsonLimits, validate_json, validate_text
 from conveyor.domain.steps import (
@@ -707,13 +714,16 @@ class JobService:
         await self.require_job(workspace_id, job_id)
         return await self.jobs.list_events(job_id, after_seq=after_seq, limit=limit)
 
-    async def list_workspace_events(
-        self, workspace_id: UUID, *, after_id: int, limit: int = 1000
-    ) -> list[Event]:
-        return await self.jobs.list_workspace_events(workspace_id, after_id=after_id, limit=limit)
+    async def workspace_events_after(
+        self, workspace_id: UUID, after: StreamPosition, *, limit: int = 1000
+    ) -> WorkspaceEventsPage:
+        return await self.jobs.workspace_events_after(workspace_id, after, limit)
 
-    async def last_event_id(self, workspace_id: UUID) -> int:
-        return await self.jobs.last_event_id(workspace_id)
+    async def event_position(self, workspace_id: UUID, event_id: int) -> StreamPosition | None:
+        return await self.jobs.event_position(workspace_id, event_id)
+
+    async def current_position(self, workspace_id: UUID) -> StreamPosition:
+        return await self.jobs.current_position(workspace_id)
 
     # -- the reaper ----------------------------------------------------------------------
 

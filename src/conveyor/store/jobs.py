@@ -24,7 +24,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from conveyor.domain.errors import StepNotFound
-from conveyor.domain.events import Event, NewEvent
+from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import (
     Completion,
     Job,
@@ -49,7 +49,7 @@ STEP_COLUMNS: Final = (
     "tokens_input, tokens_output, output"
 )
 EVENT_COLUMNS: Final = (
-    "id, job_id, workspace_id, job_type, seq, step_id, type, actor, payload, created_at"
+    "id, job_id, workspace_id, job_type, seq, step_id, type, actor, payload, created_at, tx"
 )
 
 # Columns a JobChange may set, and which of them hold JSON. Column names are spliced into
@@ -215,6 +215,7 @@ class JobStore(abc.ABC):
             actor=row["actor"],
             payload=d.json(row["payload"]),
             timestamp=d.timestamp(row["created_at"]),
+            tx=row["tx"],
         )
 
     # -- reads ---------------------------------------------------------------------------
@@ -284,24 +285,39 @@ class JobStore(abc.ABC):
             )
         return [self.event_from_row(row) for row in rows]
 
-    async def list_workspace_events(
-        self, workspace_id: UUID, *, after_id: int, limit: int
-    ) -> list[Event]:
+    async def workspace_events_after(
+        self, workspace_id: UUID, after: StreamPosition, limit: int
+    ) -> WorkspaceEventsPage:
+        """The workspace's events after `after`, in (tx, id) order. Here (SQLite: one
+        writer, tx 0) that is id order, and every committed event can be passed on."""
         async with self.database.read() as connection:
             rows = await connection.fetch(
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE workspace_id = :ws AND id > :after "
-                "ORDER BY id LIMIT :limit",
-                {"ws": workspace_id, "after": after_id, "limit": limit},
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE workspace_id = :ws "
+                "AND (tx, id) > (:tx, :id) ORDER BY tx, id LIMIT :limit",
+                {"ws": workspace_id, "tx": after.tx, "id": after.id, "limit": limit},
             )
-        return [self.event_from_row(row) for row in rows]
+        events = [self.event_from_row(row) for row in rows]
+        reached = events[-1].position if events else after
+        return WorkspaceEventsPage(events, reached, full=len(events) == limit, held=False)
 
-    async def last_event_id(self, workspace_id: UUID) -> int:
+    async def event_position(self, workspace_id: UUID, event_id: int) -> StreamPosition | None:
+        """Where the workspace's event `event_id` stands; None if it has no such event."""
         async with self.database.read() as connection:
             row = await connection.fetchrow(
-                "SELECT COALESCE(max(id), 0) AS last FROM events WHERE workspace_id = :ws",
+                "SELECT tx, id FROM events WHERE id = :id AND workspace_id = :ws",
+                {"id": event_id, "ws": workspace_id},
+            )
+        return None if row is None else StreamPosition(row["tx"], row["id"])
+
+    async def current_position(self, workspace_id: UUID) -> StreamPosition:
+        """Where a workspace stream that starts now stands: after the newest event."""
+        async with self.database.read() as connection:
+            row = await connection.fetchrow(
+                "SELECT tx, id FROM events WHERE workspace_id = :ws "
+                "ORDER BY tx DESC, id DESC LIMIT 1",
                 {"ws": workspace_id},
             )
-        return int(row["last"]) if row is not None else 0
+        return StreamPosition(0, 0) if row is None else StreamPosition(row["tx"], row["id"])
 
     async def events_in_ranges(self, ranges: Sequence[tuple[UUID, int, int]]) -> list[Event]:
         """Events first..last (inclusive) of each job, in id order."""

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from conveyor.domain.events import Event
+from conveyor.domain.events import Event, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import CLAIMABLE_STATUS, Completion, Job, JobChange, JobStatus
 from conveyor.serialization import dumps
 from conveyor.store.connection import Json, Row
@@ -99,6 +99,23 @@ WITH input AS (
     FROM done
 )
 SELECT {JOB_COLUMNS} FROM done
+"""
+
+
+# A workspace's events in (tx, id) order, up to the horizon: the oldest transaction still
+# running. Every transaction below it has ended, so nothing can commit behind what this
+# returns; events of younger transactions wait (`held`) until the older ones are done.
+# The horizon comes from the statement's own snapshot, the one the page is read with.
+_WORKSPACE_EVENTS = f"""
+WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS tx)
+SELECT horizon.tx AS horizon,
+    EXISTS (SELECT 1 FROM events WHERE workspace_id = :ws AND tx >= horizon.tx) AS held,
+    page.*
+FROM horizon LEFT JOIN LATERAL (
+    SELECT {EVENT_COLUMNS} FROM events
+    WHERE workspace_id = :ws AND (tx, id) > (:tx, :id) AND tx < horizon.tx
+    ORDER BY tx, id LIMIT :limit
+) page ON true
 """
 
 
@@ -211,6 +228,30 @@ class PostgresJobStore(JobStore):
                 _COMPLETE, {"completions": Json(records), "ws": workspace_id, "actor": actor}
             )
         return [self.job_from_row(row) for row in rows]
+
+    async def workspace_events_after(
+        self, workspace_id: UUID, after: StreamPosition, limit: int
+    ) -> WorkspaceEventsPage:
+        async with self.database.read() as connection:
+            rows = await connection.fetch(
+                _WORKSPACE_EVENTS,
+                {"ws": workspace_id, "tx": after.tx, "id": after.id, "limit": limit},
+            )
+        events = [self.event_from_row(row) for row in rows if row["id"] is not None]
+        full = len(events) == limit
+        horizon = StreamPosition(rows[0]["horizon"], 0)
+        reached = events[-1].position if full else max(after, horizon)
+        return WorkspaceEventsPage(events, reached, full=full, held=bool(rows[0]["held"]))
+
+    async def current_position(self, workspace_id: UUID) -> StreamPosition:
+        """Before the events of every transaction still running: a stream starting here
+        gets every event committed from now on, in order."""
+        async with self.database.read() as connection:
+            row = await connection.fetchrow(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon"
+            )
+        assert row is not None
+        return StreamPosition(row["horizon"], 0)
 
     async def events_in_ranges(self, ranges: Sequence[tuple[UUID, int, int]]) -> list[Event]:
         """One query for every announced range, however many streams wait on them."""

@@ -11,6 +11,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 metadata = sa.MetaData()
 
@@ -21,6 +23,29 @@ def uuid_type() -> sa.types.TypeEngine[Any]:
 
 def timestamp_type() -> sa.types.TypeEngine[Any]:
     return sa.DateTime(timezone=True).with_variant(sa.Float(), "sqlite")
+
+
+class WritingTransaction(sa.sql.expression.FunctionElement[int]):
+    """The id of the transaction writing a row: on PostgreSQL its 64-bit transaction id
+    (which orders transactions by when they began writing); 0 on SQLite, whose single
+    writer commits rows in id order anyway."""
+
+    type = sa.BigInteger()
+    inherit_cache = True
+
+
+@compiles(WritingTransaction, "postgresql")
+def _writing_transaction_on_postgresql(
+    element: WritingTransaction, compiler: SQLCompiler, **kw: Any
+) -> str:
+    return "(pg_current_xact_id()::text::bigint)"
+
+
+@compiles(WritingTransaction, "sqlite")
+def _writing_transaction_on_sqlite(
+    element: WritingTransaction, compiler: SQLCompiler, **kw: Any
+) -> str:
+    return "0"
 
 
 def json_type() -> sa.types.TypeEngine[Any]:
@@ -219,9 +244,11 @@ events = sa.Table(
     sa.Column("actor", sa.String(300), nullable=False),
     sa.Column("payload", json_type(), nullable=False),
     sa.Column("created_at", timestamp_type(), nullable=False),
+    # Workspace streams go in (tx, id) order: see conveyor.domain.events.StreamPosition.
+    sa.Column("tx", sa.BigInteger(), nullable=False, server_default=WritingTransaction()),
     sa.UniqueConstraint("job_id", "seq", name="uq_events_job_seq"),
 )
-sa.Index("ix_events_workspace", events.c.workspace_id, events.c.id)
+sa.Index("ix_events_workspace_position", events.c.workspace_id, events.c.tx, events.c.id)
 
 sessions = sa.Table(
     "sessions",

@@ -1,9 +1,10 @@
 """Server-Sent Events: follow a job, or a whole workspace, live.
 
 A stream subscribes to the event hub *before* it reads history from the database, then
-replays, then goes live, dropping what it has already sent by seq: so an event committed
-while the stream starts is neither lost nor sent twice. `Last-Event-ID` (or `?after_seq=`)
-resumes exactly after the given event.
+replays, then goes live, dropping what it has already sent (by seq on a job's stream, by
+position on a workspace's): so an event committed while the stream starts is neither lost
+nor sent twice. `Last-Event-ID` (or `?after_seq=` / `?after_id=`) resumes exactly after
+the given event.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from conveyor.api.dependencies import ApiContext, Context, authorized, caller_st
 from conveyor.api.problems import Problem
 from conveyor.bus.hub import TERMINAL_EVENTS, StreamFilter, Subscription
 from conveyor.domain.errors import TransientDatabaseError, Unavailable
-from conveyor.domain.events import Event
+from conveyor.domain.events import Event, StreamPosition
 from conveyor.domain.jobs import JobStatus
 from conveyor.domain.workspaces import Permission
 from conveyor.serialization import dumps
@@ -34,7 +35,6 @@ router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["streams"])
 
 Streamer = Annotated[Principal, authorized(Permission.STREAM)]
 REPLAY_PAGE = 500
-SENT_MEMORY = 10_000
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "an event stream"}
@@ -266,15 +266,24 @@ async def stream_workspace(
         job_types=frozenset(type or ()),
         statuses=frozenset(s.value for s in status or ()),
     )
+    workspace_id = principal.workspace.id
     resuming = last_event_id is not None or after_id is not None
-    # Without a resume point the stream starts now; the newest event id still anchors it,
-    # so events missed while PostgreSQL notices were down can be caught up.
-    after = (
-        resume_point(last_event_id, after_id)
-        if resuming
-        else await ctx.jobs.last_event_id(principal.workspace.id)
-    )
-    return event_stream(resilient(_workspace_events(ctx, principal, request, stream_filter, after)))
+    start: StreamPosition | None = None
+    if resuming:
+        event_id = resume_point(last_event_id, after_id)
+        start = StreamPosition(0, 0)
+        if event_id > 0:
+            start = await ctx.jobs.event_position(workspace_id, event_id)
+            if start is None:
+                field = "Last-Event-ID" if last_event_id is not None else "after_id"
+                raise Problem(
+                    422,
+                    "validation-error",
+                    "Invalid input",
+                    f"{field} is not an event of this workspace",
+                    errors=[{"field": field, "message": "no such event in this workspace"}],
+                )
+    return event_stream(resilient(_workspace_events(ctx, principal, request, stream_filter, start)))
 
 
 async def _workspace_events(
@@ -282,40 +291,36 @@ async def _workspace_events(
     principal: Principal,
     request: Request,
     stream_filter: StreamFilter,
-    after_id: int,
+    start: StreamPosition | None,
 ) -> AsyncIterator[bytes]:
-    """Live events of the workspace; with a resume point, first those after it. Events of
-    different jobs may commit out of id order on PostgreSQL, so sent events are remembered
-    by (job, seq) and never sent twice."""
+    """The workspace's events after `start` (None: from now on), in position order.
+
+    Positions order events so that none can ever commit behind one already passed on
+    (see `StreamPosition`), so resuming after an event's position is exact: the stream
+    sends each event once, and the events after the client's Last-Event-ID are exactly
+    those it has not seen."""
     workspace_id = principal.workspace.id
     credentials = Recheck(request, ctx, principal)
-    sent: OrderedDict[tuple[UUID, int], None] = OrderedDict()
-
-    def first_time(event: Event) -> bool:
-        key = (event.job_id, event.seq)
-        if key in sent:
-            return False
-        sent[key] = None
-        if len(sent) > SENT_MEMORY:
-            sent.popitem(last=False)
-        return True
-
-    cursor = after_id
-
-    async def catch_up() -> AsyncIterator[bytes]:
-        nonlocal cursor
-        while True:
-            page = await ctx.jobs.list_workspace_events(
-                workspace_id, after_id=cursor, limit=REPLAY_PAGE
-            )
-            for event in page:
-                cursor = max(cursor, event.id)
-                if stream_filter.matches(event) and first_time(event):
-                    yield sse(event, stream_id=event.id)
-            if len(page) < REPLAY_PAGE:
-                return
 
     with ctx.hub.subscribe(workspace_id, stream_filter) as subscription:
+        await ctx.hub.start_feed(workspace_id)  # before the replay: nothing falls between
+        position = start if start is not None else await ctx.jobs.current_position(workspace_id)
+
+        async def catch_up() -> AsyncIterator[bytes]:
+            nonlocal position
+            while True:
+                page = await ctx.jobs.workspace_events_after(
+                    workspace_id, position, limit=REPLAY_PAGE
+                )
+                frames = [sse(e, stream_id=e.id) for e in page.events if stream_filter.matches(e)]
+                position = max(position, page.reached)
+                if frames:
+                    yield b"".join(frames)
+                if page.held:
+                    ctx.hub.look_again(workspace_id)
+                if not page.full:
+                    return
+
         yield b"retry: 3000\n\n"
         async for chunk in catch_up():
             yield chunk
@@ -328,8 +333,8 @@ async def _workspace_events(
             else:
                 frames = []
                 for event in batch:
-                    if first_time(event):
-                        cursor = max(cursor, event.id)
+                    if event.position > position:
+                        position = event.position
                         frames.append(sse(event, stream_id=event.id))
                 if frames:
                     yield b"".join(frames)
