@@ -101,6 +101,12 @@ class Runtime:
                 current_position=store.jobs.current_position,
                 capacity=settings.sse_buffer_events,
             )
+        if moved := await store.jobs.adopt_foreign_events():
+            log.warning(
+                "%d events carried another PostgreSQL server's transaction ids (a restored or "
+                "copied database); they now come first in workspace streams",
+                moved,
+            )
         stats = StatsService(store)
         metrics = metrics or Metrics()
         metrics.watch_job_counts(store.stats.queue_depth)

@@ -12,7 +12,7 @@ from uuid import UUID
 import httpx
 import pytest
 
-from conveyor.client.sse import ServerSentEvent, parse_lines_async
+from conveyor.client.sse import EventStreamParser, ServerSentEvent, parse_lines_async
 from conveyor.store.urls import DatabaseURL
 from tests.conftest import settings_for
 from tests.support.server import RunningServer, running_server
@@ -491,17 +491,70 @@ async def test_workspace_stream_resumes_from_the_start_but_not_after_an_unknown_
         {"headers": {"Last-Event-ID": foreign_event}},
         {"headers": {"Last-Event-ID": "999999999"}},
         {"params": {"after_id": foreign_event}},
+        {"headers": {"Last-Event-ID": str(2**63)}},
     ):
         response = await client.get("/events/stream", **asked)
         assert response.status_code == 422, (asked, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
-        assert "not an event of this workspace" in response.json()["detail"]
+        assert response.json()["errors"][0]["field"] in ("Last-Event-ID", "after_id"), asked
+
+    job_stream = f"/jobs/{foreign['id']}/events/stream"
+    too_far = await client.get(job_stream, headers={"Last-Event-ID": str(2**31)})
+    assert too_far.status_code in (404, 422), "another workspace's job, or the bound"
 
     first_job = (await client.post("/jobs", json={"type": "t"})).json()["id"]
     await client.post("/jobs", json={"type": "t"})
     async for event in sse_events(client, "/events/stream?after_id=0"):
         assert (event.json()["job_id"], event.event) == (first_job, "job.created")
         break
+
+
+async def test_a_workspace_stream_says_where_it_starts_so_an_early_hang_up_loses_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post("/jobs", json={"type": "t"})  # history before the stream starts
+    parser = EventStreamParser()
+    async with client.stream("GET", "/events/stream", timeout=30) as response:
+        async for line in response.aiter_lines():
+            parser.feed(line)
+            if parser.last_event_id is not None:
+                break  # hang up before any event
+    start = parser.last_event_id
+    assert start is not None, "the stream's first frames name an id"
+    assert start.isdigit(), start
+    job = (await client.post("/jobs", json={"type": "t"})).json()["id"]
+    resumed = []
+    async for event in sse_events(client, "/events/stream", {"Last-Event-ID": start}):
+        resumed.append((event.json()["job_id"], event.event))
+        if len(resumed) == 2:
+            break
+    assert resumed == [(job, "job.created"), (job, "job.queued")]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_workspace_streams_carry_on_without_a_gap_when_notices_may_have_been_lost(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    hub = server.runtime.hub
+    baseline = hub.subscriptions
+    follower = WorkspaceFollower(client)
+
+    async def subscribed() -> bool:
+        return hub.subscriptions > baseline
+
+    await eventually(subscribed, within=10, what="the workspace stream")
+    created = [(await client.post("/jobs", json={"type": "t"})).json()["id"] for _ in range(3)]
+    hub.catch_up_all()  # what the listener does after reconnecting
+    created += [(await client.post("/jobs", json={"type": "t"})).json()["id"] for _ in range(3)]
+
+    async def all_arrived() -> bool:
+        return len(follower.seen) >= 12
+
+    await eventually(all_arrived, within=10, what="the events of six jobs")
+    await asyncio.sleep(0.3)  # anything sent twice would arrive by now
+    await follower.hang_up()
+    got = [(e.json()["job_id"], e.event) for e in follower.seen]
+    assert got == [(job, kind) for job in created for kind in ("job.created", "job.queued")]
 
 
 async def test_streams_need_a_key_and_the_right_workspace(

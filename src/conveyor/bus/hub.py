@@ -9,7 +9,8 @@ Feeding it:
   batch of notices. For workspace streams it keeps one feed per workspace being watched:
   a position in (tx, id) order that advances only past events no older transaction can
   still commit behind (see `StreamPosition`), with one query per workspace per batch of
-  notices — never a query per stream, and none at all while streams are idle.
+  notices — never a query per stream, and none while the workspace is quiet (while events
+  are held back behind an older transaction, the feed looks again at most every 0.5 s).
 
 Each subscription has a bounded buffer. A stream whose client reads too slowly to keep
 up is dropped with a reason rather than allowed to grow without limit; its client
@@ -61,6 +62,8 @@ FetchWorkspaceEvents = Callable[[UUID, StreamPosition, int], Awaitable[Workspace
 CurrentPosition = Callable[[UUID], Awaitable[StreamPosition]]
 
 FEED_PAGE = 1000
+FEED_RETRY_SECONDS = 1.0
+"""After a failed read, how long the hub waits before reading again."""
 HELD_RECHECK_SECONDS = (0.01, 0.5)
 """How soon a feed looks again for events held back by an older running transaction:
 the first delay, doubling up to the second."""
@@ -162,6 +165,9 @@ class EventHub:
         None until the first stream has fixed the starting point (`start_feed`)."""
         self._stale_feeds: set[UUID] = set()
         self._held_feeds: set[UUID] = set()
+        self._restarting_feeds: set[UUID] = set()
+        """Feeds restarted after notices may have been lost, whose streams must catch up
+        once the feed has its new starting point."""
         self._woken = asyncio.Event()
         self._fetching: asyncio.Task[None] | None = None
         self._closed = False
@@ -206,6 +212,7 @@ class EventHub:
                 self._feeds.pop(key, None)
                 self._stale_feeds.discard(key)
                 self._held_feeds.discard(key)
+                self._restarting_feeds.discard(key)
 
     async def start_feed(self, workspace_id: UUID) -> None:
         """Called by a workspace stream after it subscribed and before it replays: the
@@ -270,10 +277,8 @@ class EventHub:
             except Exception as error:
                 log.warning("could not fetch announced events (%s); streams will catch up", error)
                 self._pending.clear()
-                self._stale_feeds.clear()
-                self._held_feeds.clear()
-                self._catch_up_streams()
-                return
+                self._restart_feeds_and_catch_up()
+                await asyncio.sleep(FEED_RETRY_SECONDS)  # the feeds restart once it answers
 
     async def _fetch_job_events(self) -> None:
         if not self._pending:
@@ -293,9 +298,19 @@ class EventHub:
         stale, self._stale_feeds = self._stale_feeds, set()
         for workspace_id in stale:
             assert self._fetch_workspace_events is not None
+            if workspace_id in self._restarting_feeds:
+                # Notices may have been lost: start from where the database stands, then
+                # let the streams catch up from their own positions to there.
+                await self.start_feed(workspace_id)
+                self._restarting_feeds.discard(workspace_id)
+                for subscription in tuple(self._by_workspace.get(workspace_id, ())):
+                    subscription.request_catch_up()
+                continue
             while (position := self._feeds.get(workspace_id)) is not None:
                 self.fetches += 1
-                page = await self._fetch_workspace_events(workspace_id, position, FEED_PAGE)
+                page = await self._fetch_workspace_events(
+                    workspace_id, position, min(FEED_PAGE, self.capacity)
+                )
                 if self._feeds.get(workspace_id) != position:
                     break  # unwatched (or restarted) meanwhile
                 self._feeds[workspace_id] = page.reached
@@ -321,18 +336,23 @@ class EventHub:
                     subscription.end()
 
     def catch_up_all(self) -> None:
-        """Notices may have been lost: every stream reads what it missed from the database,
-        and every workspace feed looks again."""
-        self._catch_up_streams()
-        self._stale_feeds |= {ws for ws, position in self._feeds.items() if position is not None}
+        """Notices may have been lost: every stream reads what it missed from the database."""
+        self._restart_feeds_and_catch_up()
+
+    def _restart_feeds_and_catch_up(self) -> None:
+        """Job streams catch up now. Workspace feeds restart from where the database stands
+        and only then ask their streams to catch up (so nothing falls between), rather than
+        replaying a backlog into every stream's buffer at once."""
+        for subscribers in self._by_job.values():
+            for subscription in subscribers:
+                subscription.request_catch_up()
+        self._held_feeds.clear()
+        for workspace_id in self._feeds:
+            self._feeds[workspace_id] = None
+        self._restarting_feeds = set(self._feeds)
+        self._stale_feeds = set(self._feeds)
         if self._stale_feeds:
             self._run_fetches()
-
-    def _catch_up_streams(self) -> None:
-        for index in (self._by_job, self._by_workspace):
-            for subscribers in index.values():
-                for subscription in subscribers:
-                    subscription.request_catch_up()
 
     async def close(self) -> None:
         if self._fetching is not None:

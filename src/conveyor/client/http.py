@@ -15,7 +15,7 @@ import httpx
 import orjson
 
 from conveyor.client.errors import ApiError, error_for
-from conveyor.client.sse import ServerSentEvent, parse_lines, parse_lines_async
+from conveyor.client.sse import EventStreamParser, ServerSentEvent, parse_lines_async
 
 JSON = dict[str, Any]
 USER_AGENT = "conveyor-python"
@@ -64,10 +64,11 @@ class _Resume:
     def headers(self) -> dict[str, str]:
         return {"Accept": "text/event-stream", "Last-Event-ID": str(self.last_event_id)}
 
-    def seen(self, event: ServerSentEvent) -> None:
+    def at(self, event_id: str | None) -> None:
+        """The stream is past the event with this id (None: nothing new)."""
         self.failures = 0
-        if event.id is not None and event.id.isdigit():
-            self.last_event_id = int(event.id)
+        if event_id is not None and event_id.isdigit():
+            self.last_event_id = int(event_id)
 
     def next_delay(self) -> float:
         delay = RECONNECT_DELAYS[min(self.failures, len(RECONNECT_DELAYS) - 1)]
@@ -256,12 +257,17 @@ class Client:
                 ) as response:
                     if response.status_code >= 400:
                         raise _stream_error(response, response.read())
-                    for event in parse_lines(response.iter_lines()):
+                    parser = EventStreamParser()
+                    for line in response.iter_lines():
+                        event = parser.feed(line.rstrip("\r"))
+                        # An id comes with an event, or alone (where a stream starts).
+                        resume.at(parser.last_event_id)
+                        if event is None:
+                            continue
                         if event.event == "stream.dropped":
                             break
                         if event.event == "stream.closed":
                             return
-                        resume.seen(event)
                         yield _event_dict(event)
                         if event.event == END_OF_STREAM:
                             return
@@ -393,7 +399,7 @@ class AsyncClient:
                             break
                         if event.event == "stream.closed":
                             return
-                        resume.seen(event)
+                        resume.at(event.id)
                         yield _event_dict(event)
                         if event.event == END_OF_STREAM:
                             return

@@ -319,6 +319,11 @@ class JobStore(abc.ABC):
             )
         return StreamPosition(0, 0) if row is None else StreamPosition(row["tx"], row["id"])
 
+    async def adopt_foreign_events(self) -> int:
+        """Give events copied from another database server a place in this one's order
+        (PostgreSQL; see there). SQLite orders events by id alone: nothing to do."""
+        return 0
+
     async def events_in_ranges(self, ranges: Sequence[tuple[UUID, int, int]]) -> list[Event]:
         """Events first..last (inclusive) of each job, in id order."""
         found: list[Event] = []

@@ -116,6 +116,35 @@ FROM horizon LEFT JOIN LATERAL (
     WHERE workspace_id = :ws AND (tx, id) > (:tx, :id) AND tx < horizon.tx
     ORDER BY tx, id LIMIT :limit
 ) page ON true
+ORDER BY page.tx, page.id
+"""
+
+# The newest event below the horizon: a stream starting after it misses nothing committed
+# from now on, and a client told its id resumes exactly there.
+_LAST_PASSABLE_EVENT = """
+WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS tx)
+SELECT last.tx, last.id FROM horizon CROSS JOIN LATERAL (
+    SELECT tx, id FROM events WHERE workspace_id = :ws AND tx < horizon.tx
+    ORDER BY tx DESC, id DESC LIMIT 1
+) last
+"""
+
+# Rows copied from another PostgreSQL server (a restore, logical replication) keep that
+# server's transaction ids, which may lie beyond any this server has handed out: such an
+# event would never pass the horizon, and events written here would sort before it. They
+# are moved to the start of the order (their ids keep them in order among themselves).
+_ADOPT_FOREIGN_EVENTS = """
+WITH next AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS tx),
+moved AS (
+    UPDATE events SET tx = 1 WHERE id IN (
+        SELECT foreign_event.id FROM next, workspaces CROSS JOIN LATERAL (
+            SELECT id FROM events
+            WHERE events.workspace_id = workspaces.id AND events.tx >= next.tx
+        ) foreign_event
+    )
+    RETURNING 1
+)
+SELECT count(*) AS moved FROM moved
 """
 
 
@@ -244,14 +273,17 @@ class PostgresJobStore(JobStore):
         return WorkspaceEventsPage(events, reached, full=full, held=bool(rows[0]["held"]))
 
     async def current_position(self, workspace_id: UUID) -> StreamPosition:
-        """Before the events of every transaction still running: a stream starting here
-        gets every event committed from now on, in order."""
         async with self.database.read() as connection:
-            row = await connection.fetchrow(
-                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon"
-            )
+            row = await connection.fetchrow(_LAST_PASSABLE_EVENT, {"ws": workspace_id})
+        return StreamPosition(0, 0) if row is None else StreamPosition(row["tx"], row["id"])
+
+    async def adopt_foreign_events(self) -> int:
+        """Events copied from another server (`_ADOPT_FOREIGN_EVENTS`) move to the start
+        of this server's order; returns how many moved (0 but after a restore)."""
+        async with self.database.write() as connection:
+            row = await connection.fetchrow(_ADOPT_FOREIGN_EVENTS)
         assert row is not None
-        return StreamPosition(row["horizon"], 0)
+        return int(row["moved"])
 
     async def events_in_ranges(self, ranges: Sequence[tuple[UUID, int, int]]) -> list[Event]:
         """One query for every announced range, however many streams wait on them."""

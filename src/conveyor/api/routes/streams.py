@@ -35,6 +35,8 @@ router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["streams"])
 
 Streamer = Annotated[Principal, authorized(Permission.STREAM)]
 REPLAY_PAGE = 500
+LARGEST_SEQ = 2**31 - 1
+LARGEST_EVENT_ID = 2**63 - 1
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "an event stream"}
@@ -135,7 +137,7 @@ def resilient(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     return guarded()
 
 
-def resume_point(last_event_id: str | None, after: int | None) -> int:
+def resume_point(last_event_id: str | None, after: int | None, *, largest: int) -> int:
     if last_event_id is not None:
         try:
             value = int(last_event_id)
@@ -147,13 +149,13 @@ def resume_point(last_event_id: str | None, after: int | None) -> int:
                 "Last-Event-ID must be an event number",
                 errors=[{"field": "Last-Event-ID", "message": "must be an integer"}],
             ) from None
-        if value < 0:
+        if not 0 <= value <= largest:
             raise Problem(
                 422,
                 "validation-error",
                 "Invalid input",
-                "Last-Event-ID must not be negative",
-                errors=[{"field": "Last-Event-ID", "message": "must be >= 0"}],
+                f"Last-Event-ID must be between 0 and {largest}",
+                errors=[{"field": "Last-Event-ID", "message": f"must be 0..{largest}"}],
             )
         return value
     return after or 0
@@ -173,10 +175,10 @@ async def stream_job(
     principal: Streamer,
     job_id: UUID,
     request: Request,
-    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=LARGEST_SEQ)] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> StreamingResponse:
-    after = resume_point(last_event_id, after_seq)
+    after = resume_point(last_event_id, after_seq, largest=LARGEST_SEQ)
     job = await ctx.jobs.get_job(principal.workspace.id, job_id)  # 404 before any stream
     return event_stream(resilient(_job_events(ctx, principal, request, job.id, after)))
 
@@ -259,7 +261,7 @@ async def stream_workspace(
     status: Annotated[
         list[JobStatus] | None, Query(description="only events moving a job to these statuses")
     ] = None,
-    after_id: Annotated[int | None, Query(ge=0)] = None,
+    after_id: Annotated[int | None, Query(ge=0, le=LARGEST_EVENT_ID)] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> StreamingResponse:
     stream_filter = StreamFilter(
@@ -270,7 +272,7 @@ async def stream_workspace(
     resuming = last_event_id is not None or after_id is not None
     start: StreamPosition | None = None
     if resuming:
-        event_id = resume_point(last_event_id, after_id)
+        event_id = resume_point(last_event_id, after_id, largest=LARGEST_EVENT_ID)
         start = StreamPosition(0, 0)
         if event_id > 0:
             start = await ctx.jobs.event_position(workspace_id, event_id)
@@ -322,6 +324,10 @@ async def _workspace_events(
                     return
 
         yield b"retry: 3000\n\n"
+        if start is None:
+            # Where the stream starts, as an id with no event: a client that loses the
+            # connection before its first event resumes from here, not from "now".
+            yield f"id: {position.id}\n\n".encode()
         async for chunk in catch_up():
             yield chunk
         async for batch in live_batches(ctx, subscription, credentials):

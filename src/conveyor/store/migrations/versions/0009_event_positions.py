@@ -5,8 +5,9 @@ transactions can commit their events out of id order, and a stream resuming afte
 could miss an event committed just after it. Ordered by the writing transaction's id, and
 passed on only once every older transaction has ended, a workspace stream's position is
 exact (see `conveyor.domain.events.StreamPosition`). Existing rows get the migration's own
-transaction id: they are all older than anything written after it. SQLite writes 0 (its
-single writer commits in id order).
+transaction id (a writer that was waiting on the ALTER may then write a smaller one, which
+the horizon covers: it cannot pass before that writer ends). SQLite writes 0 (its single
+writer commits in id order).
 
 Revision ID: 0009
 Revises: 0008

@@ -61,7 +61,8 @@ export class EventStream {
       this.scheduleReconnect();
       return;
     }
-    if (response.status === 401 || response.status === 403 || response.status === 404) {
+    // Refusals that retrying cannot fix (422: the resume point is not an event here).
+    if ([401, 403, 404, 422].includes(response.status)) {
       this.closed = true;
       response.body?.cancel().catch(() => {});
       if (response.status === 401 && this.handlers.onUnauthorized) this.handlers.onUnauthorized();
