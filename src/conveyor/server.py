@@ -103,8 +103,9 @@ class Runtime:
             )
         if moved := await store.jobs.adopt_foreign_events():
             log.warning(
-                "%d events carried another PostgreSQL server's transaction ids (a restored or "
-                "copied database); they now come first in workspace streams",
+                "events carried another PostgreSQL server's transaction ids (a database "
+                "restored onto this server): %d events put back in id order, before anything "
+                "written from now on",
                 moved,
             )
         stats = StatsService(store)

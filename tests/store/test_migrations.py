@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, pool
@@ -40,3 +43,36 @@ async def test_database_is_at_head_and_upgrading_again_is_a_no_op(
     assert await asyncio.to_thread(current_revision, database_url) == head_revision()
     await asyncio.to_thread(upgrade, database_url)
     assert await asyncio.to_thread(current_revision, database_url) == head_revision()
+
+
+async def test_events_from_before_0009_come_first_and_new_ones_carry_their_transaction(
+    postgres_server: Any,
+) -> None:
+    import asyncpg
+
+    from tests.conftest import in_own_thread
+    from tests.support.postgres import create_database, drop_database
+
+    name = f"migrate_0009_{os.getpid()}"
+    await create_database(postgres_server.url(), name)
+    url = DatabaseURL.parse(postgres_server.url(name))
+    try:
+        in_own_thread(lambda: upgrade(url, "0008"))
+        connection = await asyncpg.connect(url.url)
+        try:
+            insert_event = (
+                "INSERT INTO events (job_id, workspace_id, job_type, seq, type, actor, "
+                "payload, created_at) VALUES (gen_random_uuid(), gen_random_uuid(), 't', $1, "
+                "'test.tick', 'test', '{}', now())"
+            )
+            await connection.execute(insert_event, 1)
+            in_own_thread(lambda: upgrade(url))
+            await connection.execute(insert_event, 2)
+            rows = await connection.fetch("SELECT seq, tx FROM events ORDER BY id")
+            current = await connection.fetchval("SELECT pg_current_xact_id()::text::bigint")
+        finally:
+            await connection.close()
+    finally:
+        await drop_database(postgres_server.url(), name)
+    assert rows[0]["tx"] == 1, "rows from before the migration sort before any transaction"
+    assert 1 < rows[1]["tx"] < current, "a new row records the transaction that wrote it"

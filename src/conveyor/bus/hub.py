@@ -10,7 +10,8 @@ Feeding it:
   a position in (tx, id) order that advances only past events no older transaction can
   still commit behind (see `StreamPosition`), with one query per workspace per batch of
   notices — never a query per stream, and none while the workspace is quiet (while events
-  are held back behind an older transaction, the feed looks again at most every 0.5 s).
+  are held back behind an older transaction, the feed looks again after 10 ms, then less
+  often, down to every 0.5 s).
 
 Each subscription has a bounded buffer. A stream whose client reads too slowly to keep
 up is dropped with a reason rather than allowed to grow without limit; its client

@@ -23,6 +23,8 @@ STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 """Streams ping every 15 s: a minute of silence means the connection is dead."""
 RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0)
 END_OF_STREAM = "stream.complete"
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+"""Answers a following stream waits out and retries rather than raising."""
 
 
 def _raise_for_problem(response: httpx.Response) -> None:
@@ -65,10 +67,10 @@ class _Resume:
         return {"Accept": "text/event-stream", "Last-Event-ID": str(self.last_event_id)}
 
     def at(self, event_id: str | None) -> None:
-        """The stream is past the event with this id (None: nothing new)."""
-        self.failures = 0
-        if event_id is not None and event_id.isdigit():
+        """The stream is past the event with this id: it is making progress."""
+        if event_id is not None and event_id.isdigit() and int(event_id) != self.last_event_id:
             self.last_event_id = int(event_id)
+            self.failures = 0
 
     def next_delay(self) -> float:
         delay = RECONNECT_DELAYS[min(self.failures, len(RECONNECT_DELAYS) - 1)]
@@ -255,6 +257,10 @@ class Client:
                 with self._http.stream(
                     "GET", path, headers=headers, timeout=STREAM_TIMEOUT
                 ) as response:
+                    if response.status_code in RETRYABLE_STATUSES and reconnect:
+                        response.read()  # busy or briefly without its database: try again
+                        time.sleep(resume.next_delay())
+                        continue
                     if response.status_code >= 400:
                         raise _stream_error(response, response.read())
                     parser = EventStreamParser()
@@ -392,6 +398,10 @@ class AsyncClient:
                 async with self._http.stream(
                     "GET", path, headers=resume.headers(), timeout=STREAM_TIMEOUT
                 ) as response:
+                    if response.status_code in RETRYABLE_STATUSES and reconnect:
+                        await response.aread()  # busy or briefly without its database
+                        await asyncio.sleep(resume.next_delay())
+                        continue
                     if response.status_code >= 400:
                         raise _stream_error(response, await response.aread())
                     async for event in parse_lines_async(response.aiter_lines()):

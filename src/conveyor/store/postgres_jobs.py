@@ -17,6 +17,7 @@ from conveyor.domain.jobs import CLAIMABLE_STATUS, Completion, Job, JobChange, J
 from conveyor.serialization import dumps
 from conveyor.store.connection import Json, Row
 from conveyor.store.jobs import EVENT_COLUMNS, JOB_COLUMNS, JobStore, NewJob
+from conveyor.store.postgres import PostgresDatabase
 
 _EVENT_COLUMNS_OF_E = ", ".join("e." + column.strip() for column in EVENT_COLUMNS.split(","))
 _EVENT_RECORD = "e(n int, type text, actor text, payload jsonb, step_id uuid)"
@@ -129,23 +130,26 @@ SELECT last.tx, last.id FROM horizon CROSS JOIN LATERAL (
 ) last
 """
 
-# Rows copied from another PostgreSQL server (a restore, logical replication) keep that
-# server's transaction ids, which may lie beyond any this server has handed out: such an
-# event would never pass the horizon, and events written here would sort before it. They
-# are moved to the start of the order (their ids keep them in order among themselves).
-_ADOPT_FOREIGN_EVENTS = """
-WITH next AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS tx),
-moved AS (
-    UPDATE events SET tx = 1 WHERE id IN (
-        SELECT foreign_event.id FROM next, workspaces CROSS JOIN LATERAL (
-            SELECT id FROM events
-            WHERE events.workspace_id = workspaces.id AND events.tx >= next.tx
-        ) foreign_event
-    )
-    RETURNING 1
-)
-SELECT count(*) AS moved FROM moved
+# Transaction ids belong to one PostgreSQL server. Events restored onto another keep the
+# old server's, which may lie beyond any this one has handed out: such an event would never
+# pass the horizon, and events written here would sort before it. Found by one index probe
+# per workspace.
+_FOREIGN_EVENTS_EXIST = """
+SELECT EXISTS (
+    SELECT 1 FROM workspaces CROSS JOIN LATERAL (
+        SELECT 1 FROM events
+        WHERE events.workspace_id = workspaces.id
+            AND events.tx >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+        LIMIT 1
+    ) foreign_event
+) AS found
 """
+# Then every event goes back to tx 1, as migration 0009 left them: in id order, before
+# anything written from now on. All of them, in one transaction: moving only the foreign
+# ones would put them before the rest, and a client's resume point would skip or repeat.
+_ADOPT_ALL_EVENTS = "UPDATE events SET tx = 1 WHERE tx <> 1"
+_ADOPTION_LOCK = 0x636F6E76  # pg_advisory_xact_lock key: one server adopts, others wait
+_ADOPTION_TIMEOUT_SECONDS = 24 * 3600.0
 
 
 def _event_records(change_events: Sequence[Any]) -> list[dict[str, Any]]:
@@ -278,12 +282,21 @@ class PostgresJobStore(JobStore):
         return StreamPosition(0, 0) if row is None else StreamPosition(row["tx"], row["id"])
 
     async def adopt_foreign_events(self) -> int:
-        """Events copied from another server (`_ADOPT_FOREIGN_EVENTS`) move to the start
-        of this server's order; returns how many moved (0 but after a restore)."""
-        async with self.database.write() as connection:
-            row = await connection.fetchrow(_ADOPT_FOREIGN_EVENTS)
-        assert row is not None
-        return int(row["moved"])
+        """After a restore onto another server (`_FOREIGN_EVENTS_EXIST`), put every event
+        back at tx 1, once; returns how many moved (0 but after such a restore)."""
+        async with self.database.read() as connection:
+            row = await connection.fetchrow(_FOREIGN_EVENTS_EXIST)
+        if row is None or not row["found"]:
+            return 0
+        assert isinstance(self.database, PostgresDatabase)
+        # Rewriting every event of a large database takes longer than a statement may.
+        async with self.database.pool.acquire() as raw, raw.transaction():
+            await raw.execute("SELECT pg_advisory_xact_lock($1)", _ADOPTION_LOCK)
+            await raw.execute("SET LOCAL statement_timeout = 0")
+            if not await raw.fetchval(_FOREIGN_EVENTS_EXIST):
+                return 0  # another server adopted them while this one waited
+            status = await raw.execute(_ADOPT_ALL_EVENTS, timeout=_ADOPTION_TIMEOUT_SECONDS)
+        return int(status.rsplit(" ", 1)[-1])
 
     async def events_in_ranges(self, ranges: Sequence[tuple[UUID, int, int]]) -> list[Event]:
         """One query for every announced range, however many streams wait on them."""

@@ -4,10 +4,11 @@ Event ids are handed out when a row is inserted, not when it commits, so on Post
 transactions can commit their events out of id order, and a stream resuming after an id
 could miss an event committed just after it. Ordered by the writing transaction's id, and
 passed on only once every older transaction has ended, a workspace stream's position is
-exact (see `conveyor.domain.events.StreamPosition`). Existing rows get the migration's own
-transaction id (a writer that was waiting on the ALTER may then write a smaller one, which
-the horizon covers: it cannot pass before that writer ends). SQLite writes 0 (its single
-writer commits in id order).
+exact (see `conveyor.domain.events.StreamPosition`). Existing rows get tx 1, before any
+transaction id (so a writer that was waiting on this ALTER, with a smaller transaction id
+than the migration's, still sorts after them; and on PostgreSQL adding a column with a
+constant default rewrites nothing). SQLite writes 0 (its single writer commits in id
+order).
 
 Revision ID: 0009
 Revises: 0008
@@ -29,12 +30,18 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     postgresql = op.get_bind().dialect.name == "postgresql"
-    writing_transaction = "(pg_current_xact_id()::text::bigint)" if postgresql else "0"
     with op.batch_alter_table("events") as batch:
         batch.add_column(
             sa.Column(
-                "tx", sa.BigInteger(), nullable=False, server_default=sa.text(writing_transaction)
+                "tx",
+                sa.BigInteger(),
+                nullable=False,
+                server_default=sa.text("1" if postgresql else "0"),
             )
+        )
+    if postgresql:
+        op.execute(
+            "ALTER TABLE events ALTER COLUMN tx SET DEFAULT (pg_current_xact_id()::text::bigint)"
         )
     op.drop_index("ix_events_workspace", table_name="events")
     op.create_index("ix_events_workspace_position", "events", ["workspace_id", "tx", "id"])
