@@ -356,6 +356,21 @@ class WorkspaceFollower:
             await self._task
 
 
+async def workspace_followers(
+    server: RunningServer, client: httpx.AsyncClient, count: int
+) -> list[WorkspaceFollower]:
+    """`count` clients on the workspace stream, returned once the server has them all."""
+    hub = server.runtime.hub
+    baseline = hub.subscriptions
+    followers = [WorkspaceFollower(client) for _ in range(count)]
+
+    async def all_subscribed() -> bool:
+        return hub.subscriptions >= baseline + count
+
+    await eventually(all_subscribed, within=10, what=f"{count} workspace stream(s)")
+    return followers
+
+
 async def tick(client: httpx.AsyncClient, keys: dict[str, str], job_id: str, name: str) -> None:
     """An event on a queued job, written and committed through the API."""
     response = await client.post(
@@ -404,15 +419,7 @@ async def test_workspace_stream_resumes_exactly_when_transactions_commit_out_of_
     # get the slow one once it commits.
     slow_job = (await client.post("/jobs", json={"type": "t"})).json()["id"]
     fast_job = (await client.post("/jobs", json={"type": "t"})).json()["id"]
-    hub = server.runtime.hub
-    baseline = hub.subscriptions
-    staying = WorkspaceFollower(client)
-    leaving = WorkspaceFollower(client)
-
-    async def both_subscribed() -> bool:
-        return hub.subscriptions >= baseline + 2
-
-    await eventually(both_subscribed, within=10, what="two workspace streams")
+    staying, leaving = await workspace_followers(server, client, 2)
     await tick(client, keys, fast_job, "before")
 
     async def saw_before() -> bool:
@@ -455,14 +462,7 @@ async def test_an_event_held_behind_a_transaction_without_events_follows_once_it
 ) -> None:
     other_job = (await client.post("/jobs", json={"type": "t"})).json()["id"]
     job = (await client.post("/jobs", json={"type": "t"})).json()["id"]
-    hub = server.runtime.hub
-    baseline = hub.subscriptions
-    follower = WorkspaceFollower(client)
-
-    async def subscribed() -> bool:
-        return hub.subscriptions > baseline
-
-    await eventually(subscribed, within=10, what="the workspace stream")
+    [follower] = await workspace_followers(server, client, 1)
     slow = await begin_slow_transaction(database_url, other_job, tick=False)
     try:
         await tick(client, keys, job, "held")
@@ -535,16 +535,9 @@ async def test_a_workspace_stream_says_where_it_starts_so_an_early_hang_up_loses
 async def test_workspace_streams_carry_on_without_a_gap_when_notices_may_have_been_lost(
     server: RunningServer, client: httpx.AsyncClient
 ) -> None:
-    hub = server.runtime.hub
-    baseline = hub.subscriptions
-    follower = WorkspaceFollower(client)
-
-    async def subscribed() -> bool:
-        return hub.subscriptions > baseline
-
-    await eventually(subscribed, within=10, what="the workspace stream")
+    [follower] = await workspace_followers(server, client, 1)
     created = [(await client.post("/jobs", json={"type": "t"})).json()["id"] for _ in range(3)]
-    hub.catch_up_all()  # what the listener does after reconnecting
+    server.runtime.hub.catch_up_all()  # what the listener does after reconnecting
     created += [(await client.post("/jobs", json={"type": "t"})).json()["id"] for _ in range(3)]
 
     async def all_arrived() -> bool:

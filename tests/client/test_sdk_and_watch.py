@@ -129,21 +129,9 @@ async def test_conveyor_jobs_watch_prints_events_and_exits_with_the_outcome(
 async def test_sdk_workspace_stream_waits_out_a_database_outage(tmp_path: Any) -> None:
     """While PostgreSQL is down the server ends the stream and answers the reconnect 503;
     the client waits that out and resumes after the last event it saw, missing nothing."""
-    from conveyor.domain.workspaces import Role
-    from conveyor.service.workspaces import WorkspaceService
-    from conveyor.store import open_store
-    from conveyor.store.migrate import upgrade
-    from tests.conftest import in_own_thread
-    from tests.support.postgres import PostgresServer
+    from tests.support.postgres import postgres_of_its_own
 
-    with PostgresServer() as postgres:
-        database_url = DatabaseURL.parse(postgres.url())
-        in_own_thread(lambda: upgrade(database_url))
-        store = await open_store(database_url, pool_size=2)
-        workspaces = WorkspaceService(store)
-        acme = await workspaces.create_workspace("acme")
-        key = (await workspaces.create_key(acme.id, Role.ADMIN)).token
-        await store.close()
+    async with postgres_of_its_own() as (postgres, database_url, key):
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         settings = settings_for(database_url, sse_ping_seconds=0.3, auth_cache_seconds=0)

@@ -6,6 +6,7 @@ initdb refuses to run as root, so as root the server runs as the `postgres` user
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -13,9 +14,12 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+
+from conveyor.store.urls import DatabaseURL
 
 
 def find_postgres_bin() -> Path:
@@ -144,3 +148,23 @@ async def drop_database(admin_url: str, name: str) -> None:
             await connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def postgres_of_its_own() -> AsyncIterator[tuple[PostgresServer, DatabaseURL, str]]:
+    """A PostgreSQL server for one test that stops or restarts it: migrated, with workspace
+    `acme` and an admin key (returned with the server and its URL)."""
+    from conveyor.domain.workspaces import Role
+    from conveyor.service.workspaces import WorkspaceService
+    from conveyor.store import open_store
+    from conveyor.store.migrate import upgrade
+
+    with PostgresServer() as postgres:
+        url = DatabaseURL.parse(postgres.url())
+        await asyncio.to_thread(upgrade, url)
+        store = await open_store(url, pool_size=2)
+        workspaces = WorkspaceService(store)
+        acme = await workspaces.create_workspace("acme")
+        admin = (await workspaces.create_key(acme.id, Role.ADMIN)).token
+        await store.close()
+        yield postgres, url, admin

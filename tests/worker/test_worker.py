@@ -315,60 +315,47 @@ async def test_server_and_worker_ride_out_a_postgresql_restart(
     tmp_path: Path,
 ) -> None:
     """A dedicated PostgreSQL, restarted under a running server and worker."""
-    from conveyor.domain.workspaces import Role
-    from conveyor.service.workspaces import WorkspaceService
-    from conveyor.store import open_store
-    from conveyor.store.migrate import upgrade
-    from conveyor.store.urls import DatabaseURL
-    from tests.conftest import in_own_thread, settings_for
-    from tests.support.postgres import PostgresServer
+    from tests.conftest import settings_for
+    from tests.support.postgres import postgres_of_its_own
     from tests.support.server import running_server
 
-    with PostgresServer() as postgres:
-        url = DatabaseURL.parse(postgres.url())
-        in_own_thread(lambda: upgrade(url))
-        store = await open_store(url, pool_size=2)
-        workspaces = WorkspaceService(store)
-        acme = await workspaces.create_workspace("acme")
-        admin = (await workspaces.create_key(acme.id, Role.ADMIN)).token
-        await store.close()
+    async with (
+        postgres_of_its_own() as (postgres, url, admin),
+        running_server(settings_for(url)) as server,
+        httpx.AsyncClient(
+            base_url=f"{server.url}/v1/workspaces/acme",
+            headers={"Authorization": f"Bearer {admin}"},
+        ) as client,
+        running(http_worker(server, admin)),
+    ):
+        before = [await create(client, "test.echo", payload={"i": i}) for i in range(10)]
+        for job_id in before:
+            await wait_for_status(client, job_id, {"COMPLETED"})
 
-        async with (
-            running_server(settings_for(url)) as server,
-            httpx.AsyncClient(
-                base_url=f"{server.url}/v1/workspaces/acme",
-                headers={"Authorization": f"Bearer {admin}"},
-            ) as client,
-            running(http_worker(server, admin)),
-        ):
-            before = [await create(client, "test.echo", payload={"i": i}) for i in range(10)]
-            for job_id in before:
-                await wait_for_status(client, job_id, {"COMPLETED"})
+        await asyncio.to_thread(postgres.restart, 1.0)
 
-            await asyncio.to_thread(postgres.restart, 1.0)
-
-            after: list[str] = []
-            for i in range(10):
-                for _ in range(100):
-                    response = await client.post(
-                        "/jobs", json={"type": "test.echo", "payload": {"i": i}}
-                    )
-                    if response.status_code == 201:
-                        after.append(response.json()["id"])
-                        break
-                    assert response.status_code == 503, response.text
-                    await asyncio.sleep(0.1)
-            assert len(after) == 10
-            for job_id in after:
-                await wait_for_status(client, job_id, {"COMPLETED"}, within=30)
-            # The jobs above may finish while the listener still sleeps out its
-            # reconnect backoff (this process wakes its own claimers meanwhile); it must
-            # come back on its own within its capped backoff.
-            listener = server.runtime.listener
-            assert listener is not None
-            for _ in range(150):
-                if listener.reconnects >= 1 and listener.connected.is_set():
+        after: list[str] = []
+        for i in range(10):
+            for _ in range(100):
+                response = await client.post(
+                    "/jobs", json={"type": "test.echo", "payload": {"i": i}}
+                )
+                if response.status_code == 201:
+                    after.append(response.json()["id"])
                     break
+                assert response.status_code == 503, response.text
                 await asyncio.sleep(0.1)
-            assert listener.reconnects >= 1, "the LISTEN connection never came back"
-            assert listener.connected.is_set(), "the LISTEN connection is not up"
+        assert len(after) == 10
+        for job_id in after:
+            await wait_for_status(client, job_id, {"COMPLETED"}, within=30)
+        # The jobs above may finish while the listener still sleeps out its
+        # reconnect backoff (this process wakes its own claimers meanwhile); it must
+        # come back on its own within its capped backoff.
+        listener = server.runtime.listener
+        assert listener is not None
+        for _ in range(150):
+            if listener.reconnects >= 1 and listener.connected.is_set():
+                break
+            await asyncio.sleep(0.1)
+        assert listener.reconnects >= 1, "the LISTEN connection never came back"
+        assert listener.connected.is_set(), "the LISTEN connection is not up"
