@@ -92,9 +92,9 @@ class NewEvent:
 class StreamPosition(NamedTuple):
     """Where a workspace stream stands: every event at or before this position has been
     considered. Events of a workspace are ordered by (tx, id), where `tx` orders the
-    transactions that wrote them by when they began; a stream passes an event only once
-    every older transaction has ended, so no event can later appear behind its position.
-    `(tx, 0)` stands before every event of transaction `tx`."""
+    transactions that wrote them by when they began writing; a stream passes an event only
+    once every older transaction has ended, so no event can later appear behind its
+    position. `(tx, 0)` stands before every event of transaction `tx`."""
 
     tx: int
     id: int
