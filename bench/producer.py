@@ -20,10 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import WARMUP_BASE, ProducedLoad, produce_steadily
-from bench.process import child_env
+from bench.process import start_child
 from bench.systems.base import Producer
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 async def open_producer(spec: dict[str, Any]) -> Producer:
@@ -78,9 +76,7 @@ class RemoteProducer:
         cls, spec: dict[str, Any], *, rate: float, seconds: float, warmup: int, workdir: Path
     ) -> RemoteProducer:
         out = workdir / f"producer-{os.getpid()}-{id(spec)}.json"
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
+        process = await start_child(
             "bench.producer",
             "--spec",
             json.dumps(spec),
@@ -92,10 +88,6 @@ class RemoteProducer:
             str(warmup),
             "--out",
             str(out),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            cwd=REPO,
-            env=child_env(),
         )
         assert process.stdout is not None
         line = await process.stdout.readline()

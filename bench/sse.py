@@ -17,7 +17,6 @@ import contextlib
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,8 @@ from typing import Any
 import httpx
 
 from bench.measure import percentile
-from bench.process import child_env
+from bench.process import start_child
 
-REPO = Path(__file__).resolve().parents[1]
 WARMUP_EVENTS = 5
 EVENT_TYPE = "bench.tick"
 
@@ -121,9 +119,7 @@ class SseClients:
             listed = workdir / f"sse-client-{os.getpid()}-{id(target)}.paths"
             listed.write_text("\n".join(others))
             extra = ["--others", str(listed)]
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
+        process = await start_child(
             "bench.sse_client",
             "--port",
             str(target.port),
@@ -136,10 +132,6 @@ class SseClients:
             "--out",
             str(out),
             *extra,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            cwd=REPO,
-            env=child_env(),
         )
         clients = cls(process, out)
         line = (await clients._line(120)).split()
