@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 from uuid import UUID
 
 from conveyor.domain import events
@@ -136,8 +136,11 @@ class JobSpec:
             raise InvalidInput("run_at", "must carry a time zone")
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
+class Job(NamedTuple):
+    """A job as it was read or written: an immutable snapshot. A named tuple rather than a
+    frozen dataclass because the hot paths build thousands a second (a claim or completion
+    batch is hundreds of rows): building one is ten times cheaper."""
+
     id: UUID
     workspace_id: UUID
     type: str
