@@ -28,6 +28,8 @@ _INSERT_EVENT_COLUMNS = (
 
 # The creation events are written by SQL from the inserted rows, exactly as
 # `decide_creation_events` words them (a test compares the two stores' events).
+# `on_conflict` is there only when a job of the batch carries an idempotency key:
+# ON CONFLICT makes every row a speculative insertion, which costs even rows without one.
 _INSERT_JOBS = f"""
 WITH inserted AS (
     INSERT INTO jobs (id, workspace_id, type, status, priority, payload, result, error,
@@ -45,7 +47,7 @@ WITH inserted AS (
         :backoff_maxes::float8[])
         AS j(id, type, status, priority, payload, agent_task_id, max_attempts, run_at,
             idempotency_key, retry_of, backoff, backoff_max)
-    ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    {{on_conflict}}
     RETURNING id, type, status, priority, retry_of, run_at, created_at
 ), created_events AS (
     {_INSERT_EVENT_COLUMNS}
@@ -53,11 +55,16 @@ WITH inserted AS (
         jsonb_build_object('type', type, 'priority', priority, 'retry_of', retry_of), now()
     FROM inserted
     UNION ALL
-    SELECT id, :ws, type, 2, NULL::uuid, 'job.queued', :actor, '{{"attempt": 1}}'::jsonb, now()
+    SELECT id, :ws, type, 2, NULL::uuid, 'job.queued', :actor, '{{{{"attempt": 1}}}}'::jsonb, now()
     FROM inserted WHERE status = 'QUEUED'
 )
 SELECT id, run_at, created_at FROM inserted
 """
+_INSERT_JOBS_PLAIN = _INSERT_JOBS.format(on_conflict="")
+_INSERT_JOBS_KEYED = _INSERT_JOBS.format(
+    on_conflict="ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
+    "DO NOTHING"
+)
 
 _CLAIM = f"""
 WITH picked AS (
@@ -197,8 +204,11 @@ class PostgresJobStore(JobStore):
             "backoffs": [spec.retry_backoff_seconds for spec in specs],
             "backoff_maxes": [spec.retry_backoff_max_seconds for spec in specs],
         }
+        keyed = any(spec.idempotency_key is not None for spec in specs)
         async with self.database.write() as connection:
-            rows = await connection.fetch(_INSERT_JOBS, params)
+            rows = await connection.fetch(
+                _INSERT_JOBS_KEYED if keyed else _INSERT_JOBS_PLAIN, params
+            )
         by_id = {new_job.id: new_job for new_job in new_jobs}
         created = {
             row["id"]: by_id[row["id"]].as_created(workspace_id, row["run_at"], row["created_at"])
