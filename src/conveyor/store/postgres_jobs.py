@@ -58,12 +58,15 @@ WITH inserted AS (
     SELECT id, :ws, type, 2, NULL::uuid, 'job.queued', :actor, '{{{{"attempt": 1}}}}'::jsonb, now()
     FROM inserted WHERE status = 'QUEUED'
 )
-SELECT id, run_at, created_at FROM inserted
+{{answer}}
 """
-_INSERT_JOBS_PLAIN = _INSERT_JOBS.format(on_conflict="")
+# Without idempotency keys every row is inserted, stamped with the transaction's now():
+# that one value is the whole answer. With keys, the rows that were inserted say which.
+_INSERT_JOBS_PLAIN = _INSERT_JOBS.format(on_conflict="", answer="SELECT now() AS created_at")
 _INSERT_JOBS_KEYED = _INSERT_JOBS.format(
     on_conflict="ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
-    "DO NOTHING"
+    "DO NOTHING",
+    answer="SELECT id, run_at, created_at FROM inserted",
 )
 
 _CLAIM = f"""
@@ -185,8 +188,8 @@ class PostgresJobStore(JobStore):
     async def insert_jobs(
         self, workspace_id: UUID, new_jobs: Sequence[NewJob], actor: str
     ) -> list[tuple[Job, bool]]:
-        """One statement for any number of jobs: typed arrays in, ids and the database's
-        timestamps out (the rest of each job is what was sent)."""
+        """One statement for any number of jobs: typed arrays in, the database's clock out
+        (the rest of each job is what was sent)."""
         specs = [new_job.spec for new_job in new_jobs]
         params = {
             "ws": workspace_id,
@@ -204,11 +207,17 @@ class PostgresJobStore(JobStore):
             "backoffs": [spec.retry_backoff_seconds for spec in specs],
             "backoff_maxes": [spec.retry_backoff_max_seconds for spec in specs],
         }
-        keyed = any(spec.idempotency_key is not None for spec in specs)
+        if not any(spec.idempotency_key is not None for spec in specs):
+            async with self.database.write() as connection:
+                row = await connection.fetchrow(_INSERT_JOBS_PLAIN, params)
+            assert row is not None
+            now = row["created_at"]
+            return [
+                (new_job.as_created(workspace_id, new_job.spec.run_at or now, now), True)
+                for new_job in new_jobs
+            ]
         async with self.database.write() as connection:
-            rows = await connection.fetch(
-                _INSERT_JOBS_KEYED if keyed else _INSERT_JOBS_PLAIN, params
-            )
+            rows = await connection.fetch(_INSERT_JOBS_KEYED, params)
         by_id = {new_job.id: new_job for new_job in new_jobs}
         created = {
             row["id"]: by_id[row["id"]].as_created(workspace_id, row["run_at"], row["created_at"])

@@ -1,0 +1,49 @@
+"""What a create answers is what was stored, on both stores: the stores build the answer
+from what was sent and the database's clock, not by reading every row back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from conveyor.domain.jobs import JobSpec, JobStatus
+from conveyor.domain.workspaces import Workspace
+from conveyor.service.jobs import JobService
+from tests.service.helpers import ACTOR
+
+LATER = datetime.now(UTC).replace(microsecond=123456) + timedelta(hours=1)
+SPECS = [
+    JobSpec(type="plain", payload={"n": 1, "nested": [1, "two", None]}),
+    JobSpec(type="later", run_at=LATER.astimezone(timezone(timedelta(hours=-5)))),
+    JobSpec(type="held", hold=True, priority=1, agent_task_id="task-7", max_attempts=3),
+    JobSpec(type="backoff", retry_backoff_seconds=2.5, retry_backoff_max_seconds=60.0),
+]
+
+
+async def test_a_bulk_create_answers_the_jobs_as_stored(
+    service: JobService, workspace: Workspace
+) -> None:
+    results = await service.create_jobs(workspace.id, SPECS, ACTOR)
+    assert [created for _, created in results] == [True] * len(SPECS)
+    for job, _ in results:
+        assert job == await service.get_job(workspace.id, job.id), job.type
+    statuses = [job.status for job, _ in results]
+    assert statuses == [JobStatus.QUEUED, JobStatus.QUEUED, JobStatus.PENDING, JobStatus.QUEUED]
+    assert results[1][0].run_at == LATER
+
+
+async def test_a_bulk_create_with_idempotency_keys_answers_new_and_existing_jobs_as_stored(
+    service: JobService, workspace: Workspace
+) -> None:
+    [(first, _)] = await service.create_jobs(
+        workspace.id, [JobSpec(type="keyed", idempotency_key="k-1")], ACTOR
+    )
+    specs = [
+        JobSpec(type="keyed", idempotency_key="k-1"),
+        JobSpec(type="keyed", idempotency_key="k-2", run_at=LATER),
+        JobSpec(type="unkeyed"),
+    ]
+    results = await service.create_jobs(workspace.id, specs, ACTOR)
+    assert [created for _, created in results] == [False, True, True]
+    assert results[0][0] == first
+    for job, _ in results:
+        assert job == await service.get_job(workspace.id, job.id), job.type
