@@ -50,7 +50,7 @@ from conveyor.domain.steps import (
     decide_new_step,
     decide_step_update,
 )
-from conveyor.ids import uuid7
+from conveyor.ids import uuid7s
 from conveyor.service.retry import RetryPolicy, WriteConflict, retry_on_conflict
 from conveyor.store import Store
 from conveyor.store.jobs import NewJob
@@ -244,7 +244,8 @@ class JobService:
             for job in await self.jobs.find_by_idempotency_keys(workspace_id, list(keyed)):
                 assert job.idempotency_key is not None
                 _ensure_same_request(job, keyed[job.idempotency_key])
-        new_jobs = [NewJob(uuid7(), spec) for spec in specs]
+        ids = uuid7s(len(specs))
+        new_jobs = [NewJob(job_id, spec) for job_id, spec in zip(ids, specs, strict=True)]
         results = await self._retrying(lambda: self.jobs.insert_jobs(workspace_id, new_jobs, actor))
         self.observer.jobs_created([job for job, created in results if created])
         if any(created and job.status == JobStatus.QUEUED for job, created in results):
