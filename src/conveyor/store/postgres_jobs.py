@@ -81,7 +81,7 @@ WITH picked AS (
     UPDATE jobs SET status = 'RUNNING', worker_id = :worker_id, lease_id = gen_random_uuid(),
         lease_expires_at = now() + make_interval(secs => :lease), started_at = now(),
         updated_at = now(), version = version + 1, last_event_seq = last_event_seq + 1
-    FROM picked WHERE jobs.id = picked.id
+    WHERE jobs.id = ANY(ARRAY(SELECT id FROM picked))
     RETURNING {", ".join("jobs." + column.strip() for column in JOB_COLUMNS.split(","))}
 ), started AS (
     {_INSERT_EVENT_COLUMNS}
