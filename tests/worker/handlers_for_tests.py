@@ -65,3 +65,12 @@ async def with_steps(job: JobContext) -> dict[str, Any]:
 @handlers.job("test.unserialisable")
 async def unserialisable(job: JobContext) -> object:
     return object()
+
+
+@handlers.job("test.too_deep")
+async def too_deep(job: JobContext) -> object:
+    """A result nested deeper than the server stores."""
+    result: list[object] = []
+    for _ in range(40):
+        result = [result]
+    return result

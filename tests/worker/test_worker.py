@@ -17,6 +17,7 @@ from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import JobService
 from conveyor.store import Store
 from conveyor.worker import Worker, WorkerOptions
+from conveyor.worker.backend import CompletionReport
 from conveyor.worker.inprocess import ServiceBackend
 from conveyor.worker.remote import HttpBackend
 from tests.support.server import RunningServer
@@ -91,6 +92,59 @@ async def test_in_process_worker_runs_async_sync_and_step_handlers(
     assert unserialisable.job.status == "FAILED"
     assert "not JSON" in (unserialisable.job.error or "")
     assert worker.stats.completed == 3
+
+
+async def test_a_result_the_server_refuses_fails_the_job_and_says_why(
+    service: JobService, workspace: Workspace
+) -> None:
+    from conveyor.domain.jobs import JobSpec
+
+    [(job, _)] = await service.create_jobs(workspace.id, [JobSpec(type="test.too_deep")], "test")
+    worker = Worker(ServiceBackend(service, workspace.id), handlers, WorkerOptions(**FAST))  # type: ignore[arg-type]
+    async with running(worker):
+        await eventually(
+            lambda: _is_terminal(service, workspace.id, job.id), what="the job to finish"
+        )
+    failed = await service.get_job(workspace.id, job.id)
+    assert failed.status == "FAILED", failed
+    assert "the result was refused" in (failed.error or ""), failed.error
+    assert "nested deeper" in (failed.error or ""), failed.error
+    assert (worker.stats.completed, worker.stats.failed) == (0, 1)
+
+
+class SlowCompletions(ServiceBackend):
+    """Completions take a second to be answered."""
+
+    async def complete_many(
+        self, reports: list[CompletionReport], worker_id: str
+    ) -> list[Exception | None]:
+        await asyncio.sleep(1.0)
+        return await super().complete_many(reports, worker_id)
+
+
+async def test_stopping_waits_for_completions_already_on_their_way(
+    service: JobService, workspace: Workspace
+) -> None:
+    from conveyor.domain.jobs import JobSpec
+
+    specs = [JobSpec(type="test.echo", payload={"n": n}) for n in range(5)]
+    created = [job for job, _ in await service.create_jobs(workspace.id, specs, "test")]
+    worker = Worker(SlowCompletions(service, workspace.id), handlers, WorkerOptions(**FAST))  # type: ignore[arg-type]
+    task = asyncio.create_task(worker.run())
+    await eventually(lambda: _claimed_all(worker, 5), what="the worker to claim the five jobs")
+    worker.stop()  # the handlers are done; their completions are waiting on the backend
+    await asyncio.wait_for(task, 20)
+    jobs = [await service.get_job(workspace.id, job.id) for job in created]
+    assert [job.status for job in jobs] == ["COMPLETED"] * 5
+    assert (worker.stats.completed, worker.stats.released) == (5, 0)
+
+
+async def _is_terminal(service: JobService, workspace_id: UUID, job_id: UUID) -> bool:
+    return (await service.get_job(workspace_id, job_id)).status.is_terminal
+
+
+async def _claimed_all(worker: Worker, count: int) -> bool:
+    return worker.stats.claimed == count
 
 
 async def test_remote_worker_retries_a_flaky_handler_until_it_succeeds(

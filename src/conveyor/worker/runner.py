@@ -104,21 +104,11 @@ class WorkerStats:
 
 @dataclass
 class Pending:
-    """A completion waiting for the next batch."""
+    """A completion waiting for the next batch; its job keeps its slot until it is settled."""
 
     report: CompletionReport
     run: JobRun
-    outcome: asyncio.Future[None]
     size: int
-
-
-def _settle(outcome: asyncio.Future[None], error: Exception | None) -> None:
-    if outcome.done():
-        return
-    if error is None:
-        outcome.set_result(None)
-    else:
-        outcome.set_exception(error)
 
 
 def storable_text(text: str, limit: int) -> str:
@@ -137,6 +127,9 @@ class JobRun:
         self.lost = asyncio.Event()
         self.lost_reason: str | None = None
         self.task: asyncio.Task[None] | None = None
+        self.reporting = False
+        """The handler has finished and its completion is on its way: the job keeps its
+        slot (and its heartbeats) until the completion is settled."""
         self.lease_deadline = time.monotonic() + worker.options.lease_seconds
 
     def lose(self, reason: str) -> None:
@@ -299,6 +292,10 @@ class Worker:
         run.task.add_done_callback(lambda _: self._finished(run))
 
     def _finished(self, run: JobRun) -> None:
+        if not run.reporting:
+            self._free_slot(run)
+
+    def _free_slot(self, run: JobRun) -> None:
         self._runs.pop(run.job.id, None)
         self._slot_freed.set()
 
@@ -337,7 +334,7 @@ class Worker:
             except TypeError as error:
                 await self._report_failure(run, f"the result is not JSON: {error}", False)
                 return
-            await self._report_completion(run, result, size)
+            self._queue_completion(run, result, size)
         finally:
             logs.job_id.reset(token)
 
@@ -363,24 +360,35 @@ class Worker:
         except (LeaseGone, ReportRejected, BackendUnavailable) as refused:
             log.warning("job %s: failure not recorded: %s", run.job.id, refused)
 
-    async def _report_completion(self, run: JobRun, result: Any, size: int) -> None:
-        outcome: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def _queue_completion(self, run: JobRun, result: Any, size: int) -> None:
+        """Hand the completion to the next batch (`_flush_completions_forever`); the batch's
+        answer settles it (`_settle`). The handler's task ends here."""
+        run.reporting = True
         self._completions.append(
-            Pending(CompletionReport(run.job.id, run.job.lease_id, result), run, outcome, size)
+            Pending(CompletionReport(run.job.id, run.job.lease_id, result), run, size)
         )
         self._completions_ready.set()
-        try:
-            await outcome
+
+    def _settle(self, pending: Pending, refused: Exception | None) -> None:
+        """What became of one completion: the job's slot is free again, unless the result
+        itself was refused and the job still has to be failed."""
+        run = pending.run
+        if refused is None:
             self.stats.completed += 1
-        except LeaseGone as gone:
-            run.lose(gone.reason)
-            log.warning("job %s: completion refused: %s", run.job.id, gone.reason)
-        except ReportRejected as refused:
+        elif isinstance(refused, LeaseGone):
+            run.lose(refused.reason)
+            log.warning("job %s: completion refused: %s", run.job.id, refused.reason)
+        elif isinstance(refused, ReportRejected):
             # The result itself was refused (too large, say): the job failed, and says why.
             log.warning("job %s: result refused: %s", run.job.id, refused)
-            await self._report_failure(run, f"the result was refused: {refused}", False)
-        except BackendUnavailable as refused:
+            failing = asyncio.create_task(
+                self._report_failure(run, f"the result was refused: {refused}", False)
+            )
+            failing.add_done_callback(lambda _: self._free_slot(run))
+            return
+        else:
             log.warning("job %s: completion not recorded: %s", run.job.id, refused)
+        self._free_slot(run)
 
     async def _flush_completions_forever(self) -> None:
         while True:
@@ -412,13 +420,13 @@ class Worker:
             except BackendUnavailable as error:
                 if all(time.monotonic() > pending.run.lease_deadline for pending in batch):
                     for pending in batch:
-                        _settle(pending.outcome, error)
+                        self._settle(pending, error)
                     return
                 await asyncio.sleep(backoff.next())
                 continue
             except ReportTooLarge as error:
                 if len(batch) == 1:
-                    _settle(batch[0].outcome, error)
+                    self._settle(batch[0], error)
                     return
                 half = len(batch) // 2  # the server takes less than we sent: split
                 await self._send_completions(batch[:half])
@@ -427,10 +435,10 @@ class Worker:
             except Exception as error:
                 log.exception("sending completions failed")
                 for pending in batch:
-                    _settle(pending.outcome, ReportRejected(str(error)))
+                    self._settle(pending, ReportRejected(str(error)))
                 return
             for pending, outcome in zip(batch, outcomes, strict=True):
-                _settle(pending.outcome, outcome)
+                self._settle(pending, outcome)
             return
 
     # -- leases ---------------------------------------------------------------------------
@@ -468,22 +476,32 @@ class Worker:
     # -- shutting down --------------------------------------------------------------------
 
     async def _wind_down(self) -> None:
-        runs = list(self._runs.values())
+        grace_ends = time.monotonic() + self.options.shutdown_grace_seconds
+        runs = [run for run in self._runs.values() if not run.reporting]
         tasks = [run.task for run in runs if run.task is not None]
-        if not tasks:
-            return
-        log.info(
-            "stopping: %d jobs running, waiting up to %.0fs",
-            len(tasks),
-            self.options.shutdown_grace_seconds,
-        )
-        _, pending = await asyncio.wait(tasks, timeout=self.options.shutdown_grace_seconds)
-        unfinished = [run for run in runs if run.task in pending]
-        for run in unfinished:
-            assert run.task is not None
-            run.task.cancel()
-        await asyncio.gather(*(run.task for run in unfinished if run.task), return_exceptions=True)
-        await asyncio.gather(*(self._release(run) for run in unfinished if not run.lost.is_set()))
+        if tasks:
+            log.info(
+                "stopping: %d jobs running, waiting up to %.0fs",
+                len(tasks),
+                self.options.shutdown_grace_seconds,
+            )
+            _, pending = await asyncio.wait(tasks, timeout=self.options.shutdown_grace_seconds)
+            unfinished = [run for run in runs if run.task in pending]
+            for run in unfinished:
+                assert run.task is not None
+                run.task.cancel()
+            await asyncio.gather(
+                *(run.task for run in unfinished if run.task), return_exceptions=True
+            )
+            await asyncio.gather(
+                *(self._release(run) for run in unfinished if not run.lost.is_set())
+            )
+        # Jobs that finished have their completions on the way (the flusher runs until
+        # `run` returns): wait for them to be settled, within what is left of the grace.
+        while self._runs and (left := grace_ends - time.monotonic()) > 0:
+            self._slot_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_freed.wait(), left)
 
     async def _release(self, run: JobRun) -> None:
         try:
