@@ -169,9 +169,9 @@ class Job(NamedTuple):
     last_event_seq: int
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """A worker's report that a job it holds under `lease_id` finished with `result`."""
+class Completion(NamedTuple):
+    """A worker's report that a job it holds under `lease_id` finished with `result` (a
+    named tuple, like `Job`: a completion batch builds hundreds)."""
 
     job_id: UUID
     lease_id: UUID

@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 from uuid import UUID, uuid4
 
 from conveyor.bus.work import WorkSignal
@@ -127,8 +127,7 @@ class JobDetail:
     events: list[Event]
 
 
-@dataclass(frozen=True, slots=True)
-class CompletionOutcome:
+class CompletionOutcome(NamedTuple):
     job_id: UUID
     job: Job | None
     error: Exception | None

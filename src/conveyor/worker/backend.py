@@ -3,9 +3,8 @@ process (`ServiceBackend`, no HTTP hop) or over HTTP (`HttpBackend`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 
@@ -31,8 +30,8 @@ class ReportTooLarge(ReportRejected):
     """The request carrying the report was too large; a smaller one may pass."""
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimedJob:
+# Named tuples, not frozen dataclasses: a busy worker builds thousands a second.
+class ClaimedJob(NamedTuple):
     id: UUID
     type: str
     payload: Any
@@ -44,8 +43,7 @@ class ClaimedJob:
     lease_expires_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class CompletionReport:
+class CompletionReport(NamedTuple):
     job_id: UUID
     lease_id: UUID
     result: Any
