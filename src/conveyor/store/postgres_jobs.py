@@ -100,8 +100,8 @@ WITH input AS (
         progress_percent = 100, lease_expires_at = NULL, completed_at = now(), updated_at = now(),
         version = version + 1, last_event_seq = last_event_seq + 1
     FROM input
-    WHERE jobs.id = input.id AND jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id
-        AND jobs.status = 'RUNNING'
+    WHERE jobs.id = ANY(ARRAY(SELECT id FROM input)) AND jobs.id = input.id
+        AND jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id AND jobs.status = 'RUNNING'
     RETURNING {", ".join("jobs." + column.strip() for column in JOB_COLUMNS.split(","))}
 ), completed AS (
     {_INSERT_EVENT_COLUMNS}
