@@ -44,6 +44,8 @@ def validate_text(text: str, field: str) -> None:
 def validate_json(value: Any, field: str, limits: JsonLimits) -> None:
     """Refuse a JSON document that is too deep, too large, or holds a value that JSON or
     the databases cannot represent faithfully."""
+    if value is None:
+        return  # most results: nothing to walk
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
