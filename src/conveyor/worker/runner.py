@@ -381,10 +381,11 @@ class Worker:
         elif isinstance(refused, ReportRejected):
             # The result itself was refused (too large, say): the job failed, and says why.
             log.warning("job %s: result refused: %s", run.job.id, refused)
-            failing = asyncio.create_task(
+            # The run (in `_runs`) holds the task; the job keeps its slot until it is done.
+            run.task = asyncio.create_task(
                 self._report_failure(run, f"the result was refused: {refused}", False)
             )
-            failing.add_done_callback(lambda _: self._free_slot(run))
+            run.task.add_done_callback(lambda _: self._free_slot(run))
             return
         else:
             log.warning("job %s: completion not recorded: %s", run.job.id, refused)
