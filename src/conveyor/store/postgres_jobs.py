@@ -81,7 +81,7 @@ WITH picked AS (
     UPDATE jobs SET status = 'RUNNING', worker_id = :worker_id, lease_id = gen_random_uuid(),
         lease_expires_at = now() + make_interval(secs => :lease), started_at = now(),
         updated_at = now(), version = version + 1, last_event_seq = last_event_seq + 1
-    WHERE jobs.id = ANY(ARRAY(SELECT id FROM picked))
+    FROM picked WHERE jobs.id = picked.id
     RETURNING {", ".join("jobs." + column.strip() for column in JOB_COLUMNS.split(","))}
 ), started AS (
     {_INSERT_EVENT_COLUMNS}
@@ -100,8 +100,8 @@ WITH input AS (
         progress_percent = 100, lease_expires_at = NULL, completed_at = now(), updated_at = now(),
         version = version + 1, last_event_seq = last_event_seq + 1
     FROM input
-    WHERE jobs.id = ANY(ARRAY(SELECT id FROM input)) AND jobs.id = input.id
-        AND jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id AND jobs.status = 'RUNNING'
+    WHERE jobs.id = input.id AND jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id
+        AND jobs.status = 'RUNNING'
     RETURNING {", ".join("jobs." + column.strip() for column in JOB_COLUMNS.split(","))}
 ), completed AS (
     {_INSERT_EVENT_COLUMNS}
