@@ -68,8 +68,8 @@ WORKSPACE = "bench"
 DEFAULT_SLOTS = {"conveyor": 1000, "conveyor-http": 1000, "conveyor-sqlite": 100}
 """Job slots of each variant's worker when the `slots` scenario does not run: what `slots`
 chose in the full run of docs/benchmarks.md (median drain jobs/s of 50,000 jobs at 100 /
-300 / 600 / 1,000 slots: in-process PostgreSQL 9,939 / 9,775 / 10,758 / 11,721; over HTTP
-4,350 / 6,302 / 6,871 / 7,899; SQLite 6,511 / 4,960 / 5,182 / 5,073). No-op jobs finish
+300 / 600 / 1,000 slots: in-process PostgreSQL 13,365 / 10,691 / 11,350 / 13,425; over HTTP
+5,963 / 6,647 / 7,428 / 8,545; SQLite 7,531 / 5,610 / 5,552 / 5,419). No-op jobs finish
 at once, so slots mostly bound how many jobs one claim may take (and one completion batch
 holds)."""
 PRODUCER_POOL = 10
