@@ -278,7 +278,7 @@ class EventHub:
             except Exception as error:
                 log.warning("could not fetch announced events (%s); streams will catch up", error)
                 self._pending.clear()
-                self._restart_feeds_and_catch_up()
+                self.catch_up_all()
                 await asyncio.sleep(FEED_RETRY_SECONDS)  # the feeds restart once it answers
 
     async def _fetch_job_events(self) -> None:
@@ -337,11 +337,8 @@ class EventHub:
                     subscription.end()
 
     def catch_up_all(self) -> None:
-        """Notices may have been lost: every stream reads what it missed from the database."""
-        self._restart_feeds_and_catch_up()
-
-    def _restart_feeds_and_catch_up(self) -> None:
-        """Job streams catch up now. Workspace feeds restart from where the database stands
+        """Notices may have been lost: every stream reads what it missed from the database.
+        Job streams catch up now. Workspace feeds restart from where the database stands
         and only then ask their streams to catch up (so nothing falls between), rather than
         replaying a backlog into every stream's buffer at once."""
         for subscribers in self._by_job.values():

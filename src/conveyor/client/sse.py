@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,14 +56,6 @@ class EventStreamParser:
         event = ServerSentEvent(self._event or "message", "\n".join(self._data), self._id)
         self._event, self._data, self._id = "", [], None
         return event
-
-
-def parse_lines(lines: Iterable[str]) -> Iterator[ServerSentEvent]:
-    parser = EventStreamParser()
-    for line in lines:
-        event = parser.feed(line.rstrip("\r"))
-        if event is not None:
-            yield event
 
 
 async def parse_lines_async(lines: AsyncIterable[str]) -> AsyncIterator[ServerSentEvent]:

@@ -137,25 +137,29 @@ def resilient(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     return guarded()
 
 
+def invalid_resume_point(field: str, detail: str, message: str) -> Problem:
+    return Problem(
+        422,
+        "validation-error",
+        "Invalid input",
+        detail,
+        errors=[{"field": field, "message": message}],
+    )
+
+
 def resume_point(last_event_id: str | None, after: int | None, *, largest: int) -> int:
     if last_event_id is not None:
         try:
             value = int(last_event_id)
         except ValueError:
-            raise Problem(
-                422,
-                "validation-error",
-                "Invalid input",
-                "Last-Event-ID must be an event number",
-                errors=[{"field": "Last-Event-ID", "message": "must be an integer"}],
+            raise invalid_resume_point(
+                "Last-Event-ID", "Last-Event-ID must be an event number", "must be an integer"
             ) from None
         if not 0 <= value <= largest:
-            raise Problem(
-                422,
-                "validation-error",
-                "Invalid input",
+            raise invalid_resume_point(
+                "Last-Event-ID",
                 f"Last-Event-ID must be between 0 and {largest}",
-                errors=[{"field": "Last-Event-ID", "message": f"must be 0..{largest}"}],
+                f"must be 0..{largest}",
             )
         return value
     return after or 0
@@ -278,12 +282,10 @@ async def stream_workspace(
             start = await ctx.jobs.event_position(workspace_id, event_id)
             if start is None:
                 field = "Last-Event-ID" if last_event_id is not None else "after_id"
-                raise Problem(
-                    422,
-                    "validation-error",
-                    "Invalid input",
+                raise invalid_resume_point(
+                    field,
                     f"{field} is not an event of this workspace",
-                    errors=[{"field": field, "message": "no such event in this workspace"}],
+                    "no such event in this workspace",
                 )
     return event_stream(resilient(_workspace_events(ctx, principal, request, stream_filter, start)))
 
