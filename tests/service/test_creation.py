@@ -47,3 +47,36 @@ async def test_a_bulk_create_with_idempotency_keys_answers_new_and_existing_jobs
     assert results[0][0] == first
     for job, _ in results:
         assert job == await service.get_job(workspace.id, job.id), job.type
+
+
+async def test_values_all_jobs_of_a_batch_share_are_stored_for_each_job(
+    service: JobService, workspace: Workspace
+) -> None:
+    # PostgreSQL is sent a value every job shares once, not once per job.
+    shared = JobSpec(
+        type="same",
+        payload={"same": True},
+        priority=2,
+        agent_task_id="task-9",
+        max_attempts=4,
+        run_at=LATER,
+        hold=True,
+        retry_backoff_seconds=3.0,
+        retry_backoff_max_seconds=30.0,
+    )
+    results = await service.create_jobs(workspace.id, [shared] * 3, ACTOR)
+    assert len({job.id for job, _ in results}) == 3
+    for job, _ in results:
+        stored = await service.get_job(workspace.id, job.id)
+        assert stored == job
+        assert (
+            stored.type,
+            stored.payload,
+            stored.priority,
+            stored.agent_task_id,
+            stored.max_attempts,
+            stored.run_at,
+            stored.status,
+            stored.retry_backoff_seconds,
+            stored.retry_backoff_max_seconds,
+        ) == ("same", {"same": True}, 2, "task-9", 4, LATER, JobStatus.PENDING, 3.0, 30.0)

@@ -28,6 +28,10 @@ _INSERT_EVENT_COLUMNS = (
 
 # The creation events are written by SQL from the inserted rows, exactly as
 # `decide_creation_events` words them (a test compares the two stores' events).
+# Each column comes either as one value per job or, when every job of the batch has the
+# same value, once (`_column`): the per-job array is then empty, unnest pads it with NULL
+# and COALESCE takes the shared value. A bulk create of uniform jobs sends two arrays
+# (ids, payloads) instead of twelve; the driver's and the database's cost grows with elements.
 # `on_conflict` is there only when a job of the batch carries an idempotency key:
 # ON CONFLICT makes every row a speculative insertion, which costs even rows without one.
 _INSERT_JOBS = f"""
@@ -41,12 +45,25 @@ WITH inserted AS (
         j.agent_task_id, 1, j.max_attempts, COALESCE(j.run_at, now()), j.idempotency_key,
         NULL, NULL, NULL, j.retry_of, j.backoff, j.backoff_max, now(), NULL, NULL, now(), 1,
         CASE WHEN j.status = 'QUEUED' THEN 2 ELSE 1 END, 0
-    FROM unnest(:ids::uuid[], :types::text[], :statuses::text[], :priorities::smallint[],
-        :payloads::text[], :agent_task_ids::text[], :max_attempts::int[],
-        :run_ats::timestamptz[], :keys::text[], :retry_ofs::uuid[], :backoffs::float8[],
-        :backoff_maxes::float8[])
-        AS j(id, type, status, priority, payload, agent_task_id, max_attempts, run_at,
-            idempotency_key, retry_of, backoff, backoff_max)
+    FROM (
+        SELECT j.id, COALESCE(j.type, :type::text) AS type,
+            COALESCE(j.status, :status::text) AS status,
+            COALESCE(j.priority, :priority::smallint) AS priority,
+            COALESCE(j.payload, :payload::text) AS payload,
+            COALESCE(j.agent_task_id, :agent_task_id::text) AS agent_task_id,
+            COALESCE(j.max_attempts, :max_attempts::int) AS max_attempts,
+            COALESCE(j.run_at, :run_at::timestamptz) AS run_at,
+            COALESCE(j.idempotency_key, :key::text) AS idempotency_key,
+            COALESCE(j.retry_of, :retry_of::uuid) AS retry_of,
+            COALESCE(j.backoff, :backoff::float8) AS backoff,
+            COALESCE(j.backoff_max, :backoff_max::float8) AS backoff_max
+        FROM unnest(:ids::uuid[], :types::text[], :statuses::text[], :priorities::smallint[],
+            :payloads::text[], :agent_task_ids::text[], :max_attempts_each::int[],
+            :run_ats::timestamptz[], :keys::text[], :retry_ofs::uuid[], :backoffs::float8[],
+            :backoff_maxes::float8[])
+            AS j(id, type, status, priority, payload, agent_task_id, max_attempts, run_at,
+                idempotency_key, retry_of, backoff, backoff_max)
+    ) j
     {{on_conflict}}
     RETURNING id, type, status, priority, retry_of, run_at, created_at
 ), created_events AS (
@@ -60,8 +77,6 @@ WITH inserted AS (
 )
 {{answer}}
 """
-# Without idempotency keys every row is inserted, stamped with the transaction's now():
-# that one value is the whole answer. With keys, the rows that were inserted say which.
 _INSERT_JOBS_PLAIN = _INSERT_JOBS.format(on_conflict="", answer="SELECT now() AS created_at")
 _INSERT_JOBS_KEYED = _INSERT_JOBS.format(
     on_conflict="ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
@@ -178,6 +193,15 @@ def _event_records(change_events: Sequence[Any]) -> list[dict[str, Any]]:
 _STATUSES = {status.value: status for status in JobStatus}
 
 
+def _column(values: list[Any]) -> tuple[list[Any], Any]:
+    """One column of `_INSERT_JOBS`: `([], value)` when every job has that value, so it is
+    sent once, else `(values, None)`."""
+    first = values[0] if values else None
+    if values.count(first) == len(values):
+        return [], first
+    return values, None
+
+
 class PostgresJobStore(JobStore):
     def job_from_row(self, row: Row) -> Job:
         """Positional: asyncpg already gives every column its Python type, in the order of
@@ -191,22 +215,25 @@ class PostgresJobStore(JobStore):
         """One statement for any number of jobs: typed arrays in, the database's clock out
         (the rest of each job is what was sent)."""
         specs = [new_job.spec for new_job in new_jobs]
-        params = {
+        params: dict[str, Any] = {
             "ws": workspace_id,
             "actor": actor,
             "ids": [new_job.id for new_job in new_jobs],
-            "types": [spec.type for spec in specs],
-            "statuses": [new_job.status.value for new_job in new_jobs],
-            "priorities": [spec.priority for spec in specs],
-            "payloads": [dumps(spec.payload).decode() for spec in specs],
-            "agent_task_ids": [spec.agent_task_id for spec in specs],
-            "max_attempts": [spec.max_attempts for spec in specs],
-            "run_ats": [spec.run_at for spec in specs],
-            "keys": [spec.idempotency_key for spec in specs],
-            "retry_ofs": [spec.retry_of for spec in specs],
-            "backoffs": [spec.retry_backoff_seconds for spec in specs],
-            "backoff_maxes": [spec.retry_backoff_max_seconds for spec in specs],
         }
+        for each, shared, values in (
+            ("types", "type", [spec.type for spec in specs]),
+            ("statuses", "status", [new_job.status.value for new_job in new_jobs]),
+            ("priorities", "priority", [spec.priority for spec in specs]),
+            ("payloads", "payload", [dumps(spec.payload).decode() for spec in specs]),
+            ("agent_task_ids", "agent_task_id", [spec.agent_task_id for spec in specs]),
+            ("max_attempts_each", "max_attempts", [spec.max_attempts for spec in specs]),
+            ("run_ats", "run_at", [spec.run_at for spec in specs]),
+            ("keys", "key", [spec.idempotency_key for spec in specs]),
+            ("retry_ofs", "retry_of", [spec.retry_of for spec in specs]),
+            ("backoffs", "backoff", [spec.retry_backoff_seconds for spec in specs]),
+            ("backoff_maxes", "backoff_max", [spec.retry_backoff_max_seconds for spec in specs]),
+        ):
+            params[each], params[shared] = _column(values)
         if not any(spec.idempotency_key is not None for spec in specs):
             async with self.database.write() as connection:
                 row = await connection.fetchrow(_INSERT_JOBS_PLAIN, params)
