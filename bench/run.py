@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import gc
 import json
 import math
 import os
@@ -201,6 +202,7 @@ class Harness:
         row = self.row(scenario, system)
         label = f"{label or f'{scenario} / {system.name}'} run {repeat + 1}/{self.plan.repeat}"
         started = time.monotonic()
+        settle_heap()
         try:
             outcome: RunOutcome = await asyncio.wait_for(
                 runner(system, self.infra, self.plan), self.plan.timeout_seconds * 2
@@ -234,6 +236,16 @@ class Harness:
         return sorted(rows, key=lambda r: (SCENARIOS.index(r.scenario), order[r.system]))
 
 
+def settle_heap() -> None:
+    """Every run starts from the same collector state, for every system alike: what the
+    runs before left is collected and the rest frozen (`gc.freeze`), as `conveyor serve` and
+    `conveyor worker` freeze their start-up heap (`conveyor.heap`). Without it, a run's
+    full collections would walk every earlier run's and every system's leftovers too."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 def environment(plan: Plan, infra: Infra, facts: dict[str, Any]) -> dict[str, Any]:
     loop = "uvloop" if _uvloop() is not None else "asyncio"
     return {
@@ -242,6 +254,10 @@ def environment(plan: Plan, infra: Infra, facts: dict[str, Any]) -> dict[str, An
             "platform": platform.platform(),
             "python": platform.python_version(),
             "event_loop": f"{loop} (the harness process: producers and in-process workers)",
+            "garbage_collector": (
+                "the harness process collects and freezes its heap (gc.freeze) before each "
+                "run, for every system"
+            ),
             "load_average_at_end": os.getloadavg(),
         },
         "conveyor_revision": git_revision(),

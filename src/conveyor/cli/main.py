@@ -107,6 +107,7 @@ def serve(**options: Any) -> None:
     import uvicorn
 
     from conveyor.api.app import create_app
+    from conveyor.heap import freeze_startup_heap
     from conveyor.logs import configure_logging
     from conveyor.server import (
         ConveyorServer,
@@ -153,6 +154,7 @@ def serve(**options: Any) -> None:
         server_header=False,
         timeout_graceful_shutdown=30,
     )
+    freeze_startup_heap()
     ConveyorServer(config).run()
 
 
@@ -529,6 +531,7 @@ def worker(
     allow_command_jobs: bool,
 ) -> None:
     """Run jobs from a Conveyor server, over HTTP (stops gracefully on SIGTERM)."""
+    from conveyor.heap import freeze_startup_heap
     from conveyor.logs import configure_logging
     from conveyor.worker import Handlers, Worker, WorkerOptions, load_handlers
     from conveyor.worker.remote import HttpBackend
@@ -543,6 +546,7 @@ def worker(
             handlers.merge(load_handlers(reference))
     except (ImportError, ValueError) as error:
         fail(f"cannot load handlers: {error}")
+    freeze_startup_heap()
 
     async def work() -> None:
         backend = HttpBackend.connect(url, key)
