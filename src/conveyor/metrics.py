@@ -27,7 +27,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from conveyor.domain.jobs import Job
+from conveyor.domain.jobs import CompletedJob, Job
 
 MAX_LABELS: Final = 100
 JOB_GAUGE_CACHE_SECONDS: Final = 5.0
@@ -163,7 +163,7 @@ class Metrics:
                 waited = (job.started_at - job.run_at).total_seconds()
                 self.queue_wait.labels(label).observe(max(waited, 0.0))
 
-    def jobs_completed(self, jobs: Sequence[Job]) -> None:
+    def jobs_completed(self, jobs: Sequence[Job | CompletedJob]) -> None:
         for job in jobs:
             label = self.types(job.type)
             self.completed.labels(label).inc()

@@ -5,15 +5,17 @@ keys, retries clicked twice."""
 from __future__ import annotations
 
 import asyncio
-from uuid import UUID
+from collections.abc import Sequence
+from uuid import UUID, uuid4
 
 import pytest
 
-from conveyor.domain.errors import IdempotencyConflict, InvalidInput
-from conveyor.domain.jobs import Completion, Job, JobFilter, JobSpec, JobStatus
+from conveyor.domain.errors import IdempotencyConflict, InvalidInput, LeaseLost
+from conveyor.domain.jobs import CompletedJob, Completion, Job, JobFilter, JobSpec, JobStatus
 from conveyor.domain.steps import StepPhase, StepStatus, StepType
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import JobService
+from conveyor.store import Store
 from tests.service.helpers import ACTOR, claim_one, job_in_status
 
 
@@ -117,3 +119,63 @@ async def test_retrying_a_failed_job_twice_at_once_makes_one_new_job(
     assert sorted(created for _, created in results) == [False] * (len(services) - 1) + [True]
     [(new, _)] = [result for result in results if result[1]]
     assert (new.retry_of, new.status) == (failed.id, JobStatus.QUEUED)
+
+
+class CompletionsSeen:
+    def __init__(self) -> None:
+        self.completed: list[Job | CompletedJob] = []
+
+    def jobs_created(self, jobs: Sequence[Job]) -> None:
+        return None
+
+    def jobs_claimed(self, jobs: Sequence[Job]) -> None:
+        return None
+
+    def jobs_completed(self, jobs: Sequence[Job | CompletedJob]) -> None:
+        self.completed.extend(jobs)
+
+    def job_settled(self, job: Job) -> None:
+        return None
+
+    def leases_expired(self, count: int) -> None:
+        return None
+
+    def conflict_retried(self, error: BaseException) -> None:
+        return None
+
+
+async def test_a_completion_batch_answered_without_jobs_settles_each_job_the_same_way(
+    store: Store, workspace: Workspace
+) -> None:
+    seen = CompletionsSeen()
+    service = JobService(store, observer=seen)
+    await service.create_jobs(workspace.id, [JobSpec(type="test")] * 3, ACTOR)
+    first, second, third = [await claim_one(service, workspace.id) for _ in range(3)]
+    outcomes = await service.complete_jobs(
+        workspace.id,
+        [
+            Completion(first.id, lease_of(first), {"n": 1}),
+            Completion(second.id, uuid4(), {"n": 2}),  # not its lease
+            Completion(third.id, lease_of(third), None),
+        ],
+        ACTOR,
+        answer_jobs=False,
+    )
+    assert [(outcome.job_id, outcome.job) for outcome in outcomes] == [
+        (first.id, None),
+        (second.id, None),
+        (third.id, None),
+    ]
+    assert [outcome.error for outcome in (outcomes[0], outcomes[2])] == [None, None]
+    assert isinstance(outcomes[1].error, LeaseLost)
+    stored = [await service.get_job(workspace.id, job.id) for job in (first, second, third)]
+    assert [(job.status, job.result) for job in stored] == [
+        (JobStatus.COMPLETED, {"n": 1}),
+        (JobStatus.RUNNING, None),
+        (JobStatus.COMPLETED, None),
+    ]
+    detail = await service.get_job_detail(workspace.id, first.id)
+    assert [event.type for event in detail.events][-1] == "job.completed"
+    assert [(job.id, job.started_at, job.completed_at) for job in seen.completed] == [
+        (job.id, job.started_at, job.completed_at) for job in (stored[0], stored[2])
+    ], "the metrics are told the same run times either way"

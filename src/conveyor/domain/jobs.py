@@ -178,6 +178,17 @@ class Completion(NamedTuple):
     result: JsonValue
 
 
+class CompletedJob(NamedTuple):
+    """What a completion answers a caller that needs no job back (the in-process worker):
+    which job completed, and what the metrics count. Decoding a whole job row costs more
+    than the rest of handling a completion."""
+
+    id: UUID
+    type: str
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
 @dataclass(frozen=True, slots=True)
 class JobFilter:
     """What a job list is narrowed to (within one workspace, always)."""

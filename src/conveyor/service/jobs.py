@@ -40,7 +40,15 @@ from conveyor.domain.events import (
     WorkspaceEventsPage,
     validate_custom_event_type,
 )
-from conveyor.domain.jobs import Completion, Job, JobChange, JobFilter, JobSpec, JobStatus
+from conveyor.domain.jobs import (
+    CompletedJob,
+    Completion,
+    Job,
+    JobChange,
+    JobFilter,
+    JobSpec,
+    JobStatus,
+)
 from conveyor.domain.limits import JsonLimits, validate_json, validate_text
 from conveyor.domain.steps import (
     Step,
@@ -79,7 +87,7 @@ class JobObserver(Protocol):
 
     def jobs_claimed(self, jobs: Sequence[Job]) -> None: ...
 
-    def jobs_completed(self, jobs: Sequence[Job]) -> None: ...
+    def jobs_completed(self, jobs: Sequence[Job | CompletedJob]) -> None: ...
 
     def job_settled(self, job: Job) -> None: ...
 
@@ -95,7 +103,7 @@ class _Unobserved:
     def jobs_claimed(self, jobs: Sequence[Job]) -> None:
         return None
 
-    def jobs_completed(self, jobs: Sequence[Job]) -> None:
+    def jobs_completed(self, jobs: Sequence[Job | CompletedJob]) -> None:
         return None
 
     def job_settled(self, job: Job) -> None:
@@ -463,10 +471,18 @@ class JobService:
         return outcome.job
 
     async def complete_jobs(
-        self, workspace_id: UUID, completions: Sequence[Completion], actor: str
+        self,
+        workspace_id: UUID,
+        completions: Sequence[Completion],
+        actor: str,
+        *,
+        answer_jobs: bool = True,
     ) -> list[CompletionOutcome]:
         """Complete many jobs in one statement; each outcome says what became of one (a
-        result that cannot be stored refuses that job alone, not the batch)."""
+        result that cannot be stored refuses that job alone, not the batch). With
+        `answer_jobs=False` a completed job's outcome holds neither job nor error: for
+        callers that only need to know (the in-process worker), the database sends back
+        a few columns instead of whole rows."""
         refused: dict[int, Exception] = {}
         seen: set[UUID] = set()
         for index, completion in enumerate(completions):
@@ -481,7 +497,10 @@ class JobService:
             except InvalidInput as error:
                 refused[index] = error
         storable = [c for index, c in enumerate(completions) if index not in refused]
-        done = await self._retrying(lambda: self.jobs.complete_jobs(workspace_id, storable, actor))
+        complete = self.jobs.complete_jobs if answer_jobs else self.jobs.complete_jobs_briefly
+        done: Sequence[Job | CompletedJob] = await self._retrying(
+            lambda: complete(workspace_id, storable, actor)
+        )
         self.observer.jobs_completed(done)
         by_id = {job.id: job for job in done}
         outcomes = []
@@ -489,13 +508,15 @@ class JobService:
             if index in refused:
                 outcomes.append(CompletionOutcome(completion.job_id, None, refused[index]))
                 continue
-            job = by_id.get(completion.job_id)
-            if job is not None:
+            if (completed := by_id.get(completion.job_id)) is not None:
+                job = completed if isinstance(completed, Job) else None
                 outcomes.append(CompletionOutcome(completion.job_id, job, None))
                 continue
             try:
                 job = await self._complete_on_fresh_read(workspace_id, completion, actor)
-                outcomes.append(CompletionOutcome(completion.job_id, job, None))
+                outcomes.append(
+                    CompletionOutcome(completion.job_id, job if answer_jobs else None, None)
+                )
             except (JobConflict, JobNotFound) as error:
                 outcomes.append(CompletionOutcome(completion.job_id, None, error))
         return outcomes

@@ -26,6 +26,7 @@ from uuid import UUID
 from conveyor.domain.errors import StepNotFound
 from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import (
+    CompletedJob,
     Completion,
     Job,
     JobChange,
@@ -545,6 +546,15 @@ class JobStore(abc.ABC):
         """Complete every job whose lease is still the one given (with its
         `completion_event`). Returns those completed; the others are left as they are for
         the service to explain."""
+
+    async def complete_jobs_briefly(
+        self, workspace_id: UUID, completions: Sequence[Completion], actor: str
+    ) -> list[CompletedJob]:
+        """`complete_jobs`, answered with `CompletedJob`s rather than whole jobs."""
+        return [
+            CompletedJob(job.id, job.type, job.started_at, job.completed_at)
+            for job in await self.complete_jobs(workspace_id, completions, actor)
+        ]
 
     async def extend_lease(
         self, workspace_id: UUID, job_id: UUID, lease_id: UUID, lease_seconds: float

@@ -13,7 +13,14 @@ from typing import Any
 from uuid import UUID
 
 from conveyor.domain.events import Event, StreamPosition, WorkspaceEventsPage
-from conveyor.domain.jobs import CLAIMABLE_STATUS, Completion, Job, JobChange, JobStatus
+from conveyor.domain.jobs import (
+    CLAIMABLE_STATUS,
+    CompletedJob,
+    Completion,
+    Job,
+    JobChange,
+    JobStatus,
+)
 from conveyor.serialization import dumps
 from conveyor.store.connection import Json, Row
 from conveyor.store.jobs import EVENT_COLUMNS, JOB_COLUMNS, JobStore, NewJob
@@ -124,8 +131,10 @@ WITH input AS (
         jsonb_build_object('attempt', attempt), now()
     FROM done
 )
-SELECT {JOB_COLUMNS} FROM done
+SELECT {{answer}} FROM done
 """
+_COMPLETE_ANSWERING_JOBS = _COMPLETE.format(answer=JOB_COLUMNS)
+_COMPLETE_ANSWERING_BRIEFLY = _COMPLETE.format(answer=", ".join(CompletedJob._fields))
 
 
 # A workspace's events in (tx, id) order, up to the horizon: the oldest transaction still
@@ -222,7 +231,7 @@ class PostgresJobStore(JobStore):
         }
         for each, shared, values in (
             ("types", "type", [spec.type for spec in specs]),
-            ("statuses", "status", [new_job.status.value for new_job in new_jobs]),
+            ("statuses", "status", [new_job.status for new_job in new_jobs]),  # a StrEnum
             ("priorities", "priority", [spec.priority for spec in specs]),
             ("payloads", "payload", [dumps(spec.payload).decode() for spec in specs]),
             ("agent_task_ids", "agent_task_id", [spec.agent_task_id for spec in specs]),
@@ -298,15 +307,29 @@ class PostgresJobStore(JobStore):
     async def complete_jobs(
         self, workspace_id: UUID, completions: Sequence[Completion], actor: str
     ) -> list[Job]:
+        rows = await self._complete(_COMPLETE_ANSWERING_JOBS, workspace_id, completions, actor)
+        return [self.job_from_row(row) for row in rows]
+
+    async def complete_jobs_briefly(
+        self, workspace_id: UUID, completions: Sequence[Completion], actor: str
+    ) -> list[CompletedJob]:
+        rows = await self._complete(_COMPLETE_ANSWERING_BRIEFLY, workspace_id, completions, actor)
+        return [
+            CompletedJob(row["id"], row["type"], row["started_at"], row["completed_at"])
+            for row in rows
+        ]
+
+    async def _complete(
+        self, sql: str, workspace_id: UUID, completions: Sequence[Completion], actor: str
+    ) -> list[Row]:
         records = [
             {"id": str(c.job_id), "lease_id": str(c.lease_id), "result": c.result}
             for c in completions
         ]
         async with self.database.write() as connection:
-            rows = await connection.fetch(
-                _COMPLETE, {"completions": Json(records), "ws": workspace_id, "actor": actor}
+            return await connection.fetch(
+                sql, {"completions": Json(records), "ws": workspace_id, "actor": actor}
             )
-        return [self.job_from_row(row) for row in rows]
 
     async def workspace_events_after(
         self, workspace_id: UUID, after: StreamPosition, limit: int

@@ -105,6 +105,7 @@ class ServiceBackend:
                 self._workspace_id,
                 [Completion(r.job_id, r.lease_id, r.result) for r in reports],
                 worker_actor(worker_id),
+                answer_jobs=False,  # the worker needs each outcome, not the job
             )
         )
         return [None if o.error is None else translate(o.error) for o in outcomes]
