@@ -288,7 +288,10 @@ class Worker:
         run = JobRun(job, self)
         self._runs[job.id] = run
         handler = self.handlers.get(job.type)
-        run.task = asyncio.create_task(self._execute(run, handler), name=f"job-{job.id}")
+        # Straight on the loop, unnamed: asyncio.create_task looks the loop up (a getpid()
+        # system call on Python 3.11) and naming costs a UUID's text; the job's id is in
+        # its log records (`logs.job_id`) instead.
+        run.task = self._loop.create_task(self._execute(run, handler))
         run.task.add_done_callback(lambda _: self._finished(run))
 
     def _finished(self, run: JobRun) -> None:
