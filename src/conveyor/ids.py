@@ -39,18 +39,15 @@ def uuid7s(count: int) -> list[UUID]:
             _counter += 1
         _counter -= 1
     randomness = struct.unpack(f">{count}Q", os.urandom(8 * count))
-    return [
-        # the variant (0b10), then 62 random bits
-        _uuid_of(stamp | 0b10 << 62 | random >> 2)
-        for stamp, random in zip(stamps, randomness, strict=True)
-    ]
-
-
-def _uuid_of(value: int) -> UUID:
-    """`UUID(int=value)` for a value known to fit in 128 bits, without the checks of
-    `UUID.__init__`, which cost more than the rest of making an id. The attributes are
-    set the way `UUID.__init__` sets them (the class refuses plain assignment)."""
-    made = UUID.__new__(UUID)
-    object.__setattr__(made, "int", value)
-    object.__setattr__(made, "is_safe", SafeUUID.unknown)
+    made = [_new_uuid(UUID) for _ in range(count)]
+    for uuid, stamp, random in zip(made, stamps, randomness, strict=True):
+        # the variant (0b10), then 62 random bits. Set as `UUID.__init__` sets them (the
+        # class refuses plain assignment), without its checks: the value fits in 128 bits,
+        # and the checks cost more than the rest of making an id.
+        _set(uuid, "int", stamp | 0b10 << 62 | random >> 2)
+        _set(uuid, "is_safe", SafeUUID.unknown)
     return made
+
+
+_new_uuid = UUID.__new__
+_set = object.__setattr__

@@ -8,6 +8,7 @@ no NaN or infinities (not JSON)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,8 @@ def text_problem(text: str) -> str | None:
     """Why `text` cannot be stored, or None."""
     if "\x00" in text:
         return "must not contain NUL characters"
+    if text.isascii():
+        return None  # most text; only the rest can hold a lone surrogate
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -46,34 +49,40 @@ def validate_json(value: Any, field: str, limits: JsonLimits) -> None:
     the databases cannot represent faithfully."""
     if value is None:
         return  # most results: nothing to walk
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    # Objects and arrays wait on the stack with their depth; other values are checked
+    # where they are met. The document itself is the one child of a depth-0 array.
+    stack: list[tuple[dict[Any, Any] | list[Any], int]] = [([value], 0)]
     while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > limits.max_depth:
-                raise InvalidInput(field, f"is nested deeper than {limits.max_depth} levels")
-            if isinstance(item, dict):
-                for key, child in item.items():
-                    if not isinstance(key, str):
-                        raise InvalidInput(field, "object keys must be strings")
-                    if (problem := text_problem(key)) is not None:
-                        raise InvalidInput(field, f"object keys {problem}")
-                    stack.append((child, depth + 1))
-            else:
-                stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, str):
-            if (problem := text_problem(item)) is not None:
-                raise InvalidInput(field, f"strings {problem}")
-        elif isinstance(item, bool) or item is None:
-            continue
-        elif isinstance(item, int):
-            if not -INT64 <= item < INT64:
-                raise InvalidInput(field, "integers must fit in 64 bits")
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise InvalidInput(field, "numbers must be finite (no NaN or Infinity)")
+        container, depth = stack.pop()
+        if depth > limits.max_depth:
+            raise InvalidInput(field, f"is nested deeper than {limits.max_depth} levels")
+        if isinstance(container, dict):
+            for key in container:
+                if not isinstance(key, str):
+                    raise InvalidInput(field, "object keys must be strings")
+                if (problem := text_problem(key)) is not None:
+                    raise InvalidInput(field, f"object keys {problem}")
+            children: Iterable[Any] = container.values()
         else:
-            raise InvalidInput(field, f"holds a {type(item).__name__}, which is not JSON")
+            children = container
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+            elif (problem := _scalar_problem(child)) is not None:
+                raise InvalidInput(field, problem)
     size = len(orjson.dumps(value))
     if size > limits.max_bytes:
         raise InvalidInput(field, f"is {size} bytes as JSON; the limit is {limits.max_bytes}")
+
+
+def _scalar_problem(item: Any) -> str | None:
+    if isinstance(item, str):
+        problem = text_problem(item)
+        return None if problem is None else f"strings {problem}"
+    if isinstance(item, bool) or item is None:
+        return None
+    if isinstance(item, int):
+        return None if -INT64 <= item < INT64 else "integers must fit in 64 bits"
+    if isinstance(item, float):
+        return None if math.isfinite(item) else "numbers must be finite (no NaN or Infinity)"
+    return f"holds a {type(item).__name__}, which is not JSON"
