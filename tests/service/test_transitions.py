@@ -90,17 +90,19 @@ async def test_every_store_writes_the_events_the_domain_decides(
     from conveyor.domain.jobs import JobSpec, completion_event, decide_creation_events, start_event
 
     retried_from = uuid4()
-    specs = [
+    mixed = [
         JobSpec(type="t", priority=3, retry_of=retried_from),
         JobSpec(type="t", hold=True),
     ]
-    jobs = [job for job, _ in await service.create_jobs(workspace.id, specs, "creator")]
-    for job, spec in zip(jobs, specs, strict=True):
-        written = await service.list_events(workspace.id, job.id)
-        expected = decide_creation_events(spec, "creator")
-        assert [(e.type, e.actor, e.payload) for e in written] == [
-            (e.type, e.actor, e.payload) for e in expected
-        ]
+    alike = [JobSpec(type="u", priority=2, retry_of=retried_from)] * 2  # values sent once
+    for specs in (alike, mixed):
+        jobs = [job for job, _ in await service.create_jobs(workspace.id, specs, "creator")]
+        for job, spec in zip(jobs, specs, strict=True):
+            written = await service.list_events(workspace.id, job.id)
+            expected = decide_creation_events(spec, "creator")
+            assert [(e.type, e.actor, e.payload) for e in written] == [
+                (e.type, e.actor, e.payload) for e in expected
+            ], spec
     [claimed] = await service.claim_jobs(
         workspace.id, types=None, limit=1, lease_seconds=60, worker_id="w9", actor="claimer"
     )

@@ -20,6 +20,7 @@ from conveyor.domain.jobs import (
     Job,
     JobChange,
     JobStatus,
+    decide_creation_events,
 )
 from conveyor.serialization import dumps
 from conveyor.store.connection import Json, Row
@@ -76,7 +77,9 @@ WITH inserted AS (
 ), created_events AS (
     {_INSERT_EVENT_COLUMNS}
     SELECT id, :ws, type, 1, NULL::uuid, 'job.created', :actor,
-        jsonb_build_object('type', type, 'priority', priority, 'retry_of', retry_of), now()
+        COALESCE(:created_payload::jsonb,
+            jsonb_build_object('type', type, 'priority', priority, 'retry_of', retry_of)),
+        now()
     FROM inserted
     UNION ALL
     SELECT id, :ws, type, 2, NULL::uuid, 'job.queued', :actor, '{{{{"attempt": 1}}}}'::jsonb, now()
@@ -243,6 +246,12 @@ class PostgresJobStore(JobStore):
             ("backoff_maxes", "backoff_max", [spec.retry_backoff_max_seconds for spec in specs]),
         ):
             params[each], params[shared] = _column(values)
+        # Jobs of one type, priority and origin have the same job.created payload: sent
+        # once, as the domain words it, instead of built for every row.
+        created_payload = None
+        if not (params["types"] or params["priorities"] or params["retry_ofs"]):
+            created_payload = Json(decide_creation_events(specs[0], actor)[0].payload)
+        params["created_payload"] = created_payload
         if not any(spec.idempotency_key is not None for spec in specs):
             async with self.database.write() as connection:
                 row = await connection.fetchrow(_INSERT_JOBS_PLAIN, params)
