@@ -27,7 +27,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from conveyor.domain.jobs import CompletedJob, Job
+from conveyor.domain.jobs import ClaimedJob, CompletedJob, Job
 
 MAX_LABELS: Final = 100
 JOB_GAUGE_CACHE_SECONDS: Final = 5.0
@@ -155,7 +155,7 @@ class Metrics:
         for job in jobs:
             self.created.labels(self.types(job.type)).inc()
 
-    def jobs_claimed(self, jobs: Sequence[Job]) -> None:
+    def jobs_claimed(self, jobs: Sequence[Job | ClaimedJob]) -> None:
         for job in jobs:
             label = self.types(job.type)
             self.claimed.labels(label).inc()

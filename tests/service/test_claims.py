@@ -346,3 +346,36 @@ async def test_a_long_poll_whose_caller_left_takes_no_job_away(
     assert (types[-3:] == handed_back) == (leaves == "while it claims"), types
     [again] = await claim(service, workspace)
     assert again.id == job.id
+
+
+async def test_a_brief_claim_answers_what_the_stored_job_says(
+    service: JobService, workspace: Workspace
+) -> None:
+    """The in-process worker's claims answer a few columns, not whole jobs: the same jobs,
+    in the same order, under the leases the database holds."""
+    specs = [
+        JobSpec(type="brief", priority=9, payload={"n": 1}),
+        JobSpec(type="brief", priority=1, payload={"n": 2}, agent_task_id="task-3"),
+        JobSpec(type="other"),
+    ]
+    await service.create_jobs(workspace.id, specs, ACTOR)
+    claimed = await service.claim_jobs_briefly(
+        workspace.id, types=["brief"], limit=5, lease_seconds=30, worker_id="w1", actor=ACTOR
+    )
+    assert [job.payload for job in claimed] == [{"n": 2}, {"n": 1}], "most urgent first"
+    for job in claimed:
+        stored = await service.get_job(workspace.id, job.id)
+        assert stored.status == JobStatus.RUNNING
+        assert job == (
+            stored.id,
+            stored.type,
+            stored.payload,
+            stored.attempt,
+            stored.max_attempts,
+            stored.priority,
+            stored.agent_task_id,
+            stored.lease_id,
+            stored.lease_expires_at,
+            stored.run_at,
+            stored.started_at,
+        )

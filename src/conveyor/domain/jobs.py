@@ -178,6 +178,25 @@ class Completion(NamedTuple):
     result: JsonValue
 
 
+class ClaimedJob(NamedTuple):
+    """A job as a claim hands it to a worker: what running it takes, the lease to report
+    under, and when it was due and started (for the metrics). The in-process worker's
+    claims answer these instead of whole jobs, whose decoding cost more than the rest of
+    a claim."""
+
+    id: UUID
+    type: str
+    payload: JsonValue
+    attempt: int
+    max_attempts: int
+    priority: int
+    agent_task_id: str | None
+    lease_id: UUID
+    lease_expires_at: datetime
+    run_at: datetime
+    started_at: datetime
+
+
 class CompletedJob(NamedTuple):
     """What a completion answers a caller that needs no job back (the in-process worker):
     which job completed, and what the metrics count. Decoding a whole job row costs more

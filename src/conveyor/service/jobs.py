@@ -41,6 +41,7 @@ from conveyor.domain.events import (
     validate_custom_event_type,
 )
 from conveyor.domain.jobs import (
+    ClaimedJob,
     CompletedJob,
     Completion,
     Job,
@@ -65,6 +66,8 @@ from conveyor.store.jobs import NewJob
 
 T = TypeVar("T")
 R = TypeVar("R")
+Claimed = TypeVar("Claimed", Job, ClaimedJob)
+"""What a claim answers: whole jobs (the HTTP API) or `ClaimedJob`s (the in-process worker)."""
 
 MAX_LIST_LIMIT = 200
 DEFAULT_POLL_INTERVAL = 1.0
@@ -85,7 +88,7 @@ class JobObserver(Protocol):
 
     def jobs_created(self, jobs: Sequence[Job]) -> None: ...
 
-    def jobs_claimed(self, jobs: Sequence[Job]) -> None: ...
+    def jobs_claimed(self, jobs: Sequence[Job | ClaimedJob]) -> None: ...
 
     def jobs_completed(self, jobs: Sequence[Job | CompletedJob]) -> None: ...
 
@@ -100,7 +103,7 @@ class _Unobserved:
     def jobs_created(self, jobs: Sequence[Job]) -> None:
         return None
 
-    def jobs_claimed(self, jobs: Sequence[Job]) -> None:
+    def jobs_claimed(self, jobs: Sequence[Job | ClaimedJob]) -> None:
         return None
 
     def jobs_completed(self, jobs: Sequence[Job | CompletedJob]) -> None:
@@ -384,6 +387,60 @@ class JobService:
         """Claim up to `limit` jobs; with `wait_seconds`, wait that long for some to come.
         `abandoned` is asked after each wait: a caller who has gone away (an HTTP client
         that hung up) must not be handed jobs it will never receive."""
+        return await self._claim(
+            lambda: self.jobs.claim_jobs(
+                workspace_id,
+                types=types,
+                limit=limit,
+                lease_seconds=lease_seconds,
+                worker_id=worker_id,
+                actor=actor,
+            ),
+            workspace_id,
+            worker_id,
+            actor,
+            wait_seconds,
+            abandoned,
+        )
+
+    async def claim_jobs_briefly(
+        self,
+        workspace_id: UUID,
+        *,
+        types: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
+        worker_id: str,
+        actor: str,
+        wait_seconds: float = 0.0,
+    ) -> list[ClaimedJob]:
+        """`claim_jobs` answered with `ClaimedJob`s: what a worker in this process runs
+        jobs with, for fewer columns from the database than whole jobs."""
+        return await self._claim(
+            lambda: self.jobs.claim_jobs_briefly(
+                workspace_id,
+                types=types,
+                limit=limit,
+                lease_seconds=lease_seconds,
+                worker_id=worker_id,
+                actor=actor,
+            ),
+            workspace_id,
+            worker_id,
+            actor,
+            wait_seconds,
+            None,
+        )
+
+    async def _claim(
+        self,
+        claim_once: Callable[[], Awaitable[list[Claimed]]],
+        workspace_id: UUID,
+        worker_id: str,
+        actor: str,
+        wait_seconds: float,
+        abandoned: Callable[[], Awaitable[bool]] | None,
+    ) -> list[Claimed]:
         if self._on_worker_seen is not None:
             await self._on_worker_seen(workspace_id, worker_id)
         deadline = time.monotonic() + wait_seconds
@@ -394,16 +451,7 @@ class JobService:
             first = False
             # Watch before looking, so a job queued between the look and the wait wakes us.
             with self.work_signal.watch(workspace_id) as woken:
-                claimed = await self._retrying(
-                    lambda: self.jobs.claim_jobs(
-                        workspace_id,
-                        types=types,
-                        limit=limit,
-                        lease_seconds=lease_seconds,
-                        worker_id=worker_id,
-                        actor=actor,
-                    )
-                )
+                claimed = await self._retrying(claim_once)
                 remaining = deadline - time.monotonic()
                 if claimed and abandoned is not None and await abandoned():
                     # The caller left while we claimed: hand the jobs straight back.

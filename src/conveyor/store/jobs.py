@@ -26,6 +26,7 @@ from uuid import UUID
 from conveyor.domain.errors import StepNotFound
 from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import (
+    ClaimedJob,
     CompletedJob,
     Completion,
     Job,
@@ -81,6 +82,26 @@ CHANGEABLE_STEP_COLUMNS: Final = frozenset(
     }
 )
 JSON_COLUMNS: Final = frozenset({"payload", "result"})
+
+
+def as_claimed(job: Job) -> ClaimedJob:
+    """A job just claimed (RUNNING, under a lease) as `claim_jobs_briefly` answers it."""
+    assert job.lease_id is not None
+    assert job.lease_expires_at is not None
+    assert job.started_at is not None
+    return ClaimedJob(
+        job.id,
+        job.type,
+        job.payload,
+        job.attempt,
+        job.max_attempts,
+        job.priority,
+        job.agent_task_id,
+        job.lease_id,
+        job.lease_expires_at,
+        job.run_at,
+        job.started_at,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -538,6 +559,27 @@ class JobStore(abc.ABC):
         """Move up to `limit` of the most urgent claimable jobs (`CLAIMABLE_STATUS`, `run_at`
         come, lowest priority number then earliest run_at then oldest) to RUNNING under
         fresh leases, each with its `start_event`; most urgent first."""
+
+    async def claim_jobs_briefly(
+        self,
+        workspace_id: UUID,
+        *,
+        types: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
+        worker_id: str,
+        actor: str,
+    ) -> list[ClaimedJob]:
+        """`claim_jobs`, answered with `ClaimedJob`s rather than whole jobs."""
+        jobs = await self.claim_jobs(
+            workspace_id,
+            types=types,
+            limit=limit,
+            lease_seconds=lease_seconds,
+            worker_id=worker_id,
+            actor=actor,
+        )
+        return [as_claimed(job) for job in jobs]
 
     @abc.abstractmethod
     async def complete_jobs(

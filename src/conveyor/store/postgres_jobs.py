@@ -15,6 +15,7 @@ from uuid import UUID
 from conveyor.domain.events import Event, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import (
     CLAIMABLE_STATUS,
+    ClaimedJob,
     CompletedJob,
     Completion,
     Job,
@@ -114,7 +115,7 @@ WITH picked AS (
         jsonb_build_object('attempt', attempt, 'worker_id', worker_id), now()
     FROM claimed
 )
-SELECT {JOB_COLUMNS} FROM claimed ORDER BY priority, run_at, id
+SELECT {{answer}} FROM claimed ORDER BY priority, run_at, id
 """
 
 _COMPLETE = f"""
@@ -136,6 +137,7 @@ WITH input AS (
 )
 SELECT {{answer}} FROM done
 """
+_CLAIMED_JOB_COLUMNS = ", ".join(ClaimedJob._fields)
 _COMPLETE_ANSWERING_JOBS = _COMPLETE.format(answer=JOB_COLUMNS)
 _COMPLETE_ANSWERING_BRIEFLY = _COMPLETE.format(answer=", ".join(CompletedJob._fields))
 
@@ -299,6 +301,36 @@ class PostgresJobStore(JobStore):
         worker_id: str,
         actor: str,
     ) -> list[Job]:
+        rows = await self._claim(
+            JOB_COLUMNS, workspace_id, types, limit, lease_seconds, worker_id, actor
+        )
+        return [self.job_from_row(row) for row in rows]
+
+    async def claim_jobs_briefly(
+        self,
+        workspace_id: UUID,
+        *,
+        types: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
+        worker_id: str,
+        actor: str,
+    ) -> list[ClaimedJob]:
+        rows: list[Any] = await self._claim(
+            _CLAIMED_JOB_COLUMNS, workspace_id, types, limit, lease_seconds, worker_id, actor
+        )
+        return [ClaimedJob(*row) for row in rows]  # asyncpg records, in the fields' order
+
+    async def _claim(
+        self,
+        answer: str,
+        workspace_id: UUID,
+        types: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
+        worker_id: str,
+        actor: str,
+    ) -> list[Row]:
         type_condition = "" if types is None else "AND type = ANY(:types)"
         params: dict[str, Any] = {
             "ws": workspace_id,
@@ -309,9 +341,9 @@ class PostgresJobStore(JobStore):
         }
         if types is not None:
             params["types"] = list(types)
+        sql = _CLAIM.format(type_condition=type_condition, answer=answer)
         async with self.database.write() as connection:
-            rows = await connection.fetch(_CLAIM.format(type_condition=type_condition), params)
-        return [self.job_from_row(row) for row in rows]
+            return await connection.fetch(sql, params)
 
     async def complete_jobs(
         self, workspace_id: UUID, completions: Sequence[Completion], actor: str

@@ -3,9 +3,10 @@ process (`ServiceBackend`, no HTTP hop) or over HTTP (`HttpBackend`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
+
+from conveyor.domain.jobs import ClaimedJob
 
 
 class LeaseGone(Exception):
@@ -31,16 +32,6 @@ class ReportTooLarge(ReportRejected):
 
 
 # Named tuples, not frozen dataclasses: a busy worker builds thousands a second.
-class ClaimedJob(NamedTuple):
-    id: UUID
-    type: str
-    payload: Any
-    attempt: int
-    max_attempts: int
-    priority: int
-    agent_task_id: str | None
-    lease_id: UUID
-    lease_expires_at: datetime | None
 
 
 class CompletionReport(NamedTuple):

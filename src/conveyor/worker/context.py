@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from conveyor.worker.backend import ClaimedJob
+from conveyor.domain.jobs import ClaimedJob
 
 if TYPE_CHECKING:
     from conveyor.worker.runner import JobRun

@@ -16,33 +16,17 @@ from conveyor.domain.errors import (
     Unavailable,
 )
 from conveyor.domain.events import worker_actor
-from conveyor.domain.jobs import Completion, Job
+from conveyor.domain.jobs import ClaimedJob, Completion
 from conveyor.domain.steps import StepPhase, StepStatus, StepType
 from conveyor.service.jobs import JobService
 from conveyor.worker.backend import (
     BackendUnavailable,
-    ClaimedJob,
     CompletionReport,
     LeaseGone,
     ReportRejected,
 )
 
 T = TypeVar("T")
-
-
-def claimed(job: Job) -> ClaimedJob:
-    assert job.lease_id is not None
-    return ClaimedJob(
-        id=job.id,
-        type=job.type,
-        payload=job.payload,
-        attempt=job.attempt,
-        max_attempts=job.max_attempts,
-        priority=job.priority,
-        agent_task_id=job.agent_task_id,
-        lease_id=job.lease_id,
-        lease_expires_at=job.lease_expires_at,
-    )
 
 
 def translate(error: Exception) -> Exception:
@@ -79,8 +63,8 @@ class ServiceBackend:
         wait_seconds: float,
         worker_id: str,
     ) -> list[ClaimedJob]:
-        jobs = await _call(
-            self._service.claim_jobs(
+        return await _call(
+            self._service.claim_jobs_briefly(
                 self._workspace_id,
                 types=types,
                 limit=limit,
@@ -90,7 +74,6 @@ class ServiceBackend:
                 wait_seconds=wait_seconds,
             )
         )
-        return [claimed(job) for job in jobs]
 
     async def heartbeat(
         self, job_id: UUID, lease_id: UUID, lease_seconds: float, worker_id: str

@@ -17,10 +17,9 @@ from conveyor.client.errors import (
     UnavailableError,
     error_for,
 )
-from conveyor.domain.jobs import CLAIM_LIMIT_OVER_HTTP
+from conveyor.domain.jobs import CLAIM_LIMIT_OVER_HTTP, ClaimedJob
 from conveyor.worker.backend import (
     BackendUnavailable,
-    ClaimedJob,
     CompletionReport,
     LeaseGone,
     ReportRejected,
@@ -43,7 +42,6 @@ def translate(error: ApiError) -> Exception:
 
 
 def claimed(body: dict[str, Any]) -> ClaimedJob:
-    expires = body.get("lease_expires_at")
     return ClaimedJob(
         id=UUID(body["id"]),
         type=body["type"],
@@ -53,7 +51,9 @@ def claimed(body: dict[str, Any]) -> ClaimedJob:
         priority=body["priority"],
         agent_task_id=body.get("agent_task_id"),
         lease_id=UUID(body["lease_id"]),
-        lease_expires_at=datetime.fromisoformat(expires) if expires else None,
+        lease_expires_at=datetime.fromisoformat(body["lease_expires_at"]),
+        run_at=datetime.fromisoformat(body["run_at"]),
+        started_at=datetime.fromisoformat(body["started_at"]),
     )
 
 

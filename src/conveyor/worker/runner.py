@@ -32,11 +32,10 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from conveyor import logs
-from conveyor.domain.jobs import ERROR_MAX_CHARS
+from conveyor.domain.jobs import ERROR_MAX_CHARS, ClaimedJob
 from conveyor.serialization import dumps
 from conveyor.worker.backend import (
     BackendUnavailable,
-    ClaimedJob,
     CompletionReport,
     LeaseGone,
     ReportRejected,
