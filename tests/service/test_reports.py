@@ -14,7 +14,7 @@ from conveyor.domain.errors import IdempotencyConflict, InvalidInput, LeaseLost
 from conveyor.domain.jobs import CompletedJob, Completion, Job, JobFilter, JobSpec, JobStatus
 from conveyor.domain.steps import StepPhase, StepStatus, StepType
 from conveyor.domain.workspaces import Workspace
-from conveyor.service.jobs import JobService
+from conveyor.service.jobs import JobService, Unobserved
 from conveyor.store import Store
 from tests.service.helpers import ACTOR, claim_one, job_in_status
 
@@ -121,27 +121,12 @@ async def test_retrying_a_failed_job_twice_at_once_makes_one_new_job(
     assert (new.retry_of, new.status) == (failed.id, JobStatus.QUEUED)
 
 
-class CompletionsSeen:
+class CompletionsSeen(Unobserved):
     def __init__(self) -> None:
         self.completed: list[Job | CompletedJob] = []
 
-    def jobs_created(self, jobs: Sequence[Job]) -> None:
-        return None
-
-    def jobs_claimed(self, jobs: Sequence[Job]) -> None:
-        return None
-
     def jobs_completed(self, jobs: Sequence[Job | CompletedJob]) -> None:
         self.completed.extend(jobs)
-
-    def job_settled(self, job: Job) -> None:
-        return None
-
-    def leases_expired(self, count: int) -> None:
-        return None
-
-    def conflict_retried(self, error: BaseException) -> None:
-        return None
 
 
 async def test_a_completion_batch_answered_without_jobs_settles_each_job_the_same_way(

@@ -10,7 +10,7 @@ never be stored: the write misses and the service decides again on a fresh read.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -176,6 +176,18 @@ class Completion(NamedTuple):
     job_id: UUID
     lease_id: UUID
     result: JsonValue
+
+
+class ClaimRequest(NamedTuple):
+    """What a worker asks a claim for: up to `limit` jobs of `types` (any type if None),
+    each under a fresh lease of `lease_seconds` held by `worker_id`; `actor` is who the
+    jobs' `job.started` events name."""
+
+    types: Sequence[str] | None
+    limit: int
+    lease_seconds: float
+    worker_id: str
+    actor: str
 
 
 class ClaimedJob(NamedTuple):

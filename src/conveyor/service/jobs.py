@@ -42,6 +42,7 @@ from conveyor.domain.events import (
 )
 from conveyor.domain.jobs import (
     ClaimedJob,
+    ClaimRequest,
     CompletedJob,
     Completion,
     Job,
@@ -99,7 +100,10 @@ class JobObserver(Protocol):
     def conflict_retried(self, error: BaseException) -> None: ...
 
 
-class _Unobserved:
+class Unobserved:
+    """Watches nothing: the service's observer unless given one, and a base for an
+    observer that watches only some of it."""
+
     def jobs_created(self, jobs: Sequence[Job]) -> None:
         return None
 
@@ -163,7 +167,7 @@ class JobService:
         self.retry_policy = retry_policy or RetryPolicy()
         self.poll_interval = poll_interval
         self._rng = rng or random.Random()
-        self.observer: JobObserver = observer or _Unobserved()
+        self.observer: JobObserver = observer or Unobserved()
         self._on_worker_seen = on_worker_seen
         self.limits = limits or JsonLimits()
 
@@ -387,20 +391,9 @@ class JobService:
         """Claim up to `limit` jobs; with `wait_seconds`, wait that long for some to come.
         `abandoned` is asked after each wait: a caller who has gone away (an HTTP client
         that hung up) must not be handed jobs it will never receive."""
+        request = ClaimRequest(types, limit, lease_seconds, worker_id, actor)
         return await self._claim(
-            lambda: self.jobs.claim_jobs(
-                workspace_id,
-                types=types,
-                limit=limit,
-                lease_seconds=lease_seconds,
-                worker_id=worker_id,
-                actor=actor,
-            ),
-            workspace_id,
-            worker_id,
-            actor,
-            wait_seconds,
-            abandoned,
+            self.jobs.claim_jobs, workspace_id, request, wait_seconds, abandoned
         )
 
     async def claim_jobs_briefly(
@@ -416,33 +409,21 @@ class JobService:
     ) -> list[ClaimedJob]:
         """`claim_jobs` answered with `ClaimedJob`s: what a worker in this process runs
         jobs with, for fewer columns from the database than whole jobs."""
+        request = ClaimRequest(types, limit, lease_seconds, worker_id, actor)
         return await self._claim(
-            lambda: self.jobs.claim_jobs_briefly(
-                workspace_id,
-                types=types,
-                limit=limit,
-                lease_seconds=lease_seconds,
-                worker_id=worker_id,
-                actor=actor,
-            ),
-            workspace_id,
-            worker_id,
-            actor,
-            wait_seconds,
-            None,
+            self.jobs.claim_jobs_briefly, workspace_id, request, wait_seconds, None
         )
 
     async def _claim(
         self,
-        claim_once: Callable[[], Awaitable[list[Claimed]]],
+        claim: Callable[[UUID, ClaimRequest], Awaitable[list[Claimed]]],
         workspace_id: UUID,
-        worker_id: str,
-        actor: str,
+        request: ClaimRequest,
         wait_seconds: float,
         abandoned: Callable[[], Awaitable[bool]] | None,
     ) -> list[Claimed]:
         if self._on_worker_seen is not None:
-            await self._on_worker_seen(workspace_id, worker_id)
+            await self._on_worker_seen(workspace_id, request.worker_id)
         deadline = time.monotonic() + wait_seconds
         first = True
         while True:
@@ -451,13 +432,13 @@ class JobService:
             first = False
             # Watch before looking, so a job queued between the look and the wait wakes us.
             with self.work_signal.watch(workspace_id) as woken:
-                claimed = await self._retrying(claim_once)
+                claimed = await self._retrying(lambda: claim(workspace_id, request))
                 remaining = deadline - time.monotonic()
                 if claimed and abandoned is not None and await abandoned():
                     # The caller left while we claimed: hand the jobs straight back.
                     for job in claimed:
                         assert job.lease_id is not None
-                        await self.release_job(workspace_id, job.id, job.lease_id, actor)
+                        await self.release_job(workspace_id, job.id, job.lease_id, request.actor)
                     return []
                 if claimed or remaining <= 0:
                     self.observer.jobs_claimed(claimed)

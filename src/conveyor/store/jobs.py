@@ -27,6 +27,7 @@ from conveyor.domain.errors import StepNotFound
 from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import (
     ClaimedJob,
+    ClaimRequest,
     CompletedJob,
     Completion,
     Job,
@@ -546,40 +547,16 @@ class JobStore(abc.ABC):
         return job
 
     @abc.abstractmethod
-    async def claim_jobs(
-        self,
-        workspace_id: UUID,
-        *,
-        types: Sequence[str] | None,
-        limit: int,
-        lease_seconds: float,
-        worker_id: str,
-        actor: str,
-    ) -> list[Job]:
-        """Move up to `limit` of the most urgent claimable jobs (`CLAIMABLE_STATUS`, `run_at`
-        come, lowest priority number then earliest run_at then oldest) to RUNNING under
-        fresh leases, each with its `start_event`; most urgent first."""
+    async def claim_jobs(self, workspace_id: UUID, request: ClaimRequest) -> list[Job]:
+        """Move up to `request.limit` of the most urgent claimable jobs (`CLAIMABLE_STATUS`,
+        `run_at` come, lowest priority number then earliest run_at then oldest) to RUNNING
+        under fresh leases, each with its `start_event`; most urgent first."""
 
     async def claim_jobs_briefly(
-        self,
-        workspace_id: UUID,
-        *,
-        types: Sequence[str] | None,
-        limit: int,
-        lease_seconds: float,
-        worker_id: str,
-        actor: str,
+        self, workspace_id: UUID, request: ClaimRequest
     ) -> list[ClaimedJob]:
         """`claim_jobs`, answered with `ClaimedJob`s rather than whole jobs."""
-        jobs = await self.claim_jobs(
-            workspace_id,
-            types=types,
-            limit=limit,
-            lease_seconds=lease_seconds,
-            worker_id=worker_id,
-            actor=actor,
-        )
-        return [as_claimed(job) for job in jobs]
+        return [as_claimed(job) for job in await self.claim_jobs(workspace_id, request)]
 
     @abc.abstractmethod
     async def complete_jobs(

@@ -16,6 +16,7 @@ from conveyor.domain.events import Event, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import (
     CLAIMABLE_STATUS,
     ClaimedJob,
+    ClaimRequest,
     CompletedJob,
     Completion,
     Job,
@@ -88,6 +89,8 @@ WITH inserted AS (
 )
 {{answer}}
 """
+# Without idempotency keys every row is inserted, stamped with the transaction's now():
+# that one value is the whole answer. With keys, the rows that were inserted say which.
 _INSERT_JOBS_PLAIN = _INSERT_JOBS.format(on_conflict="", answer="SELECT now() AS created_at")
 _INSERT_JOBS_KEYED = _INSERT_JOBS.format(
     on_conflict="ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
@@ -291,57 +294,30 @@ class PostgresJobStore(JobStore):
             row = await connection.fetchrow(sql, params)
         return None if row is None else self.job_from_row(row)
 
-    async def claim_jobs(
-        self,
-        workspace_id: UUID,
-        *,
-        types: Sequence[str] | None,
-        limit: int,
-        lease_seconds: float,
-        worker_id: str,
-        actor: str,
-    ) -> list[Job]:
-        rows = await self._claim(
-            JOB_COLUMNS, workspace_id, types, limit, lease_seconds, worker_id, actor
-        )
+    async def claim_jobs(self, workspace_id: UUID, request: ClaimRequest) -> list[Job]:
+        rows = await self._claim(JOB_COLUMNS, workspace_id, request)
         return [self.job_from_row(row) for row in rows]
 
     async def claim_jobs_briefly(
-        self,
-        workspace_id: UUID,
-        *,
-        types: Sequence[str] | None,
-        limit: int,
-        lease_seconds: float,
-        worker_id: str,
-        actor: str,
+        self, workspace_id: UUID, request: ClaimRequest
     ) -> list[ClaimedJob]:
-        rows: list[Any] = await self._claim(
-            _CLAIMED_JOB_COLUMNS, workspace_id, types, limit, lease_seconds, worker_id, actor
-        )
+        rows: list[Any] = await self._claim(_CLAIMED_JOB_COLUMNS, workspace_id, request)
         return [ClaimedJob(*row) for row in rows]  # asyncpg records, in the fields' order
 
-    async def _claim(
-        self,
-        answer: str,
-        workspace_id: UUID,
-        types: Sequence[str] | None,
-        limit: int,
-        lease_seconds: float,
-        worker_id: str,
-        actor: str,
-    ) -> list[Row]:
-        type_condition = "" if types is None else "AND type = ANY(:types)"
+    async def _claim(self, answer: str, workspace_id: UUID, request: ClaimRequest) -> list[Row]:
+        types = request.types
         params: dict[str, Any] = {
             "ws": workspace_id,
-            "limit": limit,
-            "worker_id": worker_id,
-            "lease": float(lease_seconds),
-            "actor": actor,
+            "limit": request.limit,
+            "worker_id": request.worker_id,
+            "lease": float(request.lease_seconds),
+            "actor": request.actor,
         }
         if types is not None:
             params["types"] = list(types)
-        sql = _CLAIM.format(type_condition=type_condition, answer=answer)
+        sql = _CLAIM.format(
+            type_condition="" if types is None else "AND type = ANY(:types)", answer=answer
+        )
         async with self.database.write() as connection:
             return await connection.fetch(sql, params)
 

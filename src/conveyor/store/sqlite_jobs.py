@@ -18,6 +18,7 @@ from uuid import UUID
 from conveyor.domain.events import NewEvent
 from conveyor.domain.jobs import (
     CLAIMABLE_STATUS,
+    ClaimRequest,
     Completion,
     Job,
     completion_event,
@@ -109,24 +110,16 @@ class SqliteJobStore(JobStore):
         created = {job.id: job for job in map(self.job_from_row, job_rows)}
         return await self._with_existing(workspace_id, new_jobs, created)
 
-    async def claim_jobs(
-        self,
-        workspace_id: UUID,
-        *,
-        types: Sequence[str] | None,
-        limit: int,
-        lease_seconds: float,
-        worker_id: str,
-        actor: str,
-    ) -> list[Job]:
+    async def claim_jobs(self, workspace_id: UUID, request: ClaimRequest) -> list[Job]:
+        types, actor = request.types, request.actor
         type_condition = "" if types is None else "AND " + self.dialect.in_list("type", "types")
         sql = _CLAIM.format(type_condition=type_condition)
         params = encode_params(
             {
                 "ws": workspace_id,
-                "worker_id": worker_id,
-                "lease": lease_seconds,
-                "limit": limit,
+                "worker_id": request.worker_id,
+                "lease": request.lease_seconds,
+                "limit": request.limit,
                 **({} if types is None else {"types": list(types)}),
             }
         )
