@@ -65,13 +65,13 @@ from conveyor.worker.inprocess import ServiceBackend
 from conveyor.worker.remote import HttpBackend
 
 WORKSPACE = "bench"
-DEFAULT_SLOTS = {"conveyor": 1000, "conveyor-http": 1000, "conveyor-sqlite": 100}
+DEFAULT_SLOTS = {"conveyor": 1000, "conveyor-http": 1000, "conveyor-sqlite": 1000}
 """Job slots of each variant's worker when the `slots` scenario does not run: what `slots`
 chose in the full run of docs/benchmarks.md (median drain jobs/s of 50,000 jobs at 100 /
-300 / 600 / 1,000 slots: in-process PostgreSQL 13,365 / 10,691 / 11,350 / 13,425; over HTTP
-5,963 / 6,647 / 7,428 / 8,545; SQLite 7,531 / 5,610 / 5,552 / 5,419). No-op jobs finish
-at once, so slots mostly bound how many jobs one claim may take (and one completion batch
-holds)."""
+300 / 600 / 1,000 slots: in-process PostgreSQL 14,685 / 18,729 / 20,202 / 28,740; over
+HTTP 7,561 / 8,250 / 9,971 / 13,265; SQLite 8,803 / 9,299 / 9,100 / 9,378, all four within
+each other's spread). No-op jobs finish at once, so slots mostly bound how many jobs one
+claim may take (and one completion batch holds)."""
 PRODUCER_POOL = 10
 WORKER_POOL = 10
 CONTENTION_POOL = 64
