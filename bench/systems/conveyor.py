@@ -69,8 +69,8 @@ DEFAULT_SLOTS = {"conveyor": 1000, "conveyor-http": 1000, "conveyor-sqlite": 100
 """Job slots of each variant's worker when the `slots` scenario does not run: what `slots`
 chose in the full run of docs/benchmarks.md (median drain jobs/s of 50,000 jobs at 100 /
 300 / 600 / 1,000 slots: in-process PostgreSQL 14,685 / 18,729 / 20,202 / 28,740; over
-HTTP 7,561 / 8,250 / 9,971 / 13,265; SQLite 8,803 / 9,299 / 9,100 / 9,378, all four within
-each other's spread). No-op jobs finish at once, so slots mostly bound how many jobs one
+HTTP 7,561 / 8,250 / 9,971 / 13,265; SQLite 8,803 / 9,299 / 9,100 / 9,378, those four
+within each other's spread). No-op jobs finish at once, so slots mostly bound how many jobs one
 claim may take (and one completion batch holds)."""
 PRODUCER_POOL = 10
 WORKER_POOL = 10

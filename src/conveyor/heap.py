@@ -17,8 +17,9 @@ import gc
 
 def freeze_startup_heap() -> int:
     """Collect what start-up left behind, then exempt every object alive now from future
-    collections. For the process's owner to call once, when it has finished starting
-    (`conveyor serve` and `conveyor worker` do). Returns how many objects were frozen."""
+    collections. For the process's owner to call once its modules are loaded and its
+    long-lived objects built (`conveyor serve` and `conveyor worker` call it just before
+    they start serving or working). Returns how many objects were frozen."""
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()

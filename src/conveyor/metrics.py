@@ -162,7 +162,7 @@ class Metrics:
         for job in jobs:
             label = self.types(job.type)
             self.claimed.labels(label).inc()
-            if job.started_at is not None:
+            if job.started_at is not None and job.run_at is not None:
                 waited = (job.started_at - job.run_at).total_seconds()
                 self.queue_wait.labels(label).observe(max(waited, 0.0))
 

@@ -80,3 +80,7 @@ async def test_values_all_jobs_of_a_batch_share_are_stored_for_each_job(
             stored.retry_backoff_seconds,
             stored.retry_backoff_max_seconds,
         ) == ("same", {"same": True}, 2, "task-9", 4, LATER, JobStatus.PENDING, 3.0, 30.0)
+
+
+async def test_an_empty_batch_creates_nothing(service: JobService, workspace: Workspace) -> None:
+    assert await service.create_jobs(workspace.id, [], ACTOR) == []

@@ -191,10 +191,9 @@ class ClaimRequest(NamedTuple):
 
 
 class ClaimedJob(NamedTuple):
-    """A job as a claim hands it to a worker: what running it takes, the lease to report
-    under, and when it was due and started (for the metrics). The in-process worker's
-    claims answer these instead of whole jobs, whose decoding cost more than the rest of
-    a claim."""
+    """A claimed job as its worker holds it: what running it takes and the lease to
+    report under; with when it was due and when it started, where the claim's answer
+    says (the API's does, for the metrics; a worker needs neither)."""
 
     id: UUID
     type: str
@@ -204,15 +203,14 @@ class ClaimedJob(NamedTuple):
     priority: int
     agent_task_id: str | None
     lease_id: UUID
-    lease_expires_at: datetime
-    run_at: datetime
-    started_at: datetime
+    lease_expires_at: datetime | None
+    run_at: datetime | None = None
+    started_at: datetime | None = None
 
 
 class CompletedJob(NamedTuple):
-    """What a completion answers a caller that needs no job back (the in-process worker):
-    which job completed, and what the metrics count. Decoding a whole job row costs more
-    than the rest of handling a completion."""
+    """A job just completed, in brief: which one, its type, and when it started and
+    completed (what the metrics count of it)."""
 
     id: UUID
     type: str

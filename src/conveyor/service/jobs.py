@@ -143,9 +143,16 @@ class JobDetail:
 
 
 class CompletionOutcome(NamedTuple):
+    """What became of one completion: `error` says why it was not recorded; `job` is the
+    completed job, when the caller asked for jobs back (`complete_jobs(answer_jobs=...)`)."""
+
     job_id: UUID
     job: Job | None
     error: Exception | None
+
+    @property
+    def completed(self) -> bool:
+        return self.error is None
 
 
 class JobService:

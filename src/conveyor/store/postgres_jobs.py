@@ -231,6 +231,8 @@ class PostgresJobStore(JobStore):
     ) -> list[tuple[Job, bool]]:
         """One statement for any number of jobs: typed arrays in, the database's clock out
         (the rest of each job is what was sent)."""
+        if not new_jobs:
+            return []
         specs = [new_job.spec for new_job in new_jobs]
         params: dict[str, Any] = {
             "ws": workspace_id,

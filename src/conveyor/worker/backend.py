@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
-from conveyor.domain.jobs import ClaimedJob
+from conveyor.domain.jobs import ClaimedJob as ClaimedJob  # where backends have found it
 
 
 class LeaseGone(Exception):
@@ -32,8 +32,6 @@ class ReportTooLarge(ReportRejected):
 
 
 # Named tuples, not frozen dataclasses: a busy worker builds thousands a second.
-
-
 class CompletionReport(NamedTuple):
     job_id: UUID
     lease_id: UUID

@@ -51,10 +51,14 @@ def claimed(body: dict[str, Any]) -> ClaimedJob:
         priority=body["priority"],
         agent_task_id=body.get("agent_task_id"),
         lease_id=UUID(body["lease_id"]),
-        lease_expires_at=datetime.fromisoformat(body["lease_expires_at"]),
-        run_at=datetime.fromisoformat(body["run_at"]),
-        started_at=datetime.fromisoformat(body["started_at"]),
+        lease_expires_at=_optional_time(body.get("lease_expires_at")),
+        run_at=_optional_time(body.get("run_at")),
+        started_at=_optional_time(body.get("started_at")),
     )
+
+
+def _optional_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 class HttpBackend:

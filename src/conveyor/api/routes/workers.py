@@ -274,7 +274,8 @@ async def complete_many(
     )
     data: list[dict[str, Any]] = []
     for outcome in outcomes:
-        if outcome.job is not None:
+        if outcome.completed:
+            assert outcome.job is not None, "asked with answer_jobs, the default"
             data.append(
                 {"job_id": outcome.job_id, "status": "completed", "job": job_json(outcome.job)}
             )
