@@ -55,7 +55,7 @@ from conveyor.domain.errors import ConveyorError
 from conveyor.domain.events import key_actor, worker_actor
 from conveyor.domain.jobs import CLAIM_LIMIT_OVER_HTTP, Job, JobSpec
 from conveyor.domain.workspaces import Role
-from conveyor.service.jobs import JobService
+from conveyor.service.jobs import AS_JOB, JobService
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store, open_store
 from conveyor.store.migrate import upgrade
@@ -398,6 +398,7 @@ class InProcessSession(Session):
                 lease_seconds=600,
                 worker_id="bench-contention",
                 actor=actor,
+                answer=AS_JOB,
             )
             assert running.id == job.id
             assert running.lease_id is not None

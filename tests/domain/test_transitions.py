@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 
+from conveyor.domain.backoff import backoff_delay
 from conveyor.domain.jobs import (
     TERMINAL_STATUSES,
     JobStatus,
-    backoff_seconds,
     can_transition,
     sources_for,
 )
@@ -48,8 +48,8 @@ def test_sources_for_is_the_guard_of_each_target() -> None:
 
 
 def test_backoff_grows_exponentially_up_to_the_cap() -> None:
-    assert backoff_seconds(1, 1.0, 60.0, jitter=1.0) == 1.0
-    assert backoff_seconds(3, 1.0, 60.0, jitter=1.0) == 4.0
-    assert backoff_seconds(30, 1.0, 60.0, jitter=1.0) == 60.0
+    assert backoff_delay(1, first=1.0, cap=60.0, jitter=1.0) == 1.0
+    assert backoff_delay(3, first=1.0, cap=60.0, jitter=1.0) == 4.0
+    assert backoff_delay(30, first=1.0, cap=60.0, jitter=1.0) == 60.0
     # jitter spreads the delay over the upper half of the bound
-    assert backoff_seconds(3, 1.0, 60.0, jitter=0.0) == 2.0
+    assert backoff_delay(3, first=1.0, cap=60.0, jitter=0.0) == 2.0

@@ -5,14 +5,20 @@ from __future__ import annotations
 from uuid import UUID
 
 from conveyor.domain.jobs import Job, JobSpec, JobStatus
-from conveyor.service.jobs import JobService
+from conveyor.service.jobs import AS_JOB, JobService
 
 ACTOR = "test"
 
 
 async def claim_one(service: JobService, workspace_id: UUID, job_type: str = "test") -> Job:
     [job] = await service.claim_jobs(
-        workspace_id, types=[job_type], limit=1, lease_seconds=60, worker_id="w1", actor=ACTOR
+        workspace_id,
+        types=[job_type],
+        limit=1,
+        lease_seconds=60,
+        worker_id="w1",
+        actor=ACTOR,
+        answer=AS_JOB,
     )
     return job
 

@@ -16,7 +16,7 @@ import pytest
 from conveyor.domain.errors import InvalidInput, LeaseLost
 from conveyor.domain.jobs import Job, JobSpec, JobStatus
 from conveyor.domain.workspaces import Workspace
-from conveyor.service.jobs import JobService
+from conveyor.service.jobs import AS_CLAIMED_JOB, AS_JOB, JobService
 from tests.service.helpers import ACTOR, job_in_status
 
 pytestmark = pytest.mark.usefixtures("workspace")
@@ -31,6 +31,7 @@ async def claim(service: JobService, workspace: Workspace, limit: int = 1, **opt
         worker_id=str(options.pop("worker_id", "w1")),
         actor=ACTOR,
         wait_seconds=options.pop("wait_seconds", 0),  # type: ignore[arg-type]
+        answer=AS_JOB,
     )
 
 
@@ -240,7 +241,7 @@ async def test_a_heartbeat_beats_the_reaper_to_an_expired_lease(
     await service.heartbeat(workspace.id, job.id, job.lease_id, 60)
     from conveyor.domain.jobs import decide_lease_expiry
 
-    change = decide_lease_expiry(stale_read, jitter=0.5)
+    change = decide_lease_expiry(stale_read)
     assert await service.jobs.apply_change(workspace.id, change) is None
     assert (await service.get_job(workspace.id, job.id)).status == JobStatus.RUNNING
 
@@ -327,6 +328,7 @@ async def test_a_long_poll_whose_caller_left_takes_no_job_away(
             actor=ACTOR,
             wait_seconds=10,
             abandoned=abandoned,
+            answer=AS_JOB,
         )
     )
     # The job must arrive while the claim waits, after its first (empty) look.
@@ -359,8 +361,14 @@ async def test_a_brief_claim_answers_what_the_stored_job_says(
         JobSpec(type="other"),
     ]
     await service.create_jobs(workspace.id, specs, ACTOR)
-    claimed = await service.claim_jobs_briefly(
-        workspace.id, types=["brief"], limit=5, lease_seconds=30, worker_id="w1", actor=ACTOR
+    claimed = await service.claim_jobs(
+        workspace.id,
+        types=["brief"],
+        limit=5,
+        lease_seconds=30,
+        worker_id="w1",
+        actor=ACTOR,
+        answer=AS_CLAIMED_JOB,
     )
     assert [job.payload for job in claimed] == [{"n": 2}, {"n": 1}], "most urgent first"
     for job in claimed:

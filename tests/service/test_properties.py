@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from conveyor.domain.errors import ConveyorError, JobNotFound
 from conveyor.domain.jobs import JobSpec, JobStatus, can_transition
 from conveyor.domain.workspaces import Workspace
-from conveyor.service.jobs import JobService
+from conveyor.service.jobs import AS_JOB, JobService
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store
 
@@ -92,7 +92,13 @@ class World:
             return
         if op.name == "claim":
             for job in await self.service.claim_jobs(
-                ws, types=None, limit=1 + op.value % 4, lease_seconds=60, worker_id="w", actor="w"
+                ws,
+                types=None,
+                limit=1 + op.value % 4,
+                lease_seconds=60,
+                worker_id="w",
+                actor="w",
+                answer=AS_JOB,
             ):
                 assert job.lease_id is not None
                 self.leases[job.id] = job.lease_id

@@ -14,7 +14,7 @@ from conveyor.domain.errors import IdempotencyConflict, InvalidInput, LeaseLost
 from conveyor.domain.jobs import CompletedJob, Completion, Job, JobFilter, JobSpec, JobStatus
 from conveyor.domain.steps import StepPhase, StepStatus, StepType
 from conveyor.domain.workspaces import Workspace
-from conveyor.service.jobs import JobService, Unobserved
+from conveyor.service.jobs import AS_COMPLETED_JOB, AS_JOB, JobService, Unobserved
 from conveyor.store import Store
 from tests.service.helpers import ACTOR, claim_one, job_in_status
 
@@ -38,6 +38,7 @@ async def test_a_bad_result_in_a_completion_batch_refuses_that_job_alone(
             Completion(first.id, lease_of(first), {"n": 1}),  # the same job again
         ],
         ACTOR,
+        AS_JOB,
     )
     assert [outcome.job.status if outcome.job else None for outcome in outcomes] == [
         JobStatus.COMPLETED,
@@ -144,13 +145,10 @@ async def test_a_completion_batch_answered_without_jobs_settles_each_job_the_sam
             Completion(third.id, lease_of(third), None),
         ],
         ACTOR,
-        answer_jobs=False,
+        AS_COMPLETED_JOB,
     )
-    assert [(outcome.job_id, outcome.job) for outcome in outcomes] == [
-        (first.id, None),
-        (second.id, None),
-        (third.id, None),
-    ]
+    assert [outcome.job_id for outcome in outcomes] == [first.id, second.id, third.id]
+    assert outcomes[1].job is None
     assert [outcome.error for outcome in (outcomes[0], outcomes[2])] == [None, None]
     assert isinstance(outcomes[1].error, LeaseLost)
     stored = [await service.get_job(workspace.id, job.id) for job in (first, second, third)]

@@ -10,7 +10,7 @@ import pytest
 from conveyor.domain.errors import InvalidInput, JobConflict
 from conveyor.domain.jobs import JobStatus, can_transition, decide_cancel
 from conveyor.domain.workspaces import Workspace
-from conveyor.service.jobs import JobService
+from conveyor.service.jobs import AS_JOB, JobService
 from conveyor.store import Store
 from tests.service.helpers import ACTOR, job_in_status
 
@@ -104,7 +104,13 @@ async def test_every_store_writes_the_events_the_domain_decides(
                 (e.type, e.actor, e.payload) for e in expected
             ], spec
     [claimed] = await service.claim_jobs(
-        workspace.id, types=None, limit=1, lease_seconds=60, worker_id="w9", actor="claimer"
+        workspace.id,
+        types=None,
+        limit=1,
+        lease_seconds=60,
+        worker_id="w9",
+        actor="claimer",
+        answer=AS_JOB,
     )
     assert claimed.lease_id is not None
     await service.complete_job(workspace.id, claimed.id, claimed.lease_id, None, "finisher")

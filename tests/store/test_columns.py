@@ -4,10 +4,10 @@ Job's fields, in order."""
 from __future__ import annotations
 
 from conveyor.domain.jobs import Job
-from conveyor.store.jobs import JOB_COLUMNS
+from conveyor.store.queries import JOB_COLUMNS
 
 
 def test_job_columns_are_job_fields_in_order() -> None:
-    columns = [name.strip() for name in JOB_COLUMNS.split(",")]
-    fields = list(Job._fields)
-    assert columns == fields, "JOB_COLUMNS and Job's fields differ: rows would decode wrongly"
+    assert list(JOB_COLUMNS) == list(Job._fields), (
+        "JOB_COLUMNS and Job's fields differ: rows would decode wrongly"
+    )

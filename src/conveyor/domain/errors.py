@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from uuid import UUID
 
 
@@ -101,12 +102,48 @@ class ConcurrentUpdate(JobConflict):
         self.expected_version = expected_version
 
 
+class LeaseLossReason(StrEnum):
+    """Why a worker no longer holds a job's lease: a code a worker in any language can act
+    on (`cancelled` means stop quietly; the others that the job went elsewhere)."""
+
+    CANCELLED = "cancelled"
+    """The job was cancelled."""
+    FINISHED = "finished"
+    """The job already completed or failed, by another attempt."""
+    REASSIGNED = "reassigned"
+    """Another worker holds the job now."""
+    EXPIRED = "expired"
+    """The lease ran out and the job was queued again."""
+    REQUEUED = "requeued"
+    """The job was queued again (handed back, or retried) and holds no lease."""
+    GONE = "gone"
+    """The job no longer exists."""
+
+    @property
+    def description(self) -> str:
+        return _LEASE_LOSS_DESCRIPTIONS[self]
+
+
+_LEASE_LOSS_DESCRIPTIONS = {
+    LeaseLossReason.CANCELLED: "the job was cancelled",
+    LeaseLossReason.FINISHED: "the job already finished",
+    LeaseLossReason.REASSIGNED: "the job was reassigned to another worker",
+    LeaseLossReason.EXPIRED: "the lease expired and the job was queued again",
+    LeaseLossReason.REQUEUED: "the job was queued again and holds no lease",
+    LeaseLossReason.GONE: "the job no longer exists",
+}
+
+
 class LeaseLost(JobConflict):
     """A worker reported on a job whose lease it no longer holds."""
 
-    def __init__(self, job_id: UUID, reason: str, *, current_version: int | None) -> None:
+    def __init__(
+        self, job_id: UUID, reason: LeaseLossReason, *, current_version: int | None
+    ) -> None:
         super().__init__(
-            job_id, f"lease on job {job_id} is gone: {reason}", current_version=current_version
+            job_id,
+            f"lease on job {job_id} is gone: {reason.description}",
+            current_version=current_version,
         )
         self.reason = reason
 

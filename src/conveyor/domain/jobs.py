@@ -13,63 +13,42 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
 from typing import Final, NamedTuple
 from uuid import UUID
 
 from conveyor.domain import events
+from conveyor.domain.backoff import backoff_delay
 from conveyor.domain.errors import (
     InvalidInput,
     InvalidTransition,
     JobConflict,
+    LeaseLossReason,
     LeaseLost,
     ProgressRegressed,
     ResultConflict,
 )
 from conveyor.domain.events import JsonValue, NewEvent
+from conveyor.domain.status import (
+    CLAIMABLE_STATUS,
+    LEASED_STATUS,
+    SYSTEM_ONLY_TRANSITIONS,
+    TERMINAL_STATUSES,
+    TRANSITIONS,
+    JobStatus,
+    can_transition,
+    sources_for,
+)
 
-
-class JobStatus(StrEnum):
-    PENDING = "PENDING"
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_STATUSES
-
-
-TERMINAL_STATUSES: Final = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-
-TRANSITIONS: Final[Mapping[JobStatus, frozenset[JobStatus]]] = {
-    JobStatus.PENDING: frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLED}),
-    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
-    JobStatus.RUNNING: frozenset(
-        {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.QUEUED}
-    ),
-    JobStatus.COMPLETED: frozenset(),
-    JobStatus.FAILED: frozenset(),
-    JobStatus.CANCELLED: frozenset(),
-}
-
-SYSTEM_ONLY_TRANSITIONS: Final = frozenset({(JobStatus.RUNNING, JobStatus.QUEUED)})
-"""Moves only Conveyor itself makes (automatic retry, lease expiry); no caller may ask for them."""
-
-
-def can_transition(source: JobStatus, target: JobStatus, *, by_system: bool = False) -> bool:
-    if target not in TRANSITIONS[source]:
-        return False
-    return by_system or (source, target) not in SYSTEM_ONLY_TRANSITIONS
-
-
-def sources_for(target: JobStatus, *, by_system: bool = False) -> frozenset[JobStatus]:
-    """Every status from which `target` may be reached: the guard of a compare-and-set."""
-    return frozenset(
-        source for source in JobStatus if can_transition(source, target, by_system=by_system)
-    )
+__all__ = [  # the status machine, importable from here as before
+    "CLAIMABLE_STATUS",
+    "LEASED_STATUS",
+    "SYSTEM_ONLY_TRANSITIONS",
+    "TERMINAL_STATUSES",
+    "TRANSITIONS",
+    "JobStatus",
+    "can_transition",
+    "sources_for",
+]
 
 
 # ---------------------------------------------------------------------------------------
@@ -295,40 +274,36 @@ def ensure_lease(job: Job, lease_id: UUID | None) -> None:
     merely until its deadline: while nobody else has the job, a late report is harmless.
     """
     if lease_id is None:
-        if job.status == JobStatus.RUNNING:
+        if job.status == LEASED_STATUS:
             raise InvalidInput("lease_id", "is required to report on a RUNNING job")
         if job.status.is_terminal:
             raise JobConflict(
                 job.id, f"job {job.id} is {job.status.value}", current_version=job.version
             )
         return
-    if job.status == JobStatus.RUNNING and job.lease_id == lease_id:
+    if job.status == LEASED_STATUS and job.lease_id == lease_id:
         return
-    raise LeaseLost(job.id, _why_lease_is_gone(job, lease_id), current_version=job.version)
+    raise LeaseLost(job.id, _why_lease_is_gone(job), current_version=job.version)
 
 
 def reportable_statuses(lease_id: UUID | None) -> frozenset[JobStatus]:
     """The statuses in which a report (step, event) is accepted, with or without a lease:
     the guard `ensure_lease` explains when a guarded write misses."""
     if lease_id is not None:
-        return frozenset({JobStatus.RUNNING})
+        return frozenset({LEASED_STATUS})
     return frozenset({JobStatus.PENDING, JobStatus.QUEUED})
 
 
-CLAIMABLE_STATUS: Final = JobStatus.QUEUED
-"""Claims take QUEUED jobs whose run_at has come; PENDING jobs are held back."""
-
-
-def _why_lease_is_gone(job: Job, lease_id: UUID) -> str:
+def _why_lease_is_gone(job: Job) -> LeaseLossReason:
     if job.status == JobStatus.CANCELLED:
-        return "the job was cancelled"
+        return LeaseLossReason.CANCELLED
     if job.status.is_terminal:
-        return f"the job is already {job.status.value}"
-    if job.status == JobStatus.RUNNING:
-        return "the job was reassigned to another worker"
+        return LeaseLossReason.FINISHED
+    if job.status == LEASED_STATUS:
+        return LeaseLossReason.REASSIGNED
     if job.status == JobStatus.QUEUED and job.attempt > 1:
-        return "the lease expired and the job was queued again"
-    return f"the job is {job.status.value} and has no lease {lease_id}"
+        return LeaseLossReason.EXPIRED
+    return LeaseLossReason.REQUEUED
 
 
 # ---------------------------------------------------------------------------------------
@@ -396,11 +371,7 @@ def is_repeat_completion(job: Job, lease_id: UUID | None, result: JsonValue) -> 
     if job.status != JobStatus.COMPLETED:
         return False
     if lease_id is None or job.lease_id != lease_id:
-        raise LeaseLost(
-            job.id,
-            "the job was already completed by another attempt",
-            current_version=job.version,
-        )
+        raise LeaseLost(job.id, LeaseLossReason.FINISHED, current_version=job.version)
     if job.result != result:
         raise ResultConflict(job.id, current_version=job.version)
     return True
@@ -421,13 +392,6 @@ def decide_completion(job: Job, lease_id: UUID, result: JsonValue, actor: str) -
     )
 
 
-def backoff_seconds(attempt: int, base: float, cap: float, jitter: float) -> float:
-    """Exponential backoff for the retry after `attempt`, with `jitter` in [0, 1) spreading
-    the delay over its upper half so that jobs failing together do not return together."""
-    exponential = min(cap, base * 2.0 ** max(attempt - 1, 0))
-    return exponential / 2 + exponential / 2 * jitter
-
-
 def decide_failure(
     job: Job,
     lease_id: UUID,
@@ -437,47 +401,46 @@ def decide_failure(
     jitter: float,
     actor: str,
 ) -> JobChange:
+    """The job's attempt failed: run it again after the backoff while it may, else FAILED."""
     ensure_lease(job, lease_id)
     error = error[:ERROR_MAX_CHARS]
     if retryable and job.attempt < job.max_attempts:
-        return _requeue(job, error, events.JOB_RETRYING, jitter=jitter, actor=actor)
-    return _change(
-        job,
-        JobStatus.FAILED,
-        values={"error": error, "lease_expires_at": None},
-        stamp=frozenset({"completed_at"}),
-        events=(NewEvent(events.JOB_FAILED, actor, {"attempt": job.attempt, "error": error}),),
-    )
+        delay = backoff_delay(
+            job.attempt,
+            first=job.retry_backoff_seconds,
+            cap=job.retry_backoff_max_seconds,
+            jitter=jitter,
+        )
+        retrying = NewEvent(
+            events.JOB_RETRYING,
+            actor,
+            {"attempt": job.attempt + 1, "error": error, "retry_in_seconds": round(delay, 3)},
+        )
+        return _requeue(job, error, (retrying,), run_in=delay, actor=actor)
+    return _fail(job, error, (), actor=actor)
 
 
-def decide_lease_expiry(job: Job, *, jitter: float) -> JobChange:
-    """A RUNNING job whose worker stopped heartbeating: run it again after the backoff, or
-    fail it for good when its attempts are spent. Guarded so that a heartbeat landing in
-    between wins."""
+def decide_lease_expiry(job: Job) -> JobChange:
+    """A RUNNING job whose worker stopped heartbeating. A crash is not the job's failure:
+    it is queued again where it was (its priority and original due time, no backoff), on
+    its next attempt so that a job that kills every worker still runs out of attempts;
+    when they are spent it fails for good. Guarded so that a heartbeat landing in between
+    wins."""
     actor = events.SYSTEM_ACTOR
     expired = NewEvent(
         events.JOB_LEASE_EXPIRED, actor, {"attempt": job.attempt, "worker_id": job.worker_id}
     )
     error = f"lease expired on attempt {job.attempt} (worker {job.worker_id})"
     if job.attempt < job.max_attempts:
-        change = _requeue(job, error, None, jitter=jitter, actor=actor)
-        return replace(change, events=(expired, *change.events), only_if_lease_expired=True)
-    return _change(
-        job,
-        JobStatus.FAILED,
-        values={"error": error, "lease_expires_at": None},
-        stamp=frozenset({"completed_at"}),
-        events=(
-            expired,
-            NewEvent(events.JOB_FAILED, actor, {"attempt": job.attempt, "error": error}),
-        ),
-        only_if_lease_expired=True,
-    )
+        change = _requeue(job, error, (expired,), run_in=None, actor=actor)
+    else:
+        change = _fail(job, error, (expired,), actor=actor)
+    return replace(change, only_if_lease_expired=True)
 
 
 def decide_handback(job: Job, lease_id: UUID, actor: str) -> JobChange:
-    """A worker that is shutting down hands its job back: queued again at once, on the same
-    attempt (nothing failed), under a new lease when it is next claimed."""
+    """A worker that is shutting down hands its job back: queued again where it was, on
+    the same attempt (nothing failed), under a new lease when it is next claimed."""
     ensure_lease(job, lease_id)
     return _change(
         job,
@@ -489,7 +452,6 @@ def decide_handback(job: Job, lease_id: UUID, actor: str) -> JobChange:
             "lease_expires_at": None,
             "progress_percent": 0,
         },
-        delay={"run_at": 0.0},
         events=(
             NewEvent(
                 events.JOB_RELEASED, actor, {"attempt": job.attempt, "worker_id": job.worker_id}
@@ -502,24 +464,14 @@ def decide_handback(job: Job, lease_id: UUID, actor: str) -> JobChange:
 def _requeue(
     job: Job,
     error: str,
-    event_type: str | None,
+    first_events: tuple[NewEvent, ...],
     *,
-    jitter: float,
+    run_in: float | None,
     actor: str,
 ) -> JobChange:
-    delay = backoff_seconds(
-        job.attempt, job.retry_backoff_seconds, job.retry_backoff_max_seconds, jitter
-    )
+    """RUNNING → QUEUED on the next attempt: due `run_in` seconds from now, or, with None,
+    at its own run_at (its place in the queue)."""
     next_attempt = job.attempt + 1
-    requeue_events: tuple[NewEvent, ...] = ()
-    if event_type is not None:
-        requeue_events = (
-            NewEvent(
-                event_type,
-                actor,
-                {"attempt": next_attempt, "error": error, "retry_in_seconds": round(delay, 3)},
-            ),
-        )
     return _change(
         job,
         JobStatus.QUEUED,
@@ -532,8 +484,21 @@ def _requeue(
             "worker_id": None,
             "lease_expires_at": None,
         },
-        delay={"run_at": delay},
-        events=(*requeue_events, NewEvent(events.JOB_QUEUED, actor, {"attempt": next_attempt})),
+        delay={} if run_in is None else {"run_at": run_in},
+        events=(*first_events, NewEvent(events.JOB_QUEUED, actor, {"attempt": next_attempt})),
+    )
+
+
+def _fail(job: Job, error: str, first_events: tuple[NewEvent, ...], *, actor: str) -> JobChange:
+    return _change(
+        job,
+        JobStatus.FAILED,
+        values={"error": error, "lease_expires_at": None},
+        stamp=frozenset({"completed_at"}),
+        events=(
+            *first_events,
+            NewEvent(events.JOB_FAILED, actor, {"attempt": job.attempt, "error": error}),
+        ),
     )
 
 

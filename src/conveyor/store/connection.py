@@ -1,9 +1,11 @@
-"""The connector: the small interface the store talks to, and the SQL fragments that differ
-between SQLite and PostgreSQL. Each driver (`sqlite.py`, `postgres.py`) implements it.
+"""The connector: the small interface the store talks to. Each driver (`sqlite.py`,
+`postgres.py`) implements it.
 
-Queries are written once with `:name` parameters; a driver rewrites them for its client
-library (asyncpg wants `$1`, sqlite3 takes `:name` as is) and encodes values it cannot
-bind natively (SQLite has no UUID, timestamp, array or JSON type).
+Statements (conveyor/store/sql, loaded by `queries.py`) use `:name` parameters; a driver
+rewrites them for its client library (asyncpg wants `$1`, sqlite3 takes `:name` as is),
+encodes values it cannot bind natively (SQLite has no UUID, timestamp, array or JSON type)
+and decodes what comes back (`ValueCodec`). What SQL a database runs differs in the query
+files alone.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from conveyor.domain.events import JsonValue
+from conveyor.store.queries import DialectName
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,32 +48,20 @@ class Connection(Protocol):
 
     async def execute(self, sql: str, params: Params | None = None) -> None: ...
 
+    async def execute_counting(
+        self, sql: str, params: Params | None = None, *, limit_seconds: float | None = None
+    ) -> int:
+        """Run a statement that changes rows; how many it changed. `limit_seconds`
+        replaces the driver's default limit on how long a statement may take."""
+        ...
 
-class Dialect(abc.ABC):
-    """The SQL fragments and value conversions that differ between databases."""
 
-    name: str
+class ValueCodec(abc.ABC):
+    """How a driver's values become ours: SQLite keeps UUIDs and JSON as text and
+    timestamps as Unix seconds; asyncpg hands them over typed already."""
 
-    @property
-    @abc.abstractmethod
-    def now(self) -> str:
-        """An SQL expression for the database's clock."""
-
-    @abc.abstractmethod
-    def now_plus(self, seconds_param: str) -> str:
-        """An SQL expression for the database's clock plus `:seconds_param` seconds."""
-
-    @abc.abstractmethod
-    def seconds_since(self, column: str) -> str:
-        """An SQL expression for the seconds from timestamp `column` to the clock."""
-
-    @abc.abstractmethod
-    def minute_of(self, column: str) -> str:
-        """An SQL expression: timestamp `column` truncated to its minute, as Unix seconds."""
-
-    @abc.abstractmethod
-    def in_list(self, column: str, param: str) -> str:
-        """An SQL condition: `column` is one of the values in the list bound to `:param`."""
+    typed: bool
+    """Whether every value arrives as its Python type already (rows decode by position)."""
 
     @abc.abstractmethod
     def uuid(self, value: Any) -> UUID: ...
@@ -94,7 +85,9 @@ class Dialect(abc.ABC):
 class Database(abc.ABC):
     """A pool of connections to one database."""
 
-    dialect: Dialect
+    dialect: DialectName
+    """Which of the query files (conveyor/store/sql) this database runs."""
+    codec: ValueCodec
     statements: int = 0
     """Statements sent so far by this process (for metrics, and tests that check load)."""
 

@@ -21,11 +21,12 @@ from conveyor.serialization import dumps
 from conveyor.store.connection import (
     AsyncIteratorContext,
     Database,
-    Dialect,
     Json,
     Params,
     Row,
+    ValueCodec,
 )
+from conveyor.store.queries import DialectName
 
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -78,24 +79,11 @@ def _arguments(names: tuple[str, ...], params: Params | None) -> list[Any]:
     return [_bind(params[name]) for name in names]
 
 
-class PostgresDialect(Dialect):
-    name = "postgresql"
+class PostgresCodec(ValueCodec):
+    """asyncpg hands every value over typed (JSON through the codec set on each
+    connection), in column order."""
 
-    @property
-    def now(self) -> str:
-        return "now()"
-
-    def now_plus(self, seconds_param: str) -> str:
-        return f"(now() + make_interval(secs => :{seconds_param}))"
-
-    def seconds_since(self, column: str) -> str:
-        return f"EXTRACT(EPOCH FROM (now() - {column}))"
-
-    def minute_of(self, column: str) -> str:
-        return f"CAST(EXTRACT(EPOCH FROM date_trunc('minute', {column})) AS BIGINT)"
-
-    def in_list(self, column: str, param: str) -> str:
-        return f"{column} = ANY(:{param})"
+    typed = True
 
     def uuid(self, value: Any) -> UUID:
         # asyncpg's own UUID subclass is kept as it is: it compares and hashes like any
@@ -144,6 +132,18 @@ class _PostgresConnection:
         with _translated_errors():
             await self._connection.execute(text, *_arguments(names, params))
 
+    async def execute_counting(
+        self, sql: str, params: Params | None = None, *, limit_seconds: float | None = None
+    ) -> int:
+        text, names = _compile(sql)
+        self._database.statements += 1
+        with _translated_errors():
+            status: str = await self._connection.execute(
+                text, *_arguments(names, params), timeout=limit_seconds
+            )
+        # The command tag ends with the row count: "UPDATE 12", "DELETE 3", "INSERT 0 5".
+        return int(status.rsplit(" ", 1)[-1])
+
 
 class _translated_errors:
     def __enter__(self) -> None:
@@ -180,7 +180,8 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
 
 
 class PostgresDatabase(Database):
-    dialect = PostgresDialect()
+    dialect: DialectName = "postgresql"
+    codec = PostgresCodec()
 
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.dsn = dsn

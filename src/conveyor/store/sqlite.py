@@ -29,11 +29,12 @@ from conveyor.domain.events import JsonValue
 from conveyor.store.connection import (
     AsyncIteratorContext,
     Database,
-    Dialect,
     Json,
     Params,
     Row,
+    ValueCodec,
 )
+from conveyor.store.queries import DialectName
 
 T = TypeVar("T")
 
@@ -47,24 +48,10 @@ class BatchRunner(Protocol):
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
 
-class SqliteDialect(Dialect):
-    name = "sqlite"
+class SqliteCodec(ValueCodec):
+    """SQLite keeps UUIDs as text, timestamps as REAL Unix seconds and JSON as text."""
 
-    @property
-    def now(self) -> str:
-        return "conveyor_now()"
-
-    def now_plus(self, seconds_param: str) -> str:
-        return f"(conveyor_now() + :{seconds_param})"
-
-    def seconds_since(self, column: str) -> str:
-        return f"(conveyor_now() - {column})"
-
-    def minute_of(self, column: str) -> str:
-        return f"(CAST({column} / 60 AS INTEGER) * 60)"
-
-    def in_list(self, column: str, param: str) -> str:
-        return f"{column} IN (SELECT value FROM json_each(:{param}))"
+    typed = False
 
     def uuid(self, value: Any) -> UUID:
         return UUID(value)
@@ -74,6 +61,14 @@ class SqliteDialect(Dialect):
 
     def json(self, value: Any) -> JsonValue:
         return orjson.loads(value)
+
+
+def _after(seconds: float) -> float:
+    return time.time() + seconds
+
+
+def _seconds_since(moment: float | None) -> float | None:
+    return None if moment is None else time.time() - moment
 
 
 def _encode(value: Any) -> Any:
@@ -134,7 +129,10 @@ class _ThreadConnection:
             self._path, isolation_level=None, check_same_thread=False, cached_statements=256
         )
         connection.row_factory = sqlite3.Row
+        # The clock functions shared statements read (PostgreSQL's: migration 0011).
         connection.create_function("conveyor_now", 0, time.time, deterministic=False)
+        connection.create_function("conveyor_after", 1, _after, deterministic=False)
+        connection.create_function("conveyor_seconds_since", 1, _seconds_since, deterministic=False)
         connection.create_function(
             "conveyor_uuid4", 0, lambda: str(uuid.uuid4()), deterministic=False
         )
@@ -178,6 +176,14 @@ class _ThreadConnection:
         self._database.statements += 1
         await self._call(lambda: self._sqlite.execute(sql, bound).fetchall())
 
+    async def execute_counting(
+        self, sql: str, params: Params | None = None, *, limit_seconds: float | None = None
+    ) -> int:
+        """`limit_seconds` does not apply: SQLite statements are not limited in time here."""
+        bound = encode_params(params)
+        self._database.statements += 1
+        return await self._call(lambda: self._sqlite.execute(sql, bound).rowcount)
+
     async def run_transaction(self, work: Callable[[Executor], T]) -> T:
         """BEGIN IMMEDIATE, `work`, COMMIT — in one call on this connection's thread."""
 
@@ -203,7 +209,8 @@ class _ThreadConnection:
 
 
 class SqliteDatabase(Database):
-    dialect = SqliteDialect()
+    dialect: DialectName = "sqlite"
+    codec = SqliteCodec()
 
     def __init__(self, path: Path, *, readers: int = 4, synchronous: Synchronous = "FULL") -> None:
         self.path = path

@@ -1,10 +1,13 @@
-"""SQLite's hot paths: a whole batch in one call on the writer connection's thread.
+"""`JobStore` on SQLite: a whole batch in one call on the writer connection's thread.
 
 Every statement sent from the event loop to SQLite's thread and back costs a thread hop,
 which outweighs the statement itself. Creating, claiming or completing a batch of jobs
 therefore runs as one function on the writer's thread, inside the write transaction:
-one hop for the batch instead of two or three per job. Same statements, same results as
-`JobStore` (the tests run everything on both databases).
+one hop for the batch instead of two or three per job.
+
+Its own: `insert_jobs`, `apply_change`, `claim_jobs`, `complete_jobs`,
+`workspace_events_after`, `events_in_ranges`, `adopt_foreign_events`.
+Shared (`SharedJobStatements`, with sqlite.sql's queries where they differ): the rest.
 """
 
 from __future__ import annotations
@@ -15,70 +18,72 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
-from conveyor.domain.events import NewEvent
+from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import (
-    CLAIMABLE_STATUS,
     ClaimRequest,
     Completion,
     Job,
+    JobChange,
     completion_event,
     decide_creation_events,
     start_event,
 )
+from conveyor.store.changes import guarded_change
 from conveyor.store.connection import Json
-from conveyor.store.jobs import JOB_COLUMNS, JobStore, NewJob
+from conveyor.store.jobs import JobRef, NewJob, SharedJobStatements, event_params
+from conveyor.store.projections import Claimed, Completed, Projection
 from conveyor.store.sqlite import Executor, SqliteDatabase, encode_params
 
-_CLAIM = (
-    "UPDATE jobs SET status = 'RUNNING', worker_id = :worker_id, lease_id = conveyor_uuid4(), "
-    "lease_expires_at = conveyor_now() + :lease, started_at = conveyor_now(), "
-    "updated_at = conveyor_now(), version = version + 1, last_event_seq = last_event_seq + 1 "
-    "WHERE id IN (SELECT id FROM jobs WHERE workspace_id = :ws "
-    f"AND status = '{CLAIMABLE_STATUS.value}' "
-    "AND run_at <= conveyor_now() {type_condition} ORDER BY priority, run_at, id LIMIT :limit) "
-    f"RETURNING {JOB_COLUMNS}"
-)
-_COMPLETE = (
-    "UPDATE jobs SET status = 'COMPLETED', result = :result, error = NULL, "
-    "progress_percent = 100, "
-    "lease_expires_at = NULL, completed_at = conveyor_now(), updated_at = conveyor_now(), "
-    "version = version + 1, last_event_seq = last_event_seq + 1 "
-    "WHERE id = :job_id AND workspace_id = :ws AND lease_id = :lease_id AND status = 'RUNNING' "
-    f"RETURNING {JOB_COLUMNS}"
-)
+Batch = Callable[[Executor], tuple[list[sqlite3.Row], list[sqlite3.Row]]]
 
 
-class SqliteJobStore(JobStore):
+def _job_values(workspace_id: UUID, new_job: NewJob) -> dict[str, Any]:
+    spec = new_job.spec
+    return {
+        "id": new_job.id,
+        "ws": workspace_id,
+        "type": spec.type,
+        "status": new_job.status.value,
+        "priority": spec.priority,
+        "payload": Json(spec.payload),
+        "agent_task_id": spec.agent_task_id,
+        "max_attempts": spec.max_attempts,
+        "run_at": spec.run_at,
+        "idempotency_key": spec.idempotency_key,
+        "retry_of": spec.retry_of,
+        "retry_backoff_seconds": spec.retry_backoff_seconds,
+        "retry_backoff_max_seconds": spec.retry_backoff_max_seconds,
+        "event_count": 1 if spec.hold else 2,
+    }
+
+
+class SqliteJobStore(SharedJobStatements):
     database: SqliteDatabase
 
     def __init__(self, database: SqliteDatabase) -> None:
         super().__init__(database)
         self.database = database
+        q = self.queries
+        self._insert_job = q["insert_job"].sql
+        self._insert_event = q["insert_event"].sql
+        self._complete_job = q["complete_job"].sql
+        self._claim_any = q["claim_jobs"].compose(type_condition="")
+        self._claim_of_types = q["claim_jobs"].compose(type_condition=q["types_condition"].sql)
 
     def _event_params(self, row: sqlite3.Row, seq: int, event: NewEvent) -> dict[str, Any]:
-        return encode_params(
-            {
-                "job_id": row["id"],
-                "ws": row["workspace_id"],
-                "job_type": row["type"],
-                "seq": seq,
-                "step_id": event.step_id,
-                "type": event.type,
-                "actor": event.actor,
-                "payload": Json(event.payload),
-            }
-        )
+        """`insert_event`'s parameters, encoded, for an event of the job in `row` (whose
+        values are already as SQLite stores them: nothing to decode)."""
+        job = JobRef(row["id"], row["workspace_id"], row["type"])
+        return encode_params(event_params(job, seq, event))
 
-    async def _committed(
-        self, work: Callable[[Executor], tuple[list[sqlite3.Row], list[sqlite3.Row]]]
-    ) -> list[sqlite3.Row]:
+    async def _committed(self, work: Batch) -> list[sqlite3.Row]:
         """Run a batch; hand its events to the streams as it commits, even if the caller is
         cancelled meanwhile. Returns the batch's job rows."""
 
         async def run_and_publish() -> list[sqlite3.Row]:
             async with self.database.batch() as run:
                 job_rows, event_rows = await run(work)
-            self._published([self.event_from_row(row) for row in event_rows])
+            self._published([self.rows.event(row) for row in event_rows])
             return job_rows
 
         return await asyncio.shield(run_and_publish())
@@ -87,33 +92,47 @@ class SqliteJobStore(JobStore):
         self, workspace_id: UUID, new_jobs: Sequence[NewJob], actor: str
     ) -> list[tuple[Job, bool]]:
         batch = [
-            (encode_params(self._job_values(workspace_id, new_job)), new_job)
-            for new_job in new_jobs
+            (encode_params(_job_values(workspace_id, new_job)), new_job) for new_job in new_jobs
         ]
 
         def insert(connection: Executor) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
             jobs, written = [], []
             for params, new_job in batch:
-                row = connection.execute(self._insert_job_sql, params).fetchone()
+                row = connection.execute(self._insert_job, params).fetchone()
                 if row is None:
                     continue
                 jobs.append(row)
                 for seq, event in enumerate(decide_creation_events(new_job.spec, actor), start=1):
                     written.append(
                         connection.execute(
-                            self._insert_event_sql, self._event_params(row, seq, event)
+                            self._insert_event, self._event_params(row, seq, event)
                         ).fetchone()
                     )
             return jobs, written
 
         job_rows = await self._committed(insert)
-        created = {job.id: job for job in map(self.job_from_row, job_rows)}
-        return await self._with_existing(workspace_id, new_jobs, created)
+        created = {job.id: job for job in map(self.rows.job, job_rows)}
+        return await self.with_existing(workspace_id, new_jobs, created)
 
-    async def claim_jobs(self, workspace_id: UUID, request: ClaimRequest) -> list[Job]:
+    async def apply_change(self, workspace_id: UUID, change: JobChange) -> Job | None:
+        """The guarded UPDATE, then its events, in one write transaction."""
+        guarded = guarded_change(self.queries, workspace_id, change)
+        async with self.database.transaction() as connection:
+            row = await connection.fetchrow(guarded.sql, guarded.params)
+            if row is None:
+                return None
+            job = self.rows.job(row)
+            written = await self.insert_events(
+                connection, job, job.last_event_seq - len(change.events), change.events
+            )
+            connection.after_commit(lambda: self._published(written))
+        return job
+
+    async def claim_jobs(
+        self, workspace_id: UUID, request: ClaimRequest, answer: Projection[Claimed]
+    ) -> list[Claimed]:
         types, actor = request.types, request.actor
-        type_condition = "" if types is None else "AND " + self.dialect.in_list("type", "types")
-        sql = _CLAIM.format(type_condition=type_condition)
+        sql = self._claim_any if types is None else self._claim_of_types
         params = encode_params(
             {
                 "ws": workspace_id,
@@ -128,7 +147,7 @@ class SqliteJobStore(JobStore):
             rows = connection.execute(sql, params).fetchall()
             written = [
                 connection.execute(
-                    self._insert_event_sql,
+                    self._insert_event,
                     self._event_params(
                         row,
                         row["last_event_seq"],
@@ -139,12 +158,17 @@ class SqliteJobStore(JobStore):
             ]
             return rows, written
 
-        claimed = [self.job_from_row(row) for row in await self._committed(claim)]
-        return sorted(claimed, key=lambda job: (job.priority, job.run_at, job.id))
+        claimed = [self.rows.job(row) for row in await self._committed(claim)]
+        claimed.sort(key=lambda job: (job.priority, job.run_at, job.id))
+        return [answer.from_job(job) for job in claimed]
 
     async def complete_jobs(
-        self, workspace_id: UUID, completions: Sequence[Completion], actor: str
-    ) -> list[Job]:
+        self,
+        workspace_id: UUID,
+        completions: Sequence[Completion],
+        actor: str,
+        answer: Projection[Completed],
+    ) -> list[Completed]:
         batch = [
             encode_params(
                 {
@@ -157,22 +181,46 @@ class SqliteJobStore(JobStore):
             for completion in completions
         ]
 
-        def complete(
-            connection: Executor,
-        ) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
+        def complete(connection: Executor) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
             done, written = [], []
             for params in batch:
-                row = connection.execute(_COMPLETE, params).fetchone()
+                row = connection.execute(self._complete_job, params).fetchone()
                 if row is None:
                     continue
                 done.append(row)
                 event = completion_event(row["attempt"], actor)
                 written.append(
                     connection.execute(
-                        self._insert_event_sql,
-                        self._event_params(row, row["last_event_seq"], event),
+                        self._insert_event, self._event_params(row, row["last_event_seq"], event)
                     ).fetchone()
                 )
             return done, written
 
-        return [self.job_from_row(row) for row in await self._committed(complete)]
+        return [answer.from_job(self.rows.job(row)) for row in await self._committed(complete)]
+
+    async def workspace_events_after(
+        self, workspace_id: UUID, after: StreamPosition, limit: int
+    ) -> WorkspaceEventsPage:
+        """One writer commits events in id order (tx 0): every committed event can be
+        passed on, and nothing is ever held."""
+        async with self.database.read() as connection:
+            rows = await connection.fetch(
+                self.queries["workspace_events_after"].sql,
+                {"ws": workspace_id, "tx": after.tx, "id": after.id, "limit": limit},
+            )
+        events = [self.rows.event(row) for row in rows]
+        reached = events[-1].position if events else after
+        return WorkspaceEventsPage(events, reached, full=len(events) == limit, held=False)
+
+    async def adopt_foreign_events(self) -> int:
+        """Nothing to adopt: SQLite orders events by id alone (tx is always 0)."""
+        return 0
+
+    async def events_in_ranges(self, ranges: Sequence[tuple[UUID, int, int]]) -> list[Event]:
+        found: list[Event] = []
+        sql = self.queries["events_in_range"].sql
+        async with self.database.read() as connection:
+            for job_id, first, last in ranges:
+                rows = await connection.fetch(sql, {"job_id": job_id, "first": first, "last": last})
+                found += [self.rows.event(row) for row in rows]
+        return sorted(found, key=lambda event: event.id)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from conveyor.store.connection import Database
+from conveyor.store.queries import queries_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,18 +43,18 @@ class Overview:
 
 
 class StatsStore:
+    """The same code on both databases, with each one's queries."""
+
     def __init__(self, database: Database) -> None:
         self.database = database
-        self.dialect = database.dialect
+        self.codec = database.codec
+        self.queries = queries_for(database.dialect)
 
     async def record_workers_seen(self, workspace_id: UUID, worker_ids: list[str]) -> None:
         async with self.database.write() as connection:
             for worker_id in worker_ids:
                 await connection.execute(
-                    "INSERT INTO workers (workspace_id, worker_id, first_seen_at, last_seen_at) "
-                    f"VALUES (:ws, :worker_id, {self.dialect.now}, {self.dialect.now}) "
-                    "ON CONFLICT (workspace_id, worker_id) "
-                    f"DO UPDATE SET last_seen_at = {self.dialect.now}",
+                    self.queries["record_worker_seen"].sql,
                     {"ws": workspace_id, "worker_id": worker_id},
                 )
 
@@ -61,46 +62,20 @@ class StatsStore:
         """(workspace slug, type, status, count) of jobs not finished yet, for metrics: read
         through the partial indexes on those statuses, never the whole history."""
         async with self.database.read() as connection:
-            rows = await connection.fetch(
-                "SELECT w.slug, j.type, j.status, count(*) AS n FROM jobs j "
-                "JOIN workspaces w ON w.id = j.workspace_id "
-                "WHERE j.status IN ('PENDING', 'QUEUED', 'RUNNING') "
-                "GROUP BY w.slug, j.type, j.status"
-            )
+            rows = await connection.fetch(self.queries["queue_depth"].sql)
         return [(r["slug"], r["type"], r["status"], int(r["n"])) for r in rows]
 
     async def overview(self, workspace_id: UUID, *, hours: float = 1.0) -> Overview:
-        d = self.dialect
+        d = self.codec
+        q = self.queries
         params = {"ws": workspace_id, "window": -hours * 3600}
         async with self.database.read() as connection:
             count_rows = await connection.fetch(
-                "SELECT type, status, count(*) AS n FROM jobs WHERE workspace_id = :ws "
-                "GROUP BY type, status ORDER BY type, status",
-                {"ws": workspace_id},
+                q["count_by_type_and_status"].sql, {"ws": workspace_id}
             )
-            minute_rows = await connection.fetch(
-                f"SELECT {d.minute_of('completed_at')} AS minute, "
-                "sum(CASE WHEN status = 'COMPLETED' THEN 1 ELSE 0 END) AS completed, "
-                "sum(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END) AS failed, "
-                "sum(CASE WHEN status = 'CANCELLED' THEN 1 ELSE 0 END) AS cancelled "
-                "FROM jobs WHERE workspace_id = :ws AND completed_at IS NOT NULL "
-                f"AND completed_at > {d.now_plus('window')} GROUP BY 1 ORDER BY 1",
-                params,
-            )
-            worker_rows = await connection.fetch(
-                "SELECT w.worker_id, w.first_seen_at, w.last_seen_at, "
-                "(SELECT count(*) FROM jobs j WHERE j.workspace_id = w.workspace_id "
-                "AND j.worker_id = w.worker_id AND j.status = 'RUNNING') AS running "
-                "FROM workers w WHERE w.workspace_id = :ws "
-                f"AND w.last_seen_at > {d.now_plus('window')} ORDER BY w.last_seen_at DESC "
-                "LIMIT 200",
-                params,
-            )
-            oldest = await connection.fetchrow(
-                "SELECT min(run_at) AS oldest FROM jobs WHERE workspace_id = :ws "
-                f"AND status = 'QUEUED' AND run_at <= {d.now}",
-                {"ws": workspace_id},
-            )
+            minute_rows = await connection.fetch(q["throughput_by_minute"].sql, params)
+            worker_rows = await connection.fetch(q["workers_seen"].sql, params)
+            oldest = await connection.fetchrow(q["oldest_due_job"].sql, {"ws": workspace_id})
         return Overview(
             counts=[TypeStatusCount(r["type"], r["status"], int(r["n"])) for r in count_rows],
             throughput=[

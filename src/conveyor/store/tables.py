@@ -14,6 +14,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from conveyor.domain.jobs import CLAIMABLE_STATUS, LEASED_STATUS, JobStatus
+from conveyor.domain.steps import StepPhase, StepStatus, StepType
+from conveyor.domain.workspaces import Role
+from conveyor.store.queries import status_condition
+
 metadata = sa.MetaData()
 
 
@@ -54,11 +59,15 @@ def json_type() -> sa.types.TypeEngine[Any]:
     )
 
 
-JOB_STATUSES = ("PENDING", "QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
-STEP_STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "SKIPPED")
-STEP_PHASES = ("SETUP", "EXECUTION", "VALIDATION", "CLEANUP")
-STEP_TYPES = ("COMMAND", "AI_ACTION", "GATE", "ARTIFACT")
-KEY_ROLES = ("client", "worker", "admin")
+# The domain's enums, as the check constraints spell them (migrations spell them out).
+JOB_STATUSES = tuple(status.value for status in JobStatus)
+STEP_STATUSES = tuple(status.value for status in StepStatus)
+STEP_PHASES = tuple(phase.value for phase in StepPhase)
+STEP_TYPES = tuple(step_type.value for step_type in StepType)
+KEY_ROLES = tuple(role.value for role in Role)
+# Partial-index predicates, from the status machine: the same text the queries match.
+CLAIMABLE = status_condition([CLAIMABLE_STATUS])
+LEASED = status_condition([LEASED_STATUS])
 
 
 def _one_of(column: str, values: tuple[str, ...], name: str) -> sa.CheckConstraint:
@@ -131,7 +140,8 @@ jobs = sa.Table(
     sa.CheckConstraint("progress_percent BETWEEN 0 AND 100", name="ck_jobs_progress"),
     sa.CheckConstraint("attempt >= 1 AND max_attempts >= 1", name="ck_jobs_attempts"),
     sa.CheckConstraint(
-        "status <> 'RUNNING' OR (lease_id IS NOT NULL AND lease_expires_at IS NOT NULL)",
+        f"status <> '{LEASED_STATUS.value}' "
+        "OR (lease_id IS NOT NULL AND lease_expires_at IS NOT NULL)",
         name="ck_jobs_running_has_lease",
     ),
 )
@@ -142,22 +152,22 @@ sa.Index(
     jobs.c.priority,
     jobs.c.run_at,
     jobs.c.id,
-    postgresql_where=sa.text("status = 'QUEUED'"),
-    sqlite_where=sa.text("status = 'QUEUED'"),
+    postgresql_where=sa.text(CLAIMABLE),
+    sqlite_where=sa.text(CLAIMABLE),
 )
 # The reaper: running jobs by lease deadline.
 sa.Index(
     "ix_jobs_lease_expiry",
     jobs.c.lease_expires_at,
-    postgresql_where=sa.text("status = 'RUNNING'"),
-    sqlite_where=sa.text("status = 'RUNNING'"),
+    postgresql_where=sa.text(LEASED),
+    sqlite_where=sa.text(LEASED),
 )
 # Listing, newest first, within one workspace, optionally by status, type or agent task.
 sa.Index("ix_jobs_workspace_created", jobs.c.workspace_id, jobs.c.created_at, jobs.c.id)
 # Queued and running jobs are found through their own partial indexes (above); leaving
 # them out of the status and type indexes keeps the claim on ix_jobs_claimable, whatever
 # the statistics say after a burst, and saves index entries on every create and claim.
-_SETTLED = sa.text("status NOT IN ('QUEUED', 'RUNNING')")
+_SETTLED = sa.text(f"status NOT IN ('{CLAIMABLE_STATUS.value}', '{LEASED_STATUS.value}')")
 sa.Index(
     "ix_jobs_workspace_status",
     jobs.c.workspace_id,

@@ -6,24 +6,26 @@ from uuid import UUID
 
 from conveyor.domain.workspaces import ApiKey, Role, Workspace
 from conveyor.store.connection import Database, Row
-
-_KEY_COLUMNS = "id, workspace_id, role, name, secret_hash, created_at, revoked_at"
+from conveyor.store.queries import queries_for
 
 
 class WorkspaceStore:
+    """The same code on both databases, with each one's queries (all in shared.sql)."""
+
     def __init__(self, database: Database) -> None:
         self.database = database
-        self.dialect = database.dialect
+        self.codec = database.codec
+        self.queries = queries_for(database.dialect)
 
     def _workspace(self, row: Row) -> Workspace:
         return Workspace(
-            id=self.dialect.uuid(row["id"]),
+            id=self.codec.uuid(row["id"]),
             slug=row["slug"],
-            created_at=self.dialect.timestamp(row["created_at"]),
+            created_at=self.codec.timestamp(row["created_at"]),
         )
 
     def _key(self, row: Row) -> ApiKey:
-        d = self.dialect
+        d = self.codec
         return ApiKey(
             id=d.uuid(row["id"]),
             workspace_id=d.uuid(row["workspace_id"]),
@@ -38,16 +40,14 @@ class WorkspaceStore:
         return Workspace(
             id=key.workspace_id,
             slug=row["slug"],
-            created_at=self.dialect.timestamp(row["workspace_created_at"]),
+            created_at=self.codec.timestamp(row["workspace_created_at"]),
         )
 
     async def insert_workspace(self, workspace_id: UUID, slug: str) -> Workspace | None:
         """None when the slug is taken."""
         async with self.database.write() as connection:
             row = await connection.fetchrow(
-                "INSERT INTO workspaces (id, slug, created_at) "
-                f"VALUES (:id, :slug, {self.dialect.now}) "
-                "ON CONFLICT (slug) DO NOTHING RETURNING id, slug, created_at",
+                self.queries["insert_workspace"].sql,
                 {"id": workspace_id, "slug": slug},
             )
         return None if row is None else self._workspace(row)
@@ -60,21 +60,17 @@ class WorkspaceStore:
             by_id = None
         async with self.database.read() as connection:
             if by_id is not None:
-                row = await connection.fetchrow(
-                    "SELECT id, slug, created_at FROM workspaces WHERE id = :id", {"id": by_id}
-                )
+                row = await connection.fetchrow(self.queries["workspace_by_id"].sql, {"id": by_id})
             else:
                 row = await connection.fetchrow(
-                    "SELECT id, slug, created_at FROM workspaces WHERE slug = :slug",
+                    self.queries["workspace_by_slug"].sql,
                     {"slug": reference},
                 )
         return None if row is None else self._workspace(row)
 
     async def list_workspaces(self) -> list[Workspace]:
         async with self.database.read() as connection:
-            rows = await connection.fetch(
-                "SELECT id, slug, created_at FROM workspaces ORDER BY slug"
-            )
+            rows = await connection.fetch(self.queries["list_workspaces"].sql)
         return [self._workspace(row) for row in rows]
 
     async def insert_key(
@@ -82,9 +78,7 @@ class WorkspaceStore:
     ) -> ApiKey:
         async with self.database.write() as connection:
             row = await connection.fetchrow(
-                "INSERT INTO api_keys (id, workspace_id, role, name, secret_hash, created_at, "
-                f"revoked_at) VALUES (:id, :ws, :role, :name, :hash, {self.dialect.now}, NULL) "
-                f"RETURNING {_KEY_COLUMNS}",
+                self.queries["insert_key"].sql,
                 {
                     "id": key_id,
                     "ws": workspace_id,
@@ -100,9 +94,7 @@ class WorkspaceStore:
         """A key and its workspace in one round trip (every authenticated request asks)."""
         async with self.database.read() as connection:
             row = await connection.fetchrow(
-                "SELECT k.id, k.workspace_id, k.role, k.name, k.secret_hash, k.created_at, "
-                "k.revoked_at, w.slug, w.created_at AS workspace_created_at "
-                "FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE k.id = :id",
+                self.queries["key_with_workspace"].sql,
                 {"id": key_id},
             )
         if row is None:
@@ -113,7 +105,7 @@ class WorkspaceStore:
     async def list_keys(self, workspace_id: UUID) -> list[ApiKey]:
         async with self.database.read() as connection:
             rows = await connection.fetch(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE workspace_id = :ws ORDER BY created_at",
+                self.queries["list_keys"].sql,
                 {"ws": workspace_id},
             )
         return [self._key(row) for row in rows]
@@ -122,8 +114,7 @@ class WorkspaceStore:
         """Revoke a key of this workspace (again is a no-op); None if it has no such key."""
         async with self.database.write() as connection:
             row = await connection.fetchrow(
-                f"UPDATE api_keys SET revoked_at = COALESCE(revoked_at, {self.dialect.now}) "
-                f"WHERE id = :id AND workspace_id = :ws RETURNING {_KEY_COLUMNS}",
+                self.queries["revoke_key"].sql,
                 {"id": key_id, "ws": workspace_id},
             )
         return None if row is None else self._key(row)
@@ -138,9 +129,7 @@ class WorkspaceStore:
     ) -> None:
         async with self.database.write() as connection:
             await connection.execute(
-                "INSERT INTO sessions (id, token_hash, key_id, csrf_token, created_at, "
-                f"expires_at) VALUES (:id, :hash, :key_id, :csrf, {self.dialect.now}, "
-                f"{self.dialect.now_plus('ttl')})",
+                self.queries["insert_session"].sql,
                 {
                     "id": session_id,
                     "hash": token_hash,
@@ -154,12 +143,7 @@ class WorkspaceStore:
         """The key, workspace and CSRF token of a live session (unexpired, key not revoked)."""
         async with self.database.read() as connection:
             row = await connection.fetchrow(
-                "SELECT k.id, k.workspace_id, k.role, k.name, k.secret_hash, k.created_at, "
-                "k.revoked_at, w.slug, w.created_at AS workspace_created_at, s.csrf_token "
-                "FROM sessions s JOIN api_keys k ON k.id = s.key_id "
-                "JOIN workspaces w ON w.id = k.workspace_id "
-                f"WHERE s.token_hash = :hash AND s.expires_at > {self.dialect.now} "
-                "AND k.revoked_at IS NULL",
+                self.queries["live_session"].sql,
                 {"hash": token_hash},
             )
         if row is None:
@@ -170,6 +154,6 @@ class WorkspaceStore:
     async def delete_session(self, token_hash: str) -> None:
         async with self.database.write() as connection:
             await connection.execute(
-                f"DELETE FROM sessions WHERE token_hash = :hash OR expires_at < {self.dialect.now}",
+                self.queries["delete_session"].sql,
                 {"hash": token_hash},
             )

@@ -18,7 +18,7 @@ from conveyor.domain.errors import (
 from conveyor.domain.events import worker_actor
 from conveyor.domain.jobs import ClaimedJob, Completion
 from conveyor.domain.steps import StepPhase, StepStatus, StepType
-from conveyor.service.jobs import JobService
+from conveyor.service.jobs import AS_CLAIMED_JOB, AS_COMPLETED_JOB, JobService
 from conveyor.worker.backend import (
     BackendUnavailable,
     CompletionReport,
@@ -64,7 +64,7 @@ class ServiceBackend:
         worker_id: str,
     ) -> list[ClaimedJob]:
         return await _call(
-            self._service.claim_jobs_briefly(
+            self._service.claim_jobs(
                 self._workspace_id,
                 types=types,
                 limit=limit,
@@ -72,6 +72,7 @@ class ServiceBackend:
                 worker_id=worker_id,
                 actor=worker_actor(worker_id),
                 wait_seconds=wait_seconds,
+                answer=AS_CLAIMED_JOB,
             )
         )
 
@@ -88,7 +89,7 @@ class ServiceBackend:
                 self._workspace_id,
                 [Completion(r.job_id, r.lease_id, r.result) for r in reports],
                 worker_actor(worker_id),
-                answer_jobs=False,  # the worker needs each outcome, not the job
+                AS_COMPLETED_JOB,  # the worker needs each outcome, not the job
             )
         )
         return [None if o.error is None else translate(o.error) for o in outcomes]

@@ -41,6 +41,7 @@ from conveyor.api.schemas import (
 from conveyor.domain.events import worker_actor
 from conveyor.domain.jobs import Completion, JobStatus
 from conveyor.domain.workspaces import Permission
+from conveyor.service.jobs import AS_JOB
 from conveyor.service.workspaces import Principal
 
 router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["workers"])
@@ -89,6 +90,7 @@ async def claim(ctx: Context, principal: Claimer, body: ClaimIn, request: Reques
         actor=worker_actor(body.worker_id, principal.key_id),
         wait_seconds=body.wait_seconds,
         abandoned=request.is_disconnected,
+        answer=AS_JOB,
     )
     return json_response({"data": [claimed_job_json(job) for job in claimed]})
 
@@ -271,11 +273,12 @@ async def complete_many(
         principal.workspace.id,
         [Completion(item.job_id, item.lease_id, item.result) for item in body.completions],
         reporter_actor(principal, worker),
+        AS_JOB,
     )
     data: list[dict[str, Any]] = []
     for outcome in outcomes:
         if outcome.completed:
-            assert outcome.job is not None, "asked with answer_jobs, the default"
+            assert outcome.job is not None, "asked for whole jobs"
             data.append(
                 {"job_id": outcome.job_id, "status": "completed", "job": job_json(outcome.job)}
             )

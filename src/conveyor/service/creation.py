@@ -1,0 +1,82 @@
+"""Creating jobs: one, a batch, or a new run of a failed one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from conveyor.domain.errors import IdempotencyConflict, JobConflict
+from conveyor.domain.jobs import Job, JobSpec, JobStatus
+from conveyor.domain.limits import validate_json, validate_text
+from conveyor.ids import uuid7s
+from conveyor.service.core import JobServiceCore
+from conveyor.store.jobs import NewJob
+
+
+def _ensure_same_request(existing: Job, spec: JobSpec) -> None:
+    """An idempotency key stands for one request: the same key with another type or
+    payload is a mistake worth a 409, not a silent return of the first job."""
+    if (existing.type, existing.payload) != (spec.type, spec.payload):
+        assert existing.idempotency_key is not None
+        raise IdempotencyConflict(existing.idempotency_key, existing.id)
+
+
+class JobCreation(JobServiceCore):
+    async def create_job(self, workspace_id: UUID, spec: JobSpec, actor: str) -> tuple[Job, bool]:
+        """Create one job; the bool is False when its idempotency key returned an old one."""
+        [(job, created)] = await self.create_jobs(workspace_id, [spec], actor)
+        if not created:
+            _ensure_same_request(job, spec)  # a concurrent request took the key in between
+        return job, created
+
+    async def create_jobs(
+        self, workspace_id: UUID, specs: Sequence[JobSpec], actor: str
+    ) -> list[tuple[Job, bool]]:
+        """Create jobs in one transaction: each row, its first events and its place in the
+        queue (status QUEUED) commit together or not at all."""
+        for index, spec in enumerate(specs):
+            where = "" if len(specs) == 1 else f"jobs.{index}."
+            spec.validate()
+            validate_json(spec.payload, f"{where}payload", self.limits)
+            for name in ("agent_task_id", "idempotency_key"):
+                text = getattr(spec, name)
+                if text is not None:
+                    validate_text(text, f"{where}{name}")
+        keyed = {spec.idempotency_key: spec for spec in specs if spec.idempotency_key}
+        if keyed:
+            for job in await self.jobs.find_by_idempotency_keys(workspace_id, list(keyed)):
+                assert job.idempotency_key is not None
+                _ensure_same_request(job, keyed[job.idempotency_key])
+        ids = uuid7s(len(specs))
+        new_jobs = [NewJob(job_id, spec) for job_id, spec in zip(ids, specs, strict=True)]
+        results = await self._retrying(lambda: self.jobs.insert_jobs(workspace_id, new_jobs, actor))
+        self.observer.jobs_created([job for job, created in results if created])
+        if any(created and job.status == JobStatus.QUEUED for job, created in results):
+            self.work_signal.notify(workspace_id)
+        return results
+
+    async def retry_job(
+        self, workspace_id: UUID, job_id: UUID, actor: str, idempotency_key: str | None = None
+    ) -> tuple[Job, bool]:
+        """A new job with the failed (or cancelled) job's type, priority and payload: the
+        input it was given, never the result it produced."""
+        old = await self.require_job(workspace_id, job_id)
+        if old.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise JobConflict(
+                old.id,
+                f"only FAILED or CANCELLED jobs can be retried; job {old.id} is {old.status.value}",
+                current_version=old.version,
+            )
+        spec = JobSpec(
+            type=old.type,
+            payload=old.payload,
+            priority=old.priority,
+            agent_task_id=old.agent_task_id,
+            max_attempts=old.max_attempts,
+            # Retrying the same job twice (a double click) gives the same new job.
+            idempotency_key=idempotency_key or f"retry:{old.id}",
+            retry_backoff_seconds=old.retry_backoff_seconds,
+            retry_backoff_max_seconds=old.retry_backoff_max_seconds,
+            retry_of=old.id,
+        )
+        return await self.create_job(workspace_id, spec, actor)

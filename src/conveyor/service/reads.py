@@ -1,0 +1,80 @@
+"""Reading jobs, their steps and events, and where a workspace's stream stands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from conveyor.domain.events import Event, StreamPosition, WorkspaceEventsPage
+from conveyor.domain.jobs import Job, JobFilter
+from conveyor.domain.steps import Step
+from conveyor.service.core import JobServiceCore
+
+MAX_LIST_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    jobs: list[Job]
+    total: int
+    page: int
+    limit: int
+
+    @property
+    def total_pages(self) -> int:
+        return (self.total + self.limit - 1) // self.limit if self.total else 0
+
+
+@dataclass(frozen=True, slots=True)
+class JobDetail:
+    job: Job
+    steps: list[Step]
+    events: list[Event]
+
+
+class JobReads(JobServiceCore):
+    async def ping(self) -> None:
+        """Raises unless the database answers."""
+        await self.store.database.ping()
+
+    async def get_job(self, workspace_id: UUID, job_id: UUID) -> Job:
+        return await self.require_job(workspace_id, job_id)
+
+    async def get_job_detail(
+        self, workspace_id: UUID, job_id: UUID, *, event_limit: int = 1000
+    ) -> JobDetail:
+        job = await self.require_job(workspace_id, job_id)
+        steps = await self.jobs.list_steps(job_id)
+        job_events = await self.jobs.list_events(job_id, after_seq=0, limit=event_limit)
+        return JobDetail(job, steps, job_events)
+
+    async def list_jobs(
+        self, workspace_id: UUID, job_filter: JobFilter, *, page: int, limit: int
+    ) -> Page:
+        limit = max(1, min(limit, MAX_LIST_LIMIT))
+        page = max(1, page)
+        found, total = await self.jobs.list_jobs(
+            workspace_id, job_filter, offset=(page - 1) * limit, limit=limit
+        )
+        return Page(found, total, page, limit)
+
+    async def list_steps(self, workspace_id: UUID, job_id: UUID) -> list[Step]:
+        await self.require_job(workspace_id, job_id)
+        return await self.jobs.list_steps(job_id)
+
+    async def list_events(
+        self, workspace_id: UUID, job_id: UUID, *, after_seq: int = 0, limit: int = 1000
+    ) -> list[Event]:
+        await self.require_job(workspace_id, job_id)
+        return await self.jobs.list_events(job_id, after_seq=after_seq, limit=limit)
+
+    async def workspace_events_after(
+        self, workspace_id: UUID, after: StreamPosition, *, limit: int = 1000
+    ) -> WorkspaceEventsPage:
+        return await self.jobs.workspace_events_after(workspace_id, after, limit)
+
+    async def event_position(self, workspace_id: UUID, event_id: int) -> StreamPosition | None:
+        return await self.jobs.event_position(workspace_id, event_id)
+
+    async def current_position(self, workspace_id: UUID) -> StreamPosition:
+        return await self.jobs.current_position(workspace_id)

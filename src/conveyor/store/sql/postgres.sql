@@ -1,0 +1,224 @@
+-- PostgreSQL's own statements (see conveyor/store/queries.py).
+--
+-- Why they differ from SQLite's: the hot paths are each one statement, so one round trip
+-- and their own transaction. A data-modifying CTE updates the job rows and inserts their
+-- events together; the UPDATE's row locks number the events, and FOR UPDATE SKIP LOCKED
+-- lets concurrent claimers pass each other instead of queueing on the same rows. Values
+-- travel as typed arrays (unnest) or JSON records, and lists bind as arrays (= ANY).
+
+-- ---------------------------------------------------------------------------------------
+-- Creating jobs
+
+-- name: insert_jobs
+-- Any number of jobs in one statement, with their first events as the domain words them
+-- (decide_creation_events; a test compares the two stores' events).
+-- Each column comes either as one value per job or, when every job of the batch has the
+-- same value, once: the per-job array is then empty, unnest pads it with NULL and COALESCE
+-- takes the shared value. A bulk create of uniform jobs sends two arrays (ids, payloads)
+-- instead of twelve; the driver's and the database's cost grows with elements.
+-- {on_conflict} is there only when a job of the batch carries an idempotency key: ON
+-- CONFLICT makes every row a speculative insertion, which costs even rows without one.
+-- {answer}: without keys every row is inserted, stamped with the transaction's now(), and
+-- that one value is the whole answer; with keys, the rows inserted say which they were.
+WITH inserted AS (
+    INSERT INTO jobs (id, workspace_id, type, status, priority, payload, result, error,
+        progress_percent, agent_task_id, attempt, max_attempts, run_at, idempotency_key,
+        worker_id, lease_id, lease_expires_at, retry_of, retry_backoff_seconds,
+        retry_backoff_max_seconds, created_at, started_at, completed_at, updated_at,
+        version, last_event_seq, last_step_ordinal)
+    SELECT j.id, :ws, j.type, j.status, j.priority, j.payload::jsonb, NULL, NULL, 0,
+        j.agent_task_id, 1, j.max_attempts, COALESCE(j.run_at, now()), j.idempotency_key,
+        NULL, NULL, NULL, j.retry_of, j.backoff, j.backoff_max, now(), NULL, NULL, now(), 1,
+        CASE WHEN j.status = 'QUEUED' THEN 2 ELSE 1 END, 0
+    FROM (
+        SELECT j.id, COALESCE(j.type, :type::text) AS type,
+            COALESCE(j.status, :status::text) AS status,
+            COALESCE(j.priority, :priority::smallint) AS priority,
+            COALESCE(j.payload, :payload::text) AS payload,
+            COALESCE(j.agent_task_id, :agent_task_id::text) AS agent_task_id,
+            COALESCE(j.max_attempts, :max_attempts::int) AS max_attempts,
+            COALESCE(j.run_at, :run_at::timestamptz) AS run_at,
+            COALESCE(j.idempotency_key, :key::text) AS idempotency_key,
+            COALESCE(j.retry_of, :retry_of::uuid) AS retry_of,
+            COALESCE(j.backoff, :backoff::float8) AS backoff,
+            COALESCE(j.backoff_max, :backoff_max::float8) AS backoff_max
+        FROM unnest(:ids::uuid[], :types::text[], :statuses::text[], :priorities::smallint[],
+            :payloads::text[], :agent_task_ids::text[], :max_attempts_each::int[],
+            :run_ats::timestamptz[], :keys::text[], :retry_ofs::uuid[], :backoffs::float8[],
+            :backoff_maxes::float8[])
+            AS j(id, type, status, priority, payload, agent_task_id, max_attempts, run_at,
+                idempotency_key, retry_of, backoff, backoff_max)
+    ) j
+    {on_conflict}
+    RETURNING id, type, status, priority, retry_of, run_at, created_at
+), created_events AS (
+    INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload,
+        created_at)
+    SELECT id, :ws, type, 1, NULL::uuid, 'job.created', :actor,
+        COALESCE(:created_payload::jsonb,
+            jsonb_build_object('type', type, 'priority', priority, 'retry_of', retry_of)),
+        now()
+    FROM inserted
+    UNION ALL
+    SELECT id, :ws, type, 2, NULL::uuid, 'job.queued', :actor, '{"attempt": 1}'::jsonb, now()
+    FROM inserted WHERE status = 'QUEUED'
+)
+{answer};
+
+-- name: skip_known_idempotency_keys
+ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
+
+-- name: answer_creation_time
+SELECT now() AS created_at;
+
+-- name: answer_inserted_jobs
+SELECT id, run_at, created_at FROM inserted;
+
+-- name: find_by_idempotency_keys
+SELECT {job_columns} FROM jobs WHERE workspace_id = :ws AND idempotency_key = ANY(:keys);
+
+-- ---------------------------------------------------------------------------------------
+-- Claims, completions and changes
+
+-- name: claim_jobs
+-- {claimable} and {leased_status} come from the transition table (a claim is the move
+-- between them); {answer} is the projection the caller asked for.
+WITH picked AS (
+    SELECT id FROM jobs
+    WHERE workspace_id = :ws AND {claimable} AND run_at <= now() {type_condition}
+    ORDER BY priority, run_at, id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
+        lease_id = gen_random_uuid(), lease_expires_at = now() + make_interval(secs => :lease),
+        started_at = now(), updated_at = now(), version = version + 1,
+        last_event_seq = last_event_seq + 1
+    -- Joined with its rows rather than filtered by id = ANY(ARRAY(…)): a generic plan
+    -- cached while the table was small turns the latter into a sequential scan.
+    FROM picked WHERE jobs.id = picked.id
+    RETURNING {job_columns:jobs}
+), started AS (
+    INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload,
+        created_at)
+    SELECT id, workspace_id, type, last_event_seq, NULL, 'job.started', :actor,
+        jsonb_build_object('attempt', attempt, 'worker_id', worker_id), now()
+    FROM claimed
+)
+SELECT {answer} FROM claimed ORDER BY priority, run_at, id;
+
+-- name: types_condition
+AND type = ANY(:types);
+
+-- name: complete_jobs
+-- A batch of completions: each job whose lease is still the one given (its status one
+-- the table lets complete) is completed with its job.completed event.
+WITH input AS (
+    SELECT * FROM jsonb_to_recordset(:completions::jsonb)
+        AS c(id uuid, lease_id uuid, result jsonb)
+), done AS (
+    UPDATE jobs SET status = {completed_status}, result = input.result, error = NULL,
+        progress_percent = 100, lease_expires_at = NULL, completed_at = now(),
+        updated_at = now(), version = version + 1, last_event_seq = last_event_seq + 1
+    FROM input
+    WHERE jobs.id = input.id AND jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id
+        AND {completable:jobs}
+    RETURNING {job_columns:jobs}
+), completed AS (
+    INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload,
+        created_at)
+    SELECT id, workspace_id, type, last_event_seq, NULL, 'job.completed', :actor,
+        jsonb_build_object('attempt', attempt), now()
+    FROM done
+)
+SELECT {answer} FROM done;
+
+-- name: apply_change_with_events
+-- A guarded change ({change}: the shared apply_change, composed) and its events in one
+-- statement; the events' numbers follow the job's bumped last_event_seq.
+WITH changed AS ({change}), new_events AS (
+    INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload,
+        created_at)
+    SELECT changed.id, changed.workspace_id, changed.type,
+        changed.last_event_seq - :event_count + e.n, e.step_id, e.type, e.actor, e.payload,
+        now()
+    FROM changed
+    CROSS JOIN jsonb_to_recordset(:events::jsonb)
+        AS e(n int, type text, actor text, payload jsonb, step_id uuid)
+)
+SELECT {job_columns} FROM changed;
+
+-- ---------------------------------------------------------------------------------------
+-- Workspace streams: (tx, id) order up to the horizon
+
+-- name: workspace_events_after
+-- A workspace's events in (tx, id) order, up to the horizon: the oldest transaction still
+-- running. Every transaction below it has ended, so nothing can commit behind what this
+-- returns; events of younger transactions wait (held) until the older ones are done. The
+-- horizon comes from the statement's own snapshot, the one the page is read with.
+WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS tx)
+SELECT horizon.tx AS horizon,
+    EXISTS (SELECT 1 FROM events WHERE workspace_id = :ws AND tx >= horizon.tx) AS held,
+    page.*
+FROM horizon LEFT JOIN LATERAL (
+    SELECT {event_columns} FROM events
+    WHERE workspace_id = :ws AND (tx, id) > (:tx, :id) AND tx < horizon.tx
+    ORDER BY tx, id LIMIT :limit
+) page ON true
+ORDER BY page.tx, page.id;
+
+-- name: current_position
+-- The newest event below the horizon: a stream starting after it misses nothing committed
+-- from now on, and a client told its id resumes exactly there.
+WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS tx)
+SELECT last.tx, last.id FROM horizon CROSS JOIN LATERAL (
+    SELECT tx, id FROM events WHERE workspace_id = :ws AND tx < horizon.tx
+    ORDER BY tx DESC, id DESC LIMIT 1
+) last;
+
+-- name: foreign_events_exist
+-- Transaction ids belong to one PostgreSQL server. Events restored onto another keep the
+-- old server's, which may lie beyond any this one has handed out: such an event would
+-- never pass the horizon, and events written here would sort before it. Found by one
+-- index probe per workspace.
+SELECT EXISTS (
+    SELECT 1 FROM workspaces CROSS JOIN LATERAL (
+        SELECT 1 FROM events
+        WHERE events.workspace_id = workspaces.id
+            AND events.tx >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+        LIMIT 1
+    ) foreign_event
+) AS found;
+
+-- name: adopt_all_events
+-- Then every event goes back to tx 1, as migration 0009 left them: in id order, before
+-- anything written from now on. All of them, in one transaction: moving only the foreign
+-- ones would put them before the rest, and a client's resume point would skip or repeat.
+UPDATE events SET tx = 1 WHERE tx <> 1;
+
+-- name: take_adoption_lock
+-- One server adopts, the others wait (a transaction-level advisory lock).
+SELECT pg_advisory_xact_lock(:lock);
+
+-- name: no_statement_timeout
+-- Rewriting every event of a large database takes longer than a statement may.
+SET LOCAL statement_timeout = 0;
+
+-- name: events_in_ranges
+-- One query for every announced range, however many streams wait on them.
+SELECT {event_columns:e}
+FROM unnest(:job_ids::uuid[], :firsts::int[], :lasts::int[]) AS r(job_id, first_seq, last_seq)
+JOIN events e ON e.job_id = r.job_id AND e.seq BETWEEN r.first_seq AND r.last_seq
+ORDER BY e.id;
+
+-- ---------------------------------------------------------------------------------------
+-- The overview
+
+-- name: throughput_by_minute
+SELECT CAST(EXTRACT(EPOCH FROM date_trunc('minute', completed_at)) AS BIGINT) AS minute,
+    sum(CASE WHEN status = 'COMPLETED' THEN 1 ELSE 0 END) AS completed,
+    sum(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END) AS failed,
+    sum(CASE WHEN status = 'CANCELLED' THEN 1 ELSE 0 END) AS cancelled
+FROM jobs WHERE workspace_id = :ws AND completed_at IS NOT NULL
+    AND completed_at > now() + make_interval(secs => :window)
+GROUP BY 1 ORDER BY 1;

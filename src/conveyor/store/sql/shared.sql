@@ -1,0 +1,181 @@
+-- Statements that read the same on PostgreSQL and SQLite (see conveyor/store/queries.py).
+--
+-- The database's clock is read through functions both databases have: conveyor_now(),
+-- conveyor_after(seconds) (the clock plus some seconds) and conveyor_seconds_since(t).
+-- SQLite's connections register them in Python; PostgreSQL's are SQL functions (migration
+-- 0011) that the planner inlines, so they cost nothing there.
+-- {job_columns}, {claimable}, {leased}… are filled from the domain when the file is loaded.
+
+-- ---------------------------------------------------------------------------------------
+-- Jobs
+
+-- name: get_job
+SELECT {job_columns} FROM jobs WHERE id = :job_id AND workspace_id = :ws;
+
+-- name: count_jobs
+SELECT count(*) AS total FROM jobs WHERE {conditions};
+
+-- name: list_jobs
+-- Newest first; ids are UUIDv7, so they break ties in creation order.
+SELECT {job_columns} FROM jobs WHERE {conditions}
+ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
+
+-- name: find_expired_leases
+-- Through the partial index on leased jobs by deadline.
+SELECT {job_columns} FROM jobs
+WHERE {leased} AND lease_expires_at < conveyor_now()
+ORDER BY lease_expires_at LIMIT :limit;
+
+-- name: apply_change
+-- A decision's change, guarded: {guards} hold the statuses the transition table allows and,
+-- as the change asks, the version it was decided on, the lease, the progress, an expired
+-- deadline (see conveyor/store/changes.py).
+UPDATE jobs SET {assignments}, version = version + 1, updated_at = conveyor_now(),
+    last_event_seq = last_event_seq + :event_count
+WHERE id = :job_id AND workspace_id = :ws AND {guards}
+RETURNING {job_columns};
+
+-- name: extend_lease
+-- Not a change of the job (its version stays): a heartbeat never fails a client's
+-- compare-and-set.
+UPDATE jobs SET lease_expires_at = conveyor_after(:lease)
+WHERE id = :job_id AND workspace_id = :ws AND lease_id = :lease_id AND {leased}
+RETURNING {job_columns};
+
+-- name: reserve_event_seqs
+-- Numbers for a report's events, under the job's report guard; the row lock this takes
+-- is held to commit, so the numbers are gap-free and commit in order.
+UPDATE jobs SET last_event_seq = last_event_seq + :event_count
+WHERE id = :job_id AND workspace_id = :ws AND {guard}
+RETURNING last_event_seq, type;
+
+-- name: reserve_more_event_seqs
+-- Numbers for the events of a step change, on a job already locked by this transaction.
+UPDATE jobs SET last_event_seq = last_event_seq + :event_count WHERE id = :job_id
+RETURNING last_event_seq, type;
+
+-- name: insert_event
+INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload,
+    created_at)
+VALUES (:job_id, :ws, :job_type, :seq, :step_id, :type, :actor, :payload, conveyor_now())
+RETURNING {event_columns};
+
+-- ---------------------------------------------------------------------------------------
+-- Steps
+
+-- name: list_steps
+SELECT {step_columns} FROM steps WHERE job_id = :job_id ORDER BY ordinal;
+
+-- name: get_step
+SELECT {step_columns} FROM steps WHERE id = :step_id AND job_id = :job_id;
+
+-- name: reserve_step_ordinal
+UPDATE jobs SET last_step_ordinal = last_step_ordinal + 1
+WHERE id = :job_id AND workspace_id = :ws AND {guard}
+RETURNING last_step_ordinal;
+
+-- name: lock_job_for_report
+-- A no-op UPDATE: locks the job row (the order reserve_step_ordinal locks in, too) while
+-- its report guard holds.
+UPDATE jobs SET last_step_ordinal = last_step_ordinal
+WHERE id = :job_id AND workspace_id = :ws AND {guard}
+RETURNING id;
+
+-- name: insert_step
+INSERT INTO steps ({step_columns})
+VALUES (:id, :job_id, :ordinal, :name, :phase, :type, :status, {started_at}, {completed_at},
+    {duration_ms}, NULL, NULL, NULL)
+RETURNING {step_columns};
+
+-- name: update_step
+UPDATE steps SET {assignments} WHERE id = :step_id RETURNING {step_columns};
+
+-- ---------------------------------------------------------------------------------------
+-- Events
+
+-- name: list_events
+SELECT {event_columns} FROM events WHERE job_id = :job_id AND seq > :after
+ORDER BY seq LIMIT :limit;
+
+-- name: event_position
+SELECT tx, id FROM events WHERE id = :id AND workspace_id = :ws;
+
+-- ---------------------------------------------------------------------------------------
+-- Workspaces, keys and dashboard sessions
+
+-- name: insert_workspace
+INSERT INTO workspaces (id, slug, created_at) VALUES (:id, :slug, conveyor_now())
+ON CONFLICT (slug) DO NOTHING RETURNING id, slug, created_at;
+
+-- name: workspace_by_id
+SELECT id, slug, created_at FROM workspaces WHERE id = :id;
+
+-- name: workspace_by_slug
+SELECT id, slug, created_at FROM workspaces WHERE slug = :slug;
+
+-- name: list_workspaces
+SELECT id, slug, created_at FROM workspaces ORDER BY slug;
+
+-- name: insert_key
+INSERT INTO api_keys (id, workspace_id, role, name, secret_hash, created_at, revoked_at)
+VALUES (:id, :ws, :role, :name, :hash, conveyor_now(), NULL)
+RETURNING id, workspace_id, role, name, secret_hash, created_at, revoked_at;
+
+-- name: key_with_workspace
+SELECT k.id, k.workspace_id, k.role, k.name, k.secret_hash, k.created_at, k.revoked_at,
+    w.slug, w.created_at AS workspace_created_at
+FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE k.id = :id;
+
+-- name: list_keys
+SELECT id, workspace_id, role, name, secret_hash, created_at, revoked_at
+FROM api_keys WHERE workspace_id = :ws ORDER BY created_at;
+
+-- name: revoke_key
+UPDATE api_keys SET revoked_at = COALESCE(revoked_at, conveyor_now())
+WHERE id = :id AND workspace_id = :ws
+RETURNING id, workspace_id, role, name, secret_hash, created_at, revoked_at;
+
+-- name: insert_session
+INSERT INTO sessions (id, token_hash, key_id, csrf_token, created_at, expires_at)
+VALUES (:id, :hash, :key_id, :csrf, conveyor_now(), conveyor_after(:ttl));
+
+-- name: live_session
+SELECT k.id, k.workspace_id, k.role, k.name, k.secret_hash, k.created_at, k.revoked_at,
+    w.slug, w.created_at AS workspace_created_at, s.csrf_token
+FROM sessions s JOIN api_keys k ON k.id = s.key_id JOIN workspaces w ON w.id = k.workspace_id
+WHERE s.token_hash = :hash AND s.expires_at > conveyor_now() AND k.revoked_at IS NULL;
+
+-- name: delete_session
+-- Expired sessions go too, whenever anyone signs out.
+DELETE FROM sessions WHERE token_hash = :hash OR expires_at < conveyor_now();
+
+-- ---------------------------------------------------------------------------------------
+-- What the overview and the metrics show
+
+-- name: record_worker_seen
+INSERT INTO workers (workspace_id, worker_id, first_seen_at, last_seen_at)
+VALUES (:ws, :worker_id, conveyor_now(), conveyor_now())
+ON CONFLICT (workspace_id, worker_id) DO UPDATE SET last_seen_at = conveyor_now();
+
+-- name: queue_depth
+-- Only unfinished jobs: read through the partial indexes on those statuses, never the
+-- whole history.
+SELECT w.slug, j.type, j.status, count(*) AS n FROM jobs j
+JOIN workspaces w ON w.id = j.workspace_id
+WHERE {unfinished:j}
+GROUP BY w.slug, j.type, j.status;
+
+-- name: count_by_type_and_status
+SELECT type, status, count(*) AS n FROM jobs WHERE workspace_id = :ws
+GROUP BY type, status ORDER BY type, status;
+
+-- name: workers_seen
+SELECT w.worker_id, w.first_seen_at, w.last_seen_at,
+    (SELECT count(*) FROM jobs j WHERE j.workspace_id = w.workspace_id
+        AND j.worker_id = w.worker_id AND {leased:j}) AS running
+FROM workers w WHERE w.workspace_id = :ws AND w.last_seen_at > conveyor_after(:window)
+ORDER BY w.last_seen_at DESC LIMIT 200;
+
+-- name: oldest_due_job
+SELECT min(run_at) AS oldest FROM jobs
+WHERE workspace_id = :ws AND {claimable} AND run_at <= conveyor_now();

@@ -1,0 +1,72 @@
+-- SQLite's own statements (see conveyor/store/queries.py).
+--
+-- Why they differ from PostgreSQL's: SQLite has one writer, so there is nothing to skip
+-- past (no SKIP LOCKED) and rows commit in id order (tx is 0). Every statement sent from
+-- the event loop to SQLite's thread and back costs a thread hop, which outweighs the
+-- statement itself, so the hot paths run a whole batch as one function on the writer's
+-- thread (conveyor/store/sqlite_jobs.py), one simple statement per job. Timestamps are
+-- REAL Unix seconds, UUIDs and JSON text; lists bind as JSON arrays (json_each).
+
+-- name: insert_job
+INSERT INTO jobs (id, workspace_id, type, status, priority, payload, result, error,
+    progress_percent, agent_task_id, attempt, max_attempts, run_at, idempotency_key,
+    worker_id, lease_id, lease_expires_at, retry_of, retry_backoff_seconds,
+    retry_backoff_max_seconds, created_at, started_at, completed_at, updated_at, version,
+    last_event_seq, last_step_ordinal)
+VALUES (:id, :ws, :type, :status, :priority, :payload, NULL, NULL, 0, :agent_task_id, 1,
+    :max_attempts, COALESCE(:run_at, conveyor_now()), :idempotency_key, NULL, NULL, NULL,
+    :retry_of, :retry_backoff_seconds, :retry_backoff_max_seconds, conveyor_now(), NULL,
+    NULL, conveyor_now(), 1, :event_count, 0)
+ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING {job_columns};
+
+-- name: find_by_idempotency_keys
+SELECT {job_columns} FROM jobs
+WHERE workspace_id = :ws AND idempotency_key IN (SELECT value FROM json_each(:keys));
+
+-- name: claim_jobs
+-- {claimable} and {leased_status} come from the transition table (a claim is the move
+-- between them). The start events are written by the same batch on the writer's thread.
+UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
+    lease_id = conveyor_uuid4(), lease_expires_at = conveyor_after(:lease),
+    started_at = conveyor_now(), updated_at = conveyor_now(), version = version + 1,
+    last_event_seq = last_event_seq + 1
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE workspace_id = :ws AND {claimable} AND run_at <= conveyor_now() {type_condition}
+    ORDER BY priority, run_at, id LIMIT :limit
+)
+RETURNING {job_columns};
+
+-- name: types_condition
+AND type IN (SELECT value FROM json_each(:types));
+
+-- name: complete_job
+-- One completion of a batch, guarded by its lease and by the statuses the table lets
+-- complete.
+UPDATE jobs SET status = {completed_status}, result = :result, error = NULL, progress_percent = 100,
+    lease_expires_at = NULL, completed_at = conveyor_now(), updated_at = conveyor_now(),
+    version = version + 1, last_event_seq = last_event_seq + 1
+WHERE id = :job_id AND workspace_id = :ws AND lease_id = :lease_id AND {completable}
+RETURNING {job_columns};
+
+-- name: workspace_events_after
+-- One writer commits events in id order (tx is 0): every committed event can be passed on.
+SELECT {event_columns} FROM events
+WHERE workspace_id = :ws AND (tx, id) > (:tx, :id)
+ORDER BY tx, id LIMIT :limit;
+
+-- name: current_position
+SELECT tx, id FROM events WHERE workspace_id = :ws ORDER BY tx DESC, id DESC LIMIT 1;
+
+-- name: events_in_range
+SELECT {event_columns} FROM events WHERE job_id = :job_id AND seq BETWEEN :first AND :last;
+
+-- name: throughput_by_minute
+SELECT (CAST(completed_at / 60 AS INTEGER) * 60) AS minute,
+    sum(CASE WHEN status = 'COMPLETED' THEN 1 ELSE 0 END) AS completed,
+    sum(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END) AS failed,
+    sum(CASE WHEN status = 'CANCELLED' THEN 1 ELSE 0 END) AS cancelled
+FROM jobs WHERE workspace_id = :ws AND completed_at IS NOT NULL
+    AND completed_at > conveyor_now() + :window
+GROUP BY 1 ORDER BY 1;
