@@ -25,9 +25,11 @@ from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store, open_store
 from conveyor.store.migrate import current_revision, head_revision, upgrade
 from conveyor.store.urls import DatabaseURL
+from conveyor.worker.command import register as register_command_jobs
 from conveyor.worker.handlers import Handlers, load_handlers
 from conveyor.worker.inprocess import ServiceBackend
-from conveyor.worker.runner import Worker, WorkerOptions, default_worker_id
+from conveyor.worker.options import WorkerOptions, default_worker_id
+from conveyor.worker.runner import Worker
 
 log = logging.getLogger("conveyor.server")
 
@@ -150,6 +152,8 @@ class Runtime:
         handlers = Handlers()
         for reference in self.settings.handlers:
             handlers.merge(load_handlers(reference))
+        if self.settings.allow_command_jobs:
+            register_command_jobs(handlers)
         workspace = await self.store.workspaces.get_workspace(self.settings.worker_workspace)
         if workspace is None:
             with contextlib.suppress(AlreadyExists):
@@ -165,7 +169,6 @@ class Runtime:
                 shutdown_grace_seconds=self.settings.shutdown_grace_seconds,
                 worker_id=f"{default_worker_id()}:in-process",
             ),
-            allow_command_jobs=self.settings.allow_command_jobs,
         )
         if not self.worker.types:
             log.warning("--workers given but no handlers loaded: in-process workers stay idle")

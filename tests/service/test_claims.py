@@ -230,6 +230,30 @@ async def test_expired_leases_are_queued_again_then_failed_when_attempts_run_out
     assert types[-1] == "job.failed"
 
 
+async def test_a_job_whose_worker_died_runs_again_before_jobs_queued_after_it(
+    service: JobService, workspace: Workspace
+) -> None:
+    """A crash is not the job's failure: lease expiry queues it again where it was (its
+    priority and due time), not after a backoff behind everything queued since."""
+    job, _ = await service.create_job(
+        workspace.id,
+        JobSpec(type="t", max_attempts=3, retry_backoff_seconds=60, retry_backoff_max_seconds=60),
+        ACTOR,
+    )
+    [first] = await claim(service, workspace, lease_seconds=0.05)
+    later = [
+        job for job, _ in await service.create_jobs(workspace.id, [JobSpec(type="t")] * 5, ACTOR)
+    ]
+    await asyncio.sleep(0.1)
+    [requeued] = await service.expire_leases()
+    assert requeued.run_at == job.run_at, "due when it was first due: no backoff"
+    assert (requeued.attempt, requeued.retry_backoff_seconds) == (2, 60)
+    [again] = await claim(service, workspace)
+    assert again.id == job.id, "it goes before the jobs queued while it ran"
+    assert again.attempt == 2
+    assert {j.id for j in await claim(service, workspace, limit=10)} == {j.id for j in later}
+
+
 async def test_a_heartbeat_beats_the_reaper_to_an_expired_lease(
     service: JobService, workspace: Workspace
 ) -> None:

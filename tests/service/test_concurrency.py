@@ -144,7 +144,8 @@ class TestRetryHelper:
     async def test_caps_the_delay_and_jitters_below_it(self) -> None:
         policy = RetryPolicy(attempts=10, base_delay=0.01, max_delay=0.05)
         assert policy.delay(9, jitter=1.0) == 0.05
-        assert policy.delay(9, jitter=0.5) == 0.025
+        assert policy.delay(9, jitter=0.0) == 0.025, "jitter spreads over the upper half"
+        assert policy.delay(1, jitter=1.0) == 0.01
 
     async def test_other_errors_are_not_retried(self) -> None:
         calls = 0

@@ -16,8 +16,9 @@ import httpx
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import JobService
 from conveyor.store import Store
-from conveyor.worker import Worker, WorkerOptions
+from conveyor.worker import Handlers, Worker, WorkerOptions
 from conveyor.worker.backend import CompletionReport
+from conveyor.worker.command import register as register_command_jobs
 from conveyor.worker.inprocess import ServiceBackend
 from conveyor.worker.remote import HttpBackend
 from tests.support.server import RunningServer
@@ -41,13 +42,11 @@ async def running(worker: Worker) -> AsyncIterator[Worker]:
 def http_worker(server: RunningServer, key: str, **options: object) -> Worker:
     backend = HttpBackend.connect(server.url, key)
     settings = {**FAST, "shutdown_grace_seconds": 5.0, **options}
-    allow_commands = bool(settings.pop("allow_command_jobs", False))
-    return Worker(
-        backend,
-        handlers,
-        WorkerOptions(**settings),  # type: ignore[arg-type]
-        allow_command_jobs=allow_commands,
-    )
+    chosen = Handlers()
+    chosen.merge(handlers)
+    if settings.pop("allow_command_jobs", False):
+        register_command_jobs(chosen)
+    return Worker(backend, chosen, WorkerOptions(**settings))  # type: ignore[arg-type]
 
 
 async def create(client: httpx.AsyncClient, job_type: str, **body: object) -> str:

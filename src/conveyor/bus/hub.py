@@ -28,24 +28,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from conveyor.domain import events as event_types
+from conveyor.domain.backoff import Backoff
 from conveyor.domain.events import Event, StreamPosition, WorkspaceEventsPage
+from conveyor.domain.status import STATUS_OF_EVENT
 
 log = logging.getLogger("conveyor.bus")
-
-# The status an event puts its job in, for workspace streams filtered by status.
-STATUS_OF_EVENT = {
-    event_types.JOB_QUEUED: "QUEUED",
-    event_types.JOB_STARTED: "RUNNING",
-    event_types.JOB_COMPLETED: "COMPLETED",
-    event_types.JOB_FAILED: "FAILED",
-    event_types.JOB_CANCELLED: "CANCELLED",
-}
-TERMINAL_EVENTS = {
-    event_types.JOB_COMPLETED: "COMPLETED",
-    event_types.JOB_FAILED: "FAILED",
-    event_types.JOB_CANCELLED: "CANCELLED",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +248,9 @@ class EventHub:
             self._fetching = asyncio.create_task(self._fetch_pending(), name="event-hub-fetch")
 
     async def _fetch_pending(self) -> None:
-        delay = HELD_RECHECK_SECONDS[0]
+        # Held events are looked for again after a delay that doubles while they stay held.
+        recheck = Backoff(*HELD_RECHECK_SECONDS, jitter=lambda: 1.0)
+        delay = recheck.next()
         while self._pending or self._stale_feeds or self._held_feeds:
             if not (self._pending or self._stale_feeds):
                 # Only held events are left: look again after a while, or when woken.
@@ -269,12 +258,13 @@ class EventHub:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await self._woken.wait()
-                delay = min(delay * 2, HELD_RECHECK_SECONDS[1])
+                delay = recheck.next()
                 self._stale_feeds |= self._held_feeds
             try:
                 await self._fetch_job_events()
                 if await self._advance_feeds():
-                    delay = HELD_RECHECK_SECONDS[0]
+                    recheck.reset()
+                    delay = recheck.next()
             except Exception as error:
                 log.warning("could not fetch announced events (%s); streams will catch up", error)
                 self._pending.clear()

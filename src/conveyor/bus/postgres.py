@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -20,6 +19,7 @@ import asyncpg
 
 from conveyor.bus.hub import EventNotice
 from conveyor.bus.work import WorkSignal
+from conveyor.domain.backoff import Backoff
 
 log = logging.getLogger("conveyor.bus")
 
@@ -97,7 +97,8 @@ class PostgresListener:
         self._on_events(notices)
 
     async def _run(self) -> None:
-        delay = 0.1
+        backoff = Backoff(0.1, 5.0)
+        delay = backoff.next()
         first = True
         while True:
             connection: asyncpg.Connection | None = None
@@ -109,7 +110,7 @@ class PostgresListener:
                 await connection.add_listener(EVENTS_CHANNEL, self._on_events_notification)
                 await connection.add_listener(KEYS_CHANNEL, self._on_keys)
                 self.connected.set()
-                delay = 0.1
+                backoff.reset()
                 if not first:
                     self.reconnects += 1
                     log.info("listening to PostgreSQL again")
@@ -135,5 +136,5 @@ class PostgresListener:
                 if connection is not None and not connection.is_closed():
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(connection.close(), 2)
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 5.0)
+            await asyncio.sleep(delay)
+            delay = backoff.next()

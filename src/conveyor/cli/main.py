@@ -534,8 +534,10 @@ def worker(
     from conveyor.heap import freeze_startup_heap
     from conveyor.logs import configure_logging
     from conveyor.worker import Handlers, Worker, WorkerOptions, load_handlers
+    from conveyor.worker.backend import AccessRefused
+    from conveyor.worker.command import register as register_command_jobs
+    from conveyor.worker.options import default_worker_id
     from conveyor.worker.remote import HttpBackend
-    from conveyor.worker.runner import default_worker_id
 
     configure_logging(Settings.from_env())
     key = worker_key(key, key_file)
@@ -546,6 +548,8 @@ def worker(
             handlers.merge(load_handlers(reference))
     except (ImportError, ValueError) as error:
         fail(f"cannot load handlers: {error}")
+    if allow_command_jobs:
+        register_command_jobs(handlers)
     freeze_startup_heap()
 
     async def work() -> None:
@@ -556,13 +560,16 @@ def worker(
             shutdown_grace_seconds=shutdown_grace,
             worker_id=worker_id or default_worker_id(),
         )
-        runner = Worker(backend, handlers, options, allow_command_jobs=allow_command_jobs)
+        runner = Worker(backend, handlers, options)
         try:
             await runner.run(handle_signals=True)
         finally:
             await backend.close()
 
-    asyncio.run(work())
+    try:
+        asyncio.run(work())
+    except AccessRefused as refused:
+        fail(str(refused))
 
 
 if __name__ == "__main__":

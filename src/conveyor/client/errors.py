@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from conveyor.domain.errors import LeaseLossReason
+
 
 class ApiError(Exception):
     """The server answered with an error; `problem` is its problem+json body."""
@@ -36,15 +38,19 @@ class ConflictError(ApiError):
 
 
 class LeaseLostError(ConflictError):
-    """The worker no longer holds the job's lease: stop working on it."""
+    """The worker no longer holds the job's lease: stop working on it. `reason` says why,
+    as a code (None when a newer server sends one this client does not know)."""
 
     @property
-    def reason(self) -> str:
-        return str(self.problem.get("reason", ""))
+    def reason(self) -> LeaseLossReason | None:
+        try:
+            return LeaseLossReason(str(self.problem.get("reason", "")))
+        except ValueError:
+            return None
 
     @property
     def cancelled(self) -> bool:
-        return "cancelled" in self.reason
+        return self.reason == LeaseLossReason.CANCELLED
 
 
 class ValidationError(ApiError):

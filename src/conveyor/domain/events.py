@@ -53,7 +53,7 @@ SYSTEM_EVENT_TYPES: Final = frozenset(
 
 # Workers may append their own types ("ai.tool_called", "gate.passed"), but never one that
 # the state machine writes: a forged "job.completed" would lie to everyone streaming the job.
-EVENT_TYPE_PATTERN: Final = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+EVENT_TYPE_PATTERN: Final = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+\Z")
 EVENT_TYPE_MAX_LENGTH: Final = 100
 
 SYSTEM_ACTOR: Final = "system"

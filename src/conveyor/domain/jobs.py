@@ -54,7 +54,7 @@ __all__ = [  # the status machine, importable from here as before
 # ---------------------------------------------------------------------------------------
 # Limits on what a job may be created with.
 
-JOB_TYPE_PATTERN: Final = re.compile(r"^[a-z0-9_.:-]{1,100}$")
+JOB_TYPE_PATTERN: Final = re.compile(r"[a-z0-9_.:-]{1,100}\Z")
 PRIORITY_MIN: Final = 1
 PRIORITY_MAX: Final = 10
 PRIORITY_DEFAULT: Final = 5
@@ -426,6 +426,10 @@ def decide_lease_expiry(job: Job) -> JobChange:
     its next attempt so that a job that kills every worker still runs out of attempts;
     when they are spent it fails for good. Guarded so that a heartbeat landing in between
     wins."""
+    if job.status != LEASED_STATUS:
+        raise InvalidTransition(
+            job.id, job.status.value, JobStatus.QUEUED.value, current_version=job.version
+        )
     actor = events.SYSTEM_ACTOR
     expired = NewEvent(
         events.JOB_LEASE_EXPIRED, actor, {"attempt": job.attempt, "worker_id": job.worker_id}
@@ -470,9 +474,10 @@ def _requeue(
     actor: str,
 ) -> JobChange:
     """RUNNING → QUEUED on the next attempt: due `run_in` seconds from now, or, with None,
-    at its own run_at (its place in the queue)."""
+    at its own run_at (its place in the queue). Stored only from the leased status (the
+    table would let the system queue a PENDING job too, but a retry is not that)."""
     next_attempt = job.attempt + 1
-    return _change(
+    change = _change(
         job,
         JobStatus.QUEUED,
         by_system=True,
@@ -487,6 +492,7 @@ def _requeue(
         delay={} if run_in is None else {"run_at": run_in},
         events=(*first_events, NewEvent(events.JOB_QUEUED, actor, {"attempt": next_attempt})),
     )
+    return replace(change, allowed_sources=frozenset({LEASED_STATUS}))
 
 
 def _fail(job: Job, error: str, first_events: tuple[NewEvent, ...], *, actor: str) -> JobChange:

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from conveyor.domain.errors import InvalidInput
 
-WORKSPACE_SLUG_PATTERN: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+WORKSPACE_SLUG_PATTERN: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 
 
 def validate_workspace_slug(slug: str) -> None:

@@ -1,4 +1,4 @@
-"""The one place conflicts are retried: bounded exponential backoff with full jitter."""
+"""The one place conflicts are retried: bounded exponential backoff with jitter."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from conveyor.domain.backoff import backoff_delay
 from conveyor.domain.errors import TransientDatabaseError
 
 T = TypeVar("T")
@@ -29,9 +30,8 @@ class RetryPolicy:
     max_delay: float = 0.2
 
     def delay(self, retry_number: int, jitter: float) -> float:
-        """Full jitter: anywhere up to the exponential bound, so colliding writers spread."""
-        bound = min(self.max_delay, self.base_delay * 2.0 ** (retry_number - 1))
-        return bound * jitter
+        """Jittered, so colliding writers spread."""
+        return backoff_delay(retry_number, first=self.base_delay, cap=self.max_delay, jitter=jitter)
 
 
 async def retry_on_conflict(

@@ -17,7 +17,8 @@ server with `conveyor serve --workers 4 --handlers module:handlers`.
 from conveyor.worker.backend import BackendUnavailable, LeaseGone, WorkerBackend
 from conveyor.worker.context import JobContext, StepHandle, SyncJobContext
 from conveyor.worker.handlers import Fail, Handlers, load_handlers
-from conveyor.worker.runner import Worker, WorkerOptions
+from conveyor.worker.options import WorkerOptions
+from conveyor.worker.runner import Worker
 
 __all__ = [
     "BackendUnavailable",

@@ -6,17 +6,27 @@ from __future__ import annotations
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
+from conveyor.domain.errors import LeaseLossReason
 from conveyor.domain.jobs import ClaimedJob as ClaimedJob  # where backends have found it
 
 
 class LeaseGone(Exception):
     """The job is no longer ours (cancelled, reassigned, expired, gone): stop working on
-    it and report nothing more."""
+    it and report nothing more. `reason` says which; `detail` says it in words."""
 
-    def __init__(self, reason: str, *, cancelled: bool = False) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: LeaseLossReason, detail: str | None = None) -> None:
         self.reason = reason
-        self.cancelled = cancelled
+        self.detail = detail or reason.description
+        super().__init__(self.detail)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.reason == LeaseLossReason.CANCELLED
+
+
+class AccessRefused(Exception):
+    """Conveyor refused the worker's key (unknown, revoked, or without the rights to
+    claim): trying again cannot help, so the worker stops."""
 
 
 class BackendUnavailable(Exception):

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from conveyor.domain.steps import STEP_OUTPUT_MAX_CHARS
 from conveyor.worker.context import JobContext, StepHandle
-from conveyor.worker.handlers import Fail
+from conveyor.worker.handlers import Fail, Handlers
 
 COMMAND_JOB_TYPE: Final = "command"
 DEFAULT_TIMEOUT_SECONDS: Final = 3600.0
@@ -171,3 +171,10 @@ async def run_command(job: JobContext) -> dict[str, Any]:
         raise Fail(f"exit code {exit_code}; output ends with: {tail.text[-1000:]}", retryable=False)
     await step.complete()
     return {"exit_code": exit_code, "output_tail": tail.text}
+
+
+def register(handlers: Handlers) -> Handlers:
+    """Let a worker built with these handlers run `command` jobs (it runs programs with
+    the worker's rights: only where asked for)."""
+    handlers.add(COMMAND_JOB_TYPE, run_command)
+    return handlers

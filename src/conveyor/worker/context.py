@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
+from conveyor.domain.errors import LeaseLossReason
 from conveyor.domain.jobs import ClaimedJob
-
-if TYPE_CHECKING:
-    from conveyor.worker.runner import JobRun
+from conveyor.worker.run import JobRun
 
 T = TypeVar("T")
 
@@ -45,7 +44,13 @@ class JobContext:
 
     @property
     def cancel_reason(self) -> str | None:
+        """Why the job was taken away, in words (None while it is ours)."""
         return self._run.lost_reason
+
+    @property
+    def lost_because(self) -> LeaseLossReason | None:
+        """Why the job was taken away, as a code: `cancelled`, `expired`, `reassigned`…"""
+        return self._run.lost_because
 
     async def wait_cancelled(self) -> None:
         await self._run.lost.wait()

@@ -10,6 +10,7 @@ from conveyor.domain.errors import (
     ConveyorError,
     InvalidInput,
     JobConflict,
+    LeaseLossReason,
     LeaseLost,
     NotFound,
     TransientDatabaseError,
@@ -32,9 +33,9 @@ T = TypeVar("T")
 def translate(error: Exception) -> Exception:
     """Service errors as the worker understands them."""
     if isinstance(error, LeaseLost):
-        return LeaseGone(error.reason, cancelled="cancelled" in error.reason)
+        return LeaseGone(error.reason)
     if isinstance(error, NotFound):
-        return LeaseGone(str(error))
+        return LeaseGone(LeaseLossReason.GONE, str(error))
     if isinstance(error, Unavailable | TransientDatabaseError):
         return BackendUnavailable(str(error))
     if isinstance(error, JobConflict | InvalidInput | ConveyorError):

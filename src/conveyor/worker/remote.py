@@ -17,8 +17,10 @@ from conveyor.client.errors import (
     UnavailableError,
     error_for,
 )
+from conveyor.domain.errors import LeaseLossReason
 from conveyor.domain.jobs import CLAIM_LIMIT_OVER_HTTP, ClaimedJob
 from conveyor.worker.backend import (
+    AccessRefused,
     BackendUnavailable,
     CompletionReport,
     LeaseGone,
@@ -29,13 +31,13 @@ from conveyor.worker.backend import (
 
 def translate(error: ApiError) -> Exception:
     if isinstance(error, LeaseLostError):
-        return LeaseGone(error.reason, cancelled=error.cancelled)
+        return LeaseGone(error.reason or LeaseLossReason.GONE, error.detail)
     if isinstance(error, NotFoundError):
-        return LeaseGone(error.detail)
+        return LeaseGone(LeaseLossReason.GONE, error.detail)
     if isinstance(error, UnavailableError | RateLimitedError) or error.status >= 500:
         return BackendUnavailable(error.detail)
     if error.status in (401, 403):
-        return BackendUnavailable(f"the server refused our key: {error.detail}")
+        return AccessRefused(f"Conveyor refused this worker's key ({error.status}): {error.detail}")
     if error.status == 413:
         return ReportTooLarge(error.detail)
     return ReportRejected(error.detail)

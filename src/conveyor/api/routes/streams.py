@@ -22,10 +22,11 @@ from starlette.responses import StreamingResponse
 
 from conveyor.api.dependencies import ApiContext, Context, authorized, caller_still_valid
 from conveyor.api.problems import Problem
-from conveyor.bus.hub import TERMINAL_EVENTS, StreamFilter, Subscription
+from conveyor.bus.hub import StreamFilter, Subscription
 from conveyor.domain.errors import TransientDatabaseError, Unavailable
 from conveyor.domain.events import Event, StreamPosition
 from conveyor.domain.jobs import JobStatus
+from conveyor.domain.status import TERMINAL_EVENTS
 from conveyor.domain.workspaces import Permission
 from conveyor.serialization import dumps
 from conveyor.service.workspaces import Principal
