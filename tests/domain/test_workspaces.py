@@ -1,0 +1,111 @@
+"""Workspaces, without a database: slugs, and what each role may do."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conveyor.domain.errors import InvalidInput
+from conveyor.domain.workspaces import (
+    ROLE_PERMISSIONS,
+    ApiKey,
+    Permission,
+    Role,
+    role_allows,
+    validate_workspace_slug,
+)
+
+# ---------------------------------------------------------------------------------------
+# Slugs
+
+
+@pytest.mark.parametrize(
+    "slug", ["a", "7", "acme", "acme-corp", "a-b-c", "x" * 63, "a" + "-" * 61 + "z"]
+)
+def test_valid_slugs(slug: str) -> None:
+    validate_workspace_slug(slug)
+
+
+@pytest.mark.parametrize(
+    "slug",
+    ["", "-acme", "acme-", "-", "Acme", "acme_corp", "acme.corp", "acme corp", "é", "x" * 64],
+)
+def test_invalid_slugs_are_refused_as_the_name(slug: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        validate_workspace_slug(slug)
+    assert refused.value.field == "name"
+
+
+@given(st.text(st.sampled_from("ab9-_A."), max_size=70))
+def test_a_slug_is_lowercase_letters_digits_and_inner_hyphens(slug: str) -> None:
+    valid = (
+        0 < len(slug) <= 63
+        and all(c in "ab9-" for c in slug)
+        and not slug.startswith("-")
+        and not slug.endswith("-")
+    )
+    try:
+        validate_workspace_slug(slug)
+    except InvalidInput:
+        assert not valid
+    else:
+        assert valid
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="WORKSPACE_SLUG_PATTERN ends in `$`, which re.match lets match before a "
+    "trailing newline: 'acme\\n' passes",
+)
+def test_a_slug_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(InvalidInput):
+        validate_workspace_slug("acme\n")
+
+
+# ---------------------------------------------------------------------------------------
+# Roles
+
+P = Permission
+EXPECTED = {
+    Role.CLIENT: {P.READ, P.CREATE, P.CANCEL, P.RETRY, P.STREAM},
+    Role.WORKER: {P.READ, P.STREAM, P.CLAIM, P.REPORT},
+    Role.ADMIN: set(Permission),
+}
+
+
+@pytest.mark.parametrize(("role", "permission"), list(itertools.product(Role, Permission)))
+def test_each_role_may_do_exactly_its_part(role: Role, permission: Permission) -> None:
+    assert role_allows(role, permission) == (permission in EXPECTED[role])
+
+
+def test_only_an_admin_manages_keys() -> None:
+    assert [role for role in Role if role_allows(role, P.MANAGE_KEYS)] == [Role.ADMIN]
+
+
+def test_clients_and_workers_split_the_work() -> None:
+    """A client's key cannot run jobs and a worker's key cannot create or cancel them."""
+    client, worker = ROLE_PERMISSIONS[Role.CLIENT], ROLE_PERMISSIONS[Role.WORKER]
+    assert client & {P.CLAIM, P.REPORT} == set()
+    assert worker & {P.CREATE, P.CANCEL, P.RETRY} == set()
+    assert set(ROLE_PERMISSIONS) == set(Role)
+
+
+@pytest.mark.parametrize(("revoked_at", "revoked"), [(None, False), (datetime.now(UTC), True)])
+def test_a_key_is_revoked_once_it_has_a_revocation_time(
+    revoked_at: datetime | None, revoked: bool
+) -> None:
+    key = ApiKey(
+        id=uuid4(),
+        workspace_id=uuid4(),
+        role=Role.WORKER,
+        name=None,
+        secret_hash="h",
+        created_at=datetime(2024, 1, 1, tzinfo=UTC),
+        revoked_at=revoked_at,
+    )
+    assert key.is_revoked is revoked
