@@ -426,16 +426,16 @@ def decide_lease_expiry(job: Job) -> JobChange:
     its next attempt so that a job that kills every worker still runs out of attempts;
     when they are spent it fails for good. Guarded so that a heartbeat landing in between
     wins."""
+    retried = job.attempt < job.max_attempts
     if job.status != LEASED_STATUS:
-        raise InvalidTransition(
-            job.id, job.status.value, JobStatus.QUEUED.value, current_version=job.version
-        )
+        target = JobStatus.QUEUED if retried else JobStatus.FAILED
+        raise InvalidTransition(job.id, job.status.value, target.value, current_version=job.version)
     actor = events.SYSTEM_ACTOR
     expired = NewEvent(
         events.JOB_LEASE_EXPIRED, actor, {"attempt": job.attempt, "worker_id": job.worker_id}
     )
     error = f"lease expired on attempt {job.attempt} (worker {job.worker_id})"
-    if job.attempt < job.max_attempts:
+    if retried:
         change = _requeue(job, error, (expired,), run_in=None, actor=actor)
     else:
         change = _fail(job, error, (expired,), actor=actor)
@@ -446,7 +446,7 @@ def decide_handback(job: Job, lease_id: UUID, actor: str) -> JobChange:
     """A worker that is shutting down hands its job back: queued again where it was, on
     the same attempt (nothing failed), under a new lease when it is next claimed."""
     ensure_lease(job, lease_id)
-    return _change(
+    change = _change(
         job,
         JobStatus.QUEUED,
         by_system=True,
@@ -463,6 +463,7 @@ def decide_handback(job: Job, lease_id: UUID, actor: str) -> JobChange:
             NewEvent(events.JOB_QUEUED, actor, {"attempt": job.attempt}),
         ),
     )
+    return replace(change, allowed_sources=frozenset({LEASED_STATUS}))
 
 
 def _requeue(
