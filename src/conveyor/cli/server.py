@@ -27,13 +27,22 @@ def listen(host: str, port: int) -> list[socket.socket]:
     sockets: list[socket.socket] = []
     try:
         for family, kind, protocol, _, address in dict.fromkeys(addresses):
-            listener = socket.socket(family, kind, protocol)
+            try:
+                listener = socket.socket(family, kind, protocol)
+            except OSError:
+                continue  # a family this machine does not have (as asyncio skips it)
             sockets.append(listener)
             # Restarts must not wait out TIME_WAIT; a live listener still refuses us (Linux).
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
                 listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            listener.bind(address)
+            try:
+                listener.bind(address)
+            except OSError as error:
+                if error.errno != errno.EADDRNOTAVAIL:
+                    raise
+                sockets.pop().close()  # "localhost" naming ::1 where IPv6 is off
+                continue
             listener.listen(LISTEN_BACKLOG)
     except OSError as error:
         for listener in sockets:
@@ -41,6 +50,8 @@ def listen(host: str, port: int) -> list[socket.socket]:
         if error.errno == errno.EADDRINUSE:
             fail(f"port {port} is in use on {host}")
         fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
+    if not sockets:
+        fail(f"cannot listen on {host}:{port}: no address of it is on this machine")
     return sockets
 
 
