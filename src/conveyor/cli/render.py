@@ -12,6 +12,10 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from conveyor.client.http import END_OF_STREAM
+from conveyor.domain import events as event_types
+from conveyor.domain.jobs import JobStatus
+from conveyor.domain.status import STATUS_OF_EVENT
 from conveyor.domain.workspaces import ApiKey, Workspace
 
 STATUS_STYLE = {
@@ -23,6 +27,11 @@ STATUS_STYLE = {
     "CANCELLED": "magenta",
     "SKIPPED": "grey62",
 }
+
+
+def count(number: int, noun: str) -> str:
+    """The number and the noun, singular for one: 1 job, 2 jobs, 0 jobs."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def status_text(status: str) -> str:
@@ -147,18 +156,26 @@ def keys_table(keys: Sequence[ApiKey]) -> Table:
 def describe(event: dict[str, Any]) -> str:
     payload = event.get("payload") or {}
     kind = event["type"]
-    if kind == "job.progress":
+    if kind == event_types.JOB_PROGRESS:
         message = payload.get("message")
         return f"{payload.get('progress_percent')}%" + (f" {message}" if message else "")
-    if kind == "step.output":
+    if kind == event_types.STEP_OUTPUT:
         return str(payload.get("text", "")).rstrip()
     if kind.startswith("step."):
         return str(payload.get("name", ""))
-    if kind in ("job.failed", "job.retrying"):
+    if kind in (event_types.JOB_FAILED, event_types.JOB_RETRYING):
         return str(payload.get("error", ""))
-    if kind == "job.started":
+    if kind == event_types.JOB_STARTED:
         return f"attempt {payload.get('attempt')} on {payload.get('worker_id')}"
     return json.dumps(payload, ensure_ascii=False)[:100] if payload else ""
+
+
+def final_status(events: Iterable[dict[str, Any]]) -> str:
+    """Wait, printing nothing, for the end of a job's events; return its final status."""
+    for event in events:
+        if event["type"] == END_OF_STREAM:
+            return str(event["status"])
+    return "UNKNOWN"
 
 
 def watch(console: Console, events: Iterable[dict[str, Any]], as_json: bool) -> str:
@@ -167,7 +184,7 @@ def watch(console: Console, events: Iterable[dict[str, Any]], as_json: bool) -> 
         status = "UNKNOWN"
         for event in events:
             print(json.dumps(event), flush=True)
-            if event["type"] == "stream.complete":
+            if event["type"] == END_OF_STREAM:
                 status = str(event["status"])
         return status
     with Progress(
@@ -179,10 +196,10 @@ def watch(console: Console, events: Iterable[dict[str, Any]], as_json: bool) -> 
     ) as progress:
         bar = progress.add_task("waiting", total=100)
         for event in events:
-            if event["type"] == "stream.complete":
+            if event["type"] == END_OF_STREAM:
                 status = str(event["status"])
                 progress.update(bar, description=status_text(status))
-                if status == "COMPLETED":
+                if status == JobStatus.COMPLETED.value:
                     progress.update(bar, completed=100)
                 return status
             time = str(event.get("timestamp", ""))[11:23]
@@ -193,29 +210,33 @@ def watch(console: Console, events: Iterable[dict[str, Any]], as_json: bool) -> 
                 describe(event),
             )
             progress.console.print(line, highlight=False)
-            if event["type"] == "job.progress":
+            if event["type"] == event_types.JOB_PROGRESS:
                 progress.update(bar, completed=event["payload"].get("progress_percent", 0))
-            if event["type"] == "job.started":
-                progress.update(bar, description="RUNNING")
+            if event["type"] == event_types.JOB_STARTED:
+                progress.update(bar, description=status_text(JobStatus.RUNNING.value))
     return "UNKNOWN"
 
 
-STATUS_EVENTS = {
-    "job.created": "CREATED",
-    "job.queued": "QUEUED",
-    "job.started": "RUNNING",
-    "job.completed": "COMPLETED",
-    "job.failed": "FAILED",
-    "job.cancelled": "CANCELLED",
-    "job.retrying": "RETRYING",
-    "job.lease_expired": "LEASE EXPIRED",
+# Display only: how `jobs list --follow` names changes that say more than the new status.
+CHANGE_WORDS = {
+    event_types.JOB_CREATED: "CREATED",
+    event_types.JOB_RETRYING: "RETRYING",
+    event_types.JOB_LEASE_EXPIRED: "LEASE EXPIRED",
 }
+
+
+def change_word(event_type: str) -> str | None:
+    """What `jobs list --follow` prints for an event, or None when it changed no status."""
+    if event_type in CHANGE_WORDS:
+        return CHANGE_WORDS[event_type]
+    status = STATUS_OF_EVENT.get(event_type)
+    return None if status is None else status.value
 
 
 def follow_changes(console: Console, events: Iterable[dict[str, Any]]) -> None:
     """One line per status change, as `kubectl get -w` does."""
     for event in events:
-        change = STATUS_EVENTS.get(event["type"])
+        change = change_word(event["type"])
         if change is None:
             continue
         time = str(event.get("timestamp", ""))[11:19]
@@ -229,17 +250,82 @@ def follow_changes(console: Console, events: Iterable[dict[str, Any]]) -> None:
         )
 
 
+THROUGHPUT_WINDOWS = ((1, "last 1 min"), (15, "last 15 min"), (60, "last 60 min"))
+WORKER_STATE_STYLE = {"active": "green", "stopped": "grey62"}
+
+
+def throughput_table(minutes: Sequence[dict[str, Any]], now: datetime | None = None) -> Table:
+    """Jobs finished in the last 1, 15 and 60 minutes, from the stats' per-minute counts.
+    A minute counts when any of it falls inside the window, so a job that finished a few
+    seconds ago, just before the minute turned, is in "last 1 min" too."""
+    now = now or datetime.now(UTC)
+    table = Table(title="throughput", title_justify="left", box=None, header_style="bold")
+    table.add_column("FINISHED")
+    outcomes = ("completed", "failed", "cancelled")
+    for outcome in outcomes:
+        table.add_column(outcome.upper(), justify="right")
+    for window, label in THROUGHPUT_WINDOWS:
+        inside = [
+            row
+            for row in minutes
+            if (now - datetime.fromisoformat(row["minute"])).total_seconds() < (window + 1) * 60
+        ]
+        table.add_row(label, *(str(sum(row[outcome] for row in inside)) for outcome in outcomes))
+    return table
+
+
+def workers_table(workers: Sequence[dict[str, Any]]) -> Table:
+    """Workers seen in the last hour; their state and job types when the server says."""
+    table = Table(title="workers", title_justify="left", box=None, header_style="bold")
+    with_state = any("state" in worker for worker in workers)
+    with_types = any("types" in worker for worker in workers)
+    table.add_column("WORKER")
+    if with_state:
+        table.add_column("STATE")
+    table.add_column("LAST SEEN")
+    table.add_column("RUNNING", justify="right")
+    if with_types:
+        table.add_column("TYPES")
+    for worker in workers:
+        cells = [Text(worker["worker_id"])]
+        if with_state:
+            state = str(worker.get("state") or "-")
+            cells.append(Text(state, style=WORKER_STATE_STYLE.get(state, "")))
+        cells += [Text(ago(worker["last_seen_at"])), Text(str(worker["running"]))]
+        if with_types:
+            cells.append(Text(", ".join(worker.get("types") or []) or "-"))
+        table.add_row(*cells)
+    if not workers:
+        table.add_row("(none in the last hour)")
+    return table
+
+
+def unserved_warnings(stats: dict[str, Any]) -> list[Text]:
+    """A line for each job type with queued jobs that no live worker serves."""
+    return [
+        Text(
+            f"{count(int(row['queued']), 'queued job')} of type `{row['type']}`: "
+            "no live worker serves this type",
+            style="yellow",
+        )
+        for row in stats.get("unserved_types") or []
+    ]
+
+
 def print_status(console: Console, stats: dict[str, Any]) -> None:
     by_status = stats["by_status"]
     summary = Table(box=None, header_style="bold", pad_edge=False)
     for status in by_status:
         summary.add_column(status, justify="right")
-    summary.add_row(*(str(count) for count in by_status.values()))
+    summary.add_row(*(str(number) for number in by_status.values()))
     console.print(summary)
     age = stats.get("oldest_queued_age_seconds")
     console.print(
         "oldest queued job: " + ("-" if age is None else f"{age:.1f}s waiting"), style="dim"
     )
+    for warning in unserved_warnings(stats):
+        console.print(warning, highlight=False)
+    console.print(throughput_table(stats.get("throughput") or []))
     types: dict[str, dict[str, int]] = {}
     for row in stats["counts"]:
         types.setdefault(row["type"], {})[row["status"]] = row["count"]
@@ -251,11 +337,4 @@ def print_status(console: Console, stats: dict[str, Any]) -> None:
         for job_type, counts in sorted(types.items()):
             by_type.add_row(job_type, *(str(counts.get(status, 0)) for status in by_status))
         console.print(by_type)
-    workers = Table(title="workers", title_justify="left", box=None, header_style="bold")
-    for column in ("WORKER", "LAST SEEN", "RUNNING"):
-        workers.add_column(column)
-    for worker in stats["workers"]:
-        workers.add_row(worker["worker_id"], ago(worker["last_seen_at"]), str(worker["running"]))
-    if not stats["workers"]:
-        workers.add_row("(none in the last hour)", "", "")
-    console.print(workers)
+    console.print(workers_table(stats["workers"]))

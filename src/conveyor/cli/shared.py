@@ -1,0 +1,66 @@
+"""What every command shares: the consoles, how a failure is reported, settings, and the
+way to the database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+
+from conveyor.config import Settings
+from conveyor.domain.errors import ConveyorError
+from conveyor.store import Store, open_store
+from conveyor.store.urls import DatabaseURL
+
+T = TypeVar("T")
+
+# Piped output keeps whole lines (ids are meant to be copied), however narrow the pipe.
+console = Console(width=None if sys.stdout.isatty() else 200)
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One line on stderr and a non-zero exit: what a person (or a script) needs, no trace."""
+    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coroutine)
+    except ConveyorError as error:
+        fail(str(error))
+
+
+def settings_from(**overrides: Any) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except ConveyorError as error:
+        fail(str(error))
+
+
+async def with_store(settings: Settings, action: Callable[[Store], Coroutine[Any, Any, T]]) -> T:
+    store = await open_store(DatabaseURL.parse(settings.database_url), pool_size=2)
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+database_option = click.option(
+    "--database-url",
+    envvar="CONVEYOR_DATABASE_URL",
+    help="sqlite:///path.db or postgresql://… (default: sqlite:///conveyor.db)",
+)
+
+
+def importable_from_here() -> None:
+    """Let --handlers name modules in the current directory, as `python -m` would."""
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)

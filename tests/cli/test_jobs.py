@@ -1,0 +1,188 @@
+"""`conveyor jobs` and `conveyor status` against a running server, as a user types them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from conveyor.store.urls import DatabaseURL
+from tests.cli.helpers import conveyor, finish, start
+from tests.support.postgres import free_port
+from tests.support.server import RunningServer
+
+
+async def test_job_commands_against_a_running_server(
+    server: RunningServer, keys: dict[str, str], database_url: DatabaseURL
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    ran = await conveyor(
+        "jobs",
+        "create",
+        "--type",
+        "report.build",
+        "--payload",
+        '{"month": "11"}',
+        "--priority",
+        "2",
+        "--agent-task",
+        "t-9",
+        "--json",
+        env=env,
+    )
+    assert ran.code == 0, ran.output
+    job = json.loads(ran.out)
+    assert (job["priority"], job["agent_task_id"]) == (2, "t-9")
+    ran = await conveyor("jobs", "list", env=env)
+    assert job["id"] in ran.out
+    assert "report.build" in ran.out
+    assert ran.out.rstrip().endswith("page 1 of 1 · 1 job"), ran.out
+    ran = await conveyor("jobs", "list", "--status", "completed", env=env)
+    assert job["id"] not in ran.out
+    assert ran.out.rstrip().endswith("· 0 jobs"), ran.out
+    ran = await conveyor("jobs", "show", job["id"], env=env)
+    assert "job.created" in ran.out
+    assert '"month": "11"' in ran.out
+    ran = await conveyor("jobs", "cancel", job["id"], env=env)
+    assert "CANCELLED" in ran.out
+    ran = await conveyor("jobs", "cancel", job["id"], env=env)
+    assert ran.code == 2
+    assert "cannot move from CANCELLED" in ran.err
+    ran = await conveyor("jobs", "retry", job["id"], env=env)
+    assert ran.code == 0
+    assert "retried as job" in ran.out
+    ran = await conveyor("status", env=env)
+    assert ran.code == 0, ran.output
+    assert "report.build" in ran.out
+    assert "CANCELLED" in ran.out
+    ran = await conveyor("jobs", "show", "not-a-job", env=env)
+    assert ran.code == 2
+    ran = await conveyor(
+        "jobs", "list", env={"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": "cvk_bad"}
+    )
+    assert ran.code == 1
+    assert "not valid" in ran.err
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_the_cli_finds_the_bootstrap_key_file(
+    tmp_path: Path, database_url: DatabaseURL, server: RunningServer, keys: dict[str, str]
+) -> None:
+    ran = await conveyor("jobs", "list", env={"CONVEYOR_URL": server.url}, cwd=tmp_path)
+    assert (ran.code, "no API key" in ran.err) == (1, True), ran.output
+    (tmp_path / "conveyor-admin.key").write_text(keys["admin"] + "\n")
+    ran = await conveyor("jobs", "list", env={"CONVEYOR_URL": server.url}, cwd=tmp_path)
+    assert ran.code == 0, ran.output
+
+
+def throughput_row(status_output: str, label: str) -> list[int]:
+    """The COMPLETED, FAILED and CANCELLED counts `conveyor status` prints for a window."""
+    lines = [line.strip() for line in status_output.splitlines()]
+    line = next((line for line in lines if line.startswith(label)), None)
+    assert line is not None, f"no {label!r} line in:\n{status_output}"
+    return [int(word) for word in line[len(label) :].split()]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_create_watch_and_quiet_then_status_shows_throughput(
+    tmp_path: Path, database_url: DatabaseURL, server: RunningServer, keys: dict[str, str]
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    worker_key = tmp_path / "worker.key"
+    worker_key.write_text(keys["worker"] + "\n")
+    worker = await start(
+        "worker",
+        "--url",
+        server.url,
+        "--key-file",
+        str(worker_key),
+        "--handlers",
+        "tests.worker.handlers_for_tests:handlers",
+        env={"CONVEYOR_LOG_FORMAT": "text"},
+    )
+    try:
+        ran = await conveyor(
+            "jobs", "create", "--type", "test.echo", "--payload", '{"n": 1}', "--watch", env=env
+        )
+        assert ran.code == 0, ran.output
+        assert ran.out.startswith("created job "), ran.out
+        assert "job.started" in ran.out
+        assert "job.completed" in ran.out
+        assert ran.out.rstrip().splitlines()[-1].startswith("COMPLETED"), ran.out
+
+        ran = await conveyor("jobs", "create", "-q", "--type", "test.echo", env=env)
+        assert ran.code == 0, ran.output
+        quiet_id = UUID(ran.out.strip())
+        assert ran.out == f"{quiet_id}\n"
+        assert ran.err == ""
+
+        ran = await conveyor(
+            "jobs", "create", "--type", "test.permanent", "--quiet", "--watch", env=env
+        )
+        assert ran.code == 1, "exit 1: the job FAILED"
+        failed_id = UUID(ran.out.strip())
+        assert ran.out == f"{failed_id}\n"
+        ran = await conveyor("jobs", "show", str(failed_id), "--json", env=env)
+        assert json.loads(ran.out)["status"] == "FAILED"
+
+        ran = await conveyor("jobs", "watch", str(quiet_id), env=env)
+        assert ran.code == 0, ran.output
+
+        ran = await conveyor("status", env=env)
+        assert ran.code == 0, ran.output
+        assert throughput_row(ran.out, "last 15 min") == [2, 1, 0], ran.out
+        assert throughput_row(ran.out, "last 60 min") == [2, 1, 0], ran.out
+        assert "no live worker serves" not in ran.out
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await finish(worker)
+
+
+async def test_an_unreachable_server_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    ran = await conveyor("jobs", "--url", url, "--key", "cvk_x", "list", cwd=tmp_path)
+    assert ran.code == 1
+    assert len(ran.err.splitlines()) == 1, ran.err
+    assert ran.err.startswith(f"error: cannot reach the server at {url}: "), ran.err
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_list_follow_prints_each_change_until_interrupted(
+    database_url: DatabaseURL, server: RunningServer, keys: dict[str, str]
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    follower = await start("jobs", "list", "--follow", env=env)
+    assert follower.stdout is not None
+    try:
+        header = await asyncio.wait_for(follower.stdout.readline(), 30)
+        assert header.decode().split()[:2] == ["ID", "TYPE"]
+        footer = await asyncio.wait_for(follower.stdout.readline(), 30)
+        assert footer.decode().strip() == "page 1 of 1 · 0 jobs"
+        # The stream starts from "now" just after the page: a job created in between is
+        # not followed, so create jobs until one is seen (the first, nearly always).
+        for _ in range(20):
+            created = await conveyor("jobs", "create", "-q", "--type", "report.build", env=env)
+            job_id = created.out.strip()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    line = (await follower.stdout.readline()).decode()
+                    while job_id not in line:
+                        line = (await follower.stdout.readline()).decode()
+                    assert line.split()[1:] == [job_id, "report.build", "CREATED"], line
+                    line = (await follower.stdout.readline()).decode()
+                    assert line.split()[1:] == [job_id, "report.build", "QUEUED"], line
+                    break
+        else:
+            raise AssertionError("no change of a created job was printed")
+        await conveyor("jobs", "cancel", job_id, env=env)
+        line = (await asyncio.wait_for(follower.stdout.readline(), 30)).decode()
+        assert line.split()[1:] == [job_id, "report.build", "CANCELLED"], line
+    finally:
+        follower.send_signal(signal.SIGINT)
+        stopped = await finish(follower)
+    assert stopped.code == 0, stopped.output

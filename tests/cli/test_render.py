@@ -1,0 +1,116 @@
+"""What `conveyor status` prints from the stats, including the fields a newer server adds
+(`workers[].types`, `workers[].state`, `unserved_types`) and tolerating their absence.
+
+Rendered straight from a stats body: the server this branch runs against does not send the
+newer fields yet; tests/cli/test_jobs.py covers `conveyor status` end to end."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rich.console import Console
+
+from conveyor.cli import render
+
+NOW = datetime(2026, 12, 4, 12, 30, 20, tzinfo=UTC)
+
+
+def stats(**extra: Any) -> dict[str, Any]:
+    return {
+        "counts": [{"type": "command", "status": "QUEUED", "count": 3}],
+        "by_status": {"QUEUED": 3, "COMPLETED": 0},
+        "throughput": [],
+        "workers": [
+            {
+                "worker_id": "host:1:in-process",
+                "first_seen_at": NOW.isoformat(),
+                "last_seen_at": NOW.isoformat(),
+                "running": 1,
+            }
+        ],
+        "oldest_queued_at": None,
+        "oldest_queued_age_seconds": 4.0,
+        **extra,
+    }
+
+
+def printed(body: dict[str, Any]) -> list[str]:
+    console = Console(record=True, width=200)
+    render.print_status(console, body)
+    return [line.strip() for line in console.export_text().splitlines()]
+
+
+def test_unserved_types_get_a_warning_each_and_workers_their_state_and_types() -> None:
+    body = stats(unserved_types=[{"type": "command", "queued": 3}, {"type": "x.y", "queued": 1}])
+    body["workers"] = [
+        {**body["workers"][0], "state": "active", "types": ["demo.echo", "demo.sleep"]},
+        {**body["workers"][0], "worker_id": "gone:2", "state": "stopped", "types": []},
+    ]
+    lines = printed(body)
+    assert "3 queued jobs of type `command`: no live worker serves this type" in lines
+    assert "1 queued job of type `x.y`: no live worker serves this type" in lines
+    header = next(line for line in lines if line.startswith("WORKER"))
+    assert header.split() == ["WORKER", "STATE", "LAST", "SEEN", "RUNNING", "TYPES"]
+    assert any(
+        line.startswith("host:1:in-process") and line.endswith("demo.echo, demo.sleep")
+        for line in lines
+    )
+    assert any(line.startswith("gone:2") and "stopped" in line for line in lines)
+
+
+def test_a_server_without_the_newer_fields_still_prints() -> None:
+    lines = printed(stats())
+    assert not any("no live worker" in line for line in lines)
+    header = next(line for line in lines if line.startswith("WORKER"))
+    assert header.split() == ["WORKER", "LAST", "SEEN", "RUNNING"]
+
+
+def test_throughput_sums_the_minutes_inside_each_window() -> None:
+    def minute(ago: timedelta, completed: int, failed: int) -> dict[str, Any]:
+        start = (NOW - ago).replace(second=0, microsecond=0)
+        return {
+            "minute": start.isoformat(),
+            "completed": completed,
+            "failed": failed,
+            "cancelled": 0,
+        }
+
+    minutes = [
+        minute(timedelta(seconds=5), 4, 1),
+        minute(timedelta(seconds=61), 1, 0),  # finished a minute ago: the previous minute
+        minute(timedelta(minutes=10), 10, 0),
+        minute(timedelta(minutes=50), 100, 2),
+    ]
+    console = Console(record=True, width=200)
+    console.print(render.throughput_table(minutes, now=NOW))
+    rows = {
+        line.strip().rsplit(maxsplit=3)[0]: line.split()[-3:]
+        for line in console.export_text().splitlines()
+        if line.strip().startswith("last")
+    }
+    assert rows == {
+        "last 1 min": ["5", "1", "0"],
+        "last 15 min": ["15", "1", "0"],
+        "last 60 min": ["115", "3", "0"],
+    }
+
+
+def test_counts_are_singular_for_one() -> None:
+    assert [render.count(n, "job") for n in (0, 1, 2)] == ["0 jobs", "1 job", "2 jobs"]
+
+
+def test_following_names_each_status_change_once() -> None:
+    assert [
+        render.change_word(event_type)
+        for event_type in (
+            "job.created",
+            "job.queued",
+            "job.started",
+            "job.progress",
+            "job.lease_expired",
+            "job.retrying",
+            "job.completed",
+            "step.output",
+        )
+    ] == ["CREATED", "QUEUED", "RUNNING", None, "LEASE EXPIRED", "RETRYING", "COMPLETED", None]
