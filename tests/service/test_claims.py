@@ -240,7 +240,7 @@ async def test_a_job_whose_worker_died_runs_again_before_jobs_queued_after_it(
         JobSpec(type="t", max_attempts=3, retry_backoff_seconds=60, retry_backoff_max_seconds=60),
         ACTOR,
     )
-    [first] = await claim(service, workspace, lease_seconds=0.05)
+    await claim(service, workspace, lease_seconds=0.05)  # its worker then dies
     later = [
         job for job, _ in await service.create_jobs(workspace.id, [JobSpec(type="t")] * 5, ACTOR)
     ]
