@@ -76,6 +76,8 @@ class Dashboard:
 
     async def screenshot(self, path: Path, *, full_page: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if full_page:  # from the top, where the sticky header belongs
+            await self.page.evaluate("window.scrollTo(0, 0)")
         await self.page.screenshot(path=str(path), full_page=full_page)
 
 
