@@ -1,29 +1,43 @@
-"""`/docs`: the interactive API reference (Swagger UI), served with its assets from the
-installed `swagger-ui-bundle` package rather than a CDN, so it works offline."""
+"""`/docs`: the interactive API reference, Swagger UI 5 (which renders OpenAPI 3.1),
+vendored in the package with its licence (`web/static/vendor/swagger-ui/VENDORED.md`), so
+the page fetches nothing from elsewhere and works offline."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
-from starlette.responses import HTMLResponse
+from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path
+
+from conveyor.api.problems import problem_response
+from conveyor.web import STATIC_DIR
 
 ASSETS = "/docs/assets"
+SWAGGER_UI_DIR = STATIC_DIR / "vendor" / "swagger-ui"
 router = APIRouter(include_in_schema=False)
+
+# The dashboard's policy: Swagger UI 5 needs no inline script or style either.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+        "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
 
 
 @router.get("/docs")
-async def api_reference() -> HTMLResponse:
-    return get_swagger_ui_html(
-        openapi_url="/openapi.json",
-        title="Conveyor API",
-        swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
-        swagger_css_url=f"{ASSETS}/swagger-ui.css",
-        swagger_favicon_url="/static/favicon.svg",
-    )
+async def api_reference() -> Response:
+    page = STATIC_DIR / "docs" / "index.html"
+    if not page.is_file():
+        return problem_response(404, "not-found", "Not found", "the API reference is not installed")
+    return FileResponse(page, headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
 
 
 def mount_api_docs(app: FastAPI) -> None:
     app.include_router(router)
-    app.mount(ASSETS, StaticFiles(directory=swagger_ui_path), name="api-docs-assets")
+    app.mount(
+        ASSETS, StaticFiles(directory=SWAGGER_UI_DIR, check_dir=False), name="api-docs-assets"
+    )

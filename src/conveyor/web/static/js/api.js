@@ -76,14 +76,16 @@ export async function request(method, path, {body, query, signal} = {}) {
 
 export const get = (path, options) => request('GET', path, options);
 export const post = (path, body, options) => request('POST', path, {...options, body});
+export const patch = (path, body, options) => request('PATCH', path, {...options, body});
 export const del = (path, options) => request('DELETE', path, options);
 
 // -- what each role may do (mirrors the server; the server enforces it anyway) -------------
 
+// 'release' (PENDING → QUEUED) is allowed to whoever may create jobs.
 const PERMISSIONS = {
-  client: ['read', 'create', 'cancel', 'retry', 'stream'],
+  client: ['read', 'create', 'release', 'cancel', 'retry', 'stream'],
   worker: ['read', 'stream', 'claim', 'report'],
-  admin: ['read', 'create', 'cancel', 'retry', 'stream', 'claim', 'report', 'manage_keys'],
+  admin: ['read', 'create', 'release', 'cancel', 'retry', 'stream', 'claim', 'report', 'manage_keys'],
 };
 
 export function can(permission) {

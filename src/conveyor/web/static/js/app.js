@@ -94,7 +94,7 @@ function header() {
     nav,
     h('div', {class: 'topbar-right'},
       live,
-      h('span', {class: 'who'},
+      h('span', {class: 'who', title: `Workspace ${current.workspace.slug}`},
         h('span', {class: 'who-label'}, 'Workspace'),
         h('strong', {'data-testid': 'workspace'}, current.workspace.slug)),
       h('span', {class: ['role-badge', `role-${current.role}`], 'data-testid': 'role', title: 'The role of the API key you signed in with'}, current.role),

@@ -70,6 +70,7 @@ const ICONS = {
   plus: [['path', {d: 'M12 5v14M5 12h14'}]],
   refresh: [['path', {d: 'M20 11a8 8 0 1 0-2.3 5.7'}], ['path', {d: 'M20 4v7h-7'}]],
   stop: [['rect', {x: 6, y: 6, width: 12, height: 12, rx: 2}]],
+  play: [['path', {d: 'M7 5l12 7-12 7z'}]],
   retry: [['path', {d: 'M4 12a8 8 0 1 0 2.3-5.7'}], ['path', {d: 'M4 4v5h5'}]],
   key: [['circle', {cx: 8, cy: 15, r: 4}], ['path', {d: 'M11 12l9-9M17 6l3 3M15 8l2 2'}]],
   out: [['path', {d: 'M15 4h3a2 2 0 0 1 2 2v12a2 2 0 0 1-2 2h-3'}], ['path', {d: 'M10 17l-5-5 5-5M5 12h11'}]],

@@ -1,7 +1,8 @@
 // One job: status, progress, payload and result, steps as a timeline, and the event log
-// streaming live; Cancel and Retry when the role and the job's state allow them.
+// streaming live (filtered by type, progress ticks hidden on request); Release, Cancel and
+// Retry when the role and the job's state allow them.
 
-import {can, get, post, session, ws} from '../api.js';
+import {can, get, patch, post, session, ws} from '../api.js';
 import {h, icon, replace, setVar} from '../dom.js';
 import {between, clock, count, duration, exact, shortId, TERMINAL, titleCase} from '../format.js';
 import {compact, jsonView} from '../json.js';
@@ -11,6 +12,23 @@ import {
 } from '../ui.js';
 
 const STEP_STATUS_ICON = {COMPLETED: '✓', FAILED: '✕', SKIPPED: '–', RUNNING: '', PENDING: ''};
+// The events a busy job sends by the hundred; the log can hide them (remembered per browser).
+const PROGRESS_TYPES = new Set(['job.progress', 'step.progress']);
+const HIDE_PROGRESS_KEY = 'conveyor.events.hideProgress';
+
+/** A job created with `hold: true`: PENDING, and waiting for nothing but a release (not
+ * for dependencies, nor for an approval). */
+function isHeld(job) {
+  return job.status === 'PENDING' && !(Number(job.waiting_on) > 0) && job.gate !== true;
+}
+
+function storedHideProgress() {
+  try {
+    return localStorage.getItem(HIDE_PROGRESS_KEY) === '1';
+  } catch {
+    return false; // storage blocked: the toggle still works for this page
+  }
+}
 
 export function mountJob(main, {params}) {
   const jobId = params[0].toLowerCase();
@@ -25,13 +43,18 @@ export function mountJob(main, {params}) {
   let lastSeq = 0;
   let progressMessage = '';
   let follow = true;
+  let hideProgress = storedHideProgress();
+  let onlyType = '';
+  let shownEvents = 0;
   const seen = new Set();
+  const typeCounts = new Map(); // event type → how many, for the type filter's options
 
   // -- the parts of the page, built once and updated in place -----------------------------
   const title = h('h1', {class: 'page-title job-title mono', tabindex: '-1', 'data-testid': 'job-type'});
   const badgeSlot = h('span', {'data-testid': 'job-status'});
   const live = liveIndicator();
   const actions = h('div', {class: 'page-actions'});
+  const heldNote = h('p', {class: 'alert alert-info held-note', 'data-testid': 'held-note', hidden: true});
   const idLine = h('p', {class: 'page-subtitle job-id'});
   const bar = progressBar({label: 'Job progress', testid: 'job-progress'});
   const percent = h('span', {class: 'progress-percent', 'data-testid': 'job-progress-text'});
@@ -43,10 +66,28 @@ export function mountJob(main, {params}) {
   const stepsSummary = h('span', {class: 'card-note'});
   const eventCount = h('span', {class: 'card-note', 'data-testid': 'event-count'});
   const log = h('ol', {class: 'event-log', role: 'log', 'aria-live': 'off', 'aria-label': 'Event log', tabindex: '0', 'data-testid': 'event-log'});
+  const noneShown = h('p', {class: 'muted empty-inline events-none-shown', hidden: true, 'data-testid': 'events-none-shown'},
+    'No event matches the filter.');
   const followBox = h('input', {type: 'checkbox', id: 'follow-events', checked: true});
   followBox.addEventListener('change', () => {
     follow = followBox.checked;
     if (follow) log.scrollTop = log.scrollHeight;
+  });
+  const progressBox = h('input', {type: 'checkbox', id: 'show-progress-events', checked: !hideProgress, 'data-testid': 'show-progress'});
+  progressBox.addEventListener('change', () => {
+    hideProgress = !progressBox.checked;
+    try {
+      localStorage.setItem(HIDE_PROGRESS_KEY, hideProgress ? '1' : '0');
+    } catch {
+      // not remembered, still applied
+    }
+    filterEvents();
+  });
+  const typeFilter = h('select', {id: 'event-type-filter', class: 'input input-small mono', 'data-testid': 'event-type-filter'},
+    h('option', {value: ''}, 'all types'));
+  typeFilter.addEventListener('change', () => {
+    onlyType = typeFilter.value;
+    filterEvents();
   });
 
   function layout() {
@@ -56,6 +97,7 @@ export function mountJob(main, {params}) {
       h('div', {class: 'page-head'},
         h('div', {class: 'job-heading'}, h('div', {class: 'title-row'}, title, badgeSlot, live), idLine),
         actions),
+      heldNote,
       h('section', {class: 'card progress-card', 'aria-label': 'Progress'},
         h('div', {class: 'progress-row'}, bar, percent), message),
       h('div', {class: 'job-grid'},
@@ -66,8 +108,11 @@ export function mountJob(main, {params}) {
           h('section', {class: 'card', 'aria-labelledby': 'events-title'},
             h('div', {class: 'card-head'},
               h('h2', {id: 'events-title', class: 'card-title'}, 'Events'), eventCount,
-              h('label', {class: 'check', for: 'follow-events'}, followBox, 'Follow new events')),
-            log)),
+              h('div', {class: 'event-filters', role: 'group', 'aria-label': 'Which events to show'},
+                h('label', {class: 'inline-field', for: 'event-type-filter'}, h('span', {class: 'muted'}, 'Type'), typeFilter),
+                h('label', {class: 'check', for: 'show-progress-events'}, progressBox, 'Progress ticks'),
+                h('label', {class: 'check', for: 'follow-events'}, followBox, 'Follow new events'))),
+            log, noneShown)),
         h('div', {class: 'job-side'},
           outcomeCard,
           h('section', {class: 'card', 'aria-labelledby': 'facts-title'}, h('h2', {id: 'facts-title', class: 'card-title'}, 'Details'), facts),
@@ -89,6 +134,10 @@ export function mountJob(main, {params}) {
     message.textContent = progressMessage;
     message.hidden = !progressMessage;
     renderActions();
+    heldNote.hidden = !isHeld(job);
+    replace(heldNote, h('strong', {}, 'Held. '), can('release')
+      ? 'No worker claims this job until it is released: Release queues it.'
+      : 'No worker claims this job until a client or admin key releases it.');
     renderFacts();
     if (firstTime) replace(payloadBox, jsonView(job.payload, {label: 'Payload', testid: 'payload'}));
     renderOutcome();
@@ -98,6 +147,11 @@ export function mountJob(main, {params}) {
 
   function renderActions() {
     const buttons = [];
+    if (can('release') && isHeld(job)) {
+      const release = h('button', {class: 'button button-primary', type: 'button', 'data-testid': 'release'}, icon('play'), h('span', {}, 'Release'));
+      release.addEventListener('click', () => releaseJob(release));
+      buttons.push(release);
+    }
     if (can('retry') && (job.status === 'FAILED' || job.status === 'CANCELLED')) {
       const retry = h('button', {class: 'button', type: 'button', 'data-testid': 'retry'}, icon('retry'), h('span', {}, 'Retry'));
       retry.addEventListener('click', () => retryJob(retry));
@@ -133,6 +187,19 @@ export function mountJob(main, {params}) {
       toast(`Job ${shortId(job.id)} cancelled`, {kind: 'success'});
     } catch (error) {
       toast(`Could not cancel: ${error.detail || error.message}`, {kind: 'error'});
+      button.disabled = false;
+      refreshJob();
+    }
+  }
+
+  async function releaseJob(button) {
+    button.disabled = true;
+    try {
+      renderJob(await patch(ws(`/jobs/${job.id}/status`), {status: 'QUEUED'}));
+      jobSoon(); // the job.queued event, should the stream be slower
+      toast(`Job ${shortId(job.id)} released: queued for a worker`, {kind: 'success'});
+    } catch (error) {
+      toast(`Could not release: ${error.detail || error.message}`, {kind: 'error'});
       button.disabled = false;
       refreshJob();
     }
@@ -180,15 +247,20 @@ export function mountJob(main, {params}) {
 
   function renderOutcome() {
     const heading = (text) => h('div', {class: 'card-head'}, h('h2', {id: 'outcome-title', class: 'card-title'}, text));
-    if (job.error) {
-      replace(outcomeCard, heading('Error'), h('pre', {class: 'error-text', 'data-testid': 'job-error', tabindex: '0'}, job.error));
+    if (job.error || job.error_detail) {
+      // error_detail: a bounded traceback (or the error's detail), when the worker sent one.
+      replace(outcomeCard, heading('Error'),
+        job.error ? h('pre', {class: 'error-text', 'data-testid': 'job-error', tabindex: '0'}, job.error) : null,
+        job.error_detail ? h('div', {class: 'error-detail'},
+          h('h3', {class: 'subhead'}, 'Detail'),
+          h('pre', {class: 'output error-detail-text', 'data-testid': 'job-error-detail', tabindex: '0', 'aria-label': 'Error detail'}, job.error_detail)) : null);
     } else if (job.result !== null && job.result !== undefined) {
       replace(outcomeCard, heading('Result'), jsonView(job.result, {label: 'Result', testid: 'result'}));
     } else {
       replace(outcomeCard, heading('Result'), h('p', {class: 'muted'}, 'Completed without a result.'));
     }
     // Nothing to show before the end, nor for a job cancelled without a word.
-    outcomeCard.hidden = !job.error && (job.result === null || job.result === undefined) && job.status !== 'COMPLETED';
+    outcomeCard.hidden = !job.error && !job.error_detail && (job.result === null || job.result === undefined) && job.status !== 'COMPLETED';
   }
 
   // -- steps -------------------------------------------------------------------------------
@@ -277,6 +349,40 @@ export function mountJob(main, {params}) {
     return 'custom';
   }
 
+  function shows(type) {
+    return !(hideProgress && PROGRESS_TYPES.has(type)) && (!onlyType || type === onlyType);
+  }
+
+  function showCount() {
+    const total = `${count(seen.size)} ${seen.size === 1 ? 'event' : 'events'}`;
+    eventCount.textContent = shownEvents === seen.size ? total : `${total} · ${count(shownEvents)} shown`;
+    noneShown.hidden = shownEvents > 0 || seen.size === 0;
+  }
+
+  function filterEvents() {
+    shownEvents = 0;
+    for (const item of log.children) {
+      item.hidden = !shows(item.dataset.type);
+      if (!item.hidden) shownEvents += 1;
+    }
+    showCount();
+    if (follow) log.scrollTop = log.scrollHeight;
+  }
+
+  /** Count an event's type; a type seen for the first time joins the filter's options. */
+  function countType(type) {
+    const known = typeCounts.get(type);
+    if (known) {
+      known.count += 1;
+      known.option.textContent = `${type} (${count(known.count)})`;
+      return;
+    }
+    const option = h('option', {value: type}, `${type} (1)`);
+    typeCounts.set(type, {count: 1, option});
+    const after = [...typeFilter.options].slice(1).find((other) => other.value > type) || null;
+    typeFilter.insertBefore(option, after);
+  }
+
   function addEvent(event, {live: arrived = false} = {}) {
     if (!event || typeof event.seq !== 'number' || seen.has(event.seq)) return false;
     seen.add(event.seq);
@@ -287,6 +393,9 @@ export function mountJob(main, {params}) {
       h('span', {class: 'event-type mono'}, event.type),
       h('span', {class: 'event-detail'}, eventDetail(event)),
       h('span', {class: 'event-actor mono', title: event.actor}, actorLabel(event.actor)));
+    item.hidden = !shows(event.type);
+    if (!item.hidden) shownEvents += 1;
+    countType(event.type);
     // Events normally arrive in order; one filled in from a gap goes where it belongs.
     let before = null;
     if (event.seq < lastSeq) {
@@ -294,7 +403,7 @@ export function mountJob(main, {params}) {
     }
     log.insertBefore(item, before);
     lastSeq = Math.max(lastSeq, event.seq);
-    eventCount.textContent = `${count(seen.size)} ${seen.size === 1 ? 'event' : 'events'}`;
+    showCount();
     if (event.type === 'job.progress' && event.payload) progressMessage = event.payload.message || '';
     if (follow && (nearBottom || !arrived)) log.scrollTop = log.scrollHeight;
     return true;

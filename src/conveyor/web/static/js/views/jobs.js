@@ -1,5 +1,6 @@
 // The job list: filters (kept in the URL), pagination, live updates from the workspace
-// stream, and the "new job" dialog for roles that may create.
+// stream, and the "new job" dialog for roles that may create. Filtered to failed jobs, it
+// shows each job's error.
 
 import {can, get, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
@@ -9,7 +10,24 @@ import {debounce, elapsed, emptyState, errorBox, progressBar, statusBadge, throt
 import {openNewJobDialog} from './newjob.js';
 
 const PAGE_SIZES = [25, 50, 100];
-const ID_PREFIX = /^[0-9a-fA-F-]{1,36}$/;
+const ID_PART = /^[0-9a-f-]{1,36}$/;
+const TYPE_PART = /^[a-z0-9_.:-]{1,100}$/;
+const ERROR_LINE_CHARS = 140;
+// A server from before `type_prefix` ignores it: seen once, the type box asks for the exact
+// type instead, as such a server understands.
+let typePrefixIgnored = false;
+
+/** What a person pastes into the id box, as the server's `q` wants it: the list shows ids
+ * as "…" and their last digits, and people copy the ellipsis (or "...") along with them. */
+function idPart(text) {
+  return text.trim().replace(/^(?:…|\.{2,})\s*/, '').trim().toLowerCase();
+}
+
+/** The first line of an error, shortened for a table cell. */
+function errorLine(error) {
+  const line = String(error).split('\n').find((part) => part.trim()) || '';
+  return line.length > ERROR_LINE_CHARS ? `${line.slice(0, ERROR_LINE_CHARS - 1)}…` : line;
+}
 
 function readFilters(query) {
   const limit = Number(query.get('limit'));
@@ -56,20 +74,32 @@ export function mountJobs(main, {query}) {
     });
     return button;
   });
-  const typeInput = h('input', {id: 'filter-type', class: 'input mono', type: 'search', list: 'filter-type-options', value: filters.type, autocomplete: 'off', placeholder: 'any type'});
+  const typeInput = h('input', {
+    id: 'filter-type', class: 'input mono', type: 'search', list: 'filter-type-options', value: filters.type, autocomplete: 'off',
+    autocapitalize: 'off', spellcheck: 'false', placeholder: 'any type, or its start', 'aria-describedby': 'filter-type-error',
+  });
+  const typeError = h('span', {id: 'filter-type-error', class: 'field-error', hidden: true}, 'A type is lower-case letters, digits and _ . : -');
   const typeOptions = h('datalist', {id: 'filter-type-options'});
   const agentInput = h('input', {id: 'filter-agent', class: 'input mono', type: 'search', value: filters.agent_task_id, autocomplete: 'off', placeholder: 'any agent task'});
-  const idInput = h('input', {id: 'filter-id', class: 'input mono', type: 'search', value: filters.q, autocomplete: 'off', placeholder: 'start of the id', 'aria-describedby': 'filter-id-error'});
+  const idInput = h('input', {
+    id: 'filter-id', class: 'input mono', type: 'search', value: filters.q, autocomplete: 'off', autocapitalize: 'off',
+    spellcheck: 'false', placeholder: 'any part, e.g. the digits shown', 'aria-describedby': 'filter-id-error',
+  });
   const idError = h('span', {id: 'filter-id-error', class: 'field-error', hidden: true}, 'An id is hexadecimal digits and dashes.');
   const clear = h('button', {class: 'button button-ghost', type: 'button'}, 'Clear filters');
   const textChanged = debounce(() => {
-    filters.type = typeInput.value.trim();
+    // Types are lower case: "Demo" means demo.
+    const type = typeInput.value.trim().toLowerCase();
+    const typeValid = !type || TYPE_PART.test(type);
+    typeError.hidden = typeValid;
+    typeInput.setAttribute('aria-invalid', String(!typeValid));
+    const q = idPart(idInput.value);
+    const idValid = !q || ID_PART.test(q);
+    idError.hidden = idValid;
+    idInput.setAttribute('aria-invalid', String(!idValid));
+    if (!typeValid || !idValid) return;
+    filters.type = type;
     filters.agent_task_id = agentInput.value.trim();
-    const q = idInput.value.trim();
-    const valid = !q || ID_PREFIX.test(q);
-    idError.hidden = valid;
-    idInput.setAttribute('aria-invalid', String(!valid));
-    if (!valid) return;
     filters.q = q;
     changed();
   }, 250);
@@ -78,14 +108,16 @@ export function mountJobs(main, {query}) {
     Object.assign(filters, {status: [], type: '', agent_task_id: '', q: '', page: 1});
     for (const button of statusButtons) button.setAttribute('aria-pressed', 'false');
     typeInput.value = agentInput.value = idInput.value = '';
-    idError.hidden = true;
+    idError.hidden = typeError.hidden = true;
+    idInput.removeAttribute('aria-invalid');
+    typeInput.removeAttribute('aria-invalid');
     changed();
   });
 
   const filterBar = h('form', {class: 'filters card', role: 'search', 'aria-label': 'Filter jobs', onsubmit: (event) => event.preventDefault()},
     h('fieldset', {class: 'filter-status'}, h('legend', {class: 'label'}, 'Status'), h('div', {class: 'chips'}, statusButtons)),
     h('div', {class: 'filter-fields'},
-      h('div', {class: 'field'}, h('label', {class: 'label', for: 'filter-type'}, 'Type'), typeInput, typeOptions),
+      h('div', {class: 'field'}, h('label', {class: 'label', for: 'filter-type'}, 'Type'), typeInput, typeOptions, typeError),
       h('div', {class: 'field'}, h('label', {class: 'label', for: 'filter-agent'}, 'Agent task'), agentInput),
       h('div', {class: 'field'}, h('label', {class: 'label', for: 'filter-id'}, 'Job id'), idInput, idError),
       h('div', {class: 'field field-end'}, clear)));
@@ -93,12 +125,12 @@ export function mountJobs(main, {query}) {
   // -- table and pager -------------------------------------------------------------------
   const summary = h('span', {'data-testid': 'jobs-summary'}, 'Loading…');
   const tbody = h('tbody');
-  const table = h('table', {class: 'table table-jobs', 'data-testid': 'jobs-table'},
+  const thead = h('thead');
+  const table = h('table', {class: 'table table-jobs table-stack', 'data-testid': 'jobs-table'},
     h('caption', {class: 'sr-only'}, 'Jobs, newest first. Press Enter on a row to open the job.'),
-    h('thead', {}, h('tr', {},
-      ['Job', 'Type', 'Status', 'Priority', 'Progress', 'Attempt', 'Worker', 'Created', 'Run time']
-        .map((label) => h('th', {scope: 'col', class: ['Priority', 'Attempt'].includes(label) ? 'num' : null}, label)))),
-    tbody);
+    thead, tbody);
+  let columns = [];
+  let errorsShown = null;
   const results = h('div', {class: 'table-wrap card card-flush'}, table);
   const prev = h('button', {class: 'button', type: 'button', 'data-testid': 'page-prev'}, icon('chevronLeft'), h('span', {}, 'Previous'));
   const next = h('button', {class: 'button', type: 'button', 'data-testid': 'page-next'}, h('span', {}, 'Next'), icon('chevronRight'));
@@ -127,6 +159,7 @@ export function mountJobs(main, {query}) {
     });
   }
 
+  showColumns();
   main.append(h('div', {class: 'page'},
     h('div', {class: 'page-head'},
       h('div', {}, h('h1', {class: 'page-title', tabindex: '-1'}, 'Jobs'), h('p', {class: 'page-subtitle'}, summary)),
@@ -143,23 +176,49 @@ export function mountJobs(main, {query}) {
     location.hash = `#/jobs/${id}`;
   }
 
+  /** The columns: each a header and a cell for a job. The cell's `label` names it on a
+   * phone, where each row is a stack of labelled cells (see app.css). */
+  function columnsFor(withErrors) {
+    return [
+      {label: 'Job', cell: (job) => h('td', {class: 'cell-id'}, h('a', {href: `#/jobs/${job.id}`, class: 'mono job-link', tabindex: '-1', title: job.id}, `…${shortId(job.id)}`))},
+      {label: 'Type', cell: (job) => h('td', {class: 'cell-type'}, h('span', {class: 'mono type-name'}, job.type),
+        job.agent_task_id ? h('span', {class: 'sub mono', title: 'agent task'}, job.agent_task_id) : null)},
+      {label: 'Status', cell: (job) => h('td', {class: 'cell-status', 'data-cell': 'status'}, statusBadge(job.status))},
+      withErrors ? {label: 'Error', cell: (job) => h('td', {class: 'cell-error'}, job.error
+        ? h('span', {class: 'row-error', title: job.error, 'data-testid': 'row-error'}, errorLine(job.error))
+        : h('span', {class: 'muted'}, '—'))} : null,
+      {label: 'Priority', num: true, cell: (job) => h('td', {class: 'num'}, h('span', {class: ['priority', `priority-${job.priority <= 2 ? 'high' : job.priority >= 8 ? 'low' : 'normal'}`]}, String(job.priority)))},
+      // Failed jobs are triaged by their error, which takes the progress bar's room.
+      withErrors ? null : {label: 'Progress', cell: (job) => {
+        const bar = progressBar({size: 'small', label: `Progress of job ${shortId(job.id)}`});
+        bar.update(job.progress_percent, job.status);
+        return h('td', {}, h('div', {class: 'cell-progress'}, bar, h('span', {class: 'progress-text', 'data-testid': 'progress-text'}, `${job.progress_percent}%`)));
+      }},
+      {label: 'Attempt', num: true, cell: (job) => h('td', {class: 'num'}, `${job.attempt}/${job.max_attempts}`)},
+      {label: 'Worker', cell: (job) => h('td', {class: 'mono'}, job.worker_id || h('span', {class: 'muted'}, '—'))},
+      {label: 'Created', cell: (job) => h('td', {}, timeAgo(job.created_at))},
+      {label: 'Run time', cell: (job) => h('td', {}, job.started_at ? elapsed(job.started_at, job.completed_at) : h('span', {class: 'muted', title: job.run_at ? `runs at ${exact(job.run_at)}` : ''}, '—'))},
+    ].filter(Boolean);
+  }
+
+  function showColumns() {
+    const withErrors = filters.status.includes('FAILED');
+    if (withErrors === errorsShown) return;
+    errorsShown = withErrors;
+    columns = columnsFor(withErrors);
+    table.classList.toggle('with-errors', withErrors);
+    replace(thead, h('tr', {}, columns.map((column) => h('th', {scope: 'col', class: column.num ? 'num' : null}, column.label))));
+  }
+
   function row(job, flash) {
-    const bar = progressBar({size: 'small', label: `Progress of job ${shortId(job.id)}`});
-    bar.update(job.progress_percent, job.status);
     const tr = h('tr', {
       tabindex: '0', class: ['job-row', flash ? `flash-${flash}` : null], 'data-testid': 'job-row', 'data-job-id': job.id,
       'data-status': job.status, 'aria-label': `Job ${shortId(job.id)}, ${job.type}, ${titleCase(job.status)}`,
-    },
-    h('td', {}, h('a', {href: `#/jobs/${job.id}`, class: 'mono job-link', tabindex: '-1', title: job.id}, `…${shortId(job.id)}`)),
-    h('td', {}, h('span', {class: 'mono type-name'}, job.type),
-      job.agent_task_id ? h('span', {class: 'sub mono', title: 'agent task'}, job.agent_task_id) : null),
-    h('td', {}, statusBadge(job.status)),
-    h('td', {class: 'num'}, h('span', {class: ['priority', `priority-${job.priority <= 2 ? 'high' : job.priority >= 8 ? 'low' : 'normal'}`]}, String(job.priority))),
-    h('td', {}, h('div', {class: 'cell-progress'}, bar, h('span', {class: 'progress-text', 'data-testid': 'progress-text'}, `${job.progress_percent}%`))),
-    h('td', {class: 'num'}, `${job.attempt}/${job.max_attempts}`),
-    h('td', {class: 'mono'}, job.worker_id || h('span', {class: 'muted'}, '—')),
-    h('td', {}, timeAgo(job.created_at)),
-    h('td', {}, job.started_at ? elapsed(job.started_at, job.completed_at) : h('span', {class: 'muted', title: job.run_at ? `runs at ${exact(job.run_at)}` : ''}, '—')));
+    }, columns.map((column) => {
+      const cell = column.cell(job);
+      cell.dataset.label = column.label;
+      return cell;
+    }));
     tr.addEventListener('click', (event) => {
       if (event.target.closest('a')) return;
       open(job.id);
@@ -179,6 +238,7 @@ export function mountJobs(main, {query}) {
   }
 
   function render(page) {
+    showColumns();
     const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('tr[data-job-id]');
     const focusedId = focused ? focused.dataset.jobId : null;
     const before = shown;
@@ -192,7 +252,7 @@ export function mountJobs(main, {query}) {
     firstLoad = false;
     if (!rows.length) {
       const filtered = filters.status.length || filters.type || filters.agent_task_id || filters.q;
-      replace(tbody, h('tr', {}, h('td', {colspan: '9'}, filtered
+      replace(tbody, h('tr', {class: 'row-message'}, h('td', {colspan: String(columns.length)}, filtered
         ? emptyState('No jobs match these filters', 'Change or clear the filters to see more.')
         : emptyState('No jobs yet', can('create') ? 'Create one with "New job", or with `conveyor jobs create`.' : 'Jobs created in this workspace appear here as they arrive.'))));
     } else {
@@ -216,12 +276,21 @@ export function mountJobs(main, {query}) {
     const mine = new AbortController();
     controller = mine;
     table.setAttribute('aria-busy', 'true');
+    const byPrefix = !typePrefixIgnored;
     try {
       const page = await get(ws('/jobs'), {
         signal: mine.signal,
-        query: {status: filters.status, type: filters.type, agent_task_id: filters.agent_task_id, q: filters.q, page: filters.page, limit: filters.limit},
+        query: {
+          status: filters.status, [byPrefix ? 'type_prefix' : 'type']: filters.type, agent_task_id: filters.agent_task_id,
+          q: filters.q, page: filters.page, limit: filters.limit,
+        },
       });
       if (stopped || controller !== mine) return;
+      if (byPrefix && filters.type && page.data.some((job) => !job.type.startsWith(filters.type))) {
+        typePrefixIgnored = true;
+        load();
+        return;
+      }
       if (page.meta.total_pages && filters.page > page.meta.total_pages) {
         // the page emptied (jobs moved out of the filter): go to the last one that has rows
         filters.page = page.meta.total_pages;
@@ -232,7 +301,7 @@ export function mountJobs(main, {query}) {
       render(page);
     } catch (error) {
       if (stopped || error.name === 'AbortError') return;
-      replace(tbody, h('tr', {}, h('td', {colspan: '9'}, errorBox(error, {retry: load}))));
+      replace(tbody, h('tr', {class: 'row-message'}, h('td', {colspan: String(columns.length)}, errorBox(error, {retry: load}))));
     } finally {
       if (controller === mine) table.setAttribute('aria-busy', 'false');
     }
@@ -246,12 +315,15 @@ export function mountJobs(main, {query}) {
       const status = statusAfter(type, event.payload);
       if (status && status !== tr.dataset.status) {
         tr.dataset.status = status;
-        tr.children[2].replaceChildren(statusBadge(status));
+        tr.querySelector('[data-cell="status"]').replaceChildren(statusBadge(status));
       }
       if (type === 'job.progress' && event.payload) {
         const percent = event.payload.progress_percent;
-        tr.querySelector('[role=progressbar]').update(percent, tr.dataset.status);
-        tr.querySelector('.progress-text').textContent = `${percent}%`;
+        const bar = tr.querySelector('[role=progressbar]'); // none while errors take its column
+        if (bar) {
+          bar.update(percent, tr.dataset.status);
+          tr.querySelector('.progress-text').textContent = `${percent}%`;
+        }
         return; // progress changes nothing else the list shows
       }
     }

@@ -110,7 +110,7 @@ export function mountKeys(main) {
       return;
     }
     const sorted = [...keys].sort((a, b) => (a.revoked_at ? 1 : 0) - (b.revoked_at ? 1 : 0) || b.created_at.localeCompare(a.created_at));
-    replace(listBox, h('div', {class: 'table-wrap'}, h('table', {class: 'table', 'data-testid': 'keys-table'},
+    replace(listBox, h('div', {class: 'table-wrap'}, h('table', {class: 'table table-stack table-keys', 'data-testid': 'keys-table'},
       h('thead', {}, h('tr', {},
         h('th', {scope: 'col'}, 'Name'), h('th', {scope: 'col'}, 'Role'), h('th', {scope: 'col'}, 'Key id'),
         h('th', {scope: 'col'}, 'Created'), h('th', {scope: 'col'}, 'State'), h('th', {scope: 'col'}, h('span', {class: 'sr-only'}, 'Actions')))),
@@ -122,11 +122,11 @@ export function mountKeys(main) {
           action.addEventListener('click', () => revoke(key, action));
         }
         return h('tr', {class: key.revoked_at ? 'revoked' : null, 'data-testid': 'key-row', 'data-key-id': key.id},
-          h('td', {}, key.name || h('span', {class: 'muted'}, 'unnamed'), own ? h('span', {class: 'tag tag-you'}, 'you') : null),
-          h('td', {}, h('span', {class: ['role-badge', `role-${key.role}`]}, key.role)),
-          h('td', {class: 'mono', title: key.id}, shortId(key.id)),
-          h('td', {}, h('span', {title: exact(key.created_at)}, clock(key.created_at))),
-          h('td', {'data-testid': 'key-state'}, key.revoked_at
+          h('td', {class: 'cell-name'}, key.name || h('span', {class: 'muted'}, 'unnamed'), own ? h('span', {class: 'tag tag-you'}, 'you') : null),
+          h('td', {'data-label': 'Role'}, h('span', {class: ['role-badge', `role-${key.role}`]}, key.role)),
+          h('td', {class: 'mono', title: key.id, 'data-label': 'Key id'}, shortId(key.id)),
+          h('td', {'data-label': 'Created'}, h('span', {title: exact(key.created_at)}, clock(key.created_at))),
+          h('td', {'data-testid': 'key-state', 'data-label': 'State'}, key.revoked_at
             ? h('span', {class: 'muted'}, 'revoked ', timeAgo(key.revoked_at))
             : h('span', {class: 'state-active'}, 'active')),
           h('td', {class: 'actions'}, action));

@@ -1,4 +1,5 @@
-// The "new job" dialog: type, priority, JSON payload (and a few optional fields).
+// The "new job" dialog: type, priority, JSON payload (and a few optional fields, among them
+// "hold": create the job PENDING, to be released from its page).
 
 import {post, ws} from '../api.js';
 import {h} from '../dom.js';
@@ -27,6 +28,7 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
       }));
     const attempts = h('input', {id: 'new-attempts', class: 'input', type: 'number', min: '1', max: '100', value: String(initial.max_attempts || 1)});
     const agentTask = h('input', {id: 'new-agent-task', class: 'input input-wide mono', autocomplete: 'off', value: initial.agent_task_id || ''});
+    const hold = h('input', {id: 'new-hold', type: 'checkbox', checked: Boolean(initial.hold), 'aria-describedby': 'new-hold-help'});
     const payload = h('textarea', {
       id: 'new-payload', class: 'input input-wide mono textarea', rows: '9', spellcheck: 'false',
       'aria-describedby': 'new-payload-help',
@@ -45,6 +47,9 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
       h('div', {class: 'field-row'},
         field('new-agent-task', 'Agent task id (optional)', agentTask),
         field('new-attempts', 'Max attempts', attempts)),
+      h('div', {class: 'field field-check'},
+        h('label', {class: 'check check-left', for: 'new-hold'}, hold, 'Hold it'),
+        h('p', {class: 'help', id: 'new-hold-help'}, 'Created Pending: no worker claims it until you release it from its page.')),
       error,
       h('div', {class: 'dialog-actions'}, cancel, submit));
     const dialog = h('dialog', {class: 'dialog dialog-wide', 'aria-labelledby': 'new-job-title', 'data-testid': 'new-job-dialog'}, form);
@@ -93,6 +98,7 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
       }
       const request = {type, payload: body, priority: Number(priority.value), max_attempts: maxAttempts};
       if (agentTask.value.trim()) request.agent_task_id = agentTask.value.trim();
+      if (hold.checked) request.hold = true;
       submit.disabled = true;
       try {
         finish(await post(ws('/jobs'), request));

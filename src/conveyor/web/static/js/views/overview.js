@@ -1,10 +1,13 @@
 // The workspace at a glance: jobs by status and by type, throughput over the last hour,
-// the workers seen, and how long the oldest queued job has waited.
+// the workers seen (with the types they serve, and whether they are still there), how long
+// the oldest queued job has waited, and a warning for queued jobs that no live worker serves.
+// Fields an older server does not send (`unserved_types`, a worker's `state` and `types`)
+// are left out, and the page shows what it did before them.
 
 import {get, session, ws} from '../api.js';
 import {throughputChart} from '../chart.js';
 import {h, icon, replace} from '../dom.js';
-import {clock, count, duration, STATUSES, titleCase} from '../format.js';
+import {clock, count, duration, exact, plural, STATUSES, titleCase} from '../format.js';
 import {onWorkspaceEvent} from '../live.js';
 import {emptyState, errorBox, throttle, timeAgo} from '../ui.js';
 
@@ -90,8 +93,7 @@ function render(body, stats) {
     chart.svg);
 
   const workers = stats.workers || [];
-  const now = Date.now();
-  const active = workers.filter((worker) => (now - new Date(worker.last_seen_at).getTime()) / 1000 < ACTIVE_WORKER_S);
+  const active = workers.filter((worker) => workerState(worker) === 'active');
   const age = stats.oldest_queued_age_seconds;
   const health = h('section', {class: 'card card-health', 'aria-labelledby': 'health-title'},
     h('h2', {id: 'health-title', class: 'card-title'}, 'Queue health'),
@@ -101,7 +103,7 @@ function render(body, stats) {
         stats.oldest_queued_at ? `waiting since ${clock(stats.oldest_queued_at)}` : 'the queue is empty'),
       kpi('Waiting (pending + queued)', count((byStatus.PENDING || 0) + (byStatus.QUEUED || 0)), null, 'waiting'),
       kpi('Workers active', `${active.length} of ${workers.length}`, workers.length && !active.length ? 'warn' : null,
-        'workers-active', `heard from in the last ${ACTIVE_WORKER_S} s`),
+        'workers-active', workers.some((worker) => worker.state) ? 'reporting within their lease' : `heard from in the last ${ACTIVE_WORKER_S} s`),
       kpi('Finished last hour', count(finished), null, 'finished',
         finished ? `${Math.round((chart.totals.failed / finished) * 100)}% failed` : 'nothing finished yet'),
       kpi('Jobs in total', count(total), null, 'total')));
@@ -113,12 +115,26 @@ function render(body, stats) {
     if (focused.dataset.testid) again = `[data-testid="${CSS.escape(focused.dataset.testid)}"]`;
     else if (focused.getAttribute('href')) again = `a[href="${CSS.escape(focused.getAttribute('href'))}"]`;
   }
-  replace(body, cards, h('div', {class: 'grid-2 grid-chart'}, throughput, health),
+  replace(body, unservedCard(stats.unserved_types), cards, h('div', {class: 'grid-2 grid-chart'}, throughput, health),
     h('div', {class: 'grid-2 grid-tables'}, typesTable(stats.counts || []), workersTable(workers)));
   if (again) {
     const target = body.querySelector(again);
     if (target) target.focus({preventScroll: true});
   }
+}
+
+/** Queued jobs that will sit there: no live worker claims their type. */
+function unservedCard(unserved) {
+  if (!Array.isArray(unserved) || !unserved.length) return null;
+  return h('section', {class: 'card card-warning', 'aria-labelledby': 'unserved-title', 'data-testid': 'unserved-types'},
+    h('h2', {id: 'unserved-title', class: 'card-title'}, 'Queued jobs that no worker will run'),
+    h('ul', {class: 'unserved-list'}, unserved.map((item) => h('li', {'data-testid': 'unserved-type', 'data-type': item.type},
+      h('a', {href: `#/jobs?status=QUEUED&type=${encodeURIComponent(item.type)}`}, plural(item.queued, 'queued job')),
+      ' of type ', h('code', {}, item.type), ' — no live worker serves this type.',
+      item.type === 'command'
+        ? h('span', {class: 'muted'}, ' Command jobs run only on workers started with ', h('code', {}, '--allow-command-jobs'), '.')
+        : null))),
+    h('p', {class: 'help'}, 'Start a worker whose handlers serve these types, or cancel the jobs.'));
 }
 
 function kpi(label, value, tone, testid, note) {
@@ -152,6 +168,19 @@ function typesTable(counts) {
   return section;
 }
 
+/** 'active' or 'stopped' as the server says; from an older server, by the last heartbeat:
+ * 'active' within a minute, 'quiet' within ten, else 'gone'. */
+function workerState(worker, now = Date.now()) {
+  if (worker.state) return worker.state;
+  const seconds = (now - new Date(worker.last_seen_at).getTime()) / 1000;
+  return seconds < ACTIVE_WORKER_S ? 'active' : seconds < 600 ? 'quiet' : 'gone';
+}
+
+function workerTypes(types) {
+  if (!types.length) return h('span', {class: 'muted', title: 'it claims jobs of every type'}, 'any type');
+  return h('span', {class: 'worker-types'}, types.map((type) => h('code', {class: 'type-tag'}, type)));
+}
+
 function workersTable(workers) {
   const section = h('section', {class: 'card', 'aria-labelledby': 'workers-title'},
     h('h2', {id: 'workers-title', class: 'card-title'}, 'Workers'));
@@ -159,23 +188,30 @@ function workersTable(workers) {
     section.append(emptyState('No workers seen yet', 'A worker appears here once it claims or reports on a job.'));
     return section;
   }
-  const sorted = [...workers].sort((a, b) => new Date(b.last_seen_at) - new Date(a.last_seen_at));
+  // Stopped workers last; the rest by their last heartbeat.
   const now = Date.now();
-  section.append(h('div', {class: 'table-wrap'}, h('table', {class: 'table table-compact', 'data-testid': 'workers-table'},
+  const rank = (worker) => (workerState(worker, now) === 'stopped' ? 1 : 0);
+  const sorted = [...workers].sort((a, b) => rank(a) - rank(b) || new Date(b.last_seen_at) - new Date(a.last_seen_at));
+  const withTypes = workers.some((worker) => Array.isArray(worker.types));
+  section.append(h('div', {class: 'table-wrap'}, h('table', {class: 'table table-compact table-stack', 'data-testid': 'workers-table'},
     h('thead', {}, h('tr', {},
       h('th', {scope: 'col'}, 'Worker'),
+      withTypes ? h('th', {scope: 'col'}, 'Types') : null,
       h('th', {scope: 'col', class: 'num'}, 'Running'),
       h('th', {scope: 'col'}, 'Last heartbeat'),
-      h('th', {scope: 'col'}, 'First seen'))),
+      // Types take the room of "first seen", which moves into the heartbeat's tooltip.
+      withTypes ? null : h('th', {scope: 'col'}, 'First seen'))),
     h('tbody', {}, sorted.map((worker) => {
-      const seconds = (now - new Date(worker.last_seen_at).getTime()) / 1000;
-      const state = seconds < ACTIVE_WORKER_S ? 'active' : seconds < 600 ? 'quiet' : 'gone';
-      return h('tr', {class: `worker-${state}`},
+      const state = workerState(worker, now);
+      return h('tr', {class: `worker-${state}`, 'data-testid': 'worker-row', 'data-worker-id': worker.worker_id, 'data-state': state},
         h('th', {scope: 'row'}, h('span', {class: 'worker-dot', title: state, 'aria-hidden': 'true'}),
-          h('span', {class: 'mono'}, worker.worker_id), h('span', {class: 'sr-only'}, ` (${state})`)),
-        h('td', {class: 'num'}, count(worker.running)),
-        h('td', {}, timeAgo(worker.last_seen_at)),
-        h('td', {}, timeAgo(worker.first_seen_at)));
+          h('span', {class: 'mono'}, worker.worker_id),
+          state === 'stopped' ? h('span', {class: 'tag worker-state'}, 'stopped') : h('span', {class: 'sr-only'}, ` (${state})`)),
+        withTypes ? h('td', {class: 'cell-wide', 'data-label': 'Types'}, workerTypes(worker.types || [])) : null,
+        h('td', {class: 'num', 'data-label': 'Running'}, count(worker.running)),
+        h('td', {'data-label': 'Last heartbeat', title: withTypes ? `first seen ${exact(worker.first_seen_at)}` : null},
+          timeAgo(worker.last_seen_at)),
+        withTypes ? null : h('td', {'data-label': 'First seen'}, timeAgo(worker.first_seen_at)));
     })))));
   return section;
 }

@@ -1,0 +1,240 @@
+"""Every page of the dashboard fits a phone (390 by 844 px), a tablet and a desktop: the
+document never scrolls sideways, the header's controls (Sign out above all) are on screen
+and clickable, tables stack or scroll inside their card with their buttons in reach, and
+event payloads wrap across the width of the log, not a few characters a line."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Locator, ViewportSize, expect
+
+from tests.support.server import RunningServer
+from tests.web.conftest import ARTIFACTS
+from tests.web.support import Dashboard, Worker, as_key, create, dashboard
+
+# Layout does not depend on the database: one backend is enough.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
+
+PHONE: ViewportSize = {"width": 390, "height": 844}
+TABLET: ViewportSize = {"width": 768, "height": 1024}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+LONG_ERROR = (
+    "KeyError: 'to' while rendering template invoices/monthly-summary.html for customer "
+    "acme-industries-international (attempt 3 of 3)\nTraceback (most recent call last): …"
+)
+
+
+async def make_work(server: RunningServer, keys: dict[str, str], admin: httpx.AsyncClient) -> str:
+    """A running job with steps, output, progress and a custom event with a long payload;
+    a failed job with a long error; a held job; three workers. Answers the running job's id."""
+    async with as_key(server, keys["worker"]) as http:
+        worker = Worker(http, "worker-eu-west-1-a7f3c9")
+        job = await create(
+            admin,
+            "report.build.quarterly",
+            payload={
+                "customer": "acme-industries-international",
+                "period": "2026-Q3",
+                "formats": ["pdf", "csv", "xlsx"],
+                "recipients": ["finance@example.com", "controlling@example.com"],
+            },
+            agent_task_id="task-8f2e4c1a-quarterly-close",
+        )
+        lease = await worker.claim_one(job["id"], "report.build.quarterly")
+        await worker.step(
+            job["id"], lease, "load the ledger", output="42,118 rows from ledger_2026_q3\n" * 3
+        )
+        await worker.step(job["id"], lease, "draft summary", kind="AI_ACTION", tokens=(5120, 880))
+        for percent in (10, 20, 35):
+            await worker.progress(job["id"], lease, percent, "rendering charts for every region")
+        await worker.event(
+            job["id"],
+            lease,
+            "ai.tool_called",
+            {
+                "tool": "warehouse.sql_query",
+                "query": "SELECT region, sum(amount) FROM ledger WHERE quarter = '2026-Q3' "
+                "GROUP BY region ORDER BY 2 DESC",
+                "rows": 1280,
+            },
+        )
+        broken = await create(admin, "email.send", payload={"to": "a@example.com"})
+        broken_lease = await worker.claim_one(broken["id"], "email.send")
+        await worker.fail(broken["id"], broken_lease, LONG_ERROR)
+        await create(admin, "email.send", hold=True)
+        for name in ("worker-b", "worker-c"):
+            await Worker(http, name).claim(types=["nothing.here"])
+    return str(job["id"])
+
+
+# The document's width against the viewport's, and the elements that stick out (the
+# innermost few), to say what to fix.
+OVERFLOW = """
+() => {
+  const width = document.documentElement.clientWidth;
+  const out = [...document.querySelectorAll('body *')].filter((node) => {
+    const box = node.getBoundingClientRect();
+    return box.width && box.right > width + 0.5;
+  });
+  const innermost = out.filter((node) => !out.some((o) => o !== node && node.contains(o)));
+  return {
+    scroll: document.documentElement.scrollWidth, width,
+    culprits: innermost.slice(0, 5).map((n) => `${n.tagName.toLowerCase()}.${n.className}`),
+  };
+}
+"""
+
+
+async def assert_fits(board: Dashboard, where: str) -> None:
+    found = await board.page.evaluate(OVERFLOW)
+    assert found["scroll"] <= found["width"], f"{where}: the page scrolls sideways: {found}"
+
+
+# Brings an element into view as a person would, scrolling up or down; any sideways
+# scrolling that takes (of the page, or of a box inside it) means it was out of reach.
+REACH = """
+(element) => {
+  element.scrollIntoView({block: 'center', inline: 'nearest'});
+  const box = element.getBoundingClientRect();
+  const sideways = [];
+  for (let node = element.parentElement; node; node = node.parentElement) {
+    if (node.scrollLeft) sideways.push(`${node.tagName.toLowerCase()}.${node.className}`);
+  }
+  if (window.scrollX) sideways.push('the page');
+  const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+  const label = element.labels && element.labels[0];
+  return {
+    left: box.left, right: box.right, viewport: document.documentElement.clientWidth, sideways,
+    covered: !hit || !(element.contains(hit) || (label && label.contains(hit))),
+  };
+}
+"""
+
+
+async def assert_in_reach(board: Dashboard, control: Locator, what: str) -> None:
+    """Visible, inside the viewport's width without scrolling sideways, not covered by
+    anything, and it would take a click."""
+    await expect(control, what).to_be_visible()
+    reach = await control.evaluate(REACH)
+    assert not reach["sideways"], f"{what} is reached only by scrolling sideways: {reach}"
+    assert reach["left"] >= 0, f"{what} is off screen: {reach}"
+    assert reach["right"] <= reach["viewport"], f"{what} is off screen: {reach}"
+    assert not reach["covered"], f"{what} is covered by another element: {reach}"
+    await control.click(trial=True)
+
+
+async def assert_header(board: Dashboard, where: str) -> None:
+    await assert_in_reach(board, board.page.get_by_test_id("sign-out"), f"{where}: Sign out")
+    for name in ("Overview", "Jobs", "API keys"):
+        await assert_in_reach(board, board.nav(name), f"{where}: the {name} link")
+
+
+@pytest.mark.parametrize("viewport", [PHONE, TABLET, DESKTOP], ids=["phone", "tablet", "desktop"])
+async def test_every_page_fits_the_screen(
+    browser: Browser,
+    server: RunningServer,
+    keys: dict[str, str],
+    client: httpx.AsyncClient,
+    viewport: ViewportSize,
+) -> None:
+    running_id = await make_work(server, keys, client)
+    size = f"{viewport['width']}x{viewport['height']}"
+    shots = ARTIFACTS / "layout"
+
+    async with dashboard(browser, server, viewport=viewport) as board:
+        page = board.page
+        await page.goto(f"{server.url}/")
+        await expect(page.get_by_role("heading", name="Sign in to the dashboard")).to_be_visible()
+        await assert_fits(board, "sign-in")
+        await assert_in_reach(board, page.get_by_role("button", name="Sign in"), "Sign in")
+        await board.screenshot(shots / f"sign-in-{size}.png")
+        await board.sign_in(keys["admin"])
+
+        # Overview
+        await expect(page.get_by_test_id("workers-table")).to_contain_text("worker-b")
+        await assert_fits(board, "overview")
+        await assert_header(board, "overview")
+        await assert_in_reach(board, page.get_by_test_id("count-FAILED"), "the Failed card")
+        await board.screenshot(shots / f"overview-{size}.png", full_page=True)
+
+        # Jobs, then filtered to failures (with the error column)
+        await board.go("#/jobs")
+        await expect(page.get_by_test_id("job-row")).to_have_count(3)
+        await assert_fits(board, "jobs")
+        await assert_header(board, "jobs")
+        for row in await page.get_by_test_id("job-row").all():
+            await assert_in_reach(board, row.locator(".job-link"), "a job's link")
+        await assert_in_reach(board, page.get_by_test_id("new-job"), "New job")
+        await assert_in_reach(board, page.get_by_label("Rows per page"), "Rows per page")
+        await board.screenshot(shots / f"jobs-{size}.png", full_page=True)
+        await page.get_by_test_id("filter-FAILED").click()
+        await expect(page.get_by_test_id("job-row")).to_have_count(1)
+        await expect(page.get_by_test_id("row-error")).to_be_visible()
+        await assert_fits(board, "failed jobs")
+        await board.screenshot(shots / f"jobs-failed-{size}.png", full_page=True)
+
+        # New-job dialog
+        await page.get_by_role("button", name="Clear filters").click()
+        await page.get_by_test_id("new-job").click()
+        dialog = page.get_by_test_id("new-job-dialog")
+        await expect(dialog).to_be_visible()
+        await assert_fits(board, "new-job dialog")
+        for label in ("Type", "Priority", "Payload (JSON)", "Max attempts", "Hold it"):
+            await assert_in_reach(board, dialog.get_by_label(label), f"the dialog's {label}")
+        await assert_in_reach(
+            board, dialog.get_by_role("button", name="Create job"), "the dialog's Create job"
+        )
+        await board.screenshot(shots / f"new-job-{size}.png")
+        await dialog.get_by_role("button", name="Cancel").click()
+        await expect(dialog).to_have_count(0)
+
+        # One job: steps, events, payload
+        await board.go(f"#/jobs/{running_id}")
+        await expect(page.get_by_test_id("step")).to_have_count(2)
+        tool_call = page.locator('[data-testid="event"][data-type="ai.tool_called"]')
+        await expect(tool_call).to_be_visible()
+        await assert_fits(board, "job")
+        await assert_header(board, "job")
+        await assert_in_reach(board, page.get_by_test_id("cancel"), "Cancel job")
+        await assert_in_reach(board, page.get_by_test_id("show-progress"), "the progress toggle")
+        await assert_in_reach(board, page.get_by_test_id("event-type-filter"), "the type filter")
+        detail = tool_call.locator(".event-detail")
+        log = page.get_by_test_id("event-log")
+        detail_box, log_box = await detail.bounding_box(), await log.bounding_box()
+        assert detail_box is not None
+        assert log_box is not None
+        assert detail_box["width"] >= max(200, log_box["width"] * 0.45), (
+            f"the payload wraps in a column {detail_box['width']:.0f} px wide "
+            f"in a log {log_box['width']:.0f} px wide"
+        )
+        await board.screenshot(shots / f"job-{size}.png", full_page=True)
+
+        # A failed job: the error
+        await board.go("#/jobs?status=FAILED")
+        await page.get_by_test_id("job-row").first.click()
+        await expect(page.get_by_test_id("job-error")).to_contain_text("KeyError")
+        await assert_fits(board, "failed job")
+        await board.screenshot(shots / f"job-failed-{size}.png", full_page=True)
+
+        # Keys: every Revoke in reach
+        await board.nav("API keys").click()
+        await expect(page.get_by_test_id("key-row")).to_have_count(3)
+        await assert_fits(board, "keys")
+        await assert_header(board, "keys")
+        revokes = page.get_by_test_id("revoke-key")
+        await expect(revokes).to_have_count(3)
+        for button in await revokes.all():
+            await assert_in_reach(board, button, "a Revoke button")
+        await assert_in_reach(board, page.get_by_test_id("create-key"), "Create key")
+        await board.screenshot(shots / f"keys-{size}.png", full_page=True)
+        await page.get_by_test_id("create-key").click()
+        await expect(page.get_by_test_id("issued-key")).to_be_visible()
+        await assert_fits(board, "keys with a new token")
+        await assert_in_reach(board, page.get_by_test_id("copy-token"), "Copy key")
+        await board.screenshot(shots / f"keys-token-{size}.png", full_page=True)
+
+        # Sign out works from the phone's header.
+        await page.get_by_test_id("sign-out").click()
+        await expect(page.get_by_role("heading", name="Sign in to the dashboard")).to_be_visible()
+        await board.assert_clean()
