@@ -211,12 +211,11 @@ async def create(client: httpx.AsyncClient, job_type: str, **body: Any) -> dict[
 async def backdate(store: Store, job_id: str, finished_seconds_ago: float, took: float) -> None:
     """Spread finish times over the last hour, so the throughput chart shows an hour of
     work (test set-up only: the API, rightly, has no way to rewrite history)."""
-    d = store.database.dialect
     async with store.database.write() as connection:
         await connection.execute(
-            f"UPDATE jobs SET completed_at = {d.now_plus('done')}, "
-            f"started_at = {d.now_plus('start')}, created_at = {d.now_plus('created')}, "
-            f"run_at = {d.now_plus('created')} WHERE id = :id",
+            "UPDATE jobs SET completed_at = conveyor_after(:done), "
+            "started_at = conveyor_after(:start), created_at = conveyor_after(:created), "
+            "run_at = conveyor_after(:created) WHERE id = :id",
             {
                 "id": UUID(job_id),
                 "done": -finished_seconds_ago,

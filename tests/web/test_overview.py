@@ -16,11 +16,10 @@ from tests.web.support import Worker, as_key, create, dashboard
 async def last_seen_long_ago(store: Store, worker_id: str) -> None:
     """A worker gone quiet 20 minutes ago, long past any lease, though still within the
     hour the overview looks back on (test set-up: time cannot be waited out)."""
-    d = store.database.dialect
     async with store.database.write() as connection:
         await connection.execute(
-            f"UPDATE workers SET last_seen_at = {d.now_plus('ago')}, "
-            f"first_seen_at = {d.now_plus('ago')} WHERE worker_id = :worker_id",
+            "UPDATE workers SET last_seen_at = conveyor_after(:ago), "
+            "first_seen_at = conveyor_after(:ago) WHERE worker_id = :worker_id",
             {"ago": -1200, "worker_id": worker_id},
         )
 
