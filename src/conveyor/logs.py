@@ -75,5 +75,7 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    for noisy in ("uvicorn.access", "alembic.runtime.migration"):
+    # httpx logs every request it sends at INFO: a worker's claims and reports would
+    # drown what matters.
+    for noisy in ("uvicorn.access", "alembic.runtime.migration", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

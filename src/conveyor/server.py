@@ -120,7 +120,7 @@ class Runtime:
                 store,
                 work_signal=work_signal,
                 poll_interval=settings.claim_poll_interval_seconds,
-                on_worker_seen=stats.worker_seen,
+                workers=stats,
                 limits=JsonLimits(settings.max_json_bytes, settings.max_json_depth),
                 observer=metrics,
             ),

@@ -80,6 +80,29 @@ async def test_list_filters_and_paginates(client: httpx.AsyncClient) -> None:
     assert [job["id"] for job in whole["data"]] == [first_job["id"]]
 
 
+async def test_list_search_forgives_a_type_prefix_and_an_id_without_dashes(
+    client: httpx.AsyncClient,
+) -> None:
+    for job_type in ("demo.fail", "demo.echo", "demolition", "de_mo", "dexmo", "other"):
+        await create(client, type=job_type)
+    demo = (await client.get("/jobs", params={"type_prefix": "demo"})).json()
+    assert sorted(job["type"] for job in demo["data"]) == ["demo.echo", "demo.fail", "demolition"]
+    assert demo["meta"]["total"] == 3
+    dotted = (await client.get("/jobs", params={"type_prefix": "demo."})).json()
+    assert sorted(job["type"] for job in dotted["data"]) == ["demo.echo", "demo.fail"]
+    # `_` is a job type's own character here, not a wildcard matching `x`.
+    underscore = (await client.get("/jobs", params={"type_prefix": "de_"})).json()
+    assert [job["type"] for job in underscore["data"]] == ["de_mo"]
+    exact = (await client.get("/jobs", params={"type": "demo"})).json()
+    assert exact["meta"]["total"] == 0, "type stays an exact match"
+
+    [job] = (await client.get("/jobs", params={"type": "other"})).json()["data"]
+    digits = str(job["id"]).replace("-", "")
+    for q in (digits, digits[-16:], str(job["id"]).upper()):
+        found = (await client.get("/jobs", params={"q": q})).json()["data"]
+        assert [found_job["id"] for found_job in found] == [job["id"]], q
+
+
 async def test_cancel_then_cancel_again_is_a_conflict_with_the_version(
     client: httpx.AsyncClient,
 ) -> None:

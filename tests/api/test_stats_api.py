@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from conveyor.store import Store
 from tests.support.server import RunningServer
 
 
@@ -44,3 +45,47 @@ async def test_stats_show_queue_throughput_and_workers(
     assert stats["oldest_queued_age_seconds"] >= 0
     client_key = {"Authorization": f"Bearer {keys['client']}"}
     assert (await client.get("/stats", headers=client_key)).status_code == 200
+
+
+async def test_stats_name_queued_types_no_live_worker_serves(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    keys: dict[str, str],
+    store: Store,
+) -> None:
+    """Jobs of a type nobody handles (a `command` job where no worker allows them) sit
+    QUEUED in silence no more: the overview names them, and a worker gone quiet past its
+    lease stops counting."""
+    worker = {"Authorization": f"Bearer {keys['worker']}"}
+    for worker_id, types in (("mailer", ["email"]), ("reporter", ["pdf"])):
+        claim = {"worker_id": worker_id, "limit": 1, "types": types, "lease_seconds": 5}
+        assert (await client.post("/claims", json=claim, headers=worker)).json()["data"] == []
+    jobs = [{"type": "email"}, {"type": "pdf"}, *[{"type": "command"}] * 3]
+    assert (await client.post("/jobs/batch", json={"jobs": jobs})).status_code == 201
+    server.runtime.stats._overviews.clear()
+
+    stats = (await client.get("/stats")).json()
+    assert stats["unserved_types"] == [{"type": "command", "queued": 3}]
+    workers = {w["worker_id"]: (w["state"], w["types"]) for w in stats["workers"]}
+    assert workers == {"mailer": ("active", ["email"]), "reporter": ("active", ["pdf"])}
+
+    async with store.database.write() as connection:  # twenty minutes of silence
+        await connection.execute(
+            "UPDATE workers SET last_seen_at = conveyor_after(-1200) WHERE worker_id = :w",
+            {"w": "reporter"},
+        )
+    server.runtime.stats._overviews.clear()
+    stats = (await client.get("/stats")).json()
+    assert stats["unserved_types"] == [
+        {"type": "command", "queued": 3},
+        {"type": "pdf", "queued": 1},
+    ]
+    assert {w["worker_id"]: w["state"] for w in stats["workers"]} == {
+        "mailer": "active",
+        "reporter": "stopped",
+    }
+
+    anything = {"worker_id": "generalist", "limit": 1, "lease_seconds": 5}
+    await client.post("/claims", json=anything, headers=worker)  # no types: serves any type
+    server.runtime.stats._overviews.clear()
+    assert (await client.get("/stats")).json()["unserved_types"] == []

@@ -220,3 +220,39 @@ async def test_roles_are_enforced(server: RunningServer, keys: dict[str, str]) -
         assert (await http.post("/jobs", json={"type": "t"}, headers=as_worker)).status_code == 403
         assert (await http.post("/jobs", json={"type": "t"}, headers=as_client)).status_code == 201
         assert (await http.get("/jobs", headers=as_worker)).status_code == 200
+
+
+async def test_a_failure_keeps_its_detail_and_a_success_clears_it(
+    client: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    """Failure triage: beside the one-line error, the worker's traceback, its end kept."""
+    worker = {"Authorization": f"Bearer {keys['worker']}"}
+    await client.post("/jobs", json={"type": "t", "max_attempts": 2, "retry_backoff_seconds": 0})
+    [job] = (
+        await client.post("/claims", json={"worker_id": "w", "limit": 1}, headers=worker)
+    ).json()["data"]
+    traceback = "Traceback (most recent call last):\n" + "  frame\n" * 20_000 + "KeyError: 'to'"
+    failed = await client.post(
+        f"/jobs/{job['id']}/fail",
+        json={
+            "lease_id": job["lease_id"],
+            "error": "KeyError: 'to'",
+            "error_detail": traceback,
+            "retryable": True,
+        },
+        headers=worker,
+    )
+    assert failed.status_code == 200, failed.text
+    body = failed.json()
+    assert (body["status"], body["error"]) == ("QUEUED", "KeyError: 'to'")
+    assert body["error_detail"].endswith("KeyError: 'to'"), "the end of a traceback is kept"
+    assert len(body["error_detail"]) == 64 * 1024
+    assert (await client.get(f"/jobs/{job['id']}")).json()["error_detail"] == body["error_detail"]
+
+    [again] = (
+        await client.post("/claims", json={"worker_id": "w", "limit": 1}, headers=worker)
+    ).json()["data"]
+    done = await client.post(
+        f"/jobs/{again['id']}/complete", json={"lease_id": again["lease_id"]}, headers=worker
+    )
+    assert (done.json()["error"], done.json()["error_detail"]) == (None, None)

@@ -4,7 +4,6 @@ types and whether it is still there (stopped ones greyed)."""
 from __future__ import annotations
 
 import httpx
-import pytest
 from playwright.async_api import Browser, expect
 
 from conveyor.store import Store
@@ -24,7 +23,6 @@ async def last_seen_long_ago(store: Store, worker_id: str) -> None:
         )
 
 
-@pytest.mark.xfail(strict=True, reason="needs the lead's unserved_types backend")
 async def test_the_overview_names_queued_types_no_live_worker_serves(
     browser: Browser,
     server: RunningServer,

@@ -180,6 +180,19 @@ async def test_remote_worker_retries_a_flaky_handler_until_it_succeeds(
     assert "flaky failure on attempt 1" in retrying[0]["payload"]["error"]
 
 
+async def test_a_handler_that_raises_leaves_its_traceback_with_the_job(
+    server: RunningServer, client: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    job_id = await create(client, "test.flaky", payload={"succeed_on": 9}, max_attempts=1)
+    async with running(http_worker(server, keys["worker"])):
+        job = await wait_for_status(client, job_id, TERMINAL)
+    assert (job["status"], job["error"]) == ("FAILED", "RuntimeError: flaky failure on attempt 1")
+    detail = str(job["error_detail"])
+    assert detail.startswith("Traceback (most recent call last):"), detail
+    assert "in flaky" in detail, "the handler's own frame is named"
+    assert detail.rstrip().endswith("RuntimeError: flaky failure on attempt 1")
+
+
 async def test_cancelling_a_running_command_job_terminates_the_process(
     server: RunningServer, client: httpx.AsyncClient, keys: dict[str, str], tmp_path: Path
 ) -> None:

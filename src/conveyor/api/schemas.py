@@ -20,6 +20,7 @@ from conveyor.domain.jobs import (
     CLAIM_LIMIT_OVER_HTTP,
     DEFAULT_RETRY_BACKOFF_MAX_SECONDS,
     DEFAULT_RETRY_BACKOFF_SECONDS,
+    ERROR_DETAIL_MAX_CHARS,
     ERROR_MAX_CHARS,
     IDEMPOTENCY_KEY_MAX_LENGTH,
     MAX_ATTEMPTS_LIMIT,
@@ -174,6 +175,12 @@ class CompleteManyIn(Strict):
 class FailIn(Strict):
     lease_id: UUID
     error: SafeText = Field(min_length=1, max_length=ERROR_MAX_CHARS)
+    error_detail: SafeText | None = Field(
+        None,
+        max_length=4 * ERROR_DETAIL_MAX_CHARS,
+        description="more about the failure (a traceback); its last "
+        f"{ERROR_DETAIL_MAX_CHARS} characters are kept",
+    )
     retryable: bool = False
 
 
@@ -189,6 +196,7 @@ class JobOut(BaseModel):
     payload: Any
     result: Any
     error: str | None
+    error_detail: str | None = None
     progress_percent: int
     agent_task_id: str | None
     attempt: int
@@ -304,6 +312,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "payload": job.payload,
         "result": job.result,
         "error": job.error,
+        "error_detail": job.error_detail,
         "progress_percent": job.progress_percent,
         "agent_task_id": job.agent_task_id,
         "attempt": job.attempt,

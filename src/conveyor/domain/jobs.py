@@ -62,6 +62,9 @@ MAX_ATTEMPTS_LIMIT: Final = 100
 AGENT_TASK_ID_MAX_LENGTH: Final = 200
 IDEMPOTENCY_KEY_MAX_LENGTH: Final = 200
 ERROR_MAX_CHARS: Final = 16 * 1024
+ERROR_DETAIL_MAX_CHARS: Final = 64 * 1024
+"""A failure's detail (a traceback) is kept to its last this many characters: the end of
+a traceback is where the error was raised."""
 CLAIM_LIMIT_OVER_HTTP: Final = 500
 """The most jobs one claim request over HTTP may ask for."""
 DEFAULT_RETRY_BACKOFF_SECONDS: Final = 1.0
@@ -146,6 +149,8 @@ class Job(NamedTuple):
     updated_at: datetime
     version: int
     last_event_seq: int
+    error_detail: str | None
+    """What the worker said of its last failure beyond `error`: a traceback, say."""
 
 
 class Completion(NamedTuple):
@@ -203,8 +208,11 @@ class JobFilter:
 
     statuses: frozenset[JobStatus] = frozenset()
     type: str | None = None
+    type_prefix: str | None = None
+    """Types that begin with this (`demo` finds `demo.fail`)."""
     agent_task_id: str | None = None
     id_contains: str | None = None
+    """Part of the id, dashes or not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +385,16 @@ def is_repeat_completion(job: Job, lease_id: UUID | None, result: JsonValue) -> 
     return True
 
 
+COMPLETED_VALUES: Final[Mapping[str, object]] = {
+    "error": None,
+    "error_detail": None,
+    "progress_percent": 100,
+    "lease_expires_at": None,
+}
+"""What completing a job sets besides its status, result and completed_at: the batch
+completions write exactly these too (`{completed_values}` in the query files)."""
+
+
 def completion_event(attempt: int, actor: str) -> NewEvent:
     return NewEvent(events.JOB_COMPLETED, actor, {"attempt": attempt})
 
@@ -386,7 +404,7 @@ def decide_completion(job: Job, lease_id: UUID, result: JsonValue, actor: str) -
     return _change(
         job,
         JobStatus.COMPLETED,
-        values={"result": result, "error": None, "progress_percent": 100, "lease_expires_at": None},
+        values={"result": result, **COMPLETED_VALUES},
         stamp=frozenset({"completed_at"}),
         events=(completion_event(job.attempt, actor),),
     )
@@ -400,10 +418,14 @@ def decide_failure(
     retryable: bool,
     jitter: float,
     actor: str,
+    detail: str | None = None,
 ) -> JobChange:
-    """The job's attempt failed: run it again after the backoff while it may, else FAILED."""
+    """The job's attempt failed: run it again after the backoff while it may, else FAILED.
+    `detail` (a traceback) is kept with the error, its end when it is long."""
     ensure_lease(job, lease_id)
     error = error[:ERROR_MAX_CHARS]
+    if detail is not None:
+        detail = detail[-ERROR_DETAIL_MAX_CHARS:]
     if retryable and job.attempt < job.max_attempts:
         delay = backoff_delay(
             job.attempt,
@@ -416,8 +438,8 @@ def decide_failure(
             actor,
             {"attempt": job.attempt + 1, "error": error, "retry_in_seconds": round(delay, 3)},
         )
-        return _requeue(job, error, (retrying,), run_in=delay, actor=actor)
-    return _fail(job, error, (), actor=actor)
+        return _requeue(job, error, (retrying,), run_in=delay, actor=actor, detail=detail)
+    return _fail(job, error, (), actor=actor, detail=detail)
 
 
 def decide_lease_expiry(job: Job) -> JobChange:
@@ -473,6 +495,7 @@ def _requeue(
     *,
     run_in: float | None,
     actor: str,
+    detail: str | None = None,
 ) -> JobChange:
     """RUNNING → QUEUED on the next attempt: due `run_in` seconds from now, or, with None,
     at its own run_at (its place in the queue). Stored only from the leased status (the
@@ -485,6 +508,7 @@ def _requeue(
         values={
             "attempt": next_attempt,
             "error": error,
+            "error_detail": detail,
             "progress_percent": 0,
             "lease_id": None,
             "worker_id": None,
@@ -496,11 +520,18 @@ def _requeue(
     return replace(change, allowed_sources=frozenset({LEASED_STATUS}))
 
 
-def _fail(job: Job, error: str, first_events: tuple[NewEvent, ...], *, actor: str) -> JobChange:
+def _fail(
+    job: Job,
+    error: str,
+    first_events: tuple[NewEvent, ...],
+    *,
+    actor: str,
+    detail: str | None = None,
+) -> JobChange:
     return _change(
         job,
         JobStatus.FAILED,
-        values={"error": error, "lease_expires_at": None},
+        values={"error": error, "error_detail": detail, "lease_expires_at": None},
         stamp=frozenset({"completed_at"}),
         events=(
             *first_events,

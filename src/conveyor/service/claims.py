@@ -33,8 +33,14 @@ class JobClaims(JobServiceCore):
         for some to come. `abandoned` is asked after each wait: a caller who has gone away
         (an HTTP client that hung up) must not be handed jobs it will never receive."""
         request = ClaimRequest(types, limit, lease_seconds, worker_id, actor)
-        if self._on_worker_seen is not None:
-            await self._on_worker_seen(workspace_id, request.worker_id)
+        if self.workers is not None:
+            await self.workers.claiming(
+                workspace_id,
+                worker_id,
+                types,
+                lease_seconds=lease_seconds,
+                wait_seconds=wait_seconds,
+            )
         deadline = time.monotonic() + wait_seconds
         first = True
         while True:

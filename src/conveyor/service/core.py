@@ -14,6 +14,7 @@ from conveyor.domain.jobs import Job, JobChange
 from conveyor.domain.limits import JsonLimits
 from conveyor.service.observer import JobObserver, Unobserved
 from conveyor.service.retry import RetryPolicy, WriteConflict, retry_on_conflict
+from conveyor.service.stats import WorkerRegistry
 from conveyor.store import Store
 
 T = TypeVar("T")
@@ -33,7 +34,7 @@ class JobServiceCore:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         rng: random.Random | None = None,
         observer: JobObserver | None = None,
-        on_worker_seen: Callable[[UUID, str], Awaitable[None]] | None = None,
+        workers: WorkerRegistry | None = None,
         limits: JsonLimits | None = None,
     ) -> None:
         self.store = store
@@ -43,7 +44,7 @@ class JobServiceCore:
         self.poll_interval = poll_interval
         self._rng = rng or random.Random()
         self.observer: JobObserver = observer or Unobserved()
-        self._on_worker_seen = on_worker_seen
+        self.workers = workers
         self.limits = limits or JsonLimits()
 
     async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:

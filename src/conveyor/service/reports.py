@@ -55,8 +55,8 @@ class WorkerReports(JobServiceCore):
             lease_id,
             lambda _: self.jobs.extend_lease(workspace_id, job_id, lease_id, lease_seconds),
         )
-        if self._on_worker_seen is not None and job.worker_id is not None:
-            await self._on_worker_seen(workspace_id, job.worker_id)
+        if self.workers is not None and job.worker_id is not None:
+            await self.workers.heartbeat(workspace_id, job.worker_id)
         return job
 
     async def _guarded_report(
@@ -173,8 +173,12 @@ class WorkerReports(JobServiceCore):
         *,
         retryable: bool,
         actor: str,
+        detail: str | None = None,
     ) -> Job:
+        """Fail the job's attempt; `detail` (a traceback) is kept with the error."""
         validate_text(error, "error")
+        if detail is not None:
+            validate_text(detail, "error_detail")
         job = await self._decide_and_store(
             workspace_id,
             job_id,
@@ -185,6 +189,7 @@ class WorkerReports(JobServiceCore):
                 retryable=retryable,
                 jitter=self._rng.random(),
                 actor=actor,
+                detail=detail,
             ),
         )
         if job.status == JobStatus.QUEUED:

@@ -22,6 +22,7 @@ CHANGEABLE_JOB_COLUMNS: Final = frozenset(
     {
         "result",
         "error",
+        "error_detail",
         "progress_percent",
         "attempt",
         "worker_id",

@@ -86,6 +86,7 @@ class NewJob:
             created_at,  # updated_at
             1,  # version
             1 if spec.hold else 2,  # last_event_seq: job.created, and job.queued unless held
+            None,  # error_detail
         )
 
 
@@ -523,12 +524,19 @@ def _filter_conditions(job_filter: JobFilter) -> tuple[list[str], dict[str, Any]
     if job_filter.type is not None:
         conditions.append("type = :type")
         params["type"] = job_filter.type
+    if job_filter.type_prefix is not None:
+        # Compared, not LIKE'd: `_` is a wildcard there and a job type may hold one.
+        conditions.append("substr(type, 1, :type_prefix_length) = :type_prefix")
+        params["type_prefix"] = job_filter.type_prefix
+        params["type_prefix_length"] = len(job_filter.type_prefix)
     if job_filter.agent_task_id is not None:
         conditions.append("agent_task_id = :agent_task_id")
         params["agent_task_id"] = job_filter.agent_task_id
     if job_filter.id_contains:
-        # Anywhere in the id: UUIDv7s begin with a timestamp that jobs created together
-        # share, so people search by the end (the dashboard shows the last 8 digits).
-        conditions.append("CAST(id AS TEXT) LIKE :id_contains")
-        params["id_contains"] = f"%{job_filter.id_contains.lower()}%"
+        # Anywhere in the id, with or without its dashes: UUIDv7s begin with a timestamp
+        # that jobs created together share, so people search by the end (the dashboard
+        # shows the last 8 digits) or paste an id without dashes.
+        conditions.append("replace(CAST(id AS TEXT), '-', '') LIKE :id_contains")
+        digits = job_filter.id_contains.lower().replace("-", "")
+        params["id_contains"] = f"%{digits}%"
     return conditions, params

@@ -24,6 +24,7 @@ from functools import cache
 from importlib import resources
 from typing import Final, Literal
 
+from conveyor.domain.jobs import COMPLETED_VALUES
 from conveyor.domain.status import (
     CLAIMABLE_STATUS,
     LEASED_STATUS,
@@ -62,6 +63,7 @@ JOB_COLUMNS: Final = (
     "updated_at",
     "version",
     "last_event_seq",
+    "error_detail",
 )
 """In the order of `Job`'s fields (PostgreSQL decodes jobs by position)."""
 STEP_COLUMNS: Final = (
@@ -124,9 +126,24 @@ _STATUS_CONDITIONS: Final[Mapping[str, frozenset[JobStatus]]] = {
     "unfinished": UNFINISHED_STATUSES,
     "finished": TERMINAL_STATUSES,
 }
+
+
+def _literal(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"no SQL literal for {value!r}")
+
+
+# What completing sets, as the domain's decision has it (the batch completions' SET).
+_COMPLETED_VALUES: Final = ", ".join(
+    f"{column} = {_literal(value)}" for column, value in sorted(COMPLETED_VALUES.items())
+)
 _STATUS_LITERALS: Final[Mapping[str, str]] = {
     "leased_status": f"'{LEASED_STATUS.value}'",
     "completed_status": f"'{JobStatus.COMPLETED.value}'",
+    "completed_values": _COMPLETED_VALUES,
 }
 
 _PART = re.compile(r"\{([a-z_]+)(?::([a-z_]+))?\}")

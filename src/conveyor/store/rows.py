@@ -49,6 +49,7 @@ class Rows:
             updated_at=d.timestamp(row["updated_at"]),
             version=row["version"],
             last_event_seq=row["last_event_seq"],
+            error_detail=row["error_detail"],
         )
 
     @staticmethod

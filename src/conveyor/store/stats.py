@@ -3,10 +3,14 @@ workers. Aggregates over indexed columns; the API caches them briefly."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
+import orjson
+
+from conveyor.serialization import dumps
 from conveyor.store.connection import Database
 from conveyor.store.queries import queries_for
 
@@ -32,6 +36,13 @@ class WorkerSeen:
     first_seen_at: datetime
     last_seen_at: datetime
     running: int
+    types: tuple[str, ...] | None
+    """The job types it claims; None: any type."""
+    active: bool
+    """Seen within the time it said it could go unseen; else it counts as stopped."""
+
+    def serves(self, job_type: str) -> bool:
+        return self.active and (self.types is None or job_type in self.types)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +61,30 @@ class StatsStore:
         self.codec = database.codec
         self.queries = queries_for(database.dialect)
 
-    async def record_workers_seen(self, workspace_id: UUID, worker_ids: list[str]) -> None:
+    async def record_worker_claiming(
+        self,
+        workspace_id: UUID,
+        worker_id: str,
+        types: Sequence[str] | None,
+        stale_after_seconds: float,
+    ) -> None:
         async with self.database.write() as connection:
-            for worker_id in worker_ids:
-                await connection.execute(
-                    self.queries["record_worker_seen"].sql,
-                    {"ws": workspace_id, "worker_id": worker_id},
-                )
+            await connection.execute(
+                self.queries["record_worker_claiming"].sql,
+                {
+                    "ws": workspace_id,
+                    "worker_id": worker_id,
+                    "types": None if types is None else dumps(sorted(types)).decode(),
+                    "stale_after": stale_after_seconds,
+                },
+            )
+
+    async def record_worker_heartbeat(self, workspace_id: UUID, worker_id: str) -> None:
+        async with self.database.write() as connection:
+            await connection.execute(
+                self.queries["record_worker_heartbeat"].sql,
+                {"ws": workspace_id, "worker_id": worker_id},
+            )
 
     async def queue_depth(self) -> list[tuple[str, str, str, int]]:
         """(workspace slug, type, status, count) of jobs not finished yet, for metrics: read
@@ -93,6 +121,8 @@ class StatsStore:
                     d.timestamp(r["first_seen_at"]),
                     d.timestamp(r["last_seen_at"]),
                     int(r["running"]),
+                    None if r["types"] is None else tuple(orjson.loads(r["types"])),
+                    bool(r["active"]),
                 )
                 for r in worker_rows
             ],

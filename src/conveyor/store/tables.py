@@ -116,6 +116,7 @@ jobs = sa.Table(
     sa.Column("payload", json_type(), nullable=False),
     sa.Column("result", json_type(), nullable=True),
     sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("error_detail", sa.Text(), nullable=True),
     sa.Column("progress_percent", sa.SmallInteger(), nullable=False),
     sa.Column("agent_task_id", sa.String(200), nullable=True),
     sa.Column("attempt", sa.Integer(), nullable=False),
@@ -287,4 +288,8 @@ workers = sa.Table(
     sa.Column("worker_id", sa.String(200), primary_key=True),
     sa.Column("first_seen_at", timestamp_type(), nullable=False),
     sa.Column("last_seen_at", timestamp_type(), nullable=False),
+    # The job types it claims (a JSON array), or NULL when it claims any type.
+    sa.Column("types", sa.Text(), nullable=True),
+    # Seen less recently than this, it counts as stopped (its lease or claim wait, and some).
+    sa.Column("stale_after_seconds", sa.Float(), nullable=False, server_default=sa.text("90")),
 )

@@ -70,7 +70,13 @@ class WorkerBackend(Protocol):
         ...
 
     async def fail(
-        self, job_id: UUID, lease_id: UUID, error: str, retryable: bool, worker_id: str
+        self,
+        job_id: UUID,
+        lease_id: UUID,
+        error: str,
+        retryable: bool,
+        worker_id: str,
+        detail: str | None = None,
     ) -> None: ...
 
     async def release(self, job_id: UUID, lease_id: UUID, worker_id: str) -> None: ...

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from conveyor import logs
-from conveyor.domain.jobs import ERROR_MAX_CHARS
+from conveyor.domain.jobs import ERROR_DETAIL_MAX_CHARS, ERROR_MAX_CHARS
 from conveyor.serialization import dumps
 from conveyor.worker.backend import BackendUnavailable, LeaseGone, ReportRejected
 from conveyor.worker.completer import CompletionBatcher
@@ -103,7 +104,10 @@ class JobExecutor:
                 return
             except Exception as error:
                 log.exception("job %s (%s) raised", run.job.id, run.job.type)
-                await self.report_failure(run, f"{type(error).__name__}: {error}", True)
+                detail = "".join(traceback.format_exception(error))
+                await self.report_failure(
+                    run, f"{type(error).__name__}: {error}", True, detail=detail
+                )
                 return
             try:
                 size = len(dumps(result))
@@ -114,12 +118,17 @@ class JobExecutor:
         finally:
             logs.job_id.reset(token)
 
-    async def report_failure(self, run: JobRun, error: str, retryable: bool) -> None:
+    async def report_failure(
+        self, run: JobRun, error: str, retryable: bool, *, detail: str | None = None
+    ) -> None:
+        """Fail the job's attempt; `detail` (a traceback) goes with it, its end kept."""
         error = storable_text(error, ERROR_MAX_CHARS)
+        if detail is not None:
+            detail = storable_text(detail[-ERROR_DETAIL_MAX_CHARS:], ERROR_DETAIL_MAX_CHARS)
         try:
             await run.report(
                 lambda backend: backend.fail(
-                    run.job.id, run.job.lease_id, error, retryable, run.worker_id
+                    run.job.id, run.job.lease_id, error, retryable, run.worker_id, detail
                 )
             )
             self._stats.failed += 1

@@ -96,7 +96,13 @@ class ServiceBackend:
         return [None if o.error is None else translate(o.error) for o in outcomes]
 
     async def fail(
-        self, job_id: UUID, lease_id: UUID, error: str, retryable: bool, worker_id: str
+        self,
+        job_id: UUID,
+        lease_id: UUID,
+        error: str,
+        retryable: bool,
+        worker_id: str,
+        detail: str | None = None,
     ) -> None:
         await _call(
             self._service.fail_job(
@@ -106,6 +112,7 @@ class ServiceBackend:
                 error,
                 retryable=retryable,
                 actor=worker_actor(worker_id),
+                detail=detail,
             )
         )
 

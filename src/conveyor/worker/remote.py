@@ -149,13 +149,24 @@ class HttpBackend:
         return outcomes
 
     async def fail(
-        self, job_id: UUID, lease_id: UUID, error: str, retryable: bool, worker_id: str
+        self,
+        job_id: UUID,
+        lease_id: UUID,
+        error: str,
+        retryable: bool,
+        worker_id: str,
+        detail: str | None = None,
     ) -> None:
         await self._request(
             "POST",
             f"/jobs/{job_id}/fail",
             worker_id,
-            json={"lease_id": str(lease_id), "error": error, "retryable": retryable},
+            json={
+                "lease_id": str(lease_id),
+                "error": error,
+                "error_detail": detail,
+                "retryable": retryable,
+            },
         )
 
     async def release(self, job_id: UUID, lease_id: UUID, worker_id: str) -> None:

@@ -105,6 +105,10 @@ async def list_jobs(
     principal: Reader,
     status: Annotated[list[JobStatus] | None, Query(description="repeatable")] = None,
     type: Annotated[str | None, Query(pattern=r"^[a-z0-9_.:-]{1,100}$")] = None,
+    type_prefix: Annotated[
+        str | None,
+        Query(pattern=r"^[a-z0-9_.:-]{1,100}$", description="types that begin with this"),
+    ] = None,
     agent_task_id: Annotated[SafeText | None, Query(max_length=200)] = None,
     q: Annotated[
         str | None,
@@ -114,7 +118,11 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
 ) -> Response:
     job_filter = JobFilter(
-        statuses=frozenset(status or ()), type=type, agent_task_id=agent_task_id, id_contains=q
+        statuses=frozenset(status or ()),
+        type=type,
+        type_prefix=type_prefix,
+        agent_task_id=agent_task_id,
+        id_contains=q,
     )
     found = await ctx.jobs.list_jobs(principal.workspace.id, job_filter, page=page, limit=limit)
     return json_response(

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from conveyor.api.dependencies import Context, authorized
 from conveyor.api.responses import json_response
 from conveyor.domain.jobs import JobStatus
 from conveyor.domain.workspaces import Permission
+from conveyor.service.stats import unserved_types
 from conveyor.service.workspaces import Principal
 
 router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["stats"])
@@ -36,6 +37,15 @@ class WorkerOut(BaseModel):
     first_seen_at: datetime
     last_seen_at: datetime
     running: int
+    types: list[str] | None = Field(description="the job types it claims; null: any type")
+    state: Literal["active", "stopped"] = Field(
+        description="stopped: not seen for longer than its lease or claim wait allow"
+    )
+
+
+class UnservedTypeOut(BaseModel):
+    type: str
+    queued: int
 
 
 class StatsOut(BaseModel):
@@ -43,6 +53,9 @@ class StatsOut(BaseModel):
     by_status: dict[str, int]
     throughput: list[MinuteOut]
     workers: list[WorkerOut]
+    unserved_types: list[UnservedTypeOut] = Field(
+        description="types with queued jobs that no active worker serves"
+    )
     oldest_queued_at: datetime | None
     oldest_queued_age_seconds: float | None
 
@@ -78,8 +91,14 @@ async def stats(
                     "first_seen_at": worker.first_seen_at,
                     "last_seen_at": worker.last_seen_at,
                     "running": worker.running,
+                    "types": None if worker.types is None else list(worker.types),
+                    "state": "active" if worker.active else "stopped",
                 }
                 for worker in overview.workers
+            ],
+            "unserved_types": [
+                {"type": unserved.type, "queued": unserved.queued}
+                for unserved in unserved_types(overview)
             ],
             "oldest_queued_at": oldest,
             "oldest_queued_age_seconds": (

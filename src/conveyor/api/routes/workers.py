@@ -316,6 +316,7 @@ async def fail(
         body.error,
         retryable=body.retryable,
         actor=reporter_actor(principal, worker),
+        detail=body.error_detail,
     )
     return json_response(job_json(job))
 

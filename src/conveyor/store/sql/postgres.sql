@@ -112,14 +112,15 @@ AND type = ANY(:types);
 
 -- name: complete_jobs
 -- A batch of completions: each job whose lease is still the one given (its status one
--- the table lets complete) is completed with its job.completed event.
+-- the table lets complete) is completed with its job.completed event, setting what the
+-- domain's decide_completion sets ({completed_values}).
 WITH input AS (
     SELECT * FROM jsonb_to_recordset(:completions::jsonb)
         AS c(id uuid, lease_id uuid, result jsonb)
 ), done AS (
-    UPDATE jobs SET status = {completed_status}, result = input.result, error = NULL,
-        progress_percent = 100, lease_expires_at = NULL, completed_at = now(),
-        updated_at = now(), version = version + 1, last_event_seq = last_event_seq + 1
+    UPDATE jobs SET status = {completed_status}, result = input.result, {completed_values},
+        completed_at = now(), updated_at = now(), version = version + 1,
+        last_event_seq = last_event_seq + 1
     FROM input
     WHERE jobs.id = input.id AND jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id
         AND {completable:jobs}

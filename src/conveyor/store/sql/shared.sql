@@ -152,7 +152,16 @@ DELETE FROM sessions WHERE token_hash = :hash OR expires_at < conveyor_now();
 -- ---------------------------------------------------------------------------------------
 -- What the overview and the metrics show
 
--- name: record_worker_seen
+-- name: record_worker_claiming
+-- A worker asking for work says which types it serves (:types, a JSON array, or NULL for
+-- any) and how long it may go unseen before it counts as stopped.
+INSERT INTO workers (workspace_id, worker_id, first_seen_at, last_seen_at, types,
+    stale_after_seconds)
+VALUES (:ws, :worker_id, conveyor_now(), conveyor_now(), :types, :stale_after)
+ON CONFLICT (workspace_id, worker_id) DO UPDATE SET last_seen_at = conveyor_now(),
+    types = :types, stale_after_seconds = :stale_after;
+
+-- name: record_worker_heartbeat
 INSERT INTO workers (workspace_id, worker_id, first_seen_at, last_seen_at)
 VALUES (:ws, :worker_id, conveyor_now(), conveyor_now())
 ON CONFLICT (workspace_id, worker_id) DO UPDATE SET last_seen_at = conveyor_now();
@@ -170,7 +179,9 @@ SELECT type, status, count(*) AS n FROM jobs WHERE workspace_id = :ws
 GROUP BY type, status ORDER BY type, status;
 
 -- name: workers_seen
-SELECT w.worker_id, w.first_seen_at, w.last_seen_at,
+-- Stopped: not seen for longer than the worker said it could go unseen.
+SELECT w.worker_id, w.first_seen_at, w.last_seen_at, w.types,
+    w.last_seen_at > conveyor_after(-w.stale_after_seconds) AS active,
     (SELECT count(*) FROM jobs j WHERE j.workspace_id = w.workspace_id
         AND j.worker_id = w.worker_id AND {leased:j}) AS running
 FROM workers w WHERE w.workspace_id = :ws AND w.last_seen_at > conveyor_after(:window)

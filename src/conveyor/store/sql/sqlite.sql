@@ -44,9 +44,9 @@ AND type IN (SELECT value FROM json_each(:types));
 -- name: complete_job
 -- One completion of a batch, guarded by its lease and by the statuses the table lets
 -- complete.
-UPDATE jobs SET status = {completed_status}, result = :result, error = NULL, progress_percent = 100,
-    lease_expires_at = NULL, completed_at = conveyor_now(), updated_at = conveyor_now(),
-    version = version + 1, last_event_seq = last_event_seq + 1
+UPDATE jobs SET status = {completed_status}, result = :result, {completed_values},
+    completed_at = conveyor_now(), updated_at = conveyor_now(), version = version + 1,
+    last_event_seq = last_event_seq + 1
 WHERE id = :job_id AND workspace_id = :ws AND lease_id = :lease_id AND {completable}
 RETURNING {job_columns};
 
