@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.cli.helpers import conveyor
+from tests.support.server import RunningServer
 
 HANDLERS = ("--handlers", "tests.worker.handlers_for_tests:handlers")
 
@@ -25,3 +26,20 @@ async def test_worker_needs_exactly_one_readable_key(tmp_path: Path) -> None:
         "worker", *HANDLERS, env={"CONVEYOR_API_KEY_FILE": str(missing)}, cwd=tmp_path
     )
     assert (ran.code, "cannot read the key file" in ran.err) == (1, True), ran.output
+
+
+async def test_a_worker_whose_key_is_refused_stops_with_one_clear_line(
+    server: RunningServer, keys: dict[str, str], tmp_path: Path
+) -> None:
+    """A revoked or unknown key (401) or one without the right to claim (403) cannot
+    come good by retrying: the worker exits non-zero and says so."""
+    unknown = tmp_path / "unknown.key"
+    unknown.write_text("cvk_" + "0" * 32 + "_not-a-real-secret\n")
+    ran = await conveyor("worker", "--url", server.url, "--key-file", str(unknown), *HANDLERS)
+    assert ran.code == 1, ran.output
+    assert "refused this worker's key (401)" in ran.err, ran.output
+    client_key = tmp_path / "client.key"
+    client_key.write_text(keys["client"] + "\n")
+    ran = await conveyor("worker", "--url", server.url, "--key-file", str(client_key), *HANDLERS)
+    assert (ran.code, "refused this worker's key (403)" in ran.err) == (1, True), ran.output
+    assert "HTTP Request:" not in ran.output, "no log line per HTTP request"
