@@ -1,0 +1,100 @@
+"""The named queries: one home per statement, composed from parts, guards from the table."""
+
+from __future__ import annotations
+
+import inspect
+from importlib import resources
+
+import pytest
+
+from conveyor.domain.jobs import CLAIMABLE_STATUS, JobStatus, sources_for
+from conveyor.store.jobs import JobStore, SharedJobStatements
+from conveyor.store.postgres_jobs import PostgresJobStore
+from conveyor.store.queries import Queries, parse_queries, queries_for, status_condition
+from conveyor.store.sqlite_jobs import SqliteJobStore
+
+STORES = (PostgresJobStore, SqliteJobStore)
+
+
+def test_both_dialects_load_and_define_what_the_other_does() -> None:
+    postgres, sqlite = queries_for("postgresql"), queries_for("sqlite")
+    # What only one database runs, and why: PostgreSQL's one-statement batches and its
+    # transaction horizon; SQLite's one-row statements run in a batch on its thread.
+    only_postgres = {
+        "insert_jobs",
+        "skip_known_idempotency_keys",
+        "answer_creation_time",
+        "answer_inserted_jobs",
+        "complete_jobs",
+        "apply_change_with_events",
+        "foreign_events_exist",
+        "adopt_all_events",
+        "take_adoption_lock",
+        "no_statement_timeout",
+        "events_in_ranges",
+    }
+    only_sqlite = {"insert_job", "complete_job", "events_in_range"}
+    assert postgres.names - sqlite.names == only_postgres
+    assert sqlite.names - postgres.names == only_sqlite
+
+
+def test_a_name_is_defined_once_and_parts_are_all_or_nothing() -> None:
+    with pytest.raises(ValueError, match="defined twice"):
+        parse_queries("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;\n", "test.sql")
+    [query] = parse_queries(
+        "-- name: pick\n-- a note, not sent\nSELECT {job_columns:j} FROM jobs j WHERE {where}\n",
+        "test.sql",
+    ).values()
+    assert query.parts == {"where"}
+    assert "a note" not in query.template
+    assert query.template.startswith("SELECT j.id, j.workspace_id, j.type, j.status")
+    assert query.compose(where="j.id = :id").endswith("WHERE j.id = :id")
+    with pytest.raises(ValueError, match="takes parts"):
+        query.compose()
+    with pytest.raises(ValueError, match="needs its parts"):
+        _ = query.sql
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_hot_path_guards_come_from_the_transition_table(dialect: str) -> None:
+    queries = Queries(dialect)  # type: ignore[arg-type]
+    assert status_condition([CLAIMABLE_STATUS]) in queries["claim_jobs"].template
+    completable = sources_for(JobStatus.COMPLETED)
+    if dialect == "postgresql":
+        assert status_condition(completable, "jobs.status") in queries["complete_jobs"].template
+    else:
+        assert status_condition(completable) in queries["complete_job"].template
+
+
+# Where a status may be written out in a query file: the statuses a creation stores and
+# the events it writes for them (decide_creation_events), and throughput by final status.
+STATUS_WRITTEN_OUT_IN = {"insert_jobs", "throughput_by_minute"}
+
+
+@pytest.mark.parametrize("file_name", ["shared.sql", "postgres.sql", "sqlite.sql"])
+def test_no_query_file_restates_a_status(file_name: str) -> None:
+    text = resources.files("conveyor.store").joinpath("sql", file_name).read_text("utf-8")
+    for block in text.split("-- name: ")[1:]:
+        name, _, body = block.partition("\n")
+        sql = "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--"))
+        if name.strip() in STATUS_WRITTEN_OUT_IN:
+            continue
+        for status in JobStatus:
+            assert f"'{status.value}'" not in sql, f"{file_name}: {name} restates {status}"
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_each_store_is_a_complete_job_store_that_overrides_nothing_it_shares(
+    store: type[SharedJobStatements],
+) -> None:
+    wanted = {
+        name for name, member in inspect.getmembers(JobStore) if inspect.iscoroutinefunction(member)
+    }
+    assert wanted <= {name for name, _ in inspect.getmembers(store)}, "incomplete store"
+    shared = {
+        name
+        for name, member in vars(SharedJobStatements).items()
+        if callable(member) and not name.startswith("__")
+    }
+    overridden = shared & set(vars(store))
+    assert overridden == set(), f"{store.__name__} overrides what it shares: {overridden}"
