@@ -208,3 +208,19 @@ async def test_health_and_docs(server: object) -> None:
         for asset in ("/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"):
             assert asset in docs.text
             assert (await http.get(asset)).status_code == 200, f"{asset} is not served"
+
+
+async def test_a_job_keeps_its_concurrency_key_and_timeout(client: httpx.AsyncClient) -> None:
+    one = await create(client, concurrency_key="customer-42", timeout_seconds=30)
+    assert (one["concurrency_key"], one["timeout_seconds"]) == ("customer-42", 30)
+    batch = await client.post(
+        "/jobs/batch",
+        json={"jobs": [{"type": "a", "concurrency_key": "openai"}, {"type": "a"}] * 2},
+    )
+    assert [job["concurrency_key"] for job in batch.json()["data"]] == ["openai", None] * 2
+    read = (await client.get(f"/jobs/{one['id']}")).json()
+    assert (read["concurrency_key"], read["timeout_seconds"]) == ("customer-42", 30)
+    for bad in ({"concurrency_key": ""}, {"concurrency_key": "x" * 201}, {"timeout_seconds": 0}):
+        refused = await client.post("/jobs", json={"type": "a", **bad})
+        assert refused.status_code == 422, bad
+        assert refused.json()["errors"][0]["field"] == next(iter(bad))

@@ -410,4 +410,5 @@ async def test_a_brief_claim_answers_what_the_stored_job_says(
             stored.lease_expires_at,
             stored.run_at,
             stored.started_at,
+            stored.timeout_seconds,
         )

@@ -18,6 +18,7 @@ from conveyor.domain.events import EVENT_TYPE_MAX_LENGTH, Event
 from conveyor.domain.jobs import (
     AGENT_TASK_ID_MAX_LENGTH,
     CLAIM_LIMIT_OVER_HTTP,
+    CONCURRENCY_KEY_MAX_LENGTH,
     DEFAULT_RETRY_BACKOFF_MAX_SECONDS,
     DEFAULT_RETRY_BACKOFF_SECONDS,
     ERROR_DETAIL_MAX_CHARS,
@@ -28,6 +29,7 @@ from conveyor.domain.jobs import (
     PRIORITY_MAX,
     PRIORITY_MIN,
     RETRY_BACKOFF_LIMIT_SECONDS,
+    TIMEOUT_LIMIT_SECONDS,
     Job,
     JobStatus,
 )
@@ -82,6 +84,18 @@ class CreateJobIn(Strict):
     )
     retry_backoff_max_seconds: float = Field(
         DEFAULT_RETRY_BACKOFF_MAX_SECONDS, ge=0, le=RETRY_BACKOFF_LIMIT_SECONDS
+    )
+    concurrency_key: SafeText | None = Field(
+        None,
+        min_length=1,
+        max_length=CONCURRENCY_KEY_MAX_LENGTH,
+        description="the limit (a customer, a model API…) this job counts against",
+    )
+    timeout_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=TIMEOUT_LIMIT_SECONDS,
+        description="how long one attempt may run before it fails as timed out",
     )
 
 
@@ -197,6 +211,8 @@ class JobOut(BaseModel):
     result: Any
     error: str | None
     error_detail: str | None = None
+    concurrency_key: str | None = None
+    timeout_seconds: float | None = None
     progress_percent: int
     agent_task_id: str | None
     attempt: int
@@ -313,6 +329,8 @@ def job_json(job: Job) -> dict[str, Any]:
         "result": job.result,
         "error": job.error,
         "error_detail": job.error_detail,
+        "concurrency_key": job.concurrency_key,
+        "timeout_seconds": job.timeout_seconds,
         "progress_percent": job.progress_percent,
         "agent_task_id": job.agent_task_id,
         "attempt": job.attempt,

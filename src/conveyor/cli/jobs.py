@@ -62,6 +62,16 @@ def follow_to_the_end(
 @click.option("--idempotency-key", default=None)
 @click.option("--hold", is_flag=True, default=None, help="create PENDING (not claimable yet)")
 @click.option(
+    "--concurrency-key", default=None, help="the limit it counts against (a customer, an API…)"
+)
+@click.option(
+    "--timeout",
+    "timeout_seconds",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="seconds one attempt may run",
+)
+@click.option(
     "--watch", is_flag=True, help="then follow it live until it ends (exit codes as `watch`)"
 )
 @click.option("--quiet", "-q", is_flag=True, help="print only the job's id")

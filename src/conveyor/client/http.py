@@ -97,6 +97,8 @@ def job_body(
     hold: bool | None = None,
     retry_backoff_seconds: float | None = None,
     retry_backoff_max_seconds: float | None = None,
+    concurrency_key: str | None = None,
+    timeout_seconds: float | None = None,
 ) -> JSON:
     """The body of a create request; options left out take the server's defaults."""
     body: JSON = {"type": job_type, "payload": {} if payload is None else payload}
@@ -109,6 +111,8 @@ def job_body(
         "hold": hold,
         "retry_backoff_seconds": retry_backoff_seconds,
         "retry_backoff_max_seconds": retry_backoff_max_seconds,
+        "concurrency_key": concurrency_key,
+        "timeout_seconds": timeout_seconds,
     }
     body.update({name: value for name, value in options.items() if value is not None})
     return body

@@ -61,6 +61,8 @@ PRIORITY_DEFAULT: Final = 5
 MAX_ATTEMPTS_LIMIT: Final = 100
 AGENT_TASK_ID_MAX_LENGTH: Final = 200
 IDEMPOTENCY_KEY_MAX_LENGTH: Final = 200
+CONCURRENCY_KEY_MAX_LENGTH: Final = 200
+TIMEOUT_LIMIT_SECONDS: Final = 7 * 24 * 3600.0
 ERROR_MAX_CHARS: Final = 16 * 1024
 ERROR_DETAIL_MAX_CHARS: Final = 64 * 1024
 """A failure's detail (a traceback) is kept to its last this many characters: the end of
@@ -88,6 +90,10 @@ class JobSpec:
     retry_backoff_seconds: float = DEFAULT_RETRY_BACKOFF_SECONDS
     retry_backoff_max_seconds: float = DEFAULT_RETRY_BACKOFF_MAX_SECONDS
     retry_of: UUID | None = None
+    concurrency_key: str | None = None
+    """The limit (a customer, a model API…) this job counts against, besides `type:<type>`."""
+    timeout_seconds: float | None = None
+    """How long one attempt may run before it is cancelled and fails; None: no limit."""
 
     def validate(self) -> None:
         if not JOB_TYPE_PATTERN.match(self.type):
@@ -116,6 +122,16 @@ class JobSpec:
             raise InvalidInput("retry_backoff_max_seconds", "must be at most 7 days")
         if self.run_at is not None and self.run_at.tzinfo is None:
             raise InvalidInput("run_at", "must carry a time zone")
+        if self.concurrency_key is not None and not (
+            0 < len(self.concurrency_key) <= CONCURRENCY_KEY_MAX_LENGTH
+        ):
+            raise InvalidInput(
+                "concurrency_key", f"must be 1..{CONCURRENCY_KEY_MAX_LENGTH} characters"
+            )
+        if self.timeout_seconds is not None and not (
+            0 < self.timeout_seconds <= TIMEOUT_LIMIT_SECONDS
+        ):
+            raise InvalidInput("timeout_seconds", "must be more than 0 and at most 7 days")
 
 
 class Job(NamedTuple):
@@ -151,6 +167,8 @@ class Job(NamedTuple):
     last_event_seq: int
     error_detail: str | None
     """What the worker said of its last failure beyond `error`: a traceback, say."""
+    concurrency_key: str | None
+    timeout_seconds: float | None
 
 
 class Completion(NamedTuple):
@@ -190,6 +208,8 @@ class ClaimedJob(NamedTuple):
     lease_expires_at: datetime | None
     run_at: datetime | None = None
     started_at: datetime | None = None
+    timeout_seconds: float | None = None
+    """How long this attempt may run (the worker cancels its handler after it)."""
 
 
 class CompletedJob(NamedTuple):

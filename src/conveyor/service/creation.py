@@ -38,7 +38,7 @@ class JobCreation(JobServiceCore):
             where = "" if len(specs) == 1 else f"jobs.{index}."
             spec.validate()
             validate_json(spec.payload, f"{where}payload", self.limits)
-            for name in ("agent_task_id", "idempotency_key"):
+            for name in ("agent_task_id", "idempotency_key", "concurrency_key"):
                 text = getattr(spec, name)
                 if text is not None:
                     validate_text(text, f"{where}{name}")
@@ -78,5 +78,7 @@ class JobCreation(JobServiceCore):
             retry_backoff_seconds=old.retry_backoff_seconds,
             retry_backoff_max_seconds=old.retry_backoff_max_seconds,
             retry_of=old.id,
+            concurrency_key=old.concurrency_key,
+            timeout_seconds=old.timeout_seconds,
         )
         return await self.create_job(workspace_id, spec, actor)

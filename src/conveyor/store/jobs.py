@@ -87,6 +87,8 @@ class NewJob:
             1,  # version
             1 if spec.hold else 2,  # last_event_seq: job.created, and job.queued unless held
             None,  # error_detail
+            spec.concurrency_key,
+            spec.timeout_seconds,
         )
 
 

@@ -88,6 +88,8 @@ class PostgresJobStore(SharedJobStatements):
             ("retry_ofs", "retry_of", [spec.retry_of for spec in specs]),
             ("backoffs", "backoff", [spec.retry_backoff_seconds for spec in specs]),
             ("backoff_maxes", "backoff_max", [spec.retry_backoff_max_seconds for spec in specs]),
+            ("concurrency_keys", "concurrency_key", [spec.concurrency_key for spec in specs]),
+            ("timeouts", "timeout_seconds", [spec.timeout_seconds for spec in specs]),
         ):
             params[each], params[shared] = _column(values)
         # Jobs of one type, priority and origin have the same job.created payload: sent

@@ -51,6 +51,7 @@ def _claimed(job: Job) -> ClaimedJob:
         job.lease_expires_at,
         job.run_at,
         job.started_at,
+        job.timeout_seconds,
     )
 
 

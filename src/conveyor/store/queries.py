@@ -64,6 +64,8 @@ JOB_COLUMNS: Final = (
     "version",
     "last_event_seq",
     "error_detail",
+    "concurrency_key",
+    "timeout_seconds",
 )
 """In the order of `Job`'s fields (PostgreSQL decodes jobs by position)."""
 STEP_COLUMNS: Final = (

@@ -50,6 +50,8 @@ class Rows:
             version=row["version"],
             last_event_seq=row["last_event_seq"],
             error_detail=row["error_detail"],
+            concurrency_key=row["concurrency_key"],
+            timeout_seconds=row["timeout_seconds"],
         )
 
     @staticmethod

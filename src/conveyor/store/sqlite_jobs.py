@@ -53,6 +53,8 @@ def _job_values(workspace_id: UUID, new_job: NewJob) -> dict[str, Any]:
         "retry_of": spec.retry_of,
         "retry_backoff_seconds": spec.retry_backoff_seconds,
         "retry_backoff_max_seconds": spec.retry_backoff_max_seconds,
+        "concurrency_key": spec.concurrency_key,
+        "timeout_seconds": spec.timeout_seconds,
         "event_count": 1 if spec.hold else 2,
     }
 

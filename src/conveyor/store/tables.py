@@ -136,6 +136,8 @@ jobs = sa.Table(
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("last_event_seq", sa.Integer(), nullable=False),
     sa.Column("last_step_ordinal", sa.Integer(), nullable=False),
+    sa.Column("concurrency_key", sa.String(200), nullable=True),
+    sa.Column("timeout_seconds", sa.Float(), nullable=True),
     _one_of("status", JOB_STATUSES, "ck_jobs_status"),
     sa.CheckConstraint("priority BETWEEN 1 AND 10", name="ck_jobs_priority"),
     sa.CheckConstraint("progress_percent BETWEEN 0 AND 100", name="ck_jobs_progress"),

@@ -56,6 +56,7 @@ def claimed(body: dict[str, Any]) -> ClaimedJob:
         lease_expires_at=_optional_time(body.get("lease_expires_at")),
         run_at=_optional_time(body.get("run_at")),
         started_at=_optional_time(body.get("started_at")),
+        timeout_seconds=body.get("timeout_seconds"),
     )
 
 

@@ -63,6 +63,8 @@ def spec_from(body: CreateJobIn) -> JobSpec:
         hold=body.hold,
         retry_backoff_seconds=body.retry_backoff_seconds,
         retry_backoff_max_seconds=body.retry_backoff_max_seconds,
+        concurrency_key=body.concurrency_key,
+        timeout_seconds=body.timeout_seconds,
     )
 
 

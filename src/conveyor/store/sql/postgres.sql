@@ -25,11 +25,12 @@ WITH inserted AS (
         progress_percent, agent_task_id, attempt, max_attempts, run_at, idempotency_key,
         worker_id, lease_id, lease_expires_at, retry_of, retry_backoff_seconds,
         retry_backoff_max_seconds, created_at, started_at, completed_at, updated_at,
-        version, last_event_seq, last_step_ordinal)
+        version, last_event_seq, last_step_ordinal, concurrency_key, timeout_seconds)
     SELECT j.id, :ws, j.type, j.status, j.priority, j.payload::jsonb, NULL, NULL, 0,
         j.agent_task_id, 1, j.max_attempts, COALESCE(j.run_at, now()), j.idempotency_key,
         NULL, NULL, NULL, j.retry_of, j.backoff, j.backoff_max, now(), NULL, NULL, now(), 1,
-        CASE WHEN j.status = 'QUEUED' THEN 2 ELSE 1 END, 0
+        CASE WHEN j.status = 'QUEUED' THEN 2 ELSE 1 END, 0, j.concurrency_key,
+        j.timeout_seconds
     FROM (
         SELECT j.id, COALESCE(j.type, :type::text) AS type,
             COALESCE(j.status, :status::text) AS status,
@@ -41,13 +42,16 @@ WITH inserted AS (
             COALESCE(j.idempotency_key, :key::text) AS idempotency_key,
             COALESCE(j.retry_of, :retry_of::uuid) AS retry_of,
             COALESCE(j.backoff, :backoff::float8) AS backoff,
-            COALESCE(j.backoff_max, :backoff_max::float8) AS backoff_max
+            COALESCE(j.backoff_max, :backoff_max::float8) AS backoff_max,
+            COALESCE(j.concurrency_key, :concurrency_key::text) AS concurrency_key,
+            COALESCE(j.timeout_seconds, :timeout_seconds::float8) AS timeout_seconds
         FROM unnest(:ids::uuid[], :types::text[], :statuses::text[], :priorities::smallint[],
             :payloads::text[], :agent_task_ids::text[], :max_attempts_each::int[],
             :run_ats::timestamptz[], :keys::text[], :retry_ofs::uuid[], :backoffs::float8[],
-            :backoff_maxes::float8[])
+            :backoff_maxes::float8[], :concurrency_keys::text[], :timeouts::float8[])
             AS j(id, type, status, priority, payload, agent_task_id, max_attempts, run_at,
-                idempotency_key, retry_of, backoff, backoff_max)
+                idempotency_key, retry_of, backoff, backoff_max, concurrency_key,
+                timeout_seconds)
     ) j
     {on_conflict}
     RETURNING id, type, status, priority, retry_of, run_at, created_at

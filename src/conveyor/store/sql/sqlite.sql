@@ -12,11 +12,11 @@ INSERT INTO jobs (id, workspace_id, type, status, priority, payload, result, err
     progress_percent, agent_task_id, attempt, max_attempts, run_at, idempotency_key,
     worker_id, lease_id, lease_expires_at, retry_of, retry_backoff_seconds,
     retry_backoff_max_seconds, created_at, started_at, completed_at, updated_at, version,
-    last_event_seq, last_step_ordinal)
+    last_event_seq, last_step_ordinal, concurrency_key, timeout_seconds)
 VALUES (:id, :ws, :type, :status, :priority, :payload, NULL, NULL, 0, :agent_task_id, 1,
     :max_attempts, COALESCE(:run_at, conveyor_now()), :idempotency_key, NULL, NULL, NULL,
     :retry_of, :retry_backoff_seconds, :retry_backoff_max_seconds, conveyor_now(), NULL,
-    NULL, conveyor_now(), 1, :event_count, 0)
+    NULL, conveyor_now(), 1, :event_count, 0, :concurrency_key, :timeout_seconds)
 ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING {job_columns};
 
