@@ -23,8 +23,9 @@ class Settings:
     """`module:object` handler registries the in-process workers load."""
     allow_command_jobs: bool = False
     """Let workers run the built-in `command` job type (it runs programs)."""
-    worker_workspace: str = "default"
-    """The workspace whose jobs the in-process workers claim."""
+    worker_workspace: str = ""
+    """The workspace whose jobs the in-process workers claim; empty: every workspace (in
+    fair turns, by weight)."""
     worker_lease_seconds: float = 30.0
     shutdown_grace_seconds: float = 30.0
     """How long stopping workers wait for running jobs before handing them back."""

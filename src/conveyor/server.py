@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -16,7 +17,9 @@ from conveyor.bus.hub import EventHub
 from conveyor.bus.postgres import PostgresListener
 from conveyor.bus.work import WorkSignal
 from conveyor.config import Settings
+from conveyor.domain import events
 from conveyor.domain.errors import AlreadyExists, ConveyorError, TransientDatabaseError, Unavailable
+from conveyor.domain.events import Event
 from conveyor.domain.limits import JsonLimits
 from conveyor.metrics import Metrics
 from conveyor.service.jobs import JobService
@@ -32,6 +35,18 @@ from conveyor.worker.options import WorkerOptions, default_worker_id
 from conveyor.worker.runner import Worker
 
 log = logging.getLogger("conveyor.server")
+
+ROOM_EVENTS = frozenset(
+    {
+        events.JOB_COMPLETED,
+        events.JOB_FAILED,
+        events.JOB_CANCELLED,
+        events.JOB_LEASE_EXPIRED,
+        events.JOB_RELEASED,
+        events.JOB_RETRYING,
+    }
+)
+"""Events of a job leaving RUNNING: room may have appeared under its limits."""
 
 
 class SchemaOutOfDate(ConveyorError):
@@ -95,7 +110,15 @@ class Runtime:
         work_signal = WorkSignal()
         if url.kind == "sqlite":
             hub = EventHub(capacity=settings.sse_buffer_events)
-            store.jobs.on_committed = hub.deliver
+
+            def committed(written: Sequence[Event]) -> None:
+                hub.deliver(written)
+                # A job that left RUNNING may have made room under a limit (on PostgreSQL a
+                # trigger announces it).
+                for workspace_id in {e.workspace_id for e in written if e.type in ROOM_EVENTS}:
+                    work_signal.notify(workspace_id)
+
+            store.jobs.on_committed = committed
         else:
             hub = EventHub(
                 fetch_ranges=store.jobs.events_in_ranges,
@@ -154,13 +177,16 @@ class Runtime:
             handlers.merge(load_handlers(reference))
         if self.settings.allow_command_jobs:
             register_command_jobs(handlers)
-        workspace = await self.store.workspaces.get_workspace(self.settings.worker_workspace)
-        if workspace is None:
-            with contextlib.suppress(AlreadyExists):
-                await self.workspaces.create_workspace(self.settings.worker_workspace)
-            workspace = await self.workspaces.get_workspace(self.settings.worker_workspace)
+        scope = None  # every workspace
+        if named := self.settings.worker_workspace:
+            workspace = await self.store.workspaces.get_workspace(named)
+            if workspace is None:
+                with contextlib.suppress(AlreadyExists):
+                    await self.workspaces.create_workspace(named)
+                workspace = await self.workspaces.get_workspace(named)
+            scope = workspace.id
         self.worker = Worker(
-            ServiceBackend(self.jobs, workspace.id),
+            ServiceBackend(self.jobs, scope),
             handlers,
             WorkerOptions(
                 concurrency=self.settings.workers,

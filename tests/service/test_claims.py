@@ -411,4 +411,5 @@ async def test_a_brief_claim_answers_what_the_stored_job_says(
             stored.run_at,
             stored.started_at,
             stored.timeout_seconds,
+            stored.workspace_id,
         )

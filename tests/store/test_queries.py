@@ -21,6 +21,9 @@ def test_both_dialects_load_and_define_what_the_other_does() -> None:
     # What only one database runs, and why: PostgreSQL's one-statement batches and its
     # transaction horizon; SQLite's one-row statements run in a batch on its thread.
     only_postgres = {
+        "group_picks",
+        "claim_groups",
+        "take_claim_locks",
         "insert_jobs",
         "skip_known_idempotency_keys",
         "answer_creation_time",
@@ -33,7 +36,14 @@ def test_both_dialects_load_and_define_what_the_other_does() -> None:
         "no_statement_timeout",
         "events_in_ranges",
     }
-    only_sqlite = {"insert_job", "complete_job", "events_in_range"}
+    only_sqlite = {
+        "insert_job",
+        "claim_group",
+        "pick_group",
+        "record_start",
+        "complete_job",
+        "events_in_range",
+    }
     assert postgres.names - sqlite.names == only_postgres
     assert sqlite.names - postgres.names == only_sqlite
 
@@ -58,7 +68,8 @@ def test_a_name_is_defined_once_and_parts_are_all_or_nothing() -> None:
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
 def test_hot_path_guards_come_from_the_transition_table(dialect: str) -> None:
     queries = Queries(dialect)  # type: ignore[arg-type]
-    assert status_condition([CLAIMABLE_STATUS]) in queries["claim_jobs"].template
+    claim = queries["group_picks" if dialect == "postgresql" else "claim_group"].template
+    assert status_condition([CLAIMABLE_STATUS]) in claim
     completable = sources_for(JobStatus.COMPLETED)
     if dialect == "postgresql":
         assert status_condition(completable, "jobs.status") in queries["complete_jobs"].template

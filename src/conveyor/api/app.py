@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(session.router)
     app.include_router(jobs.router)
     app.include_router(workers.router)
+    app.include_router(workers.instance_router)
     app.include_router(streams.router)
     app.include_router(stats.router)
     app.include_router(keys.router)

@@ -16,7 +16,7 @@ from conveyor.config import Settings
 from conveyor.domain.workspaces import Permission, Role, Workspace
 from conveyor.service.jobs import JobService
 from conveyor.service.stats import StatsService
-from conveyor.service.workspaces import Principal, WorkspaceService
+from conveyor.service.workspaces import Caller, InstanceKey, Principal, WorkspaceService
 from conveyor.store import Store
 
 LOCAL_KEY_ID = UUID(int=0)
@@ -73,7 +73,7 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def _caller(request: Request, ctx: ApiContext, reference: str) -> Principal:
+async def _caller(request: Request, ctx: ApiContext, reference: str) -> Caller:
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
@@ -106,7 +106,7 @@ async def _caller(request: Request, ctx: ApiContext, reference: str) -> Principa
     raise _unauthorized("send an API key (Authorization: Bearer <key>) or sign in")
 
 
-async def caller_still_valid(request: Request, ctx: ApiContext, principal: Principal) -> bool:
+async def caller_still_valid(request: Request, ctx: ApiContext, principal: Caller) -> bool:
     """Asked by long-lived streams at every ping: is the key (or session) they opened with
     still good? Answered from a cache at most a ping old, shared by all streams."""
     max_age = ctx.settings.sse_ping_seconds
@@ -129,7 +129,7 @@ def _presented_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def any_key(request: Request, ctx: Context) -> Principal:
+async def any_key(request: Request, ctx: Context) -> Caller:
     """The caller behind a valid key or session, whatever its workspace or role."""
     if (
         ctx.settings.insecure_local
@@ -142,23 +142,40 @@ async def any_key(request: Request, ctx: Context) -> Principal:
     return principal
 
 
+async def in_workspace(ctx: ApiContext, caller: Caller, reference: str) -> Principal:
+    """The caller acting in the workspace `reference` names: its own (another answers 404,
+    exactly as a missing one does), or any, for an instance key."""
+    if isinstance(caller, InstanceKey):
+        workspace = await ctx.workspaces.find_workspace(reference)
+        if workspace is None:
+            raise _workspace_not_found(reference)
+        return caller.in_workspace(workspace)
+    if not _names(reference, caller.workspace):
+        raise _workspace_not_found(reference)
+    return caller
+
+
+def forbidden(caller: Caller, permission: Permission) -> Problem:
+    kind = "an instance" if isinstance(caller, InstanceKey) else "a"
+    return Problem(
+        403,
+        "forbidden",
+        "Forbidden",
+        f"{kind} {caller.role.value} key may not {permission.value.replace('_', ' ')}",
+    )
+
+
 def authorized(permission: Permission) -> object:
     """A dependency: the caller's principal, if its key may do `permission` in the
     workspace named by the path. Another workspace answers 404 exactly as a missing one
     does, so a key never learns what exists outside its own workspace."""
 
     async def dependency(request: Request, ctx: Context, ws: WorkspaceRef) -> Principal:
-        principal = await _caller(request, ctx, ws)
-        request.state.key_id = str(principal.key_id)  # for the access log
-        if not _names(ws, principal.workspace):
-            raise _workspace_not_found(ws)
+        caller = await _caller(request, ctx, ws)
+        request.state.key_id = str(caller.key_id)  # for the access log
+        principal = await in_workspace(ctx, caller, ws)
         if not principal.can(permission):
-            raise Problem(
-                403,
-                "forbidden",
-                "Forbidden",
-                f"a {principal.role.value} key may not {permission.value.replace('_', ' ')}",
-            )
+            raise forbidden(caller, permission)
         return principal
 
     return Depends(dependency)

@@ -111,8 +111,18 @@ class RetryIn(Strict):
     idempotency_key: str | None = Field(None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX_LENGTH)
 
 
+WorkspaceName = Annotated[str, Field(min_length=1, max_length=63)]
+
+
 class ClaimIn(Strict):
     types: list[JOB_TYPE] | None = Field(None, max_length=100, description="None: any type")
+    workspaces: list[WorkspaceName] | None = Field(
+        None,
+        min_length=1,
+        max_length=1000,
+        description="POST /v1/claims: the workspaces (names or ids) to claim from; None: "
+        "every workspace the key may claim in",
+    )
     limit: int = Field(1, ge=1, le=CLAIM_LIMIT_OVER_HTTP)
     lease_seconds: LEASE_SECONDS = 30.0
     wait_seconds: float = Field(0.0, ge=0, le=60)
@@ -350,10 +360,12 @@ def job_json(job: Job) -> dict[str, Any]:
     }
 
 
-def claimed_job_json(job: Job) -> dict[str, Any]:
-    """Only the worker that claimed a job sees its lease id: it is the fencing token."""
+def claimed_job_json(job: Job, workspace: str | None = None) -> dict[str, Any]:
+    """Only the worker that claimed a job sees its lease id: it is the fencing token. A
+    claim says each job's workspace (`workspace_id`, and its name in `workspace`)."""
     body = job_json(job)
     body["lease_id"] = job.lease_id
+    body["workspace"] = workspace
     return body
 
 

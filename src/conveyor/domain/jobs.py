@@ -181,15 +181,17 @@ class Completion(NamedTuple):
 
 
 class ClaimRequest(NamedTuple):
-    """What a worker asks a claim for: up to `limit` jobs of `types` (any type if None),
-    each under a fresh lease of `lease_seconds` held by `worker_id`; `actor` is who the
-    jobs' `job.started` events name."""
+    """What a worker asks a claim for: up to `limit` jobs of `types` (any type if None)
+    from `workspaces` (every workspace if None), each under a fresh lease of
+    `lease_seconds` held by `worker_id`; `actor` is who the jobs' `job.started` events
+    name."""
 
     types: Sequence[str] | None
     limit: int
     lease_seconds: float
     worker_id: str
     actor: str
+    workspaces: Sequence[UUID] | None = None
 
 
 class ClaimedJob(NamedTuple):
@@ -210,6 +212,8 @@ class ClaimedJob(NamedTuple):
     started_at: datetime | None = None
     timeout_seconds: float | None = None
     """How long this attempt may run (the worker cancels its handler after it)."""
+    workspace_id: UUID | None = None
+    """Its workspace: where reports on it go (a worker may serve several)."""
 
 
 class CompletedJob(NamedTuple):

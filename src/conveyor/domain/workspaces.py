@@ -51,8 +51,23 @@ ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
 }
 
 
-def role_allows(role: Role, permission: Permission) -> bool:
-    return permission in ROLE_PERMISSIONS[role]
+INSTANCE_ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
+    # An instance worker claims from every workspace and reports on the jobs it holds:
+    # nothing else (it cannot create, list, read or cancel jobs, nor manage keys).
+    Role.WORKER: frozenset({Permission.CLAIM, Permission.REPORT}),
+    Role.ADMIN: frozenset(Permission),
+}
+"""What a key bound to no workspace may do, in every workspace."""
+
+
+def role_allows(role: Role, permission: Permission, *, instance: bool = False) -> bool:
+    allowed = INSTANCE_ROLE_PERMISSIONS if instance else ROLE_PERMISSIONS
+    return permission in allowed.get(role, frozenset())
+
+
+def validate_instance_role(role: Role) -> None:
+    if role not in INSTANCE_ROLE_PERMISSIONS:
+        raise InvalidInput("role", "an instance key is a worker or an admin key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +75,15 @@ class Workspace:
     id: UUID
     slug: str
     created_at: datetime
+    weight: int = 1
+    """Its share of a pool of workers serving several workspaces."""
 
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     id: UUID
-    workspace_id: UUID
+    workspace_id: UUID | None
+    """None: an instance key, bound to no workspace."""
     role: Role
     name: str | None
     secret_hash: str

@@ -1,9 +1,11 @@
-"""Claiming jobs: the most urgent claimable ones, at once or after a wait for some."""
+"""Claiming jobs: fair turns across workspaces and concurrency keys, within their limits,
+at once or after a wait for some."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from uuid import UUID
@@ -11,13 +13,27 @@ from uuid import UUID
 from conveyor.domain import jobs as rules
 from conveyor.domain.jobs import ClaimRequest, Job, JobChange
 from conveyor.service.core import JobServiceCore
+from conveyor.store.claims import ClaimOutcome
 from conveyor.store.projections import Claimed, Projection
+
+ROUNDS = 3
+"""A claim that got some jobs but fewer than asked, while other groups may have more,
+looks again at once, this many times in all."""
+
+Scope = UUID | Sequence[UUID] | None
+"""Where a claim takes from: one workspace, several, or (None) every workspace."""
+
+
+def _workspaces(scope: Scope) -> tuple[UUID, ...] | None:
+    if scope is None:
+        return None
+    return (scope,) if isinstance(scope, UUID) else tuple(scope)
 
 
 class JobClaims(JobServiceCore):
     async def claim_jobs(
         self,
-        workspace_id: UUID,
+        scope: Scope,
         *,
         types: Sequence[str] | None,
         limit: int,
@@ -28,19 +44,14 @@ class JobClaims(JobServiceCore):
         wait_seconds: float = 0.0,
         abandoned: Callable[[], Awaitable[bool]] | None = None,
     ) -> list[Claimed]:
-        """Claim up to `limit` jobs, answered as `answer` (whole jobs for the HTTP API,
-        `ClaimedJob`s for a worker in this process); with `wait_seconds`, wait that long
-        for some to come. `abandoned` is asked after each wait: a caller who has gone away
-        (an HTTP client that hung up) must not be handed jobs it will never receive."""
-        request = ClaimRequest(types, limit, lease_seconds, worker_id, actor)
-        if self.workers is not None:
-            await self.workers.claiming(
-                workspace_id,
-                worker_id,
-                types,
-                lease_seconds=lease_seconds,
-                wait_seconds=wait_seconds,
-            )
+        """Claim up to `limit` jobs from `scope`, answered as `answer` (whole jobs for the
+        HTTP API, `ClaimedJob`s for a worker in this process); with `wait_seconds`, wait
+        that long for some to come. A waiting claim looks again when woken (a job queued,
+        room under a limit, a limit changed) or when the next job comes due, and no later
+        than the poll interval. `abandoned` is asked after each wait: a caller who has gone
+        away (an HTTP client that hung up) must not be handed jobs it will never receive."""
+        workspaces = _workspaces(scope)
+        request = ClaimRequest(types, limit, lease_seconds, worker_id, actor, workspaces)
         deadline = time.monotonic() + wait_seconds
         first = True
         while True:
@@ -48,26 +59,60 @@ class JobClaims(JobServiceCore):
                 return []
             first = False
             # Watch before looking, so a job queued between the look and the wait wakes us.
-            with self.work_signal.watch(workspace_id) as woken:
-                claimed = await self._retrying(
-                    lambda: self.jobs.claim_jobs(workspace_id, request, answer)
-                )
+            with self.work_signal.watch(workspaces) as woken:
+                claimed, outcome = await self._claim_rounds(request, answer)
+                await self._seen(workspaces or outcome.workspaces, request, wait_seconds)
                 remaining = deadline - time.monotonic()
                 if claimed and abandoned is not None and await abandoned():
                     # The caller left while we claimed: hand the jobs straight back.
-                    await self._hand_back(workspace_id, claimed, request.actor)
+                    await self._hand_back(claimed, request.actor)
                     return []
                 if claimed or remaining <= 0:
                     self.observer.jobs_claimed(claimed)
                     return claimed
+                wait = min(remaining, self.poll_interval)
+                if outcome.wake_in is not None:
+                    wait = min(wait, outcome.wake_in)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), min(remaining, self.poll_interval))
+                    await asyncio.wait_for(woken.wait(), wait)
 
-    async def _hand_back(self, workspace_id: UUID, claimed: Sequence[Claimed], actor: str) -> None:
+    async def _claim_rounds(
+        self, request: ClaimRequest, answer: Projection[Claimed]
+    ) -> tuple[list[Claimed], ClaimOutcome[Claimed]]:
+        claimed: list[Claimed] = []
+        for _ in range(ROUNDS):
+            outcome = await self._retrying(
+                functools.partial(
+                    self.jobs.claim_jobs,
+                    request._replace(limit=request.limit - len(claimed)),
+                    answer,
+                )
+            )
+            claimed += outcome.jobs
+            if not (outcome.jobs and outcome.more and len(claimed) < request.limit):
+                break
+        return claimed, outcome
+
+    async def _seen(
+        self, workspaces: Sequence[UUID], request: ClaimRequest, wait_seconds: float
+    ) -> None:
+        if self.workers is None:
+            return
+        for workspace_id in workspaces:
+            await self.workers.claiming(
+                workspace_id,
+                request.worker_id,
+                request.types,
+                lease_seconds=request.lease_seconds,
+                wait_seconds=wait_seconds,
+            )
+
+    async def _hand_back(self, claimed: Sequence[Claimed], actor: str) -> None:
         for job in claimed:
             assert job.lease_id is not None, "a claimed job holds a lease"
-            await self._decide_and_store(workspace_id, job.id, _handback(job.lease_id, actor))
-        self.work_signal.notify(workspace_id)
+            assert job.workspace_id is not None, "a claimed job says its workspace"
+            await self._decide_and_store(job.workspace_id, job.id, _handback(job.lease_id, actor))
+            self.work_signal.notify(job.workspace_id)
 
 
 def _handback(lease_id: UUID, actor: str) -> Callable[[Job], JobChange]:

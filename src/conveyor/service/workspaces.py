@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Final
 from uuid import UUID
 
+from conveyor.domain.capacity import validate_weight
 from conveyor.domain.errors import AlreadyExists, InvalidInput, NotFound, WorkspaceNotFound
 from conveyor.domain.events import key_actor
 from conveyor.domain.workspaces import (
@@ -25,6 +26,7 @@ from conveyor.domain.workspaces import (
     Role,
     Workspace,
     role_allows,
+    validate_instance_role,
     validate_workspace_slug,
 )
 from conveyor.ids import uuid7
@@ -68,10 +70,28 @@ def secret_matches(secret: str, stored: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: one key, in one workspace, with one role."""
+    """Who is calling, where: one key, acting in one workspace (its own, or, for an
+    instance key, the one it names), with one role."""
 
     key_id: UUID
     workspace: Workspace
+    role: Role
+    instance: bool = False
+    """An instance key, bound to no workspace (its rights: INSTANCE_ROLE_PERMISSIONS)."""
+
+    @property
+    def actor(self) -> str:
+        return key_actor(self.key_id)
+
+    def can(self, permission: Permission) -> bool:
+        return role_allows(self.role, permission, instance=self.instance)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceKey:
+    """A key bound to no workspace: it acts in whichever workspace a request names."""
+
+    key_id: UUID
     role: Role
 
     @property
@@ -79,14 +99,27 @@ class Principal:
         return key_actor(self.key_id)
 
     def can(self, permission: Permission) -> bool:
-        return role_allows(self.role, permission)
+        return role_allows(self.role, permission, instance=True)
+
+    def in_workspace(self, workspace: Workspace) -> Principal:
+        return Principal(self.key_id, workspace, self.role, instance=True)
+
+
+Caller = Principal | InstanceKey
+"""Who presented a valid key or session, before a request's workspace is known."""
 
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    principal: Principal
+    principal: Caller
     csrf_token: str
     """Sent back in X-CSRF-Token on every state-changing request made with the cookie."""
+
+
+def _caller(key: ApiKey, workspace: Workspace | None) -> Caller:
+    if workspace is None:
+        return InstanceKey(key.id, key.role)
+    return Principal(key.id, workspace, key.role)
 
 
 def _digest(session_token: str) -> str:
@@ -104,9 +137,9 @@ class WorkspaceService:
     def __init__(self, store: Store, *, cache_seconds: float = 0.0) -> None:
         self.workspaces = store.workspaces
         self._validity: dict[str, tuple[bool, float]] = {}
-        self._checking: dict[str, asyncio.Future[Principal | None]] = {}
+        self._checking: dict[str, asyncio.Future[Caller | None]] = {}
         self._cache_seconds = cache_seconds
-        self._principals: dict[str, tuple[Principal, float]] = {}
+        self._principals: dict[str, tuple[Caller, float]] = {}
         self._generation = 0
 
     async def create_workspace(self, slug: str) -> Workspace:
@@ -135,8 +168,12 @@ class WorkspaceService:
         return await self.workspaces.list_workspaces()
 
     async def create_key(
-        self, workspace_id: UUID, role: Role, name: str | None = None
+        self, workspace_id: UUID | None, role: Role, name: str | None = None
     ) -> IssuedKey:
+        """A key of a workspace, or with `workspace_id` None an instance key (a worker or
+        an admin of every workspace)."""
+        if workspace_id is None:
+            validate_instance_role(role)
         if name is not None and not 0 < len(name) <= KEY_NAME_MAX_LENGTH:
             raise InvalidInput("name", f"must be 1..{KEY_NAME_MAX_LENGTH} characters")
         key_id = uuid7()
@@ -145,6 +182,24 @@ class WorkspaceService:
             key_id, workspace_id, role, name, hash_secret(secret)
         )
         return IssuedKey(key, format_key(key_id, secret))
+
+    async def list_instance_keys(self) -> list[ApiKey]:
+        return await self.workspaces.list_instance_keys()
+
+    async def revoke_instance_key(self, key_id: UUID) -> ApiKey:
+        key = await self.workspaces.revoke_instance_key(key_id)
+        if key is None:
+            raise NotFound("instance key", key_id)
+        self.forget_key(key_id)
+        return key
+
+    async def set_weight(self, workspace: Workspace, weight: int) -> Workspace:
+        """Its share of a pool of workers that serves several workspaces."""
+        validate_weight(weight)
+        updated = await self.workspaces.set_weight(workspace.id, weight)
+        if updated is None:
+            raise WorkspaceNotFound(workspace.slug)
+        return updated
 
     async def list_keys(self, workspace_id: UUID) -> list[ApiKey]:
         return await self.workspaces.list_keys(workspace_id)
@@ -156,7 +211,7 @@ class WorkspaceService:
         self.forget_key(key_id)
         return key
 
-    async def authenticate(self, token: str) -> Principal | None:
+    async def authenticate(self, token: str) -> Caller | None:
         """The principal a key stands for; None for a malformed, unknown, wrong or revoked
         key, all alike, so a caller learns nothing about which it was.
 
@@ -188,7 +243,7 @@ class WorkspaceService:
                 del self._principals[token]
         self._validity.clear()
 
-    async def _authenticate_uncached(self, token: str) -> Principal | None:
+    async def _authenticate_uncached(self, token: str) -> Caller | None:
         parsed = parse_key(token)
         if parsed is None:
             return None
@@ -199,7 +254,7 @@ class WorkspaceService:
         key, workspace = found
         if key.is_revoked or not secret_matches(secret, key.secret_hash):
             return None
-        return Principal(key.id, workspace, key.role)
+        return _caller(key, workspace)
 
     async def still_valid(
         self, token: str, key_id: UUID, *, max_age: float, session: bool = False
@@ -232,7 +287,7 @@ class WorkspaceService:
             self._validity[token] = (valid, time.monotonic())
         return valid
 
-    async def _session_principal(self, session_token: str) -> Principal | None:
+    async def _session_principal(self, session_token: str) -> Caller | None:
         found = await self.session(session_token)
         return None if found is None else found.principal
 
@@ -256,7 +311,7 @@ class WorkspaceService:
         if found is None:
             return None
         key, workspace, csrf_token = found
-        return Session(Principal(key.id, workspace, key.role), csrf_token)
+        return Session(_caller(key, workspace), csrf_token)
 
     async def end_session(self, session_token: str) -> None:
         await self.workspaces.delete_session(_digest(session_token))

@@ -39,6 +39,7 @@ from conveyor.domain.jobs import (
 from conveyor.domain.steps import Step, StepChange, StepPhase, StepType
 from conveyor.ids import uuid7
 from conveyor.store.changes import new_step_times, report_guard, step_assignments
+from conveyor.store.claims import ClaimOutcome, ClaimPlanner
 from conveyor.store.connection import Connection, Database, Json
 from conveyor.store.projections import Claimed, Completed, Projection
 from conveyor.store.queries import Queries, queries_for, status_condition
@@ -166,11 +167,13 @@ class JobStore(Protocol):
         ...
 
     async def claim_jobs(
-        self, workspace_id: UUID, request: ClaimRequest, answer: Projection[Claimed]
-    ) -> list[Claimed]:
-        """Move up to `request.limit` of the most urgent claimable jobs (`run_at` come,
-        lowest priority number then earliest run_at then oldest) to the leased status under
-        fresh leases, each with its `start_event`; most urgent first."""
+        self, request: ClaimRequest, answer: Projection[Claimed]
+    ) -> ClaimOutcome[Claimed]:
+        """Move up to `request.limit` claimable jobs (`run_at` come) of the request's
+        workspaces to the leased status under fresh leases, each with its `start_event`:
+        the groups of the workspaces (by concurrency key) in fair turns, each group's most
+        urgent first (lowest priority number, then earliest run_at, then oldest), and only
+        as far as the limits governing them allow (store/claims.py)."""
         ...
 
     async def complete_jobs(
@@ -231,6 +234,7 @@ class SharedJobStatements:
         self.database = database
         self.queries: Queries = queries_for(database.dialect)
         self.rows = Rows(database.codec)
+        self.planner = ClaimPlanner(self.queries, database.codec)
         self.on_committed: Callable[[Sequence[Event]], None] | None = None
 
     def _published(self, written: Sequence[Event]) -> None:
@@ -300,7 +304,9 @@ class SharedJobStatements:
     async def find_by_idempotency_keys(self, workspace_id: UUID, keys: Sequence[str]) -> list[Job]:
         async with self.database.read() as connection:
             rows = await connection.fetch(
-                self.queries["find_by_idempotency_keys"].sql,
+                self.queries["find_by_idempotency_keys"].compose(
+                    keys=self.queries.in_list("idempotency_key", "keys")
+                ),
                 {"ws": workspace_id, "keys": list(keys)},
             )
         return [self.rows.job(row) for row in rows]

@@ -9,14 +9,25 @@ Shared (`SharedJobStatements`, with postgres.sql's queries where they differ): t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from conveyor.domain.capacity import (
+    Candidate,
+    Group,
+    LimitState,
+    admit,
+    fair_order,
+    limit_names,
+    split_fairly,
+)
 from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import ClaimRequest, Completion, Job, JobChange, decide_creation_events
 from conveyor.serialization import dumps
 from conveyor.store.changes import guarded_change
-from conveyor.store.connection import Json
+from conveyor.store.claims import ClaimOutcome, PlannedWorkspace
+from conveyor.store.connection import Connection, Json, Row
 from conveyor.store.jobs import NewJob, SharedJobStatements
 from conveyor.store.postgres import PostgresDatabase
 from conveyor.store.projections import Claimed, Completed, Projection
@@ -47,6 +58,34 @@ def _column(values: list[Any]) -> tuple[list[Any], Any]:
     return values, None
 
 
+_CANDIDATE_COLUMNS = "j.id, j.workspace_id, j.type, j.concurrency_key, j.priority, j.run_at"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _candidate(row: Row) -> Candidate:
+    return Candidate(
+        row["id"],
+        row["workspace_id"],
+        row["type"],
+        row["concurrency_key"],
+        row["priority"],
+        row["run_at"],
+    )
+
+
+def _share_params(shares: dict[Group, int]) -> dict[str, Any]:
+    """The groups' shares as `group_picks` takes them: groups without a key, and with."""
+    free = [(group, share) for group, share in shares.items() if group.concurrency_key is None]
+    keyed = [(group, share) for group, share in shares.items() if group.concurrency_key]
+    return {
+        "free_ws": [group.workspace_id for group, _ in free],
+        "free_shares": [share for _, share in free],
+        "key_ws": [group.workspace_id for group, _ in keyed],
+        "keys": [group.concurrency_key for group, _ in keyed],
+        "key_shares": [share for _, share in keyed],
+    }
+
+
 class PostgresJobStore(SharedJobStatements):
     database: PostgresDatabase
 
@@ -61,7 +100,6 @@ class PostgresJobStore(SharedJobStatements):
             on_conflict=q["skip_known_idempotency_keys"].sql,
             answer=q["answer_inserted_jobs"].sql,
         )
-        self._types_condition = q["types_condition"].sql
 
     async def insert_jobs(
         self, workspace_id: UUID, new_jobs: Sequence[NewJob], actor: str
@@ -128,25 +166,136 @@ class PostgresJobStore(SharedJobStatements):
         return None if row is None else self.rows.job(row)
 
     async def claim_jobs(
-        self, workspace_id: UUID, request: ClaimRequest, answer: Projection[Claimed]
-    ) -> list[Claimed]:
-        params: dict[str, Any] = {
-            "ws": workspace_id,
-            "limit": request.limit,
+        self, request: ClaimRequest, answer: Projection[Claimed]
+    ) -> ClaimOutcome[Claimed]:
+        planner = self.planner
+        async with self.database.write() as connection:
+            plan = planner.planned(await connection.fetch(*planner.plan_statement(request)))
+            if not plan:
+                due = await connection.fetchrow(*planner.next_due_statement(request))
+                return ClaimOutcome([], planner.wake_in(due))
+            limited = any(workspace.limited for workspace in plan)
+            budget = 2 * request.limit if limited else request.limit
+            keys = {
+                workspace.id: await self._claimable_keys(connection, workspace.id, budget)
+                for workspace in plan
+                if workspace.keyed
+            }
+            groups = planner.groups(plan, keys, budget)
+            weights = {workspace.id: workspace.weight for workspace in plan}
+            shares = split_fairly(groups, weights, budget)
+            if not limited:
+                rows = await connection.fetch(
+                    self.queries["claim_groups"].compose(
+                        picks=self._group_picks(request, "j.id"), answer=answer.columns
+                    ),
+                    {**self._claim_params(request), **_share_params(shares)},
+                )
+                jobs = [answer.from_row(self.rows, row) for row in rows]
+                more = len(groups) > 1 and 0 < len(jobs) < budget
+                return ClaimOutcome(jobs, None, tuple(weights), more)
+        return await self._claim_under_limits(request, answer, plan, shares, weights)
+
+    async def _claim_under_limits(
+        self,
+        request: ClaimRequest,
+        answer: Projection[Claimed],
+        plan: Sequence[PlannedWorkspace],
+        shares: dict[Group, int],
+        weights: dict[UUID, int],
+    ) -> ClaimOutcome[Claimed]:
+        """Under the claim locks of the limited workspaces: pick candidates, count the
+        limits that govern them, let the domain admit, start those."""
+        planner, q = self.planner, self.queries
+        limited = sorted(workspace.id for workspace in plan if workspace.limited)
+        async with self.database.transaction() as connection:
+            await connection.execute(q["take_claim_locks"].sql, {"workspaces": limited})
+            picked = await connection.fetch(
+                self._group_picks(request, _CANDIDATE_COLUMNS),
+                {**self._claim_params(request), **_share_params(shares)},
+            )
+            candidates = [_candidate(row) for row in picked]
+            states: dict[tuple[UUID, str], LimitState] = {}
+            now = None
+            for workspace_id in limited:
+                names = sorted(
+                    {
+                        name
+                        for candidate in candidates
+                        if candidate.workspace_id == workspace_id
+                        for name in limit_names(candidate.type, candidate.concurrency_key)
+                    }
+                )
+                if not names:
+                    continue
+                in_names = {"names": q.in_list("l.name", "names")}
+                params = {"ws": workspace_id, "names": names}
+                found, now = planner.limit_states(
+                    workspace_id,
+                    await connection.fetch(q["limit_states"].compose(**in_names), params),
+                    await connection.fetch(
+                        q["recent_starts"].compose(names=q.in_list("s.name", "names")),
+                        params,
+                    ),
+                )
+                states.update(found)
+            admission = admit(fair_order(candidates, weights), states, request.limit, now or _EPOCH)
+            jobs: list[Claimed] = []
+            if admission.admitted:
+                starts = [
+                    (key, count)
+                    for key, count in admission.starts.items()
+                    if states[key].limit.rate is not None
+                ]
+                rows = await connection.fetch(
+                    q["claim_chosen"].compose(answer=answer.columns),
+                    {
+                        **self._claim_params(request),
+                        "ids": [candidate.id for candidate in admission.admitted],
+                        "limited": [
+                            bool(admission.governing.get(candidate.id))
+                            for candidate in admission.admitted
+                        ],
+                        "start_ws": [workspace for (workspace, _), _ in starts],
+                        "start_names": [name for (_, name), _ in starts],
+                        "start_counts": [count for _, count in starts],
+                    },
+                )
+                jobs = [answer.from_row(self.rows, row) for row in rows]
+            for workspace_id in limited:
+                await connection.execute(q["forget_old_starts"].sql, {"ws": workspace_id})
+        wake_in = None
+        if admission.wake_at is not None and now is not None:
+            wake_in = max(0.0, (admission.wake_at - now).total_seconds())
+        return ClaimOutcome(jobs, wake_in, tuple(weights), len(shares) > 1 and bool(jobs))
+
+    def _group_picks(self, request: ClaimRequest, columns: str) -> str:
+        types, _ = self.planner.type_condition(request)
+        return self.queries["group_picks"].compose(columns=columns, type_condition=types)
+
+    def _claim_params(self, request: ClaimRequest) -> dict[str, Any]:
+        _, types = self.planner.type_condition(request)
+        return {
             "worker_id": request.worker_id,
             "lease": float(request.lease_seconds),
             "actor": request.actor,
+            **types,
         }
-        type_condition = ""
-        if request.types is not None:
-            params["types"] = list(request.types)
-            type_condition = self._types_condition
-        sql = self.queries["claim_jobs"].compose(
-            type_condition=type_condition, answer=answer.columns
-        )
-        async with self.database.write() as connection:
-            rows = await connection.fetch(sql, params)
-        return [answer.from_row(self.rows, row) for row in rows]
+
+    async def _claimable_keys(
+        self, connection: Connection, workspace_id: UUID, most: int
+    ) -> list[str]:
+        """Up to `most` keys with claimable jobs, starting after the last one this process
+        reached, wrapping round to the first."""
+        sql = self.queries["claimable_keys"].sql
+        after = self.planner.keys_after(workspace_id)
+        params = {"ws": workspace_id, "max_groups": most}
+        rows = await connection.fetch(sql, {**params, "after": after})
+        keys = [row["concurrency_key"] for row in rows]
+        if len(keys) < most and after:
+            rows = await connection.fetch(sql, {**params, "after": ""})
+            keys += [row["concurrency_key"] for row in rows if row["concurrency_key"] not in keys]
+        return keys[:most]
 
     async def complete_jobs(
         self,

@@ -52,6 +52,7 @@ def _claimed(job: Job) -> ClaimedJob:
         job.run_at,
         job.started_at,
         job.timeout_seconds,
+        job.workspace_id,
     )
 
 

@@ -252,6 +252,11 @@ class Queries:
     def names(self) -> frozenset[str]:
         return frozenset(self._queries)
 
+    def in_list(self, column: str, param: str) -> str:
+        """A condition: `column` is one of the list bound to `:param` (lists bind
+        differently on each database: its `in_list`)."""
+        return self["in_list"].compose(column=column, param=f":{param}")
+
 
 @cache
 def queries_for(dialect: DialectName) -> Queries:

@@ -15,9 +15,19 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, TypeVar
 from uuid import UUID
 
+from conveyor.domain.capacity import (
+    Candidate,
+    Group,
+    LimitState,
+    admit,
+    fair_order,
+    limit_names,
+    split_fairly,
+)
 from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import (
     ClaimRequest,
@@ -29,12 +39,15 @@ from conveyor.domain.jobs import (
     start_event,
 )
 from conveyor.store.changes import guarded_change
+from conveyor.store.claims import ClaimOutcome, PlannedWorkspace
 from conveyor.store.connection import Json
 from conveyor.store.jobs import JobRef, NewJob, SharedJobStatements, event_params
 from conveyor.store.projections import Claimed, Completed, Projection
 from conveyor.store.sqlite import Executor, SqliteDatabase, encode_params
 
-Batch = Callable[[Executor], tuple[list[sqlite3.Row], list[sqlite3.Row]]]
+T = TypeVar("T")
+Batch = Callable[[Executor], tuple[T, list[sqlite3.Row]]]
+"""A batch's work: its answer, and the event rows it wrote (published as it commits)."""
 
 
 def _job_values(workspace_id: UUID, new_job: NewJob) -> dict[str, Any]:
@@ -59,6 +72,16 @@ def _job_values(workspace_id: UUID, new_job: NewJob) -> dict[str, Any]:
     }
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class _Claimed(NamedTuple):
+    rows: list[sqlite3.Row]
+    wake_in: float | None
+    workspaces: tuple[UUID, ...]
+    more: bool = False
+
+
 class SqliteJobStore(SharedJobStatements):
     database: SqliteDatabase
 
@@ -69,8 +92,6 @@ class SqliteJobStore(SharedJobStatements):
         self._insert_job = q["insert_job"].sql
         self._insert_event = q["insert_event"].sql
         self._complete_job = q["complete_job"].sql
-        self._claim_any = q["claim_jobs"].compose(type_condition="")
-        self._claim_of_types = q["claim_jobs"].compose(type_condition=q["types_condition"].sql)
 
     def _event_params(self, row: sqlite3.Row, seq: int, event: NewEvent) -> dict[str, Any]:
         """`insert_event`'s parameters, encoded, for an event of the job in `row` (whose
@@ -78,15 +99,15 @@ class SqliteJobStore(SharedJobStatements):
         job = JobRef(row["id"], row["workspace_id"], row["type"])
         return encode_params(event_params(job, seq, event))
 
-    async def _committed(self, work: Batch) -> list[sqlite3.Row]:
+    async def _committed(self, work: Batch[T]) -> T:
         """Run a batch; hand its events to the streams as it commits, even if the caller is
-        cancelled meanwhile. Returns the batch's job rows."""
+        cancelled meanwhile. Returns the batch's answer."""
 
-        async def run_and_publish() -> list[sqlite3.Row]:
+        async def run_and_publish() -> T:
             async with self.database.batch() as run:
-                job_rows, event_rows = await run(work)
+                answer, event_rows = await run(work)
             self._published([self.rows.event(row) for row in event_rows])
-            return job_rows
+            return answer
 
         return await asyncio.shield(run_and_publish())
 
@@ -131,38 +152,170 @@ class SqliteJobStore(SharedJobStatements):
         return job
 
     async def claim_jobs(
-        self, workspace_id: UUID, request: ClaimRequest, answer: Projection[Claimed]
-    ) -> list[Claimed]:
-        types, actor = request.types, request.actor
-        sql = self._claim_any if types is None else self._claim_of_types
-        params = encode_params(
-            {
-                "ws": workspace_id,
-                "worker_id": request.worker_id,
-                "lease": request.lease_seconds,
-                "limit": request.limit,
-                **({} if types is None else {"types": list(types)}),
-            }
-        )
+        self, request: ClaimRequest, answer: Projection[Claimed]
+    ) -> ClaimOutcome[Claimed]:
+        """The whole claim (store/claims.py) as one batch on the writer's thread: one
+        writer, so nothing to lock against and nothing to skip."""
+        planner = self.planner
+        plan_sql, plan_params = planner.plan_statement(request)
+        due_sql, due_params = planner.next_due_statement(request)
+        types, type_params = planner.type_condition(request)
+        claim_params = {
+            "worker_id": request.worker_id,
+            "lease": request.lease_seconds,
+            **type_params,
+        }
 
-        def claim(connection: Executor) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
-            rows = connection.execute(sql, params).fetchall()
+        def claim(connection: Executor) -> tuple[_Claimed, list[sqlite3.Row]]:
+            plan = planner.planned(
+                connection.execute(plan_sql, encode_params(plan_params)).fetchall()
+            )
+            if not plan:
+                due = connection.execute(due_sql, encode_params(due_params)).fetchone()
+                return _Claimed([], planner.wake_in(due), ()), []
+            limited = any(workspace.limited for workspace in plan)
+            budget = 2 * request.limit if limited else request.limit
+            keys = {
+                workspace.id: self._claimable_keys(connection, workspace.id, budget)
+                for workspace in plan
+                if workspace.keyed
+            }
+            weights = {workspace.id: workspace.weight for workspace in plan}
+            shares = split_fairly(planner.groups(plan, keys, budget), weights, budget)
+            if limited:
+                rows, wake_in = self._claim_under_limits(
+                    connection, request, plan, shares, weights, types, claim_params
+                )
+            else:
+                rows, wake_in = [], None
+                for group, share in shares.items():
+                    sql, params = self._group_statement("claim_group", group, types)
+                    rows += connection.execute(
+                        sql, encode_params({**claim_params, **params, "share": share})
+                    ).fetchall()
             written = [
                 connection.execute(
                     self._insert_event,
                     self._event_params(
                         row,
                         row["last_event_seq"],
-                        start_event(row["attempt"], row["worker_id"], actor),
+                        start_event(row["attempt"], row["worker_id"], request.actor),
                     ),
                 ).fetchone()
                 for row in rows
             ]
-            return rows, written
+            more = len(shares) > 1 and 0 < len(rows) < request.limit
+            return _Claimed(rows, wake_in, tuple(weights), more), written
 
-        claimed = [self.rows.job(row) for row in await self._committed(claim)]
-        claimed.sort(key=lambda job: (job.priority, job.run_at, job.id))
-        return [answer.from_job(job) for job in claimed]
+        claimed = await self._committed(claim)
+        jobs = [self.rows.job(row) for row in claimed.rows]
+        jobs.sort(key=lambda job: (job.priority, job.run_at, job.id))
+        return ClaimOutcome(
+            [answer.from_job(job) for job in jobs],
+            claimed.wake_in,
+            claimed.workspaces,
+            claimed.more,
+        )
+
+    def _group_statement(self, name: str, group: Group, types: str) -> tuple[str, dict[str, Any]]:
+        """`claim_group` or `pick_group` for one group (its `{group}` condition)."""
+        if group.concurrency_key is None:
+            condition, params = "concurrency_key IS NULL", {}
+        else:
+            condition, params = "concurrency_key = :key", {"key": group.concurrency_key}
+        sql = self.queries[name].compose(group=condition, type_condition=types)
+        return sql, {**params, "ws": group.workspace_id}
+
+    def _claimable_keys(self, connection: Executor, workspace_id: UUID, most: int) -> list[str]:
+        """Up to `most` keys with claimable jobs, starting after the last one this process
+        reached, wrapping round to the first."""
+        sql = self.queries["claimable_keys"].sql
+        after = self.planner.keys_after(workspace_id)
+        params = {"ws": str(workspace_id), "max_groups": most}
+        keys = [row[0] for row in connection.execute(sql, {**params, "after": after})]
+        if len(keys) < most and after:
+            again = connection.execute(sql, {**params, "after": ""})
+            keys += [row[0] for row in again if row[0] not in keys]
+        return keys[:most]
+
+    def _claim_under_limits(
+        self,
+        connection: Executor,
+        request: ClaimRequest,
+        plan: Sequence[PlannedWorkspace],
+        shares: dict[Group, int],
+        weights: dict[UUID, int],
+        types: str,
+        claim_params: dict[str, Any],
+    ) -> tuple[list[sqlite3.Row], float | None]:
+        """Pick candidates, count the limits that govern them, let the domain admit, start
+        those (the writer is this batch's alone: nothing can start meanwhile)."""
+        q = self.queries
+        candidates: list[Candidate] = []
+        for group, share in shares.items():
+            sql, params = self._group_statement("pick_group", group, types)
+            picks = {**params, "share": share}
+            if "types" in claim_params:
+                picks["types"] = claim_params["types"]
+            for row in connection.execute(sql, encode_params(picks)):
+                candidates.append(
+                    Candidate(
+                        UUID(row["id"]),
+                        UUID(row["workspace_id"]),
+                        row["type"],
+                        row["concurrency_key"],
+                        row["priority"],
+                        self.database.codec.timestamp(row["run_at"]),
+                    )
+                )
+        states: dict[tuple[UUID, str], LimitState] = {}
+        now = None
+        limited = [workspace.id for workspace in plan if workspace.limited]
+        for workspace_id in limited:
+            names = sorted(
+                {
+                    name
+                    for candidate in candidates
+                    if candidate.workspace_id == workspace_id
+                    for name in limit_names(candidate.type, candidate.concurrency_key)
+                }
+            )
+            if not names:
+                continue
+            params = encode_params({"ws": workspace_id, "names": names})
+            found, now = self.planner.limit_states(
+                workspace_id,
+                connection.execute(
+                    q["limit_states"].compose(names=q.in_list("l.name", "names")), params
+                ).fetchall(),
+                connection.execute(
+                    q["recent_starts"].compose(names=q.in_list("s.name", "names")), params
+                ).fetchall(),
+            )
+            states.update(found)
+        admission = admit(fair_order(candidates, weights), states, request.limit, now or _EPOCH)
+        rows = []
+        for candidate in admission.admitted:
+            limited_job = bool(admission.governing.get(candidate.id))
+            row = connection.execute(
+                q["claim_chosen"].sql,
+                encode_params({**claim_params, "id": candidate.id, "limited": limited_job}),
+            ).fetchone()
+            if row is not None:
+                rows.append(row)
+        for (workspace_id, name), count in admission.starts.items():
+            if states[(workspace_id, name)].limit.rate is None:
+                continue
+            for _ in range(count):
+                connection.execute(
+                    q["record_start"].sql, encode_params({"ws": workspace_id, "name": name})
+                )
+        for workspace_id in limited:
+            connection.execute(q["forget_old_starts"].sql, encode_params({"ws": workspace_id}))
+        wake_in = None
+        if admission.wake_at is not None and now is not None:
+            wake_in = max(0.0, (admission.wake_at - now).total_seconds())
+        return rows, wake_in
 
     async def complete_jobs(
         self,

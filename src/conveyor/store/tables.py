@@ -81,7 +81,10 @@ workspaces = sa.Table(
     sa.Column("id", uuid_type(), primary_key=True),
     sa.Column("slug", sa.String(63), nullable=False),
     sa.Column("created_at", timestamp_type(), nullable=False),
+    # Fair claims give a workspace turns in proportion to its weight.
+    sa.Column("weight", sa.Integer(), nullable=False, server_default=sa.text("1")),
     sa.UniqueConstraint("slug", name="uq_workspaces_slug"),
+    sa.CheckConstraint("weight BETWEEN 1 AND 1000", name="ck_workspaces_weight"),
 )
 
 api_keys = sa.Table(
@@ -92,7 +95,7 @@ api_keys = sa.Table(
         "workspace_id",
         uuid_type(),
         sa.ForeignKey("workspaces.id", ondelete="CASCADE", name="fk_api_keys_workspace"),
-        nullable=False,
+        nullable=True,  # an instance key belongs to no workspace
     ),
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("name", sa.String(200), nullable=True),
@@ -100,6 +103,9 @@ api_keys = sa.Table(
     sa.Column("created_at", timestamp_type(), nullable=False),
     sa.Column("revoked_at", timestamp_type(), nullable=True),
     _one_of("role", KEY_ROLES, "ck_api_keys_role"),
+    sa.CheckConstraint(
+        "workspace_id IS NOT NULL OR role IN ('worker', 'admin')", name="ck_api_keys_instance_role"
+    ),
 )
 sa.Index("ix_api_keys_workspace", api_keys.c.workspace_id)
 
@@ -138,6 +144,8 @@ jobs = sa.Table(
     sa.Column("last_step_ordinal", sa.Integer(), nullable=False),
     sa.Column("concurrency_key", sa.String(200), nullable=True),
     sa.Column("timeout_seconds", sa.Float(), nullable=True),
+    # Started under a limit: its leaving RUNNING makes room (PostgreSQL wakes claimers).
+    sa.Column("limited", sa.Boolean(), nullable=False, server_default=sa.false()),
     _one_of("status", JOB_STATUSES, "ck_jobs_status"),
     sa.CheckConstraint("priority BETWEEN 1 AND 10", name="ck_jobs_priority"),
     sa.CheckConstraint("progress_percent BETWEEN 0 AND 100", name="ck_jobs_progress"),
@@ -148,15 +156,41 @@ jobs = sa.Table(
         name="ck_jobs_running_has_lease",
     ),
 )
-# The claim: most urgent claimable first. Partial, so finished jobs never bloat it.
+# The claim: most urgent claimable first within each group (a workspace and concurrency
+# key; jobs without one are a group of their own), and the groups with claimable work
+# found by skipping through it. Partial, so finished jobs never bloat it.
 sa.Index(
     "ix_jobs_claimable",
     jobs.c.workspace_id,
+    jobs.c.concurrency_key,
     jobs.c.priority,
     jobs.c.run_at,
     jobs.c.id,
     postgresql_where=sa.text(CLAIMABLE),
     sqlite_where=sa.text(CLAIMABLE),
+)
+# When a waiting claim should look again: the next due job of a workspace.
+sa.Index(
+    "ix_jobs_due",
+    jobs.c.workspace_id,
+    jobs.c.run_at,
+    postgresql_where=sa.text(CLAIMABLE),
+    sqlite_where=sa.text(CLAIMABLE),
+)
+# Limits count what runs: by concurrency key, and by type.
+sa.Index(
+    "ix_jobs_running_by_key",
+    jobs.c.workspace_id,
+    jobs.c.concurrency_key,
+    postgresql_where=sa.text(f"{LEASED} AND concurrency_key IS NOT NULL"),
+    sqlite_where=sa.text(f"{LEASED} AND concurrency_key IS NOT NULL"),
+)
+sa.Index(
+    "ix_jobs_running_by_type",
+    jobs.c.workspace_id,
+    jobs.c.type,
+    postgresql_where=sa.text(LEASED),
+    sqlite_where=sa.text(LEASED),
 )
 # The reaper: running jobs by lease deadline.
 sa.Index(
@@ -294,4 +328,42 @@ workers = sa.Table(
     sa.Column("types", sa.Text(), nullable=True),
     # Seen less recently than this, it counts as stopped (its lease or claim wait, and some).
     sa.Column("stale_after_seconds", sa.Float(), nullable=False, server_default=sa.text("90")),
+)
+
+# Limits on what a workspace runs at once, how often it starts, or whether it starts at
+# all: named by a concurrency key, or `type:<type>` for every job of a type.
+limits = sa.Table(
+    "limits",
+    metadata,
+    sa.Column(
+        "workspace_id",
+        uuid_type(),
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE", name="fk_limits_workspace"),
+        primary_key=True,
+    ),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("max_running", sa.Integer(), nullable=True),
+    sa.Column("rate_count", sa.Integer(), nullable=True),
+    sa.Column("rate_per_seconds", sa.Float(), nullable=True),
+    sa.Column("paused", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("created_at", timestamp_type(), nullable=False),
+    sa.Column("updated_at", timestamp_type(), nullable=False),
+    sa.CheckConstraint(
+        "(rate_count IS NULL) = (rate_per_seconds IS NULL)", name="ck_limits_rate_whole"
+    ),
+)
+
+# When jobs started under a limit with a rate: the window each claim counts.
+limit_starts = sa.Table(
+    "limit_starts",
+    metadata,
+    sa.Column("workspace_id", uuid_type(), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("started_at", timestamp_type(), nullable=False),
+)
+sa.Index(
+    "ix_limit_starts_window",
+    limit_starts.c.workspace_id,
+    limit_starts.c.name,
+    limit_starts.c.started_at,
 )

@@ -22,13 +22,14 @@ class WorkspaceStore:
             id=self.codec.uuid(row["id"]),
             slug=row["slug"],
             created_at=self.codec.timestamp(row["created_at"]),
+            weight=int(row["weight"]),
         )
 
     def _key(self, row: Row) -> ApiKey:
         d = self.codec
         return ApiKey(
             id=d.uuid(row["id"]),
-            workspace_id=d.uuid(row["workspace_id"]),
+            workspace_id=d.optional_uuid(row["workspace_id"]),
             role=Role(row["role"]),
             name=row["name"],
             secret_hash=row["secret_hash"],
@@ -36,11 +37,14 @@ class WorkspaceStore:
             revoked_at=d.optional_timestamp(row["revoked_at"]),
         )
 
-    def _joined_workspace(self, key: ApiKey, row: Row) -> Workspace:
+    def _joined_workspace(self, key: ApiKey, row: Row) -> Workspace | None:
+        if key.workspace_id is None:
+            return None  # an instance key
         return Workspace(
             id=key.workspace_id,
             slug=row["slug"],
             created_at=self.codec.timestamp(row["workspace_created_at"]),
+            weight=int(row["workspace_weight"]),
         )
 
     async def insert_workspace(self, workspace_id: UUID, slug: str) -> Workspace | None:
@@ -74,8 +78,14 @@ class WorkspaceStore:
         return [self._workspace(row) for row in rows]
 
     async def insert_key(
-        self, key_id: UUID, workspace_id: UUID, role: Role, name: str | None, secret_hash: str
+        self,
+        key_id: UUID,
+        workspace_id: UUID | None,
+        role: Role,
+        name: str | None,
+        secret_hash: str,
     ) -> ApiKey:
+        """A key of a workspace, or (`workspace_id` None) an instance key."""
         async with self.database.write() as connection:
             row = await connection.fetchrow(
                 self.queries["insert_key"].sql,
@@ -90,7 +100,7 @@ class WorkspaceStore:
         assert row is not None
         return self._key(row)
 
-    async def get_key_with_workspace(self, key_id: UUID) -> tuple[ApiKey, Workspace] | None:
+    async def get_key_with_workspace(self, key_id: UUID) -> tuple[ApiKey, Workspace | None] | None:
         """A key and its workspace in one round trip (every authenticated request asks)."""
         async with self.database.read() as connection:
             row = await connection.fetchrow(
@@ -109,6 +119,23 @@ class WorkspaceStore:
                 {"ws": workspace_id},
             )
         return [self._key(row) for row in rows]
+
+    async def list_instance_keys(self) -> list[ApiKey]:
+        async with self.database.read() as connection:
+            rows = await connection.fetch(self.queries["list_instance_keys"].sql)
+        return [self._key(row) for row in rows]
+
+    async def revoke_instance_key(self, key_id: UUID) -> ApiKey | None:
+        async with self.database.write() as connection:
+            row = await connection.fetchrow(self.queries["revoke_instance_key"].sql, {"id": key_id})
+        return None if row is None else self._key(row)
+
+    async def set_weight(self, workspace_id: UUID, weight: int) -> Workspace | None:
+        async with self.database.write() as connection:
+            row = await connection.fetchrow(
+                self.queries["set_workspace_weight"].sql, {"id": workspace_id, "weight": weight}
+            )
+        return None if row is None else self._workspace(row)
 
     async def revoke_key(self, workspace_id: UUID, key_id: UUID) -> ApiKey | None:
         """Revoke a key of this workspace (again is a no-op); None if it has no such key."""
@@ -139,7 +166,7 @@ class WorkspaceStore:
                 },
             )
 
-    async def get_session(self, token_hash: str) -> tuple[ApiKey, Workspace, str] | None:
+    async def get_session(self, token_hash: str) -> tuple[ApiKey, Workspace | None, str] | None:
         """The key, workspace and CSRF token of a live session (unexpired, key not revoked)."""
         async with self.database.read() as connection:
             row = await connection.fetchrow(

@@ -43,12 +43,14 @@ class ReportTooLarge(ReportRejected):
 
 # Named tuples, not frozen dataclasses: a busy worker builds thousands a second.
 class CompletionReport(NamedTuple):
-    job_id: UUID
-    lease_id: UUID
+    job: ClaimedJob
     result: Any
 
 
 class WorkerBackend(Protocol):
+    """Every report names the claimed job it is about: its id, its lease (the fencing
+    token) and its workspace (a worker with an instance key serves several)."""
+
     async def claim(
         self,
         types: list[str] | None,
@@ -59,9 +61,7 @@ class WorkerBackend(Protocol):
         worker_id: str,
     ) -> list[ClaimedJob]: ...
 
-    async def heartbeat(
-        self, job_id: UUID, lease_id: UUID, lease_seconds: float, worker_id: str
-    ) -> None: ...
+    async def heartbeat(self, job: ClaimedJob, lease_seconds: float, worker_id: str) -> None: ...
 
     async def complete_many(
         self, reports: list[CompletionReport], worker_id: str
@@ -71,24 +71,22 @@ class WorkerBackend(Protocol):
 
     async def fail(
         self,
-        job_id: UUID,
-        lease_id: UUID,
+        job: ClaimedJob,
         error: str,
         retryable: bool,
         worker_id: str,
         detail: str | None = None,
     ) -> None: ...
 
-    async def release(self, job_id: UUID, lease_id: UUID, worker_id: str) -> None: ...
+    async def release(self, job: ClaimedJob, worker_id: str) -> None: ...
 
     async def progress(
-        self, job_id: UUID, lease_id: UUID, percent: int, message: str | None, worker_id: str
+        self, job: ClaimedJob, percent: int, message: str | None, worker_id: str
     ) -> None: ...
 
     async def add_step(
         self,
-        job_id: UUID,
-        lease_id: UUID,
+        job: ClaimedJob,
         *,
         name: str,
         phase: str,
@@ -98,13 +96,12 @@ class WorkerBackend(Protocol):
     ) -> UUID: ...
 
     async def update_step(
-        self, job_id: UUID, lease_id: UUID, step_id: UUID, changes: dict[str, Any], worker_id: str
+        self, job: ClaimedJob, step_id: UUID, changes: dict[str, Any], worker_id: str
     ) -> None: ...
 
     async def event(
         self,
-        job_id: UUID,
-        lease_id: UUID,
+        job: ClaimedJob,
         event_type: str,
         payload: Any,
         step_id: UUID | None,

@@ -55,9 +55,7 @@ class CompletionBatcher:
     def add(self, run: JobRun, result: Any, size: int) -> None:
         """Queue a finished job's result for the next batch."""
         run.reporting = True
-        self._pending.append(
-            Pending(CompletionReport(run.job.id, run.job.lease_id, result), run, size)
-        )
+        self._pending.append(Pending(CompletionReport(run.job, result), run, size))
         self._ready.set()
 
     async def run_forever(self) -> None:

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from conveyor.domain.errors import LeaseLossReason
-from conveyor.domain.jobs import ClaimedJob
 from conveyor.worker.run import JobRun
 
 T = TypeVar("T")
@@ -26,7 +25,7 @@ class JobContext:
 
     def __init__(self, run: JobRun) -> None:
         self._run = run
-        job: ClaimedJob = run.job
+        self._job = job = run.job
         self.id: UUID = job.id
         self.type: str = job.type
         self.payload: Any = job.payload
@@ -35,6 +34,7 @@ class JobContext:
         self.priority: int = job.priority
         self.agent_task_id: str | None = job.agent_task_id
         self.lease_id: UUID = job.lease_id
+        self.workspace_id: UUID | None = job.workspace_id
         self.worker_id: str = run.worker_id
 
     @property
@@ -57,9 +57,7 @@ class JobContext:
 
     async def progress(self, percent: int, message: str | None = None) -> None:
         await self._run.report(
-            lambda backend: backend.progress(
-                self.id, self.lease_id, percent, message, self.worker_id
-            )
+            lambda backend: backend.progress(self._job, percent, message, self.worker_id)
         )
 
     async def event(
@@ -68,7 +66,7 @@ class JobContext:
         """Append an event of the worker's own (`ai.tool_called`, `gate.passed`, …)."""
         await self._run.report(
             lambda backend: backend.event(
-                self.id, self.lease_id, event_type, payload or {}, step_id, self.worker_id
+                self._job, event_type, payload or {}, step_id, self.worker_id
             )
         )
 
@@ -82,8 +80,7 @@ class JobContext:
     ) -> StepHandle:
         step_id = await self._run.report(
             lambda backend: backend.add_step(
-                self.id,
-                self.lease_id,
+                self._job,
                 name=name,
                 phase=phase,
                 step_type=step_type,
@@ -100,9 +97,7 @@ class JobContext:
 
     async def _update_step(self, step_id: UUID, changes: dict[str, Any]) -> None:
         await self._run.report(
-            lambda backend: backend.update_step(
-                self.id, self.lease_id, step_id, changes, self.worker_id
-            )
+            lambda backend: backend.update_step(self._job, step_id, changes, self.worker_id)
         )
 
 

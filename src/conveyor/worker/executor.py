@@ -127,9 +127,7 @@ class JobExecutor:
             detail = storable_text(detail[-ERROR_DETAIL_MAX_CHARS:], ERROR_DETAIL_MAX_CHARS)
         try:
             await run.report(
-                lambda backend: backend.fail(
-                    run.job.id, run.job.lease_id, error, retryable, run.worker_id, detail
-                )
+                lambda backend: backend.fail(run.job, error, retryable, run.worker_id, detail)
             )
             self._stats.failed += 1
         except (LeaseGone, ReportRejected, BackendUnavailable) as refused:

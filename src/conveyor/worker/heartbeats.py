@@ -41,9 +41,7 @@ class Heartbeats:
         try:
             sent = time.monotonic()
             await asyncio.wait_for(
-                self._backend.heartbeat(
-                    run.job.id, run.job.lease_id, self._lease_seconds, run.worker_id
-                ),
+                self._backend.heartbeat(run.job, self._lease_seconds, run.worker_id),
                 self._interval,
             )
             run.lease_deadline = sent + self._lease_seconds

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -50,10 +50,17 @@ async def _call(operation: Awaitable[T]) -> T:
         raise translate(error) from error
 
 
+def _workspace(job: ClaimedJob) -> UUID:
+    assert job.workspace_id is not None, "a claim says each job's workspace"
+    return job.workspace_id
+
+
 class ServiceBackend:
-    def __init__(self, service: JobService, workspace_id: UUID) -> None:
+    """`workspaces`: the workspaces this worker serves (None: every workspace)."""
+
+    def __init__(self, service: JobService, workspaces: UUID | Sequence[UUID] | None) -> None:
         self._service = service
-        self._workspace_id = workspace_id
+        self._workspaces = workspaces
 
     async def claim(
         self,
@@ -66,7 +73,7 @@ class ServiceBackend:
     ) -> list[ClaimedJob]:
         return await _call(
             self._service.claim_jobs(
-                self._workspace_id,
+                self._workspaces,
                 types=types,
                 limit=limit,
                 lease_seconds=lease_seconds,
@@ -77,28 +84,36 @@ class ServiceBackend:
             )
         )
 
-    async def heartbeat(
-        self, job_id: UUID, lease_id: UUID, lease_seconds: float, worker_id: str
-    ) -> None:
-        await _call(self._service.heartbeat(self._workspace_id, job_id, lease_id, lease_seconds))
+    async def heartbeat(self, job: ClaimedJob, lease_seconds: float, worker_id: str) -> None:
+        await _call(self._service.heartbeat(_workspace(job), job.id, job.lease_id, lease_seconds))
 
     async def complete_many(
         self, reports: list[CompletionReport], worker_id: str
     ) -> list[Exception | None]:
-        outcomes = await _call(
-            self._service.complete_jobs(
-                self._workspace_id,
-                [Completion(r.job_id, r.lease_id, r.result) for r in reports],
-                worker_actor(worker_id),
-                AS_COMPLETED_JOB,  # the worker needs each outcome, not the job
+        """One completion batch per workspace (in one statement each)."""
+        by_workspace: dict[UUID, list[int]] = {}
+        for index, report in enumerate(reports):
+            by_workspace.setdefault(_workspace(report.job), []).append(index)
+        outcomes: list[Exception | None] = [None] * len(reports)
+        for workspace_id, indexes in by_workspace.items():
+            settled = await _call(
+                self._service.complete_jobs(
+                    workspace_id,
+                    [
+                        Completion(reports[i].job.id, reports[i].job.lease_id, reports[i].result)
+                        for i in indexes
+                    ],
+                    worker_actor(worker_id),
+                    AS_COMPLETED_JOB,  # the worker needs each outcome, not the job
+                )
             )
-        )
-        return [None if o.error is None else translate(o.error) for o in outcomes]
+            for index, outcome in zip(indexes, settled, strict=True):
+                outcomes[index] = None if outcome.error is None else translate(outcome.error)
+        return outcomes
 
     async def fail(
         self,
-        job_id: UUID,
-        lease_id: UUID,
+        job: ClaimedJob,
         error: str,
         retryable: bool,
         worker_id: str,
@@ -106,9 +121,9 @@ class ServiceBackend:
     ) -> None:
         await _call(
             self._service.fail_job(
-                self._workspace_id,
-                job_id,
-                lease_id,
+                _workspace(job),
+                job.id,
+                job.lease_id,
                 error,
                 retryable=retryable,
                 actor=worker_actor(worker_id),
@@ -116,21 +131,23 @@ class ServiceBackend:
             )
         )
 
-    async def release(self, job_id: UUID, lease_id: UUID, worker_id: str) -> None:
+    async def release(self, job: ClaimedJob, worker_id: str) -> None:
         await _call(
-            self._service.release_job(self._workspace_id, job_id, lease_id, worker_actor(worker_id))
+            self._service.release_job(
+                _workspace(job), job.id, job.lease_id, worker_actor(worker_id)
+            )
         )
 
     async def progress(
-        self, job_id: UUID, lease_id: UUID, percent: int, message: str | None, worker_id: str
+        self, job: ClaimedJob, percent: int, message: str | None, worker_id: str
     ) -> None:
         await _call(
             self._service.report_progress(
-                self._workspace_id,
-                job_id,
+                _workspace(job),
+                job.id,
                 percent=percent,
                 message=message,
-                lease_id=lease_id,
+                lease_id=job.lease_id,
                 allow_decrease=True,
                 actor=worker_actor(worker_id),
             )
@@ -138,8 +155,7 @@ class ServiceBackend:
 
     async def add_step(
         self,
-        job_id: UUID,
-        lease_id: UUID,
+        job: ClaimedJob,
         *,
         name: str,
         phase: str,
@@ -149,28 +165,28 @@ class ServiceBackend:
     ) -> UUID:
         step = await _call(
             self._service.add_step(
-                self._workspace_id,
-                job_id,
+                _workspace(job),
+                job.id,
                 name=name,
                 phase=StepPhase(phase),
                 step_type=StepType(step_type),
                 status=StepStatus(status),
-                lease_id=lease_id,
+                lease_id=job.lease_id,
                 actor=worker_actor(worker_id),
             )
         )
         return step.id
 
     async def update_step(
-        self, job_id: UUID, lease_id: UUID, step_id: UUID, changes: dict[str, Any], worker_id: str
+        self, job: ClaimedJob, step_id: UUID, changes: dict[str, Any], worker_id: str
     ) -> None:
         status = changes.pop("status", None)
         await _call(
             self._service.update_step(
-                self._workspace_id,
-                job_id,
+                _workspace(job),
+                job.id,
                 step_id,
-                lease_id=lease_id,
+                lease_id=job.lease_id,
                 status=None if status is None else StepStatus(status),
                 actor=worker_actor(worker_id),
                 **changes,
@@ -179,8 +195,7 @@ class ServiceBackend:
 
     async def event(
         self,
-        job_id: UUID,
-        lease_id: UUID,
+        job: ClaimedJob,
         event_type: str,
         payload: Any,
         step_id: UUID | None,
@@ -188,12 +203,12 @@ class ServiceBackend:
     ) -> None:
         await _call(
             self._service.append_event(
-                self._workspace_id,
-                job_id,
+                _workspace(job),
+                job.id,
                 event_type=event_type,
                 payload=payload,
                 step_id=step_id,
-                lease_id=lease_id,
+                lease_id=job.lease_id,
                 actor=worker_actor(worker_id),
             )
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -57,6 +58,7 @@ def claimed(body: dict[str, Any]) -> ClaimedJob:
         run_at=_optional_time(body.get("run_at")),
         started_at=_optional_time(body.get("started_at")),
         timeout_seconds=body.get("timeout_seconds"),
+        workspace_id=UUID(body["workspace_id"]),
     )
 
 
@@ -65,24 +67,28 @@ def _optional_time(text: str | None) -> datetime | None:
 
 
 class HttpBackend:
-    def __init__(self, client: AsyncClient) -> None:
+    """Claims go to `POST /v1/claims` (a workspace key claims from its own workspace, an
+    instance key from every workspace or those named); reports go to the routes of each
+    job's own workspace."""
+
+    def __init__(self, client: AsyncClient, *, workspaces: Sequence[str] | None = None) -> None:
         self._client = client
+        self._workspaces = None if workspaces is None else list(workspaces)
 
     @classmethod
-    def connect(cls, url: str, key: str, *, workspace: str | None = None) -> HttpBackend:
-        return cls(AsyncClient(url, key, workspace=workspace, timeout=30.0))
+    def connect(cls, url: str, key: str, *, workspaces: Sequence[str] | None = None) -> HttpBackend:
+        return cls(AsyncClient(url, key, timeout=30.0), workspaces=workspaces)
 
     async def _request(
         self,
         method: str,
-        suffix: str,
+        path: str,
         worker_id: str,
         *,
         request_timeout: float | None = None,
         **kwargs: Any,
     ) -> Any:
         try:
-            path = await self._client.ws_path(suffix)
             extra: dict[str, Any] = {"headers": {"Conveyor-Worker-Id": worker_id}}
             if request_timeout is not None:
                 extra["timeout"] = request_timeout
@@ -91,6 +97,12 @@ class HttpBackend:
             raise translate(error) from error
         except httpx.TransportError as error:
             raise BackendUnavailable(f"cannot reach Conveyor: {error!r}") from error
+
+    async def _report(
+        self, method: str, job: ClaimedJob, suffix: str, worker_id: str, **kwargs: Any
+    ) -> Any:
+        path = f"/v1/workspaces/{job.workspace_id}/jobs/{job.id}{suffix}"
+        return await self._request(method, path, worker_id, **kwargs)
 
     async def claim(
         self,
@@ -103,10 +115,11 @@ class HttpBackend:
     ) -> list[ClaimedJob]:
         body = await self._request(
             "POST",
-            "/claims",
+            "/v1/claims",
             worker_id,
             request_timeout=wait_seconds + 30.0,
             json={
+                "workspaces": self._workspaces,
                 "types": types,
                 "limit": min(limit, CLAIM_LIMIT_OVER_HTTP),  # more slots claim again
                 "lease_seconds": lease_seconds,
@@ -116,84 +129,88 @@ class HttpBackend:
         )
         return [claimed(job) for job in body["data"]]
 
-    async def heartbeat(
-        self, job_id: UUID, lease_id: UUID, lease_seconds: float, worker_id: str
-    ) -> None:
-        await self._request(
+    async def heartbeat(self, job: ClaimedJob, lease_seconds: float, worker_id: str) -> None:
+        await self._report(
             "POST",
-            f"/jobs/{job_id}/heartbeat",
+            job,
+            "/heartbeat",
             worker_id,
-            json={"lease_id": str(lease_id), "lease_seconds": lease_seconds},
+            json={"lease_id": str(job.lease_id), "lease_seconds": lease_seconds},
         )
 
     async def complete_many(
         self, reports: list[CompletionReport], worker_id: str
     ) -> list[Exception | None]:
-        body = await self._request(
-            "POST",
-            "/completions",
-            worker_id,
-            json={
-                "completions": [
-                    {"job_id": str(r.job_id), "lease_id": str(r.lease_id), "result": r.result}
-                    for r in reports
-                ]
-            },
-        )
-        outcomes: list[Exception | None] = []
-        for item in body["data"]:
-            if item["status"] == "completed":
-                outcomes.append(None)
-            else:
-                problem = item["error"]
-                outcomes.append(translate(error_for(int(problem["status"]), problem)))
+        """One request per workspace among the reports (each one statement there)."""
+        by_workspace: dict[UUID | None, list[int]] = {}
+        for index, report in enumerate(reports):
+            by_workspace.setdefault(report.job.workspace_id, []).append(index)
+        outcomes: list[Exception | None] = [None] * len(reports)
+        for workspace_id, indexes in by_workspace.items():
+            body = await self._request(
+                "POST",
+                f"/v1/workspaces/{workspace_id}/completions",
+                worker_id,
+                json={
+                    "completions": [
+                        {
+                            "job_id": str(reports[i].job.id),
+                            "lease_id": str(reports[i].job.lease_id),
+                            "result": reports[i].result,
+                        }
+                        for i in indexes
+                    ]
+                },
+            )
+            for index, item in zip(indexes, body["data"], strict=True):
+                if item["status"] != "completed":
+                    problem = item["error"]
+                    outcomes[index] = translate(error_for(int(problem["status"]), problem))
         return outcomes
 
     async def fail(
         self,
-        job_id: UUID,
-        lease_id: UUID,
+        job: ClaimedJob,
         error: str,
         retryable: bool,
         worker_id: str,
         detail: str | None = None,
     ) -> None:
-        await self._request(
+        await self._report(
             "POST",
-            f"/jobs/{job_id}/fail",
+            job,
+            "/fail",
             worker_id,
             json={
-                "lease_id": str(lease_id),
+                "lease_id": str(job.lease_id),
                 "error": error,
                 "error_detail": detail,
                 "retryable": retryable,
             },
         )
 
-    async def release(self, job_id: UUID, lease_id: UUID, worker_id: str) -> None:
-        await self._request(
-            "POST", f"/jobs/{job_id}/release", worker_id, json={"lease_id": str(lease_id)}
-        )
+    async def release(self, job: ClaimedJob, worker_id: str) -> None:
+        await self._report("POST", job, "/release", worker_id, json={"lease_id": str(job.lease_id)})
 
     async def progress(
-        self, job_id: UUID, lease_id: UUID, percent: int, message: str | None, worker_id: str
+        self, job: ClaimedJob, percent: int, message: str | None, worker_id: str
     ) -> None:
-        await self._request(
+        await self._report(
             "PATCH",
-            f"/jobs/{job_id}/progress",
+            job,
+            "/progress",
             worker_id,
             json={
                 "progress_percent": percent,
                 "message": message,
-                "lease_id": str(lease_id),
+                "lease_id": str(job.lease_id),
                 "allow_decrease": True,
             },
         )
 
     async def add_step(
         self,
-        job_id: UUID,
-        lease_id: UUID,
+        job: ClaimedJob,
         *,
         name: str,
         phase: str,
@@ -201,48 +218,50 @@ class HttpBackend:
         status: str,
         worker_id: str,
     ) -> UUID:
-        body = await self._request(
+        body = await self._report(
             "POST",
-            f"/jobs/{job_id}/steps",
+            job,
+            "/steps",
             worker_id,
             json={
                 "name": name,
                 "phase": phase,
                 "type": step_type,
                 "status": status,
-                "lease_id": str(lease_id),
+                "lease_id": str(job.lease_id),
             },
         )
         return UUID(body["id"])
 
     async def update_step(
-        self, job_id: UUID, lease_id: UUID, step_id: UUID, changes: dict[str, Any], worker_id: str
+        self, job: ClaimedJob, step_id: UUID, changes: dict[str, Any], worker_id: str
     ) -> None:
-        await self._request(
+        await self._report(
             "PATCH",
-            f"/jobs/{job_id}/steps/{step_id}",
+            job,
+            f"/steps/{step_id}",
             worker_id,
-            json={"lease_id": str(lease_id), **changes},
+            json={"lease_id": str(job.lease_id), **changes},
         )
 
     async def event(
         self,
-        job_id: UUID,
-        lease_id: UUID,
+        job: ClaimedJob,
         event_type: str,
         payload: Any,
         step_id: UUID | None,
         worker_id: str,
     ) -> None:
-        await self._request(
+        await self._report(
             "POST",
-            f"/jobs/{job_id}/events",
+            job,
+            "/events",
             worker_id,
             json={
                 "type": event_type,
                 "payload": payload,
                 "step_id": None if step_id is None else str(step_id),
-                "lease_id": str(lease_id),
+                "lease_id": str(job.lease_id),
             },
         )
 

@@ -251,7 +251,7 @@ class Worker:
 
     async def _release(self, run: JobRun) -> None:
         try:
-            await self.backend.release(run.job.id, run.job.lease_id, run.worker_id)
+            await self.backend.release(run.job, run.worker_id)
             self.stats.released += 1
             log.info("job %s handed back to the queue", run.job.id)
         except Exception as error:

@@ -15,9 +15,10 @@ from starlette.responses import Response
 from conveyor.api.dependencies import SESSION_COOKIE, Context, any_key
 from conveyor.api.problems import Problem
 from conveyor.api.responses import json_response
+from conveyor.api.routes.me import caller_json
 from conveyor.api.schemas import ProblemOut, SafeText, Strict
 from conveyor.domain.errors import NotFound
-from conveyor.service.workspaces import Principal, Session
+from conveyor.service.workspaces import Caller, Session
 
 router = APIRouter(prefix="/v1/session", tags=["session"])
 
@@ -29,18 +30,13 @@ class SignInIn(Strict):
 class SessionOut(BaseModel):
     key_id: str
     role: str
-    workspace: dict[str, str]
+    workspace: dict[str, str] | None = Field(description="null for an instance key")
+    instance: bool = Field(description="an instance key: it may act in every workspace")
     csrf_token: str
 
 
 def _body(session: Session) -> dict[str, object]:
-    principal = session.principal
-    return {
-        "key_id": principal.key_id,
-        "role": principal.role.value,
-        "workspace": {"id": principal.workspace.id, "slug": principal.workspace.slug},
-        "csrf_token": session.csrf_token,
-    }
+    return {**caller_json(session.principal), "csrf_token": session.csrf_token}
 
 
 @router.post(
@@ -85,7 +81,7 @@ async def current(ctx: Context, request: Request) -> Response:
 
 @router.delete("", status_code=204, summary="Sign out")
 async def sign_out(
-    ctx: Context, request: Request, _: Annotated[Principal, Depends(any_key)]
+    ctx: Context, request: Request, _: Annotated[Caller, Depends(any_key)]
 ) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from starlette.responses import Response
 
-from conveyor.api.dependencies import Context, authorized
+from conveyor.api.dependencies import Context, any_key, authorized, forbidden, in_workspace
 from conveyor.api.problems import Problem, problem_for
 from conveyor.api.responses import json_response
 from conveyor.api.schemas import (
@@ -39,10 +39,10 @@ from conveyor.api.schemas import (
     step_json,
 )
 from conveyor.domain.events import worker_actor
-from conveyor.domain.jobs import Completion, JobStatus
-from conveyor.domain.workspaces import Permission
+from conveyor.domain.jobs import Completion, Job, JobStatus
+from conveyor.domain.workspaces import Permission, Workspace
 from conveyor.service.jobs import AS_JOB
-from conveyor.service.workspaces import Principal
+from conveyor.service.workspaces import Caller, InstanceKey, Principal
 
 router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["workers"])
 
@@ -81,6 +81,14 @@ def reporter_actor(principal: Principal, worker_id: str | None) -> str:
 )
 async def claim(ctx: Context, principal: Claimer, body: ClaimIn, request: Request) -> Response:
     ctx.rate_limiter.check(str(principal.key_id))
+    if body.workspaces is not None:
+        raise Problem(
+            422,
+            "validation-error",
+            "Invalid input",
+            "workspaces: a workspace's claims take from it alone; use POST /v1/claims",
+            errors=[{"field": "workspaces", "message": "not taken here"}],
+        )
     claimed = await ctx.jobs.claim_jobs(
         principal.workspace.id,
         types=body.types,
@@ -92,7 +100,53 @@ async def claim(ctx: Context, principal: Claimer, body: ClaimIn, request: Reques
         abandoned=request.is_disconnected,
         answer=AS_JOB,
     )
-    return json_response({"data": [claimed_job_json(job) for job in claimed]})
+    slug = principal.workspace.slug
+    return json_response({"data": [claimed_job_json(job, slug) for job in claimed]})
+
+
+instance_router = APIRouter(prefix="/v1", tags=["workers"])
+
+
+@instance_router.post(
+    "/claims",
+    response_model=ClaimOut,
+    responses=ERRORS,
+    summary="Claim from several workspaces (an instance worker key: every workspace, or "
+    "those named), in fair turns; each job says its workspace",
+)
+async def claim_across_workspaces(
+    ctx: Context, caller: Annotated[Caller, Depends(any_key)], body: ClaimIn, request: Request
+) -> Response:
+    ctx.rate_limiter.check(str(caller.key_id))
+    if not caller.can(Permission.CLAIM):
+        raise forbidden(caller, Permission.CLAIM)
+    named = [await in_workspace(ctx, caller, name) for name in body.workspaces or ()]
+    if isinstance(caller, InstanceKey):
+        scope = [principal.workspace.id for principal in named] if named else None
+    else:
+        scope = [caller.workspace.id]
+    claimed = await ctx.jobs.claim_jobs(
+        scope,
+        types=body.types,
+        limit=body.limit,
+        lease_seconds=body.lease_seconds,
+        worker_id=body.worker_id,
+        actor=worker_actor(body.worker_id, caller.key_id),
+        wait_seconds=body.wait_seconds,
+        abandoned=request.is_disconnected,
+        answer=AS_JOB,
+    )
+    slugs = {workspace.id: workspace.slug for workspace in await _workspaces_of(ctx, claimed)}
+    return json_response(
+        {"data": [claimed_job_json(job, slugs.get(job.workspace_id)) for job in claimed]}
+    )
+
+
+async def _workspaces_of(ctx: Context, jobs: list[Job]) -> list[Workspace]:
+    wanted = {job.workspace_id for job in jobs}
+    if not wanted:
+        return []
+    return [w for w in await ctx.workspaces.list_workspaces() if w.id in wanted]
 
 
 @router.post(

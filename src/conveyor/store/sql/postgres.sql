@@ -78,26 +78,44 @@ SELECT now() AS created_at;
 -- name: answer_inserted_jobs
 SELECT id, run_at, created_at FROM inserted;
 
--- name: find_by_idempotency_keys
-SELECT {job_columns} FROM jobs WHERE workspace_id = :ws AND idempotency_key = ANY(:keys);
-
 -- ---------------------------------------------------------------------------------------
 -- Claims, completions and changes
 
--- name: claim_jobs
--- {claimable} and {leased_status} come from the transition table (a claim is the move
--- between them); {answer} is the projection the caller asked for.
-WITH picked AS (
-    SELECT id FROM jobs
-    WHERE workspace_id = :ws AND {claimable} AND run_at <= now() {type_condition}
+-- name: group_picks
+-- The most urgent due jobs of each group, as many as its share ({columns} of them): groups
+-- without a concurrency key (:free_ws, one share each) and groups with one (:key_ws, :keys).
+-- FOR UPDATE SKIP LOCKED lets concurrent claimers pass each other instead of queueing on
+-- the same rows.
+SELECT {columns} FROM unnest(:free_ws::uuid[], :free_shares::int[]) AS g(ws, share)
+CROSS JOIN LATERAL (
+    SELECT id, workspace_id, type, concurrency_key, priority, run_at FROM jobs
+    WHERE workspace_id = g.ws AND concurrency_key IS NULL AND {claimable}
+        AND run_at <= now() {type_condition}
     ORDER BY priority, run_at, id
-    LIMIT :limit
+    LIMIT g.share
     FOR UPDATE SKIP LOCKED
-), claimed AS (
+) j
+UNION ALL
+SELECT {columns} FROM unnest(:key_ws::uuid[], :keys::text[], :key_shares::int[])
+    AS g(ws, key, share)
+CROSS JOIN LATERAL (
+    SELECT id, workspace_id, type, concurrency_key, priority, run_at FROM jobs
+    WHERE workspace_id = g.ws AND concurrency_key = g.key AND {claimable}
+        AND run_at <= now() {type_condition}
+    ORDER BY priority, run_at, id
+    LIMIT g.share
+    FOR UPDATE SKIP LOCKED
+) j;
+
+-- name: claim_groups
+-- A claim where no limit governs: every job the groups' shares pick starts, in one
+-- statement. {claimable} and {leased_status} come from the transition table (a claim is
+-- the move between them); {answer} is the projection the caller asked for.
+WITH picked AS ({picks}), claimed AS (
     UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
         lease_id = gen_random_uuid(), lease_expires_at = now() + make_interval(secs => :lease),
         started_at = now(), updated_at = now(), version = version + 1,
-        last_event_seq = last_event_seq + 1
+        last_event_seq = last_event_seq + 1, limited = false
     -- Joined with its rows rather than filtered by id = ANY(ARRAY(…)): a generic plan
     -- cached while the table was small turns the latter into a sequential scan.
     FROM picked WHERE jobs.id = picked.id
@@ -111,8 +129,43 @@ WITH picked AS (
 )
 SELECT {answer} FROM claimed ORDER BY priority, run_at, id;
 
--- name: types_condition
-AND type = ANY(:types);
+-- name: claim_chosen
+-- A claim where limits govern: the jobs the domain admitted (picked and locked earlier in
+-- this transaction, under the workspaces' claim locks) start, and each start a rate
+-- counts is recorded.
+WITH chosen AS (
+    SELECT * FROM unnest(:ids::uuid[], :limited::bool[]) AS c(id, limited)
+), claimed AS (
+    UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
+        lease_id = gen_random_uuid(), lease_expires_at = now() + make_interval(secs => :lease),
+        started_at = now(), updated_at = now(), version = version + 1,
+        last_event_seq = last_event_seq + 1, limited = chosen.limited
+    FROM chosen WHERE jobs.id = chosen.id AND {claimable:jobs}
+    RETURNING {job_columns:jobs}
+), started AS (
+    INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload,
+        created_at)
+    SELECT id, workspace_id, type, last_event_seq, NULL, 'job.started', :actor,
+        jsonb_build_object('attempt', attempt, 'worker_id', worker_id), now()
+    FROM claimed
+), counted AS (
+    INSERT INTO limit_starts (workspace_id, name, started_at)
+    SELECT s.ws, s.name, now()
+    FROM unnest(:start_ws::uuid[], :start_names::text[], :start_counts::int[])
+        AS s(ws, name, n)
+    CROSS JOIN generate_series(1, s.n)
+)
+SELECT {answer} FROM claimed ORDER BY priority, run_at, id;
+
+-- name: take_claim_locks
+-- The claim lock of each workspace that limits govern, in one order (no deadlock): held
+-- to commit, so counting what runs and starting more is one step for every claimer.
+SELECT pg_advisory_xact_lock(1668247094, hashtext(ws::text))
+FROM unnest(:workspaces::uuid[]) AS ws ORDER BY ws;
+
+-- name: in_list
+-- A list parameter binds as an array.
+{column} = ANY({param});
 
 -- name: complete_jobs
 -- A batch of completions: each job whose lease is still the one given (its status one

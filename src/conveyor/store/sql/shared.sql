@@ -20,6 +20,88 @@ SELECT count(*) AS total FROM jobs WHERE {conditions};
 SELECT {job_columns} FROM jobs WHERE {conditions}
 ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
 
+-- name: claim_plan
+-- The workspaces a claim may take from ({scope}) that have jobs due, with what the claim
+-- needs to know of each: its weight (fair turns), whether limits govern it (then its
+-- claims take its claim lock and count), whether any claimable job has a concurrency key
+-- (then its groups are found by skipping through ix_jobs_claimable).
+SELECT w.id, w.weight,
+    EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = w.id) AS limited,
+    EXISTS (
+        SELECT 1 FROM jobs j
+        WHERE j.workspace_id = w.id AND {claimable:j} AND j.concurrency_key IS NOT NULL
+    ) AS keyed,
+    EXISTS (
+        SELECT 1 FROM jobs j
+        WHERE j.workspace_id = w.id AND {claimable:j} AND j.concurrency_key IS NULL
+    ) AS unkeyed
+FROM workspaces w
+WHERE {scope} AND EXISTS (
+    SELECT 1 FROM jobs j
+    WHERE j.workspace_id = w.id AND {claimable:j} AND j.run_at <= conveyor_now() {type_condition}
+)
+ORDER BY w.id;
+
+-- name: claimable_keys
+-- The concurrency keys with claimable jobs in a workspace, after :after in key order, one
+-- index probe each (a skip scan of ix_jobs_claimable).
+WITH RECURSIVE keys(concurrency_key) AS (
+    SELECT (
+        SELECT concurrency_key FROM jobs
+        WHERE workspace_id = :ws AND {claimable} AND concurrency_key > :after
+        ORDER BY concurrency_key LIMIT 1
+    )
+    UNION ALL
+    SELECT (
+        SELECT concurrency_key FROM jobs
+        WHERE workspace_id = :ws AND {claimable} AND concurrency_key > keys.concurrency_key
+        ORDER BY concurrency_key LIMIT 1
+    )
+    FROM keys WHERE keys.concurrency_key IS NOT NULL
+)
+SELECT concurrency_key FROM keys WHERE concurrency_key IS NOT NULL LIMIT :max_groups;
+
+-- name: next_due
+-- When the next job in {scope} comes due: a waiting claim's timer. One probe of ix_jobs_due
+-- per workspace.
+SELECT min((
+    SELECT j.run_at FROM jobs j
+    WHERE j.workspace_id = w.id AND {claimable:j} AND j.run_at > conveyor_now()
+    ORDER BY j.run_at LIMIT 1
+)) AS due, conveyor_now() AS now
+FROM workspaces w WHERE {scope};
+
+-- name: limit_states
+-- The limits named (:names, {names}) of a workspace, with how many of their jobs run now:
+-- read under the workspace's claim lock, so no claim elsewhere can start one meanwhile.
+SELECT l.name, l.max_running, l.rate_count, l.rate_per_seconds, l.paused,
+    conveyor_now() AS now,
+    CASE WHEN substr(l.name, 1, 5) = 'type:' THEN (
+        SELECT count(*) FROM jobs j
+        WHERE j.workspace_id = l.workspace_id AND {leased:j} AND j.type = substr(l.name, 6)
+    ) ELSE (
+        SELECT count(*) FROM jobs j
+        WHERE j.workspace_id = l.workspace_id AND {leased:j} AND j.concurrency_key = l.name
+    ) END AS running
+FROM limits l WHERE l.workspace_id = :ws AND {names};
+
+-- name: recent_starts
+-- The starts each rate window counts, oldest first.
+SELECT s.name, s.started_at FROM limit_starts s
+JOIN limits l ON l.workspace_id = s.workspace_id AND l.name = s.name
+WHERE s.workspace_id = :ws AND {names} AND l.rate_per_seconds IS NOT NULL
+    AND s.started_at > conveyor_after(-l.rate_per_seconds)
+ORDER BY s.name, s.started_at;
+
+-- name: forget_old_starts
+-- Starts older than any window of the workspace's limits count for nothing.
+DELETE FROM limit_starts WHERE workspace_id = :ws AND started_at <= conveyor_after(-(
+    SELECT COALESCE(max(rate_per_seconds), 0) FROM limits WHERE workspace_id = :ws
+));
+
+-- name: find_by_idempotency_keys
+SELECT {job_columns} FROM jobs WHERE workspace_id = :ws AND {keys};
+
 -- name: find_expired_leases
 -- Through the partial index on leased jobs by deadline.
 SELECT {job_columns} FROM jobs
@@ -105,16 +187,16 @@ SELECT tx, id FROM events WHERE id = :id AND workspace_id = :ws;
 
 -- name: insert_workspace
 INSERT INTO workspaces (id, slug, created_at) VALUES (:id, :slug, conveyor_now())
-ON CONFLICT (slug) DO NOTHING RETURNING id, slug, created_at;
+ON CONFLICT (slug) DO NOTHING RETURNING id, slug, created_at, weight;
 
 -- name: workspace_by_id
-SELECT id, slug, created_at FROM workspaces WHERE id = :id;
+SELECT id, slug, created_at, weight FROM workspaces WHERE id = :id;
 
 -- name: workspace_by_slug
-SELECT id, slug, created_at FROM workspaces WHERE slug = :slug;
+SELECT id, slug, created_at, weight FROM workspaces WHERE slug = :slug;
 
 -- name: list_workspaces
-SELECT id, slug, created_at FROM workspaces ORDER BY slug;
+SELECT id, slug, created_at, weight FROM workspaces ORDER BY slug;
 
 -- name: insert_key
 INSERT INTO api_keys (id, workspace_id, role, name, secret_hash, created_at, revoked_at)
@@ -123,8 +205,20 @@ RETURNING id, workspace_id, role, name, secret_hash, created_at, revoked_at;
 
 -- name: key_with_workspace
 SELECT k.id, k.workspace_id, k.role, k.name, k.secret_hash, k.created_at, k.revoked_at,
-    w.slug, w.created_at AS workspace_created_at
-FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE k.id = :id;
+    w.slug, w.created_at AS workspace_created_at, w.weight AS workspace_weight
+FROM api_keys k LEFT JOIN workspaces w ON w.id = k.workspace_id WHERE k.id = :id;
+
+-- name: list_instance_keys
+SELECT id, workspace_id, role, name, secret_hash, created_at, revoked_at
+FROM api_keys WHERE workspace_id IS NULL ORDER BY created_at;
+
+-- name: revoke_instance_key
+UPDATE api_keys SET revoked_at = COALESCE(revoked_at, conveyor_now())
+WHERE id = :id AND workspace_id IS NULL
+RETURNING id, workspace_id, role, name, secret_hash, created_at, revoked_at;
+
+-- name: set_workspace_weight
+UPDATE workspaces SET weight = :weight WHERE id = :id RETURNING id, slug, created_at, weight;
 
 -- name: list_keys
 SELECT id, workspace_id, role, name, secret_hash, created_at, revoked_at
@@ -141,8 +235,8 @@ VALUES (:id, :hash, :key_id, :csrf, conveyor_now(), conveyor_after(:ttl));
 
 -- name: live_session
 SELECT k.id, k.workspace_id, k.role, k.name, k.secret_hash, k.created_at, k.revoked_at,
-    w.slug, w.created_at AS workspace_created_at, s.csrf_token
-FROM sessions s JOIN api_keys k ON k.id = s.key_id JOIN workspaces w ON w.id = k.workspace_id
+    w.slug, w.created_at AS workspace_created_at, w.weight AS workspace_weight, s.csrf_token
+FROM sessions s JOIN api_keys k ON k.id = s.key_id LEFT JOIN workspaces w ON w.id = k.workspace_id
 WHERE s.token_hash = :hash AND s.expires_at > conveyor_now() AND k.revoked_at IS NULL;
 
 -- name: delete_session

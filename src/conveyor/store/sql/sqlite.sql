@@ -20,26 +20,45 @@ VALUES (:id, :ws, :type, :status, :priority, :payload, NULL, NULL, 0, :agent_tas
 ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING {job_columns};
 
--- name: find_by_idempotency_keys
-SELECT {job_columns} FROM jobs
-WHERE workspace_id = :ws AND idempotency_key IN (SELECT value FROM json_each(:keys));
-
--- name: claim_jobs
--- {claimable} and {leased_status} come from the transition table (a claim is the move
--- between them). The start events are written by the same batch on the writer's thread.
+-- name: claim_group
+-- The most urgent due jobs of one group ({group}: no concurrency key, or :key), as many as
+-- its :share, start. {claimable} and {leased_status} come from the transition table (a
+-- claim is the move between them). The start events are written by the same batch on the
+-- writer's thread.
 UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
     lease_id = conveyor_uuid4(), lease_expires_at = conveyor_after(:lease),
     started_at = conveyor_now(), updated_at = conveyor_now(), version = version + 1,
-    last_event_seq = last_event_seq + 1
+    last_event_seq = last_event_seq + 1, limited = 0
 WHERE id IN (
     SELECT id FROM jobs
-    WHERE workspace_id = :ws AND {claimable} AND run_at <= conveyor_now() {type_condition}
-    ORDER BY priority, run_at, id LIMIT :limit
+    WHERE workspace_id = :ws AND {group} AND {claimable} AND run_at <= conveyor_now()
+        {type_condition}
+    ORDER BY priority, run_at, id LIMIT :share
 )
 RETURNING {job_columns};
 
--- name: types_condition
-AND type IN (SELECT value FROM json_each(:types));
+-- name: pick_group
+-- A group's most urgent due jobs, as a claim under limits weighs them.
+SELECT id, workspace_id, type, concurrency_key, priority, run_at FROM jobs
+WHERE workspace_id = :ws AND {group} AND {claimable} AND run_at <= conveyor_now()
+    {type_condition}
+ORDER BY priority, run_at, id LIMIT :share;
+
+-- name: claim_chosen
+-- One job the domain admitted under limits starts.
+UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
+    lease_id = conveyor_uuid4(), lease_expires_at = conveyor_after(:lease),
+    started_at = conveyor_now(), updated_at = conveyor_now(), version = version + 1,
+    last_event_seq = last_event_seq + 1, limited = :limited
+WHERE id = :id AND {claimable}
+RETURNING {job_columns};
+
+-- name: record_start
+INSERT INTO limit_starts (workspace_id, name, started_at) VALUES (:ws, :name, conveyor_now());
+
+-- name: in_list
+-- A list parameter binds as a JSON array.
+{column} IN (SELECT value FROM json_each({param}));
 
 -- name: complete_job
 -- One completion of a batch, guarded by its lease and by the statuses the table lets

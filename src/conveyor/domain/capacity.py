@@ -1,0 +1,269 @@
+"""Capacity: how a claim shares workers fairly and which jobs the limits let start.
+
+A claim's candidates come in *groups*: one per workspace and concurrency key (jobs without
+a key form their workspace's own group). Every group with claimable work gets turns: within
+a workspace the groups take turns one job at a time, and workspaces take turns in
+proportion to their weight, so one tenant's (or one key's) million queued jobs never hold
+back another's ten by more than a claim batch. Priority orders jobs within a group.
+
+Limits are a workspace's: the one named by a job's concurrency key and the one named
+`type:<its type>` govern it, when they exist. A limit may cap how many of its jobs run at
+once (`max_running`), how many start in any window of `per_seconds` (`rate`), or stop them
+starting (`paused`). Admission is decided here, on counts the store reads while it holds
+the workspace's claim lock, so no limit is ever exceeded under any concurrency.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Final
+from uuid import UUID
+
+from conveyor.domain.errors import InvalidInput
+
+TYPE_LIMIT_PREFIX: Final = "type:"
+LIMIT_NAME_MAX_LENGTH: Final = 200
+MAX_RUNNING_LIMIT: Final = 1_000_000
+RATE_COUNT_LIMIT: Final = 1_000_000
+RATE_WINDOW_LIMIT_SECONDS: Final = 7 * 24 * 3600.0
+WEIGHT_MIN: Final = 1
+WEIGHT_MAX: Final = 1000
+_LIMIT_NAME: Final = re.compile(r"[^\x00-\x1f\x7f]{1,200}\Z")
+
+
+def type_limit_name(job_type: str) -> str:
+    return f"{TYPE_LIMIT_PREFIX}{job_type}"
+
+
+def limit_names(job_type: str, concurrency_key: str | None) -> tuple[str, ...]:
+    """The limits that govern a job of this type and key, when they exist."""
+    by_type = type_limit_name(job_type)
+    if concurrency_key is None or concurrency_key == by_type:
+        return (by_type,)
+    return (concurrency_key, by_type)
+
+
+def validate_weight(weight: int) -> None:
+    if not WEIGHT_MIN <= weight <= WEIGHT_MAX:
+        raise InvalidInput("weight", f"must be between {WEIGHT_MIN} and {WEIGHT_MAX}")
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    count: int
+    per_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    workspace_id: UUID
+    name: str
+    max_running: int | None = None
+    rate: Rate | None = None
+    paused: bool = False
+
+    def validate(self) -> None:
+        if not _LIMIT_NAME.match(self.name):
+            raise InvalidInput("name", f"must be 1..{LIMIT_NAME_MAX_LENGTH} printable characters")
+        if self.max_running is not None and not 0 <= self.max_running <= MAX_RUNNING_LIMIT:
+            raise InvalidInput("max_running", f"must be between 0 and {MAX_RUNNING_LIMIT}")
+        if self.rate is not None:
+            if not 1 <= self.rate.count <= RATE_COUNT_LIMIT:
+                raise InvalidInput("rate.count", f"must be between 1 and {RATE_COUNT_LIMIT}")
+            if not 0 < self.rate.per_seconds <= RATE_WINDOW_LIMIT_SECONDS:
+                raise InvalidInput("rate.per_seconds", "must be more than 0 and at most 7 days")
+
+
+class WaitReason(StrEnum):
+    """Why a limit lets none of its jobs start right now."""
+
+    PAUSED = "paused"
+    FULL = "full"
+    """`max_running` of its jobs are running."""
+    RATE = "rate"
+    """`rate.count` of its jobs started in the last `rate.per_seconds`."""
+
+
+@dataclass(frozen=True, slots=True)
+class LimitState:
+    """A limit and what the store counted for it, under the claim lock."""
+
+    limit: Limit
+    running: int
+    recent_starts: Sequence[datetime] = ()
+    """When its jobs started within the last `rate.per_seconds`, oldest first."""
+
+    def room(self, started: int = 0) -> int | None:
+        """How many more of its jobs may start now, after `started` more did (None: no
+        cap)."""
+        if self.limit.paused:
+            return 0
+        caps = []
+        if self.limit.max_running is not None:
+            caps.append(self.limit.max_running - self.running - started)
+        if self.limit.rate is not None:
+            caps.append(self.limit.rate.count - len(self.recent_starts) - started)
+        return max(0, min(caps)) if caps else None
+
+    def blocked_by(self, started: int = 0) -> WaitReason | None:
+        """Why none more may start, after `started` more did (None: some may)."""
+        if self.limit.paused:
+            return WaitReason.PAUSED
+        limit = self.limit
+        if limit.max_running is not None and self.running + started >= limit.max_running:
+            return WaitReason.FULL
+        if limit.rate is not None and len(self.recent_starts) + started >= limit.rate.count:
+            return WaitReason.RATE
+        return None
+
+    def frees_at(self, started: int, now: datetime) -> datetime | None:
+        """When the rate window lets one more start, after `started` more did at `now`
+        (None when it is not the rate that stops it)."""
+        rate = self.limit.rate
+        if rate is None or self.blocked_by(started) != WaitReason.RATE:
+            return None
+        starts = [*self.recent_starts, *([now] * started)]
+        return starts[len(starts) - rate.count] + timedelta(seconds=rate.per_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Claimable jobs of one workspace and concurrency key (None: jobs without one)."""
+
+    workspace_id: UUID
+    concurrency_key: str | None
+
+
+def split_fairly(
+    groups: Sequence[Group], weights: Mapping[UUID, int], budget: int
+) -> dict[Group, int]:
+    """How many jobs each group may give a claim of `budget`: in all at most `budget`;
+    workspaces in proportion to their weight, the groups of a workspace evenly; every
+    group at least one while the budget allows (groups beyond it, in the order given, get
+    none this time: callers rotate the order from claim to claim)."""
+    if budget <= 0 or not groups:
+        return {}
+    if len(groups) >= budget:
+        return dict.fromkeys(groups[:budget], 1)
+    members: dict[UUID, list[Group]] = {}
+    for group in groups:
+        members.setdefault(group.workspace_id, []).append(group)
+    total_weight = sum(weights.get(workspace, 1) for workspace in members)
+    exact = {
+        group: budget * weights.get(workspace, 1) / total_weight / len(inside)
+        for workspace, inside in members.items()
+        for group in inside
+    }
+    shares = {group: max(1, math.floor(value)) for group, value in exact.items()}
+    left = budget - sum(shares.values())
+    by_remainder = sorted(groups, key=lambda group: shares[group] - exact[group])
+    for group in by_remainder:
+        if left <= 0:
+            break
+        shares[group] += 1
+        left -= 1
+    while left < 0:  # the minimum of one each overshot: take back from the largest
+        largest = max(groups, key=lambda group: shares[group])
+        shares[largest] -= 1
+        left += 1
+    return shares
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A claimable job as a claim weighs it."""
+
+    id: UUID
+    workspace_id: UUID
+    type: str
+    concurrency_key: str | None
+    priority: int
+    run_at: datetime
+
+    @property
+    def group(self) -> Group:
+        return Group(self.workspace_id, self.concurrency_key)
+
+    @property
+    def urgency(self) -> tuple[int, datetime, UUID]:
+        return (self.priority, self.run_at, self.id)
+
+
+def fair_order(candidates: Iterable[Candidate], weights: Mapping[UUID, int]) -> list[Candidate]:
+    """Candidates in the order a claim takes them. Within a group: most urgent first.
+    Within a workspace: its groups in turn (the first of each group, then the second…).
+    Across workspaces: turns in proportion to weight (a workspace of weight 2 gets two
+    jobs for another's one). Ties go to the more urgent job."""
+    by_group: dict[Group, list[Candidate]] = {}
+    for candidate in candidates:
+        by_group.setdefault(candidate.group, []).append(candidate)
+    workspace_turns: dict[UUID, list[tuple[int, Candidate]]] = {}
+    for members in by_group.values():
+        members.sort(key=lambda c: c.urgency)
+        for turn, candidate in enumerate(members):
+            workspace_turns.setdefault(candidate.workspace_id, []).append((turn, candidate))
+    ranked: list[tuple[float, tuple[int, datetime, UUID], Candidate]] = []
+    for workspace, turns in workspace_turns.items():
+        turns.sort(key=lambda item: (item[0], item[1].urgency))
+        weight = weights.get(workspace, 1)
+        for position, (_, candidate) in enumerate(turns):
+            ranked.append(((position + 1) / weight, candidate.urgency, candidate))
+    ranked.sort(key=lambda item: (item[0], item[1]))
+    return [candidate for _, _, candidate in ranked]
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What a claim may start: `admitted`, in the order taken; `starts`, how many starts
+    count against each limit; `governing`, the limits each admitted job counts against;
+    `blocked`, the limits that kept jobs waiting and why; `wake_at`, the earliest a rate
+    window lets a waiting job start."""
+
+    admitted: list[Candidate]
+    starts: dict[tuple[UUID, str], int] = field(default_factory=dict)
+    governing: dict[UUID, tuple[str, ...]] = field(default_factory=dict)
+    blocked: dict[tuple[UUID, str], WaitReason] = field(default_factory=dict)
+    wake_at: datetime | None = None
+
+
+def admit(
+    ordered: Sequence[Candidate],
+    states: Mapping[tuple[UUID, str], LimitState],
+    limit: int,
+    now: datetime,
+) -> Admission:
+    """Take candidates in order, up to `limit`, each only while every limit governing it
+    has room; a job a limit refuses is skipped (it waits QUEUED), not the ones after it."""
+    admitted: list[Candidate] = []
+    starts: dict[tuple[UUID, str], int] = {}
+    blocked: dict[tuple[UUID, str], WaitReason] = {}
+    governing: dict[UUID, tuple[str, ...]] = {}
+    for candidate in ordered:
+        if len(admitted) == limit:
+            break
+        keys = [
+            (candidate.workspace_id, name)
+            for name in limit_names(candidate.type, candidate.concurrency_key)
+            if (candidate.workspace_id, name) in states
+        ]
+        refused = [key for key in keys if states[key].room(starts.get(key, 0)) == 0]
+        if refused:
+            for key in refused:
+                reason = states[key].blocked_by(starts.get(key, 0))
+                blocked.setdefault(key, reason or WaitReason.FULL)
+            continue
+        for key in keys:
+            starts[key] = starts.get(key, 0) + 1
+        admitted.append(candidate)
+        governing[candidate.id] = tuple(name for _, name in keys)
+    wake_times = [
+        when
+        for key in blocked
+        if (when := states[key].frees_at(starts.get(key, 0), now)) is not None
+    ]
+    return Admission(admitted, starts, governing, blocked, min(wake_times, default=None))
