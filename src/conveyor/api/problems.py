@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.api.connections import abort_connection
@@ -205,6 +206,31 @@ def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path, found by asking the routes
+    as the router does, once per method. (The framework's `Allow` names the methods of
+    the first route whose path matched: one of several at that path.)"""
+    allowed = []
+    for method in HTTP_METHODS:
+        probe: Scope = {
+            "type": "http",
+            "method": method,
+            "path": request.scope["path"],
+            "root_path": request.scope.get("root_path", ""),
+            "headers": request.scope.get("headers", []),
+            "app": request.app,
+        }
+        if any(route.matches(dict(probe))[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    if request.method in allowed:
+        # What matched serves any method and refused this one itself (static files).
+        return ["GET", "HEAD"]
+    return allowed
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def conveyor_error(request: Request, error: Exception) -> Response:
         if isinstance(error, StorageUnavailable):
@@ -244,6 +270,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         }
         kinds = {404: "not-found", 413: "request-too-large", 400: "malformed-request"}
         headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return problem_response(
             error.status_code,
             kinds.get(error.status_code, "http-error"),
