@@ -1,7 +1,7 @@
 """Details of the HTTP contract the fuzzer found wrong: `Allow` names exactly the methods
 of the path asked for; `GET /jobs/batch` is the batch route's 405; numbers and booleans
-in bodies are strict; the schema says what it cannot express; every documented answer is
-in the OpenAPI document."""
+in bodies are strict (`false` is no number, `1` no boolean, `"5"` neither); the schema
+says what it cannot express; every documented answer is in the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -55,7 +55,9 @@ async def test_job_ids_that_are_not_uuids_are_still_422(client: httpx.AsyncClien
         ("/claims", {"worker_id": "w", "lease_seconds": True}, "lease_seconds"),
         ("/jobs", {"type": "t", "priority": True}, "priority"),
         ("/jobs", {"type": "t", "max_attempts": True}, "max_attempts"),
-        ("/jobs", {"type": "t", "priority": 2.0}, "priority"),
+        ("/jobs", {"type": "t", "priority": "2"}, "priority"),
+        ("/jobs", {"type": "t", "priority": 2.5}, "priority"),
+        ("/claims", {"worker_id": "w", "wait_seconds": "1"}, "wait_seconds"),
         ("/jobs", {"type": "t", "retry_backoff_seconds": False}, "retry_backoff_seconds"),
         ("/jobs", {"type": "t", "hold": 1}, "hold"),
         ("/jobs", {"type": "t", "hold": "false"}, "hold"),
@@ -69,6 +71,13 @@ async def test_numbers_and_booleans_are_strict(
     assert response.status_code == 422, response.text
     assert [error["field"] for error in response.json()["errors"]] == [field]
     assert (await client.get("/jobs")).json()["meta"]["total"] == 0
+
+
+async def test_an_integer_may_be_written_with_a_point(client: httpx.AsyncClient) -> None:
+    """JSON has one kind of number: 2.0 is the integer 2 (Python's json writes it so)."""
+    created = await client.post("/jobs", json={"type": "t", "priority": 2.0, "max_attempts": 3.0})
+    assert created.status_code == 201, created.text
+    assert (created.json()["priority"], created.json()["max_attempts"]) == (2, 3)
 
 
 async def test_worker_reports_have_strict_numbers_too(
