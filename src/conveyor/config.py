@@ -47,6 +47,9 @@ class Settings:
     claim_poll_interval_seconds: float = 1.0
     sse_ping_seconds: float = 15.0
     sse_buffer_events: int = 1000
+    sse_send_timeout_seconds: float = 20.0
+    """A stream's client that takes no data for this long is disconnected (it stopped
+    reading, or cannot keep up); it may reconnect and resume with Last-Event-ID."""
     max_request_bytes: int = 1_048_576
     max_json_bytes: int = 262_144
     """Largest payload, result or event payload, as JSON text."""

@@ -139,6 +139,14 @@ class Metrics:
         self.sse_streams = Gauge(
             "conveyor_sse_streams", "Event streams open on this process", registry=r
         )
+        self.sse_disconnects = Counter(
+            "conveyor_sse_clients_disconnected",
+            "Event streams the server ended because their client did not keep up: "
+            "slow (took no data within the send timeout), behind (fell more than the "
+            "buffer behind; sent stream.dropped)",
+            ["reason"],
+            registry=r,
+        )
         self.db_statements = Gauge(
             "conveyor_db_statements", "Statements sent to the database by this process", registry=r
         )

@@ -12,7 +12,6 @@ from typing import Any
 from uuid import uuid4
 
 import httpx
-import pytest
 
 from conveyor.domain.workspaces import Permission, Role, role_allows
 from conveyor.service.workspaces import WorkspaceService
@@ -104,33 +103,6 @@ async def snapshot(store: Store) -> dict[str, Any]:
             (r["id"], r["version"], r["status"], str(r["lease_expires_at"])) for r in versions
         ),
         "revoked": int(revoked["n"]) if revoked else 0,
-    }
-
-
-@pytest.fixture
-async def targets(client: httpx.AsyncClient, keys: dict[str, str], store: Store) -> dict[str, str]:
-    worker = {"Authorization": f"Bearer {keys['worker']}"}
-    job = (await client.post("/jobs", json={"type": "t"})).json()
-    [claimed] = (await client.post("/claims", json={"worker_id": "w"}, headers=worker)).json()[
-        "data"
-    ]
-    step = await client.post(
-        f"/jobs/{job['id']}/steps",
-        json={"name": "s", "lease_id": claimed["lease_id"]},
-        headers=worker,
-    )
-    failed = (await client.post("/jobs", json={"type": "other"})).json()
-    await client.post(f"/jobs/{failed['id']}/cancel")
-    spare = (await client.post("/keys", json={"role": "client", "name": "spare"})).json()
-    revoked = (await client.post("/keys", json={"role": "admin"})).json()
-    await client.delete(f"/keys/{revoked['id']}")
-    return {
-        "job": job["id"],
-        "lease": claimed["lease_id"],
-        "step": step.json()["id"],
-        "failed": failed["id"],
-        "key": spare["id"],
-        "revoked_token": revoked["token"],
     }
 
 
@@ -226,6 +198,14 @@ async def test_cookie_sessions_need_the_csrf_token_to_change_anything(
         forged = await browser.post(f"/v1/workspaces/acme/jobs/{targets['job']}/cancel")
         assert forged.status_code == 403
         assert forged.json()["type"] == "/problems/csrf"
+        wrong_tokens = ("x", csrf[:-1], csrf + "x", csrf[::-1], "0" * len(csrf))
+        for wrong in wrong_tokens:
+            guessed = await browser.post(
+                f"/v1/workspaces/acme/jobs/{targets['job']}/cancel",
+                headers={"X-CSRF-Token": wrong},
+            )
+            assert guessed.status_code == 403, f"a wrong CSRF token {wrong!r} was accepted"
+            assert guessed.json()["type"] == "/problems/csrf"
         assert await snapshot(store) == before
         reading = await browser.get("/v1/workspaces/acme/jobs")
         assert reading.status_code == 200

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from conveyor.client.sse import EventStreamParser, ServerSentEvent, parse_lines_async
+from conveyor.domain.events import StreamPosition
 from conveyor.store.urls import DatabaseURL
 from tests.conftest import settings_for
 from tests.support.server import RunningServer, running_server
@@ -407,6 +408,49 @@ async def begin_slow_transaction(database_url: DatabaseURL, job_id: str, *, tick
     return connection
 
 
+async def held_back(
+    server: RunningServer, database_url: DatabaseURL, job_id: str, name: str, fetches: int
+) -> bool:
+    """The hub's feed has read the workspace since `fetches` and holds back the tick
+    `name` of `job_id`: it has looked at it and not passed it on. (Observed in the hub,
+    which decides; what a client has received by some moment proves nothing either way.)"""
+    import asyncpg
+
+    hub = server.runtime.hub
+    connection = await asyncpg.connect(database_url.url)
+    try:
+        row = await connection.fetchrow(
+            "SELECT workspace_id, tx, id FROM events WHERE job_id = $1 AND payload->>'from' = $2",
+            UUID(job_id),
+            name,
+        )
+    finally:
+        await connection.close()
+    assert row is not None
+    feed = hub._feeds.get(row["workspace_id"])
+    looked = hub.fetches > fetches and row["workspace_id"] in hub._held_feeds
+    assert feed is None or feed < StreamPosition(row["tx"], row["id"]), (
+        f"the feed passed the tick {name!r} on while an older transaction could still commit"
+    )
+    return looked
+
+
+async def until_sentinel(
+    client: httpx.AsyncClient,
+    keys: dict[str, str],
+    job_id: str,
+    *followers: WorkspaceFollower,
+) -> None:
+    """One more tick, awaited on every follower: a stream sends in order, so whatever it
+    would send before the sentinel (a duplicate, say) has arrived once the sentinel has."""
+    await tick(client, keys, job_id, "sentinel")
+
+    async def arrived() -> bool:
+        return all("sentinel" in follower.ticks() for follower in followers)
+
+    await eventually(arrived, within=10, what="the sentinel tick on every stream")
+
+
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 async def test_workspace_stream_resumes_exactly_when_transactions_commit_out_of_id_order(
     server: RunningServer,
@@ -429,8 +473,13 @@ async def test_workspace_stream_resumes_exactly_when_transactions_commit_out_of_
 
     slow = await begin_slow_transaction(database_url, slow_job, tick=True)
     try:
+        fetches = server.runtime.hub.fetches
         await tick(client, keys, fast_job, "fast")
-        await asyncio.sleep(0.5)  # whatever the stream would pass on, it has by now
+
+        async def fast_held_back() -> bool:
+            return await held_back(server, database_url, fast_job, "fast", fetches)
+
+        await eventually(fast_held_back, within=10, what="the feed to hold the fast tick")
         assert leaving.ticks() == ["before"], (
             "an event was passed on while an older transaction could still commit behind it"
         )
@@ -444,11 +493,11 @@ async def test_workspace_stream_resumes_exactly_when_transactions_commit_out_of_
         return len(resumed.ticks()) >= 2 and len(staying.ticks()) >= 3
 
     await eventually(resumed_has_both, within=10, what="the slow and the fast tick")
-    await asyncio.sleep(0.3)  # anything sent twice would arrive by now
+    await until_sentinel(client, keys, fast_job, resumed, staying)
     await resumed.hang_up()
     await staying.hang_up()
-    assert leaving.ticks() + resumed.ticks() == ["before", "slow", "fast"]
-    assert staying.ticks() == ["before", "slow", "fast"], "older transaction first"
+    assert leaving.ticks() + resumed.ticks() == ["before", "slow", "fast", "sentinel"]
+    assert staying.ticks() == ["before", "slow", "fast", "sentinel"], "older transaction first"
     sent = [(e.json()["job_id"], e.json()["seq"]) for e in leaving.seen + resumed.seen]
     assert len(sent) == len(set(sent)), "no event twice across the reconnect"
 
@@ -465,8 +514,13 @@ async def test_an_event_held_behind_a_transaction_without_events_follows_once_it
     [follower] = await workspace_followers(server, client, 1)
     slow = await begin_slow_transaction(database_url, other_job, tick=False)
     try:
+        fetches = server.runtime.hub.fetches
         await tick(client, keys, job, "held")
-        await asyncio.sleep(0.3)
+
+        async def is_held_back() -> bool:
+            return await held_back(server, database_url, job, "held", fetches)
+
+        await eventually(is_held_back, within=10, what="the feed to hold the tick back")
         assert follower.ticks() == [], "passed on while an older transaction still runs"
         await slow.execute("COMMIT")  # commits no event, so no notice: the hub looks again
     finally:
@@ -533,7 +587,7 @@ async def test_a_workspace_stream_says_where_it_starts_so_an_early_hang_up_loses
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 async def test_workspace_streams_carry_on_without_a_gap_when_notices_may_have_been_lost(
-    server: RunningServer, client: httpx.AsyncClient
+    server: RunningServer, client: httpx.AsyncClient, keys: dict[str, str]
 ) -> None:
     [follower] = await workspace_followers(server, client, 1)
     created = [(await client.post("/jobs", json={"type": "t"})).json()["id"] for _ in range(3)]
@@ -544,10 +598,11 @@ async def test_workspace_streams_carry_on_without_a_gap_when_notices_may_have_be
         return len(follower.seen) >= 12
 
     await eventually(all_arrived, within=10, what="the events of six jobs")
-    await asyncio.sleep(0.3)  # anything sent twice would arrive by now
+    await until_sentinel(client, keys, created[-1], follower)
     await follower.hang_up()
-    got = [(e.json()["job_id"], e.event) for e in follower.seen]
+    got = [(e.json()["job_id"], e.event) for e in follower.seen if e.event != "test.tick"]
     assert got == [(job, kind) for job in created for kind in ("job.created", "job.queued")]
+    assert follower.ticks() == ["sentinel"]
 
 
 async def test_streams_need_a_key_and_the_right_workspace(

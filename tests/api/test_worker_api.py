@@ -42,13 +42,11 @@ async def test_claim_long_polls_until_a_job_arrives(
     waiting = asyncio.create_task(
         worker.post("/claims", json={"worker_id": "w-1", "wait_seconds": 10, "types": ["t"]})
     )
-    await asyncio.sleep(0.3)
-    created_at = time.monotonic()
     job = (await client.post("/jobs", json={"type": "t"})).json()
     response = await waiting
-    woke_after = time.monotonic() - created_at
+    # That the create wakes the claim at once, rather than at its next look, is
+    # tests/service/test_guarantees.py's part (with looks an hour apart).
     assert [j["id"] for j in response.json()["data"]] == [job["id"]]
-    assert woke_after < 5.0, f"claim returned {woke_after:.2f}s after the job was created"
 
 
 async def test_a_claim_returns_a_lease_and_reports_need_it(

@@ -7,7 +7,7 @@ Invariants, checked against what the database holds after each sequence:
 * the status changes in a job's event log follow the transition table from QUEUED (or
   PENDING), and end at the job's status; at most one terminal event, last;
 * every event belongs to its job's workspace, and a request aimed at another workspace
-  changed nothing and learned nothing (it raised JobNotFound);
+  changed nothing and learned nothing (it raised JobNotFound, and nothing else);
 * operations only ever fail with the domain's own errors.
 """
 
@@ -133,8 +133,13 @@ class World:
             result = await call
         except JobNotFound:
             assert op.wrong_workspace, f"{op.name} on a job of its own workspace: not found"
-        except ConveyorError:
-            pass
+        except ConveyorError as error:
+            refused_with = type(error).__name__
+            # Another workspace's job does not exist for the caller: not found, never a
+            # conflict or a lease error that would tell it the job is there.
+            assert not op.wrong_workspace, (
+                f"{op.name} aimed at another workspace's job: {refused_with}, not JobNotFound"
+            )
         else:
             assert not op.wrong_workspace, f"{op.name} reached into another workspace"
             if op.name == "retry":

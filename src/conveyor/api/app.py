@@ -7,19 +7,29 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import Receive, Scope, Send
 
 import conveyor
+from conveyor.api.connections import remember_transport
 from conveyor.api.dependencies import ApiContext
 from conveyor.api.limits import RateLimiter, RequestSizeLimit
 from conveyor.api.observability import Observability
 from conveyor.api.openapi import problem_openapi
-from conveyor.api.problems import install_problem_handlers
+from conveyor.api.problems import UnexpectedErrors, install_problem_handlers
+from conveyor.api.readiness import Readiness
 from conveyor.api.routes import health, jobs, keys, me, session, stats, streams, workers
 from conveyor.api.routes.api_docs import mount_api_docs
 from conveyor.api.routes.dashboard import mount_dashboard
 from conveyor.config import Settings
 from conveyor.metrics import Metrics
 from conveyor.server import Runtime
+
+
+class ConveyorApp(FastAPI):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            remember_transport(scope, send)  # before the middleware wraps `send`
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -35,13 +45,15 @@ def create_app(settings: Settings) -> FastAPI:
             hub=runtime.hub,
             stats=runtime.stats,
             rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            readiness=Readiness(runtime.store.database),
+            metrics=runtime.metrics,
         )
         try:
             yield
         finally:
             await runtime.stop()
 
-    app = FastAPI(
+    app = ConveyorApp(
         title="Conveyor",
         version=conveyor.__version__,
         summary="A durable, concurrency-safe job runner.",
@@ -60,6 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_middleware(
             TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "::1", "[::1]"]
         )
+    app.add_middleware(UnexpectedErrors)
     app.add_middleware(Observability, metrics=metrics, access_log=settings.access_log)
     app.include_router(health.router)
     app.include_router(me.router)

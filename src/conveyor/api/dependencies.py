@@ -11,9 +11,11 @@ from fastapi import Depends, Path, Request
 
 from conveyor.api.limits import RateLimiter
 from conveyor.api.problems import Problem
+from conveyor.api.readiness import Readiness
 from conveyor.bus.hub import EventHub
 from conveyor.config import Settings
 from conveyor.domain.workspaces import Permission, Role, Workspace
+from conveyor.metrics import Metrics
 from conveyor.service.jobs import JobService
 from conveyor.service.stats import StatsService
 from conveyor.service.workspaces import Caller, InstanceKey, Principal, WorkspaceService
@@ -31,6 +33,8 @@ class ApiContext:
     hub: EventHub
     stats: StatsService
     rate_limiter: RateLimiter
+    readiness: Readiness
+    metrics: Metrics
 
 
 def context(request: Request) -> ApiContext:

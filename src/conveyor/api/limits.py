@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
@@ -86,11 +87,19 @@ class RateLimiter:
     """A token bucket per key: `rate` requests a second sustained, `burst` at once. Per
     server process (with several processes behind a balancer, each has its own)."""
 
-    def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        max_keys: int = 100_000,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rate = rate
         self.burst = burst
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self._max_keys = max_keys
+        self._clock = clock
 
     @property
     def enabled(self) -> bool:
@@ -99,7 +108,7 @@ class RateLimiter:
     def check(self, key: str, cost: float = 1.0) -> None:
         if not self.enabled:
             return
-        now = time.monotonic()
+        now = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = _Bucket(float(self.burst), now)

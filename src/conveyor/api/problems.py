@@ -1,18 +1,29 @@
 """Errors as RFC 9457 problem details (`application/problem+json`).
 
 Every error the service raises maps to one problem type here, and nowhere else; a 500
-says only that something went wrong (the log has the rest)."""
+says only that something went wrong (the log has the rest, once, with its traceback).
+
+No error closes a connection that could go on: an unexpected one is answered here, by
+`UnexpectedErrors`, rather than left to the framework (Starlette sends its 500 and then
+raises again, and the server closes the connection, so a client reusing it gets a reset).
+Only a response already under way, which cannot be taken back, is cut off.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from conveyor.api.connections import abort_connection
 from conveyor.domain.errors import (
     AlreadyExists,
     ConcurrentUpdate,
@@ -26,6 +37,9 @@ from conveyor.domain.errors import (
     ProgressRegressed,
     ResultConflict,
     StepConflict,
+    StorageFull,
+    StorageReadOnly,
+    StorageUnavailable,
     TransientDatabaseError,
     Unavailable,
 )
@@ -34,6 +48,9 @@ from conveyor.serialization import dumps
 log = logging.getLogger("conveyor.api")
 
 PROBLEM_JSON = "application/problem+json"
+STORAGE_RETRY_AFTER_SECONDS = 10
+"""What a client is told to wait when the database cannot store anything: long enough not
+to hammer a server whose operator must act, short enough to notice when they have."""
 
 
 class Problem(Exception):
@@ -135,7 +152,39 @@ def problem_for(error: Exception) -> Problem:
             "the database is unavailable or busy; try again shortly",
             headers={"Retry-After": "1"},
         )
+    if isinstance(error, StorageUnavailable):
+        return storage_problem(error)
     raise TypeError(f"no problem type for {type(error).__name__}")
+
+
+def storage_problem(error: StorageUnavailable, *, status: int | None = None) -> Problem:
+    """A full disk is 507 Insufficient Storage; a read-only database 503 (another server,
+    or this one after a failover, may take the write). Either way nothing was stored."""
+    retry = {"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)}
+    if isinstance(error, StorageFull):
+        return Problem(
+            status or 507,
+            "storage-full",
+            "Storage full",
+            "the database has no room to write, so nothing of this request was stored; "
+            "try again once space has been freed",
+            headers=retry,
+        )
+    if isinstance(error, StorageReadOnly):
+        return Problem(
+            status or 503,
+            "storage-read-only",
+            "Storage read-only",
+            "the database is read-only, so nothing of this request was stored; try again shortly",
+            headers=retry,
+        )
+    return Problem(
+        status or 503,
+        "storage-unavailable",
+        "Storage unavailable",
+        "the database cannot store anything now; nothing of this request was stored",
+        headers=retry,
+    )
 
 
 def _render(request: Request, problem: Problem) -> Response:
@@ -157,8 +206,43 @@ def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path, found by asking the routes
+    as the router does, once per method. (The framework's `Allow` names the methods of
+    the first route whose path matched: one of several at that path.)"""
+    allowed = []
+    for method in HTTP_METHODS:
+        probe: Scope = {
+            "type": "http",
+            "method": method,
+            "path": request.scope["path"],
+            "root_path": request.scope.get("root_path", ""),
+            "headers": request.scope.get("headers", []),
+            "app": request.app,
+        }
+        if any(route.matches(dict(probe))[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    if request.method in allowed:
+        # What matched serves any method and refused this one itself (static files).
+        return ["GET", "HEAD"]
+    return allowed
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def conveyor_error(request: Request, error: Exception) -> Response:
+        if isinstance(error, StorageUnavailable):
+            # Once per request, without a traceback: the operator needs the condition,
+            # not the call stack that ran into it.
+            log.warning(
+                "%s: %s %s stored nothing (%s)",
+                error.reason,
+                request.method,
+                request.url.path,
+                error,
+            )
         return _render(request, problem_for(error))
 
     async def validation_error(request: Request, error: Exception) -> Response:
@@ -185,23 +269,16 @@ def install_problem_handlers(app: FastAPI) -> None:
             413: "Request too large",
         }
         kinds = {404: "not-found", 413: "request-too-large", 400: "malformed-request"}
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return problem_response(
             error.status_code,
             kinds.get(error.status_code, "http-error"),
             titles.get(error.status_code, "HTTP error"),
             str(error.detail),
             instance=request.url.path,
-            headers=dict(error.headers or {}),
-        )
-
-    async def unexpected_error(request: Request, error: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(
-            500,
-            "internal-error",
-            "Internal server error",
-            "something went wrong on our side; the server log has the details",
-            instance=request.url.path,
+            headers=headers,
         )
 
     app.add_exception_handler(Problem, conveyor_error)
@@ -209,4 +286,51 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TransientDatabaseError, conveyor_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected_error)
+    # No handler for Exception: Starlette would hand it to ServerErrorMiddleware, which
+    # answers and then raises again, closing the connection. `UnexpectedErrors` answers.
+
+
+def internal_error_response(path: str) -> Response:
+    return problem_response(
+        500,
+        "internal-error",
+        "Internal server error",
+        "something went wrong on our side; the server log has the details",
+        instance=path,
+    )
+
+
+class UnexpectedErrors:
+    """Answers any error nothing else handled with a 500 problem, logs it once with its
+    traceback, and lets the connection carry on. A response that had started when the
+    error struck cannot be answered any more: its connection is closed at once, so that
+    the client sees it cut off rather than complete."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            return  # the client hung up: nobody to answer, nothing gone wrong here
+        except Exception as error:
+            where = f"{scope.get('method')} {scope.get('path')}"
+            if started:
+                log.error("unhandled error on %s; the response was cut off", where, exc_info=error)
+                await abort_connection(scope)
+                return
+            log.error("unhandled error on %s", where, exc_info=error)
+            with contextlib.suppress(OSError):
+                await internal_error_response(scope.get("path", ""))(scope, receive, send)

@@ -1,7 +1,8 @@
 """Request and response shapes of the HTTP API.
 
 Requests are validated by these pydantic models (unknown fields are rejected, so a typo
-never passes silently). Responses are built by the `*_json` functions below straight from
+never passes silently; numbers and booleans are strict: `false` is not 0, `1` not true,
+`"5"` not a number). Responses are built by the `*_json` functions below straight from
 domain objects and serialised by orjson; the `*Out` models describe them for OpenAPI and
 the schema tests check that the two agree.
 """
@@ -12,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from conveyor.domain.events import EVENT_TYPE_MAX_LENGTH, Event
 from conveyor.domain.jobs import (
@@ -58,9 +59,22 @@ SafeText = Annotated[
 ]
 """Free text both databases can store: no NUL, no lone surrogates (and the schema says so)."""
 
+
+def _json_number(value: object) -> object:
+    """A number as JSON writes one: Python would take `true` for 1 and `"5"` for 5."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a number")
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_json_number)]
+"""An integer in a request body (`2.0` is one; `true` and `"2"` are not)."""
+Number = Annotated[float, BeforeValidator(_json_number)]
+"""A number in a request body (`true` and `"2"` are not)."""
+
 JOB_TYPE = Annotated[str, Field(pattern=r"^[a-z0-9_.:-]{1,100}$", examples=["email.send"])]
 WORKER_ID = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
-LEASE_SECONDS = Annotated[float, Field(gt=0, le=3600)]
+LEASE_SECONDS = Annotated[Number, Field(gt=0, le=3600)]
 
 
 class Strict(BaseModel):
@@ -73,17 +87,27 @@ class Strict(BaseModel):
 class CreateJobIn(Strict):
     type: JOB_TYPE
     payload: Any = Field(default_factory=dict, description="JSON input; never overwritten")
-    priority: int = Field(PRIORITY_DEFAULT, ge=PRIORITY_MIN, le=PRIORITY_MAX)
+    priority: Integer = Field(PRIORITY_DEFAULT, ge=PRIORITY_MIN, le=PRIORITY_MAX)
     agent_task_id: SafeText | None = Field(None, min_length=1, max_length=AGENT_TASK_ID_MAX_LENGTH)
-    max_attempts: int = Field(1, ge=1, le=MAX_ATTEMPTS_LIMIT)
+    max_attempts: Integer = Field(1, ge=1, le=MAX_ATTEMPTS_LIMIT)
     run_at: AwareDatetime | None = Field(None, description="not claimable before this time")
     idempotency_key: str | None = Field(None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX_LENGTH)
-    hold: bool = Field(False, description="create PENDING; not claimable until released")
-    retry_backoff_seconds: float = Field(
-        DEFAULT_RETRY_BACKOFF_SECONDS, ge=0, le=RETRY_BACKOFF_LIMIT_SECONDS
+    hold: bool = Field(
+        False, strict=True, description="create PENDING; not claimable until released"
     )
-    retry_backoff_max_seconds: float = Field(
-        DEFAULT_RETRY_BACKOFF_MAX_SECONDS, ge=0, le=RETRY_BACKOFF_LIMIT_SECONDS
+    retry_backoff_seconds: Number = Field(
+        DEFAULT_RETRY_BACKOFF_SECONDS,
+        ge=0,
+        le=RETRY_BACKOFF_LIMIT_SECONDS,
+        description="the wait before the first automatic retry; it doubles with each "
+        "attempt, up to retry_backoff_max_seconds",
+    )
+    retry_backoff_max_seconds: Number = Field(
+        DEFAULT_RETRY_BACKOFF_MAX_SECONDS,
+        ge=0,
+        le=RETRY_BACKOFF_LIMIT_SECONDS,
+        description="the longest wait between automatic retries; must not be smaller than "
+        "retry_backoff_seconds (422 naming this field otherwise)",
     )
     concurrency_key: SafeText | None = Field(
         None,
@@ -91,7 +115,7 @@ class CreateJobIn(Strict):
         max_length=CONCURRENCY_KEY_MAX_LENGTH,
         description="the limit (a customer, a model API…) this job counts against",
     )
-    timeout_seconds: float | None = Field(
+    timeout_seconds: Number | None = Field(
         None,
         gt=0,
         le=TIMEOUT_LIMIT_SECONDS,
@@ -123,9 +147,9 @@ class ClaimIn(Strict):
         description="POST /v1/claims: the workspaces (names or ids) to claim from; None: "
         "every workspace the key may claim in",
     )
-    limit: int = Field(1, ge=1, le=CLAIM_LIMIT_OVER_HTTP)
+    limit: Integer = Field(1, ge=1, le=CLAIM_LIMIT_OVER_HTTP)
     lease_seconds: LEASE_SECONDS = 30.0
-    wait_seconds: float = Field(0.0, ge=0, le=60)
+    wait_seconds: Number = Field(0.0, ge=0, le=60)
     worker_id: WORKER_ID
 
 
@@ -137,7 +161,7 @@ class HeartbeatIn(Strict):
 class StatusIn(Strict):
     status: JobStatus
     lease_id: UUID | None = None
-    expected_version: int | None = Field(None, ge=1)
+    expected_version: Integer | None = Field(None, ge=1)
     worker_id: WORKER_ID | None = None
     lease_seconds: LEASE_SECONDS = 30.0
     result: Any = None
@@ -146,10 +170,10 @@ class StatusIn(Strict):
 
 
 class ProgressIn(Strict):
-    progress_percent: int = Field(ge=0, le=100)
+    progress_percent: Integer = Field(ge=0, le=100)
     lease_id: UUID | None = None
     message: SafeText | None = Field(None, max_length=1000)
-    allow_decrease: bool = False
+    allow_decrease: bool = Field(False, strict=True)
 
 
 class StepIn(Strict):
@@ -165,10 +189,10 @@ class StepUpdateIn(Strict):
     status: StepStatus | None = None
     output: SafeText | None = Field(None, max_length=STEP_OUTPUT_MAX_CHARS)
     output_stream: Literal["stdout", "stderr"] = "stdout"
-    tokens_input: int | None = Field(None, ge=0, le=2**53)
-    tokens_output: int | None = Field(None, ge=0, le=2**53)
-    duration_ms: int | None = Field(None, ge=0, le=2**53)
-    progress_percent: int | None = Field(None, ge=0, le=100)
+    tokens_input: Integer | None = Field(None, ge=0, le=2**53)
+    tokens_output: Integer | None = Field(None, ge=0, le=2**53)
+    duration_ms: Integer | None = Field(None, ge=0, le=2**53)
+    progress_percent: Integer | None = Field(None, ge=0, le=100)
     message: SafeText | None = Field(None, max_length=1000)
 
 
@@ -205,7 +229,7 @@ class FailIn(Strict):
         description="more about the failure (a traceback); its last "
         f"{ERROR_DETAIL_MAX_CHARS} characters are kept",
     )
-    retryable: bool = False
+    retryable: bool = Field(False, strict=True)
 
 
 # -- responses ------------------------------------------------------------------------------

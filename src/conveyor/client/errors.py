@@ -69,9 +69,20 @@ class UnavailableError(ApiError):
     pass
 
 
+class StorageFullError(ApiError):
+    """507: the server's database has no room to write; nothing of the request was stored.
+    Trying again helps once an operator has freed space."""
+
+
+class StorageReadOnlyError(UnavailableError):
+    """503: the server's database is read-only (a standby, say); nothing was stored."""
+
+
 def error_for(status: int, problem: dict[str, Any]) -> ApiError:
     if status == 409 and problem.get("type") == "/problems/lease-lost":
         return LeaseLostError(status, problem)
+    if status == 503 and problem.get("type") == "/problems/storage-read-only":
+        return StorageReadOnlyError(status, problem)
     kind = {
         401: UnauthorizedError,
         403: ForbiddenError,
@@ -80,5 +91,6 @@ def error_for(status: int, problem: dict[str, Any]) -> ApiError:
         422: ValidationError,
         429: RateLimitedError,
         503: UnavailableError,
+        507: StorageFullError,
     }.get(status, ApiError)
     return kind(status, problem)

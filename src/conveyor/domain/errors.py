@@ -184,3 +184,25 @@ class TransientDatabaseError(ConveyorError):
 
 class Unavailable(ConveyorError):
     """The database cannot be reached right now; the caller may try again later."""
+
+
+class StorageUnavailable(ConveyorError):
+    """The database is up but cannot store anything now: nothing of the request was
+    written, and trying again helps only once an operator has acted (freed space, made the
+    database writable again)."""
+
+    reason: str = "storage unavailable"
+
+
+class StorageFull(StorageUnavailable):
+    """The database has no room left (SQLite: disk full or its size limit reached;
+    PostgreSQL: disk full)."""
+
+    reason = "storage full"
+
+
+class StorageReadOnly(StorageUnavailable):
+    """The database refuses writes (a read-only file or file system; a PostgreSQL standby
+    or a read-only database)."""
+
+    reason = "storage read-only"

@@ -111,5 +111,10 @@ class Database(abc.ABC):
         async with self.read() as connection:
             await connection.fetchrow("SELECT 1 AS ok")
 
+    async def check_writable(self) -> None:
+        """Raise what would make a write fail now (`StorageFull`, `StorageReadOnly`,
+        `Unavailable`): cheap enough for a readiness probe. Each driver says how it knows."""
+        await self.ping()
+
 
 AsyncIteratorContext = AbstractAsyncContextManager[Connection]

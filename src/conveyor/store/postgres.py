@@ -1,9 +1,15 @@
-"""PostgreSQL driver (asyncpg): the store and the queue for any number of processes."""
+"""PostgreSQL driver (asyncpg): the store and the queue for any number of processes.
+
+Errors that are the database's condition rather than a bug become the domain's: a lost
+connection `Unavailable`, a lost race `TransientDatabaseError`, a full disk `StorageFull`,
+a read-only database (a standby, or `default_transaction_read_only`) `StorageReadOnly`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -15,7 +21,13 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from conveyor.domain.errors import TransientDatabaseError, Unavailable
+from conveyor.domain.errors import (
+    StorageFull,
+    StorageReadOnly,
+    StorageUnavailable,
+    TransientDatabaseError,
+    Unavailable,
+)
 from conveyor.domain.events import JsonValue
 from conveyor.serialization import dumps
 from conveyor.store.connection import (
@@ -46,6 +58,10 @@ RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.LockNotAvailableError,
 )
+WRITE_FAILURE_HOLD_SECONDS = 10.0
+"""After a write failed for a full disk, `check_writable` reports it for this long (renewed
+by each failure): nothing short of a write shows that PostgreSQL has room again, and a
+write that succeeds proves little (an UPDATE may fit in its page where an INSERT does not)."""
 
 
 @lru_cache(maxsize=1024)
@@ -115,21 +131,21 @@ class _PostgresConnection:
     async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
         text, names = _compile(sql)
         self._database.statements += 1
-        with _translated_errors():
+        with _translated_errors(self._database):
             rows: list[Row] = await self._connection.fetch(text, *_arguments(names, params))
         return rows
 
     async def fetchrow(self, sql: str, params: Params | None = None) -> Row | None:
         text, names = _compile(sql)
         self._database.statements += 1
-        with _translated_errors():
+        with _translated_errors(self._database):
             row: Row | None = await self._connection.fetchrow(text, *_arguments(names, params))
         return row
 
     async def execute(self, sql: str, params: Params | None = None) -> None:
         text, names = _compile(sql)
         self._database.statements += 1
-        with _translated_errors():
+        with _translated_errors(self._database):
             await self._connection.execute(text, *_arguments(names, params))
 
     async def execute_counting(
@@ -137,7 +153,7 @@ class _PostgresConnection:
     ) -> int:
         text, names = _compile(sql)
         self._database.statements += 1
-        with _translated_errors():
+        with _translated_errors(self._database):
             status: str = await self._connection.execute(
                 text, *_arguments(names, params), timeout=limit_seconds
             )
@@ -145,7 +161,28 @@ class _PostgresConnection:
         return int(status.rsplit(" ", 1)[-1])
 
 
+def translate_error(error: BaseException) -> Exception | None:
+    """The domain's error for what PostgreSQL (or the connection to it) reported, or None
+    for a plain bug."""
+    if isinstance(error, RETRYABLE_ERRORS):
+        return TransientDatabaseError(str(error))
+    if isinstance(error, CONNECTION_ERRORS):
+        return Unavailable(f"PostgreSQL is unavailable: {error}")
+    if isinstance(error, asyncpg.exceptions.DiskFullError):
+        return StorageFull(f"PostgreSQL cannot write: {error}")
+    if isinstance(error, asyncpg.exceptions.ReadOnlySQLTransactionError):
+        return StorageReadOnly(f"PostgreSQL cannot write: {error}")
+    if isinstance(error, asyncpg.exceptions.InsufficientResourcesError):
+        # Out of memory (53200), a configured limit (53400): the server's condition, which
+        # passes; too many connections (53300) is already a connection error above.
+        return Unavailable(f"PostgreSQL is short of resources: {error}")
+    return None
+
+
 class _translated_errors:
+    def __init__(self, database: PostgresDatabase) -> None:
+        self._database = database
+
     def __enter__(self) -> None:
         return None
 
@@ -154,10 +191,12 @@ class _translated_errors:
     ) -> None:
         if error is None:
             return
-        if isinstance(error, RETRYABLE_ERRORS):
-            raise TransientDatabaseError(str(error)) from error
-        if isinstance(error, CONNECTION_ERRORS):
-            raise Unavailable(f"PostgreSQL is unavailable: {error}") from error
+        translated = translate_error(error)
+        if translated is None:
+            return
+        if isinstance(translated, StorageUnavailable):
+            self._database.write_failed(translated)
+        raise translated from error
 
 
 async def _reset_connection(connection: asyncpg.Connection) -> None:
@@ -188,6 +227,39 @@ class PostgresDatabase(Database):
         self._min_size = min_size
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        self._write_failure: tuple[float, StorageUnavailable] | None = None
+        """The last write that failed for want of storage, and when."""
+
+    def write_failed(self, error: StorageUnavailable) -> None:
+        self._write_failure = (time.monotonic(), error)
+
+    def write_succeeded(self) -> None:
+        """A write statement ran and committed: the database is not read-only (it refuses
+        every write statement then, even one that changes no row). Of a full disk it
+        proves nothing, so that failure is held for its time."""
+        if self._write_failure is not None and isinstance(self._write_failure[1], StorageReadOnly):
+            self._write_failure = None
+
+    async def check_writable(self) -> None:
+        """Raise what would make a write fail now: a recent write's storage failure, a
+        standby (in recovery) or a read-only session default, or no connection at all."""
+        if self._write_failure is not None:
+            failed_at, error = self._write_failure
+            if time.monotonic() - failed_at < WRITE_FAILURE_HOLD_SECONDS:
+                raise error
+        # One statement, answered by any pooled connection: cheap enough for every probe.
+        async with self._plain() as connection:
+            row = await connection.fetchrow(
+                "SELECT pg_is_in_recovery() AS standby, "
+                "current_setting('transaction_read_only') = 'on' AS read_only"
+            )
+        assert row is not None
+        if row["standby"]:
+            raise StorageReadOnly("PostgreSQL is a standby (in recovery): it takes no writes")
+        if row["read_only"]:
+            raise StorageReadOnly(
+                "PostgreSQL sessions are read-only (default_transaction_read_only)"
+            )
 
     async def open(self) -> None:
         try:
@@ -222,12 +294,18 @@ class PostgresDatabase(Database):
         return self._plain()
 
     def write(self) -> AsyncIteratorContext:
-        return self._plain()
+        return self._plain_write()
 
     @asynccontextmanager
     async def _plain(self) -> AsyncIterator[_PostgresConnection]:
         async with self._acquire() as connection:
             yield _PostgresConnection(self, connection, in_transaction=False)
+
+    @asynccontextmanager
+    async def _plain_write(self) -> AsyncIterator[_PostgresConnection]:
+        async with self._plain() as connection:
+            yield connection
+        self.write_succeeded()
 
     def transaction(self) -> AsyncIteratorContext:
         return self._transaction()
@@ -235,7 +313,7 @@ class PostgresDatabase(Database):
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[_PostgresConnection]:
         async with self._acquire() as connection:
-            with _translated_errors():
+            with _translated_errors(self):
                 transaction = connection.transaction()
                 await transaction.start()
             wrapped = _PostgresConnection(self, connection, in_transaction=True)
@@ -246,8 +324,18 @@ class PostgresDatabase(Database):
                 with contextlib.suppress(Exception):
                     await transaction.rollback()
                 raise
-            with _translated_errors():
-                await transaction.commit()
+            try:
+                with _translated_errors(self):
+                    await transaction.commit()
+            except BaseException:
+                # PostgreSQL ends a transaction whose COMMIT fails; should the connection
+                # still be in one (the COMMIT never got there), end it before the pool
+                # hands the connection to anyone else.
+                if not connection.is_closed() and connection.is_in_transaction():
+                    with contextlib.suppress(Exception):
+                        await connection.execute("ROLLBACK")
+                raise
+            self.write_succeeded()
             for callback in wrapped.callbacks or ():
                 callback()
 

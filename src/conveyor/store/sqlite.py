@@ -5,11 +5,19 @@ awaits it. One connection writes (SQLite allows one writer at a time; an asyncio
 queues our own writers instead of letting them spin in SQLite's busy handler) and a few
 read beside it, which WAL allows. Other processes on the same file (the CLI, say) are
 kept in line by `BEGIN IMMEDIATE` and the busy timeout.
+
+A full disk (or the size limit `PRAGMA max_page_count`) and a read-only database surface
+as `StorageFull` and `StorageReadOnly`. A write transaction that fails, at any statement
+or at COMMIT, always leaves the writer outside a transaction, so the next write works as
+soon as there is room again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
+import os
 import sqlite3
 import time
 import uuid
@@ -24,7 +32,12 @@ from uuid import UUID
 
 import orjson
 
-from conveyor.domain.errors import TransientDatabaseError
+from conveyor.domain.errors import (
+    StorageFull,
+    StorageReadOnly,
+    StorageUnavailable,
+    TransientDatabaseError,
+)
 from conveyor.domain.events import JsonValue
 from conveyor.store.connection import (
     AsyncIteratorContext,
@@ -38,7 +51,36 @@ from conveyor.store.queries import DialectName
 
 T = TypeVar("T")
 
+log = logging.getLogger("conveyor.store")
+
 BUSY_TIMEOUT_MS = 5_000
+MIN_FREE_BYTES = 256 * 1024
+"""Below this much free space on the database's file system, the server is not ready: a
+write needs room in the WAL for every page it changes."""
+WRITE_FAILURE_HOLD_SECONDS = 10.0
+"""After a write failed for want of storage, `check_writable` reports that failure for this
+long unless a write succeeds meanwhile (a probe cannot see every way a disk is full)."""
+PROBE_INTERVAL_SECONDS = 1.0
+"""`check_writable` probes the file system and the database at most this often."""
+WRITE_PROBE = "CREATE TABLE conveyor_write_probe (x)"
+"""What `check_writable` tries, then rolls back: it takes the write lock and must allocate a
+page, so a read-only database or one at its size limit refuses it; nothing is committed, so
+no other connection ever sees it."""
+
+
+def translate_error(error: sqlite3.Error) -> Exception | None:
+    """The domain's error for what SQLite reported, or None for a plain bug."""
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL:
+        return StorageFull(f"SQLite cannot write: {error}")
+    if code == sqlite3.SQLITE_READONLY:
+        return StorageReadOnly(f"SQLite cannot write: {error}")
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or (
+        isinstance(error, sqlite3.OperationalError)
+        and ("locked" in str(error) or "busy" in str(error))
+    ):
+        return TransientDatabaseError(str(error))
+    return None
 
 
 class BatchRunner(Protocol):
@@ -146,10 +188,43 @@ class _ThreadConnection:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, function)
-        except sqlite3.OperationalError as error:
-            if "locked" in str(error) or "busy" in str(error):
-                raise TransientDatabaseError(str(error)) from error
-            raise
+        except sqlite3.Error as error:
+            translated = translate_error(error)
+            if translated is None:
+                raise
+            if isinstance(translated, StorageUnavailable):
+                self._database.write_failed(translated)
+            raise translated from error
+
+    def _leave_transaction(self) -> None:
+        """On this connection's thread, after a failed write: end the transaction if SQLite
+        has not already (a full disk may roll it back, a failed COMMIT may leave it open).
+        If even ROLLBACK fails, the connection is replaced: never left inside a transaction."""
+        connection = self._sqlite
+        if not connection.in_transaction:
+            return
+        try:
+            connection.execute("ROLLBACK")
+        except sqlite3.Error as error:
+            log.warning("ROLLBACK failed (%s); reopening the SQLite connection", error)
+            connection.close()
+            try:
+                self._connection = self._connect()
+            except sqlite3.Error as reopening:
+                log.error("cannot reopen the SQLite connection: %s", reopening)
+
+    async def leave_transaction(self) -> None:
+        await self._call(self._leave_transaction)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._sqlite.in_transaction
+
+    @property
+    def total_changes(self) -> int:
+        """Rows this connection has changed since it opened: a write that changed none
+        wrote nothing, and says nothing about whether writing works."""
+        return self._sqlite.total_changes
 
     @property
     def _sqlite(self) -> sqlite3.Connection:
@@ -189,17 +264,27 @@ class _ThreadConnection:
 
         def transaction() -> T:
             counted = _CountingExecutor(self._sqlite)
+            changes = self._sqlite.total_changes
             self._sqlite.execute("BEGIN IMMEDIATE")
             try:
                 result = work(counted)
+                self._sqlite.execute("COMMIT")
             except BaseException:
-                self._sqlite.execute("ROLLBACK")
+                self._leave_transaction()
                 raise
-            self._sqlite.execute("COMMIT")
             self._database.statements += counted.statements
+            if self._sqlite.total_changes != changes:
+                self._database.write_succeeded()
             return result
 
         return await self._call(transaction)
+
+    def _probe_write(self) -> None:
+        self._sqlite.execute("BEGIN IMMEDIATE")
+        try:
+            self._sqlite.execute(WRITE_PROBE)
+        finally:
+            self._leave_transaction()
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -219,6 +304,48 @@ class SqliteDatabase(Database):
         self._write_lock = asyncio.Lock()
         self._readers = [_ThreadConnection(self, path, synchronous) for _ in range(readers)]
         self._idle_readers: asyncio.Queue[_ThreadConnection] = asyncio.Queue()
+        self._write_failure: tuple[float, StorageUnavailable] | None = None
+        """The last write that failed for want of storage, and when, until one succeeds."""
+        self._probed_at = -math.inf
+        self._probe_failure: StorageUnavailable | None = None
+
+    def write_failed(self, error: StorageUnavailable) -> None:
+        self._write_failure = (time.monotonic(), error)
+
+    def write_succeeded(self) -> None:
+        self._write_failure = None
+
+    async def check_writable(self) -> None:
+        """Raise what would make a write fail now: a recent write's storage failure, a
+        read-only or (nearly) full file system, or a database that refuses a write. The
+        probes run at most once per `PROBE_INTERVAL_SECONDS`; meanwhile their last
+        outcome stands (a write failing meanwhile is seen at once)."""
+        if self._write_failure is not None:
+            failed_at, error = self._write_failure
+            if time.monotonic() - failed_at < WRITE_FAILURE_HOLD_SECONDS:
+                raise error
+        await self.ping()
+        if time.monotonic() - self._probed_at >= PROBE_INTERVAL_SECONDS:
+            self._probed_at = time.monotonic()
+            try:
+                await self._probe()
+                self._probe_failure = None
+            except StorageUnavailable as error:
+                self._probe_failure = error
+        if self._probe_failure is not None:
+            raise self._probe_failure
+
+    async def _probe(self) -> None:
+        stats = await asyncio.to_thread(os.statvfs, self.path.parent)
+        if stats.f_flag & os.ST_RDONLY:
+            raise StorageReadOnly(f"the file system holding {self.path} is read-only")
+        free_blocks = stats.f_bfree if os.geteuid() == 0 else stats.f_bavail
+        if free_blocks * stats.f_frsize < MIN_FREE_BYTES:
+            raise StorageFull(
+                f"the file system holding {self.path} has {free_blocks * stats.f_frsize} bytes free"
+            )
+        async with self._write_lock:
+            await self._writer._call(self._writer._probe_write)
 
     async def open(self) -> None:
         await self._writer.open()
@@ -243,7 +370,10 @@ class SqliteDatabase(Database):
     @asynccontextmanager
     async def _locked_writer(self) -> AsyncIterator[_ThreadConnection]:
         async with self._write_lock:
+            changes = self._writer.total_changes
             yield self._writer
+            if self._writer.total_changes != changes:
+                self.write_succeeded()
 
     def transaction(self) -> AsyncIteratorContext:
         return self._transaction()
@@ -251,21 +381,30 @@ class SqliteDatabase(Database):
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[_ThreadConnection]:
         async with self._write_lock:
+            changes = self._writer.total_changes
             await self._writer.execute("BEGIN IMMEDIATE")
             self._writer._callbacks = []
             try:
                 yield self._writer
             except BaseException:
                 self._writer._callbacks = None
-                await asyncio.shield(self._writer.execute("ROLLBACK"))
+                await asyncio.shield(self._writer.leave_transaction())
                 raise
             # Shielded together: once COMMIT is sent, what follows it happens even if the
             # caller is cancelled (the committed events still reach the streams).
-            await asyncio.shield(self._commit_then_callbacks())
+            await asyncio.shield(self._commit_then_callbacks(changes))
 
-    async def _commit_then_callbacks(self) -> None:
+    async def _commit_then_callbacks(self, changes_before: int) -> None:
         callbacks, self._writer._callbacks = self._writer._callbacks or [], None
-        await self._writer.execute("COMMIT")
+        try:
+            await self._writer.execute("COMMIT")
+        except BaseException:
+            # A COMMIT that fails (a full disk, a deferred constraint) may leave the
+            # transaction open: end it, or every later BEGIN would fail.
+            await self._writer.leave_transaction()
+            raise
+        if self._writer.total_changes != changes_before:
+            self.write_succeeded()
         for callback in callbacks:
             callback()
 

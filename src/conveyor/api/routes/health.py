@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import logging
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from conveyor.api.dependencies import Context
-from conveyor.api.problems import problem_response
+from conveyor.api.problems import problem_response, storage_problem
+from conveyor.api.readiness import reason
 from conveyor.api.responses import json_response
-from conveyor.domain.errors import TransientDatabaseError, Unavailable
+from conveyor.api.schemas import ProblemOut
+from conveyor.domain.errors import StorageUnavailable, TransientDatabaseError, Unavailable
 
-log = logging.getLogger("conveyor.api")
 router = APIRouter(tags=["health"])
 
 
@@ -24,14 +24,41 @@ async def healthz() -> Response:
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz", summary="The database answers")
-async def readyz(ctx: Context) -> Response:
-    try:
-        await ctx.jobs.ping()
-    except (Unavailable, TransientDatabaseError, OSError) as error:
-        log.warning("not ready: the database does not answer (%s)", error)
-        return problem_response(503, "unavailable", "Not ready", "the database does not answer")
-    return json_response({"status": "ready", "database": ctx.store.url.kind})
+@router.get(
+    "/readyz",
+    summary="The server can take work: the database answers and takes writes",
+    responses={
+        503: {
+            "model": ProblemOut,
+            "description": "not ready: `reason` says why (storage full, storage read-only, "
+            "database unreachable, database busy, database error)",
+        }
+    },
+)
+async def readyz(ctx: Context, request: Request) -> Response:
+    not_ready = await ctx.readiness.check()
+    if not_ready is None:
+        return json_response({"status": "ready", "database": ctx.store.url.kind})
+    if isinstance(not_ready, StorageUnavailable):
+        problem = storage_problem(not_ready, status=503)
+        return problem_response(
+            503,
+            problem.kind,
+            "Not ready",
+            f"not ready: {reason(not_ready)}; the server cannot store new work",
+            instance=request.url.path,
+            headers=problem.headers,
+            reason=reason(not_ready),
+        )
+    return problem_response(
+        503,
+        "unavailable",
+        "Not ready",
+        f"not ready: {reason(not_ready)}",
+        instance=request.url.path,
+        headers={"Retry-After": "1"},
+        reason=reason(not_ready),
+    )
 
 
 @router.get(

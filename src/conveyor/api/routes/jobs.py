@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Query
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.responses import Response
 
 from conveyor.api.dependencies import Context, authorized
@@ -33,6 +34,17 @@ from conveyor.service.jobs import MAX_LIST_LIMIT
 from conveyor.service.workspaces import Principal
 
 router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["jobs"])
+
+
+class JobIdSegment(StringConvertor):
+    """`/jobs/{job_id}` matches any segment but `batch`, which names the batch route and
+    can never be a job's id: `GET /jobs/batch` is then that route's 405 (POST only), not
+    a malformed job id's 422. Any other segment still reaches the UUID check (422)."""
+
+    regex = "(?!batch$)[^/]+"
+
+
+register_url_convertor("job_id_segment", JobIdSegment())
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ProblemOut, "description": "missing, unknown or revoked API key"},
@@ -141,7 +153,7 @@ async def list_jobs(
 
 
 @router.get(
-    "/jobs/{job_id}",
+    "/jobs/{job_id:job_id_segment}",
     response_model=JobDetailOut,
     responses=ERRORS,
     summary="One job, with its steps and events",
@@ -176,7 +188,14 @@ async def cancel_job(
     "/jobs/{job_id}/retry",
     status_code=201,
     response_model=JobOut,
-    responses={**ERRORS, **CONFLICT},
+    responses={
+        **ERRORS,
+        **CONFLICT,
+        200: {
+            "model": JobOut,
+            "description": "the idempotency key was seen before: the job that retry created",
+        },
+    },
     summary="Run a failed or cancelled job again, as a new job",
 )
 async def retry_job(

@@ -5,21 +5,28 @@ replays, then goes live, dropping what it has already sent (by seq on a job's st
 position on a workspace's): so an event committed while the stream starts is neither lost
 nor sent twice. `Last-Event-ID` (or `?after_seq=` / `?after_id=`) resumes exactly after
 the given event.
+
+Every send to the client is bounded by `sse_send_timeout_seconds`: a client that takes no
+data for that long (it stopped reading, or its network did) is disconnected, its
+subscription released, and counted in `conveyor_sse_clients_disconnected_total{reason="slow"}`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import StringConstraints
 from starlette.responses import StreamingResponse
+from starlette.types import Message, Receive, Scope, Send
 
+from conveyor.api.connections import abort_connection
 from conveyor.api.dependencies import ApiContext, Context, authorized, caller_still_valid
 from conveyor.api.problems import Problem
 from conveyor.bus.hub import StreamFilter, Subscription
@@ -113,6 +120,7 @@ async def live_batches(
         if subscription.closing:
             return
         if subscription.dropped is not None:
+            ctx.metrics.sse_disconnects.labels("behind").inc()
             yield control("stream.dropped", {"reason": subscription.dropped})
             return
         if subscription.catch_up_needed:
@@ -124,18 +132,69 @@ async def live_batches(
         yield batch if batch else b": ping\n\n"
 
 
-def resilient(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+def resilient(stream: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
     """A stream whose database goes away ends quietly (its client reconnects and resumes
-    from its last event) instead of failing mid-response."""
+    from its last event) instead of failing mid-response. Closing it closes `stream` at
+    once (releasing its subscription), not whenever the collector gets to it."""
 
-    async def guarded() -> AsyncIterator[bytes]:
+    async def guarded() -> AsyncGenerator[bytes, None]:
         try:
             async for chunk in stream:
                 yield chunk
         except (Unavailable, TransientDatabaseError) as error:
             log.warning("ending a stream: the database is unavailable (%s)", error)
+        finally:
+            await stream.aclose()
 
     return guarded()
+
+
+class _SlowClient(Exception):
+    """A send to the client did not complete within the deadline."""
+
+
+class EventStreamResponse(StreamingResponse):
+    """`text/event-stream`, each send bounded by `send_timeout` seconds. A client that
+    takes nothing for that long is cut off: the events stop (their subscription is
+    released), `on_slow_client` is told, and the connection is reset. It could not be
+    closed politely, which would wait for the client to read what is buffered."""
+
+    def __init__(
+        self,
+        events: AsyncGenerator[bytes, None],
+        *,
+        send_timeout: float,
+        on_slow_client: Callable[[], None],
+    ) -> None:
+        super().__init__(events, media_type="text/event-stream", headers=STREAM_HEADERS)
+        self._events = events
+        self._send_timeout = send_timeout
+        self._on_slow_client = on_slow_client
+        self._scope: Scope = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._scope = scope
+        await super().__call__(scope, receive, send)
+
+    async def stream_response(self, send: Send) -> None:
+        async def bounded_send(message: Message) -> None:
+            try:
+                async with asyncio.timeout(self._send_timeout):
+                    await send(message)
+            except TimeoutError:
+                raise _SlowClient from None
+
+        try:
+            await super().stream_response(bounded_send)
+        except _SlowClient:
+            await self._events.aclose()
+            self._on_slow_client()
+            log.warning(
+                "disconnecting an event stream's client (%s): it took no data for %gs",
+                self._scope.get("path"),
+                self._send_timeout,
+            )
+            await abort_connection(self._scope)
 
 
 def invalid_resume_point(field: str, detail: str, message: str) -> Problem:
@@ -166,8 +225,12 @@ def resume_point(last_event_id: str | None, after: int | None, *, largest: int) 
     return after or 0
 
 
-def event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:
-    return StreamingResponse(body, media_type="text/event-stream", headers=STREAM_HEADERS)
+def event_stream(ctx: ApiContext, body: AsyncGenerator[bytes, None]) -> StreamingResponse:
+    return EventStreamResponse(
+        resilient(body),
+        send_timeout=ctx.settings.sse_send_timeout_seconds,
+        on_slow_client=ctx.metrics.sse_disconnects.labels("slow").inc,
+    )
 
 
 @router.get(
@@ -185,12 +248,12 @@ async def stream_job(
 ) -> StreamingResponse:
     after = resume_point(last_event_id, after_seq, largest=LARGEST_SEQ)
     job = await ctx.jobs.get_job(principal.workspace.id, job_id)  # 404 before any stream
-    return event_stream(resilient(_job_events(ctx, principal, request, job.id, after)))
+    return event_stream(ctx, _job_events(ctx, principal, request, job.id, after))
 
 
 async def _job_events(
     ctx: ApiContext, principal: Principal, request: Request, job_id: UUID, cursor: int
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     workspace_id = principal.workspace.id
     credentials = Recheck(request, ctx, principal)
     finished: str | None = None
@@ -288,7 +351,7 @@ async def stream_workspace(
                     f"{field} is not an event of this workspace",
                     "no such event in this workspace",
                 )
-    return event_stream(resilient(_workspace_events(ctx, principal, request, stream_filter, start)))
+    return event_stream(ctx, _workspace_events(ctx, principal, request, stream_filter, start))
 
 
 async def _workspace_events(
@@ -297,7 +360,7 @@ async def _workspace_events(
     request: Request,
     stream_filter: StreamFilter,
     start: StreamPosition | None,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The workspace's events after `start` (None: from now on), in position order.
 
     Positions order events so that none can ever commit behind one already passed on

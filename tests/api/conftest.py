@@ -1,0 +1,37 @@
+"""Fixtures of the API tests."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from conveyor.store import Store
+
+
+@pytest.fixture
+async def targets(client: httpx.AsyncClient, keys: dict[str, str], store: Store) -> dict[str, str]:
+    """In workspace `acme`: a running job with its lease and a step, a cancelled job (to
+    retry), a spare key, and the token of a revoked key."""
+    worker = {"Authorization": f"Bearer {keys['worker']}"}
+    job = (await client.post("/jobs", json={"type": "t"})).json()
+    [claimed] = (await client.post("/claims", json={"worker_id": "w"}, headers=worker)).json()[
+        "data"
+    ]
+    step = await client.post(
+        f"/jobs/{job['id']}/steps",
+        json={"name": "s", "lease_id": claimed["lease_id"]},
+        headers=worker,
+    )
+    failed = (await client.post("/jobs", json={"type": "other"})).json()
+    await client.post(f"/jobs/{failed['id']}/cancel")
+    spare = (await client.post("/keys", json={"role": "client", "name": "spare"})).json()
+    revoked = (await client.post("/keys", json={"role": "admin"})).json()
+    await client.delete(f"/keys/{revoked['id']}")
+    return {
+        "job": job["id"],
+        "lease": claimed["lease_id"],
+        "step": step.json()["id"],
+        "failed": failed["id"],
+        "key": spare["id"],
+        "revoked_token": revoked["token"],
+    }
