@@ -51,10 +51,13 @@ async def work(job: JobContext) -> dict[str, Any]:
 @handlers.job("drill.chatty")
 async def chatty(job: JobContext) -> dict[str, Any]:
     """Appends `payload.ticks` custom events, `payload.every` seconds apart: a job whose
-    own stream has something to follow for a while."""
+    own stream has something to follow for a while. On its first attempt, when
+    `payload.hang_first`, it then sleeps until the process is killed."""
     note("start", job)
     for tick in range(int(job.payload["ticks"])):
         await job.event("drill.tick", {"tick": tick, "attempt": job.attempt})
         await asyncio.sleep(float(job.payload["every"]))
+    if job.payload.get("hang_first") and job.attempt == 1:
+        await asyncio.sleep(HANG_SECONDS)
     note("end", job)
     return {"attempt": job.attempt, "lease": str(job.lease_id)}

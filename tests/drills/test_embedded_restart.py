@@ -48,7 +48,11 @@ async def test_a_killed_embedded_server_restarts_on_its_file_and_finishes_every_
             Follower(url, drill.client_key, "/v1/workspaces/acme/events/stream")
         )
         http = await stack.enter_async_context(drill.client(url))
-        chatty = {**JOB, "type": "drill.chatty", "payload": {"ticks": 20, "every": 0.1}}
+        chatty = {
+            **JOB,
+            "type": "drill.chatty",
+            "payload": {"ticks": 10, "every": 0.1, "hang_first": True},
+        }
         response = await http.post("/jobs", json=chatty)
         assert response.status_code == 201, response.text
         chatty_id = str(response.json()["id"])
