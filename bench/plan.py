@@ -17,6 +17,7 @@ SCENARIOS = (
     "sse-1",
     "sse-quiet",
     "sse-many",
+    "sse-fanout",
 )
 """In the order they run: `slots` picks each Conveyor variant's worker slots for the
 scenarios after it, `latency-80` needs each system's drain rate, `db-cost` is read around
@@ -59,6 +60,13 @@ class Plan:
     """How long `sse-many` watches the server with every stream open and nothing written:
     longer than the server's ping interval (15 s by default), so each stream's ping and
     key re-check fall inside the window."""
+    sse_fanout_followers: tuple[int, ...] = (0, 100, 300)
+    """Clients following the workspace stream in `sse-fanout`, one window each."""
+    sse_fanout_seconds: float = 10.0
+    sse_fanout_connections: int = 8
+    """Keep-alive connections the `sse-fanout` producer creates jobs on, one request each."""
+    sse_fanout_measured: int = 10
+    """Followers that parse every event for its delivery lag (the rest only count them)."""
     timeout_seconds: float = 300.0
     scenarios: tuple[str, ...] = SCENARIOS
 
@@ -76,6 +84,8 @@ class Plan:
             sse_streams=50,
             sse_seconds=0.3,
             sse_idle_seconds=0.3,
+            sse_fanout_followers=(0, 20),
+            sse_fanout_seconds=1.0,
             timeout_seconds=60.0,
         )
 
@@ -87,6 +97,7 @@ class Plan:
         only: list[str] | None,
         streams: int | None = None,
         slots: list[int] | None = None,
+        followers: list[int] | None = None,
     ) -> Plan:
         plan = self
         if jobs is not None:
@@ -97,6 +108,8 @@ class Plan:
             plan = replace(plan, sse_streams=streams)
         if slots:
             plan = replace(plan, slot_choices=tuple(slots))
+        if followers:
+            plan = replace(plan, sse_fanout_followers=tuple(followers))
         if only:
             unknown = sorted(set(only) - set(SCENARIOS))
             if unknown:

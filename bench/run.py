@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--slots", type=int, nargs="+", metavar="N", help="worker slots `slots` tries"
     )
     parser.add_argument("--streams", type=int, help="open streams in sse-many")
+    parser.add_argument(
+        "--followers", type=int, nargs="+", metavar="N", help="workspace followers sse-fanout tries"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json")
     return parser.parse_args(argv)
 
@@ -285,6 +288,9 @@ def environment(plan: Plan, infra: Infra, facts: dict[str, Any]) -> dict[str, An
             "sse_rate": plan.sse_rate,
             "sse_seconds": plan.sse_seconds,
             "sse_idle_seconds": plan.sse_idle_seconds,
+            "sse_fanout_followers": list(plan.sse_fanout_followers),
+            "sse_fanout_seconds": plan.sse_fanout_seconds,
+            "sse_fanout_connections": plan.sse_fanout_connections,
             "scenarios": list(plan.scenarios),
         },
     }
@@ -438,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         only=args.only,
         streams=args.streams,
         slots=args.slots,
+        followers=args.followers,
     )
     uvloop = _uvloop()
     if uvloop is not None:

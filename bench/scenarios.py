@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench import fanout
 from bench.infra import Infra
 from bench.measure import WARMUP_BASE, percentile, produce_steadily
 from bench.plan import Plan
@@ -166,6 +167,16 @@ SCENARIO_INFO: dict[str, ScenarioInfo] = {
             (),
         ),
         ScenarioInfo(
+            "sse-fanout",
+            "single creates over HTTP at full speed ({sse_fanout_connections} keep-alive "
+            "connections, {sse_fanout_seconds:g} s) while {sse_fanout_followers} clients "
+            "follow the workspace stream, a fresh server for each; lag = event timestamp to "
+            "arrival ({sse_fanout_measured} streams sampled); behind = after the last "
+            "create, until every stream had every event",
+            (),
+            (),
+        ),
+        ScenarioInfo(
             "sse-quiet",
             "{sse_streams} SSE streams open: the one of sse-1 (same server, same job, right "
             "after it) and one on each of {sse_others} other (queued) jobs that nothing "
@@ -181,6 +192,12 @@ def metrics_of(scenario: str, plan: Plan) -> tuple[Metric, ...]:
     """The metrics a scenario reports (those of `slots` depend on the plan)."""
     if scenario == "slots":
         return (*(slot_metric(n) for n in plan.slot_choices), Metric("chosen", "chosen", True))
+    if scenario == "sse-fanout":
+        return tuple(
+            Metric(key, label, key.startswith("creates"), "{:,.1f}")
+            for followers in plan.sse_fanout_followers
+            for key, label in fanout.metric_labels(followers).items()
+        )
     return SCENARIO_INFO[scenario].metrics
 
 
@@ -202,6 +219,10 @@ def describe(scenario: str, plan: Plan) -> str:
         saturation_pct=plan.saturation_fraction * 100,
         contention_writers=plan.contention_writers,
         contention_updates=plan.contention_updates,
+        sse_fanout_connections=plan.sse_fanout_connections,
+        sse_fanout_seconds=plan.sse_fanout_seconds,
+        sse_fanout_followers=", ".join(str(n) for n in plan.sse_fanout_followers),
+        sse_fanout_measured=plan.sse_fanout_measured,
     )
 
 
@@ -473,6 +494,10 @@ async def sse_many(system: System, infra: Infra, plan: Plan) -> RunOutcome:
     return RunOutcome(_sse_metrics(result, (*SSE, *SSE_IDLE)), result)
 
 
+async def sse_fanout(system: System, infra: Infra, plan: Plan) -> RunOutcome:
+    return RunOutcome(*await fanout.measure(system, infra, plan))
+
+
 ScenarioRunner = Callable[[System, Infra, Plan], Awaitable[RunOutcome]]
 
 
@@ -486,6 +511,8 @@ def runner_for(scenario: str, drain_rates: dict[str, float]) -> ScenarioRunner |
         return sse_one_then_quiet
     if scenario == "sse-many":
         return sse_many
+    if scenario == "sse-fanout":
+        return sse_fanout
     if scenario == "enqueue-bulk":
         return enqueue_bulk
     if scenario == "drain":

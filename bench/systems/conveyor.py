@@ -483,6 +483,7 @@ class ConveyorPostgres(ConveyorSystem):
         "sse-1": "streams are served by conveyor serve: see conveyor-http (same PostgreSQL)",
         "sse-many": "streams are served by conveyor serve: see conveyor-http (same PostgreSQL)",
         "sse-quiet": "streams are served by conveyor serve: see conveyor-http (same PostgreSQL)",
+        "sse-fanout": "streams are served by conveyor serve: see conveyor-http (same PostgreSQL)",
     }
     template = "bench_conveyor"
 
@@ -525,7 +526,7 @@ class ConveyorSqlite(ConveyorSystem):
     name = "conveyor-sqlite"
     title = "Conveyor, embedded (SQLite, synchronous=FULL)"
     backend: ClassVar[Backend] = "sqlite"
-    scenarios = ConveyorPostgres.scenarios | {"sse-1", "sse-many", "sse-quiet"}
+    scenarios = ConveyorPostgres.scenarios | {"sse-1", "sse-many", "sse-quiet", "sse-fanout"}
     not_applicable: ClassVar[dict[str, str]] = {
         "db-cost": "SQLite: no statement counters",
         "enqueue-single-httpx": "over HTTP only",
@@ -800,6 +801,7 @@ class ConveyorHttp(ConveyorSystem):
             "sse-1",
             "sse-many",
             "sse-quiet",
+            "sse-fanout",
         }
     )
     not_applicable: ClassVar[dict[str, str]] = {

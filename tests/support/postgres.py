@@ -151,15 +151,19 @@ async def drop_database(admin_url: str, name: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def postgres_of_its_own() -> AsyncIterator[tuple[PostgresServer, DatabaseURL, str]]:
+async def postgres_of_its_own(
+    settings: dict[str, str] | None = None,
+) -> AsyncIterator[tuple[PostgresServer, DatabaseURL, str]]:
     """A PostgreSQL server for one test that stops or restarts it: migrated, with workspace
-    `acme` and an admin key (returned with the server and its URL)."""
+    `acme` and an admin key (returned with the server and its URL). `settings` override
+    the test server's (e.g. `synchronous_commit=on`, for a test that crashes it and expects
+    every commit to survive)."""
     from conveyor.domain.workspaces import Role
     from conveyor.service.workspaces import WorkspaceService
     from conveyor.store import open_store
     from conveyor.store.migrate import upgrade
 
-    with PostgresServer() as postgres:
+    with PostgresServer(extra_settings=settings) as postgres:
         url = DatabaseURL.parse(postgres.url())
         await asyncio.to_thread(upgrade, url)
         store = await open_store(url, pool_size=2)
