@@ -144,11 +144,14 @@ async def server(database_url: DatabaseURL) -> AsyncIterator[RunningServer]:
 
 @pytest.fixture
 async def keys(store: Store, workspace: Workspace) -> dict[str, str]:
-    """One key per role in workspace `acme`, and an admin key of another workspace."""
+    """One key per role in workspace `acme`, an admin key of another workspace, and the
+    instance keys (bound to no workspace): a worker and an admin."""
     service = WorkspaceService(store)
     issued = {role.value: (await service.create_key(workspace.id, role)).token for role in Role}
     other = await service.create_workspace("other")
     issued["other"] = (await service.create_key(other.id, Role.ADMIN)).token
+    for role in (Role.WORKER, Role.ADMIN):
+        issued[f"instance_{role.value}"] = (await service.create_key(None, role)).token
     return issued
 
 

@@ -23,6 +23,7 @@ from conveyor.domain.events import Event
 from conveyor.domain.limits import JsonLimits
 from conveyor.metrics import Metrics
 from conveyor.service.jobs import JobService
+from conveyor.service.limits import LimitService
 from conveyor.service.stats import StatsService
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store, open_store
@@ -96,6 +97,7 @@ class Runtime:
     workspaces: WorkspaceService
     work_signal: WorkSignal
     hub: EventHub
+    limits: LimitService
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     listener: PostgresListener | None = None
     worker: Worker | None = None
@@ -155,6 +157,7 @@ class Runtime:
             ),
             work_signal=work_signal,
             hub=hub,
+            limits=LimitService(store, work_signal),
         )
         if url.kind == "postgresql":
             runtime.listener = PostgresListener(

@@ -27,6 +27,7 @@ async def targets(client: httpx.AsyncClient, keys: dict[str, str], store: Store)
     spare = (await client.post("/keys", json={"role": "client", "name": "spare"})).json()
     revoked = (await client.post("/keys", json={"role": "admin"})).json()
     await client.delete(f"/keys/{revoked['id']}")
+    await client.put("/limits/openai", json={"max_running": 8})
     return {
         "job": job["id"],
         "lease": claimed["lease_id"],

@@ -66,6 +66,10 @@ ROUTES = [
         P.REPORT,
         {"completions": [{"job_id": "{job}", "lease_id": "{lease}", "result": 1}]},
     ),
+    Route("GET", "/limits", P.READ),
+    Route("GET", "/limits/openai", P.READ),
+    Route("PUT", "/limits/anthropic", P.MANAGE_LIMITS, {"max_running": 3}),
+    Route("DELETE", "/limits/openai", P.MANAGE_LIMITS),
     Route("GET", "/keys", P.MANAGE_KEYS),
     Route("POST", "/keys", P.MANAGE_KEYS, {"role": "admin"}),
     Route("DELETE", "/keys/{key}", P.MANAGE_KEYS),
@@ -87,7 +91,7 @@ def fill(value: Any, ids: dict[str, str]) -> Any:
 async def snapshot(store: Store) -> dict[str, Any]:
     async with store.database.read() as connection:
         counts = {}
-        for table in ("jobs", "events", "steps", "api_keys", "sessions", "workspaces"):
+        for table in ("jobs", "events", "steps", "api_keys", "sessions", "workspaces", "limits"):
             row = await connection.fetchrow(f"SELECT count(*) AS n FROM {table}")
             assert row is not None
             counts[table] = int(row["n"])
@@ -217,3 +221,79 @@ async def test_cookie_sessions_need_the_csrf_token_to_change_anything(
         assert (await browser.get("/v1/workspaces/acme/jobs")).status_code == 401
     bad = await WorkspaceService(store).session("not-a-session")
     assert bad is None
+
+
+async def test_instance_keys_act_in_every_workspace_within_their_role(
+    server: RunningServer, keys: dict[str, str], store: Store, targets: dict[str, str]
+) -> None:
+    """An instance worker key claims and reports on the jobs it holds, in any workspace,
+    and nothing else (403, nothing changed); an instance admin key may do everything, in
+    every workspace. A workspace that does not exist is 404 for both."""
+    failures: list[str] = []
+    async with httpx.AsyncClient(base_url=f"{server.url}/v1/workspaces/acme", timeout=10) as http:
+        for route in ROUTES:
+            if "stream" in route.path:
+                continue
+            before = await snapshot(store)
+            response = await http.request(
+                route.method,
+                fill(route.path, targets),
+                json=fill(route.body, targets) if route.body is not None else None,
+                headers={"Authorization": f"Bearer {keys['instance_worker']}"},
+            )
+            allowed = route.permission in (P.CLAIM, P.REPORT)
+            if allowed and response.status_code in (401, 403, 404):
+                failures.append(f"instance worker {route}: {response.status_code}, allowed")
+            if not allowed:
+                if response.status_code != 403:
+                    failures.append(f"instance worker {route}: {response.status_code}, not 403")
+                if await snapshot(store) != before:
+                    failures.append(f"instance worker {route}: changed the database")
+    async with httpx.AsyncClient(
+        base_url=f"{server.url}/v1/workspaces/other",
+        headers={"Authorization": f"Bearer {keys['instance_admin']}"},
+        timeout=10,
+    ) as other:
+        for method, path, body in (
+            ("POST", "/jobs", {"type": "t"}),
+            ("GET", "/jobs", None),
+            ("PUT", "/limits/x", {"paused": True}),
+            ("POST", "/keys", {"role": "client"}),
+            ("GET", "/stats", None),
+        ):
+            response = await other.request(method, path, json=body)
+            if response.status_code >= 400:
+                failures.append(f"instance admin {method} {path}: {response.status_code}")
+        missing = await other.get(f"{server.url}/v1/workspaces/nowhere/jobs")
+        if missing.status_code != 404:
+            failures.append(f"instance admin on a missing workspace: {missing.status_code}")
+    assert not failures, "\n".join(failures)
+
+
+async def test_claims_across_workspaces_need_an_instance_key_to_cross(
+    server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    """`POST /v1/claims`: an instance worker claims from every workspace (or those it
+    names) and each job says its workspace; a workspace's key claims from its own alone."""
+    await client.post("/jobs", json={"type": "t"})
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        admin_of_other = {"Authorization": f"Bearer {keys['other']}"}
+        await http.post("/v1/workspaces/other/jobs", json={"type": "t"}, headers=admin_of_other)
+        worker = {"Authorization": f"Bearer {keys['worker']}"}
+        crossing = await http.post(
+            "/v1/claims", json={"worker_id": "w", "workspaces": ["other"]}, headers=worker
+        )
+        assert crossing.status_code == 404, crossing.text
+        own = await http.post("/v1/claims", json={"worker_id": "w", "limit": 5}, headers=worker)
+        assert [job["workspace"] for job in own.json()["data"]] == ["acme"]
+        instance = {"Authorization": f"Bearer {keys['instance_worker']}"}
+        named = await http.post(
+            "/v1/claims",
+            json={"worker_id": "w", "limit": 5, "workspaces": ["other"]},
+            headers=instance,
+        )
+        [job] = named.json()["data"]
+        assert (job["workspace"], job["workspace_id"] is not None) == ("other", True)
+        client_key = {"Authorization": f"Bearer {keys['client']}"}
+        refused = await http.post("/v1/claims", json={"worker_id": "w"}, headers=client_key)
+        assert refused.status_code == 403

@@ -203,7 +203,6 @@ def test_once_space_is_freed_the_same_server_takes_work_again(disk_full: Outcome
     )
 
 
-@pytest.mark.xfail(strict=True, reason="needs the storage-full fix from branch faults")
 def test_a_full_disk_answers_a_clear_error_on_a_connection_that_stays_usable(
     disk_full: Outcome,
 ) -> None:

@@ -17,6 +17,7 @@ from conveyor.config import Settings
 from conveyor.domain.workspaces import Permission, Role, Workspace
 from conveyor.metrics import Metrics
 from conveyor.service.jobs import JobService
+from conveyor.service.limits import LimitService
 from conveyor.service.stats import StatsService
 from conveyor.service.workspaces import Caller, InstanceKey, Principal, WorkspaceService
 from conveyor.store import Store
@@ -35,6 +36,7 @@ class ApiContext:
     rate_limiter: RateLimiter
     readiness: Readiness
     metrics: Metrics
+    limits: LimitService
 
 
 def context(request: Request) -> ApiContext:
@@ -169,16 +171,16 @@ def forbidden(caller: Caller, permission: Permission) -> Problem:
     )
 
 
-def authorized(permission: Permission) -> object:
-    """A dependency: the caller's principal, if its key may do `permission` in the
-    workspace named by the path. Another workspace answers 404 exactly as a missing one
-    does, so a key never learns what exists outside its own workspace."""
+def authorized(permission: Permission | None) -> object:
+    """A dependency: the caller's principal, if its key may do `permission` (None: the
+    route checks) in the workspace named by the path. Another workspace answers 404
+    exactly as a missing one does, so a key never learns what exists outside its own."""
 
     async def dependency(request: Request, ctx: Context, ws: WorkspaceRef) -> Principal:
         caller = await _caller(request, ctx, ws)
         request.state.key_id = str(caller.key_id)  # for the access log
         principal = await in_workspace(ctx, caller, ws)
-        if not principal.can(permission):
+        if permission is not None and not principal.can(permission):
             raise forbidden(caller, permission)
         return principal
 

@@ -299,6 +299,11 @@ class EventOut(BaseModel):
 class JobDetailOut(JobOut):
     steps: list[StepOut]
     events: list[EventOut]
+    waiting_for: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="a QUEUED job: the limits that keep it from starting now, each as "
+        "GET …/limits/{name} shows it, with `reason` (paused, full or rate)",
+    )
 
 
 class PageMeta(BaseModel):

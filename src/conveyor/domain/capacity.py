@@ -89,6 +89,18 @@ class WaitReason(StrEnum):
     """`rate.count` of its jobs started in the last `rate.per_seconds`."""
 
 
+def why_waiting(limit: Limit, running: int, started_in_window: int) -> WaitReason | None:
+    """Why a limit lets none of its jobs start, with this many of them running and this
+    many started within its rate window (None: it lets some)."""
+    if limit.paused:
+        return WaitReason.PAUSED
+    if limit.max_running is not None and running >= limit.max_running:
+        return WaitReason.FULL
+    if limit.rate is not None and started_in_window >= limit.rate.count:
+        return WaitReason.RATE
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class LimitState:
     """A limit and what the store counted for it, under the claim lock."""
@@ -112,14 +124,7 @@ class LimitState:
 
     def blocked_by(self, started: int = 0) -> WaitReason | None:
         """Why none more may start, after `started` more did (None: some may)."""
-        if self.limit.paused:
-            return WaitReason.PAUSED
-        limit = self.limit
-        if limit.max_running is not None and self.running + started >= limit.max_running:
-            return WaitReason.FULL
-        if limit.rate is not None and len(self.recent_starts) + started >= limit.rate.count:
-            return WaitReason.RATE
-        return None
+        return why_waiting(self.limit, self.running + started, len(self.recent_starts) + started)
 
     def frees_at(self, started: int, now: datetime) -> datetime | None:
         """When the rate window lets one more start, after `started` more did at `now`

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from conveyor.api.dependencies import Context, authorized
 from conveyor.api.responses import json_response
+from conveyor.api.routes.limits import limit_json
 from conveyor.api.schemas import (
     CancelIn,
     CreateJobIn,
@@ -163,6 +164,10 @@ async def get_job(ctx: Context, principal: Reader, job_id: UUID) -> Response:
     body = job_json(detail.job)
     body["steps"] = [step_json(step) for step in detail.steps]
     body["events"] = [event_json(event) for event in detail.events]
+    body["waiting_for"] = [
+        {**limit_json(wait.limit), "reason": wait.reason}
+        for wait in await ctx.limits.waits(detail.job)
+    ]
     return json_response(body)
 
 

@@ -57,7 +57,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 Claimer = Annotated[Principal, authorized(Permission.CLAIM)]
 Reporter = Annotated[Principal, authorized(Permission.REPORT)]
-Member = Annotated[Principal, authorized(Permission.READ)]
+InWorkspace = Annotated[Principal, authorized(None)]
+"""Any key that may act in the workspace: the route checks what it asks for."""
 WorkerId = Annotated[
     str | None,
     Header(
@@ -169,7 +170,7 @@ async def heartbeat(ctx: Context, principal: Reporter, job_id: UUID, body: Heart
     summary="Move a job to a status (RUNNING returns a lease)",
 )
 async def change_status(
-    ctx: Context, principal: Member, job_id: UUID, body: StatusIn, worker: WorkerId = None
+    ctx: Context, principal: InWorkspace, job_id: UUID, body: StatusIn, worker: WorkerId = None
 ) -> Response:
     needed = {
         JobStatus.QUEUED: Permission.CREATE,

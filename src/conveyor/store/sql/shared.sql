@@ -284,3 +284,47 @@ ORDER BY w.last_seen_at DESC LIMIT 200;
 -- name: oldest_due_job
 SELECT min(run_at) AS oldest FROM jobs
 WHERE workspace_id = :ws AND {claimable} AND run_at <= conveyor_now();
+
+-- ---------------------------------------------------------------------------------------
+-- Limits
+
+-- name: put_limit
+INSERT INTO limits (workspace_id, name, max_running, rate_count, rate_per_seconds, paused,
+    created_at, updated_at)
+VALUES (:ws, :name, :max_running, :rate_count, :rate_per_seconds, :paused, conveyor_now(),
+    conveyor_now())
+ON CONFLICT (workspace_id, name) DO UPDATE SET max_running = :max_running,
+    rate_count = :rate_count, rate_per_seconds = :rate_per_seconds, paused = :paused,
+    updated_at = conveyor_now();
+
+-- name: delete_limit
+DELETE FROM limits WHERE workspace_id = :ws AND name = :name;
+
+-- name: limits_with_counts
+-- Limits ({which}) with what they govern now: running and queued jobs (by concurrency key,
+-- or by type for `type:<type>`), and the starts their rate window counts.
+SELECT w.slug AS workspace, l.workspace_id, l.name, l.max_running, l.rate_count,
+    l.rate_per_seconds, l.paused, l.created_at, l.updated_at,
+    CASE WHEN substr(l.name, 1, 5) = 'type:' THEN (
+        SELECT count(*) FROM jobs j
+        WHERE j.workspace_id = l.workspace_id AND {leased:j} AND j.type = substr(l.name, 6)
+    ) ELSE (
+        SELECT count(*) FROM jobs j
+        WHERE j.workspace_id = l.workspace_id AND {leased:j} AND j.concurrency_key = l.name
+    ) END AS running,
+    CASE WHEN substr(l.name, 1, 5) = 'type:' THEN (
+        SELECT count(*) FROM jobs j
+        WHERE j.workspace_id = l.workspace_id AND {claimable:j} AND j.type = substr(l.name, 6)
+    ) ELSE (
+        SELECT count(*) FROM jobs j
+        WHERE j.workspace_id = l.workspace_id AND {claimable:j} AND j.concurrency_key = l.name
+    ) END AS queued,
+    (
+        SELECT count(*) FROM limit_starts s
+        WHERE s.workspace_id = l.workspace_id AND s.name = l.name
+            AND l.rate_per_seconds IS NOT NULL
+            AND s.started_at > conveyor_after(-l.rate_per_seconds)
+    ) AS recent_starts
+FROM limits l JOIN workspaces w ON w.id = l.workspace_id
+WHERE {which}
+ORDER BY w.slug, l.name;

@@ -1,0 +1,78 @@
+"""Limits: a workspace's caps on what runs at once, how often jobs start, or whether they
+start at all; and why a queued job waits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from conveyor.bus.work import WorkSignal
+from conveyor.domain.capacity import Limit, Rate, WaitReason, limit_names
+from conveyor.domain.errors import NotFound
+from conveyor.domain.jobs import CLAIMABLE_STATUS, Job
+from conveyor.domain.limits import validate_text
+from conveyor.store import Store
+from conveyor.store.limits import LimitCounts
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A limit that keeps a queued job from starting, and why."""
+
+    limit: LimitCounts
+    reason: WaitReason
+
+
+class LimitService:
+    def __init__(self, store: Store, work_signal: WorkSignal) -> None:
+        self._limits = store.limits
+        self._work_signal = work_signal
+
+    async def put(
+        self,
+        workspace_id: UUID,
+        name: str,
+        *,
+        max_running: int | None,
+        rate: Rate | None,
+        paused: bool,
+    ) -> LimitCounts:
+        """Set a limit (the whole of it: what is left out is no cap). Claimers waiting in
+        the workspace look again at once: there may be room now."""
+        validate_text(name, "name")
+        limit = Limit(workspace_id, name, max_running, rate, paused)
+        limit.validate()
+        await self._limits.put(limit)
+        self._work_signal.notify(workspace_id)
+        return await self.get(workspace_id, name)
+
+    async def get(self, workspace_id: UUID, name: str) -> LimitCounts:
+        found = await self._limits.with_counts(workspace_id, [name])
+        if not found:
+            raise NotFound("limit", name)
+        return found[0]
+
+    async def list_limits(self, workspace_id: UUID) -> list[LimitCounts]:
+        return await self._limits.with_counts(workspace_id)
+
+    async def everywhere(self) -> list[LimitCounts]:
+        """Every workspace's limits (for the metrics)."""
+        return await self._limits.with_counts()
+
+    async def delete(self, workspace_id: UUID, name: str) -> None:
+        if not await self._limits.delete(workspace_id, name):
+            raise NotFound("limit", name)
+        self._work_signal.notify(workspace_id)
+
+    async def waits(self, job: Job) -> list[Wait]:
+        """Why a queued job does not start: each limit governing it that lets none of its
+        jobs start now ([] for a job not queued, or one nothing holds back)."""
+        if job.status != CLAIMABLE_STATUS:
+            return []
+        names = limit_names(job.type, job.concurrency_key)
+        governing = await self._limits.with_counts(job.workspace_id, names)
+        return [
+            Wait(counts, reason)
+            for counts in governing
+            if (reason := counts.waiting_because) is not None
+        ]

@@ -1,0 +1,100 @@
+"""Limits in the database: a workspace's caps on what runs, with what they govern now."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from conveyor.domain.capacity import Limit, Rate, WaitReason, why_waiting
+from conveyor.store.connection import Database, Row
+from conveyor.store.queries import queries_for
+
+
+@dataclass(frozen=True, slots=True)
+class LimitCounts:
+    """A limit, what it governs now, and when it was set."""
+
+    workspace: str
+    limit: Limit
+    running: int
+    queued: int
+    recent_starts: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def waiting_because(self) -> WaitReason | None:
+        return why_waiting(self.limit, self.running, self.recent_starts)
+
+
+class LimitStore:
+    """The same code on both databases, with each one's queries (all in shared.sql)."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.codec = database.codec
+        self.queries = queries_for(database.dialect)
+
+    async def put(self, limit: Limit) -> None:
+        rate = limit.rate
+        async with self.database.write() as connection:
+            await connection.execute(
+                self.queries["put_limit"].sql,
+                {
+                    "ws": limit.workspace_id,
+                    "name": limit.name,
+                    "max_running": limit.max_running,
+                    "rate_count": None if rate is None else rate.count,
+                    "rate_per_seconds": None if rate is None else rate.per_seconds,
+                    "paused": limit.paused,
+                },
+            )
+
+    async def delete(self, workspace_id: UUID, name: str) -> bool:
+        async with self.database.write() as connection:
+            deleted = await connection.execute_counting(
+                self.queries["delete_limit"].sql, {"ws": workspace_id, "name": name}
+            )
+        return deleted > 0
+
+    async def with_counts(
+        self, workspace_id: UUID | None = None, names: Sequence[str] | None = None
+    ) -> list[LimitCounts]:
+        """The limits of a workspace (all, or those named), or of every workspace."""
+        which = ["1 = 1"]
+        params: dict[str, Any] = {}
+        if workspace_id is not None:
+            which.append("l.workspace_id = :ws")
+            params["ws"] = workspace_id
+        if names is not None:
+            which.append(self.queries.in_list("l.name", "names"))
+            params["names"] = list(names)
+        sql = self.queries["limits_with_counts"].compose(which=" AND ".join(which))
+        async with self.database.read() as connection:
+            rows = await connection.fetch(sql, params)
+        return [self._counts(row) for row in rows]
+
+    def _counts(self, row: Row) -> LimitCounts:
+        d = self.codec
+        rate = None
+        if row["rate_count"] is not None:
+            rate = Rate(int(row["rate_count"]), float(row["rate_per_seconds"]))
+        limit = Limit(
+            d.uuid(row["workspace_id"]),
+            row["name"],
+            row["max_running"],
+            rate,
+            bool(row["paused"]),
+        )
+        return LimitCounts(
+            row["workspace"],
+            limit,
+            int(row["running"]),
+            int(row["queued"]),
+            int(row["recent_starts"]),
+            d.timestamp(row["created_at"]),
+            d.timestamp(row["updated_at"]),
+        )
