@@ -17,7 +17,7 @@ import pytest
 
 from conveyor.domain.jobs import JobSpec, JobStatus, decide_failure
 from conveyor.domain.workspaces import Workspace
-from conveyor.service.jobs import JobService
+from conveyor.service.jobs import AS_CLAIMED_JOB, AS_JOB, JobService
 from conveyor.store import Store
 from conveyor.store.urls import DatabaseURL
 from tests.conftest import settings_for
@@ -37,7 +37,13 @@ async def test_a_decision_on_a_stale_read_is_not_stored(
         workspace.id, JobSpec(type="t", max_attempts=3, retry_backoff_seconds=0), ACTOR
     )
     [stale] = await service.claim_jobs(
-        workspace.id, types=None, limit=1, lease_seconds=0.05, worker_id="dead", actor=ACTOR
+        workspace.id,
+        types=None,
+        limit=1,
+        lease_seconds=0.05,
+        worker_id="dead",
+        actor=ACTOR,
+        answer=AS_JOB,
     )
     assert stale.lease_id is not None
 
@@ -46,7 +52,13 @@ async def test_a_decision_on_a_stale_read_is_not_stored(
 
     await eventually(reaped, what="the reaper to take the job back")
     [current] = await service.claim_jobs(
-        workspace.id, types=None, limit=1, lease_seconds=60, worker_id="alive", actor=ACTOR
+        workspace.id,
+        types=None,
+        limit=1,
+        lease_seconds=60,
+        worker_id="alive",
+        actor=ACTOR,
+        answer=AS_JOB,
     )
     assert current.id == job.id
     assert current.status == JobStatus.RUNNING
@@ -77,14 +89,26 @@ async def test_a_postgresql_claim_passes_a_locked_row(
         # ends, which it does only after these claims (or their bound) are over.
         claimed = await asyncio.wait_for(
             service.claim_jobs(
-                workspace.id, types=None, limit=1, lease_seconds=60, worker_id="w", actor=ACTOR
+                workspace.id,
+                types=None,
+                limit=1,
+                lease_seconds=60,
+                worker_id="w",
+                actor=ACTOR,
+                answer=AS_JOB,
             ),
             timeout=10,
         )
         assert [job.id for job in claimed] == [second.id]
         briefly = await asyncio.wait_for(
-            service.claim_jobs_briefly(
-                workspace.id, types=None, limit=1, lease_seconds=60, worker_id="w", actor=ACTOR
+            service.claim_jobs(
+                workspace.id,
+                types=None,
+                limit=1,
+                lease_seconds=60,
+                worker_id="w",
+                actor=ACTOR,
+                answer=AS_CLAIMED_JOB,
             ),
             timeout=10,
         )
@@ -93,29 +117,21 @@ async def test_a_postgresql_claim_passes_a_locked_row(
     finally:
         await holder.close()
     [last] = await service.claim_jobs(
-        workspace.id, types=None, limit=1, lease_seconds=60, worker_id="w", actor=ACTOR
+        workspace.id,
+        types=None,
+        limit=1,
+        lease_seconds=60,
+        worker_id="w",
+        actor=ACTOR,
+        answer=AS_JOB,
     )
     assert last.id == urgent.id
 
 
 async def claim_is_waiting(server: RunningServer, database_url: DatabaseURL, ws: UUID) -> bool:
-    """The long-poll has looked for work, found none, and waits.
-
-    SQLite: it watches the workspace before it looks, and its look takes the write lock
-    before this test can send a create, which queues behind it on that lock. PostgreSQL:
-    the server's connection that ran the claim statement is idle again."""
-    watching = bool(server.runtime.work_signal._watchers.get(ws))
-    if database_url.kind == "sqlite" or not watching:
-        return watching
-    connection = await asyncpg.connect(database_url.url)
-    try:
-        looked: int = await connection.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND state = 'idle' AND query LIKE '%SKIP LOCKED%'"
-        )
-    finally:
-        await connection.close()
-    return looked > 0
+    """The long-poll has looked for work, found none, and waits (it watches the workspace
+    from before its look, so anything queued from now on wakes it)."""
+    return server.runtime.jobs.waiting_claims > 0
 
 
 async def test_a_create_wakes_a_waiting_claim_at_once(

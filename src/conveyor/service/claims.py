@@ -31,6 +31,9 @@ def _workspaces(scope: Scope) -> tuple[UUID, ...] | None:
 
 
 class JobClaims(JobServiceCore):
+    waiting_claims = 0
+    """Claims that looked, found nothing and now wait to be woken (or for their timer)."""
+
     async def claim_jobs(
         self,
         scope: Scope,
@@ -73,8 +76,12 @@ class JobClaims(JobServiceCore):
                 wait = min(remaining, self.poll_interval)
                 if outcome.wake_in is not None:
                     wait = min(wait, outcome.wake_in)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), wait)
+                self.waiting_claims += 1
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(woken.wait(), wait)
+                finally:
+                    self.waiting_claims -= 1
 
     async def _claim_rounds(
         self, request: ClaimRequest, answer: Projection[Claimed]

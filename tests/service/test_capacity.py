@@ -1,0 +1,221 @@
+"""Fair claims and limits, on both databases: turns between workspaces (by weight) and
+between concurrency keys; limits that hold under concurrent claimers; slots freed at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from uuid import UUID
+
+import pytest
+
+from conveyor.domain.capacity import Rate
+from conveyor.domain.jobs import ClaimRequest, JobSpec, JobStatus
+from conveyor.domain.workspaces import Workspace
+from conveyor.service.jobs import AS_JOB, JobService
+from conveyor.service.limits import LimitService
+from conveyor.service.workspaces import WorkspaceService
+from conveyor.store import Store
+from tests.service.helpers import ACTOR
+
+
+async def claim(service: JobService, scope: object, limit: int, worker: str = "w") -> list:  # type: ignore[type-arg]
+    return await service.claim_jobs(
+        scope,  # type: ignore[arg-type]
+        types=None,
+        limit=limit,
+        lease_seconds=60,
+        worker_id=worker,
+        actor=ACTOR,
+        answer=AS_JOB,
+    )
+
+
+async def running_count(store: Store, workspace_id: UUID, key: str) -> int:
+    async with store.database.read() as connection:
+        row = await connection.fetchrow(
+            "SELECT count(*) AS n FROM jobs WHERE workspace_id = :ws AND concurrency_key = :k "
+            "AND status = 'RUNNING'",
+            {"ws": workspace_id, "k": key},
+        )
+    assert row is not None
+    return int(row["n"])
+
+
+async def test_a_tenant_with_many_jobs_does_not_hold_back_another(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """Workspace A has 300 jobs queued first; B's 10, queued after, start in the very next
+    claim batch of a worker serving both."""
+    other = await WorkspaceService(store).create_workspace("tenant-b")
+    await service.create_jobs(workspace.id, [JobSpec(type="t")] * 300, ACTOR)
+    b_jobs = [
+        job for job, _ in await service.create_jobs(other.id, [JobSpec(type="t")] * 10, ACTOR)
+    ]
+    first = await claim(service, None, 40)
+    by_workspace = Counter(job.workspace_id for job in first)
+    assert by_workspace[other.id] == 10, by_workspace
+    assert by_workspace[workspace.id] == 30, "the rest of the batch goes to the other tenant"
+    assert {job.id for job in first} >= {job.id for job in b_jobs}
+
+
+async def test_workspaces_get_turns_in_proportion_to_their_weight(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    workspaces = WorkspaceService(store)
+    heavy = await workspaces.create_workspace("heavy")
+    await workspaces.set_weight(heavy, 3)
+    await service.create_jobs(workspace.id, [JobSpec(type="t")] * 100, ACTOR)
+    await service.create_jobs(heavy.id, [JobSpec(type="t")] * 100, ACTOR)
+    taken = Counter(job.workspace_id for job in await claim(service, None, 40))
+    assert (taken[heavy.id], taken[workspace.id]) == (30, 10)
+
+
+async def test_concurrency_keys_take_turns_and_priority_orders_within_one(
+    service: JobService, workspace: Workspace
+) -> None:
+    await service.create_jobs(
+        workspace.id,
+        [JobSpec(type="t", concurrency_key="big", priority=1 + n % 10) for n in range(200)],
+        ACTOR,
+    )
+    small = [
+        job
+        for job, _ in await service.create_jobs(
+            workspace.id, [JobSpec(type="t", concurrency_key=f"k{n}") for n in range(4)], ACTOR
+        )
+    ]
+    plain = [job for job, _ in await service.create_jobs(workspace.id, [JobSpec(type="t")], ACTOR)]
+    first = await claim(service, workspace.id, 12)
+    ids = {job.id for job in first}
+    assert ids >= {job.id for job in small + plain}, "every key (and no key) gets a turn"
+    big = [job for job in first if job.concurrency_key == "big"]
+    assert len(big) == 12 - 5
+    assert all(job.priority == 1 for job in big), "within a key, most urgent first"
+
+
+async def test_many_keys_all_get_turns_however_many_there_are(
+    service: JobService, workspace: Workspace
+) -> None:
+    """More keys than a claim's batch: the next claims start after the last key reached,
+    so every key's job starts within a few batches."""
+    keys = [f"customer-{n:03}" for n in range(60)]
+    await service.create_jobs(
+        workspace.id,
+        [JobSpec(type="t", concurrency_key=key) for key in keys for _ in range(3)],
+        ACTOR,
+    )
+    seen: set[str] = set()
+    for _ in range(3):
+        seen |= {str(job.concurrency_key) for job in await claim(service, workspace.id, 25)}
+    assert seen == set(keys)
+
+
+async def test_concurrent_claimers_never_run_more_than_max_running(
+    services: list[JobService], store: Store, workspace: Workspace
+) -> None:
+    """Ten claimers on five stores (own connections) race for one limit, round after round
+    (each round's jobs completed before the next): never one more than max_running."""
+    limits = LimitService(store, services[0].work_signal)
+    await limits.put(workspace.id, "openai", max_running=5, rate=None, paused=False)
+    await services[0].create_jobs(
+        workspace.id, [JobSpec(type="t", concurrency_key="openai")] * 60, ACTOR
+    )
+    for _ in range(5):
+        claims = await asyncio.gather(
+            *(claim(service, workspace.id, 20, f"w{n}") for n, service in enumerate(services * 2))
+        )
+        started = [job for batch in claims for job in batch]
+        assert len(started) == 5, f"{len(started)} started under max_running 5"
+        assert await running_count(store, workspace.id, "openai") == 5
+        counts = await limits.get(workspace.id, "openai")
+        assert (counts.running, counts.waiting_because) == (5, "full")
+        for job in started:
+            assert job.lease_id is not None
+            await services[0].complete_job(workspace.id, job.id, job.lease_id, None, ACTOR)
+
+
+async def test_a_type_limit_and_a_key_limit_both_hold(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "type:render", max_running=3, rate=None, paused=False)
+    await limits.put(workspace.id, "acme-corp", max_running=2, rate=None, paused=False)
+    await service.create_jobs(
+        workspace.id,
+        [JobSpec(type="render", concurrency_key="acme-corp")] * 5
+        + [JobSpec(type="render", concurrency_key="globex")] * 5
+        + [JobSpec(type="email", concurrency_key="acme-corp")] * 5,
+        ACTOR,
+    )
+    started = await claim(service, workspace.id, 50)
+    renders = [job for job in started if job.type == "render"]
+    acme = [job for job in started if job.concurrency_key == "acme-corp"]
+    described = [(job.type, job.concurrency_key) for job in started]
+    assert len(renders) == 3, described
+    assert len(acme) == 2, described
+    assert len(started) == 3 + 2 - len([j for j in acme if j.type == "render"]), described
+
+
+async def test_a_cancelled_or_expired_job_frees_its_slot_at_once(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "one", max_running=1, rate=None, paused=False)
+    await service.create_jobs(
+        workspace.id, [JobSpec(type="t", concurrency_key="one", max_attempts=2)] * 3, ACTOR
+    )
+    [first] = await claim(service, workspace.id, 5)
+    assert await claim(service, workspace.id, 5) == [], "full"
+    await service.cancel_job(workspace.id, first.id, ACTOR)
+    [second] = await claim(service, workspace.id, 5)
+    assert second.id != first.id
+    async with store.database.write() as connection:  # its worker died long ago
+        await connection.execute(
+            "UPDATE jobs SET lease_expires_at = conveyor_after(-60) WHERE id = :id",
+            {"id": second.id},
+        )
+    [requeued] = await service.expire_leases()
+    assert requeued.status == JobStatus.QUEUED
+    [again] = await claim(service, workspace.id, 5)
+    assert again.id == second.id, "the expired job went back where it was, and had the slot"
+
+
+async def test_pause_stops_starts_and_a_rate_window_holds(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "type:t", max_running=None, rate=None, paused=True)
+    await service.create_jobs(workspace.id, [JobSpec(type="t")] * 10, ACTOR)
+    assert await claim(service, workspace.id, 10) == []
+    job = (
+        await service.list_jobs(
+            workspace.id, __import__("conveyor").domain.jobs.JobFilter(), page=1, limit=1
+        )
+    ).jobs[0]
+    [wait] = await limits.waits(job)
+    assert wait.reason == "paused"
+    await limits.put(workspace.id, "type:t", max_running=None, rate=Rate(4, 3600), paused=False)
+    assert len(await claim(service, workspace.id, 10)) == 4
+    assert await claim(service, workspace.id, 10) == [], "four starts an hour"
+    outcome = await service.jobs.claim_jobs(
+        ClaimRequest(None, 10, 60, "w", ACTOR, (workspace.id,)), AS_JOB
+    )
+    assert outcome.jobs == []
+    assert outcome.wake_in is not None
+    assert 3500 < outcome.wake_in <= 3600, "looks again when the window lets one more start"
+
+
+@pytest.mark.parametrize("count", [3])
+async def test_rate_windows_hold_across_claimers_of_two_stores(
+    services: list[JobService], store: Store, workspace: Workspace, count: int
+) -> None:
+    limits = LimitService(store, services[0].work_signal)
+    await limits.put(workspace.id, "api", max_running=None, rate=Rate(count, 3600), paused=False)
+    await services[0].create_jobs(
+        workspace.id, [JobSpec(type="t", concurrency_key="api")] * 30, ACTOR
+    )
+    claims = await asyncio.gather(
+        *(claim(service, workspace.id, 10, f"w{n}") for n, service in enumerate(services * 3))
+    )
+    assert sum(len(batch) for batch in claims) == count
