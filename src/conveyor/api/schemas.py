@@ -15,6 +15,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+from conveyor.domain.capacity import MAX_RUNNING_LIMIT
 from conveyor.domain.events import EVENT_TYPE_MAX_LENGTH, Event
 from conveyor.domain.jobs import (
     AGENT_TASK_ID_MAX_LENGTH,
@@ -72,9 +73,27 @@ Integer = Annotated[int, BeforeValidator(_json_number)]
 Number = Annotated[float, BeforeValidator(_json_number)]
 """A number in a request body (`true` and `"2"` are not)."""
 
+
+# Bounded numbers for fields that may also be null: the bounds sit before the validator,
+# where pydantic writes them into the JSON schema (on a union's field, or after a
+# BeforeValidator, it would leave them out of the documented schema).
+TimeoutSeconds = Annotated[
+    float, Field(gt=0, le=TIMEOUT_LIMIT_SECONDS), BeforeValidator(_json_number)
+]
+Version = Annotated[int, Field(ge=1), BeforeValidator(_json_number)]
+Count = Annotated[int, Field(ge=0, le=2**53), BeforeValidator(_json_number)]
+Percent = Annotated[int, Field(ge=0, le=100), BeforeValidator(_json_number)]
+MaxRunning = Annotated[int, Field(ge=0, le=MAX_RUNNING_LIMIT), BeforeValidator(_json_number)]
+
 JOB_TYPE = Annotated[str, Field(pattern=r"^[a-z0-9_.:-]{1,100}$", examples=["email.send"])]
 WORKER_ID = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
-LEASE_SECONDS = Annotated[Number, Field(gt=0, le=3600)]
+LEASE_SECONDS_MAX = 3600
+
+
+def lease_seconds_field() -> Any:
+    """`lease_seconds`, 30 by default. A Field default rather than Annotated metadata: on a
+    type with a BeforeValidator, pydantic would leave the bounds out of the JSON schema."""
+    return Field(30.0, gt=0, le=LEASE_SECONDS_MAX, description="seconds the lease lasts")
 
 
 class Strict(BaseModel):
@@ -115,10 +134,8 @@ class CreateJobIn(Strict):
         max_length=CONCURRENCY_KEY_MAX_LENGTH,
         description="the limit (a customer, a model API…) this job counts against",
     )
-    timeout_seconds: Number | None = Field(
+    timeout_seconds: TimeoutSeconds | None = Field(
         None,
-        gt=0,
-        le=TIMEOUT_LIMIT_SECONDS,
         description="how long one attempt may run before it fails as timed out",
     )
 
@@ -148,22 +165,22 @@ class ClaimIn(Strict):
         "every workspace the key may claim in",
     )
     limit: Integer = Field(1, ge=1, le=CLAIM_LIMIT_OVER_HTTP)
-    lease_seconds: LEASE_SECONDS = 30.0
+    lease_seconds: Number = lease_seconds_field()
     wait_seconds: Number = Field(0.0, ge=0, le=60)
     worker_id: WORKER_ID
 
 
 class HeartbeatIn(Strict):
     lease_id: UUID
-    lease_seconds: LEASE_SECONDS = 30.0
+    lease_seconds: Number = lease_seconds_field()
 
 
 class StatusIn(Strict):
     status: JobStatus
     lease_id: UUID | None = None
-    expected_version: Integer | None = Field(None, ge=1)
+    expected_version: Version | None = None
     worker_id: WORKER_ID | None = None
-    lease_seconds: LEASE_SECONDS = 30.0
+    lease_seconds: Number = lease_seconds_field()
     result: Any = None
     error: SafeText | None = Field(None, max_length=ERROR_MAX_CHARS)
     reason: SafeText | None = Field(None, max_length=1000)
@@ -189,10 +206,10 @@ class StepUpdateIn(Strict):
     status: StepStatus | None = None
     output: SafeText | None = Field(None, max_length=STEP_OUTPUT_MAX_CHARS)
     output_stream: Literal["stdout", "stderr"] = "stdout"
-    tokens_input: Integer | None = Field(None, ge=0, le=2**53)
-    tokens_output: Integer | None = Field(None, ge=0, le=2**53)
-    duration_ms: Integer | None = Field(None, ge=0, le=2**53)
-    progress_percent: Integer | None = Field(None, ge=0, le=100)
+    tokens_input: Count | None = None
+    tokens_output: Count | None = None
+    duration_ms: Count | None = None
+    progress_percent: Percent | None = None
     message: SafeText | None = Field(None, max_length=1000)
 
 

@@ -11,10 +11,9 @@ from starlette.responses import Response
 
 from conveyor.api.dependencies import Context, authorized
 from conveyor.api.responses import json_response
-from conveyor.api.schemas import Integer, Number, ProblemOut, Strict
+from conveyor.api.schemas import Integer, MaxRunning, Number, ProblemOut, Strict
 from conveyor.domain.capacity import (
     LIMIT_NAME_MAX_LENGTH,
-    MAX_RUNNING_LIMIT,
     RATE_COUNT_LIMIT,
     RATE_WINDOW_LIMIT_SECONDS,
     Rate,
@@ -50,8 +49,8 @@ class RateIn(Strict):
 
 
 class LimitIn(Strict):
-    max_running: Integer | None = Field(
-        None, ge=0, le=MAX_RUNNING_LIMIT, description="at most this many of its jobs RUNNING"
+    max_running: MaxRunning | None = Field(
+        None, description="at most this many of its jobs RUNNING"
     )
     rate: RateIn | None = None
     paused: bool = Field(False, strict=True, description="none of its jobs start")
