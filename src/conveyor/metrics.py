@@ -29,6 +29,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from conveyor.domain.jobs import ClaimedJob, CompletedJob, Job
+from conveyor.store.limits import LimitCounts
 
 MAX_LABELS: Final = 100
 JOB_GAUGE_CACHE_SECONDS: Final = 5.0
@@ -52,40 +53,89 @@ class BoundedLabels:
         return "other"
 
 
-class JobCounts(Collector):
-    """conveyor_jobs{workspace,type,status}: jobs not finished yet, read from the database
-    at most every few seconds however often Prometheus scrapes."""
+class ReadAtScrape(Collector):
+    """Gauges read from the database at most every few seconds however often Prometheus
+    scrapes (`refresh` before each scrape; `collect` serves what was read last)."""
 
-    def __init__(
-        self,
-        read: Callable[[], Awaitable[list[tuple[str, str, str, int]]]],
-        types: BoundedLabels,
-    ) -> None:
-        self._read = read
-        self._types = types
-        self._workspaces = BoundedLabels()
-        self._cached: list[tuple[str, str, str, int]] = []
+    def __init__(self) -> None:
+        self._families: list[GaugeMetricFamily] = []
         self._read_at = 0.0
 
     async def refresh(self) -> None:
         if time.monotonic() - self._read_at < JOB_GAUGE_CACHE_SECONDS:
             return
+        self._families = await self.read()
+        self._read_at = time.monotonic()
+
+    async def read(self) -> list[GaugeMetricFamily]:
+        raise NotImplementedError
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        yield from self._families
+
+
+class JobCounts(ReadAtScrape):
+    """conveyor_jobs{workspace,type,status}: jobs not finished yet."""
+
+    def __init__(
+        self,
+        read: Callable[[], Awaitable[list[tuple[str, str, str, int]]]],
+        types: BoundedLabels,
+        workspaces: BoundedLabels,
+    ) -> None:
+        super().__init__()
+        self._read = read
+        self._types = types
+        self._workspaces = workspaces
+
+    async def read(self) -> list[GaugeMetricFamily]:
         totals: dict[tuple[str, str, str], int] = {}
         for workspace, job_type, status, count in await self._read():
             labels = (self._workspaces(workspace), self._types(job_type), status)
             totals[labels] = totals.get(labels, 0) + count
-        self._cached = [(*labels, count) for labels, count in totals.items()]
-        self._read_at = time.monotonic()
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "conveyor_jobs",
             "Jobs not finished yet (pending, queued, running) by workspace, type and status",
             labels=["workspace", "type", "status"],
         )
-        for workspace, job_type, status, count in self._cached:
-            family.add_metric([workspace, job_type, status], count)
-        yield family
+        for labels, count in totals.items():
+            family.add_metric(list(labels), count)
+        return [family]
+
+
+class LimitGauges(ReadAtScrape):
+    """Each limit's jobs: running and queued, its cap, whether it is paused."""
+
+    def __init__(
+        self, read: Callable[[], Awaitable[list[LimitCounts]]], workspaces: BoundedLabels
+    ) -> None:
+        super().__init__()
+        self._read = read
+        self._workspaces = workspaces
+        self._names = BoundedLabels()
+
+    async def read(self) -> list[GaugeMetricFamily]:
+        labels = ["workspace", "limit"]
+        running = GaugeMetricFamily(
+            "conveyor_limit_running", "Jobs a limit governs that are running", labels=labels
+        )
+        queued = GaugeMetricFamily(
+            "conveyor_limit_queued", "Jobs a limit governs that wait queued", labels=labels
+        )
+        cap = GaugeMetricFamily(
+            "conveyor_limit_max_running", "A limit's max_running (absent: no cap)", labels=labels
+        )
+        paused = GaugeMetricFamily(
+            "conveyor_limit_paused", "1 while a limit is paused", labels=labels
+        )
+        for counts in await self._read():
+            which = [self._workspaces(counts.workspace), self._names(counts.limit.name)]
+            running.add_metric(which, counts.running)
+            queued.add_metric(which, counts.queued)
+            paused.add_metric(which, 1 if counts.limit.paused else 0)
+            if counts.limit.max_running is not None:
+                cap.add_metric(which, counts.limit.max_running)
+        return [running, queued, cap, paused]
 
 
 class Metrics:
@@ -150,13 +200,25 @@ class Metrics:
         self.db_statements = Gauge(
             "conveyor_db_statements", "Statements sent to the database by this process", registry=r
         )
-        self.job_counts: JobCounts | None = None
+        self.read_at_scrape: list[ReadAtScrape] = []
+        self._workspaces = BoundedLabels()
 
     def watch_job_counts(
         self, read: Callable[[], Awaitable[list[tuple[str, str, str, int]]]]
     ) -> None:
-        self.job_counts = JobCounts(read, self.types)
-        self.registry.register(self.job_counts)
+        self._read_at_scrape(JobCounts(read, self.types, self._workspaces))
+
+    def watch_limits(self, read: Callable[[], Awaitable[list[LimitCounts]]]) -> None:
+        self._read_at_scrape(LimitGauges(read, self._workspaces))
+
+    def _read_at_scrape(self, collector: ReadAtScrape) -> None:
+        self.read_at_scrape.append(collector)
+        self.registry.register(collector)
+
+    async def refresh(self) -> None:
+        """Read the database-backed gauges (when they are old enough)."""
+        for collector in self.read_at_scrape:
+            await collector.refresh()
 
     # -- what the service reports ----------------------------------------------------------
 

@@ -138,6 +138,7 @@ class Runtime:
         stats = StatsService(store)
         metrics = metrics or Metrics()
         metrics.watch_job_counts(store.stats.queue_depth)
+        metrics.watch_limits(store.limits.with_counts)
         runtime = cls(
             settings=settings,
             store=store,

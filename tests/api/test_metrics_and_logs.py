@@ -57,7 +57,8 @@ async def test_metrics_parse_and_move_when_jobs_run(
         headers=worker,
     )
     await client.post(f"/jobs/{claimed[2]['id']}/cancel")
-    server.runtime.metrics.job_counts._read_at = 0  # type: ignore[union-attr]  # skip the cache
+    for collector in server.runtime.metrics.read_at_scrape:  # skip the cache
+        collector._read_at = 0
     after = await scrape(server)
 
     def moved(name: str, **labels: str) -> float:
@@ -71,7 +72,8 @@ async def test_metrics_parse_and_move_when_jobs_run(
     assert moved("conveyor_job_queue_wait_seconds_count", type="email") == 3
     assert moved("conveyor_job_run_seconds_count", type="email") == 1
     await client.post("/jobs", json={"type": "email"})
-    server.runtime.metrics.job_counts._read_at = 0  # type: ignore[union-attr]
+    for collector in server.runtime.metrics.read_at_scrape:
+        collector._read_at = 0
     depth = await scrape(server)
     assert total(depth, "conveyor_jobs", workspace="acme", type="email", status="QUEUED") == 1
     assert total(depth, "conveyor_jobs", status="COMPLETED") == 0, "queue depth only"
@@ -124,3 +126,21 @@ async def test_requests_carry_an_id_into_the_log_and_keys_stay_out(
     for line in lines:
         for key in keys.values():
             assert key not in line, "an API key reached the log"
+
+
+async def test_limits_show_in_the_metrics(
+    server: RunningServer, client: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    await client.put("/limits/openai", json={"max_running": 2, "paused": False})
+    await client.put("/limits/type:render", json={"paused": True})
+    await client.post(
+        "/jobs/batch", json={"jobs": [{"type": "t", "concurrency_key": "openai"}] * 3}
+    )
+    worker = {"Authorization": f"Bearer {keys['worker']}"}
+    await client.post("/claims", json={"worker_id": "w", "limit": 5}, headers=worker)
+    samples = await scrape(server)
+    openai = {"workspace": "acme", "limit": "openai"}
+    assert total(samples, "conveyor_limit_running", **openai) == 2
+    assert total(samples, "conveyor_limit_queued", **openai) == 1
+    assert total(samples, "conveyor_limit_max_running", **openai) == 2
+    assert total(samples, "conveyor_limit_paused", workspace="acme", limit="type:render") == 1

@@ -88,10 +88,9 @@ async def metrics(ctx: Context, request: Request) -> Response:
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
     runtime_metrics = request.app.state.runtime.metrics
-    if runtime_metrics.job_counts is not None:
-        # When the database is away, serve the last counts; this process's own are still good.
-        with contextlib.suppress(Unavailable, TransientDatabaseError):
-            await runtime_metrics.job_counts.refresh()
+    # When the database is away, serve the last counts; this process's own are still good.
+    with contextlib.suppress(Unavailable, TransientDatabaseError):
+        await runtime_metrics.refresh()
     runtime_metrics.sse_streams.set(ctx.hub.subscriptions)
     runtime_metrics.db_statements.set(ctx.store.database.statements)
     return Response(generate_latest(runtime_metrics.registry), media_type=CONTENT_TYPE_LATEST)
