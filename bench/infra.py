@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from tests.support.postgres import PostgresServer, create_database, drop_database, free_port
+from devtools.postgres import PostgresServer, create_database, drop_database, free_port
 
 DURABLE_SETTINGS = {
     # The test suite's server trades durability for speed; a benchmark must not: every

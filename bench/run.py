@@ -223,9 +223,9 @@ class Harness:
                 inner.status, inner.reason = "ok", ""
         outcome.metrics = taken(outcome.metrics, rename)
         row.runs.append(Run(outcome.metrics, outcome.details))
-        for other, inner in outcome.also.items():
+        for other, also in outcome.also.items():
             if other in self.plan.scenarios:
-                self.row(other, system).runs.append(Run(taken(inner.metrics), inner.details))
+                self.row(other, system).runs.append(Run(taken(also.metrics), also.details))
         if outcome.db_cost is not None and scenario == "drain" and "db-cost" in self.plan.scenarios:
             self.row("db-cost", system).runs.append(Run(outcome.db_cost))
         shown = ", ".join(

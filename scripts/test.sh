@@ -27,8 +27,8 @@ fi
 .venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 
 echo "== ruff"
-.venv/bin/ruff check src tests bench
-.venv/bin/ruff format --check src tests bench
+.venv/bin/ruff check src tests bench devtools
+.venv/bin/ruff format --check src tests bench devtools
 echo "== mypy --strict"
 .venv/bin/mypy
 echo "== pytest"

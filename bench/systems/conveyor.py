@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +53,9 @@ from conveyor.bus.postgres import PostgresListener
 from conveyor.bus.work import WorkSignal
 from conveyor.domain.errors import ConveyorError
 from conveyor.domain.events import key_actor, worker_actor
-from conveyor.domain.jobs import CLAIM_LIMIT_OVER_HTTP, Job, JobSpec
+from conveyor.domain.jobs import CLAIM_LIMIT_OVER_HTTP, JobSpec
 from conveyor.domain.workspaces import Role
-from conveyor.service.jobs import AS_JOB, JobService
+from conveyor.service.jobs import AS_JOB, JobService, Unobserved
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store, open_store
 from conveyor.store.migrate import upgrade
@@ -251,30 +251,15 @@ async def prepare_workspace(store: Store) -> Keys:
     return Keys(workspace.id, key_actor(issued.key.id), issued.token, worker.token)
 
 
-class ConflictCounter:
+class ConflictCounter(Unobserved):
     """A `JobObserver` that counts the conflict retries of `JobService` (and ignores the
-    rest)."""
+    rest, as `Unobserved` does)."""
 
     def __init__(self) -> None:
         self.retries = 0
 
     def conflict_retried(self, error: BaseException) -> None:
         self.retries += 1
-
-    def jobs_created(self, jobs: Sequence[Job]) -> None:
-        return
-
-    def jobs_claimed(self, jobs: Sequence[Job]) -> None:
-        return
-
-    def jobs_completed(self, jobs: Sequence[Job]) -> None:
-        return
-
-    def job_settled(self, job: Job) -> None:
-        return
-
-    def leases_expired(self, count: int) -> None:
-        return
 
 
 class InProcessSession(Session):
@@ -577,7 +562,7 @@ class ConveyorServer:
     """`conveyor serve` in a child process, on a free loopback port."""
 
     def __init__(self, database_url: str, workdir: Path) -> None:
-        from tests.support.postgres import free_port
+        from devtools.postgres import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -705,9 +690,7 @@ class HttpSession(Session):
 
     def consumer(self) -> Consumer:
         async def backend() -> HttpBackend:
-            return HttpBackend.connect(
-                (await self.server()).url, self.keys.token, workspace=WORKSPACE
-            )
+            return HttpBackend.connect((await self.server()).url, self.keys.token)
 
         return ConveyorWorkerConsumer(backend, slots=self.slots)
 
