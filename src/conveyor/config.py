@@ -44,7 +44,9 @@ class Settings:
     pool_size: int = 10
     sqlite_synchronous: str = "FULL"
     reaper_interval_seconds: float = 2.0
-    claim_poll_interval_seconds: float = 1.0
+    claim_poll_interval_seconds: float = 10.0
+    """How often a waiting claim looks again with no wake-up: only a safety net (claims
+    are woken when work is queued, room appears under a limit, or a job comes due)."""
     sse_ping_seconds: float = 15.0
     sse_buffer_events: int = 1000
     sse_send_timeout_seconds: float = 20.0

@@ -19,9 +19,9 @@ from conveyor.store import Store
 
 T = TypeVar("T")
 
-DEFAULT_POLL_INTERVAL = 1.0
-"""A long-poll looks again this often even without a wake-up: jobs whose run_at (a
-scheduled start or a retry backoff) comes due announce themselves to nobody."""
+DEFAULT_POLL_INTERVAL = 10.0
+"""A long-poll looks again this often even without a wake-up: a safety net, since claims
+are woken when work is queued or room appears, and time their wait to the next due job."""
 
 
 class JobServiceCore:
