@@ -44,6 +44,9 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     reaper_interval_seconds: float = 2.0
     claim_poll_interval_seconds: float = 1.0
+    schedule_recheck_seconds: float = 10.0
+    """The scheduler looks at the schedules at least this often: how long a schedule
+    created or changed through another server may take to be seen here."""
     sse_ping_seconds: float = 15.0
     sse_buffer_events: int = 1000
     max_request_bytes: int = 1_048_576

@@ -14,7 +14,17 @@ from conveyor.api.limits import RateLimiter, RequestSizeLimit
 from conveyor.api.observability import Observability
 from conveyor.api.openapi import problem_openapi
 from conveyor.api.problems import install_problem_handlers
-from conveyor.api.routes import health, jobs, keys, me, session, stats, streams, workers
+from conveyor.api.routes import (
+    health,
+    jobs,
+    keys,
+    me,
+    schedules,
+    session,
+    stats,
+    streams,
+    workers,
+)
 from conveyor.api.routes.api_docs import mount_api_docs
 from conveyor.api.routes.dashboard import mount_dashboard
 from conveyor.config import Settings
@@ -35,6 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
             hub=runtime.hub,
             stats=runtime.stats,
             rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            schedules=runtime.schedules,
         )
         try:
             yield
@@ -69,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(streams.router)
     app.include_router(stats.router)
     app.include_router(keys.router)
+    app.include_router(schedules.router)
     mount_api_docs(app)
     mount_dashboard(app)
     return app

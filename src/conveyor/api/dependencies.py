@@ -15,6 +15,7 @@ from conveyor.bus.hub import EventHub
 from conveyor.config import Settings
 from conveyor.domain.workspaces import Permission, Role, Workspace
 from conveyor.service.jobs import JobService
+from conveyor.service.schedules import ScheduleService
 from conveyor.service.stats import StatsService
 from conveyor.service.workspaces import Principal, WorkspaceService
 from conveyor.store import Store
@@ -31,6 +32,7 @@ class ApiContext:
     hub: EventHub
     stats: StatsService
     rate_limiter: RateLimiter
+    schedules: ScheduleService
 
 
 def context(request: Request) -> ApiContext:

@@ -276,6 +276,7 @@ class ScheduledJob:
 
 
 JOB_FIELDS: Final = frozenset(ScheduledJob.__dataclass_fields__)
+NULLABLE_JOB_FIELDS: Final = frozenset({"timeout_seconds", "concurrency_key"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +372,9 @@ def decide_update(schedule: Schedule, changes: ScheduleChanges, now: datetime) -
         unknown = set(changes.job) - JOB_FIELDS
         if unknown:
             raise InvalidInput(f"job.{sorted(unknown)[0]}", "is not a field of a scheduled job")
+        for name, value in changes.job.items():
+            if value is None and name not in NULLABLE_JOB_FIELDS:
+                raise InvalidInput(f"job.{name}", "must not be null")
         job = replace(job, **changes.job)
         job.validate()
     paused = schedule.paused if changes.paused is None else changes.paused

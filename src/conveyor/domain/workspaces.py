@@ -38,11 +38,19 @@ class Permission(StrEnum):
     CLAIM = "claim"
     REPORT = "report"
     MANAGE_KEYS = "manage_keys"
+    MANAGE_SCHEDULES = "manage_schedules"
 
 
 ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
     Role.CLIENT: frozenset(
-        {Permission.READ, Permission.CREATE, Permission.CANCEL, Permission.RETRY, Permission.STREAM}
+        {
+            Permission.READ,
+            Permission.CREATE,
+            Permission.CANCEL,
+            Permission.RETRY,
+            Permission.STREAM,
+            Permission.MANAGE_SCHEDULES,
+        }
     ),
     Role.WORKER: frozenset(
         {Permission.READ, Permission.STREAM, Permission.CLAIM, Permission.REPORT}
