@@ -67,6 +67,18 @@ ROUTES = [
         P.REPORT,
         {"completions": [{"job_id": "{job}", "lease_id": "{lease}", "result": 1}]},
     ),
+    Route("GET", "/schedules", P.READ),
+    Route(
+        "POST",
+        "/schedules",
+        P.MANAGE_SCHEDULES,
+        {"name": "matrix-new", "cron": "@daily", "job": {"type": "t"}},
+    ),
+    Route("GET", "/schedules/{schedule}", P.READ),
+    Route("GET", "/schedules/{schedule}/runs", P.READ),
+    Route("PATCH", "/schedules/{schedule}", P.MANAGE_SCHEDULES, {"paused": True}),
+    Route("POST", "/schedules/{schedule}/trigger", P.MANAGE_SCHEDULES),
+    Route("DELETE", "/schedules/{schedule}", P.MANAGE_SCHEDULES),
     Route("GET", "/keys", P.MANAGE_KEYS),
     Route("POST", "/keys", P.MANAGE_KEYS, {"role": "admin"}),
     Route("DELETE", "/keys/{key}", P.MANAGE_KEYS),
@@ -88,7 +100,16 @@ def fill(value: Any, ids: dict[str, str]) -> Any:
 async def snapshot(store: Store) -> dict[str, Any]:
     async with store.database.read() as connection:
         counts = {}
-        for table in ("jobs", "events", "steps", "api_keys", "sessions", "workspaces"):
+        for table in (
+            "jobs",
+            "events",
+            "steps",
+            "api_keys",
+            "sessions",
+            "workspaces",
+            "schedules",
+            "schedule_runs",
+        ):
             row = await connection.fetchrow(f"SELECT count(*) AS n FROM {table}")
             assert row is not None
             counts[table] = int(row["n"])
@@ -98,12 +119,14 @@ async def snapshot(store: Store) -> dict[str, Any]:
         revoked = await connection.fetchrow(
             "SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NOT NULL"
         )
+        schedules = await connection.fetch("SELECT name, version FROM schedules")
     return {
         **counts,
         "jobs_state": sorted(
             (r["id"], r["version"], r["status"], str(r["lease_expires_at"])) for r in versions
         ),
         "revoked": int(revoked["n"]) if revoked else 0,
+        "schedules_state": sorted((r["name"], r["version"]) for r in schedules),
     }
 
 
@@ -124,7 +147,11 @@ async def targets(client: httpx.AsyncClient, keys: dict[str, str], store: Store)
     spare = (await client.post("/keys", json={"role": "client", "name": "spare"})).json()
     revoked = (await client.post("/keys", json={"role": "admin"})).json()
     await client.delete(f"/keys/{revoked['id']}")
+    schedule = await client.post(
+        "/schedules", json={"name": "matrix", "cron": "*/5 * * * *", "job": {"type": "t"}}
+    )
     return {
+        "schedule": schedule.json()["id"],
         "job": job["id"],
         "lease": claimed["lease_id"],
         "step": step.json()["id"],
@@ -192,7 +219,7 @@ async def test_wrong_credentials_are_refused_and_change_nothing(
                 if await snapshot(store) != before:
                     failures.append(f"{where}: changed the database")
     assert not failures, "\n".join(failures)
-    assert checked > 130
+    assert checked > 160
 
 
 async def test_the_right_key_can_do_each_route(
