@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Final
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -230,6 +230,13 @@ class CronRule:
         return last
 
 
+@lru_cache(maxsize=1024)
+def _stored_rule(expression: str, timezone: str) -> CronRule:
+    """Stored schedules' rules, parsed once per process (lists show every schedule's
+    next runs; a rule is immutable)."""
+    return CronRule.parse(expression, timezone)
+
+
 def first_run_at(rule: CronRule, now: datetime) -> datetime:
     """When a new (or resumed, or re-timed) schedule first fires."""
     found = rule.next_after(now)
@@ -276,7 +283,7 @@ class ScheduledJob:
 
 
 JOB_FIELDS: Final = frozenset(ScheduledJob.__dataclass_fields__)
-NULLABLE_JOB_FIELDS: Final = frozenset({"timeout_seconds", "concurrency_key"})
+NULLABLE_JOB_FIELDS: Final = frozenset({"payload", "timeout_seconds", "concurrency_key"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +341,7 @@ class Schedule:
 
     @property
     def rule(self) -> CronRule:
-        return CronRule.parse(self.cron, self.timezone)
+        return _stored_rule(self.cron, self.timezone)
 
     def upcoming(self, count: int = UPCOMING_COUNT) -> list[datetime]:
         """Its next fire times, `next_run_at` first; none while paused."""
