@@ -47,6 +47,9 @@ class Settings:
     claim_poll_interval_seconds: float = 10.0
     """How often a waiting claim looks again with no wake-up: only a safety net (claims
     are woken when work is queued, room appears under a limit, or a job comes due)."""
+    schedule_recheck_seconds: float = 10.0
+    """The scheduler looks at the schedules at least this often: how long a schedule
+    created or changed through another server may take to be seen here."""
     sse_ping_seconds: float = 15.0
     sse_buffer_events: int = 1000
     sse_send_timeout_seconds: float = 20.0

@@ -1,5 +1,5 @@
 """The runtime of one server process: the store, the services, and the background tasks
-(lease reaper) that keep the queue healthy."""
+(lease reaper, scheduler) that keep the queue healthy."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from conveyor.domain.limits import JsonLimits
 from conveyor.metrics import Metrics
 from conveyor.service.jobs import JobService
 from conveyor.service.limits import LimitService
+from conveyor.service.scheduler import Scheduler
+from conveyor.service.schedules import ScheduleService
 from conveyor.service.stats import StatsService
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store, open_store
@@ -98,6 +100,8 @@ class Runtime:
     work_signal: WorkSignal
     hub: EventHub
     limits: LimitService
+    schedules: ScheduleService
+    scheduler: Scheduler
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     listener: PostgresListener | None = None
     worker: Worker | None = None
@@ -139,17 +143,22 @@ class Runtime:
         metrics = metrics or Metrics()
         metrics.watch_job_counts(store.stats.queue_depth)
         metrics.watch_limits(store.limits.with_counts)
+        json_limits = JsonLimits(settings.max_json_bytes, settings.max_json_depth)
+        jobs = JobService(
+            store,
+            work_signal=work_signal,
+            poll_interval=settings.claim_poll_interval_seconds,
+            workers=stats,
+            limits=json_limits,
+            observer=metrics,
+        )
+        schedules = ScheduleService(store, jobs, limits=json_limits)
+        scheduler = Scheduler(schedules, recheck_seconds=settings.schedule_recheck_seconds)
+        schedules.on_change = scheduler.wake
         runtime = cls(
             settings=settings,
             store=store,
-            jobs=JobService(
-                store,
-                work_signal=work_signal,
-                poll_interval=settings.claim_poll_interval_seconds,
-                workers=stats,
-                limits=JsonLimits(settings.max_json_bytes, settings.max_json_depth),
-                observer=metrics,
-            ),
+            jobs=jobs,
             metrics=metrics,
             stats=stats,
             workspaces=WorkspaceService(
@@ -159,6 +168,8 @@ class Runtime:
             work_signal=work_signal,
             hub=hub,
             limits=LimitService(store, work_signal),
+            schedules=schedules,
+            scheduler=scheduler,
         )
         if url.kind == "postgresql":
             runtime.listener = PostgresListener(
@@ -170,6 +181,7 @@ class Runtime:
             )
             await runtime.listener.start()
         runtime.tasks.append(asyncio.create_task(runtime._reap_forever(), name="lease-reaper"))
+        runtime.tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
         if settings.workers > 0:
             await runtime._start_workers()
         return runtime

@@ -28,7 +28,11 @@ async def targets(client: httpx.AsyncClient, keys: dict[str, str], store: Store)
     revoked = (await client.post("/keys", json={"role": "admin"})).json()
     await client.delete(f"/keys/{revoked['id']}")
     await client.put("/limits/openai", json={"max_running": 8})
+    schedule = await client.post(
+        "/schedules", json={"name": "matrix", "cron": "*/5 * * * *", "job": {"type": "t"}}
+    )
     return {
+        "schedule": schedule.json()["id"],
         "job": job["id"],
         "lease": claimed["lease_id"],
         "step": step.json()["id"],

@@ -70,6 +70,18 @@ ROUTES = [
     Route("GET", "/limits/openai", P.READ),
     Route("PUT", "/limits/anthropic", P.MANAGE_LIMITS, {"max_running": 3}),
     Route("DELETE", "/limits/openai", P.MANAGE_LIMITS),
+    Route("GET", "/schedules", P.READ),
+    Route(
+        "POST",
+        "/schedules",
+        P.MANAGE_SCHEDULES,
+        {"name": "matrix-new", "cron": "@daily", "job": {"type": "t"}},
+    ),
+    Route("GET", "/schedules/{schedule}", P.READ),
+    Route("GET", "/schedules/{schedule}/runs", P.READ),
+    Route("PATCH", "/schedules/{schedule}", P.MANAGE_SCHEDULES, {"paused": True}),
+    Route("POST", "/schedules/{schedule}/trigger", P.MANAGE_SCHEDULES),
+    Route("DELETE", "/schedules/{schedule}", P.MANAGE_SCHEDULES),
     Route("GET", "/keys", P.MANAGE_KEYS),
     Route("POST", "/keys", P.MANAGE_KEYS, {"role": "admin"}),
     Route("DELETE", "/keys/{key}", P.MANAGE_KEYS),
@@ -91,7 +103,17 @@ def fill(value: Any, ids: dict[str, str]) -> Any:
 async def snapshot(store: Store) -> dict[str, Any]:
     async with store.database.read() as connection:
         counts = {}
-        for table in ("jobs", "events", "steps", "api_keys", "sessions", "workspaces", "limits"):
+        for table in (
+            "jobs",
+            "events",
+            "steps",
+            "api_keys",
+            "sessions",
+            "workspaces",
+            "schedules",
+            "schedule_runs",
+            "limits",
+        ):
             row = await connection.fetchrow(f"SELECT count(*) AS n FROM {table}")
             assert row is not None
             counts[table] = int(row["n"])
@@ -101,12 +123,14 @@ async def snapshot(store: Store) -> dict[str, Any]:
         revoked = await connection.fetchrow(
             "SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NOT NULL"
         )
+        schedules = await connection.fetch("SELECT name, version FROM schedules")
     return {
         **counts,
         "jobs_state": sorted(
             (r["id"], r["version"], r["status"], str(r["lease_expires_at"])) for r in versions
         ),
         "revoked": int(revoked["n"]) if revoked else 0,
+        "schedules_state": sorted((r["name"], r["version"]) for r in schedules),
     }
 
 
@@ -168,7 +192,7 @@ async def test_wrong_credentials_are_refused_and_change_nothing(
                 if await snapshot(store) != before:
                     failures.append(f"{where}: changed the database")
     assert not failures, "\n".join(failures)
-    assert checked > 130
+    assert checked > 160
 
 
 async def test_the_right_key_can_do_each_route(

@@ -506,7 +506,7 @@ def test_an_expired_lease_with_attempts_left_queues_the_next_attempt() -> None:
         target=S.QUEUED,
         allowed_sources=frozenset({S.RUNNING}),  # a retry is only ever of a running job
         values={
-        "error_detail": None,
+            "error_detail": None,
             "attempt": 2,
             "error": error,
             "progress_percent": 0,

@@ -67,7 +67,7 @@ def test_a_slug_with_a_trailing_newline_is_refused() -> None:
 
 P = Permission
 EXPECTED = {
-    Role.CLIENT: {P.READ, P.CREATE, P.CANCEL, P.RETRY, P.STREAM},
+    Role.CLIENT: {P.READ, P.CREATE, P.CANCEL, P.RETRY, P.STREAM, P.MANAGE_SCHEDULES},
     Role.WORKER: {P.READ, P.STREAM, P.CLAIM, P.REPORT},
     Role.ADMIN: set(Permission),
 }
@@ -86,7 +86,7 @@ def test_clients_and_workers_split_the_work() -> None:
     """A client's key cannot run jobs and a worker's key cannot create or cancel them."""
     client, worker = ROLE_PERMISSIONS[Role.CLIENT], ROLE_PERMISSIONS[Role.WORKER]
     assert client & {P.CLAIM, P.REPORT} == set()
-    assert worker & {P.CREATE, P.CANCEL, P.RETRY} == set()
+    assert worker & {P.CREATE, P.CANCEL, P.RETRY, P.MANAGE_SCHEDULES} == set()
     assert set(ROLE_PERMISSIONS) == set(Role)
 
 

@@ -84,3 +84,23 @@ async def test_values_all_jobs_of_a_batch_share_are_stored_for_each_job(
 
 async def test_an_empty_batch_creates_nothing(service: JobService, workspace: Workspace) -> None:
     assert await service.create_jobs(workspace.id, [], ACTOR) == []
+
+
+async def test_a_jobs_origin_is_said_in_its_created_event_on_both_stores(
+    service: JobService, workspace: Workspace
+) -> None:
+    origin = {"schedule_id": "s-1", "schedule": "nightly", "tick": "2026-12-05T02:30:00Z"}
+    keyed = JobSpec(type="report", idempotency_key="schedule:s-1:tick", origin=origin)
+    plain = JobSpec(type="report", priority=2, origin=origin)
+    for spec in (keyed, plain):
+        job, _ = await service.create_job(workspace.id, spec, ACTOR)
+        [created, _queued] = await service.list_events(workspace.id, job.id, after_seq=0)
+        assert created.payload == {
+            "type": "report",
+            "priority": spec.priority,
+            "retry_of": None,
+            **origin,
+        }
+    unscheduled, _ = await service.create_job(workspace.id, JobSpec(type="report"), ACTOR)
+    [created, _queued] = await service.list_events(workspace.id, unscheduled.id, after_seq=0)
+    assert set(created.payload) == {"type", "priority", "retry_of"}

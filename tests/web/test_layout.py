@@ -126,7 +126,7 @@ async def assert_in_reach(board: Dashboard, control: Locator, what: str) -> None
 
 async def assert_header(board: Dashboard, where: str) -> None:
     await assert_in_reach(board, board.page.get_by_test_id("sign-out"), f"{where}: Sign out")
-    for name in ("Overview", "Jobs", "API keys"):
+    for name in ("Overview", "Jobs", "Schedules", "API keys"):
         await assert_in_reach(board, board.nav(name), f"{where}: the {name} link")
 
 

@@ -17,7 +17,18 @@ from conveyor.api.observability import Observability
 from conveyor.api.openapi import problem_openapi
 from conveyor.api.problems import UnexpectedErrors, install_problem_handlers
 from conveyor.api.readiness import Readiness
-from conveyor.api.routes import health, jobs, keys, limits, me, session, stats, streams, workers
+from conveyor.api.routes import (
+    health,
+    jobs,
+    keys,
+    limits,
+    me,
+    schedules,
+    session,
+    stats,
+    streams,
+    workers,
+)
 from conveyor.api.routes.api_docs import mount_api_docs
 from conveyor.api.routes.dashboard import mount_dashboard
 from conveyor.config import Settings
@@ -48,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
             readiness=Readiness(runtime.store.database),
             metrics=runtime.metrics,
             limits=runtime.limits,
+            schedules=runtime.schedules,
         )
         try:
             yield
@@ -85,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(stats.router)
     app.include_router(keys.router)
     app.include_router(limits.router)
+    app.include_router(schedules.router)
     mount_api_docs(app)
     mount_dashboard(app)
     return app

@@ -18,6 +18,7 @@ from conveyor.domain.workspaces import Permission, Role, Workspace
 from conveyor.metrics import Metrics
 from conveyor.service.jobs import JobService
 from conveyor.service.limits import LimitService
+from conveyor.service.schedules import ScheduleService
 from conveyor.service.stats import StatsService
 from conveyor.service.workspaces import Caller, InstanceKey, Principal, WorkspaceService
 from conveyor.store import Store
@@ -37,6 +38,7 @@ class ApiContext:
     readiness: Readiness
     metrics: Metrics
     limits: LimitService
+    schedules: ScheduleService
 
 
 def context(request: Request) -> ApiContext:

@@ -36,6 +36,7 @@ from conveyor.domain.errors import (
     NotFound,
     ProgressRegressed,
     ResultConflict,
+    ScheduleConflict,
     StepConflict,
     StorageFull,
     StorageReadOnly,
@@ -142,6 +143,15 @@ def problem_for(error: Exception) -> Problem:
         if isinstance(error, ProgressRegressed):
             return Problem(409, "progress-regressed", "Progress went back", str(error), **extra)
         return Problem(409, "job-conflict", "Conflict", str(error), **extra)
+    if isinstance(error, ScheduleConflict):
+        return Problem(
+            409,
+            "concurrent-update",
+            "Concurrent update",
+            str(error),
+            schedule_id=str(error.schedule_id),
+            current_version=error.current_version,
+        )
     if isinstance(error, StepConflict):
         return Problem(409, "invalid-step-transition", "Invalid step transition", str(error))
     if isinstance(error, Unavailable | TransientDatabaseError):

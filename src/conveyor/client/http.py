@@ -15,6 +15,7 @@ import httpx
 import orjson
 
 from conveyor.client.errors import ApiError, error_for
+from conveyor.client.schedules import AsyncScheduleCalls, ScheduleCalls
 from conveyor.client.sse import EventStreamParser, ServerSentEvent, parse_lines_async
 
 JSON = dict[str, Any]
@@ -138,7 +139,7 @@ def list_params(
     return params
 
 
-class Client:
+class Client(ScheduleCalls):
     """A blocking client, for scripts and the CLI."""
 
     def __init__(
@@ -299,7 +300,7 @@ class Client:
         return result
 
 
-class AsyncClient:
+class AsyncClient(AsyncScheduleCalls):
     """The same calls for asyncio code."""
 
     def __init__(

@@ -34,6 +34,30 @@ class WorkspaceNotFound(NotFound):
         super().__init__("workspace", workspace)
 
 
+class ScheduleNotFound(NotFound):
+    def __init__(self, reference: UUID | str) -> None:
+        super().__init__("schedule", reference)
+
+
+class ScheduleConflict(ConveyorError):
+    """A schedule changed between the read a change was decided on and its
+    compare-and-set (or, with no expected version, kept changing until the retries ran
+    out). Carries the schedule's current version."""
+
+    def __init__(
+        self, schedule_id: UUID, *, expected_version: int | None, current_version: int | None
+    ) -> None:
+        super().__init__(
+            f"schedule {schedule_id} changed concurrently (expected version "
+            f"{expected_version}, now {current_version})"
+            if expected_version is not None
+            else f"schedule {schedule_id} kept changing concurrently; try again"
+        )
+        self.schedule_id = schedule_id
+        self.expected_version = expected_version
+        self.current_version = current_version
+
+
 class InvalidInput(ConveyorError):
     """A value the domain refuses, named by its field."""
 

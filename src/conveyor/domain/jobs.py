@@ -94,6 +94,9 @@ class JobSpec:
     """The limit (a customer, a model API…) this job counts against, besides `type:<type>`."""
     timeout_seconds: float | None = None
     """How long one attempt may run before it is cancelled and fails; None: no limit."""
+    origin: Mapping[str, JsonValue] | None = None
+    """Where the job came from when no client asked for it directly (a schedule and its
+    tick): said in its `job.created` event, not stored on the job."""
 
     def validate(self) -> None:
         if not JOB_TYPE_PATTERN.match(self.type):
@@ -343,11 +346,14 @@ def _why_lease_is_gone(job: Job) -> LeaseLossReason:
 
 
 def decide_creation_events(spec: JobSpec, actor: str) -> tuple[NewEvent, ...]:
-    created = NewEvent(
-        events.JOB_CREATED,
-        actor,
-        {"type": spec.type, "priority": spec.priority, "retry_of": _str_or_none(spec.retry_of)},
-    )
+    payload: dict[str, JsonValue] = {
+        "type": spec.type,
+        "priority": spec.priority,
+        "retry_of": _str_or_none(spec.retry_of),
+    }
+    if spec.origin:
+        payload.update(spec.origin)
+    created = NewEvent(events.JOB_CREATED, actor, payload)
     if spec.hold:
         return (created,)
     return (created, NewEvent(events.JOB_QUEUED, actor, {"attempt": 1}))

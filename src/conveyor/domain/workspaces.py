@@ -39,11 +39,19 @@ class Permission(StrEnum):
     REPORT = "report"
     MANAGE_KEYS = "manage_keys"
     MANAGE_LIMITS = "manage_limits"
+    MANAGE_SCHEDULES = "manage_schedules"
 
 
 ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
     Role.CLIENT: frozenset(
-        {Permission.READ, Permission.CREATE, Permission.CANCEL, Permission.RETRY, Permission.STREAM}
+        {
+            Permission.READ,
+            Permission.CREATE,
+            Permission.CANCEL,
+            Permission.RETRY,
+            Permission.STREAM,
+            Permission.MANAGE_SCHEDULES,
+        }
     ),
     Role.WORKER: frozenset(
         {Permission.READ, Permission.STREAM, Permission.CLAIM, Permission.REPORT}

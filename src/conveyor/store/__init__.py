@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from conveyor.store.connection import Database
 from conveyor.store.jobs import JobStore
 from conveyor.store.limits import LimitStore
+from conveyor.store.schedules import ScheduleStore
 from conveyor.store.stats import StatsStore
 from conveyor.store.urls import DatabaseURL
 from conveyor.store.workspaces import WorkspaceStore
@@ -20,6 +21,7 @@ class Store:
     workspaces: WorkspaceStore
     stats: StatsStore
     limits: LimitStore
+    schedules: ScheduleStore
 
     async def close(self) -> None:
         await self.database.close()
@@ -47,6 +49,7 @@ async def open_store(
             WorkspaceStore(sqlite),
             StatsStore(sqlite),
             LimitStore(sqlite),
+            ScheduleStore(sqlite),
         )
     from conveyor.store.postgres import PostgresDatabase
     from conveyor.store.postgres_jobs import PostgresJobStore
@@ -60,4 +63,5 @@ async def open_store(
         WorkspaceStore(postgres),
         StatsStore(postgres),
         LimitStore(postgres),
+        ScheduleStore(postgres),
     )

@@ -133,8 +133,14 @@ class PostgresJobStore(SharedJobStatements):
         # Jobs of one type, priority and origin have the same job.created payload: sent
         # once, as the domain words it, instead of built for every row.
         created_payload = None
-        if not (params["types"] or params["priorities"] or params["retry_ofs"]):
+        origins = [spec.origin for spec in specs]
+        same_origin = origins.count(origins[0]) == len(origins)
+        if same_origin and not (params["types"] or params["priorities"] or params["retry_ofs"]):
             created_payload = Json(decide_creation_events(specs[0], actor)[0].payload)
+        elif any(origin is not None for origin in origins):
+            # The per-row payload built in SQL knows nothing of origins (a schedule's
+            # tick): such jobs come one per insert, or all alike.
+            raise ValueError("jobs with different origins cannot be inserted together")
         params["created_payload"] = created_payload
         if not any(spec.idempotency_key is not None for spec in specs):
             async with self.database.write() as connection:

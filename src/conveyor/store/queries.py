@@ -96,6 +96,40 @@ EVENT_COLUMNS: Final = (
     "created_at",
     "tx",
 )
+SCHEDULE_COLUMNS: Final = (
+    "id",
+    "workspace_id",
+    "name",
+    "cron",
+    "timezone",
+    "job_type",
+    "job_payload",
+    "job_priority",
+    "job_max_attempts",
+    "job_timeout_seconds",
+    "job_concurrency_key",
+    "overlap",
+    "catch_up",
+    "paused",
+    "next_run_at",
+    "last_run_at",
+    "last_job_id",
+    "last_skipped_at",
+    "last_skip_reason",
+    "firing_tick",
+    "created_at",
+    "updated_at",
+    "version",
+)
+SCHEDULE_RUN_COLUMNS: Final = (
+    "id",
+    "schedule_id",
+    "workspace_id",
+    "tick",
+    "outcome",
+    "job_id",
+    "created_at",
+)
 
 
 def columns(names: Iterable[str], table: str | None = None) -> str:
@@ -118,6 +152,8 @@ _COLUMN_LISTS: Final[Mapping[str, tuple[str, ...]]] = {
     "job_columns": JOB_COLUMNS,
     "step_columns": STEP_COLUMNS,
     "event_columns": EVENT_COLUMNS,
+    "schedule_columns": SCHEDULE_COLUMNS,
+    "schedule_run_columns": SCHEDULE_RUN_COLUMNS,
 }
 # Status facts come from the domain's status machine, never restated in SQL: conditions
 # (`{claimable}`, or `{claimable:j}` for a table's alias) and the leased status's literal.

@@ -15,6 +15,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from conveyor.domain.jobs import CLAIMABLE_STATUS, LEASED_STATUS, JobStatus
+from conveyor.domain.schedules import CatchUp, Overlap, RunOutcome, SkipReason
 from conveyor.domain.steps import StepPhase, StepStatus, StepType
 from conveyor.domain.workspaces import Role
 from conveyor.store.queries import status_condition
@@ -366,4 +367,92 @@ sa.Index(
     limit_starts.c.workspace_id,
     limit_starts.c.name,
     limit_starts.c.started_at,
+)
+
+# Schedules: cron rules that create jobs (conveyor.domain.schedules). `next_run_at` is NULL
+# while paused; `firing_tick` is a tick decided to fire whose job is not yet known to exist.
+SCHEDULE_OVERLAPS = tuple(overlap.value for overlap in Overlap)
+SCHEDULE_CATCH_UPS = tuple(catch_up.value for catch_up in CatchUp)
+SCHEDULE_SKIP_REASONS = tuple(reason.value for reason in SkipReason)
+SCHEDULE_RUN_OUTCOMES = tuple(outcome.value for outcome in RunOutcome)
+
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", uuid_type(), primary_key=True),
+    sa.Column(
+        "workspace_id",
+        uuid_type(),
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE", name="fk_schedules_workspace"),
+        nullable=False,
+    ),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("cron", sa.String(200), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("job_type", sa.String(100), nullable=False),
+    sa.Column("job_payload", json_type(), nullable=False),
+    sa.Column("job_priority", sa.SmallInteger(), nullable=False),
+    sa.Column("job_max_attempts", sa.Integer(), nullable=False),
+    sa.Column("job_timeout_seconds", sa.Float(), nullable=True),
+    sa.Column("job_concurrency_key", sa.String(200), nullable=True),
+    sa.Column("overlap", sa.String(8), nullable=False),
+    sa.Column("catch_up", sa.String(8), nullable=False),
+    sa.Column("paused", sa.Boolean(), nullable=False),
+    sa.Column("next_run_at", timestamp_type(), nullable=True),
+    sa.Column("last_run_at", timestamp_type(), nullable=True),
+    sa.Column("last_job_id", uuid_type(), nullable=True),
+    sa.Column("last_skipped_at", timestamp_type(), nullable=True),
+    sa.Column("last_skip_reason", sa.String(16), nullable=True),
+    sa.Column("firing_tick", timestamp_type(), nullable=True),
+    sa.Column("created_at", timestamp_type(), nullable=False),
+    sa.Column("updated_at", timestamp_type(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.UniqueConstraint("workspace_id", "name", name="uq_schedules_workspace_name"),
+    _one_of("overlap", SCHEDULE_OVERLAPS, "ck_schedules_overlap"),
+    _one_of("catch_up", SCHEDULE_CATCH_UPS, "ck_schedules_catch_up"),
+    _one_of("last_skip_reason", SCHEDULE_SKIP_REASONS, "ck_schedules_last_skip_reason"),
+    sa.CheckConstraint("job_priority BETWEEN 1 AND 10", name="ck_schedules_job_priority"),
+)
+# The scheduler's question: which schedules are due (paused ones have no next run).
+sa.Index(
+    "ix_schedules_next_run",
+    schedules.c.next_run_at,
+    postgresql_where=sa.text("next_run_at IS NOT NULL"),
+    sqlite_where=sa.text("next_run_at IS NOT NULL"),
+)
+# Firings left unfinished (rare, and looked for by every scheduler pass).
+sa.Index(
+    "ix_schedules_firing",
+    schedules.c.firing_tick,
+    postgresql_where=sa.text("firing_tick IS NOT NULL"),
+    sqlite_where=sa.text("firing_tick IS NOT NULL"),
+)
+
+# A schedule's history: each tick fired or skipped, each trigger, with the job it made.
+schedule_runs = sa.Table(
+    "schedule_runs",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column(
+        "schedule_id",
+        uuid_type(),
+        sa.ForeignKey("schedules.id", ondelete="CASCADE", name="fk_schedule_runs_schedule"),
+        nullable=False,
+    ),
+    sa.Column("workspace_id", uuid_type(), nullable=False),
+    sa.Column("tick", timestamp_type(), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("job_id", uuid_type(), nullable=True),
+    sa.Column("created_at", timestamp_type(), nullable=False),
+    _one_of("outcome", SCHEDULE_RUN_OUTCOMES, "ck_schedule_runs_outcome"),
+)
+sa.Index("ix_schedule_runs_schedule", schedule_runs.c.schedule_id, schedule_runs.c.id)
+# One entry per tick, whichever server records it (triggers have no tick).
+sa.Index(
+    "uq_schedule_runs_tick",
+    schedule_runs.c.schedule_id,
+    schedule_runs.c.tick,
+    unique=True,
+    postgresql_where=sa.text("tick IS NOT NULL"),
+    sqlite_where=sa.text("tick IS NOT NULL"),
 )

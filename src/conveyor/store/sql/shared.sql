@@ -328,3 +328,92 @@ SELECT w.slug AS workspace, l.workspace_id, l.name, l.max_running, l.rate_count,
 FROM limits l JOIN workspaces w ON w.id = l.workspace_id
 WHERE {which}
 ORDER BY w.slug, l.name;
+
+-- ---------------------------------------------------------------------------------------
+-- Schedules (conveyor/store/schedules.py)
+
+-- name: insert_schedule
+-- A name is unique in its workspace: a taken one inserts nothing and answers no row.
+INSERT INTO schedules ({schedule_columns})
+VALUES (:id, :ws, :name, :cron, :timezone, :job_type, :job_payload, :job_priority,
+    :job_max_attempts, :job_timeout_seconds, :job_concurrency_key, :overlap, :catch_up,
+    :paused, :next_run_at, NULL, NULL, NULL, NULL, NULL, conveyor_now(), conveyor_now(), 1)
+ON CONFLICT (workspace_id, name) DO NOTHING
+RETURNING {schedule_columns};
+
+-- name: get_schedule
+SELECT {schedule_columns} FROM schedules WHERE id = :id AND workspace_id = :ws;
+
+-- name: schedule_by_name
+SELECT {schedule_columns} FROM schedules WHERE name = :name AND workspace_id = :ws;
+
+-- name: list_schedules
+SELECT {schedule_columns} FROM schedules WHERE workspace_id = :ws ORDER BY name LIMIT :limit;
+
+-- name: update_schedule
+-- A decided update, stored only on the version it was decided on.
+UPDATE schedules SET cron = :cron, timezone = :timezone, job_type = :job_type,
+    job_payload = :job_payload, job_priority = :job_priority,
+    job_max_attempts = :job_max_attempts, job_timeout_seconds = :job_timeout_seconds,
+    job_concurrency_key = :job_concurrency_key, overlap = :overlap, catch_up = :catch_up,
+    paused = :paused, next_run_at = :next_run_at, updated_at = conveyor_now(),
+    version = version + 1
+WHERE id = :id AND workspace_id = :ws AND version = :version
+RETURNING {schedule_columns};
+
+-- name: delete_schedule
+-- Its history goes with it (schedule_runs cascade); the jobs it made stay.
+DELETE FROM schedules WHERE id = :id AND workspace_id = :ws RETURNING id;
+
+-- name: due_schedules
+-- Every workspace's schedules due by the scheduler's clock, and those with a firing left
+-- unfinished (a server stopped between deciding a tick and creating its job).
+SELECT {schedule_columns} FROM schedules
+WHERE next_run_at <= :now OR firing_tick IS NOT NULL
+ORDER BY next_run_at LIMIT :limit;
+
+-- name: scheduler_outlook
+-- When the scheduler next has something to do (paused schedules have no next run), and
+-- whether a firing is left unfinished. Two index probes: what an idle scheduler sends.
+SELECT (SELECT min(next_run_at) FROM schedules) AS next_run_at,
+    EXISTS (SELECT 1 FROM schedules WHERE firing_tick IS NOT NULL) AS firing;
+
+-- name: claim_tick
+-- A due tick's decision, stored by one server only: on the version it was decided on. A
+-- tick to fire stays in firing_tick until its job is known to exist.
+UPDATE schedules SET next_run_at = :next_run_at, firing_tick = :firing_tick,
+    last_skipped_at = COALESCE(:skipped_at, last_skipped_at),
+    last_skip_reason = COALESCE(:skip_reason, last_skip_reason),
+    updated_at = conveyor_now(), version = version + 1
+WHERE id = :id AND version = :version
+RETURNING {schedule_columns};
+
+-- name: finish_firing
+-- The tick's job exists: the firing is done, by whichever server gets here first.
+UPDATE schedules SET firing_tick = NULL, last_run_at = :tick, last_job_id = :job_id,
+    updated_at = conveyor_now(), version = version + 1
+WHERE id = :id AND firing_tick = :tick
+RETURNING {schedule_columns};
+
+-- name: record_trigger
+UPDATE schedules SET last_run_at = :at, last_job_id = :job_id, updated_at = conveyor_now(),
+    version = version + 1
+WHERE id = :id AND workspace_id = :ws
+RETURNING {schedule_columns};
+
+-- name: insert_schedule_run
+-- One entry per tick, whoever records it; triggers (no tick) each have their own.
+INSERT INTO schedule_runs (schedule_id, workspace_id, tick, outcome, job_id, created_at)
+VALUES (:schedule_id, :ws, :tick, :outcome, :job_id, conveyor_now())
+ON CONFLICT (schedule_id, tick) WHERE tick IS NOT NULL DO NOTHING;
+
+-- name: list_schedule_runs
+-- Newest first, with the status of the job each made (none once the job is gone).
+SELECT {schedule_run_columns:r}, j.status AS job_status
+FROM schedule_runs r LEFT JOIN jobs j ON j.id = r.job_id AND j.workspace_id = r.workspace_id
+WHERE r.schedule_id = :schedule_id AND r.workspace_id = :ws
+ORDER BY r.id DESC LIMIT :limit;
+
+-- name: database_now
+-- The scheduler's clock: the database's, so that every server agrees when a tick is due.
+SELECT conveyor_now() AS now;

@@ -83,9 +83,9 @@ export const del = (path, options) => request('DELETE', path, options);
 
 // 'release' (PENDING → QUEUED) is allowed to whoever may create jobs.
 const PERMISSIONS = {
-  client: ['read', 'create', 'release', 'cancel', 'retry', 'stream'],
+  client: ['read', 'create', 'release', 'cancel', 'retry', 'stream', 'manage_schedules'],
   worker: ['read', 'stream', 'claim', 'report'],
-  admin: ['read', 'create', 'release', 'cancel', 'retry', 'stream', 'claim', 'report', 'manage_keys'],
+  admin: ['read', 'create', 'release', 'cancel', 'retry', 'stream', 'claim', 'report', 'manage_keys', 'manage_schedules'],
 };
 
 export function can(permission) {

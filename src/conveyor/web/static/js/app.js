@@ -1,4 +1,5 @@
-// The dashboard: sign-in, the header, and a hash router (#/, #/jobs, #/jobs/<id>, #/keys)
+// The dashboard: sign-in, the header, and a hash router (#/, #/jobs, #/jobs/<id>,
+// #/schedules, #/schedules/<id>, #/keys)
 // so the server needs no fallback routes.
 
 import {can, del, get, session, setSession} from './api.js';
@@ -9,6 +10,7 @@ import {mountOverview} from './views/overview.js';
 import {mountJobs} from './views/jobs.js';
 import {mountJob} from './views/job.js';
 import {mountKeys} from './views/keys.js';
+import {mountSchedule, mountSchedules} from './views/schedules.js';
 import {mountSignIn} from './views/signin.js';
 
 const app = document.getElementById('app');
@@ -22,6 +24,8 @@ const ROUTES = [
   {pattern: /^\/?$/, nav: 'overview', mount: mountOverview},
   {pattern: /^\/jobs\/?$/, nav: 'jobs', mount: mountJobs},
   {pattern: /^\/jobs\/([0-9a-fA-F-]{36})\/?$/, nav: 'jobs', mount: mountJob},
+  {pattern: /^\/schedules\/?$/, nav: 'schedules', mount: mountSchedules},
+  {pattern: /^\/schedules\/([0-9a-fA-F-]{36})\/?$/, nav: 'schedules', mount: mountSchedule},
   {pattern: /^\/keys\/?$/, nav: 'keys', mount: mountKeys},
 ];
 
@@ -77,6 +81,7 @@ function header() {
   nav = h('nav', {class: 'nav', 'aria-label': 'Main'},
     h('a', {href: '#/', 'data-nav': 'overview'}, 'Overview'),
     h('a', {href: '#/jobs', 'data-nav': 'jobs'}, 'Jobs'),
+    h('a', {href: '#/schedules', 'data-nav': 'schedules'}, 'Schedules'),
     can('manage_keys') ? h('a', {href: '#/keys', 'data-nav': 'keys'}, 'API keys') : null);
   const signOut = h('button', {class: 'button button-ghost', type: 'button', 'data-testid': 'sign-out'},
     icon('out'), h('span', {}, 'Sign out'));

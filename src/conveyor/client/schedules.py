@@ -1,0 +1,161 @@
+"""The schedules calls of the SDK, sync and async: mixed into `Client` and `AsyncClient`
+(http.py), which give them `request` and the workspace's path.
+
+A schedule is named by its id or its name wherever one is asked for."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+JSON = dict[str, Any]
+
+
+def schedule_body(
+    name: str,
+    cron: str,
+    job_type: str,
+    payload: Any = None,
+    *,
+    timezone: str | None = None,
+    priority: int | None = None,
+    max_attempts: int | None = None,
+    timeout_seconds: float | None = None,
+    concurrency_key: str | None = None,
+    overlap: str | None = None,
+    catch_up: str | None = None,
+    paused: bool | None = None,
+) -> JSON:
+    """The body of a create request; options left out take the server's defaults."""
+    job: JSON = {"type": job_type, "payload": {} if payload is None else payload}
+    job_options = {
+        "priority": priority,
+        "max_attempts": max_attempts,
+        "timeout_seconds": timeout_seconds,
+        "concurrency_key": concurrency_key,
+    }
+    job.update({key: value for key, value in job_options.items() if value is not None})
+    body: JSON = {"name": name, "cron": cron, "job": job}
+    options = {"timezone": timezone, "overlap": overlap, "catch_up": catch_up, "paused": paused}
+    body.update({key: value for key, value in options.items() if value is not None})
+    return body
+
+
+def _path(schedule: object, suffix: str = "") -> str:
+    return f"/schedules/{quote(str(schedule), safe='')}{suffix}"
+
+
+def _trigger_body(idempotency_key: str | None) -> JSON | None:
+    return None if idempotency_key is None else {"idempotency_key": idempotency_key}
+
+
+class ScheduleCalls:
+    """For `Client`."""
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def _ws(self, suffix: str) -> str:
+        raise NotImplementedError
+
+    def create_schedule(
+        self, name: str, cron: str, job_type: str, payload: Any = None, **options: Any
+    ) -> JSON:
+        """A schedule that creates a `job_type` job at every tick of `cron` (5 fields or
+        @hourly-style names) in `timezone` (IANA, default UTC)."""
+        body = schedule_body(name, cron, job_type, payload, **options)
+        result: JSON = self.request("POST", self._ws("/schedules"), json=body)
+        return result
+
+    def list_schedules(self) -> list[JSON]:
+        result: list[JSON] = self.request("GET", self._ws("/schedules"))["data"]
+        return result
+
+    def get_schedule(self, schedule: str) -> JSON:
+        result: JSON = self.request("GET", self._ws(_path(schedule)))
+        return result
+
+    def update_schedule(self, schedule: str, **changes: Any) -> JSON:
+        """Change `cron`, `timezone`, `job` (a dict of the job's fields to change),
+        `overlap`, `catch_up` or `paused`; `expected_version` refuses a stale change."""
+        result: JSON = self.request("PATCH", self._ws(_path(schedule)), json=changes)
+        return result
+
+    def pause_schedule(self, schedule: str) -> JSON:
+        return self.update_schedule(schedule, paused=True)
+
+    def resume_schedule(self, schedule: str) -> JSON:
+        return self.update_schedule(schedule, paused=False)
+
+    def delete_schedule(self, schedule: str) -> None:
+        self.request("DELETE", self._ws(_path(schedule)))
+
+    def trigger_schedule(self, schedule: str, idempotency_key: str | None = None) -> JSON:
+        """Run now: the schedule's job, created at once; returns the job."""
+        result: JSON = self.request(
+            "POST", self._ws(_path(schedule, "/trigger")), json=_trigger_body(idempotency_key)
+        )
+        return result
+
+    def schedule_runs(self, schedule: str, limit: int = 50) -> list[JSON]:
+        """What it did, newest first: ticks fired or skipped, triggers, and their jobs."""
+        result: list[JSON] = self.request(
+            "GET", self._ws(_path(schedule, "/runs")), params={"limit": limit}
+        )["data"]
+        return result
+
+
+class AsyncScheduleCalls:
+    """For `AsyncClient`."""
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    async def ws_path(self, suffix: str) -> str:
+        raise NotImplementedError
+
+    async def create_schedule(
+        self, name: str, cron: str, job_type: str, payload: Any = None, **options: Any
+    ) -> JSON:
+        body = schedule_body(name, cron, job_type, payload, **options)
+        result: JSON = await self.request("POST", await self.ws_path("/schedules"), json=body)
+        return result
+
+    async def list_schedules(self) -> list[JSON]:
+        result: list[JSON] = (await self.request("GET", await self.ws_path("/schedules")))["data"]
+        return result
+
+    async def get_schedule(self, schedule: str) -> JSON:
+        result: JSON = await self.request("GET", await self.ws_path(_path(schedule)))
+        return result
+
+    async def update_schedule(self, schedule: str, **changes: Any) -> JSON:
+        result: JSON = await self.request(
+            "PATCH", await self.ws_path(_path(schedule)), json=changes
+        )
+        return result
+
+    async def pause_schedule(self, schedule: str) -> JSON:
+        return await self.update_schedule(schedule, paused=True)
+
+    async def resume_schedule(self, schedule: str) -> JSON:
+        return await self.update_schedule(schedule, paused=False)
+
+    async def delete_schedule(self, schedule: str) -> None:
+        await self.request("DELETE", await self.ws_path(_path(schedule)))
+
+    async def trigger_schedule(self, schedule: str, idempotency_key: str | None = None) -> JSON:
+        result: JSON = await self.request(
+            "POST",
+            await self.ws_path(_path(schedule, "/trigger")),
+            json=_trigger_body(idempotency_key),
+        )
+        return result
+
+    async def schedule_runs(self, schedule: str, limit: int = 50) -> list[JSON]:
+        result: list[JSON] = (
+            await self.request(
+                "GET", await self.ws_path(_path(schedule, "/runs")), params={"limit": limit}
+            )
+        )["data"]
+        return result

@@ -1,0 +1,295 @@
+"""Schedules: a client's use cases (create, read, change, delete, trigger) and the
+scheduler's (fire what is due), on one store.
+
+Each tick fires exactly once across any number of servers, each running the scheduler:
+
+1. A server finds a schedule due and decides its tick (`decide_tick`: fire, or skip as
+   missed or overlapping). It stores the decision as a compare-and-set on the schedule's
+   version, moving `next_run_at` on (`claim_tick`): of several servers deciding the same
+   tick, one wins; the others' writes miss and they move on. A tick to fire is left in
+   `firing_tick`.
+2. The winner creates the tick's job with the idempotency key `schedule:<id>:<tick>`:
+   the database's unique index on keys lets one such job exist, ever.
+3. It clears `firing_tick` and records the run (`finish_firing`, guarded by the tick).
+
+A server that stops between 1 and 3 leaves `firing_tick` set; whichever server looks next
+does 2 and 3 again, and the key makes the job creation a no-op if it had happened. So
+the job is made at least once (the firing is redone until it is finished) and at most
+once (the key): exactly once. A server that was down decides only the most recent due
+tick when it is back (`catch_up`), never one per missed tick.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from conveyor.domain.errors import (
+    AlreadyExists,
+    IdempotencyConflict,
+    ScheduleConflict,
+    ScheduleNotFound,
+    TransientDatabaseError,
+    Unavailable,
+)
+from conveyor.domain.jobs import Job
+from conveyor.domain.limits import JsonLimits, validate_json, validate_text
+from conveyor.domain.schedules import (
+    Overlap,
+    Schedule,
+    ScheduleChanges,
+    ScheduleRun,
+    ScheduleSpec,
+    TickAction,
+    decide_tick,
+    decide_update,
+    job_origin,
+    manual_idempotency_key,
+    new_schedule_next_run,
+    schedule_actor,
+    tick_idempotency_key,
+)
+from conveyor.ids import uuid7
+from conveyor.service.jobs import JobService
+from conveyor.service.retry import RetryPolicy, WriteConflict, retry_on_conflict
+from conveyor.store import Store
+from conveyor.store.schedules import ScheduleStore
+
+log = logging.getLogger("conveyor.schedules")
+
+MAX_SCHEDULES_LISTED = 500
+MAX_RUNS_LISTED = 200
+
+
+class Clock(Protocol):
+    """What the scheduler reads the time from (tests pass a clock they move by hand)."""
+
+    async def now(self) -> datetime: ...
+
+
+class DatabaseClock:
+    """The database's clock: servers on several machines agree on when a tick is due, as
+    they do on when a lease ends."""
+
+    def __init__(self, store: ScheduleStore) -> None:
+        self._store = store
+
+    async def now(self) -> datetime:
+        return await self._store.database_now()
+
+
+class ScheduleService:
+    def __init__(
+        self,
+        store: Store,
+        jobs: JobService,
+        *,
+        clock: Clock | None = None,
+        limits: JsonLimits | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        self.store = store
+        self.schedules = store.schedules
+        self.jobs = jobs
+        self.clock: Clock = clock or DatabaseClock(store.schedules)
+        self.limits = limits or JsonLimits()
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.on_change: Callable[[], None] | None = None
+        """Told when a schedule is created or changed here: the local scheduler re-arms
+        its timer (other servers look again within their recheck interval)."""
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    # -- a client's ------------------------------------------------------------------------
+
+    async def create_schedule(self, workspace_id: UUID, spec: ScheduleSpec) -> Schedule:
+        rule = spec.validate()
+        self._validate_job_values(spec.job.payload, spec.job.concurrency_key)
+        now = await self.clock.now()
+        schedule = Schedule(
+            id=uuid7(),
+            workspace_id=workspace_id,
+            name=spec.name,
+            cron=rule.expression,
+            timezone=spec.timezone,
+            job=spec.job,
+            overlap=spec.overlap,
+            catch_up=spec.catch_up,
+            paused=spec.paused,
+            next_run_at=new_schedule_next_run(spec, rule, now),
+            last_run_at=None,
+            last_job_id=None,
+            last_skipped_at=None,
+            last_skip_reason=None,
+            firing_tick=None,
+            created_at=now,
+            updated_at=now,
+            version=1,
+        )
+        stored = await self.schedules.insert_schedule(schedule)
+        if stored is None:
+            raise AlreadyExists("schedule", spec.name)
+        self._changed()
+        return stored
+
+    def _validate_job_values(self, payload: object, concurrency_key: str | None) -> None:
+        validate_json(payload, "job.payload", self.limits)
+        if concurrency_key is not None:
+            validate_text(concurrency_key, "job.concurrency_key")
+
+    async def get_schedule(self, workspace_id: UUID, reference: str) -> Schedule:
+        """By id, or by name."""
+        try:
+            by_id: UUID | None = UUID(reference)
+        except ValueError:
+            by_id = None
+        found = None
+        if by_id is not None:
+            found = await self.schedules.get_schedule(workspace_id, by_id)
+        if found is None:
+            found = await self.schedules.schedule_by_name(workspace_id, reference)
+        if found is None:
+            raise ScheduleNotFound(reference)
+        return found
+
+    async def list_schedules(
+        self, workspace_id: UUID, limit: int = MAX_SCHEDULES_LISTED
+    ) -> list[Schedule]:
+        return await self.schedules.list_schedules(workspace_id, limit)
+
+    async def update_schedule(
+        self,
+        workspace_id: UUID,
+        reference: str,
+        changes: ScheduleChanges,
+        *,
+        expected_version: int | None = None,
+    ) -> Schedule:
+        """Decide on a fresh read, compare-and-set on its version, again while the
+        scheduler (or another client) wins the race."""
+        if changes.job is not None:
+            current = await self.get_schedule(workspace_id, reference)
+            self._validate_job_values(
+                changes.job.get("payload", current.job.payload),
+                changes.job.get("concurrency_key", current.job.concurrency_key),
+            )
+
+        async def attempt() -> Schedule:
+            schedule = await self.get_schedule(workspace_id, reference)
+            if expected_version is not None and schedule.version != expected_version:
+                raise ScheduleConflict(
+                    schedule.id,
+                    expected_version=expected_version,
+                    current_version=schedule.version,
+                )
+            updated = decide_update(schedule, changes, await self.clock.now())
+            stored = await self.schedules.update_schedule(updated)
+            if stored is None:
+                raise WriteConflict(schedule.id)
+            return stored
+
+        try:
+            stored = await retry_on_conflict(attempt, self.retry_policy)
+        except WriteConflict:
+            current = await self.get_schedule(workspace_id, reference)
+            raise ScheduleConflict(
+                current.id, expected_version=expected_version, current_version=current.version
+            ) from None
+        self._changed()
+        return stored
+
+    async def delete_schedule(self, workspace_id: UUID, reference: str) -> Schedule:
+        """Delete it (with its history; the jobs it made stay). It fires no more: a tick
+        being fired at this very moment elsewhere may still make its one job."""
+        schedule = await self.get_schedule(workspace_id, reference)
+        if not await self.schedules.delete_schedule(workspace_id, schedule.id):
+            raise ScheduleNotFound(reference)
+        self._changed()
+        return schedule
+
+    async def trigger(
+        self, workspace_id: UUID, reference: str, actor: str, token: str | None = None
+    ) -> tuple[Job, bool]:
+        """Run now: a job at once, besides the ticks (paused or not, overlapping or not).
+        Its key is `schedule:<id>:manual:<token>`: the caller's token makes a retried
+        request return the same job; without one, every trigger makes a new job."""
+        schedule = await self.get_schedule(workspace_id, reference)
+        if token is not None:
+            validate_text(token, "idempotency_key")
+        key = manual_idempotency_key(schedule.id, token or uuid7().hex)
+        spec = schedule.job.spec(idempotency_key=key, origin=job_origin(schedule, None))
+        job, created = await self.jobs.create_job(workspace_id, spec, actor)
+        if created:
+            await self.schedules.record_trigger(schedule, job.id, job.created_at)
+        return job, created
+
+    async def list_runs(
+        self, workspace_id: UUID, reference: str, limit: int = 50
+    ) -> tuple[Schedule, list[ScheduleRun]]:
+        schedule = await self.get_schedule(workspace_id, reference)
+        return schedule, await self.schedules.list_runs(workspace_id, schedule.id, limit)
+
+    # -- the scheduler's -------------------------------------------------------------------
+
+    async def run_due(self, now: datetime, limit: int = 100) -> int:
+        """Decide (and fire) what is due at `now`, up to `limit` schedules. Returns on how
+        many this server made progress (decided a tick, finished a firing)."""
+        progress = 0
+        for schedule in await self.schedules.due_schedules(now, limit):
+            try:
+                progress += await self._advance(schedule, now)
+            except (Unavailable, TransientDatabaseError):
+                raise
+            except Exception:
+                log.exception(
+                    "schedule %s (%s): tick failed; will try again", schedule.id, schedule.name
+                )
+        return progress
+
+    async def outlook(self) -> tuple[datetime | None, bool]:
+        """The earliest next run of any schedule, and whether a firing is unfinished."""
+        return await self.schedules.outlook()
+
+    async def _advance(self, schedule: Schedule, now: datetime) -> int:
+        if schedule.firing_tick is not None:
+            # Decided, but its job may not exist yet: its server stopped, or is on it now.
+            return await self._fire(schedule, schedule.firing_tick)
+        unfinished = False
+        if schedule.overlap == Overlap.SKIP and schedule.last_job_id is not None:
+            previous = await self.jobs.jobs.get_job(schedule.workspace_id, schedule.last_job_id)
+            unfinished = previous is not None and not previous.status.is_terminal
+        decision = decide_tick(schedule, now, previous_run_unfinished=unfinished)
+        if decision is None:
+            return 0
+        claimed = await self.schedules.claim_tick(schedule, decision)
+        if claimed is None:
+            return 0  # another server decided this tick, or the schedule just changed
+        if decision.action != TickAction.FIRE:
+            log.info(
+                "schedule %s (%s): tick %s skipped (%s)",
+                schedule.id,
+                schedule.name,
+                decision.tick.isoformat(),
+                decision.action.skip_reason,
+            )
+            return 1
+        return 1 + await self._fire(claimed, decision.tick)
+
+    async def _fire(self, schedule: Schedule, tick: datetime) -> int:
+        key = tick_idempotency_key(schedule.id, tick)
+        spec = schedule.job.spec(idempotency_key=key, origin=job_origin(schedule, tick))
+        try:
+            job, _ = await self.jobs.create_job(
+                schedule.workspace_id, spec, schedule_actor(schedule.id)
+            )
+            job_id = job.id
+        except IdempotencyConflict as existing:
+            # Made already, before the schedule's job was changed: it is the tick's job.
+            job_id = existing.job_id
+        finished = await self.schedules.finish_firing(schedule, tick, job_id)
+        return 0 if finished is None else 1

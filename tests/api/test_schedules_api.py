@@ -1,0 +1,237 @@
+"""The schedules API over real HTTP, on both databases: the resource, its errors (422
+naming the field, 409, 404), trigger and history, and the server's own scheduler firing
+ticks on a clock the test moves."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.clock import FakeClock
+from tests.support.server import RunningServer
+from tests.worker.conftest import eventually
+
+NOW = datetime(2026, 12, 5, 10, 2, tzinfo=UTC)
+NIGHTLY = {
+    "name": "nightly-report",
+    "cron": "30 2 * * *",
+    "timezone": "Europe/Berlin",
+    "job": {"type": "report.build", "payload": {"kind": "daily"}, "priority": 3},
+}
+
+
+@pytest.fixture
+def clock(server: RunningServer) -> FakeClock:
+    """The server's scheduler (and its schedule service) read this clock from now on."""
+    fake = FakeClock(NOW)
+    server.runtime.schedules.clock = fake
+    server.runtime.scheduler.wake()
+    return fake
+
+
+def problem_fields(response: httpx.Response) -> list[str]:
+    assert response.headers["content-type"] == "application/problem+json"
+    return [error["field"] for error in response.json()["errors"]]
+
+
+async def test_a_schedule_is_created_read_listed_changed_and_deleted(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    created = await client.post("/schedules", json=NIGHTLY)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["name"] == "nightly-report"
+    assert body["timezone"] == "Europe/Berlin"
+    assert body["job"] == {
+        "type": "report.build",
+        "payload": {"kind": "daily"},
+        "priority": 3,
+        "max_attempts": 1,
+        "timeout_seconds": None,
+        "concurrency_key": None,
+    }
+    assert (body["overlap"], body["catch_up"], body["paused"]) == ("allow", "none", False)
+    # 02:30 in Berlin (CET, UTC+1) is 01:30Z; the upcoming ticks follow day by day.
+    assert body["next_run_at"] == "2026-12-06T01:30:00+00:00"
+    assert body["upcoming"][:2] == ["2026-12-06T01:30:00+00:00", "2026-12-07T01:30:00+00:00"]
+    assert len(body["upcoming"]) == 5
+    assert (body["last_run_at"], body["last_job_id"], body["version"]) == (None, None, 1)
+
+    by_id = await client.get(f"/schedules/{body['id']}")
+    by_name = await client.get("/schedules/nightly-report")
+    assert by_id.json() == by_name.json() == body
+    listed = (await client.get("/schedules")).json()["data"]
+    assert [s["name"] for s in listed] == ["nightly-report"]
+
+    paused = await client.patch("/schedules/nightly-report", json={"paused": True})
+    assert paused.status_code == 200
+    assert (paused.json()["paused"], paused.json()["next_run_at"], paused.json()["upcoming"]) == (
+        True,
+        None,
+        [],
+    )
+    changed = await client.patch(
+        f"/schedules/{body['id']}",
+        json={
+            "paused": False,
+            "cron": "@hourly",
+            "timezone": "UTC",
+            "job": {"priority": 1, "timeout_seconds": 30},
+            "overlap": "skip",
+            "catch_up": "latest",
+        },
+    )
+    assert changed.status_code == 200, changed.text
+    after = changed.json()
+    assert after["next_run_at"] == "2026-12-05T11:00:00+00:00"
+    assert after["job"]["priority"] == 1
+    assert after["job"]["timeout_seconds"] == 30
+    assert after["job"]["payload"] == {"kind": "daily"}  # what the change left out stays
+    assert (after["overlap"], after["catch_up"], after["version"]) == ("skip", "latest", 3)
+    stale = await client.patch(
+        "/schedules/nightly-report", json={"paused": True, "expected_version": 2}
+    )
+    assert stale.status_code == 409
+    assert stale.json()["current_version"] == 3
+
+    deleted = await client.delete("/schedules/nightly-report")
+    assert deleted.status_code == 204
+    gone = await client.get(f"/schedules/{body['id']}")
+    assert gone.status_code == 404
+    assert gone.headers["content-type"] == "application/problem+json"
+    assert (await client.delete(f"/schedules/{body['id']}")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"cron": "61 * * * *"}, "cron"),
+        ({"cron": "* * * *"}, "cron"),
+        ({"cron": "@reboot"}, "cron"),
+        ({"timezone": "Europe/Atlantis"}, "timezone"),
+        ({"timezone": "../../../etc/passwd"}, "timezone"),
+        ({"name": "has space"}, "name"),
+        ({"job": {"type": "Not.A.Type"}}, "job.type"),
+        ({"job": {"type": "t", "priority": 0}}, "job.priority"),
+        ({"job": {"type": "t", "timeout_seconds": -1}}, "job.timeout_seconds"),
+        ({"overlap": "sometimes"}, "overlap"),
+        ({"catch_up": "all"}, "catch_up"),
+    ],
+)
+async def test_invalid_input_is_a_422_naming_the_field(
+    client: httpx.AsyncClient, change: dict[str, Any], field: str
+) -> None:
+    response = await client.post("/schedules", json={**NIGHTLY, **change})
+    assert response.status_code == 422, response.text
+    assert field in problem_fields(response)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"cron": "0 0 31 2 *"}, "cron"),
+        ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
+        ({"job": {"priority": 11}}, "job.priority"),
+        ({"job": {"type": None}}, "job.type"),
+    ],
+)
+async def test_an_invalid_change_is_a_422_naming_the_field_and_changes_nothing(
+    client: httpx.AsyncClient, change: dict[str, Any], field: str
+) -> None:
+    created = (await client.post("/schedules", json=NIGHTLY)).json()
+    response = await client.patch("/schedules/nightly-report", json=change)
+    assert response.status_code == 422, response.text
+    assert field in problem_fields(response)
+    assert (await client.get("/schedules/nightly-report")).json() == created
+
+
+async def test_a_name_is_unique_in_its_workspace_and_invisible_to_others(
+    server: RunningServer, client: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    first = (await client.post("/schedules", json=NIGHTLY)).json()
+    again = await client.post("/schedules", json=NIGHTLY)
+    assert again.status_code == 409
+    assert again.json()["type"] == "/problems/already-exists"
+    async with httpx.AsyncClient(
+        base_url=f"{server.url}/v1/workspaces/other",
+        headers={"Authorization": f"Bearer {keys['other']}"},
+    ) as other:
+        assert (await other.get("/schedules")).json()["data"] == []
+        assert (await other.get(f"/schedules/{first['id']}")).status_code == 404
+        assert (await other.post("/schedules", json=NIGHTLY)).status_code == 201
+
+
+async def test_trigger_makes_a_job_at_once_and_the_history_shows_it(
+    client: httpx.AsyncClient,
+) -> None:
+    schedule = (await client.post("/schedules", json={**NIGHTLY, "paused": True})).json()
+    triggered = await client.post("/schedules/nightly-report/trigger")
+    assert triggered.status_code == 201, triggered.text
+    job = triggered.json()
+    assert (job["type"], job["payload"], job["priority"]) == ("report.build", {"kind": "daily"}, 3)
+    assert job["idempotency_key"].startswith(f"schedule:{schedule['id']}:manual:")
+    keyed = await client.post(
+        f"/schedules/{schedule['id']}/trigger", json={"idempotency_key": "deploy-42"}
+    )
+    repeated = await client.post(
+        f"/schedules/{schedule['id']}/trigger", json={"idempotency_key": "deploy-42"}
+    )
+    assert (keyed.status_code, repeated.status_code) == (201, 200)
+    assert repeated.json()["id"] == keyed.json()["id"]
+    assert keyed.json()["idempotency_key"] == f"schedule:{schedule['id']}:manual:deploy-42"
+    await client.post(f"/jobs/{job['id']}/cancel")
+    runs = (await client.get("/schedules/nightly-report/runs")).json()
+    assert runs["schedule_id"] == schedule["id"]
+    assert [(r["outcome"], r["job_id"], r["job_status"], r["tick"]) for r in runs["data"]] == [
+        ("triggered", keyed.json()["id"], "QUEUED", None),
+        ("triggered", job["id"], "CANCELLED", None),
+    ]
+    detail = (await client.get(f"/jobs/{job['id']}")).json()
+    assert detail["events"][0]["payload"]["schedule_id"] == schedule["id"]
+    assert detail["events"][0]["payload"]["manual"] is True
+    after = (await client.get("/schedules/nightly-report")).json()
+    assert after["last_job_id"] == keyed.json()["id"]
+    assert after["paused"] is True
+
+
+async def test_the_servers_scheduler_fires_each_tick_when_its_clock_comes(
+    server: RunningServer, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    schedule = (
+        await client.post(
+            "/schedules", json={"name": "five", "cron": "*/5 * * * *", "job": {"type": "tick"}}
+        )
+    ).json()
+    assert schedule["next_run_at"] == "2026-12-05T10:05:00+00:00"
+    fired: list[dict[str, Any]] = []
+
+    async def jobs_made() -> list[dict[str, Any]]:
+        page = (await client.get("/jobs", params={"type": "tick"})).json()["data"]
+        return sorted(page, key=lambda job: job["idempotency_key"])
+
+    for minute in ("05", "10"):
+        clock.set(datetime.fromisoformat(f"2026-12-05T10:{minute}:00.002+00:00"))
+        server.runtime.scheduler.wake()
+
+        async def made(count: int = len(fired) + 1) -> bool:
+            nonlocal fired
+            fired = await jobs_made()
+            return len(fired) == count
+
+        await eventually(made, what=f"the 10:{minute} tick's job")
+    assert [job["idempotency_key"] for job in fired] == [
+        f"schedule:{schedule['id']}:2026-12-05T10:05:00Z",
+        f"schedule:{schedule['id']}:2026-12-05T10:10:00Z",
+    ]
+    created = (await client.get(f"/jobs/{fired[0]['id']}")).json()["events"][0]
+    assert created["type"] == "job.created"
+    assert created["payload"]["schedule_id"] == schedule["id"]
+    assert created["payload"]["schedule"] == "five"
+    assert created["payload"]["tick"] == "2026-12-05T10:05:00Z"
+    after = (await client.get("/schedules/five")).json()
+    assert after["next_run_at"] == "2026-12-05T10:15:00+00:00"
+    assert after["last_run_at"] == "2026-12-05T10:10:00+00:00"
+    assert after["last_job_id"] == fired[1]["id"]

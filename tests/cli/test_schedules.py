@@ -1,0 +1,110 @@
+"""`conveyor schedules` against a running server, as a user types it."""
+
+from __future__ import annotations
+
+import json
+
+from tests.cli.helpers import conveyor
+from tests.support.server import RunningServer
+
+
+async def test_schedule_commands_against_a_running_server(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["client"]}
+    ran = await conveyor(
+        "schedules",
+        "create",
+        "nightly",
+        "--cron",
+        "30 2 * * *",
+        "--timezone",
+        "Europe/Berlin",
+        "--type",
+        "report.build",
+        "--payload",
+        '{"kind": "daily"}',
+        "--priority",
+        "3",
+        "--overlap",
+        "skip",
+        "--json",
+        env=env,
+    )
+    assert ran.code == 0, ran.output
+    created = json.loads(ran.out)
+    assert (created["cron"], created["timezone"], created["overlap"]) == (
+        "30 2 * * *",
+        "Europe/Berlin",
+        "skip",
+    )
+    assert created["job"] == {
+        "type": "report.build",
+        "payload": {"kind": "daily"},
+        "priority": 3,
+        "max_attempts": 1,
+        "timeout_seconds": None,
+        "concurrency_key": None,
+    }
+
+    ran = await conveyor("schedules", "list", env=env)
+    assert ran.code == 0, ran.output
+    assert "nightly" in ran.out
+    assert "Europe/Berlin" in ran.out
+    assert ran.out.rstrip().endswith("1 schedule")
+
+    ran = await conveyor("schedules", "pause", "nightly", env=env)
+    assert "is paused" in ran.out
+    ran = await conveyor("schedules", "list", env=env)
+    assert "paused" in ran.out
+    ran = await conveyor("schedules", "resume", created["id"], env=env)
+    assert ran.code == 0, ran.output
+    assert "resumed; next run" in ran.out
+
+    ran = await conveyor("schedules", "trigger", "nightly", "-q", env=env)
+    assert ran.code == 0, ran.output
+    job_id = ran.out.strip()
+    ran = await conveyor("jobs", "show", job_id, "--json", env=env)
+    job = json.loads(ran.out)
+    assert job["idempotency_key"].startswith(f"schedule:{created['id']}:manual:")
+
+    ran = await conveyor("schedules", "show", "nightly", env=env)
+    assert ran.code == 0, ran.output
+    assert "30 2 * * *  (Europe/Berlin)" in ran.out
+    assert "(triggered)" in ran.out
+    assert job_id in ran.out
+
+    ran = await conveyor("schedules", "delete", "nightly", env=env)
+    assert ran.code == 0, ran.output
+    ran = await conveyor("schedules", "show", "nightly", env=env)
+    assert ran.code == 2
+    assert "not found" in ran.err
+
+
+async def test_an_invalid_schedule_is_refused_with_the_field_named(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    ran = await conveyor(
+        "schedules", "create", "bad", "--cron", "61 * * * *", "--type", "t", env=env
+    )
+    assert ran.code == 2
+    assert "cron" in ran.err
+    ran = await conveyor(
+        "schedules",
+        "create",
+        "bad",
+        "--cron",
+        "@daily",
+        "--timezone",
+        "Mars/Base",
+        "--type",
+        "t",
+        env=env,
+    )
+    assert ran.code == 2
+    assert "timezone" in ran.err
+    worker = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["worker"]}
+    ran = await conveyor("schedules", "create", "w", "--cron", "@daily", "--type", "t", env=worker)
+    assert ran.code == 1
+    assert "may not manage schedules" in ran.err

@@ -1,0 +1,94 @@
+"""The SDK's schedules calls, sync and async, against a running server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from conveyor.client import AsyncClient, Client, ConflictError, ValidationError
+from tests.support.server import RunningServer
+
+
+def sync_calls(url: str, key: str) -> dict[str, object]:
+    with Client(url, key) as client:
+        created = client.create_schedule(
+            "sync-report",
+            "*/15 * * * *",
+            "report.build",
+            {"kind": "quarterly"},
+            timezone="Asia/Tokyo",
+            overlap="skip",
+            catch_up="latest",
+            priority=2,
+            timeout_seconds=60,
+        )
+        with pytest.raises(ConflictError):
+            client.create_schedule("sync-report", "@daily", "report.build")
+        with pytest.raises(ValidationError) as refused:
+            client.create_schedule("broken", "every day", "report.build")
+        assert "cron" in str(refused.value)
+        paused = client.pause_schedule("sync-report")
+        resumed = client.resume_schedule(created["id"])
+        changed = client.update_schedule("sync-report", job={"payload": {"kind": "yearly"}})
+        job = client.trigger_schedule("sync-report", idempotency_key="once")
+        again = client.trigger_schedule("sync-report", idempotency_key="once")
+        runs = client.schedule_runs("sync-report")
+        listed = client.list_schedules()
+        client.delete_schedule("sync-report")
+        remaining = client.list_schedules()
+    return {
+        "created": created,
+        "paused": paused,
+        "resumed": resumed,
+        "changed": changed,
+        "job": job,
+        "again": again,
+        "runs": runs,
+        "listed": listed,
+        "remaining": remaining,
+    }
+
+
+async def test_the_sync_sdk_manages_schedules(server: RunningServer, keys: dict[str, str]) -> None:
+    seen = await asyncio.to_thread(sync_calls, server.url, keys["client"])
+    created = seen["created"]
+    assert isinstance(created, dict)
+    assert (created["timezone"], created["overlap"], created["catch_up"]) == (
+        "Asia/Tokyo",
+        "skip",
+        "latest",
+    )
+    assert created["job"]["priority"] == 2
+    assert created["job"]["timeout_seconds"] == 60
+    assert seen["paused"]["paused"] is True  # type: ignore[index]
+    assert seen["resumed"]["next_run_at"] is not None  # type: ignore[index]
+    assert seen["changed"]["job"]["payload"] == {"kind": "yearly"}  # type: ignore[index]
+    job, again = seen["job"], seen["again"]
+    assert isinstance(job, dict)
+    assert isinstance(again, dict)
+    assert job["id"] == again["id"]
+    assert job["payload"] == {"kind": "yearly"}
+    assert [run["job_id"] for run in seen["runs"]] == [job["id"]]  # type: ignore[attr-defined]
+    assert [s["name"] for s in seen["listed"]] == ["sync-report"]  # type: ignore[attr-defined]
+    assert seen["remaining"] == []
+
+
+async def test_the_async_sdk_manages_schedules(server: RunningServer, keys: dict[str, str]) -> None:
+    async with AsyncClient(server.url, keys["admin"]) as client:
+        created = await client.create_schedule("async-report", "@hourly", "report.build")
+        assert created["upcoming"][0] == created["next_run_at"]
+        assert (await client.get_schedule("async-report"))["id"] == created["id"]
+        assert (await client.pause_schedule("async-report"))["next_run_at"] is None
+        assert (await client.resume_schedule("async-report"))["paused"] is False
+        changed = await client.update_schedule(created["id"], cron="@daily", timezone="UTC")
+        assert changed["next_run_at"].endswith("T00:00:00+00:00")
+        job = await client.trigger_schedule("async-report")
+        assert job["type"] == "report.build"
+        [run] = await client.schedule_runs("async-report")
+        assert (run["outcome"], run["job_id"]) == ("triggered", job["id"])
+        assert [s["name"] for s in await client.list_schedules()] == ["async-report"]
+        with pytest.raises(ValidationError):
+            await client.update_schedule("async-report", timezone="Nowhere/Town")
+        await client.delete_schedule("async-report")
+        assert await client.list_schedules() == []

@@ -1,0 +1,173 @@
+"""The dashboard's Schedules view in Chromium: create (and a refused cron named), next runs,
+run now, pause and resume, the jobs each schedule made (fired by the server's scheduler on
+a clock the test moves), delete; read-only for a worker key; and on a 390 px phone every
+control in reach without sideways scrolling."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from playwright.async_api import Browser, expect
+
+from tests.support.clock import FakeClock
+from tests.support.server import RunningServer
+from tests.web.conftest import ARTIFACTS
+from tests.web.support import dashboard
+from tests.web.test_layout import DESKTOP, PHONE, assert_fits, assert_in_reach
+from tests.worker.conftest import eventually
+
+# The view does not depend on the database (the API tests cover both): one is enough.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
+
+NOW = datetime(2026, 12, 5, 10, 2, tzinfo=UTC)
+
+
+async def test_schedules_are_created_run_paused_followed_and_deleted(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    clock = FakeClock(NOW)
+    server.runtime.schedules.clock = clock
+    async with dashboard(browser, server, viewport=DESKTOP) as board:
+        page = board.page
+        await board.sign_in(keys["admin"])
+        await board.nav("Schedules").click()
+        await expect(page.get_by_role("heading", name="Schedules", exact=True)).to_be_visible()
+        await expect(page.get_by_text("No schedules")).to_be_visible()
+
+        form = page.get_by_test_id("schedule-form")
+        await form.get_by_label("Name").fill("broken")
+        await form.get_by_label("Cron").fill("61 * * * *")
+        await form.get_by_label("Time zone").fill("UTC")
+        await form.get_by_label("Job type").fill("report.build")
+        await page.get_by_test_id("create-schedule").click()
+        await expect(page.get_by_test_id("schedule-error")).to_contain_text("cron")
+        await expect(form.get_by_label("Cron")).to_have_attribute("aria-invalid", "true")
+        # The browser logs the refused request (422) as a console error: expected here.
+        board.problems[:] = [p for p in board.problems if "status of 422" not in p]
+
+        await form.get_by_label("Name").fill("every-five")
+        await form.get_by_label("Cron").fill("*/5 * * * *")
+        await form.get_by_label("Payload (JSON)").fill('{"region": "eu"}')
+        await page.get_by_test_id("create-schedule").click()
+        row = page.locator('[data-testid="schedule-row"][data-name="every-five"]')
+        await expect(row).to_be_visible()
+        await expect(row.get_by_test_id("schedule-state")).to_have_text("Active")
+        await expect(row.get_by_test_id("upcoming").locator("li")).to_have_count(3)
+        created = (await client.get("/schedules/every-five")).json()
+        assert created["next_run_at"] == "2026-12-05T10:05:00+00:00"
+        assert created["job"]["payload"] == {"region": "eu"}
+
+        # Run now: a job at once, linked as the last run.
+        await row.get_by_test_id("trigger").click()
+        await expect(row.get_by_test_id("last-job")).to_be_visible()
+        triggered = (await client.get("/schedules/every-five")).json()["last_job_id"]
+
+        # The server's scheduler fires the 10:05 tick when its clock gets there.
+        clock.set(datetime(2026, 12, 5, 10, 5, 0, 5000, tzinfo=UTC))
+        server.runtime.scheduler.wake()
+
+        async def fired() -> bool:
+            runs = (await client.get("/schedules/every-five/runs")).json()["data"]
+            return any(run["outcome"] == "fired" for run in runs)
+
+        await eventually(fired, what="the 10:05 tick")
+
+        # Its page: the rule, the next runs, and the jobs its runs made.
+        await row.locator(".schedule-link").click()
+        await expect(page.get_by_role("heading", name="every-five")).to_be_visible()
+        runs = page.get_by_test_id("run-row")
+        await expect(runs).to_have_count(2)
+        await expect(page.locator('[data-testid="run-row"][data-outcome="fired"]')).to_contain_text(
+            "Fired"
+        )
+        await expect(
+            page.locator('[data-testid="run-row"][data-outcome="triggered"]')
+        ).to_contain_text("Queued")
+        await expect(page.get_by_test_id("upcoming").locator("li")).to_have_count(5)
+        await board.screenshot(ARTIFACTS / "schedules" / "schedule-desktop.png", full_page=True)
+        await (
+            page.locator('[data-testid="run-row"][data-outcome="triggered"]')
+            .get_by_test_id("run-job")
+            .click()
+        )
+        await expect(page).to_have_url(f"{server.url}/#/jobs/{triggered}")
+        await expect(page.get_by_test_id("status").first).to_have_text("Queued")
+
+        # Pause and resume from the list.
+        await board.nav("Schedules").click()
+        await row.get_by_test_id("pause").click()
+        await expect(row.get_by_test_id("schedule-state")).to_have_text("Paused")
+        await expect(row).to_contain_text("paused")
+        assert (await client.get("/schedules/every-five")).json()["next_run_at"] is None
+        await row.get_by_test_id("resume").click()
+        await expect(row.get_by_test_id("schedule-state")).to_have_text("Active")
+        await board.screenshot(ARTIFACTS / "schedules" / "schedules-desktop.png", full_page=True)
+
+        # Delete, after saying yes.
+        await row.get_by_test_id("delete").click()
+        dialog = page.get_by_test_id("confirm-dialog")
+        await dialog.get_by_role("button", name="Delete schedule").click()
+        await expect(row).to_have_count(0)
+        assert (await client.get("/schedules/every-five")).status_code == 404
+        await board.assert_clean()
+
+
+async def test_a_worker_key_sees_schedules_but_cannot_change_them(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    made = await client.post(
+        "/schedules", json={"name": "hourly", "cron": "@hourly", "job": {"type": "t"}}
+    )
+    assert made.status_code == 201
+    async with dashboard(browser, server, viewport=DESKTOP) as board:
+        page = board.page
+        await board.sign_in(keys["worker"])
+        await board.go("#/schedules")
+        row = page.locator('[data-testid="schedule-row"][data-name="hourly"]')
+        await expect(row).to_be_visible()
+        await expect(page.get_by_test_id("schedule-form")).to_have_count(0)
+        await expect(row.get_by_test_id("trigger")).to_have_count(0)
+        await expect(row.get_by_test_id("delete")).to_have_count(0)
+        await board.assert_clean()
+
+
+async def test_the_schedules_view_fits_a_phone(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    for name, cron, zone in (
+        ("nightly-report-for-every-region", "30 2 * * *", "America/New_York"),
+        ("every-five", "*/5 * * * *", "UTC"),
+    ):
+        made = await client.post(
+            "/schedules",
+            json={"name": name, "cron": cron, "timezone": zone, "job": {"type": "report.build"}},
+        )
+        assert made.status_code == 201, made.text
+    triggered = await client.post("/schedules/every-five/trigger")
+    assert triggered.status_code == 201
+    async with dashboard(browser, server, viewport=PHONE) as board:
+        page = board.page
+        await board.sign_in(keys["admin"])
+        await assert_in_reach(board, board.nav("Schedules"), "the Schedules link")
+        await board.nav("Schedules").click()
+        await expect(page.get_by_test_id("schedule-row")).to_have_count(2)
+        await assert_fits(board, "schedules")
+        for label in ("Name", "Cron", "Time zone", "Job type", "Priority", "Overlap", "Catch up"):
+            await assert_in_reach(
+                board, page.get_by_test_id("schedule-form").get_by_label(label), label
+            )
+        await assert_in_reach(board, page.get_by_test_id("create-schedule"), "Create schedule")
+        for row in await page.get_by_test_id("schedule-row").all():
+            for action in ("pause", "trigger", "delete"):
+                await assert_in_reach(board, row.get_by_test_id(action), f"a row's {action}")
+        await board.screenshot(ARTIFACTS / "schedules" / "schedules-390.png", full_page=True)
+
+        await page.locator('[data-name="every-five"] .schedule-link').click()
+        await expect(page.get_by_test_id("run-row")).to_have_count(1)
+        await assert_fits(board, "one schedule")
+        await assert_in_reach(board, page.get_by_test_id("run-job"), "the run's job link")
+        await assert_in_reach(board, page.get_by_test_id("trigger"), "Run now")
+        await board.screenshot(ARTIFACTS / "schedules" / "schedule-390.png", full_page=True)
+        await board.assert_clean()
