@@ -45,6 +45,9 @@ def make_job(status: JobStatus = JobStatus.QUEUED, **overrides: Any) -> Job:
         "updated_at": CREATED_AT,
         "version": 7,
         "last_event_seq": 4,
+        "error_detail": None,
+        "concurrency_key": None,
+        "timeout_seconds": None,
     }
     unknown = set(overrides) - set(Job._fields)
     if unknown:
