@@ -379,6 +379,7 @@ def test_completion_stores_the_result_and_finishes_the_job() -> None:
         values={
             "result": {"sent": 3},
             "error": None,
+            "error_detail": None,
             "progress_percent": 100,
             "lease_expires_at": None,
         },
@@ -419,6 +420,7 @@ def test_a_retryable_failure_with_attempts_left_queues_the_next_attempt() -> Non
         values={
             "attempt": 2,
             "error": "boom",
+            "error_detail": None,
             "progress_percent": 0,
             "lease_id": None,
             "worker_id": None,
@@ -446,7 +448,7 @@ def test_a_failure_on_the_last_attempt_fails_the_job() -> None:
         expected_version=job.version,
         target=S.FAILED,
         allowed_sources=sources_for(S.FAILED),
-        values={"error": "boom", "lease_expires_at": None},
+        values={"error": "boom", "error_detail": None, "lease_expires_at": None},
         stamp=frozenset({"completed_at"}),
         events=(NewEvent(JOB_FAILED, ACTOR, {"attempt": 3, "error": "boom"}),),
     )
@@ -506,6 +508,7 @@ def test_an_expired_lease_with_attempts_left_queues_the_next_attempt() -> None:
         values={
             "attempt": 2,
             "error": error,
+            "error_detail": None,
             "progress_percent": 0,
             "lease_id": None,
             "worker_id": None,
@@ -529,7 +532,7 @@ def test_an_expired_lease_on_the_last_attempt_fails_the_job() -> None:
         expected_version=job.version,
         target=S.FAILED,
         allowed_sources=sources_for(S.FAILED),
-        values={"error": error, "lease_expires_at": None},
+        values={"error": error, "error_detail": None, "lease_expires_at": None},
         stamp=frozenset({"completed_at"}),
         events=(
             NewEvent(JOB_LEASE_EXPIRED, SYSTEM_ACTOR, {"attempt": 2, "worker_id": WORKER_ID}),
