@@ -135,6 +135,7 @@ class PostgresJobStore(SharedJobStatements):
             "limit": request.limit,
             "worker_id": request.worker_id,
             "lease": float(request.lease_seconds),
+            "grace": float(request.timeout_grace_seconds),
             "actor": request.actor,
         }
         type_condition = ""

@@ -140,6 +140,7 @@ class SqliteJobStore(SharedJobStatements):
                 "ws": workspace_id,
                 "worker_id": request.worker_id,
                 "lease": request.lease_seconds,
+                "grace": request.timeout_grace_seconds,
                 "limit": request.limit,
                 **({} if types is None else {"types": list(types)}),
             }
