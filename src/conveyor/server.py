@@ -123,6 +123,7 @@ class Runtime:
                 workers=stats,
                 limits=JsonLimits(settings.max_json_bytes, settings.max_json_depth),
                 observer=metrics,
+                timeout_grace_seconds=settings.timeout_grace_seconds,
             ),
             metrics=metrics,
             stats=stats,

@@ -196,6 +196,18 @@ class FailIn(Strict):
         f"{ERROR_DETAIL_MAX_CHARS} characters are kept",
     )
     retryable: bool = False
+    timed_out: bool = Field(
+        False,
+        description="the attempt ran past its timeout: event job.timed_out comes first, "
+        "then job.retrying or job.failed",
+    )
+    timeout_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=TIMEOUT_LIMIT_SECONDS,
+        description="with timed_out: the timeout that ran out, when it is not the job's own "
+        "(a handler's default)",
+    )
 
 
 # -- responses ------------------------------------------------------------------------------

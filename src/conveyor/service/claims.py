@@ -32,7 +32,9 @@ class JobClaims(JobServiceCore):
         `ClaimedJob`s for a worker in this process); with `wait_seconds`, wait that long
         for some to come. `abandoned` is asked after each wait: a caller who has gone away
         (an HTTP client that hung up) must not be handed jobs it will never receive."""
-        request = ClaimRequest(types, limit, lease_seconds, worker_id, actor)
+        request = ClaimRequest(
+            types, limit, lease_seconds, worker_id, actor, self.timeout_grace_seconds
+        )
         if self.workers is not None:
             await self.workers.claiming(
                 workspace_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from conveyor.store.clock import DatabaseClock
 from conveyor.store.connection import Database
 from conveyor.store.jobs import JobStore
 from conveyor.store.stats import StatsStore
@@ -18,6 +19,7 @@ class Store:
     jobs: JobStore
     workspaces: WorkspaceStore
     stats: StatsStore
+    clock: DatabaseClock
 
     async def close(self) -> None:
         await self.database.close()
@@ -39,7 +41,12 @@ async def open_store(
         sqlite = SqliteDatabase(url.sqlite_path, synchronous=level)
         await sqlite.open()
         return Store(
-            url, sqlite, SqliteJobStore(sqlite), WorkspaceStore(sqlite), StatsStore(sqlite)
+            url,
+            sqlite,
+            SqliteJobStore(sqlite),
+            WorkspaceStore(sqlite),
+            StatsStore(sqlite),
+            DatabaseClock(sqlite),
         )
     from conveyor.store.postgres import PostgresDatabase
     from conveyor.store.postgres_jobs import PostgresJobStore
@@ -47,5 +54,10 @@ async def open_store(
     postgres = PostgresDatabase(url.url, max_size=pool_size)
     await postgres.open()
     return Store(
-        url, postgres, PostgresJobStore(postgres), WorkspaceStore(postgres), StatsStore(postgres)
+        url,
+        postgres,
+        PostgresJobStore(postgres),
+        WorkspaceStore(postgres),
+        StatsStore(postgres),
+        DatabaseClock(postgres),
     )

@@ -77,7 +77,10 @@ class WorkerBackend(Protocol):
         retryable: bool,
         worker_id: str,
         detail: str | None = None,
-    ) -> None: ...
+        timed_out_after: float | None = None,
+    ) -> None:
+        """Fail the attempt; `timed_out_after` (seconds) says it ran past that timeout."""
+        ...
 
     async def release(self, job_id: UUID, lease_id: UUID, worker_id: str) -> None: ...
 

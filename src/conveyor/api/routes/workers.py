@@ -99,7 +99,8 @@ async def claim(ctx: Context, principal: Claimer, body: ClaimIn, request: Reques
     "/jobs/{job_id}/heartbeat",
     response_model=ClaimedJobOut,
     responses=ERRORS,
-    summary="Extend a lease; 409 once the job is cancelled or the lease is gone",
+    summary="Extend a lease (never past the job's timeout deadline); 409 once the job is "
+    "cancelled, the lease is gone or the deadline has passed",
 )
 async def heartbeat(ctx: Context, principal: Reporter, job_id: UUID, body: HeartbeatIn) -> Response:
     job = await ctx.jobs.heartbeat(
@@ -317,6 +318,8 @@ async def fail(
         retryable=body.retryable,
         actor=reporter_actor(principal, worker),
         detail=body.error_detail,
+        timed_out=body.timed_out,
+        timeout_seconds=body.timeout_seconds,
     )
     return json_response(job_json(job))
 

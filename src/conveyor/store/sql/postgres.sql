@@ -86,7 +86,9 @@ SELECT {job_columns} FROM jobs WHERE workspace_id = :ws AND idempotency_key = AN
 
 -- name: claim_jobs
 -- {claimable} and {leased_status} come from the transition table (a claim is the move
--- between them); {answer} is the projection the caller asked for.
+-- between them); {answer} is the projection the caller asked for. A job with a timeout
+-- is leased no further than its deadline, timeout_seconds + :grace from its start
+-- (LEAST ignores the NULL of a job without one).
 WITH picked AS (
     SELECT id FROM jobs
     WHERE workspace_id = :ws AND {claimable} AND run_at <= now() {type_condition}
@@ -95,7 +97,9 @@ WITH picked AS (
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
-        lease_id = gen_random_uuid(), lease_expires_at = now() + make_interval(secs => :lease),
+        lease_id = gen_random_uuid(),
+        lease_expires_at = now()
+            + make_interval(secs => LEAST(:lease, timeout_seconds + :grace)),
         started_at = now(), updated_at = now(), version = version + 1,
         last_event_seq = last_event_seq + 1
     -- Joined with its rows rather than filtered by id = ANY(ARRAY(…)): a generic plan

@@ -27,8 +27,11 @@ WHERE workspace_id = :ws AND idempotency_key IN (SELECT value FROM json_each(:ke
 -- name: claim_jobs
 -- {claimable} and {leased_status} come from the transition table (a claim is the move
 -- between them). The start events are written by the same batch on the writer's thread.
+-- A job with a timeout is leased no further than its deadline, timeout_seconds + :grace
+-- from its start (SQLite's min() is NULL when an argument is: hence the COALESCE).
 UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
-    lease_id = conveyor_uuid4(), lease_expires_at = conveyor_after(:lease),
+    lease_id = conveyor_uuid4(),
+    lease_expires_at = conveyor_after(min(:lease, COALESCE(timeout_seconds + :grace, :lease))),
     started_at = conveyor_now(), updated_at = conveyor_now(), version = version + 1,
     last_event_seq = last_event_seq + 1
 WHERE id IN (
