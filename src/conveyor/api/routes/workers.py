@@ -2,7 +2,8 @@
 
 Every report on a claimed job carries the `lease_id` the claim returned; once the lease is
 gone (expired, cancelled, reassigned) the report is refused with 409 `lease-lost` and
-changes nothing."""
+changes nothing. A lease never runs past the job's timeout deadline: a heartbeat after it
+is refused with reason `timed_out`."""
 
 from __future__ import annotations
 
