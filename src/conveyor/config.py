@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.domain.errors import InvalidInput
+from conveyor.domain.jobs import DEFAULT_TIMEOUT_GRACE_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,9 @@ class Settings:
     pool_size: int = 10
     sqlite_synchronous: str = "FULL"
     reaper_interval_seconds: float = 2.0
+    timeout_grace_seconds: float = DEFAULT_TIMEOUT_GRACE_SECONDS
+    """How long past a job's timeout the server still leases it (its worker's time to stop
+    the handler and say so); then heartbeats are refused and the reaper takes it back."""
     claim_poll_interval_seconds: float = 10.0
     """How often a waiting claim looks again with no wake-up: only a safety net (claims
     are woken when work is queued, room appears under a limit, or a job comes due)."""

@@ -151,6 +151,7 @@ class Runtime:
             workers=stats,
             limits=json_limits,
             observer=metrics,
+            timeout_grace_seconds=settings.timeout_grace_seconds,
         )
         schedules = ScheduleService(store, jobs, limits=json_limits)
         scheduler = Scheduler(schedules, recheck_seconds=settings.schedule_recheck_seconds)

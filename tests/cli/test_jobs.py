@@ -32,12 +32,14 @@ async def test_job_commands_against_a_running_server(
         "2",
         "--agent-task",
         "t-9",
+        "--timeout",
+        "90",
         "--json",
         env=env,
     )
     assert ran.code == 0, ran.output
     job = json.loads(ran.out)
-    assert (job["priority"], job["agent_task_id"]) == (2, "t-9")
+    assert (job["priority"], job["agent_task_id"], job["timeout_seconds"]) == (2, "t-9", 90)
     ran = await conveyor("jobs", "list", env=env)
     assert job["id"] in ran.out
     assert "report.build" in ran.out
@@ -48,6 +50,7 @@ async def test_job_commands_against_a_running_server(
     ran = await conveyor("jobs", "show", job["id"], env=env)
     assert "job.created" in ran.out
     assert '"month": "11"' in ran.out
+    assert any(line.split() == ["timeout", "90", "s"] for line in ran.out.splitlines()), ran.out
     ran = await conveyor("jobs", "cancel", job["id"], env=env)
     assert "CANCELLED" in ran.out
     ran = await conveyor("jobs", "cancel", job["id"], env=env)

@@ -114,3 +114,30 @@ def test_following_names_each_status_change_once() -> None:
             "step.output",
         )
     ] == ["CREATED", "QUEUED", "RUNNING", None, "LEASE EXPIRED", "RETRYING", "COMPLETED", None]
+    assert render.change_word("job.timed_out") == "TIMED OUT"
+
+
+def test_a_job_shows_its_timeout_and_a_timed_out_attempt_says_so() -> None:
+    job = {
+        "id": "j-1",
+        "status": "FAILED",
+        "type": "report.build",
+        "priority": 5,
+        "progress_percent": 0,
+        "attempt": 1,
+        "max_attempts": 1,
+        "created_at": NOW.isoformat(),
+        "version": 4,
+        "payload": {},
+        "result": None,
+        "error": "timed out after 0.5 s",
+        "timeout_seconds": 0.5,
+    }
+    console = Console(record=True, width=200)
+    render.print_job(console, job)
+    lines = [line.split() for line in console.export_text().splitlines()]
+    assert ["timeout", "0.5", "s"] in lines
+    render.print_job(console, {**job, "timeout_seconds": None})
+    assert ["timeout", "-"] in [line.split() for line in console.export_text().splitlines()]
+    event = {"type": "job.timed_out", "payload": {"attempt": 2, "timeout_seconds": 30}}
+    assert render.describe(event) == "attempt 2 ran past 30 s"

@@ -247,6 +247,17 @@ class FailIn(Strict):
         f"{ERROR_DETAIL_MAX_CHARS} characters are kept",
     )
     retryable: bool = Field(False, strict=True)
+    timed_out: bool = Field(
+        False,
+        strict=True,
+        description="the attempt ran past its timeout: event job.timed_out comes first, "
+        "then job.retrying or job.failed",
+    )
+    timeout_seconds: TimeoutSeconds | None = Field(
+        None,
+        description="with timed_out: the timeout that ran out, when it is not the job's own "
+        "(a handler's default)",
+    )
 
 
 # -- responses ------------------------------------------------------------------------------

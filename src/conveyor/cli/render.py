@@ -67,6 +67,10 @@ def jobs_table(jobs: Sequence[dict[str, Any]]) -> Table:
     return table
 
 
+def seconds_text(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:g} s"
+
+
 def print_job(console: Console, job: dict[str, Any]) -> None:
     console.print(f"[bold]Job {job['id']}[/bold]  {status_text(job['status'])}")
     facts = Table(box=None, show_header=False, pad_edge=False)
@@ -77,6 +81,7 @@ def print_job(console: Console, job: dict[str, Any]) -> None:
         ("priority", job["priority"]),
         ("progress", f"{job['progress_percent']}%"),
         ("attempt", f"{job['attempt']} of {job['max_attempts']}"),
+        ("timeout", seconds_text(job.get("timeout_seconds"))),
         ("worker", job.get("worker_id") or "-"),
         ("agent task", job.get("agent_task_id") or "-"),
         ("retry of", job.get("retry_of") or "-"),
@@ -167,6 +172,11 @@ def describe(event: dict[str, Any]) -> str:
         return str(payload.get("error", ""))
     if kind == event_types.JOB_STARTED:
         return f"attempt {payload.get('attempt')} on {payload.get('worker_id')}"
+    if kind == event_types.JOB_TIMED_OUT:
+        return (
+            f"attempt {payload.get('attempt')} ran past "
+            f"{seconds_text(payload.get('timeout_seconds'))}"
+        )
     return json.dumps(payload, ensure_ascii=False)[:100] if payload else ""
 
 
@@ -222,6 +232,7 @@ CHANGE_WORDS = {
     event_types.JOB_CREATED: "CREATED",
     event_types.JOB_RETRYING: "RETRYING",
     event_types.JOB_LEASE_EXPIRED: "LEASE EXPIRED",
+    event_types.JOB_TIMED_OUT: "TIMED OUT",
 }
 
 

@@ -142,6 +142,9 @@ class LeaseLossReason(StrEnum):
     """The job was queued again (handed back, or retried) and holds no lease."""
     GONE = "gone"
     """The job no longer exists."""
+    TIMED_OUT = "timed_out"
+    """The job ran past its timeout: its lease is not extended past the deadline, and the
+    job is taken back (retried or failed) as timed out."""
 
     @property
     def description(self) -> str:
@@ -155,6 +158,7 @@ _LEASE_LOSS_DESCRIPTIONS = {
     LeaseLossReason.EXPIRED: "the lease expired and the job was queued again",
     LeaseLossReason.REQUEUED: "the job was queued again and holds no lease",
     LeaseLossReason.GONE: "the job no longer exists",
+    LeaseLossReason.TIMED_OUT: "the job ran past its timeout",
 }
 
 

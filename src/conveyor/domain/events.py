@@ -23,6 +23,7 @@ JOB_CANCELLED: Final = "job.cancelled"
 JOB_RETRYING: Final = "job.retrying"
 JOB_LEASE_EXPIRED: Final = "job.lease_expired"
 JOB_RELEASED: Final = "job.released"
+JOB_TIMED_OUT: Final = "job.timed_out"
 STEP_STARTED: Final = "step.started"
 STEP_PROGRESS: Final = "step.progress"
 STEP_OUTPUT: Final = "step.output"
@@ -42,6 +43,7 @@ SYSTEM_EVENT_TYPES: Final = frozenset(
         JOB_RETRYING,
         JOB_LEASE_EXPIRED,
         JOB_RELEASED,
+        JOB_TIMED_OUT,
         STEP_STARTED,
         STEP_PROGRESS,
         STEP_OUTPUT,

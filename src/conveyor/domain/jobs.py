@@ -63,6 +63,9 @@ AGENT_TASK_ID_MAX_LENGTH: Final = 200
 IDEMPOTENCY_KEY_MAX_LENGTH: Final = 200
 CONCURRENCY_KEY_MAX_LENGTH: Final = 200
 TIMEOUT_LIMIT_SECONDS: Final = 7 * 24 * 3600.0
+DEFAULT_TIMEOUT_GRACE_SECONDS: Final = 5.0
+"""How long past a job's timeout the server still leases it: its worker's time to stop the
+handler and report the failure itself (see domain/timeouts.py)."""
 ERROR_MAX_CHARS: Final = 16 * 1024
 ERROR_DETAIL_MAX_CHARS: Final = 64 * 1024
 """A failure's detail (a traceback) is kept to its last this many characters: the end of
@@ -195,6 +198,9 @@ class ClaimRequest(NamedTuple):
     worker_id: str
     actor: str
     workspaces: Sequence[UUID] | None = None
+    timeout_grace_seconds: float = DEFAULT_TIMEOUT_GRACE_SECONDS
+    """A job with a timeout is leased no further than its deadline, `timeout_seconds` plus
+    this after it starts."""
 
 
 class ClaimedJob(NamedTuple):
@@ -449,13 +455,25 @@ def decide_failure(
     jitter: float,
     actor: str,
     detail: str | None = None,
+    timed_out: bool = False,
+    timeout_seconds: float | None = None,
 ) -> JobChange:
     """The job's attempt failed: run it again after the backoff while it may, else FAILED.
-    `detail` (a traceback) is kept with the error, its end when it is long."""
+    `detail` (a traceback) is kept with the error, its end when it is long. An attempt that
+    `timed_out` says so first (`job.timed_out`), naming the timeout that ran out: the
+    job's own unless `timeout_seconds` says otherwise (a handler's default)."""
     ensure_lease(job, lease_id)
     error = error[:ERROR_MAX_CHARS]
     if detail is not None:
         detail = detail[-ERROR_DETAIL_MAX_CHARS:]
+    first: tuple[NewEvent, ...] = ()
+    if timed_out:
+        seconds = job.timeout_seconds if timeout_seconds is None else timeout_seconds
+        first = (
+            NewEvent(
+                events.JOB_TIMED_OUT, actor, {"attempt": job.attempt, "timeout_seconds": seconds}
+            ),
+        )
     if retryable and job.attempt < job.max_attempts:
         delay = backoff_delay(
             job.attempt,
@@ -468,8 +486,8 @@ def decide_failure(
             actor,
             {"attempt": job.attempt + 1, "error": error, "retry_in_seconds": round(delay, 3)},
         )
-        return _requeue(job, error, (retrying,), run_in=delay, actor=actor, detail=detail)
-    return _fail(job, error, (), actor=actor, detail=detail)
+        return _requeue(job, error, (*first, retrying), run_in=delay, actor=actor, detail=detail)
+    return _fail(job, error, first, actor=actor, detail=detail)
 
 
 def decide_lease_expiry(job: Job) -> JobChange:

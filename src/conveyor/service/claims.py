@@ -54,7 +54,15 @@ class JobClaims(JobServiceCore):
         than the poll interval. `abandoned` is asked after each wait: a caller who has gone
         away (an HTTP client that hung up) must not be handed jobs it will never receive."""
         workspaces = _workspaces(scope)
-        request = ClaimRequest(types, limit, lease_seconds, worker_id, actor, workspaces)
+        request = ClaimRequest(
+            types,
+            limit,
+            lease_seconds,
+            worker_id,
+            actor,
+            workspaces,
+            self.timeout_grace_seconds,
+        )
         deadline = time.monotonic() + wait_seconds
         first = True
         while True:

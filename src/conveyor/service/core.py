@@ -10,7 +10,7 @@ from uuid import UUID
 
 from conveyor.bus.work import WorkSignal
 from conveyor.domain.errors import ConcurrentUpdate, JobNotFound
-from conveyor.domain.jobs import Job, JobChange
+from conveyor.domain.jobs import DEFAULT_TIMEOUT_GRACE_SECONDS, Job, JobChange
 from conveyor.domain.limits import JsonLimits
 from conveyor.service.observer import JobObserver, Unobserved
 from conveyor.service.retry import RetryPolicy, WriteConflict, retry_on_conflict
@@ -36,6 +36,7 @@ class JobServiceCore:
         observer: JobObserver | None = None,
         workers: WorkerRegistry | None = None,
         limits: JsonLimits | None = None,
+        timeout_grace_seconds: float = DEFAULT_TIMEOUT_GRACE_SECONDS,
     ) -> None:
         self.store = store
         self.jobs = store.jobs
@@ -46,6 +47,8 @@ class JobServiceCore:
         self.observer: JobObserver = observer or Unobserved()
         self.workers = workers
         self.limits = limits or JsonLimits()
+        self.timeout_grace_seconds = timeout_grace_seconds
+        """How long past a job's timeout its lease may still run (domain/timeouts.py)."""
 
     async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
         return await retry_on_conflict(

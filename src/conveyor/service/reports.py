@@ -13,6 +13,7 @@ from typing import Generic, NamedTuple, TypeVar
 from uuid import UUID
 
 from conveyor.domain import jobs as rules
+from conveyor.domain import timeouts
 from conveyor.domain.errors import InvalidInput, JobConflict, JobNotFound, StepNotFound
 from conveyor.domain.events import Event, JsonValue, NewEvent, validate_custom_event_type
 from conveyor.domain.jobs import Completion, Job, JobChange, JobStatus
@@ -49,12 +50,25 @@ class WorkerReports(JobServiceCore):
     async def heartbeat(
         self, workspace_id: UUID, job_id: UUID, lease_id: UUID, lease_seconds: float
     ) -> Job:
-        job = await self._guarded_report(
-            workspace_id,
-            job_id,
-            lease_id,
-            lambda _: self.jobs.extend_lease(workspace_id, job_id, lease_id, lease_seconds),
-        )
+        """Extend the lease, never past the attempt's timeout deadline; refused once that
+        has passed (`timed_out`), as when the lease is gone."""
+
+        async def attempt() -> Job:
+            extended = await self.jobs.extend_lease(
+                workspace_id, job_id, lease_id, lease_seconds, self.timeout_grace_seconds
+            )
+            if extended is not None:
+                return extended
+            job = await self.require_job(workspace_id, job_id)
+            timeouts.ensure_lease_extendable(
+                job,
+                lease_id,
+                now=await self.store.clock.now(),
+                grace_seconds=self.timeout_grace_seconds,
+            )
+            raise WriteConflict(job_id)  # it would be extended now: the job changed between
+
+        job = await self._retrying_on_job(workspace_id, job_id, attempt)
         if self.workers is not None and job.worker_id is not None:
             await self.workers.heartbeat(workspace_id, job.worker_id)
         return job
@@ -174,8 +188,12 @@ class WorkerReports(JobServiceCore):
         retryable: bool,
         actor: str,
         detail: str | None = None,
+        timed_out: bool = False,
+        timeout_seconds: float | None = None,
     ) -> Job:
-        """Fail the job's attempt; `detail` (a traceback) is kept with the error."""
+        """Fail the job's attempt; `detail` (a traceback) is kept with the error. An attempt
+        that `timed_out` is recorded as such (`job.timed_out`, naming `timeout_seconds`, or
+        the job's own timeout when not given)."""
         validate_text(error, "error")
         if detail is not None:
             validate_text(detail, "error_detail")
@@ -190,6 +208,8 @@ class WorkerReports(JobServiceCore):
                 jitter=self._rng.random(),
                 actor=actor,
                 detail=detail,
+                timed_out=timed_out,
+                timeout_seconds=timeout_seconds,
             ),
         )
         if job.status == JobStatus.QUEUED:

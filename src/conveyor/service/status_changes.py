@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import UUID, uuid4
 
 from conveyor.domain import jobs as rules
+from conveyor.domain import timeouts
 from conveyor.domain.events import JsonValue
 from conveyor.domain.jobs import Job, JobStatus
 from conveyor.domain.limits import validate_json
@@ -53,7 +54,9 @@ class StatusChanges(JobServiceCore):
                     lease_id=lease_id,
                     worker_id=worker_id,
                     new_lease_id=new_lease_id,
-                    lease_seconds=lease_seconds,
+                    lease_seconds=timeouts.first_lease_seconds(
+                        job.timeout_seconds, lease_seconds, self.timeout_grace_seconds
+                    ),
                     result=result,
                     error=error,
                     reason=reason,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from conveyor.store.clock import DatabaseClock
 from conveyor.store.connection import Database
 from conveyor.store.jobs import JobStore
 from conveyor.store.limits import LimitStore
@@ -22,6 +23,7 @@ class Store:
     stats: StatsStore
     limits: LimitStore
     schedules: ScheduleStore
+    clock: DatabaseClock
 
     async def close(self) -> None:
         await self.database.close()
@@ -50,6 +52,7 @@ async def open_store(
             StatsStore(sqlite),
             LimitStore(sqlite),
             ScheduleStore(sqlite),
+            DatabaseClock(sqlite),
         )
     from conveyor.store.postgres import PostgresDatabase
     from conveyor.store.postgres_jobs import PostgresJobStore
@@ -64,4 +67,5 @@ async def open_store(
         StatsStore(postgres),
         LimitStore(postgres),
         ScheduleStore(postgres),
+        DatabaseClock(postgres),
     )

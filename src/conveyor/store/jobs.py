@@ -189,8 +189,17 @@ class JobStore(Protocol):
         ...
 
     async def extend_lease(
-        self, workspace_id: UUID, job_id: UUID, lease_id: UUID, lease_seconds: float
-    ) -> Job | None: ...
+        self,
+        workspace_id: UUID,
+        job_id: UUID,
+        lease_id: UUID,
+        lease_seconds: float,
+        timeout_grace_seconds: float,
+    ) -> Job | None:
+        """Push the lease's deadline out, never past the attempt's timeout deadline (its
+        timeout plus `timeout_grace_seconds`); None once that has passed, or when the lease
+        is not the job's."""
+        ...
 
     async def append_events(
         self,
@@ -345,7 +354,12 @@ class SharedJobStatements:
     # -- leases and reports --------------------------------------------------------------
 
     async def extend_lease(
-        self, workspace_id: UUID, job_id: UUID, lease_id: UUID, lease_seconds: float
+        self,
+        workspace_id: UUID,
+        job_id: UUID,
+        lease_id: UUID,
+        lease_seconds: float,
+        timeout_grace_seconds: float,
     ) -> Job | None:
         """Push a lease's deadline out. Not a change of the job (its version stays), so a
         heartbeat never makes a client's compare-and-set fail."""
@@ -354,6 +368,7 @@ class SharedJobStatements:
                 self.queries["extend_lease"].sql,
                 {
                     "lease": lease_seconds,
+                    "grace": timeout_grace_seconds,
                     "job_id": job_id,
                     "ws": workspace_id,
                     "lease_id": lease_id,

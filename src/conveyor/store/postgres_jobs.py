@@ -284,6 +284,7 @@ class PostgresJobStore(SharedJobStatements):
         return {
             "worker_id": request.worker_id,
             "lease": float(request.lease_seconds),
+            "grace": float(request.timeout_grace_seconds),
             "actor": request.actor,
             **types,
         }

@@ -163,6 +163,7 @@ class SqliteJobStore(SharedJobStatements):
         claim_params = {
             "worker_id": request.worker_id,
             "lease": request.lease_seconds,
+            "grace": request.timeout_grace_seconds,
             **type_params,
         }
 

@@ -11,8 +11,8 @@ from conveyor.domain.jobs import ClaimedJob as ClaimedJob  # where backends have
 
 
 class LeaseGone(Exception):
-    """The job is no longer ours (cancelled, reassigned, expired, gone): stop working on
-    it and report nothing more. `reason` says which; `detail` says it in words."""
+    """The job is no longer ours (cancelled, reassigned, expired, timed out, gone): stop
+    working on it and report nothing more. `reason` says which; `detail` says it in words."""
 
     def __init__(self, reason: LeaseLossReason, detail: str | None = None) -> None:
         self.reason = reason
@@ -76,7 +76,10 @@ class WorkerBackend(Protocol):
         retryable: bool,
         worker_id: str,
         detail: str | None = None,
-    ) -> None: ...
+        timed_out_after: float | None = None,
+    ) -> None:
+        """Fail the attempt; `timed_out_after` (seconds) says it ran past that timeout."""
+        ...
 
     async def release(self, job: ClaimedJob, worker_id: str) -> None: ...
 

@@ -39,7 +39,8 @@ class JobContext:
 
     @property
     def cancelled(self) -> bool:
-        """True once the job was cancelled or its lease taken back."""
+        """True once the job was cancelled, its lease taken back, or its attempt timed out
+        (a plain function still running past its timeout should stop)."""
         return self._run.lost.is_set()
 
     @property
@@ -49,7 +50,8 @@ class JobContext:
 
     @property
     def lost_because(self) -> LeaseLossReason | None:
-        """Why the job was taken away, as a code: `cancelled`, `expired`, `reassigned`…"""
+        """Why the job was taken away, as a code: `cancelled`, `expired`, `reassigned`,
+        `timed_out`…"""
         return self._run.lost_because
 
     async def wait_cancelled(self) -> None:

@@ -3,6 +3,12 @@
 Async handlers run as tasks on the loop; plain functions on a thread pool. A result goes
 to the completion batcher; a failure (the handler raised, or its result cannot be sent)
 is reported at once, to be retried while the job has attempts left.
+
+A handler that runs past its timeout (the job's, else the handler's default) fails the
+attempt as timed out. An async handler is cancelled, and the failure reported once it
+has stopped. A plain function cannot be stopped: the failure is reported at the deadline,
+its thread runs on (still counted busy, so it keeps its slot) and what it returns or
+reports afterwards is ignored.
 """
 
 from __future__ import annotations
@@ -11,12 +17,13 @@ import asyncio
 import logging
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from conveyor import logs
 from conveyor.domain.jobs import ERROR_DETAIL_MAX_CHARS, ERROR_MAX_CHARS
+from conveyor.domain.timeouts import effective_timeout, timeout_error
 from conveyor.serialization import dumps
 from conveyor.worker.backend import BackendUnavailable, LeaseGone, ReportRejected
 from conveyor.worker.completer import CompletionBatcher
@@ -64,6 +71,14 @@ class HandlerThreads:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+class HandlerTimedOut(Exception):
+    """The handler ran past its timeout of `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(timeout_error(seconds))
+        self.seconds = seconds
+
+
 class JobExecutor:
     def __init__(
         self,
@@ -87,17 +102,22 @@ class JobExecutor:
                 await self.report_failure(run, f"no handler for job type {run.job.type}", False)
                 return
             context = JobContext(run)
+            timeout = effective_timeout(run.job.timeout_seconds, handler.timeout)
             try:
-                if handler.is_async:
+                if timeout is not None:
+                    result = await self._call_within(timeout, handler, context)
+                elif handler.is_async:
                     result = await handler.function(context)
                 else:
-                    loop = asyncio.get_running_loop()
-                    result = await self._threads.run(handler, SyncJobContext(context, loop))
+                    result = await self._on_thread(handler, context)
             except asyncio.CancelledError:
                 if run.lost.is_set():
                     return
                 raise
             except LeaseGone:
+                return
+            except HandlerTimedOut as timed_out:
+                await self.report_timeout(run, timed_out.seconds)
                 return
             except Fail as failure:
                 await self.report_failure(run, failure.message, failure.retryable)
@@ -118,8 +138,45 @@ class JobExecutor:
         finally:
             logs.job_id.reset(token)
 
+    def _on_thread(self, handler: Handler, context: JobContext) -> Awaitable[Any]:
+        loop = asyncio.get_running_loop()
+        return self._threads.run(handler, SyncJobContext(context, loop))
+
+    async def _call_within(self, seconds: float, handler: Handler, context: JobContext) -> Any:
+        """The handler's result, or HandlerTimedOut once it has run `seconds`: an async
+        handler is cancelled then; a plain function's thread is left to finish alone (the
+        await on it is what is cancelled)."""
+        deadline = asyncio.timeout(seconds)
+        try:
+            async with deadline:
+                if handler.is_async:
+                    result = await handler.function(context)
+                else:
+                    result = await self._on_thread(handler, context)
+        except Exception as error:
+            if deadline.expired():  # whatever it raised while being cancelled
+                raise HandlerTimedOut(seconds) from error
+            raise
+        if deadline.expired():  # it swallowed the cancellation and returned late
+            raise HandlerTimedOut(seconds)
+        return result
+
+    async def report_timeout(self, run: JobRun, seconds: float) -> None:
+        """Fail the attempt as timed out (retried while the job has attempts left); from
+        then on the job is no longer ours."""
+        error = timeout_error(seconds)
+        log.warning("job %s (%s) %s", run.job.id, run.job.type, error)
+        await self.report_failure(run, error, True, timed_out_after=seconds)
+        run.time_out(error)
+
     async def report_failure(
-        self, run: JobRun, error: str, retryable: bool, *, detail: str | None = None
+        self,
+        run: JobRun,
+        error: str,
+        retryable: bool,
+        *,
+        detail: str | None = None,
+        timed_out_after: float | None = None,
     ) -> None:
         """Fail the job's attempt; `detail` (a traceback) goes with it, its end kept."""
         error = storable_text(error, ERROR_MAX_CHARS)
@@ -127,7 +184,9 @@ class JobExecutor:
             detail = storable_text(detail[-ERROR_DETAIL_MAX_CHARS:], ERROR_DETAIL_MAX_CHARS)
         try:
             await run.report(
-                lambda backend: backend.fail(run.job, error, retryable, run.worker_id, detail)
+                lambda backend: backend.fail(
+                    run.job, error, retryable, run.worker_id, detail, timed_out_after
+                )
             )
             self._stats.failed += 1
         except (LeaseGone, ReportRejected, BackendUnavailable) as refused:

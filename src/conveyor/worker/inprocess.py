@@ -118,6 +118,7 @@ class ServiceBackend:
         retryable: bool,
         worker_id: str,
         detail: str | None = None,
+        timed_out_after: float | None = None,
     ) -> None:
         await _call(
             self._service.fail_job(
@@ -128,6 +129,8 @@ class ServiceBackend:
                 retryable=retryable,
                 actor=worker_actor(worker_id),
                 detail=detail,
+                timed_out=timed_out_after is not None,
+                timeout_seconds=timed_out_after,
             )
         )
 

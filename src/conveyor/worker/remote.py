@@ -175,19 +175,17 @@ class HttpBackend:
         retryable: bool,
         worker_id: str,
         detail: str | None = None,
+        timed_out_after: float | None = None,
     ) -> None:
-        await self._report(
-            "POST",
-            job,
-            "/fail",
-            worker_id,
-            json={
-                "lease_id": str(job.lease_id),
-                "error": error,
-                "error_detail": detail,
-                "retryable": retryable,
-            },
-        )
+        body: dict[str, Any] = {
+            "lease_id": str(job.lease_id),
+            "error": error,
+            "error_detail": detail,
+            "retryable": retryable,
+        }
+        if timed_out_after is not None:
+            body |= {"timed_out": True, "timeout_seconds": timed_out_after}
+        await self._report("POST", job, "/fail", worker_id, json=body)
 
     async def release(self, job: ClaimedJob, worker_id: str) -> None:
         await self._report("POST", job, "/release", worker_id, json={"lease_id": str(job.lease_id)})

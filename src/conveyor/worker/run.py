@@ -51,6 +51,16 @@ class JobRun:
         slot (and its heartbeats) until the completion is settled."""
         self.lease_deadline = time.monotonic() + lease.lease_seconds
 
+    def time_out(self, detail: str) -> None:
+        """The handler ran past its timeout and the attempt was failed: the job is no longer
+        ours, and whatever the handler (a plain function's thread, still running) reports
+        from now on is refused here, without asking the server."""
+        if self.lost.is_set():
+            return
+        self.lost_because = LeaseLossReason.TIMED_OUT
+        self.lost_reason = detail
+        self.lost.set()
+
     def lose(self, gone: LeaseGone) -> None:
         """The lease is gone: stop the handler; nothing more will be reported."""
         if self.lost.is_set():

@@ -2,7 +2,8 @@
 
 Every report on a claimed job carries the `lease_id` the claim returned; once the lease is
 gone (expired, cancelled, reassigned) the report is refused with 409 `lease-lost` and
-changes nothing."""
+changes nothing. A lease never runs past the job's timeout deadline: a heartbeat after it
+is refused with reason `timed_out`."""
 
 from __future__ import annotations
 
@@ -154,7 +155,8 @@ async def _workspaces_of(ctx: Context, jobs: list[Job]) -> list[Workspace]:
     "/jobs/{job_id}/heartbeat",
     response_model=ClaimedJobOut,
     responses=ERRORS,
-    summary="Extend a lease; 409 once the job is cancelled or the lease is gone",
+    summary="Extend a lease (never past the job's timeout deadline); 409 once the job is "
+    "cancelled, the lease is gone or the deadline has passed",
 )
 async def heartbeat(ctx: Context, principal: Reporter, job_id: UUID, body: HeartbeatIn) -> Response:
     job = await ctx.jobs.heartbeat(
@@ -372,6 +374,8 @@ async def fail(
         retryable=body.retryable,
         actor=reporter_actor(principal, worker),
         detail=body.error_detail,
+        timed_out=body.timed_out,
+        timeout_seconds=body.timeout_seconds,
     )
     return json_response(job_json(job))
 

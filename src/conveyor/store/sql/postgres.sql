@@ -110,10 +110,13 @@ CROSS JOIN LATERAL (
 -- name: claim_groups
 -- A claim where no limit governs: every job the groups' shares pick starts, in one
 -- statement. {claimable} and {leased_status} come from the transition table (a claim is
--- the move between them); {answer} is the projection the caller asked for.
+-- the move between them); {answer} is the projection the caller asked for. A job with a
+-- timeout is leased no further than its deadline, timeout_seconds + :grace from its start
+-- (LEAST ignores the NULL of a job without one).
 WITH picked AS ({picks}), claimed AS (
     UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
-        lease_id = gen_random_uuid(), lease_expires_at = now() + make_interval(secs => :lease),
+        lease_id = gen_random_uuid(),
+        lease_expires_at = now() + make_interval(secs => LEAST(:lease, timeout_seconds + :grace)),
         started_at = now(), updated_at = now(), version = version + 1,
         last_event_seq = last_event_seq + 1, limited = false
     -- Joined with its rows rather than filtered by id = ANY(ARRAY(…)): a generic plan
@@ -137,7 +140,8 @@ WITH chosen AS (
     SELECT * FROM unnest(:ids::uuid[], :limited::bool[]) AS c(id, limited)
 ), claimed AS (
     UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
-        lease_id = gen_random_uuid(), lease_expires_at = now() + make_interval(secs => :lease),
+        lease_id = gen_random_uuid(),
+        lease_expires_at = now() + make_interval(secs => LEAST(:lease, timeout_seconds + :grace)),
         started_at = now(), updated_at = now(), version = version + 1,
         last_event_seq = last_event_seq + 1, limited = chosen.limited
     FROM chosen WHERE jobs.id = chosen.id AND {claimable:jobs}

@@ -119,9 +119,18 @@ RETURNING {job_columns};
 
 -- name: extend_lease
 -- Not a change of the job (its version stays): a heartbeat never fails a client's
--- compare-and-set.
-UPDATE jobs SET lease_expires_at = conveyor_after(:lease)
+-- compare-and-set. An attempt with a timeout is never leased past its deadline,
+-- started_at + timeout_seconds + :grace (what is left of it is the lease then), and is
+-- not extended at all once the deadline has passed: the reaper takes the job back
+-- (conveyor/domain/timeouts.py).
+UPDATE jobs SET lease_expires_at = conveyor_after(CASE
+        WHEN timeout_seconds IS NULL THEN :lease
+        WHEN timeout_seconds + :grace - conveyor_seconds_since(started_at) < :lease
+            THEN timeout_seconds + :grace - conveyor_seconds_since(started_at)
+        ELSE :lease END)
 WHERE id = :job_id AND workspace_id = :ws AND lease_id = :lease_id AND {leased}
+    AND (timeout_seconds IS NULL
+        OR conveyor_seconds_since(started_at) < timeout_seconds + :grace)
 RETURNING {job_columns};
 
 -- name: reserve_event_seqs
@@ -280,6 +289,10 @@ SELECT w.worker_id, w.first_seen_at, w.last_seen_at, w.types,
         AND j.worker_id = w.worker_id AND {leased:j}) AS running
 FROM workers w WHERE w.workspace_id = :ws AND w.last_seen_at > conveyor_after(:window)
 ORDER BY w.last_seen_at DESC LIMIT 200;
+
+-- name: database_now
+-- The database's clock, which leases and deadlines are kept on.
+SELECT conveyor_now() AS now;
 
 -- name: oldest_due_job
 SELECT min(run_at) AS oldest FROM jobs

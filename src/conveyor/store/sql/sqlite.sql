@@ -24,9 +24,12 @@ RETURNING {job_columns};
 -- The most urgent due jobs of one group ({group}: no concurrency key, or :key), as many as
 -- its :share, start. {claimable} and {leased_status} come from the transition table (a
 -- claim is the move between them). The start events are written by the same batch on the
--- writer's thread.
+-- writer's thread. A job with a timeout is leased no further than its deadline,
+-- timeout_seconds + :grace from its start (SQLite's min() is NULL when an argument is:
+-- hence the COALESCE).
 UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
-    lease_id = conveyor_uuid4(), lease_expires_at = conveyor_after(:lease),
+    lease_id = conveyor_uuid4(),
+    lease_expires_at = conveyor_after(min(:lease, COALESCE(timeout_seconds + :grace, :lease))),
     started_at = conveyor_now(), updated_at = conveyor_now(), version = version + 1,
     last_event_seq = last_event_seq + 1, limited = 0
 WHERE id IN (
@@ -47,7 +50,8 @@ ORDER BY priority, run_at, id LIMIT :share;
 -- name: claim_chosen
 -- One job the domain admitted under limits starts.
 UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
-    lease_id = conveyor_uuid4(), lease_expires_at = conveyor_after(:lease),
+    lease_id = conveyor_uuid4(),
+    lease_expires_at = conveyor_after(min(:lease, COALESCE(timeout_seconds + :grace, :lease))),
     started_at = conveyor_now(), updated_at = conveyor_now(), version = version + 1,
     last_event_seq = last_event_seq + 1, limited = :limited
 WHERE id = :id AND {claimable}

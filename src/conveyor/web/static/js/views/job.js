@@ -226,12 +226,21 @@ export function mountJob(main, {params}) {
     return [h('span', {title: exact(value)}, clock(value)), ' ', h('span', {class: 'muted'}, '(', timeAgo(value), ')')];
   }
 
+  function timesOutAt(running) {
+    return new Date(new Date(running.started_at).getTime() + running.timeout_seconds * 1000).toISOString();
+  }
+
   function renderFacts() {
     const waited = job.started_at ? between(job.run_at > job.created_at ? job.run_at : job.created_at, job.started_at) : null;
     replace(facts,
       fact('Status', statusBadge(job.status, {testid: 'fact-status'})),
       fact('Priority', h('span', {}, String(job.priority)), h('span', {class: 'muted'}, job.priority <= 2 ? ' · urgent' : job.priority >= 8 ? ' · low' : '')),
       fact('Attempt', h('span', {'data-testid': 'attempts'}, `${job.attempt} of ${job.max_attempts}`)),
+      fact('Timeout', job.timeout_seconds == null
+        ? h('span', {class: 'muted', 'data-testid': 'timeout'}, 'none')
+        : h('span', {'data-testid': 'timeout', title: `${job.timeout_seconds} s`}, `${duration(job.timeout_seconds * 1000)} per attempt`)),
+      job.timeout_seconds != null && job.status === 'RUNNING' && job.started_at
+        ? fact('Times out', timeAgo(timesOutAt(job), {prefix: ''})) : null,
       fact('Worker', job.worker_id ? h('span', {class: 'mono', 'data-testid': 'worker'}, job.worker_id) : h('span', {class: 'muted'}, '—')),
       job.agent_task_id ? fact('Agent task', h('a', {class: 'mono', href: `#/jobs?agent_task_id=${encodeURIComponent(job.agent_task_id)}`}, job.agent_task_id)) : null,
       fact('Created', ...when(job.created_at)),
@@ -332,6 +341,9 @@ export function mountJob(main, {params}) {
         return h('span', {class: 'text-error'}, payload.error || compact(payload));
       case 'job.started':
         return `attempt ${payload.attempt} on ${payload.worker_id || 'a worker'}`;
+      case 'job.timed_out':
+        return h('span', {class: 'text-error'},
+          `attempt ${payload.attempt} ran past its timeout of ${duration((payload.timeout_seconds ?? 0) * 1000)}`);
       case 'step.started': case 'step.completed': case 'step.failed': case 'step.skipped':
         return [h('strong', {}, payload.name || ''), ' ', h('span', {class: 'muted'}, compact(Object.fromEntries(
           Object.entries(payload).filter(([key, value]) => key !== 'name' && key !== 'ordinal' && value !== null))))];
@@ -342,7 +354,7 @@ export function mountJob(main, {params}) {
 
   function category(type) {
     if (type === 'job.completed' || type === 'step.completed') return 'good';
-    if (type === 'job.failed' || type === 'step.failed' || type === 'job.lease_expired') return 'bad';
+    if (type === 'job.failed' || type === 'step.failed' || type === 'job.lease_expired' || type === 'job.timed_out') return 'bad';
     if (type === 'job.cancelled') return 'muted';
     if (type.startsWith('job.')) return 'job';
     if (type.startsWith('step.')) return 'step';

@@ -1,10 +1,11 @@
 // The "new job" dialog: type, priority, JSON payload (and a few optional fields, among them
-// "hold": create the job PENDING, to be released from its page).
+// "hold": create the job PENDING, to be released from its page, and a timeout per attempt).
 
 import {post, ws} from '../api.js';
 import {h} from '../dom.js';
 
 const TYPE_PATTERN = /^[a-z0-9_.:-]{1,100}$/;
+const TIMEOUT_LIMIT_SECONDS = 7 * 24 * 3600;
 
 function field(id, label, control, help) {
   return h('div', {class: 'field'},
@@ -27,6 +28,10 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
         return h('option', {value: String(value), selected: value === (initial.priority || 5)}, `${value}${note}`);
       }));
     const attempts = h('input', {id: 'new-attempts', class: 'input', type: 'number', min: '1', max: '100', value: String(initial.max_attempts || 1)});
+    const timeout = h('input', {
+      id: 'new-timeout', class: 'input', type: 'number', min: '0', step: 'any', placeholder: 'none',
+      value: initial.timeout_seconds ? String(initial.timeout_seconds) : '', 'aria-describedby': 'new-timeout-help',
+    });
     const agentTask = h('input', {id: 'new-agent-task', class: 'input input-wide mono', autocomplete: 'off', value: initial.agent_task_id || ''});
     const hold = h('input', {id: 'new-hold', type: 'checkbox', checked: Boolean(initial.hold), 'aria-describedby': 'new-hold-help'});
     const payload = h('textarea', {
@@ -47,6 +52,8 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
       h('div', {class: 'field-row'},
         field('new-agent-task', 'Agent task id (optional)', agentTask),
         field('new-attempts', 'Max attempts', attempts)),
+      field('new-timeout', 'Timeout in seconds (optional)', timeout,
+        'An attempt that runs longer fails as timed out (and is retried while attempts are left).'),
       h('div', {class: 'field field-check'},
         h('label', {class: 'check check-left', for: 'new-hold'}, hold, 'Hold it'),
         h('p', {class: 'help', id: 'new-hold-help'}, 'Created Pending: no worker claims it until you release it from its page.')),
@@ -72,7 +79,7 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
     };
     cancel.addEventListener('click', () => finish(null));
     dialog.addEventListener('close', () => finish(null));
-    for (const control of [typeInput, payload, attempts]) {
+    for (const control of [typeInput, payload, attempts, timeout]) {
       control.addEventListener('input', () => control.removeAttribute('aria-invalid'));
     }
 
@@ -96,7 +103,14 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
         fail('Max attempts must be a whole number, 1 or more.', attempts);
         return;
       }
+      const timeoutText = timeout.value.trim();
+      const timeoutSeconds = Number(timeoutText);
+      if (timeoutText && !(timeoutSeconds > 0 && timeoutSeconds <= TIMEOUT_LIMIT_SECONDS)) {
+        fail('The timeout must be a number of seconds, more than 0 and at most 7 days.', timeout);
+        return;
+      }
       const request = {type, payload: body, priority: Number(priority.value), max_attempts: maxAttempts};
+      if (timeoutText) request.timeout_seconds = timeoutSeconds;
       if (agentTask.value.trim()) request.agent_task_id = agentTask.value.trim();
       if (hold.checked) request.hold = true;
       submit.disabled = true;
