@@ -56,7 +56,6 @@ from conveyor.ids import uuid7
 from conveyor.service.jobs import JobService
 from conveyor.service.retry import RetryPolicy, WriteConflict, retry_on_conflict
 from conveyor.store import Store
-from conveyor.store.schedules import ScheduleStore
 
 log = logging.getLogger("conveyor.schedules")
 
@@ -68,17 +67,6 @@ class Clock(Protocol):
     """What the scheduler reads the time from (tests pass a clock they move by hand)."""
 
     async def now(self) -> datetime: ...
-
-
-class DatabaseClock:
-    """The database's clock: servers on several machines agree on when a tick is due, as
-    they do on when a lease ends."""
-
-    def __init__(self, store: ScheduleStore) -> None:
-        self._store = store
-
-    async def now(self) -> datetime:
-        return await self._store.database_now()
 
 
 class ScheduleService:
@@ -94,7 +82,9 @@ class ScheduleService:
         self.store = store
         self.schedules = store.schedules
         self.jobs = jobs
-        self.clock: Clock = clock or DatabaseClock(store.schedules)
+        # The database's clock by default: servers on several machines agree on when a
+        # tick is due, as they do on when a lease ends.
+        self.clock: Clock = clock or store.clock
         self.limits = limits or JsonLimits()
         self.retry_policy = retry_policy or RetryPolicy()
         self.on_change: Callable[[], None] | None = None

@@ -178,12 +178,6 @@ class ScheduleStore:
 
     # -- the scheduler's -------------------------------------------------------------------
 
-    async def database_now(self) -> datetime:
-        async with self.database.read() as connection:
-            row = await connection.fetchrow(self.queries["database_now"].sql)
-        assert row is not None
-        return self.codec.timestamp(row["now"])
-
     async def due_schedules(self, now: datetime, limit: int) -> list[Schedule]:
         async with self.database.read() as connection:
             rows = await connection.fetch(

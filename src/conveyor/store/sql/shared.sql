@@ -291,7 +291,8 @@ FROM workers w WHERE w.workspace_id = :ws AND w.last_seen_at > conveyor_after(:w
 ORDER BY w.last_seen_at DESC LIMIT 200;
 
 -- name: database_now
--- The database's clock, which leases and deadlines are kept on.
+-- The database's clock, which leases, deadlines and schedules are kept on (servers on
+-- several machines agree on when each comes due).
 SELECT conveyor_now() AS now;
 
 -- name: oldest_due_job
@@ -427,6 +428,3 @@ FROM schedule_runs r LEFT JOIN jobs j ON j.id = r.job_id AND j.workspace_id = r.
 WHERE r.schedule_id = :schedule_id AND r.workspace_id = :ws
 ORDER BY r.id DESC LIMIT :limit;
 
--- name: database_now
--- The scheduler's clock: the database's, so that every server agrees when a tick is due.
-SELECT conveyor_now() AS now;
