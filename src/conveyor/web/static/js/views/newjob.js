@@ -28,6 +28,7 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
       }));
     const attempts = h('input', {id: 'new-attempts', class: 'input', type: 'number', min: '1', max: '100', value: String(initial.max_attempts || 1)});
     const agentTask = h('input', {id: 'new-agent-task', class: 'input input-wide mono', autocomplete: 'off', value: initial.agent_task_id || ''});
+    const concurrencyKey = h('input', {id: 'new-concurrency-key', class: 'input input-wide mono', autocomplete: 'off', maxlength: '200', value: initial.concurrency_key || '', 'aria-describedby': 'new-concurrency-key-help'});
     const hold = h('input', {id: 'new-hold', type: 'checkbox', checked: Boolean(initial.hold), 'aria-describedby': 'new-hold-help'});
     const payload = h('textarea', {
       id: 'new-payload', class: 'input input-wide mono textarea', rows: '9', spellcheck: 'false',
@@ -47,6 +48,7 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
       h('div', {class: 'field-row'},
         field('new-agent-task', 'Agent task id (optional)', agentTask),
         field('new-attempts', 'Max attempts', attempts)),
+      field('new-concurrency-key', 'Concurrency key (optional)', concurrencyKey, 'The limit of this name governs it (a customer, a model API…); jobs of one key take turns with other keys.'),
       h('div', {class: 'field field-check'},
         h('label', {class: 'check check-left', for: 'new-hold'}, hold, 'Hold it'),
         h('p', {class: 'help', id: 'new-hold-help'}, 'Created Pending: no worker claims it until you release it from its page.')),
@@ -98,6 +100,7 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
       }
       const request = {type, payload: body, priority: Number(priority.value), max_attempts: maxAttempts};
       if (agentTask.value.trim()) request.agent_task_id = agentTask.value.trim();
+      if (concurrencyKey.value.trim()) request.concurrency_key = concurrencyKey.value.trim();
       if (hold.checked) request.hold = true;
       submit.disabled = true;
       try {
