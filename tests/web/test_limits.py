@@ -16,6 +16,7 @@ from playwright.async_api import Browser, Page, ViewportSize, expect
 from tests.support.server import RunningServer
 from tests.web.conftest import ARTIFACTS
 from tests.web.support import VIEWPORT, Worker, as_key, create, dashboard
+from tests.web.test_layout import assert_fits, assert_in_reach
 
 PHONE: ViewportSize = {"width": 390, "height": 844}
 SIZES = pytest.mark.parametrize("viewport", [VIEWPORT, PHONE], ids=["desktop", "phone"])
@@ -228,11 +229,17 @@ async def test_an_instance_admin_picks_a_workspace_and_switches(
         choices = picker.get_by_test_id("pick-workspace")
         await expect(choices).to_have_count(2)
         await expect(choices).to_have_text(["acme", "other"])
+        await assert_fits(board, "the workspace picker")
+        for choice in await choices.all():
+            await assert_in_reach(board, choice, "a workspace to pick")
         await board.screenshot(ARTIFACTS / f"workspace-picker-{size}.png")
         await picker.locator('[data-slug="other"]').click()
 
         await expect(page.get_by_test_id("workspace")).to_have_text("other")
         await expect(page.get_by_test_id("role")).to_have_text("instance admin")
+        await assert_fits(board, "an instance admin's overview")
+        await assert_in_reach(board, page.get_by_test_id("switch-workspace"), "the switch")
+        await assert_in_reach(board, page.get_by_test_id("sign-out"), "Sign out")
         await board.nav("Jobs").click()
         await expect(board.job_row(there["id"])).to_be_visible()
         await expect(page.get_by_test_id("job-row")).to_have_count(1)
