@@ -43,3 +43,50 @@ async def test_migrate_workspaces_and_keys_on_a_fresh_sqlite_file(tmp_path: Path
     assert ran.code == 0, ran.output
     ran = await conveyor("key", "list", "--workspace", "team-a", "--database-url", url)
     assert "-" not in [line.split()[-1] for line in ran.out.splitlines() if key_id in line]
+
+
+async def test_instance_keys_are_created_listed_and_revoked_on_the_database(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    assert (await conveyor("migrate", "--database-url", url)).code == 0
+    assert (await conveyor("workspace", "create", "team-a", "--database-url", url)).code == 0
+    created = {}
+    for role in ("worker", "admin"):
+        ran = await conveyor(
+            "key", "create", "--instance", "--role", role, "--name", f"pool-{role}",
+            "--database-url", url,
+        )  # fmt: skip
+        assert ran.code == 0, ran.output
+        created[role] = ran.out.strip()
+        assert created[role].startswith("cvk_"), "the secret alone on stdout"
+        assert "every workspace" in ran.err
+    ran = await conveyor("key", "create", "--instance", "--role", "client", "--database-url", url)
+    assert ran.code == 2, "an instance key is a worker or an admin key"
+    assert "worker or an admin" in ran.err, ran.err
+    ran = await conveyor("key", "create", "--role", "worker", "--database-url", url)
+    assert (ran.code, "--instance" in ran.err) == (2, True), ran.output
+    ran = await conveyor(
+        "key", "create", "--instance", "--workspace", "team-a", "--role", "worker",
+        "--database-url", url,
+    )  # fmt: skip
+    assert (ran.code, "not both" in ran.err) == (2, True), ran.output
+
+    ran = await conveyor("key", "list", "--instance", "--database-url", url)
+    assert ran.code == 0, ran.output
+    rows = {line.split()[2]: line.split() for line in ran.out.splitlines() if "pool-" in line}
+    assert set(rows) == {"pool-worker", "pool-admin"}
+    assert all(token not in ran.out for token in created.values()), "secrets are never listed"
+    ran = await conveyor("key", "list", "--workspace", "team-a", "--database-url", url)
+    assert "pool-" not in ran.out, "instance keys are no workspace's"
+
+    worker_id = rows["pool-worker"][0]
+    ran = await conveyor("key", "revoke", "--workspace", "team-a", worker_id, "--database-url", url)
+    assert ran.code == 1, "an instance key is not revoked as a workspace's"
+    ran = await conveyor("key", "revoke", "--instance", worker_id, "--database-url", url)
+    assert ran.code == 0, ran.output
+    ran = await conveyor("key", "list", "--instance", "--database-url", url)
+    revoked = next(line.split() for line in ran.out.splitlines() if worker_id in line)
+    assert revoked[-1] != "-", f"the worker key shows when it was revoked: {revoked}"
+    admin = next(line.split() for line in ran.out.splitlines() if "pool-admin" in line)
+    assert admin[-1] == "-", "the admin key is untouched"

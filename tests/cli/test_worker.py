@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
-from tests.cli.helpers import conveyor
+import httpx
+
+from tests.cli.helpers import conveyor, finish, start
 from tests.support.server import RunningServer
+from tests.worker.conftest import eventually
 
 HANDLERS = ("--handlers", "tests.worker.handlers_for_tests:handlers")
 
@@ -43,3 +47,51 @@ async def test_a_worker_whose_key_is_refused_stops_with_one_clear_line(
     ran = await conveyor("worker", "--url", server.url, "--key-file", str(client_key), *HANDLERS)
     assert (ran.code, "refused this worker's key (403)" in ran.err) == (1, True), ran.output
     assert "HTTP Request:" not in ran.output, "no log line per HTTP request"
+
+
+async def test_an_instance_worker_serves_the_workspaces_it_is_given(
+    server: RunningServer, keys: dict[str, str], tmp_path: Path
+) -> None:
+    """With an instance key, `conveyor worker --workspace other` claims only there; without
+    --workspace it serves every workspace."""
+    key_file = tmp_path / "pool.key"
+    key_file.write_text(keys["instance_worker"] + "\n")
+    jobs: dict[str, str] = {}
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        # Both jobs wait before the worker starts: its first claim could take both.
+        for workspace, key in (("acme", keys["admin"]), ("other", keys["other"])):
+            created = await http.post(
+                f"/v1/workspaces/{workspace}/jobs",
+                json={"type": "test.echo", "payload": {"from": workspace}},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert created.status_code == 201, created.text
+            jobs[workspace] = created.json()["id"]
+
+        async def status(workspace: str) -> str:
+            key = keys["admin"] if workspace == "acme" else keys["other"]
+            found = await http.get(
+                f"/v1/workspaces/{workspace}/jobs/{jobs[workspace]}",
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            return str(found.json()["status"])
+
+        async def completed(workspace: str) -> bool:
+            return await status(workspace) == "COMPLETED"
+
+        command = ("worker", "--url", server.url, "--key-file", str(key_file), *HANDLERS)
+        worker = await start(*command, "--workspace", "other")
+        try:
+            await eventually(lambda: completed("other"), what="the other workspace's job")
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            ran = await finish(worker)
+        assert ran.code == 0, ran.output
+        assert await status("acme") == "QUEUED", "acme's job was not the worker's to take"
+
+        worker = await start(*command)
+        try:
+            await eventually(lambda: completed("acme"), what="acme's job, by the same key")
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            await finish(worker)

@@ -25,9 +25,19 @@ LONG_ERROR = (
 )
 
 
+LONG_LIMIT = "customer:acme-industries-international/eu-west-1/model-gpt-large"
+
+
 async def make_work(server: RunningServer, keys: dict[str, str], admin: httpx.AsyncClient) -> str:
     """A running job with steps, output, progress and a custom event with a long payload;
-    a failed job with a long error; a held job; three workers. Answers the running job's id."""
+    a failed job with a long error; a held job; three workers; limits, one with a long name
+    and a rate. Answers the running job's id."""
+    for name, limit in (
+        (LONG_LIMIT, {"max_running": 8, "rate": {"count": 120, "per_seconds": 60}}),
+        ("type:email.digest", {"paused": True}),
+    ):
+        made = await admin.put(f"/limits/{name}", json=limit)
+        assert made.status_code == 200, made.text
     async with as_key(server, keys["worker"]) as http:
         worker = Worker(http, "worker-eu-west-1-a7f3c9")
         job = await create(
@@ -63,6 +73,7 @@ async def make_work(server: RunningServer, keys: dict[str, str], admin: httpx.As
         broken_lease = await worker.claim_one(broken["id"], "email.send")
         await worker.fail(broken["id"], broken_lease, LONG_ERROR)
         await create(admin, "email.send", hold=True)
+        await create(admin, "email.digest", concurrency_key=LONG_LIMIT)  # held back: paused
         for name in ("worker-b", "worker-c"):
             await Worker(http, name).claim(types=["nothing.here"])
     return str(job["id"])
@@ -126,7 +137,7 @@ async def assert_in_reach(board: Dashboard, control: Locator, what: str) -> None
 
 async def assert_header(board: Dashboard, where: str) -> None:
     await assert_in_reach(board, board.page.get_by_test_id("sign-out"), f"{where}: Sign out")
-    for name in ("Overview", "Jobs", "Schedules", "API keys"):
+    for name in ("Overview", "Jobs", "Schedules", "Limits", "API keys"):
         await assert_in_reach(board, board.nav(name), f"{where}: the {name} link")
 
 
@@ -160,7 +171,7 @@ async def test_every_page_fits_the_screen(
 
         # Jobs, then filtered to failures (with the error column)
         await board.go("#/jobs")
-        await expect(page.get_by_test_id("job-row")).to_have_count(3)
+        await expect(page.get_by_test_id("job-row")).to_have_count(4)
         await assert_fits(board, "jobs")
         await assert_header(board, "jobs")
         for row in await page.get_by_test_id("job-row").all():
@@ -180,7 +191,14 @@ async def test_every_page_fits_the_screen(
         dialog = page.get_by_test_id("new-job-dialog")
         await expect(dialog).to_be_visible()
         await assert_fits(board, "new-job dialog")
-        for label in ("Type", "Priority", "Payload (JSON)", "Max attempts", "Hold it"):
+        for label in (
+            "Type",
+            "Priority",
+            "Payload (JSON)",
+            "Max attempts",
+            "Concurrency key (optional)",
+            "Hold it",
+        ):
             await assert_in_reach(board, dialog.get_by_label(label), f"the dialog's {label}")
         await assert_in_reach(
             board, dialog.get_by_role("button", name="Create job"), "the dialog's Create job"
@@ -216,6 +234,33 @@ async def test_every_page_fits_the_screen(
         await expect(page.get_by_test_id("job-error")).to_contain_text("KeyError")
         await assert_fits(board, "failed job")
         await board.screenshot(shots / f"job-failed-{size}.png", full_page=True)
+
+        # Limits: every button of every row in reach, and the dialog
+        await board.nav("Limits").click()
+        await expect(page.get_by_test_id("limit-row")).to_have_count(2)
+        await assert_fits(board, "limits")
+        await assert_header(board, "limits")
+        for action in ("edit-limit", "pause-limit", "resume-limit", "delete-limit"):
+            for button in await page.get_by_test_id(action).all():
+                await assert_in_reach(board, button, f"a limit's {action}")
+        await assert_in_reach(board, page.get_by_test_id("new-limit"), "New limit")
+        await board.screenshot(shots / f"limits-{size}.png", full_page=True)
+        await page.get_by_test_id("new-limit").click()
+        dialog = page.get_by_test_id("limit-dialog")
+        await assert_fits(board, "limit dialog")
+        for label in ("Name", "Max running", "Rate: starts", "per seconds", "Paused"):
+            await assert_in_reach(board, dialog.get_by_label(label), f"the limit dialog's {label}")
+        await assert_in_reach(board, dialog.get_by_test_id("save-limit"), "Create limit")
+        await dialog.get_by_role("button", name="Cancel").click()
+        await expect(dialog).to_have_count(0)
+
+        # A held-back job: why it waits
+        await board.go("#/jobs?status=QUEUED")
+        await page.get_by_test_id("job-row").first.click()
+        await expect(page.get_by_test_id("waiting-note")).to_contain_text(
+            "Waiting for limit type:email.digest: paused"
+        )
+        await assert_fits(board, "a job held back by a limit")
 
         # Keys: every Revoke in reach
         await board.nav("API keys").click()

@@ -20,7 +20,7 @@ import click
 import httpx
 
 from conveyor.cli.shared import fail, settings_from
-from conveyor.client import ApiError, Client
+from conveyor.client import ApiError, Client, WorkspaceRequired
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -73,6 +73,11 @@ class Connection:
             fail(error.detail, 2 if error.status in (400, 404, 409, 422) else 1)
         except httpx.TransportError as error:
             fail(f"cannot reach the server at {self.url}: {error}")
+        except WorkspaceRequired:
+            fail(
+                "this is an instance key (it belongs to no workspace): name the workspace "
+                "with --workspace NAME or CONVEYOR_WORKSPACE"
+            )
 
 
 def read_key_file(path: Path) -> str:

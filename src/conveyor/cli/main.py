@@ -8,6 +8,7 @@ import click
 
 from conveyor.cli.jobs import jobs
 from conveyor.cli.keys import key
+from conveyor.cli.limits import limits
 from conveyor.cli.schedules import schedules
 from conveyor.cli.server import migrate, serve
 from conveyor.cli.status import status
@@ -21,7 +22,7 @@ def main() -> None:
     """Conveyor: a durable, concurrency-safe job runner."""
 
 
-for command in (serve, migrate, workspace, key, jobs, schedules, status, worker):
+for command in (serve, migrate, workspace, key, jobs, schedules, limits, status, worker):
     main.add_command(command)
 
 

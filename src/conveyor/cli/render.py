@@ -84,6 +84,7 @@ def print_job(console: Console, job: dict[str, Any]) -> None:
         ("timeout", seconds_text(job.get("timeout_seconds"))),
         ("worker", job.get("worker_id") or "-"),
         ("agent task", job.get("agent_task_id") or "-"),
+        ("concurrency key", job.get("concurrency_key") or "-"),
         ("retry of", job.get("retry_of") or "-"),
         ("created", job["created_at"]),
         ("started", job.get("started_at") or "-"),
@@ -96,8 +97,10 @@ def print_job(console: Console, job: dict[str, Any]) -> None:
         ),
         ("error", job.get("error") or "-"),
     ):
-        facts.add_row(label, str(value))
+        facts.add_row(label, Text(str(value)))  # text, not markup: values are callers'
     console.print(facts)
+    for limit in job.get("waiting_for") or []:
+        console.print(Text(waiting_text(limit), style="yellow"), highlight=False)
     if job.get("steps"):
         steps = Table(title="steps", box=None, header_style="bold", title_justify="left")
         for column in ("#", "NAME", "PHASE", "TYPE", "STATUS", "DURATION", "TOKENS IN/OUT"):
@@ -132,6 +135,74 @@ def print_job(console: Console, job: dict[str, Any]) -> None:
                 json.dumps(event["payload"], ensure_ascii=False)[:80],
             )
         console.print(events)
+
+
+def rate_text(rate: dict[str, Any] | None) -> str:
+    """A limit's rate as people say it: "10 per 60 s" ("-" for none)."""
+    if not rate:
+        return "-"
+    return f"{rate['count']} per {seconds_text(float(rate['per_seconds']))}"
+
+
+def why_text(limit: dict[str, Any], reason: str | None) -> str:
+    """Why a limit lets none of its jobs start: "8/8 running", "paused", "rate: 10 per
+    60 s"."""
+    if reason == "paused":
+        return "paused"
+    if reason == "full":
+        return f"{limit['running']}/{limit['max_running']} running"
+    if reason == "rate":
+        return f"rate: {rate_text(limit.get('rate'))}"
+    return str(reason or "-")
+
+
+def waiting_text(limit: dict[str, Any]) -> str:
+    """A line of `jobs show` for a limit that holds the job back (an item of
+    `waiting_for`): "waiting for limit openai: 8/8 running"."""
+    return f"waiting for limit {limit['name']}: {why_text(limit, limit.get('reason'))}"
+
+
+def limits_table(limits: Sequence[dict[str, Any]]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("NAME", "RUNNING", "QUEUED", "RATE", "STARTED IN WINDOW", "PAUSED", "WAITING"):
+        table.add_column(column, no_wrap=column != "NAME")
+    for limit in limits:
+        maximum = limit.get("max_running")
+        reason = limit.get("waiting_because")
+        table.add_row(
+            Text(limit["name"]),
+            f"{limit['running']}/{'-' if maximum is None else maximum}",
+            str(limit["queued"]),
+            rate_text(limit.get("rate")),
+            str(limit["started_in_window"]) if limit.get("rate") else "-",
+            "yes" if limit["paused"] else "no",
+            Text(why_text(limit, reason) if reason else "-", style="yellow" if reason else ""),
+        )
+    if not limits:
+        table.add_row("(no limits: every job may start)")
+    return table
+
+
+def print_limit(console: Console, limit: dict[str, Any]) -> None:
+    facts = Table(box=None, show_header=False, pad_edge=False)
+    facts.add_column(style="dim")
+    facts.add_column()
+    maximum = limit.get("max_running")
+    rate = limit.get("rate")
+    reason = limit.get("waiting_because")
+    for label, value in (
+        ("limit", limit["name"]),
+        ("running", str(limit["running"])),
+        ("max running", "no cap" if maximum is None else str(maximum)),
+        ("queued", str(limit["queued"])),
+        ("rate", "no cap" if not rate else rate_text(rate)),
+        ("started in window", str(limit["started_in_window"]) if rate else "-"),
+        ("paused", "yes" if limit["paused"] else "no"),
+        ("waiting", f"none may start: {why_text(limit, reason)}" if reason else "no"),
+        ("updated", limit.get("updated_at") or "-"),
+    ):
+        facts.add_row(label, Text(value))
+    console.print(facts)
 
 
 def workspaces_table(workspaces: Sequence[Workspace]) -> Table:

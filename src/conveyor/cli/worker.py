@@ -27,6 +27,13 @@ from conveyor.cli.shared import fail, importable_from_here, settings_from
 )
 @click.option("--worker-id", default=None, help="default: host:pid:random")
 @click.option(
+    "--workspace",
+    "workspaces",
+    multiple=True,
+    metavar="NAME",
+    help="an instance key: claim only from this workspace (repeatable; default: every one)",
+)
+@click.option(
     "--allow-command-jobs",
     is_flag=True,
     envvar="CONVEYOR_ALLOW_COMMAND_JOBS",
@@ -41,10 +48,12 @@ def worker(
     lease_seconds: float,
     shutdown_grace: float,
     worker_id: str | None,
+    workspaces: tuple[str, ...],
     allow_command_jobs: bool,
 ) -> None:
     """Run jobs from a Conveyor server, over HTTP, with a worker (or admin) key; stops
-    gracefully on SIGTERM."""
+    gracefully on SIGTERM. With an instance key it serves every workspace, in fair turns
+    (or those named with --workspace)."""
     from conveyor.heap import freeze_startup_heap
     from conveyor.logs import configure_logging
     from conveyor.worker import Handlers, Worker, WorkerOptions, load_handlers
@@ -70,7 +79,7 @@ def worker(
     freeze_startup_heap()
 
     async def work() -> None:
-        backend = HttpBackend.connect(server_url, api_key)
+        backend = HttpBackend.connect(server_url, api_key, workspaces=list(workspaces) or None)
         options = WorkerOptions(
             concurrency=concurrency,
             lease_seconds=lease_seconds,

@@ -10,6 +10,7 @@ from conveyor.client.errors import (
     UnauthorizedError,
     UnavailableError,
     ValidationError,
+    WorkspaceRequired,
 )
 from conveyor.client.http import AsyncClient, Client
 
@@ -25,4 +26,5 @@ __all__ = [
     "UnauthorizedError",
     "UnavailableError",
     "ValidationError",
+    "WorkspaceRequired",
 ]

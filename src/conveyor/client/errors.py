@@ -78,6 +78,11 @@ class StorageReadOnlyError(UnavailableError):
     """503: the server's database is read-only (a standby, say); nothing was stored."""
 
 
+class WorkspaceRequired(ValueError):
+    """An instance key belongs to no workspace: a call about one needs it named (the
+    client's `workspace=`). Raised by the client itself, before any request."""
+
+
 def error_for(status: int, problem: dict[str, Any]) -> ApiError:
     if status == 409 and problem.get("type") == "/problems/lease-lost":
         return LeaseLostError(status, problem)

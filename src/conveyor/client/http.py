@@ -1,20 +1,22 @@
 """HTTP clients for the Conveyor API. Responses are the API's JSON objects, as dicts.
 
-A key belongs to one workspace, so the workspace is optional: when it is not given, the
-client asks the server once (`GET /v1/me`)."""
+A workspace key belongs to one workspace, so the workspace is optional: when it is not
+given, the client asks the server once (`GET /v1/me`). An instance key belongs to none: give
+it the workspace to act in (`workspace=`), or it raises `WorkspaceRequired`."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID
 
 import httpx
 import orjson
 
-from conveyor.client.errors import ApiError, error_for
+from conveyor.client.errors import ApiError, WorkspaceRequired, error_for
 from conveyor.client.schedules import AsyncScheduleCalls, ScheduleCalls
 from conveyor.client.sse import EventStreamParser, ServerSentEvent, parse_lines_async
 
@@ -119,6 +121,40 @@ def job_body(
     return body
 
 
+Rate = tuple[int, float] | Mapping[str, Any]
+"""A limit's rate: `(count, per_seconds)` or `{"count": …, "per_seconds": …}`."""
+
+
+def limit_path(name: str) -> str:
+    """The path of a limit under its workspace; a name may hold any printable character
+    (`type:email.send`, `customer/42`), so it is percent-encoded whole."""
+    return f"/limits/{quote(name, safe='')}"
+
+
+def limit_body(max_running: int | None, rate: Rate | None, paused: bool) -> JSON:
+    """The body of a PUT: the whole limit (what is left out is no cap)."""
+    body: JSON = {"max_running": max_running, "paused": paused}
+    if rate is None:
+        body["rate"] = None
+    elif isinstance(rate, Mapping):
+        body["rate"] = {"count": rate["count"], "per_seconds": rate["per_seconds"]}
+    else:
+        count, per_seconds = rate
+        body["rate"] = {"count": count, "per_seconds": per_seconds}
+    return body
+
+
+def workspace_of(me: JSON) -> str:
+    """The workspace a key belongs to, from `GET /v1/me`."""
+    workspace = me.get("workspace")
+    if not workspace:
+        raise WorkspaceRequired(
+            "this is an instance key: it belongs to no workspace, so name the one to act in "
+            "(workspace=…)"
+        )
+    return str(workspace["slug"])
+
+
 def list_params(
     status: str | list[str] | None,
     job_type: str | None,
@@ -173,7 +209,7 @@ class Client(ScheduleCalls):
     @property
     def workspace(self) -> str:
         if self._workspace is None:
-            self._workspace = str(self.me()["workspace"]["slug"])
+            self._workspace = workspace_of(self.me())
         return self._workspace
 
     def _ws(self, suffix: str) -> str:
@@ -289,6 +325,38 @@ class Client(ScheduleCalls):
                 return
             time.sleep(resume.next_delay())
 
+    def workspaces(self) -> list[JSON]:
+        """The workspaces this key may act in (`{id, slug}`; an instance admin: every one)."""
+        result: list[JSON] = self.request("GET", "/v1/workspaces")["data"]
+        return result
+
+    def list_limits(self) -> list[JSON]:
+        """The workspace's limits, each with its running and queued jobs now."""
+        result: list[JSON] = self.request("GET", self._ws("/limits"))["data"]
+        return result
+
+    def get_limit(self, name: str) -> JSON:
+        result: JSON = self.request("GET", self._ws(limit_path(name)))
+        return result
+
+    def put_limit(
+        self,
+        name: str,
+        *,
+        max_running: int | None = None,
+        rate: Rate | None = None,
+        paused: bool = False,
+    ) -> JSON:
+        """Set the limit `name` (a concurrency key, or `type:<job type>`), the whole of it:
+        what is left out is no cap."""
+        result: JSON = self.request(
+            "PUT", self._ws(limit_path(name)), json=limit_body(max_running, rate, paused)
+        )
+        return result
+
+    def delete_limit(self, name: str) -> None:
+        self.request("DELETE", self._ws(limit_path(name)))
+
     def stats(self) -> JSON:
         result: JSON = self.request("GET", self._ws("/stats"))
         return result
@@ -342,7 +410,7 @@ class AsyncClient(AsyncScheduleCalls):
 
     async def workspace(self) -> str:
         if self._workspace is None:
-            self._workspace = str((await self.me())["workspace"]["slug"])
+            self._workspace = workspace_of(await self.me())
         return self._workspace
 
     async def ws_path(self, suffix: str) -> str:
@@ -390,6 +458,40 @@ class AsyncClient(AsyncScheduleCalls):
     async def retry_job(self, job_id: str | UUID) -> JSON:
         result: JSON = await self.request("POST", await self.ws_path(f"/jobs/{job_id}/retry"))
         return result
+
+    async def workspaces(self) -> list[JSON]:
+        """The workspaces this key may act in (`{id, slug}`; an instance admin: every one)."""
+        result: list[JSON] = (await self.request("GET", "/v1/workspaces"))["data"]
+        return result
+
+    async def list_limits(self) -> list[JSON]:
+        """The workspace's limits, each with its running and queued jobs now."""
+        result: list[JSON] = (await self.request("GET", await self.ws_path("/limits")))["data"]
+        return result
+
+    async def get_limit(self, name: str) -> JSON:
+        result: JSON = await self.request("GET", await self.ws_path(limit_path(name)))
+        return result
+
+    async def put_limit(
+        self,
+        name: str,
+        *,
+        max_running: int | None = None,
+        rate: Rate | None = None,
+        paused: bool = False,
+    ) -> JSON:
+        """Set the limit `name` (a concurrency key, or `type:<job type>`), the whole of it:
+        what is left out is no cap."""
+        result: JSON = await self.request(
+            "PUT",
+            await self.ws_path(limit_path(name)),
+            json=limit_body(max_running, rate, paused),
+        )
+        return result
+
+    async def delete_limit(self, name: str) -> None:
+        await self.request("DELETE", await self.ws_path(limit_path(name)))
 
     async def stream_job_events(
         self, job_id: str | UUID, *, after_seq: int = 0, reconnect: bool = True

@@ -14,7 +14,8 @@ export class ApiError extends Error {
   }
 }
 
-/** The signed-in session: {key_id, role, workspace: {id, slug}, csrf_token} or null. */
+/** The signed-in session: {key_id, role, workspace: {id, slug}, instance, csrf_token} or null.
+ * An instance key's session names no workspace of its own: the app sets the one chosen. */
 export function session() {
   return current;
 }
@@ -77,17 +78,22 @@ export async function request(method, path, {body, query, signal} = {}) {
 export const get = (path, options) => request('GET', path, options);
 export const post = (path, body, options) => request('POST', path, {...options, body});
 export const patch = (path, body, options) => request('PATCH', path, {...options, body});
+export const put = (path, body, options) => request('PUT', path, {...options, body});
 export const del = (path, options) => request('DELETE', path, options);
 
 // -- what each role may do (mirrors the server; the server enforces it anyway) -------------
 
 // 'release' (PENDING → QUEUED) is allowed to whoever may create jobs.
+const ALL = ['read', 'create', 'release', 'cancel', 'retry', 'stream', 'claim', 'report', 'manage_keys', 'manage_limits', 'manage_schedules'];
 const PERMISSIONS = {
   client: ['read', 'create', 'release', 'cancel', 'retry', 'stream', 'manage_schedules'],
   worker: ['read', 'stream', 'claim', 'report'],
-  admin: ['read', 'create', 'release', 'cancel', 'retry', 'stream', 'claim', 'report', 'manage_keys', 'manage_schedules'],
+  admin: ALL,
 };
+// Keys bound to no workspace: an instance worker claims and reports, nothing else.
+const INSTANCE_PERMISSIONS = {worker: ['claim', 'report'], admin: ALL};
 
 export function can(permission) {
-  return Boolean(current && (PERMISSIONS[current.role] || []).includes(permission));
+  const table = current && current.instance ? INSTANCE_PERMISSIONS : PERMISSIONS;
+  return Boolean(current && (table[current.role] || []).includes(permission));
 }

@@ -1,6 +1,7 @@
 // The dashboard: sign-in, the header, and a hash router (#/, #/jobs, #/jobs/<id>,
-// #/schedules, #/schedules/<id>, #/keys)
-// so the server needs no fallback routes.
+// #/schedules, #/schedules/<id>, #/limits, #/keys) so the server needs no fallback routes.
+// An instance admin key belongs to no workspace: after signing in it picks one
+// (remembered for the tab), and can switch.
 
 import {can, del, get, session, setSession} from './api.js';
 import {h, icon, replace} from './dom.js';
@@ -11,7 +12,9 @@ import {mountJobs} from './views/jobs.js';
 import {mountJob} from './views/job.js';
 import {mountKeys} from './views/keys.js';
 import {mountSchedule, mountSchedules} from './views/schedules.js';
+import {mountLimits} from './views/limits.js';
 import {mountSignIn} from './views/signin.js';
+import {mountWorkspacePicker} from './views/workspaces.js';
 
 const app = document.getElementById('app');
 let main = null;
@@ -26,8 +29,27 @@ const ROUTES = [
   {pattern: /^\/jobs\/([0-9a-fA-F-]{36})\/?$/, nav: 'jobs', mount: mountJob},
   {pattern: /^\/schedules\/?$/, nav: 'schedules', mount: mountSchedules},
   {pattern: /^\/schedules\/([0-9a-fA-F-]{36})\/?$/, nav: 'schedules', mount: mountSchedule},
+  {pattern: /^\/limits\/?$/, nav: 'limits', mount: mountLimits},
   {pattern: /^\/keys\/?$/, nav: 'keys', mount: mountKeys},
 ];
+const WORKSPACE_KEY = 'conveyor.workspace'; // an instance admin's choice, for this tab
+
+function rememberedWorkspace() {
+  try {
+    return sessionStorage.getItem(WORKSPACE_KEY);
+  } catch {
+    return null; // storage blocked: the picker asks again after a reload
+  }
+}
+
+function rememberWorkspace(slug) {
+  try {
+    if (slug) sessionStorage.setItem(WORKSPACE_KEY, slug);
+    else sessionStorage.removeItem(WORKSPACE_KEY);
+  } catch {
+    // not remembered; everything else works
+  }
+}
 
 /** The hash as {path, query}: "#/jobs?status=FAILED" → {path: "/jobs", query: URLSearchParams}. */
 export function currentRoute() {
@@ -48,7 +70,7 @@ function teardown() {
 }
 
 function route({focus = true} = {}) {
-  if (!session()) return;
+  if (!session() || !session().workspace) return;
   teardown();
   const {path, query} = currentRoute();
   const found = ROUTES.map((entry) => ({entry, match: entry.pattern.exec(path)})).find((item) => item.match);
@@ -82,31 +104,98 @@ function header() {
     h('a', {href: '#/', 'data-nav': 'overview'}, 'Overview'),
     h('a', {href: '#/jobs', 'data-nav': 'jobs'}, 'Jobs'),
     h('a', {href: '#/schedules', 'data-nav': 'schedules'}, 'Schedules'),
+    h('a', {href: '#/limits', 'data-nav': 'limits'}, 'Limits'),
     can('manage_keys') ? h('a', {href: '#/keys', 'data-nav': 'keys'}, 'API keys') : null);
-  const signOut = h('button', {class: 'button button-ghost', type: 'button', 'data-testid': 'sign-out'},
+  const signOutButton = h('button', {class: 'button button-ghost', type: 'button', 'data-testid': 'sign-out'},
     icon('out'), h('span', {}, 'Sign out'));
-  signOut.addEventListener('click', async () => {
-    signOut.disabled = true;
-    try {
-      await del('/v1/session');
-    } catch {
-      // signed out already, or the server is gone: the local sign-out below is what matters
-    }
-    signedOut('You are signed out.');
-  });
+  signOutButton.addEventListener('click', () => signOut(signOutButton));
+  const slug = current.workspace.slug;
+  const parts = [h('span', {class: 'who-label'}, 'Workspace'), h('strong', {'data-testid': 'workspace'}, slug)];
+  let who;
+  if (current.instance) {
+    // An instance key may act in every workspace: its name is the way to another.
+    who = h('button', {class: 'who who-switch', type: 'button', 'data-testid': 'switch-workspace', title: 'Switch to another workspace'},
+      ...parts, icon('chevronDown', 'icon-tiny'));
+    who.addEventListener('click', () => chooseWorkspace(current, {switching: true}));
+  } else {
+    who = h('span', {class: 'who', title: `Workspace ${slug}`}, ...parts);
+  }
   return h('header', {class: 'topbar'},
     h('a', {class: 'brand', href: '#/', 'aria-label': 'Conveyor overview'}, icon('logo', 'brand-logo'), h('span', {}, 'Conveyor')),
     nav,
     h('div', {class: 'topbar-right'},
       live,
-      h('span', {class: 'who', title: `Workspace ${current.workspace.slug}`},
-        h('span', {class: 'who-label'}, 'Workspace'),
-        h('strong', {'data-testid': 'workspace'}, current.workspace.slug)),
-      h('span', {class: ['role-badge', `role-${current.role}`], 'data-testid': 'role', title: 'The role of the API key you signed in with'}, current.role),
-      signOut));
+      who,
+      h('span', {
+        class: ['role-badge', `role-${current.role}`], 'data-testid': 'role',
+        title: current.instance ? 'An instance key: its role in every workspace' : 'The role of the API key you signed in with',
+      }, current.instance ? [h('span', {class: 'role-scope'}, 'instance '), current.role] : current.role),
+      signOutButton));
+}
+
+async function endSession() {
+  try {
+    await del('/v1/session');
+  } catch {
+    // signed out already, or the server is gone: the local sign-out is what matters
+  }
+  rememberWorkspace(null);
+}
+
+async function signOut(button) {
+  if (button) button.disabled = true;
+  await endSession();
+  signedOut('You are signed out.');
+}
+
+/** An instance key's session: pick the workspace to work in (the one remembered for this
+ * tab, if it still exists, unless switching). */
+async function chooseWorkspace(value, {focus = true, switching = false} = {}) {
+  teardown();
+  stopWorkspaceStream();
+  signingOut = false;
+  const base = {...value, workspace: null};
+  setSession(base);
+  main = h('main', {id: 'main', class: 'main main-centered', tabindex: '-1'});
+  replace(app, main);
+  document.title = 'Choose a workspace · Conveyor';
+  let workspaces;
+  try {
+    workspaces = (await get('/v1/workspaces')).data || [];
+  } catch (error) {
+    if (session() !== base) return; // signed out meanwhile
+    if (error.status === 403) {
+      await endSession();
+      signedOut(`An instance ${value.role} key cannot open the dashboard: it only claims jobs and reports on them. Sign in with a workspace key or an instance admin key.`);
+      return;
+    }
+    cleanup = mountWorkspacePicker(main, {error, onRetry: () => chooseWorkspace(value, {focus, switching}), onSignOut: signOut});
+    return;
+  }
+  if (session() !== base) return;
+  const remembered = rememberedWorkspace();
+  const again = switching ? null : workspaces.find((workspace) => workspace.slug === remembered);
+  if (again) {
+    signedIn({...base, workspace: again}, {focus});
+    return;
+  }
+  cleanup = mountWorkspacePicker(main, {
+    workspaces,
+    current: switching && value.workspace ? value.workspace.slug : null,
+    onPicked: (workspace) => {
+      rememberWorkspace(workspace.slug);
+      signedIn({...base, workspace});
+    },
+    onSignOut: signOut,
+  });
 }
 
 function signedIn(value, {focus = true} = {}) {
+  if (value.instance && !value.workspace) {
+    chooseWorkspace(value, {focus});
+    return;
+  }
+  teardown();
   setSession(value);
   signingOut = false;
   main = h('main', {id: 'main', class: 'main', tabindex: '-1'});

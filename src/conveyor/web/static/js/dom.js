@@ -76,6 +76,9 @@ const ICONS = {
   out: [['path', {d: 'M15 4h3a2 2 0 0 1 2 2v12a2 2 0 0 1-2 2h-3'}], ['path', {d: 'M10 17l-5-5 5-5M5 12h11'}]],
   chevronLeft: [['path', {d: 'M15 18l-6-6 6-6'}]],
   chevronRight: [['path', {d: 'M9 18l6-6-6-6'}]],
+  chevronDown: [['path', {d: 'M6 9l6 6 6-6'}]],
+  pause: [['path', {d: 'M9 5v14M15 5v14'}]],
+  edit: [['path', {d: 'M4 20h4L19 9l-4-4L4 16z'}], ['path', {d: 'M14 6l4 4'}]],
   x: [['path', {d: 'M6 6l12 12M18 6L6 18'}]],
   clock: [['circle', {cx: 12, cy: 12, r: 9}], ['path', {d: 'M12 7v5l3 2'}]],
 };

@@ -1,6 +1,6 @@
 // One job: status, progress, payload and result, steps as a timeline, and the event log
 // streaming live (filtered by type, progress ticks hidden on request); Release, Cancel and
-// Retry when the role and the job's state allow them.
+// Retry when the role and the job's state allow them; which limits hold a queued job back.
 
 import {can, get, patch, post, session, ws} from '../api.js';
 import {h, icon, replace, setVar} from '../dom.js';
@@ -10,11 +10,14 @@ import {EventStream} from '../sse.js';
 import {
   confirmDialog, copyButton, elapsed, errorBox, liveIndicator, progressBar, statusBadge, throttle, timeAgo, toast,
 } from '../ui.js';
+import {whyText} from './limits.js';
 
 const STEP_STATUS_ICON = {COMPLETED: '✓', FAILED: '✕', SKIPPED: '–', RUNNING: '', PENDING: ''};
 // The events a busy job sends by the hundred; the log can hide them (remembered per browser).
 const PROGRESS_TYPES = new Set(['job.progress', 'step.progress']);
 const HIDE_PROGRESS_KEY = 'conveyor.events.hideProgress';
+// A queued job learns of no event when a limit makes room or is paused: look again.
+const WAITING_REFRESH_MS = 5000;
 
 /** A job created with `hold: true`: PENDING, and waiting for nothing but a release (not
  * for dependencies, nor for an approval). */
@@ -55,6 +58,8 @@ export function mountJob(main, {params}) {
   const live = liveIndicator();
   const actions = h('div', {class: 'page-actions'});
   const heldNote = h('p', {class: 'alert alert-info held-note', 'data-testid': 'held-note', hidden: true});
+  const waitingNote = h('div', {class: 'alert alert-warning held-note', 'data-testid': 'waiting-note', hidden: true});
+  let waitingTimer = null;
   const idLine = h('p', {class: 'page-subtitle job-id'});
   const bar = progressBar({label: 'Job progress', testid: 'job-progress'});
   const percent = h('span', {class: 'progress-percent', 'data-testid': 'job-progress-text'});
@@ -98,6 +103,7 @@ export function mountJob(main, {params}) {
         h('div', {class: 'job-heading'}, h('div', {class: 'title-row'}, title, badgeSlot, live), idLine),
         actions),
       heldNote,
+      waitingNote,
       h('section', {class: 'card progress-card', 'aria-label': 'Progress'},
         h('div', {class: 'progress-row'}, bar, percent), message),
       h('div', {class: 'job-grid'},
@@ -138,11 +144,31 @@ export function mountJob(main, {params}) {
     replace(heldNote, h('strong', {}, 'Held. '), can('release')
       ? 'No worker claims this job until it is released: Release queues it.'
       : 'No worker claims this job until a client or admin key releases it.');
+    renderWaiting();
     renderFacts();
     if (firstTime) replace(payloadBox, jsonView(job.payload, {label: 'Payload', testid: 'payload'}));
     renderOutcome();
     // A live stream ends by itself (stream.complete) after the job's last event.
     if (TERMINAL.has(job.status) && !stream) live.set('complete');
+  }
+
+  /** The limits holding a queued job back, and why (a job answer without `waiting_for`,
+   * such as a cancel's, keeps what the last full read said until the next one). */
+  function renderWaiting() {
+    clearTimeout(waitingTimer);
+    if (job.status !== 'QUEUED') {
+      waitingNote.hidden = true;
+      return;
+    }
+    if (!stopped) waitingTimer = setTimeout(refreshJob, WAITING_REFRESH_MS);
+    if (!Array.isArray(job.waiting_for)) return;
+    const waits = job.waiting_for;
+    waitingNote.hidden = !waits.length;
+    replace(waitingNote,
+      h('strong', {}, waits.length === 1 ? 'Held back by a limit.' : 'Held back by limits.'),
+      h('ul', {class: 'waiting-list'}, waits.map((limit) => h('li', {'data-testid': 'waiting-for', 'data-limit': limit.name},
+        `Waiting for limit ${limit.name}: ${whyText(limit, limit.reason)}`))),
+      h('a', {href: '#/limits'}, 'See the limits'));
   }
 
   function renderActions() {
@@ -242,6 +268,7 @@ export function mountJob(main, {params}) {
       job.timeout_seconds != null && job.status === 'RUNNING' && job.started_at
         ? fact('Times out', timeAgo(timesOutAt(job), {prefix: ''})) : null,
       fact('Worker', job.worker_id ? h('span', {class: 'mono', 'data-testid': 'worker'}, job.worker_id) : h('span', {class: 'muted'}, '—')),
+      job.concurrency_key ? fact('Concurrency key', h('a', {class: 'mono', href: '#/limits', 'data-testid': 'concurrency-key', title: 'The limit of this name, if there is one, governs the job'}, job.concurrency_key)) : null,
       job.agent_task_id ? fact('Agent task', h('a', {class: 'mono', href: `#/jobs?agent_task_id=${encodeURIComponent(job.agent_task_id)}`}, job.agent_task_id)) : null,
       fact('Created', ...when(job.created_at)),
       job.run_at && new Date(job.run_at) - new Date(job.created_at) > 1000 ? fact('Runs at', ...when(job.run_at)) : null,
@@ -528,6 +555,7 @@ export function mountJob(main, {params}) {
 
   return () => {
     stopped = true;
+    clearTimeout(waitingTimer);
     jobSoon.cancel();
     stepsSoon.cancel();
     if (stream) stream.close();

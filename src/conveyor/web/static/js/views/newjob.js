@@ -33,6 +33,7 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
       value: initial.timeout_seconds ? String(initial.timeout_seconds) : '', 'aria-describedby': 'new-timeout-help',
     });
     const agentTask = h('input', {id: 'new-agent-task', class: 'input input-wide mono', autocomplete: 'off', value: initial.agent_task_id || ''});
+    const concurrencyKey = h('input', {id: 'new-concurrency-key', class: 'input input-wide mono', autocomplete: 'off', maxlength: '200', value: initial.concurrency_key || '', 'aria-describedby': 'new-concurrency-key-help'});
     const hold = h('input', {id: 'new-hold', type: 'checkbox', checked: Boolean(initial.hold), 'aria-describedby': 'new-hold-help'});
     const payload = h('textarea', {
       id: 'new-payload', class: 'input input-wide mono textarea', rows: '9', spellcheck: 'false',
@@ -54,6 +55,7 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
         field('new-attempts', 'Max attempts', attempts)),
       field('new-timeout', 'Timeout in seconds (optional)', timeout,
         'An attempt that runs longer fails as timed out (and is retried while attempts are left).'),
+      field('new-concurrency-key', 'Concurrency key (optional)', concurrencyKey, 'The limit of this name governs it (a customer, a model API…); jobs of one key take turns with other keys.'),
       h('div', {class: 'field field-check'},
         h('label', {class: 'check check-left', for: 'new-hold'}, hold, 'Hold it'),
         h('p', {class: 'help', id: 'new-hold-help'}, 'Created Pending: no worker claims it until you release it from its page.')),
@@ -112,6 +114,7 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
       const request = {type, payload: body, priority: Number(priority.value), max_attempts: maxAttempts};
       if (timeoutText) request.timeout_seconds = timeoutSeconds;
       if (agentTask.value.trim()) request.agent_task_id = agentTask.value.trim();
+      if (concurrencyKey.value.trim()) request.concurrency_key = concurrencyKey.value.trim();
       if (hold.checked) request.hold = true;
       submit.disabled = true;
       try {

@@ -1,0 +1,190 @@
+"""`conveyor limits …` against a running server, and what `jobs show` says of a job a
+limit holds back: as a user types them."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from tests.cli.helpers import conveyor
+from tests.support.server import RunningServer
+
+
+def limit_row(output: str, name: str) -> list[str]:
+    """The cells of `limits list`'s row for a limit (split on runs of spaces)."""
+    line = next((line for line in output.splitlines() if line.startswith(name + " ")), None)
+    assert line is not None, f"no row for {name!r} in:\n{output}"
+    return line[len(name) :].split()
+
+
+def fact(output: str, label: str) -> str:
+    """What `limits show` (or `jobs show`) prints after a label."""
+    line = next((line for line in output.splitlines() if line.startswith(label + " ")), None)
+    assert line is not None, f"no {label!r} line in:\n{output}"
+    return line[len(label) :].strip()
+
+
+async def test_set_changes_only_what_is_given_then_pause_resume_and_delete(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    ran = await conveyor("limits", "list", env=env)
+    assert ran.code == 0, ran.output
+    assert "no limits" in ran.out
+
+    ran = await conveyor("limits", "set", "openai", "--max-running", "2", env=env)
+    assert ran.code == 0, ran.output
+    assert fact(ran.out, "max running") == "2"
+    assert fact(ran.out, "rate") == "no cap"
+
+    ran = await conveyor("limits", "set", "openai", "--rate", "10/60", env=env)
+    assert ran.code == 0, ran.output
+    assert fact(ran.out, "max running") == "2", "set keeps what it was not given"
+    assert fact(ran.out, "rate") == "10 per 60 s"
+
+    ran = await conveyor("limits", "pause", "openai", env=env)
+    assert ran.code == 0, ran.output
+    assert fact(ran.out, "paused") == "yes"
+    ran = await conveyor("limits", "--json", "show", "openai", env=env)
+    shown = json.loads(ran.out)
+    assert (shown["max_running"], shown["rate"], shown["paused"]) == (
+        2,
+        {"count": 10, "per_seconds": 60.0},
+        True,
+    )
+    assert shown["waiting_because"] == "paused"
+
+    ran = await conveyor("limits", "resume", "openai", env=env)
+    assert ran.code == 0, ran.output
+    assert fact(ran.out, "paused") == "no"
+    assert fact(ran.out, "max running") == "2", "resume keeps the caps"
+
+    ran = await conveyor("limits", "set", "openai", "--max-running", "none", "--pause", env=env)
+    assert ran.code == 0, ran.output
+    assert fact(ran.out, "max running") == "no cap"
+    assert fact(ran.out, "rate") == "10 per 60 s"
+    assert fact(ran.out, "paused") == "yes"
+    ran = await conveyor("limits", "set", "openai", "--rate", "none", "--resume", env=env)
+    assert (fact(ran.out, "rate"), fact(ran.out, "paused")) == ("no cap", "no"), ran.out
+
+    # Any printable name: a job type's limit, and one with a slash and a space.
+    ran = await conveyor("limits", "pause", "type:email.send", env=env)
+    assert ran.code == 0, ran.output
+    ran = await conveyor("limits", "set", "customer/42 eu", "--max-running", "3", env=env)
+    assert ran.code == 0, ran.output
+    ran = await conveyor("limits", "show", "customer/42 eu", "--json", env=env)
+    assert json.loads(ran.out)["name"] == "customer/42 eu"
+    ran = await conveyor("limits", "list", env=env)
+    assert limit_row(ran.out, "type:email.send") == ["0/-", "0", "-", "-", "yes", "paused"]
+    assert limit_row(ran.out, "customer/42 eu") == ["0/3", "0", "-", "-", "no", "-"]
+
+    ran = await conveyor("limits", "delete", "customer/42 eu", env=env)
+    assert ran.code == 0, ran.output
+    ran = await conveyor("limits", "show", "customer/42 eu", env=env)
+    assert ran.code == 2, ran.output
+    assert "limit" in ran.err
+    ran = await conveyor("limits", "resume", "never-made", env=env)
+    assert ran.code == 2, "resume does not make a limit: there is nothing to resume"
+    ran = await conveyor("limits", "delete", "never-made", env=env)
+    assert ran.code == 2, ran.output
+
+
+async def test_bad_values_and_a_key_that_may_not_manage_limits(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    for option, value in (
+        ("--rate", "10"),
+        ("--rate", "0/60"),
+        ("--rate", "5/0"),
+        ("--rate", "5/inf"),
+        ("--max-running", "-1"),
+        ("--max-running", "lots"),
+    ):
+        ran = await conveyor("limits", "set", "openai", option, value, env=env)
+        assert ran.code == 2, f"{option} {value}: {ran.output}"
+        assert option in ran.err, ran.err
+    ran = await conveyor("limits", "list", env=env)
+    assert "no limits" in ran.out, "nothing was written"
+
+    client = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["client"]}
+    ran = await conveyor("limits", "set", "openai", "--max-running", "1", env=client)
+    assert ran.code == 1, ran.output
+    assert "a client key may not manage limits" in ran.err, ran.err
+    ran = await conveyor("limits", "list", env=client)
+    assert ran.code == 0, "every key that reads the workspace reads its limits"
+
+
+async def test_jobs_show_says_which_limit_holds_a_job_back(
+    server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    ran = await conveyor("limits", "set", "openai", "--max-running", "1", env=env)
+    assert ran.code == 0, ran.output
+    ids = []
+    for _ in range(2):
+        ran = await conveyor(
+            "jobs", "create", "-q", "--type", "ai.chat", "--concurrency-key", "openai", env=env
+        )
+        assert ran.code == 0, ran.output
+        ids.append(ran.out.strip())
+    claimed = await client.post(
+        "/claims",
+        json={"worker_id": "w", "limit": 2, "lease_seconds": 600},
+        headers={"Authorization": f"Bearer {keys['worker']}"},
+    )
+    assert [job["id"] for job in claimed.json()["data"]] == ids[:1], claimed.text
+
+    ran = await conveyor("jobs", "show", ids[1], env=env)
+    assert ran.code == 0, ran.output
+    assert fact(ran.out, "concurrency key") == "openai"
+    assert "waiting for limit openai: 1/1 running" in ran.out
+    ran = await conveyor("jobs", "show", ids[0], env=env)
+    assert "waiting for" not in ran.out, "a running job waits for nothing"
+
+    ran = await conveyor("limits", "list", env=env)
+    assert limit_row(ran.out, "openai") == ["1/1", "1", "-", "-", "no", "1/1", "running"]
+    ran = await conveyor("limits", "show", "openai", env=env)
+    assert fact(ran.out, "waiting") == "none may start: 1/1 running"
+
+    ran = await conveyor("limits", "pause", "openai", env=env)
+    ran = await conveyor("jobs", "show", ids[1], env=env)
+    assert "waiting for limit openai: paused" in ran.out, ran.out
+
+    # A rate: one start an hour. The first job starts; the second waits for the window.
+    ran = await conveyor("limits", "set", "type:ai.draw", "--rate", "1/3600", env=env)
+    assert ran.code == 0, ran.output
+    drawings = []
+    for _ in range(2):
+        ran = await conveyor("jobs", "create", "-q", "--type", "ai.draw", env=env)
+        drawings.append(ran.out.strip())
+    claimed = await client.post(
+        "/claims",
+        json={"worker_id": "w", "limit": 2, "lease_seconds": 600, "types": ["ai.draw"]},
+        headers={"Authorization": f"Bearer {keys['worker']}"},
+    )
+    assert len(claimed.json()["data"]) == 1, claimed.text
+    waiting = next(job for job in drawings if job != claimed.json()["data"][0]["id"])
+    ran = await conveyor("jobs", "show", waiting, env=env)
+    assert "waiting for limit type:ai.draw: rate: 1 per 3600 s" in ran.out, ran.out
+    assert fact(ran.out, "concurrency key") == "-"
+
+
+async def test_an_instance_admin_names_the_workspace(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["instance_admin"]}
+    ran = await conveyor("limits", "list", env=env)
+    assert ran.code == 1, ran.output
+    assert "instance key" in ran.err, ran.err
+    assert "--workspace" in ran.err, ran.err
+    assert "Traceback" not in ran.output
+    ran = await conveyor(
+        "limits", "set", "openai", "--max-running", "4", "--workspace", "other", env=env
+    )
+    assert ran.code == 0, ran.output
+    ran = await conveyor("limits", "--workspace", "other", "list", env=env)
+    assert limit_row(ran.out, "openai")[0] == "0/4"
+    ran = await conveyor("limits", "list", "--workspace", "acme", env=env)
+    assert "no limits" in ran.out, "the limit is the other workspace's"
