@@ -75,6 +75,7 @@ class _OutputPump:
         self._buffer: list[str] = []
         self._buffered = 0
         self._sending = asyncio.Lock()
+        self._ended = asyncio.Event()
 
     async def pump(self, stream: asyncio.StreamReader) -> None:
         flusher = asyncio.create_task(self._flush_periodically())
@@ -84,10 +85,15 @@ class _OutputPump:
                 if self._buffered >= FLUSH_CHARS:
                     await self._flush()
             self._take(self._decoder.decode(b"", final=True))
-        finally:
-            flusher.cancel()
+        except BaseException:
+            flusher.cancel()  # stopped (cancelled): nothing more is sent
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
+            raise
+        # The output ended: let a periodic flush on its way finish (cancelling it would lose
+        # what it had taken from the buffer), then send the rest.
+        self._ended.set()
+        await flusher
         await self._flush()
 
     def _take(self, text: str) -> None:
@@ -99,8 +105,9 @@ class _OutputPump:
         self._buffered += len(text)
 
     async def _flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
+        while not self._ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ended.wait(), FLUSH_SECONDS)
             await self._flush()
 
     async def _flush(self) -> None:
