@@ -22,7 +22,8 @@ def test_both_dialects_load_and_define_what_the_other_does() -> None:
     # transaction horizon; SQLite's one-row statements run in a batch on its thread.
     only_postgres = {
         "group_picks",
-        "claim_groups",
+        "picked_unlimited",
+        "admitted",
         "take_claim_locks",
         "insert_jobs",
         "skip_known_idempotency_keys",
@@ -38,7 +39,6 @@ def test_both_dialects_load_and_define_what_the_other_does() -> None:
     }
     only_sqlite = {
         "insert_job",
-        "claim_group",
         "pick_group",
         "record_start",
         "complete_job",
@@ -68,7 +68,7 @@ def test_a_name_is_defined_once_and_parts_are_all_or_nothing() -> None:
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
 def test_hot_path_guards_come_from_the_transition_table(dialect: str) -> None:
     queries = Queries(dialect)  # type: ignore[arg-type]
-    claim = queries["group_picks" if dialect == "postgresql" else "claim_group"].template
+    claim = queries["group_picks" if dialect == "postgresql" else "pick_group"].template
     assert status_condition([CLAIMABLE_STATUS]) in claim
     completable = sources_for(JobStatus.COMPLETED)
     if dialect == "postgresql":

@@ -60,6 +60,8 @@ def _column(values: list[Any]) -> tuple[list[Any], Any]:
 
 _CANDIDATE_COLUMNS = "j.id, j.workspace_id, j.type, j.concurrency_key, j.priority, j.run_at"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NO_STARTS: dict[str, list[Any]] = {"start_ws": [], "start_names": [], "start_counts": []}
+"""`start_jobs` where no limit governs: no start for a rate window to count."""
 
 
 def _candidate(row: Row) -> Candidate:
@@ -191,11 +193,12 @@ class PostgresJobStore(SharedJobStatements):
             weights = {workspace.id: workspace.weight for workspace in plan}
             shares = split_fairly(groups, weights, budget)
             if not limited:
+                chosen = self.queries["picked_unlimited"].compose(
+                    picks=self._group_picks(request, "j.id")
+                )
                 rows = await connection.fetch(
-                    self.queries["claim_groups"].compose(
-                        picks=self._group_picks(request, "j.id"), answer=answer.columns
-                    ),
-                    {**self._claim_params(request), **_share_params(shares)},
+                    self.queries["start_jobs"].compose(chosen=chosen, answer=answer.columns),
+                    {**self._claim_params(request), **_share_params(shares), **_NO_STARTS},
                 )
                 jobs = [answer.from_row(self.rows, row) for row in rows]
                 more = len(groups) > 1 and 0 < len(jobs) < budget
@@ -254,7 +257,7 @@ class PostgresJobStore(SharedJobStatements):
                     if states[key].limit.rate is not None
                 ]
                 rows = await connection.fetch(
-                    q["claim_chosen"].compose(answer=answer.columns),
+                    q["start_jobs"].compose(chosen=q["admitted"].sql, answer=answer.columns),
                     {
                         **self._claim_params(request),
                         "ids": [candidate.id for candidate in admission.admitted],

@@ -190,9 +190,13 @@ class SqliteJobStore(SharedJobStatements):
             else:
                 rows, wake_in = [], None
                 for group, share in shares.items():
-                    sql, params = self._group_statement("claim_group", group, types)
+                    picks, params = self._picks(group, types)
+                    chosen = f"SELECT id FROM ({picks})"
                     rows += connection.execute(
-                        sql, encode_params({**claim_params, **params, "share": share})
+                        self.queries["start_jobs"].compose(chosen=chosen),
+                        encode_params(
+                            {**claim_params, **params, "share": share, "limited": False}
+                        ),
                     ).fetchall()
             written = [
                 connection.execute(
@@ -218,13 +222,13 @@ class SqliteJobStore(SharedJobStatements):
             claimed.more,
         )
 
-    def _group_statement(self, name: str, group: Group, types: str) -> tuple[str, dict[str, Any]]:
-        """`claim_group` or `pick_group` for one group (its `{group}` condition)."""
+    def _picks(self, group: Group, types: str) -> tuple[str, dict[str, Any]]:
+        """`pick_group` for one group (its `{group}` condition)."""
         if group.concurrency_key is None:
             condition, params = "concurrency_key IS NULL", {}
         else:
             condition, params = "concurrency_key = :key", {"key": group.concurrency_key}
-        sql = self.queries[name].compose(group=condition, type_condition=types)
+        sql = self.queries["pick_group"].compose(group=condition, type_condition=types)
         return sql, {**params, "ws": group.workspace_id}
 
     def _claimable_keys(self, connection: Executor, workspace_id: UUID, most: int) -> list[str]:
@@ -254,7 +258,7 @@ class SqliteJobStore(SharedJobStatements):
         q = self.queries
         candidates: list[Candidate] = []
         for group, share in shares.items():
-            sql, params = self._group_statement("pick_group", group, types)
+            sql, params = self._picks(group, types)
             picks = {**params, "share": share}
             if "types" in claim_params:
                 picks["types"] = claim_params["types"]
@@ -296,10 +300,11 @@ class SqliteJobStore(SharedJobStatements):
             states.update(found)
         admission = admit(fair_order(candidates, weights), states, request.limit, now or _EPOCH)
         rows = []
+        start = q["start_jobs"].compose(chosen=":id")
         for candidate in admission.admitted:
             limited_job = bool(admission.governing.get(candidate.id))
             row = connection.execute(
-                q["claim_chosen"].sql,
+                start,
                 encode_params({**claim_params, "id": candidate.id, "limited": limited_job}),
             ).fetchone()
             if row is not None:

@@ -107,43 +107,25 @@ CROSS JOIN LATERAL (
     FOR UPDATE SKIP LOCKED
 ) j;
 
--- name: claim_groups
--- A claim where no limit governs: every job the groups' shares pick starts, in one
--- statement. {claimable} and {leased_status} come from the transition table (a claim is
--- the move between them); {answer} is the projection the caller asked for. A job with a
--- timeout is leased no further than its deadline, timeout_seconds + :grace from its start
--- (LEAST ignores the NULL of a job without one).
-WITH picked AS ({picks}), claimed AS (
-    UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
-        lease_id = gen_random_uuid(),
-        lease_expires_at = now() + make_interval(secs => LEAST(:lease, timeout_seconds + :grace)),
-        started_at = now(), updated_at = now(), version = version + 1,
-        last_event_seq = last_event_seq + 1, limited = false
-    -- Joined with its rows rather than filtered by id = ANY(ARRAY(…)): a generic plan
-    -- cached while the table was small turns the latter into a sequential scan.
-    FROM picked WHERE jobs.id = picked.id
-    RETURNING {job_columns:jobs}
-), started AS (
-    INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload,
-        created_at)
-    SELECT id, workspace_id, type, last_event_seq, NULL, 'job.started', :actor,
-        jsonb_build_object('attempt', attempt, 'worker_id', worker_id), now()
-    FROM claimed
-)
-SELECT {answer} FROM claimed ORDER BY priority, run_at, id;
-
--- name: claim_chosen
--- A claim where limits govern: the jobs the domain admitted (picked and locked earlier in
--- this transaction, under the workspaces' claim locks) start, and each start a rate
--- counts is recorded.
-WITH chosen AS (
-    SELECT * FROM unnest(:ids::uuid[], :limited::bool[]) AS c(id, limited)
-), claimed AS (
+-- name: start_jobs
+-- Chosen jobs ({chosen}: id, and whether it starts under a limit) start under fresh
+-- leases, each with its job.started event, and each start a rate window counts is
+-- recorded (:start_ws, :start_names, :start_counts; empty where no limit has a rate).
+-- Where no limit governs, {chosen} is what the groups' shares pick (`group_picks`), in the
+-- same statement; where limits govern, the ids the domain admitted, picked and locked
+-- earlier in this transaction under the workspaces' claim locks. {claimable} and
+-- {leased_status} come from the transition table (a claim is the move between them);
+-- {answer} is the projection the caller asked for. A job with a timeout is leased no
+-- further than its deadline, timeout_seconds + :grace from its start (LEAST ignores the
+-- NULL of a job without one).
+WITH chosen AS ({chosen}), claimed AS (
     UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
         lease_id = gen_random_uuid(),
         lease_expires_at = now() + make_interval(secs => LEAST(:lease, timeout_seconds + :grace)),
         started_at = now(), updated_at = now(), version = version + 1,
         last_event_seq = last_event_seq + 1, limited = chosen.limited
+    -- Joined with its rows rather than filtered by id = ANY(ARRAY(…)): a generic plan
+    -- cached while the table was small turns the latter into a sequential scan.
     FROM chosen WHERE jobs.id = chosen.id AND {claimable:jobs}
     RETURNING {job_columns:jobs}
 ), started AS (
@@ -160,6 +142,14 @@ WITH chosen AS (
     CROSS JOIN generate_series(1, s.n)
 )
 SELECT {answer} FROM claimed ORDER BY priority, run_at, id;
+
+-- name: picked_unlimited
+-- `start_jobs`'s {chosen} where no limit governs: every job the shares pick.
+SELECT picked.id, false AS limited FROM ({picks}) picked;
+
+-- name: admitted
+-- `start_jobs`'s {chosen} where limits govern: the jobs the domain admitted.
+SELECT * FROM unnest(:ids::uuid[], :limited::bool[]) AS c(id, limited);
 
 -- name: take_claim_locks
 -- The claim lock of each workspace that limits govern, in one order (no deadlock): held

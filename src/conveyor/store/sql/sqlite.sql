@@ -20,10 +20,12 @@ VALUES (:id, :ws, :type, :status, :priority, :payload, NULL, NULL, 0, :agent_tas
 ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING {job_columns};
 
--- name: claim_group
--- The most urgent due jobs of one group ({group}: no concurrency key, or :key), as many as
--- its :share, start. {claimable} and {leased_status} come from the transition table (a
--- claim is the move between them). The start events are written by the same batch on the
+-- name: start_jobs
+-- Chosen jobs ({chosen}: their ids) start under fresh leases; :limited says whether they
+-- start under a limit. Where no limit governs, {chosen} is what one group's share picks
+-- (`pick_group`), in the same statement; where limits govern, the one job the domain
+-- admitted (:id). {claimable} and {leased_status} come from the transition table (a claim
+-- is the move between them). The start events are written by the same batch on the
 -- writer's thread. A job with a timeout is leased no further than its deadline,
 -- timeout_seconds + :grace from its start (SQLite's min() is NULL when an argument is:
 -- hence the COALESCE).
@@ -31,31 +33,17 @@ UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
     lease_id = conveyor_uuid4(),
     lease_expires_at = conveyor_after(min(:lease, COALESCE(timeout_seconds + :grace, :lease))),
     started_at = conveyor_now(), updated_at = conveyor_now(), version = version + 1,
-    last_event_seq = last_event_seq + 1, limited = 0
-WHERE id IN (
-    SELECT id FROM jobs
-    WHERE workspace_id = :ws AND {group} AND {claimable} AND run_at <= conveyor_now()
-        {type_condition}
-    ORDER BY priority, run_at, id LIMIT :share
-)
+    last_event_seq = last_event_seq + 1, limited = :limited
+WHERE id IN ({chosen}) AND {claimable}
 RETURNING {job_columns};
 
 -- name: pick_group
--- A group's most urgent due jobs, as a claim under limits weighs them.
+-- A group's ({group}: no concurrency key, or :key) most urgent due jobs, as many as its
+-- :share: what a claim starts where no limit governs, and weighs where limits do.
 SELECT id, workspace_id, type, concurrency_key, priority, run_at FROM jobs
 WHERE workspace_id = :ws AND {group} AND {claimable} AND run_at <= conveyor_now()
     {type_condition}
 ORDER BY priority, run_at, id LIMIT :share;
-
--- name: claim_chosen
--- One job the domain admitted under limits starts.
-UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
-    lease_id = conveyor_uuid4(),
-    lease_expires_at = conveyor_after(min(:lease, COALESCE(timeout_seconds + :grace, :lease))),
-    started_at = conveyor_now(), updated_at = conveyor_now(), version = version + 1,
-    last_event_seq = last_event_seq + 1, limited = :limited
-WHERE id = :id AND {claimable}
-RETURNING {job_columns};
 
 -- name: record_start
 INSERT INTO limit_starts (workspace_id, name, started_at) VALUES (:ws, :name, conveyor_now());
