@@ -194,9 +194,7 @@ class SqliteJobStore(SharedJobStatements):
                     chosen = f"SELECT id FROM ({picks})"
                     rows += connection.execute(
                         self.queries["start_jobs"].compose(chosen=chosen),
-                        encode_params(
-                            {**claim_params, **params, "share": share, "limited": False}
-                        ),
+                        encode_params({**claim_params, **params, "share": share, "limited": False}),
                     ).fetchall()
             written = [
                 connection.execute(
