@@ -18,7 +18,7 @@ from conveyor.bus.postgres import PostgresListener
 from conveyor.bus.work import WorkSignal
 from conveyor.config import Settings
 from conveyor.domain import events
-from conveyor.domain.errors import AlreadyExists, ConveyorError, TransientDatabaseError, Unavailable
+from conveyor.domain.errors import OUTAGES, AlreadyExists, ConveyorError
 from conveyor.domain.events import Event
 from conveyor.domain.limits import JsonLimits
 from conveyor.metrics import Metrics
@@ -226,7 +226,7 @@ class Runtime:
             try:
                 while len(await self.jobs.expire_leases(limit=500)) == 500:
                     pass
-            except (Unavailable, TransientDatabaseError) as error:
+            except OUTAGES as error:
                 log.warning("lease reaper: database unavailable (%s); will try again", error)
             except Exception:
                 log.exception("lease reaper failed; will try again")

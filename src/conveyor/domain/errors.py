@@ -234,3 +234,8 @@ class StorageReadOnly(StorageUnavailable):
     or a read-only database)."""
 
     reason = "storage read-only"
+
+
+OUTAGES: tuple[type[ConveyorError], ...] = (Unavailable, TransientDatabaseError, StorageUnavailable)
+"""What a background loop (reaper, scheduler, pruner) waits out with a warning and tries
+again: the database is away, lost a race, or cannot store anything until an operator acts."""

@@ -15,7 +15,7 @@ import contextlib
 import logging
 from typing import Final
 
-from conveyor.domain.errors import TransientDatabaseError, Unavailable
+from conveyor.domain.errors import OUTAGES
 from conveyor.service.schedules import ScheduleService
 
 log = logging.getLogger("conveyor.scheduler")
@@ -48,7 +48,7 @@ class Scheduler:
         while True:
             try:
                 delay = await self.run_once()
-            except (Unavailable, TransientDatabaseError) as error:
+            except OUTAGES as error:
                 log.warning("scheduler: database unavailable (%s); will try again", error)
                 delay = self.retry_seconds
             except Exception:

@@ -28,12 +28,11 @@ from typing import Protocol
 from uuid import UUID
 
 from conveyor.domain.errors import (
+    OUTAGES,
     AlreadyExists,
     IdempotencyConflict,
     ScheduleConflict,
     ScheduleNotFound,
-    TransientDatabaseError,
-    Unavailable,
 )
 from conveyor.domain.jobs import Job
 from conveyor.domain.limits import JsonLimits, validate_json, validate_text
@@ -233,7 +232,7 @@ class ScheduleService:
         for schedule in await self.schedules.due_schedules(now, limit):
             try:
                 progress += await self._advance(schedule, now)
-            except (Unavailable, TransientDatabaseError):
+            except OUTAGES:
                 raise
             except Exception:
                 log.exception(
