@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from starlette.types import Scope, Send
+from starlette.types import Message, Scope, Send
 
 ABORT_KEY = "conveyor.abort_connection"
 
@@ -38,3 +38,17 @@ async def abort_connection(scope: Scope) -> bool:
     # it then neither waits on the connection nor reports a response left unfinished.
     await asyncio.sleep(0)
     return True
+
+
+class ResponseWatch:
+    """An application's `send`, watched: once the response has started, no other answer
+    can be sent in its place."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from conveyor.api.connections import ResponseWatch
 from conveyor.api.problems import Problem, problem_response
 
 
@@ -43,7 +44,7 @@ class RequestSizeLimit:
                     await self._refuse(scope, receive, send)
                     return
         received = 0
-        started = False
+        response = ResponseWatch(send)
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -54,16 +55,10 @@ class RequestSizeLimit:
                     raise BodyTooLarge(self.max_bytes)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, response.send)
         except BodyTooLarge:
-            if not started:
+            if not response.started:
                 await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:

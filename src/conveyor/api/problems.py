@@ -21,9 +21,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from conveyor.api.connections import abort_connection
+from conveyor.api.connections import ResponseWatch, abort_connection
 from conveyor.domain.errors import (
     AlreadyExists,
     ConcurrentUpdate,
@@ -323,21 +323,14 @@ class UnexpectedErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        response = ResponseWatch(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, response.send)
         except ClientDisconnect:
             return  # the client hung up: nobody to answer, nothing gone wrong here
         except Exception as error:
             where = f"{scope.get('method')} {scope.get('path')}"
-            if started:
+            if response.started:
                 log.error("unhandled error on %s; the response was cut off", where, exc_info=error)
                 await abort_connection(scope)
                 return
