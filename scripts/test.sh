@@ -24,7 +24,9 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+# The benchmark peers too: mypy checks bench/ against their real types.
+.venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]' \
+  -r bench/requirements.txt
 
 echo "== ruff"
 .venv/bin/ruff check src tests bench devtools
