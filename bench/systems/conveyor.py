@@ -705,9 +705,7 @@ class HttpSession(Session):
 
     def consumer(self) -> Consumer:
         async def backend() -> HttpBackend:
-            return HttpBackend.connect(
-                (await self.server()).url, self.keys.token, workspace=WORKSPACE
-            )
+            return HttpBackend.connect((await self.server()).url, self.keys.token)
 
         return ConveyorWorkerConsumer(backend, slots=self.slots)
 
