@@ -291,6 +291,28 @@ def environment(plan: Plan, infra: Infra, facts: dict[str, Any]) -> dict[str, An
             "sse_fanout_followers": list(plan.sse_fanout_followers),
             "sse_fanout_seconds": plan.sse_fanout_seconds,
             "sse_fanout_connections": plan.sse_fanout_connections,
+            "noisy_neighbour": {
+                "a_jobs": plan.noisy_jobs,
+                "b_jobs": plan.noisy_b_jobs,
+                "head_start": plan.noisy_head_start,
+                "slots": plan.noisy_slots,
+            },
+            "claim_keys": {"keys": plan.keys, "max_running": plan.keys_max_running},
+            "limit_hammer": {
+                "jobs": plan.hammer_jobs,
+                "workers": plan.hammer_workers,
+                "slots": plan.hammer_slots,
+                "max_running": plan.hammer_max_running,
+                "work_ms": plan.hammer_work_ms,
+            },
+            "due_start": {
+                "jobs": plan.due_jobs,
+                "spacing_s": plan.due_spacing,
+                "lead_s": list(plan.due_lead),
+                "slots": plan.due_slots,
+                "retries": plan.due_retries,
+                "retry_backoff_s": plan.due_retry_backoff,
+            },
             "scenarios": list(plan.scenarios),
         },
     }
