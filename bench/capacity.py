@@ -14,7 +14,10 @@
   fair turns between keys) and `limits` (the same keys, each a limit of
   `max_running: plan.keys_max_running`: the cost of admission under the claim lock).
   Figures: jobs/s of each and each over `plain`. On PostgreSQL the details hold
-  `pg_stat_statements` by statement (calls, server time) for each.
+  `pg_stat_statements` by statement (calls, server time) for each. The database is
+  ANALYZEd after the fill (`plan.keys_analyze`, `--no-analyze` to drain without): without
+  statistics both databases plan the group reads on `ix_jobs_due` (docs/benchmarks.md),
+  and the figures would measure when autovacuum happens to run.
 * `limit-hammer`: one limit of `max_running: plan.hammer_max_running`, `plan.hammer_jobs`
   jobs of its key, `plan.hammer_workers` `Worker`s of `plan.hammer_slots` slots each, each
   on its own store (its own connection pool and, on PostgreSQL, its own LISTEN
@@ -254,6 +257,9 @@ async def _keys_run(system: System, infra: Infra, plan: Plan, variant: str) -> d
                         rate=None,
                         paused=False,
                     )
+            if plan.keys_analyze:
+                async with store.database.write() as connection:
+                    await connection.execute("ANALYZE")
         finally:
             await store.close()
         await session.quiesce()
@@ -280,6 +286,7 @@ async def _keys_run(system: System, infra: Infra, plan: Plan, variant: str) -> d
             "seconds": elapsed,
             "duplicate_starts": starts.duplicates,
             "slots": session.slots,
+            "analyzed_after_fill": plan.keys_analyze,
         }
         if database is not None:
             await postgres.wait_idle(database)

@@ -82,6 +82,9 @@ class Plan:
     """`claim-keys`: distinct concurrency keys over `jobs` jobs."""
     keys_max_running: int = 10
     """`claim-keys`: each key's limit in the limited variant."""
+    keys_analyze: bool = True
+    """`claim-keys`: ANALYZE the database after filling it, so every variant is planned on
+    the table's statistics (False: as the database has them then; see docs/benchmarks.md)."""
     hammer_jobs: int = 5_000
     hammer_workers: int = 8
     hammer_slots: int = 100
@@ -142,8 +145,11 @@ class Plan:
         streams: int | None = None,
         slots: list[int] | None = None,
         followers: list[int] | None = None,
+        analyze: bool | None = None,
     ) -> Plan:
         plan = self
+        if analyze is not None:
+            plan = replace(plan, keys_analyze=analyze)
         if jobs is not None:
             plan = replace(plan, jobs=jobs)
         if repeat is not None:

@@ -69,6 +69,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--followers", type=int, nargs="+", metavar="N", help="workspace followers sse-fanout tries"
     )
+    parser.add_argument(
+        "--no-analyze",
+        dest="analyze",
+        action="store_false",
+        default=None,
+        help="claim-keys: drain without ANALYZE after the fill",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json")
     return parser.parse_args(argv)
 
@@ -297,7 +304,11 @@ def environment(plan: Plan, infra: Infra, facts: dict[str, Any]) -> dict[str, An
                 "head_start": plan.noisy_head_start,
                 "slots": plan.noisy_slots,
             },
-            "claim_keys": {"keys": plan.keys, "max_running": plan.keys_max_running},
+            "claim_keys": {
+                "keys": plan.keys,
+                "max_running": plan.keys_max_running,
+                "analyze_after_fill": plan.keys_analyze,
+            },
             "limit_hammer": {
                 "jobs": plan.hammer_jobs,
                 "workers": plan.hammer_workers,
@@ -467,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         streams=args.streams,
         slots=args.slots,
         followers=args.followers,
+        analyze=args.analyze,
     )
     uvloop = _uvloop()
     if uvloop is not None:

@@ -172,7 +172,7 @@ SCENARIO_INFO: dict[str, ScenarioInfo] = {
             "claim-keys",
             "{jobs} queued jobs drained three ways in one run, each on a fresh database: plain "
             "(no keys), keys ({keys} concurrency keys, no limits), limits (the same keys, each "
-            "max_running {keys_max_running}); ratio = over plain",
+            "max_running {keys_max_running}); ratio = over plain; {analyzed}",
             (
                 Metric("plain_jobs_per_s", "plain jobs/s", True),
                 Metric("keys_jobs_per_s", "keys jobs/s", True),
@@ -293,6 +293,7 @@ def describe(scenario: str, plan: Plan) -> str:
         noisy_b_jobs=plan.noisy_b_jobs,
         keys=plan.keys,
         keys_max_running=plan.keys_max_running,
+        analyzed="ANALYZE after the fill" if plan.keys_analyze else "no ANALYZE after the fill",
         hammer_max_running=plan.hammer_max_running,
         hammer_jobs=plan.hammer_jobs,
         hammer_workers=plan.hammer_workers,
