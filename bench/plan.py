@@ -14,6 +14,10 @@ SCENARIOS = (
     "latency",
     "latency-80",
     "contention",
+    "noisy-neighbour",
+    "claim-keys",
+    "limit-hammer",
+    "due-start",
     "sse-1",
     "sse-quiet",
     "sse-many",
@@ -67,6 +71,38 @@ class Plan:
     """Keep-alive connections the `sse-fanout` producer creates jobs on, one request each."""
     sse_fanout_measured: int = 10
     """Followers that parse every event for its delivery lag (the rest only count them)."""
+    noisy_jobs: int = 100_000
+    """`noisy-neighbour`: jobs queued in workspace A before the pool starts."""
+    noisy_b_jobs: int = 100
+    """`noisy-neighbour`: jobs workspace B creates, in one call, once the pool is busy."""
+    noisy_head_start: int = 5_000
+    """`noisy-neighbour`: A's jobs the pool completes before B creates its own."""
+    noisy_slots: int = 200
+    keys: int = 1_000
+    """`claim-keys`: distinct concurrency keys over `jobs` jobs."""
+    keys_max_running: int = 10
+    """`claim-keys`: each key's limit in the limited variant."""
+    keys_analyze: bool = True
+    """`claim-keys`: ANALYZE the database after filling it, so every variant is planned on
+    the table's statistics (False: as the database has them then; see docs/benchmarks.md)."""
+    hammer_jobs: int = 5_000
+    hammer_workers: int = 8
+    hammer_slots: int = 100
+    """`limit-hammer`: slots of each of the `hammer_workers` workers."""
+    hammer_max_running: int = 5
+    hammer_work_ms: float = 10.0
+    """`limit-hammer`: each handler sleeps a uniform 0..this many ms, so the jobs end one by
+    one and every ending is a race for the room it leaves."""
+    due_jobs: int = 200
+    """`due-start`: jobs, each due at its own time, `due_spacing` apart."""
+    due_spacing: float = 0.05
+    due_lead: tuple[float, float] = (0.3, 3.0)
+    """`due-start`: each job is created this many seconds (uniform) before it is due."""
+    due_slots: int = 4
+    due_retries: int = 50
+    """`due-start`: jobs that fail once and come due again after their backoff."""
+    due_retry_spacing: float = 0.1
+    due_retry_backoff: float = 0.5
     timeout_seconds: float = 300.0
     scenarios: tuple[str, ...] = SCENARIOS
 
@@ -86,6 +122,17 @@ class Plan:
             sse_idle_seconds=0.3,
             sse_fanout_followers=(0, 20),
             sse_fanout_seconds=1.0,
+            noisy_jobs=5_000,
+            noisy_b_jobs=20,
+            noisy_head_start=500,
+            keys=100,
+            keys_max_running=5,
+            hammer_jobs=300,
+            hammer_workers=3,
+            hammer_slots=20,
+            due_jobs=20,
+            due_lead=(0.2, 0.5),
+            due_retries=5,
             timeout_seconds=60.0,
         )
 
@@ -98,8 +145,11 @@ class Plan:
         streams: int | None = None,
         slots: list[int] | None = None,
         followers: list[int] | None = None,
+        analyze: bool | None = None,
     ) -> Plan:
         plan = self
+        if analyze is not None:
+            plan = replace(plan, keys_analyze=analyze)
         if jobs is not None:
             plan = replace(plan, jobs=jobs)
         if repeat is not None:

@@ -69,6 +69,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--followers", type=int, nargs="+", metavar="N", help="workspace followers sse-fanout tries"
     )
+    parser.add_argument(
+        "--no-analyze",
+        dest="analyze",
+        action="store_false",
+        default=None,
+        help="claim-keys: drain without ANALYZE after the fill",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json")
     return parser.parse_args(argv)
 
@@ -291,6 +298,32 @@ def environment(plan: Plan, infra: Infra, facts: dict[str, Any]) -> dict[str, An
             "sse_fanout_followers": list(plan.sse_fanout_followers),
             "sse_fanout_seconds": plan.sse_fanout_seconds,
             "sse_fanout_connections": plan.sse_fanout_connections,
+            "noisy_neighbour": {
+                "a_jobs": plan.noisy_jobs,
+                "b_jobs": plan.noisy_b_jobs,
+                "head_start": plan.noisy_head_start,
+                "slots": plan.noisy_slots,
+            },
+            "claim_keys": {
+                "keys": plan.keys,
+                "max_running": plan.keys_max_running,
+                "analyze_after_fill": plan.keys_analyze,
+            },
+            "limit_hammer": {
+                "jobs": plan.hammer_jobs,
+                "workers": plan.hammer_workers,
+                "slots": plan.hammer_slots,
+                "max_running": plan.hammer_max_running,
+                "work_ms": plan.hammer_work_ms,
+            },
+            "due_start": {
+                "jobs": plan.due_jobs,
+                "spacing_s": plan.due_spacing,
+                "lead_s": list(plan.due_lead),
+                "slots": plan.due_slots,
+                "retries": plan.due_retries,
+                "retry_backoff_s": plan.due_retry_backoff,
+            },
             "scenarios": list(plan.scenarios),
         },
     }
@@ -445,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         streams=args.streams,
         slots=args.slots,
         followers=args.followers,
+        analyze=args.analyze,
     )
     uvloop = _uvloop()
     if uvloop is not None:

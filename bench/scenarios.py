@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import fanout
+from bench import capacity, due, fanout
 from bench.infra import Infra
 from bench.measure import WARMUP_BASE, percentile, produce_steadily
 from bench.plan import Plan
@@ -151,6 +151,70 @@ SCENARIO_INFO: dict[str, ScenarioInfo] = {
             ("updates_per_s",),
         ),
         ScenarioInfo(
+            "noisy-neighbour",
+            "workspace A: {noisy_jobs} queued jobs; a pool of {noisy_slots} slots serving every "
+            "workspace drains them; after {noisy_head_start} B creates {noisy_b_jobs}: B's wait "
+            "(created_at to started_at, the database's) and A's jobs started meanwhile (after "
+            "B's were created, before B's last started); fifo = the same jobs in one workspace",
+            (
+                Metric("fair_p50_ms", "fair B wait p50 ms", False, "{:,.1f}"),
+                Metric("fair_p99_ms", "fair p99 ms", False, "{:,.1f}"),
+                Metric("fair_max_ms", "fair max ms", False, "{:,.1f}"),
+                Metric("fair_a_between", "fair A meanwhile", False),
+                Metric("fifo_p50_ms", "fifo B wait p50 ms", False),
+                Metric("fifo_p99_ms", "fifo p99 ms", False),
+                Metric("fifo_max_ms", "fifo max ms", False),
+                Metric("fifo_a_between", "fifo A meanwhile", False),
+            ),
+            (),
+        ),
+        ScenarioInfo(
+            "claim-keys",
+            "{jobs} queued jobs drained three ways in one run, each on a fresh database: plain "
+            "(no keys), keys ({keys} concurrency keys, no limits), limits (the same keys, each "
+            "max_running {keys_max_running}); ratio = over plain; {analyzed}",
+            (
+                Metric("plain_jobs_per_s", "plain jobs/s", True),
+                Metric("keys_jobs_per_s", "keys jobs/s", True),
+                Metric("limits_jobs_per_s", "limits jobs/s", True),
+                Metric("keys_ratio", "keys / plain", True, "{:.2f}"),
+                Metric("limits_ratio", "limits / plain", True, "{:.2f}"),
+            ),
+            (),
+        ),
+        ScenarioInfo(
+            "limit-hammer",
+            "one limit of max_running {hammer_max_running}, {hammer_jobs} jobs of its key, "
+            "{hammer_workers} workers x {hammer_slots} slots (each its own store), handlers "
+            "of 0..{hammer_work_ms:g} ms: the most "
+            "RUNNING ever seen by a monitor process polling count(*), and rebuilt from the "
+            "job.started/ending events by timestamp and by insert order",
+            (
+                Metric("max_polled", "max RUNNING polled", False),
+                Metric("max_by_time", "max by event time", False),
+                Metric("max_by_order", "max by event order", False),
+                Metric("jobs_per_s", "jobs/s", True),
+                Metric("polls_per_s", "polls/s", True),
+            ),
+            (),
+        ),
+        ScenarioInfo(
+            "due-start",
+            "an idle worker ({due_slots} slots, long-polling); {due_jobs} jobs each due at its "
+            "own time {due_spacing_ms:.0f} ms apart, created {due_lead} s ahead: started_at - "
+            "run_at (the database's); retry: {due_retries} jobs failing once with a "
+            "{due_retry_backoff:g} s backoff, the retry's run_at to its start",
+            (
+                Metric("p50_ms", "p50 ms", False, "{:,.1f}"),
+                Metric("p99_ms", "p99 ms", False, "{:,.1f}"),
+                Metric("max_ms", "max ms", False, "{:,.1f}"),
+                Metric("retry_p50_ms", "retry p50 ms", False, "{:,.1f}"),
+                Metric("retry_p99_ms", "retry p99 ms", False, "{:,.1f}"),
+                Metric("retry_max_ms", "retry max ms", False, "{:,.1f}"),
+            ),
+            (),
+        ),
+        ScenarioInfo(
             "sse-1",
             "one SSE stream on a running job on conveyor serve; a worker POSTs "
             "{sse_rate:g} events/s for {sse_seconds:g} s; write (time.time() before the "
@@ -223,6 +287,24 @@ def describe(scenario: str, plan: Plan) -> str:
         sse_fanout_seconds=plan.sse_fanout_seconds,
         sse_fanout_followers=", ".join(str(n) for n in plan.sse_fanout_followers),
         sse_fanout_measured=plan.sse_fanout_measured,
+        noisy_jobs=plan.noisy_jobs,
+        noisy_slots=plan.noisy_slots,
+        noisy_head_start=plan.noisy_head_start,
+        noisy_b_jobs=plan.noisy_b_jobs,
+        keys=plan.keys,
+        keys_max_running=plan.keys_max_running,
+        analyzed="ANALYZE after the fill" if plan.keys_analyze else "no ANALYZE after the fill",
+        hammer_max_running=plan.hammer_max_running,
+        hammer_jobs=plan.hammer_jobs,
+        hammer_workers=plan.hammer_workers,
+        hammer_slots=plan.hammer_slots,
+        hammer_work_ms=plan.hammer_work_ms,
+        due_slots=plan.due_slots,
+        due_jobs=plan.due_jobs,
+        due_spacing_ms=plan.due_spacing * 1000,
+        due_lead="..".join(f"{x:g}" for x in plan.due_lead),
+        due_retries=plan.due_retries,
+        due_retry_backoff=plan.due_retry_backoff,
     )
 
 
@@ -498,6 +580,22 @@ async def sse_fanout(system: System, infra: Infra, plan: Plan) -> RunOutcome:
     return RunOutcome(*await fanout.measure(system, infra, plan))
 
 
+async def noisy_neighbour(system: System, infra: Infra, plan: Plan) -> RunOutcome:
+    return RunOutcome(*await capacity.noisy_neighbour(system, infra, plan))
+
+
+async def claim_keys(system: System, infra: Infra, plan: Plan) -> RunOutcome:
+    return RunOutcome(*await capacity.claim_keys(system, infra, plan))
+
+
+async def limit_hammer(system: System, infra: Infra, plan: Plan) -> RunOutcome:
+    return RunOutcome(*await capacity.limit_hammer(system, infra, plan))
+
+
+async def due_start(system: System, infra: Infra, plan: Plan) -> RunOutcome:
+    return RunOutcome(*await due.measure(system, infra, plan))
+
+
 ScenarioRunner = Callable[[System, Infra, Plan], Awaitable[RunOutcome]]
 
 
@@ -530,4 +628,12 @@ def runner_for(scenario: str, drain_rates: dict[str, float]) -> ScenarioRunner |
         return saturated
     if scenario == "contention":
         return contention
+    if scenario == "noisy-neighbour":
+        return noisy_neighbour
+    if scenario == "claim-keys":
+        return claim_keys
+    if scenario == "limit-hammer":
+        return limit_hammer
+    if scenario == "due-start":
+        return due_start
     return f"{scenario} has no runs of its own"

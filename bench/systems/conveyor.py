@@ -79,6 +79,7 @@ CLAIM_WAIT_SECONDS = 1.0
 """Long-poll length of an idle worker's claim. Wake-ups are pushed (in-process signal,
 LISTEN/NOTIFY), so this only decides how soon an idle worker notices `stop()`."""
 LEASE_SECONDS = 60.0
+CAPACITY_SCENARIOS = frozenset({"noisy-neighbour", "claim-keys", "limit-hammer"})
 
 
 def noop_handlers(starts: Starts) -> Handlers:
@@ -462,6 +463,8 @@ class ConveyorPostgres(ConveyorSystem):
     backend: ClassVar[Backend] = "postgresql"
     scenarios = frozenset(
         {"enqueue-single", "enqueue-bulk", "slots", "drain", "latency", "latency-80", "contention"}
+        | CAPACITY_SCENARIOS
+        | {"due-start"}
     )
     not_applicable: ClassVar[dict[str, str]] = {
         "enqueue-single-httpx": "over HTTP only",
@@ -785,10 +788,14 @@ class ConveyorHttp(ConveyorSystem):
             "sse-many",
             "sse-quiet",
             "sse-fanout",
+            "due-start",
         }
     )
     not_applicable: ClassVar[dict[str, str]] = {
-        "contention": "measured in-process (the HTTP hop adds nothing to the conflict path)"
+        "contention": "measured in-process (the HTTP hop adds nothing to the conflict path)",
+        **dict.fromkeys(
+            CAPACITY_SCENARIOS, "measured in-process (conveyor): the same claims in the database"
+        ),
     }
 
     def scenario_unavailable(self, scenario: str) -> str | None:

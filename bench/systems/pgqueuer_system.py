@@ -162,7 +162,17 @@ class PgQueuer(System):
     title = "PgQueuer (PostgreSQL, asyncpg)"
     backend: ClassVar[Backend] = "postgresql"
     distribution = "pgqueuer"
-    not_applicable: ClassVar[dict[str, str]] = {"contention": "Conveyor only"}
+    not_applicable: ClassVar[dict[str, str]] = {
+        "contention": "Conveyor only",
+        "noisy-neighbour": (
+            "nothing comparable: a dequeue takes by priority, then id, across entrypoints; an "
+            "entrypoint's concurrency_limit is a fixed cap per job function for every worker, "
+            "which holds A back even while B is idle, not a fair share of one pool"
+        ),
+        "claim-keys": "limits are per entrypoint (a job function in code), not per key",
+        "limit-hammer": "not measured (its nearest, an entrypoint's concurrency_limit)",
+        "due-start": "not measured (Conveyor's due-time wake-ups)",
+    }
     template = "bench_pgqueuer"
 
     def unavailable(self) -> str | None:

@@ -168,7 +168,17 @@ class Procrastinate(System):
     title = "Procrastinate (PostgreSQL, psycopg)"
     backend: ClassVar[Backend] = "postgresql"
     distribution = "procrastinate"
-    not_applicable: ClassVar[dict[str, str]] = {"contention": "Conveyor only"}
+    not_applicable: ClassVar[dict[str, str]] = {
+        "contention": "Conveyor only",
+        "noisy-neighbour": (
+            "nothing comparable: a worker on several queues fetches by priority, then job id, "
+            "across all of them (procrastinate_fetch_job_v2), so a shared pool is the fifo "
+            "case; B is kept apart only by workers of its own"
+        ),
+        "claim-keys": "no per-key max_running: a lock runs one job of the lock at a time",
+        "limit-hammer": "no max_running limit (a lock is a limit of one), not measured",
+        "due-start": "not measured (Conveyor's due-time wake-ups)",
+    }
     template = "bench_procrastinate"
 
     def unavailable(self) -> str | None:

@@ -221,7 +221,13 @@ class Rq(System):
     title = "RQ (Redis, no persistence)"
     backend: ClassVar[Backend] = "redis"
     distribution = "rq"
-    not_applicable: ClassVar[dict[str, str]] = {"contention": "Conveyor only"}
+    not_applicable: ClassVar[dict[str, str]] = {
+        "contention": "Conveyor only",
+        "noisy-neighbour": "nothing comparable: a worker takes its queues in a fixed order",
+        "claim-keys": "no concurrency keys or limits",
+        "limit-hammer": "no concurrency limits",
+        "due-start": "not measured (Conveyor's due-time wake-ups)",
+    }
 
     def __init__(self, infra: Infra, plan: Plan) -> None:
         super().__init__(infra, plan)
