@@ -142,6 +142,13 @@ class Metrics:
         self.db_statements = Gauge(
             "conveyor_db_statements", "Statements sent to the database by this process", registry=r
         )
+        self.pruned = Counter(
+            "conveyor_jobs_pruned",
+            "Finished jobs deleted by retention (with their steps and events)",
+            ["workspace", "status"],
+            registry=r,
+        )
+        self.pruned_workspaces = BoundedLabels()
         self.job_counts: JobCounts | None = None
 
     def watch_job_counts(
@@ -190,3 +197,6 @@ class Metrics:
 
     def conflict_retried(self, _: BaseException) -> None:
         self.conflict_retries.inc()
+
+    def jobs_pruned(self, workspace: str, status: str, count: int) -> None:
+        self.pruned.labels(self.pruned_workspaces(workspace), status).inc(count)

@@ -20,6 +20,7 @@ from conveyor.domain.errors import AlreadyExists, ConveyorError, TransientDataba
 from conveyor.domain.limits import JsonLimits
 from conveyor.metrics import Metrics
 from conveyor.service.jobs import JobService
+from conveyor.service.pruning import Pruner
 from conveyor.service.stats import StatsService
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store, open_store
@@ -143,6 +144,12 @@ class Runtime:
             )
             await runtime.listener.start()
         runtime.tasks.append(asyncio.create_task(runtime._reap_forever(), name="lease-reaper"))
+        pruner = Pruner(
+            store, settings.retention, batch_size=settings.prune_batch_jobs, observer=metrics
+        )
+        runtime.tasks.append(
+            asyncio.create_task(pruner.run_forever(settings.prune_interval_seconds), name="pruner")
+        )
         if settings.workers > 0:
             await runtime._start_workers()
         return runtime

@@ -14,7 +14,20 @@ from conveyor.api.limits import RateLimiter, RequestSizeLimit
 from conveyor.api.observability import Observability
 from conveyor.api.openapi import problem_openapi
 from conveyor.api.problems import install_problem_handlers
-from conveyor.api.routes import health, jobs, keys, me, session, stats, streams, workers
+from conveyor.api.routes import (
+    bulk,
+    health,
+    jobs,
+    keys,
+    me,
+    session,
+    stats,
+    streams,
+    workers,
+)
+from conveyor.api.routes import (
+    settings as workspace_settings,
+)
 from conveyor.api.routes.api_docs import mount_api_docs
 from conveyor.api.routes.dashboard import mount_dashboard
 from conveyor.config import Settings
@@ -64,11 +77,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(me.router)
     app.include_router(session.router)
+    app.include_router(bulk.router)  # before jobs: /jobs/bulk/cancel is not /jobs/{id}/cancel
     app.include_router(jobs.router)
     app.include_router(workers.router)
     app.include_router(streams.router)
     app.include_router(stats.router)
     app.include_router(keys.router)
+    app.include_router(workspace_settings.router)
     mount_api_docs(app)
     mount_dashboard(app)
     return app

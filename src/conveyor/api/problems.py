@@ -26,6 +26,7 @@ from conveyor.domain.errors import (
     ProgressRegressed,
     ResultConflict,
     StepConflict,
+    StreamPositionGone,
     TransientDatabaseError,
     Unavailable,
 )
@@ -125,6 +126,14 @@ def problem_for(error: Exception) -> Problem:
         if isinstance(error, ProgressRegressed):
             return Problem(409, "progress-regressed", "Progress went back", str(error), **extra)
         return Problem(409, "job-conflict", "Conflict", str(error), **extra)
+    if isinstance(error, StreamPositionGone):
+        return Problem(
+            410,
+            "stream-position-gone",
+            "Stream position gone",
+            str(error),
+            event_id=error.event_id,
+        )
     if isinstance(error, StepConflict):
         return Problem(409, "invalid-step-transition", "Invalid step transition", str(error))
     if isinstance(error, Unavailable | TransientDatabaseError):

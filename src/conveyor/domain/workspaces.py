@@ -38,6 +38,7 @@ class Permission(StrEnum):
     CLAIM = "claim"
     REPORT = "report"
     MANAGE_KEYS = "manage_keys"
+    MANAGE_SETTINGS = "manage_settings"
 
 
 ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {

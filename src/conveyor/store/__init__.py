@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conveyor.store.connection import Database
+from conveyor.store.job_lists import JobListStore
 from conveyor.store.jobs import JobStore
+from conveyor.store.lifetime import LifetimeStore
 from conveyor.store.stats import StatsStore
 from conveyor.store.urls import DatabaseURL
 from conveyor.store.workspaces import WorkspaceStore
@@ -18,6 +20,8 @@ class Store:
     jobs: JobStore
     workspaces: WorkspaceStore
     stats: StatsStore
+    lists: JobListStore
+    lifetime: LifetimeStore
 
     async def close(self) -> None:
         await self.database.close()
@@ -31,6 +35,7 @@ async def open_store(
 ) -> Store:
     """Connect to the database at `url` (already migrated)."""
     if url.kind == "sqlite":
+        from conveyor.store.lifetime import SqliteLifetimeStore
         from conveyor.store.sqlite import SqliteDatabase, Synchronous
         from conveyor.store.sqlite_jobs import SqliteJobStore
 
@@ -39,13 +44,26 @@ async def open_store(
         sqlite = SqliteDatabase(url.sqlite_path, synchronous=level)
         await sqlite.open()
         return Store(
-            url, sqlite, SqliteJobStore(sqlite), WorkspaceStore(sqlite), StatsStore(sqlite)
+            url,
+            sqlite,
+            SqliteJobStore(sqlite),
+            WorkspaceStore(sqlite),
+            StatsStore(sqlite),
+            JobListStore(sqlite),
+            SqliteLifetimeStore(sqlite),
         )
+    from conveyor.store.lifetime import PostgresLifetimeStore
     from conveyor.store.postgres import PostgresDatabase
     from conveyor.store.postgres_jobs import PostgresJobStore
 
     postgres = PostgresDatabase(url.url, max_size=pool_size)
     await postgres.open()
     return Store(
-        url, postgres, PostgresJobStore(postgres), WorkspaceStore(postgres), StatsStore(postgres)
+        url,
+        postgres,
+        PostgresJobStore(postgres),
+        WorkspaceStore(postgres),
+        StatsStore(postgres),
+        JobListStore(postgres),
+        PostgresLifetimeStore(postgres),
     )

@@ -81,6 +81,9 @@ workspaces = sa.Table(
     sa.Column("id", uuid_type(), primary_key=True),
     sa.Column("slug", sa.String(63), nullable=False),
     sa.Column("created_at", timestamp_type(), nullable=False),
+    # What the workspace sets for itself, as a JSON document (retention…); NULL: nothing,
+    # every setting is the instance's (see conveyor.domain.lifetime.WorkspaceSettings).
+    sa.Column("settings", sa.Text(), nullable=True),
     sa.UniqueConstraint("slug", name="uq_workspaces_slug"),
 )
 
@@ -194,10 +197,13 @@ sa.Index(
     postgresql_where=sa.text("agent_task_id IS NOT NULL"),
     sqlite_where=sa.text("agent_task_id IS NOT NULL"),
 )
-# Throughput over time: jobs by when they finished.
+# Finished jobs by final status and when they finished: the pruner's selection (one status
+# at a time, oldest first, each status with its own cut-off) and the throughput over time
+# (each final status a range). Only finished jobs have completed_at.
 sa.Index(
-    "ix_jobs_workspace_completed",
+    "ix_jobs_workspace_finished",
     jobs.c.workspace_id,
+    jobs.c.status,
     jobs.c.completed_at,
     postgresql_where=sa.text("completed_at IS NOT NULL"),
     sqlite_where=sa.text("completed_at IS NOT NULL"),
@@ -294,4 +300,23 @@ workers = sa.Table(
     sa.Column("types", sa.Text(), nullable=True),
     # Seen less recently than this, it counts as stopped (its lease or claim wait, and some).
     sa.Column("stale_after_seconds", sa.Float(), nullable=False, server_default=sa.text("90")),
+)
+
+# What the pruner has deleted of each workspace's events: the furthest stream position and
+# the highest id among them, so that a workspace stream resumed behind them is told to
+# start afresh instead of silently skipping what it never sent (conveyor.domain.lifetime).
+workspace_pruning = sa.Table(
+    "workspace_pruning",
+    metadata,
+    sa.Column(
+        "workspace_id",
+        uuid_type(),
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE", name="fk_workspace_pruning_workspace"),
+        primary_key=True,
+    ),
+    sa.Column("event_tx", sa.BigInteger(), nullable=False),
+    sa.Column("event_id", sa.BigInteger(), nullable=False),
+    sa.Column("highest_event_id", sa.BigInteger(), nullable=False),
+    sa.Column("jobs_pruned", sa.BigInteger(), nullable=False),
+    sa.Column("pruned_at", timestamp_type(), nullable=False),
 )
