@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from conveyor.domain import jobs as rules
-from conveyor.domain.errors import IdempotencyConflict, JobConflict
+from conveyor.domain.errors import IdempotencyConflict, JobConflict, JobNotFound
 from conveyor.domain.job_lists import (
     BULK_LIMIT,
     BulkAction,
@@ -64,14 +64,25 @@ class BulkOutcome:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class BulkPlan:
+    """The jobs one bulk request works on, as they were read when selected."""
+
+    action: BulkAction
+    workspace_id: UUID
+    selection: JobFilter
+    jobs: list[Job]
+
+
 class BulkActions:
     def __init__(self, jobs: JobService, *, limit: int = BULK_LIMIT) -> None:
         self.jobs = jobs
         self.lists = jobs.store.lists
         self.limit = limit
 
-    async def cancel(
+    async def run(
         self,
+        action: BulkAction,
         workspace_id: UUID,
         job_filter: JobFilter,
         *,
@@ -81,6 +92,65 @@ class BulkActions:
         cursor: ListCursor | None = None,
         dry_run: bool = False,
     ) -> BulkOutcome:
+        """One request's worth: select, then change each selected job (or, `dry_run`,
+        count what matches)."""
+        if dry_run:
+            return await self.count(action, workspace_id, job_filter, everything=everything)
+        plan = await self.plan(
+            action, workspace_id, job_filter, everything=everything, cursor=cursor
+        )
+        return await self.apply(plan, actor=actor, reason=reason)
+
+    async def count(
+        self, action: BulkAction, workspace_id: UUID, job_filter: JobFilter, *, everything: bool
+    ) -> BulkOutcome:
+        selection = bulk_selection(job_filter, everything=everything)
+        remaining = await self.lists.count_for_action(workspace_id, action, selection)
+        matched = min(remaining.count, self.limit)
+        return BulkOutcome(action, matched, 0, remaining, self.limit, None, dry_run=True)
+
+    async def plan(
+        self,
+        action: BulkAction,
+        workspace_id: UUID,
+        job_filter: JobFilter,
+        *,
+        everything: bool,
+        cursor: ListCursor | None = None,
+    ) -> BulkPlan:
+        """The next jobs (newest first, after `cursor`) the action may change: the
+        filter's jobs in a status it applies to (and, to retry, not run again yet)."""
+        selection = bulk_selection(job_filter, everything=everything)
+        selected = await self.lists.for_action(
+            workspace_id, action, selection, cursor=cursor, limit=self.limit
+        )
+        return BulkPlan(action, workspace_id, selection, selected)
+
+    async def apply(self, plan: BulkPlan, *, actor: str, reason: str | None = None) -> BulkOutcome:
+        """Change each planned job through its own guarded transition, as it was read: a
+        job that changed since is skipped."""
+        if plan.action is BulkAction.CANCEL:
+            change = self._canceller(plan.workspace_id, actor, reason)
+        else:
+            change = self._retrier(plan.workspace_id, actor)
+        changed = 0
+        for job in plan.jobs:
+            if await change(job):
+                changed += 1
+        remaining = await self.lists.count_for_action(
+            plan.workspace_id, plan.action, plan.selection
+        )
+        last = plan.jobs[-1] if len(plan.jobs) == self.limit else None
+        return BulkOutcome(
+            plan.action,
+            len(plan.jobs),
+            changed,
+            remaining,
+            self.limit,
+            None if last is None else ListCursor(last.created_at, last.id),
+        )
+
+    def _canceller(self, workspace_id: UUID, actor: str, reason: str | None) -> Change:
         async def cancel_one(job: Job) -> bool:
             try:
                 decided = rules.decide_cancel(job, actor, reason)
@@ -92,67 +162,14 @@ class BulkActions:
             self.jobs.observer.job_settled(stored)
             return True
 
-        return await self._run(
-            BulkAction.CANCEL, workspace_id, job_filter, everything, cursor, dry_run, cancel_one
-        )
+        return cancel_one
 
-    async def retry(
-        self,
-        workspace_id: UUID,
-        job_filter: JobFilter,
-        *,
-        everything: bool,
-        actor: str,
-        cursor: ListCursor | None = None,
-        dry_run: bool = False,
-    ) -> BulkOutcome:
+    def _retrier(self, workspace_id: UUID, actor: str) -> Change:
         async def retry_one(job: Job) -> bool:
             try:
                 _, created = await self.jobs.retry_job(workspace_id, job.id, actor)
-            except (JobConflict, IdempotencyConflict):
+            except (JobConflict, IdempotencyConflict, JobNotFound):
                 return False
             return created  # not created: a retry of it existed already
 
-        return await self._run(
-            BulkAction.RETRY, workspace_id, job_filter, everything, cursor, dry_run, retry_one
-        )
-
-    async def _run(
-        self,
-        action: BulkAction,
-        workspace_id: UUID,
-        job_filter: JobFilter,
-        everything: bool,
-        cursor: ListCursor | None,
-        dry_run: bool,
-        change: Change,
-    ) -> BulkOutcome:
-        selection = bulk_selection(job_filter, everything=everything)
-        if dry_run:
-            remaining = await self.lists.count_for_action(workspace_id, action, selection)
-            return BulkOutcome(
-                action,
-                min(remaining.count, self.limit),
-                0,
-                remaining,
-                self.limit,
-                None,
-                dry_run=True,
-            )
-        selected = await self.lists.for_action(
-            workspace_id, action, selection, cursor=cursor, limit=self.limit
-        )
-        changed = 0
-        for job in selected:
-            if await change(job):
-                changed += 1
-        remaining = await self.lists.count_for_action(workspace_id, action, selection)
-        last = selected[-1] if len(selected) == self.limit else None
-        return BulkOutcome(
-            action,
-            len(selected),
-            changed,
-            remaining,
-            self.limit,
-            None if last is None else ListCursor(last.created_at, last.id),
-        )
+        return retry_one

@@ -13,7 +13,7 @@ from conveyor.api.dependencies import Context, authorized
 from conveyor.api.filters import FiltersIn
 from conveyor.api.responses import json_response
 from conveyor.api.schemas import ProblemOut, SafeText
-from conveyor.domain.job_lists import BULK_LIMIT, ListCursor
+from conveyor.domain.job_lists import BULK_LIMIT, BulkAction, ListCursor
 from conveyor.domain.workspaces import Permission
 from conveyor.service.bulk import BulkActions, BulkOutcome
 from conveyor.service.workspaces import Principal
@@ -80,7 +80,8 @@ def _answer(outcome: BulkOutcome) -> Response:
     description=HOW,
 )
 async def bulk_cancel(ctx: Context, principal: Canceller, body: BulkCancelIn) -> Response:
-    outcome = await BulkActions(ctx.jobs).cancel(
+    outcome = await BulkActions(ctx.jobs).run(
+        BulkAction.CANCEL,
         principal.workspace.id,
         body.filters().job_filter(),
         everything=body.all,
@@ -101,7 +102,8 @@ async def bulk_cancel(ctx: Context, principal: Canceller, body: BulkCancelIn) ->
     "out, so repeated requests end.",
 )
 async def bulk_retry(ctx: Context, principal: Retrier, body: BulkIn) -> Response:
-    outcome = await BulkActions(ctx.jobs).retry(
+    outcome = await BulkActions(ctx.jobs).run(
+        BulkAction.RETRY,
         principal.workspace.id,
         body.filters().job_filter(),
         everything=body.all,
