@@ -12,9 +12,9 @@ from uuid import UUID
 import pytest
 
 from conveyor.domain.errors import JobNotFound
+from conveyor.domain.job_lists import JobFilter
 from conveyor.domain.jobs import Job, JobSpec, JobStatus
 from conveyor.domain.lifetime import DEFAULT_RETENTION, Retention, WorkspaceSettings
-from conveyor.domain.job_lists import JobFilter
 from conveyor.domain.status import UNFINISHED_STATUSES
 from conveyor.domain.steps import StepPhase, StepStatus, StepType
 from conveyor.domain.workspaces import Workspace
@@ -67,7 +67,9 @@ async def test_each_final_status_keeps_its_own_days(
     service: JobService, store: Store, workspace: Workspace
 ) -> None:
     # Defaults: completed 14 days, failed 30, cancelled 14.
-    young = {s: await finished(service, store, workspace, s, 13) for s in (S.COMPLETED, S.CANCELLED)}
+    young = {
+        s: await finished(service, store, workspace, s, 13) for s in (S.COMPLETED, S.CANCELLED)
+    }
     old = {s: await finished(service, store, workspace, s, 15) for s in (S.COMPLETED, S.CANCELLED)}
     failed_young = await finished(service, store, workspace, S.FAILED, 29)
     failed_old = await finished(service, store, workspace, S.FAILED, 31)
@@ -116,9 +118,7 @@ async def test_zero_prunes_at_once_and_null_keeps_forever(
     service: JobService, store: Store, workspace: Workspace
 ) -> None:
     settings = WorkspaceSettingsService(store, DEFAULT_RETENTION)
-    await settings.update(
-        workspace.id, {"retention": {"completed_days": 0, "failed_days": None}}
-    )
+    await settings.update(workspace.id, {"retention": {"completed_days": 0, "failed_days": None}})
     just_now = await job_in_status(service, workspace.id, S.COMPLETED)
     ancient = await finished(service, store, workspace, S.FAILED, 10_000)
     report = await Pruner(store, DEFAULT_RETENTION).run_once()

@@ -115,13 +115,13 @@ class Total:
     is_estimate: bool
 
 
-def list_total(counted: int, estimate: int | None) -> Total:
-    """The total of a list from a count stopped after `EXACT_TOTAL_LIMIT + 1` jobs and, when
-    it reached that, the database's estimate (None where it has none): never below the
-    bound, since the count proved there are more."""
-    if counted <= EXACT_TOTAL_LIMIT:
+def list_total(counted: int, estimate: int | None, bound: int = EXACT_TOTAL_LIMIT) -> Total:
+    """The total of a list from a count stopped after `bound + 1` jobs and, when it reached
+    that, the database's estimate (None where it has none): never below the bound, since
+    the count proved there are more."""
+    if counted <= bound:
         return Total(counted, False)
-    return Total(max(estimate or 0, EXACT_TOTAL_LIMIT), True)
+    return Total(max(estimate or 0, bound), True)
 
 
 def default_retry_key(job_id: UUID) -> str:

@@ -27,8 +27,9 @@ from conveyor.store.rows import Rows
 
 
 class JobListStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, exact_total_limit: int = EXACT_TOTAL_LIMIT) -> None:
         self.database = database
+        self.exact_total_limit = exact_total_limit
         self.queries = queries_for(database.dialect)
         self.rows = Rows(database.codec)
 
@@ -103,16 +104,16 @@ class JobListStore:
     async def _total(self, connection: Connection, where: str, params: dict[str, Any]) -> Total:
         row = await connection.fetchrow(
             self.queries["count_jobs_bounded"].compose(conditions=where),
-            {**params, "bound": EXACT_TOTAL_LIMIT + 1},
+            {**params, "bound": self.exact_total_limit + 1},
         )
         counted = int(row["total"]) if row is not None else 0
         estimate = None
-        if counted > EXACT_TOTAL_LIMIT and "estimate_jobs" in self.queries:
+        if counted > self.exact_total_limit and "estimate_jobs" in self.queries:
             plan_row = await connection.fetchrow(
                 self.queries["estimate_jobs"].compose(conditions=where), params
             )
             estimate = _planned_rows(plan_row["QUERY PLAN"]) if plan_row is not None else None
-        return list_total(counted, estimate)
+        return list_total(counted, estimate, self.exact_total_limit)
 
     def _where(
         self, workspace_id: UUID, job_filter: JobFilter, *more: str
