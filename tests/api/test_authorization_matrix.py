@@ -67,6 +67,10 @@ ROUTES = [
         P.REPORT,
         {"completions": [{"job_id": "{job}", "lease_id": "{lease}", "result": 1}]},
     ),
+    Route("POST", "/jobs/bulk/cancel", P.CANCEL, {"type": "t", "dry_run": True}),
+    Route("POST", "/jobs/bulk/retry", P.RETRY, {"type": "other", "dry_run": True}),
+    Route("GET", "/settings", P.MANAGE_SETTINGS),
+    Route("PATCH", "/settings", P.MANAGE_SETTINGS, {"retention": {"failed_days": 60}}),
     Route("GET", "/keys", P.MANAGE_KEYS),
     Route("POST", "/keys", P.MANAGE_KEYS, {"role": "admin"}),
     Route("DELETE", "/keys/{key}", P.MANAGE_KEYS),
@@ -98,12 +102,16 @@ async def snapshot(store: Store) -> dict[str, Any]:
         revoked = await connection.fetchrow(
             "SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NOT NULL"
         )
+        settings = await connection.fetch(
+            "SELECT CAST(id AS TEXT) AS id, settings FROM workspaces ORDER BY id"
+        )
     return {
         **counts,
         "jobs_state": sorted(
             (r["id"], r["version"], r["status"], str(r["lease_expires_at"])) for r in versions
         ),
         "revoked": int(revoked["n"]) if revoked else 0,
+        "settings": [(r["id"], r["settings"]) for r in settings],
     }
 
 

@@ -125,8 +125,13 @@ def test_resuming_behind_a_pruned_event_is_refused() -> None:
     with pytest.raises(StreamPositionGone):
         resume_position(40, StreamPosition(99, 40), PRUNED)  # kept, but events after it went
     with pytest.raises(StreamPositionGone):
-        resume_position(55, None, PRUNED)  # the event itself was pruned
+        resume_position(55, None, PRUNED)  # pruned itself, and the furthest pruned is beyond
     assert resume_position(61, None, PRUNED) is None, "above every pruned id: never existed"
+
+
+def test_resuming_at_the_furthest_pruned_event_itself_is_exact() -> None:
+    # The client saw the last event the pruner deleted: nothing deleted lies beyond it.
+    assert resume_position(50, None, PRUNED) == StreamPosition(100, 50)
 
 
 def test_a_cursor_round_trips_and_anything_else_is_refused() -> None:

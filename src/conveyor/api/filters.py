@@ -22,6 +22,7 @@ ConcurrencyKeyText = Annotated[
 WorkerIdText = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
 ]
+IdPartText = Annotated[str, StringConstraints(max_length=36, pattern=r"^[0-9a-fA-F-]+$")]
 ErrorText = Annotated[
     SafeText, StringConstraints(min_length=1, max_length=ERROR_CONTAINS_MAX_LENGTH)
 ]
@@ -36,6 +37,7 @@ DESCRIPTIONS = {
     "error_contains": "the error holds this text, in any case",
     "created_after": "created after this moment (ISO 8601 with a time zone)",
     "created_before": "created before this moment (ISO 8601 with a time zone)",
+    "q": "part of the job id, with or without dashes",
 }
 
 
@@ -50,6 +52,7 @@ class ListFilters:
     error_contains: str | None = None
     created_after: AwareDatetime | None = None
     created_before: AwareDatetime | None = None
+    q: str | None = None
 
     def job_filter(self) -> JobFilter:
         return JobFilter(
@@ -62,6 +65,7 @@ class ListFilters:
             error_contains=self.error_contains,
             created_after=self.created_after,
             created_before=self.created_before,
+            id_contains=self.q,
         )
 
 
@@ -87,6 +91,7 @@ def list_filters(
     created_before: Annotated[
         AwareDatetime | None, Query(description=DESCRIPTIONS["created_before"])
     ] = None,
+    q: Annotated[IdPartText | None, Query(description=DESCRIPTIONS["q"])] = None,
 ) -> ListFilters:
     """The filters of a list request's query string."""
     return ListFilters(
@@ -99,6 +104,7 @@ def list_filters(
         error_contains,
         created_after,
         created_before,
+        q,
     )
 
 
@@ -116,6 +122,7 @@ class FiltersIn(Strict):
     error_contains: ErrorText | None = Field(None, description=DESCRIPTIONS["error_contains"])
     created_after: AwareDatetime | None = Field(None, description=DESCRIPTIONS["created_after"])
     created_before: AwareDatetime | None = Field(None, description=DESCRIPTIONS["created_before"])
+    q: IdPartText | None = Field(None, description=DESCRIPTIONS["q"])
 
     def filters(self) -> ListFilters:
         return ListFilters(
@@ -128,4 +135,5 @@ class FiltersIn(Strict):
             self.error_contains,
             self.created_after,
             self.created_before,
+            self.q,
         )

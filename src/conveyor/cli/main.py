@@ -8,6 +8,7 @@ import click
 
 from conveyor.cli.jobs import jobs
 from conveyor.cli.keys import key
+from conveyor.cli.prune import prune
 from conveyor.cli.server import migrate, serve
 from conveyor.cli.status import status
 from conveyor.cli.worker import worker
@@ -20,7 +21,7 @@ def main() -> None:
     """Conveyor: a durable, concurrency-safe job runner."""
 
 
-for command in (serve, migrate, workspace, key, jobs, status, worker):
+for command in (serve, migrate, workspace, key, jobs, status, worker, prune):
     main.add_command(command)
 
 

@@ -177,13 +177,17 @@ def resume_position(
 
     A client at position P has seen every event up to P. If any deleted event lies beyond
     P, the client missed it and can never get it: resuming would be a silent gap, so it is
-    refused (`StreamPositionGone`) and the client starts afresh. An id that no longer
-    exists but is not above the highest deleted id was deleted (or belongs to another
-    workspace, which the caller cannot tell apart from it): refused the same way. Event 0
-    starts at the oldest event kept: not a resume, so nothing is missed by it."""
+    refused (`StreamPositionGone`) and the client starts afresh. The event it names may be
+    deleted itself: if it is the furthest one deleted, nothing deleted lies beyond it and
+    the stream resumes exactly there; any other deleted event has the furthest beyond it,
+    so it is refused. An id that no longer exists but is not above the highest deleted id
+    was deleted (or belongs to another workspace, which the caller cannot tell apart from
+    it). Event 0 starts at the oldest event kept: not a resume, so nothing is missed."""
     if event_id == 0:
         return StreamPosition(0, 0)
     if found is None:
+        if pruned is not None and event_id == pruned.position.id:
+            return pruned.position
         if pruned is not None and event_id <= pruned.highest_id:
             raise StreamPositionGone(event_id)
         return None

@@ -263,6 +263,10 @@ events = sa.Table(
     # Workspace streams go in (tx, id) order: see conveyor.domain.events.StreamPosition.
     sa.Column("tx", sa.BigInteger(), nullable=False, server_default=WritingTransaction()),
     sa.UniqueConstraint("job_id", "seq", name="uq_events_job_seq"),
+    # Event ids are stream positions: never reused, even once the newest events are pruned
+    # (SQLite would hand out max(id) + 1 again without AUTOINCREMENT; PostgreSQL's
+    # sequence never goes back).
+    sqlite_autoincrement=True,
 )
 sa.Index("ix_events_workspace_position", events.c.workspace_id, events.c.tx, events.c.id)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -117,10 +116,6 @@ async def list_jobs(
     ctx: Context,
     principal: Reader,
     filters: Annotated[ListFilters, Depends(list_filters)],
-    q: Annotated[
-        str | None,
-        Query(max_length=36, pattern=r"^[0-9a-fA-F-]+$", description="part of the job id"),
-    ] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     cursor: Annotated[
         str | None,
@@ -134,10 +129,9 @@ async def list_jobs(
 ) -> Response:
     if cursor is not None and page != 1:
         raise InvalidInput("cursor", "page by cursor or by page number, not both")
-    job_filter = replace(filters.job_filter(), id_contains=q)
     found = await ctx.jobs.list_jobs(
         principal.workspace.id,
-        job_filter,
+        filters.job_filter(),
         page=page,
         limit=limit,
         cursor=None if cursor is None else ListCursor.decode(cursor),

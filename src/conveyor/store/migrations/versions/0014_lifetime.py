@@ -9,6 +9,9 @@
   before.
 * `workspace_pruning`: per workspace, the furthest stream position and the highest event id
   the pruner deleted, so a stream resumed behind them is told so.
+* SQLite: `events.id` becomes AUTOINCREMENT (the table is rebuilt, once): event ids are
+  stream positions, and without it SQLite hands out max(id) + 1 again once the newest
+  events are pruned. PostgreSQL's sequence never goes back.
 
 Revision ID: 0014
 Revises: 0013
@@ -33,6 +36,11 @@ TIMESTAMP = sa.DateTime(timezone=True).with_variant(sa.Float(), "sqlite")
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        with op.batch_alter_table(
+            "events", recreate="always", table_kwargs={"sqlite_autoincrement": True}
+        ):
+            pass
     with op.batch_alter_table("workspaces") as batch:
         batch.add_column(sa.Column("settings", sa.Text(), nullable=True))
     op.drop_index("ix_jobs_workspace_completed", table_name="jobs")
@@ -73,3 +81,8 @@ def downgrade() -> None:
     )
     with op.batch_alter_table("workspaces") as batch:
         batch.drop_column("settings")
+    if op.get_bind().dialect.name == "sqlite":
+        with op.batch_alter_table(
+            "events", recreate="always", table_kwargs={"sqlite_autoincrement": False}
+        ):
+            pass
