@@ -249,6 +249,9 @@ def bulk(
     if connection.as_json:
         click.echo(json.dumps(done, indent=2))
         return
+    if not done["matched"]:
+        console.print(f"no {what[1]} job matches")
+        return
     skipped = done["matched"] - done["changed"]
     line = f"{what[2]} {render.count(done['changed'], 'job')}"
     if skipped:
