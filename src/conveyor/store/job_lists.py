@@ -8,6 +8,7 @@ SQLite has no statistics to estimate from).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -22,11 +23,21 @@ from conveyor.domain.job_lists import (
 )
 from conveyor.domain.jobs import Job
 from conveyor.store.connection import Connection, Database
-from conveyor.store.queries import queries_for, status_condition
+from conveyor.store.queries import (
+    SETTLED_STATUSES,
+    queries_for,
+    settled_condition,
+    status_condition,
+)
 from conveyor.store.rows import Rows
 
 
 class JobListStore:
+    """Lists by status go one status at a time: each final status is a range of the status
+    index, queued and running jobs have their partial indexes, and a mix of statuses has no
+    index of its own (PostgreSQL read the whole table to find the queued and running jobs
+    of a workspace among millions of finished ones). The parts are merged in list order."""
+
     def __init__(self, database: Database, *, exact_total_limit: int = EXACT_TOTAL_LIMIT) -> None:
         self.database = database
         self.exact_total_limit = exact_total_limit
@@ -44,10 +55,10 @@ class JobListStore:
     ) -> tuple[list[Job], Total]:
         """One page of the list, newest first (after `cursor`, or `offset` jobs in), and
         the list's total."""
-        where, params = self._where(workspace_id, job_filter)
+        parts = [self._where(workspace_id, part) for part in _by_status(job_filter)]
         async with self.database.read() as connection:
-            jobs = await self._jobs(connection, where, params, cursor, offset, limit)
-            total = await self._total(connection, where, params)
+            jobs = await self._merged(connection, parts, cursor, offset, limit)
+            total = await self._total(connection, parts)
         return jobs, total
 
     async def for_action(
@@ -62,25 +73,40 @@ class JobListStore:
         """The next jobs (in list order, after `cursor`) a bulk action may change: the
         filter's jobs in a status the action applies to, and for a retry only jobs not run
         again yet."""
-        selection = self._action_selection(workspace_id, action, job_filter)
-        if selection is None:
+        parts = self._action_parts(workspace_id, action, job_filter)
+        if not parts:
             return []
-        where, params = selection
         async with self.database.read() as connection:
-            return await self._jobs(connection, where, params, cursor, 0, limit)
+            return await self._merged(connection, parts, cursor, 0, limit)
 
     async def count_for_action(
         self, workspace_id: UUID, action: BulkAction, job_filter: JobFilter
     ) -> Total:
         """How many jobs a bulk action could still change (exact up to the bound)."""
-        selection = self._action_selection(workspace_id, action, job_filter)
-        if selection is None:
+        parts = self._action_parts(workspace_id, action, job_filter)
+        if not parts:
             return Total(0, False)
-        where, params = selection
         async with self.database.read() as connection:
-            return await self._total(connection, where, params)
+            return await self._total(connection, parts)
 
     # -- the statements --------------------------------------------------------------------
+
+    async def _merged(
+        self,
+        connection: Connection,
+        parts: list[tuple[str, dict[str, Any]]],
+        cursor: ListCursor | None,
+        offset: int,
+        limit: int,
+    ) -> list[Job]:
+        if len(parts) == 1:
+            where, params = parts[0]
+            return await self._jobs(connection, where, params, cursor, offset, limit)
+        found: list[Job] = []
+        for where, params in parts:
+            found += await self._jobs(connection, where, params, cursor, 0, offset + limit)
+        found.sort(key=lambda job: (job.created_at, job.id), reverse=True)
+        return found[offset : offset + limit]
 
     async def _jobs(
         self,
@@ -101,7 +127,15 @@ class JobListStore:
         )
         return [self.rows.job(row) for row in rows]
 
-    async def _total(self, connection: Connection, where: str, params: dict[str, Any]) -> Total:
+    async def _total(
+        self, connection: Connection, parts: list[tuple[str, dict[str, Any]]]
+    ) -> Total:
+        totals = [await self._part_total(connection, where, params) for where, params in parts]
+        return Total(sum(t.count for t in totals), any(t.is_estimate for t in totals))
+
+    async def _part_total(
+        self, connection: Connection, where: str, params: dict[str, Any]
+    ) -> Total:
         row = await connection.fetchrow(
             self.queries["count_jobs_bounded"].compose(conditions=where),
             {**params, "bound": self.exact_total_limit + 1},
@@ -122,17 +156,30 @@ class JobListStore:
         params["ws"] = workspace_id
         return " AND ".join(["workspace_id = :ws", *conditions, *more]), params
 
-    def _action_selection(
+    def _action_parts(
         self, workspace_id: UUID, action: BulkAction, job_filter: JobFilter
-    ) -> tuple[str, dict[str, Any]] | None:
+    ) -> list[tuple[str, dict[str, Any]]]:
         narrowed = job_filter.narrowed_to(action.applies_to)
         if narrowed is None:
-            return None
-        if action is BulkAction.RETRY:
-            where, params = self._where(workspace_id, narrowed, self.queries["not_yet_retried"].sql)
-            params["retry_key_prefix"] = RETRY_KEY_PREFIX
-            return where, params
-        return self._where(workspace_id, narrowed)
+            return []
+        parts = []
+        for part in _by_status(narrowed):
+            if action is BulkAction.RETRY:
+                where, params = self._where(workspace_id, part, self.queries["not_yet_retried"].sql)
+                params["retry_key_prefix"] = RETRY_KEY_PREFIX
+                parts.append((where, params))
+            else:
+                parts.append(self._where(workspace_id, part))
+        return parts
+
+
+def _by_status(job_filter: JobFilter) -> list[JobFilter]:
+    """The filter as one part per status it names (one part if it names one or none)."""
+    if len(job_filter.statuses) <= 1:
+        return [job_filter]
+    return [
+        replace(job_filter, statuses=frozenset({status})) for status in sorted(job_filter.statuses)
+    ]
 
 
 def _planned_rows(plan: Any) -> int | None:
@@ -149,6 +196,8 @@ def filter_conditions(job_filter: JobFilter) -> tuple[list[str], dict[str, Any]]
     params: dict[str, Any] = {}
     if job_filter.statuses:
         conditions.append(status_condition(job_filter.statuses))
+        if job_filter.statuses <= SETTLED_STATUSES:
+            conditions.append(settled_condition())  # the status and type indexes' predicate
     for value, condition, name in (
         (job_filter.type, "type = :type", "type"),
         (job_filter.agent_task_id, "agent_task_id = :agent_task_id", "agent_task_id"),

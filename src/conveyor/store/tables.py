@@ -17,7 +17,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from conveyor.domain.jobs import CLAIMABLE_STATUS, LEASED_STATUS, JobStatus
 from conveyor.domain.steps import StepPhase, StepStatus, StepType
 from conveyor.domain.workspaces import Role
-from conveyor.store.queries import status_condition
+from conveyor.store.queries import settled_condition, status_condition
 
 metadata = sa.MetaData()
 
@@ -173,7 +173,7 @@ sa.Index("ix_jobs_workspace_created", jobs.c.workspace_id, jobs.c.created_at, jo
 # Queued and running jobs are found through their own partial indexes (above); leaving
 # them out of the status and type indexes keeps the claim on ix_jobs_claimable, whatever
 # the statistics say after a burst, and saves index entries on every create and claim.
-_SETTLED = sa.text(f"status NOT IN ('{CLAIMABLE_STATUS.value}', '{LEASED_STATUS.value}')")
+_SETTLED = sa.text(settled_condition())
 sa.Index(
     "ix_jobs_workspace_status",
     jobs.c.workspace_id,
