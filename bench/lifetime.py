@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import os
 import random
@@ -61,8 +62,6 @@ from bench.systems.conveyor import (
 )
 from conveyor.client.sse import parse_lines_async
 from conveyor.domain.job_lists import ListCursor
-from conveyor.domain.lifetime import Retention
-from conveyor.service.pruning import Pruner
 from conveyor.store import Store, open_store
 from conveyor.store.urls import DatabaseURL
 
@@ -92,7 +91,7 @@ class LifetimePlan:
     history_jobs: int = 3_000_000
     history_days: int = 90
     drain_jobs: int = 20_000
-    rounds: int = 3
+    rounds: int = 5
     samples: int = 200
     """Requests per latency figure per round."""
     deep_offset: int = 1_000_000
@@ -100,7 +99,7 @@ class LifetimePlan:
     empty one, half the jobs it has."""
     prune_keep_days: int = 60
     """The prune pass keeps this many days of the history (deleting the rest)."""
-    soak_jobs: int = 300_000
+    soak_jobs: int = 600_000
     soak_round_jobs: int = 20_000
     prune_interval_seconds: float = 1.0
     backends: tuple[str, ...] = ("postgresql", "sqlite")
@@ -274,6 +273,7 @@ async def explain_plans(url: DatabaseURL, workspace_id: UUID) -> dict[str, str]:
     everything, params = where(JobFilter())
     failed, failed_params = where(JobFilter(statuses=frozenset({JobStatus.FAILED})))
     unfinished, unfinished_params = where(JobFilter(statuses=UNFINISHED_STATUSES))
+    queued, queued_params = where(JobFilter(statuses=frozenset({JobStatus.QUEUED})))
     store = await open_store(url, pool_size=1)
     try:
         async with store.database.read() as connection:
@@ -310,7 +310,11 @@ async def explain_plans(url: DatabaseURL, workspace_id: UUID) -> dict[str, str]:
                 queries["list_jobs_page"].compose(conditions=failed, after=""),
                 {**failed_params, "limit": 50, "offset": 0},
             ),
-            "bulk cancel selection (unfinished)": (
+            "bulk cancel selection, its QUEUED part (one query per status)": (
+                queries["list_jobs_page"].compose(conditions=queued, after=""),
+                {**queued_params, "limit": 1000, "offset": 0},
+            ),
+            "all unfinished statuses in one query (what the parts avoid)": (
                 queries["list_jobs_page"].compose(conditions=unfinished, after=""),
                 {**unfinished_params, "limit": 1000, "offset": 0},
             ),
@@ -403,90 +407,106 @@ async def pick_samples(target: Target, deep_offset: int, samples: int) -> None:
     target.finished_job = str(finished[0]["id"])
 
 
-async def timed(call: Callable[[], Awaitable[None]], count: int) -> list[float]:
-    """Milliseconds each of `count` calls took, one after the other."""
-    taken = []
+Call = Callable[[], Awaitable[None]]
+
+
+async def paired(calls: dict[str, Call], count: int) -> dict[str, list[float]]:
+    """Milliseconds each call took, `count` times each, taking turns (empty, full, empty,
+    …): on a shared machine, whatever else runs slows both alike."""
+    taken: dict[str, list[float]] = {label: [] for label in calls}
     for _ in range(count):
-        started = time.perf_counter()
-        await call()
-        taken.append((time.perf_counter() - started) * 1000)
+        for label, call in calls.items():
+            started = time.perf_counter()
+            await call()
+            taken[label].append((time.perf_counter() - started) * 1000)
     return taken
 
 
-async def http_round(target: Target, plan: LifetimePlan) -> dict[str, float]:
-    """One round of the HTTP measurements on one database: p95 (and p50) per figure, ms."""
-    assert target.server is not None
-    headers = {"Authorization": f"Bearer {target.session.keys.token}"}
-    base = f"{target.server.url}/v1/workspaces/{WORKSPACE}"
-    figures: dict[str, float] = {}
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
+class HttpProbe:
+    """The HTTP calls one figure makes on one database."""
 
-        def ok(response: httpx.Response) -> None:
-            if response.status_code >= 400:
-                raise RuntimeError(
-                    f"{response.request.url}: {response.status_code} {response.text}"
-                )
+    def __init__(self, target: Target, http: httpx.AsyncClient) -> None:
+        self.target = target
+        self.http = http
+        self.resume_after = 0
+        self._reads = 0
 
-        async def create() -> None:
-            ok(await http.post("/jobs", json={"type": "bench.latency", "payload": {"x": 1}}))
+    @staticmethod
+    def ok(response: httpx.Response) -> None:
+        if response.status_code >= 400:
+            status = response.status_code
+            raise RuntimeError(f"{response.request.url}: {status} {response.text}")
 
-        async def first_page() -> None:
-            ok(await http.get("/jobs", params={"limit": 50}))
+    async def create(self) -> None:
+        self.ok(await self.http.post("/jobs", json={"type": "bench.latency", "payload": {}}))
 
-        async def deep_page() -> None:
-            ok(await http.get("/jobs", params={"limit": 50, "cursor": target.cursor}))
+    async def list_first(self) -> None:
+        self.ok(await self.http.get("/jobs", params={"limit": 50}))
 
-        async def failed_page() -> None:
-            ok(await http.get("/jobs", params={"limit": 50, "status": "FAILED"}))
+    async def list_deep(self) -> None:
+        self.ok(await self.http.get("/jobs", params={"limit": 50, "cursor": self.target.cursor}))
 
-        reads = iter(target.job_ids * (1 + plan.samples // max(1, len(target.job_ids))))
+    async def list_failed(self) -> None:
+        self.ok(await self.http.get("/jobs", params={"limit": 50, "status": "FAILED"}))
 
-        async def read() -> None:
-            ok(await http.get(f"/jobs/{next(reads)}"))
+    async def read(self) -> None:
+        ids = self.target.job_ids
+        self._reads += 1
+        self.ok(await self.http.get(f"/jobs/{ids[self._reads % len(ids)]}"))
 
-        resume_after = 0
-
-        async def workspace_resume() -> None:
-            got = 0
-            async with http.stream(
-                "GET", "/events/stream", headers={"Last-Event-ID": str(resume_after)}
-            ) as response:
-                ok(response)
-                async for event in parse_lines_async(response.aiter_lines()):
-                    if event.event and not event.event.startswith("stream."):
-                        got += 1
-                        if got == RESUME_EVENTS:
-                            return
-
-        async def job_replay() -> None:
-            async with http.stream(
-                "GET",
-                f"/jobs/{target.finished_job}/events/stream",
-                headers={"Last-Event-ID": "1"},
-            ) as response:
-                ok(response)
-                async for event in parse_lines_async(response.aiter_lines()):
-                    if event.event == "stream.complete":
+    async def sse_resume(self) -> None:
+        """Resume the workspace stream RESUME_EVENTS events back; until they all came."""
+        got = 0
+        async with self.http.stream(
+            "GET", "/events/stream", headers={"Last-Event-ID": str(self.resume_after)}
+        ) as response:
+            self.ok(response)
+            async for event in parse_lines_async(response.aiter_lines()):
+                if event.event and not event.event.startswith("stream."):
+                    got += 1
+                    if got == RESUME_EVENTS:
                         return
 
-        for name, call in (
-            ("create", create),
-            ("list_first", first_page),
-            ("list_deep", deep_page),
-            ("list_failed", failed_page),
-            ("read", read),
-        ):
-            await call()  # warm: connections, plans, caches
-            taken = await timed(call, plan.samples)
-            figures[f"{name}_p50_ms"] = percentile(taken, 0.50)
-            figures[f"{name}_p95_ms"] = percentile(taken, 0.95)
-        # The workspace stream resumes RESUME_EVENTS events back from the newest event.
-        resume_after = await newest_event_minus(target, RESUME_EVENTS)
-        for name, call in (("sse_resume", workspace_resume), ("job_replay", job_replay)):
-            await call()
-            taken = await timed(call, max(5, plan.samples // 4))
-            figures[f"{name}_p50_ms"] = percentile(taken, 0.50)
-            figures[f"{name}_p95_ms"] = percentile(taken, 0.95)
+    async def job_replay(self) -> None:
+        """A finished job's stream from its first event to stream.complete."""
+        async with self.http.stream(
+            "GET",
+            f"/jobs/{self.target.finished_job}/events/stream",
+            headers={"Last-Event-ID": "1"},
+        ) as response:
+            self.ok(response)
+            async for event in parse_lines_async(response.aiter_lines()):
+                if event.event == "stream.complete":
+                    return
+
+
+async def http_round(targets: list[Target], plan: LifetimePlan) -> dict[str, dict[str, float]]:
+    """One round of the HTTP measurements, on every database by turns: p95 and p50 per
+    figure, ms."""
+    figures: dict[str, dict[str, float]] = {target.label: {} for target in targets}
+    async with contextlib.AsyncExitStack() as stack:
+        probes = {}
+        for target in targets:
+            assert target.server is not None
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=f"{target.server.url}/v1/workspaces/{WORKSPACE}",
+                    headers={"Authorization": f"Bearer {target.session.keys.token}"},
+                    timeout=60,
+                )
+            )
+            probes[target.label] = HttpProbe(target, http)
+        for name in HTTP_FIGURES:
+            if name == "sse_resume":  # after the creates: the newest events are theirs
+                for probe in probes.values():
+                    probe.resume_after = await newest_event_minus(probe.target, RESUME_EVENTS)
+            calls = {label: getattr(probe, name) for label, probe in probes.items()}
+            for call in calls.values():
+                await call()  # warm: connections, plans, caches
+            count = plan.samples if name not in ("sse_resume", "job_replay") else plan.samples // 2
+            for label, taken in (await paired(calls, max(5, count))).items():
+                figures[label][f"{name}_p50_ms"] = percentile(taken, 0.50)
+                figures[label][f"{name}_p95_ms"] = percentile(taken, 0.95)
     return figures
 
 
@@ -611,8 +631,10 @@ async def history(system: ConveyorSystem, infra: Infra, plan: LifetimePlan) -> d
             await target.server.start()
         try:
             for number in range(plan.rounds):
-                for target in (empty, full) if number % 2 == 0 else (full, empty):
-                    figures = await http_round(target, plan)
+                order = [empty, full] if number % 2 == 0 else [full, empty]
+                measured = await http_round(order, plan)
+                for target in (empty, full):
+                    figures = measured[target.label]
                     rounds[target.label].append(figures)
                     shown = ", ".join(
                         f"{name} {figures[f'{name}_p95_ms']:.1f}" for name in HTTP_FIGURES
@@ -641,19 +663,37 @@ async def history(system: ConveyorSystem, infra: Infra, plan: LifetimePlan) -> d
     return result
 
 
+def retention_env(days: int | str) -> dict[str, str]:
+    return {f"CONVEYOR_RETENTION_{status}_DAYS": str(days) for status in RETENTION_NAMES}
+
+
+RETENTION_NAMES = ("COMPLETED", "FAILED", "CANCELLED")
+
+
 async def prune_pass(system: ConveyorSystem, full: Target, plan: LifetimePlan) -> dict[str, Any]:
-    """The pruner deletes the history older than `prune_keep_days` while a drain runs."""
+    """`conveyor prune` (a process of its own, as an operator runs it) deletes the history
+    older than `prune_keep_days`, while drains run one after another in this process."""
     before = await table_sizes(full.url)
-    store = await full.open_store()
     keep = plan.prune_keep_days
-    pruner = Pruner(store, Retention(keep, keep, keep), batch_size=500)
-    try:
-        pruning = asyncio.create_task(pruner.run_once())
-        drained = await drain_round(full, plan.drain_jobs)
-        during = not pruning.done()
-        report = await pruning
-    finally:
-        await store.close()
+    command = [str(Path(sys.executable).with_name("conveyor")), "prune", "--json"]
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        "--database-url",
+        full.url.url,
+        env={**os.environ, **retention_env(keep)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    started = time.monotonic()
+    waited = asyncio.create_task(process.communicate())
+    drains = []
+    while not waited.done():
+        drains.append(await drain_round(full, plan.drain_jobs))
+    out, err = await waited
+    if process.returncode != 0:
+        raise RuntimeError(f"conveyor prune failed: {err.decode()[-2000:]}")
+    report = json.loads(out)
+    wall = time.monotonic() - started
     after = await table_sizes(full.url)
     vacuum_seconds = None
     if full.url.kind == "postgresql":
@@ -665,22 +705,25 @@ async def prune_pass(system: ConveyorSystem, full: Target, plan: LifetimePlan) -
             vacuum_seconds = time.monotonic() - started
         finally:
             await connection.close()
+    events = sum(item.get("events", 0) for item in report["deleted"])
     result = {
         "kept_days": keep,
-        "jobs_deleted": report.jobs,
-        "events_deleted": report.events,
-        "seconds": report.seconds,
-        "jobs_per_s": report.jobs / report.seconds if report.seconds else math.nan,
-        "drain_jobs_per_s_meanwhile": drained,
-        "drain_finished_before_the_prune": during,
+        "jobs_deleted": report["jobs"],
+        "events_deleted": events,
+        "seconds": report["seconds"],
+        "wall_seconds_with_start_up": wall,
+        "jobs_per_s": report["jobs"] / report["seconds"] if report["seconds"] else math.nan,
+        "drains_meanwhile_jobs_per_s": drains,
+        "drain_median_meanwhile": statistics.median(drains) if drains else math.nan,
         "sizes_before": before,
         "sizes_after": after,
         "sizes_after_vacuum": await table_sizes(full.url) if vacuum_seconds is not None else None,
         "vacuum_seconds": vacuum_seconds,
     }
     log(
-        f"{system.name}: pruned {report.jobs:,} jobs in {report.seconds:.1f}s "
-        f"({result['jobs_per_s']:,.0f} jobs/s); drain meanwhile {drained:,.0f} jobs/s"
+        f"{system.name}: pruned {report['jobs']:,} jobs in {report['seconds']:.1f}s "
+        f"({result['jobs_per_s']:,.0f} jobs/s); {len(drains)} drains meanwhile, median "
+        f"{result['drain_median_meanwhile']:,.0f} jobs/s"
     )
     return result
 
@@ -702,7 +745,7 @@ def slope_percent_per_100k(rates: list[float], round_jobs: int) -> float:
 
 
 async def soak(
-    system: ConveyorSystem, plan: LifetimePlan, *, tuned_autovacuum: bool
+    system: ConveyorSystem, plan: LifetimePlan, workdir: Path, *, tuned_autovacuum: bool
 ) -> dict[str, Any]:
     async with system.session() as session:
         assert isinstance(session, InProcessSession)
@@ -714,9 +757,17 @@ async def soak(
                     await connection.execute(f"ALTER TABLE {table} SET ({TUNED_AUTOVACUUM})")
             finally:
                 await connection.close()
-        store = await target.open_store()
-        pruner = Pruner(store, Retention(0, 0, 0), batch_size=500)
-        pruning = asyncio.create_task(pruner.run_forever(plan.prune_interval_seconds))
+        # The pruner runs where it does in production: in a server process, here one with
+        # no workers of its own, retention 0, a pass every prune_interval_seconds.
+        server = ConveyorServer(
+            target.url.url,
+            workdir,
+            env={
+                **retention_env(0),
+                "CONVEYOR_PRUNE_INTERVAL_SECONDS": str(plan.prune_interval_seconds),
+            },
+        )
+        await server.start()
         rounds: list[dict[str, Any]] = []
         try:
             for number in range(max(1, plan.soak_jobs // plan.soak_round_jobs)):
@@ -726,10 +777,7 @@ async def soak(
                 shown = sizes_text(sizes)
                 log(f"{system.name} soak round {number + 1}: {rate:,.0f} jobs/s, {shown}")
         finally:
-            pruning.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruning
-            await store.close()
+            await server.stop()
     rates = [float(r["drain_jobs_per_s"]) for r in rounds]
     return {
         "autovacuum": "tuned: " + TUNED_AUTOVACUUM if tuned_autovacuum else "default",
@@ -795,9 +843,9 @@ async def main_async(plan: LifetimePlan, out: Path) -> int:
             if "history" in plan.scenarios:
                 results["history"] = await history(system, infra, plan)
             if "soak" in plan.scenarios:
-                results["soak"] = [await soak(system, plan, tuned_autovacuum=False)]
+                results["soak"] = [await soak(system, plan, workdir, tuned_autovacuum=False)]
                 if system.backend == "postgresql":
-                    results["soak"].append(await soak(system, plan, tuned_autovacuum=True))
+                    results["soak"].append(await soak(system, plan, workdir, tuned_autovacuum=True))
             document["results"][system.name] = results
         document["environment"]["load_average_at_end"] = os.getloadavg()
         await asyncio.to_thread(write_json, out, document)
@@ -840,7 +888,7 @@ def render(document: dict[str, Any]) -> str:
             lines.append(
                 f"  prune pass: {pruned['jobs_deleted']:,} jobs in {pruned['seconds']:.1f}s "
                 f"({pruned['jobs_per_s']:,.0f}/s); drain meanwhile "
-                f"{pruned['drain_jobs_per_s_meanwhile']:,.0f} jobs/s"
+                f"{pruned['drain_median_meanwhile']:,.0f} jobs/s"
             )
         for run in results.get("soak", []):
             lines.append(
@@ -854,6 +902,9 @@ def render(document: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # The pruner's line per pass, among the harness's own.
+    logging.basicConfig(format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("conveyor.pruner").setLevel(logging.INFO)
     plan = LifetimePlan.quick_plan() if args.quick else LifetimePlan()
     if args.only:
         plan = replace(plan, scenarios=tuple(args.only))
