@@ -97,6 +97,9 @@ class LifetimePlan:
     deep_offset: int = 1_000_000
     """How deep (jobs from the newest) the cursor page reads in the full database; in the
     empty one, half the jobs it has."""
+    recent_failures: int = 12_000
+    """Drained jobs made FAILED in both databases before the HTTP rounds (more than a
+    list's exact count reads)."""
     prune_keep_days: int = 60
     """The prune pass keeps this many days of the history (deleting the rest)."""
     soak_jobs: int = 600_000
@@ -116,6 +119,7 @@ class LifetimePlan:
             deep_offset=3_000,
             soak_jobs=1_200,
             soak_round_jobs=400,
+            recent_failures=100,
         )
 
 
@@ -306,6 +310,10 @@ async def explain_plans(url: DatabaseURL, workspace_id: UUID) -> dict[str, str]:
                 ),
                 {**params, **cursor, "limit": 50, "offset": 0},
             ),
+            "list total of FAILED, bounded": (
+                queries["count_jobs_bounded"].compose(conditions=failed),
+                {**failed_params, "bound": 10_001},
+            ),
             "list of FAILED, first page": (
                 queries["list_jobs_page"].compose(conditions=failed, after=""),
                 {**failed_params, "limit": 50, "offset": 0},
@@ -405,6 +413,21 @@ async def pick_samples(target: Target, deep_offset: int, samples: int) -> None:
     target.job_ids = tuple(str(row["id"]) for row in rows)
     finished = await sql_rows(target, "SELECT id FROM jobs WHERE status = 'COMPLETED' LIMIT 1")
     target.finished_job = str(finished[0]["id"])
+
+
+async def add_recent_failures(target: Target, count: int) -> None:
+    store = await target.open_store()
+    try:
+        async with store.database.write() as connection:
+            await connection.execute(
+                "UPDATE jobs SET status = 'FAILED', result = NULL, "
+                "error = 'bench: failed on purpose' WHERE id IN (SELECT id FROM jobs "
+                "WHERE status = 'COMPLETED' AND type = 'bench.noop' "
+                "ORDER BY created_at DESC LIMIT :count)",
+                {"count": count},
+            )
+    finally:
+        await store.close()
 
 
 Call = Callable[[], Awaitable[None]]
@@ -624,8 +647,13 @@ async def history(system: ConveyorSystem, infra: Infra, plan: LifetimePlan) -> d
                 rate = await drain_round(target, plan.drain_jobs)
                 drains[target.label].append(rate)
                 log(f"{system.name} round {number + 1} {target.label}: drain {rate:,.0f} jobs/s")
+        # Both databases get the same recent failures (some of their drained jobs, made
+        # FAILED), so the first page of failed jobs compares like with like: the empty one
+        # has no other failed job, the full one months of them.
+        for target in (empty, full):
+            await add_recent_failures(target, plan.recent_failures)
         await pick_samples(empty, plan.drain_jobs // 2, plan.samples)
-        await pick_samples(full, plan.deep_offset, plan.samples)
+        await pick_samples(full, min(plan.deep_offset, plan.history_jobs // 2), plan.samples)
         for target in (empty, full):
             target.server = ConveyorServer(target.url.url, infra.workdir, env=KEEP_EVERYTHING)
             await target.server.start()

@@ -18,8 +18,8 @@ from typing import Final, Protocol
 from uuid import UUID
 
 from conveyor.domain.errors import TransientDatabaseError, Unavailable
-from conveyor.domain.jobs import JobStatus
 from conveyor.domain.lifetime import Retention, prune_rules
+from conveyor.domain.status import JobStatus
 from conveyor.store import Store
 from conveyor.store.lifetime import WorkspaceRetention
 

@@ -22,6 +22,7 @@ from starlette.responses import StreamingResponse
 
 from conveyor.api.dependencies import ApiContext, Context, authorized, caller_still_valid
 from conveyor.api.problems import Problem
+from conveyor.api.schemas import ProblemOut
 from conveyor.bus.hub import StreamFilter, Subscription
 from conveyor.domain.errors import JobNotFound, TransientDatabaseError, Unavailable
 from conveyor.domain.events import Event, StreamPosition
@@ -256,7 +257,15 @@ async def _job_events(
 
 @router.get(
     "/events/stream",
-    responses=SSE_RESPONSES,
+    responses={
+        **SSE_RESPONSES,
+        410: {
+            "model": ProblemOut,
+            "description": "stream-position-gone: events after the resume point were deleted "
+            "by retention; start afresh",
+        },
+        422: {"model": ProblemOut, "description": "not an event of this workspace"},
+    },
     summary="Follow every job event in the workspace live (SSE)",
 )
 async def stream_workspace(

@@ -215,8 +215,12 @@ AND (created_at, id) < (
 
 -- name: count_jobs_bounded
 -- Exact up to :bound jobs, and no further: a list's total reads at most that many index
--- entries, however long the history (past it, the total is an estimate).
-SELECT count(*) AS total FROM (SELECT 1 FROM jobs WHERE {conditions} LIMIT :bound) AS bounded;
+-- entries, however long the history (past it, the total is an estimate). In list order,
+-- so the entries read are the list's newest, through the index its page reads (without
+-- an order, PostgreSQL read the table from its oldest rows until enough matched).
+SELECT count(*) AS total FROM (
+    SELECT 1 FROM jobs WHERE {conditions} ORDER BY created_at DESC LIMIT :bound
+) AS bounded;
 
 -- name: not_yet_retried
 -- A condition of bulk retries: no job holds the idempotency key a retry of this one

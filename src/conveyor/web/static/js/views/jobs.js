@@ -386,7 +386,7 @@ export function mountJobs(main, {query}) {
     const last = Math.min(total, number * limit);
     summary.textContent = total === 1 ? '1 job' : `${about}${count(total)} jobs`;
     pageInfo.textContent = total ? `${count(first)}–${count(last)} of ${about}${count(total)} · page ${count(number)} of ${about}${count(Math.max(1, pages))}` : 'No results';
-    if (selectAll) selectAll.disabled = !total;
+    selectAll.disabled = !total;
     prev.disabled = number <= 1;
     next.disabled = number >= pages;
   }
