@@ -17,9 +17,10 @@ oldest third of the history while a drain runs beside it: how fast it deletes, w
 drain slows, and what the tables weigh before and after.
 
 `soak`: jobs through in rounds (fill the queue, drain it) with retention 0 and the pruner
-running every second beside the worker: the drain rate of each round, the tables' size and
-rows after each, and the drain rate's slope over the run. On PostgreSQL twice: with the
-default autovacuum, and with per-table settings that vacuum the queue tables sooner.
+running every second in a `conveyor serve` beside the worker: the drain rate of each round,
+the tables' size and rows after each, and the drain rate's slope over the run. On
+PostgreSQL twice: with migration 0014's per-table autovacuum settings, and with them reset
+to PostgreSQL's defaults.
 
 Measurement only, as `bench.run`: nothing passes or fails on a number.
 """
@@ -63,6 +64,7 @@ from bench.systems.conveyor import (
 from conveyor.client.sse import parse_lines_async
 from conveyor.domain.job_lists import ListCursor
 from conveyor.store import Store, open_store
+from conveyor.store.tables import QUEUE_TABLE_STORAGE
 from conveyor.store.urls import DatabaseURL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,10 +77,7 @@ KEEP_EVERYTHING = {
 measurement (the prune pass is measured on its own)."""
 RESUME_EVENTS = 40
 """A workspace stream resumes this many events back from the newest."""
-TUNED_AUTOVACUUM = (
-    "autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000, "
-    "autovacuum_vacuum_insert_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0"
-)
+QUEUE_TABLES = ("jobs", "events", "steps")
 
 
 def log(message: str) -> None:
@@ -778,11 +777,13 @@ async def soak(
     async with system.session() as session:
         assert isinstance(session, InProcessSession)
         target = Target("soak", session)
-        if tuned_autovacuum:
+        if not tuned_autovacuum and target.url.kind == "postgresql":
+            # PostgreSQL's own defaults, for comparison with migration 0014's settings.
             connection = await asyncpg.connect(target.url.url)
             try:
-                for table in ("jobs", "events", "steps"):
-                    await connection.execute(f"ALTER TABLE {table} SET ({TUNED_AUTOVACUUM})")
+                for table in QUEUE_TABLES:
+                    names = ", ".join(QUEUE_TABLE_STORAGE)
+                    await connection.execute(f"ALTER TABLE {table} RESET ({names})")
             finally:
                 await connection.close()
         # The pruner runs where it does in production: in a server process, here one with
@@ -808,7 +809,12 @@ async def soak(
             await server.stop()
     rates = [float(r["drain_jobs_per_s"]) for r in rounds]
     return {
-        "autovacuum": "tuned: " + TUNED_AUTOVACUUM if tuned_autovacuum else "default",
+        "autovacuum": (
+            "migration 0014's per-table settings: "
+            + ", ".join(f"{name} = {value}" for name, value in QUEUE_TABLE_STORAGE.items())
+            if tuned_autovacuum
+            else "PostgreSQL's defaults"
+        ),
         "jobs_through": len(rounds) * plan.soak_round_jobs,
         "rounds": rounds,
         "drain_median_jobs_per_s": statistics.median(rates),
@@ -871,9 +877,11 @@ async def main_async(plan: LifetimePlan, out: Path) -> int:
             if "history" in plan.scenarios:
                 results["history"] = await history(system, infra, plan)
             if "soak" in plan.scenarios:
-                results["soak"] = [await soak(system, plan, workdir, tuned_autovacuum=False)]
+                results["soak"] = [await soak(system, plan, workdir, tuned_autovacuum=True)]
                 if system.backend == "postgresql":
-                    results["soak"].append(await soak(system, plan, workdir, tuned_autovacuum=True))
+                    results["soak"].append(
+                        await soak(system, plan, workdir, tuned_autovacuum=False)
+                    )
             document["results"][system.name] = results
         document["environment"]["load_average_at_end"] = os.getloadavg()
         await asyncio.to_thread(write_json, out, document)

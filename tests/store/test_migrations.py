@@ -98,3 +98,25 @@ def test_sqlite_never_hands_out_an_event_id_again_after_0014(tmp_path: Any) -> N
         connection.execute("DELETE FROM events WHERE id >= 2")
         new_id = connection.execute(insert, (4,)).lastrowid
     assert new_id == 4, "an id from before the migration was handed out again"
+
+
+async def test_postgresql_vacuums_the_queue_tables_sooner(database_url: DatabaseURL) -> None:
+    if database_url.kind != "postgresql":
+        return
+    import asyncpg
+
+    from conveyor.store.tables import QUEUE_TABLE_STORAGE
+
+    connection = await asyncpg.connect(database_url.url)
+    try:
+        rows = await connection.fetch(
+            "SELECT relname, reloptions FROM pg_class WHERE relname IN ('jobs', 'events', 'steps')"
+        )
+    finally:
+        await connection.close()
+    wanted = {f"{name}={value}" for name, value in QUEUE_TABLE_STORAGE.items()}
+    assert {row["relname"]: set(row["reloptions"] or ()) >= wanted for row in rows} == {
+        "jobs": True,
+        "events": True,
+        "steps": True,
+    }

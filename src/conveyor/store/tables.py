@@ -106,6 +106,18 @@ api_keys = sa.Table(
 )
 sa.Index("ix_api_keys_workspace", api_keys.c.workspace_id)
 
+# PostgreSQL vacuums the tables that churn (every job is inserted, updated twice and, by
+# retention, deleted; its events inserted and deleted) sooner than its defaults would: at
+# 2 % of the table dead instead of 20 % (with retention of days, millions of rows), and
+# unthrottled. Measured in docs/benchmarks.md ("A soak with retention 0"), reasons in
+# docs/architecture.md. Migration 0014 sets them on existing tables.
+QUEUE_TABLE_STORAGE = {
+    "autovacuum_vacuum_scale_factor": "0.02",
+    "autovacuum_vacuum_threshold": "1000",
+    "autovacuum_vacuum_insert_scale_factor": "0.02",
+    "autovacuum_vacuum_cost_delay": "0",
+}
+
 # No foreign key to workspaces: a job is only inserted for the workspace its caller was
 # authenticated in, and workspaces are not deleted; the check cost a sixth of a bulk create.
 jobs = sa.Table(
@@ -150,6 +162,7 @@ jobs = sa.Table(
         "OR (lease_id IS NOT NULL AND lease_expires_at IS NOT NULL)",
         name="ck_jobs_running_has_lease",
     ),
+    postgresql_with=QUEUE_TABLE_STORAGE,
 )
 # The claim: most urgent claimable first. Partial, so finished jobs never bloat it.
 sa.Index(
@@ -243,6 +256,7 @@ steps = sa.Table(
     _one_of("phase", STEP_PHASES, "ck_steps_phase"),
     _one_of("type", STEP_TYPES, "ck_steps_type"),
     _one_of("status", STEP_STATUSES, "ck_steps_status"),
+    postgresql_with=QUEUE_TABLE_STORAGE,
 )
 
 # No foreign key to jobs: an event is only inserted by the statement that just wrote its
@@ -267,6 +281,7 @@ events = sa.Table(
     # (SQLite would hand out max(id) + 1 again without AUTOINCREMENT; PostgreSQL's
     # sequence never goes back).
     sqlite_autoincrement=True,
+    postgresql_with=QUEUE_TABLE_STORAGE,
 )
 sa.Index("ix_events_workspace_position", events.c.workspace_id, events.c.tx, events.c.id)
 
