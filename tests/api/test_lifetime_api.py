@@ -5,6 +5,7 @@ and cursors."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import httpx
@@ -12,8 +13,11 @@ import pytest
 
 from conveyor.domain.lifetime import Retention
 from conveyor.service.pruning import Pruner
+from conveyor.store.urls import DatabaseURL
 from tests.api.test_streams import sse_events
-from tests.support.server import RunningServer
+from tests.conftest import settings_for
+from tests.support.server import RunningServer, running_server
+from tests.worker.conftest import eventually
 
 GONE = "/problems/stream-position-gone"
 
@@ -251,3 +255,34 @@ async def test_list_by_cursor_and_the_new_filters_over_http(client: httpx.AsyncC
     ):
         refused = await client.get("/jobs", params=params)
         assert refused.status_code == 422, (params, refused.text)
+
+
+# -- the server's own pruner ---------------------------------------------------------------------
+
+
+async def test_every_server_prunes_counts_it_and_logs_a_line(
+    database_url: DatabaseURL, keys: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="conveyor.pruner")
+    settings = settings_for(database_url, retention_cancelled_days=0, prune_interval_seconds=0.1)
+    async with (
+        running_server(settings) as server,
+        httpx.AsyncClient(
+            base_url=f"{server.url}/v1/workspaces/acme",
+            headers={"Authorization": f"Bearer {keys['admin']}"},
+        ) as http,
+    ):
+        cancelled = (await http.post("/jobs", json={"type": "t"})).json()["id"]
+        kept = (await http.post("/jobs", json={"type": "t"})).json()["id"]
+        assert (await http.post(f"/jobs/{cancelled}/cancel")).status_code == 200
+
+        async def gone() -> bool:
+            return (await http.get(f"/jobs/{cancelled}")).status_code == 404
+
+        await eventually(gone, what="the pruner to delete the cancelled job")
+        assert (await http.get(f"/jobs/{kept}")).status_code == 200
+        metrics = (await http.get(f"{server.url}/metrics")).text
+    assert 'conveyor_jobs_pruned_total{status="CANCELLED",workspace="acme"} 1.0' in metrics
+    lines = [record.getMessage() for record in caplog.records if record.name == "conveyor.pruner"]
+    assert any("deleted 1 jobs and 3 events" in line for line in lines), lines
+    assert any("nothing to delete" in line for line in lines), "a line for every pass"
