@@ -116,6 +116,7 @@ class Pruner:
             jobs = events = 0
             busy = False
             while True:
+                started = time.monotonic()
                 batch = await self.lifetime.prune_batch(workspace.id, rule, self.batch_size)
                 if batch is None:
                     busy = True
@@ -126,7 +127,10 @@ class Pruner:
                     self.observer.jobs_pruned(workspace.slug, rule.status.value, batch.jobs)
                 if batch.jobs < self.batch_size:
                     break
-                await asyncio.sleep(0)  # let the writers waiting on the write lock go first
+                # Let the writers waiting on the write lock go first (on SQLite, also those
+                # of other processes: see SqliteLifetimeStore).
+                pause = self.lifetime.pause_between_batches * (time.monotonic() - started)
+                await asyncio.sleep(pause)
             if jobs:
                 report.counts.append(PrunedCount(workspace.slug, rule.status, jobs, events))
             if busy:
