@@ -564,9 +564,10 @@ class ConveyorSqlite(ConveyorSystem):
 class ConveyorServer:
     """`conveyor serve` in a child process, on a free loopback port."""
 
-    def __init__(self, database_url: str, workdir: Path) -> None:
+    def __init__(self, database_url: str, workdir: Path, env: dict[str, str] | None = None) -> None:
         from devtools.postgres import free_port
 
+        self._env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._database_url = database_url
@@ -609,6 +610,7 @@ class ConveyorServer:
             **os.environ,
             "CONVEYOR_LOG_LEVEL": "WARNING",
             "CONVEYOR_ADMIN_KEY_FILE": str(self._workdir / "unused-admin.key"),
+            **self._env,
         }
         with self._log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(

@@ -11,6 +11,7 @@ from typing import Any
 
 from conveyor.domain.errors import InvalidInput
 from conveyor.domain.jobs import DEFAULT_TIMEOUT_GRACE_SECONDS
+from conveyor.domain.lifetime import DEFAULT_RETENTION, Retention, validate_days
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,15 @@ class Settings:
     metrics_token: str = ""
     """When set, /metrics wants `Authorization: Bearer <token>` (401 without); unset, it
     answers only on a loopback address (403 elsewhere: metrics name every workspace)."""
+    retention_completed_days: int | None = DEFAULT_RETENTION.completed_days
+    """Days a COMPLETED job is kept (with its steps and events), unless its workspace
+    sets its own; None (`none` or `forever` in the environment) keeps them forever."""
+    retention_failed_days: int | None = DEFAULT_RETENTION.failed_days
+    retention_cancelled_days: int | None = DEFAULT_RETENTION.cancelled_days
+    prune_interval_seconds: float = 60.0
+    """How often the pruner deletes what retention lets go."""
+    prune_batch_jobs: int = 500
+    """Jobs (with their steps and events) the pruner deletes per transaction."""
     log_format: str = "auto"
     """`json`, `text`, or `auto` (JSON unless writing to a terminal)."""
     log_level: str = "INFO"
@@ -84,6 +94,15 @@ class Settings:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+    @property
+    def retention(self) -> Retention:
+        """The instance's retention: what a workspace that sets none of its own keeps."""
+        return Retention(
+            completed_days=self.retention_completed_days,
+            failed_days=self.retention_failed_days,
+            cancelled_days=self.retention_cancelled_days,
+        )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -108,6 +127,12 @@ def _parse(name: str, kind: object, raw: str) -> Any:
             raise ValueError(raw)
         if kind_name == "int":
             return int(raw)
+        if kind_name == "int | None":  # days of retention: `none` or `forever` keeps forever
+            if raw.strip().lower() in ("none", "forever"):
+                return None
+            days = int(raw)
+            validate_days(days, f"CONVEYOR_{name.upper()}")
+            return days
         if kind_name == "float":
             return float(raw)
         if kind_name == "Path":

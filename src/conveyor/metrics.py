@@ -202,6 +202,12 @@ class Metrics:
         )
         self.read_at_scrape: list[ReadAtScrape] = []
         self._workspaces = BoundedLabels()
+        self.pruned = Counter(
+            "conveyor_jobs_pruned",
+            "Finished jobs deleted by retention (with their steps and events)",
+            ["workspace", "status"],
+            registry=r,
+        )
 
     def watch_job_counts(
         self, read: Callable[[], Awaitable[list[tuple[str, str, str, int]]]]
@@ -260,3 +266,6 @@ class Metrics:
 
     def conflict_retried(self, _: BaseException) -> None:
         self.conflict_retries.inc()
+
+    def jobs_pruned(self, workspace: str, status: str, count: int) -> None:
+        self.pruned.labels(self._workspaces(workspace), status).inc(count)

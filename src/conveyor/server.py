@@ -24,6 +24,7 @@ from conveyor.domain.limits import JsonLimits
 from conveyor.metrics import Metrics
 from conveyor.service.jobs import JobService
 from conveyor.service.limits import LimitService
+from conveyor.service.pruning import Pruner
 from conveyor.service.scheduler import Scheduler
 from conveyor.service.schedules import ScheduleService
 from conveyor.service.stats import StatsService
@@ -183,6 +184,12 @@ class Runtime:
             await runtime.listener.start()
         runtime.tasks.append(asyncio.create_task(runtime._reap_forever(), name="lease-reaper"))
         runtime.tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
+        pruner = Pruner(
+            store, settings.retention, batch_size=settings.prune_batch_jobs, observer=metrics
+        )
+        runtime.tasks.append(
+            asyncio.create_task(pruner.run_forever(settings.prune_interval_seconds), name="pruner")
+        )
         if settings.workers > 0:
             await runtime._start_workers()
         return runtime

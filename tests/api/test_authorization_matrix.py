@@ -82,6 +82,10 @@ ROUTES = [
     Route("PATCH", "/schedules/{schedule}", P.MANAGE_SCHEDULES, {"paused": True}),
     Route("POST", "/schedules/{schedule}/trigger", P.MANAGE_SCHEDULES),
     Route("DELETE", "/schedules/{schedule}", P.MANAGE_SCHEDULES),
+    Route("POST", "/jobs/bulk/cancel", P.CANCEL, {"type": "t", "dry_run": True}),
+    Route("POST", "/jobs/bulk/retry", P.RETRY, {"type": "other", "dry_run": True}),
+    Route("GET", "/settings", P.MANAGE_SETTINGS),
+    Route("PATCH", "/settings", P.MANAGE_SETTINGS, {"retention": {"failed_days": 60}}),
     Route("GET", "/keys", P.MANAGE_KEYS),
     Route("POST", "/keys", P.MANAGE_KEYS, {"role": "admin"}),
     Route("DELETE", "/keys/{key}", P.MANAGE_KEYS),
@@ -124,6 +128,9 @@ async def snapshot(store: Store) -> dict[str, Any]:
             "SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NOT NULL"
         )
         schedules = await connection.fetch("SELECT name, version FROM schedules")
+        settings = await connection.fetch(
+            "SELECT CAST(id AS TEXT) AS id, settings FROM workspaces ORDER BY id"
+        )
     return {
         **counts,
         "jobs_state": sorted(
@@ -131,6 +138,7 @@ async def snapshot(store: Store) -> dict[str, Any]:
         ),
         "revoked": int(revoked["n"]) if revoked else 0,
         "schedules_state": sorted((r["name"], r["version"]) for r in schedules),
+        "settings": [(r["id"], r["settings"]) for r in settings],
     }
 
 

@@ -11,7 +11,7 @@ from uuid import UUID
 
 import httpx
 
-from conveyor.domain.jobs import JobFilter
+from conveyor.domain.job_lists import JobFilter
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import JobService
 from conveyor.store.urls import DatabaseURL

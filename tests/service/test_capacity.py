@@ -10,6 +10,7 @@ from uuid import UUID
 import pytest
 
 from conveyor.domain.capacity import Rate
+from conveyor.domain.job_lists import JobFilter
 from conveyor.domain.jobs import ClaimRequest, JobSpec, JobStatus
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import AS_JOB, JobService
@@ -188,11 +189,7 @@ async def test_pause_stops_starts_and_a_rate_window_holds(
     await limits.put(workspace.id, "type:t", max_running=None, rate=None, paused=True)
     await service.create_jobs(workspace.id, [JobSpec(type="t")] * 10, ACTOR)
     assert await claim(service, workspace.id, 10) == []
-    job = (
-        await service.list_jobs(
-            workspace.id, __import__("conveyor").domain.jobs.JobFilter(), page=1, limit=1
-        )
-    ).jobs[0]
+    job = (await service.list_jobs(workspace.id, JobFilter(), page=1, limit=1)).jobs[0]
     [wait] = await limits.waits(job)
     assert wait.reason == "paused"
     await limits.put(workspace.id, "type:t", max_running=None, rate=Rate(4, 3600), paused=False)

@@ -11,7 +11,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from conveyor.domain.errors import IdempotencyConflict, InvalidInput, LeaseLost
-from conveyor.domain.jobs import CompletedJob, Completion, Job, JobFilter, JobSpec, JobStatus
+from conveyor.domain.job_lists import JobFilter
+from conveyor.domain.jobs import CompletedJob, Completion, Job, JobSpec, JobStatus
 from conveyor.domain.steps import StepPhase, StepStatus, StepType
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import AS_COMPLETED_JOB, AS_JOB, JobService, Unobserved

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from conveyor.domain.errors import AlreadyExists, InvalidInput, ScheduleConflict, ScheduleNotFound
-from conveyor.domain.jobs import Job, JobFilter, JobStatus
+from conveyor.domain.job_lists import JobFilter
+from conveyor.domain.jobs import Job, JobStatus
 from conveyor.domain.schedules import (
     CatchUp,
     Overlap,

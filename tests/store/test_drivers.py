@@ -16,7 +16,8 @@ import asyncpg
 import pytest
 
 from conveyor.domain.errors import StorageFull, StorageReadOnly
-from conveyor.domain.jobs import JobFilter, JobSpec
+from conveyor.domain.job_lists import JobFilter
+from conveyor.domain.jobs import JobSpec
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import JobService
 from conveyor.service.workspaces import WorkspaceService

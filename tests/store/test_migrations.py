@@ -76,3 +76,47 @@ async def test_events_from_before_0009_come_first_and_new_ones_carry_their_trans
         await drop_database(postgres_server.url(), name)
     assert rows[0]["tx"] == 1, "rows from before the migration sort before any transaction"
     assert 1 < rows[1]["tx"] < current, "a new row records the transaction that wrote it"
+
+
+def test_sqlite_never_hands_out_an_event_id_again_after_0014(tmp_path: Any) -> None:
+    """Event ids are stream positions: once the newest events are pruned, SQLite (without
+    AUTOINCREMENT) would give the next event an id already sent."""
+    import sqlite3
+
+    path = tmp_path / "ids.db"
+    url = DatabaseURL.parse(f"sqlite:///{path}")
+    upgrade(url, "0013")
+    insert = (
+        "INSERT INTO events (job_id, workspace_id, job_type, seq, type, actor, payload, "
+        "created_at) VALUES ('j', 'w', 't', ?, 'test.tick', 'test', '{}', 0)"
+    )
+    with sqlite3.connect(path) as connection:
+        for seq in (1, 2, 3):
+            connection.execute(insert, (seq,))
+    upgrade(url)
+    with sqlite3.connect(path) as connection:
+        connection.execute("DELETE FROM events WHERE id >= 2")
+        new_id = connection.execute(insert, (4,)).lastrowid
+    assert new_id == 4, "an id from before the migration was handed out again"
+
+
+async def test_postgresql_vacuums_the_queue_tables_sooner(database_url: DatabaseURL) -> None:
+    if database_url.kind != "postgresql":
+        return
+    import asyncpg
+
+    from conveyor.store.tables import QUEUE_TABLE_STORAGE
+
+    connection = await asyncpg.connect(database_url.url)
+    try:
+        rows = await connection.fetch(
+            "SELECT relname, reloptions FROM pg_class WHERE relname IN ('jobs', 'events', 'steps')"
+        )
+    finally:
+        await connection.close()
+    wanted = {f"{name}={value}" for name, value in QUEUE_TABLE_STORAGE.items()}
+    assert {row["relname"]: set(row["reloptions"] or ()) >= wanted for row in rows} == {
+        "jobs": True,
+        "events": True,
+        "steps": True,
+    }

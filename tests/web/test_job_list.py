@@ -67,3 +67,73 @@ async def test_the_type_box_matches_the_start_of_a_type(
         await expect(page.get_by_text("A type is lower-case letters")).to_be_visible()
         await expect(rows, "an impossible type leaves the list as it was").to_have_count(1)
         await board.assert_clean()
+
+
+async def test_select_all_matching_then_cancel_and_retry_with_a_confirmation(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    mail = [await create(client, "mail.send") for _ in range(3)]
+    sms = await create(client, "sms.send")
+    async with dashboard(browser, server) as board:
+        page = board.page
+        await board.sign_in(keys["client"])
+        await board.go("#/jobs")
+        rows = page.get_by_test_id("job-row")
+        await expect(rows).to_have_count(4)
+        await page.get_by_label("Type").fill("mail")
+        await expect(rows).to_have_count(3)
+
+        await page.get_by_test_id("select-all").click()
+        await expect(page.get_by_test_id("bulk-selected")).to_have_text(
+            "All 3 jobs matching these filters are selected."
+        )
+        await page.get_by_test_id("bulk-cancel").click()
+        dialog = page.get_by_test_id("confirm-dialog")
+        await expect(dialog.get_by_role("heading")).to_have_text("Cancel 3 jobs?")
+        await dialog.get_by_role("button", name="Back").click()
+        await expect(dialog).to_have_count(0)
+        assert {(await client.get(f"/jobs/{job['id']}")).json()["status"] for job in mail} == {
+            "QUEUED"
+        }, "going back changes nothing"
+
+        await page.get_by_test_id("bulk-cancel").click()
+        await dialog.get_by_role("button", name="Cancel 3 jobs").click()
+        await expect(page.get_by_test_id("bulk-result")).to_have_text("Matched 3 · cancelled 3")
+        for job in mail:
+            await expect(board.job_row(job["id"])).to_have_attribute("data-status", "CANCELLED")
+        assert (await client.get(f"/jobs/{sms['id']}")).json()["status"] == "QUEUED"
+
+        await page.get_by_test_id("select-all").click()
+        await page.get_by_test_id("bulk-retry").click()
+        await expect(dialog.get_by_role("heading")).to_have_text("Run again 3 jobs?")
+        await dialog.get_by_role("button", name="Run again 3 jobs").click()
+        await expect(page.get_by_test_id("bulk-result")).to_have_text("Matched 3 · run again 3")
+        await expect(rows).to_have_count(6)
+        retried = (
+            await client.get("/jobs", params={"type": "mail.send", "status": "QUEUED"})
+        ).json()
+        assert sorted(job["retry_of"] for job in retried["data"]) == sorted(j["id"] for j in mail)
+        await board.assert_clean()
+
+
+async def test_more_filters_narrow_the_list(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    keyed = await create(client, "t", concurrency_key="customer-1")
+    await create(client, "t", concurrency_key="customer-2")
+    async with dashboard(browser, server) as board:
+        page = board.page
+        await board.sign_in(keys["client"])
+        await board.go("#/jobs")
+        rows = page.get_by_test_id("job-row")
+        await expect(rows).to_have_count(2)
+        await page.get_by_text("More filters").click()
+        await page.get_by_label("Concurrency key").fill("customer-1")
+        await expect(rows).to_have_count(1)
+        await expect(rows).to_have_attribute("data-job-id", keyed["id"])
+        assert "concurrency_key=customer-1" in page.url
+        await page.get_by_label("Created after").fill("2999-01-01T00:00")
+        await expect(page.get_by_text("No jobs match these filters")).to_be_visible()
+        await page.get_by_role("button", name="Clear filters").click()
+        await expect(rows).to_have_count(2)
+        await board.assert_clean()

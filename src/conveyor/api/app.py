@@ -18,6 +18,7 @@ from conveyor.api.openapi import problem_openapi
 from conveyor.api.problems import UnexpectedErrors, install_problem_handlers
 from conveyor.api.readiness import Readiness
 from conveyor.api.routes import (
+    bulk,
     health,
     jobs,
     keys,
@@ -28,6 +29,9 @@ from conveyor.api.routes import (
     stats,
     streams,
     workers,
+)
+from conveyor.api.routes import (
+    settings as workspace_settings,
 )
 from conveyor.api.routes.api_docs import mount_api_docs
 from conveyor.api.routes.dashboard import mount_dashboard
@@ -90,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(me.router)
     app.include_router(session.router)
+    app.include_router(bulk.router)  # before jobs: /jobs/bulk/cancel is not /jobs/{id}/cancel
     app.include_router(jobs.router)
     app.include_router(workers.router)
     app.include_router(workers.instance_router)
@@ -98,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(keys.router)
     app.include_router(limits.router)
     app.include_router(schedules.router)
+    app.include_router(workspace_settings.router)
     mount_api_docs(app)
     mount_dashboard(app)
     return app

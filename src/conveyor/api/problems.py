@@ -41,6 +41,7 @@ from conveyor.domain.errors import (
     StorageFull,
     StorageReadOnly,
     StorageUnavailable,
+    StreamPositionGone,
     TransientDatabaseError,
     Unavailable,
 )
@@ -151,6 +152,14 @@ def problem_for(error: Exception) -> Problem:
             str(error),
             schedule_id=str(error.schedule_id),
             current_version=error.current_version,
+        )
+    if isinstance(error, StreamPositionGone):
+        return Problem(
+            410,
+            "stream-position-gone",
+            "Stream position gone",
+            str(error),
+            event_id=error.event_id,
         )
     if isinstance(error, StepConflict):
         return Problem(409, "invalid-step-transition", "Invalid step transition", str(error))

@@ -336,9 +336,17 @@ class JobDetailOut(JobOut):
 
 class PageMeta(BaseModel):
     total: int
-    page: int
+    page: int | None = Field(description="the page asked for; null for a page asked for by cursor")
     limit: int
     total_pages: int
+    total_is_estimate: bool = Field(
+        False,
+        description="past 10,000 jobs the total is not counted: on PostgreSQL it is the "
+        "planner's estimate, on SQLite 10,000 (meaning more)",
+    )
+    next_cursor: str | None = Field(
+        None, description="pass as `cursor` for the next page; null on a page that is not full"
+    )
 
 
 class JobPageOut(BaseModel):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -15,6 +16,8 @@ from conveyor.cli.connection import Connection, connection_group_options, connec
 from conveyor.cli.shared import console, fail
 from conveyor.client import Client
 from conveyor.domain.jobs import JobStatus
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # `jobs watch` (and `jobs create --watch`) exit with the job's outcome, for scripts.
 EXIT_CODES = {JobStatus.COMPLETED.value: 0, JobStatus.FAILED.value: 1, JobStatus.CANCELLED.value: 3}
@@ -101,48 +104,97 @@ def jobs_create(
             follow_to_the_end(connection, client, str(job["id"]), quiet=quiet)
 
 
+def filter_options(command: F) -> F:
+    """The list filters, for `jobs list` and the bulk `jobs cancel|retry --all`."""
+    for option in reversed(
+        (
+            click.option("--status", multiple=True, help="repeatable: QUEUED, RUNNING, …"),
+            click.option("--type", "job_type", default=None, help="this type exactly"),
+            click.option("--type-prefix", default=None, help="types that begin with this"),
+            click.option("--agent-task", "agent_task_id", default=None),
+            click.option("--concurrency-key", default=None),
+            click.option("--worker", "worker_id", default=None, help="run (last) by this worker"),
+            click.option("--error-contains", default=None, help="the error holds this text"),
+            click.option(
+                "--created-after", default=None, metavar="TIME", help="ISO 8601, with a zone"
+            ),
+            click.option(
+                "--created-before", default=None, metavar="TIME", help="ISO 8601, with a zone"
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def given_filters(options: dict[str, Any]) -> dict[str, Any]:
+    """The filter options given (for `Client.list_jobs` and the bulk calls), upper-casing
+    statuses; the other options are left in `options`."""
+    filters: dict[str, Any] = {}
+    for name in FILTER_NAMES:
+        value = options.pop(name)
+        if name == "status":
+            value = [status.upper() for status in value] or None
+        if value is not None:
+            filters[name] = value
+    return filters
+
+
+FILTER_NAMES = (
+    "status",
+    "job_type",
+    "type_prefix",
+    "agent_task_id",
+    "concurrency_key",
+    "worker_id",
+    "error_contains",
+    "created_after",
+    "created_before",
+)
+
+
 @jobs.command("list")
 @connection_options
-@click.option("--status", multiple=True, help="repeatable: QUEUED, RUNNING, …")
-@click.option("--type", "job_type", default=None)
-@click.option("--agent-task", "agent_task_id", default=None)
+@filter_options
 @click.option("--page", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--cursor", default=None, help="the cursor a page before printed (deep lists)")
 @click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
 @click.option("--follow", "-f", is_flag=True, help="then print each change as it happens")
 def jobs_list(
     connection: Connection,
-    status: tuple[str, ...],
-    job_type: str | None,
-    agent_task_id: str | None,
+    /,
     page: int,
+    cursor: str | None,
     limit: int,
     follow: bool,
+    **options: Any,
 ) -> None:
     """List jobs, newest first (with --follow, keep printing changes until Ctrl-C)."""
-    statuses = [s.upper() for s in status]
+    filters = given_filters(options)
     with connection.client() as client:
         found = connection.call(
-            lambda: client.list_jobs(
-                status=statuses,
-                job_type=job_type,
-                agent_task_id=agent_task_id,
-                page=page,
-                limit=limit,
-            )
+            lambda: client.list_jobs(page=page, cursor=cursor, limit=limit, **filters)
         )
         if connection.as_json:
             click.echo(json.dumps(found, indent=2))
             return
         console.print(render.jobs_table(found["data"]))
         meta = found["meta"]
-        console.print(
-            f"page {meta['page']} of {max(meta['total_pages'], 1)} · "
-            f"{render.count(meta['total'], 'job')}",
-            style="dim",
+        total = render.count(meta["total"], "job")
+        if meta.get("total_is_estimate"):
+            total = f"about {total}"
+        where = (
+            f"page {meta['page']} of {max(meta['total_pages'], 1)}"
+            if meta.get("page") is not None
+            else "by cursor"
         )
+        console.print(f"{where} · {total}", style="dim")
+        if meta.get("next_cursor") and cursor is not None:
+            console.print(f"next: --cursor {meta['next_cursor']}", style="dim")
         if follow:
+            job_type = filters.get("job_type")
             changes = client.stream_workspace_events(
-                job_types=[job_type] if job_type else None, statuses=statuses or None
+                job_types=[job_type] if job_type else None, statuses=filters.get("status")
             )
             with contextlib.suppress(KeyboardInterrupt):
                 connection.call(lambda: render.follow_changes(console, changes))
@@ -161,12 +213,97 @@ def jobs_show(connection: Connection, job_id: str) -> None:
     render.print_job(console, job)
 
 
+def bulk(
+    connection: Connection,
+    action: str,
+    filters: dict[str, Any],
+    *,
+    yes: bool,
+    reason: str | None = None,
+) -> None:
+    """Cancel or retry every job the filters match (every one with no filter), after
+    saying how many and asking, unless --yes."""
+    what = {
+        "cancel": ("Cancel", "pending, queued or running", "cancelled"),
+        "retry": ("Run again", "failed or cancelled (not run again yet)", "run again"),
+    }[action]
+    with connection.client() as client:
+        call = client.bulk_cancel if action == "cancel" else client.bulk_retry
+        options: dict[str, Any] = {"everything": not filters, **filters}
+        if reason is not None:
+            options["reason"] = reason
+        if not yes:
+            counted = connection.call(lambda: call(dry_run=True, **options))
+            matching = counted["remaining"]
+            about = "about " if counted["remaining_is_estimate"] else ""
+            if not matching:
+                console.print(f"no {what[1]} job matches")
+                return
+            click.confirm(
+                f"{what[0]} {about}{render.count(matching, 'job')} ({what[1]}, matching "
+                f"{_describe(filters)})?",
+                abort=True,
+                err=True,
+            )
+        done = connection.call(lambda: call(**options))
+    if connection.as_json:
+        click.echo(json.dumps(done, indent=2))
+        return
+    if not done["matched"]:
+        console.print(f"no {what[1]} job matches")
+        return
+    skipped = done["matched"] - done["changed"]
+    line = f"{what[2]} {render.count(done['changed'], 'job')}"
+    if skipped:
+        line += f"; {skipped} had changed meanwhile and were left as they were"
+    console.print(line)
+
+
+def _describe(filters: dict[str, Any]) -> str:
+    if not filters:
+        return "everything in the workspace"
+    return " ".join(
+        f"{name.replace('job_type', 'type')}={','.join(v) if isinstance(v, list) else v}"
+        for name, v in filters.items()
+    )
+
+
+def _single_or_bulk(job_id: str | None, every: bool, filters: dict[str, Any]) -> bool:
+    """Whether the command is a bulk one; refuses a mix of both forms."""
+    if job_id is not None and (every or filters):
+        raise click.UsageError("give a JOB_ID, or --all with filters, not both")
+    if job_id is None and not every:
+        raise click.UsageError(
+            "give a JOB_ID, or --all (with filters such as --status, --type) for many jobs"
+        )
+    if filters and not every:
+        raise click.UsageError("filters select many jobs: add --all")
+    return job_id is None
+
+
 @jobs.command("cancel")
 @connection_options
-@click.argument("job_id")
+@click.argument("job_id", required=False)
 @click.option("--reason", default=None)
-def jobs_cancel(connection: Connection, job_id: str, reason: str | None) -> None:
-    """Cancel a pending, queued or running job."""
+@click.option("--all", "every", is_flag=True, help="every job the filters match")
+@filter_options
+@click.option("--yes", "-y", is_flag=True, help="do not ask (with --all)")
+def jobs_cancel(
+    connection: Connection,
+    /,
+    job_id: str | None,
+    reason: str | None,
+    every: bool,
+    yes: bool,
+    **options: Any,
+) -> None:
+    """Cancel a pending, queued or running job; or, with --all, every one the filters
+    match (asking first, saying how many, unless --yes)."""
+    filters = given_filters(options)
+    if _single_or_bulk(job_id, every, filters):
+        bulk(connection, "cancel", filters, yes=yes, reason=reason)
+        return
+    assert job_id is not None
     with connection.client() as client:
         job = connection.call(lambda: client.cancel_job(job_id, reason))
     if connection.as_json:
@@ -177,9 +314,20 @@ def jobs_cancel(connection: Connection, job_id: str, reason: str | None) -> None
 
 @jobs.command("retry")
 @connection_options
-@click.argument("job_id")
-def jobs_retry(connection: Connection, job_id: str) -> None:
-    """Run a failed or cancelled job again (as a new job)."""
+@click.argument("job_id", required=False)
+@click.option("--all", "every", is_flag=True, help="every job the filters match")
+@filter_options
+@click.option("--yes", "-y", is_flag=True, help="do not ask (with --all)")
+def jobs_retry(
+    connection: Connection, /, job_id: str | None, every: bool, yes: bool, **options: Any
+) -> None:
+    """Run a failed or cancelled job again (as a new job); or, with --all, every one the
+    filters match that was not run again yet (asking first, unless --yes)."""
+    filters = given_filters(options)
+    if _single_or_bulk(job_id, every, filters):
+        bulk(connection, "retry", filters, yes=yes)
+        return
+    assert job_id is not None
     with connection.client() as client:
         job = connection.call(lambda: client.retry_job(job_id))
     if connection.as_json:

@@ -9,6 +9,7 @@ import click
 from conveyor.cli.jobs import jobs
 from conveyor.cli.keys import key
 from conveyor.cli.limits import limits
+from conveyor.cli.prune import prune
 from conveyor.cli.schedules import schedules
 from conveyor.cli.server import migrate, serve
 from conveyor.cli.status import status
@@ -22,7 +23,7 @@ def main() -> None:
     """Conveyor: a durable, concurrency-safe job runner."""
 
 
-for command in (serve, migrate, workspace, key, jobs, schedules, limits, status, worker):
+for command in (serve, migrate, workspace, key, jobs, schedules, limits, status, worker, prune):
     main.add_command(command)
 
 

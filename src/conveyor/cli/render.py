@@ -420,3 +420,18 @@ def print_status(console: Console, stats: dict[str, Any]) -> None:
             by_type.add_row(job_type, *(str(counts.get(status, 0)) for status in by_status))
         console.print(by_type)
     console.print(workers_table(stats["workers"]))
+
+
+def settings_table(view: dict[str, Any]) -> Table:
+    """A workspace's settings (as `GET …/settings` answers them): each value and its origin."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("SETTING", "VALUE", "FROM"):
+        table.add_column(column, no_wrap=True)
+    for section, values in view.items():
+        if section in ("source", "instance_defaults") or not isinstance(values, dict):
+            continue
+        sources = view.get("source", {}).get(section, {})
+        for name, value in values.items():
+            shown = "forever" if value is None and name.endswith("_days") else str(value)
+            table.add_row(f"{section}.{name}", shown, sources.get(name, "-"))
+    return table

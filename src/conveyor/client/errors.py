@@ -83,16 +83,34 @@ class WorkspaceRequired(ValueError):
     client's `workspace=`). Raised by the client itself, before any request."""
 
 
+class GoneError(ApiError):
+    pass
+
+
+class StreamPositionGoneError(GoneError):
+    """A workspace stream cannot resume where it was: events it had not sent yet were
+    deleted by retention since. Start the stream afresh (without `after_id`), and read
+    what matters from the jobs themselves."""
+
+    @property
+    def event_id(self) -> int | None:
+        value = self.problem.get("event_id")
+        return value if isinstance(value, int) else None
+
+
 def error_for(status: int, problem: dict[str, Any]) -> ApiError:
     if status == 409 and problem.get("type") == "/problems/lease-lost":
         return LeaseLostError(status, problem)
     if status == 503 and problem.get("type") == "/problems/storage-read-only":
         return StorageReadOnlyError(status, problem)
+    if status == 410 and problem.get("type") == "/problems/stream-position-gone":
+        return StreamPositionGoneError(status, problem)
     kind = {
         401: UnauthorizedError,
         403: ForbiddenError,
         404: NotFoundError,
         409: ConflictError,
+        410: GoneError,
         422: ValidationError,
         429: RateLimitedError,
         503: UnavailableError,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID
@@ -155,24 +156,90 @@ def workspace_of(me: JSON) -> str:
     return str(workspace["slug"])
 
 
-def list_params(
-    status: str | list[str] | None,
-    job_type: str | None,
-    agent_task_id: str | None,
-    id_contains: str | None,
-    page: int,
-    limit: int,
-) -> list[tuple[str, str]]:
-    params: list[tuple[str, str]] = [("page", str(page)), ("limit", str(limit))]
+Moment = datetime | str
+"""A moment for the time filters: an aware datetime, or ISO 8601 text with a zone."""
+
+
+def _moment(value: Moment) -> str:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def filter_values(
+    *,
+    status: str | list[str] | None = None,
+    job_type: str | None = None,
+    type_prefix: str | None = None,
+    agent_task_id: str | None = None,
+    concurrency_key: str | None = None,
+    worker_id: str | None = None,
+    error_contains: str | None = None,
+    created_after: Moment | None = None,
+    created_before: Moment | None = None,
+    id_contains: str | None = None,
+) -> JSON:
+    """The list filters by their API names (`job_type` is `type`, `id_contains` is `q`),
+    leaving out those not given: the query of `GET …/jobs` and the body of a bulk action."""
     statuses = [status] if isinstance(status, str) else list(status or [])
-    params += [("status", value) for value in statuses]
-    if job_type:
-        params.append(("type", job_type))
-    if agent_task_id:
-        params.append(("agent_task_id", agent_task_id))
-    if id_contains:
-        params.append(("q", id_contains))
+    values: JSON = {
+        "status": statuses or None,
+        "type": job_type,
+        "type_prefix": type_prefix,
+        "agent_task_id": agent_task_id,
+        "concurrency_key": concurrency_key,
+        "worker_id": worker_id,
+        "error_contains": error_contains,
+        "created_after": None if created_after is None else _moment(created_after),
+        "created_before": None if created_before is None else _moment(created_before),
+        "q": id_contains,
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def list_params(
+    filters: JSON, *, page: int, limit: int, cursor: str | None
+) -> list[tuple[str, str]]:
+    params: list[tuple[str, str]] = [("limit", str(limit))]
+    params.append(("cursor", cursor) if cursor else ("page", str(page)))
+    for name, value in filters.items():
+        if isinstance(value, list):
+            params += [(name, str(item)) for item in value]
+        else:
+            params.append((name, str(value)))
     return params
+
+
+def bulk_body(
+    filters: JSON, *, everything: bool, dry_run: bool, cursor: str | None, reason: str | None
+) -> JSON:
+    body: JSON = dict(filters)
+    if everything:
+        body["all"] = True
+    if dry_run:
+        body["dry_run"] = True
+    if cursor:
+        body["cursor"] = cursor
+    if reason:
+        body["reason"] = reason
+    return body
+
+
+class BulkTally:
+    """What repeated bulk requests did, all told (the last one's `remaining`)."""
+
+    def __init__(self) -> None:
+        self.answer: JSON = {"matched": 0, "changed": 0, "requests": 0}
+
+    def add(self, answer: JSON) -> str | None:
+        """Count one answer in; the cursor to go on with, or None when it was the last."""
+        tally = self.answer
+        tally.update(
+            {key: value for key, value in answer.items() if key not in ("matched", "changed")}
+        )
+        tally["matched"] += answer["matched"]
+        tally["changed"] += answer["changed"]
+        tally["requests"] += 1
+        cursor: str | None = answer.get("next_cursor") if answer.get("limit_reached") else None
+        return cursor
 
 
 class Client(ScheduleCalls):
@@ -237,13 +304,106 @@ class Client(ScheduleCalls):
         *,
         status: str | list[str] | None = None,
         job_type: str | None = None,
+        type_prefix: str | None = None,
         agent_task_id: str | None = None,
         id_contains: str | None = None,
+        concurrency_key: str | None = None,
+        worker_id: str | None = None,
+        error_contains: str | None = None,
+        created_after: Moment | None = None,
+        created_before: Moment | None = None,
         page: int = 1,
+        cursor: str | None = None,
         limit: int = 50,
     ) -> JSON:
-        params = list_params(status, job_type, agent_task_id, id_contains, page, limit)
+        """A page of jobs, newest first: the `page`-th, or the one after `cursor` (the
+        `meta.next_cursor` of the page before; pages by cursor stay put while jobs are
+        created). Past 10,000 jobs `meta.total` is an estimate (`meta.total_is_estimate`)."""
+        filters = filter_values(
+            status=status,
+            job_type=job_type,
+            type_prefix=type_prefix,
+            agent_task_id=agent_task_id,
+            concurrency_key=concurrency_key,
+            worker_id=worker_id,
+            error_contains=error_contains,
+            created_after=created_after,
+            created_before=created_before,
+            id_contains=id_contains,
+        )
+        params = list_params(filters, page=page, limit=limit, cursor=cursor)
         result: JSON = self.request("GET", self._ws("/jobs"), params=params)
+        return result
+
+    def iter_jobs(self, *, limit: int = 200, **filters: Any) -> Iterator[JSON]:
+        """Every job the filters (those of `list_jobs`) match, newest first, page by page
+        by cursor: each once, however many are created meanwhile."""
+        cursor = None
+        while True:
+            page = self.list_jobs(limit=limit, cursor=cursor, **filters)
+            yield from page["data"]
+            cursor = page["meta"]["next_cursor"]
+            if not cursor:
+                return
+
+    def bulk_cancel(
+        self,
+        *,
+        everything: bool = False,
+        reason: str | None = None,
+        dry_run: bool = False,
+        until_done: bool = True,
+        **filters: Any,
+    ) -> JSON:
+        """Cancel every pending, queued or running job the filters (those of `list_jobs`)
+        match, or every one with `everything=True`. The server works on at most 1,000 jobs
+        a request; with `until_done` this repeats until none are left and answers the
+        totals (`matched`, `changed`, `requests`). `dry_run`: change nothing, say how many
+        match (`remaining`)."""
+        return self._bulk("/jobs/bulk/cancel", filters, everything, dry_run, until_done, reason)
+
+    def bulk_retry(
+        self,
+        *,
+        everything: bool = False,
+        dry_run: bool = False,
+        until_done: bool = True,
+        **filters: Any,
+    ) -> JSON:
+        """Run again (each as a new job) every failed or cancelled job the filters match
+        that was not run again yet; as `bulk_cancel` otherwise."""
+        return self._bulk("/jobs/bulk/retry", filters, everything, dry_run, until_done, None)
+
+    def _bulk(
+        self,
+        path: str,
+        filters: JSON,
+        everything: bool,
+        dry_run: bool,
+        until_done: bool,
+        reason: str | None,
+    ) -> JSON:
+        values = filter_values(**filters)
+        tally = BulkTally()
+        cursor = None
+        while True:
+            body = bulk_body(
+                values, everything=everything, dry_run=dry_run, cursor=cursor, reason=reason
+            )
+            cursor = tally.add(self.request("POST", self._ws(path), json=body))
+            if cursor is None or not until_done:
+                return tally.answer
+
+    def get_settings(self) -> JSON:
+        """The workspace's settings (admin): each value, and whether it is the workspace's
+        own or the instance's default."""
+        result: JSON = self.request("GET", self._ws("/settings"))
+        return result
+
+    def update_settings(self, *, retention: JSON) -> JSON:
+        """Change some settings (admin): `retention={"failed_days": 60}` changes that one
+        value; None keeps forever, "default" takes the instance's value again."""
+        result: JSON = self.request("PATCH", self._ws("/settings"), json={"retention": retention})
         return result
 
     def get_job(self, job_id: str | UUID) -> JSON:
@@ -432,16 +592,101 @@ class AsyncClient(AsyncScheduleCalls):
         )["data"]
         return result
 
-    async def list_jobs(self, **filters: Any) -> JSON:
-        params = list_params(
-            filters.get("status"),
-            filters.get("job_type"),
-            filters.get("agent_task_id"),
-            filters.get("id_contains"),
-            filters.get("page", 1),
-            filters.get("limit", 50),
+    async def list_jobs(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        job_type: str | None = None,
+        type_prefix: str | None = None,
+        agent_task_id: str | None = None,
+        id_contains: str | None = None,
+        concurrency_key: str | None = None,
+        worker_id: str | None = None,
+        error_contains: str | None = None,
+        created_after: Moment | None = None,
+        created_before: Moment | None = None,
+        page: int = 1,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> JSON:
+        filters = filter_values(
+            status=status,
+            job_type=job_type,
+            type_prefix=type_prefix,
+            agent_task_id=agent_task_id,
+            concurrency_key=concurrency_key,
+            worker_id=worker_id,
+            error_contains=error_contains,
+            created_after=created_after,
+            created_before=created_before,
+            id_contains=id_contains,
         )
+        params = list_params(filters, page=page, limit=limit, cursor=cursor)
         result: JSON = await self.request("GET", await self.ws_path("/jobs"), params=params)
+        return result
+
+    async def iter_jobs(self, *, limit: int = 200, **filters: Any) -> AsyncIterator[JSON]:
+        cursor = None
+        while True:
+            page = await self.list_jobs(limit=limit, cursor=cursor, **filters)
+            for job in page["data"]:
+                yield job
+            cursor = page["meta"]["next_cursor"]
+            if not cursor:
+                return
+
+    async def bulk_cancel(
+        self,
+        *,
+        everything: bool = False,
+        reason: str | None = None,
+        dry_run: bool = False,
+        until_done: bool = True,
+        **filters: Any,
+    ) -> JSON:
+        return await self._bulk(
+            "/jobs/bulk/cancel", filters, everything, dry_run, until_done, reason
+        )
+
+    async def bulk_retry(
+        self,
+        *,
+        everything: bool = False,
+        dry_run: bool = False,
+        until_done: bool = True,
+        **filters: Any,
+    ) -> JSON:
+        return await self._bulk("/jobs/bulk/retry", filters, everything, dry_run, until_done, None)
+
+    async def _bulk(
+        self,
+        path: str,
+        filters: JSON,
+        everything: bool,
+        dry_run: bool,
+        until_done: bool,
+        reason: str | None,
+    ) -> JSON:
+        values = filter_values(**filters)
+        tally = BulkTally()
+        cursor = None
+        while True:
+            body = bulk_body(
+                values, everything=everything, dry_run=dry_run, cursor=cursor, reason=reason
+            )
+            answer = await self.request("POST", await self.ws_path(path), json=body)
+            cursor = tally.add(answer)
+            if cursor is None or not until_done:
+                return tally.answer
+
+    async def get_settings(self) -> JSON:
+        result: JSON = await self.request("GET", await self.ws_path("/settings"))
+        return result
+
+    async def update_settings(self, *, retention: JSON) -> JSON:
+        result: JSON = await self.request(
+            "PATCH", await self.ws_path("/settings"), json={"retention": retention}
+        )
         return result
 
     async def get_job(self, job_id: str | UUID) -> JSON:

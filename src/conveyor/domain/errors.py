@@ -239,3 +239,16 @@ class StorageReadOnly(StorageUnavailable):
 OUTAGES: tuple[type[ConveyorError], ...] = (Unavailable, TransientDatabaseError, StorageUnavailable)
 """What a background loop (reaper, scheduler, pruner) waits out with a warning and tries
 again: the database is away, lost a race, or cannot store anything until an operator acts."""
+
+
+class StreamPositionGone(ConveyorError):
+    """A workspace stream was asked to resume after an event, but events it has not sent
+    were deleted since (by retention): resuming would skip them silently. The client must
+    start afresh."""
+
+    def __init__(self, event_id: int) -> None:
+        super().__init__(
+            f"events this stream has not sent (after event {event_id}) were deleted by "
+            "retention: start the stream afresh (without Last-Event-ID or after_id)"
+        )
+        self.event_id = event_id

@@ -236,19 +236,6 @@ class CompletedJob(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class JobFilter:
-    """What a job list is narrowed to (within one workspace, always)."""
-
-    statuses: frozenset[JobStatus] = frozenset()
-    type: str | None = None
-    type_prefix: str | None = None
-    """Types that begin with this (`demo` finds `demo.fail`)."""
-    agent_task_id: str | None = None
-    id_contains: str | None = None
-    """Part of the id, dashes or not."""
-
-
-@dataclass(frozen=True, slots=True)
 class JobChange:
     """A proposed change to one job, applied by the store as one compare-and-set.
 

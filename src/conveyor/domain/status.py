@@ -66,6 +66,11 @@ CLAIMABLE_STATUS: Final = JobStatus.QUEUED
 LEASED_STATUS: Final = JobStatus.RUNNING
 """The status of a job held by a worker under a lease (and the one a claim moves it to)."""
 
+RETRIABLE_STATUSES: Final = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+"""A job that ended in one of these may be run again by a client, as a new job (`retry_of`
+pointing back)."""
+assert RETRIABLE_STATUSES <= TERMINAL_STATUSES, "only a finished job is run again"
+
 assert CLAIMABLE_STATUS in sources_for(LEASED_STATUS), "a claim must be a legal move"
 assert LEASED_STATUS in sources_for(JobStatus.COMPLETED), "a worker must be able to complete"
 

@@ -40,6 +40,7 @@ class Permission(StrEnum):
     MANAGE_KEYS = "manage_keys"
     MANAGE_LIMITS = "manage_limits"
     MANAGE_SCHEDULES = "manage_schedules"
+    MANAGE_SETTINGS = "manage_settings"
 
 
 ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from conveyor.domain.errors import IdempotencyConflict, JobConflict
+from conveyor.domain.job_lists import default_retry_key
 from conveyor.domain.jobs import Job, JobSpec, JobStatus
 from conveyor.domain.limits import validate_json, validate_text
+from conveyor.domain.status import RETRIABLE_STATUSES
 from conveyor.ids import uuid7s
 from conveyor.service.core import JobServiceCore
 from conveyor.store.jobs import NewJob
@@ -61,7 +63,7 @@ class JobCreation(JobServiceCore):
         """A new job with the failed (or cancelled) job's type, priority and payload: the
         input it was given, never the result it produced."""
         old = await self.require_job(workspace_id, job_id)
-        if old.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        if old.status not in RETRIABLE_STATUSES:
             raise JobConflict(
                 old.id,
                 f"only FAILED or CANCELLED jobs can be retried; job {old.id} is {old.status.value}",
@@ -74,7 +76,7 @@ class JobCreation(JobServiceCore):
             agent_task_id=old.agent_task_id,
             max_attempts=old.max_attempts,
             # Retrying the same job twice (a double click) gives the same new job.
-            idempotency_key=idempotency_key or f"retry:{old.id}",
+            idempotency_key=idempotency_key or default_retry_key(old.id),
             retry_backoff_seconds=old.retry_backoff_seconds,
             retry_backoff_max_seconds=old.retry_backoff_max_seconds,
             retry_of=old.id,

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from conveyor.domain.events import Event, StreamPosition, WorkspaceEventsPage
-from conveyor.domain.jobs import Job, JobFilter
+from conveyor.domain.job_lists import JobFilter, ListCursor
+from conveyor.domain.jobs import Job
+from conveyor.domain.lifetime import resume_position
 from conveyor.domain.steps import Step
 from conveyor.service.core import JobServiceCore
 
@@ -17,8 +19,13 @@ MAX_LIST_LIMIT = 200
 class Page:
     jobs: list[Job]
     total: int
-    page: int
+    page: int | None
+    """The page number asked for; None when the page was asked for by cursor."""
     limit: int
+    total_is_estimate: bool = False
+    """The total passed the exact count's bound (`EXACT_TOTAL_LIMIT`): it is an estimate."""
+    next_cursor: ListCursor | None = None
+    """Where the next page starts, when this one is full."""
 
     @property
     def total_pages(self) -> int:
@@ -49,14 +56,35 @@ class JobReads(JobServiceCore):
         return JobDetail(job, steps, job_events)
 
     async def list_jobs(
-        self, workspace_id: UUID, job_filter: JobFilter, *, page: int, limit: int
+        self,
+        workspace_id: UUID,
+        job_filter: JobFilter,
+        *,
+        page: int = 1,
+        limit: int,
+        cursor: ListCursor | None = None,
     ) -> Page:
+        """A page of the list, newest first: the `page`-th, or the one after `cursor`
+        (which stays put while jobs are created; an offset does not)."""
+        job_filter.validate()
         limit = max(1, min(limit, MAX_LIST_LIMIT))
         page = max(1, page)
-        found, total = await self.jobs.list_jobs(
-            workspace_id, job_filter, offset=(page - 1) * limit, limit=limit
+        found, total = await self.store.lists.page(
+            workspace_id,
+            job_filter,
+            cursor=cursor,
+            offset=0 if cursor is not None else (page - 1) * limit,
+            limit=limit,
         )
-        return Page(found, total, page, limit)
+        last = found[-1] if len(found) == limit else None
+        return Page(
+            found,
+            total.count,
+            None if cursor is not None else page,
+            limit,
+            total_is_estimate=total.is_estimate,
+            next_cursor=None if last is None else ListCursor(last.created_at, last.id),
+        )
 
     async def list_steps(self, workspace_id: UUID, job_id: UUID) -> list[Step]:
         await self.require_job(workspace_id, job_id)
@@ -75,6 +103,16 @@ class JobReads(JobServiceCore):
 
     async def event_position(self, workspace_id: UUID, event_id: int) -> StreamPosition | None:
         return await self.jobs.event_position(workspace_id, event_id)
+
+    async def resume_position(self, workspace_id: UUID, event_id: int) -> StreamPosition | None:
+        """Where a workspace stream resumed after event `event_id` starts; None when the
+        workspace never had that event. Raises StreamPositionGone when events the stream
+        has not sent were deleted by retention since (see domain.lifetime)."""
+        if event_id == 0:
+            return resume_position(0, None, None)
+        found = await self.jobs.event_position(workspace_id, event_id)
+        pruned = await self.store.lifetime.pruned_events(workspace_id)
+        return resume_position(event_id, found, pruned)
 
     async def current_position(self, workspace_id: UUID) -> StreamPosition:
         return await self.jobs.current_position(workspace_id)

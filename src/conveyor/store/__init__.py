@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from conveyor.store.clock import DatabaseClock
 from conveyor.store.connection import Database
+from conveyor.store.job_lists import JobListStore
 from conveyor.store.jobs import JobStore
+from conveyor.store.lifetime import LifetimeStore
 from conveyor.store.limits import LimitStore
 from conveyor.store.schedules import ScheduleStore
 from conveyor.store.stats import StatsStore
@@ -24,6 +26,8 @@ class Store:
     limits: LimitStore
     schedules: ScheduleStore
     clock: DatabaseClock
+    lists: JobListStore
+    lifetime: LifetimeStore
 
     async def close(self) -> None:
         await self.database.close()
@@ -37,6 +41,7 @@ async def open_store(
 ) -> Store:
     """Connect to the database at `url` (already migrated)."""
     if url.kind == "sqlite":
+        from conveyor.store.lifetime import SqliteLifetimeStore
         from conveyor.store.sqlite import SqliteDatabase, Synchronous
         from conveyor.store.sqlite_jobs import SqliteJobStore
 
@@ -53,7 +58,10 @@ async def open_store(
             LimitStore(sqlite),
             ScheduleStore(sqlite),
             DatabaseClock(sqlite),
+            JobListStore(sqlite),
+            SqliteLifetimeStore(sqlite),
         )
+    from conveyor.store.lifetime import PostgresLifetimeStore
     from conveyor.store.postgres import PostgresDatabase
     from conveyor.store.postgres_jobs import PostgresJobStore
 
@@ -68,4 +76,6 @@ async def open_store(
         LimitStore(postgres),
         ScheduleStore(postgres),
         DatabaseClock(postgres),
+        JobListStore(postgres),
+        PostgresLifetimeStore(postgres),
     )

@@ -32,7 +32,6 @@ from conveyor.domain.jobs import (
     Completion,
     Job,
     JobChange,
-    JobFilter,
     JobSpec,
     JobStatus,
 )
@@ -42,7 +41,7 @@ from conveyor.store.changes import new_step_times, report_guard, step_assignment
 from conveyor.store.claims import ClaimOutcome, ClaimPlanner
 from conveyor.store.connection import Connection, Database, Json
 from conveyor.store.projections import Claimed, Completed, Projection
-from conveyor.store.queries import Queries, queries_for, status_condition
+from conveyor.store.queries import Queries, queries_for
 from conveyor.store.rows import Rows
 
 
@@ -111,10 +110,6 @@ class JobStore(Protocol):
 
     # -- reads
     async def get_job(self, workspace_id: UUID, job_id: UUID) -> Job | None: ...
-
-    async def list_jobs(
-        self, workspace_id: UUID, job_filter: JobFilter, *, offset: int, limit: int
-    ) -> tuple[list[Job], int]: ...
 
     async def list_steps(self, job_id: UUID) -> list[Step]: ...
 
@@ -258,23 +253,6 @@ class SharedJobStatements:
                 self.queries["get_job"].sql, {"job_id": job_id, "ws": workspace_id}
             )
         return None if row is None else self.rows.job(row)
-
-    async def list_jobs(
-        self, workspace_id: UUID, job_filter: JobFilter, *, offset: int, limit: int
-    ) -> tuple[list[Job], int]:
-        conditions, params = _filter_conditions(job_filter)
-        where = " AND ".join(["workspace_id = :ws", *conditions])
-        params["ws"] = workspace_id
-        async with self.database.read() as connection:
-            total_row = await connection.fetchrow(
-                self.queries["count_jobs"].compose(conditions=where), params
-            )
-            rows = await connection.fetch(
-                self.queries["list_jobs"].compose(conditions=where),
-                {**params, "limit": limit, "offset": offset},
-            )
-        total = int(total_row["total"]) if total_row is not None else 0
-        return [self.rows.job(row) for row in rows], total
 
     async def list_steps(self, job_id: UUID) -> list[Step]:
         async with self.database.read() as connection:
@@ -536,30 +514,3 @@ def event_params(job: Job | JobRef, seq: int, event: NewEvent) -> dict[str, Any]
         "actor": event.actor,
         "payload": Json(event.payload),
     }
-
-
-def _filter_conditions(job_filter: JobFilter) -> tuple[list[str], dict[str, Any]]:
-    """`{conditions}` of `list_jobs`/`count_jobs` for a filter (the workspace aside)."""
-    conditions: list[str] = []
-    params: dict[str, Any] = {}
-    if job_filter.statuses:
-        conditions.append(status_condition(job_filter.statuses))
-    if job_filter.type is not None:
-        conditions.append("type = :type")
-        params["type"] = job_filter.type
-    if job_filter.type_prefix is not None:
-        # Compared, not LIKE'd: `_` is a wildcard there and a job type may hold one.
-        conditions.append("substr(type, 1, :type_prefix_length) = :type_prefix")
-        params["type_prefix"] = job_filter.type_prefix
-        params["type_prefix_length"] = len(job_filter.type_prefix)
-    if job_filter.agent_task_id is not None:
-        conditions.append("agent_task_id = :agent_task_id")
-        params["agent_task_id"] = job_filter.agent_task_id
-    if job_filter.id_contains:
-        # Anywhere in the id, with or without its dashes: UUIDv7s begin with a timestamp
-        # that jobs created together share, so people search by the end (the dashboard
-        # shows the last 8 digits) or paste an id without dashes.
-        conditions.append("replace(CAST(id AS TEXT), '-', '') LIKE :id_contains")
-        digits = job_filter.id_contains.lower().replace("-", "")
-        params["id_contains"] = f"%{digits}%"
-    return conditions, params

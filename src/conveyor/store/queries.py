@@ -148,6 +148,18 @@ def status_condition(statuses: Iterable[JobStatus], column: str = "status") -> s
     return f"{column} IN ({', '.join(repr(value) for value in values)})"
 
 
+SETTLED_STATUSES: Final = frozenset(set(JobStatus) - {CLAIMABLE_STATUS, LEASED_STATUS})
+"""The statuses the status and type indexes hold: queued and running jobs have partial
+indexes of their own (see store/tables.py)."""
+
+
+def settled_condition(column: str = "status") -> str:
+    """The predicate of the indexes of settled jobs, as they are defined. A query that
+    reads one must say it in these words: SQLite uses a partial index only when the query
+    repeats its predicate's terms (PostgreSQL also proves it from `status = 'FAILED'`)."""
+    return f"{column} NOT IN ('{CLAIMABLE_STATUS.value}', '{LEASED_STATUS.value}')"
+
+
 _COLUMN_LISTS: Final[Mapping[str, tuple[str, ...]]] = {
     "job_columns": JOB_COLUMNS,
     "step_columns": STEP_COLUMNS,

@@ -18,7 +18,7 @@ from conveyor.domain.jobs import CLAIMABLE_STATUS, LEASED_STATUS, JobStatus
 from conveyor.domain.schedules import CatchUp, Overlap, RunOutcome, SkipReason
 from conveyor.domain.steps import StepPhase, StepStatus, StepType
 from conveyor.domain.workspaces import Role
-from conveyor.store.queries import status_condition
+from conveyor.store.queries import settled_condition, status_condition
 
 metadata = sa.MetaData()
 
@@ -84,6 +84,9 @@ workspaces = sa.Table(
     sa.Column("created_at", timestamp_type(), nullable=False),
     # Fair claims give a workspace turns in proportion to its weight.
     sa.Column("weight", sa.Integer(), nullable=False, server_default=sa.text("1")),
+    # What the workspace sets for itself, as a JSON document (retention…); NULL: nothing,
+    # every setting is the instance's (see conveyor.domain.lifetime.WorkspaceSettings).
+    sa.Column("settings", sa.Text(), nullable=True),
     sa.UniqueConstraint("slug", name="uq_workspaces_slug"),
     sa.CheckConstraint("weight BETWEEN 1 AND 1000", name="ck_workspaces_weight"),
 )
@@ -109,6 +112,18 @@ api_keys = sa.Table(
     ),
 )
 sa.Index("ix_api_keys_workspace", api_keys.c.workspace_id)
+
+# PostgreSQL vacuums the tables that churn (every job is inserted, updated twice and, by
+# retention, deleted; its events inserted and deleted) sooner than its defaults would: at
+# 2 % of the table dead instead of 20 % (with retention of days, millions of rows), and
+# unthrottled. Measured in docs/benchmarks.md ("A soak with retention 0"), reasons in
+# docs/architecture.md. Migration 0014 sets them on existing tables.
+QUEUE_TABLE_STORAGE = {
+    "autovacuum_vacuum_scale_factor": "0.02",
+    "autovacuum_vacuum_threshold": "1000",
+    "autovacuum_vacuum_insert_scale_factor": "0.02",
+    "autovacuum_vacuum_cost_delay": "0",
+}
 
 # No foreign key to workspaces: a job is only inserted for the workspace its caller was
 # authenticated in, and workspaces are not deleted; the check cost a sixth of a bulk create.
@@ -156,6 +171,7 @@ jobs = sa.Table(
         "OR (lease_id IS NOT NULL AND lease_expires_at IS NOT NULL)",
         name="ck_jobs_running_has_lease",
     ),
+    postgresql_with=QUEUE_TABLE_STORAGE,
 )
 # The claim: most urgent claimable first within each group (a workspace and concurrency
 # key; jobs without one are a group of their own), and the groups with claimable work
@@ -205,7 +221,7 @@ sa.Index("ix_jobs_workspace_created", jobs.c.workspace_id, jobs.c.created_at, jo
 # Queued and running jobs are found through their own partial indexes (above); leaving
 # them out of the status and type indexes keeps the claim on ix_jobs_claimable, whatever
 # the statistics say after a burst, and saves index entries on every create and claim.
-_SETTLED = sa.text(f"status NOT IN ('{CLAIMABLE_STATUS.value}', '{LEASED_STATUS.value}')")
+_SETTLED = sa.text(settled_condition())
 sa.Index(
     "ix_jobs_workspace_status",
     jobs.c.workspace_id,
@@ -229,10 +245,13 @@ sa.Index(
     postgresql_where=sa.text("agent_task_id IS NOT NULL"),
     sqlite_where=sa.text("agent_task_id IS NOT NULL"),
 )
-# Throughput over time: jobs by when they finished.
+# Finished jobs by final status and when they finished: the pruner's selection (one status
+# at a time, oldest first, each status with its own cut-off) and the throughput over time
+# (each final status a range). Only finished jobs have completed_at.
 sa.Index(
-    "ix_jobs_workspace_completed",
+    "ix_jobs_workspace_finished",
     jobs.c.workspace_id,
+    jobs.c.status,
     jobs.c.completed_at,
     postgresql_where=sa.text("completed_at IS NOT NULL"),
     sqlite_where=sa.text("completed_at IS NOT NULL"),
@@ -272,6 +291,7 @@ steps = sa.Table(
     _one_of("phase", STEP_PHASES, "ck_steps_phase"),
     _one_of("type", STEP_TYPES, "ck_steps_type"),
     _one_of("status", STEP_STATUSES, "ck_steps_status"),
+    postgresql_with=QUEUE_TABLE_STORAGE,
 )
 
 # No foreign key to jobs: an event is only inserted by the statement that just wrote its
@@ -292,6 +312,11 @@ events = sa.Table(
     # Workspace streams go in (tx, id) order: see conveyor.domain.events.StreamPosition.
     sa.Column("tx", sa.BigInteger(), nullable=False, server_default=WritingTransaction()),
     sa.UniqueConstraint("job_id", "seq", name="uq_events_job_seq"),
+    # Event ids are stream positions: never reused, even once the newest events are pruned
+    # (SQLite would hand out max(id) + 1 again without AUTOINCREMENT; PostgreSQL's
+    # sequence never goes back).
+    sqlite_autoincrement=True,
+    postgresql_with=QUEUE_TABLE_STORAGE,
 )
 sa.Index("ix_events_workspace_position", events.c.workspace_id, events.c.tx, events.c.id)
 
@@ -455,4 +480,24 @@ sa.Index(
     unique=True,
     postgresql_where=sa.text("tick IS NOT NULL"),
     sqlite_where=sa.text("tick IS NOT NULL"),
+)
+
+
+# What the pruner has deleted of each workspace's events: the furthest stream position and
+# the highest id among them, so that a workspace stream resumed behind them is told to
+# start afresh instead of silently skipping what it never sent (conveyor.domain.lifetime).
+workspace_pruning = sa.Table(
+    "workspace_pruning",
+    metadata,
+    sa.Column(
+        "workspace_id",
+        uuid_type(),
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE", name="fk_workspace_pruning_workspace"),
+        primary_key=True,
+    ),
+    sa.Column("event_tx", sa.BigInteger(), nullable=False),
+    sa.Column("event_id", sa.BigInteger(), nullable=False),
+    sa.Column("highest_event_id", sa.BigInteger(), nullable=False),
+    sa.Column("jobs_pruned", sa.BigInteger(), nullable=False),
+    sa.Column("pruned_at", timestamp_type(), nullable=False),
 )

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.responses import Response
 
 from conveyor.api.dependencies import Context, authorized
+from conveyor.api.filters import ListFilters, list_filters
 from conveyor.api.responses import json_response
 from conveyor.api.routes.limits import limit_json
 from conveyor.api.schemas import (
@@ -23,13 +24,14 @@ from conveyor.api.schemas import (
     JobPageOut,
     ProblemOut,
     RetryIn,
-    SafeText,
     StepListOut,
     event_json,
     job_json,
     step_json,
 )
-from conveyor.domain.jobs import JobFilter, JobSpec, JobStatus
+from conveyor.domain.errors import InvalidInput
+from conveyor.domain.job_lists import ListCursor
+from conveyor.domain.jobs import JobSpec
 from conveyor.domain.workspaces import Permission
 from conveyor.service.jobs import MAX_LIST_LIMIT
 from conveyor.service.workspaces import Principal
@@ -114,32 +116,39 @@ async def create_jobs(ctx: Context, principal: Creator, body: CreateJobsIn) -> R
     )
 
 
-@router.get("/jobs", response_model=JobPageOut, responses=ERRORS, summary="List jobs")
+@router.get(
+    "/jobs",
+    response_model=JobPageOut,
+    responses=ERRORS,
+    summary="List jobs, newest first",
+    description="Filters combine (AND). Page by `page`, or deep lists by `cursor`: pass "
+    "`meta.next_cursor` back as it is, and jobs created meanwhile never shift the pages. "
+    "The total is exact up to 10,000 jobs, an estimate past that (`meta.total_is_estimate`).",
+)
 async def list_jobs(
     ctx: Context,
     principal: Reader,
-    status: Annotated[list[JobStatus] | None, Query(description="repeatable")] = None,
-    type: Annotated[str | None, Query(pattern=r"^[a-z0-9_.:-]{1,100}$")] = None,
-    type_prefix: Annotated[
-        str | None,
-        Query(pattern=r"^[a-z0-9_.:-]{1,100}$", description="types that begin with this"),
-    ] = None,
-    agent_task_id: Annotated[SafeText | None, Query(max_length=200)] = None,
-    q: Annotated[
-        str | None,
-        Query(max_length=36, pattern=r"^[0-9a-fA-F-]+$", description="part of the job id"),
-    ] = None,
+    filters: Annotated[ListFilters, Depends(list_filters)],
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=r"^[A-Za-z0-9_-]+$",
+            description="meta.next_cursor of the page before (instead of page)",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
 ) -> Response:
-    job_filter = JobFilter(
-        statuses=frozenset(status or ()),
-        type=type,
-        type_prefix=type_prefix,
-        agent_task_id=agent_task_id,
-        id_contains=q,
+    if cursor is not None and page != 1:
+        raise InvalidInput("cursor", "page by cursor or by page number, not both")
+    found = await ctx.jobs.list_jobs(
+        principal.workspace.id,
+        filters.job_filter(),
+        page=page,
+        limit=limit,
+        cursor=None if cursor is None else ListCursor.decode(cursor),
     )
-    found = await ctx.jobs.list_jobs(principal.workspace.id, job_filter, page=page, limit=limit)
     return json_response(
         {
             "data": [job_json(job) for job in found.jobs],
@@ -148,6 +157,8 @@ async def list_jobs(
                 "page": found.page,
                 "limit": found.limit,
                 "total_pages": found.total_pages,
+                "total_is_estimate": found.total_is_estimate,
+                "next_cursor": None if found.next_cursor is None else found.next_cursor.encode(),
             },
         }
     )

@@ -29,8 +29,9 @@ from starlette.types import Message, Receive, Scope, Send
 from conveyor.api.connections import abort_connection
 from conveyor.api.dependencies import ApiContext, Context, authorized, caller_still_valid
 from conveyor.api.problems import Problem
+from conveyor.api.schemas import ProblemOut
 from conveyor.bus.hub import StreamFilter, Subscription
-from conveyor.domain.errors import TransientDatabaseError, Unavailable
+from conveyor.domain.errors import JobNotFound, TransientDatabaseError, Unavailable
 from conveyor.domain.events import Event, StreamPosition
 from conveyor.domain.jobs import JobStatus
 from conveyor.domain.status import TERMINAL_EVENTS
@@ -281,7 +282,11 @@ async def _job_events(
         yield b"retry: 3000\n\n"
         async for chunk in catch_up():
             yield chunk
-        job = await ctx.jobs.get_job(workspace_id, job_id)
+        try:
+            job = await ctx.jobs.get_job(workspace_id, job_id)
+        except JobNotFound:  # deleted (by retention) since the stream began
+            yield control("stream.closed", {"reason": "the job no longer exists"})
+            return
         if job.status.is_terminal:
             async for chunk in catch_up():
                 yield chunk
@@ -315,7 +320,15 @@ async def _job_events(
 
 @router.get(
     "/events/stream",
-    responses=SSE_RESPONSES,
+    responses={
+        **SSE_RESPONSES,
+        410: {
+            "model": ProblemOut,
+            "description": "stream-position-gone: events after the resume point were deleted "
+            "by retention; start afresh",
+        },
+        422: {"model": ProblemOut, "description": "not an event of this workspace"},
+    },
     summary="Follow every job event in the workspace live (SSE)",
 )
 async def stream_workspace(
@@ -341,16 +354,15 @@ async def stream_workspace(
     start: StreamPosition | None = None
     if resuming:
         event_id = resume_point(last_event_id, after_id, largest=LARGEST_EVENT_ID)
-        start = StreamPosition(0, 0)
-        if event_id > 0:
-            start = await ctx.jobs.event_position(workspace_id, event_id)
-            if start is None:
-                field = "Last-Event-ID" if last_event_id is not None else "after_id"
-                raise invalid_resume_point(
-                    field,
-                    f"{field} is not an event of this workspace",
-                    "no such event in this workspace",
-                )
+        # 410 stream-position-gone when events after it were deleted by retention.
+        start = await ctx.jobs.resume_position(workspace_id, event_id)
+        if start is None:
+            field = "Last-Event-ID" if last_event_id is not None else "after_id"
+            raise invalid_resume_point(
+                field,
+                f"{field} is not an event of this workspace",
+                "no such event in this workspace",
+            )
     return event_stream(ctx, _workspace_events(ctx, principal, request, stream_filter, start))
 
 

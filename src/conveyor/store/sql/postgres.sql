@@ -267,10 +267,44 @@ ORDER BY e.id;
 -- The overview
 
 -- name: throughput_by_minute
+-- {finished}: each final status is one range of ix_jobs_workspace_finished.
 SELECT CAST(EXTRACT(EPOCH FROM date_trunc('minute', completed_at)) AS BIGINT) AS minute,
     sum(CASE WHEN status = 'COMPLETED' THEN 1 ELSE 0 END) AS completed,
     sum(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END) AS failed,
     sum(CASE WHEN status = 'CANCELLED' THEN 1 ELSE 0 END) AS cancelled
-FROM jobs WHERE workspace_id = :ws AND completed_at IS NOT NULL
+FROM jobs WHERE workspace_id = :ws AND {finished} AND completed_at IS NOT NULL
     AND completed_at > now() + make_interval(secs => :window)
 GROUP BY 1 ORDER BY 1;
+
+-- ---------------------------------------------------------------------------------------
+-- Job lists, retention
+
+-- name: estimate_jobs
+-- Past the exact count's bound, a list's total is the planner's estimate (PostgreSQL keeps
+-- statistics to estimate from; SQLite has none, and says "more than" instead).
+EXPLAIN (FORMAT JSON) SELECT 1 FROM jobs WHERE {conditions};
+
+-- name: try_prune_lock
+-- One pruner at a time per database: each pruning transaction takes this transaction-level
+-- advisory lock first, or, when another server's pruner holds it, leaves the work to it.
+SELECT pg_try_advisory_xact_lock(:lock) AS locked;
+
+-- name: prune_jobs
+-- One batch in one statement: the selection ({prunable}), the jobs deleted under the same
+-- guard (a final status, finished before the cut-off), their events; their steps go by the
+-- foreign key's ON DELETE CASCADE. Answers how many, and the furthest event position and
+-- highest event id it deleted.
+WITH doomed AS ({prunable}), gone AS (
+    DELETE FROM jobs USING doomed
+    WHERE jobs.id = doomed.id AND jobs.workspace_id = :ws AND {finished:jobs}
+        AND jobs.completed_at < conveyor_after(:age)
+    RETURNING jobs.id
+), gone_events AS (
+    DELETE FROM events USING gone WHERE events.job_id = gone.id
+    RETURNING events.tx, events.id
+)
+SELECT (SELECT count(*) FROM gone) AS jobs, (SELECT count(*) FROM gone_events) AS events,
+    (SELECT max(id) FROM gone_events) AS highest_id, last.tx AS last_tx, last.id AS last_id
+FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+    SELECT tx, id FROM gone_events ORDER BY tx DESC, id DESC LIMIT 1
+) AS last ON true;

@@ -12,14 +12,6 @@
 -- name: get_job
 SELECT {job_columns} FROM jobs WHERE id = :job_id AND workspace_id = :ws;
 
--- name: count_jobs
-SELECT count(*) AS total FROM jobs WHERE {conditions};
-
--- name: list_jobs
--- Newest first; ids are UUIDv7, so they break ties in creation order.
-SELECT {job_columns} FROM jobs WHERE {conditions}
-ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
-
 -- name: claim_plan
 -- The workspaces a claim may take from ({scope}) that have jobs due, with what the claim
 -- needs to know of each: its weight (fair turns), whether limits govern it (then its
@@ -428,3 +420,95 @@ FROM schedule_runs r LEFT JOIN jobs j ON j.id = r.job_id AND j.workspace_id = r.
 WHERE r.schedule_id = :schedule_id AND r.workspace_id = :ws
 ORDER BY r.id DESC LIMIT :limit;
 
+-- Job lists and bulk actions (conveyor/store/job_lists.py)
+
+-- name: list_jobs_page
+-- Newest first; ids are UUIDv7, so they break ties in creation order. {conditions}: the
+-- filter; {after}: nothing, or after_cursor. Through ix_jobs_workspace_created (or the
+-- status or type index, by what the filter names).
+SELECT {job_columns} FROM jobs WHERE {conditions} {after}
+ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
+
+-- name: after_cursor
+-- The jobs after the cursor's job in list order (keyset), so jobs created meanwhile never
+-- shift a page. The cursor's created_at is read from the job's row, exactly as stored
+-- (SQLite keeps it finer than the cursor's microseconds); if that job is gone (pruned),
+-- the cursor's own time stands in.
+AND (created_at, id) < (
+    COALESCE(
+        (SELECT cursor_job.created_at FROM jobs cursor_job
+            WHERE cursor_job.id = :cursor_id AND cursor_job.workspace_id = :ws),
+        :cursor_created_at),
+    :cursor_id)
+
+-- name: count_jobs_bounded
+-- Exact up to :bound jobs, and no further: a list's total reads at most that many index
+-- entries, however long the history (past it, the total is an estimate). In list order,
+-- so the entries read are the list's newest, through the index its page reads (without
+-- an order, PostgreSQL read the table from its oldest rows until enough matched).
+SELECT count(*) AS total FROM (
+    SELECT 1 FROM jobs WHERE {conditions} ORDER BY created_at DESC LIMIT :bound
+) AS bounded;
+
+-- name: not_yet_retried
+-- A condition of bulk retries: no job holds the idempotency key a retry of this one
+-- takes by default (:retry_key_prefix and the id, see service/creation.py), found
+-- through the unique index on idempotency keys. Repeated bulk retries work through what
+-- is left, and a job is run again once.
+NOT EXISTS (SELECT 1 FROM jobs retried WHERE retried.workspace_id = jobs.workspace_id
+    AND retried.idempotency_key = :retry_key_prefix || CAST(jobs.id AS TEXT))
+
+-- ---------------------------------------------------------------------------------------
+-- Retention and the pruner (conveyor/store/lifetime.py)
+
+-- name: workspace_settings
+SELECT settings FROM workspaces WHERE id = :ws;
+
+-- name: lock_workspace_settings
+-- A no-op UPDATE: locks the workspace's row while a change of its settings is decided,
+-- so two changes at once (each naming other settings) both land.
+UPDATE workspaces SET settings = settings WHERE id = :ws RETURNING settings;
+
+-- name: store_workspace_settings
+UPDATE workspaces SET settings = :settings WHERE id = :ws;
+
+-- name: workspaces_with_settings
+SELECT id, slug, settings FROM workspaces ORDER BY slug;
+
+-- name: select_prunable_jobs
+-- THE selection of what the pruner deletes, kept in this one place: jobs of a workspace
+-- that ended in :status (a final status) longer ago than its retention (:age, negative
+-- seconds), oldest first, through ix_jobs_workspace_finished. Never an unfinished job:
+-- {finished} and completed_at (set only when a job finishes) say so, and every statement
+-- that deletes repeats both as its guard. When jobs depend on jobs, the rule "a job an
+-- unfinished job depends on is kept" is one more condition here.
+SELECT id FROM jobs
+WHERE workspace_id = :ws AND status = :status AND {finished}
+    AND completed_at < conveyor_after(:age)
+ORDER BY completed_at LIMIT :limit
+
+-- name: count_prunable
+-- What a pass would delete now (`conveyor prune --dry-run`): the same selection, counted.
+SELECT count(*) AS n FROM ({prunable}) AS prunable;
+
+-- name: record_pruned
+-- What a pruning transaction deleted, in the same transaction: the furthest event
+-- position and the highest event id (kept as the largest seen), and a running count.
+INSERT INTO workspace_pruning (workspace_id, event_tx, event_id, highest_event_id,
+    jobs_pruned, pruned_at)
+VALUES (:ws, :tx, :id, :highest_id, :jobs, conveyor_now())
+ON CONFLICT (workspace_id) DO UPDATE SET
+    event_tx = CASE WHEN (excluded.event_tx, excluded.event_id)
+            > (workspace_pruning.event_tx, workspace_pruning.event_id)
+        THEN excluded.event_tx ELSE workspace_pruning.event_tx END,
+    event_id = CASE WHEN (excluded.event_tx, excluded.event_id)
+            > (workspace_pruning.event_tx, workspace_pruning.event_id)
+        THEN excluded.event_id ELSE workspace_pruning.event_id END,
+    highest_event_id = CASE WHEN excluded.highest_event_id > workspace_pruning.highest_event_id
+        THEN excluded.highest_event_id ELSE workspace_pruning.highest_event_id END,
+    jobs_pruned = workspace_pruning.jobs_pruned + excluded.jobs_pruned,
+    pruned_at = excluded.pruned_at;
+
+-- name: pruned_events
+SELECT event_tx, event_id, highest_event_id, jobs_pruned, pruned_at
+FROM workspace_pruning WHERE workspace_id = :ws;

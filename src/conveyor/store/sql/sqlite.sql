@@ -63,8 +63,11 @@ RETURNING {job_columns};
 
 -- name: workspace_events_after
 -- One writer commits events in id order (tx is 0): every committed event can be passed on.
+-- Every position is (0, id), so "after (tx, id)" is "tx = 0 and id after": SQLite seeks a
+-- row value's first column only, and `(tx, id) > (0, :id)` read every event of the
+-- workspace from its first (a long history made each resume slower).
 SELECT {event_columns} FROM events
-WHERE workspace_id = :ws AND (tx, id) > (:tx, :id)
+WHERE workspace_id = :ws AND tx = :tx AND id > :id
 ORDER BY tx, id LIMIT :limit;
 
 -- name: current_position
@@ -74,10 +77,29 @@ SELECT tx, id FROM events WHERE workspace_id = :ws ORDER BY tx DESC, id DESC LIM
 SELECT {event_columns} FROM events WHERE job_id = :job_id AND seq BETWEEN :first AND :last;
 
 -- name: throughput_by_minute
+-- {finished}: each final status is one range of ix_jobs_workspace_finished.
 SELECT (CAST(completed_at / 60 AS INTEGER) * 60) AS minute,
     sum(CASE WHEN status = 'COMPLETED' THEN 1 ELSE 0 END) AS completed,
     sum(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END) AS failed,
     sum(CASE WHEN status = 'CANCELLED' THEN 1 ELSE 0 END) AS cancelled
-FROM jobs WHERE workspace_id = :ws AND completed_at IS NOT NULL
+FROM jobs WHERE workspace_id = :ws AND {finished} AND completed_at IS NOT NULL
     AND completed_at > conveyor_now() + :window
 GROUP BY 1 ORDER BY 1;
+
+-- name: try_prune_lock
+-- One pruner at a time: SQLite has one writer, and each pruning transaction holds the
+-- write lock from its BEGIN IMMEDIATE (PostgreSQL takes an advisory lock instead).
+SELECT 1 AS locked;
+
+-- name: prune_jobs
+-- One batch: the selection ({prunable}), deleted under the same guard (a final status,
+-- finished before the cut-off); then prune_events. Nothing writes in between (one writer,
+-- one transaction). Their steps go by the foreign key's ON DELETE CASCADE.
+DELETE FROM jobs
+WHERE id IN ({prunable}) AND workspace_id = :ws AND {finished}
+    AND completed_at < conveyor_after(:age)
+RETURNING id;
+
+-- name: prune_events
+-- The events of the jobs prune_jobs just deleted (tx is 0 on SQLite).
+DELETE FROM events WHERE job_id IN (SELECT value FROM json_each(:job_ids)) RETURNING id;

@@ -1,18 +1,24 @@
 // The job list: filters (kept in the URL), pagination, live updates from the workspace
 // stream, and the "new job" dialog for roles that may create. Filtered to failed jobs, it
-// shows each job's error.
+// shows each job's error. "Select all matching" cancels or retries every job the filters
+// match (not just the page), after a confirmation that says how many.
 
-import {can, get, ws} from '../api.js';
+import {can, get, post, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
 import {count, exact, shortId, STATUSES, titleCase} from '../format.js';
 import {onWorkspaceEvent, statusAfter} from '../live.js';
-import {debounce, elapsed, emptyState, errorBox, progressBar, statusBadge, throttle, timeAgo, toast} from '../ui.js';
+import {confirmDialog, debounce, elapsed, emptyState, errorBox, progressBar, statusBadge, throttle, timeAgo, toast} from '../ui.js';
 import {openNewJobDialog} from './newjob.js';
 
 const PAGE_SIZES = [25, 50, 100];
 const ID_PART = /^[0-9a-f-]{1,36}$/;
 const TYPE_PART = /^[a-z0-9_.:-]{1,100}$/;
 const ERROR_LINE_CHARS = 140;
+// Filters of the "more filters" row, by their API names.
+const MORE_FILTERS = ['worker_id', 'concurrency_key', 'error_contains', 'created_after', 'created_before'];
+const TEXT_FILTERS = ['type', 'agent_task_id', 'q', ...MORE_FILTERS];
+// A bulk action goes on, a bounded batch a request, while the server says more remain.
+const BULK_REQUESTS_AT_MOST = 1000;
 // A server from before `type_prefix` ignores it: seen once, the type box asks for the exact
 // type instead, as such a server understands.
 let typePrefixIgnored = false;
@@ -31,20 +37,41 @@ function errorLine(error) {
 
 function readFilters(query) {
   const limit = Number(query.get('limit'));
-  return {
+  const filters = {
     status: query.getAll('status').filter((status) => STATUSES.includes(status)),
-    type: query.get('type') || '',
-    agent_task_id: query.get('agent_task_id') || '',
-    q: query.get('q') || '',
     page: Math.max(1, Number(query.get('page')) || 1),
     limit: PAGE_SIZES.includes(limit) ? limit : PAGE_SIZES[0],
   };
+  for (const key of TEXT_FILTERS) filters[key] = query.get(key) || '';
+  return filters;
+}
+
+/** A datetime-local input's value (the browser's time zone) as an ISO moment, or ''. */
+function isoMoment(local) {
+  if (!local) return '';
+  const moment = new Date(local);
+  return Number.isNaN(moment.getTime()) ? '' : moment.toISOString();
+}
+
+/** An ISO moment as a datetime-local input shows it (in the browser's time zone). */
+function localMoment(iso) {
+  const moment = iso ? new Date(iso) : null;
+  if (!moment || Number.isNaN(moment.getTime())) return '';
+  const shifted = new Date(moment.getTime() - moment.getTimezoneOffset() * 60000);
+  return shifted.toISOString().slice(0, 16);
+}
+
+/** What the filters ask of the server, by the API's names (a list's query, a bulk body). */
+function filterQuery(filters, byPrefix) {
+  const query = {status: filters.status};
+  for (const key of TEXT_FILTERS) if (filters[key]) query[key === 'type' && byPrefix ? 'type_prefix' : key] = filters[key];
+  return query;
 }
 
 function writeFilters(filters) {
   const params = new URLSearchParams();
   for (const status of filters.status) params.append('status', status);
-  for (const key of ['type', 'agent_task_id', 'q']) if (filters[key]) params.set(key, filters[key]);
+  for (const key of TEXT_FILTERS) if (filters[key]) params.set(key, filters[key]);
   if (filters.page > 1) params.set('page', String(filters.page));
   if (filters.limit !== PAGE_SIZES[0]) params.set('limit', String(filters.limit));
   const text = params.toString();
@@ -86,6 +113,13 @@ export function mountJobs(main, {query}) {
     spellcheck: 'false', placeholder: 'any part, e.g. the digits shown', 'aria-describedby': 'filter-id-error',
   });
   const idError = h('span', {id: 'filter-id-error', class: 'field-error', hidden: true}, 'An id is hexadecimal digits and dashes.');
+  const moreInputs = {
+    worker_id: h('input', {id: 'filter-worker', class: 'input mono', type: 'search', value: filters.worker_id, autocomplete: 'off', placeholder: 'any worker'}),
+    concurrency_key: h('input', {id: 'filter-concurrency', class: 'input mono', type: 'search', value: filters.concurrency_key, autocomplete: 'off', placeholder: 'any key'}),
+    error_contains: h('input', {id: 'filter-error', class: 'input', type: 'search', value: filters.error_contains, autocomplete: 'off', placeholder: 'any error'}),
+    created_after: h('input', {id: 'filter-after', class: 'input', type: 'datetime-local', value: localMoment(filters.created_after)}),
+    created_before: h('input', {id: 'filter-before', class: 'input', type: 'datetime-local', value: localMoment(filters.created_before)}),
+  };
   const clear = h('button', {class: 'button button-ghost', type: 'button'}, 'Clear filters');
   const textChanged = debounce(() => {
     // Types are lower case: "Demo" means demo.
@@ -101,13 +135,17 @@ export function mountJobs(main, {query}) {
     filters.type = type;
     filters.agent_task_id = agentInput.value.trim();
     filters.q = q;
+    for (const key of ['worker_id', 'concurrency_key', 'error_contains']) filters[key] = moreInputs[key].value.trim();
+    for (const key of ['created_after', 'created_before']) filters[key] = isoMoment(moreInputs[key].value);
     changed();
   }, 250);
-  for (const input of [typeInput, agentInput, idInput]) input.addEventListener('input', textChanged);
+  for (const input of [typeInput, agentInput, idInput, ...Object.values(moreInputs)]) input.addEventListener('input', textChanged);
   clear.addEventListener('click', () => {
-    Object.assign(filters, {status: [], type: '', agent_task_id: '', q: '', page: 1});
+    Object.assign(filters, {status: [], page: 1});
+    for (const key of TEXT_FILTERS) filters[key] = '';
     for (const button of statusButtons) button.setAttribute('aria-pressed', 'false');
     typeInput.value = agentInput.value = idInput.value = '';
+    for (const input of Object.values(moreInputs)) input.value = '';
     idError.hidden = typeError.hidden = true;
     idInput.removeAttribute('aria-invalid');
     typeInput.removeAttribute('aria-invalid');
@@ -120,7 +158,85 @@ export function mountJobs(main, {query}) {
       h('div', {class: 'field'}, h('label', {class: 'label', for: 'filter-type'}, 'Type'), typeInput, typeOptions, typeError),
       h('div', {class: 'field'}, h('label', {class: 'label', for: 'filter-agent'}, 'Agent task'), agentInput),
       h('div', {class: 'field'}, h('label', {class: 'label', for: 'filter-id'}, 'Job id'), idInput, idError),
-      h('div', {class: 'field field-end'}, clear)));
+      h('div', {class: 'field field-end'}, clear)),
+    h('details', {class: 'filter-more', open: MORE_FILTERS.some((key) => filters[key]) || null},
+      h('summary', {class: 'label'}, 'More filters'),
+      h('div', {class: 'filter-fields'},
+        h('div', {class: 'field'}, h('label', {class: 'label', for: 'filter-worker'}, 'Worker'), moreInputs.worker_id),
+        h('div', {class: 'field'}, h('label', {class: 'label', for: 'filter-concurrency'}, 'Concurrency key'), moreInputs.concurrency_key),
+        h('div', {class: 'field'}, h('label', {class: 'label', for: 'filter-error'}, 'Error contains'), moreInputs.error_contains),
+        h('div', {class: 'field'}, h('label', {class: 'label', for: 'filter-after'}, 'Created after'), moreInputs.created_after),
+        h('div', {class: 'field'}, h('label', {class: 'label', for: 'filter-before'}, 'Created before'), moreInputs.created_before))));
+
+  // -- "select all matching": cancel or retry every job the filters match ----------------
+  let lastMeta = null;
+  const bulkResult = h('span', {class: 'bulk-result', 'data-testid': 'bulk-result', 'aria-live': 'polite'});
+  const selectAll = h('button', {class: 'button button-small', type: 'button', 'data-testid': 'select-all'}, 'Select all matching');
+  const selectedText = h('span', {class: 'bulk-selected', 'data-testid': 'bulk-selected'});
+  const bulkCancel = can('cancel') ? h('button', {class: 'button button-small button-danger', type: 'button', 'data-testid': 'bulk-cancel'}, 'Cancel…') : null;
+  const bulkRetry = can('retry') ? h('button', {class: 'button button-small', type: 'button', 'data-testid': 'bulk-retry'}, 'Retry…') : null;
+  const unselect = h('button', {class: 'button button-small button-ghost', type: 'button'}, 'Clear selection');
+  const selection = h('div', {class: 'bulk-selection', hidden: true}, selectedText, bulkCancel, bulkRetry, unselect);
+  const bulkBar = bulkCancel || bulkRetry
+    ? h('div', {class: 'bulk-bar', 'data-testid': 'bulk-bar'}, selectAll, selection, bulkResult)
+    : null;
+  const setSelected = (on) => {
+    selection.hidden = !on;
+    selectAll.hidden = on;
+    if (on && lastMeta) {
+      const about = lastMeta.total_is_estimate ? 'about ' : '';
+      selectedText.textContent = `All ${about}${count(lastMeta.total)} jobs matching these filters are selected.`;
+    }
+  };
+  selectAll.addEventListener('click', () => { bulkResult.textContent = ''; setSelected(true); });
+  unselect.addEventListener('click', () => setSelected(false));
+  const BULK = {
+    cancel: {path: '/jobs/bulk/cancel', title: 'Cancel', which: 'pending, queued or running', done: 'cancelled',
+      none: 'None of the matching jobs can be cancelled: only pending, queued or running jobs can.'},
+    retry: {path: '/jobs/bulk/retry', title: 'Run again', which: 'failed or cancelled (and not run again yet)', done: 'run again',
+      none: 'None of the matching jobs can be run again: only failed or cancelled jobs not run again yet can.'},
+  };
+  async function runBulk(action) {
+    const what = BULK[action];
+    const body = filterQuery(filters, !typePrefixIgnored);
+    if (!Object.keys(body).some((key) => key !== 'status') && !body.status.length) body.all = true;
+    if (!body.status.length) delete body.status;
+    try {
+      const counted = await post(ws(what.path), {...body, dry_run: true});
+      if (!counted.remaining) {
+        toast(what.none, {kind: 'warning'});
+        return;
+      }
+      const about = counted.remaining_is_estimate ? 'about ' : '';
+      const many = `${about}${count(counted.remaining)} ${counted.remaining === 1 ? 'job' : 'jobs'}`;
+      const yes = await confirmDialog({
+        title: `${what.title} ${many}?`,
+        body: `${many} matching these filters (${what.which}) will be ${what.done}. A job that changes meanwhile is left as it is.`,
+        confirm: `${what.title} ${many}`,
+        cancel: 'Back',
+        danger: action === 'cancel',
+      });
+      if (!yes) return;
+      let matched = 0;
+      let changed = 0;
+      let cursor = null;
+      for (let request = 0; request < BULK_REQUESTS_AT_MOST; request += 1) {
+        const answer = await post(ws(what.path), cursor ? {...body, cursor} : body);
+        matched += answer.matched;
+        changed += answer.changed;
+        if (!answer.limit_reached) break;
+        cursor = answer.next_cursor;
+      }
+      setSelected(false);
+      bulkResult.textContent = `Matched ${count(matched)} · ${what.done} ${count(changed)}`;
+      toast(`${titleCase(what.done)}: ${count(changed)} of ${count(matched)} matching jobs`, {kind: 'success'});
+      load();
+    } catch (error) {
+      toast(error.detail || String(error), {kind: 'error'});
+    }
+  }
+  if (bulkCancel) bulkCancel.addEventListener('click', () => runBulk('cancel'));
+  if (bulkRetry) bulkRetry.addEventListener('click', () => runBulk('retry'));
 
   // -- table and pager -------------------------------------------------------------------
   const summary = h('span', {'data-testid': 'jobs-summary'}, 'Loading…');
@@ -164,10 +280,11 @@ export function mountJobs(main, {query}) {
     h('div', {class: 'page-head'},
       h('div', {}, h('h1', {class: 'page-title', tabindex: '-1'}, 'Jobs'), h('p', {class: 'page-subtitle'}, summary)),
       h('div', {class: 'page-actions'}, newJob)),
-    filterBar, results, pager));
+    filterBar, bulkBar, results, pager));
 
   function changed(resetPage = true) {
     if (resetPage) filters.page = 1;
+    setSelected(false);
     writeFilters(filters);
     load();
   }
@@ -251,7 +368,7 @@ export function mountJobs(main, {query}) {
     });
     firstLoad = false;
     if (!rows.length) {
-      const filtered = filters.status.length || filters.type || filters.agent_task_id || filters.q;
+      const filtered = filters.status.length || TEXT_FILTERS.some((key) => filters[key]);
       replace(tbody, h('tr', {class: 'row-message'}, h('td', {colspan: String(columns.length)}, filtered
         ? emptyState('No jobs match these filters', 'Change or clear the filters to see more.')
         : emptyState('No jobs yet', can('create') ? 'Create one with "New job", or with `conveyor jobs create`.' : 'Jobs created in this workspace appear here as they arrive.'))));
@@ -263,10 +380,13 @@ export function mountJobs(main, {query}) {
       if (again) again.focus({preventScroll: true});
     }
     const {total, page: number, limit, total_pages: pages} = page.meta;
+    lastMeta = page.meta;
+    const about = page.meta.total_is_estimate ? 'about ' : '';
     const first = total ? (number - 1) * limit + 1 : 0;
     const last = Math.min(total, number * limit);
-    summary.textContent = total === 1 ? '1 job' : `${count(total)} jobs`;
-    pageInfo.textContent = total ? `${count(first)}–${count(last)} of ${count(total)} · page ${count(number)} of ${count(Math.max(1, pages))}` : 'No results';
+    summary.textContent = total === 1 ? '1 job' : `${about}${count(total)} jobs`;
+    pageInfo.textContent = total ? `${count(first)}–${count(last)} of ${about}${count(total)} · page ${count(number)} of ${about}${count(Math.max(1, pages))}` : 'No results';
+    selectAll.disabled = !total;
     prev.disabled = number <= 1;
     next.disabled = number >= pages;
   }
@@ -280,10 +400,7 @@ export function mountJobs(main, {query}) {
     try {
       const page = await get(ws('/jobs'), {
         signal: mine.signal,
-        query: {
-          status: filters.status, [byPrefix ? 'type_prefix' : 'type']: filters.type, agent_task_id: filters.agent_task_id,
-          q: filters.q, page: filters.page, limit: filters.limit,
-        },
+        query: {...filterQuery(filters, byPrefix), page: filters.page, limit: filters.limit},
       });
       if (stopped || controller !== mine) return;
       if (byPrefix && filters.type && page.data.some((job) => !job.type.startsWith(filters.type))) {

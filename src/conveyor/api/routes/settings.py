@@ -1,0 +1,94 @@
+"""Admin routes: the workspace's own settings (retention) over the instance's defaults."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from conveyor.api.dependencies import Context, authorized
+from conveyor.api.responses import json_response
+from conveyor.api.schemas import ProblemOut, Strict
+from conveyor.domain.lifetime import INHERIT, MAX_RETENTION_DAYS
+from conveyor.domain.workspaces import Permission
+from conveyor.service.settings import WorkspaceSettingsService
+from conveyor.service.workspaces import Principal
+
+router = APIRouter(prefix="/v1/workspaces/{ws}/settings", tags=["settings"])
+Admin = Annotated[Principal, authorized(Permission.MANAGE_SETTINGS)]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ProblemOut},
+    403: {"model": ProblemOut},
+    404: {"model": ProblemOut},
+    422: {"model": ProblemOut},
+}
+
+Days = Annotated[int, Field(ge=0, le=MAX_RETENTION_DAYS)] | None | Literal["default"]
+DAYS_HELP = (
+    "days a job that ended so is kept; null keeps it forever, 0 deletes it as soon as the "
+    f'pruner sees it, "{INHERIT}" takes the instance\'s default again'
+)
+
+
+class RetentionIn(Strict):
+    completed_days: Days = Field(None, description=DAYS_HELP)
+    failed_days: Days = Field(None, description=DAYS_HELP)
+    cancelled_days: Days = Field(None, description=DAYS_HELP)
+
+
+class SettingsIn(Strict):
+    retention: RetentionIn | None = Field(
+        None, description="only the values named change; the others stay as they are"
+    )
+
+
+class RetentionOut(BaseModel):
+    completed_days: int | None
+    failed_days: int | None
+    cancelled_days: int | None
+
+
+class RetentionSourceOut(BaseModel):
+    completed_days: Literal["workspace", "instance"]
+    failed_days: Literal["workspace", "instance"]
+    cancelled_days: Literal["workspace", "instance"]
+
+
+class SourceOut(BaseModel):
+    retention: RetentionSourceOut
+
+
+class DefaultsOut(BaseModel):
+    retention: RetentionOut
+
+
+class SettingsOut(BaseModel):
+    retention: RetentionOut = Field(description="what applies (null: kept forever)")
+    source: SourceOut = Field(description="each value's origin: the workspace's or the instance's")
+    instance_defaults: DefaultsOut
+
+
+def _service(ctx: Context) -> WorkspaceSettingsService:
+    return WorkspaceSettingsService(ctx.store, ctx.settings.retention)
+
+
+@router.get("", response_model=SettingsOut, responses=ERRORS, summary="The workspace's settings")
+async def get_settings(ctx: Context, principal: Admin) -> Response:
+    view = await _service(ctx).get(principal.workspace.id)
+    return json_response(view.as_json())
+
+
+@router.patch(
+    "",
+    response_model=SettingsOut,
+    responses=ERRORS,
+    summary="Change some of the workspace's settings",
+    description='A partial object changes only what it names: `{"retention": '
+    '{"failed_days": 60}}` leaves the other retention values as they were.',
+)
+async def change_settings(ctx: Context, principal: Admin, body: SettingsIn) -> Response:
+    patch = body.model_dump(exclude_unset=True)
+    view = await _service(ctx).update(principal.workspace.id, patch)
+    return json_response(view.as_json())

@@ -1,0 +1,196 @@
+"""How long finished jobs are kept, and what a workspace stream is told when it resumes
+behind events that were deleted since.
+
+Retention is per final status, in days: `None` keeps forever, `0` lets the pruner delete a
+job as soon as it sees it finished. An instance has defaults (from its settings); a
+workspace may set its own values, each on its own: a value the workspace does not set is
+the instance's, whatever the instance's becomes later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from conveyor.domain.errors import InvalidInput, StreamPositionGone
+from conveyor.domain.events import JsonValue, StreamPosition
+from conveyor.domain.status import TERMINAL_STATUSES, JobStatus
+
+SECONDS_PER_DAY: Final = 86_400
+MAX_RETENTION_DAYS: Final = 36_500
+"""A hundred years: longer than anyone means, short enough that the cut-off is a date."""
+
+RETENTION_FIELDS: Final[Mapping[JobStatus, str]] = {
+    JobStatus.COMPLETED: "completed_days",
+    JobStatus.FAILED: "failed_days",
+    JobStatus.CANCELLED: "cancelled_days",
+}
+"""The retention setting of each final status (and only those: unfinished jobs are never
+deleted)."""
+assert set(RETENTION_FIELDS) == TERMINAL_STATUSES, "every final status has a retention"
+
+INHERIT: Final = "default"
+"""What a settings change sends to drop a workspace's own value and take the instance's
+again."""
+
+RETENTION_SETTINGS: Final = "retention"
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """Days each kind of finished job is kept; None: forever."""
+
+    completed_days: int | None
+    failed_days: int | None
+    cancelled_days: int | None
+
+    def days_for(self, status: JobStatus) -> int | None:
+        days: int | None = getattr(self, RETENTION_FIELDS[status])
+        return days
+
+    def as_dict(self) -> dict[str, int | None]:
+        return {name: getattr(self, name) for name in RETENTION_FIELDS.values()}
+
+    def validate(self, where: str) -> None:
+        for name, days in self.as_dict().items():
+            validate_days(days, f"{where}{name}")
+
+
+DEFAULT_RETENTION: Final = Retention(completed_days=14, failed_days=30, cancelled_days=14)
+"""The instance's defaults unless its settings say otherwise."""
+
+
+def validate_days(days: object, field_name: str) -> None:
+    if days is None:
+        return
+    if isinstance(days, bool) or not isinstance(days, int):
+        raise InvalidInput(field_name, "must be a whole number of days, or null (keep forever)")
+    if not 0 <= days <= MAX_RETENTION_DAYS:
+        raise InvalidInput(field_name, f"must be between 0 and {MAX_RETENTION_DAYS} days")
+
+
+@dataclass(frozen=True, slots=True)
+class PruneRule:
+    """Delete `status` jobs of a workspace that finished more than `age_seconds` ago."""
+
+    status: JobStatus
+    age_seconds: float
+
+
+def prune_rules(retention: Retention) -> list[PruneRule]:
+    """What the pruner deletes under a retention: one rule per final status not kept
+    forever, in the order of the status machine's final statuses."""
+    rules = []
+    for status, name in RETENTION_FIELDS.items():
+        days: int | None = getattr(retention, name)
+        if days is not None:
+            rules.append(PruneRule(status, float(days * SECONDS_PER_DAY)))
+    return rules
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceSettings:
+    """What a workspace sets for itself. A retention key it leaves out follows the
+    instance's default; a key set to None keeps those jobs forever. Settings this version
+    does not know (written by a newer one) are kept as they are."""
+
+    retention: Mapping[str, int | None] = field(default_factory=dict)
+    others: Mapping[str, JsonValue] = field(default_factory=dict)
+
+    @classmethod
+    def from_document(cls, document: JsonValue) -> WorkspaceSettings:
+        """From the stored JSON document (None: nothing set). Values that do not validate
+        are ignored: a bad row must not stop the pruner or the settings page."""
+        if not isinstance(document, dict):
+            return cls()
+        retention: dict[str, int | None] = {}
+        stored = document.get(RETENTION_SETTINGS)
+        if isinstance(stored, dict):
+            for name in RETENTION_FIELDS.values():
+                if name in stored:
+                    try:
+                        validate_days(stored[name], name)
+                    except InvalidInput:
+                        continue
+                    retention[name] = stored[name]
+        others = {key: value for key, value in document.items() if key != RETENTION_SETTINGS}
+        return cls(retention, others)
+
+    def to_document(self) -> dict[str, JsonValue] | None:
+        """The JSON document to store; None when nothing is set."""
+        document: dict[str, JsonValue] = dict(self.others)
+        if self.retention:
+            document[RETENTION_SETTINGS] = dict(self.retention)
+        return document or None
+
+    def effective_retention(self, defaults: Retention) -> Retention:
+        values = defaults.as_dict()
+        values.update(self.retention)
+        return Retention(**values)
+
+    def retention_sources(self) -> dict[str, str]:
+        """Where each retention value comes from: `workspace` (its own) or `instance`."""
+        return {
+            name: "workspace" if name in self.retention else "instance"
+            for name in RETENTION_FIELDS.values()
+        }
+
+    def patched(self, patch: Mapping[str, JsonValue]) -> WorkspaceSettings:
+        """These settings with a change applied: a partial object changes only what it
+        names (`{"retention": {"failed_days": 60}}`); a value of `"default"` drops the
+        workspace's own value. Raises InvalidInput, naming the field, for anything else."""
+        unknown = sorted(set(patch) - {RETENTION_SETTINGS})
+        if unknown:
+            raise InvalidInput(unknown[0], "is not a workspace setting")
+        retention = dict(self.retention)
+        changes = patch.get(RETENTION_SETTINGS, {})
+        if not isinstance(changes, dict):
+            raise InvalidInput(RETENTION_SETTINGS, "must be an object")
+        for name, value in changes.items():
+            where = f"{RETENTION_SETTINGS}.{name}"
+            if name not in RETENTION_FIELDS.values():
+                raise InvalidInput(where, "is not a retention setting")
+            if value == INHERIT:
+                retention.pop(name, None)
+                continue
+            validate_days(value, where)
+            retention[name] = value
+        return WorkspaceSettings(retention, self.others)
+
+
+@dataclass(frozen=True, slots=True)
+class PrunedEvents:
+    """What the pruner has deleted of a workspace's events: the furthest stream position
+    among them and the highest event id."""
+
+    position: StreamPosition
+    highest_id: int
+
+
+def resume_position(
+    event_id: int, found: StreamPosition | None, pruned: PrunedEvents | None
+) -> StreamPosition | None:
+    """Where a workspace stream resumed after event `event_id` starts; None when the
+    workspace never had such an event. `found` is that event's position, if it still
+    exists; `pruned`, what the pruner deleted of the workspace's events so far.
+
+    A client at position P has seen every event up to P. If any deleted event lies beyond
+    P, the client missed it and can never get it: resuming would be a silent gap, so it is
+    refused (`StreamPositionGone`) and the client starts afresh. The event it names may be
+    deleted itself: if it is the furthest one deleted, nothing deleted lies beyond it and
+    the stream resumes exactly there; any other deleted event has the furthest beyond it,
+    so it is refused. An id that no longer exists but is not above the highest deleted id
+    was deleted (or belongs to another workspace, which the caller cannot tell apart from
+    it). Event 0 starts at the oldest event kept: not a resume, so nothing is missed."""
+    if event_id == 0:
+        return StreamPosition(0, 0)
+    if found is None:
+        if pruned is not None and event_id == pruned.position.id:
+            return pruned.position
+        if pruned is not None and event_id <= pruned.highest_id:
+            raise StreamPositionGone(event_id)
+        return None
+    if pruned is not None and pruned.position > found:
+        raise StreamPositionGone(event_id)
+    return found
