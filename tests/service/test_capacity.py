@@ -216,3 +216,25 @@ async def test_rate_windows_hold_across_claimers_of_two_stores(
         *(claim(service, workspace.id, 10, f"w{n}") for n, service in enumerate(services * 3))
     )
     assert sum(len(batch) for batch in claims) == count
+
+
+async def test_a_limited_start_is_stamped_when_it_starts_not_when_its_claim_began_waiting(
+    service: JobService, store: Store, workspace: Workspace, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("claim locks are PostgreSQL's (SQLite has one writer)")
+    await LimitService(store, service.work_signal).put(
+        workspace.id, "type:t", max_running=5, rate=None, paused=False
+    )
+    await service.create_jobs(workspace.id, [JobSpec(type="t")], ACTOR)
+    async with store.database.transaction() as holder:  # another claimer holds the lock
+        await holder.execute(
+            store.jobs.queries["take_claim_locks"].sql,  # type: ignore[attr-defined]
+            {"workspaces": [workspace.id]},
+        )
+        waiting = asyncio.create_task(claim(service, workspace.id, 1))
+        await asyncio.sleep(0.5)
+        released = await holder.fetchrow("SELECT clock_timestamp() AS at")
+    [job] = await waiting
+    assert released is not None
+    assert job.started_at >= released["at"], "stamped before the claim could start anything"

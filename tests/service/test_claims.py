@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from uuid import UUID
 import pytest
 
 from conveyor.domain.errors import InvalidInput, LeaseLost
-from conveyor.domain.jobs import Job, JobSpec, JobStatus
+from conveyor.domain.jobs import ClaimRequest, Job, JobSpec, JobStatus
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import AS_CLAIMED_JOB, AS_JOB, JobService
 from conveyor.store import Store
@@ -145,6 +146,33 @@ async def test_long_poll_claim_is_woken_by_a_new_job(store: Store, workspace: Wo
     job, _ = await service.create_job(workspace.id, JobSpec(type="t"), ACTOR)
     claimed = await asyncio.wait_for(waiting, 30)  # well inside the claim's 60 s
     assert [j.id for j in claimed] == [job.id]
+
+
+async def test_a_job_due_between_a_claims_two_looks_is_looked_for_again_at_once(
+    service: JobService, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim that finds nothing due asks when the next job comes due; a job that came
+    due after its first look answers "now" (look again at once), not the job after it."""
+    due_at = datetime.now(UTC) + timedelta(seconds=0.5)
+    await service.create_jobs(workspace.id, [JobSpec(type="t", run_at=due_at)], ACTOR)
+    await service.create_jobs(
+        workspace.id, [JobSpec(type="t", run_at=due_at + timedelta(hours=1))], ACTOR
+    )
+    planner = service.jobs.planner  # type: ignore[attr-defined]
+    looked = planner.planned
+
+    def planned_then_slow(rows: Any) -> Any:
+        plan = looked(rows)
+        assert plan == [], "the first look finds nothing due yet"
+        time.sleep(1.0)  # the job comes due before the second look (`next_due`)
+        return plan
+
+    monkeypatch.setattr(planner, "planned", planned_then_slow)
+    outcome = await service.jobs.claim_jobs(
+        ClaimRequest(None, 1, 30, "w1", ACTOR, (workspace.id,)), AS_JOB
+    )
+    assert outcome.jobs == []
+    assert outcome.wake_in == 0, "the job due meanwhile, not the one an hour later"
 
 
 async def test_heartbeat_extends_the_lease_without_a_new_version(

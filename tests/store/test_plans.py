@@ -27,6 +27,7 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
     upgrade(DatabaseURL.parse(f"sqlite:///{path}"))
     connection = sqlite3.connect(path)
     connection.create_function("conveyor_after", 1, lambda seconds: 0.0)  # as the store does
+    connection.create_function("conveyor_now", 0, lambda: 0.0)
     return connection
 
 
@@ -80,3 +81,31 @@ def test_the_pruner_s_selection_reads_finished_jobs_of_one_status_oldest_first(
     )
     assert "ix_jobs_workspace_finished (workspace_id=? AND status=? AND completed_at<?)" in found
     assert "TEMP B-TREE" not in found, "no sort: the index is in completed_at order"
+
+
+@pytest.mark.parametrize(
+    ("group", "params"),
+    [("concurrency_key IS NULL", {}), ("concurrency_key = :key", {"key": "k"})],
+)
+def test_a_claim_reads_each_group_in_the_order_of_the_claimable_index(
+    database: sqlite3.Connection, group: str, params: dict[str, Any]
+) -> None:
+    # Not through ix_jobs_due, whose due condition looks as good: that read every due job
+    # of the workspace and sorted them, for each group of a claim.
+    sql = QUERIES["pick_group"].compose(group=group, type_condition="")
+    found = plan(database, sql, {**params, "ws": "w", "share": 10})
+    assert "ix_jobs_claimable" in found, found
+    assert "TEMP B-TREE" not in found, found
+
+
+def test_limit_states_count_running_jobs_per_key_and_per_type_through_their_indexes(
+    database: sqlite3.Connection,
+) -> None:
+    sql = QUERIES["limit_states"].compose(
+        names=QUERIES.in_list("l.name", "names"),
+        keys=QUERIES.in_list("concurrency_key", "keys"),
+        types=QUERIES.in_list("type", "types"),
+    )
+    found = plan(database, sql, {"ws": "w", "names": "[]", "keys": "[]", "types": "[]"})
+    assert "ix_jobs_running_by_key" in found, found
+    assert "ix_jobs_running_by_type" in found, found

@@ -25,11 +25,16 @@ from datetime import datetime
 from typing import Any, Generic, NamedTuple
 from uuid import UUID
 
-from conveyor.domain.capacity import Group, Limit, LimitState, Rate
+from conveyor.domain.capacity import TYPE_LIMIT_PREFIX, Group, Limit, LimitState, Rate
 from conveyor.domain.jobs import ClaimRequest
 from conveyor.store.connection import Row, ValueCodec
 from conveyor.store.projections import Claimed
 from conveyor.store.queries import Queries
+
+LOOKBACK_MARGIN_SECONDS = 0.001
+"""Added to a claim's own reckoning of the time between its two looks (`next_due`): the
+database's clock and ours need not tick alike to the microsecond. A job of a type the claim
+does not take, due in that margin, costs one needless look."""
 
 
 class ClaimOutcome(NamedTuple, Generic[Claimed]):
@@ -80,9 +85,30 @@ class ClaimPlanner:
         sql = self.queries["claim_plan"].compose(scope=scope, type_condition=types)
         return sql, {**scope_params, **type_params}
 
-    def next_due_statement(self, request: ClaimRequest) -> tuple[str, dict[str, Any]]:
+    def next_due_statement(
+        self, request: ClaimRequest, lookback: float
+    ) -> tuple[str, dict[str, Any]]:
+        """`next_due`, counting jobs due in the last `lookback` seconds: the time since the
+        claim's `claim_plan` (a job that came due meanwhile is looked for again at once)."""
         scope, params = self.scope(request)
-        return self.queries["next_due"].compose(scope=scope), params
+        sql = self.queries["next_due"].compose(scope=scope)
+        return sql, {**params, "looked": -(lookback + LOOKBACK_MARGIN_SECONDS)}
+
+    def limit_statements(
+        self, workspace_id: UUID, names: Sequence[str]
+    ) -> tuple[str, str, dict[str, Any]]:
+        """`limit_states` and `recent_starts` of the limits `names` of a workspace, and
+        their parameters: the names, and among them the keys and the types they count."""
+        q = self.queries
+        keys = [name for name in names if not name.startswith(TYPE_LIMIT_PREFIX)]
+        types = [name[len(TYPE_LIMIT_PREFIX) :] for name in names if name not in keys]
+        states = q["limit_states"].compose(
+            names=q.in_list("l.name", "names"),
+            keys=q.in_list("concurrency_key", "keys"),
+            types=q.in_list("type", "types"),
+        )
+        starts = q["recent_starts"].compose(names=q.in_list("s.name", "names"))
+        return states, starts, {"ws": workspace_id, "names": names, "keys": keys, "types": types}
 
     def planned(self, rows: Sequence[Row]) -> list[PlannedWorkspace]:
         return [

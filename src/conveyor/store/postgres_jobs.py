@@ -8,6 +8,7 @@ Shared (`SharedJobStatements`, with postgres.sql's queries where they differ): t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -178,9 +179,11 @@ class PostgresJobStore(SharedJobStatements):
     ) -> ClaimOutcome[Claimed]:
         planner = self.planner
         async with self.database.write() as connection:
+            looked = time.monotonic()
             plan = planner.planned(await connection.fetch(*planner.plan_statement(request)))
             if not plan:
-                due = await connection.fetchrow(*planner.next_due_statement(request))
+                since = time.monotonic() - looked
+                due = await connection.fetchrow(*planner.next_due_statement(request, since))
                 return ClaimOutcome([], planner.wake_in(due))
             limited = any(workspace.limited for workspace in plan)
             budget = 2 * request.limit if limited else request.limit
@@ -237,15 +240,11 @@ class PostgresJobStore(SharedJobStatements):
                 )
                 if not names:
                     continue
-                in_names = {"names": q.in_list("l.name", "names")}
-                params = {"ws": workspace_id, "names": names}
+                states_sql, starts_sql, params = planner.limit_statements(workspace_id, names)
                 found, now = planner.limit_states(
                     workspace_id,
-                    await connection.fetch(q["limit_states"].compose(**in_names), params),
-                    await connection.fetch(
-                        q["recent_starts"].compose(names=q.in_list("s.name", "names")),
-                        params,
-                    ),
+                    await connection.fetch(states_sql, params),
+                    await connection.fetch(starts_sql, params),
                 )
                 states.update(found)
             admission = admit(fair_order(candidates, weights), states, request.limit, now or _EPOCH)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
@@ -158,7 +159,6 @@ class SqliteJobStore(SharedJobStatements):
         writer, so nothing to lock against and nothing to skip."""
         planner = self.planner
         plan_sql, plan_params = planner.plan_statement(request)
-        due_sql, due_params = planner.next_due_statement(request)
         types, type_params = planner.type_condition(request)
         claim_params = {
             "worker_id": request.worker_id,
@@ -168,10 +168,13 @@ class SqliteJobStore(SharedJobStatements):
         }
 
         def claim(connection: Executor) -> tuple[_Claimed, list[sqlite3.Row]]:
+            looked = time.monotonic()
             plan = planner.planned(
                 connection.execute(plan_sql, encode_params(plan_params)).fetchall()
             )
             if not plan:
+                since = time.monotonic() - looked
+                due_sql, due_params = planner.next_due_statement(request, since)
                 due = connection.execute(due_sql, encode_params(due_params)).fetchone()
                 return _Claimed([], planner.wake_in(due), ()), []
             limited = any(workspace.limited for workspace in plan)
@@ -285,15 +288,11 @@ class SqliteJobStore(SharedJobStatements):
             )
             if not names:
                 continue
-            params = encode_params({"ws": workspace_id, "names": names})
+            states_sql, starts_sql, params = self.planner.limit_statements(workspace_id, names)
             found, now = self.planner.limit_states(
                 workspace_id,
-                connection.execute(
-                    q["limit_states"].compose(names=q.in_list("l.name", "names")), params
-                ).fetchall(),
-                connection.execute(
-                    q["recent_starts"].compose(names=q.in_list("s.name", "names")), params
-                ).fetchall(),
+                connection.execute(states_sql, encode_params(params)).fetchall(),
+                connection.execute(starts_sql, encode_params(params)).fetchall(),
             )
             states.update(found)
         admission = admit(fair_order(candidates, weights), states, request.limit, now or _EPOCH)

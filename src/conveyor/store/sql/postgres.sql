@@ -85,13 +85,15 @@ SELECT id, run_at, created_at FROM inserted;
 -- The most urgent due jobs of each group, as many as its share ({columns} of them): groups
 -- without a concurrency key (:free_ws, one share each) and groups with one (:key_ws, :keys).
 -- FOR UPDATE SKIP LOCKED lets concurrent claimers pass each other instead of queueing on
--- the same rows.
+-- the same rows. Both read ix_jobs_claimable in its order, which is why concurrency_key
+-- leads the ORDER BY: `IS NULL` is no equality to the planner, and without it every claim
+-- sorted all of a workspace's due jobs without a key.
 SELECT {columns} FROM unnest(:free_ws::uuid[], :free_shares::int[]) AS g(ws, share)
 CROSS JOIN LATERAL (
     SELECT id, workspace_id, type, concurrency_key, priority, run_at FROM jobs
     WHERE workspace_id = g.ws AND concurrency_key IS NULL AND {claimable}
         AND run_at <= now() {type_condition}
-    ORDER BY priority, run_at, id
+    ORDER BY concurrency_key, priority, run_at, id
     LIMIT g.share
     FOR UPDATE SKIP LOCKED
 ) j
@@ -102,7 +104,7 @@ CROSS JOIN LATERAL (
     SELECT id, workspace_id, type, concurrency_key, priority, run_at FROM jobs
     WHERE workspace_id = g.ws AND concurrency_key = g.key AND {claimable}
         AND run_at <= now() {type_condition}
-    ORDER BY priority, run_at, id
+    ORDER BY concurrency_key, priority, run_at, id
     LIMIT g.share
     FOR UPDATE SKIP LOCKED
 ) j;
@@ -117,12 +119,16 @@ CROSS JOIN LATERAL (
 -- {leased_status} come from the transition table (a claim is the move between them);
 -- {answer} is the projection the caller asked for. A job with a timeout is leased no
 -- further than its deadline, timeout_seconds + :grace from its start (LEAST ignores the
--- NULL of a job without one).
+-- NULL of a job without one). Stamped with the statement's time, not the transaction's:
+-- a limited claim's transaction began before it waited for the claim locks, and a start
+-- stamped then would precede the ending that made its room (and shorten its lease).
 WITH chosen AS ({chosen}), claimed AS (
     UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
         lease_id = gen_random_uuid(),
-        lease_expires_at = now() + make_interval(secs => LEAST(:lease, timeout_seconds + :grace)),
-        started_at = now(), updated_at = now(), version = version + 1,
+        lease_expires_at = statement_timestamp()
+            + make_interval(secs => LEAST(:lease, timeout_seconds + :grace)),
+        started_at = statement_timestamp(), updated_at = statement_timestamp(),
+        version = version + 1,
         last_event_seq = last_event_seq + 1, limited = chosen.limited
     -- Joined with its rows rather than filtered by id = ANY(ARRAY(…)): a generic plan
     -- cached while the table was small turns the latter into a sequential scan.
@@ -132,11 +138,11 @@ WITH chosen AS ({chosen}), claimed AS (
     INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload,
         created_at)
     SELECT id, workspace_id, type, last_event_seq, NULL, 'job.started', :actor,
-        jsonb_build_object('attempt', attempt, 'worker_id', worker_id), now()
+        jsonb_build_object('attempt', attempt, 'worker_id', worker_id), statement_timestamp()
     FROM claimed
 ), counted AS (
     INSERT INTO limit_starts (workspace_id, name, started_at)
-    SELECT s.ws, s.name, now()
+    SELECT s.ws, s.name, statement_timestamp()
     FROM unnest(:start_ws::uuid[], :start_names::text[], :start_counts::int[])
         AS s(ws, name, n)
     CROSS JOIN generate_series(1, s.n)

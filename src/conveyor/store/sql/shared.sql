@@ -55,10 +55,12 @@ SELECT concurrency_key FROM keys WHERE concurrency_key IS NOT NULL LIMIT :max_gr
 
 -- name: next_due
 -- When the next job in {scope} comes due: a waiting claim's timer. One probe of ix_jobs_due
--- per workspace.
+-- per workspace. Jobs due since :looked (negative seconds from now: when the claim looked
+-- for due jobs) count too: one that came due between the two looks answers a due time
+-- already past, so the claim looks again at once instead of waiting for the next one.
 SELECT min((
     SELECT j.run_at FROM jobs j
-    WHERE j.workspace_id = w.id AND {claimable:j} AND j.run_at > conveyor_now()
+    WHERE j.workspace_id = w.id AND {claimable:j} AND j.run_at > conveyor_after(:looked)
     ORDER BY j.run_at LIMIT 1
 )) AS due, conveyor_now() AS now
 FROM workspaces w WHERE {scope};
@@ -66,16 +68,22 @@ FROM workspaces w WHERE {scope};
 -- name: limit_states
 -- The limits named (:names, {names}) of a workspace, with how many of their jobs run now:
 -- read under the workspace's claim lock, so no claim elsewhere can start one meanwhile.
+-- The running jobs are counted once per key (:keys, {keys}) and once per type (:types,
+-- {types}; the limit `type:<type>`), each through its index on running jobs, not once per
+-- limit: a planner that picked the other index walked every running job for each limit.
+WITH running AS (
+    SELECT concurrency_key AS name, count(*) AS n FROM jobs
+    WHERE workspace_id = :ws AND {leased} AND {keys}
+    GROUP BY concurrency_key
+    UNION ALL
+    SELECT 'type:' || type AS name, count(*) AS n FROM jobs
+    WHERE workspace_id = :ws AND {leased} AND {types}
+    GROUP BY type
+)
 SELECT l.name, l.max_running, l.rate_count, l.rate_per_seconds, l.paused,
-    conveyor_now() AS now,
-    CASE WHEN substr(l.name, 1, 5) = 'type:' THEN (
-        SELECT count(*) FROM jobs j
-        WHERE j.workspace_id = l.workspace_id AND {leased:j} AND j.type = substr(l.name, 6)
-    ) ELSE (
-        SELECT count(*) FROM jobs j
-        WHERE j.workspace_id = l.workspace_id AND {leased:j} AND j.concurrency_key = l.name
-    ) END AS running
-FROM limits l WHERE l.workspace_id = :ws AND {names};
+    conveyor_now() AS now, COALESCE(r.n, 0) AS running
+FROM limits l LEFT JOIN running r ON r.name = l.name
+WHERE l.workspace_id = :ws AND {names};
 
 -- name: recent_starts
 -- The starts each rate window counts, oldest first.

@@ -39,11 +39,14 @@ RETURNING {job_columns};
 
 -- name: pick_group
 -- A group's ({group}: no concurrency key, or :key) most urgent due jobs, as many as its
--- :share: what a claim starts where no limit governs, and weighs where limits do.
+-- :share: what a claim starts where no limit governs, and weighs where limits do. Read in
+-- the order of ix_jobs_claimable: `+run_at` keeps SQLite (never ANALYZEd) from taking
+-- ix_jobs_due for the due condition, which read every due job of the workspace and
+-- sorted them, for each group.
 SELECT id, workspace_id, type, concurrency_key, priority, run_at FROM jobs
-WHERE workspace_id = :ws AND {group} AND {claimable} AND run_at <= conveyor_now()
+WHERE workspace_id = :ws AND {group} AND {claimable} AND +run_at <= conveyor_now()
     {type_condition}
-ORDER BY priority, run_at, id LIMIT :share;
+ORDER BY concurrency_key, priority, run_at, id LIMIT :share;
 
 -- name: record_start
 INSERT INTO limit_starts (workspace_id, name, started_at) VALUES (:ws, :name, conveyor_now());
