@@ -15,11 +15,13 @@ from conveyor.domain.errors import JobNotFound
 from conveyor.domain.job_lists import JobFilter
 from conveyor.domain.jobs import Job, JobSpec, JobStatus
 from conveyor.domain.lifetime import DEFAULT_RETENTION, Retention, WorkspaceSettings
+from conveyor.domain.schedules import ScheduledJob, ScheduleSpec
 from conveyor.domain.status import UNFINISHED_STATUSES
 from conveyor.domain.steps import StepPhase, StepStatus, StepType
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import AS_JOB, JobService
 from conveyor.service.pruning import PrunedCount, Pruner
+from conveyor.service.schedules import ScheduleService
 from conveyor.service.settings import WorkspaceSettingsService
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store
@@ -314,3 +316,28 @@ async def test_the_pruner_never_deletes_an_unfinished_job_while_jobs_run(
 
 
 UNFINISHED_RACE = JobFilter(type="race", statuses=UNFINISHED_STATUSES)
+
+
+async def test_a_schedules_history_is_kept_as_long_as_the_longest_retention(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    schedules = ScheduleService(store, service)
+    schedule = await schedules.create_schedule(
+        workspace.id, ScheduleSpec(name="nightly", cron="@daily", job=ScheduledJob(type="t"))
+    )
+    for _ in range(3):
+        await schedules.trigger(workspace.id, schedule.name, ACTOR)
+    async with store.database.write() as connection:  # two of the runs are 31 days old
+        await connection.execute(
+            "UPDATE schedule_runs SET created_at = conveyor_after(:age) WHERE id IN "
+            "(SELECT id FROM schedule_runs ORDER BY id LIMIT 2)",
+            {"age": -31 * DAY},
+        )
+
+    kept = await Pruner(store, Retention(14, None, 14)).run_once()  # failed: forever
+    assert kept.schedule_runs == 0
+    assert len((await schedules.list_runs(workspace.id, schedule.name))[1]) == 3
+
+    report = await Pruner(store, DEFAULT_RETENTION, batch_size=1).run_once()  # 30 at most
+    assert report.schedule_runs == 2
+    assert len((await schedules.list_runs(workspace.id, schedule.name))[1]) == 1

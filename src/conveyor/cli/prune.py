@@ -43,6 +43,8 @@ def prune(
         console.print(_table(report))
         verb = "would delete" if dry_run else "deleted"
         console.print(f"{verb} {report.jobs} jobs in {report.seconds:.1f}s", style="dim")
+    if report.schedule_runs:
+        console.print(f"deleted {report.schedule_runs} schedule runs (history)", style="dim")
     if report.busy:
         fail("another server is pruning this database right now: try again later", 1)
 
@@ -65,6 +67,7 @@ def _as_json(report: PruneReport) -> dict[str, object]:
         "jobs": report.jobs,
         "seconds": round(report.seconds, 3),
         "busy": report.busy,
+        "schedule_runs": report.schedule_runs,
         "deleted" if not report.dry_run else "would_delete": [
             {
                 "workspace": count.workspace,

@@ -89,6 +89,16 @@ def prune_rules(retention: Retention) -> list[PruneRule]:
     return rules
 
 
+def history_age_seconds(retention: Retention) -> float | None:
+    """How long a schedule's history (what each tick did, with its job) is kept: as long
+    as the jobs it names may be, the longest of the retentions; None (forever) when any
+    final status is kept forever."""
+    days = [getattr(retention, name) for name in RETENTION_FIELDS.values()]
+    if any(value is None for value in days):
+        return None
+    return float(max(days) * SECONDS_PER_DAY)
+
+
 @dataclass(frozen=True, slots=True)
 class WorkspaceSettings:
     """What a workspace sets for itself. A retention key it leaves out follows the

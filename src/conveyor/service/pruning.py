@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 from uuid import UUID
 
-from conveyor.domain.errors import TransientDatabaseError, Unavailable
-from conveyor.domain.lifetime import Retention, prune_rules
+from conveyor.domain.errors import OUTAGES
+from conveyor.domain.lifetime import Retention, history_age_seconds, prune_rules
 from conveyor.domain.status import JobStatus
 from conveyor.store import Store
 from conveyor.store.lifetime import WorkspaceRetention
@@ -47,6 +47,8 @@ class PruneReport:
 
     counts: list[PrunedCount] = field(default_factory=list)
     dry_run: bool = False
+    schedule_runs: int = 0
+    """Entries of schedules' history deleted (kept as long as the longest retention)."""
     busy: bool = False
     """Another server's pruner was at work: this pass left the rest to it."""
     seconds: float = 0.0
@@ -69,6 +71,8 @@ class PruneReport:
             )
             events = "" if self.dry_run else f" and {self.events} events"
             text = f"{verb} {self.jobs} jobs{events} in {self.seconds:.2f}s ({parts})"
+        if self.schedule_runs:
+            text += f"; {self.schedule_runs} schedule runs"
         if self.busy:
             text += "; another server is pruning, the rest is left to it"
         return text
@@ -135,7 +139,18 @@ class Pruner:
                 report.counts.append(PrunedCount(workspace.slug, rule.status, jobs, events))
             if busy:
                 return False
-        return True
+        history_age = history_age_seconds(retention)
+        if report.dry_run or history_age is None:
+            return True
+        while True:
+            runs = await self.lifetime.prune_schedule_runs(
+                workspace.id, history_age, self.batch_size
+            )
+            if runs is None:
+                return False
+            report.schedule_runs += runs
+            if runs < self.batch_size:
+                return True
 
     async def run_forever(self, interval_seconds: float) -> None:
         """A pass every `interval_seconds` (the first right away), a log line each;
@@ -144,7 +159,7 @@ class Pruner:
             try:
                 report = await self.run_once()
                 log.info("pruner: %s", report.summary())
-            except (Unavailable, TransientDatabaseError) as error:
+            except OUTAGES as error:
                 log.warning("pruner: database unavailable (%s); will try again", error)
             except Exception:
                 log.exception("pruner failed; will try again")

@@ -144,6 +144,22 @@ class LifetimeStore(abc.ABC):
                 )
         return PrunedBatch(jobs, events)
 
+    async def prune_schedule_runs(
+        self, workspace_id: UUID, age_seconds: float, limit: int
+    ) -> int | None:
+        """Delete up to `limit` of the workspace's schedule history older than
+        `age_seconds`; None when another server's pruner is at work (PostgreSQL)."""
+        params = {"ws": workspace_id, "age": -age_seconds, "limit": limit}
+        async with self.database.transaction() as connection:
+            locked = await connection.fetchrow(
+                self.queries["try_prune_lock"].sql, {"lock": PRUNE_LOCK}
+            )
+            if locked is None or not locked["locked"]:
+                return None
+            return await connection.execute_counting(
+                self.queries["prune_schedule_runs"].sql, params
+            )
+
     async def pruned_events(self, workspace_id: UUID) -> PrunedEvents | None:
         """What the pruner has deleted of the workspace's events (None: nothing yet)."""
         async with self.database.read() as connection:

@@ -472,6 +472,8 @@ schedule_runs = sa.Table(
     _one_of("outcome", SCHEDULE_RUN_OUTCOMES, "ck_schedule_runs_outcome"),
 )
 sa.Index("ix_schedule_runs_schedule", schedule_runs.c.schedule_id, schedule_runs.c.id)
+# The pruner: a workspace's history, oldest first.
+sa.Index("ix_schedule_runs_created", schedule_runs.c.workspace_id, schedule_runs.c.created_at)
 # One entry per tick, whichever server records it (triggers have no tick).
 sa.Index(
     "uq_schedule_runs_tick",

@@ -517,6 +517,15 @@ ON CONFLICT (workspace_id) DO UPDATE SET
     jobs_pruned = workspace_pruning.jobs_pruned + excluded.jobs_pruned,
     pruned_at = excluded.pruned_at;
 
+-- name: prune_schedule_runs
+-- A batch of a workspace's schedule history older than :age (negative seconds), oldest
+-- first through ix_schedule_runs_created.
+DELETE FROM schedule_runs WHERE id IN (
+    SELECT id FROM schedule_runs
+    WHERE workspace_id = :ws AND created_at < conveyor_after(:age)
+    ORDER BY created_at LIMIT :limit
+);
+
 -- name: pruned_events
 SELECT event_tx, event_id, highest_event_id, jobs_pruned, pruned_at
 FROM workspace_pruning WHERE workspace_id = :ws;

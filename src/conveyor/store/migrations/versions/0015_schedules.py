@@ -96,6 +96,7 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_schedule_runs_schedule", "schedule_runs", ["schedule_id", "id"])
+    op.create_index("ix_schedule_runs_created", "schedule_runs", ["workspace_id", "created_at"])
     op.create_index(
         "uq_schedule_runs_tick",
         "schedule_runs",
@@ -108,6 +109,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("uq_schedule_runs_tick", table_name="schedule_runs")
+    op.drop_index("ix_schedule_runs_created", table_name="schedule_runs")
     op.drop_index("ix_schedule_runs_schedule", table_name="schedule_runs")
     op.drop_table("schedule_runs")
     op.drop_index("ix_schedules_firing", table_name="schedules")
