@@ -259,7 +259,7 @@ def fill_sqlite(path: Path, workspace_id: UUID, plan: LifetimePlan) -> None:
 # -- how the database runs the statements that must not grow with the history ------------------
 
 
-async def explain_plans(url: DatabaseURL, workspace_id: UUID) -> dict[str, str]:
+async def explain_plans(url: DatabaseURL, workspace_id: UUID, deep: int) -> dict[str, str]:
     """The plans of the statements whose cost must stay flat, composed exactly as the code
     composes them: PostgreSQL's EXPLAIN (ANALYZE, BUFFERS), SQLite's EXPLAIN QUERY PLAN."""
     from conveyor.domain.job_lists import JobFilter
@@ -282,7 +282,8 @@ async def explain_plans(url: DatabaseURL, workspace_id: UUID) -> dict[str, str]:
         async with store.database.read() as connection:
             newest = await connection.fetchrow(
                 "SELECT created_at, id FROM jobs ORDER BY created_at DESC, id DESC "
-                "LIMIT 1 OFFSET 100000"
+                "LIMIT 1 OFFSET :deep",
+                {"deep": deep},
             )
             resume = await connection.fetchrow(
                 "SELECT tx, id FROM events ORDER BY id DESC LIMIT 1 OFFSET 40"
@@ -635,7 +636,9 @@ async def history(system: ConveyorSystem, infra: Infra, plan: LifetimePlan) -> d
         log(f"{system.name}: filled in {fill_seconds:.0f}s")
         result: dict[str, Any] = {"fill_seconds": fill_seconds, "sizes_after_fill": {}}
         result["sizes_after_fill"]["full"] = await table_sizes(full.url)
-        result["plans"] = await explain_plans(full.url, full.session.keys.workspace_id)
+        result["plans"] = await explain_plans(
+            full.url, full.session.keys.workspace_id, min(plan.deep_offset, plan.history_jobs // 2)
+        )
         for name, text in result["plans"].items():
             log(f"{system.name} plan, {name}:\n{text}")
 

@@ -14,9 +14,9 @@ async def targets(client: httpx.AsyncClient, keys: dict[str, str], store: Store)
     retry), a spare key, and the token of a revoked key."""
     worker = {"Authorization": f"Bearer {keys['worker']}"}
     job = (await client.post("/jobs", json={"type": "t"})).json()
-    [claimed] = (await client.post("/claims", json={"worker_id": "w"}, headers=worker)).json()[
-        "data"
-    ]
+    [claimed] = (
+        await client.post("/claims", json={"worker_id": "w", "lease_seconds": 3600}, headers=worker)
+    ).json()["data"]
     step = await client.post(
         f"/jobs/{job['id']}/steps",
         json={"name": "s", "lease_id": claimed["lease_id"]},

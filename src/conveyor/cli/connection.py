@@ -10,6 +10,7 @@ the group's, which wins over the environment, which wins over the defaults."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +64,13 @@ class Connection:
 
     def client(self) -> Client:
         return Client(self.url, self.key, workspace=self.workspace)
+
+    def printed_json(self, answer: object) -> bool:
+        """With `--json`, print the answer as JSON and say so; otherwise print nothing (the
+        command prints its text)."""
+        if self.as_json:
+            click.echo(json.dumps(answer, indent=2))
+        return self.as_json
 
     def call(self, action: Callable[[], T]) -> T:
         """Call the server; a refusal or an unreachable server ends the command with the

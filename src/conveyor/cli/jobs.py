@@ -175,8 +175,7 @@ def jobs_list(
         found = connection.call(
             lambda: client.list_jobs(page=page, cursor=cursor, limit=limit, **filters)
         )
-        if connection.as_json:
-            click.echo(json.dumps(found, indent=2))
+        if connection.printed_json(found):
             return
         console.print(render.jobs_table(found["data"]))
         meta = found["meta"]
@@ -207,8 +206,7 @@ def jobs_show(connection: Connection, job_id: str) -> None:
     """Show a job with its steps and events."""
     with connection.client() as client:
         job = connection.call(lambda: client.get_job(job_id))
-    if connection.as_json:
-        click.echo(json.dumps(job, indent=2))
+    if connection.printed_json(job):
         return
     render.print_job(console, job)
 
@@ -246,8 +244,7 @@ def bulk(
                 err=True,
             )
         done = connection.call(lambda: call(**options))
-    if connection.as_json:
-        click.echo(json.dumps(done, indent=2))
+    if connection.printed_json(done):
         return
     if not done["matched"]:
         console.print(f"no {what[1]} job matches")
@@ -306,8 +303,7 @@ def jobs_cancel(
     assert job_id is not None
     with connection.client() as client:
         job = connection.call(lambda: client.cancel_job(job_id, reason))
-    if connection.as_json:
-        click.echo(json.dumps(job, indent=2))
+    if connection.printed_json(job):
         return
     console.print(f"job [cyan]{job['id']}[/cyan] is {job['status']}")
 
@@ -330,8 +326,7 @@ def jobs_retry(
     assert job_id is not None
     with connection.client() as client:
         job = connection.call(lambda: client.retry_job(job_id))
-    if connection.as_json:
-        click.echo(json.dumps(job, indent=2))
+    if connection.printed_json(job):
         return
     console.print(f"retried as job [cyan]{job['id']}[/cyan] ({job['status']})")
 

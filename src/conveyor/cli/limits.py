@@ -111,9 +111,7 @@ def put_changed(
 
 
 def show(connection: Connection, limit: dict[str, Any]) -> None:
-    if connection.as_json:
-        click.echo(json.dumps(limit, indent=2))
-    else:
+    if not connection.printed_json(limit):
         render.print_limit(console, limit)
 
 
@@ -123,8 +121,7 @@ def limits_list(connection: Connection) -> None:
     """Every limit with its running and queued jobs, rate and why none may start."""
     with connection.client() as client:
         found = connection.call(client.list_limits)
-    if connection.as_json:
-        click.echo(json.dumps(found, indent=2))
+    if connection.printed_json(found):
         return
     console.print(render.limits_table(found))
 

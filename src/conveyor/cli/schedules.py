@@ -149,8 +149,7 @@ def schedules_list(connection: Connection) -> None:
     """List the workspace's schedules with their next runs."""
     with connection.client() as client:
         found = connection.call(client.list_schedules)
-    if connection.as_json:
-        click.echo(json.dumps(found, indent=2))
+    if connection.printed_json(found):
         return
     console.print(schedules_table(found))
     console.print(render.count(len(found), "schedule"), style="dim")
@@ -165,8 +164,7 @@ def schedules_show(connection: Connection, schedule: str, runs: int) -> None:
     with connection.client() as client:
         found = connection.call(lambda: client.get_schedule(schedule))
         history = connection.call(lambda: client.schedule_runs(schedule, runs)) if runs else []
-    if connection.as_json:
-        click.echo(json.dumps({**found, "runs": history}, indent=2))
+    if connection.printed_json({**found, "runs": history}):
         return
     print_schedule(console, found, history)
 
