@@ -9,7 +9,8 @@ from uuid import UUID
 
 from conveyor.domain.errors import WorkspaceNotFound
 from conveyor.domain.events import JsonValue
-from conveyor.domain.lifetime import RETENTION_SETTINGS, Retention, WorkspaceSettings
+from conveyor.domain.lifetime import RETENTION_SETTINGS, Retention
+from conveyor.domain.settings import WorkspaceSettings
 from conveyor.store import Store
 
 

@@ -25,7 +25,8 @@ from uuid import UUID
 import orjson
 
 from conveyor.domain.events import StreamPosition
-from conveyor.domain.lifetime import PrunedEvents, PruneRule, WorkspaceSettings
+from conveyor.domain.lifetime import PrunedEvents, PruneRule
+from conveyor.domain.settings import WorkspaceSettings
 from conveyor.serialization import dumps
 from conveyor.store.connection import Connection, Database, Row
 from conveyor.store.queries import queries_for
