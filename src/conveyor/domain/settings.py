@@ -1,14 +1,20 @@
 """What a workspace sets for itself over what the instance sets for every workspace.
 
-A workspace's settings are a JSON document of its own values: a retention value it leaves
-out is the instance's default (see `conveyor.domain.lifetime`), whatever that becomes later.
+Retention: each value on its own, in the workspace's settings document; a value the
+workspace leaves out is the instance's default (see `conveyor.domain.lifetime`), whatever
+that becomes later. Weight: always the workspace's own (never inherited), its share of the
+workers that serve several workspaces (see `conveyor.domain.capacity`); the store keeps it
+in its own column, where claims read it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
 
+from conveyor.domain.capacity import DEFAULT_WEIGHT, validate_weight
 from conveyor.domain.errors import InvalidInput
 from conveyor.domain.events import JsonValue
 from conveyor.domain.lifetime import (
@@ -19,6 +25,19 @@ from conveyor.domain.lifetime import (
     validate_days,
 )
 
+WEIGHT_SETTING: Final = "weight"
+SETTINGS: Final = frozenset({RETENTION_SETTINGS, WEIGHT_SETTING})
+"""What a settings change may name."""
+
+
+class SettingSource(StrEnum):
+    """Where a value that applies to a workspace comes from."""
+
+    WORKSPACE = "workspace"
+    """The workspace set it."""
+    INSTANCE = "instance"
+    """The workspace left it to the instance's default."""
+
 
 @dataclass(frozen=True, slots=True)
 class WorkspaceSettings:
@@ -28,13 +47,14 @@ class WorkspaceSettings:
 
     retention: Mapping[str, int | None] = field(default_factory=dict)
     others: Mapping[str, JsonValue] = field(default_factory=dict)
+    weight: int = DEFAULT_WEIGHT
 
     @classmethod
-    def from_document(cls, document: JsonValue) -> WorkspaceSettings:
-        """From the stored JSON document (None: nothing set). Values that do not validate
-        are ignored: a bad row must not stop the pruner or the settings page."""
+    def from_stored(cls, document: JsonValue, *, weight: int) -> WorkspaceSettings:
+        """From the stored JSON document (None: nothing set) and weight. Values that do
+        not validate are ignored: a bad row must not stop the pruner or the settings page."""
         if not isinstance(document, dict):
-            return cls()
+            return cls(weight=weight)
         retention: dict[str, int | None] = {}
         stored = document.get(RETENTION_SETTINGS)
         if isinstance(stored, dict):
@@ -46,10 +66,10 @@ class WorkspaceSettings:
                         continue
                     retention[name] = stored[name]
         others = {key: value for key, value in document.items() if key != RETENTION_SETTINGS}
-        return cls(retention, others)
+        return cls(retention, others, weight)
 
     def to_document(self) -> dict[str, JsonValue] | None:
-        """The JSON document to store; None when nothing is set."""
+        """The JSON document to store (the weight is not in it); None when nothing is set."""
         document: dict[str, JsonValue] = dict(self.others)
         if self.retention:
             document[RETENTION_SETTINGS] = dict(self.retention)
@@ -60,18 +80,19 @@ class WorkspaceSettings:
         values.update(self.retention)
         return Retention(**values)
 
-    def retention_sources(self) -> dict[str, str]:
-        """Where each retention value comes from: `workspace` (its own) or `instance`."""
+    def retention_sources(self) -> dict[str, SettingSource]:
+        """Where each retention value comes from: the workspace (its own) or the instance."""
         return {
-            name: "workspace" if name in self.retention else "instance"
+            name: SettingSource.WORKSPACE if name in self.retention else SettingSource.INSTANCE
             for name in RETENTION_FIELDS.values()
         }
 
     def patched(self, patch: Mapping[str, JsonValue]) -> WorkspaceSettings:
         """These settings with a change applied: a partial object changes only what it
-        names (`{"retention": {"failed_days": 60}}`); a value of `"default"` drops the
-        workspace's own value. Raises InvalidInput, naming the field, for anything else."""
-        unknown = sorted(set(patch) - {RETENTION_SETTINGS})
+        names (`{"retention": {"failed_days": 60}}`, `{"weight": 3}`); a retention value
+        of `"default"` drops the workspace's own value. Raises InvalidInput, naming the
+        field, for anything else."""
+        unknown = sorted(set(patch) - SETTINGS)
         if unknown:
             raise InvalidInput(unknown[0], "is not a workspace setting")
         retention = dict(self.retention)
@@ -87,4 +108,11 @@ class WorkspaceSettings:
                 continue
             validate_days(value, where)
             retention[name] = value
-        return WorkspaceSettings(retention, self.others)
+        weight = validate_weight(patch.get(WEIGHT_SETTING, self.weight))
+        return WorkspaceSettings(retention, self.others, weight)
+
+
+def changes_weight(patch: Mapping[str, JsonValue]) -> bool:
+    """Whether a settings change names the weight (which only an instance admin may
+    change: `Permission.SET_WEIGHT`)."""
+    return WEIGHT_SETTING in patch
