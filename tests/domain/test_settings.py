@@ -73,10 +73,11 @@ def test_the_weight_is_the_workspaces_own_and_changes_on_its_own() -> None:
     both = own.patched({"weight": 1000, "retention": {"failed_days": "default"}})
     assert (both.weight, both.retention) == (1000, {})
     assert own.patched({"retention": {"completed_days": 1}}).weight == 2
+    assert own.patched({"weight": None}) == own, "None: unchanged, as in any partial change"
     assert WorkspaceSettings().weight == 1, "the default weight"
 
 
-@pytest.mark.parametrize("weight", [0, 1001, -3, 2.5, True, None, "3", [2]])
+@pytest.mark.parametrize("weight", [0, 1001, -3, 2.5, True, "3", [2]])
 def test_a_weight_out_of_bounds_or_not_a_whole_number_is_refused(weight: object) -> None:
     with pytest.raises(InvalidInput) as refused:
         WorkspaceSettings().patched({"weight": weight, "retention": {"failed_days": 1}})
@@ -90,3 +91,4 @@ def test_a_change_says_whether_it_names_the_weight() -> None:
     assert changes_weight({"weight": 3, "retention": {}})
     assert not changes_weight({"retention": {"failed_days": 1}})
     assert not changes_weight({})
+    assert not changes_weight({"weight": None})

@@ -90,8 +90,8 @@ class WorkspaceSettings:
     def patched(self, patch: Mapping[str, JsonValue]) -> WorkspaceSettings:
         """These settings with a change applied: a partial object changes only what it
         names (`{"retention": {"failed_days": 60}}`, `{"weight": 3}`); a retention value
-        of `"default"` drops the workspace's own value. Raises InvalidInput, naming the
-        field, for anything else."""
+        of `"default"` drops the workspace's own value; a weight of None leaves it as it
+        is. Raises InvalidInput, naming the field, for anything else."""
         unknown = sorted(set(patch) - SETTINGS)
         if unknown:
             raise InvalidInput(unknown[0], "is not a workspace setting")
@@ -108,11 +108,11 @@ class WorkspaceSettings:
                 continue
             validate_days(value, where)
             retention[name] = value
-        weight = validate_weight(patch.get(WEIGHT_SETTING, self.weight))
+        weight = validate_weight(patch[WEIGHT_SETTING] if changes_weight(patch) else self.weight)
         return WorkspaceSettings(retention, self.others, weight)
 
 
 def changes_weight(patch: Mapping[str, JsonValue]) -> bool:
-    """Whether a settings change names the weight (which only an instance admin may
-    change: `Permission.SET_WEIGHT`)."""
-    return WEIGHT_SETTING in patch
+    """Whether a settings change names a weight (which only an instance admin may
+    change: `Permission.SET_WEIGHT`); None, as in other partial changes, names none."""
+    return patch.get(WEIGHT_SETTING) is not None
