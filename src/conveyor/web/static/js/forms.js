@@ -20,13 +20,24 @@ export function formError(testid) {
   return h('div', {class: 'alert alert-error', role: 'alert', hidden: true, 'data-testid': testid});
 }
 
+/** The control of `fields` (server field names → controls) a problem is about: the one
+ * named by its first error's field, or by the longest name that field starts with
+ * (`retention.failed_days.int` is about `retention.failed_days`). */
+function controlFor(fields, problem) {
+  const errors = (problem.problem && problem.problem.errors) || [];
+  if (!errors.length) return null;
+  const name = String(errors[0].field);
+  const matches = Object.keys(fields).filter((key) => name === key || name.startsWith(`${key}.`));
+  matches.sort((a, b) => b.length - a.length);
+  return matches.length ? fields[matches[0]] : null;
+}
+
 /**
  * Handle `form`'s submit. `prepare(fail)` runs the page's checks: it answers what to send,
  * or calls `fail(message, control)` and answers undefined. `send(request)` makes the
  * request and `done(answer)` takes its answer. A refused request shows the server's
- * detail, marking the control `fields` maps the problem's first field to (server field
- * names, as in `errors[].field`). `controls` are the fields that may be marked. Answers
- * `fail`, for the page's own use.
+ * detail, marking the control of `fields` it is about (see controlFor). `controls` are the
+ * fields that may be marked. Answers `fail`, for the page's own use.
  */
 export function handleSubmit({form, submit, error, controls = [], fields = {}, prepare, send, done}) {
   const fail = (message, control) => {
@@ -49,8 +60,7 @@ export function handleSubmit({form, submit, error, controls = [], fields = {}, p
     try {
       done(await send(request));
     } catch (problem) {
-      const errors = (problem.problem && problem.problem.errors) || [];
-      fail(problem.detail || String(problem), errors.length ? fields[errors[0].field] || null : null);
+      fail(problem.detail || String(problem), controlFor(fields, problem));
     } finally {
       submit.disabled = false;
     }
