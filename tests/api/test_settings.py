@@ -128,6 +128,10 @@ async def test_a_weight_out_of_bounds_is_422_naming_it_and_changes_nothing(
     assert refused.headers["content-type"] == PROBLEM
     assert [error["field"] for error in refused.json()["errors"]] == ["weight"]
     assert await settings_of(client) == before
+    # The control: the same request within the bounds goes through.
+    for bound in (WEIGHT_MIN, WEIGHT_MAX):
+        accepted = await instance_admin.patch("/settings", json={"weight": bound})
+        assert accepted.status_code == 200, accepted.text
 
 
 async def test_the_weight_set_over_http_is_the_one_claims_share_by(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from conveyor.domain.capacity import WEIGHT_MAX
+from conveyor.domain.capacity import WEIGHT_MAX, WEIGHT_MIN
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store
@@ -60,3 +60,6 @@ async def test_a_weight_out_of_bounds_is_a_usage_error_and_changes_nothing(
     ran = await conveyor("workspace", "show", "acme", *url)
     assert rows(ran.out)["weight"] == ["1", "workspace"]
     assert rows(ran.out)["retention.failed_days"] == ["30", "instance"]
+    # The control: within the bounds, the same command goes through.
+    ran = await conveyor("workspace", "set", "acme", "--weight", str(WEIGHT_MIN + 1), *url)
+    assert ran.code == 0, ran.output
