@@ -13,7 +13,7 @@ from uuid import uuid4
 
 import httpx
 
-from conveyor.domain.workspaces import Permission, Role, role_allows
+from conveyor.domain.workspaces import INSTANCE_ONLY, Permission, Role, role_allows
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store
 from tests.support.server import RunningServer
@@ -86,6 +86,7 @@ ROUTES = [
     Route("POST", "/jobs/bulk/retry", P.RETRY, {"type": "other", "dry_run": True}),
     Route("GET", "/settings", P.MANAGE_SETTINGS),
     Route("PATCH", "/settings", P.MANAGE_SETTINGS, {"retention": {"failed_days": 60}}),
+    Route("PATCH", "/settings", P.SET_WEIGHT, {"weight": 3, "retention": {"failed_days": 60}}),
     Route("GET", "/keys", P.MANAGE_KEYS),
     Route("POST", "/keys", P.MANAGE_KEYS, {"role": "admin"}),
     Route("DELETE", "/keys/{key}", P.MANAGE_KEYS),
@@ -129,7 +130,7 @@ async def snapshot(store: Store) -> dict[str, Any]:
         )
         schedules = await connection.fetch("SELECT name, version FROM schedules")
         settings = await connection.fetch(
-            "SELECT CAST(id AS TEXT) AS id, settings FROM workspaces ORDER BY id"
+            "SELECT CAST(id AS TEXT) AS id, settings, weight FROM workspaces ORDER BY id"
         )
     return {
         **counts,
@@ -138,7 +139,7 @@ async def snapshot(store: Store) -> dict[str, Any]:
         ),
         "revoked": int(revoked["n"]) if revoked else 0,
         "schedules_state": sorted((r["name"], r["version"]) for r in schedules),
-        "settings": [(r["id"], r["settings"]) for r in settings],
+        "settings": [(r["id"], r["settings"], r["weight"]) for r in settings],
     }
 
 
@@ -148,7 +149,17 @@ def role_without(permission: Permission | None) -> Role | None:
     return next((role for role in Role if not role_allows(role, permission)), None)
 
 
-CASES = ["no key", "unknown key", "not bearer", "revoked key", "wrong role", "other workspace"]
+CASES = [
+    "no key",
+    "unknown key",
+    "not bearer",
+    "revoked key",
+    "wrong role",
+    "workspace admin",  # for what only an instance admin may do
+    "other workspace",
+]
+REFUSED_WITH = {"wrong role": 403, "workspace admin": 403, "other workspace": 404}
+"""The answer to each case (401 to the rest)."""
 
 
 def credentials(case: str, route: Route, keys: dict[str, str], revoked: str) -> dict[str, str]:
@@ -164,6 +175,8 @@ def credentials(case: str, route: Route, keys: dict[str, str], revoked: str) -> 
         role = role_without(route.permission)
         assert role is not None
         return {"Authorization": f"Bearer {keys[role.value]}"}
+    if case == "workspace admin":
+        return {"Authorization": f"Bearer {keys['admin']}"}
     assert case == "other workspace"
     return {"Authorization": f"Bearer {keys['other']}"}
 
@@ -179,7 +192,9 @@ async def test_wrong_credentials_are_refused_and_change_nothing(
             for case in CASES:
                 if case == "wrong role" and role_without(route.permission) is None:
                     continue  # every role may do it
-                expected = {"wrong role": 403, "other workspace": 404}.get(case, 401)
+                if case == "workspace admin" and route.permission not in INSTANCE_ONLY:
+                    continue  # a workspace admin may do it
+                expected = REFUSED_WITH.get(case, 401)
                 before = await snapshot(store)
                 response = await http.request(
                     route.method,
@@ -204,16 +219,19 @@ async def test_wrong_credentials_are_refused_and_change_nothing(
 
 
 async def test_the_right_key_can_do_each_route(
-    client: httpx.AsyncClient, targets: dict[str, str]
+    client: httpx.AsyncClient, keys: dict[str, str], targets: dict[str, str]
 ) -> None:
-    """The control: with the admin key the same requests go through (streams aside)."""
+    """The control: with the admin key the same requests go through (streams aside); what
+    only an instance admin may do, with an instance admin key."""
     for route in ROUTES:
         if "stream" in route.path:
             continue
+        instance_admin = {"Authorization": f"Bearer {keys['instance_admin']}"}
         response = await client.request(
             route.method,
             fill(route.path, targets),
             json=fill(route.body, targets) if route.body is not None else None,
+            headers=instance_admin if route.permission in INSTANCE_ONLY else None,
         )
         assert response.status_code < 400 or (
             response.status_code == 409 and route.path.startswith("/jobs/{job}/")

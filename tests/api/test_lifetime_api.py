@@ -45,12 +45,14 @@ async def test_settings_show_each_value_and_where_it_comes_from(client: httpx.As
     answer = (await client.get("/settings")).json()
     assert answer == {
         "retention": {"completed_days": 14, "failed_days": 30, "cancelled_days": 14},
+        "weight": 1,
         "source": {
             "retention": {
                 "completed_days": "instance",
                 "failed_days": "instance",
                 "cancelled_days": "instance",
-            }
+            },
+            "weight": "workspace",
         },
         "instance_defaults": {
             "retention": {"completed_days": 14, "failed_days": 30, "cancelled_days": 14}
@@ -79,7 +81,8 @@ async def test_settings_show_each_value_and_where_it_comes_from(client: httpx.As
         {"retention": {"completed_days": 1.5}},
         {"retention": {"completed_days": "forever"}},
         {"retention": {"kept_days": 3}},
-        {"weight": 2},
+        {"colour": "blue"},
+        {"weight": 0, "retention": {"failed_days": 60}},
     ],
 )
 async def test_a_bad_settings_change_is_refused_and_changes_nothing(

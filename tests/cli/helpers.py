@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.processes import REPO
+from tests.support.processes import CHILD_PYTHONPATH
 
 SCRIPT = Path(sys.executable).with_name("conveyor")
 COMMAND = (str(SCRIPT),) if SCRIPT.exists() else (sys.executable, "-m", "conveyor.cli.main")
@@ -37,7 +37,7 @@ class Ran:
 
 def environment(env: dict[str, str] | None = None) -> dict[str, str]:
     base = {name: value for name, value in os.environ.items() if name not in CLIENT_VARIABLES}
-    return {**base, "PYTHONPATH": str(REPO), "COLUMNS": "200", **(env or {})}
+    return {**base, "PYTHONPATH": CHILD_PYTHONPATH, "COLUMNS": "200", **(env or {})}
 
 
 async def start(

@@ -69,13 +69,20 @@ P = Permission
 EXPECTED = {
     Role.CLIENT: {P.READ, P.CREATE, P.CANCEL, P.RETRY, P.STREAM, P.MANAGE_SCHEDULES},
     Role.WORKER: {P.READ, P.STREAM, P.CLAIM, P.REPORT},
-    Role.ADMIN: set(Permission),
+    Role.ADMIN: set(Permission) - {P.SET_WEIGHT},
 }
 
 
 @pytest.mark.parametrize(("role", "permission"), list(itertools.product(Role, Permission)))
 def test_each_role_may_do_exactly_its_part(role: Role, permission: Permission) -> None:
     assert role_allows(role, permission) == (permission in EXPECTED[role])
+
+
+def test_only_an_instance_admin_sets_a_workspaces_weight() -> None:
+    """Weight shares workers between workspaces: no workspace's own key may raise its own."""
+    assert [role for role in Role if role_allows(role, P.SET_WEIGHT)] == []
+    allowed = [role for role in Role if role_allows(role, P.SET_WEIGHT, instance=True)]
+    assert allowed == [Role.ADMIN]
 
 
 def test_only_an_admin_manages_keys() -> None:

@@ -12,9 +12,11 @@ import pytest
 from conveyor.domain.capacity import Rate
 from conveyor.domain.job_lists import JobFilter
 from conveyor.domain.jobs import ClaimRequest, JobSpec, JobStatus
+from conveyor.domain.lifetime import DEFAULT_RETENTION
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import AS_JOB, JobService
 from conveyor.service.limits import LimitService
+from conveyor.service.settings import WorkspaceSettingsService
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store
 from tests.service.helpers import ACTOR
@@ -65,7 +67,7 @@ async def test_workspaces_get_turns_in_proportion_to_their_weight(
 ) -> None:
     workspaces = WorkspaceService(store)
     heavy = await workspaces.create_workspace("heavy")
-    await workspaces.set_weight(heavy, 3)
+    await WorkspaceSettingsService(store, DEFAULT_RETENTION).update(heavy.id, {"weight": 3})
     await service.create_jobs(workspace.id, [JobSpec(type="t")] * 100, ACTOR)
     await service.create_jobs(heavy.id, [JobSpec(type="t")] * 100, ACTOR)
     taken = Counter(job.workspace_id for job in await claim(service, None, 40))

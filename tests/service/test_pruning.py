@@ -14,8 +14,9 @@ import pytest
 from conveyor.domain.errors import JobNotFound
 from conveyor.domain.job_lists import JobFilter
 from conveyor.domain.jobs import Job, JobSpec, JobStatus
-from conveyor.domain.lifetime import DEFAULT_RETENTION, Retention, WorkspaceSettings
+from conveyor.domain.lifetime import DEFAULT_RETENTION, Retention
 from conveyor.domain.schedules import ScheduledJob, ScheduleSpec
+from conveyor.domain.settings import WorkspaceSettings
 from conveyor.domain.status import UNFINISHED_STATUSES
 from conveyor.domain.steps import StepPhase, StepStatus, StepType
 from conveyor.domain.workspaces import Workspace

@@ -15,6 +15,9 @@ import httpx
 from tests.support.postgres import free_port
 
 REPO = Path(__file__).resolve().parents[2]
+CHILD_PYTHONPATH = os.pathsep.join((str(REPO / "src"), str(REPO)))
+"""A child process imports this checkout's package (and its tests), whichever checkout the
+environment's editable install points at."""
 
 
 @contextlib.contextmanager
@@ -44,7 +47,7 @@ def server_process(
     port = port or free_port()
     environment = {
         **os.environ,
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": CHILD_PYTHONPATH,
         "CONVEYOR_LOG_FORMAT": "text",
         "CONVEYOR_SQLITE_SYNCHRONOUS": "NORMAL",
         **(env or {}),
@@ -101,7 +104,7 @@ def conveyor_worker_process(
     """`conveyor worker` in a child process running the `handlers` (`module:object`); the
     key goes in a file next to the log (as in production: out of `ps`). Its log is printed
     when the test fails; a worker still running at the end is killed."""
-    environment = {**os.environ, "PYTHONPATH": str(REPO), "CONVEYOR_LOG_FORMAT": "text"}
+    environment = {**os.environ, "PYTHONPATH": CHILD_PYTHONPATH, "CONVEYOR_LOG_FORMAT": "text"}
     environment.pop("CONVEYOR_API_KEY", None)
     environment.update(env or {})
     key_file = log.with_suffix(".key")

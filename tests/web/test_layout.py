@@ -137,7 +137,7 @@ async def assert_in_reach(board: Dashboard, control: Locator, what: str) -> None
 
 async def assert_header(board: Dashboard, where: str) -> None:
     await assert_in_reach(board, board.page.get_by_test_id("sign-out"), f"{where}: Sign out")
-    for name in ("Overview", "Jobs", "Schedules", "Limits", "API keys"):
+    for name in ("Overview", "Jobs", "Schedules", "Limits", "API keys", "Settings"):
         await assert_in_reach(board, board.nav(name), f"{where}: the {name} link")
 
 
@@ -278,6 +278,16 @@ async def test_every_page_fits_the_screen(
         await assert_fits(board, "keys with a new token")
         await assert_in_reach(board, page.get_by_test_id("copy-token"), "Copy key")
         await board.screenshot(shots / f"keys-token-{size}.png", full_page=True)
+
+        # Settings: each retention's controls and Save in reach
+        await board.nav("Settings").click()
+        await expect(page.get_by_test_id("retention-row")).to_have_count(3)
+        await assert_fits(board, "settings")
+        await assert_header(board, "settings")
+        for mode in await page.get_by_test_id("retention-mode").all():
+            await assert_in_reach(board, mode, "a retention's choice")
+        await assert_in_reach(board, page.get_by_test_id("save-retention"), "Save retention")
+        await board.screenshot(shots / f"settings-{size}.png", full_page=True)
 
         # Sign out works from the phone's header.
         await page.get_by_test_id("sign-out").click()

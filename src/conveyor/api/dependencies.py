@@ -14,7 +14,7 @@ from conveyor.api.problems import Problem
 from conveyor.api.readiness import Readiness
 from conveyor.bus.hub import EventHub
 from conveyor.config import Settings
-from conveyor.domain.workspaces import Permission, Role, Workspace
+from conveyor.domain.workspaces import INSTANCE_ONLY, Permission, Role, Workspace
 from conveyor.metrics import Metrics
 from conveyor.service.jobs import JobService
 from conveyor.service.limits import LimitService
@@ -164,13 +164,14 @@ async def in_workspace(ctx: ApiContext, caller: Caller, reference: str) -> Princ
 
 
 def forbidden(caller: Caller, permission: Permission) -> Problem:
-    kind = "an instance" if isinstance(caller, InstanceKey) else "a"
-    return Problem(
-        403,
-        "forbidden",
-        "Forbidden",
-        f"{kind} {caller.role.value} key may not {permission.value.replace('_', ' ')}",
-    )
+    """403, naming what the key may not do (`permission`: the code a client acts on)."""
+    action = permission.value.replace("_", " ")
+    instance = isinstance(caller, InstanceKey) or caller.instance
+    if permission in INSTANCE_ONLY and not instance:
+        detail = f"only an instance admin key may {action}, not a key of the workspace"
+    else:
+        detail = f"{'an instance' if instance else 'a'} {caller.role.value} key may not {action}"
+    return Problem(403, "forbidden", "Forbidden", detail, permission=permission.value)
 
 
 def authorized(permission: Permission | None) -> object:

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from conveyor.domain.capacity import MAX_RUNNING_LIMIT
+from conveyor.domain.capacity import MAX_RUNNING_LIMIT, WEIGHT_MAX, WEIGHT_MIN
 from conveyor.domain.events import EVENT_TYPE_MAX_LENGTH, Event
 from conveyor.domain.jobs import (
     AGENT_TASK_ID_MAX_LENGTH,
@@ -84,6 +84,7 @@ Version = Annotated[int, Field(ge=1), BeforeValidator(_json_number)]
 Count = Annotated[int, Field(ge=0, le=2**53), BeforeValidator(_json_number)]
 Percent = Annotated[int, Field(ge=0, le=100), BeforeValidator(_json_number)]
 MaxRunning = Annotated[int, Field(ge=0, le=MAX_RUNNING_LIMIT), BeforeValidator(_json_number)]
+Weight = Annotated[int, Field(ge=WEIGHT_MIN, le=WEIGHT_MAX), BeforeValidator(_json_number)]
 
 JOB_TYPE = Annotated[str, Field(pattern=r"^[a-z0-9_.:-]{1,100}$", examples=["email.send"])]
 WORKER_ID = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]

@@ -207,10 +207,15 @@ def print_limit(console: Console, limit: dict[str, Any]) -> None:
 
 def workspaces_table(workspaces: Sequence[Workspace]) -> Table:
     table = Table(box=None, header_style="bold")
-    for column in ("NAME", "ID", "CREATED"):
-        table.add_column(column)
+    for column in ("NAME", "ID", "WEIGHT", "CREATED"):
+        table.add_column(column, justify="right" if column == "WEIGHT" else "left")
     for found in workspaces:
-        table.add_row(found.slug, str(found.id), found.created_at.isoformat(timespec="seconds"))
+        table.add_row(
+            found.slug,
+            str(found.id),
+            str(found.weight),
+            found.created_at.isoformat(timespec="seconds"),
+        )
     return table
 
 
@@ -428,9 +433,12 @@ def settings_table(view: dict[str, Any]) -> Table:
     for column in ("SETTING", "VALUE", "FROM"):
         table.add_column(column, no_wrap=True)
     for section, values in view.items():
-        if section in ("source", "instance_defaults") or not isinstance(values, dict):
+        if section in ("source", "instance_defaults"):
             continue
         sources = view.get("source", {}).get(section, {})
+        if not isinstance(values, dict):  # a setting of its own (weight)
+            table.add_row(section, str(values), sources if isinstance(sources, str) else "-")
+            continue
         for name, value in values.items():
             shown = "forever" if value is None and name.endswith("_days") else str(value)
             table.add_row(f"{section}.{name}", shown, sources.get(name, "-"))

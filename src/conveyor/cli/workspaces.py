@@ -9,6 +9,8 @@ import click
 
 from conveyor.cli import render
 from conveyor.cli.shared import console, database_option, run, settings_from, with_store
+from conveyor.domain.capacity import validate_weight
+from conveyor.domain.errors import InvalidInput
 from conveyor.domain.lifetime import INHERIT, MAX_RETENTION_DAYS
 from conveyor.service.settings import SettingsView, WorkspaceSettingsService
 from conveyor.service.workspaces import WorkspaceService
@@ -72,6 +74,20 @@ class Days(click.ParamType[Any, Any]):
         return days
 
 
+class Weight(click.ParamType[Any, Any]):
+    """A workspace's weight: a whole number within the bounds `validate_weight` sets."""
+
+    name = "weight"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return validate_weight(int(str(value).strip()))
+        except ValueError:
+            self.fail(f"{value!r} is not a whole number", param, ctx)
+        except InvalidInput as error:
+            self.fail(error.message, param, ctx)
+
+
 SETTINGS: dict[str, tuple[str, ...]] = {}
 """Each setting option's parameter name and where it goes in a settings change."""
 
@@ -108,9 +124,16 @@ def settings_change(given: dict[str, Any]) -> dict[str, Any]:
 @setting_option("--completed-days", "retention.completed_days", Days(), KEPT % "COMPLETED")
 @setting_option("--failed-days", "retention.failed_days", Days(), KEPT % "FAILED")
 @setting_option("--cancelled-days", "retention.cancelled_days", Days(), KEPT % "CANCELLED")
+@setting_option(
+    "--weight",
+    "weight",
+    Weight(),
+    "its share of workers that serve several workspaces (fair turns in proportion to it)",
+)
 @database_option
 def workspace_set(name: str, database_url: str | None, **given: Any) -> None:
-    """Change workspace NAME's settings; what is not named stays as it is."""
+    """Change workspace NAME's settings (retention, weight); what is not named stays as
+    it is."""
     change = settings_change(given)
     if not change:
         raise click.UsageError("name a setting to change (see --help)")

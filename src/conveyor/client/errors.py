@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from conveyor.domain.errors import LeaseLossReason
+from conveyor.domain.workspaces import Permission
 
 
 class ApiError(Exception):
@@ -23,7 +24,14 @@ class UnauthorizedError(ApiError):
 
 
 class ForbiddenError(ApiError):
-    pass
+    @property
+    def permission(self) -> Permission | None:
+        """What the key may not do, as a code (`set_weight`: only an instance admin key
+        may); None when the server does not say, or says what this client does not know."""
+        try:
+            return Permission(str(self.problem.get("permission", "")))
+        except ValueError:
+            return None
 
 
 class NotFoundError(ApiError):

@@ -145,6 +145,16 @@ def limit_body(max_running: int | None, rate: Rate | None, paused: bool) -> JSON
     return body
 
 
+def settings_body(retention: JSON | None, weight: int | None) -> JSON:
+    """The body of a settings PATCH: only what is named changes."""
+    body: JSON = {}
+    if retention is not None:
+        body["retention"] = retention
+    if weight is not None:
+        body["weight"] = weight
+    return body
+
+
 def workspace_of(me: JSON) -> str:
     """The workspace a key belongs to, from `GET /v1/me`."""
     workspace = me.get("workspace")
@@ -395,15 +405,19 @@ class Client(ScheduleCalls):
                 return tally.answer
 
     def get_settings(self) -> JSON:
-        """The workspace's settings (admin): each value, and whether it is the workspace's
-        own or the instance's default."""
+        """The workspace's settings (admin): its retention, each value and whether it is
+        the workspace's own or the instance's default, and its `weight`."""
         result: JSON = self.request("GET", self._ws("/settings"))
         return result
 
-    def update_settings(self, *, retention: JSON) -> JSON:
-        """Change some settings (admin): `retention={"failed_days": 60}` changes that one
-        value; None keeps forever, "default" takes the instance's value again."""
-        result: JSON = self.request("PATCH", self._ws("/settings"), json={"retention": retention})
+    def update_settings(self, *, retention: JSON | None = None, weight: int | None = None) -> JSON:
+        """Change some settings (admin); what is not named stays as it is.
+        `retention={"failed_days": 60}` changes that one value (None keeps forever,
+        "default" takes the instance's value again); `weight=3` gives the workspace three
+        turns for each of a weight-1 workspace's, and needs an instance admin key
+        (ForbiddenError otherwise)."""
+        body = settings_body(retention, weight)
+        result: JSON = self.request("PATCH", self._ws("/settings"), json=body)
         return result
 
     def get_job(self, job_id: str | UUID) -> JSON:
@@ -683,10 +697,12 @@ class AsyncClient(AsyncScheduleCalls):
         result: JSON = await self.request("GET", await self.ws_path("/settings"))
         return result
 
-    async def update_settings(self, *, retention: JSON) -> JSON:
-        result: JSON = await self.request(
-            "PATCH", await self.ws_path("/settings"), json={"retention": retention}
-        )
+    async def update_settings(
+        self, *, retention: JSON | None = None, weight: int | None = None
+    ) -> JSON:
+        """As `Client.update_settings`."""
+        body = settings_body(retention, weight)
+        result: JSON = await self.request("PATCH", await self.ws_path("/settings"), json=body)
         return result
 
     async def get_job(self, job_id: str | UUID) -> JSON:

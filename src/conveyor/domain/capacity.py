@@ -33,6 +33,7 @@ RATE_COUNT_LIMIT: Final = 1_000_000
 RATE_WINDOW_LIMIT_SECONDS: Final = 7 * 24 * 3600.0
 WEIGHT_MIN: Final = 1
 WEIGHT_MAX: Final = 1000
+DEFAULT_WEIGHT: Final = 1
 _LIMIT_NAME: Final = re.compile(r"[^\x00-\x1f\x7f]{1,200}\Z")
 
 
@@ -48,9 +49,13 @@ def limit_names(job_type: str, concurrency_key: str | None) -> tuple[str, ...]:
     return (concurrency_key, by_type)
 
 
-def validate_weight(weight: int) -> None:
+def validate_weight(weight: object) -> int:
+    """The weight, if it is one (a whole number within the bounds); InvalidInput if not."""
+    if isinstance(weight, bool) or not isinstance(weight, int):
+        raise InvalidInput("weight", "must be a whole number")
     if not WEIGHT_MIN <= weight <= WEIGHT_MAX:
         raise InvalidInput("weight", f"must be between {WEIGHT_MIN} and {WEIGHT_MAX}")
+    return weight
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +163,9 @@ def split_fairly(
     members: dict[UUID, list[Group]] = {}
     for group in groups:
         members.setdefault(group.workspace_id, []).append(group)
-    total_weight = sum(weights.get(workspace, 1) for workspace in members)
+    total_weight = sum(weights.get(workspace, DEFAULT_WEIGHT) for workspace in members)
     exact = {
-        group: budget * weights.get(workspace, 1) / total_weight / len(inside)
+        group: budget * weights.get(workspace, DEFAULT_WEIGHT) / total_weight / len(inside)
         for workspace, inside in members.items()
         for group in inside
     }
@@ -215,7 +220,7 @@ def fair_order(candidates: Iterable[Candidate], weights: Mapping[UUID, int]) -> 
     ranked: list[tuple[float, tuple[int, datetime, UUID], Candidate]] = []
     for workspace, turns in workspace_turns.items():
         turns.sort(key=lambda item: (item[0], item[1].urgency))
-        weight = weights.get(workspace, 1)
+        weight = weights.get(workspace, DEFAULT_WEIGHT)
         for position, (_, candidate) in enumerate(turns):
             ranked.append(((position + 1) / weight, candidate.urgency, candidate))
     ranked.sort(key=lambda item: (item[0], item[1]))

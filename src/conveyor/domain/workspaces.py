@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Final
 from uuid import UUID
 
+from conveyor.domain.capacity import DEFAULT_WEIGHT
 from conveyor.domain.errors import InvalidInput
 
 WORKSPACE_SLUG_PATTERN: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
@@ -41,6 +42,13 @@ class Permission(StrEnum):
     MANAGE_LIMITS = "manage_limits"
     MANAGE_SCHEDULES = "manage_schedules"
     MANAGE_SETTINGS = "manage_settings"
+    SET_WEIGHT = "set_weight"
+    """Change a workspace's weight: its share of the workers that serve several workspaces,
+    taken from the others, so no workspace's own key may raise it (INSTANCE_ONLY)."""
+
+
+INSTANCE_ONLY: Final = frozenset({Permission.SET_WEIGHT})
+"""What only a key bound to no workspace may do: what weighs one workspace against others."""
 
 
 ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
@@ -57,7 +65,7 @@ ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
     Role.WORKER: frozenset(
         {Permission.READ, Permission.STREAM, Permission.CLAIM, Permission.REPORT}
     ),
-    Role.ADMIN: frozenset(Permission),
+    Role.ADMIN: frozenset(Permission) - INSTANCE_ONLY,
 }
 
 
@@ -85,7 +93,7 @@ class Workspace:
     id: UUID
     slug: str
     created_at: datetime
-    weight: int = 1
+    weight: int = DEFAULT_WEIGHT
     """Its share of a pool of workers serving several workspaces."""
 
 

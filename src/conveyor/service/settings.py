@@ -1,4 +1,5 @@
-"""A workspace's settings: what it sets for itself over the instance's defaults."""
+"""A workspace's settings: what it sets for itself over the instance's defaults, and its
+weight."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from uuid import UUID
 
 from conveyor.domain.errors import WorkspaceNotFound
 from conveyor.domain.events import JsonValue
-from conveyor.domain.lifetime import RETENTION_SETTINGS, Retention, WorkspaceSettings
+from conveyor.domain.lifetime import RETENTION_SETTINGS, Retention
+from conveyor.domain.settings import WEIGHT_SETTING, SettingSource, WorkspaceSettings
 from conveyor.store import Store
 
 
@@ -28,7 +30,11 @@ class SettingsView:
     def as_json(self) -> dict[str, Any]:
         return {
             RETENTION_SETTINGS: self.retention.as_dict(),
-            "source": {RETENTION_SETTINGS: self.own.retention_sources()},
+            WEIGHT_SETTING: self.own.weight,
+            "source": {
+                RETENTION_SETTINGS: self.own.retention_sources(),
+                WEIGHT_SETTING: SettingSource.WORKSPACE,  # never inherited
+            },
             "instance_defaults": {RETENTION_SETTINGS: self.defaults.as_dict()},
         }
 
@@ -45,8 +51,10 @@ class WorkspaceSettingsService:
         return SettingsView(own, self.defaults)
 
     async def update(self, workspace_id: UUID, patch: Mapping[str, JsonValue]) -> SettingsView:
-        """Change what `patch` names (`{"retention": {"failed_days": 60}}`), nothing else;
-        the whole change is checked before anything is stored."""
+        """Change what `patch` names (`{"retention": {"failed_days": 60}, "weight": 3}`),
+        nothing else; the whole change is checked before anything is stored, and stored in
+        one statement. Who may change the weight is the caller's to check
+        (`changes_weight`): the command line may, a workspace's own key may not."""
         WorkspaceSettings().patched(patch)  # refuse a bad change before taking any lock
         own = await self.lifetime.change_settings(
             workspace_id, lambda settings: settings.patched(patch)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Final
 from uuid import UUID
 
-from conveyor.domain.capacity import validate_weight
 from conveyor.domain.errors import AlreadyExists, InvalidInput, NotFound, WorkspaceNotFound
 from conveyor.domain.events import key_actor
 from conveyor.domain.workspaces import (
@@ -192,14 +191,6 @@ class WorkspaceService:
             raise NotFound("instance key", key_id)
         self.forget_key(key_id)
         return key
-
-    async def set_weight(self, workspace: Workspace, weight: int) -> Workspace:
-        """Its share of a pool of workers that serves several workspaces."""
-        validate_weight(weight)
-        updated = await self.workspaces.set_weight(workspace.id, weight)
-        if updated is None:
-            raise WorkspaceNotFound(workspace.slug)
-        return updated
 
     async def list_keys(self, workspace_id: UUID) -> list[ApiKey]:
         return await self.workspaces.list_keys(workspace_id)

@@ -25,7 +25,8 @@ from uuid import UUID
 import orjson
 
 from conveyor.domain.events import StreamPosition
-from conveyor.domain.lifetime import PrunedEvents, PruneRule, WorkspaceSettings
+from conveyor.domain.lifetime import PrunedEvents, PruneRule
+from conveyor.domain.settings import WorkspaceSettings
 from conveyor.serialization import dumps
 from conveyor.store.connection import Connection, Database, Row
 from conveyor.store.queries import queries_for
@@ -50,13 +51,15 @@ class WorkspaceRetention:
     settings: WorkspaceSettings
 
 
-def _settings(text: str | None) -> WorkspaceSettings:
-    if text is None:
-        return WorkspaceSettings()
+def _settings(row: Row) -> WorkspaceSettings:
+    """A workspace's settings from its row: the JSON document (NULL: nothing set) and the
+    weight column."""
+    text, weight = row["settings"], int(row["weight"])
     try:
-        return WorkspaceSettings.from_document(orjson.loads(text))
+        document = None if text is None else orjson.loads(text)
     except orjson.JSONDecodeError:
-        return WorkspaceSettings()
+        document = None
+    return WorkspaceSettings.from_stored(document, weight=weight)
 
 
 class LifetimeStore(abc.ABC):
@@ -76,7 +79,7 @@ class LifetimeStore(abc.ABC):
             row = await connection.fetchrow(
                 self.queries["workspace_settings"].sql, {"ws": workspace_id}
             )
-        return None if row is None else _settings(row["settings"])
+        return None if row is None else _settings(row)
 
     async def change_settings(
         self, workspace_id: UUID, change: Callable[[WorkspaceSettings], WorkspaceSettings]
@@ -89,13 +92,14 @@ class LifetimeStore(abc.ABC):
             )
             if row is None:
                 return None
-            changed = change(_settings(row["settings"]))
+            changed = change(_settings(row))
             document = changed.to_document()
             await connection.execute(
                 self.queries["store_workspace_settings"].sql,
                 {
                     "ws": workspace_id,
                     "settings": None if document is None else dumps(document).decode(),
+                    "weight": changed.weight,
                 },
             )
         return changed
@@ -104,7 +108,7 @@ class LifetimeStore(abc.ABC):
         async with self.database.read() as connection:
             rows = await connection.fetch(self.queries["workspaces_with_settings"].sql)
         return [
-            WorkspaceRetention(self.codec.uuid(row["id"]), row["slug"], _settings(row["settings"]))
+            WorkspaceRetention(self.codec.uuid(row["id"]), row["slug"], _settings(row))
             for row in rows
         ]
 

@@ -85,7 +85,7 @@ workspaces = sa.Table(
     # Fair claims give a workspace turns in proportion to its weight.
     sa.Column("weight", sa.Integer(), nullable=False, server_default=sa.text("1")),
     # What the workspace sets for itself, as a JSON document (retention…); NULL: nothing,
-    # every setting is the instance's (see conveyor.domain.lifetime.WorkspaceSettings).
+    # every setting is the instance's (see conveyor.domain.settings.WorkspaceSettings).
     sa.Column("settings", sa.Text(), nullable=True),
     sa.UniqueConstraint("slug", name="uq_workspaces_slug"),
     sa.CheckConstraint("weight BETWEEN 1 AND 1000", name="ck_workspaces_weight"),

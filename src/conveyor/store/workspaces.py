@@ -130,13 +130,6 @@ class WorkspaceStore:
             row = await connection.fetchrow(self.queries["revoke_instance_key"].sql, {"id": key_id})
         return None if row is None else self._key(row)
 
-    async def set_weight(self, workspace_id: UUID, weight: int) -> Workspace | None:
-        async with self.database.write() as connection:
-            row = await connection.fetchrow(
-                self.queries["set_workspace_weight"].sql, {"id": workspace_id, "weight": weight}
-            )
-        return None if row is None else self._workspace(row)
-
     async def revoke_key(self, workspace_id: UUID, key_id: UUID) -> ApiKey | None:
         """Revoke a key of this workspace (again is a no-op); None if it has no such key."""
         async with self.database.write() as connection:

@@ -1,4 +1,5 @@
-"""Admin routes: the workspace's own settings (retention) over the instance's defaults."""
+"""Admin routes: the workspace's own settings (retention) over the instance's defaults, and
+its weight (which only an instance admin may change)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from conveyor.api.dependencies import Context, authorized
+from conveyor.api.dependencies import Context, authorized, forbidden
 from conveyor.api.responses import json_response
-from conveyor.api.schemas import ProblemOut, Strict
+from conveyor.api.schemas import ProblemOut, Strict, Weight
 from conveyor.domain.lifetime import INHERIT, MAX_RETENTION_DAYS
+from conveyor.domain.settings import changes_weight
 from conveyor.domain.workspaces import Permission
 from conveyor.service.settings import WorkspaceSettingsService
 from conveyor.service.workspaces import Principal
@@ -20,7 +22,11 @@ router = APIRouter(prefix="/v1/workspaces/{ws}/settings", tags=["settings"])
 Admin = Annotated[Principal, authorized(Permission.MANAGE_SETTINGS)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ProblemOut},
-    403: {"model": ProblemOut},
+    403: {
+        "model": ProblemOut,
+        "description": "not an admin key; or the change names `weight`, which only an "
+        "instance admin key may change (`permission`: `set_weight`)",
+    },
     404: {"model": ProblemOut},
     422: {"model": ProblemOut},
 }
@@ -38,9 +44,20 @@ class RetentionIn(Strict):
     cancelled_days: Days = Field(None, description=DAYS_HELP)
 
 
+WEIGHT_HELP = (
+    "the workspace's share of workers that serve several workspaces: fair claims give it "
+    "turns in proportion to it (a workspace's own, never inherited)"
+)
+
+
 class SettingsIn(Strict):
     retention: RetentionIn | None = Field(
         None, description="only the values named change; the others stay as they are"
+    )
+    weight: Weight | None = Field(
+        None,
+        description=f"{WEIGHT_HELP}; only an instance admin key may change it (null: "
+        "unchanged, as when left out)",
     )
 
 
@@ -58,6 +75,7 @@ class RetentionSourceOut(BaseModel):
 
 class SourceOut(BaseModel):
     retention: RetentionSourceOut
+    weight: Literal["workspace"]
 
 
 class DefaultsOut(BaseModel):
@@ -66,6 +84,7 @@ class DefaultsOut(BaseModel):
 
 class SettingsOut(BaseModel):
     retention: RetentionOut = Field(description="what applies (null: kept forever)")
+    weight: Weight = Field(description=WEIGHT_HELP)
     source: SourceOut = Field(description="each value's origin: the workspace's or the instance's")
     instance_defaults: DefaultsOut
 
@@ -86,9 +105,13 @@ async def get_settings(ctx: Context, principal: Admin) -> Response:
     responses=ERRORS,
     summary="Change some of the workspace's settings",
     description='A partial object changes only what it names: `{"retention": '
-    '{"failed_days": 60}}` leaves the other retention values as they were.',
+    '{"failed_days": 60}}` leaves the other retention values and the weight as they were. '
+    "Changing `weight` needs an instance admin key. A change is applied whole or not at "
+    "all.",
 )
 async def change_settings(ctx: Context, principal: Admin, body: SettingsIn) -> Response:
     patch = body.model_dump(exclude_unset=True)
+    if changes_weight(patch) and not principal.can(Permission.SET_WEIGHT):
+        raise forbidden(principal, Permission.SET_WEIGHT)
     view = await _service(ctx).update(principal.workspace.id, patch)
     return json_response(view.as_json())

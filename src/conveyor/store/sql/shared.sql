@@ -226,9 +226,6 @@ UPDATE api_keys SET revoked_at = COALESCE(revoked_at, conveyor_now())
 WHERE id = :id AND workspace_id IS NULL
 RETURNING id, workspace_id, role, name, secret_hash, created_at, revoked_at;
 
--- name: set_workspace_weight
-UPDATE workspaces SET weight = :weight WHERE id = :id RETURNING id, slug, created_at, weight;
-
 -- name: list_keys
 SELECT id, workspace_id, role, name, secret_hash, created_at, revoked_at
 FROM api_keys WHERE workspace_id = :ws ORDER BY created_at;
@@ -470,18 +467,19 @@ NOT EXISTS (SELECT 1 FROM jobs retried WHERE retried.workspace_id = jobs.workspa
 -- Retention and the pruner (conveyor/store/lifetime.py)
 
 -- name: workspace_settings
-SELECT settings FROM workspaces WHERE id = :ws;
+SELECT settings, weight FROM workspaces WHERE id = :ws;
 
 -- name: lock_workspace_settings
 -- A no-op UPDATE: locks the workspace's row while a change of its settings is decided,
 -- so two changes at once (each naming other settings) both land.
-UPDATE workspaces SET settings = settings WHERE id = :ws RETURNING settings;
+UPDATE workspaces SET settings = settings WHERE id = :ws RETURNING settings, weight;
 
 -- name: store_workspace_settings
-UPDATE workspaces SET settings = :settings WHERE id = :ws;
+-- The document and the weight in one statement: a change naming both lands whole.
+UPDATE workspaces SET settings = :settings, weight = :weight WHERE id = :ws;
 
 -- name: workspaces_with_settings
-SELECT id, slug, settings FROM workspaces ORDER BY slug;
+SELECT id, slug, settings, weight FROM workspaces ORDER BY slug;
 
 -- name: select_prunable_jobs
 -- THE selection of what the pruner deletes, kept in this one place: jobs of a workspace

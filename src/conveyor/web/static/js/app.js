@@ -1,5 +1,6 @@
 // The dashboard: sign-in, the header, and a hash router (#/, #/jobs, #/jobs/<id>,
-// #/schedules, #/schedules/<id>, #/limits, #/keys) so the server needs no fallback routes.
+// #/schedules, #/schedules/<id>, #/limits, #/keys, #/settings) so the server needs no
+// fallback routes.
 // An instance admin key belongs to no workspace: after signing in it picks one
 // (remembered for the tab), and can switch.
 
@@ -11,6 +12,7 @@ import {mountOverview} from './views/overview.js';
 import {mountJobs} from './views/jobs.js';
 import {mountJob} from './views/job.js';
 import {mountKeys} from './views/keys.js';
+import {mountSettings} from './views/settings.js';
 import {mountSchedule, mountSchedules} from './views/schedules.js';
 import {mountLimits} from './views/limits.js';
 import {mountSignIn} from './views/signin.js';
@@ -31,6 +33,7 @@ const ROUTES = [
   {pattern: /^\/schedules\/([0-9a-fA-F-]{36})\/?$/, nav: 'schedules', mount: mountSchedule},
   {pattern: /^\/limits\/?$/, nav: 'limits', mount: mountLimits},
   {pattern: /^\/keys\/?$/, nav: 'keys', mount: mountKeys},
+  {pattern: /^\/settings\/?$/, nav: 'settings', mount: mountSettings},
 ];
 const WORKSPACE_KEY = 'conveyor.workspace'; // an instance admin's choice, for this tab
 
@@ -105,7 +108,8 @@ function header() {
     h('a', {href: '#/jobs', 'data-nav': 'jobs'}, 'Jobs'),
     h('a', {href: '#/schedules', 'data-nav': 'schedules'}, 'Schedules'),
     h('a', {href: '#/limits', 'data-nav': 'limits'}, 'Limits'),
-    can('manage_keys') ? h('a', {href: '#/keys', 'data-nav': 'keys'}, 'API keys') : null);
+    can('manage_keys') ? h('a', {href: '#/keys', 'data-nav': 'keys'}, 'API keys') : null,
+    can('manage_settings') ? h('a', {href: '#/settings', 'data-nav': 'settings'}, 'Settings') : null);
   const signOutButton = h('button', {class: 'button button-ghost', type: 'button', 'data-testid': 'sign-out'},
     icon('out'), h('span', {}, 'Sign out'));
   signOutButton.addEventListener('click', () => signOut(signOutButton));

@@ -6,6 +6,7 @@
 import {can, del, get, put, session, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
 import {count} from '../format.js';
+import {field, openFormDialog} from '../forms.js';
 import {onWorkspaceEvent} from '../live.js';
 import {confirmDialog, emptyState, errorBox, throttle, timeAgo, toast} from '../ui.js';
 
@@ -232,42 +233,74 @@ export function mountLimits(main) {
   };
 }
 
-function field(id, label, control, help) {
-  return h('div', {class: 'field'},
-    h('label', {class: 'label', for: id}, label),
-    control,
-    help ? h('p', {class: 'help', id: `${id}-help`}, help) : null);
-}
-
 /** Create (no `limit`) or edit a limit; resolves with the saved limit, or null. */
 export function openLimitDialog({limit = null, existing = []} = {}) {
-  return new Promise((resolve) => {
-    const editing = Boolean(limit);
-    const name = h('input', {
-      id: 'limit-name', class: 'input input-wide mono', required: true, autocomplete: 'off', spellcheck: 'false',
-      maxlength: String(NAME_MAX), placeholder: 'openai, customer-42 or type:email.send', value: limit ? limit.name : '',
-      readonly: editing, 'aria-describedby': 'limit-name-help',
-    });
-    const maxRunning = h('input', {
-      id: 'limit-max-running', class: 'input', type: 'number', min: '0', step: '1', inputmode: 'numeric',
-      value: limit && limit.max_running !== null && limit.max_running !== undefined ? String(limit.max_running) : '',
-      placeholder: 'no cap', 'aria-describedby': 'limit-max-running-help',
-    });
-    const rateCount = h('input', {
-      id: 'limit-rate-count', class: 'input', type: 'number', min: '1', step: '1', inputmode: 'numeric',
-      value: limit && limit.rate ? String(limit.rate.count) : '', placeholder: 'no cap', 'aria-describedby': 'limit-rate-help',
-    });
-    const rateSeconds = h('input', {
-      id: 'limit-rate-seconds', class: 'input', type: 'number', min: '0', step: 'any', inputmode: 'decimal',
-      value: limit && limit.rate ? String(limit.rate.per_seconds) : '', placeholder: 'seconds', 'aria-describedby': 'limit-rate-help',
-    });
-    const paused = h('input', {id: 'limit-paused', type: 'checkbox', checked: Boolean(limit && limit.paused), 'aria-describedby': 'limit-paused-help'});
-    const error = h('div', {class: 'alert alert-error', role: 'alert', hidden: true, 'data-testid': 'limit-error'});
-    const submit = h('button', {class: 'button button-primary', type: 'submit', 'data-testid': 'save-limit'}, editing ? 'Save limit' : 'Create limit');
-    const cancel = h('button', {class: 'button', type: 'button'}, 'Cancel');
-    const title = editing ? `Edit limit ${limit.name}` : 'New limit';
-    const form = h('form', {class: 'dialog-form', novalidate: true},
-      h('h2', {class: 'dialog-title', id: 'limit-dialog-title'}, title),
+  const editing = Boolean(limit);
+  const name = h('input', {
+    id: 'limit-name', class: 'input input-wide mono', required: true, autocomplete: 'off', spellcheck: 'false',
+    maxlength: String(NAME_MAX), placeholder: 'openai, customer-42 or type:email.send', value: limit ? limit.name : '',
+    readonly: editing, 'aria-describedby': 'limit-name-help',
+  });
+  const maxRunning = h('input', {
+    id: 'limit-max-running', class: 'input', type: 'number', min: '0', step: '1', inputmode: 'numeric',
+    value: limit && limit.max_running !== null && limit.max_running !== undefined ? String(limit.max_running) : '',
+    placeholder: 'no cap', 'aria-describedby': 'limit-max-running-help',
+  });
+  const rateCount = h('input', {
+    id: 'limit-rate-count', class: 'input', type: 'number', min: '1', step: '1', inputmode: 'numeric',
+    value: limit && limit.rate ? String(limit.rate.count) : '', placeholder: 'no cap', 'aria-describedby': 'limit-rate-help',
+  });
+  const rateSeconds = h('input', {
+    id: 'limit-rate-seconds', class: 'input', type: 'number', min: '0', step: 'any', inputmode: 'decimal',
+    value: limit && limit.rate ? String(limit.rate.per_seconds) : '', placeholder: 'seconds', 'aria-describedby': 'limit-rate-help',
+  });
+  const paused = h('input', {id: 'limit-paused', type: 'checkbox', checked: Boolean(limit && limit.paused), 'aria-describedby': 'limit-paused-help'});
+
+  function prepare(fail) {
+    const limitName = editing ? limit.name : name.value.trim();
+    if (!NAME_PATTERN.test(limitName)) {
+      fail(`The name must be 1 to ${NAME_MAX} printable characters.`, name);
+      return undefined;
+    }
+    if (!editing && existing.includes(limitName)) {
+      fail(`There is a limit named ${limitName} already: edit it instead.`, name);
+      return undefined;
+    }
+    let max = null;
+    if (maxRunning.value.trim() !== '') {
+      max = Number(maxRunning.value);
+      if (!Number.isInteger(max) || max < 0) {
+        fail('Max running must be a whole number, 0 or more (or empty: no cap).', maxRunning);
+        return undefined;
+      }
+    }
+    let rate = null;
+    const countText = rateCount.value.trim();
+    const secondsText = rateSeconds.value.trim();
+    if (countText !== '' || secondsText !== '') {
+      const starts = Number(countText);
+      const seconds = Number(secondsText);
+      if (!Number.isInteger(starts) || starts < 1 || countText === '') {
+        fail('The rate needs a whole number of starts, 1 or more.', rateCount);
+        return undefined;
+      }
+      if (!(seconds > 0) || !Number.isFinite(seconds)) {
+        fail('The rate needs a window of more than 0 seconds.', rateSeconds);
+        return undefined;
+      }
+      rate = {count: starts, per_seconds: seconds};
+    }
+    return {limitName, body: {max_running: max, rate, paused: paused.checked}};
+  }
+
+  return openFormDialog({
+    titleId: 'limit-dialog-title',
+    title: editing ? `Edit limit ${limit.name}` : 'New limit',
+    testid: 'limit-dialog',
+    errorTestid: 'limit-error',
+    submitLabel: editing ? 'Save limit' : 'Create limit',
+    submitTestid: 'save-limit',
+    content: [
       field('limit-name', 'Name', name, editing
         ? 'A limit keeps its name: to rename one, create the new limit and delete this one.'
         : 'A concurrency key (a customer, a model API…) or type:<job type> for every job of that type.'),
@@ -279,80 +312,10 @@ export function openLimitDialog({limit = null, existing = []} = {}) {
       h('div', {class: 'field field-check'},
         h('label', {class: 'check check-left', for: 'limit-paused'}, paused, 'Paused'),
         h('p', {class: 'help', id: 'limit-paused-help'}, 'None of its jobs start; the running ones go on.')),
-      error,
-      h('div', {class: 'dialog-actions'}, cancel, submit));
-    const dialog = h('dialog', {class: 'dialog dialog-wide', 'aria-labelledby': 'limit-dialog-title', 'data-testid': 'limit-dialog'}, form);
-
-    let done = false;
-    const finish = (saved) => {
-      if (done) return;
-      done = true;
-      dialog.close();
-      dialog.remove();
-      resolve(saved);
-    };
-    const fail = (message, control) => {
-      error.textContent = message;
-      error.hidden = false;
-      if (control) {
-        control.setAttribute('aria-invalid', 'true');
-        control.focus();
-      }
-    };
-    cancel.addEventListener('click', () => finish(null));
-    dialog.addEventListener('close', () => finish(null));
-    for (const control of [name, maxRunning, rateCount, rateSeconds]) {
-      control.addEventListener('input', () => control.removeAttribute('aria-invalid'));
-    }
-
-    form.addEventListener('submit', async (event) => {
-      event.preventDefault();
-      error.hidden = true;
-      const limitName = editing ? limit.name : name.value.trim();
-      if (!NAME_PATTERN.test(limitName)) {
-        fail(`The name must be 1 to ${NAME_MAX} printable characters.`, name);
-        return;
-      }
-      if (!editing && existing.includes(limitName)) {
-        fail(`There is a limit named ${limitName} already: edit it instead.`, name);
-        return;
-      }
-      let max = null;
-      if (maxRunning.value.trim() !== '') {
-        max = Number(maxRunning.value);
-        if (!Number.isInteger(max) || max < 0) {
-          fail('Max running must be a whole number, 0 or more (or empty: no cap).', maxRunning);
-          return;
-        }
-      }
-      let rate = null;
-      const countText = rateCount.value.trim();
-      const secondsText = rateSeconds.value.trim();
-      if (countText !== '' || secondsText !== '') {
-        const starts = Number(countText);
-        const seconds = Number(secondsText);
-        if (!Number.isInteger(starts) || starts < 1 || countText === '') {
-          fail('The rate needs a whole number of starts, 1 or more.', rateCount);
-          return;
-        }
-        if (!(seconds > 0) || !Number.isFinite(seconds)) {
-          fail('The rate needs a window of more than 0 seconds.', rateSeconds);
-          return;
-        }
-        rate = {count: starts, per_seconds: seconds};
-      }
-      submit.disabled = true;
-      try {
-        finish(await put(limitPath(limitName), {max_running: max, rate, paused: paused.checked}));
-      } catch (problem) {
-        fail(problem.detail || String(problem));
-      } finally {
-        submit.disabled = false;
-      }
-    });
-
-    document.body.append(dialog);
-    dialog.showModal();
-    (editing ? maxRunning : name).focus();
+    ],
+    focus: editing ? maxRunning : name,
+    controls: [name, maxRunning, rateCount, rateSeconds],
+    prepare,
+    send: ({limitName, body}) => put(limitPath(limitName), body),
   });
 }

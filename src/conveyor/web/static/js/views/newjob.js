@@ -3,48 +3,76 @@
 
 import {post, ws} from '../api.js';
 import {h} from '../dom.js';
+import {field, openFormDialog} from '../forms.js';
 
 const TYPE_PATTERN = /^[a-z0-9_.:-]{1,100}$/;
 const TIMEOUT_LIMIT_SECONDS = 7 * 24 * 3600;
 
-function field(id, label, control, help) {
-  return h('div', {class: 'field'},
-    h('label', {class: 'label', for: id}, label),
-    control,
-    help ? h('p', {class: 'help', id: `${id}-help`}, help) : null);
-}
-
 /** Open the dialog; resolves with the created job, or null when dismissed. */
 export function openNewJobDialog({types = [], initial = {}} = {}) {
-  return new Promise((resolve) => {
-    const typeInput = h('input', {
-      id: 'new-type', class: 'input input-wide mono', required: true, autocomplete: 'off', spellcheck: 'false',
-      list: 'new-type-options', placeholder: 'email.send', value: initial.type || '', 'aria-describedby': 'new-type-help',
-    });
-    const priority = h('select', {id: 'new-priority', class: 'input'},
-      Array.from({length: 10}, (_, index) => {
-        const value = index + 1;
-        const note = value === 1 ? ' (most urgent)' : value === 5 ? ' (default)' : value === 10 ? ' (least urgent)' : '';
-        return h('option', {value: String(value), selected: value === (initial.priority || 5)}, `${value}${note}`);
-      }));
-    const attempts = h('input', {id: 'new-attempts', class: 'input', type: 'number', min: '1', max: '100', value: String(initial.max_attempts || 1)});
-    const timeout = h('input', {
-      id: 'new-timeout', class: 'input', type: 'number', min: '0', step: 'any', placeholder: 'none',
-      value: initial.timeout_seconds ? String(initial.timeout_seconds) : '', 'aria-describedby': 'new-timeout-help',
-    });
-    const agentTask = h('input', {id: 'new-agent-task', class: 'input input-wide mono', autocomplete: 'off', value: initial.agent_task_id || ''});
-    const concurrencyKey = h('input', {id: 'new-concurrency-key', class: 'input input-wide mono', autocomplete: 'off', maxlength: '200', value: initial.concurrency_key || '', 'aria-describedby': 'new-concurrency-key-help'});
-    const hold = h('input', {id: 'new-hold', type: 'checkbox', checked: Boolean(initial.hold), 'aria-describedby': 'new-hold-help'});
-    const payload = h('textarea', {
-      id: 'new-payload', class: 'input input-wide mono textarea', rows: '9', spellcheck: 'false',
-      'aria-describedby': 'new-payload-help',
-    });
-    payload.value = initial.payload === undefined ? '{\n  \n}' : JSON.stringify(initial.payload, null, 2);
-    const error = h('div', {class: 'alert alert-error', role: 'alert', hidden: true, 'data-testid': 'new-job-error'});
-    const submit = h('button', {class: 'button button-primary', type: 'submit'}, 'Create job');
-    const cancel = h('button', {class: 'button', type: 'button'}, 'Cancel');
-    const form = h('form', {class: 'dialog-form', novalidate: true},
-      h('h2', {class: 'dialog-title', id: 'new-job-title'}, 'New job'),
+  const typeInput = h('input', {
+    id: 'new-type', class: 'input input-wide mono', required: true, autocomplete: 'off', spellcheck: 'false',
+    list: 'new-type-options', placeholder: 'email.send', value: initial.type || '', 'aria-describedby': 'new-type-help',
+  });
+  const priority = h('select', {id: 'new-priority', class: 'input'},
+    Array.from({length: 10}, (_, index) => {
+      const value = index + 1;
+      const note = value === 1 ? ' (most urgent)' : value === 5 ? ' (default)' : value === 10 ? ' (least urgent)' : '';
+      return h('option', {value: String(value), selected: value === (initial.priority || 5)}, `${value}${note}`);
+    }));
+  const attempts = h('input', {id: 'new-attempts', class: 'input', type: 'number', min: '1', max: '100', value: String(initial.max_attempts || 1)});
+  const timeout = h('input', {
+    id: 'new-timeout', class: 'input', type: 'number', min: '0', step: 'any', placeholder: 'none',
+    value: initial.timeout_seconds ? String(initial.timeout_seconds) : '', 'aria-describedby': 'new-timeout-help',
+  });
+  const agentTask = h('input', {id: 'new-agent-task', class: 'input input-wide mono', autocomplete: 'off', value: initial.agent_task_id || ''});
+  const concurrencyKey = h('input', {id: 'new-concurrency-key', class: 'input input-wide mono', autocomplete: 'off', maxlength: '200', value: initial.concurrency_key || '', 'aria-describedby': 'new-concurrency-key-help'});
+  const hold = h('input', {id: 'new-hold', type: 'checkbox', checked: Boolean(initial.hold), 'aria-describedby': 'new-hold-help'});
+  const payload = h('textarea', {
+    id: 'new-payload', class: 'input input-wide mono textarea', rows: '9', spellcheck: 'false',
+    'aria-describedby': 'new-payload-help',
+  });
+  payload.value = initial.payload === undefined ? '{\n  \n}' : JSON.stringify(initial.payload, null, 2);
+
+  function prepare(fail) {
+    const type = typeInput.value.trim();
+    if (!TYPE_PATTERN.test(type)) {
+      fail('The type must be 1 to 100 characters of a-z, 0-9, _ . : -', typeInput);
+      return undefined;
+    }
+    let body;
+    try {
+      body = payload.value.trim() ? JSON.parse(payload.value) : {};
+    } catch (problem) {
+      fail(`The payload is not valid JSON: ${problem.message}`, payload);
+      return undefined;
+    }
+    const maxAttempts = Number(attempts.value || 1);
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+      fail('Max attempts must be a whole number, 1 or more.', attempts);
+      return undefined;
+    }
+    const timeoutText = timeout.value.trim();
+    const timeoutSeconds = Number(timeoutText);
+    if (timeoutText && !(timeoutSeconds > 0 && timeoutSeconds <= TIMEOUT_LIMIT_SECONDS)) {
+      fail('The timeout must be a number of seconds, more than 0 and at most 7 days.', timeout);
+      return undefined;
+    }
+    const request = {type, payload: body, priority: Number(priority.value), max_attempts: maxAttempts};
+    if (timeoutText) request.timeout_seconds = timeoutSeconds;
+    if (agentTask.value.trim()) request.agent_task_id = agentTask.value.trim();
+    if (concurrencyKey.value.trim()) request.concurrency_key = concurrencyKey.value.trim();
+    if (hold.checked) request.hold = true;
+    return request;
+  }
+
+  return openFormDialog({
+    titleId: 'new-job-title',
+    title: 'New job',
+    testid: 'new-job-dialog',
+    errorTestid: 'new-job-error',
+    submitLabel: 'Create job',
+    content: [
       h('datalist', {id: 'new-type-options'}, types.map((type) => h('option', {value: type}))),
       h('div', {class: 'field-row'},
         field('new-type', 'Type', typeInput, 'Lower-case letters, digits and _ . : - (what workers claim by).'),
@@ -59,75 +87,10 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
       h('div', {class: 'field field-check'},
         h('label', {class: 'check check-left', for: 'new-hold'}, hold, 'Hold it'),
         h('p', {class: 'help', id: 'new-hold-help'}, 'Created Pending: no worker claims it until you release it from its page.')),
-      error,
-      h('div', {class: 'dialog-actions'}, cancel, submit));
-    const dialog = h('dialog', {class: 'dialog dialog-wide', 'aria-labelledby': 'new-job-title', 'data-testid': 'new-job-dialog'}, form);
-
-    let done = false;
-    const finish = (job) => {
-      if (done) return;
-      done = true;
-      dialog.close();
-      dialog.remove();
-      resolve(job);
-    };
-    const fail = (message, control) => {
-      error.textContent = message;
-      error.hidden = false;
-      if (control) {
-        control.setAttribute('aria-invalid', 'true');
-        control.focus();
-      }
-    };
-    cancel.addEventListener('click', () => finish(null));
-    dialog.addEventListener('close', () => finish(null));
-    for (const control of [typeInput, payload, attempts, timeout]) {
-      control.addEventListener('input', () => control.removeAttribute('aria-invalid'));
-    }
-
-    form.addEventListener('submit', async (event) => {
-      event.preventDefault();
-      error.hidden = true;
-      const type = typeInput.value.trim();
-      if (!TYPE_PATTERN.test(type)) {
-        fail('The type must be 1 to 100 characters of a-z, 0-9, _ . : -', typeInput);
-        return;
-      }
-      let body;
-      try {
-        body = payload.value.trim() ? JSON.parse(payload.value) : {};
-      } catch (problem) {
-        fail(`The payload is not valid JSON: ${problem.message}`, payload);
-        return;
-      }
-      const maxAttempts = Number(attempts.value || 1);
-      if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
-        fail('Max attempts must be a whole number, 1 or more.', attempts);
-        return;
-      }
-      const timeoutText = timeout.value.trim();
-      const timeoutSeconds = Number(timeoutText);
-      if (timeoutText && !(timeoutSeconds > 0 && timeoutSeconds <= TIMEOUT_LIMIT_SECONDS)) {
-        fail('The timeout must be a number of seconds, more than 0 and at most 7 days.', timeout);
-        return;
-      }
-      const request = {type, payload: body, priority: Number(priority.value), max_attempts: maxAttempts};
-      if (timeoutText) request.timeout_seconds = timeoutSeconds;
-      if (agentTask.value.trim()) request.agent_task_id = agentTask.value.trim();
-      if (concurrencyKey.value.trim()) request.concurrency_key = concurrencyKey.value.trim();
-      if (hold.checked) request.hold = true;
-      submit.disabled = true;
-      try {
-        finish(await post(ws('/jobs'), request));
-      } catch (problem) {
-        fail(problem.detail || String(problem));
-      } finally {
-        submit.disabled = false;
-      }
-    });
-
-    document.body.append(dialog);
-    dialog.showModal();
-    typeInput.focus();
+    ],
+    focus: typeInput,
+    controls: [typeInput, payload, attempts, timeout],
+    prepare,
+    send: (request) => post(ws('/jobs'), request),
   });
 }

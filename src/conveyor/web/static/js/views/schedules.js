@@ -6,6 +6,7 @@
 import {can, del, get, patch, post, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
 import {clock, exact, shortId} from '../format.js';
+import {field, formError, handleSubmit} from '../forms.js';
 import {confirmDialog, emptyState, errorBox, statusBadge, timeAgo, toast} from '../ui.js';
 
 const TYPE_PATTERN = /^[a-z0-9_.:-]{1,100}$/;
@@ -23,13 +24,6 @@ function browserZone() {
   } catch {
     return 'UTC';
   }
-}
-
-function field(id, label, control, help) {
-  return h('div', {class: 'field'},
-    h('label', {class: 'label', for: id}, label),
-    control,
-    help ? h('p', {class: 'help', id: `${id}-help`}, help) : null);
 }
 
 function stateBadge(schedule) {
@@ -116,7 +110,7 @@ function createForm(onCreated) {
     h('option', {value: 'allow'}, 'Allow'), h('option', {value: 'skip'}, 'Skip while running'));
   const catchUp = h('select', {id: 'schedule-catch-up', class: 'input'},
     h('option', {value: 'none'}, 'None'), h('option', {value: 'latest'}, 'Latest missed tick'));
-  const error = h('div', {class: 'alert alert-error', role: 'alert', hidden: true, 'data-testid': 'schedule-error'});
+  const error = formError('schedule-error');
   const submit = h('button', {class: 'button button-primary', type: 'submit', 'data-testid': 'create-schedule'}, icon('plus'), h('span', {}, 'Create schedule'));
   const form = h('form', {class: 'card schedule-form', novalidate: true, 'aria-labelledby': 'new-schedule-title', 'data-testid': 'schedule-form'},
     h('h2', {id: 'new-schedule-title', class: 'card-title'}, 'New schedule'),
@@ -132,56 +126,42 @@ function createForm(onCreated) {
     field('schedule-payload', 'Payload (JSON)', payload),
     error,
     h('div', {class: 'form-actions'}, submit));
-  const fail = (message, control) => {
-    error.textContent = message;
-    error.hidden = false;
-    if (control) {
-      control.setAttribute('aria-invalid', 'true');
-      control.focus();
-    }
-  };
-  for (const control of [name, cron, zone, type, payload]) {
-    control.addEventListener('input', () => control.removeAttribute('aria-invalid'));
-  }
-  const byField = {name, cron, timezone: zone, 'job.type': type, 'job.payload': payload};
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    error.hidden = true;
+  function prepare(fail) {
     if (!NAME_PATTERN.test(name.value.trim())) {
       fail('The name must be 1 to 100 characters of letters, digits, _ . -, starting with a letter or digit.', name);
-      return;
+      return undefined;
     }
     if (!cron.value.trim()) {
       fail('Give a cron expression, like */5 * * * * or @daily.', cron);
-      return;
+      return undefined;
     }
     if (!TYPE_PATTERN.test(type.value.trim())) {
       fail('The job type must be 1 to 100 characters of a-z, 0-9, _ . : -', type);
-      return;
+      return undefined;
     }
     let body;
     try {
       body = payload.value.trim() ? JSON.parse(payload.value) : {};
     } catch (problem) {
       fail(`The payload is not valid JSON: ${problem.message}`, payload);
-      return;
+      return undefined;
     }
-    submit.disabled = true;
-    try {
-      const created = await post(ws('/schedules'), {
-        name: name.value.trim(), cron: cron.value.trim(), timezone: zone.value.trim() || 'UTC',
-        job: {type: type.value.trim(), payload: body, priority: Number(priority.value)},
-        overlap: overlap.value, catch_up: catchUp.value,
-      });
+    return {
+      name: name.value.trim(), cron: cron.value.trim(), timezone: zone.value.trim() || 'UTC',
+      job: {type: type.value.trim(), payload: body, priority: Number(priority.value)},
+      overlap: overlap.value, catch_up: catchUp.value,
+    };
+  }
+  handleSubmit({
+    form, submit, error, prepare,
+    controls: [name, cron, zone, type, payload],
+    fields: {name, cron, timezone: zone, 'job.type': type, 'job.payload': payload},
+    send: (request) => post(ws('/schedules'), request),
+    done: (created) => {
       name.value = '';
       cron.value = '';
       onCreated(created);
-    } catch (problem) {
-      const first = (problem.problem && problem.problem.errors && problem.problem.errors[0]) || null;
-      fail(problem.detail || String(problem), first ? byField[first.field] : null);
-    } finally {
-      submit.disabled = false;
-    }
+    },
   });
   return form;
 }
