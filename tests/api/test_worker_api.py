@@ -254,3 +254,30 @@ async def test_a_failure_keeps_its_detail_and_a_success_clears_it(
         f"/jobs/{again['id']}/complete", json={"lease_id": again["lease_id"]}, headers=worker
     )
     assert (done.json()["error"], done.json()["error_detail"]) == (None, None)
+
+
+async def test_running_by_name_is_refused_where_a_limit_governs(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    """A limit's count holds only if its jobs start through a claim: PATCH …/status to
+    RUNNING is a 409 naming the limits (and moves nothing)."""
+    assert (await client.put("/limits/type:t", json={"max_running": 1})).status_code == 200
+    job = (await client.post("/jobs", json={"type": "t"})).json()
+    refused = await worker.patch(
+        f"/jobs/{job['id']}/status", json={"status": "RUNNING", "worker_id": "w"}
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"] == "/problems/starts-only-by-claim"
+    assert refused.json()["limits"] == ["type:t"]
+    assert (await client.get(f"/jobs/{job['id']}")).json()["status"] == "QUEUED"
+    assert (await claim_one(worker))["id"] == job["id"], "a claim still starts it"
+
+
+async def test_a_concurrency_key_in_a_type_limits_name_is_a_422(
+    client: httpx.AsyncClient,
+) -> None:
+    refused = await client.post("/jobs", json={"type": "t", "concurrency_key": "type:t"})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "concurrency_key"
+    assert (await client.get("/jobs")).json()["data"] == [], "nothing was created"

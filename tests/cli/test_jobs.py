@@ -92,6 +92,31 @@ def throughput_row(status_output: str, label: str) -> list[int]:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_create_a_job_for_later_and_under_a_key(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    ran = await conveyor(
+        "jobs",
+        "create",
+        "--type",
+        "t",
+        "--run-at",
+        "2031-01-02T03:04:05+00:00",
+        "--concurrency-key",
+        "acme",
+        "--json",
+        env=env,
+    )
+    assert ran.code == 0, ran.output
+    job = json.loads(ran.out)
+    assert job["run_at"].startswith("2031-01-02T03:04:05"), job
+    assert job["concurrency_key"] == "acme"
+    ran = await conveyor("jobs", "create", "--type", "t", "--run-at", "tomorrow", env=env)
+    assert ran.code != 0
+    assert "run_at" in ran.err, ran.err
+
+
 async def test_create_watch_and_quiet_then_status_shows_throughput(
     tmp_path: Path, database_url: DatabaseURL, server: RunningServer, keys: dict[str, str]
 ) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
 
 from conveyor.domain.capacity import Rate
+from conveyor.domain.errors import StartsOnlyByClaim
 from conveyor.domain.job_lists import JobFilter
 from conveyor.domain.jobs import ClaimRequest, JobSpec, JobStatus
 from conveyor.domain.lifetime import DEFAULT_RETENTION
@@ -112,6 +114,88 @@ async def test_many_keys_all_get_turns_however_many_there_are(
     for _ in range(3):
         seen |= {str(job.concurrency_key) for job in await claim(service, workspace.id, 25)}
     assert seen == set(keys)
+
+
+async def test_claims_of_one_job_go_round_the_workspaces_by_weight(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """A worker with one free slot claims one job at a time: the workspaces still take
+    turns (weight 2 gets two of every three), not the first workspace every time."""
+    workspaces = WorkspaceService(store)
+    heavy = await workspaces.create_workspace("heavy")
+    light = await workspaces.create_workspace("light")
+    await WorkspaceSettingsService(store, DEFAULT_RETENTION).update(heavy.id, {"weight": 2})
+    for tenant in (workspace, heavy, light):
+        await service.create_jobs(tenant.id, [JobSpec(type="t")] * 20, ACTOR)
+    taken: Counter[UUID] = Counter()
+    for _ in range(16):
+        taken.update(job.workspace_id for job in await claim(service, None, 1))
+    assert (taken[heavy.id], taken[workspace.id], taken[light.id]) == (8, 4, 4), taken
+
+
+async def test_claims_of_one_job_go_round_the_keys_and_the_jobs_without_one(
+    service: JobService, workspace: Workspace
+) -> None:
+    await service.create_jobs(workspace.id, [JobSpec(type="t")] * 10, ACTOR)
+    for key in ("k1", "k2"):
+        await service.create_jobs(
+            workspace.id, [JobSpec(type="t", concurrency_key=key)] * 10, ACTOR
+        )
+    taken: Counter[str | None] = Counter()
+    for _ in range(9):
+        taken.update(job.concurrency_key for job in await claim(service, workspace.id, 1))
+    assert taken == {None: 3, "k1": 3, "k2": 3}, taken
+
+
+async def test_a_claim_of_one_passes_groups_with_nothing_due_for_it(
+    service: JobService, workspace: Workspace
+) -> None:
+    """Keys whose jobs are not due yet, or of a type the worker does not take, do not make
+    a claim of one come back empty while a job it can take is due."""
+    later = datetime.now(UTC) + timedelta(hours=1)
+    for key in ("a", "b", "c", "d"):
+        await service.create_job(
+            workspace.id, JobSpec(type="t", concurrency_key=key, run_at=later), ACTOR
+        )
+        await service.create_job(workspace.id, JobSpec(type="other", concurrency_key=key), ACTOR)
+    due, _ = await service.create_job(workspace.id, JobSpec(type="t", concurrency_key="z"), ACTOR)
+    [job] = await service.claim_jobs(
+        workspace.id,
+        types=["t"],
+        limit=1,
+        lease_seconds=60,
+        worker_id="w",
+        actor=ACTOR,
+        answer=AS_JOB,
+    )
+    assert job.id == due.id
+
+
+async def test_a_job_a_limit_governs_starts_only_through_a_claim(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """Moving a job to RUNNING by name would pass the limit's count: refused, with the
+    limits named; a job no limit governs still may."""
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "db", max_running=1, rate=None, paused=False)
+    await service.create_job(workspace.id, JobSpec(type="t", concurrency_key="db"), ACTOR)
+    [running] = await claim(service, workspace.id, 5)
+    waiting, _ = await service.create_job(
+        workspace.id, JobSpec(type="t", concurrency_key="db"), ACTOR
+    )
+    with pytest.raises(StartsOnlyByClaim) as refused:
+        await service.change_status(
+            workspace.id, waiting.id, JobStatus.RUNNING, actor=ACTOR, worker_id="w"
+        )
+    assert refused.value.limits == ("db",)
+    assert (await service.get_job(workspace.id, waiting.id)).status == JobStatus.QUEUED
+    assert await running_count(store, workspace.id, "db") == 1
+    free, _ = await service.create_job(workspace.id, JobSpec(type="t"), ACTOR)
+    started = await service.change_status(
+        workspace.id, free.id, JobStatus.RUNNING, actor=ACTOR, worker_id="w"
+    )
+    assert started.status == JobStatus.RUNNING
+    assert running.status == JobStatus.RUNNING
 
 
 async def test_concurrent_claimers_never_run_more_than_max_running(

@@ -37,6 +37,7 @@ from conveyor.domain.errors import (
     ProgressRegressed,
     ResultConflict,
     ScheduleConflict,
+    StartsOnlyByClaim,
     StepConflict,
     StorageFull,
     StorageReadOnly,
@@ -135,6 +136,15 @@ def problem_for(error: Exception) -> Problem:
                 str(error),
                 from_status=error.source,
                 to_status=error.target,
+                **extra,
+            )
+        if isinstance(error, StartsOnlyByClaim):
+            return Problem(
+                409,
+                "starts-only-by-claim",
+                "Governed by a limit",
+                str(error),
+                limits=list(error.limits),
                 **extra,
             )
         if isinstance(error, ConcurrentUpdate):

@@ -65,6 +65,9 @@ def follow_to_the_end(
 @click.option("--idempotency-key", default=None)
 @click.option("--hold", is_flag=True, default=None, help="create PENDING (not claimable yet)")
 @click.option(
+    "--run-at", default=None, metavar="TIME", help="not before then: ISO 8601, with a zone"
+)
+@click.option(
     "--concurrency-key", default=None, help="the limit it counts against (a customer, an API…)"
 )
 @click.option(

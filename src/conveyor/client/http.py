@@ -89,6 +89,15 @@ def _event_dict(event: ServerSentEvent) -> JSON:
     return body
 
 
+Moment = datetime | str
+"""A moment (a job's `run_at`, the time filters): an aware datetime, or ISO 8601 text
+with a zone."""
+
+
+def _moment(value: Moment) -> str:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 def job_body(
     job_type: str,
     payload: Any = None,
@@ -96,7 +105,7 @@ def job_body(
     priority: int | None = None,
     agent_task_id: str | None = None,
     max_attempts: int | None = None,
-    run_at: str | None = None,
+    run_at: Moment | None = None,
     idempotency_key: str | None = None,
     hold: bool | None = None,
     retry_backoff_seconds: float | None = None,
@@ -110,7 +119,7 @@ def job_body(
         "priority": priority,
         "agent_task_id": agent_task_id,
         "max_attempts": max_attempts,
-        "run_at": run_at,
+        "run_at": None if run_at is None else _moment(run_at),
         "idempotency_key": idempotency_key,
         "hold": hold,
         "retry_backoff_seconds": retry_backoff_seconds,
@@ -164,14 +173,6 @@ def workspace_of(me: JSON) -> str:
             "(workspace=…)"
         )
     return str(workspace["slug"])
-
-
-Moment = datetime | str
-"""A moment for the time filters: an aware datetime, or ISO 8601 text with a zone."""
-
-
-def _moment(value: Moment) -> str:
-    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def filter_values(

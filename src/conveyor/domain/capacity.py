@@ -44,7 +44,7 @@ def type_limit_name(job_type: str) -> str:
 def limit_names(job_type: str, concurrency_key: str | None) -> tuple[str, ...]:
     """The limits that govern a job of this type and key, when they exist."""
     by_type = type_limit_name(job_type)
-    if concurrency_key is None or concurrency_key == by_type:
+    if concurrency_key is None:
         return (by_type,)
     return (concurrency_key, by_type)
 
@@ -147,6 +147,26 @@ class Group:
 
     workspace_id: UUID
     concurrency_key: str | None
+
+
+def take_turns(
+    groups: Mapping[UUID, Sequence[Group]],
+    weights: Mapping[UUID, int],
+    served: Mapping[UUID, float],
+) -> list[Group]:
+    """The groups of a claim's workspaces in the order they get turns: each workspace's
+    groups in the order given, the workspaces interleaved in proportion to their weight
+    (one of weight 2 offers two groups for another's one), the one served least for its
+    weight first (`served`: the jobs claims gave it, divided by its weight). A claim too
+    small for every group (a worker with one free slot) so still goes round them all."""
+    ranked: list[tuple[float, UUID, int, Group]] = []
+    for workspace, members in groups.items():
+        weight = weights.get(workspace, DEFAULT_WEIGHT)
+        start = served.get(workspace, 0.0)
+        for position, group in enumerate(members):
+            ranked.append((start + position / weight, workspace, position, group))
+    ranked.sort(key=lambda item: item[:3])
+    return [group for *_, group in ranked]
 
 
 def split_fairly(

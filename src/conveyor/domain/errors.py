@@ -108,6 +108,22 @@ class InvalidTransition(JobConflict):
         self.target = target
 
 
+class StartsOnlyByClaim(JobConflict):
+    """A job a limit governs was to be moved to RUNNING by name: only a claim counts what
+    the limits let start, under their workspace's claim lock."""
+
+    def __init__(
+        self, job_id: UUID, limits: tuple[str, ...], *, current_version: int | None
+    ) -> None:
+        named = ", ".join(repr(name) for name in limits)
+        super().__init__(
+            job_id,
+            f"job {job_id} is governed by the limit {named}: it starts only through a claim",
+            current_version=current_version,
+        )
+        self.limits = limits
+
+
 class ConcurrentUpdate(JobConflict):
     """Another writer changed the job between our read and our compare-and-set (or, with
     no expected version, others kept winning the race until the retries ran out)."""

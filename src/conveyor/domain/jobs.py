@@ -18,6 +18,7 @@ from uuid import UUID
 
 from conveyor.domain import events
 from conveyor.domain.backoff import backoff_delay
+from conveyor.domain.capacity import TYPE_LIMIT_PREFIX
 from conveyor.domain.errors import (
     InvalidInput,
     InvalidTransition,
@@ -133,6 +134,11 @@ class JobSpec:
         ):
             raise InvalidInput(
                 "concurrency_key", f"must be 1..{CONCURRENCY_KEY_MAX_LENGTH} characters"
+            )
+        if self.concurrency_key is not None and self.concurrency_key.startswith(TYPE_LIMIT_PREFIX):
+            raise InvalidInput(
+                "concurrency_key",
+                f"must not begin with {TYPE_LIMIT_PREFIX!r}: those names are the type limits'",
             )
         if self.timeout_seconds is not None and not (
             0 < self.timeout_seconds <= TIMEOUT_LIMIT_SECONDS

@@ -17,8 +17,9 @@ from conveyor.store.claims import ClaimOutcome
 from conveyor.store.projections import Claimed, Projection
 
 ROUNDS = 3
-"""A claim that got some jobs but fewer than asked, while other groups may have more,
-looks again at once, this many times in all."""
+"""A claim that got fewer jobs than asked, while other groups may have more (some gave
+their whole share, or waited for the next claim's turn), looks again at once, this many
+times in all."""
 
 Scope = UUID | Sequence[UUID] | None
 """Where a claim takes from: one workspace, several, or (None) every workspace."""
@@ -104,7 +105,7 @@ class JobClaims(JobServiceCore):
                 )
             )
             claimed += outcome.jobs
-            if not (outcome.jobs and outcome.more and len(claimed) < request.limit):
+            if not (outcome.more and len(claimed) < request.limit):
                 break
         return claimed, outcome
 

@@ -26,7 +26,6 @@ from conveyor.store.lifetime import WorkspaceRetention
 log = logging.getLogger("conveyor.pruner")
 
 DEFAULT_BATCH_SIZE: Final = 500
-DEFAULT_INTERVAL_SECONDS: Final = 60.0
 
 
 class PruneObserver(Protocol):

@@ -40,10 +40,6 @@ class JobDetail:
 
 
 class JobReads(JobServiceCore):
-    async def ping(self) -> None:
-        """Raises unless the database answers."""
-        await self.store.database.ping()
-
     async def get_job(self, workspace_id: UUID, job_id: UUID) -> Job:
         return await self.require_job(workspace_id, job_id)
 
@@ -100,9 +96,6 @@ class JobReads(JobServiceCore):
         self, workspace_id: UUID, after: StreamPosition, *, limit: int = 1000
     ) -> WorkspaceEventsPage:
         return await self.jobs.workspace_events_after(workspace_id, after, limit)
-
-    async def event_position(self, workspace_id: UUID, event_id: int) -> StreamPosition | None:
-        return await self.jobs.event_position(workspace_id, event_id)
 
     async def resume_position(self, workspace_id: UUID, event_id: int) -> StreamPosition | None:
         """Where a workspace stream resumed after event `event_id` starts; None when the

@@ -6,6 +6,8 @@ from uuid import UUID, uuid4
 
 from conveyor.domain import jobs as rules
 from conveyor.domain import timeouts
+from conveyor.domain.capacity import limit_names
+from conveyor.domain.errors import StartsOnlyByClaim
 from conveyor.domain.events import JsonValue
 from conveyor.domain.jobs import Job, JobStatus
 from conveyor.domain.limits import validate_json
@@ -37,8 +39,12 @@ class StatusChanges(JobServiceCore):
         error: str | None = None,
         reason: str | None = None,
     ) -> Job:
-        """Move a job to a status by name, through the same decisions the named routes use."""
+        """Move a job to a status by name, through the same decisions the named routes use.
+        Not to RUNNING where a limit governs the job: only a claim counts what limits let
+        start (StartsOnlyByClaim)."""
         validate_json(result, "result", self.limits)
+        if target == JobStatus.RUNNING:
+            await self._refuse_if_limited(workspace_id, job_id)
         new_lease_id = uuid4()
         job = await self._decide_and_store(
             workspace_id,
@@ -71,3 +77,16 @@ class StatusChanges(JobServiceCore):
         elif target in (JobStatus.FAILED, JobStatus.CANCELLED):
             self.observer.job_settled(job)
         return job
+
+    async def _refuse_if_limited(self, workspace_id: UUID, job_id: UUID) -> None:
+        job = await self.store.jobs.get_job(workspace_id, job_id)
+        if job is None:
+            return  # the change itself says it is not found
+        names = limit_names(job.type, job.concurrency_key)
+        governing = await self.store.limits.with_counts(workspace_id, names)
+        if governing:
+            raise StartsOnlyByClaim(
+                job.id,
+                tuple(counts.limit.name for counts in governing),
+                current_version=job.version,
+            )

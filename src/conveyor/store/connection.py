@@ -82,6 +82,13 @@ class ValueCodec(abc.ABC):
         return None if value is None else self.json(value)
 
 
+WRITE_FAILURE_HOLD_SECONDS = 10.0
+"""After a write failed for want of storage, `check_writable` reports that failure for this
+long (renewed by each failure): a probe cannot see every way a disk is full, and on
+PostgreSQL a write that succeeds proves little (an UPDATE may fit in its page where an
+INSERT does not)."""
+
+
 class Database(abc.ABC):
     """A pool of connections to one database."""
 

@@ -31,6 +31,7 @@ from conveyor.domain.errors import (
 from conveyor.domain.events import JsonValue
 from conveyor.serialization import dumps
 from conveyor.store.connection import (
+    WRITE_FAILURE_HOLD_SECONDS,
     AsyncIteratorContext,
     Database,
     Json,
@@ -58,10 +59,6 @@ RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.LockNotAvailableError,
 )
-WRITE_FAILURE_HOLD_SECONDS = 10.0
-"""After a write failed for a full disk, `check_writable` reports it for this long (renewed
-by each failure): nothing short of a write shows that PostgreSQL has room again, and a
-write that succeeds proves little (an UPDATE may fit in its page where an INSERT does not)."""
 
 
 @lru_cache(maxsize=1024)

@@ -21,13 +21,12 @@ from conveyor.domain.capacity import (
     admit,
     fair_order,
     limit_names,
-    split_fairly,
 )
 from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import ClaimRequest, Completion, Job, JobChange, decide_creation_events
 from conveyor.serialization import dumps
 from conveyor.store.changes import guarded_change
-from conveyor.store.claims import ClaimOutcome, PlannedWorkspace
+from conveyor.store.claims import ClaimOutcome, KeyScan, PlannedWorkspace
 from conveyor.store.connection import Connection, Json, Row
 from conveyor.store.jobs import NewJob, SharedJobStatements
 from conveyor.store.postgres import PostgresDatabase
@@ -178,53 +177,84 @@ class PostgresJobStore(SharedJobStatements):
         self, request: ClaimRequest, answer: Projection[Claimed]
     ) -> ClaimOutcome[Claimed]:
         planner = self.planner
+        reused = planner.reusable_plan(request)
         async with self.database.write() as connection:
+            if reused is not None:
+                outcome = await self._claim_unlimited(connection, request, answer, reused)
+                if outcome.jobs:
+                    return outcome
+                planner.forget_plan(request)  # its work is gone, or limits came: plan afresh
             looked = time.monotonic()
             plan = planner.planned(await connection.fetch(*planner.plan_statement(request)))
             if not plan:
                 since = time.monotonic() - looked
                 due = await connection.fetchrow(*planner.next_due_statement(request, since))
                 return ClaimOutcome([], planner.wake_in(due))
-            limited = any(workspace.limited for workspace in plan)
-            budget = 2 * request.limit if limited else request.limit
-            keys = {
-                workspace.id: await self._claimable_keys(connection, workspace.id, budget)
-                for workspace in plan
-                if workspace.keyed
-            }
-            groups = planner.groups(plan, keys, budget)
-            weights = {workspace.id: workspace.weight for workspace in plan}
-            shares = split_fairly(groups, weights, budget)
-            if not limited:
-                chosen = self.queries["picked_unlimited"].compose(
-                    picks=self._group_picks(request, "j.id")
-                )
-                rows = await connection.fetch(
-                    self.queries["start_jobs"].compose(chosen=chosen, answer=answer.columns),
-                    {**self._claim_params(request), **_share_params(shares), **_NO_STARTS},
-                )
-                jobs = [answer.from_row(self.rows, row) for row in rows]
-                more = len(groups) > 1 and 0 < len(jobs) < budget
-                return ClaimOutcome(jobs, None, tuple(weights), more)
-        return await self._claim_under_limits(request, answer, plan, shares, weights)
+            if not any(workspace.limited for workspace in plan):
+                planner.remember_plan(request, plan, looked)
+                return await self._claim_unlimited(connection, request, answer, plan)
+        return await self._claim_under_limits(request, answer, plan)
+
+    async def _claim_unlimited(
+        self,
+        connection: Connection,
+        request: ClaimRequest,
+        answer: Projection[Claimed],
+        plan: Sequence[PlannedWorkspace],
+    ) -> ClaimOutcome[Claimed]:
+        """Every job the groups' shares pick starts, in one statement; none in a workspace
+        that limits govern since the plan was read."""
+        keys = await self._key_scans(connection, plan, request, request.limit)
+        turns = self.planner.split(plan, keys, request.limit)
+        chosen = self.queries["picked_unlimited"].compose(picks=self._group_picks(request, "j.id"))
+        rows = await connection.fetch(
+            self.queries["start_jobs"].compose(chosen=chosen, answer=answer.columns),
+            {
+                **self._claim_params(request),
+                **_share_params(turns.shares),
+                **_NO_STARTS,
+                "planned": [workspace.id for workspace in plan],
+            },
+        )
+        jobs = [answer.from_row(self.rows, row) for row in rows]
+        if len(jobs) < request.limit:
+            self.planner.forget_plan(request)
+        more = turns.more(len(jobs), request.limit)
+        return ClaimOutcome(jobs, None, tuple(workspace.id for workspace in plan), more)
+
+    async def _key_scans(
+        self,
+        connection: Connection,
+        plan: Sequence[PlannedWorkspace],
+        request: ClaimRequest,
+        most: int,
+    ) -> dict[UUID, KeyScan]:
+        return {
+            workspace.id: await self._claimable_keys(connection, workspace.id, request, most)
+            for workspace in plan
+            if workspace.keyed
+        }
 
     async def _claim_under_limits(
         self,
         request: ClaimRequest,
         answer: Projection[Claimed],
         plan: Sequence[PlannedWorkspace],
-        shares: dict[Group, int],
-        weights: dict[UUID, int],
     ) -> ClaimOutcome[Claimed]:
-        """Under the claim locks of the limited workspaces: pick candidates, count the
-        limits that govern them, let the domain admit, start those."""
+        """Under the claim locks of the limited workspaces: pick twice the claim's share of
+        candidates, count the limits that govern them, let the domain admit, start
+        those."""
         planner, q = self.planner, self.queries
         limited = sorted(workspace.id for workspace in plan if workspace.limited)
+        weights = {workspace.id: workspace.weight for workspace in plan}
+        budget = 2 * request.limit
         async with self.database.transaction() as connection:
             await connection.execute(q["take_claim_locks"].sql, {"workspaces": limited})
+            keys = await self._key_scans(connection, plan, request, budget)
+            turns = planner.split(plan, keys, budget)
             picked = await connection.fetch(
                 self._group_picks(request, _CANDIDATE_COLUMNS),
-                {**self._claim_params(request), **_share_params(shares)},
+                {**self._claim_params(request), **_share_params(turns.shares)},
             )
             candidates = [_candidate(row) for row in picked]
             states: dict[tuple[UUID, str], LimitState] = {}
@@ -275,7 +305,7 @@ class PostgresJobStore(SharedJobStatements):
         wake_in = None
         if admission.wake_at is not None and now is not None:
             wake_in = max(0.0, (admission.wake_at - now).total_seconds())
-        return ClaimOutcome(jobs, wake_in, tuple(weights), len(shares) > 1 and bool(jobs))
+        return ClaimOutcome(jobs, wake_in, tuple(weights), turns.more(len(jobs), request.limit))
 
     def _group_picks(self, request: ClaimRequest, columns: str) -> str:
         types, _ = self.planner.type_condition(request)
@@ -292,19 +322,20 @@ class PostgresJobStore(SharedJobStatements):
         }
 
     async def _claimable_keys(
-        self, connection: Connection, workspace_id: UUID, most: int
-    ) -> list[str]:
+        self, connection: Connection, workspace_id: UUID, request: ClaimRequest, most: int
+    ) -> KeyScan:
         """Up to `most` keys with claimable jobs, starting after the last one this process
         reached, wrapping round to the first."""
-        sql = self.queries["claimable_keys"].sql
+        sql, types = self.planner.keys_statement(request)
         after = self.planner.keys_after(workspace_id)
-        params = {"ws": workspace_id, "max_groups": most}
+        params = {**types, "ws": workspace_id, "max_groups": most}
         rows = await connection.fetch(sql, {**params, "after": after})
-        keys = [row["concurrency_key"] for row in rows]
-        if len(keys) < most and after:
-            rows = await connection.fetch(sql, {**params, "after": ""})
-            keys += [row["concurrency_key"] for row in rows if row["concurrency_key"] not in keys]
-        return keys[:most]
+        later = tuple(row["concurrency_key"] for row in rows)
+        if len(later) >= most or not after:
+            return KeyScan(later)
+        rows = await connection.fetch(sql, {**params, "after": ""})
+        earlier = [row["concurrency_key"] for row in rows if row["concurrency_key"] not in later]
+        return KeyScan(later, tuple(earlier[: most - len(later)]))
 
     async def complete_jobs(
         self,

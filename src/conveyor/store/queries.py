@@ -305,6 +305,11 @@ class Queries:
         differently on each database: its `in_list`)."""
         return self["in_list"].compose(column=column, param=f":{param}")
 
+    def unindexed(self, column: str) -> str:
+        """`column`, kept off the indexes where the database would otherwise pick one by
+        an equality on it (its `unindexed`)."""
+        return self["unindexed"].compose(column=column)
+
 
 @cache
 def queries_for(dialect: DialectName) -> Queries:

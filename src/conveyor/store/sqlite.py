@@ -40,6 +40,7 @@ from conveyor.domain.errors import (
 )
 from conveyor.domain.events import JsonValue
 from conveyor.store.connection import (
+    WRITE_FAILURE_HOLD_SECONDS,
     AsyncIteratorContext,
     Database,
     Json,
@@ -57,9 +58,6 @@ BUSY_TIMEOUT_MS = 5_000
 MIN_FREE_BYTES = 256 * 1024
 """Below this much free space on the database's file system, the server is not ready: a
 write needs room in the WAL for every page it changes."""
-WRITE_FAILURE_HOLD_SECONDS = 10.0
-"""After a write failed for want of storage, `check_writable` reports that failure for this
-long unless a write succeeds meanwhile (a probe cannot see every way a disk is full)."""
 PROBE_INTERVAL_SECONDS = 1.0
 """`check_writable` probes the file system and the database at most this often."""
 WRITE_PROBE = "CREATE TABLE conveyor_write_probe (x)"

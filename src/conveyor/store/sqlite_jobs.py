@@ -27,7 +27,6 @@ from conveyor.domain.capacity import (
     admit,
     fair_order,
     limit_names,
-    split_fairly,
 )
 from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import (
@@ -40,7 +39,7 @@ from conveyor.domain.jobs import (
     start_event,
 )
 from conveyor.store.changes import guarded_change
-from conveyor.store.claims import ClaimOutcome, PlannedWorkspace
+from conveyor.store.claims import ClaimOutcome, KeyScan, PlannedWorkspace
 from conveyor.store.connection import Json
 from conveyor.store.jobs import JobRef, NewJob, SharedJobStatements, event_params
 from conveyor.store.projections import Claimed, Completed, Projection
@@ -180,19 +179,19 @@ class SqliteJobStore(SharedJobStatements):
             limited = any(workspace.limited for workspace in plan)
             budget = 2 * request.limit if limited else request.limit
             keys = {
-                workspace.id: self._claimable_keys(connection, workspace.id, budget)
+                workspace.id: self._claimable_keys(connection, workspace.id, request, budget)
                 for workspace in plan
                 if workspace.keyed
             }
             weights = {workspace.id: workspace.weight for workspace in plan}
-            shares = split_fairly(planner.groups(plan, keys, budget), weights, budget)
+            turns = planner.split(plan, keys, budget)
             if limited:
                 rows, wake_in = self._claim_under_limits(
-                    connection, request, plan, shares, weights, types, claim_params
+                    connection, request, plan, turns.shares, weights, types, claim_params
                 )
             else:
                 rows, wake_in = [], None
-                for group, share in shares.items():
+                for group, share in turns.shares.items():
                     picks, params = self._picks(group, types)
                     chosen = f"SELECT id FROM ({picks})"
                     rows += connection.execute(
@@ -210,7 +209,7 @@ class SqliteJobStore(SharedJobStatements):
                 ).fetchone()
                 for row in rows
             ]
-            more = len(shares) > 1 and 0 < len(rows) < request.limit
+            more = turns.more(len(rows), request.limit)
             return _Claimed(rows, wake_in, tuple(weights), more), written
 
         claimed = await self._committed(claim)
@@ -232,17 +231,20 @@ class SqliteJobStore(SharedJobStatements):
         sql = self.queries["pick_group"].compose(group=condition, type_condition=types)
         return sql, {**params, "ws": group.workspace_id}
 
-    def _claimable_keys(self, connection: Executor, workspace_id: UUID, most: int) -> list[str]:
+    def _claimable_keys(
+        self, connection: Executor, workspace_id: UUID, request: ClaimRequest, most: int
+    ) -> KeyScan:
         """Up to `most` keys with claimable jobs, starting after the last one this process
         reached, wrapping round to the first."""
-        sql = self.queries["claimable_keys"].sql
+        sql, types = self.planner.keys_statement(request)
         after = self.planner.keys_after(workspace_id)
-        params = {"ws": str(workspace_id), "max_groups": most}
-        keys = [row[0] for row in connection.execute(sql, {**params, "after": after})]
-        if len(keys) < most and after:
-            again = connection.execute(sql, {**params, "after": ""})
-            keys += [row[0] for row in again if row[0] not in keys]
-        return keys[:most]
+        params = encode_params({**types, "ws": workspace_id, "max_groups": most})
+        later = tuple(row[0] for row in connection.execute(sql, {**params, "after": after}))
+        if len(later) >= most or not after:
+            return KeyScan(later)
+        again = connection.execute(sql, {**params, "after": ""})
+        earlier = [row[0] for row in again if row[0] not in later]
+        return KeyScan(later, tuple(earlier[: most - len(later)]))
 
     def _claim_under_limits(
         self,

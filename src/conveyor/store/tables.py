@@ -186,10 +186,12 @@ sa.Index(
     postgresql_where=sa.text(CLAIMABLE),
     sqlite_where=sa.text(CLAIMABLE),
 )
-# When a waiting claim should look again: the next due job of a workspace.
+# When a waiting claim should look again: the next job to come due. By due time alone: led
+# by the workspace it looked, to a planner without statistics (a table filled since its
+# last ANALYZE), as good as ix_jobs_claimable for reading a group's due jobs, and it read
+# and sorted every due job of the workspace for each claim (docs/benchmarks.md, finding 12).
 sa.Index(
     "ix_jobs_due",
-    jobs.c.workspace_id,
     jobs.c.run_at,
     postgresql_where=sa.text(CLAIMABLE),
     sqlite_where=sa.text(CLAIMABLE),

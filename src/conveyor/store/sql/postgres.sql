@@ -150,8 +150,12 @@ WITH chosen AS ({chosen}), claimed AS (
 SELECT {answer} FROM claimed ORDER BY priority, run_at, id;
 
 -- name: picked_unlimited
--- `start_jobs`'s {chosen} where no limit governs: every job the shares pick.
-SELECT picked.id, false AS limited FROM ({picks}) picked;
+-- `start_jobs`'s {chosen} where no limit governs: every job the shares pick, none if a
+-- limit has come to one of the workspaces planned (:planned) since the plan was read (a
+-- plan serves a few claims: store/claims.py, PLAN_REUSE_SECONDS). Checked once, before
+-- the picks.
+SELECT picked.id, false AS limited FROM ({picks}) picked
+WHERE NOT EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = ANY(:planned::uuid[]));
 
 -- name: admitted
 -- `start_jobs`'s {chosen} where limits govern: the jobs the domain admitted.
@@ -166,6 +170,10 @@ FROM unnest(:workspaces::uuid[]) AS ws ORDER BY ws;
 -- name: in_list
 -- A list parameter binds as an array.
 {column} = ANY({param});
+
+-- name: unindexed
+-- A column a condition should not reach through an index: PostgreSQL plans by cost.
+{column};
 
 -- name: complete_jobs
 -- A batch of completions: each job whose lease is still the one given (its status one

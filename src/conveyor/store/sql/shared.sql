@@ -13,40 +13,47 @@
 SELECT {job_columns} FROM jobs WHERE id = :job_id AND workspace_id = :ws;
 
 -- name: claim_plan
--- The workspaces a claim may take from ({scope}) that have jobs due, with what the claim
--- needs to know of each: its weight (fair turns), whether limits govern it (then its
--- claims take its claim lock and count), whether any claimable job has a concurrency key
--- (then its groups are found by skipping through ix_jobs_claimable).
-SELECT w.id, w.weight,
-    EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = w.id) AS limited,
-    EXISTS (
-        SELECT 1 FROM jobs j
-        WHERE j.workspace_id = w.id AND {claimable:j} AND j.concurrency_key IS NOT NULL
-    ) AS keyed,
-    EXISTS (
-        SELECT 1 FROM jobs j
-        WHERE j.workspace_id = w.id AND {claimable:j} AND j.concurrency_key IS NULL
-    ) AS unkeyed
-FROM workspaces w
-WHERE {scope} AND EXISTS (
-    SELECT 1 FROM jobs j
-    WHERE j.workspace_id = w.id AND {claimable:j} AND j.run_at <= conveyor_now() {type_condition}
-)
-ORDER BY w.id;
+-- The workspaces a claim may take from ({scope}) that have jobs due of the types it takes
+-- ({type_condition}), with what the claim needs to know of each: its weight (fair turns),
+-- whether limits govern it (then its claims take its claim lock and count), whether a job
+-- due has a concurrency key (then its groups are found by skipping through
+-- ix_jobs_claimable) and whether one has none. Both read ix_jobs_claimable, led by the
+-- workspace and the key.
+SELECT id, weight, limited, keyed, unkeyed FROM (
+    SELECT w.id, w.weight,
+        EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = w.id) AS limited,
+        EXISTS (
+            SELECT 1 FROM jobs j
+            WHERE j.workspace_id = w.id AND {claimable:j} AND j.concurrency_key IS NOT NULL
+                AND j.run_at <= conveyor_now() {type_condition}
+        ) AS keyed,
+        EXISTS (
+            SELECT 1 FROM jobs j
+            WHERE j.workspace_id = w.id AND {claimable:j} AND j.concurrency_key IS NULL
+                AND j.run_at <= conveyor_now() {type_condition}
+        ) AS unkeyed
+    FROM workspaces w
+    WHERE {scope}
+) planned
+WHERE keyed OR unkeyed
+ORDER BY id;
 
 -- name: claimable_keys
--- The concurrency keys with claimable jobs in a workspace, after :after in key order, one
--- index probe each (a skip scan of ix_jobs_claimable).
+-- The concurrency keys with jobs due (of the types the claim takes: {type_condition}) in
+-- a workspace, after :after in key order, one index probe each (a
+-- skip scan of ix_jobs_claimable).
 WITH RECURSIVE keys(concurrency_key) AS (
     SELECT (
         SELECT concurrency_key FROM jobs
         WHERE workspace_id = :ws AND {claimable} AND concurrency_key > :after
+            AND run_at <= conveyor_now() {type_condition}
         ORDER BY concurrency_key LIMIT 1
     )
     UNION ALL
     SELECT (
         SELECT concurrency_key FROM jobs
         WHERE workspace_id = :ws AND {claimable} AND concurrency_key > keys.concurrency_key
+            AND run_at <= conveyor_now() {type_condition}
         ORDER BY concurrency_key LIMIT 1
     )
     FROM keys WHERE keys.concurrency_key IS NOT NULL
@@ -54,13 +61,14 @@ WITH RECURSIVE keys(concurrency_key) AS (
 SELECT concurrency_key FROM keys WHERE concurrency_key IS NOT NULL LIMIT :max_groups;
 
 -- name: next_due
--- When the next job in {scope} comes due: a waiting claim's timer. One probe of ix_jobs_due
--- per workspace. Jobs due since :looked (negative seconds from now: when the claim looked
+-- When the next job in {scope} comes due: a waiting claim's timer. For each workspace, a
+-- walk of ix_jobs_due (by due time) from :looked to its first job: {workspace} keeps
+-- SQLite off the workspace's other indexes, which hold its whole history. Jobs due since :looked (negative seconds from now: when the claim looked
 -- for due jobs) count too: one that came due between the two looks answers a due time
 -- already past, so the claim looks again at once instead of waiting for the next one.
 SELECT min((
     SELECT j.run_at FROM jobs j
-    WHERE j.workspace_id = w.id AND {claimable:j} AND j.run_at > conveyor_after(:looked)
+    WHERE {workspace} = w.id AND {claimable:j} AND j.run_at > conveyor_after(:looked)
     ORDER BY j.run_at LIMIT 1
 )) AS due, conveyor_now() AS now
 FROM workspaces w WHERE {scope};

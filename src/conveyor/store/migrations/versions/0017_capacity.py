@@ -5,9 +5,9 @@
 * `workspaces.weight`: fair claims give a workspace turns in proportion to it.
 * `ix_jobs_claimable` gains the concurrency key after the workspace: each group (a
   workspace and key; no key is a group of its own) is read most urgent first, and the
-  groups with claimable work are found by skipping through it. `ix_jobs_due` finds the next
-  due job, for a waiting claim's timer. Running jobs are counted by key and by type for the
-  limits.
+  groups with claimable work are found by skipping through it. `ix_jobs_due` (by due time
+  alone: see tables.py) finds the next due job, for a waiting claim's timer. Running jobs
+  are counted by key and by type for the limits.
 * `limits` and `limit_starts` (the starts a rate window counts).
 * `jobs.limited`: started under a limit. On PostgreSQL, when such a job leaves RUNNING, or
   a limit changes, claimers of its workspace are woken (NOTIFY conveyor_jobs): room may
@@ -96,7 +96,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_jobs_due",
         "jobs",
-        ["workspace_id", "run_at"],
+        ["run_at"],
         postgresql_where=queued,
         sqlite_where=queued,
     )

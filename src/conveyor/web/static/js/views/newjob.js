@@ -1,5 +1,6 @@
 // The "new job" dialog: type, priority, JSON payload (and a few optional fields, among them
-// "hold": create the job PENDING, to be released from its page, and a timeout per attempt).
+// "hold": create the job PENDING, to be released from its page, a timeout per attempt, and
+// a time to run it, "not before", in the browser's time zone).
 
 import {post, ws} from '../api.js';
 import {h} from '../dom.js';
@@ -27,6 +28,7 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
   });
   const agentTask = h('input', {id: 'new-agent-task', class: 'input input-wide mono', autocomplete: 'off', value: initial.agent_task_id || ''});
   const concurrencyKey = h('input', {id: 'new-concurrency-key', class: 'input input-wide mono', autocomplete: 'off', maxlength: '200', value: initial.concurrency_key || '', 'aria-describedby': 'new-concurrency-key-help'});
+  const runAt = h('input', {id: 'new-run-at', class: 'input', type: 'datetime-local', step: '1', 'aria-describedby': 'new-run-at-help'});
   const hold = h('input', {id: 'new-hold', type: 'checkbox', checked: Boolean(initial.hold), 'aria-describedby': 'new-hold-help'});
   const payload = h('textarea', {
     id: 'new-payload', class: 'input input-wide mono textarea', rows: '9', spellcheck: 'false',
@@ -58,7 +60,16 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
       fail('The timeout must be a number of seconds, more than 0 and at most 7 days.', timeout);
       return undefined;
     }
+    let when;
+    if (runAt.value) {
+      when = new Date(runAt.value);  // a datetime-local value is the browser's local time
+      if (Number.isNaN(when.getTime())) {
+        fail('Run at must be a date and a time.', runAt);
+        return undefined;
+      }
+    }
     const request = {type, payload: body, priority: Number(priority.value), max_attempts: maxAttempts};
+    if (when) request.run_at = when.toISOString();
     if (timeoutText) request.timeout_seconds = timeoutSeconds;
     if (agentTask.value.trim()) request.agent_task_id = agentTask.value.trim();
     if (concurrencyKey.value.trim()) request.concurrency_key = concurrencyKey.value.trim();
@@ -81,15 +92,17 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
       h('div', {class: 'field-row'},
         field('new-agent-task', 'Agent task id (optional)', agentTask),
         field('new-attempts', 'Max attempts', attempts)),
-      field('new-timeout', 'Timeout in seconds (optional)', timeout,
-        'An attempt that runs longer fails as timed out (and is retried while attempts are left).'),
+      h('div', {class: 'field-row'},
+        field('new-timeout', 'Timeout in seconds (optional)', timeout,
+          'An attempt that runs longer fails as timed out (and is retried while attempts are left).'),
+        field('new-run-at', 'Run at (optional)', runAt, 'Not before then, your local time; empty: now.')),
       field('new-concurrency-key', 'Concurrency key (optional)', concurrencyKey, 'The limit of this name governs it (a customer, a model API…); jobs of one key take turns with other keys.'),
       h('div', {class: 'field field-check'},
         h('label', {class: 'check check-left', for: 'new-hold'}, hold, 'Hold it'),
         h('p', {class: 'help', id: 'new-hold-help'}, 'Created Pending: no worker claims it until you release it from its page.')),
     ],
     focus: typeInput,
-    controls: [typeInput, payload, attempts, timeout],
+    controls: [typeInput, payload, attempts, timeout, runAt],
     prepare,
     send: (request) => post(ws('/jobs'), request),
   });

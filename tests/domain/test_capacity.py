@@ -1,0 +1,82 @@
+"""The pure decisions of fair claims and limits (domain/capacity.py): turns, shares and
+admission, without a database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import pytest
+
+from conveyor.domain.capacity import (
+    Candidate,
+    Group,
+    Limit,
+    LimitState,
+    WaitReason,
+    admit,
+    limit_names,
+    split_fairly,
+    take_turns,
+)
+from conveyor.domain.errors import InvalidInput
+from conveyor.domain.jobs import JobSpec
+
+A, B = UUID(int=1), UUID(int=2)
+NOW = datetime(2026, 12, 5, tzinfo=UTC)
+
+
+def groups_of(workspace: UUID, *keys: str | None) -> list[Group]:
+    return [Group(workspace, key) for key in keys]
+
+
+def test_turns_interleave_workspaces_by_weight() -> None:
+    order = take_turns(
+        {A: groups_of(A, None, "a1", "a2", "a3"), B: groups_of(B, None, "b1")},
+        {A: 2, B: 1},
+        {},
+    )
+    assert [group.workspace_id for group in order] == [A, B, A, A, B, A]
+    assert order[0] == Group(A, None), "a workspace's groups keep the order given"
+
+
+def test_the_workspace_served_least_for_its_weight_goes_first() -> None:
+    order = take_turns({A: groups_of(A, None), B: groups_of(B, None)}, {A: 1, B: 1}, {A: 3.0})
+    assert order == [Group(B, None), Group(A, None)]
+
+
+def test_a_small_claim_gives_one_each_to_the_groups_first_in_turn() -> None:
+    groups = groups_of(A, None, "k1") + groups_of(B, None)
+    assert split_fairly(groups, {A: 1, B: 1}, 2) == {Group(A, None): 1, Group(A, "k1"): 1}
+
+
+def test_shares_follow_weight_and_never_pass_the_budget() -> None:
+    shares = split_fairly(groups_of(A, None) + groups_of(B, None, "b1"), {A: 3, B: 1}, 40)
+    assert shares == {Group(A, None): 30, Group(B, None): 5, Group(B, "b1"): 5}
+
+
+def candidate(key: str | None, job_type: str = "t") -> Candidate:
+    return Candidate(uuid4(), A, job_type, key, 5, NOW)
+
+
+def test_admission_skips_what_a_full_limit_holds_and_takes_the_rest() -> None:
+    states = {(A, "db"): LimitState(Limit(A, "db", max_running=2), running=1)}
+    ordered = [candidate("db"), candidate("db"), candidate(None), candidate("db")]
+    admission = admit(ordered, states, 10, NOW)
+    assert admission.admitted == [ordered[0], ordered[2]]
+    assert admission.blocked == {(A, "db"): WaitReason.FULL}
+    assert admission.governing[ordered[0].id] == ("db",)
+
+
+def test_a_job_is_governed_by_its_key_and_its_type() -> None:
+    assert limit_names("mail", "acme") == ("acme", "type:mail")
+    assert limit_names("mail", None) == ("type:mail",)
+
+
+def test_a_concurrency_key_may_not_take_a_type_limits_name() -> None:
+    """`type:<type>` names the type's limit: a key of that form would be counted as the
+    type's and pass the limit's count."""
+    with pytest.raises(InvalidInput) as refused:
+        JobSpec(type="t", concurrency_key="type:other").validate()
+    assert refused.value.field == "concurrency_key"
+    JobSpec(type="t", concurrency_key="types:other").validate()
