@@ -18,6 +18,8 @@ LATER = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
 def sync_session(server: RunningServer, keys: dict[str, str]) -> dict[str, Any]:
     with Client(server.url, keys["admin"]) as client:
         made = client.create_job("t", run_at=LATER)
+        with pytest.raises(ValueError, match="no time zone"):
+            client.create_job("t", run_at=LATER.replace(tzinfo=None))
         with pytest.raises(ValidationError) as refused:
             client.create_job("t", concurrency_key="type:t")
         return {"made": made, "refused": refused.value.fields}

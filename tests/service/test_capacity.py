@@ -13,7 +13,7 @@ import pytest
 from conveyor.domain.capacity import Rate
 from conveyor.domain.errors import StartsOnlyByClaim
 from conveyor.domain.job_lists import JobFilter
-from conveyor.domain.jobs import ClaimRequest, JobSpec, JobStatus
+from conveyor.domain.jobs import ClaimRequest, Job, JobSpec, JobStatus
 from conveyor.domain.lifetime import DEFAULT_RETENTION
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import AS_JOB, JobService
@@ -24,15 +24,24 @@ from conveyor.store import Store
 from tests.service.helpers import ACTOR
 
 
-async def claim(service: JobService, scope: object, limit: int, worker: str = "w") -> list:  # type: ignore[type-arg]
+async def claim(
+    service: JobService,
+    scope: object,
+    limit: int,
+    worker: str = "w",
+    *,
+    types: list[str] | None = None,
+    wait_seconds: float = 0.0,
+) -> list[Job]:
     return await service.claim_jobs(
         scope,  # type: ignore[arg-type]
-        types=None,
+        types=types,
         limit=limit,
         lease_seconds=60,
         worker_id=worker,
         actor=ACTOR,
         answer=AS_JOB,
+        wait_seconds=wait_seconds,
     )
 
 
@@ -159,16 +168,54 @@ async def test_a_claim_of_one_passes_groups_with_nothing_due_for_it(
         )
         await service.create_job(workspace.id, JobSpec(type="other", concurrency_key=key), ACTOR)
     due, _ = await service.create_job(workspace.id, JobSpec(type="t", concurrency_key="z"), ACTOR)
-    [job] = await service.claim_jobs(
-        workspace.id,
-        types=["t"],
-        limit=1,
-        lease_seconds=60,
-        worker_id="w",
-        actor=ACTOR,
-        answer=AS_JOB,
-    )
+    [job] = await claim(service, workspace.id, 1, types=["t"])
     assert job.id == due.id
+
+
+async def test_claims_of_one_job_go_round_workspaces_where_limits_govern_too(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """A's jobs are older and more urgent, and a limit (with room) governs B: claims of one
+    job still alternate."""
+    other = await WorkspaceService(store).create_workspace("tenant-b")
+    await service.create_jobs(workspace.id, [JobSpec(type="t", priority=1)] * 10, ACTOR)
+    await service.create_jobs(other.id, [JobSpec(type="t", priority=9)] * 10, ACTOR)
+    limits = LimitService(store, service.work_signal)
+    await limits.put(other.id, "type:t", max_running=100, rate=None, paused=False)
+    taken: Counter[UUID] = Counter()
+    for _ in range(6):
+        taken.update(job.workspace_id for job in await claim(service, None, 1))
+    assert (taken[workspace.id], taken[other.id]) == (3, 3), taken
+
+
+async def test_full_keys_do_not_hold_back_a_key_with_room(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """Keys a..e are full (a limit of 0 each); f has room: a claim of one job reaches f
+    within its own long-poll, not after a poll interval per key."""
+    limits = LimitService(store, service.work_signal)
+    for key in "abcde":
+        await limits.put(workspace.id, key, max_running=0, rate=None, paused=False)
+        await service.create_job(workspace.id, JobSpec(type="t", concurrency_key=key), ACTOR)
+    free, _ = await service.create_job(workspace.id, JobSpec(type="t", concurrency_key="f"), ACTOR)
+    [job] = await asyncio.wait_for(claim(service, workspace.id, 1, wait_seconds=5), timeout=5)
+    assert job.id == free.id
+
+
+async def test_workers_of_different_types_keep_their_own_turns(
+    service: JobService, workspace: Workspace
+) -> None:
+    """Workers taking type x (keys a, m, z) and type y (key n) claim in turn: every x key
+    still gets its turn."""
+    for key in ("a", "m", "z"):
+        await service.create_jobs(workspace.id, [JobSpec(type="x", concurrency_key=key)] * 3, ACTOR)
+    await service.create_jobs(workspace.id, [JobSpec(type="y", concurrency_key="n")] * 3, ACTOR)
+    seen: Counter[str | None] = Counter()
+    for _ in range(3):
+        for types in (["x"], ["y"]):
+            [job] = await claim(service, workspace.id, 1, types=types)
+            seen[job.concurrency_key] += 1
+    assert seen == {"a": 1, "m": 1, "z": 1, "n": 3}, seen
 
 
 async def test_a_job_a_limit_governs_starts_only_through_a_claim(
@@ -190,12 +237,12 @@ async def test_a_job_a_limit_governs_starts_only_through_a_claim(
     assert refused.value.limits == ("db",)
     assert (await service.get_job(workspace.id, waiting.id)).status == JobStatus.QUEUED
     assert await running_count(store, workspace.id, "db") == 1
+    assert (await service.get_job(workspace.id, running.id)).status == JobStatus.RUNNING
     free, _ = await service.create_job(workspace.id, JobSpec(type="t"), ACTOR)
     started = await service.change_status(
         workspace.id, free.id, JobStatus.RUNNING, actor=ACTOR, worker_id="w"
     )
     assert started.status == JobStatus.RUNNING
-    assert running.status == JobStatus.RUNNING
 
 
 async def test_concurrent_claimers_never_run_more_than_max_running(

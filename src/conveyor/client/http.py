@@ -95,7 +95,11 @@ with a zone."""
 
 
 def _moment(value: Moment) -> str:
-    return value.isoformat() if isinstance(value, datetime) else value
+    if not isinstance(value, datetime):
+        return value
+    if value.tzinfo is None:
+        raise ValueError(f"{value!r} has no time zone: which moment it names is unknown")
+    return value.isoformat()
 
 
 def job_body(

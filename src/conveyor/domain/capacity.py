@@ -224,11 +224,17 @@ class Candidate:
         return (self.priority, self.run_at, self.id)
 
 
-def fair_order(candidates: Iterable[Candidate], weights: Mapping[UUID, int]) -> list[Candidate]:
+def fair_order(
+    candidates: Iterable[Candidate], weights: Mapping[UUID, int], turns: Sequence[Group] = ()
+) -> list[Candidate]:
     """Candidates in the order a claim takes them. Within a group: most urgent first.
     Within a workspace: its groups in turn (the first of each group, then the second…).
     Across workspaces: turns in proportion to weight (a workspace of weight 2 gets two
-    jobs for another's one). Ties go to the more urgent job."""
+    jobs for another's one). Ties go to the group earlier in `turns` (the order the claim
+    offered its groups, `take_turns`: so a claim of one job goes round them too), then to
+    the more urgent job."""
+    rank = {group: index for index, group in enumerate(turns)}
+    unranked = len(rank)
     by_group: dict[Group, list[Candidate]] = {}
     for candidate in candidates:
         by_group.setdefault(candidate.group, []).append(candidate)
@@ -237,14 +243,21 @@ def fair_order(candidates: Iterable[Candidate], weights: Mapping[UUID, int]) -> 
         members.sort(key=lambda c: c.urgency)
         for turn, candidate in enumerate(members):
             workspace_turns.setdefault(candidate.workspace_id, []).append((turn, candidate))
-    ranked: list[tuple[float, tuple[int, datetime, UUID], Candidate]] = []
-    for workspace, turns in workspace_turns.items():
-        turns.sort(key=lambda item: (item[0], item[1].urgency))
+    ranked: list[tuple[float, int, tuple[int, datetime, UUID], Candidate]] = []
+    for workspace, in_turn in workspace_turns.items():
+        in_turn.sort(key=lambda item: (item[0], rank.get(item[1].group, unranked), item[1].urgency))
         weight = weights.get(workspace, DEFAULT_WEIGHT)
-        for position, (_, candidate) in enumerate(turns):
-            ranked.append(((position + 1) / weight, candidate.urgency, candidate))
-    ranked.sort(key=lambda item: (item[0], item[1]))
-    return [candidate for _, _, candidate in ranked]
+        for position, (_, candidate) in enumerate(in_turn):
+            ranked.append(
+                (
+                    (position + 1) / weight,
+                    rank.get(candidate.group, unranked),
+                    candidate.urgency,
+                    candidate,
+                )
+            )
+    ranked.sort(key=lambda item: item[:3])
+    return [item[3] for item in ranked]
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,13 +265,15 @@ class Admission:
     """What a claim may start: `admitted`, in the order taken; `starts`, how many starts
     count against each limit; `governing`, the limits each admitted job counts against;
     `blocked`, the limits that kept jobs waiting and why; `wake_at`, the earliest a rate
-    window lets a waiting job start."""
+    window lets a waiting job start; `looked`, how many of the candidates it weighed
+    before it was full (the rest had no turn)."""
 
     admitted: list[Candidate]
     starts: dict[tuple[UUID, str], int] = field(default_factory=dict)
     governing: dict[UUID, tuple[str, ...]] = field(default_factory=dict)
     blocked: dict[tuple[UUID, str], WaitReason] = field(default_factory=dict)
     wake_at: datetime | None = None
+    looked: int = 0
 
 
 def admit(
@@ -273,9 +288,11 @@ def admit(
     starts: dict[tuple[UUID, str], int] = {}
     blocked: dict[tuple[UUID, str], WaitReason] = {}
     governing: dict[UUID, tuple[str, ...]] = {}
+    looked = 0
     for candidate in ordered:
         if len(admitted) == limit:
             break
+        looked += 1
         keys = [
             (candidate.workspace_id, name)
             for name in limit_names(candidate.type, candidate.concurrency_key)
@@ -296,4 +313,4 @@ def admit(
         for key in blocked
         if (when := states[key].frees_at(starts.get(key, 0), now)) is not None
     ]
-    return Admission(admitted, starts, governing, blocked, min(wake_times, default=None))
+    return Admission(admitted, starts, governing, blocked, min(wake_times, default=None), looked)

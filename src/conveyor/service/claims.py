@@ -21,6 +21,10 @@ ROUNDS = 3
 their whole share, or waited for the next claim's turn), looks again at once, this many
 times in all."""
 
+NEXT_TURN_SECONDS = 0.05
+"""How soon a waiting claim looks again when it found nothing in the groups it reached
+while others waited their turn (more than `ROUNDS` claims' worth, all held by limits)."""
+
 Scope = UUID | Sequence[UUID] | None
 """Where a claim takes from: one workspace, several, or (None) every workspace."""
 
@@ -85,6 +89,8 @@ class JobClaims(JobServiceCore):
                 wait = min(remaining, self.poll_interval)
                 if outcome.wake_in is not None:
                     wait = min(wait, outcome.wake_in)
+                if outcome.more:  # groups still wait their turn: theirs comes soon
+                    wait = min(wait, NEXT_TURN_SECONDS)
                 self.waiting_claims += 1
                 try:
                     with contextlib.suppress(TimeoutError):

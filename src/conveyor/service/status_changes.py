@@ -11,6 +11,7 @@ from conveyor.domain.errors import StartsOnlyByClaim
 from conveyor.domain.events import JsonValue
 from conveyor.domain.jobs import Job, JobStatus
 from conveyor.domain.limits import validate_json
+from conveyor.domain.status import can_transition
 from conveyor.service.core import JobServiceCore
 
 
@@ -79,14 +80,12 @@ class StatusChanges(JobServiceCore):
         return job
 
     async def _refuse_if_limited(self, workspace_id: UUID, job_id: UUID) -> None:
+        """StartsOnlyByClaim if limits govern the job and its status may move to RUNNING
+        (where it may not, the change itself says why)."""
         job = await self.store.jobs.get_job(workspace_id, job_id)
-        if job is None:
-            return  # the change itself says it is not found
+        if job is None or not can_transition(job.status, JobStatus.RUNNING):
+            return
         names = limit_names(job.type, job.concurrency_key)
-        governing = await self.store.limits.with_counts(workspace_id, names)
+        governing = await self.store.limits.existing(workspace_id, names)
         if governing:
-            raise StartsOnlyByClaim(
-                job.id,
-                tuple(counts.limit.name for counts in governing),
-                current_version=job.version,
-            )
+            raise StartsOnlyByClaim(job.id, tuple(governing), current_version=job.version)

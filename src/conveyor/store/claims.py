@@ -25,14 +25,16 @@ claimers when room appears (a limited job leaving RUNNING, a limit changing).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, NamedTuple
 from uuid import UUID
 
 from conveyor.domain.capacity import (
     TYPE_LIMIT_PREFIX,
+    Admission,
+    Candidate,
     Group,
     Limit,
     LimitState,
@@ -49,9 +51,11 @@ PLAN_REUSE_SECONDS = 0.2
 """How long a claim's plan serves the next claims of the same scope on PostgreSQL, while
 each takes all it asks for: a draining worker claims every few milliseconds, and reading
 the plan each time cost a fifth of its rate. A workspace whose first jobs come due
-meanwhile waits at most this long for its turn; a limit created meanwhile is not missed
-(`picked_unlimited` takes nothing from a workspace that has limits, and the claim plans
-afresh)."""
+meanwhile waits at most this long for its turn. A limit committed before a claim's start
+statement is seen (`picked_unlimited` takes nothing from a workspace that has limits, and
+the claim plans afresh); one committed while that statement runs is concurrent with it,
+as with a fresh plan, and governs the claims after it."""
+CANDIDATES_PER_SLOT_UNDER_LIMITS = 2
 _REMEMBERED = 10_000
 """Workspaces (and scopes) the planner keeps turns of before it starts afresh."""
 
@@ -91,9 +95,11 @@ class KeyScan(NamedTuple):
 
 
 class Turns(NamedTuple):
-    """A claim's share of each group in its turn; `waiting`: groups beyond the budget wait
-    for the next claim (which may find work where this one's groups had none)."""
+    """A claim's groups in the order offered (`order`), each one's share of the claim
+    (`shares`); `waiting`: groups beyond the budget wait for the next claim (which may find
+    work where this one's groups had none)."""
 
+    order: list[Group]
     shares: dict[Group, int]
     waiting: bool
 
@@ -106,34 +112,75 @@ class Turns(NamedTuple):
         return self.waiting or (len(self.shares) > 1 and started > 0)
 
 
-def _scope_key(request: ClaimRequest) -> tuple[object, object]:
-    workspaces = None if request.workspaces is None else tuple(request.workspaces)
-    types = None if request.types is None else tuple(request.types)
-    return workspaces, types
+class ScopeKey(NamedTuple):
+    """The claims that share turns: those of the same workspaces and types."""
+
+    workspaces: tuple[UUID, ...] | None
+    types: tuple[str, ...] | None
+
+    @classmethod
+    def of(cls, request: ClaimRequest) -> ScopeKey:
+        workspaces = None if request.workspaces is None else tuple(request.workspaces)
+        types = None if request.types is None else tuple(request.types)
+        return cls(workspaces, types)
+
+
+def _bounded(remembered: dict[Any, Any], most: int = _REMEMBERED) -> None:
+    """Forget the entries used longest ago beyond `most` (dicts keep insertion order, and
+    every use re-inserts)."""
+    while len(remembered) > most:
+        del remembered[next(iter(remembered))]
+
+
+@dataclass
+class ScopeTurns:
+    """What a process remembers of the claims of one scope."""
+
+    rotation: dict[UUID, str | None] = field(default_factory=dict)
+    """Per workspace, the last group a claim started jobs of (None: its jobs without a
+    key): the next claim's turns start after it."""
+    served: dict[UUID, float] = field(default_factory=dict)
+    """Per workspace, the jobs its claims started, divided by its weight."""
+    active: frozenset[UUID] = frozenset()
+    """The workspaces of the last plan."""
+    plan: tuple[float, list[PlannedWorkspace]] | None = None
+    """The last plan that claims took all they asked with, and when it was read."""
+
+
+def keys_to_scan(budget: int) -> int:
+    """How many keys a claim of `budget` reads: one more than it can offer turns to, which
+    says whether others wait for theirs (`Turns.waiting`)."""
+    return budget + 1
+
+
+def unreached(ordered: Sequence[Candidate], admission: Admission) -> set[Group]:
+    """The groups none of whose candidates a full claim weighed."""
+    weighed = {candidate.group for candidate in ordered[: admission.looked]}
+    return {candidate.group for candidate in ordered[admission.looked :]} - weighed
 
 
 class ClaimPlanner:
-    """Builds a claim's statements' parts and groups; remembers, per workspace, the group
-    a claim reached (the next starts after it) and how much it was served (the next
-    starts with the workspace served least), and per scope the last plan (on
-    PostgreSQL, a claim soon after one that took all it asked for reuses it)."""
+    """Builds a claim's statements' parts and groups, and remembers per scope (`ScopeKey`)
+    where its claims' turns stopped, how much each workspace was served, and its last plan
+    (on PostgreSQL, a claim soon after one that took all it asked for reuses it)."""
 
     def __init__(self, queries: Queries, codec: ValueCodec) -> None:
         self.queries = queries
         self.codec = codec
-        self._rotation: dict[UUID, str | None] = {}
-        """Per workspace, the group its last claim reached (None: its jobs without a key)."""
-        self._served: dict[UUID, float] = {}
-        """Per workspace, the jobs claims gave it, divided by its weight."""
-        self._active: set[UUID] = set()
-        """The workspaces of the last claim's plan."""
-        self._plans: dict[tuple[object, object], tuple[float, list[PlannedWorkspace]]] = {}
+        self._scopes: dict[ScopeKey, ScopeTurns] = {}
 
-    def scope(self, request: ClaimRequest) -> tuple[str, dict[str, Any]]:
-        """`{scope}`: the workspaces a claim may take from."""
+    def _turns(self, request: ClaimRequest) -> ScopeTurns:
+        key = ScopeKey.of(request)
+        turns = self._scopes.pop(key, None) or ScopeTurns()
+        self._scopes[key] = turns
+        _bounded(self._scopes)
+        return turns
+
+    def scope(self, request: ClaimRequest, column: str = "w.id") -> tuple[str, dict[str, Any]]:
+        """`{scope}`: the workspaces a claim may take from (`column` among them)."""
         if request.workspaces is None:
             return "1 = 1", {}
-        return self.queries.in_list("w.id", "workspaces"), {"workspaces": list(request.workspaces)}
+        return self.queries.in_list(column, "workspaces"), {"workspaces": list(request.workspaces)}
 
     def type_condition(self, request: ClaimRequest) -> tuple[str, dict[str, Any]]:
         """`{type_condition}`: the job types a claim takes."""
@@ -152,9 +199,8 @@ class ClaimPlanner:
     ) -> tuple[str, dict[str, Any]]:
         """`next_due`, counting jobs due in the last `lookback` seconds: the time since the
         claim's `claim_plan` (a job that came due meanwhile is looked for again at once)."""
-        scope, params = self.scope(request)
-        workspace = self.queries.unindexed("j.workspace_id")
-        sql = self.queries["next_due"].compose(scope=scope, workspace=workspace)
+        scope, params = self.scope(request, self.queries.unindexed("j.workspace_id"))
+        sql = self.queries["next_due"].compose(scope=scope)
         return sql, {**params, "looked": -(lookback + LOOKBACK_MARGIN_SECONDS)}
 
     def limit_statements(
@@ -190,60 +236,91 @@ class ClaimPlanner:
         types, params = self.type_condition(request)
         return self.queries["claimable_keys"].compose(type_condition=types), params
 
-    def keys_after(self, workspace_id: UUID) -> str:
+    @staticmethod
+    def budget(plan: Sequence[PlannedWorkspace], limit: int) -> int:
+        """How many jobs a claim of `limit` picks: where limits govern, twice as many
+        candidates (the limits may refuse some)."""
+        limited = any(workspace.limited for workspace in plan)
+        return CANDIDATES_PER_SLOT_UNDER_LIMITS * limit if limited else limit
+
+    def keys_after(self, request: ClaimRequest, workspace_id: UUID) -> str:
         """Where the skip scan of a workspace's keys starts ('' sorts before every key)."""
-        return self._rotation.get(workspace_id) or ""
+        return self._turns(request).rotation.get(workspace_id) or ""
 
     def split(
-        self, plan: Sequence[PlannedWorkspace], keys: Mapping[UUID, KeyScan], budget: int
+        self,
+        request: ClaimRequest,
+        plan: Sequence[PlannedWorkspace],
+        keys: Mapping[UUID, KeyScan],
+        budget: int,
     ) -> Turns:
-        """How many jobs each group may give a claim of `budget` (`split_fairly`), the
-        groups offered in turn (`take_turns`): within a workspace, on round its cycle of
-        groups (its jobs without a key, then each key in order) from where its last claim
-        stopped; across workspaces, the one served least for its weight first. Groups
-        beyond the budget wait for the next claim, which starts where this one stopped."""
+        """The groups offered in turn (`take_turns`) and how many jobs each may give a claim
+        of `budget` (`split_fairly`): within a workspace, on round its cycle of groups (its
+        jobs without a key, then each key in order) from where its last claim stopped;
+        across workspaces, the one served least for its weight first. Groups beyond the
+        budget wait for the next claim, which starts where this one stopped (`took`)."""
+        scope = self._turns(request)
         weights = {workspace.id: workspace.weight for workspace in plan}
         cycles = {
-            workspace.id: self._cycle(workspace, keys.get(workspace.id, KeyScan()))
+            workspace.id: self._cycle(scope, workspace, keys.get(workspace.id, KeyScan()))
             for workspace in plan
         }
-        served = self._served_floor(plan)
-        in_turn = take_turns(cycles, weights, served)
+        in_turn = take_turns(cycles, weights, self._served_floor(scope, plan))
         groups = in_turn[:budget]
-        for group in groups:
-            self._rotation[group.workspace_id] = group.concurrency_key
-        shares = split_fairly(groups, weights, budget)
-        for group, share in shares.items():
-            served[group.workspace_id] += share / weights[group.workspace_id]
-        self._active = set(weights)
-        if len(self._rotation) > _REMEMBERED or len(self._served) > _REMEMBERED:
-            self._rotation.clear()
-            self._served.clear()
-        return Turns(shares, len(in_turn) > len(groups))
+        return Turns(groups, split_fairly(groups, weights, budget), len(in_turn) > len(groups))
 
-    def _cycle(self, workspace: PlannedWorkspace, scan: KeyScan) -> list[Group]:
+    def took(
+        self,
+        request: ClaimRequest,
+        plan: Sequence[PlannedWorkspace],
+        turns: Turns,
+        started: Mapping[Group, int],
+        unreached: Collection[Group] = (),
+    ) -> None:
+        """Remember what a claim started (how many jobs of each group): each workspace was
+        served that many, and its turns go on after its last group offered that had its
+        turn (all but `unreached`: groups whose candidates the claim, full, never
+        weighed). A group a limit held back had its turn: the next claim offers others."""
+        scope = self._turns(request)
+        weights = {workspace.id: workspace.weight for workspace in plan}
+        for group in turns.order:
+            if group not in unreached:
+                scope.rotation.pop(group.workspace_id, None)
+                scope.rotation[group.workspace_id] = group.concurrency_key
+            count = started.get(group, 0)
+            if count:
+                served = scope.served.get(group.workspace_id, 0.0)
+                scope.served[group.workspace_id] = served + count / weights[group.workspace_id]
+        scope.active = frozenset(weights)
+        _bounded(scope.rotation)
+        _bounded(scope.served)
+
+    @staticmethod
+    def _cycle(scope: ScopeTurns, workspace: PlannedWorkspace, scan: KeyScan) -> list[Group]:
         """A workspace's groups in turn from where its last claim stopped: the group
         without a key comes round before the first key."""
         unkeyed = [Group(workspace.id, None)] if workspace.unkeyed else []
         later = [Group(workspace.id, key) for key in scan.later]
         earlier = [Group(workspace.id, key) for key in scan.earlier]
-        if workspace.id not in self._rotation:
+        if workspace.id not in scope.rotation:
             return unkeyed + later + earlier
         return later + unkeyed + earlier
 
-    def _served_floor(self, plan: Sequence[PlannedWorkspace]) -> dict[UUID, float]:
+    @staticmethod
+    def _served_floor(scope: ScopeTurns, plan: Sequence[PlannedWorkspace]) -> dict[UUID, float]:
         """What the plan's workspaces have been served, those that come back after a
         pause raised to the least of those that kept claiming: a pause banks no turns."""
-        active = [self._served[w.id] for w in plan if w.id in self._active and w.id in self._served]
+        served = scope.served
+        active = [served[w.id] for w in plan if w.id in scope.active and w.id in served]
         floor = min(active, default=0.0)
-        for workspace in plan:
-            self._served[workspace.id] = max(self._served.get(workspace.id, floor), floor)
-        return self._served
+        for workspace in plan:  # re-inserted: used now
+            served[workspace.id] = max(served.pop(workspace.id, floor), floor)
+        return served
 
     def reusable_plan(self, request: ClaimRequest) -> list[PlannedWorkspace] | None:
         """The plan the last claim of the same scope read, while it is fresh
-        (`PLAN_REUSE_SECONDS`) and that claim took all it asked for."""
-        kept = self._plans.get(_scope_key(request))
+        (`PLAN_REUSE_SECONDS`) and claims with it took all they asked for."""
+        kept = self._turns(request).plan
         if kept is None or time.monotonic() - kept[0] > PLAN_REUSE_SECONDS:
             return None
         return kept[1]
@@ -251,12 +328,10 @@ class ClaimPlanner:
     def remember_plan(
         self, request: ClaimRequest, plan: list[PlannedWorkspace], read_at: float
     ) -> None:
-        if len(self._plans) > _REMEMBERED:
-            self._plans.clear()
-        self._plans[_scope_key(request)] = (read_at, plan)
+        self._turns(request).plan = (read_at, plan)
 
     def forget_plan(self, request: ClaimRequest) -> None:
-        self._plans.pop(_scope_key(request), None)
+        self._turns(request).plan = None
 
     def wake_in(self, row: Row | None) -> float | None:
         """Seconds from the database's now to its next due job (`next_due`)."""

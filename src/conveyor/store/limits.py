@@ -60,6 +60,13 @@ class LimitStore:
             )
         return deleted > 0
 
+    async def existing(self, workspace_id: UUID, names: Sequence[str]) -> list[str]:
+        """Which of the limits `names` the workspace has."""
+        sql = self.queries["existing_limits"].compose(names=self.queries.in_list("l.name", "names"))
+        async with self.database.read() as connection:
+            rows = await connection.fetch(sql, {"ws": workspace_id, "names": list(names)})
+        return [row["name"] for row in rows]
+
     async def with_counts(
         self, workspace_id: UUID | None = None, names: Sequence[str] | None = None
     ) -> list[LimitCounts]:

@@ -9,6 +9,7 @@ Shared (`SharedJobStatements`, with postgres.sql's queries where they differ): t
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +27,7 @@ from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEve
 from conveyor.domain.jobs import ClaimRequest, Completion, Job, JobChange, decide_creation_events
 from conveyor.serialization import dumps
 from conveyor.store.changes import guarded_change
-from conveyor.store.claims import ClaimOutcome, KeyScan, PlannedWorkspace
+from conveyor.store.claims import ClaimOutcome, KeyScan, PlannedWorkspace, keys_to_scan, unreached
 from conveyor.store.connection import Connection, Json, Row
 from conveyor.store.jobs import NewJob, SharedJobStatements
 from conveyor.store.postgres import PostgresDatabase
@@ -204,8 +205,8 @@ class PostgresJobStore(SharedJobStatements):
     ) -> ClaimOutcome[Claimed]:
         """Every job the groups' shares pick starts, in one statement; none in a workspace
         that limits govern since the plan was read."""
-        keys = await self._key_scans(connection, plan, request, request.limit)
-        turns = self.planner.split(plan, keys, request.limit)
+        keys = await self._key_scans(connection, plan, request, keys_to_scan(request.limit))
+        turns = self.planner.split(request, plan, keys, request.limit)
         chosen = self.queries["picked_unlimited"].compose(picks=self._group_picks(request, "j.id"))
         rows = await connection.fetch(
             self.queries["start_jobs"].compose(chosen=chosen, answer=answer.columns),
@@ -217,6 +218,7 @@ class PostgresJobStore(SharedJobStatements):
             },
         )
         jobs = [answer.from_row(self.rows, row) for row in rows]
+        self.planner.took(request, plan, turns, turns.shares)
         if len(jobs) < request.limit:
             self.planner.forget_plan(request)
         more = turns.more(len(jobs), request.limit)
@@ -247,11 +249,12 @@ class PostgresJobStore(SharedJobStatements):
         planner, q = self.planner, self.queries
         limited = sorted(workspace.id for workspace in plan if workspace.limited)
         weights = {workspace.id: workspace.weight for workspace in plan}
-        budget = 2 * request.limit
+        budget = planner.budget(plan, request.limit)
+        async with self.database.write() as connection:  # not under the locks: reads only
+            keys = await self._key_scans(connection, plan, request, keys_to_scan(budget))
+        turns = planner.split(request, plan, keys, budget)
         async with self.database.transaction() as connection:
             await connection.execute(q["take_claim_locks"].sql, {"workspaces": limited})
-            keys = await self._key_scans(connection, plan, request, budget)
-            turns = planner.split(plan, keys, budget)
             picked = await connection.fetch(
                 self._group_picks(request, _CANDIDATE_COLUMNS),
                 {**self._claim_params(request), **_share_params(turns.shares)},
@@ -277,7 +280,15 @@ class PostgresJobStore(SharedJobStatements):
                     await connection.fetch(starts_sql, params),
                 )
                 states.update(found)
-            admission = admit(fair_order(candidates, weights), states, request.limit, now or _EPOCH)
+            ordered = fair_order(candidates, weights, turns.order)
+            admission = admit(ordered, states, request.limit, now or _EPOCH)
+            planner.took(
+                request,
+                plan,
+                turns,
+                Counter(job.group for job in admission.admitted),
+                unreached(ordered, admission),
+            )
             jobs: list[Claimed] = []
             if admission.admitted:
                 starts = [
@@ -327,7 +338,7 @@ class PostgresJobStore(SharedJobStatements):
         """Up to `most` keys with claimable jobs, starting after the last one this process
         reached, wrapping round to the first."""
         sql, types = self.planner.keys_statement(request)
-        after = self.planner.keys_after(workspace_id)
+        after = self.planner.keys_after(request, workspace_id)
         params = {**types, "ws": workspace_id, "max_groups": most}
         rows = await connection.fetch(sql, {**params, "after": after})
         later = tuple(row["concurrency_key"] for row in rows)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
@@ -39,7 +40,14 @@ from conveyor.domain.jobs import (
     start_event,
 )
 from conveyor.store.changes import guarded_change
-from conveyor.store.claims import ClaimOutcome, KeyScan, PlannedWorkspace
+from conveyor.store.claims import (
+    ClaimOutcome,
+    KeyScan,
+    PlannedWorkspace,
+    Turns,
+    keys_to_scan,
+    unreached,
+)
 from conveyor.store.connection import Json
 from conveyor.store.jobs import JobRef, NewJob, SharedJobStatements, event_params
 from conveyor.store.projections import Claimed, Completed, Projection
@@ -177,19 +185,22 @@ class SqliteJobStore(SharedJobStatements):
                 due = connection.execute(due_sql, encode_params(due_params)).fetchone()
                 return _Claimed([], planner.wake_in(due), ()), []
             limited = any(workspace.limited for workspace in plan)
-            budget = 2 * request.limit if limited else request.limit
+            budget = planner.budget(plan, request.limit)
             keys = {
-                workspace.id: self._claimable_keys(connection, workspace.id, request, budget)
+                workspace.id: self._claimable_keys(
+                    connection, workspace.id, request, keys_to_scan(budget)
+                )
                 for workspace in plan
                 if workspace.keyed
             }
             weights = {workspace.id: workspace.weight for workspace in plan}
-            turns = planner.split(plan, keys, budget)
+            turns = planner.split(request, plan, keys, budget)
             if limited:
                 rows, wake_in = self._claim_under_limits(
-                    connection, request, plan, turns.shares, weights, types, claim_params
+                    connection, request, plan, turns, weights, types, claim_params
                 )
             else:
+                planner.took(request, plan, turns, turns.shares)
                 rows, wake_in = [], None
                 for group, share in turns.shares.items():
                     picks, params = self._picks(group, types)
@@ -237,7 +248,7 @@ class SqliteJobStore(SharedJobStatements):
         """Up to `most` keys with claimable jobs, starting after the last one this process
         reached, wrapping round to the first."""
         sql, types = self.planner.keys_statement(request)
-        after = self.planner.keys_after(workspace_id)
+        after = self.planner.keys_after(request, workspace_id)
         params = encode_params({**types, "ws": workspace_id, "max_groups": most})
         later = tuple(row[0] for row in connection.execute(sql, {**params, "after": after}))
         if len(later) >= most or not after:
@@ -251,7 +262,7 @@ class SqliteJobStore(SharedJobStatements):
         connection: Executor,
         request: ClaimRequest,
         plan: Sequence[PlannedWorkspace],
-        shares: dict[Group, int],
+        turns: Turns,
         weights: dict[UUID, int],
         types: str,
         claim_params: dict[str, Any],
@@ -260,7 +271,7 @@ class SqliteJobStore(SharedJobStatements):
         those (the writer is this batch's alone: nothing can start meanwhile)."""
         q = self.queries
         candidates: list[Candidate] = []
-        for group, share in shares.items():
+        for group, share in turns.shares.items():
             sql, params = self._picks(group, types)
             picks = {**params, "share": share}
             if "types" in claim_params:
@@ -297,7 +308,15 @@ class SqliteJobStore(SharedJobStatements):
                 connection.execute(starts_sql, encode_params(params)).fetchall(),
             )
             states.update(found)
-        admission = admit(fair_order(candidates, weights), states, request.limit, now or _EPOCH)
+        ordered = fair_order(candidates, weights, turns.order)
+        admission = admit(ordered, states, request.limit, now or _EPOCH)
+        self.planner.took(
+            request,
+            plan,
+            turns,
+            Counter(job.group for job in admission.admitted),
+            unreached(ordered, admission),
+        )
         rows = []
         start = q["start_jobs"].compose(chosen=":id")
         for candidate in admission.admitted:

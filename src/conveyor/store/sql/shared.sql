@@ -61,17 +61,18 @@ WITH RECURSIVE keys(concurrency_key) AS (
 SELECT concurrency_key FROM keys WHERE concurrency_key IS NOT NULL LIMIT :max_groups;
 
 -- name: next_due
--- When the next job in {scope} comes due: a waiting claim's timer. For each workspace, a
--- walk of ix_jobs_due (by due time) from :looked to its first job: {workspace} keeps
--- SQLite off the workspace's other indexes, which hold its whole history. Jobs due since :looked (negative seconds from now: when the claim looked
--- for due jobs) count too: one that came due between the two looks answers a due time
--- already past, so the claim looks again at once instead of waiting for the next one.
-SELECT min((
+-- When the next job in {scope} comes due: a waiting claim's timer. One walk of ix_jobs_due
+-- (by due time) from :looked to the first job in scope: {scope} names the workspace
+-- column so no database reaches it through an index (`unindexed`), which would read the
+-- workspace's whole history. Jobs due since :looked (negative seconds from now: when the
+-- claim looked for due jobs) count too: one that came due between the two looks answers a
+-- due time already past, so the claim looks again at once instead of waiting for the next
+-- one.
+SELECT (
     SELECT j.run_at FROM jobs j
-    WHERE {workspace} = w.id AND {claimable:j} AND j.run_at > conveyor_after(:looked)
+    WHERE {claimable:j} AND j.run_at > conveyor_after(:looked) AND {scope}
     ORDER BY j.run_at LIMIT 1
-)) AS due, conveyor_now() AS now
-FROM workspaces w WHERE {scope};
+) AS due, conveyor_now() AS now;
 
 -- name: limit_states
 -- The limits named (:names, {names}) of a workspace, with how many of their jobs run now:
@@ -318,6 +319,10 @@ ON CONFLICT (workspace_id, name) DO UPDATE SET max_running = :max_running,
 
 -- name: delete_limit
 DELETE FROM limits WHERE workspace_id = :ws AND name = :name;
+
+-- name: existing_limits
+-- Which of the limits named ({names}) a workspace has.
+SELECT l.name FROM limits l WHERE l.workspace_id = :ws AND {names} ORDER BY l.name;
 
 -- name: limits_with_counts
 -- Limits ({which}) with what they govern now: running and queued jobs (by concurrency key,
