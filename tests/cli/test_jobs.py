@@ -96,18 +96,8 @@ async def test_create_a_job_for_later_and_under_a_key(
     server: RunningServer, keys: dict[str, str]
 ) -> None:
     env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
-    ran = await conveyor(
-        "jobs",
-        "create",
-        "--type",
-        "t",
-        "--run-at",
-        "2031-01-02T03:04:05+00:00",
-        "--concurrency-key",
-        "acme",
-        "--json",
-        env=env,
-    )
+    later = "jobs create --type t --run-at 2031-01-02T03:04:05+00:00 --concurrency-key acme --json"
+    ran = await conveyor(*later.split(), env=env)
     assert ran.code == 0, ran.output
     job = json.loads(ran.out)
     assert job["run_at"].startswith("2031-01-02T03:04:05"), job

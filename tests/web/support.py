@@ -66,6 +66,14 @@ class Dashboard:
             "link", name=name, exact=True
         )
 
+    async def new_job_dialog(self, job_type: str) -> Locator:
+        """Opens the New job dialog from the jobs page and types the job's type into it."""
+        await self.go("#/jobs")
+        await self.page.get_by_test_id("new-job").click()
+        dialog = self.page.get_by_test_id("new-job-dialog")
+        await dialog.get_by_label("Type").fill(job_type)
+        return dialog
+
     def job_row(self, job_id: str) -> Locator:
         return self.page.locator(f'[data-testid="job-row"][data-job-id="{job_id}"]')
 

@@ -18,10 +18,7 @@ async def test_a_job_created_with_a_timeout_shows_it_and_its_timed_out_attempt(
     async with dashboard(browser, server) as board:
         page = board.page
         await board.sign_in(keys["client"])
-        await board.go("#/jobs")
-        await page.get_by_test_id("new-job").click()
-        dialog = page.get_by_test_id("new-job-dialog")
-        await dialog.get_by_label("Type").fill("report.build")
+        dialog = await board.new_job_dialog("report.build")
         timeout = dialog.get_by_label("Timeout in seconds (optional)")
         await timeout.fill("0")
         await dialog.get_by_role("button", name="Create job").click()

@@ -18,10 +18,7 @@ async def test_a_held_job_is_created_from_the_dialog_and_released_from_its_page(
     async with dashboard(browser, server) as board:
         page = board.page
         await board.sign_in(keys["client"])
-        await board.go("#/jobs")
-        await page.get_by_test_id("new-job").click()
-        dialog = page.get_by_test_id("new-job-dialog")
-        await dialog.get_by_label("Type").fill("invoice.send")
+        dialog = await board.new_job_dialog("invoice.send")
         await dialog.get_by_label("Payload (JSON)").fill('{"invoice": 7}')
         await dialog.get_by_label("Hold it").check()
         await dialog.get_by_role("button", name="Create job").click()

@@ -18,10 +18,7 @@ async def test_a_job_created_to_run_later(
     async with dashboard(browser, server) as board:
         page = board.page
         await board.sign_in(keys["client"])
-        await board.go("#/jobs")
-        await page.get_by_test_id("new-job").click()
-        dialog = page.get_by_test_id("new-job-dialog")
-        await dialog.get_by_label("Type").fill("report.build")
+        dialog = await board.new_job_dialog("report.build")
         await dialog.get_by_label("Run at (optional)").fill("2031-01-02T03:04:05")
         await dialog.get_by_role("button", name="Create job").click()
         await expect(dialog).to_have_count(0)
