@@ -313,8 +313,15 @@ def test_start_runs_a_job_under_a_new_lease(status: JobStatus) -> None:
         stamp=frozenset({"started_at"}),
         delay={"lease_expires_at": 45.0},
         events=(NewEvent(JOB_STARTED, ACTOR, {"attempt": 2, "worker_id": "w-9"}),),
+        unless_limits=("type:email.send",),
     )
     assert change.allowed_sources == {S.PENDING, S.QUEUED}
+
+
+def test_start_by_name_is_stored_only_while_no_limit_governs_the_job() -> None:
+    job = make_job(S.QUEUED, concurrency_key="acme")
+    change = decide_start(job, worker_id="w-9", lease_id=uuid4(), lease_seconds=45.0, actor=ACTOR)
+    assert set(change.unless_limits) == {"acme", "type:email.send"}
 
 
 @pytest.mark.parametrize("status", [S.RUNNING, *sorted(TERMINAL_STATUSES)])

@@ -202,6 +202,50 @@ async def test_full_keys_do_not_hold_back_a_key_with_room(
     assert job.id == free.id
 
 
+async def test_a_workspace_whose_groups_a_limit_holds_does_not_take_every_turn(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """A's 40 keys are all under a paused limit; B has jobs without a key. A turn a limit
+    spent still counts as A's: every claim of five keeps starting B's jobs."""
+    other = await WorkspaceService(store).create_workspace("tenant-b")
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "type:t", max_running=None, rate=None, paused=True)
+    held = [JobSpec(type="t", concurrency_key=f"k{index:02}") for index in range(40)]
+    await service.create_jobs(workspace.id, held, ACTOR)
+    await service.create_jobs(other.id, [JobSpec(type="t")] * 200, ACTOR)
+    started = [len(await claim(service, None, 5)) for _ in range(20)]
+    assert min(started) >= 1, f"a claim started none of B's jobs: {started}"
+    assert sum(started) >= 40, started
+
+
+async def test_a_claim_held_back_by_limits_waits_to_be_woken_not_polling(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """Twenty keys, all full: a waiting claim of one goes round them once, then waits for
+    room (a limit changing wakes it), not looking again every few milliseconds."""
+    limits = LimitService(store, service.work_signal)
+    for index in range(20):
+        await limits.put(workspace.id, f"k{index:02}", max_running=0, rate=None, paused=False)
+    held = [JobSpec(type="t", concurrency_key=f"k{index:02}") for index in range(20)]
+    await service.create_jobs(workspace.id, held, ACTOR)
+    looks = 0
+    claim_jobs = service.jobs.claim_jobs
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        nonlocal looks
+        looks += 1
+        return await claim_jobs(*args, **kwargs)  # type: ignore[arg-type]
+
+    service.jobs.claim_jobs = counted  # type: ignore[method-assign]
+    waiting = asyncio.create_task(claim(service, workspace.id, 1, wait_seconds=10))
+    await asyncio.sleep(1.5)
+    gone_round = looks
+    assert gone_round <= 15, f"{gone_round} looks in 1.5 s: the claim polls while limits hold"
+    await limits.put(workspace.id, "k07", max_running=1, rate=None, paused=False)
+    [job] = await asyncio.wait_for(waiting, timeout=5)
+    assert job.concurrency_key == "k07", "woken by the limit's room"
+
+
 async def test_workers_of_different_types_keep_their_own_turns(
     service: JobService, workspace: Workspace
 ) -> None:
@@ -243,6 +287,34 @@ async def test_a_job_a_limit_governs_starts_only_through_a_claim(
         workspace.id, free.id, JobStatus.RUNNING, actor=ACTOR, worker_id="w"
     )
     assert started.status == JobStatus.RUNNING
+
+
+async def test_a_limit_that_comes_after_the_check_still_refuses_a_start_by_name(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """The race: the service's look for limits finds none, a limit is put right after; the
+    start itself (guarded in the database, under the claim lock on PostgreSQL) still
+    refuses, and the caller learns why."""
+    limits = LimitService(store, service.work_signal)
+    job, _ = await service.create_job(workspace.id, JobSpec(type="t", concurrency_key="db"), ACTOR)
+    existing = store.limits.existing
+    looks = 0
+
+    async def a_limit_comes_after_the_first_look(workspace_id: UUID, names: list[str]) -> list[str]:
+        nonlocal looks
+        looks += 1
+        if looks == 1:
+            await limits.put(workspace.id, "db", max_running=0, rate=None, paused=False)
+            return []
+        return await existing(workspace_id, names)
+
+    store.limits.existing = a_limit_comes_after_the_first_look  # type: ignore[method-assign]
+    with pytest.raises(StartsOnlyByClaim) as refused:
+        await service.change_status(
+            workspace.id, job.id, JobStatus.RUNNING, actor=ACTOR, worker_id="w"
+        )
+    assert refused.value.limits == ("db",)
+    assert (await service.get_job(workspace.id, job.id)).status == JobStatus.QUEUED
 
 
 async def test_concurrent_claimers_never_run_more_than_max_running(

@@ -28,7 +28,7 @@ def claim_one(
     plans: ClaimPlanner, plan: list[PlannedWorkspace], keys: dict[UUID, KeyScan]
 ) -> Group:
     turns = plans.split(REQUEST, plan, keys, 1)
-    plans.took(REQUEST, plan, turns, turns.shares)
+    plans.took(REQUEST, plan, turns, turns.shares, 1)
     [group] = turns.shares
     return group
 

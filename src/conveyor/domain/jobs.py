@@ -18,7 +18,7 @@ from uuid import UUID
 
 from conveyor.domain import events
 from conveyor.domain.backoff import backoff_delay
-from conveyor.domain.capacity import TYPE_LIMIT_PREFIX
+from conveyor.domain.capacity import TYPE_LIMIT_PREFIX, limit_names
 from conveyor.domain.errors import (
     InvalidInput,
     InvalidTransition,
@@ -266,6 +266,10 @@ class JobChange:
     """Store the change only while the job holds this lease."""
     progress_at_most: int | None = None
     """Store the change only while the job's progress is at most this."""
+    unless_limits: tuple[str, ...] = ()
+    """Store the change only while the workspace has none of these limits: only a claim
+    counts what limits let start. The store checks under the workspace's claim lock, so a
+    claim counting what runs never misses a start made this way."""
 
 
 def _change(
@@ -370,8 +374,9 @@ def decide_enqueue(job: Job, actor: str) -> JobChange:
 def decide_start(
     job: Job, *, worker_id: str, lease_id: UUID, lease_seconds: float, actor: str
 ) -> JobChange:
-    """PENDING/QUEUED → RUNNING for one named job (a claim of a particular job)."""
-    return _change(
+    """PENDING/QUEUED → RUNNING for one named job (a claim of a particular job): only
+    while no limit governs it (`StartsOnlyByClaim` otherwise)."""
+    change = _change(
         job,
         JobStatus.RUNNING,
         values={"worker_id": worker_id, "lease_id": lease_id},
@@ -379,6 +384,7 @@ def decide_start(
         delay={"lease_expires_at": lease_seconds},
         events=(start_event(job.attempt, worker_id, actor),),
     )
+    return replace(change, unless_limits=limit_names(job.type, job.concurrency_key))
 
 
 def start_event(attempt: int, worker_id: str, actor: str) -> NewEvent:

@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 from conveyor.domain import jobs as rules
 from conveyor.domain import timeouts
 from conveyor.domain.capacity import limit_names
-from conveyor.domain.errors import StartsOnlyByClaim
+from conveyor.domain.errors import ConcurrentUpdate, StartsOnlyByClaim
 from conveyor.domain.events import JsonValue
 from conveyor.domain.jobs import Job, JobStatus
 from conveyor.domain.limits import validate_json
@@ -47,30 +47,35 @@ class StatusChanges(JobServiceCore):
         if target == JobStatus.RUNNING:
             await self._refuse_if_limited(workspace_id, job_id)
         new_lease_id = uuid4()
-        job = await self._decide_and_store(
-            workspace_id,
-            job_id,
-            lambda job: (
-                None
-                if target == JobStatus.COMPLETED
-                and rules.is_repeat_completion(job, lease_id, result)
-                else rules.decide_status_request(
-                    job,
-                    target,
-                    actor=actor,
-                    lease_id=lease_id,
-                    worker_id=worker_id,
-                    new_lease_id=new_lease_id,
-                    lease_seconds=timeouts.first_lease_seconds(
-                        job.timeout_seconds, lease_seconds, self.timeout_grace_seconds
-                    ),
-                    result=result,
-                    error=error,
-                    reason=reason,
-                )
-            ),
-            expected_version=expected_version,
-        )
+        try:
+            job = await self._decide_and_store(
+                workspace_id,
+                job_id,
+                lambda job: (
+                    None
+                    if target == JobStatus.COMPLETED
+                    and rules.is_repeat_completion(job, lease_id, result)
+                    else rules.decide_status_request(
+                        job,
+                        target,
+                        actor=actor,
+                        lease_id=lease_id,
+                        worker_id=worker_id,
+                        new_lease_id=new_lease_id,
+                        lease_seconds=timeouts.first_lease_seconds(
+                            job.timeout_seconds, lease_seconds, self.timeout_grace_seconds
+                        ),
+                        result=result,
+                        error=error,
+                        reason=reason,
+                    )
+                ),
+                expected_version=expected_version,
+            )
+        except ConcurrentUpdate:
+            if target == JobStatus.RUNNING:  # a limit came after the check above
+                await self._refuse_if_limited(workspace_id, job_id)
+            raise
         if job.status == JobStatus.QUEUED:
             self.work_signal.notify(workspace_id)
         if target == JobStatus.COMPLETED:

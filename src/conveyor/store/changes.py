@@ -87,6 +87,10 @@ def guarded_change(queries: Queries, workspace_id: UUID, change: JobChange) -> G
         params["progress_at_most"] = change.progress_at_most
     if change.only_if_lease_expired:
         guards.append("lease_expires_at < conveyor_now()")
+    if change.unless_limits:
+        names = queries.in_list("l.name", "unless_limits")
+        guards.append(queries["no_limits_named"].compose(names=names))
+        params["unless_limits"] = list(change.unless_limits)
     assignments = []
     if change.target is not None:
         assignments.append("status = :status")

@@ -25,6 +25,7 @@ claimers when room appears (a limited job leaving RUNNING, a limit changing).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -86,12 +87,31 @@ class PlannedWorkspace:
     unkeyed: bool
 
 
+def governed(plan: Sequence[PlannedWorkspace]) -> bool:
+    """Whether limits govern any of a claim's workspaces (the claim takes the limited
+    path: candidates, the limits' counts, admission)."""
+    return any(workspace.limited for workspace in plan)
+
+
 class KeyScan(NamedTuple):
     """A workspace's keys with claimable jobs: `later`, those after where its last claim
     stopped; `earlier`, those from the first key on, scanned when `later` ran short."""
 
     later: tuple[str, ...] = ()
     earlier: tuple[str, ...] = ()
+
+    @staticmethod
+    def wraps(later: Sequence[str], after: str, most: int) -> bool:
+        """Whether a scan that started after `after` and found `later` goes round to the
+        first key for more."""
+        return bool(after) and len(later) < most
+
+    @classmethod
+    def of(cls, later: Sequence[str], earlier: Sequence[str], most: int) -> KeyScan:
+        """Up to `most` keys: `later`, then those of `earlier` not among them."""
+        seen = set(later)
+        again = [key for key in earlier if key not in seen]
+        return cls(tuple(later), tuple(again[: most - len(later)]))
 
 
 class Turns(NamedTuple):
@@ -106,7 +126,8 @@ class Turns(NamedTuple):
     def more(self, started: int, limit: int) -> bool:
         """Whether a claim that started this many of `limit` should look again at once:
         groups waited for their turn, or one gave all its share while others came up
-        short."""
+        short. (A claim that started nothing also asks whether its claims have gone round
+        every group since the last start: `ClaimPlanner.took`.)"""
         if started >= limit:
             return False
         return self.waiting or (len(self.shares) > 1 and started > 0)
@@ -140,11 +161,16 @@ class ScopeTurns:
     """Per workspace, the last group a claim started jobs of (None: its jobs without a
     key): the next claim's turns start after it."""
     served: dict[UUID, float] = field(default_factory=dict)
-    """Per workspace, the jobs its claims started, divided by its weight."""
+    """Per workspace, the jobs its turns gave claims (at least one a turn), divided by its
+    weight."""
     active: frozenset[UUID] = frozenset()
     """The workspaces of the last plan."""
     plan: tuple[float, list[PlannedWorkspace]] | None = None
     """The last plan that claims took all they asked with, and when it was read."""
+    fruitless: set[Group] = field(default_factory=set)
+    """The groups offered by claims that started nothing since a claim last did: when one
+    comes round again, the claims have gone round every group, and the next looks only
+    when woken (room in a limit, a job coming due) instead of at once."""
 
 
 def keys_to_scan(budget: int) -> int:
@@ -240,8 +266,7 @@ class ClaimPlanner:
     def budget(plan: Sequence[PlannedWorkspace], limit: int) -> int:
         """How many jobs a claim of `limit` picks: where limits govern, twice as many
         candidates (the limits may refuse some)."""
-        limited = any(workspace.limited for workspace in plan)
-        return CANDIDATES_PER_SLOT_UNDER_LIMITS * limit if limited else limit
+        return CANDIDATES_PER_SLOT_UNDER_LIMITS * limit if governed(plan) else limit
 
     def keys_after(self, request: ClaimRequest, workspace_id: UUID) -> str:
         """Where the skip scan of a workspace's keys starts ('' sorts before every key)."""
@@ -274,26 +299,52 @@ class ClaimPlanner:
         request: ClaimRequest,
         plan: Sequence[PlannedWorkspace],
         turns: Turns,
-        started: Mapping[Group, int],
+        given: Mapping[Group, int],
+        started: int,
         unreached: Collection[Group] = (),
-    ) -> None:
-        """Remember what a claim started (how many jobs of each group): each workspace was
-        served that many, and its turns go on after its last group offered that had its
-        turn (all but `unreached`: groups whose candidates the claim, full, never
-        weighed). A group a limit held back had its turn: the next claim offers others."""
+    ) -> bool:
+        """Remember a claim's turns and say whether the next should come at once (`more`).
+        `given`: the jobs each group gave the claim (its share where no limit governs, the
+        jobs admitted where limits do); `started`: the jobs it started in all; `unreached`:
+        groups whose candidates the claim, full, never weighed. Every other group offered
+        had its turn, and a turn costs its workspace at least one job served, a turn a
+        limit spent included, so a workspace whose groups limits hold back does not stay
+        first in line; its turns go on after its last group offered."""
         scope = self._turns(request)
         weights = {workspace.id: workspace.weight for workspace in plan}
-        for group in turns.order:
-            if group not in unreached:
-                scope.rotation.pop(group.workspace_id, None)
-                scope.rotation[group.workspace_id] = group.concurrency_key
-            count = started.get(group, 0)
-            if count:
-                served = scope.served.get(group.workspace_id, 0.0)
-                scope.served[group.workspace_id] = served + count / weights[group.workspace_id]
+        reached = [group for group in turns.order if group not in unreached]
+        for group in reached:
+            scope.rotation.pop(group.workspace_id, None)
+            scope.rotation[group.workspace_id] = group.concurrency_key
+            served = scope.served.get(group.workspace_id, 0.0)
+            cost = max(given.get(group, 0), 1)
+            scope.served[group.workspace_id] = served + cost / weights[group.workspace_id]
         scope.active = frozenset(weights)
         _bounded(scope.rotation)
         _bounded(scope.served)
+        if started:
+            scope.fruitless.clear()
+            return turns.more(started, request.limit)
+        went_round = not scope.fruitless.isdisjoint(reached)
+        if went_round or len(scope.fruitless) > _REMEMBERED:
+            scope.fruitless.clear()
+        else:
+            scope.fruitless.update(reached)
+        return turns.waiting and not went_round
+
+    def took_admitted(
+        self,
+        request: ClaimRequest,
+        plan: Sequence[PlannedWorkspace],
+        turns: Turns,
+        ordered: Sequence[Candidate],
+        admission: Admission,
+        started: int,
+    ) -> bool:
+        """`took` for a claim under limits: each group gave the jobs admitted of it, and
+        the groups whose candidates the full claim never weighed had no turn."""
+        given = Counter(candidate.group for candidate in admission.admitted)
+        return self.took(request, plan, turns, given, started, unreached(ordered, admission))
 
     @staticmethod
     def _cycle(scope: ScopeTurns, workspace: PlannedWorkspace, scan: KeyScan) -> list[Group]:

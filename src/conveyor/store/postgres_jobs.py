@@ -9,7 +9,6 @@ Shared (`SharedJobStatements`, with postgres.sql's queries where they differ): t
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +26,13 @@ from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEve
 from conveyor.domain.jobs import ClaimRequest, Completion, Job, JobChange, decide_creation_events
 from conveyor.serialization import dumps
 from conveyor.store.changes import guarded_change
-from conveyor.store.claims import ClaimOutcome, KeyScan, PlannedWorkspace, keys_to_scan, unreached
+from conveyor.store.claims import (
+    ClaimOutcome,
+    KeyScan,
+    PlannedWorkspace,
+    governed,
+    keys_to_scan,
+)
 from conveyor.store.connection import Connection, Json, Row
 from conveyor.store.jobs import NewJob, SharedJobStatements
 from conveyor.store.postgres import PostgresDatabase
@@ -164,13 +169,22 @@ class PostgresJobStore(SharedJobStatements):
         return await self.with_existing(workspace_id, new_jobs, created)
 
     async def apply_change(self, workspace_id: UUID, change: JobChange) -> Job | None:
-        """The guarded UPDATE and its events in one statement."""
+        """The guarded UPDATE and its events in one statement; a change that limits must
+        not govern (`unless_limits`) under the workspace's claim lock, as a claim counts
+        what runs under it."""
         guarded = guarded_change(self.queries, workspace_id, change)
         sql, params = guarded.sql, guarded.params
         if change.events:
             sql = self.queries["apply_change_with_events"].compose(change=guarded.sql)
             params["events"] = Json(_event_records(change.events))
-        async with self.database.write() as connection:
+        if not change.unless_limits:
+            async with self.database.write() as connection:
+                row = await connection.fetchrow(sql, params)
+            return None if row is None else self.rows.job(row)
+        async with self.database.transaction() as connection:
+            await connection.execute(
+                self.queries["take_claim_locks"].sql, {"workspaces": [workspace_id]}
+            )
             row = await connection.fetchrow(sql, params)
         return None if row is None else self.rows.job(row)
 
@@ -191,7 +205,7 @@ class PostgresJobStore(SharedJobStatements):
                 since = time.monotonic() - looked
                 due = await connection.fetchrow(*planner.next_due_statement(request, since))
                 return ClaimOutcome([], planner.wake_in(due))
-            if not any(workspace.limited for workspace in plan):
+            if not governed(plan):
                 planner.remember_plan(request, plan, looked)
                 return await self._claim_unlimited(connection, request, answer, plan)
         return await self._claim_under_limits(request, answer, plan)
@@ -218,10 +232,9 @@ class PostgresJobStore(SharedJobStatements):
             },
         )
         jobs = [answer.from_row(self.rows, row) for row in rows]
-        self.planner.took(request, plan, turns, turns.shares)
+        more = self.planner.took(request, plan, turns, turns.shares, len(jobs))
         if len(jobs) < request.limit:
             self.planner.forget_plan(request)
-        more = turns.more(len(jobs), request.limit)
         return ClaimOutcome(jobs, None, tuple(workspace.id for workspace in plan), more)
 
     async def _key_scans(
@@ -282,13 +295,6 @@ class PostgresJobStore(SharedJobStatements):
                 states.update(found)
             ordered = fair_order(candidates, weights, turns.order)
             admission = admit(ordered, states, request.limit, now or _EPOCH)
-            planner.took(
-                request,
-                plan,
-                turns,
-                Counter(job.group for job in admission.admitted),
-                unreached(ordered, admission),
-            )
             jobs: list[Claimed] = []
             if admission.admitted:
                 starts = [
@@ -316,7 +322,8 @@ class PostgresJobStore(SharedJobStatements):
         wake_in = None
         if admission.wake_at is not None and now is not None:
             wake_in = max(0.0, (admission.wake_at - now).total_seconds())
-        return ClaimOutcome(jobs, wake_in, tuple(weights), turns.more(len(jobs), request.limit))
+        more = planner.took_admitted(request, plan, turns, ordered, admission, len(jobs))
+        return ClaimOutcome(jobs, wake_in, tuple(weights), more)
 
     def _group_picks(self, request: ClaimRequest, columns: str) -> str:
         types, _ = self.planner.type_condition(request)
@@ -341,12 +348,11 @@ class PostgresJobStore(SharedJobStatements):
         after = self.planner.keys_after(request, workspace_id)
         params = {**types, "ws": workspace_id, "max_groups": most}
         rows = await connection.fetch(sql, {**params, "after": after})
-        later = tuple(row["concurrency_key"] for row in rows)
-        if len(later) >= most or not after:
-            return KeyScan(later)
+        later = [row["concurrency_key"] for row in rows]
+        if not KeyScan.wraps(later, after, most):
+            return KeyScan(tuple(later))
         rows = await connection.fetch(sql, {**params, "after": ""})
-        earlier = [row["concurrency_key"] for row in rows if row["concurrency_key"] not in later]
-        return KeyScan(later, tuple(earlier[: most - len(later)]))
+        return KeyScan.of(later, [row["concurrency_key"] for row in rows], most)
 
     async def complete_jobs(
         self,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
@@ -45,8 +44,8 @@ from conveyor.store.claims import (
     KeyScan,
     PlannedWorkspace,
     Turns,
+    governed,
     keys_to_scan,
-    unreached,
 )
 from conveyor.store.connection import Json
 from conveyor.store.jobs import JobRef, NewJob, SharedJobStatements, event_params
@@ -184,7 +183,6 @@ class SqliteJobStore(SharedJobStatements):
                 due_sql, due_params = planner.next_due_statement(request, since)
                 due = connection.execute(due_sql, encode_params(due_params)).fetchone()
                 return _Claimed([], planner.wake_in(due), ()), []
-            limited = any(workspace.limited for workspace in plan)
             budget = planner.budget(plan, request.limit)
             keys = {
                 workspace.id: self._claimable_keys(
@@ -195,12 +193,11 @@ class SqliteJobStore(SharedJobStatements):
             }
             weights = {workspace.id: workspace.weight for workspace in plan}
             turns = planner.split(request, plan, keys, budget)
-            if limited:
-                rows, wake_in = self._claim_under_limits(
+            if governed(plan):
+                rows, wake_in, more = self._claim_under_limits(
                     connection, request, plan, turns, weights, types, claim_params
                 )
             else:
-                planner.took(request, plan, turns, turns.shares)
                 rows, wake_in = [], None
                 for group, share in turns.shares.items():
                     picks, params = self._picks(group, types)
@@ -209,6 +206,7 @@ class SqliteJobStore(SharedJobStatements):
                         self.queries["start_jobs"].compose(chosen=chosen),
                         encode_params({**claim_params, **params, "share": share, "limited": False}),
                     ).fetchall()
+                more = planner.took(request, plan, turns, turns.shares, len(rows))
             written = [
                 connection.execute(
                     self._insert_event,
@@ -220,7 +218,6 @@ class SqliteJobStore(SharedJobStatements):
                 ).fetchone()
                 for row in rows
             ]
-            more = turns.more(len(rows), request.limit)
             return _Claimed(rows, wake_in, tuple(weights), more), written
 
         claimed = await self._committed(claim)
@@ -250,12 +247,11 @@ class SqliteJobStore(SharedJobStatements):
         sql, types = self.planner.keys_statement(request)
         after = self.planner.keys_after(request, workspace_id)
         params = encode_params({**types, "ws": workspace_id, "max_groups": most})
-        later = tuple(row[0] for row in connection.execute(sql, {**params, "after": after}))
-        if len(later) >= most or not after:
-            return KeyScan(later)
-        again = connection.execute(sql, {**params, "after": ""})
-        earlier = [row[0] for row in again if row[0] not in later]
-        return KeyScan(later, tuple(earlier[: most - len(later)]))
+        later = [row[0] for row in connection.execute(sql, {**params, "after": after})]
+        if not KeyScan.wraps(later, after, most):
+            return KeyScan(tuple(later))
+        earlier = [row[0] for row in connection.execute(sql, {**params, "after": ""})]
+        return KeyScan.of(later, earlier, most)
 
     def _claim_under_limits(
         self,
@@ -266,7 +262,7 @@ class SqliteJobStore(SharedJobStatements):
         weights: dict[UUID, int],
         types: str,
         claim_params: dict[str, Any],
-    ) -> tuple[list[sqlite3.Row], float | None]:
+    ) -> tuple[list[sqlite3.Row], float | None, bool]:
         """Pick candidates, count the limits that govern them, let the domain admit, start
         those (the writer is this batch's alone: nothing can start meanwhile)."""
         q = self.queries
@@ -310,13 +306,6 @@ class SqliteJobStore(SharedJobStatements):
             states.update(found)
         ordered = fair_order(candidates, weights, turns.order)
         admission = admit(ordered, states, request.limit, now or _EPOCH)
-        self.planner.took(
-            request,
-            plan,
-            turns,
-            Counter(job.group for job in admission.admitted),
-            unreached(ordered, admission),
-        )
         rows = []
         start = q["start_jobs"].compose(chosen=":id")
         for candidate in admission.admitted:
@@ -339,7 +328,8 @@ class SqliteJobStore(SharedJobStatements):
         wake_in = None
         if admission.wake_at is not None and now is not None:
             wake_in = max(0.0, (admission.wake_at - now).total_seconds())
-        return rows, wake_in
+        more = self.planner.took_admitted(request, plan, turns, ordered, admission, len(rows))
+        return rows, wake_in, more
 
     async def complete_jobs(
         self,

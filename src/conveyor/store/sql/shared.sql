@@ -320,6 +320,10 @@ ON CONFLICT (workspace_id, name) DO UPDATE SET max_running = :max_running,
 -- name: delete_limit
 DELETE FROM limits WHERE workspace_id = :ws AND name = :name;
 
+-- name: no_limits_named
+-- A guard of `apply_change`: the job's workspace has none of the limits named ({names}).
+NOT EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = :ws AND {names});
+
 -- name: existing_limits
 -- Which of the limits named ({names}) a workspace has.
 SELECT l.name FROM limits l WHERE l.workspace_id = :ws AND {names} ORDER BY l.name;
