@@ -35,4 +35,6 @@ echo "== mypy --strict"
 .venv/bin/mypy
 echo "== pytest"
 mkdir -p test-artifacts
-exec .venv/bin/pytest "$@"
+# Tests run in CONVEYOR_TEST_WORKERS processes (3 by default; 0 runs them in this one),
+# each with its own PostgreSQL server: most of a test's time is waiting, not CPU.
+exec .venv/bin/pytest -n "${CONVEYOR_TEST_WORKERS:-3}" "$@"
