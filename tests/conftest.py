@@ -25,7 +25,6 @@ from tests.support.postgres import PostgresServer, create_database, drop_databas
 
 T = TypeVar("T")
 BACKENDS = ("sqlite", "postgresql")
-TEMPLATE_DATABASE = "conveyor_template"
 _database_numbers = itertools.count()
 
 
@@ -57,16 +56,20 @@ def in_own_thread(function: Callable[[], T]) -> T:
 
 
 @pytest.fixture(scope="session")
-def postgres_template(postgres_server: PostgresServer | ExternalPostgres) -> str:
+def postgres_template(postgres_server: PostgresServer | ExternalPostgres) -> Iterator[str]:
+    """The migrated database each test's is created from: one per test process (pytest-xdist
+    runs several, each building its own, on the same server when it is an external one)."""
     admin = postgres_server.url()
+    name = f"conveyor_template_{os.getpid()}"
 
     def build() -> None:
-        asyncio.run(drop_database(admin, TEMPLATE_DATABASE))
-        asyncio.run(create_database(admin, TEMPLATE_DATABASE))
-        upgrade(DatabaseURL.parse(postgres_server.url(TEMPLATE_DATABASE)))
+        asyncio.run(drop_database(admin, name))
+        asyncio.run(create_database(admin, name))
+        upgrade(DatabaseURL.parse(postgres_server.url(name)))
 
     in_own_thread(build)
-    return TEMPLATE_DATABASE
+    yield name
+    in_own_thread(lambda: asyncio.run(drop_database(admin, name)))
 
 
 @pytest.fixture(scope="session")

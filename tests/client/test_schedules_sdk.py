@@ -14,7 +14,7 @@ def sync_calls(url: str, key: str) -> dict[str, object]:
     with Client(url, key) as client:
         created = client.create_schedule(
             "sync-report",
-            "*/15 * * * *",
+            "0 9 1 1 *",  # fires on no day the test runs: its runs are counted
             "report.build",
             {"kind": "quarterly"},
             timezone="Asia/Tokyo",

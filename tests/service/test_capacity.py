@@ -314,6 +314,7 @@ async def test_a_limit_that_comes_after_the_check_still_refuses_a_start_by_name(
             workspace.id, job.id, JobStatus.RUNNING, actor=ACTOR, worker_id="w"
         )
     assert refused.value.limits == ("db",)
+    assert looks == 2, "the attempt after the guard refused said why, not a retry loop"
     assert (await service.get_job(workspace.id, job.id)).status == JobStatus.QUEUED
 
 

@@ -4,11 +4,12 @@ starts among its groups, and how a workspace that comes back after a pause is se
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from conveyor.domain.capacity import Group
+from conveyor.domain.capacity import Admission, Group
 from conveyor.domain.jobs import ClaimRequest
-from conveyor.store.claims import ClaimPlanner, KeyScan, PlannedWorkspace
+from conveyor.store.claims import ClaimPlanner, KeyScan, NextLook, PlannedWorkspace
 from conveyor.store.queries import queries_for
 from conveyor.store.sqlite import SqliteCodec
 
@@ -28,7 +29,7 @@ def claim_one(
     plans: ClaimPlanner, plan: list[PlannedWorkspace], keys: dict[UUID, KeyScan]
 ) -> Group:
     turns = plans.split(REQUEST, plan, keys, 1)
-    plans.took(REQUEST, plan, turns, turns.shares, 1)
+    plans.took(REQUEST, plan, turns, turns.shares)
     [group] = turns.shares
     return group
 
@@ -55,3 +56,64 @@ def test_a_workspace_back_from_a_pause_banks_no_turns() -> None:
     both = [workspace(A), workspace(B)]
     taken = Counter(claim_one(plans, both, {}).workspace_id for _ in range(6))
     assert taken == {A: 3, B: 3}
+
+
+NOW = datetime(2026, 12, 5, tzinfo=UTC)
+
+
+def scan(plans: ClaimPlanner, workspace_id: UUID, keys: list[str]) -> KeyScan:
+    """The keys a claim scans, as `claimable_keys` reads them: after where the last stopped,
+    then from the first."""
+    after = plans.keys_after(REQUEST, workspace_id)
+    later = [key for key in keys if key > after]
+    return KeyScan.of(later, keys if KeyScan.wraps(later, after, 3) else [], 3)
+
+
+def look_refused(
+    plans: ClaimPlanner, plan: list[PlannedWorkspace], keys: dict[UUID, list[str]], **wake: float
+) -> NextLook:
+    """A claim of one under limits (budget 2) whose every candidate a limit refuses; a rate
+    window ends `wake["in_seconds"]` from now, if given."""
+    turns = plans.split(REQUEST, plan, {ws: scan(plans, ws, k) for ws, k in keys.items()}, 2)
+    wake_at = NOW + timedelta(seconds=wake["in_seconds"]) if wake else None
+    return plans.took_admitted(REQUEST, plan, turns, [], Admission([], wake_at=wake_at), 0, NOW)
+
+
+def limited(identifier: UUID, *, keyed: bool, unkeyed: bool) -> PlannedWorkspace:
+    return PlannedWorkspace(identifier, 1, limited=True, keyed=keyed, unkeyed=unkeyed)
+
+
+def test_claims_limits_hold_back_look_on_until_every_workspace_went_round() -> None:
+    """A's one group comes round on every claim; B's eight keys take four: the claims look
+    again at once until B's have all been offered, then wait to be woken."""
+    plans = planner()
+    plan = [limited(A, keyed=False, unkeyed=True), limited(B, keyed=True, unkeyed=False)]
+    keys = {B: [f"k{n}" for n in range(8)]}
+    looks = [look_refused(plans, plan, keys).more for _ in range(12)]
+    went_round = looks.index(False)
+    assert looks[:went_round] == [True] * went_round
+    assert went_round >= 8, "B's eight keys were offered one a look before the claims stopped"
+    assert looks[went_round + 1] is True, "a claim woken afterwards looks round again"
+
+
+def test_the_earliest_rate_window_any_fruitless_look_met_is_kept_for_the_wait() -> None:
+    plans = planner()
+    plan = [limited(A, keyed=True, unkeyed=False)]
+    keys = {A: ["k1", "k2", "k3", "k4"]}
+    first = look_refused(plans, plan, keys, in_seconds=2.0)
+    assert first.more
+    last = look_refused(plans, plan, keys)
+    while last.more:
+        last = look_refused(plans, plan, keys)
+    assert last.wake_in is not None
+    assert 1.5 < last.wake_in <= 2.0
+
+
+def test_a_claim_that_starts_a_job_begins_the_round_afresh() -> None:
+    plans = planner()
+    plan = [limited(A, keyed=True, unkeyed=False)]
+    keys = {A: ["k1", "k2", "k3", "k4"]}
+    assert look_refused(plans, plan, keys).more
+    turns = plans.split(REQUEST, plan, {A: scan(plans, A, keys[A])}, 2)
+    plans.took_admitted(REQUEST, plan, turns, [], Admission([]), 1, NOW)
+    assert [look_refused(plans, plan, keys).more for _ in range(2)] == [True, True]

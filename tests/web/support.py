@@ -5,6 +5,7 @@ HTTP, and a workspace with an hour of history."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -83,10 +84,15 @@ class Dashboard:
         assert not found, "the page reported problems:\n" + "\n".join(found)
 
     async def screenshot(self, path: Path, *, full_page: bool = False) -> None:
+        """Save the page as a PNG at `path`, whole: a test run on both databases in two
+        processes at once writes the same file twice, and the last one wins."""
         path.parent.mkdir(parents=True, exist_ok=True)
         if full_page:  # from the top, where the sticky header belongs
             await self.page.evaluate("window.scrollTo(0, 0)")
-        await self.page.screenshot(path=str(path), full_page=full_page)
+        image = await self.page.screenshot(full_page=full_page)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_bytes(image)
+        partial.replace(path)
 
 
 def _expected(message: ConsoleMessage) -> bool:

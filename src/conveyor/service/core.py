@@ -71,9 +71,12 @@ class JobServiceCore:
         decide: Callable[[Job], JobChange | None],
         *,
         expected_version: int | None = None,
+        refuse: Callable[[Job], Awaitable[None]] | None = None,
     ) -> Job:
         """Decide on a fresh read and compare-and-set, again while others win the race.
-        `decide` returning None means "nothing to do": the job is returned as it is."""
+        `decide` returning None means "nothing to do": the job is returned as it is.
+        `refuse`, given the fresh read before each decision, raises what the database's
+        state beside the job forbids (a guard of the change that the store checks too)."""
 
         async def attempt() -> Job:
             job = await self.require_job(workspace_id, job_id)
@@ -81,6 +84,8 @@ class JobServiceCore:
                 raise ConcurrentUpdate(
                     job_id, expected_version=expected_version, current_version=job.version
                 )
+            if refuse is not None:
+                await refuse(job)
             change = decide(job)
             if change is None:
                 return job

@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 from conveyor.domain import jobs as rules
 from conveyor.domain import timeouts
 from conveyor.domain.capacity import limit_names
-from conveyor.domain.errors import ConcurrentUpdate, StartsOnlyByClaim
+from conveyor.domain.errors import StartsOnlyByClaim
 from conveyor.domain.events import JsonValue
 from conveyor.domain.jobs import Job, JobStatus
 from conveyor.domain.limits import validate_json
@@ -44,38 +44,32 @@ class StatusChanges(JobServiceCore):
         Not to RUNNING where a limit governs the job: only a claim counts what limits let
         start (StartsOnlyByClaim)."""
         validate_json(result, "result", self.limits)
-        if target == JobStatus.RUNNING:
-            await self._refuse_if_limited(workspace_id, job_id)
         new_lease_id = uuid4()
-        try:
-            job = await self._decide_and_store(
-                workspace_id,
-                job_id,
-                lambda job: (
-                    None
-                    if target == JobStatus.COMPLETED
-                    and rules.is_repeat_completion(job, lease_id, result)
-                    else rules.decide_status_request(
-                        job,
-                        target,
-                        actor=actor,
-                        lease_id=lease_id,
-                        worker_id=worker_id,
-                        new_lease_id=new_lease_id,
-                        lease_seconds=timeouts.first_lease_seconds(
-                            job.timeout_seconds, lease_seconds, self.timeout_grace_seconds
-                        ),
-                        result=result,
-                        error=error,
-                        reason=reason,
-                    )
-                ),
-                expected_version=expected_version,
-            )
-        except ConcurrentUpdate:
-            if target == JobStatus.RUNNING:  # a limit came after the check above
-                await self._refuse_if_limited(workspace_id, job_id)
-            raise
+        job = await self._decide_and_store(
+            workspace_id,
+            job_id,
+            lambda job: (
+                None
+                if target == JobStatus.COMPLETED
+                and rules.is_repeat_completion(job, lease_id, result)
+                else rules.decide_status_request(
+                    job,
+                    target,
+                    actor=actor,
+                    lease_id=lease_id,
+                    worker_id=worker_id,
+                    new_lease_id=new_lease_id,
+                    lease_seconds=timeouts.first_lease_seconds(
+                        job.timeout_seconds, lease_seconds, self.timeout_grace_seconds
+                    ),
+                    result=result,
+                    error=error,
+                    reason=reason,
+                )
+            ),
+            expected_version=expected_version,
+            refuse=self._refuse_if_limited if target == JobStatus.RUNNING else None,
+        )
         if job.status == JobStatus.QUEUED:
             self.work_signal.notify(workspace_id)
         if target == JobStatus.COMPLETED:
@@ -84,13 +78,14 @@ class StatusChanges(JobServiceCore):
             self.observer.job_settled(job)
         return job
 
-    async def _refuse_if_limited(self, workspace_id: UUID, job_id: UUID) -> None:
+    async def _refuse_if_limited(self, job: Job) -> None:
         """StartsOnlyByClaim if limits govern the job and its status may move to RUNNING
-        (where it may not, the change itself says why)."""
-        job = await self.store.jobs.get_job(workspace_id, job_id)
-        if job is None or not can_transition(job.status, JobStatus.RUNNING):
+        (where it may not, the change itself says why). Checked on each attempt's fresh
+        read: a limit put after one attempt refuses the next, whose guard
+        (`JobChange.unless_limits`) it failed."""
+        if not can_transition(job.status, JobStatus.RUNNING):
             return
         names = limit_names(job.type, job.concurrency_key)
-        governing = await self.store.limits.existing(workspace_id, names)
+        governing = await self.store.limits.existing(job.workspace_id, names)
         if governing:
             raise StartsOnlyByClaim(job.id, tuple(governing), current_version=job.version)

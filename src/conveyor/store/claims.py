@@ -58,7 +58,8 @@ the claim plans afresh); one committed while that statement runs is concurrent w
 as with a fresh plan, and governs the claims after it."""
 CANDIDATES_PER_SLOT_UNDER_LIMITS = 2
 _REMEMBERED = 10_000
-"""Workspaces (and scopes) the planner keeps turns of before it starts afresh."""
+"""Workspaces (and scopes, and groups offered by fruitless looks) the planner keeps before
+it starts afresh."""
 
 LOOKBACK_MARGIN_SECONDS = 0.001
 """Added to a claim's own reckoning of the time between its two looks (`next_due`): the
@@ -74,8 +75,9 @@ class ClaimOutcome(NamedTuple, Generic[Claimed]):
     workspaces: tuple[UUID, ...] = ()
     """The workspaces it found claimable work in."""
     more: bool = False
-    """Some group may have more right away: it gave its whole share, or waited for the next
-    claim's turn."""
+    """Look again at once: some group may have more right away (it gave its whole share,
+    or waited for the next claim's turn), and under limits, the claims that started
+    nothing have not yet gone round every group (`FruitlessLooks`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +128,8 @@ class Turns(NamedTuple):
     def more(self, started: int, limit: int) -> bool:
         """Whether a claim that started this many of `limit` should look again at once:
         groups waited for their turn, or one gave all its share while others came up
-        short. (A claim that started nothing also asks whether its claims have gone round
-        every group since the last start: `ClaimPlanner.took`.)"""
+        short. (Under limits, a claim that started nothing also asks whether its claims
+        have gone round every group since one started a job: `ClaimPlanner.took_admitted`.)"""
         if started >= limit:
             return False
         return self.waiting or (len(self.shares) > 1 and started > 0)
@@ -154,11 +156,54 @@ def _bounded(remembered: dict[Any, Any], most: int = _REMEMBERED) -> None:
 
 
 @dataclass
+class FruitlessLooks:
+    """The looks of claims under limits that started nothing, since one started a job.
+    Each workspace's turns go round its groups in order (`ScopeTurns.rotation`), so once
+    a group of a workspace is offered again, every group of that workspace has had its
+    turn; once that holds of every workspace of the plan, looking again at once would find
+    the same, and the claim waits to be woken (room in a limit, a job coming due) or for
+    the earliest rate window any of these looks met to end."""
+
+    offered: dict[UUID, set[Group]] = field(default_factory=dict)
+    rounded: set[UUID] = field(default_factory=set)
+    """The workspaces one of whose groups came round again."""
+    wake_at: float | None = None
+    """`time.monotonic()` when the earliest rate window these looks met ends."""
+
+    def saw(self, reached: Sequence[Group], wake_in: float | None) -> None:
+        for group in reached:
+            offered = self.offered.setdefault(group.workspace_id, set())
+            if group in offered:
+                self.rounded.add(group.workspace_id)
+            offered.add(group)
+        if wake_in is not None:
+            at = time.monotonic() + wake_in
+            self.wake_at = at if self.wake_at is None else min(self.wake_at, at)
+
+    def went_round(self, workspaces: Collection[UUID]) -> bool:
+        return self.rounded.issuperset(workspaces)
+
+    def too_many(self) -> bool:
+        return sum(len(groups) for groups in self.offered.values()) > _REMEMBERED
+
+    def wake_in(self) -> float | None:
+        return None if self.wake_at is None else max(0.0, self.wake_at - time.monotonic())
+
+
+class NextLook(NamedTuple):
+    """When a claim under limits should look again: at once (`more`), or when woken or in
+    `wake_in` seconds (None: only when woken)."""
+
+    more: bool
+    wake_in: float | None
+
+
+@dataclass
 class ScopeTurns:
     """What a process remembers of the claims of one scope."""
 
     rotation: dict[UUID, str | None] = field(default_factory=dict)
-    """Per workspace, the last group a claim started jobs of (None: its jobs without a
+    """Per workspace, the last group a claim offered a turn (None: its jobs without a
     key): the next claim's turns start after it."""
     served: dict[UUID, float] = field(default_factory=dict)
     """Per workspace, the jobs its turns gave claims (at least one a turn), divided by its
@@ -167,10 +212,8 @@ class ScopeTurns:
     """The workspaces of the last plan."""
     plan: tuple[float, list[PlannedWorkspace]] | None = None
     """The last plan that claims took all they asked with, and when it was read."""
-    fruitless: set[Group] = field(default_factory=set)
-    """The groups offered by claims that started nothing since a claim last did: when one
-    comes round again, the claims have gone round every group, and the next looks only
-    when woken (room in a limit, a job coming due) instead of at once."""
+    fruitless: FruitlessLooks = field(default_factory=FruitlessLooks)
+    """What claims under limits that started nothing have seen since one started a job."""
 
 
 def keys_to_scan(budget: int) -> int:
@@ -300,16 +343,14 @@ class ClaimPlanner:
         plan: Sequence[PlannedWorkspace],
         turns: Turns,
         given: Mapping[Group, int],
-        started: int,
         unreached: Collection[Group] = (),
-    ) -> bool:
-        """Remember a claim's turns and say whether the next should come at once (`more`).
-        `given`: the jobs each group gave the claim (its share where no limit governs, the
-        jobs admitted where limits do); `started`: the jobs it started in all; `unreached`:
-        groups whose candidates the claim, full, never weighed. Every other group offered
-        had its turn, and a turn costs its workspace at least one job served, a turn a
-        limit spent included, so a workspace whose groups limits hold back does not stay
-        first in line; its turns go on after its last group offered."""
+    ) -> list[Group]:
+        """Remember a claim's turns; answer the groups that had one. `given`: the jobs each
+        group gave the claim (its share where no limit governs, the jobs admitted where
+        limits do); `unreached`: groups whose candidates the claim, full, never weighed.
+        Every other group offered had its turn, and a turn costs its workspace at least one
+        job served, a turn a limit spent included, so a workspace whose groups limits hold
+        back does not stay first in line; its turns go on after its last group offered."""
         scope = self._turns(request)
         weights = {workspace.id: workspace.weight for workspace in plan}
         reached = [group for group in turns.order if group not in unreached]
@@ -322,15 +363,7 @@ class ClaimPlanner:
         scope.active = frozenset(weights)
         _bounded(scope.rotation)
         _bounded(scope.served)
-        if started:
-            scope.fruitless.clear()
-            return turns.more(started, request.limit)
-        went_round = not scope.fruitless.isdisjoint(reached)
-        if went_round or len(scope.fruitless) > _REMEMBERED:
-            scope.fruitless.clear()
-        else:
-            scope.fruitless.update(reached)
-        return turns.waiting and not went_round
+        return reached
 
     def took_admitted(
         self,
@@ -340,11 +373,30 @@ class ClaimPlanner:
         ordered: Sequence[Candidate],
         admission: Admission,
         started: int,
-    ) -> bool:
-        """`took` for a claim under limits: each group gave the jobs admitted of it, and
-        the groups whose candidates the full claim never weighed had no turn."""
+        now: datetime | None,
+    ) -> NextLook:
+        """`took` for a claim under limits (each group gave the jobs admitted of it; the
+        groups whose candidates the full claim never weighed had no turn), and when to look
+        again. A claim that started nothing looks again at once only while some workspace
+        has groups its looks have not offered since a claim last started a job
+        (`FruitlessLooks`)."""
         given = Counter(candidate.group for candidate in admission.admitted)
-        return self.took(request, plan, turns, given, started, unreached(ordered, admission))
+        reached = self.took(request, plan, turns, given, unreached(ordered, admission))
+        wake_in = None
+        if admission.wake_at is not None and now is not None:
+            wake_in = max(0.0, (admission.wake_at - now).total_seconds())
+        scope = self._turns(request)
+        if started:
+            scope.fruitless = FruitlessLooks()
+            return NextLook(turns.more(started, request.limit), wake_in)
+        looks = scope.fruitless
+        looks.saw(reached, wake_in)
+        if turns.waiting and not looks.went_round([workspace.id for workspace in plan]):
+            if looks.too_many():
+                scope.fruitless = FruitlessLooks()
+            return NextLook(True, wake_in)
+        scope.fruitless = FruitlessLooks()
+        return NextLook(False, looks.wake_in())
 
     @staticmethod
     def _cycle(scope: ScopeTurns, workspace: PlannedWorkspace, scan: KeyScan) -> list[Group]:

@@ -232,7 +232,8 @@ class PostgresJobStore(SharedJobStatements):
             },
         )
         jobs = [answer.from_row(self.rows, row) for row in rows]
-        more = self.planner.took(request, plan, turns, turns.shares, len(jobs))
+        self.planner.took(request, plan, turns, turns.shares)
+        more = turns.more(len(jobs), request.limit)
         if len(jobs) < request.limit:
             self.planner.forget_plan(request)
         return ClaimOutcome(jobs, None, tuple(workspace.id for workspace in plan), more)
@@ -319,10 +320,9 @@ class PostgresJobStore(SharedJobStatements):
                 jobs = [answer.from_row(self.rows, row) for row in rows]
             for workspace_id in limited:
                 await connection.execute(q["forget_old_starts"].sql, {"ws": workspace_id})
-        wake_in = None
-        if admission.wake_at is not None and now is not None:
-            wake_in = max(0.0, (admission.wake_at - now).total_seconds())
-        more = planner.took_admitted(request, plan, turns, ordered, admission, len(jobs))
+        more, wake_in = planner.took_admitted(
+            request, plan, turns, ordered, admission, len(jobs), now
+        )
         return ClaimOutcome(jobs, wake_in, tuple(weights), more)
 
     def _group_picks(self, request: ClaimRequest, columns: str) -> str:

@@ -42,6 +42,7 @@ from conveyor.store.changes import guarded_change
 from conveyor.store.claims import (
     ClaimOutcome,
     KeyScan,
+    NextLook,
     PlannedWorkspace,
     Turns,
     governed,
@@ -194,7 +195,7 @@ class SqliteJobStore(SharedJobStatements):
             weights = {workspace.id: workspace.weight for workspace in plan}
             turns = planner.split(request, plan, keys, budget)
             if governed(plan):
-                rows, wake_in, more = self._claim_under_limits(
+                rows, (more, wake_in) = self._claim_under_limits(
                     connection, request, plan, turns, weights, types, claim_params
                 )
             else:
@@ -206,7 +207,8 @@ class SqliteJobStore(SharedJobStatements):
                         self.queries["start_jobs"].compose(chosen=chosen),
                         encode_params({**claim_params, **params, "share": share, "limited": False}),
                     ).fetchall()
-                more = planner.took(request, plan, turns, turns.shares, len(rows))
+                planner.took(request, plan, turns, turns.shares)
+                more = turns.more(len(rows), request.limit)
             written = [
                 connection.execute(
                     self._insert_event,
@@ -262,7 +264,7 @@ class SqliteJobStore(SharedJobStatements):
         weights: dict[UUID, int],
         types: str,
         claim_params: dict[str, Any],
-    ) -> tuple[list[sqlite3.Row], float | None, bool]:
+    ) -> tuple[list[sqlite3.Row], NextLook]:
         """Pick candidates, count the limits that govern them, let the domain admit, start
         those (the writer is this batch's alone: nothing can start meanwhile)."""
         q = self.queries
@@ -325,11 +327,9 @@ class SqliteJobStore(SharedJobStatements):
                 )
         for workspace_id in limited:
             connection.execute(q["forget_old_starts"].sql, encode_params({"ws": workspace_id}))
-        wake_in = None
-        if admission.wake_at is not None and now is not None:
-            wake_in = max(0.0, (admission.wake_at - now).total_seconds())
-        more = self.planner.took_admitted(request, plan, turns, ordered, admission, len(rows))
-        return rows, wake_in, more
+        return rows, self.planner.took_admitted(
+            request, plan, turns, ordered, admission, len(rows), now
+        )
 
     async def complete_jobs(
         self,
