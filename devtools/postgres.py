@@ -36,6 +36,13 @@ def find_postgres_bin() -> Path:
     return candidates[0].parent
 
 
+START_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    """The server could not bind its port: something else listens there."""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -46,6 +53,7 @@ class PostgresServer:
     def __init__(self, *, port: int | None = None, extra_settings: dict[str, str] | None = None):
         self.bin = find_postgres_bin()
         self.port = port or free_port()
+        self.port_chosen = port is None
         self.root = Path(tempfile.mkdtemp(prefix="conveyor-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "postgres.log"
@@ -103,7 +111,8 @@ class PostgresServer:
         )
         if result.returncode != 0:
             log = self.log.read_text() if self.log.exists() else ""
-            raise RuntimeError(f"PostgreSQL did not start: {result.stderr}\n{log}")
+            failed = PortTaken if "Address already in use" in log else RuntimeError
+            raise failed(f"PostgreSQL did not start: {result.stderr}\n{log}")
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
@@ -121,8 +130,21 @@ class PostgresServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def __enter__(self) -> PostgresServer:
-        self.init()
-        self.start()
+        try:
+            self.init()
+            for attempt in range(START_ATTEMPTS):
+                try:
+                    self.start()
+                    break
+                except PortTaken:
+                    # The free port was taken between our look and the server's bind
+                    # (another test process, say): another one, while we chose it.
+                    if not self.port_chosen or attempt == START_ATTEMPTS - 1:
+                        raise
+                    self.port = free_port()
+        except BaseException:
+            self.cleanup()
+            raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:
