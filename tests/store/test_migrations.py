@@ -120,3 +120,42 @@ async def test_postgresql_vacuums_the_queue_tables_sooner(database_url: Database
         "events": True,
         "steps": True,
     }
+
+
+def test_limits_count_the_jobs_running_under_them_from_0018_on(tmp_path: Any) -> None:
+    """A database from before 0018 with jobs running under a limit: they are counted, and
+    leaving RUNNING takes them off (SQLite's trigger)."""
+    import sqlite3
+
+    path = tmp_path / "counts.db"
+    url = DatabaseURL.parse(f"sqlite:///{path}")
+    upgrade(url, "0017")
+    insert_job = (
+        "INSERT INTO jobs (id, workspace_id, type, status, priority, payload, "
+        "progress_percent, attempt, max_attempts, run_at, retry_backoff_seconds, "
+        "retry_backoff_max_seconds, created_at, updated_at, version, last_event_seq, "
+        "last_step_ordinal, lease_id, lease_expires_at, concurrency_key) "
+        "VALUES (?, 'w', ?, ?, 5, '{}', 0, 1, 1, 0, 1, 60, 0, 0, 1, 1, 0, 'l', 9e9, ?)"
+    )
+    with sqlite3.connect(path) as connection:
+        connection.executemany(
+            insert_job,
+            [
+                ("j1", "t", "RUNNING", "k"),
+                ("j2", "u", "RUNNING", "k"),
+                ("j3", "t", "RUNNING", None),
+                ("j4", "t", "QUEUED", "k"),
+            ],
+        )
+        for name in ("k", "type:t"):
+            connection.execute(
+                "INSERT INTO limits (workspace_id, name, paused, created_at, updated_at) "
+                "VALUES ('w', ?, 0, 0, 0)",
+                (name,),
+            )
+    upgrade(url)
+    count = "SELECT name, running FROM limits ORDER BY name"
+    with sqlite3.connect(path) as connection:
+        assert connection.execute(count).fetchall() == [("k", 2), ("type:t", 2)]
+        connection.execute("UPDATE jobs SET status = 'COMPLETED' WHERE id = 'j1'")
+        assert connection.execute(count).fetchall() == [("k", 1), ("type:t", 1)]

@@ -98,14 +98,25 @@ def test_a_claim_reads_each_group_in_the_order_of_the_claimable_index(
     assert "TEMP B-TREE" not in found, found
 
 
-def test_limit_states_count_running_jobs_per_key_and_per_type_through_their_indexes(
+def test_limit_states_read_each_limit_by_its_key_and_its_unfolded_leaves_by_index(
     database: sqlite3.Connection,
 ) -> None:
     sql = QUERIES["limit_states"].compose(
-        names=QUERIES.in_list("l.name", "names"),
-        keys=QUERIES.in_list("concurrency_key", "keys"),
-        types=QUERIES.in_list("type", "types"),
+        names=QUERIES.in_list("l.name", "names"), running=QUERIES["limit_running"].sql
     )
-    found = plan(database, sql, {"ws": "w", "names": "[]", "keys": "[]", "types": "[]"})
-    assert "ix_jobs_running_by_key" in found, found
-    assert "ix_jobs_running_by_type" in found, found
+    found = plan(database, sql, {"ws": "w", "names": "[]"})
+    assert "SEARCH l USING PRIMARY KEY" in found or "sqlite_autoindex_limits" in found, found
+    assert "ix_limit_leaves" in found, found
+    assert "SCAN jobs" not in found, found
+
+
+@pytest.mark.parametrize(("matches"), ["concurrency_key = :value", "type = :value"])
+def test_a_new_limit_counts_the_running_jobs_of_its_name_through_the_running_jobs_index(
+    database: sqlite3.Connection, matches: str
+) -> None:
+    # Not through an index led by the workspace, which holds its whole history.
+    sql = QUERIES["count_into_limit"].compose(
+        workspace=QUERIES.unindexed("workspace_id"), matches=matches
+    )
+    found = plan(database, sql, {"ws": "w", "value": "v"})
+    assert "ix_jobs_lease_expiry" in found, found

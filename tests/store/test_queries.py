@@ -26,7 +26,6 @@ def test_both_dialects_load_and_define_what_the_other_does() -> None:
         "group_picks",
         "picked_unlimited",
         "admitted",
-        "take_claim_locks",
         "insert_jobs",
         "skip_known_idempotency_keys",
         "answer_creation_time",

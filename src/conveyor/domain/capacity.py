@@ -41,6 +41,11 @@ def type_limit_name(job_type: str) -> str:
     return f"{TYPE_LIMIT_PREFIX}{job_type}"
 
 
+def limit_type(name: str) -> str | None:
+    """The job type a limit named `type:<type>` governs; None for a concurrency key's."""
+    return name[len(TYPE_LIMIT_PREFIX) :] if name.startswith(TYPE_LIMIT_PREFIX) else None
+
+
 def limit_names(job_type: str, concurrency_key: str | None) -> tuple[str, ...]:
     """The limits that govern a job of this type and key, when they exist."""
     by_type = type_limit_name(job_type)

@@ -33,13 +33,13 @@ from typing import Any, Generic, NamedTuple
 from uuid import UUID
 
 from conveyor.domain.capacity import (
-    TYPE_LIMIT_PREFIX,
     Admission,
     Candidate,
     Group,
     Limit,
     LimitState,
     Rate,
+    limit_names,
     split_fairly,
     take_turns,
 )
@@ -222,6 +222,27 @@ def keys_to_scan(budget: int) -> int:
     return budget + 1
 
 
+def governing_names(candidates: Sequence[Candidate], workspace_id: UUID) -> list[str]:
+    """The names of the limits that may govern a workspace's candidates (those of them that
+    are limits: `limit_states`)."""
+    return sorted(
+        {
+            name
+            for candidate in candidates
+            if candidate.workspace_id == workspace_id
+            for name in limit_names(candidate.type, candidate.concurrency_key)
+        }
+    )
+
+
+def rated_workspaces(
+    admission: Admission, states: Mapping[tuple[UUID, str], LimitState]
+) -> list[UUID]:
+    """The workspaces where the claim recorded starts for a rate window: their starts older
+    than any window are forgotten (`forget_old_starts`)."""
+    return sorted({key[0] for key in admission.starts if states[key].limit.rate is not None})
+
+
 def unreached(ordered: Sequence[Candidate], admission: Admission) -> set[Group]:
     """The groups none of whose candidates a full claim weighed."""
     weighed = {candidate.group for candidate in ordered[: admission.looked]}
@@ -276,17 +297,13 @@ class ClaimPlanner:
         self, workspace_id: UUID, names: Sequence[str]
     ) -> tuple[str, str, dict[str, Any]]:
         """`limit_states` and `recent_starts` of the limits `names` of a workspace, and
-        their parameters: the names, and among them the keys and the types they count."""
+        their parameters."""
         q = self.queries
-        keys = [name for name in names if not name.startswith(TYPE_LIMIT_PREFIX)]
-        types = [name[len(TYPE_LIMIT_PREFIX) :] for name in names if name not in keys]
         states = q["limit_states"].compose(
-            names=q.in_list("l.name", "names"),
-            keys=q.in_list("concurrency_key", "keys"),
-            types=q.in_list("type", "types"),
+            names=q.in_list("l.name", "names"), running=q["limit_running"].sql
         )
         starts = q["recent_starts"].compose(names=q.in_list("s.name", "names"))
-        return states, starts, {"ws": workspace_id, "names": names, "keys": keys, "types": types}
+        return states, starts, {"ws": workspace_id, "names": names}
 
     def planned(self, rows: Sequence[Row]) -> list[PlannedWorkspace]:
         return [

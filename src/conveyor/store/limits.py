@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from conveyor.domain.capacity import Limit, Rate, WaitReason, why_waiting
+from conveyor.domain.capacity import Limit, Rate, WaitReason, limit_type, why_waiting
 from conveyor.store.connection import Database, Row
 from conveyor.store.queries import queries_for
 
@@ -39,19 +39,43 @@ class LimitStore:
         self.queries = queries_for(database.dialect)
 
     async def put(self, limit: Limit) -> None:
-        rate = limit.rate
-        async with self.database.write() as connection:
+        """Create or change a limit. Under the workspace's claim lock: a new limit counts
+        the jobs of its name running now (`count_into_limit`), then takes the leaves
+        written before that count off every limit (`fold_limit_leaves`), so none of them
+        is taken off the new one; a changed limit keeps its count."""
+        q, rate = self.queries, limit.rate
+        async with self.database.transaction() as connection:
             await connection.execute(
-                self.queries["put_limit"].sql,
+                q["take_claim_locks"].sql, {"workspaces": [limit.workspace_id]}
+            )
+            params = {"ws": limit.workspace_id, "name": limit.name}
+            running = 0
+            if await connection.fetchrow(q["limit_exists"].sql, params) is None:
+                counted = await connection.fetch(*self._count_into(limit))
+                running = len(counted)
+                await connection.execute(q["fold_limit_leaves"].sql, {"ws": limit.workspace_id})
+            await connection.execute(
+                q["put_limit"].sql,
                 {
-                    "ws": limit.workspace_id,
-                    "name": limit.name,
+                    **params,
                     "max_running": limit.max_running,
                     "rate_count": None if rate is None else rate.count,
                     "rate_per_seconds": None if rate is None else rate.per_seconds,
                     "paused": limit.paused,
+                    "running": running,
                 },
             )
+
+    def _count_into(self, limit: Limit) -> tuple[str, dict[str, Any]]:
+        """`count_into_limit` for a limit: the running jobs of its type, or of its key."""
+        job_type = limit_type(limit.name)
+        column, value = (
+            ("type", job_type) if job_type is not None else ("concurrency_key", limit.name)
+        )
+        sql = self.queries["count_into_limit"].compose(
+            workspace=self.queries.unindexed("workspace_id"), matches=f"{column} = :value"
+        )
+        return sql, {"ws": limit.workspace_id, "value": value}
 
     async def delete(self, workspace_id: UUID, name: str) -> bool:
         async with self.database.write() as connection:
@@ -79,7 +103,9 @@ class LimitStore:
         if names is not None:
             which.append(self.queries.in_list("l.name", "names"))
             params["names"] = list(names)
-        sql = self.queries["limits_with_counts"].compose(which=" AND ".join(which))
+        sql = self.queries["limits_with_counts"].compose(
+            which=" AND ".join(which), running=self.queries["limit_running"].sql
+        )
         async with self.database.read() as connection:
             rows = await connection.fetch(sql, params)
         return [self._counts(row) for row in rows]

@@ -20,7 +20,6 @@ from conveyor.domain.capacity import (
     LimitState,
     admit,
     fair_order,
-    limit_names,
 )
 from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import ClaimRequest, Completion, Job, JobChange, decide_creation_events
@@ -31,7 +30,9 @@ from conveyor.store.claims import (
     KeyScan,
     PlannedWorkspace,
     governed,
+    governing_names,
     keys_to_scan,
+    rated_workspaces,
 )
 from conveyor.store.connection import Connection, Json, Row
 from conveyor.store.jobs import NewJob, SharedJobStatements
@@ -66,8 +67,6 @@ def _column(values: list[Any]) -> tuple[list[Any], Any]:
 
 _CANDIDATE_COLUMNS = "j.id, j.workspace_id, j.type, j.concurrency_key, j.priority, j.run_at"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NO_STARTS: dict[str, list[Any]] = {"start_ws": [], "start_names": [], "start_counts": []}
-"""`start_jobs` where no limit governs: no start for a rate window to count."""
 
 
 def _candidate(row: Row) -> Candidate:
@@ -227,7 +226,6 @@ class PostgresJobStore(SharedJobStatements):
             {
                 **self._claim_params(request),
                 **_share_params(turns.shares),
-                **_NO_STARTS,
                 "planned": [workspace.id for workspace in plan],
             },
         )
@@ -277,32 +275,20 @@ class PostgresJobStore(SharedJobStatements):
             states: dict[tuple[UUID, str], LimitState] = {}
             now = None
             for workspace_id in limited:
-                names = sorted(
-                    {
-                        name
-                        for candidate in candidates
-                        if candidate.workspace_id == workspace_id
-                        for name in limit_names(candidate.type, candidate.concurrency_key)
-                    }
-                )
+                await connection.execute(q["fold_limit_leaves"].sql, {"ws": workspace_id})
+                names = governing_names(candidates, workspace_id)
                 if not names:
                     continue
                 states_sql, starts_sql, params = planner.limit_statements(workspace_id, names)
-                found, now = planner.limit_states(
-                    workspace_id,
-                    await connection.fetch(states_sql, params),
-                    await connection.fetch(starts_sql, params),
-                )
+                rows = await connection.fetch(states_sql, params)
+                rated = any(row["rate_count"] is not None for row in rows)
+                starts = await connection.fetch(starts_sql, params) if rated else []
+                found, now = planner.limit_states(workspace_id, rows, starts)
                 states.update(found)
             ordered = fair_order(candidates, weights, turns.order)
             admission = admit(ordered, states, request.limit, now or _EPOCH)
             jobs: list[Claimed] = []
             if admission.admitted:
-                starts = [
-                    (key, count)
-                    for key, count in admission.starts.items()
-                    if states[key].limit.rate is not None
-                ]
                 rows = await connection.fetch(
                     q["start_jobs"].compose(chosen=q["admitted"].sql, answer=answer.columns),
                     {
@@ -312,13 +298,10 @@ class PostgresJobStore(SharedJobStatements):
                             bool(admission.governing.get(candidate.id))
                             for candidate in admission.admitted
                         ],
-                        "start_ws": [workspace for (workspace, _), _ in starts],
-                        "start_names": [name for (_, name), _ in starts],
-                        "start_counts": [count for _, count in starts],
                     },
                 )
                 jobs = [answer.from_row(self.rows, row) for row in rows]
-            for workspace_id in limited:
+            for workspace_id in rated_workspaces(admission, states):
                 await connection.execute(q["forget_old_starts"].sql, {"ws": workspace_id})
         more, wake_in = planner.took_admitted(
             request, plan, turns, ordered, admission, len(jobs), now

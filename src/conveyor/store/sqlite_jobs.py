@@ -26,7 +26,6 @@ from conveyor.domain.capacity import (
     LimitState,
     admit,
     fair_order,
-    limit_names,
 )
 from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import (
@@ -46,7 +45,9 @@ from conveyor.store.claims import (
     PlannedWorkspace,
     Turns,
     governed,
+    governing_names,
     keys_to_scan,
+    rated_workspaces,
 )
 from conveyor.store.connection import Json
 from conveyor.store.jobs import JobRef, NewJob, SharedJobStatements, event_params
@@ -289,22 +290,16 @@ class SqliteJobStore(SharedJobStatements):
         now = None
         limited = [workspace.id for workspace in plan if workspace.limited]
         for workspace_id in limited:
-            names = sorted(
-                {
-                    name
-                    for candidate in candidates
-                    if candidate.workspace_id == workspace_id
-                    for name in limit_names(candidate.type, candidate.concurrency_key)
-                }
-            )
+            names = governing_names(candidates, workspace_id)
             if not names:
                 continue
             states_sql, starts_sql, params = self.planner.limit_statements(workspace_id, names)
-            found, now = self.planner.limit_states(
-                workspace_id,
-                connection.execute(states_sql, encode_params(params)).fetchall(),
-                connection.execute(starts_sql, encode_params(params)).fetchall(),
+            rows = connection.execute(states_sql, encode_params(params)).fetchall()
+            rated = any(row["rate_count"] is not None for row in rows)
+            starts = (
+                connection.execute(starts_sql, encode_params(params)).fetchall() if rated else []
             )
+            found, now = self.planner.limit_states(workspace_id, rows, starts)
             states.update(found)
         ordered = fair_order(candidates, weights, turns.order)
         admission = admit(ordered, states, request.limit, now or _EPOCH)
@@ -325,7 +320,7 @@ class SqliteJobStore(SharedJobStatements):
                 connection.execute(
                     q["record_start"].sql, encode_params({"ws": workspace_id, "name": name})
                 )
-        for workspace_id in limited:
+        for workspace_id in rated_workspaces(admission, states):
             connection.execute(q["forget_old_starts"].sql, encode_params({"ws": workspace_id}))
         return rows, self.planner.took_admitted(
             request, plan, turns, ordered, admission, len(rows), now

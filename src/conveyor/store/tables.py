@@ -160,7 +160,8 @@ jobs = sa.Table(
     sa.Column("last_step_ordinal", sa.Integer(), nullable=False),
     sa.Column("concurrency_key", sa.String(200), nullable=True),
     sa.Column("timeout_seconds", sa.Float(), nullable=True),
-    # Started under a limit: its leaving RUNNING makes room (PostgreSQL wakes claimers).
+    # Counted in its limits' `running` while it runs: its leaving RUNNING takes it off
+    # them and makes room (a trigger: migration 0018; PostgreSQL also wakes claimers).
     sa.Column("limited", sa.Boolean(), nullable=False, server_default=sa.false()),
     _one_of("status", JOB_STATUSES, "ck_jobs_status"),
     sa.CheckConstraint("priority BETWEEN 1 AND 10", name="ck_jobs_priority"),
@@ -195,21 +196,6 @@ sa.Index(
     jobs.c.run_at,
     postgresql_where=sa.text(CLAIMABLE),
     sqlite_where=sa.text(CLAIMABLE),
-)
-# Limits count what runs: by concurrency key, and by type.
-sa.Index(
-    "ix_jobs_running_by_key",
-    jobs.c.workspace_id,
-    jobs.c.concurrency_key,
-    postgresql_where=sa.text(f"{LEASED} AND concurrency_key IS NOT NULL"),
-    sqlite_where=sa.text(f"{LEASED} AND concurrency_key IS NOT NULL"),
-)
-sa.Index(
-    "ix_jobs_running_by_type",
-    jobs.c.workspace_id,
-    jobs.c.type,
-    postgresql_where=sa.text(LEASED),
-    sqlite_where=sa.text(LEASED),
 )
 # The reaper: running jobs by lease deadline.
 sa.Index(
@@ -376,10 +362,22 @@ limits = sa.Table(
     sa.Column("paused", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("created_at", timestamp_type(), nullable=False),
     sa.Column("updated_at", timestamp_type(), nullable=False),
+    # The jobs counted in it that run now, less their rows in limit_leaves.
+    sa.Column("running", sa.Integer(), nullable=False, server_default=sa.text("0")),
     sa.CheckConstraint(
         "(rate_count IS NULL) = (rate_per_seconds IS NULL)", name="ck_limits_rate_whole"
     ),
 )
+
+# On PostgreSQL, a row per limit a job counted in when it left RUNNING, until a claim of its
+# workspace folds them into `limits.running` (migration 0018 says why; empty on SQLite).
+limit_leaves = sa.Table(
+    "limit_leaves",
+    metadata,
+    sa.Column("workspace_id", uuid_type(), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+)
+sa.Index("ix_limit_leaves", limit_leaves.c.workspace_id, limit_leaves.c.name)
 
 # When jobs started under a limit with a rate: the window each claim counts.
 limit_starts = sa.Table(

@@ -111,8 +111,10 @@ CROSS JOIN LATERAL (
 
 -- name: start_jobs
 -- Chosen jobs ({chosen}: id, and whether it starts under a limit) start under fresh
--- leases, each with its job.started event, and each start a rate window counts is
--- recorded (:start_ws, :start_names, :start_counts; empty where no limit has a rate).
+-- leases, each with its job.started event; each job started under a limit counts in the
+-- limits of its names (its concurrency key, `type:<type>`: domain/capacity.py,
+-- limit_names), as the trigger of migration 0018 takes it off them, and where a limit has
+-- a rate, its start is recorded for the window.
 -- Where no limit governs, {chosen} is what the groups' shares pick (`group_picks`), in the
 -- same statement; where limits govern, the ids the domain admitted, picked and locked
 -- earlier in this transaction under the workspaces' claim locks. {claimable} and
@@ -133,19 +135,28 @@ WITH chosen AS ({chosen}), claimed AS (
     -- Joined with its rows rather than filtered by id = ANY(ARRAY(…)): a generic plan
     -- cached while the table was small turns the latter into a sequential scan.
     FROM chosen WHERE jobs.id = chosen.id AND {claimable:jobs}
-    RETURNING {job_columns:jobs}
+    RETURNING {job_columns:jobs}, jobs.limited
 ), started AS (
     INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload,
         created_at)
     SELECT id, workspace_id, type, last_event_seq, NULL, 'job.started', :actor,
         jsonb_build_object('attempt', attempt, 'worker_id', worker_id), statement_timestamp()
     FROM claimed
+), counted_in AS (
+    SELECT c.workspace_id, n.name, count(*) AS n
+    FROM (SELECT * FROM claimed WHERE claimed.limited) c
+    CROSS JOIN LATERAL (VALUES (c.concurrency_key), ('type:' || c.type)) AS n(name)
+    WHERE n.name IS NOT NULL
+    GROUP BY c.workspace_id, n.name
 ), counted AS (
+    UPDATE limits l SET running = l.running + s.n
+    FROM counted_in s WHERE l.workspace_id = s.workspace_id AND l.name = s.name
+    RETURNING l.workspace_id, l.name, l.rate_per_seconds, s.n
+), windowed AS (
     INSERT INTO limit_starts (workspace_id, name, started_at)
-    SELECT s.ws, s.name, statement_timestamp()
-    FROM unnest(:start_ws::uuid[], :start_names::text[], :start_counts::int[])
-        AS s(ws, name, n)
-    CROSS JOIN generate_series(1, s.n)
+    SELECT s.workspace_id, s.name, statement_timestamp()
+    FROM counted s CROSS JOIN generate_series(1, s.n)
+    WHERE s.rate_per_seconds IS NOT NULL
 )
 SELECT {answer} FROM claimed ORDER BY priority, run_at, id;
 
@@ -160,6 +171,17 @@ WHERE NOT EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = ANY(:planned::uu
 -- name: admitted
 -- `start_jobs`'s {chosen} where limits govern: the jobs the domain admitted.
 SELECT * FROM unnest(:ids::uuid[], :limited::bool[]) AS c(id, limited);
+
+-- name: fold_limit_leaves
+-- The leaves of a workspace's limited jobs (migration 0018) taken off their limits'
+-- `running`, under the workspace's claim lock (claims and creating a limit hold it). One
+-- statement: the rows deleted are the rows counted, however many leaves commit meanwhile.
+WITH gone AS (
+    DELETE FROM limit_leaves WHERE workspace_id = :ws RETURNING name
+)
+UPDATE limits l SET running = l.running - g.n
+FROM (SELECT name, count(*) AS n FROM gone GROUP BY name) g
+WHERE l.workspace_id = :ws AND l.name = g.name;
 
 -- name: take_claim_locks
 -- The claim lock of each workspace that limits govern, in one order (no deadlock): held

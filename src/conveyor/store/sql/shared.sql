@@ -75,24 +75,33 @@ SELECT (
 ) AS due, conveyor_now() AS now;
 
 -- name: limit_states
--- The limits named (:names, {names}) of a workspace, with how many of their jobs run now:
--- read under the workspace's claim lock, so no claim elsewhere can start one meanwhile.
--- The running jobs are counted once per key (:keys, {keys}) and once per type (:types,
--- {types}; the limit `type:<type>`), each through its index on running jobs, not once per
--- limit: a planner that picked the other index walked every running job for each limit.
-WITH running AS (
-    SELECT concurrency_key AS name, count(*) AS n FROM jobs
-    WHERE workspace_id = :ws AND {leased} AND {keys}
-    GROUP BY concurrency_key
-    UNION ALL
-    SELECT 'type:' || type AS name, count(*) AS n FROM jobs
-    WHERE workspace_id = :ws AND {leased} AND {types}
-    GROUP BY type
-)
+-- The limits named (:names, {names}) of a workspace, with how many of their jobs run now
+-- ({running}: `limit_running`): read under the workspace's claim lock, so no claim
+-- elsewhere can start one meanwhile. One primary-key probe per limit.
 SELECT l.name, l.max_running, l.rate_count, l.rate_per_seconds, l.paused,
-    conveyor_now() AS now, COALESCE(r.n, 0) AS running
-FROM limits l LEFT JOIN running r ON r.name = l.name
+    conveyor_now() AS now, {running} AS running
+FROM limits l
 WHERE l.workspace_id = :ws AND {names};
+
+-- name: limit_running
+-- How many jobs counted in the limit `l` run now: what starts added and leaves took off
+-- (`running`), less the leaves not yet folded into it (migration 0018; none on SQLite).
+(l.running - (
+    SELECT count(*) FROM limit_leaves v WHERE v.workspace_id = l.workspace_id AND v.name = l.name
+));
+
+-- name: limit_exists
+SELECT 1 AS found FROM limits WHERE workspace_id = :ws AND name = :name;
+
+-- name: count_into_limit
+-- A limit created while jobs of its name run (its concurrency key, or `type:<type>`:
+-- {matches}) counts them: marked `limited`, their leaving RUNNING takes them off it. Each
+-- row is locked: a job ending meanwhile is either counted and then leaves, or gone.
+-- Read through the index of running jobs by deadline ({workspace}: the workspace column
+-- kept off the indexes, which hold the workspace's whole history).
+UPDATE jobs SET limited = true
+WHERE {leased} AND {workspace} = :ws AND {matches}
+RETURNING id;
 
 -- name: recent_starts
 -- The starts each rate window counts, oldest first.
@@ -309,10 +318,12 @@ WHERE workspace_id = :ws AND {claimable} AND run_at <= conveyor_now();
 -- Limits
 
 -- name: put_limit
+-- A new limit starts at :running, the jobs of its name running (`count_into_limit`); a
+-- changed one keeps its count.
 INSERT INTO limits (workspace_id, name, max_running, rate_count, rate_per_seconds, paused,
-    created_at, updated_at)
+    created_at, updated_at, running)
 VALUES (:ws, :name, :max_running, :rate_count, :rate_per_seconds, :paused, conveyor_now(),
-    conveyor_now())
+    conveyor_now(), :running)
 ON CONFLICT (workspace_id, name) DO UPDATE SET max_running = :max_running,
     rate_count = :rate_count, rate_per_seconds = :rate_per_seconds, paused = :paused,
     updated_at = conveyor_now();
@@ -329,17 +340,12 @@ NOT EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = :ws AND {names});
 SELECT l.name FROM limits l WHERE l.workspace_id = :ws AND {names} ORDER BY l.name;
 
 -- name: limits_with_counts
--- Limits ({which}) with what they govern now: running and queued jobs (by concurrency key,
--- or by type for `type:<type>`), and the starts their rate window counts.
+-- Limits ({which}) with what they govern now: running jobs ({running}: `limit_running`),
+-- queued ones (by concurrency key, or by type for `type:<type>`), and the starts their rate
+-- window counts.
 SELECT w.slug AS workspace, l.workspace_id, l.name, l.max_running, l.rate_count,
     l.rate_per_seconds, l.paused, l.created_at, l.updated_at,
-    CASE WHEN substr(l.name, 1, 5) = 'type:' THEN (
-        SELECT count(*) FROM jobs j
-        WHERE j.workspace_id = l.workspace_id AND {leased:j} AND j.type = substr(l.name, 6)
-    ) ELSE (
-        SELECT count(*) FROM jobs j
-        WHERE j.workspace_id = l.workspace_id AND {leased:j} AND j.concurrency_key = l.name
-    ) END AS running,
+    {running} AS running,
     CASE WHEN substr(l.name, 1, 5) = 'type:' THEN (
         SELECT count(*) FROM jobs j
         WHERE j.workspace_id = l.workspace_id AND {claimable:j} AND j.type = substr(l.name, 6)

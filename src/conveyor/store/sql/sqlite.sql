@@ -22,7 +22,8 @@ RETURNING {job_columns};
 
 -- name: start_jobs
 -- Chosen jobs ({chosen}: their ids) start under fresh leases; :limited says whether they
--- start under a limit. Where no limit governs, {chosen} is what one group's share picks
+-- start under a limit (and so count in the limits of their names: migration 0018's
+-- trigger). Where no limit governs, {chosen} is what one group's share picks
 -- (`pick_group`), in the same statement; where limits govern, the one job the domain
 -- admitted (:id). {claimable} and {leased_status} come from the transition table (a claim
 -- is the move between them). The start events are written by the same batch on the
@@ -47,6 +48,16 @@ SELECT id, workspace_id, type, concurrency_key, priority, run_at FROM jobs
 WHERE workspace_id = :ws AND {group} AND {claimable} AND +run_at <= conveyor_now()
     {type_condition}
 ORDER BY concurrency_key, priority, run_at, id LIMIT :share;
+
+-- name: take_claim_locks
+-- One writer: a transaction's write lock (BEGIN IMMEDIATE) is every workspace's claim lock
+-- (PostgreSQL takes an advisory lock per workspace instead).
+SELECT 1 AS locked;
+
+-- name: fold_limit_leaves
+-- Nothing to fold: SQLite's trigger (migration 0018) takes a leave off its limits as the
+-- job leaves RUNNING, and limit_leaves stays empty.
+SELECT 0 AS folded;
 
 -- name: record_start
 INSERT INTO limit_starts (workspace_id, name, started_at) VALUES (:ws, :name, conveyor_now());

@@ -1,0 +1,147 @@
+"""Limits keep their running count instead of counting it on every claim.
+
+* `limits.running`: the jobs counted in the limit that run now. A job started under a limit
+  (`limited`) counts in the limits of its names (its concurrency key, `type:<type>`) as it
+  starts: on PostgreSQL in the claim's statement that starts it (`start_jobs`), on SQLite
+  through a trigger; a limit created while jobs of its name run marks them `limited` and
+  counts them (`count_into_limit`); a `limited` job leaving RUNNING takes itself off
+  through a trigger, whatever the statement that ended it (a completion, a failure, a
+  cancel, a release, an expired lease).
+* `limit_leaves`: on PostgreSQL those leaves are written here, one row per limit the job
+  counted in, and a limited claim folds them into `limits.running` under its workspace's
+  claim lock: leavers only insert, so they never wait on each other or deadlock over limit
+  rows, and `running - (its rows here)` is the count at every moment. SQLite has one
+  writer: its trigger takes the leave off `limits.running` directly, and the table stays
+  empty there.
+* `ix_jobs_running_by_key` and `ix_jobs_running_by_type` go: they served the counting, and
+  every start and end of every job kept them up to date.
+
+Revision ID: 0018
+Revises: 0017
+Create Date: 2026-12-05
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0018"
+down_revision: str | None = "0017"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _uuid() -> Any:
+    return sa.Uuid(as_uuid=True).with_variant(sa.String(36), "sqlite")
+
+
+# The names a job counts in: its concurrency key, and `type:<type>` (domain/capacity.py,
+# limit_names), those of them that are limits of its workspace now.
+_LEFT_LIMITS = """
+    SELECT l.workspace_id, l.name FROM limits l
+    WHERE l.workspace_id = OLD.workspace_id
+        AND (l.name = OLD.concurrency_key OR l.name = 'type:' || OLD.type)"""
+
+POSTGRES_UPGRADE = [
+    rf"""
+CREATE OR REPLACE FUNCTION conveyor_notify_room() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO limit_leaves (workspace_id, name) {_LEFT_LIMITS};
+    PERFORM pg_notify('conveyor_jobs', OLD.workspace_id::text);
+    RETURN NULL;
+END $$""",
+]
+POSTGRES_DOWNGRADE = [
+    r"""
+CREATE OR REPLACE FUNCTION conveyor_notify_room() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('conveyor_jobs', OLD.workspace_id::text);
+    RETURN NULL;
+END $$""",
+]
+SQLITE_UPGRADE = [
+    r"""
+CREATE TRIGGER jobs_leave_limits AFTER UPDATE OF status ON jobs
+    WHEN OLD.limited AND OLD.status = 'RUNNING' AND NEW.status <> 'RUNNING'
+BEGIN
+    UPDATE limits SET running = running - 1
+    WHERE workspace_id = OLD.workspace_id
+        AND (name = OLD.concurrency_key OR name = 'type:' || OLD.type);
+END""",
+    r"""
+CREATE TRIGGER jobs_count_in_limits AFTER UPDATE OF status ON jobs
+    WHEN NEW.limited AND NEW.status = 'RUNNING' AND OLD.status <> 'RUNNING'
+BEGIN
+    UPDATE limits SET running = running + 1
+    WHERE workspace_id = NEW.workspace_id
+        AND (name = NEW.concurrency_key OR name = 'type:' || NEW.type);
+END""",
+]
+SQLITE_DOWNGRADE = [
+    "DROP TRIGGER IF EXISTS jobs_count_in_limits",
+    "DROP TRIGGER IF EXISTS jobs_leave_limits",
+]
+
+# Jobs running now under an existing limit count in it from here on.
+_MARK_RUNNING = """
+UPDATE jobs SET limited = true
+WHERE status = 'RUNNING' AND EXISTS (
+    SELECT 1 FROM limits l WHERE l.workspace_id = jobs.workspace_id
+        AND (l.name = jobs.concurrency_key OR l.name = 'type:' || jobs.type)
+)"""
+_COUNT_RUNNING = """
+UPDATE limits SET running = (
+    SELECT count(*) FROM jobs j
+    WHERE j.workspace_id = limits.workspace_id AND j.status = 'RUNNING'
+        AND (j.concurrency_key = limits.name OR 'type:' || j.type = limits.name)
+)"""
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("limits") as batch:
+        batch.add_column(
+            sa.Column("running", sa.Integer(), nullable=False, server_default=sa.text("0"))
+        )
+    op.create_table(
+        "limit_leaves",
+        sa.Column("workspace_id", _uuid(), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+    )
+    op.create_index("ix_limit_leaves", "limit_leaves", ["workspace_id", "name"])
+    op.execute(_MARK_RUNNING)
+    op.execute(_COUNT_RUNNING)
+    op.drop_index("ix_jobs_running_by_key", table_name="jobs")
+    op.drop_index("ix_jobs_running_by_type", table_name="jobs")
+    dialect = op.get_bind().dialect.name
+    for statement in POSTGRES_UPGRADE if dialect == "postgresql" else SQLITE_UPGRADE:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    dialect = op.get_bind().dialect.name
+    for statement in POSTGRES_DOWNGRADE if dialect == "postgresql" else SQLITE_DOWNGRADE:
+        op.execute(statement)
+    running = sa.text("status = 'RUNNING'")
+    op.create_index(
+        "ix_jobs_running_by_type",
+        "jobs",
+        ["workspace_id", "type"],
+        postgresql_where=running,
+        sqlite_where=running,
+    )
+    running_keyed = sa.text("status = 'RUNNING' AND concurrency_key IS NOT NULL")
+    op.create_index(
+        "ix_jobs_running_by_key",
+        "jobs",
+        ["workspace_id", "concurrency_key"],
+        postgresql_where=running_keyed,
+        sqlite_where=running_keyed,
+    )
+    op.drop_index("ix_limit_leaves", table_name="limit_leaves")
+    op.drop_table("limit_leaves")
+    with op.batch_alter_table("limits") as batch:
+        batch.drop_column("running")

@@ -1,0 +1,167 @@
+"""A limit's running count is kept, not counted per claim (migration 0018), on both
+databases: it is the number of its jobs running, whatever ended them and whenever the limit
+came, went or changed, under claimers, enders and limit changes racing."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from uuid import UUID
+
+from conveyor.domain.jobs import Job, JobSpec, JobStatus
+from conveyor.domain.workspaces import Workspace
+from conveyor.service.jobs import JobService
+from conveyor.service.limits import LimitService
+from conveyor.store import Store
+from tests.service.helpers import ACTOR
+from tests.service.test_capacity import claim
+
+
+async def really_running(store: Store, workspace_id: UUID, name: str) -> int:
+    """The jobs of a limit's name that run, counted from the jobs themselves."""
+    column, value = ("type", name[5:]) if name.startswith("type:") else ("concurrency_key", name)
+    async with store.database.read() as connection:
+        row = await connection.fetchrow(
+            f"SELECT count(*) AS n FROM jobs WHERE workspace_id = :ws AND {column} = :v "
+            "AND status = 'RUNNING'",
+            {"ws": workspace_id, "v": value},
+        )
+    assert row is not None
+    return int(row["n"])
+
+
+async def assert_counts_true(limits: LimitService, store: Store, workspace_id: UUID) -> None:
+    for counts in await limits.list_limits(workspace_id):
+        name = counts.limit.name
+        assert counts.running == await really_running(store, workspace_id, name), name
+
+
+async def end(service: JobService, job: Job, how: str) -> None:
+    assert job.lease_id is not None
+    if how == "complete":
+        await service.complete_job(job.workspace_id, job.id, job.lease_id, None, ACTOR)
+    elif how == "fail":
+        await service.fail_job(
+            job.workspace_id, job.id, job.lease_id, "boom", retryable=True, actor=ACTOR
+        )
+    elif how == "release":
+        await service.release_job(job.workspace_id, job.id, job.lease_id, ACTOR)
+    else:
+        await service.cancel_job(job.workspace_id, job.id, ACTOR)
+
+
+async def test_a_limit_created_while_its_jobs_run_counts_them_until_they_end(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    limits = LimitService(store, service.work_signal)
+    await service.create_jobs(workspace.id, [JobSpec(type="t", concurrency_key="k")] * 6, ACTOR)
+    running = await claim(service, workspace.id, 3)
+    counts = await limits.put(workspace.id, "k", max_running=2, rate=None, paused=False)
+    assert (counts.running, counts.waiting_because) == (3, "full")
+    assert await claim(service, workspace.id, 5) == [], "three run under a limit of two"
+    await end(service, running[0], "complete")
+    assert await claim(service, workspace.id, 5) == [], "two still run"
+    await end(service, running[1], "cancel")
+    [started] = await claim(service, workspace.id, 5)
+    assert started.concurrency_key == "k"
+    assert (await limits.get(workspace.id, "k")).running == 2
+    await assert_counts_true(limits, store, workspace.id)
+
+
+async def test_a_type_limit_and_a_key_limit_each_count_a_job_of_both(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "k", max_running=10, rate=None, paused=False)
+    await limits.put(workspace.id, "type:t", max_running=10, rate=None, paused=False)
+    await service.create_jobs(workspace.id, [JobSpec(type="t", concurrency_key="k")] * 4, ACTOR)
+    started = await claim(service, workspace.id, 4)
+    assert [(await limits.get(workspace.id, n)).running for n in ("k", "type:t")] == [4, 4]
+    await end(service, started[0], "fail")
+    await end(service, started[1], "release")
+    assert [(await limits.get(workspace.id, n)).running for n in ("k", "type:t")] == [2, 2]
+    await assert_counts_true(limits, store, workspace.id)
+
+
+async def test_a_limit_deleted_and_put_again_counts_afresh(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """The jobs that ended while it was gone are not taken off it again."""
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "k", max_running=5, rate=None, paused=False)
+    await service.create_jobs(workspace.id, [JobSpec(type="t", concurrency_key="k")] * 4, ACTOR)
+    started = await claim(service, workspace.id, 4)
+    await limits.delete(workspace.id, "k")
+    await end(service, started[0], "complete")
+    await limits.put(workspace.id, "k", max_running=5, rate=None, paused=False)
+    await end(service, started[1], "complete")
+    assert (await limits.get(workspace.id, "k")).running == 2
+    await limits.put(workspace.id, "k", max_running=3, rate=None, paused=False)
+    assert (await limits.get(workspace.id, "k")).running == 2, "a change keeps the count"
+    await assert_counts_true(limits, store, workspace.id)
+
+
+async def test_an_expired_lease_takes_its_job_off_its_limits(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "type:t", max_running=5, rate=None, paused=False)
+    await service.create_jobs(workspace.id, [JobSpec(type="t", max_attempts=1)] * 2, ACTOR)
+    await claim(service, workspace.id, 2)
+    async with store.database.write() as connection:
+        await connection.execute(
+            "UPDATE jobs SET lease_expires_at = conveyor_after(-60) WHERE workspace_id = :ws",
+            {"ws": workspace.id},
+        )
+    expired = await service.expire_leases()
+    assert {job.status for job in expired} == {JobStatus.FAILED}
+    assert (await limits.get(workspace.id, "type:t")).running == 0
+
+
+async def test_counts_stay_true_under_racing_claims_ends_and_limit_changes(
+    services: list[JobService], store: Store, workspace: Workspace
+) -> None:
+    """Claimers on several stores, jobs ending every way, and the limits put, changed,
+    deleted and put again meanwhile: after each round every limit's count is its jobs
+    running, and the limit never changed never held more than it allows."""
+    chance = random.Random(16)
+    limits = LimitService(store, services[0].work_signal)
+    keys = ["a", "b", "c"]
+    for name in [*keys, "type:t"]:
+        await limits.put(workspace.id, name, max_running=4, rate=None, paused=False)
+    jobs = [
+        JobSpec(type=chance.choice(["t", "u"]), concurrency_key=chance.choice([*keys, None]))
+        for _ in range(240)
+    ]
+    await services[0].create_jobs(workspace.id, jobs, ACTOR)
+    running: list[Job] = []
+    present = set(keys)
+    for round_number in range(8):
+        claims = asyncio.gather(
+            *(claim(service, workspace.id, 6, f"w{n}") for n, service in enumerate(services * 2))
+        )
+        ending = running[: len(running) // 2 + 1]
+        running = running[len(ending) :]
+        ends = asyncio.gather(
+            *(
+                end(services[n % len(services)], job, chance.choice(["complete", "fail", "cancel"]))
+                for n, job in enumerate(ending)
+            )
+        )
+        name = chance.choice(keys)
+        if round_number % 3 == 2 and name in present:
+            present.discard(name)
+            change = limits.delete(workspace.id, name)
+        else:
+            present.add(name)
+            change = limits.put(
+                workspace.id, name, max_running=chance.randint(2, 5), rate=None, paused=False
+            )
+        batches, _, _ = await asyncio.gather(claims, ends, change)
+        running += [job for batch in batches for job in batch]
+        await assert_counts_true(limits, store, workspace.id)
+        assert (await limits.get(workspace.id, "type:t")).running <= 4, "never changed"
+    while running:
+        await end(services[0], running.pop(), "complete")
+    for counts in await limits.list_limits(workspace.id):
+        assert counts.running == 0, counts
