@@ -3,6 +3,7 @@ admission, without a database."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
@@ -15,6 +16,8 @@ from conveyor.domain.capacity import (
     LimitState,
     WaitReason,
     admit,
+    fair_order,
+    fit_shares,
     limit_names,
     split_fairly,
     take_turns,
@@ -80,3 +83,38 @@ def test_a_concurrency_key_may_not_take_a_type_limits_name() -> None:
         JobSpec(type="t", concurrency_key="type:other").validate()
     assert refused.value.field == "concurrency_key"
     JobSpec(type="t", concurrency_key="types:other").validate()
+
+
+def test_fitted_shares_take_what_fair_order_would_admit_and_no_more() -> None:
+    """Room known for every group: a claim of 3 picks what `fair_order` then `admit` would
+    start of the full shares, and nothing of a group a limit holds."""
+    order = groups_of(A, "full", "a1", "a2") + groups_of(B, "b1")
+    shares = dict.fromkeys(order, 2)
+    room: dict[Group, int | None] = {Group(A, "full"): 0, Group(A, "a1"): 1}
+    fitted = fit_shares(order, shares, {A: 1, B: 1}, room, 3)
+    assert fitted == {Group(A, "full"): 0, Group(A, "a1"): 1, Group(A, "a2"): 0, Group(B, "b1"): 2}
+    candidates = [
+        Candidate(uuid4(), g.workspace_id, "t", g.concurrency_key, 5, NOW)
+        for g in order
+        for _ in range(2)
+    ]
+    states = {
+        (A, "full"): LimitState(Limit(A, "full", max_running=0), 0),
+        (A, "a1"): LimitState(Limit(A, "a1", max_running=1), 0),
+    }
+    admitted = admit(fair_order(candidates, {A: 1, B: 1}, order), states, 3, NOW).admitted
+    assert Counter(candidate.group for candidate in admitted) == {
+        group: count for group, count in fitted.items() if count
+    }
+
+
+def test_without_a_limit_to_fit_shares_are_only_capped_by_room() -> None:
+    order = groups_of(A, "a1", "a2")
+    fitted = fit_shares(order, dict.fromkeys(order, 5), {A: 1}, {Group(A, "a1"): 2}, None)
+    assert fitted == {Group(A, "a1"): 2, Group(A, "a2"): 5}
+
+
+def test_a_heavier_workspace_fits_more_of_a_claim() -> None:
+    order = groups_of(A, None) + groups_of(B, None)
+    fitted = fit_shares(order, {Group(A, None): 10, Group(B, None): 10}, {A: 3, B: 1}, {}, 8)
+    assert fitted == {Group(A, None): 6, Group(B, None): 2}

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 from uuid import UUID
 
 from conveyor.domain.errors import InvalidInput
@@ -146,9 +146,9 @@ class LimitState:
         return starts[len(starts) - rate.count] + timedelta(seconds=rate.per_seconds)
 
 
-@dataclass(frozen=True, slots=True)
-class Group:
-    """Claimable jobs of one workspace and concurrency key (None: jobs without one)."""
+class Group(NamedTuple):
+    """Claimable jobs of one workspace and concurrency key (None: jobs without one). A
+    tuple: a claim hashes one per candidate, several times over."""
 
     workspace_id: UUID
     concurrency_key: str | None
@@ -207,6 +207,53 @@ def split_fairly(
         shares[largest] -= 1
         left += 1
     return shares
+
+
+def fit_shares(
+    order: Sequence[Group],
+    shares: Mapping[Group, int],
+    weights: Mapping[UUID, int],
+    room: Mapping[Group, int | None],
+    limit: int | None,
+) -> dict[Group, int]:
+    """What a claim under limits picks of each group, knowing the `room` its limits leave
+    each (None: no cap it knows of): its share, no more than its room; and, given `limit`
+    (when the room known is all that can refuse a job), only the jobs `admit` would start
+    of the whole shares in the order `fair_order` weighs them: the groups beyond those
+    pick nothing (their turn is still to come). A group a limit holds (room 0) picks
+    nothing either."""
+    capped = {
+        group: share if (left := room.get(group)) is None else min(share, left)
+        for group, share in shares.items()
+    }
+    if limit is None or sum(capped.values()) <= limit:
+        return capped
+    rank = {group: index for index, group in enumerate(order)}
+    unranked = len(rank)
+    in_workspace: dict[UUID, list[tuple[int, int, Group]]] = {}
+    for group, share in shares.items():
+        group_rank = rank.get(group, unranked)
+        in_workspace.setdefault(group.workspace_id, []).extend(
+            (turn, group_rank, group) for turn in range(share)
+        )
+    slots: list[tuple[float, int, int, Group]] = []
+    for workspace, in_turn in in_workspace.items():
+        in_turn.sort(key=lambda item: item[:2])
+        weight = weights.get(workspace, DEFAULT_WEIGHT)
+        slots += [
+            ((position + 1) / weight, group_rank, turn, group)
+            for position, (turn, group_rank, group) in enumerate(in_turn)
+        ]
+    slots.sort(key=lambda slot: slot[:3])
+    fitted = dict.fromkeys(capped, 0)
+    taken = 0
+    for _, _, turn, group in slots:
+        if taken == limit:
+            break
+        if turn < capped[group]:  # a job beyond its room is weighed and refused
+            fitted[group] += 1
+            taken += 1
+    return fitted
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,8 @@ from conveyor.domain.capacity import (
     Limit,
     LimitState,
     Rate,
-    limit_names,
+    fit_shares,
+    limit_type,
     split_fairly,
     take_turns,
 )
@@ -190,6 +191,18 @@ class FruitlessLooks:
         return None if self.wake_at is None else max(0.0, self.wake_at - time.monotonic())
 
 
+class Fitted(NamedTuple):
+    """What a claim under limits picks (`ClaimPlanner.fit`)."""
+
+    shares: dict[Group, int]
+    cut: set[Group]
+    """Groups offered that pick nothing though no limit holds them: the claim is full
+    before their turn, which is still to come."""
+    held: bool
+    """A limit holds some group offered, or one may refuse jobs the claim cannot tell
+    apart before it picks them (a type limit)."""
+
+
 class NextLook(NamedTuple):
     """When a claim under limits should look again: at once (`more`), or when woken or in
     `wake_in` seconds (None: only when woken)."""
@@ -214,6 +227,10 @@ class ScopeTurns:
     """The last plan that claims took all they asked with, and when it was read."""
     fruitless: FruitlessLooks = field(default_factory=FruitlessLooks)
     """What claims under limits that started nothing have seen since one started a job."""
+    held: bool = True
+    """Whether the last claim under limits met one holding jobs back (`Fitted.held`): the
+    next offers turns for twice its jobs (`ClaimPlanner.budget`). A scope's first claim
+    assumes so."""
 
 
 def keys_to_scan(budget: int) -> int:
@@ -222,16 +239,14 @@ def keys_to_scan(budget: int) -> int:
     return budget + 1
 
 
-def governing_names(candidates: Sequence[Candidate], workspace_id: UUID) -> list[str]:
-    """The names of the limits that may govern a workspace's candidates (those of them that
-    are limits: `limit_states`)."""
+def offered_keys(turns: Turns, workspace_id: UUID) -> list[str]:
+    """The concurrency keys of a workspace's groups offered a share: the key limits that
+    may govern the claim's candidates there (`limit_states` reads those, and every type
+    limit)."""
     return sorted(
-        {
-            name
-            for candidate in candidates
-            if candidate.workspace_id == workspace_id
-            for name in limit_names(candidate.type, candidate.concurrency_key)
-        }
+        group.concurrency_key
+        for group in turns.shares
+        if group.workspace_id == workspace_id and group.concurrency_key is not None
     )
 
 
@@ -293,17 +308,26 @@ class ClaimPlanner:
         sql = self.queries["next_due"].compose(scope=scope)
         return sql, {**params, "looked": -(lookback + LOOKBACK_MARGIN_SECONDS)}
 
-    def limit_statements(
-        self, workspace_id: UUID, names: Sequence[str]
-    ) -> tuple[str, str, dict[str, Any]]:
-        """`limit_states` and `recent_starts` of the limits `names` of a workspace, and
-        their parameters."""
+    def limit_statement(
+        self, workspace_id: UUID, keys: Sequence[str]
+    ) -> tuple[str, dict[str, Any]]:
+        """`limit_states` of a workspace's limits of `keys` and of its types."""
         q = self.queries
-        states = q["limit_states"].compose(
+        sql = q["limit_states"].compose(
             names=q.in_list("l.name", "names"), running=q["limit_running"].sql
         )
-        starts = q["recent_starts"].compose(names=q.in_list("s.name", "names"))
-        return states, starts, {"ws": workspace_id, "names": names}
+        return sql, {"ws": workspace_id, "names": list(keys)}
+
+    def starts_statement(
+        self, workspace_id: UUID, rows: Sequence[Row]
+    ) -> tuple[str, dict[str, Any]] | None:
+        """`recent_starts` of the limits among `limit_states`'s rows with a rate (None: no
+        rate to count starts for)."""
+        rated = [row["name"] for row in rows if row["rate_count"] is not None]
+        if not rated:
+            return None
+        sql = self.queries["recent_starts"].compose(names=self.queries.in_list("s.name", "names"))
+        return sql, {"ws": workspace_id, "names": rated}
 
     def planned(self, rows: Sequence[Row]) -> list[PlannedWorkspace]:
         return [
@@ -322,11 +346,12 @@ class ClaimPlanner:
         types, params = self.type_condition(request)
         return self.queries["claimable_keys"].compose(type_condition=types), params
 
-    @staticmethod
-    def budget(plan: Sequence[PlannedWorkspace], limit: int) -> int:
-        """How many jobs a claim of `limit` picks: where limits govern, twice as many
-        candidates (the limits may refuse some)."""
-        return CANDIDATES_PER_SLOT_UNDER_LIMITS * limit if governed(plan) else limit
+    def budget(self, request: ClaimRequest, plan: Sequence[PlannedWorkspace]) -> int:
+        """How many jobs a claim offers turns for: where limits govern and the last claim
+        of its scope met one holding jobs back, twice as many (to offer the groups after
+        those held); else as many as it asks for."""
+        held = governed(plan) and self._turns(request).held
+        return CANDIDATES_PER_SLOT_UNDER_LIMITS * request.limit if held else request.limit
 
     def keys_after(self, request: ClaimRequest, workspace_id: UUID) -> str:
         """Where the skip scan of a workspace's keys starts ('' sorts before every key)."""
@@ -391,18 +416,21 @@ class ClaimPlanner:
         admission: Admission,
         started: int,
         now: datetime | None,
+        fitted: Fitted,
     ) -> NextLook:
         """`took` for a claim under limits (each group gave the jobs admitted of it; the
-        groups whose candidates the full claim never weighed had no turn), and when to look
-        again. A claim that started nothing looks again at once only while some workspace
-        has groups its looks have not offered since a claim last started a job
-        (`FruitlessLooks`)."""
+        groups whose candidates the full claim never weighed, and those `fit` left out
+        (`Fitted.cut`), had no turn), and when to look again. A claim that started
+        nothing looks again at once only while some workspace has groups its looks have
+        not offered since a claim last started a job (`FruitlessLooks`)."""
         given = Counter(candidate.group for candidate in admission.admitted)
-        reached = self.took(request, plan, turns, given, unreached(ordered, admission))
+        left = unreached(ordered, admission) | fitted.cut
+        reached = self.took(request, plan, turns, given, left)
         wake_in = None
         if admission.wake_at is not None and now is not None:
             wake_in = max(0.0, (admission.wake_at - now).total_seconds())
         scope = self._turns(request)
+        scope.held = fitted.held or bool(admission.blocked)
         if started:
             scope.fruitless = FruitlessLooks()
             return NextLook(turns.more(started, request.limit), wake_in)
@@ -414,6 +442,31 @@ class ClaimPlanner:
             return NextLook(True, wake_in)
         scope.fruitless = FruitlessLooks()
         return NextLook(False, looks.wake_in())
+
+    @staticmethod
+    def fit(
+        turns: Turns,
+        weights: Mapping[UUID, int],
+        states: Mapping[tuple[UUID, str], LimitState],
+        limit: int,
+    ) -> Fitted:
+        """What a claim under limits picks of each group offered (`fit_shares`: no more
+        than its key limit's room; and where no type limit caps a job, only what a claim of
+        `limit` would start)."""
+        room = {
+            group: states[key].room()
+            for group in turns.shares
+            if group.concurrency_key is not None
+            and (key := (group.workspace_id, group.concurrency_key)) in states
+        }
+        typed = any(
+            limit_type(name) is not None and state.room() is not None
+            for (_, name), state in states.items()
+        )
+        fitted = fit_shares(turns.order, turns.shares, weights, room, None if typed else limit)
+        cut = {group for group, share in fitted.items() if share == 0 and room.get(group) != 0}
+        shares = {group: share for group, share in fitted.items() if share}
+        return Fitted(shares, cut, typed or 0 in room.values())
 
     @staticmethod
     def _cycle(scope: ScopeTurns, workspace: PlannedWorkspace, scan: KeyScan) -> list[Group]:
@@ -471,9 +524,8 @@ class ClaimPlanner:
         for row in starts:
             recent.setdefault(row["name"], []).append(self.codec.timestamp(row["started_at"]))
         states: dict[tuple[UUID, str], LimitState] = {}
-        now = None
+        now = self.codec.timestamp(rows[0]["now"]) if rows else None
         for row in rows:
-            now = self.codec.timestamp(row["now"])
             rate = None
             if row["rate_count"] is not None:
                 rate = Rate(int(row["rate_count"]), float(row["rate_per_seconds"]))

@@ -30,8 +30,8 @@ from conveyor.store.claims import (
     KeyScan,
     PlannedWorkspace,
     governed,
-    governing_names,
     keys_to_scan,
+    offered_keys,
     rated_workspaces,
 )
 from conveyor.store.connection import Connection, Json, Row
@@ -255,36 +255,35 @@ class PostgresJobStore(SharedJobStatements):
         answer: Projection[Claimed],
         plan: Sequence[PlannedWorkspace],
     ) -> ClaimOutcome[Claimed]:
-        """Under the claim locks of the limited workspaces: pick twice the claim's share of
-        candidates, count the limits that govern them, let the domain admit, start
-        those."""
+        """Under the claim locks of the limited workspaces: read the limits that may
+        govern the groups offered, pick what they leave room for (`ClaimPlanner.fit`), let
+        the domain admit, start those."""
         planner, q = self.planner, self.queries
         limited = sorted(workspace.id for workspace in plan if workspace.limited)
         weights = {workspace.id: workspace.weight for workspace in plan}
-        budget = planner.budget(plan, request.limit)
+        budget = planner.budget(request, plan)
         async with self.database.write() as connection:  # not under the locks: reads only
             keys = await self._key_scans(connection, plan, request, keys_to_scan(budget))
         turns = planner.split(request, plan, keys, budget)
         async with self.database.transaction() as connection:
             await connection.execute(q["take_claim_locks"].sql, {"workspaces": limited})
-            picked = await connection.fetch(
-                self._group_picks(request, _CANDIDATE_COLUMNS),
-                {**self._claim_params(request), **_share_params(turns.shares)},
-            )
-            candidates = [_candidate(row) for row in picked]
             states: dict[tuple[UUID, str], LimitState] = {}
             now = None
             for workspace_id in limited:
                 await connection.execute(q["fold_limit_leaves"].sql, {"ws": workspace_id})
-                names = governing_names(candidates, workspace_id)
-                if not names:
-                    continue
-                states_sql, starts_sql, params = planner.limit_statements(workspace_id, names)
-                rows = await connection.fetch(states_sql, params)
-                rated = any(row["rate_count"] is not None for row in rows)
-                starts = await connection.fetch(starts_sql, params) if rated else []
+                rows = await connection.fetch(
+                    *planner.limit_statement(workspace_id, offered_keys(turns, workspace_id))
+                )
+                counted = planner.starts_statement(workspace_id, rows)
+                starts = [] if counted is None else await connection.fetch(*counted)
                 found, now = planner.limit_states(workspace_id, rows, starts)
                 states.update(found)
+            fitted = planner.fit(turns, weights, states, request.limit)
+            picked = await connection.fetch(
+                self._group_picks(request, _CANDIDATE_COLUMNS),
+                {**self._claim_params(request), **_share_params(fitted.shares)},
+            )
+            candidates = [_candidate(row) for row in picked]
             ordered = fair_order(candidates, weights, turns.order)
             admission = admit(ordered, states, request.limit, now or _EPOCH)
             jobs: list[Claimed] = []
@@ -304,7 +303,7 @@ class PostgresJobStore(SharedJobStatements):
             for workspace_id in rated_workspaces(admission, states):
                 await connection.execute(q["forget_old_starts"].sql, {"ws": workspace_id})
         more, wake_in = planner.took_admitted(
-            request, plan, turns, ordered, admission, len(jobs), now
+            request, plan, turns, ordered, admission, len(jobs), now, fitted
         )
         return ClaimOutcome(jobs, wake_in, tuple(weights), more)
 

@@ -45,8 +45,8 @@ from conveyor.store.claims import (
     PlannedWorkspace,
     Turns,
     governed,
-    governing_names,
     keys_to_scan,
+    offered_keys,
     rated_workspaces,
 )
 from conveyor.store.connection import Json
@@ -185,7 +185,7 @@ class SqliteJobStore(SharedJobStatements):
                 due_sql, due_params = planner.next_due_statement(request, since)
                 due = connection.execute(due_sql, encode_params(due_params)).fetchone()
                 return _Claimed([], planner.wake_in(due), ()), []
-            budget = planner.budget(plan, request.limit)
+            budget = planner.budget(request, plan)
             keys = {
                 workspace.id: self._claimable_keys(
                     connection, workspace.id, request, keys_to_scan(budget)
@@ -266,11 +266,29 @@ class SqliteJobStore(SharedJobStatements):
         types: str,
         claim_params: dict[str, Any],
     ) -> tuple[list[sqlite3.Row], NextLook]:
-        """Pick candidates, count the limits that govern them, let the domain admit, start
-        those (the writer is this batch's alone: nothing can start meanwhile)."""
+        """Read the limits that may govern the groups offered, pick what they leave room
+        for (`ClaimPlanner.fit`), let the domain admit, start those (the writer is this
+        batch's alone: nothing can start meanwhile)."""
         q = self.queries
+        states: dict[tuple[UUID, str], LimitState] = {}
+        now = None
+        limited = [workspace.id for workspace in plan if workspace.limited]
+        for workspace_id in limited:
+            sql, params = self.planner.limit_statement(
+                workspace_id, offered_keys(turns, workspace_id)
+            )
+            rows = connection.execute(sql, encode_params(params)).fetchall()
+            counted = self.planner.starts_statement(workspace_id, rows)
+            starts = (
+                []
+                if counted is None
+                else connection.execute(counted[0], encode_params(counted[1])).fetchall()
+            )
+            found, now = self.planner.limit_states(workspace_id, rows, starts)
+            states.update(found)
+        fitted = self.planner.fit(turns, weights, states, request.limit)
         candidates: list[Candidate] = []
-        for group, share in turns.shares.items():
+        for group, share in fitted.shares.items():
             sql, params = self._picks(group, types)
             picks = {**params, "share": share}
             if "types" in claim_params:
@@ -286,21 +304,6 @@ class SqliteJobStore(SharedJobStatements):
                         self.database.codec.timestamp(row["run_at"]),
                     )
                 )
-        states: dict[tuple[UUID, str], LimitState] = {}
-        now = None
-        limited = [workspace.id for workspace in plan if workspace.limited]
-        for workspace_id in limited:
-            names = governing_names(candidates, workspace_id)
-            if not names:
-                continue
-            states_sql, starts_sql, params = self.planner.limit_statements(workspace_id, names)
-            rows = connection.execute(states_sql, encode_params(params)).fetchall()
-            rated = any(row["rate_count"] is not None for row in rows)
-            starts = (
-                connection.execute(starts_sql, encode_params(params)).fetchall() if rated else []
-            )
-            found, now = self.planner.limit_states(workspace_id, rows, starts)
-            states.update(found)
         ordered = fair_order(candidates, weights, turns.order)
         admission = admit(ordered, states, request.limit, now or _EPOCH)
         rows = []
@@ -323,7 +326,7 @@ class SqliteJobStore(SharedJobStatements):
         for workspace_id in rated_workspaces(admission, states):
             connection.execute(q["forget_old_starts"].sql, encode_params({"ws": workspace_id}))
         return rows, self.planner.took_admitted(
-            request, plan, turns, ordered, admission, len(rows), now
+            request, plan, turns, ordered, admission, len(rows), now, fitted
         )
 
     async def complete_jobs(

@@ -369,6 +369,16 @@ limits = sa.Table(
     ),
 )
 
+# A workspace's type limits (`type:<type>`), which every claim under limits reads.
+_TYPE_LIMIT = sa.text("substr(name, 1, 5) = 'type:'")
+sa.Index(
+    "ix_limits_types",
+    limits.c.workspace_id,
+    limits.c.name,
+    postgresql_where=_TYPE_LIMIT,
+    sqlite_where=_TYPE_LIMIT,
+)
+
 # On PostgreSQL, a row per limit a job counted in when it left RUNNING, until a claim of its
 # workspace folds them into `limits.running` (migration 0018 says why; empty on SQLite).
 limit_leaves = sa.Table(

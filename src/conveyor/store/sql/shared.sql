@@ -75,13 +75,20 @@ SELECT (
 ) AS due, conveyor_now() AS now;
 
 -- name: limit_states
--- The limits named (:names, {names}) of a workspace, with how many of their jobs run now
--- ({running}: `limit_running`): read under the workspace's claim lock, so no claim
--- elsewhere can start one meanwhile. One primary-key probe per limit.
+-- The limits named (:names, {names}: one primary-key probe each) of a workspace and all
+-- its type limits (a claim reads them before it knows its candidates' types), with how
+-- many of their jobs run now ({running}: `limit_running`): read under the workspace's
+-- claim lock, so no claim elsewhere can start one meanwhile. Two branches, not one
+-- condition with OR: that compared every limit of the workspace with every name.
 SELECT l.name, l.max_running, l.rate_count, l.rate_per_seconds, l.paused,
     conveyor_now() AS now, {running} AS running
 FROM limits l
-WHERE l.workspace_id = :ws AND {names};
+WHERE l.workspace_id = :ws AND {names}
+UNION ALL
+SELECT l.name, l.max_running, l.rate_count, l.rate_per_seconds, l.paused,
+    conveyor_now() AS now, {running} AS running
+FROM limits l
+WHERE l.workspace_id = :ws AND substr(l.name, 1, 5) = 'type:';
 
 -- name: limit_running
 -- How many jobs counted in the limit `l` run now: what starts added and leaves took off
@@ -104,7 +111,8 @@ WHERE {leased} AND {workspace} = :ws AND {matches}
 RETURNING id;
 
 -- name: recent_starts
--- The starts each rate window counts, oldest first.
+-- The starts each rate window of the limits named ({names}: those of `limit_states`'s
+-- with a rate) counts, oldest first.
 SELECT s.name, s.started_at FROM limit_starts s
 JOIN limits l ON l.workspace_id = s.workspace_id AND l.name = s.name
 WHERE s.workspace_id = :ws AND {names} AND l.rate_per_seconds IS NOT NULL

@@ -13,6 +13,8 @@
   rows, and `running - (its rows here)` is the count at every moment. SQLite has one
   writer: its trigger takes the leave off `limits.running` directly, and the table stays
   empty there.
+* `ix_limits_types`: a workspace's type limits, which a claim reads with the limits of the
+  keys it offers turns to (a workspace may have thousands of key limits).
 * `ix_jobs_running_by_key` and `ix_jobs_running_by_type` go: they served the counting, and
   every start and end of every job kept them up to date.
 
@@ -112,6 +114,14 @@ def upgrade() -> None:
         sa.Column("name", sa.String(200), nullable=False),
     )
     op.create_index("ix_limit_leaves", "limit_leaves", ["workspace_id", "name"])
+    typed = sa.text("substr(name, 1, 5) = 'type:'")
+    op.create_index(
+        "ix_limits_types",
+        "limits",
+        ["workspace_id", "name"],
+        postgresql_where=typed,
+        sqlite_where=typed,
+    )
     op.execute(_MARK_RUNNING)
     op.execute(_COUNT_RUNNING)
     op.drop_index("ix_jobs_running_by_key", table_name="jobs")
@@ -141,6 +151,7 @@ def downgrade() -> None:
         postgresql_where=running_keyed,
         sqlite_where=running_keyed,
     )
+    op.drop_index("ix_limits_types", table_name="limits")
     op.drop_index("ix_limit_leaves", table_name="limit_leaves")
     op.drop_table("limit_leaves")
     with op.batch_alter_table("limits") as batch:
