@@ -98,15 +98,12 @@ def test_a_claim_reads_each_group_in_the_order_of_the_claimable_index(
     assert "TEMP B-TREE" not in found, found
 
 
-def test_limit_states_read_each_limit_by_its_key_and_its_unfolded_leaves_by_index(
+def test_limit_states_read_each_limit_by_its_key_and_the_type_limits_by_their_index(
     database: sqlite3.Connection,
 ) -> None:
-    sql = QUERIES["limit_states"].compose(
-        names=QUERIES.in_list("l.name", "names"), running=QUERIES["limit_running"].sql
-    )
+    sql = QUERIES["limit_states"].compose(names=QUERIES.in_list("l.name", "names"))
     found = plan(database, sql, {"ws": "w", "names": "[]"})
-    assert "SEARCH l USING PRIMARY KEY" in found or "sqlite_autoindex_limits" in found, found
-    assert "ix_limit_leaves" in found, found
+    assert "sqlite_autoindex_limits" in found, found
     assert "ix_limits_types" in found, found
     assert "SCAN l" not in found, found
 

@@ -313,9 +313,7 @@ class ClaimPlanner:
     ) -> tuple[str, dict[str, Any]]:
         """`limit_states` of a workspace's limits of `keys` and of its types."""
         q = self.queries
-        sql = q["limit_states"].compose(
-            names=q.in_list("l.name", "names"), running=q["limit_running"].sql
-        )
+        sql = q["limit_states"].compose(names=q.in_list("l.name", "names"))
         return sql, {"ws": workspace_id, "names": list(keys)}
 
     def starts_statement(

@@ -103,9 +103,7 @@ class LimitStore:
         if names is not None:
             which.append(self.queries.in_list("l.name", "names"))
             params["names"] = list(names)
-        sql = self.queries["limits_with_counts"].compose(
-            which=" AND ".join(which), running=self.queries["limit_running"].sql
-        )
+        sql = self.queries["limits_with_counts"].compose(which=" AND ".join(which))
         async with self.database.read() as connection:
             rows = await connection.fetch(sql, params)
         return [self._counts(row) for row in rows]

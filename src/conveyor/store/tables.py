@@ -362,7 +362,7 @@ limits = sa.Table(
     sa.Column("paused", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("created_at", timestamp_type(), nullable=False),
     sa.Column("updated_at", timestamp_type(), nullable=False),
-    # The jobs counted in it that run now, less their rows in limit_leaves.
+    # The jobs counted in it that run now, less the rows of its name in limit_leaves.
     sa.Column("running", sa.Integer(), nullable=False, server_default=sa.text("0")),
     sa.CheckConstraint(
         "(rate_count IS NULL) = (rate_per_seconds IS NULL)", name="ck_limits_rate_whole"
@@ -379,15 +379,17 @@ sa.Index(
     sqlite_where=_TYPE_LIMIT,
 )
 
-# On PostgreSQL, a row per limit a job counted in when it left RUNNING, until a claim of its
-# workspace folds them into `limits.running` (migration 0018 says why; empty on SQLite).
+# On PostgreSQL, a row per job counted in limits when it left RUNNING (its key and type),
+# until a claim of its workspace folds them into `limits.running` (migration 0018 says why;
+# empty on SQLite).
 limit_leaves = sa.Table(
     "limit_leaves",
     metadata,
     sa.Column("workspace_id", uuid_type(), nullable=False),
-    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("concurrency_key", sa.String(200), nullable=True),
+    sa.Column("type", sa.String(100), nullable=False),
 )
-sa.Index("ix_limit_leaves", limit_leaves.c.workspace_id, limit_leaves.c.name)
+sa.Index("ix_limit_leaves", limit_leaves.c.workspace_id)
 
 # When jobs started under a limit with a rate: the window each claim counts.
 limit_starts = sa.Table(

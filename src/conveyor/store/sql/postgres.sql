@@ -173,14 +173,19 @@ WHERE NOT EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = ANY(:planned::uu
 SELECT * FROM unnest(:ids::uuid[], :limited::bool[]) AS c(id, limited);
 
 -- name: fold_limit_leaves
--- The leaves of a workspace's limited jobs (migration 0018) taken off their limits'
--- `running`, under the workspace's claim lock (claims and creating a limit hold it). One
--- statement: the rows deleted are the rows counted, however many leaves commit meanwhile.
+-- The leaves of a workspace's limited jobs (migration 0018) taken off the limits of their
+-- names (their key, `type:<type>`), under the workspace's claim lock (claims and creating
+-- a limit hold it). One statement: the rows deleted are the rows counted, however many
+-- leaves commit meanwhile.
 WITH gone AS (
-    DELETE FROM limit_leaves WHERE workspace_id = :ws RETURNING name
+    DELETE FROM limit_leaves WHERE workspace_id = :ws RETURNING concurrency_key, type
+), names AS (
+    SELECT concurrency_key AS name FROM gone WHERE concurrency_key IS NOT NULL
+    UNION ALL
+    SELECT 'type:' || type FROM gone
 )
 UPDATE limits l SET running = l.running - g.n
-FROM (SELECT name, count(*) AS n FROM gone GROUP BY name) g
+FROM (SELECT name, count(*) AS n FROM names GROUP BY name) g
 WHERE l.workspace_id = :ws AND l.name = g.name;
 
 -- name: take_claim_locks

@@ -77,25 +77,19 @@ SELECT (
 -- name: limit_states
 -- The limits named (:names, {names}: one primary-key probe each) of a workspace and all
 -- its type limits (a claim reads them before it knows its candidates' types), with how
--- many of their jobs run now ({running}: `limit_running`): read under the workspace's
--- claim lock, so no claim elsewhere can start one meanwhile. Two branches, not one
+-- many of their jobs run: read under the workspace's claim lock, so no claim elsewhere
+-- can start one meanwhile, after `fold_limit_leaves` (a job that leaves after the fold
+-- still counts here: a claim may start fewer, never more). Two branches, not one
 -- condition with OR: that compared every limit of the workspace with every name.
 SELECT l.name, l.max_running, l.rate_count, l.rate_per_seconds, l.paused,
-    conveyor_now() AS now, {running} AS running
+    conveyor_now() AS now, l.running
 FROM limits l
 WHERE l.workspace_id = :ws AND {names}
 UNION ALL
 SELECT l.name, l.max_running, l.rate_count, l.rate_per_seconds, l.paused,
-    conveyor_now() AS now, {running} AS running
+    conveyor_now() AS now, l.running
 FROM limits l
 WHERE l.workspace_id = :ws AND substr(l.name, 1, 5) = 'type:';
-
--- name: limit_running
--- How many jobs counted in the limit `l` run now: what starts added and leaves took off
--- (`running`), less the leaves not yet folded into it (migration 0018; none on SQLite).
-(l.running - (
-    SELECT count(*) FROM limit_leaves v WHERE v.workspace_id = l.workspace_id AND v.name = l.name
-));
 
 -- name: limit_exists
 SELECT 1 AS found FROM limits WHERE workspace_id = :ws AND name = :name;
@@ -348,12 +342,12 @@ NOT EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = :ws AND {names});
 SELECT l.name FROM limits l WHERE l.workspace_id = :ws AND {names} ORDER BY l.name;
 
 -- name: limits_with_counts
--- Limits ({which}) with what they govern now: running jobs ({running}: `limit_running`),
--- queued ones (by concurrency key, or by type for `type:<type>`), and the starts their rate
--- window counts.
+-- Limits ({which}) with what they govern now: running jobs (`running`, less the leaves not
+-- yet folded into it: migration 0018; none on SQLite), queued ones (by concurrency key, or
+-- by type for `type:<type>`), and the starts their rate window counts.
 SELECT w.slug AS workspace, l.workspace_id, l.name, l.max_running, l.rate_count,
     l.rate_per_seconds, l.paused, l.created_at, l.updated_at,
-    {running} AS running,
+    l.running - COALESCE(p.n, 0) AS running,
     CASE WHEN substr(l.name, 1, 5) = 'type:' THEN (
         SELECT count(*) FROM jobs j
         WHERE j.workspace_id = l.workspace_id AND {claimable:j} AND j.type = substr(l.name, 6)
@@ -368,6 +362,14 @@ SELECT w.slug AS workspace, l.workspace_id, l.name, l.max_running, l.rate_count,
             AND s.started_at > conveyor_after(-l.rate_per_seconds)
     ) AS recent_starts
 FROM limits l JOIN workspaces w ON w.id = l.workspace_id
+LEFT JOIN (
+    SELECT workspace_id, name, count(*) AS n FROM (
+        SELECT workspace_id, concurrency_key AS name FROM limit_leaves
+        WHERE concurrency_key IS NOT NULL
+        UNION ALL
+        SELECT workspace_id, 'type:' || type AS name FROM limit_leaves
+    ) left_names GROUP BY workspace_id, name
+) p ON p.workspace_id = l.workspace_id AND p.name = l.name
 WHERE {which}
 ORDER BY w.slug, l.name;
 

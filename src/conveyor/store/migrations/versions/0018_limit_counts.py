@@ -7,12 +7,13 @@
   counts them (`count_into_limit`); a `limited` job leaving RUNNING takes itself off
   through a trigger, whatever the statement that ended it (a completion, a failure, a
   cancel, a release, an expired lease).
-* `limit_leaves`: on PostgreSQL those leaves are written here, one row per limit the job
-  counted in, and a limited claim folds them into `limits.running` under its workspace's
-  claim lock: leavers only insert, so they never wait on each other or deadlock over limit
-  rows, and `running - (its rows here)` is the count at every moment. SQLite has one
-  writer: its trigger takes the leave off `limits.running` directly, and the table stays
-  empty there.
+* `limit_leaves`: on PostgreSQL those leaves are written here (the job's key and type), and
+  a limited claim folds them into the limits of those names under its workspace's claim
+  lock: leavers only insert, so they never wait on each other or deadlock over limit rows,
+  and `running` less the leaves of its names here is the count at every moment. A limit
+  created folds the leaves before it exists, so none of them is taken off it. SQLite has
+  one writer: its trigger takes the leave off `limits.running` directly, and the table
+  stays empty there.
 * `ix_limits_types`: a workspace's type limits, which a claim reads with the limits of the
   keys it offers turns to (a workspace may have thousands of key limits).
 * `ix_jobs_running_by_key` and `ix_jobs_running_by_type` go: they served the counting, and
@@ -41,18 +42,12 @@ def _uuid() -> Any:
     return sa.Uuid(as_uuid=True).with_variant(sa.String(36), "sqlite")
 
 
-# The names a job counts in: its concurrency key, and `type:<type>` (domain/capacity.py,
-# limit_names), those of them that are limits of its workspace now.
-_LEFT_LIMITS = """
-    SELECT l.workspace_id, l.name FROM limits l
-    WHERE l.workspace_id = OLD.workspace_id
-        AND (l.name = OLD.concurrency_key OR l.name = 'type:' || OLD.type)"""
-
 POSTGRES_UPGRADE = [
-    rf"""
+    r"""
 CREATE OR REPLACE FUNCTION conveyor_notify_room() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO limit_leaves (workspace_id, name) {_LEFT_LIMITS};
+    INSERT INTO limit_leaves (workspace_id, concurrency_key, type)
+    VALUES (OLD.workspace_id, OLD.concurrency_key, OLD.type);
     PERFORM pg_notify('conveyor_jobs', OLD.workspace_id::text);
     RETURN NULL;
 END $$""",
@@ -111,9 +106,10 @@ def upgrade() -> None:
     op.create_table(
         "limit_leaves",
         sa.Column("workspace_id", _uuid(), nullable=False),
-        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("concurrency_key", sa.String(200), nullable=True),
+        sa.Column("type", sa.String(100), nullable=False),
     )
-    op.create_index("ix_limit_leaves", "limit_leaves", ["workspace_id", "name"])
+    op.create_index("ix_limit_leaves", "limit_leaves", ["workspace_id"])
     typed = sa.text("substr(name, 1, 5) = 'type:'")
     op.create_index(
         "ix_limits_types",
