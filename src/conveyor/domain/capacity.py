@@ -256,9 +256,8 @@ def fit_shares(
     return fitted
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A claimable job as a claim weighs it."""
+class Candidate(NamedTuple):
+    """A claimable job as a claim weighs it (a tuple: a claim makes hundreds)."""
 
     id: UUID
     workspace_id: UUID

@@ -56,7 +56,8 @@ the plan each time cost a fifth of its rate. A workspace whose first jobs come d
 meanwhile waits at most this long for its turn. A limit committed before a claim's start
 statement is seen (`picked_unlimited` takes nothing from a workspace that has limits, and
 the claim plans afresh); one committed while that statement runs is concurrent with it,
-as with a fresh plan, and governs the claims after it."""
+as with a fresh plan, and governs the claims after it. A plan under limits reads the
+limits afresh under the claim lock, so one deleted meanwhile holds nothing back."""
 CANDIDATES_PER_SLOT_UNDER_LIMITS = 2
 _REMEMBERED = 10_000
 """Workspaces (and scopes, and groups offered by fruitless looks) the planner keeps before

@@ -192,22 +192,34 @@ class PostgresJobStore(SharedJobStatements):
     ) -> ClaimOutcome[Claimed]:
         planner = self.planner
         reused = planner.reusable_plan(request)
+        if reused is not None:
+            outcome = await self._claim_planned(request, answer, reused)
+            if outcome.jobs:
+                return outcome
+            planner.forget_plan(request)  # its work is gone, or limits came: plan afresh
         async with self.database.write() as connection:
-            if reused is not None:
-                outcome = await self._claim_unlimited(connection, request, answer, reused)
-                if outcome.jobs:
-                    return outcome
-                planner.forget_plan(request)  # its work is gone, or limits came: plan afresh
             looked = time.monotonic()
             plan = planner.planned(await connection.fetch(*planner.plan_statement(request)))
             if not plan:
                 since = time.monotonic() - looked
                 due = await connection.fetchrow(*planner.next_due_statement(request, since))
                 return ClaimOutcome([], planner.wake_in(due))
-            if not governed(plan):
-                planner.remember_plan(request, plan, looked)
-                return await self._claim_unlimited(connection, request, answer, plan)
-        return await self._claim_under_limits(request, answer, plan)
+        planner.remember_plan(request, plan, looked)
+        return await self._claim_planned(request, answer, plan)
+
+    async def _claim_planned(
+        self, request: ClaimRequest, answer: Projection[Claimed], plan: Sequence[PlannedWorkspace]
+    ) -> ClaimOutcome[Claimed]:
+        """A claim with its plan: under limits, or not; a claim that did not take all it
+        asked for lets the next read the plan afresh."""
+        if governed(plan):
+            outcome = await self._claim_under_limits(request, answer, plan)
+        else:
+            async with self.database.write() as connection:
+                outcome = await self._claim_unlimited(connection, request, answer, plan)
+        if len(outcome.jobs) < request.limit:
+            self.planner.forget_plan(request)
+        return outcome
 
     async def _claim_unlimited(
         self,
@@ -232,8 +244,6 @@ class PostgresJobStore(SharedJobStatements):
         jobs = [answer.from_row(self.rows, row) for row in rows]
         self.planner.took(request, plan, turns, turns.shares)
         more = turns.more(len(jobs), request.limit)
-        if len(jobs) < request.limit:
-            self.planner.forget_plan(request)
         return ClaimOutcome(jobs, None, tuple(workspace.id for workspace in plan), more)
 
     async def _key_scans(
