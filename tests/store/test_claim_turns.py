@@ -15,7 +15,7 @@ from conveyor.store.sqlite import SqliteCodec
 
 A, B = UUID(int=1), UUID(int=2)
 REQUEST = ClaimRequest(None, 1, 60.0, "w", "a")
-NOTHING_FITTED = Fitted({}, set(), held=True)
+NOTHING_FITTED = Fitted({}, set(), held=True, capped=True)
 
 
 def planner() -> ClaimPlanner:
@@ -128,9 +128,13 @@ def test_claims_offer_twice_their_jobs_turns_only_after_a_limit_held_some_back()
     request = ClaimRequest(None, 10, 60.0, "w", "a")
     assert plans.budget(request, plan) == 20, "a scope's first claim assumes limits hold"
     turns = plans.split(request, plan, {A: KeyScan(("k",))}, 20)
-    plans.took_admitted(request, plan, turns, [], Admission([]), 1, NOW, Fitted({}, set(), False))
+    plans.took_admitted(
+        request, plan, turns, [], Admission([]), 1, NOW, Fitted({}, set(), False, False)
+    )
     assert plans.budget(request, plan) == 10, "none held: as many turns as jobs"
-    plans.took_admitted(request, plan, turns, [], Admission([]), 1, NOW, Fitted({}, set(), True))
+    plans.took_admitted(
+        request, plan, turns, [], Admission([]), 1, NOW, Fitted({}, set(), True, True)
+    )
     assert plans.budget(request, plan) == 20
     unlimited = [workspace(A)]
     assert plans.budget(request, unlimited) == 10

@@ -202,6 +202,9 @@ class Fitted(NamedTuple):
     held: bool
     """A limit holds some group offered, or one may refuse jobs the claim cannot tell
     apart before it picks them (a type limit)."""
+    capped: bool
+    """A limit leaves some group offered less than its share, or a type limit may refuse
+    jobs (on PostgreSQL, the claim folds the leaves and reads the counts again)."""
 
 
 class NextLook(NamedTuple):
@@ -465,7 +468,10 @@ class ClaimPlanner:
         fitted = fit_shares(turns.order, turns.shares, weights, room, None if typed else limit)
         cut = {group for group, share in fitted.items() if share == 0 and room.get(group) != 0}
         shares = {group: share for group, share in fitted.items() if share}
-        return Fitted(shares, cut, typed or 0 in room.values())
+        capped = typed or any(
+            left is not None and left < turns.shares[group] for group, left in room.items()
+        )
+        return Fitted(shares, cut, typed or 0 in room.values(), capped)
 
     @staticmethod
     def _cycle(scope: ScopeTurns, workspace: PlannedWorkspace, scan: KeyScan) -> list[Group]:

@@ -29,6 +29,7 @@ from conveyor.store.claims import (
     ClaimOutcome,
     KeyScan,
     PlannedWorkspace,
+    Turns,
     governed,
     keys_to_scan,
     offered_keys,
@@ -267,7 +268,9 @@ class PostgresJobStore(SharedJobStatements):
     ) -> ClaimOutcome[Claimed]:
         """Under the claim locks of the limited workspaces: read the limits that may
         govern the groups offered, pick what they leave room for (`ClaimPlanner.fit`), let
-        the domain admit, start those."""
+        the domain admit, start those. The counts read may still hold jobs that left since
+        the last fold (`fold_limit_leaves`): a claim they cap folds and reads again, so a
+        limit holds back only what really runs."""
         planner, q = self.planner, self.queries
         limited = sorted(workspace.id for workspace in plan if workspace.limited)
         weights = {workspace.id: workspace.weight for workspace in plan}
@@ -277,18 +280,13 @@ class PostgresJobStore(SharedJobStatements):
         turns = planner.split(request, plan, keys, budget)
         async with self.database.transaction() as connection:
             await connection.execute(q["take_claim_locks"].sql, {"workspaces": limited})
-            states: dict[tuple[UUID, str], LimitState] = {}
-            now = None
-            for workspace_id in limited:
-                await connection.execute(q["fold_limit_leaves"].sql, {"ws": workspace_id})
-                rows = await connection.fetch(
-                    *planner.limit_statement(workspace_id, offered_keys(turns, workspace_id))
-                )
-                counted = planner.starts_statement(workspace_id, rows)
-                starts = [] if counted is None else await connection.fetch(*counted)
-                found, now = planner.limit_states(workspace_id, rows, starts)
-                states.update(found)
+            states, now = await self._limit_states(connection, turns, limited)
             fitted = planner.fit(turns, weights, states, request.limit)
+            if fitted.capped:  # the counts may still hold jobs that left: fold, read again
+                for workspace_id in limited:
+                    await connection.execute(q["fold_limit_leaves"].sql, {"ws": workspace_id})
+                states, now = await self._limit_states(connection, turns, limited)
+                fitted = planner.fit(turns, weights, states, request.limit)
             picked = await connection.fetch(
                 self._group_picks(request, _CANDIDATE_COLUMNS),
                 {**self._claim_params(request), **_share_params(fitted.shares)},
@@ -316,6 +314,23 @@ class PostgresJobStore(SharedJobStatements):
             request, plan, turns, ordered, admission, len(jobs), now, fitted
         )
         return ClaimOutcome(jobs, wake_in, tuple(weights), more)
+
+    async def _limit_states(
+        self, connection: Connection, turns: Turns, workspaces: Sequence[UUID]
+    ) -> tuple[dict[tuple[UUID, str], LimitState], datetime | None]:
+        """The limits that may govern the groups offered, and the database's now."""
+        planner = self.planner
+        states: dict[tuple[UUID, str], LimitState] = {}
+        now = None
+        for workspace_id in workspaces:
+            rows = await connection.fetch(
+                *planner.limit_statement(workspace_id, offered_keys(turns, workspace_id))
+            )
+            counted = planner.starts_statement(workspace_id, rows)
+            starts = [] if counted is None else await connection.fetch(*counted)
+            found, now = planner.limit_states(workspace_id, rows, starts)
+            states.update(found)
+        return states, now
 
     def _group_picks(self, request: ClaimRequest, columns: str) -> str:
         types, _ = self.planner.type_condition(request)
