@@ -307,15 +307,16 @@ class SqliteJobStore(SharedJobStatements):
         ordered = fair_order(candidates, weights, turns.order)
         admission = admit(ordered, states, request.limit, now or _EPOCH)
         rows = []
-        start = q["start_jobs"].compose(chosen=":id")
-        for candidate in admission.admitted:
-            limited_job = bool(admission.governing.get(candidate.id))
-            row = connection.execute(
-                start,
-                encode_params({**claim_params, "id": candidate.id, "limited": limited_job}),
-            ).fetchone()
-            if row is not None:
-                rows.append(row)
+        start = q["start_jobs"].compose(chosen="SELECT value FROM json_each(:ids)")
+        for limited_jobs in (True, False):  # those a limit governs count in it
+            ids = [
+                candidate.id
+                for candidate in admission.admitted
+                if bool(admission.governing.get(candidate.id)) is limited_jobs
+            ]
+            if ids:
+                params = {**claim_params, "ids": ids, "limited": limited_jobs}
+                rows += connection.execute(start, encode_params(params)).fetchall()
         for (workspace_id, name), count in admission.starts.items():
             if states[(workspace_id, name)].limit.rate is None:
                 continue
