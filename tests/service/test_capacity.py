@@ -436,7 +436,7 @@ async def test_a_limited_start_is_stamped_when_it_starts_not_when_its_claim_bega
     async with store.database.transaction() as holder:  # another claimer holds the lock
         await holder.execute(
             store.jobs.queries["take_claim_locks"].sql,  # type: ignore[attr-defined]
-            {"workspaces": [workspace.id]},
+            {"workspaces": [workspace.id], "shared": []},
         )
         waiting = asyncio.create_task(claim(service, workspace.id, 1))
         await asyncio.sleep(0.5)

@@ -12,6 +12,7 @@ from conveyor.domain.jobs import Job, JobSpec, JobStatus
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import JobService
 from conveyor.service.limits import LimitService
+from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store
 from tests.service.helpers import ACTOR
 from tests.service.test_capacity import claim
@@ -165,3 +166,41 @@ async def test_counts_stay_true_under_racing_claims_ends_and_limit_changes(
         await end(services[0], running.pop(), "complete")
     for counts in await limits.list_limits(workspace.id):
         assert counts.running == 0, counts
+
+
+async def test_a_limit_put_where_a_claim_planned_none_holds_that_claim_back(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """An instance claim's plan found limits in one workspace and none in another; a limit
+    put on the other right after (while a plan may be reused) governs the next claims."""
+    other = await WorkspaceService(store).create_workspace("other")
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "k", max_running=10, rate=None, paused=False)
+    await service.create_jobs(workspace.id, [JobSpec(type="t", concurrency_key="k")] * 6, ACTOR)
+    await service.create_jobs(other.id, [JobSpec(type="t")] * 6, ACTOR)
+    before = await claim(service, None, 2)
+    await limits.put(other.id, "type:t", max_running=None, rate=None, paused=True)
+    after = [job for _ in range(3) for job in await claim(service, None, 10)]
+    assert not [job for job in after if job.workspace_id == other.id], "paused"
+    ran_before = len([job for job in before if job.workspace_id == other.id])
+    assert (await limits.get(other.id, "type:t")).running == ran_before
+    await assert_counts_true(limits, store, other.id)
+
+
+async def test_a_limit_created_while_claims_start_its_jobs_counts_every_one(
+    services: list[JobService], store: Store
+) -> None:
+    """Claims where no limit governs race the creation of one: each start is either seen
+    by the new limit's count or made after it, counted (fresh workspaces, many rounds)."""
+    limits = LimitService(store, services[0].work_signal)
+    for round_number in range(6):
+        workspace = await WorkspaceService(store).create_workspace(f"race-{round_number}")
+        await services[0].create_jobs(
+            workspace.id, [JobSpec(type="t", concurrency_key="k")] * 60, ACTOR
+        )
+        claims = [
+            claim(service, workspace.id, 4, f"w{n}") for n, service in enumerate(services * 2)
+        ]
+        put = limits.put(workspace.id, "k", max_running=100, rate=None, paused=False)
+        await asyncio.gather(*claims, put)
+        await assert_counts_true(limits, store, workspace.id)

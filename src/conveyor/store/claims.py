@@ -10,9 +10,11 @@ A claim (`JobStore.claim_jobs`) goes:
 3. the domain orders the groups in turns (`take_turns`: the workspace served least for
    its weight first, so even claims of one job go round) and splits the claim among them
    (`split_fairly`). Where no limit governs, every job the shares pick starts, in one
-   statement. Where limits govern, the claim takes the workspaces' claim locks, picks
-   twice its share of candidates, reads the limits' counts and lets the domain admit
-   (`fair_order`, `admit`), then starts those.
+   statement. Where limits govern, the claim takes the workspaces' claim locks, reads the
+   limits that may govern the groups offered (their kept running counts: migration 0018),
+   picks what they leave room for (`ClaimPlanner.fit`, `fit_shares`), lets the domain
+   admit (`fair_order`, `admit`), then starts those. It offers turns for twice its size
+   after a claim of its scope met a limit holding jobs back (`ClaimPlanner.budget`).
 
 On PostgreSQL the plan is a round trip of its own, and a claim soon after one that took
 all it asked for reuses it (`PLAN_REUSE_SECONDS`).
@@ -59,9 +61,16 @@ the claim plans afresh); one committed while that statement runs is concurrent w
 as with a fresh plan, and governs the claims after it. A plan under limits reads the
 limits afresh under the claim lock, so one deleted meanwhile holds nothing back."""
 CANDIDATES_PER_SLOT_UNDER_LIMITS = 2
+"""Turns a claim under limits offers per job it asks for, after a limit held jobs back."""
 _REMEMBERED = 10_000
 """Workspaces (and scopes, and groups offered by fruitless looks) the planner keeps before
 it starts afresh."""
+
+FOLD_SECONDS = 1.0
+"""On PostgreSQL, how long a process's claims under limits go without folding a
+workspace's leaves into its limits' counts while those counts cap nothing (a claim they
+cap folds at once): the leaves a claim's counts may still hold, and the rows `GET …/limits`
+subtracts, stay about a second's worth."""
 
 LOOKBACK_MARGIN_SECONDS = 0.001
 """Added to a claim's own reckoning of the time between its two looks (`next_due`): the
@@ -277,6 +286,22 @@ class ClaimPlanner:
         self.queries = queries
         self.codec = codec
         self._scopes: dict[ScopeKey, ScopeTurns] = {}
+        self._folded: dict[UUID, float] = {}
+
+    def unfolded(self, workspaces: Sequence[UUID]) -> list[UUID]:
+        """Those of `workspaces` whose leaves this process has not folded in the last
+        `FOLD_SECONDS`."""
+        now = time.monotonic()
+        return [
+            ws for ws in workspaces if now - self._folded.get(ws, -FOLD_SECONDS) >= FOLD_SECONDS
+        ]
+
+    def folded(self, workspaces: Sequence[UUID]) -> None:
+        now = time.monotonic()
+        for workspace_id in workspaces:
+            self._folded.pop(workspace_id, None)
+            self._folded[workspace_id] = now
+        _bounded(self._folded)
 
     def _turns(self, request: ClaimRequest) -> ScopeTurns:
         key = ScopeKey.of(request)

@@ -46,7 +46,7 @@ class LimitStore:
         q, rate = self.queries, limit.rate
         async with self.database.transaction() as connection:
             await connection.execute(
-                q["take_claim_locks"].sql, {"workspaces": [limit.workspace_id]}
+                q["take_claim_locks"].sql, {"workspaces": [limit.workspace_id], "shared": []}
             )
             params = {"ws": limit.workspace_id, "name": limit.name}
             running = 0
@@ -78,9 +78,17 @@ class LimitStore:
         return sql, {"ws": limit.workspace_id, "value": value}
 
     async def delete(self, workspace_id: UUID, name: str) -> bool:
-        async with self.database.write() as connection:
+        """Under the workspace's claim lock (a limit created meanwhile counts its jobs
+        whole), after folding the leaves written while it stood: none is left to be taken
+        off a limit of the same name created later."""
+        q = self.queries
+        async with self.database.transaction() as connection:
+            await connection.execute(
+                q["take_claim_locks"].sql, {"workspaces": [workspace_id], "shared": []}
+            )
+            await connection.execute(q["fold_limit_leaves"].sql, {"ws": workspace_id})
             deleted = await connection.execute_counting(
-                self.queries["delete_limit"].sql, {"ws": workspace_id, "name": name}
+                q["delete_limit"].sql, {"ws": workspace_id, "name": name}
             )
         return deleted > 0
 

@@ -183,7 +183,7 @@ class PostgresJobStore(SharedJobStatements):
             return None if row is None else self.rows.job(row)
         async with self.database.transaction() as connection:
             await connection.execute(
-                self.queries["take_claim_locks"].sql, {"workspaces": [workspace_id]}
+                self.queries["take_claim_locks"].sql, {"workspaces": [workspace_id], "shared": []}
             )
             row = await connection.fetchrow(sql, params)
         return None if row is None else self.rows.job(row)
@@ -270,7 +270,9 @@ class PostgresJobStore(SharedJobStatements):
         govern the groups offered, pick what they leave room for (`ClaimPlanner.fit`), let
         the domain admit, start those. The counts read may still hold jobs that left since
         the last fold (`fold_limit_leaves`): a claim they cap folds and reads again, so a
-        limit holds back only what really runs."""
+        limit holds back only what really runs (and every `FOLD_SECONDS` a claim folds
+        anyway, so the leaves stay few). A workspace the plan found without limits is
+        locked shared: if one has come to it since, the claim plans afresh."""
         planner, q = self.planner, self.queries
         limited = sorted(workspace.id for workspace in plan if workspace.limited)
         weights = {workspace.id: workspace.weight for workspace in plan}
@@ -278,13 +280,23 @@ class PostgresJobStore(SharedJobStatements):
         async with self.database.write() as connection:  # not under the locks: reads only
             keys = await self._key_scans(connection, plan, request, keys_to_scan(budget))
         turns = planner.split(request, plan, keys, budget)
+        unlimited = sorted(set(weights) - set(limited))
         async with self.database.transaction() as connection:
-            await connection.execute(q["take_claim_locks"].sql, {"workspaces": limited})
+            await connection.execute(
+                q["take_claim_locks"].sql, {"workspaces": limited, "shared": unlimited}
+            )
+            if unlimited:
+                came = await connection.fetchrow(q["limits_came"].sql, {"workspaces": unlimited})
+                if came is not None and came["came"]:
+                    planner.forget_plan(request)
+                    return ClaimOutcome([], None, tuple(weights), more=True)
             states, now = await self._limit_states(connection, turns, limited)
             fitted = planner.fit(turns, weights, states, request.limit)
-            if fitted.capped:  # the counts may still hold jobs that left: fold, read again
-                for workspace_id in limited:
-                    await connection.execute(q["fold_limit_leaves"].sql, {"ws": workspace_id})
+            to_fold = limited if fitted.capped else planner.unfolded(limited)
+            for workspace_id in to_fold:
+                await connection.execute(q["fold_limit_leaves"].sql, {"ws": workspace_id})
+            planner.folded(to_fold)
+            if fitted.capped:  # the counts may have held jobs that left: read them again
                 states, now = await self._limit_states(connection, turns, limited)
                 fitted = planner.fit(turns, weights, states, request.limit)
             picked = await connection.fetch(

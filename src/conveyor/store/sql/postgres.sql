@@ -163,10 +163,12 @@ SELECT {answer} FROM claimed ORDER BY priority, run_at, id;
 -- name: picked_unlimited
 -- `start_jobs`'s {chosen} where no limit governs: every job the shares pick, none if a
 -- limit has come to one of the workspaces planned (:planned) since the plan was read (a
--- plan serves a few claims: store/claims.py, PLAN_REUSE_SECONDS). Checked once, before
--- the picks.
+-- plan serves a few claims: store/claims.py, PLAN_REUSE_SECONDS). Asked once, before the
+-- picks, under the workspaces' shared claim locks (`conveyor_no_limits`, migration 0018):
+-- a limit being created waits for this claim to commit and then counts its starts, or
+-- this claim waits for it and sees it.
 SELECT picked.id, false AS limited FROM ({picks}) picked
-WHERE NOT EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = ANY(:planned::uuid[]));
+WHERE (SELECT conveyor_no_limits(:planned::uuid[]));
 
 -- name: admitted
 -- `start_jobs`'s {chosen} where limits govern: the jobs the domain admitted.
@@ -189,10 +191,16 @@ FROM (SELECT name, count(*) AS n FROM names GROUP BY name) g
 WHERE l.workspace_id = :ws AND l.name = g.name;
 
 -- name: take_claim_locks
--- The claim lock of each workspace that limits govern, in one order (no deadlock): held
--- to commit, so counting what runs and starting more is one step for every claimer.
-SELECT pg_advisory_xact_lock(1668247094, hashtext(ws::text))
-FROM unnest(:workspaces::uuid[]) AS ws ORDER BY ws;
+-- The claim locks of workspaces, in one order (no deadlock), held to commit: exclusive for
+-- :workspaces (limits govern them: counting what runs and starting more is one step for
+-- every claimer; creating or deleting a limit), shared for :shared (a claim under limits
+-- whose plan also holds workspaces without: `limits_came`).
+SELECT conveyor_claim_locks(:workspaces::uuid[], :shared::uuid[]);
+
+-- name: limits_came
+-- Whether a limit has come to one of the workspaces (:workspaces) a claim's plan found
+-- without, since: asked under their shared claim locks (the claim then plans afresh).
+SELECT EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = ANY(:workspaces::uuid[])) AS came;
 
 -- name: in_list
 -- A list parameter binds as an array.

@@ -347,7 +347,11 @@ SELECT l.name FROM limits l WHERE l.workspace_id = :ws AND {names} ORDER BY l.na
 -- by type for `type:<type>`), and the starts their rate window counts.
 SELECT w.slug AS workspace, l.workspace_id, l.name, l.max_running, l.rate_count,
     l.rate_per_seconds, l.paused, l.created_at, l.updated_at,
-    l.running - COALESCE(p.n, 0) AS running,
+    l.running - (
+        SELECT count(*) FROM limit_leaves v
+        WHERE v.workspace_id = l.workspace_id
+            AND (v.concurrency_key = l.name OR 'type:' || v.type = l.name)
+    ) AS running,
     CASE WHEN substr(l.name, 1, 5) = 'type:' THEN (
         SELECT count(*) FROM jobs j
         WHERE j.workspace_id = l.workspace_id AND {claimable:j} AND j.type = substr(l.name, 6)
@@ -362,14 +366,6 @@ SELECT w.slug AS workspace, l.workspace_id, l.name, l.max_running, l.rate_count,
             AND s.started_at > conveyor_after(-l.rate_per_seconds)
     ) AS recent_starts
 FROM limits l JOIN workspaces w ON w.id = l.workspace_id
-LEFT JOIN (
-    SELECT workspace_id, name, count(*) AS n FROM (
-        SELECT workspace_id, concurrency_key AS name FROM limit_leaves
-        WHERE concurrency_key IS NOT NULL
-        UNION ALL
-        SELECT workspace_id, 'type:' || type AS name FROM limit_leaves
-    ) left_names GROUP BY workspace_id, name
-) p ON p.workspace_id = l.workspace_id AND p.name = l.name
 WHERE {which}
 ORDER BY w.slug, l.name;
 

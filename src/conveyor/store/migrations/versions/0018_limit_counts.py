@@ -43,22 +43,75 @@ def _uuid() -> Any:
 
 
 POSTGRES_UPGRADE = [
+    "DROP TRIGGER IF EXISTS jobs_notify_room ON jobs",
+    "DROP FUNCTION IF EXISTS conveyor_notify_room()",
     r"""
-CREATE OR REPLACE FUNCTION conveyor_notify_room() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION conveyor_leave_limits() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO limit_leaves (workspace_id, concurrency_key, type)
-    VALUES (OLD.workspace_id, OLD.concurrency_key, OLD.type);
+    SELECT OLD.workspace_id, OLD.concurrency_key, OLD.type
+    WHERE EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = OLD.workspace_id);
     PERFORM pg_notify('conveyor_jobs', OLD.workspace_id::text);
     RETURN NULL;
+END $$""",
+    r"""
+CREATE TRIGGER jobs_leave_limits AFTER UPDATE OF status ON jobs
+    FOR EACH ROW WHEN (OLD.limited AND OLD.status = 'RUNNING' AND NEW.status <> 'RUNNING')
+    EXECUTE FUNCTION conveyor_leave_limits()""",
+    # A limit's count changing is no news to claimers (a start makes no room; a fold is
+    # a claim's own): only a change to what it allows wakes them.
+    "DROP TRIGGER IF EXISTS limits_notify_changed ON limits",
+    r"""
+CREATE TRIGGER limits_notify_changed
+    AFTER INSERT OR DELETE OR UPDATE OF max_running, rate_count, rate_per_seconds, paused
+    ON limits FOR EACH ROW EXECUTE FUNCTION conveyor_notify_limit_changed()""",
+    # The claim locks of workspaces (`take_claim_locks`), exclusive or shared, in one
+    # order: creating a limit, deleting one and a claim under limits hold a workspace's
+    # exclusively; a claim where no limit governs holds it shared while it starts jobs.
+    r"""
+CREATE FUNCTION conveyor_claim_locks(exclusive uuid[], shared uuid[]) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    ws uuid;
+BEGIN
+    FOR ws IN SELECT DISTINCT w FROM unnest(exclusive || shared) AS w ORDER BY w LOOP
+        IF ws = ANY(exclusive) THEN
+            PERFORM pg_advisory_xact_lock(1668247094, hashtext(ws::text));
+        ELSE
+            PERFORM pg_advisory_xact_lock_shared(1668247094, hashtext(ws::text));
+        END IF;
+    END LOOP;
+END $$""",
+    # Whether no limit governs any of the workspaces, asked under their shared claim
+    # locks: a statement of its own in this volatile function, so it sees a limit
+    # committed while the calling statement waited for the locks.
+    r"""
+CREATE FUNCTION conveyor_no_limits(workspaces uuid[]) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM conveyor_claim_locks('{}'::uuid[], workspaces);
+    RETURN NOT EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = ANY(workspaces));
 END $$""",
 ]
 POSTGRES_DOWNGRADE = [
+    "DROP FUNCTION IF EXISTS conveyor_no_limits(uuid[])",
+    "DROP FUNCTION IF EXISTS conveyor_claim_locks(uuid[], uuid[])",
+    "DROP TRIGGER IF EXISTS limits_notify_changed ON limits",
     r"""
-CREATE OR REPLACE FUNCTION conveyor_notify_room() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE TRIGGER limits_notify_changed AFTER INSERT OR UPDATE OR DELETE ON limits
+    FOR EACH ROW EXECUTE FUNCTION conveyor_notify_limit_changed()""",
+    "DROP TRIGGER IF EXISTS jobs_leave_limits ON jobs",
+    "DROP FUNCTION IF EXISTS conveyor_leave_limits()",
+    r"""
+CREATE FUNCTION conveyor_notify_room() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('conveyor_jobs', OLD.workspace_id::text);
     RETURN NULL;
 END $$""",
+    r"""
+CREATE TRIGGER jobs_notify_room AFTER UPDATE OF status ON jobs
+    FOR EACH ROW WHEN (OLD.limited AND OLD.status = 'RUNNING' AND NEW.status <> 'RUNNING')
+    EXECUTE FUNCTION conveyor_notify_room()""",
 ]
 SQLITE_UPGRADE = [
     r"""
