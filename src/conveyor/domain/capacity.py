@@ -21,10 +21,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 from uuid import UUID
 
 from conveyor.domain.errors import InvalidInput
+
+Tie = TypeVar("Tie", bound=Any)
+Item = TypeVar("Item")
 
 TYPE_LIMIT_PREFIX: Final = "type:"
 LIMIT_NAME_MAX_LENGTH: Final = 200
@@ -230,24 +233,16 @@ def fit_shares(
         return capped
     rank = {group: index for index, group in enumerate(order)}
     unranked = len(rank)
-    in_workspace: dict[UUID, list[tuple[int, int, Group]]] = {}
+    in_workspace: dict[UUID, list[tuple[int, int, int, tuple[Group, int]]]] = {}
     for group, share in shares.items():
         group_rank = rank.get(group, unranked)
         in_workspace.setdefault(group.workspace_id, []).extend(
-            (turn, group_rank, group) for turn in range(share)
+            (turn, group_rank, turn, (group, turn)) for turn in range(share)
         )
-    slots: list[tuple[float, int, int, Group]] = []
-    for workspace, in_turn in in_workspace.items():
-        in_turn.sort(key=lambda item: item[:2])
-        weight = weights.get(workspace, DEFAULT_WEIGHT)
-        slots += [
-            ((position + 1) / weight, group_rank, turn, group)
-            for position, (turn, group_rank, group) in enumerate(in_turn)
-        ]
-    slots.sort(key=lambda slot: slot[:3])
+    slots = _in_weighted_turns(in_workspace, weights)
     fitted = dict.fromkeys(capped, 0)
     taken = 0
-    for _, _, turn, group in slots:
+    for group, turn in slots:
         if taken == limit:
             break
         if turn < capped[group]:  # a job beyond its room is weighed and refused
@@ -289,26 +284,33 @@ def fair_order(
     by_group: dict[Group, list[Candidate]] = {}
     for candidate in candidates:
         by_group.setdefault(candidate.group, []).append(candidate)
-    workspace_turns: dict[UUID, list[tuple[int, Candidate]]] = {}
+    in_workspace: dict[UUID, list[tuple[int, int, tuple[int, datetime, UUID], Candidate]]] = {}
     for members in by_group.values():
         members.sort(key=lambda c: c.urgency)
         for turn, candidate in enumerate(members):
-            workspace_turns.setdefault(candidate.workspace_id, []).append((turn, candidate))
-    ranked: list[tuple[float, int, tuple[int, datetime, UUID], Candidate]] = []
-    for workspace, in_turn in workspace_turns.items():
-        in_turn.sort(key=lambda item: (item[0], rank.get(item[1].group, unranked), item[1].urgency))
-        weight = weights.get(workspace, DEFAULT_WEIGHT)
-        for position, (_, candidate) in enumerate(in_turn):
-            ranked.append(
-                (
-                    (position + 1) / weight,
-                    rank.get(candidate.group, unranked),
-                    candidate.urgency,
-                    candidate,
-                )
+            in_workspace.setdefault(candidate.workspace_id, []).append(
+                (turn, rank.get(candidate.group, unranked), candidate.urgency, candidate)
             )
-    ranked.sort(key=lambda item: item[:3])
-    return [item[3] for item in ranked]
+    return _in_weighted_turns(in_workspace, weights)
+
+
+def _in_weighted_turns(
+    in_workspace: Mapping[UUID, list[tuple[int, int, Tie, Item]]], weights: Mapping[UUID, int]
+) -> list[Item]:
+    """Each workspace's items — (their turn in their group, their group's rank, a tie-break,
+    the item) — in the order a claim weighs them (`fair_order`, `fit_shares`): within a
+    workspace its groups in turn (the first of each, then the second…); across workspaces
+    in proportion to weight; ties to the group ranked first, then to the tie-break."""
+    ranked: list[tuple[float, int, Tie, Item]] = []
+    for workspace, in_turn in in_workspace.items():
+        in_turn.sort(key=lambda item: item[:3])
+        weight = weights.get(workspace, DEFAULT_WEIGHT)
+        ranked += [
+            ((position + 1) / weight, group_rank, tie, item)
+            for position, (_, group_rank, tie, item) in enumerate(in_turn)
+        ]
+    ranked.sort(key=lambda entry: entry[:3])
+    return [entry[3] for entry in ranked]
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,8 +58,11 @@ the plan each time cost a fifth of its rate. A workspace whose first jobs come d
 meanwhile waits at most this long for its turn. A limit committed before a claim's start
 statement is seen (`picked_unlimited` takes nothing from a workspace that has limits, and
 the claim plans afresh); one committed while that statement runs is concurrent with it,
-as with a fresh plan, and governs the claims after it. A plan under limits reads the
-limits afresh under the claim lock, so one deleted meanwhile holds nothing back."""
+as with a fresh plan, and governs the claims after it (`conveyor_no_limits`: that
+statement holds the workspaces' claim locks shared, so a limit being created waits for it
+and counts its starts). A plan under limits reads the limits afresh under the claim locks,
+so one deleted meanwhile holds nothing back, and checks under them that none came to the
+plan's other workspaces (`limits_came`), else plans afresh."""
 CANDIDATES_PER_SLOT_UNDER_LIMITS = 2
 """Turns a claim under limits offers per job it asks for, after a limit held jobs back."""
 _REMEMBERED = 10_000

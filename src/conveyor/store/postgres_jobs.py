@@ -170,8 +170,8 @@ class PostgresJobStore(SharedJobStatements):
 
     async def apply_change(self, workspace_id: UUID, change: JobChange) -> Job | None:
         """The guarded UPDATE and its events in one statement; a change that limits must
-        not govern (`unless_limits`) under the workspace's claim lock, as a claim counts
-        what runs under it."""
+        not govern (`unless_limits`) under the workspace's claim lock, as a claim reads
+        the limits' counts and a limit is created under it."""
         guarded = guarded_change(self.queries, workspace_id, change)
         sql, params = guarded.sql, guarded.params
         if change.events:

@@ -192,8 +192,8 @@ WHERE l.workspace_id = :ws AND l.name = g.name;
 
 -- name: take_claim_locks
 -- The claim locks of workspaces, in one order (no deadlock), held to commit: exclusive for
--- :workspaces (limits govern them: counting what runs and starting more is one step for
--- every claimer; creating or deleting a limit), shared for :shared (a claim under limits
+-- :workspaces (limits govern them: reading the limits' counts and starting more is one
+-- step for every claimer; creating or deleting a limit), shared for :shared (a claim under limits
 -- whose plan also holds workspaces without: `limits_came`).
 SELECT conveyor_claim_locks(:workspaces::uuid[], :shared::uuid[]);
 

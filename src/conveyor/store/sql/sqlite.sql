@@ -25,8 +25,9 @@ RETURNING {job_columns};
 -- start under a limit (and so count in the limits of their names: migration 0018's
 -- trigger). Where no limit governs, {chosen} is what one group's share picks
 -- (`pick_group`), in the same statement; where limits govern, the jobs the domain
--- admitted (:ids), those a limit governs and the others in a statement each. {claimable} and {leased_status} come from the transition table (a claim
--- is the move between them). The start events are written by the same batch on the
+-- admitted (:ids), those a limit governs and the others in a statement each. {claimable}
+-- and {leased_status} come from the transition table (a claim is the move between them).
+-- The start events are written by the same batch on the
 -- writer's thread. A job with a timeout is leased no further than its deadline,
 -- timeout_seconds + :grace from its start (SQLite's min() is NULL when an argument is:
 -- hence the COALESCE).

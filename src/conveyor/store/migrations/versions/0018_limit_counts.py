@@ -2,18 +2,25 @@
 
 * `limits.running`: the jobs counted in the limit that run now. A job started under a limit
   (`limited`) counts in the limits of its names (its concurrency key, `type:<type>`) as it
-  starts: on PostgreSQL in the claim's statement that starts it (`start_jobs`), on SQLite
-  through a trigger; a limit created while jobs of its name run marks them `limited` and
-  counts them (`count_into_limit`); a `limited` job leaving RUNNING takes itself off
-  through a trigger, whatever the statement that ended it (a completion, a failure, a
-  cancel, a release, an expired lease).
-* `limit_leaves`: on PostgreSQL those leaves are written here (the job's key and type), and
-  a limited claim folds them into the limits of those names under its workspace's claim
-  lock: leavers only insert, so they never wait on each other or deadlock over limit rows,
-  and `running` less the leaves of its names here is the count at every moment. A limit
-  created folds the leaves before it exists, so none of them is taken off it. SQLite has
-  one writer: its trigger takes the leave off `limits.running` directly, and the table
-  stays empty there.
+  starts: on PostgreSQL in the claim's statement that starts it (`start_jobs`: one update
+  per limit for a whole claim), on SQLite through a trigger (one writer, and a row's
+  update costs there what a statement of the claim's batch would). A limit created while
+  jobs of its name run marks them `limited` and counts them (`count_into_limit`); a
+  `limited` job leaving RUNNING takes itself off through a trigger, whatever the statement
+  that ended it (a completion, a failure, a cancel, a release, an expired lease).
+* `limit_leaves`: on PostgreSQL those leaves are written here (the job's key and type, in a
+  workspace that has limits), and a claim under limits folds them into the limits of those
+  names under its workspace's claim lock: leavers only insert, so they never wait on each
+  other or deadlock over limit rows, and `running` less the leaves of its names here is
+  the count at every moment. Creating or deleting a limit folds the leaves first, so none
+  of them is taken off a limit created later. SQLite has one writer: its trigger takes the
+  leave off `limits.running` directly, and the table stays empty there. The trigger's
+  function is `conveyor_leave_limits` (it wakes claimers as `conveyor_notify_room` did).
+* `conveyor_claim_locks` / `conveyor_no_limits` (PostgreSQL): the workspaces' claim locks,
+  exclusive or shared; a claim where no limit governs holds them shared while it starts,
+  so a limit being created (exclusive) waits for it and counts its starts, or it sees the
+  limit and starts nothing.
+* `limits_notify_changed` fires only when what a limit allows changes (not its count).
 * `ix_limits_types`: a workspace's type limits, which a claim reads with the limits of the
   keys it offers turns to (a workspace may have thousands of key limits).
 * `ix_jobs_running_by_key` and `ix_jobs_running_by_type` go: they served the counting, and
