@@ -159,3 +159,55 @@ def test_limits_count_the_jobs_running_under_them_from_0018_on(tmp_path: Any) ->
         assert connection.execute(count).fetchall() == [("k", 2), ("type:t", 2)]
         connection.execute("UPDATE jobs SET status = 'COMPLETED' WHERE id = 'j1'")
         assert connection.execute(count).fetchall() == [("k", 1), ("type:t", 1)]
+
+
+async def test_postgresql_limits_count_their_running_jobs_from_0018_on(
+    postgres_server: Any,
+) -> None:
+    """As on SQLite above; on PostgreSQL a job leaving RUNNING writes a leave that the
+    count read by `GET …/limits` subtracts until a claim folds it."""
+    import asyncpg
+
+    from tests.conftest import in_own_thread
+    from tests.support.postgres import create_database, drop_database
+
+    name = f"migrate_0018_{os.getpid()}"
+    await create_database(postgres_server.url(), name)
+    url = DatabaseURL.parse(postgres_server.url(name))
+    insert_job = (
+        "INSERT INTO jobs (id, workspace_id, type, status, priority, payload, "
+        "progress_percent, attempt, max_attempts, run_at, retry_backoff_seconds, "
+        "retry_backoff_max_seconds, created_at, updated_at, version, last_event_seq, "
+        "last_step_ordinal, lease_id, lease_expires_at, concurrency_key) "
+        "VALUES (gen_random_uuid(), $1, $2, $3, 5, '{}', 0, 1, 1, now(), 1, 60, now(), "
+        "now(), 1, 1, 0, gen_random_uuid(), now() + interval '1 hour', $4) RETURNING id"
+    )
+    try:
+        in_own_thread(lambda: upgrade(url, "0017"))
+        connection = await asyncpg.connect(url.url)
+        try:
+            workspace = await connection.fetchval(
+                "INSERT INTO workspaces (id, slug, created_at, weight) "
+                "VALUES (gen_random_uuid(), 'w', now(), 1) RETURNING id"
+            )
+            first = await connection.fetchval(insert_job, workspace, "t", "RUNNING", "k")
+            await connection.fetchval(insert_job, workspace, "u", "RUNNING", "k")
+            await connection.fetchval(insert_job, workspace, "t", "QUEUED", "k")
+            for limit in ("k", "type:t"):
+                await connection.execute(
+                    "INSERT INTO limits (workspace_id, name, paused, created_at, updated_at) "
+                    "VALUES ($1, $2, false, now(), now())",
+                    workspace,
+                    limit,
+                )
+            in_own_thread(lambda: upgrade(url))
+            count = "SELECT name, running FROM limits ORDER BY name"
+            counted = [tuple(row) for row in await connection.fetch(count)]
+            await connection.execute("UPDATE jobs SET status = 'COMPLETED' WHERE id = $1", first)
+            leaves = await connection.fetch("SELECT concurrency_key, type FROM limit_leaves")
+        finally:
+            await connection.close()
+    finally:
+        await drop_database(postgres_server.url(), name)
+    assert counted == [("k", 2), ("type:t", 1)]
+    assert [tuple(row) for row in leaves] == [("k", "t")]
