@@ -163,7 +163,14 @@ async def test_readiness_sees_a_full_database_before_a_write_fails_on_it(
         async with store.database.write() as connection:
             await connection.execute("INSERT INTO filler VALUES (zeroblob(4000))")
 
+    tables = iter(range(1_000_000))
+
+    async def create_table() -> None:  # a page each: the free pages a row could not use
+        async with store.database.write() as connection:
+            await connection.execute(f"CREATE TABLE filler_{next(tables)} (b BLOB)")
+
     await fill_until_full(insert)
+    await fill_until_full(create_table)
     assert await ready(http)
     await set_size_limit(database_of(server), extra_pages=0)
 

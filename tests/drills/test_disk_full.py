@@ -77,11 +77,12 @@ def fill(disk: Path, headroom: int) -> Path:
     """A file taking every byte of `disk` but `headroom`."""
     filler = disk / "filler"
     chunk = b"\0" * 65536
-    with filler.open("wb") as output:
+    # Unbuffered: a buffered file keeps the bytes of the write that found the disk full
+    # and fails again on close, whenever the free space is not a whole number of chunks.
+    with filler.open("wb", buffering=0) as output:
         try:
             while True:
                 output.write(chunk)
-                output.flush()
         except OSError as error:
             if error.errno != errno.ENOSPC:
                 raise
