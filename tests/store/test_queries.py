@@ -45,6 +45,7 @@ def test_both_dialects_load_and_define_what_the_other_does() -> None:
         "insert_job",
         "pick_group",
         "record_start",
+        "listed_ids",
         "complete_job",
         "events_in_range",
         "prune_events",

@@ -307,7 +307,7 @@ class SqliteJobStore(SharedJobStatements):
         ordered = fair_order(candidates, weights, turns.order)
         admission = admit(ordered, states, request.limit, now or _EPOCH)
         rows = []
-        start = q["start_jobs"].compose(chosen="SELECT value FROM json_each(:ids)")
+        start = q["start_jobs"].compose(chosen=q["listed_ids"].sql)
         for limited_jobs in (True, False):  # those a limit governs count in it
             ids = [
                 candidate.id

@@ -39,6 +39,11 @@ UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
 WHERE id IN ({chosen}) AND {claimable}
 RETURNING {job_columns};
 
+-- name: listed_ids
+-- `start_jobs`'s {chosen} where limits govern: the ids the domain admitted (:ids, a JSON
+-- array, as `in_list` binds lists).
+SELECT value FROM json_each(:ids);
+
 -- name: pick_group
 -- A group's ({group}: no concurrency key, or :key) most urgent due jobs, as many as its
 -- :share: what a claim starts where no limit governs, and weighs where limits do. Read in
