@@ -68,7 +68,7 @@ def test_admission_skips_what_a_full_limit_holds_and_takes_the_rest() -> None:
     admission = admit(ordered, states, 10, NOW)
     assert admission.admitted == [ordered[0], ordered[2]]
     assert admission.blocked == {(A, "db"): WaitReason.FULL}
-    assert admission.governing[ordered[0].id] == ("db",)
+    assert admission.starts == {(A, "db"): 1}
 
 
 def test_a_job_is_governed_by_its_key_and_its_type() -> None:

@@ -9,7 +9,14 @@ from uuid import UUID
 
 from conveyor.domain.capacity import Admission, Group
 from conveyor.domain.jobs import ClaimRequest
-from conveyor.store.claims import ClaimPlanner, Fitted, KeyScan, NextLook, PlannedWorkspace
+from conveyor.store.claims import (
+    ClaimPlanner,
+    Fitted,
+    KeyScan,
+    NextLook,
+    PlannedWorkspace,
+    Took,
+)
 from conveyor.store.queries import queries_for
 from conveyor.store.sqlite import SqliteCodec
 
@@ -77,9 +84,8 @@ def look_refused(
     window ends `wake["in_seconds"]` from now, if given."""
     turns = plans.split(REQUEST, plan, {ws: scan(plans, ws, k) for ws, k in keys.items()}, 2)
     wake_at = NOW + timedelta(seconds=wake["in_seconds"]) if wake else None
-    return plans.took_admitted(
-        REQUEST, plan, turns, [], Admission([], wake_at=wake_at), 0, NOW, NOTHING_FITTED
-    )
+    took = Took.admitted(NOTHING_FITTED, [], Admission([], wake_at=wake_at))
+    return plans.took_limited(REQUEST, plan, turns, took, 0, NOW)
 
 
 def limited(identifier: UUID, *, keyed: bool, unkeyed: bool) -> PlannedWorkspace:
@@ -118,7 +124,9 @@ def test_a_claim_that_starts_a_job_begins_the_round_afresh() -> None:
     keys = {A: ["k1", "k2", "k3", "k4"]}
     assert look_refused(plans, plan, keys).more
     turns = plans.split(REQUEST, plan, {A: scan(plans, A, keys[A])}, 2)
-    plans.took_admitted(REQUEST, plan, turns, [], Admission([]), 1, NOW, NOTHING_FITTED)
+    plans.took_limited(
+        REQUEST, plan, turns, Took.admitted(NOTHING_FITTED, [], Admission([])), 1, NOW
+    )
     assert [look_refused(plans, plan, keys).more for _ in range(2)] == [True, True]
 
 
@@ -128,13 +136,9 @@ def test_claims_offer_twice_their_jobs_turns_only_after_a_limit_held_some_back()
     request = ClaimRequest(None, 10, 60.0, "w", "a")
     assert plans.budget(request, plan) == 20, "a scope's first claim assumes limits hold"
     turns = plans.split(request, plan, {A: KeyScan(("k",))}, 20)
-    plans.took_admitted(
-        request, plan, turns, [], Admission([]), 1, NOW, Fitted({}, set(), False, False)
-    )
+    plans.took_limited(request, plan, turns, Took.fitted(Fitted({}, set(), False, False)), 1, NOW)
     assert plans.budget(request, plan) == 10, "none held: as many turns as jobs"
-    plans.took_admitted(
-        request, plan, turns, [], Admission([]), 1, NOW, Fitted({}, set(), True, True)
-    )
+    plans.took_limited(request, plan, turns, Took.fitted(Fitted({}, set(), True, True)), 1, NOW)
     assert plans.budget(request, plan) == 20
     unlimited = [workspace(A)]
     assert plans.budget(request, unlimited) == 10

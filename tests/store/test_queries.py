@@ -26,6 +26,7 @@ def test_both_dialects_load_and_define_what_the_other_does() -> None:
     only_postgres = {
         "group_picks",
         "picked_unlimited",
+        "picked_limited",
         "admitted",
         "limits_came",
         "insert_jobs",

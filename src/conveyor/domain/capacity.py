@@ -316,14 +316,12 @@ def _in_weighted_turns(
 @dataclass(frozen=True, slots=True)
 class Admission:
     """What a claim may start: `admitted`, in the order taken; `starts`, how many starts
-    count against each limit; `governing`, the limits each admitted job counts against;
-    `blocked`, the limits that kept jobs waiting and why; `wake_at`, the earliest a rate
-    window lets a waiting job start; `looked`, how many of the candidates it weighed
-    before it was full (the rest had no turn)."""
+    count against each limit; `blocked`, the limits that kept jobs waiting and why;
+    `wake_at`, the earliest a rate window lets a waiting job start; `looked`, how many of
+    the candidates it weighed before it was full (the rest had no turn)."""
 
     admitted: list[Candidate]
     starts: dict[tuple[UUID, str], int] = field(default_factory=dict)
-    governing: dict[UUID, tuple[str, ...]] = field(default_factory=dict)
     blocked: dict[tuple[UUID, str], WaitReason] = field(default_factory=dict)
     wake_at: datetime | None = None
     looked: int = 0
@@ -340,7 +338,6 @@ def admit(
     admitted: list[Candidate] = []
     starts: dict[tuple[UUID, str], int] = {}
     blocked: dict[tuple[UUID, str], WaitReason] = {}
-    governing: dict[UUID, tuple[str, ...]] = {}
     looked = 0
     for candidate in ordered:
         if len(admitted) == limit:
@@ -360,10 +357,9 @@ def admit(
         for key in keys:
             starts[key] = starts.get(key, 0) + 1
         admitted.append(candidate)
-        governing[candidate.id] = tuple(name for _, name in keys)
     wake_times = [
         when
         for key in blocked
         if (when := states[key].frees_at(starts.get(key, 0), now)) is not None
     ]
-    return Admission(admitted, starts, governing, blocked, min(wake_times, default=None), looked)
+    return Admission(admitted, starts, blocked, min(wake_times, default=None), looked)

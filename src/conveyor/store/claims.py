@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, NamedTuple
@@ -122,6 +122,12 @@ class KeyScan(NamedTuple):
         first key for more."""
         return bool(after) and len(later) < most
 
+    @staticmethod
+    def left(later: Sequence[str], most: int) -> int:
+        """How many keys a scan that wraps reads from the first key on: the rest of `most`
+        (those it finds again of `later` came after every key it had not found)."""
+        return most - len(later)
+
     @classmethod
     def of(cls, later: Sequence[str], earlier: Sequence[str], most: int) -> KeyScan:
         """Up to `most` keys: `later`, then those of `earlier` not among them."""
@@ -143,7 +149,7 @@ class Turns(NamedTuple):
         """Whether a claim that started this many of `limit` should look again at once:
         groups waited for their turn, or one gave all its share while others came up
         short. (Under limits, a claim that started nothing also asks whether its claims
-        have gone round every group since one started a job: `ClaimPlanner.took_admitted`.)"""
+        have gone round every group since one started a job: `ClaimPlanner.took_limited`.)"""
         if started >= limit:
             return False
         return self.waiting or (len(self.shares) > 1 and started > 0)
@@ -217,6 +223,50 @@ class Fitted(NamedTuple):
     capped: bool
     """A limit leaves some group offered less than its share, or a type limit may refuse
     jobs (on PostgreSQL, the claim folds the leaves and reads the counts again)."""
+    final: bool = False
+    """No limit can refuse a job the shares pick (none of the workspaces' type limits
+    caps): the shares are what `admit` would start, and every job they pick starts, in the
+    statement that picks it. Else the claim picks the candidates, and `admit` weighs each."""
+    wake_at: datetime | None = None
+    """When the earliest rate window holding a group offered ends."""
+
+    def key_limits(self) -> list[tuple[UUID, str]]:
+        """The key limits the jobs the shares pick count in, where those exist."""
+        return [
+            (group.workspace_id, group.concurrency_key)
+            for group in self.shares
+            if group.concurrency_key is not None
+        ]
+
+
+class Took(NamedTuple):
+    """What a claim under limits took of its turns (`ClaimPlanner.took_limited`)."""
+
+    given: Mapping[Group, int]
+    """The jobs each group gave the claim."""
+    left: Collection[Group]
+    """The groups that had no turn: the full claim never weighed their candidates, or
+    `fit` left them out (`Fitted.cut`)."""
+    held: bool
+    """A limit held jobs back (`ScopeTurns.held`)."""
+    wake_at: datetime | None
+    """When the earliest rate window holding jobs back ends."""
+
+    @classmethod
+    def fitted(cls, fitted: Fitted) -> Took:
+        """Each group gave its fitted share (`Fitted.final`)."""
+        return cls(fitted.shares, fitted.cut, fitted.held, fitted.wake_at)
+
+    @classmethod
+    def admitted(cls, fitted: Fitted, ordered: Sequence[Candidate], admission: Admission) -> Took:
+        """Each group gave the jobs `admit` let start of it."""
+        wake = [at for at in (fitted.wake_at, admission.wake_at) if at is not None]
+        return cls(
+            Counter(candidate.group for candidate in admission.admitted),
+            unreached(ordered, admission) | fitted.cut,
+            fitted.held or bool(admission.blocked),
+            min(wake, default=None),
+        )
 
 
 class NextLook(NamedTuple):
@@ -267,11 +317,14 @@ def offered_keys(turns: Turns, workspace_id: UUID) -> list[str]:
 
 
 def rated_workspaces(
-    admission: Admission, states: Mapping[tuple[UUID, str], LimitState]
+    started: Iterable[tuple[UUID, str]], states: Mapping[tuple[UUID, str], LimitState]
 ) -> list[UUID]:
-    """The workspaces where the claim recorded starts for a rate window: their starts older
-    than any window are forgotten (`forget_old_starts`)."""
-    return sorted({key[0] for key in admission.starts if states[key].limit.rate is not None})
+    """The workspaces where the claim started jobs counted in a rate window (`started`:
+    the limits of the jobs started, among `states`): their starts older than any window
+    are forgotten (`forget_old_starts`)."""
+    return sorted(
+        {key[0] for key in started if key in states and states[key].limit.rate is not None}
+    )
 
 
 def unreached(ordered: Sequence[Candidate], admission: Admission) -> set[Group]:
@@ -340,13 +393,17 @@ class ClaimPlanner:
         sql = self.queries["next_due"].compose(scope=scope)
         return sql, {**params, "looked": -(lookback + LOOKBACK_MARGIN_SECONDS)}
 
-    def limit_statement(
-        self, workspace_id: UUID, keys: Sequence[str]
-    ) -> tuple[str, dict[str, Any]]:
-        """`limit_states` of a workspace's limits of `keys` and of its types."""
+    def limit_statement(self, turns: Turns, workspace_id: UUID) -> tuple[str, dict[str, Any]]:
+        """`limit_states` of a workspace: the limits of its groups offered that may leave
+        one less than its share, and its type limits."""
         q = self.queries
         sql = q["limit_states"].compose(names=q.in_list("l.name", "names"))
-        return sql, {"ws": workspace_id, "names": list(keys)}
+        keys = offered_keys(turns, workspace_id)
+        most = max(
+            (share for group, share in turns.shares.items() if group.workspace_id == workspace_id),
+            default=0,
+        )
+        return sql, {"ws": workspace_id, "names": keys, "most": most}
 
     def starts_statement(
         self, workspace_id: UUID, rows: Sequence[Row]
@@ -437,30 +494,24 @@ class ClaimPlanner:
         _bounded(scope.served)
         return reached
 
-    def took_admitted(
+    def took_limited(
         self,
         request: ClaimRequest,
         plan: Sequence[PlannedWorkspace],
         turns: Turns,
-        ordered: Sequence[Candidate],
-        admission: Admission,
+        took: Took,
         started: int,
         now: datetime | None,
-        fitted: Fitted,
     ) -> NextLook:
-        """`took` for a claim under limits (each group gave the jobs admitted of it; the
-        groups whose candidates the full claim never weighed, and those `fit` left out
-        (`Fitted.cut`), had no turn), and when to look again. A claim that started
+        """`took` for a claim under limits, and when to look again. A claim that started
         nothing looks again at once only while some workspace has groups its looks have
         not offered since a claim last started a job (`FruitlessLooks`)."""
-        given = Counter(candidate.group for candidate in admission.admitted)
-        left = unreached(ordered, admission) | fitted.cut
-        reached = self.took(request, plan, turns, given, left)
+        reached = self.took(request, plan, turns, took.given, took.left)
         wake_in = None
-        if admission.wake_at is not None and now is not None:
-            wake_in = max(0.0, (admission.wake_at - now).total_seconds())
+        if took.wake_at is not None and now is not None:
+            wake_in = max(0.0, (took.wake_at - now).total_seconds())
         scope = self._turns(request)
-        scope.held = fitted.held or bool(admission.blocked)
+        scope.held = took.held
         if started:
             scope.fruitless = FruitlessLooks()
             return NextLook(turns.more(started, request.limit), wake_in)
@@ -479,16 +530,23 @@ class ClaimPlanner:
         weights: Mapping[UUID, int],
         states: Mapping[tuple[UUID, str], LimitState],
         limit: int,
+        now: datetime | None,
     ) -> Fitted:
         """What a claim under limits picks of each group offered (`fit_shares`: no more
         than its key limit's room; and where no type limit caps a job, only what a claim of
-        `limit` would start)."""
-        room = {
-            group: states[key].room()
-            for group in turns.shares
-            if group.concurrency_key is not None
-            and (key := (group.workspace_id, group.concurrency_key)) in states
-        }
+        `limit` would start: then the shares are final). `states` holds the limits that may
+        leave a group less than its share (`limit_states`), and every type limit."""
+        room: dict[Group, int | None] = {}
+        wake: list[datetime] = []
+        for group in turns.shares:
+            if group.concurrency_key is None:
+                continue
+            state = states.get((group.workspace_id, group.concurrency_key))
+            if state is None:
+                continue
+            room[group] = left = state.room()
+            if left == 0 and now is not None and (at := state.frees_at(0, now)) is not None:
+                wake.append(at)
         typed = any(
             limit_type(name) is not None and state.room() is not None
             for (_, name), state in states.items()
@@ -499,7 +557,8 @@ class ClaimPlanner:
         capped = typed or any(
             left is not None and left < turns.shares[group] for group, left in room.items()
         )
-        return Fitted(shares, cut, typed or 0 in room.values(), capped)
+        held = typed or 0 in room.values()
+        return Fitted(shares, cut, held, capped, not typed, min(wake, default=None))
 
     @staticmethod
     def _cycle(scope: ScopeTurns, workspace: PlannedWorkspace, scan: KeyScan) -> list[Group]:

@@ -27,12 +27,13 @@ from conveyor.serialization import dumps
 from conveyor.store.changes import guarded_change
 from conveyor.store.claims import (
     ClaimOutcome,
+    Fitted,
     KeyScan,
     PlannedWorkspace,
+    Took,
     Turns,
     governed,
     keys_to_scan,
-    offered_keys,
     rated_workspaces,
 )
 from conveyor.store.connection import Connection, Json, Row
@@ -267,8 +268,10 @@ class PostgresJobStore(SharedJobStatements):
         plan: Sequence[PlannedWorkspace],
     ) -> ClaimOutcome[Claimed]:
         """Under the claim locks of the limited workspaces: read the limits that may
-        govern the groups offered, pick what they leave room for (`ClaimPlanner.fit`), let
-        the domain admit, start those. The counts read may still hold jobs that left since
+        leave the groups offered less than their shares, fit the shares to them
+        (`ClaimPlanner.fit`) and start every job they pick, in one statement; where a type
+        limit may refuse jobs, pick the candidates and start those the domain admits
+        (`_start_admitted`). The counts read may still hold jobs that left since
         the last fold (`fold_limit_leaves`): a claim they cap folds and reads again, so a
         limit holds back only what really runs (and every `FOLD_SECONDS` a claim folds
         anyway, so the leaves stay few). A workspace the plan found without limits is
@@ -291,41 +294,64 @@ class PostgresJobStore(SharedJobStatements):
                     planner.forget_plan(request)
                     return ClaimOutcome([], None, tuple(weights), more=True)
             states, now = await self._limit_states(connection, turns, limited)
-            fitted = planner.fit(turns, weights, states, request.limit)
+            fitted = planner.fit(turns, weights, states, request.limit, now)
             to_fold = limited if fitted.capped else planner.unfolded(limited)
             for workspace_id in to_fold:
                 await connection.execute(q["fold_limit_leaves"].sql, {"ws": workspace_id})
             planner.folded(to_fold)
             if fitted.capped:  # the counts may have held jobs that left: read them again
                 states, now = await self._limit_states(connection, turns, limited)
-                fitted = planner.fit(turns, weights, states, request.limit)
-            picked = await connection.fetch(
-                self._group_picks(request, _CANDIDATE_COLUMNS),
-                {**self._claim_params(request), **_share_params(fitted.shares)},
-            )
-            candidates = [_candidate(row) for row in picked]
-            ordered = fair_order(candidates, weights, turns.order)
-            admission = admit(ordered, states, request.limit, now or _EPOCH)
-            jobs: list[Claimed] = []
-            if admission.admitted:
+                fitted = planner.fit(turns, weights, states, request.limit, now)
+            if fitted.final:
+                chosen = q["picked_limited"].compose(picks=self._group_picks(request, "j.id"))
                 rows = await connection.fetch(
-                    q["start_jobs"].compose(chosen=q["admitted"].sql, answer=answer.columns),
-                    {
-                        **self._claim_params(request),
-                        "ids": [candidate.id for candidate in admission.admitted],
-                        "limited": [
-                            bool(admission.governing.get(candidate.id))
-                            for candidate in admission.admitted
-                        ],
-                    },
+                    q["start_jobs"].compose(chosen=chosen, answer=answer.columns),
+                    {**self._claim_params(request), **_share_params(fitted.shares)},
                 )
-                jobs = [answer.from_row(self.rows, row) for row in rows]
-            for workspace_id in rated_workspaces(admission, states):
+                took = Took.fitted(fitted)
+                counted = fitted.key_limits()
+            else:
+                rows, took, counted = await self._start_admitted(
+                    connection, request, answer, turns, weights, states, now, fitted
+                )
+            jobs = [answer.from_row(self.rows, row) for row in rows]
+            for workspace_id in rated_workspaces(counted, states):
                 await connection.execute(q["forget_old_starts"].sql, {"ws": workspace_id})
-        more, wake_in = planner.took_admitted(
-            request, plan, turns, ordered, admission, len(jobs), now, fitted
-        )
+        more, wake_in = planner.took_limited(request, plan, turns, took, len(jobs), now)
         return ClaimOutcome(jobs, wake_in, tuple(weights), more)
+
+    async def _start_admitted(
+        self,
+        connection: Connection,
+        request: ClaimRequest,
+        answer: Projection[Claimed],
+        turns: Turns,
+        weights: dict[UUID, int],
+        states: dict[tuple[UUID, str], LimitState],
+        now: datetime | None,
+        fitted: Fitted,
+    ) -> tuple[list[Row], Took, list[tuple[UUID, str]]]:
+        """Where a type limit may refuse jobs: pick the fitted shares' candidates, let the
+        domain admit them (`fair_order`, `admit`), start those. Answers the rows started,
+        what the claim took, and the limits its starts count in."""
+        picked = await connection.fetch(
+            self._group_picks(request, _CANDIDATE_COLUMNS),
+            {**self._claim_params(request), **_share_params(fitted.shares)},
+        )
+        ordered = fair_order([_candidate(row) for row in picked], weights, turns.order)
+        admission = admit(ordered, states, request.limit, now or _EPOCH)
+        rows: list[Row] = []
+        if admission.admitted:
+            rows = await connection.fetch(
+                self.queries["start_jobs"].compose(
+                    chosen=self.queries["admitted"].sql, answer=answer.columns
+                ),
+                {
+                    **self._claim_params(request),
+                    "ids": [candidate.id for candidate in admission.admitted],
+                },
+            )
+        return rows, Took.admitted(fitted, ordered, admission), list(admission.starts)
 
     async def _limit_states(
         self, connection: Connection, turns: Turns, workspaces: Sequence[UUID]
@@ -335,9 +361,7 @@ class PostgresJobStore(SharedJobStatements):
         states: dict[tuple[UUID, str], LimitState] = {}
         now = None
         for workspace_id in workspaces:
-            rows = await connection.fetch(
-                *planner.limit_statement(workspace_id, offered_keys(turns, workspace_id))
-            )
+            rows = await connection.fetch(*planner.limit_statement(turns, workspace_id))
             counted = planner.starts_statement(workspace_id, rows)
             starts = [] if counted is None else await connection.fetch(*counted)
             found, now = planner.limit_states(workspace_id, rows, starts)
@@ -370,7 +394,9 @@ class PostgresJobStore(SharedJobStatements):
         later = [row["concurrency_key"] for row in rows]
         if not KeyScan.wraps(later, after, most):
             return KeyScan(tuple(later))
-        rows = await connection.fetch(sql, {**params, "after": ""})
+        rows = await connection.fetch(
+            sql, {**params, "after": "", "max_groups": KeyScan.left(later, most)}
+        )
         return KeyScan.of(later, [row["concurrency_key"] for row in rows], most)
 
     async def complete_jobs(

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
 from uuid import UUID
@@ -26,6 +27,7 @@ from conveyor.domain.capacity import (
     LimitState,
     admit,
     fair_order,
+    limit_names,
 )
 from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import (
@@ -40,13 +42,14 @@ from conveyor.domain.jobs import (
 from conveyor.store.changes import guarded_change
 from conveyor.store.claims import (
     ClaimOutcome,
+    Fitted,
     KeyScan,
     NextLook,
     PlannedWorkspace,
+    Took,
     Turns,
     governed,
     keys_to_scan,
-    offered_keys,
     rated_workspaces,
 )
 from conveyor.store.connection import Json
@@ -200,14 +203,8 @@ class SqliteJobStore(SharedJobStatements):
                     connection, request, plan, turns, weights, types, claim_params
                 )
             else:
-                rows, wake_in = [], None
-                for group, share in turns.shares.items():
-                    picks, params = self._picks(group, types)
-                    chosen = f"SELECT id FROM ({picks})"
-                    rows += connection.execute(
-                        self.queries["start_jobs"].compose(chosen=chosen),
-                        encode_params({**claim_params, **params, "share": share, "limited": False}),
-                    ).fetchall()
+                wake_in = None
+                rows = self._start_shares(connection, turns.shares, types, claim_params, False)
                 planner.took(request, plan, turns, turns.shares)
                 more = turns.more(len(rows), request.limit)
             written = [
@@ -233,6 +230,26 @@ class SqliteJobStore(SharedJobStatements):
             claimed.more,
         )
 
+    def _start_shares(
+        self,
+        connection: Executor,
+        shares: Mapping[Group, int],
+        types: str,
+        claim_params: dict[str, Any],
+        limited: bool,
+    ) -> list[sqlite3.Row]:
+        """Start every job the groups' shares pick, a statement per group (`limited`:
+        under limits, so the jobs a limit governs count in it)."""
+        rows: list[sqlite3.Row] = []
+        for group, share in shares.items():
+            picks, params = self._picks(group, types)
+            chosen = f"SELECT id FROM ({picks})"
+            rows += connection.execute(
+                self.queries["start_jobs"].compose(chosen=chosen),
+                encode_params({**claim_params, **params, "share": share, "limited": limited}),
+            ).fetchall()
+        return rows
+
     def _picks(self, group: Group, types: str) -> tuple[str, dict[str, Any]]:
         """`pick_group` for one group (its `{group}` condition)."""
         if group.concurrency_key is None:
@@ -253,6 +270,7 @@ class SqliteJobStore(SharedJobStatements):
         later = [row[0] for row in connection.execute(sql, {**params, "after": after})]
         if not KeyScan.wraps(later, after, most):
             return KeyScan(tuple(later))
+        params["max_groups"] = KeyScan.left(later, most)
         earlier = [row[0] for row in connection.execute(sql, {**params, "after": ""})]
         return KeyScan.of(later, earlier, most)
 
@@ -266,27 +284,65 @@ class SqliteJobStore(SharedJobStatements):
         types: str,
         claim_params: dict[str, Any],
     ) -> tuple[list[sqlite3.Row], NextLook]:
-        """Read the limits that may govern the groups offered, pick what they leave room
-        for (`ClaimPlanner.fit`), let the domain admit, start those (the writer is this
-        batch's alone: nothing can start meanwhile)."""
+        """Read the limits that may leave the groups offered less than their shares, fit
+        the shares to them (`ClaimPlanner.fit`) and start every job they pick; where a type
+        limit may refuse jobs, pick the candidates and start those the domain admits (the
+        writer is this batch's alone: nothing can start meanwhile)."""
         q = self.queries
         states: dict[tuple[UUID, str], LimitState] = {}
         now = None
-        limited = [workspace.id for workspace in plan if workspace.limited]
-        for workspace_id in limited:
-            sql, params = self.planner.limit_statement(
-                workspace_id, offered_keys(turns, workspace_id)
-            )
+        for workspace in plan:
+            if not workspace.limited:
+                continue
+            sql, params = self.planner.limit_statement(turns, workspace.id)
             rows = connection.execute(sql, encode_params(params)).fetchall()
-            counted = self.planner.starts_statement(workspace_id, rows)
+            counted = self.planner.starts_statement(workspace.id, rows)
             starts = (
                 []
                 if counted is None
                 else connection.execute(counted[0], encode_params(counted[1])).fetchall()
             )
-            found, now = self.planner.limit_states(workspace_id, rows, starts)
+            found, now = self.planner.limit_states(workspace.id, rows, starts)
             states.update(found)
-        fitted = self.planner.fit(turns, weights, states, request.limit)
+        fitted = self.planner.fit(turns, weights, states, request.limit, now)
+        if fitted.final:
+            rows = self._start_shares(connection, fitted.shares, types, claim_params, True)
+            took = Took.fitted(fitted)
+        else:
+            rows, took = self._start_admitted(
+                connection, request, turns, weights, states, now, fitted, types, claim_params
+            )
+        started = Counter(
+            (UUID(row["workspace_id"]), name)
+            for row in rows
+            for name in limit_names(row["type"], row["concurrency_key"])
+        )
+        for (workspace_id, name), count in started.items():
+            state = states.get((workspace_id, name))
+            if state is None or state.limit.rate is None:
+                continue
+            for _ in range(count):
+                connection.execute(
+                    q["record_start"].sql, encode_params({"ws": workspace_id, "name": name})
+                )
+        for workspace_id in rated_workspaces(started, states):
+            connection.execute(q["forget_old_starts"].sql, encode_params({"ws": workspace_id}))
+        return rows, self.planner.took_limited(request, plan, turns, took, len(rows), now)
+
+    def _start_admitted(
+        self,
+        connection: Executor,
+        request: ClaimRequest,
+        turns: Turns,
+        weights: dict[UUID, int],
+        states: dict[tuple[UUID, str], LimitState],
+        now: datetime | None,
+        fitted: Fitted,
+        types: str,
+        claim_params: dict[str, Any],
+    ) -> tuple[list[sqlite3.Row], Took]:
+        """Where a type limit may refuse jobs: pick the fitted shares' candidates, let the
+        domain admit them (`fair_order`, `admit`), start those."""
         candidates: list[Candidate] = []
         for group, share in fitted.shares.items():
             sql, params = self._picks(group, types)
@@ -306,29 +362,13 @@ class SqliteJobStore(SharedJobStatements):
                 )
         ordered = fair_order(candidates, weights, turns.order)
         admission = admit(ordered, states, request.limit, now or _EPOCH)
-        rows = []
-        start = q["start_jobs"].compose(chosen=q["listed_ids"].sql)
-        for limited_jobs in (True, False):  # those a limit governs count in it
-            ids = [
-                candidate.id
-                for candidate in admission.admitted
-                if bool(admission.governing.get(candidate.id)) is limited_jobs
-            ]
-            if ids:
-                params = {**claim_params, "ids": ids, "limited": limited_jobs}
-                rows += connection.execute(start, encode_params(params)).fetchall()
-        for (workspace_id, name), count in admission.starts.items():
-            if states[(workspace_id, name)].limit.rate is None:
-                continue
-            for _ in range(count):
-                connection.execute(
-                    q["record_start"].sql, encode_params({"ws": workspace_id, "name": name})
-                )
-        for workspace_id in rated_workspaces(admission, states):
-            connection.execute(q["forget_old_starts"].sql, encode_params({"ws": workspace_id}))
-        return rows, self.planner.took_admitted(
-            request, plan, turns, ordered, admission, len(rows), now, fitted
-        )
+        rows: list[sqlite3.Row] = []
+        if admission.admitted:
+            ids = [candidate.id for candidate in admission.admitted]
+            start = self.queries["start_jobs"].compose(chosen=self.queries["listed_ids"].sql)
+            params = {**claim_params, "ids": ids, "limited": True}
+            rows = connection.execute(start, encode_params(params)).fetchall()
+        return rows, Took.admitted(fitted, ordered, admission)
 
     async def complete_jobs(
         self,

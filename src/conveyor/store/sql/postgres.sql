@@ -110,14 +110,15 @@ CROSS JOIN LATERAL (
 ) j;
 
 -- name: start_jobs
--- Chosen jobs ({chosen}: id, and whether it starts under a limit) start under fresh
--- leases, each with its job.started event; each job started under a limit counts in the
--- limits of its names (its concurrency key, `type:<type>`: domain/capacity.py,
--- limit_names), as the trigger of migration 0018 takes it off them, and where a limit has
--- a rate, its start is recorded for the window.
+-- Chosen jobs ({chosen}: id, and whether a limit may govern it: its workspace's claim lock
+-- is held) start under fresh leases, each with its job.started event; a job that a limit
+-- of its names governs (its concurrency key, `type:<type>`: domain/capacity.py,
+-- limit_names) starts `limited` and counts in them, as the trigger of migration 0018
+-- takes it off them, and where a limit has a rate, its start is recorded for the window.
 -- Where no limit governs, {chosen} is what the groups' shares pick (`group_picks`), in the
--- same statement; where limits govern, the ids the domain admitted, picked and locked
--- earlier in this transaction under the workspaces' claim locks. {claimable} and
+-- same statement; where limits govern, the same when the shares are final (no type limit
+-- caps: store/claims.py, `Fitted.final`), else the ids the domain admitted, picked and
+-- locked earlier in this transaction; both under the workspaces' claim locks. {claimable} and
 -- {leased_status} come from the transition table (a claim is the move between them);
 -- {answer} is the projection the caller asked for. A job with a timeout is leased no
 -- further than its deadline, timeout_seconds + :grace from its start (LEAST ignores the
@@ -131,7 +132,11 @@ WITH chosen AS ({chosen}), claimed AS (
             + make_interval(secs => LEAST(:lease, timeout_seconds + :grace)),
         started_at = statement_timestamp(), updated_at = statement_timestamp(),
         version = version + 1,
-        last_event_seq = last_event_seq + 1, limited = chosen.limited
+        last_event_seq = last_event_seq + 1,
+        limited = CASE WHEN chosen.limited THEN EXISTS (
+            SELECT 1 FROM limits l WHERE l.workspace_id = jobs.workspace_id
+                AND l.name IN (jobs.concurrency_key, 'type:' || jobs.type)
+        ) ELSE false END
     -- Joined with its rows rather than filtered by id = ANY(ARRAY(…)): a generic plan
     -- cached while the table was small turns the latter into a sequential scan.
     FROM chosen WHERE jobs.id = chosen.id AND {claimable:jobs}
@@ -170,9 +175,15 @@ SELECT {answer} FROM claimed ORDER BY priority, run_at, id;
 SELECT picked.id, false AS limited FROM ({picks}) picked
 WHERE (SELECT conveyor_no_limits(:planned::uuid[]));
 
+-- name: picked_limited
+-- `start_jobs`'s {chosen} where limits govern and the shares are final: every job they
+-- pick ({picks}).
+SELECT picked.id, true AS limited FROM ({picks}) picked;
+
 -- name: admitted
--- `start_jobs`'s {chosen} where limits govern: the jobs the domain admitted.
-SELECT * FROM unnest(:ids::uuid[], :limited::bool[]) AS c(id, limited);
+-- `start_jobs`'s {chosen} where limits govern and `admit` weighed the candidates: the
+-- jobs it admitted.
+SELECT id, true AS limited FROM unnest(:ids::uuid[]) AS c(id);
 
 -- name: fold_limit_leaves
 -- The leaves of a workspace's limited jobs (migration 0018) taken off the limits of their

@@ -75,16 +75,19 @@ SELECT (
 ) AS due, conveyor_now() AS now;
 
 -- name: limit_states
--- The limits named (:names, {names}: one primary-key probe each) of a workspace and all
--- its type limits (a claim reads them before it knows its candidates' types), with how
--- many of their jobs run: read under the workspace's claim lock, so no claim elsewhere
--- can start one meanwhile, after `fold_limit_leaves` (a job that leaves after the fold
--- still counts here: a claim may start fewer, never more). Two branches, not one
--- condition with OR: that compared every limit of the workspace with every name.
+-- The limits named (:names, {names}: one primary-key probe each) of a workspace that may
+-- leave a group less than its share (at most :most): paused, with a rate, or with less
+-- room than that; and all its type limits (a claim reads them before it knows its
+-- candidates' types). With how many of their jobs run: read under the workspace's claim
+-- lock, so no claim elsewhere can start one meanwhile, after `fold_limit_leaves` (a job
+-- that leaves after the fold still counts here: a claim may start fewer, never more). A
+-- limit not read leaves its group its whole share. Two branches, not one condition with
+-- OR: that compared every limit of the workspace with every name.
 SELECT l.name, l.max_running, l.rate_count, l.rate_per_seconds, l.paused,
     conveyor_now() AS now, l.running
 FROM limits l
 WHERE l.workspace_id = :ws AND {names}
+    AND (l.paused OR l.rate_count IS NOT NULL OR l.max_running - l.running < :most)
 UNION ALL
 SELECT l.name, l.max_running, l.rate_count, l.rate_per_seconds, l.paused,
     conveyor_now() AS now, l.running
