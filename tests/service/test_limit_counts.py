@@ -204,3 +204,57 @@ async def test_a_limit_created_while_claims_start_its_jobs_counts_every_one(
         put = limits.put(workspace.id, "k", max_running=100, rate=None, paused=False)
         await asyncio.gather(*claims, put)
         await assert_counts_true(limits, store, workspace.id)
+
+
+async def limited_flags(store: Store, workspace_id: UUID) -> dict[str | None, set[bool]]:
+    """Per concurrency key, whether its running jobs started `limited`."""
+    async with store.database.read() as connection:
+        rows = await connection.fetch(
+            "SELECT concurrency_key, limited FROM jobs WHERE workspace_id = :ws "
+            "AND status = 'RUNNING'",
+            {"ws": workspace_id},
+        )
+    flags: dict[str | None, set[bool]] = {}
+    for row in rows:
+        flags.setdefault(row["concurrency_key"], set()).add(bool(row["limited"]))
+    return flags
+
+
+async def test_a_job_starts_limited_only_where_a_limit_of_its_names_exists(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """In a workspace with limits, the claim starts a job `limited` (counted in its limits,
+    taken off them as it leaves) only where its key's or its type's limit exists: the
+    others leave nothing to fold."""
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "a", max_running=5, rate=None, paused=False)
+    specs = [JobSpec(type="t", concurrency_key=key) for key in ("a", "b", None) for _ in range(2)]
+    await service.create_jobs(workspace.id, specs, ACTOR)
+    assert len(await claim(service, workspace.id, 6)) == 6
+    assert await limited_flags(store, workspace.id) == {"a": {True}, "b": {False}, None: {False}}
+    assert (await limits.get(workspace.id, "a")).running == 2
+    await limits.put(workspace.id, "type:t", max_running=10, rate=None, paused=False)
+    assert await limited_flags(store, workspace.id) == {"a": {True}, "b": {True}, None: {True}}
+    await assert_counts_true(limits, store, workspace.id)
+
+
+async def test_a_claim_with_a_type_limit_admits_each_job_and_one_without_starts_the_shares(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """Key limits alone: the fitted shares start as they are picked; with a type limit
+    that caps, each candidate is weighed (`admit`): both hold every limit."""
+    limits = LimitService(store, service.work_signal)
+    for key in ("a", "b"):
+        await limits.put(workspace.id, key, max_running=2, rate=None, paused=False)
+    specs = [JobSpec(type="y", concurrency_key=key) for key in ("a", "b")] * 3
+    await service.create_jobs(workspace.id, specs, ACTOR)
+    assert len(await claim(service, workspace.id, 10)) == 4, "two of each key"
+    assert await claim(service, workspace.id, 10) == [], "both keys are full"
+    specs = [JobSpec(type="x", concurrency_key=key) for key in ("a", "b")] * 3
+    await service.create_jobs(workspace.id, specs, ACTOR)
+    await limits.put(workspace.id, "a", max_running=4, rate=None, paused=False)
+    await limits.put(workspace.id, "type:x", max_running=1, rate=None, paused=False)
+    started = await claim(service, workspace.id, 10)
+    assert sorted((job.type, job.concurrency_key) for job in started) == [("x", "a"), ("y", "a")]
+    assert await claim(service, workspace.id, 10) == [], "type:x is full"
+    await assert_counts_true(limits, store, workspace.id)

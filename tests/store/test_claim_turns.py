@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from conveyor.domain.capacity import Admission, Group
+from conveyor.domain.capacity import Admission, Group, Limit, LimitState, Rate
 from conveyor.domain.jobs import ClaimRequest
 from conveyor.store.claims import (
     ClaimPlanner,
@@ -142,3 +142,23 @@ def test_claims_offer_twice_their_jobs_turns_only_after_a_limit_held_some_back()
     assert plans.budget(request, plan) == 20
     unlimited = [workspace(A)]
     assert plans.budget(request, unlimited) == 10
+
+
+def test_shares_are_final_unless_a_type_limit_caps_and_a_rate_held_group_says_when() -> None:
+    """`fit`: with key limits alone the fitted shares are what starts (`Fitted.final`); a
+    group its rate holds says when the window lets one more start; a capping type limit
+    leaves the candidates to `admit`."""
+    plans = planner()
+    plan = [PlannedWorkspace(A, 1, limited=True, keyed=True, unkeyed=False)]
+    request = ClaimRequest(None, 4, 60.0, "w", "a")
+    turns = plans.split(request, plan, {A: KeyScan(("k1", "k2"))}, 4)
+    started = NOW - timedelta(seconds=1)
+    rated = Limit(A, "k1", rate=Rate(1, 10.0))
+    states = {(A, "k1"): LimitState(rated, running=0, recent_starts=[started])}
+    fitted = plans.fit(turns, {A: 1}, states, request.limit, NOW)
+    assert fitted.final and fitted.held
+    assert fitted.shares == {Group(A, "k2"): 2}
+    assert fitted.wake_at == started + timedelta(seconds=10)
+    assert fitted.key_limits() == [(A, "k2")]
+    typed = {**states, (A, "type:t"): LimitState(Limit(A, "type:t", max_running=1), running=0)}
+    assert not plans.fit(turns, {A: 1}, typed, request.limit, NOW).final

@@ -13,6 +13,7 @@ Shared (`SharedJobStatements`, with sqlite.sql's queries where they differ): the
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 from collections import Counter
@@ -55,6 +56,7 @@ from conveyor.store.claims import (
 from conveyor.store.connection import Json
 from conveyor.store.jobs import JobRef, NewJob, SharedJobStatements, event_params
 from conveyor.store.projections import Claimed, Completed, Projection
+from conveyor.store.queries import Queries
 from conveyor.store.sqlite import Executor, SqliteDatabase, encode_params
 
 T = TypeVar("T")
@@ -92,6 +94,13 @@ class _Claimed(NamedTuple):
     wake_in: float | None
     workspaces: tuple[UUID, ...]
     more: bool = False
+
+
+@functools.cache
+def _pick_group(queries: Queries, keyed: bool, types: str) -> str:
+    """`pick_group` for groups with a key (`:key`) or without."""
+    condition = "concurrency_key = :key" if keyed else "concurrency_key IS NULL"
+    return queries["pick_group"].compose(group=condition, type_condition=types)
 
 
 class SqliteJobStore(SharedJobStatements):
@@ -241,22 +250,24 @@ class SqliteJobStore(SharedJobStatements):
         """Start every job the groups' shares pick, a statement per group (`limited`:
         under limits, so the jobs a limit governs count in it)."""
         rows: list[sqlite3.Row] = []
+        shared = encode_params({**claim_params, "limited": limited})
+        statements: dict[bool, str] = {}  # by whether the group has a key
         for group, share in shares.items():
             picks, params = self._picks(group, types)
-            chosen = f"SELECT id FROM ({picks})"
-            rows += connection.execute(
-                self.queries["start_jobs"].compose(chosen=chosen),
-                encode_params({**claim_params, **params, "share": share, "limited": limited}),
-            ).fetchall()
+            keyed = group.concurrency_key is not None
+            if keyed not in statements:
+                chosen = f"SELECT id FROM ({picks})"
+                statements[keyed] = self.queries["start_jobs"].compose(chosen=chosen)
+            own = encode_params({**params, "share": share})
+            rows += connection.execute(statements[keyed], {**shared, **own}).fetchall()
         return rows
 
     def _picks(self, group: Group, types: str) -> tuple[str, dict[str, Any]]:
         """`pick_group` for one group (its `{group}` condition)."""
         if group.concurrency_key is None:
-            condition, params = "concurrency_key IS NULL", {}
+            sql, params = _pick_group(self.queries, False, types), {}
         else:
-            condition, params = "concurrency_key = :key", {"key": group.concurrency_key}
-        sql = self.queries["pick_group"].compose(group=condition, type_condition=types)
+            sql, params = _pick_group(self.queries, True, types), {"key": group.concurrency_key}
         return sql, {**params, "ws": group.workspace_id}
 
     def _claimable_keys(
@@ -312,9 +323,10 @@ class SqliteJobStore(SharedJobStatements):
             rows, took = self._start_admitted(
                 connection, request, turns, weights, states, now, fitted, types, claim_params
             )
+        rated = any(state.limit.rate is not None for state in states.values())
         started = Counter(
             (UUID(row["workspace_id"]), name)
-            for row in rows
+            for row in (rows if rated else ())
             for name in limit_names(row["type"], row["concurrency_key"])
         )
         for (workspace_id, name), count in started.items():
