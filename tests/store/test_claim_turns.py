@@ -156,7 +156,8 @@ def test_shares_are_final_unless_a_type_limit_caps_and_a_rate_held_group_says_wh
     rated = Limit(A, "k1", rate=Rate(1, 10.0))
     states = {(A, "k1"): LimitState(rated, running=0, recent_starts=[started])}
     fitted = plans.fit(turns, {A: 1}, states, request.limit, NOW)
-    assert fitted.final and fitted.held
+    assert fitted.final
+    assert fitted.held
     assert fitted.shares == {Group(A, "k2"): 2}
     assert fitted.wake_at == started + timedelta(seconds=10)
     assert fitted.key_limits() == [(A, "k2")]
