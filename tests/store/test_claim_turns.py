@@ -22,7 +22,9 @@ from conveyor.store.sqlite import SqliteCodec
 
 A, B = UUID(int=1), UUID(int=2)
 REQUEST = ClaimRequest(None, 1, 60.0, "w", "a")
-NOTHING_FITTED = Fitted({}, set(), held=True, capped=True)
+NONE_HELD = Took({}, set(), held=False, wake_at=None)
+SOME_HELD = Took({}, set(), held=True, wake_at=None)
+NOTHING_FITTED = Fitted({}, set(), held=True, capped=True, final=False, wake_at=None)
 
 
 def planner() -> ClaimPlanner:
@@ -136,9 +138,9 @@ def test_claims_offer_twice_their_jobs_turns_only_after_a_limit_held_some_back()
     request = ClaimRequest(None, 10, 60.0, "w", "a")
     assert plans.budget(request, plan) == 20, "a scope's first claim assumes limits hold"
     turns = plans.split(request, plan, {A: KeyScan(("k",))}, 20)
-    plans.took_limited(request, plan, turns, Took.fitted(Fitted({}, set(), False, False)), 1, NOW)
+    plans.took_limited(request, plan, turns, NONE_HELD, 1, NOW)
     assert plans.budget(request, plan) == 10, "none held: as many turns as jobs"
-    plans.took_limited(request, plan, turns, Took.fitted(Fitted({}, set(), True, True)), 1, NOW)
+    plans.took_limited(request, plan, turns, SOME_HELD, 1, NOW)
     assert plans.budget(request, plan) == 20
     unlimited = [workspace(A)]
     assert plans.budget(request, unlimited) == 10

@@ -11,9 +11,11 @@ A claim (`JobStore.claim_jobs`) goes:
    its weight first, so even claims of one job go round) and splits the claim among them
    (`split_fairly`). Where no limit governs, every job the shares pick starts, in one
    statement. Where limits govern, the claim takes the workspaces' claim locks, reads the
-   limits that may govern the groups offered (their kept running counts: migration 0018),
-   picks what they leave room for (`ClaimPlanner.fit`, `fit_shares`), lets the domain
-   admit (`fair_order`, `admit`), then starts those. It offers turns for twice its size
+   limits that may leave a group offered less than its share (their kept running counts:
+   migration 0018), and fits the shares to them (`ClaimPlanner.fit`, `fit_shares`); where
+   no type limit caps, every job those shares pick starts, in one statement, else the
+   claim picks the candidates, lets the domain admit (`fair_order`, `admit`), then starts
+   those. It offers turns for twice its size
    after a claim of its scope met a limit holding jobs back (`ClaimPlanner.budget`).
 
 On PostgreSQL the plan is a round trip of its own, and a claim soon after one that took
@@ -105,7 +107,7 @@ class PlannedWorkspace:
 
 def governed(plan: Sequence[PlannedWorkspace]) -> bool:
     """Whether limits govern any of a claim's workspaces (the claim takes the limited
-    path: candidates, the limits' counts, admission)."""
+    path: the claim locks, the limits' counts, fitted shares)."""
     return any(workspace.limited for workspace in plan)
 
 
@@ -123,7 +125,7 @@ class KeyScan(NamedTuple):
         return bool(after) and len(later) < most
 
     @staticmethod
-    def left(later: Sequence[str], most: int) -> int:
+    def still_wanted(later: Sequence[str], most: int) -> int:
         """How many keys a scan that wraps reads from the first key on: the rest of `most`
         (those it finds again of `later` came after every key it had not found)."""
         return most - len(later)
@@ -223,15 +225,16 @@ class Fitted(NamedTuple):
     capped: bool
     """A limit leaves some group offered less than its share, or a type limit may refuse
     jobs (on PostgreSQL, the claim folds the leaves and reads the counts again)."""
-    final: bool = False
+    final: bool
     """No limit can refuse a job the shares pick (none of the workspaces' type limits
     caps): the shares are what `admit` would start, and every job they pick starts, in the
     statement that picks it. Else the claim picks the candidates, and `admit` weighs each."""
-    wake_at: datetime | None = None
+    wake_at: datetime | None
     """When the earliest rate window holding a group offered ends."""
 
     def key_limits(self) -> list[tuple[UUID, str]]:
-        """The key limits the jobs the shares pick count in, where those exist."""
+        """The names of the key limits the jobs the shares pick may count in (those of
+        them that exist are in the claim's limit states when they can cap)."""
         return [
             (group.workspace_id, group.concurrency_key)
             for group in self.shares
@@ -244,7 +247,7 @@ class Took(NamedTuple):
 
     given: Mapping[Group, int]
     """The jobs each group gave the claim."""
-    left: Collection[Group]
+    unreached: Collection[Group]
     """The groups that had no turn: the full claim never weighed their candidates, or
     `fit` left them out (`Fitted.cut`)."""
     held: bool
@@ -307,7 +310,7 @@ def keys_to_scan(budget: int) -> int:
 
 def offered_keys(turns: Turns, workspace_id: UUID) -> list[str]:
     """The concurrency keys of a workspace's groups offered a share: the key limits that
-    may govern the claim's candidates there (`limit_states` reads those, and every type
+    may govern its picks (`limit_states` reads those that may cap a share, and every type
     limit)."""
     return sorted(
         group.concurrency_key
@@ -475,8 +478,9 @@ class ClaimPlanner:
         unreached: Collection[Group] = (),
     ) -> list[Group]:
         """Remember a claim's turns; answer the groups that had one. `given`: the jobs each
-        group gave the claim (its share where no limit governs, the jobs admitted where
-        limits do); `unreached`: groups whose candidates the claim, full, never weighed.
+        group gave the claim (its share where no limit governs or the fitted shares are
+        final, the jobs admitted where `admit` weighed them); `unreached`: groups whose
+        candidates the claim, full, never weighed.
         Every other group offered had its turn, and a turn costs its workspace at least one
         job served, a turn a limit spent included, so a workspace whose groups limits hold
         back does not stay first in line; its turns go on after its last group offered."""
@@ -506,7 +510,7 @@ class ClaimPlanner:
         """`took` for a claim under limits, and when to look again. A claim that started
         nothing looks again at once only while some workspace has groups its looks have
         not offered since a claim last started a job (`FruitlessLooks`)."""
-        reached = self.took(request, plan, turns, took.given, took.left)
+        reached = self.took(request, plan, turns, took.given, took.unreached)
         wake_in = None
         if took.wake_at is not None and now is not None:
             wake_in = max(0.0, (took.wake_at - now).total_seconds())

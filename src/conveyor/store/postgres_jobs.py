@@ -356,7 +356,8 @@ class PostgresJobStore(SharedJobStatements):
     async def _limit_states(
         self, connection: Connection, turns: Turns, workspaces: Sequence[UUID]
     ) -> tuple[dict[tuple[UUID, str], LimitState], datetime | None]:
-        """The limits that may govern the groups offered, and the database's now."""
+        """The limits that may leave a group offered less than its share, every type limit,
+        and the database's now."""
         planner = self.planner
         states: dict[tuple[UUID, str], LimitState] = {}
         now = None
@@ -364,8 +365,9 @@ class PostgresJobStore(SharedJobStatements):
             rows = await connection.fetch(*planner.limit_statement(turns, workspace_id))
             counted = planner.starts_statement(workspace_id, rows)
             starts = [] if counted is None else await connection.fetch(*counted)
-            found, now = planner.limit_states(workspace_id, rows, starts)
+            found, read_at = planner.limit_states(workspace_id, rows, starts)
             states.update(found)
+            now = read_at or now  # a workspace none of whose limits was read has no now
         return states, now
 
     def _group_picks(self, request: ClaimRequest, columns: str) -> str:
@@ -395,7 +397,7 @@ class PostgresJobStore(SharedJobStatements):
         if not KeyScan.wraps(later, after, most):
             return KeyScan(tuple(later))
         rows = await connection.fetch(
-            sql, {**params, "after": "", "max_groups": KeyScan.left(later, most)}
+            sql, {**params, "after": "", "max_groups": KeyScan.still_wanted(later, most)}
         )
         return KeyScan.of(later, [row["concurrency_key"] for row in rows], most)
 

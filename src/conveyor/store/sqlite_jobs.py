@@ -281,7 +281,7 @@ class SqliteJobStore(SharedJobStatements):
         later = [row[0] for row in connection.execute(sql, {**params, "after": after})]
         if not KeyScan.wraps(later, after, most):
             return KeyScan(tuple(later))
-        params["max_groups"] = KeyScan.left(later, most)
+        params["max_groups"] = KeyScan.still_wanted(later, most)
         earlier = [row[0] for row in connection.execute(sql, {**params, "after": ""})]
         return KeyScan.of(later, earlier, most)
 
@@ -313,8 +313,9 @@ class SqliteJobStore(SharedJobStatements):
                 if counted is None
                 else connection.execute(counted[0], encode_params(counted[1])).fetchall()
             )
-            found, now = self.planner.limit_states(workspace.id, rows, starts)
+            found, read_at = self.planner.limit_states(workspace.id, rows, starts)
             states.update(found)
+            now = read_at or now  # a workspace none of whose limits was read has no now
         fitted = self.planner.fit(turns, weights, states, request.limit, now)
         if fitted.final:
             rows = self._start_shares(connection, fitted.shares, types, claim_params, True)
