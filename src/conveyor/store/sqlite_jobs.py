@@ -264,11 +264,9 @@ class SqliteJobStore(SharedJobStatements):
 
     def _picks(self, group: Group, types: str) -> tuple[str, dict[str, Any]]:
         """`pick_group` for one group (its `{group}` condition)."""
-        if group.concurrency_key is None:
-            sql, params = _pick_group(self.queries, False, types), {}
-        else:
-            sql, params = _pick_group(self.queries, True, types), {"key": group.concurrency_key}
-        return sql, {**params, "ws": group.workspace_id}
+        keyed = group.concurrency_key is not None
+        params = {"key": group.concurrency_key} if keyed else {}
+        return _pick_group(self.queries, keyed, types), {**params, "ws": group.workspace_id}
 
     def _claimable_keys(
         self, connection: Executor, workspace_id: UUID, request: ClaimRequest, most: int
