@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from conveyor.domain.workspaces import Workspace
 from conveyor.store.urls import DatabaseURL
@@ -40,9 +41,20 @@ def claimed_ids(answer: httpx.Response) -> list[Any]:
     return [job["id"] for job in answer.json()["data"]]
 
 
+@pytest.mark.parametrize(
+    ("ending", "body"),
+    [("complete", {}), ("fail", {"error": "boom"})],
+    ids=["completed", "failed"],
+)
 async def test_a_limited_job_finishing_wakes_a_claim_waiting_for_room(
-    database_url: DatabaseURL, keys: dict[str, str], workspace: Workspace
+    database_url: DatabaseURL,
+    keys: dict[str, str],
+    workspace: Workspace,
+    ending: str,
+    body: dict[str, Any],
 ) -> None:
+    """Completing (PostgreSQL: a batch that writes its leaves itself) and failing (the
+    leave trigger) both wake the claim."""
     settings = settings_for(
         database_url, claim_poll_interval_seconds=HOUR, reaper_interval_seconds=HOUR
     )
@@ -61,7 +73,7 @@ async def test_a_limited_job_finishing_wakes_a_claim_waiting_for_room(
         assert running["id"] == first["id"]
         claim = await waiting_claim(http, server, database_url, workspace)
         done = await http.post(
-            f"/jobs/{first['id']}/complete", json={"lease_id": running["lease_id"]}
+            f"/jobs/{first['id']}/{ending}", json={"lease_id": running["lease_id"], **body}
         )
         assert done.status_code == 200
         assert claimed_ids(await asyncio.wait_for(claim, 30)) == [second["id"]]

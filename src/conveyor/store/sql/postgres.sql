@@ -113,8 +113,8 @@ CROSS JOIN LATERAL (
 -- Chosen jobs ({chosen}: id, and whether a limit may govern it: its workspace's claim lock
 -- is held) start under fresh leases, each with its job.started event; a job that a limit
 -- of its names governs (its concurrency key, `type:<type>`: domain/capacity.py,
--- limit_names) starts `limited` and counts in them, as the trigger of migration 0018
--- takes it off them, and where a limit has a rate, its start is recorded for the window.
+-- limit_names) starts `limited` and counts in them, as its leave takes it off them
+-- (migrations 0018 and 0019), and where a limit has a rate, its start is recorded for the window.
 -- Where no limit governs, {chosen} is what the groups' shares pick (`group_picks`), in the
 -- same statement; where limits govern, the same when the shares are final (no type limit
 -- caps: store/claims.py, `Fitted.final`), else the ids the domain admitted, picked and
@@ -224,18 +224,27 @@ SELECT EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = ANY(:workspaces::uu
 -- name: complete_jobs
 -- A batch of completions: each job whose lease is still the one given (its status one
 -- the table lets complete) is completed with its job.completed event, setting what the
--- domain's decide_completion sets ({completed_values}).
+-- domain's decide_completion sets ({completed_values}). The rows are locked first
+-- (`ending`), so `limited` as read there is what the completion ends: the statement
+-- clears it and writes the leaves of the limited jobs itself, one INSERT for the batch
+-- (migration 0019: the leave trigger skips a job that ends no longer `limited`).
 WITH input AS (
     SELECT * FROM jsonb_to_recordset(:completions::jsonb)
         AS c(id uuid, lease_id uuid, result jsonb)
+), ending AS (
+    SELECT jobs.id, jobs.limited, input.result FROM jobs JOIN input ON jobs.id = input.id
+    WHERE jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id AND {completable:jobs}
+    FOR NO KEY UPDATE OF jobs
 ), done AS (
-    UPDATE jobs SET status = {completed_status}, result = input.result, {completed_values},
+    UPDATE jobs SET status = {completed_status}, result = ending.result, {completed_values},
         completed_at = now(), updated_at = now(), version = version + 1,
-        last_event_seq = last_event_seq + 1
-    FROM input
-    WHERE jobs.id = input.id AND jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id
-        AND {completable:jobs}
-    RETURNING {job_columns:jobs}
+        last_event_seq = last_event_seq + 1, limited = false
+    FROM ending
+    WHERE jobs.id = ending.id AND {completable:jobs}
+    RETURNING {job_columns:jobs}, ending.limited AS ended_limited
+), left_limits AS (
+    INSERT INTO limit_leaves (workspace_id, concurrency_key, type)
+    SELECT workspace_id, concurrency_key, type FROM done WHERE ended_limited
 ), completed AS (
     INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload,
         created_at)
