@@ -232,15 +232,18 @@ WITH input AS (
     SELECT * FROM jsonb_to_recordset(:completions::jsonb)
         AS c(id uuid, lease_id uuid, result jsonb)
 ), ending AS (
-    SELECT jobs.id, jobs.limited, input.result FROM jobs JOIN input ON jobs.id = input.id
+    SELECT jobs.id, jobs.limited FROM jobs JOIN input ON jobs.id = input.id
     WHERE jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id AND {completable:jobs}
     FOR NO KEY UPDATE OF jobs
 ), done AS (
-    UPDATE jobs SET status = {completed_status}, result = ending.result, {completed_values},
+    -- Joined through `input` as well: joined to `ending` alone, a batch of 500 took
+    -- ~70 ms instead of ~22 in the claim-keys benchmark (a worse plan for the join).
+    UPDATE jobs SET status = {completed_status}, result = input.result, {completed_values},
         completed_at = now(), updated_at = now(), version = version + 1,
         last_event_seq = last_event_seq + 1, limited = false
-    FROM ending
-    WHERE jobs.id = ending.id AND {completable:jobs}
+    FROM input JOIN ending ON ending.id = input.id
+    WHERE jobs.id = input.id AND jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id
+        AND {completable:jobs}
     RETURNING {job_columns:jobs}, ending.limited AS ended_limited
 ), left_limits AS (
     INSERT INTO limit_leaves (workspace_id, concurrency_key, type)
