@@ -347,6 +347,8 @@ workers = sa.Table(
 
 # Limits on what a workspace runs at once, how often it starts, or whether it starts at
 # all: named by a concurrency key, or `type:<type>` for every job of a type.
+# PostgreSQL stores it half full (migration 0019): its counts are rewritten on every
+# claim and fold, and a row's new version then stays on its page.
 limits = sa.Table(
     "limits",
     metadata,
