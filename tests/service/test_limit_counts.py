@@ -220,22 +220,36 @@ async def limited_flags(store: Store, workspace_id: UUID) -> dict[str | None, se
     return flags
 
 
-async def test_a_job_starts_limited_only_where_a_limit_of_its_names_exists(
+async def test_a_job_started_under_limits_counts_in_those_of_its_names_that_exist(
     service: JobService, store: Store, workspace: Workspace
 ) -> None:
-    """In a workspace with limits, the claim starts a job `limited` (counted in its limits,
-    taken off them as it leaves) only where its key's or its type's limit exists: the
-    others leave nothing to fold."""
+    """In a workspace with limits every job a claim starts is `limited`: it counts in the
+    limits of its names that exist, and in one created while it runs; as it ends it is
+    taken off those that exist then (a leave no limit of its names takes is folded
+    away). Without limits, no job starts limited."""
     limits = LimitService(store, service.work_signal)
-    await limits.put(workspace.id, "a", max_running=5, rate=None, paused=False)
     specs = [JobSpec(type="t", concurrency_key=key) for key in ("a", "b", None) for _ in range(2)]
     await service.create_jobs(workspace.id, specs, ACTOR)
-    assert len(await claim(service, workspace.id, 6)) == 6
-    assert await limited_flags(store, workspace.id) == {"a": {True}, "b": {False}, None: {False}}
+    running = await claim(service, workspace.id, 3)
+    assert await limited_flags(store, workspace.id) == {"a": {False}, "b": {False}, None: {False}}
+    await limits.put(workspace.id, "a", max_running=5, rate=None, paused=False)
+    running += await claim(service, workspace.id, 3)
+    assert await limited_flags(store, workspace.id) == {
+        "a": {True},
+        "b": {False, True},
+        None: {False, True},
+    }
     assert (await limits.get(workspace.id, "a")).running == 2
     await limits.put(workspace.id, "type:t", max_running=10, rate=None, paused=False)
-    assert await limited_flags(store, workspace.id) == {"a": {True}, "b": {True}, None: {True}}
+    assert (await limits.get(workspace.id, "type:t")).running == 6
     await assert_counts_true(limits, store, workspace.id)
+    await limits.delete(workspace.id, "a")
+    for job, how in zip(running, ["complete", "fail", "cancel", "release"] * 2, strict=False):
+        await end(service, job, how)
+    for counts in await limits.list_limits(workspace.id):
+        assert counts.running == 0, counts
+    await limits.put(workspace.id, "a", max_running=5, rate=None, paused=False)
+    assert (await limits.get(workspace.id, "a")).running == 0
 
 
 async def test_a_claim_with_a_type_limit_admits_each_job_and_one_without_starts_the_shares(
