@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from conveyor.domain.jobs import Job, JobSpec, JobStatus
+from conveyor.domain.jobs import Completion, Job, JobSpec, JobStatus
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import JobService
 from conveyor.service.limits import LimitService
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store
+from conveyor.store.projections import AS_JOB
 from tests.service.helpers import ACTOR
 from tests.service.test_capacity import claim
 
@@ -49,6 +50,14 @@ async def end(service: JobService, job: Job, how: str) -> None:
         await service.release_job(job.workspace_id, job.id, job.lease_id, ACTOR)
     else:
         await service.cancel_job(job.workspace_id, job.id, ACTOR)
+
+
+async def complete_batch(service: JobService, workspace_id: UUID, jobs: list[Job]) -> None:
+    """Complete jobs in one batch (on PostgreSQL one statement writes their leaves)."""
+    completions = [Completion(job.id, job.lease_id, None) for job in jobs if job.lease_id]
+    if completions:
+        outcomes = await service.complete_jobs(workspace_id, completions, ACTOR, AS_JOB)
+        assert all(outcome.error is None for outcome in outcomes), outcomes
 
 
 async def test_a_limit_created_while_its_jobs_run_counts_them_until_they_end(
@@ -143,11 +152,13 @@ async def test_counts_stay_true_under_racing_claims_ends_and_limit_changes(
         )
         ending = running[: len(running) // 2 + 1]
         running = running[len(ending) :]
+        batch, one_by_one = ending[: len(ending) // 2], ending[len(ending) // 2 :]
         ends = asyncio.gather(
+            complete_batch(services[-1], workspace.id, batch),
             *(
                 end(services[n % len(services)], job, chance.choice(["complete", "fail", "cancel"]))
-                for n, job in enumerate(ending)
-            )
+                for n, job in enumerate(one_by_one)
+            ),
         )
         name = chance.choice(keys)
         if round_number % 3 == 2 and name in present:
@@ -187,6 +198,60 @@ async def test_a_limit_put_where_a_claim_planned_none_holds_that_claim_back(
     await assert_counts_true(limits, store, other.id)
 
 
+async def test_a_batch_of_completions_takes_off_only_the_limited_jobs_it_completed(
+    service: JobService, store: Store, workspace: Workspace, backend: str
+) -> None:
+    """One batch: limited jobs, unlimited ones and one whose lease is stale. The limited
+    jobs it completes leave their limit (on PostgreSQL: one leave each, written by the
+    batch's statement); the stale one still runs and still counts."""
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "a", max_running=5, rate=None, paused=False)
+    specs = [JobSpec(type="t", concurrency_key=key) for key in ("a", "b") for _ in range(3)]
+    await service.create_jobs(workspace.id, specs, ACTOR)
+    running = await claim(service, workspace.id, 6)
+    stale = next(job for job in running if job.concurrency_key == "a")
+    completions = [
+        Completion(job.id, uuid4() if job is stale else job.lease_id, None) for job in running
+    ]
+    outcomes = await service.complete_jobs(workspace.id, completions, ACTOR, AS_JOB)
+    assert [outcome.job_id for outcome in outcomes if outcome.error is not None] == [stale.id]
+    assert (await limits.get(workspace.id, "a")).running == 1
+    await assert_counts_true(limits, store, workspace.id)
+    async with store.database.read() as connection:
+        rows = await connection.fetch(
+            "SELECT concurrency_key FROM limit_leaves WHERE workspace_id = :ws",
+            {"ws": workspace.id},
+        )
+    leaves = [row["concurrency_key"] for row in rows]
+    assert leaves == ([] if backend == "sqlite" else ["a", "a"])
+
+
+async def test_an_instance_claim_starts_nothing_limited_in_a_workspace_without_limits(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """A claim under limits (one workspace of its plan has them) that also starts jobs of a
+    workspace without any starts those unlimited: ending them leaves nothing behind to
+    fold (on PostgreSQL, no leave would ever be folded there)."""
+    other = await WorkspaceService(store).create_workspace("other")
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "k", max_running=10, rate=None, paused=False)
+    await service.create_jobs(workspace.id, [JobSpec(type="t", concurrency_key="k")] * 4, ACTOR)
+    await service.create_jobs(other.id, [JobSpec(type="t", concurrency_key="k")] * 4, ACTOR)
+    running = await claim(service, None, 8)
+    assert {job.workspace_id for job in running} == {workspace.id, other.id}
+    assert await limited_flags(store, other.id) == {"k": {False}}
+    assert await limited_flags(store, workspace.id) == {"k": {True}}
+    for job in running:
+        await end(service, job, "complete")
+    async with store.database.read() as connection:
+        row = await connection.fetchrow(
+            "SELECT count(*) AS n FROM limit_leaves WHERE workspace_id = :ws", {"ws": other.id}
+        )
+    assert row is not None
+    assert row["n"] == 0, "leaves of a workspace without limits"
+    assert (await limits.get(workspace.id, "k")).running == 0
+
+
 async def test_a_limit_created_while_claims_start_its_jobs_counts_every_one(
     services: list[JobService], store: Store
 ) -> None:
@@ -220,36 +285,28 @@ async def limited_flags(store: Store, workspace_id: UUID) -> dict[str | None, se
     return flags
 
 
-async def test_a_job_started_under_limits_counts_in_those_of_its_names_that_exist(
+async def test_a_job_starts_limited_only_where_a_limit_of_its_names_exists(
     service: JobService, store: Store, workspace: Workspace
 ) -> None:
-    """In a workspace with limits every job a claim starts is `limited`: it counts in the
-    limits of its names that exist, and in one created while it runs; as it ends it is
-    taken off those that exist then (a leave no limit of its names takes is folded
-    away). Without limits, no job starts limited."""
+    """In a workspace with limits, the claim starts a job `limited` (counted in its limits,
+    taken off them as it leaves) only where its key's or its type's limit exists: the
+    others leave nothing to fold. However they end, the counts come back to nothing."""
     limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "a", max_running=5, rate=None, paused=False)
     specs = [JobSpec(type="t", concurrency_key=key) for key in ("a", "b", None) for _ in range(2)]
     await service.create_jobs(workspace.id, specs, ACTOR)
-    running = await claim(service, workspace.id, 3)
-    assert await limited_flags(store, workspace.id) == {"a": {False}, "b": {False}, None: {False}}
-    await limits.put(workspace.id, "a", max_running=5, rate=None, paused=False)
-    running += await claim(service, workspace.id, 3)
-    assert await limited_flags(store, workspace.id) == {
-        "a": {True},
-        "b": {False, True},
-        None: {False, True},
-    }
+    running = await claim(service, workspace.id, 6)
+    assert len(running) == 6
+    assert await limited_flags(store, workspace.id) == {"a": {True}, "b": {False}, None: {False}}
     assert (await limits.get(workspace.id, "a")).running == 2
     await limits.put(workspace.id, "type:t", max_running=10, rate=None, paused=False)
-    assert (await limits.get(workspace.id, "type:t")).running == 6
+    assert await limited_flags(store, workspace.id) == {"a": {True}, "b": {True}, None: {True}}
     await assert_counts_true(limits, store, workspace.id)
-    await limits.delete(workspace.id, "a")
-    for job, how in zip(running, ["complete", "fail", "cancel", "release"] * 2, strict=False):
+    endings = ["complete", "fail", "cancel", "release", "complete", "complete"]
+    for job, how in zip(running, endings, strict=True):
         await end(service, job, how)
     for counts in await limits.list_limits(workspace.id):
         assert counts.running == 0, counts
-    await limits.put(workspace.id, "a", max_running=5, rate=None, paused=False)
-    assert (await limits.get(workspace.id, "a")).running == 0
 
 
 async def test_a_claim_with_a_type_limit_admits_each_job_and_one_without_starts_the_shares(

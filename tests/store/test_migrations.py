@@ -100,25 +100,32 @@ def test_sqlite_never_hands_out_an_event_id_again_after_0014(tmp_path: Any) -> N
     assert new_id == 4, "an id from before the migration was handed out again"
 
 
-async def test_postgresql_vacuums_the_queue_tables_sooner(database_url: DatabaseURL) -> None:
+async def test_postgresql_tables_are_stored_as_the_models_say(database_url: DatabaseURL) -> None:
+    """The queue tables are vacuumed sooner (0014), `limits` is stored half full (0019)."""
     if database_url.kind != "postgresql":
         return
     import asyncpg
 
-    from conveyor.store.tables import QUEUE_TABLE_STORAGE
+    from conveyor.store.tables import LIMIT_TABLE_STORAGE, QUEUE_TABLE_STORAGE
 
     connection = await asyncpg.connect(database_url.url)
     try:
         rows = await connection.fetch(
-            "SELECT relname, reloptions FROM pg_class WHERE relname IN ('jobs', 'events', 'steps')"
+            "SELECT relname, reloptions FROM pg_class "
+            "WHERE relname IN ('jobs', 'events', 'steps', 'limits')"
         )
     finally:
         await connection.close()
-    wanted = {f"{name}={value}" for name, value in QUEUE_TABLE_STORAGE.items()}
-    assert {row["relname"]: set(row["reloptions"] or ()) >= wanted for row in rows} == {
+    queue = {f"{name}={value}" for name, value in QUEUE_TABLE_STORAGE.items()}
+    limits = {f"{name}={value}" for name, value in LIMIT_TABLE_STORAGE.items()}
+    wanted = {"jobs": queue, "events": queue, "steps": queue, "limits": limits}
+    assert {
+        row["relname"]: set(row["reloptions"] or ()) >= wanted[row["relname"]] for row in rows
+    } == {
         "jobs": True,
         "events": True,
         "steps": True,
+        "limits": True,
     }
 
 
@@ -211,3 +218,70 @@ async def test_postgresql_limits_count_their_running_jobs_from_0018_on(
         await drop_database(postgres_server.url(), name)
     assert counted == [("k", 2), ("type:t", 1)]
     assert [tuple(row) for row in leaves] == [("k", "t")]
+
+
+async def test_postgresql_batch_completions_write_their_leaves_from_0019_on(
+    postgres_server: Any,
+) -> None:
+    """From 0019 the leave trigger skips a job that ends with `limited` cleared (a batch of
+    completions writes its leaves itself), still writes the leave of one that ends
+    limited, and `limits` keeps room on its pages; downgraded, 0018's trigger writes every
+    leave again, and upgrading once more restores 0019."""
+    import asyncpg
+    from alembic import command
+
+    from conveyor.store.migrate import alembic_config
+    from tests.conftest import in_own_thread
+    from tests.support.postgres import create_database, drop_database
+
+    name = f"migrate_0019_{os.getpid()}"
+    await create_database(postgres_server.url(), name)
+    url = DatabaseURL.parse(postgres_server.url(name))
+    insert_job = (
+        "INSERT INTO jobs (id, workspace_id, type, status, priority, payload, "
+        "progress_percent, attempt, max_attempts, run_at, retry_backoff_seconds, "
+        "retry_backoff_max_seconds, created_at, updated_at, version, last_event_seq, "
+        "last_step_ordinal, lease_id, lease_expires_at, concurrency_key, limited) "
+        "VALUES (gen_random_uuid(), $1, 't', 'RUNNING', 5, '{}', 0, 1, 1, now(), 1, 60, "
+        "now(), now(), 1, 1, 0, gen_random_uuid(), now() + interval '1 hour', $2, true) "
+        "RETURNING id"
+    )
+    fillfactor = "SELECT reloptions FROM pg_class WHERE relname = 'limits'"
+    leaves = "SELECT concurrency_key FROM limit_leaves ORDER BY concurrency_key"
+
+    async def ends(connection: Any, workspace: Any) -> list[str]:
+        """A job ending limited and one ending with `limited` cleared: the leaves written."""
+        await connection.execute("DELETE FROM limit_leaves")
+        kept = await connection.fetchval(insert_job, workspace, "kept")
+        cleared = await connection.fetchval(insert_job, workspace, "cleared")
+        await connection.execute("UPDATE jobs SET status = 'FAILED' WHERE id = $1", kept)
+        await connection.execute(
+            "UPDATE jobs SET status = 'COMPLETED', limited = false WHERE id = $1", cleared
+        )
+        return [row[0] for row in await connection.fetch(leaves)]
+
+    try:
+        in_own_thread(lambda: upgrade(url))
+        connection = await asyncpg.connect(url.url)
+        try:
+            workspace = await connection.fetchval(
+                "INSERT INTO workspaces (id, slug, created_at, weight) "
+                "VALUES (gen_random_uuid(), 'w', now(), 1) RETURNING id"
+            )
+            await connection.execute(  # 0018's trigger writes leaves where limits are
+                "INSERT INTO limits (workspace_id, name, paused, created_at, updated_at) "
+                "VALUES ($1, 'kept', false, now(), now())",
+                workspace,
+            )
+            at_head = (await ends(connection, workspace), await connection.fetchval(fillfactor))
+            in_own_thread(lambda: command.downgrade(alembic_config(url), "0018"))
+            at_0018 = (await ends(connection, workspace), await connection.fetchval(fillfactor))
+            in_own_thread(lambda: upgrade(url))
+            again = (await ends(connection, workspace), await connection.fetchval(fillfactor))
+        finally:
+            await connection.close()
+    finally:
+        await drop_database(postgres_server.url(), name)
+    assert at_head == (["kept"], ["fillfactor=50"])
+    assert at_0018 == (["cleared", "kept"], None)
+    assert again == at_head

@@ -110,12 +110,11 @@ CROSS JOIN LATERAL (
 ) j;
 
 -- name: start_jobs
--- Chosen jobs ({chosen}: id, and whether limits govern its workspace: the claim holds its
--- claim lock) start under fresh leases, each with its job.started event; a job started
--- under limits starts `limited`: it counts in those of its names that exist (its
--- concurrency key, `type:<type>`: domain/capacity.py, limit_names), and its leave takes it
--- off those that exist when it is folded (migrations 0018 and 0019; a limit created while
--- it runs counts it then). Where a limit has a rate, its start is recorded for the window.
+-- Chosen jobs ({chosen}: id, and whether a limit may govern it: its workspace's claim lock
+-- is held) start under fresh leases, each with its job.started event; a job that a limit
+-- of its names governs (its concurrency key, `type:<type>`: domain/capacity.py,
+-- limit_names) starts `limited` and counts in them, as its leave takes it off them
+-- (migrations 0018 and 0019), and where a limit has a rate, its start is recorded for the window.
 -- Where no limit governs, {chosen} is what the groups' shares pick (`group_picks`), in the
 -- same statement; where limits govern, the same when the shares are final (no type limit
 -- caps: store/claims.py, `Fitted.final`), else the ids the domain admitted, picked and
@@ -134,7 +133,10 @@ WITH chosen AS ({chosen}), claimed AS (
         started_at = statement_timestamp(), updated_at = statement_timestamp(),
         version = version + 1,
         last_event_seq = last_event_seq + 1,
-        limited = chosen.limited
+        limited = CASE WHEN chosen.limited THEN EXISTS (
+            SELECT 1 FROM limits l WHERE l.workspace_id = jobs.workspace_id
+                AND l.name IN (jobs.concurrency_key, 'type:' || jobs.type)
+        ) ELSE false END
     -- Joined with its rows rather than filtered by id = ANY(ARRAY(…)): a generic plan
     -- cached while the table was small turns the latter into a sequential scan.
     FROM chosen WHERE jobs.id = chosen.id AND {claimable:jobs}

@@ -21,10 +21,10 @@ ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO
 RETURNING {job_columns};
 
 -- name: start_jobs
--- Chosen jobs ({chosen}: their ids) start under fresh leases; :limited says whether limits
--- govern their workspace (the claim is under limits: the writer is its alone): then they
--- start `limited` and count in those limits of their names that exist (their concurrency
--- key, `type:<type>`: domain/capacity.py, limit_names; migration 0018's trigger). {chosen} is
+-- Chosen jobs ({chosen}: their ids) start under fresh leases; :limited says whether a
+-- limit may govern them (the claim is under limits: the writer is its alone), and those a
+-- limit of their names governs (their concurrency key, `type:<type>`: domain/capacity.py,
+-- limit_names) start `limited` and count in them (migration 0018's trigger). {chosen} is
 -- what one group's share picks (`pick_group`), in the same statement, where no limit
 -- governs and where the shares are final (no type limit caps: store/claims.py,
 -- `Fitted.final`); else the jobs the domain admitted (:ids). {claimable} and
@@ -38,7 +38,10 @@ UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
     lease_expires_at = conveyor_after(min(:lease, COALESCE(timeout_seconds + :grace, :lease))),
     started_at = conveyor_now(), updated_at = conveyor_now(), version = version + 1,
     last_event_seq = last_event_seq + 1,
-    limited = :limited
+    limited = CASE WHEN :limited THEN EXISTS (
+        SELECT 1 FROM limits l WHERE l.workspace_id = jobs.workspace_id
+            AND l.name IN (jobs.concurrency_key, 'type:' || jobs.type)
+    ) ELSE 0 END
 WHERE id IN ({chosen}) AND {claimable}
 RETURNING {job_columns};
 

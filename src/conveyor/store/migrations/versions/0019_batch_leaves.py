@@ -8,19 +8,19 @@ the cost of completing a batch of limited jobs. Now:
 * `complete_jobs` locks the batch's rows, clears `limited` as it completes them and inserts
   the leaves of those that were limited in the same statement, one INSERT for the batch.
 * `jobs_leave_limits` fires only for a job that leaves RUNNING still `limited`: every other
-  ending (a failure, a cancel, a release, an expired lease, a single completion) writes its
-  leave through it as before. A statement that clears `limited` as it ends a job owes its
-  leave itself; only `complete_jobs` does.
+  ending (a failure, a cancel, a release, an expired lease, a completion decided on a fresh
+  read of the job) writes its leave through it as before. A statement that clears
+  `limited` as it ends a job owes its leave itself; only `complete_jobs` does.
 * Claimers are woken by a statement trigger on `limit_leaves` (`limit_leaves_wake`): once
   per statement for each workspace whose jobs left, however they were written.
-* The leave no longer asks whether its workspace still has limits: a leave of a workspace
-  without any is folded away when a limit comes (creating one folds first), and until then
-  there are at most as many as jobs were running limited when its last limit went.
+* The leave no longer asks whether its workspace still has limits: a job is `limited` only
+  if a limit of its names existed when it started (or was created while it ran), so a
+  leave of a workspace without limits is one of a job that ran limited when its last limit
+  went; it is folded away when a limit comes (creating one folds first).
 * `limits` is stored half full (`fillfactor = 50`): a claim under limits updates the count
   of every limit it starts jobs of and a fold takes the leaves off them again, so a limit
   row is rewritten twice for each of its jobs. With room on its page the new version
-  stays there (a HOT update: no new index entry); the claim-keys benchmark's starts under
-  1,000 limits cost ~2-5 ms more than a plain claim of 500 with it, ~7-8 ms without. The
+  stays there (a HOT update: no new index entry; docs/benchmarks.md has the figures). The
   table has a row per limit: half-full pages cost next to nothing. (Pages written before
   this migration fill up as they were until the table is rewritten.)
 
