@@ -100,32 +100,25 @@ def test_sqlite_never_hands_out_an_event_id_again_after_0014(tmp_path: Any) -> N
     assert new_id == 4, "an id from before the migration was handed out again"
 
 
-async def test_postgresql_tables_are_stored_as_the_models_say(database_url: DatabaseURL) -> None:
-    """The queue tables are vacuumed sooner (0014), `limits` is stored half full (0019)."""
+async def test_postgresql_vacuums_the_queue_tables_sooner(database_url: DatabaseURL) -> None:
     if database_url.kind != "postgresql":
         return
     import asyncpg
 
-    from conveyor.store.tables import LIMIT_TABLE_STORAGE, QUEUE_TABLE_STORAGE
+    from conveyor.store.tables import QUEUE_TABLE_STORAGE
 
     connection = await asyncpg.connect(database_url.url)
     try:
         rows = await connection.fetch(
-            "SELECT relname, reloptions FROM pg_class "
-            "WHERE relname IN ('jobs', 'events', 'steps', 'limits')"
+            "SELECT relname, reloptions FROM pg_class WHERE relname IN ('jobs', 'events', 'steps')"
         )
     finally:
         await connection.close()
-    queue = {f"{name}={value}" for name, value in QUEUE_TABLE_STORAGE.items()}
-    limits = {f"{name}={value}" for name, value in LIMIT_TABLE_STORAGE.items()}
-    wanted = {"jobs": queue, "events": queue, "steps": queue, "limits": limits}
-    assert {
-        row["relname"]: set(row["reloptions"] or ()) >= wanted[row["relname"]] for row in rows
-    } == {
+    wanted = {f"{name}={value}" for name, value in QUEUE_TABLE_STORAGE.items()}
+    assert {row["relname"]: set(row["reloptions"] or ()) >= wanted for row in rows} == {
         "jobs": True,
         "events": True,
         "steps": True,
-        "limits": True,
     }
 
 
@@ -224,9 +217,9 @@ async def test_postgresql_batch_completions_write_their_leaves_from_0019_on(
     postgres_server: Any,
 ) -> None:
     """From 0019 the leave trigger skips a job that ends with `limited` cleared (a batch of
-    completions writes its leaves itself), still writes the leave of one that ends
-    limited, and `limits` keeps room on its pages; downgraded, 0018's trigger writes every
-    leave again, and upgrading once more restores 0019."""
+    completions writes its leaves itself) and still writes the leave of one that ends
+    limited; downgraded, 0018's trigger writes every leave again, and upgrading once more
+    restores 0019."""
     import asyncpg
     from alembic import command
 
@@ -246,7 +239,6 @@ async def test_postgresql_batch_completions_write_their_leaves_from_0019_on(
         "now(), now(), 1, 1, 0, gen_random_uuid(), now() + interval '1 hour', $2, true) "
         "RETURNING id"
     )
-    fillfactor = "SELECT reloptions FROM pg_class WHERE relname = 'limits'"
     leaves = "SELECT concurrency_key FROM limit_leaves ORDER BY concurrency_key"
 
     async def ends(connection: Any, workspace: Any) -> list[str]:
@@ -273,15 +265,15 @@ async def test_postgresql_batch_completions_write_their_leaves_from_0019_on(
                 "VALUES ($1, 'kept', false, now(), now())",
                 workspace,
             )
-            at_head = (await ends(connection, workspace), await connection.fetchval(fillfactor))
+            at_head = await ends(connection, workspace)
             in_own_thread(lambda: command.downgrade(alembic_config(url), "0018"))
-            at_0018 = (await ends(connection, workspace), await connection.fetchval(fillfactor))
+            at_0018 = await ends(connection, workspace)
             in_own_thread(lambda: upgrade(url))
-            again = (await ends(connection, workspace), await connection.fetchval(fillfactor))
+            again = await ends(connection, workspace)
         finally:
             await connection.close()
     finally:
         await drop_database(postgres_server.url(), name)
-    assert at_head == (["kept"], ["fillfactor=50"])
-    assert at_0018 == (["cleared", "kept"], None)
+    assert at_head == ["kept"]
+    assert at_0018 == ["cleared", "kept"]
     assert again == at_head

@@ -347,9 +347,6 @@ workers = sa.Table(
 
 # Limits on what a workspace runs at once, how often it starts, or whether it starts at
 # all: named by a concurrency key, or `type:<type>` for every job of a type.
-# PostgreSQL stores it half full (migration 0019 sets it): its counts are rewritten on
-# every claim and fold, and a row's new version then stays on its page.
-LIMIT_TABLE_STORAGE = {"fillfactor": "50"}
 limits = sa.Table(
     "limits",
     metadata,
@@ -371,7 +368,6 @@ limits = sa.Table(
     sa.CheckConstraint(
         "(rate_count IS NULL) = (rate_per_seconds IS NULL)", name="ck_limits_rate_whole"
     ),
-    postgresql_with=LIMIT_TABLE_STORAGE,
 )
 
 # A workspace's type limits (`type:<type>`), which every claim under limits reads.

@@ -1,5 +1,4 @@
-"""A batch of completions writes its limits' leaves in one insert; limit rows keep room
-for their updates (PostgreSQL).
+"""A batch of completions writes its limits' leaves in one insert (PostgreSQL).
 
 Until now each `limited` job leaving RUNNING took itself off its limits through a row
 trigger (`jobs_leave_limits`): a PL/pgSQL call and a one-row INSERT per job, which doubled
@@ -17,12 +16,6 @@ the cost of completing a batch of limited jobs. Now:
   if a limit of its names existed when it started (or was created while it ran), so a
   leave of a workspace without limits is one of a job that ran limited when its last limit
   went; it is folded away when a limit comes (creating one folds first).
-* `limits` is stored half full (`fillfactor = 50`): a claim under limits updates the count
-  of every limit it starts jobs of and a fold takes the leaves off them again, so a limit
-  row is rewritten twice for each of its jobs. With room on its page the new version
-  stays there (a HOT update: no new index entry; docs/benchmarks.md has the figures). The
-  table has a row per limit: half-full pages cost next to nothing. (Pages written before
-  this migration fill up as they were until the table is rewritten.)
 
 SQLite is unchanged: one writer, and its trigger takes each leave off the limits at once.
 
@@ -43,7 +36,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 POSTGRES_UPGRADE = [
-    "ALTER TABLE limits SET (fillfactor = 50)",
     "DROP TRIGGER IF EXISTS jobs_leave_limits ON jobs",
     r"""
 CREATE OR REPLACE FUNCTION conveyor_leave_limits() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -70,7 +62,6 @@ CREATE TRIGGER limit_leaves_wake AFTER INSERT ON limit_leaves
     FOR EACH STATEMENT EXECUTE FUNCTION conveyor_wake_on_leaves()""",
 ]
 POSTGRES_DOWNGRADE = [
-    "ALTER TABLE limits RESET (fillfactor)",
     "DROP TRIGGER IF EXISTS limit_leaves_wake ON limit_leaves",
     "DROP FUNCTION IF EXISTS conveyor_wake_on_leaves()",
     "DROP TRIGGER IF EXISTS jobs_leave_limits ON jobs",
