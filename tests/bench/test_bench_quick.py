@@ -21,8 +21,10 @@ WRK_ROW = ("enqueue-single", "conveyor-http")
 """Driven by wrk, which only scripts/bench.sh installs: unavailable without it."""
 
 
+# The quick run takes ~2.5 minutes on its own on a 2-core machine (145-151 s at d5be84c
+# and after it); beside the rest of the suite it took more than the 170 s this allowed.
 @pytest.mark.slow
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(420)
 def test_quick_run_prints_a_table_and_writes_a_row_per_scenario_and_system(
     tmp_path: Path,
 ) -> None:
@@ -33,7 +35,7 @@ def test_quick_run_prints_a_table_and_writes_a_row_per_scenario_and_system(
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
-        timeout=170,
+        timeout=400,
     )
     assert result.returncode == 0, result.stderr[-5000:]
 

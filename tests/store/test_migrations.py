@@ -213,13 +213,13 @@ async def test_postgresql_limits_count_their_running_jobs_from_0018_on(
     assert [tuple(row) for row in leaves] == [("k", "t")]
 
 
-async def test_postgresql_batch_completions_write_their_leaves_from_0019_on(
+async def test_postgresql_leave_trigger_skips_jobs_that_end_unlimited_from_0019_on(
     postgres_server: Any,
 ) -> None:
     """From 0019 the leave trigger skips a job that ends with `limited` cleared (a batch of
     completions writes its leaves itself) and still writes the leave of one that ends
-    limited; downgraded, 0018's trigger writes every leave again, and upgrading once more
-    restores 0019."""
+    limited; downgraded, 0018's trigger writes every leave again (and the wake-up trigger
+    on leaves is gone), and upgrading once more restores 0019."""
     import asyncpg
     from alembic import command
 
@@ -241,8 +241,9 @@ async def test_postgresql_batch_completions_write_their_leaves_from_0019_on(
     )
     leaves = "SELECT concurrency_key FROM limit_leaves ORDER BY concurrency_key"
 
-    async def ends(connection: Any, workspace: Any) -> list[str]:
-        """A job ending limited and one ending with `limited` cleared: the leaves written."""
+    async def ends(connection: Any, workspace: Any) -> tuple[list[str], bool]:
+        """A job ending limited and one ending with `limited` cleared: the leaves written,
+        and whether inserting leaves wakes claimers."""
         await connection.execute("DELETE FROM limit_leaves")
         kept = await connection.fetchval(insert_job, workspace, "kept")
         cleared = await connection.fetchval(insert_job, workspace, "cleared")
@@ -250,7 +251,10 @@ async def test_postgresql_batch_completions_write_their_leaves_from_0019_on(
         await connection.execute(
             "UPDATE jobs SET status = 'COMPLETED', limited = false WHERE id = $1", cleared
         )
-        return [row[0] for row in await connection.fetch(leaves)]
+        wakes = await connection.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'limit_leaves_wake')"
+        )
+        return [row[0] for row in await connection.fetch(leaves)], wakes
 
     try:
         in_own_thread(lambda: upgrade(url))
@@ -274,6 +278,6 @@ async def test_postgresql_batch_completions_write_their_leaves_from_0019_on(
             await connection.close()
     finally:
         await drop_database(postgres_server.url(), name)
-    assert at_head == ["kept"]
-    assert at_0018 == ["cleared", "kept"]
+    assert at_head == (["kept"], True)
+    assert at_0018 == (["cleared", "kept"], False)
     assert again == at_head

@@ -11,6 +11,7 @@ from conveyor.domain.capacity import Limit, Rate, WaitReason, limit_names
 from conveyor.domain.errors import NotFound
 from conveyor.domain.jobs import CLAIMABLE_STATUS, Job
 from conveyor.domain.limits import validate_text
+from conveyor.service.retry import RetryPolicy, retry_on_conflict
 from conveyor.store import Store
 from conveyor.store.limits import LimitCounts
 
@@ -27,6 +28,9 @@ class LimitService:
     def __init__(self, store: Store, work_signal: WorkSignal) -> None:
         self._limits = store.limits
         self._work_signal = work_signal
+        # Creating a limit locks its running jobs to count them while completions lock
+        # theirs: PostgreSQL may end one of the two as a deadlock, and it is tried again.
+        self._retry_policy = RetryPolicy()
 
     async def put(
         self,
@@ -42,7 +46,7 @@ class LimitService:
         validate_text(name, "name")
         limit = Limit(workspace_id, name, max_running, rate, paused)
         limit.validate()
-        await self._limits.put(limit)
+        await retry_on_conflict(lambda: self._limits.put(limit), self._retry_policy)
         self._work_signal.notify(workspace_id)
         return await self.get(workspace_id, name)
 
@@ -60,7 +64,10 @@ class LimitService:
         return await self._limits.with_counts()
 
     async def delete(self, workspace_id: UUID, name: str) -> None:
-        if not await self._limits.delete(workspace_id, name):
+        deleted = await retry_on_conflict(
+            lambda: self._limits.delete(workspace_id, name), self._retry_policy
+        )
+        if not deleted:
             raise NotFound("limit", name)
         self._work_signal.notify(workspace_id)
 

@@ -225,15 +225,19 @@ SELECT EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = ANY(:workspaces::uu
 -- A batch of completions: each job whose lease is still the one given (its status one
 -- the table lets complete) is completed with its job.completed event, setting what the
 -- domain's decide_completion sets ({completed_values}). The rows are locked first
--- (`ending`), so `limited` as read there is what the completion ends: the statement
--- clears it and writes the leaves of the limited jobs itself, one INSERT for the batch
--- (migration 0019: the leave trigger skips a job that ends no longer `limited`).
+-- (`ending`, in id order, so two batches never wait on each other both ways), so
+-- `limited` as read there is what the completion ends: the statement clears it and writes
+-- the leaves of the limited jobs itself, one INSERT for the batch (migration 0019: the
+-- leave trigger skips a job that ends no longer `limited`); a leave is owed by a limited
+-- job that leaves the leased status, as the trigger has it.
 WITH input AS (
     SELECT * FROM jsonb_to_recordset(:completions::jsonb)
         AS c(id uuid, lease_id uuid, result jsonb)
 ), ending AS (
-    SELECT jobs.id, jobs.limited FROM jobs JOIN input ON jobs.id = input.id
+    SELECT jobs.id, jobs.limited AND {leased:jobs} AS ended_limited
+    FROM jobs JOIN input ON jobs.id = input.id
     WHERE jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id AND {completable:jobs}
+    ORDER BY jobs.id
     FOR NO KEY UPDATE OF jobs
 ), done AS (
     -- Joined through `input` as well: joined to `ending` alone, a batch of 500 took
@@ -244,7 +248,7 @@ WITH input AS (
     FROM input JOIN ending ON ending.id = input.id
     WHERE jobs.id = input.id AND jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id
         AND {completable:jobs}
-    RETURNING {job_columns:jobs}, ending.limited AS ended_limited
+    RETURNING {job_columns:jobs}, ending.ended_limited
 ), left_limits AS (
     INSERT INTO limit_leaves (workspace_id, concurrency_key, type)
     SELECT workspace_id, concurrency_key, type FROM done WHERE ended_limited

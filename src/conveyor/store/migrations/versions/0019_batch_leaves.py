@@ -10,8 +10,10 @@ the cost of completing a batch of limited jobs. Now:
   ending (a failure, a cancel, a release, an expired lease, a completion decided on a fresh
   read of the job) writes its leave through it as before. A statement that clears
   `limited` as it ends a job owes its leave itself; only `complete_jobs` does.
-* Claimers are woken by a statement trigger on `limit_leaves` (`limit_leaves_wake`): once
-  per statement for each workspace whose jobs left, however they were written.
+* Claimers are woken by a statement trigger on `limit_leaves` (`limit_leaves_wake`), for
+  each workspace whose jobs left: once for a batch's insert, once for each leave the row
+  trigger writes (its INSERT is a statement of its own). It fires for a batch that
+  inserts no leaves too (a PL/pgSQL call over an empty transition table).
 * The leave no longer asks whether its workspace still has limits: a job is `limited` only
   if a limit of its names existed when it started (or was created while it ran), so a
   leave of a workspace without limits is one of a job that ran limited when its last limit
