@@ -53,8 +53,8 @@ async def test_a_limited_job_finishing_wakes_a_claim_waiting_for_room(
     ending: str,
     body: dict[str, Any],
 ) -> None:
-    """Completing (PostgreSQL: a batch that writes its leaves itself) and failing (the
-    leave trigger) both wake the claim."""
+    """Completing (a batch of one) and failing (a single guarded change) both wake the
+    claim."""
     settings = settings_for(
         database_url, claim_poll_interval_seconds=HOUR, reaper_interval_seconds=HOUR
     )

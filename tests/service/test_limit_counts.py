@@ -53,7 +53,7 @@ async def end(service: JobService, job: Job, how: str) -> None:
 
 
 async def complete_batch(service: JobService, workspace_id: UUID, jobs: list[Job]) -> None:
-    """Complete jobs in one batch (on PostgreSQL one statement writes their leaves)."""
+    """Complete jobs in one batch (one statement on PostgreSQL)."""
     completions = [Completion(job.id, job.lease_id, None) for job in jobs if job.lease_id]
     if completions:
         outcomes = await service.complete_jobs(workspace_id, completions, ACTOR, AS_JOB)
@@ -202,8 +202,8 @@ async def test_a_batch_of_completions_takes_off_only_the_limited_jobs_it_complet
     service: JobService, store: Store, workspace: Workspace, backend: str
 ) -> None:
     """One batch: limited jobs, unlimited ones and one whose lease is stale. The limited
-    jobs it completes leave their limit (on PostgreSQL: one leave each, written by the
-    batch's statement); the stale one still runs and still counts."""
+    jobs it completes leave their limit (on PostgreSQL: one leave each); the stale one
+    still runs and still counts."""
     limits = LimitService(store, service.work_signal)
     await limits.put(workspace.id, "a", max_running=5, rate=None, paused=False)
     specs = [JobSpec(type="t", concurrency_key=key) for key in ("a", "b") for _ in range(3)]

@@ -29,7 +29,8 @@ class LimitService:
         self._limits = store.limits
         self._work_signal = work_signal
         # Creating a limit locks its running jobs to count them while completions lock
-        # theirs: PostgreSQL may end one of the two as a deadlock, and it is tried again.
+        # theirs, each in its own order: PostgreSQL may end one of the two as a deadlock,
+        # and it is tried again (completions are, too).
         self._retry_policy = RetryPolicy()
 
     async def put(

@@ -161,8 +161,7 @@ jobs = sa.Table(
     sa.Column("concurrency_key", sa.String(200), nullable=True),
     sa.Column("timeout_seconds", sa.Float(), nullable=True),
     # Counted in its limits' `running` while it runs: its leaving RUNNING takes it off
-    # them and makes room (a trigger: migration 0018; PostgreSQL also wakes claimers; a
-    # batch completion there clears it and writes the leaves itself: migration 0019).
+    # them and makes room (a trigger: migration 0018; PostgreSQL also wakes claimers).
     sa.Column("limited", sa.Boolean(), nullable=False, server_default=sa.false()),
     _one_of("status", JOB_STATUSES, "ck_jobs_status"),
     sa.CheckConstraint("priority BETWEEN 1 AND 10", name="ck_jobs_priority"),
@@ -382,7 +381,7 @@ sa.Index(
 
 # On PostgreSQL, a row per job counted in limits when it left RUNNING (its key and type),
 # until a claim of its workspace folds them into `limits.running` (migration 0018 says why;
-# empty on SQLite). Inserting leaves wakes claimers of their workspaces (migration 0019).
+# empty on SQLite).
 limit_leaves = sa.Table(
     "limit_leaves",
     metadata,

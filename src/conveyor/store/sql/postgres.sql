@@ -113,8 +113,8 @@ CROSS JOIN LATERAL (
 -- Chosen jobs ({chosen}: id, and whether a limit may govern it: its workspace's claim lock
 -- is held) start under fresh leases, each with its job.started event; a job that a limit
 -- of its names governs (its concurrency key, `type:<type>`: domain/capacity.py,
--- limit_names) starts `limited` and counts in them, as its leave takes it off them
--- (migrations 0018 and 0019), and where a limit has a rate, its start is recorded for the window.
+-- limit_names) starts `limited` and counts in them, as the trigger of migration 0018
+-- takes it off them, and where a limit has a rate, its start is recorded for the window.
 -- Where no limit governs, {chosen} is what the groups' shares pick (`group_picks`), in the
 -- same statement; where limits govern, the same when the shares are final (no type limit
 -- caps: store/claims.py, `Fitted.final`), else the ids the domain admitted, picked and
@@ -224,34 +224,18 @@ SELECT EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = ANY(:workspaces::uu
 -- name: complete_jobs
 -- A batch of completions: each job whose lease is still the one given (its status one
 -- the table lets complete) is completed with its job.completed event, setting what the
--- domain's decide_completion sets ({completed_values}). The rows are locked first
--- (`ending`, in id order, so two batches never wait on each other both ways), so
--- `limited` as read there is what the completion ends: the statement clears it and writes
--- the leaves of the limited jobs itself, one INSERT for the batch (migration 0019: the
--- leave trigger skips a job that ends no longer `limited`); a leave is owed by a limited
--- job that leaves the leased status, as the trigger has it.
+-- domain's decide_completion sets ({completed_values}).
 WITH input AS (
     SELECT * FROM jsonb_to_recordset(:completions::jsonb)
         AS c(id uuid, lease_id uuid, result jsonb)
-), ending AS (
-    SELECT jobs.id, jobs.limited AND {leased:jobs} AS ended_limited
-    FROM jobs JOIN input ON jobs.id = input.id
-    WHERE jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id AND {completable:jobs}
-    ORDER BY jobs.id
-    FOR NO KEY UPDATE OF jobs
 ), done AS (
-    -- Joined through `input` as well: joined to `ending` alone, a batch of 500 took
-    -- ~70 ms instead of ~22 in the claim-keys benchmark (a worse plan for the join).
     UPDATE jobs SET status = {completed_status}, result = input.result, {completed_values},
         completed_at = now(), updated_at = now(), version = version + 1,
-        last_event_seq = last_event_seq + 1, limited = false
-    FROM input JOIN ending ON ending.id = input.id
+        last_event_seq = last_event_seq + 1
+    FROM input
     WHERE jobs.id = input.id AND jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id
         AND {completable:jobs}
-    RETURNING {job_columns:jobs}, ending.ended_limited
-), left_limits AS (
-    INSERT INTO limit_leaves (workspace_id, concurrency_key, type)
-    SELECT workspace_id, concurrency_key, type FROM done WHERE ended_limited
+    RETURNING {job_columns:jobs}
 ), completed AS (
     INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload,
         created_at)

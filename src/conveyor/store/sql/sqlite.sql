@@ -86,9 +86,7 @@ INSERT INTO limit_starts (workspace_id, name, started_at) VALUES (:ws, :name, co
 
 -- name: complete_job
 -- One completion of a batch, guarded by its lease and by the statuses the table lets
--- complete. A limited job keeps its flag: the trigger of migration 0018 takes it off its
--- limits as it leaves RUNNING (one writer, a row's update at a time: PostgreSQL's batch
--- writes its leaves itself, migration 0019).
+-- complete.
 UPDATE jobs SET status = {completed_status}, result = :result, {completed_values},
     completed_at = conveyor_now(), updated_at = conveyor_now(), version = version + 1,
     last_event_seq = last_event_seq + 1
