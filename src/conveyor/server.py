@@ -169,7 +169,9 @@ class Runtime:
             ),
             work_signal=work_signal,
             hub=hub,
-            limits=LimitService(store, work_signal),
+            limits=LimitService(
+                store, work_signal, retry_policy=jobs.retry_policy, observer=metrics
+            ),
             schedules=schedules,
             scheduler=scheduler,
         )

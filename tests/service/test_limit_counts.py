@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 from uuid import UUID, uuid4
 
+from conveyor.domain.errors import TransientDatabaseError
 from conveyor.domain.jobs import Completion, Job, JobSpec, JobStatus
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import JobService
 from conveyor.service.limits import LimitService
+from conveyor.service.observer import Unobserved
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store
 from conveyor.store.projections import AS_JOB
@@ -54,7 +57,10 @@ async def end(service: JobService, job: Job, how: str) -> None:
 
 async def complete_batch(service: JobService, workspace_id: UUID, jobs: list[Job]) -> None:
     """Complete jobs in one batch (one statement on PostgreSQL)."""
-    completions = [Completion(job.id, job.lease_id, None) for job in jobs if job.lease_id]
+    completions = []
+    for job in jobs:
+        assert job.lease_id is not None
+        completions.append(Completion(job.id, job.lease_id, None))
     if completions:
         outcomes = await service.complete_jobs(workspace_id, completions, ACTOR, AS_JOB)
         assert all(outcome.error is None for outcome in outcomes), outcomes
@@ -230,8 +236,8 @@ async def test_an_instance_claim_starts_nothing_limited_in_a_workspace_without_l
     service: JobService, store: Store, workspace: Workspace
 ) -> None:
     """A claim under limits (one workspace of its plan has them) that also starts jobs of a
-    workspace without any starts those unlimited: ending them leaves nothing behind to
-    fold (on PostgreSQL, no leave would ever be folded there)."""
+    workspace without any starts those unlimited: nothing counts them, and their ending
+    takes nothing off any limit."""
     other = await WorkspaceService(store).create_workspace("other")
     limits = LimitService(store, service.work_signal)
     await limits.put(workspace.id, "k", max_running=10, rate=None, paused=False)
@@ -241,15 +247,46 @@ async def test_an_instance_claim_starts_nothing_limited_in_a_workspace_without_l
     assert {job.workspace_id for job in running} == {workspace.id, other.id}
     assert await limited_flags(store, other.id) == {"k": {False}}
     assert await limited_flags(store, workspace.id) == {"k": {True}}
+    assert (await limits.get(workspace.id, "k")).running == 4
     for job in running:
         await end(service, job, "complete")
-    async with store.database.read() as connection:
-        row = await connection.fetchrow(
-            "SELECT count(*) AS n FROM limit_leaves WHERE workspace_id = :ws", {"ws": other.id}
-        )
-    assert row is not None
-    assert row["n"] == 0, "leaves of a workspace without limits"
     assert (await limits.get(workspace.id, "k")).running == 0
+
+
+async def test_a_limit_put_that_the_database_ends_as_a_deadlock_is_tried_again(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """Creating a limit counts its running jobs under their row locks; PostgreSQL may end
+    it as a deadlock with a batch of completions locking the same jobs (the attempt is
+    rolled back whole). The service tries again: the limit exists, each running job is
+    counted once, and the retry is observed."""
+    retried: list[BaseException] = []
+
+    class Observed(Unobserved):
+        def conflict_retried(self, error: BaseException) -> None:
+            retried.append(error)
+
+    limits = LimitService(store, service.work_signal, observer=Observed())
+    put = store.limits.put
+    calls = 0
+
+    async def deadlocked_once(limit: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise TransientDatabaseError("deadlock detected")
+        await put(limit)
+
+    await service.create_jobs(workspace.id, [JobSpec(type="t", concurrency_key="k")] * 3, ACTOR)
+    await claim(service, workspace.id, 2)
+    store.limits.put = deadlocked_once  # type: ignore[method-assign]
+    try:
+        counts = await limits.put(workspace.id, "k", max_running=5, rate=None, paused=False)
+    finally:
+        del store.limits.put
+    assert (calls, len(retried)) == (2, 1)
+    assert counts.running == 2
+    await assert_counts_true(limits, store, workspace.id)
 
 
 async def test_a_limit_created_while_claims_start_its_jobs_counts_every_one(

@@ -11,6 +11,7 @@ from conveyor.domain.capacity import Limit, Rate, WaitReason, limit_names
 from conveyor.domain.errors import NotFound
 from conveyor.domain.jobs import CLAIMABLE_STATUS, Job
 from conveyor.domain.limits import validate_text
+from conveyor.service.observer import JobObserver, Unobserved
 from conveyor.service.retry import RetryPolicy, retry_on_conflict
 from conveyor.store import Store
 from conveyor.store.limits import LimitCounts
@@ -25,13 +26,18 @@ class Wait:
 
 
 class LimitService:
-    def __init__(self, store: Store, work_signal: WorkSignal) -> None:
+    def __init__(
+        self,
+        store: Store,
+        work_signal: WorkSignal,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        observer: JobObserver | None = None,
+    ) -> None:
         self._limits = store.limits
         self._work_signal = work_signal
-        # Creating a limit locks its running jobs to count them while completions lock
-        # theirs, each in its own order: PostgreSQL may end one of the two as a deadlock,
-        # and it is tried again (completions are, too).
-        self._retry_policy = RetryPolicy()
+        self._retry_policy = retry_policy or RetryPolicy()
+        self._observer: JobObserver = observer or Unobserved()
 
     async def put(
         self,
@@ -47,7 +53,14 @@ class LimitService:
         validate_text(name, "name")
         limit = Limit(workspace_id, name, max_running, rate, paused)
         limit.validate()
-        await retry_on_conflict(lambda: self._limits.put(limit), self._retry_policy)
+        # Creating a limit locks its running jobs to count them while a batch of
+        # completions may lock the same jobs in another order: PostgreSQL may end the
+        # creation as a deadlock, and it is tried again (completions are, too).
+        await retry_on_conflict(
+            lambda: self._limits.put(limit),
+            self._retry_policy,
+            on_retry=self._observer.conflict_retried,
+        )
         self._work_signal.notify(workspace_id)
         return await self.get(workspace_id, name)
 
@@ -65,10 +78,7 @@ class LimitService:
         return await self._limits.with_counts()
 
     async def delete(self, workspace_id: UUID, name: str) -> None:
-        deleted = await retry_on_conflict(
-            lambda: self._limits.delete(workspace_id, name), self._retry_policy
-        )
-        if not deleted:
+        if not await self._limits.delete(workspace_id, name):
             raise NotFound("limit", name)
         self._work_signal.notify(workspace_id)
 
