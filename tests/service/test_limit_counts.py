@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import Any
 from uuid import UUID, uuid4
 
+from conveyor.domain.capacity import Limit
 from conveyor.domain.errors import TransientDatabaseError
 from conveyor.domain.jobs import Completion, Job, JobSpec, JobStatus
 from conveyor.domain.workspaces import Workspace
@@ -270,7 +270,7 @@ async def test_a_limit_put_that_the_database_ends_as_a_deadlock_is_tried_again(
     put = store.limits.put
     calls = 0
 
-    async def deadlocked_once(limit: Any) -> None:
+    async def deadlocked_once(limit: Limit) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:

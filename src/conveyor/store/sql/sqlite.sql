@@ -46,17 +46,16 @@ WHERE id IN ({chosen}) AND {claimable}
 RETURNING {job_columns};
 
 -- name: listed_ids
--- `start_jobs`'s {chosen} where `admit` weighed the candidates: the ids the domain admitted (:ids, a JSON
--- array, as `in_list` binds lists).
+-- `start_jobs`'s {chosen} where `admit` weighed the candidates: the ids the domain
+-- admitted (:ids, a JSON array, as `in_list` binds lists).
 SELECT value FROM json_each(:ids);
 
 -- name: pick_group
 -- A group's ({group}: no concurrency key, or :key) most urgent due jobs, as many as its
 -- :share: what a claim starts where no limit governs or the fitted shares are final, and
--- weighs where a type limit may refuse jobs. Read in
--- the order of ix_jobs_claimable: `+run_at` keeps SQLite (never ANALYZEd) from taking
--- ix_jobs_due for the due condition, which read every due job of the workspace and
--- sorted them, for each group.
+-- weighs where a type limit may refuse jobs. Read in the order of ix_jobs_claimable:
+-- `+run_at` keeps SQLite (never ANALYZEd) from taking ix_jobs_due for the due condition,
+-- which read every due job of the workspace and sorted them, for each group.
 SELECT id, workspace_id, type, concurrency_key, priority, run_at FROM jobs
 WHERE workspace_id = :ws AND {group} AND {claimable} AND +run_at <= conveyor_now()
     {type_condition}
