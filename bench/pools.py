@@ -216,7 +216,7 @@ def spread_ms(values_ms: Sequence[float], prefix: str = "") -> dict[str, float]:
 STATEMENT_LABELS: tuple[tuple[str, str], ...] = (
     # (a fragment only that statement's text holds, its name in conveyor/store/sql)
     ("AS unkeyed", "claim_plan"),
-    ("WITH RECURSIVE keys", "claimable_keys"),
+    ("WITH RECURSIVE later", "claimable_keys"),
     ("WITH picked AS", "claim_groups"),
     ("WITH chosen AS", "claim_chosen"),
     ("FOR UPDATE SKIP LOCKED", "group_picks"),

@@ -75,8 +75,9 @@ def scan(plans: ClaimPlanner, workspace_id: UUID, keys: list[str]) -> KeyScan:
     """The keys a claim scans, as `claimable_keys` reads them: after where the last stopped,
     then from the first."""
     after = plans.keys_after(REQUEST, workspace_id)
-    later = [key for key in keys if key > after]
-    return KeyScan.of(later, keys if KeyScan.wraps(later, after, 3) else [], 3)
+    later = [key for key in sorted(keys) if key > after][:3]
+    earlier = [key for key in sorted(keys) if key <= after][: 3 - len(later)]
+    return KeyScan(tuple(later), tuple(earlier))
 
 
 def look_refused(

@@ -112,30 +112,26 @@ def governed(plan: Sequence[PlannedWorkspace]) -> bool:
 
 
 class KeyScan(NamedTuple):
-    """A workspace's keys with claimable jobs: `later`, those after where its last claim
-    stopped; `earlier`, those from the first key on, scanned when `later` ran short."""
+    """A workspace's keys with claimable jobs (`claimable_keys`): `later`, those after
+    where its last claim stopped; `earlier`, those from the first key on, read when `later`
+    ran short."""
 
     later: tuple[str, ...] = ()
     earlier: tuple[str, ...] = ()
 
-    @staticmethod
-    def wraps(later: Sequence[str], after: str, most: int) -> bool:
-        """Whether a scan that started after `after` and found `later` goes round to the
-        first key for more."""
-        return bool(after) and len(later) < most
-
-    @staticmethod
-    def still_wanted(later: Sequence[str], most: int) -> int:
-        """How many keys a scan that wraps reads from the first key on: the rest of `most`
-        (those it finds again of `later` came after every key it had not found)."""
-        return most - len(later)
-
     @classmethod
-    def of(cls, later: Sequence[str], earlier: Sequence[str], most: int) -> KeyScan:
-        """Up to `most` keys: `later`, then those of `earlier` not among them."""
-        seen = set(later)
-        again = [key for key in earlier if key not in seen]
-        return cls(tuple(later), tuple(again[: most - len(later)]))
+    def of(cls, rows: Iterable[Row]) -> KeyScan:
+        """The scan `claimable_keys` answered: each key, and whether the scan had gone round
+        to the first key when it found it."""
+        later: list[str] = []
+        earlier: list[str] = []
+        for row in rows:
+            (earlier if row["wrapped"] else later).append(row["concurrency_key"])
+        return cls(tuple(later), tuple(earlier))
+
+    def first(self, most: int) -> KeyScan:
+        """The first `most` keys of the scan, in its order."""
+        return KeyScan(self.later[:most], self.earlier[: max(0, most - len(self.later))])
 
 
 class Turns(NamedTuple):

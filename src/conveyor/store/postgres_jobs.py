@@ -30,6 +30,7 @@ from conveyor.store.claims import (
     Fitted,
     KeyScan,
     PlannedWorkspace,
+    ScopeKey,
     Took,
     Turns,
     governed,
@@ -40,6 +41,7 @@ from conveyor.store.connection import Connection, Json, Row
 from conveyor.store.jobs import NewJob, SharedJobStatements
 from conveyor.store.postgres import PostgresDatabase
 from conveyor.store.projections import Claimed, Completed, Projection
+from conveyor.store.scans_ahead import ScansAhead
 
 _ADOPTION_LOCK = 0x636F6E76  # pg_advisory_xact_lock key: one server adopts, others wait
 _ADOPTION_TIMEOUT_SECONDS = 24 * 3600.0
@@ -109,6 +111,7 @@ class PostgresJobStore(SharedJobStatements):
             on_conflict=q["skip_known_idempotency_keys"].sql,
             answer=q["answer_inserted_jobs"].sql,
         )
+        self._scans_ahead = ScansAhead()
 
     async def insert_jobs(
         self, workspace_id: UUID, new_jobs: Sequence[NewJob], actor: str
@@ -154,6 +157,7 @@ class PostgresJobStore(SharedJobStatements):
         if not any(spec.idempotency_key is not None for spec in specs):
             async with self.database.write() as connection:
                 row = await connection.fetchrow(self._insert_plain, params)
+            self._scans_ahead.forget(workspace_id)  # the next claims see its new keys
             assert row is not None
             now = row["created_at"]
             return [
@@ -162,6 +166,7 @@ class PostgresJobStore(SharedJobStatements):
             ]
         async with self.database.write() as connection:
             rows = await connection.fetch(self._insert_keyed, params)
+        self._scans_ahead.forget(workspace_id)
         by_id = {new_job.id: new_job for new_job in new_jobs}
         created = {
             row["id"]: by_id[row["id"]].as_created(workspace_id, row["run_at"], row["created_at"])
@@ -232,7 +237,8 @@ class PostgresJobStore(SharedJobStatements):
     ) -> ClaimOutcome[Claimed]:
         """Every job the groups' shares pick starts, in one statement; none in a workspace
         that limits govern since the plan was read."""
-        keys = await self._key_scans(connection, plan, request, keys_to_scan(request.limit))
+        most = keys_to_scan(request.limit)
+        keys = await self._key_scans(connection, plan, request, most)
         turns = self.planner.split(request, plan, keys, request.limit)
         chosen = self.queries["picked_unlimited"].compose(picks=self._group_picks(request, "j.id"))
         rows = await connection.fetch(
@@ -245,6 +251,7 @@ class PostgresJobStore(SharedJobStatements):
         )
         jobs = [answer.from_row(self.rows, row) for row in rows]
         self.planner.took(request, plan, turns, turns.shares)
+        self._scan_ahead(plan, request, most, len(jobs))
         more = turns.more(len(jobs), request.limit)
         return ClaimOutcome(jobs, None, tuple(workspace.id for workspace in plan), more)
 
@@ -255,11 +262,41 @@ class PostgresJobStore(SharedJobStatements):
         request: ClaimRequest,
         most: int,
     ) -> dict[UUID, KeyScan]:
-        return {
-            workspace.id: await self._claimable_keys(connection, workspace.id, request, most)
-            for workspace in plan
-            if workspace.keyed
-        }
+        """Each keyed workspace's scan: read ahead by the scope's last claim, else now."""
+        scope = ScopeKey.of(request)
+        scans: dict[UUID, KeyScan] = {}
+        for workspace in plan:
+            if not workspace.keyed:
+                continue
+            after = self.planner.keys_after(request, workspace.id)
+            ahead = await self._scans_ahead.take(scope, workspace.id, after, most)
+            scans[workspace.id] = (
+                ahead
+                if ahead is not None
+                else await self._claimable_keys(connection, workspace.id, request, after, most)
+            )
+        return scans
+
+    def _scan_ahead(
+        self, plan: Sequence[PlannedWorkspace], request: ClaimRequest, most: int, started: int
+    ) -> None:
+        """After a claim: read the next claim's key scans now (`ScansAhead`), if this one
+        started jobs; else its next claim scans afresh."""
+        scope = ScopeKey.of(request)
+        if not started:
+            self._scans_ahead.forget_scope(scope)
+            return
+        for workspace in plan:
+            if workspace.keyed:
+                after = self.planner.keys_after(request, workspace.id)
+                scan = self._scan_alone(workspace.id, request, after, most)
+                self._scans_ahead.start(scope, workspace.id, after, most, scan)
+
+    async def _scan_alone(
+        self, workspace_id: UUID, request: ClaimRequest, after: str, most: int
+    ) -> KeyScan:
+        async with self.database.read() as connection:
+            return await self._claimable_keys(connection, workspace_id, request, after, most)
 
     async def _claim_under_limits(
         self,
@@ -318,6 +355,7 @@ class PostgresJobStore(SharedJobStatements):
             for workspace_id in rated_workspaces(counted, states):
                 await connection.execute(q["forget_old_starts"].sql, {"ws": workspace_id})
         more, wake_in = planner.took_limited(request, plan, turns, took, len(jobs), now)
+        self._scan_ahead(plan, request, keys_to_scan(budget), len(jobs))
         return ClaimOutcome(jobs, wake_in, tuple(weights), more)
 
     async def _start_admitted(
@@ -385,21 +423,18 @@ class PostgresJobStore(SharedJobStatements):
         }
 
     async def _claimable_keys(
-        self, connection: Connection, workspace_id: UUID, request: ClaimRequest, most: int
+        self,
+        connection: Connection,
+        workspace_id: UUID,
+        request: ClaimRequest,
+        after: str,
+        most: int,
     ) -> KeyScan:
-        """Up to `most` keys with claimable jobs, starting after the last one this process
-        reached, wrapping round to the first."""
+        """Up to `most` keys with claimable jobs, starting after `after` (the last one this
+        process reached), wrapping round to the first."""
         sql, types = self.planner.keys_statement(request)
-        after = self.planner.keys_after(request, workspace_id)
-        params = {**types, "ws": workspace_id, "max_groups": most}
-        rows = await connection.fetch(sql, {**params, "after": after})
-        later = [row["concurrency_key"] for row in rows]
-        if not KeyScan.wraps(later, after, most):
-            return KeyScan(tuple(later))
-        rows = await connection.fetch(
-            sql, {**params, "after": "", "max_groups": KeyScan.still_wanted(later, most)}
-        )
-        return KeyScan.of(later, [row["concurrency_key"] for row in rows], most)
+        params = {**types, "ws": workspace_id, "max_groups": most, "after": after}
+        return KeyScan.of(await connection.fetch(sql, params))
 
     async def complete_jobs(
         self,

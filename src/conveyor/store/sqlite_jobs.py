@@ -275,13 +275,8 @@ class SqliteJobStore(SharedJobStatements):
         reached, wrapping round to the first."""
         sql, types = self.planner.keys_statement(request)
         after = self.planner.keys_after(request, workspace_id)
-        params = encode_params({**types, "ws": workspace_id, "max_groups": most})
-        later = [row[0] for row in connection.execute(sql, {**params, "after": after})]
-        if not KeyScan.wraps(later, after, most):
-            return KeyScan(tuple(later))
-        params["max_groups"] = KeyScan.still_wanted(later, most)
-        earlier = [row[0] for row in connection.execute(sql, {**params, "after": ""})]
-        return KeyScan.of(later, earlier, most)
+        params = encode_params({**types, "ws": workspace_id, "max_groups": most, "after": after})
+        return KeyScan.of(connection.execute(sql, params))
 
     def _claim_under_limits(
         self,

@@ -40,9 +40,11 @@ ORDER BY id;
 
 -- name: claimable_keys
 -- The concurrency keys with jobs due (of the types the claim takes: {type_condition}) in
--- a workspace, after :after in key order, one index probe each (a
--- skip scan of ix_jobs_claimable).
-WITH RECURSIVE keys(concurrency_key) AS (
+-- a workspace, up to :max_groups: those after :after in key order, then, if they run
+-- short, from the first key up to :after (`wrapped`). One index probe each (a skip scan of
+-- ix_jobs_claimable), in one statement: the LIMIT stops each scan as soon as it has
+-- enough, so the second runs only when the first ran out.
+WITH RECURSIVE later(concurrency_key) AS (
     SELECT (
         SELECT concurrency_key FROM jobs
         WHERE workspace_id = :ws AND {claimable} AND concurrency_key > :after
@@ -52,13 +54,31 @@ WITH RECURSIVE keys(concurrency_key) AS (
     UNION ALL
     SELECT (
         SELECT concurrency_key FROM jobs
-        WHERE workspace_id = :ws AND {claimable} AND concurrency_key > keys.concurrency_key
+        WHERE workspace_id = :ws AND {claimable} AND concurrency_key > later.concurrency_key
             AND run_at <= conveyor_now() {type_condition}
         ORDER BY concurrency_key LIMIT 1
     )
-    FROM keys WHERE keys.concurrency_key IS NOT NULL
+    FROM later WHERE later.concurrency_key IS NOT NULL
+), earlier(concurrency_key) AS (
+    SELECT (
+        SELECT concurrency_key FROM jobs
+        WHERE workspace_id = :ws AND {claimable} AND concurrency_key <= :after
+            AND run_at <= conveyor_now() {type_condition}
+        ORDER BY concurrency_key LIMIT 1
+    )
+    UNION ALL
+    SELECT (
+        SELECT concurrency_key FROM jobs
+        WHERE workspace_id = :ws AND {claimable} AND concurrency_key > earlier.concurrency_key
+            AND concurrency_key <= :after AND run_at <= conveyor_now() {type_condition}
+        ORDER BY concurrency_key LIMIT 1
+    )
+    FROM earlier WHERE earlier.concurrency_key IS NOT NULL
 )
-SELECT concurrency_key FROM keys WHERE concurrency_key IS NOT NULL LIMIT :max_groups;
+SELECT concurrency_key, 0 AS wrapped FROM later WHERE concurrency_key IS NOT NULL
+UNION ALL
+SELECT concurrency_key, 1 AS wrapped FROM earlier WHERE concurrency_key IS NOT NULL
+LIMIT :max_groups;
 
 -- name: next_due
 -- When the next job in {scope} comes due: a waiting claim's timer. One walk of ix_jobs_due
