@@ -128,6 +128,23 @@ async def test_many_keys_all_get_turns_however_many_there_are(
     assert claimed[2] == set(keys[50:]) | set(keys[:15]), sorted(claimed[2])
 
 
+async def test_a_key_whose_jobs_come_after_a_claim_gets_the_next_turn(
+    service: JobService, workspace: Workspace
+) -> None:
+    """On PostgreSQL a claim that started jobs reads its scope's next key scan ahead; jobs
+    created meanwhile drop it, so the next claim still finds their key."""
+    await service.create_jobs(
+        workspace.id,
+        [JobSpec(type="t", concurrency_key=key) for key in ("k1", "k2", "k3") for _ in range(5)],
+        ACTOR,
+    )
+    first = {job.concurrency_key for job in await claim(service, workspace.id, 2)}
+    assert first == {"k1", "k2"}
+    await service.create_jobs(workspace.id, [JobSpec(type="t", concurrency_key="a0")], ACTOR)
+    second = {job.concurrency_key for job in await claim(service, workspace.id, 2)}
+    assert second == {"k3", "a0"}, "after k2: k3, then round from the first key, a0"
+
+
 async def test_claims_of_one_job_go_round_the_workspaces_by_weight(
     service: JobService, store: Store, workspace: Workspace
 ) -> None:
