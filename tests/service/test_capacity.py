@@ -20,7 +20,8 @@ from conveyor.service.jobs import AS_JOB, JobService
 from conveyor.service.limits import LimitService
 from conveyor.service.settings import WorkspaceSettingsService
 from conveyor.service.workspaces import WorkspaceService
-from conveyor.store import Store
+from conveyor.store import Store, claims, open_store, scans_ahead
+from conveyor.store.urls import DatabaseURL
 from tests.service.helpers import ACTOR
 
 
@@ -129,10 +130,12 @@ async def test_many_keys_all_get_turns_however_many_there_are(
 
 
 async def test_a_key_whose_jobs_come_after_a_claim_gets_the_next_turn(
-    service: JobService, workspace: Workspace
+    service: JobService, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On PostgreSQL a claim that started jobs reads its scope's next key scan ahead; jobs
-    created meanwhile drop it, so the next claim still finds their key."""
+    """On PostgreSQL a claim that started every job it asked for reads its scope's next
+    key scans ahead; keyed jobs created through the same store drop them, so the next claim
+    still finds their key."""
+    monkeypatch.setattr(scans_ahead, "SCAN_AHEAD_SECONDS", 60.0)
     await service.create_jobs(
         workspace.id,
         [JobSpec(type="t", concurrency_key=key) for key in ("k1", "k2", "k3") for _ in range(5)],
@@ -140,9 +143,56 @@ async def test_a_key_whose_jobs_come_after_a_claim_gets_the_next_turn(
     )
     first = {job.concurrency_key for job in await claim(service, workspace.id, 2)}
     assert first == {"k1", "k2"}
+    await asyncio.sleep(0.5)  # the scans read ahead have read their keys: a0 is not among them
     await service.create_jobs(workspace.id, [JobSpec(type="t", concurrency_key="a0")], ACTOR)
     second = {job.concurrency_key for job in await claim(service, workspace.id, 2)}
     assert second == {"k3", "a0"}, "after k2: k3, then round from the first key, a0"
+
+
+async def test_a_claim_whose_keys_read_ahead_missed_one_looks_again_at_once(
+    services: list[JobService], workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a claim may take key scans read ahead that miss a key another server's
+    jobs brought since: starting fewer than it asked, it looks again at once, with fresh
+    scans, in the same call (and does not wait for the next poll)."""
+    monkeypatch.setattr(claims, "PLAN_REUSE_SECONDS", 0.0)  # each claim plans afresh
+    monkeypatch.setattr(scans_ahead, "SCAN_AHEAD_SECONDS", 60.0)  # however slow the test
+    mine, other = services[0], services[1]
+    await mine.create_jobs(
+        workspace.id,
+        [JobSpec(type="t", concurrency_key=key) for key in ("k1", "k2") for _ in range(3)],
+        ACTOR,
+    )
+    assert {job.concurrency_key for job in await claim(mine, workspace.id, 2)} == {"k1", "k2"}
+    assert len(await claim(other, workspace.id, 10)) == 4
+    await other.create_jobs(workspace.id, [JobSpec(type="t", concurrency_key="k0")], ACTOR)
+    assert [job.concurrency_key for job in await claim(mine, workspace.id, 2)] == ["k0"]
+
+
+async def test_keyed_claims_drain_on_a_pool_of_one_connection(
+    database_url: DatabaseURL, workspace: Workspace
+) -> None:
+    """Scans read ahead wait for a connection of their own: a claim takes them before it
+    holds one, so even a pool of one connection drains keyed jobs, with two claimers."""
+    store = await open_store(database_url, sqlite_synchronous="NORMAL", pool_size=1)
+    try:
+        service = JobService(store)
+        await service.create_jobs(
+            workspace.id,
+            [JobSpec(type="t", concurrency_key=f"k{n % 7}") for n in range(60)],
+            ACTOR,
+        )
+
+        async def drain(worker: str) -> int:
+            taken = 0
+            while batch := await claim(service, workspace.id, 3, worker):
+                taken += len(batch)
+            return taken
+
+        drained = await asyncio.wait_for(asyncio.gather(drain("a"), drain("b")), timeout=60)
+        assert sum(drained) == 60
+    finally:
+        await store.close()
 
 
 async def test_claims_of_one_job_go_round_the_workspaces_by_weight(

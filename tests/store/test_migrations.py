@@ -203,8 +203,7 @@ async def test_postgresql_limits_count_their_running_jobs_from_0018_on(
             in_own_thread(lambda: upgrade(url))
             count = "SELECT name, running FROM limits ORDER BY name"
             counted = [tuple(row) for row in await connection.fetch(count)]
-            # Failing, not completing: from 0019 a completion writes its leaves itself.
-            await connection.execute("UPDATE jobs SET status = 'FAILED' WHERE id = $1", first)
+            await connection.execute("UPDATE jobs SET status = 'COMPLETED' WHERE id = $1", first)
             leaves = await connection.fetch("SELECT concurrency_key, type FROM limit_leaves")
         finally:
             await connection.close()

@@ -30,6 +30,7 @@ class Store:
     lifetime: LifetimeStore
 
     async def close(self) -> None:
+        await self.jobs.close()
         await self.database.close()
 
 

@@ -108,6 +108,9 @@ class JobStore(Protocol):
     """Told of every event this store commits, right after the commit (SQLite's
     in-process event bus listens here; PostgreSQL announces events with NOTIFY)."""
 
+    async def close(self) -> None:
+        """Stop what it runs in the background, before the database closes."""
+
     # -- reads
     async def get_job(self, workspace_id: UUID, job_id: UUID) -> Job | None: ...
 

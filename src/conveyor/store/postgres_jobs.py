@@ -9,9 +9,9 @@ Shared (`SharedJobStatements`, with postgres.sql's queries where they differ): t
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from conveyor.domain.capacity import (
@@ -22,7 +22,14 @@ from conveyor.domain.capacity import (
     fair_order,
 )
 from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEventsPage
-from conveyor.domain.jobs import ClaimRequest, Completion, Job, JobChange, decide_creation_events
+from conveyor.domain.jobs import (
+    ClaimRequest,
+    Completion,
+    Job,
+    JobChange,
+    JobSpec,
+    decide_creation_events,
+)
 from conveyor.serialization import dumps
 from conveyor.store.changes import guarded_change
 from conveyor.store.claims import (
@@ -97,6 +104,13 @@ def _share_params(shares: dict[Group, int]) -> dict[str, Any]:
     }
 
 
+class KeysRead(NamedTuple):
+    """A claim's key scans, and whether they were read ahead (`ScansAhead`)."""
+
+    scans: dict[UUID, KeyScan]
+    ahead: bool
+
+
 class PostgresJobStore(SharedJobStatements):
     database: PostgresDatabase
 
@@ -157,7 +171,7 @@ class PostgresJobStore(SharedJobStatements):
         if not any(spec.idempotency_key is not None for spec in specs):
             async with self.database.write() as connection:
                 row = await connection.fetchrow(self._insert_plain, params)
-            self._scans_ahead.forget(workspace_id)  # the next claims see its new keys
+            self._keys_came(workspace_id, specs)
             assert row is not None
             now = row["created_at"]
             return [
@@ -166,13 +180,22 @@ class PostgresJobStore(SharedJobStatements):
             ]
         async with self.database.write() as connection:
             rows = await connection.fetch(self._insert_keyed, params)
-        self._scans_ahead.forget(workspace_id)
+        self._keys_came(workspace_id, specs)
         by_id = {new_job.id: new_job for new_job in new_jobs}
         created = {
             row["id"]: by_id[row["id"]].as_created(workspace_id, row["run_at"], row["created_at"])
             for row in rows
         }
         return await self.with_existing(workspace_id, new_jobs, created)
+
+    def _keys_came(self, workspace_id: UUID, specs: Sequence[JobSpec]) -> None:
+        """Keyed jobs were created: the workspace's next claims scan its keys afresh."""
+        if any(spec.concurrency_key is not None for spec in specs):
+            self._scans_ahead.forget(workspace_id)
+
+    async def close(self) -> None:
+        """Scans read ahead still running stop."""
+        self._scans_ahead.close()
 
     async def apply_change(self, workspace_id: UUID, change: JobChange) -> Job | None:
         """The guarded UPDATE and its events in one statement; a change that limits must
@@ -222,15 +245,13 @@ class PostgresJobStore(SharedJobStatements):
         if governed(plan):
             outcome = await self._claim_under_limits(request, answer, plan)
         else:
-            async with self.database.write() as connection:
-                outcome = await self._claim_unlimited(connection, request, answer, plan)
+            outcome = await self._claim_unlimited(request, answer, plan)
         if len(outcome.jobs) < request.limit:
             self.planner.forget_plan(request)
         return outcome
 
     async def _claim_unlimited(
         self,
-        connection: Connection,
         request: ClaimRequest,
         answer: Projection[Claimed],
         plan: Sequence[PlannedWorkspace],
@@ -238,65 +259,77 @@ class PostgresJobStore(SharedJobStatements):
         """Every job the groups' shares pick starts, in one statement; none in a workspace
         that limits govern since the plan was read."""
         most = keys_to_scan(request.limit)
-        keys = await self._key_scans(connection, plan, request, most)
-        turns = self.planner.split(request, plan, keys, request.limit)
+        keys = await self._key_scans(plan, request, most)
+        turns = self.planner.split(request, plan, keys.scans, request.limit)
         chosen = self.queries["picked_unlimited"].compose(picks=self._group_picks(request, "j.id"))
-        rows = await connection.fetch(
-            self.queries["start_jobs"].compose(chosen=chosen, answer=answer.columns),
-            {
-                **self._claim_params(request),
-                **_share_params(turns.shares),
-                "planned": [workspace.id for workspace in plan],
-            },
-        )
+        async with self.database.write() as connection:
+            rows = await connection.fetch(
+                self.queries["start_jobs"].compose(chosen=chosen, answer=answer.columns),
+                {
+                    **self._claim_params(request),
+                    **_share_params(turns.shares),
+                    "planned": [workspace.id for workspace in plan],
+                },
+            )
         jobs = [answer.from_row(self.rows, row) for row in rows]
         self.planner.took(request, plan, turns, turns.shares)
-        self._scan_ahead(plan, request, most, len(jobs))
         more = turns.more(len(jobs), request.limit)
-        return ClaimOutcome(jobs, None, tuple(workspace.id for workspace in plan), more)
+        outcome = ClaimOutcome(jobs, None, tuple(workspace.id for workspace in plan), more)
+        return self._scan_ahead(plan, request, most, keys, outcome)
 
     async def _key_scans(
+        self, plan: Sequence[PlannedWorkspace], request: ClaimRequest, most: int
+    ) -> KeysRead:
+        """Each keyed workspace's scan: read ahead by the scope's last claim, else now. Taken
+        before the claim holds a connection: scans read ahead may be waiting for one."""
+        afters = {
+            workspace.id: self.planner.keys_after(request, workspace.id)
+            for workspace in plan
+            if workspace.keyed
+        }
+        if not afters:
+            return KeysRead({}, ahead=False)
+        ahead = await self._scans_ahead.take(ScopeKey.of(request), afters, most)
+        if ahead is not None:
+            return KeysRead(ahead, ahead=True)
+        return KeysRead(await self._scan_keys(request, afters, most), ahead=False)
+
+    def _scan_ahead(
         self,
-        connection: Connection,
         plan: Sequence[PlannedWorkspace],
         request: ClaimRequest,
         most: int,
-    ) -> dict[UUID, KeyScan]:
-        """Each keyed workspace's scan: read ahead by the scope's last claim, else now."""
+        keys: KeysRead,
+        outcome: ClaimOutcome[Claimed],
+    ) -> ClaimOutcome[Claimed]:
+        """After a claim that started every job it asked for: read its scope's next key
+        scans now (`ScansAhead`). One that started fewer drops them; if it took scans read
+        ahead, it looks again at once, with fresh ones (they may have missed a key)."""
         scope = ScopeKey.of(request)
-        scans: dict[UUID, KeyScan] = {}
-        for workspace in plan:
-            if not workspace.keyed:
-                continue
-            after = self.planner.keys_after(request, workspace.id)
-            ahead = await self._scans_ahead.take(scope, workspace.id, after, most)
-            scans[workspace.id] = (
-                ahead
-                if ahead is not None
-                else await self._claimable_keys(connection, workspace.id, request, after, most)
-            )
-        return scans
-
-    def _scan_ahead(
-        self, plan: Sequence[PlannedWorkspace], request: ClaimRequest, most: int, started: int
-    ) -> None:
-        """After a claim: read the next claim's key scans now (`ScansAhead`), if this one
-        started jobs; else its next claim scans afresh."""
-        scope = ScopeKey.of(request)
-        if not started:
+        if len(outcome.jobs) < request.limit:
             self._scans_ahead.forget_scope(scope)
-            return
-        for workspace in plan:
-            if workspace.keyed:
-                after = self.planner.keys_after(request, workspace.id)
-                scan = self._scan_alone(workspace.id, request, after, most)
-                self._scans_ahead.start(scope, workspace.id, after, most, scan)
+            return outcome._replace(more=True) if keys.ahead else outcome
+        afters = {
+            workspace.id: self.planner.keys_after(request, workspace.id)
+            for workspace in plan
+            if workspace.keyed
+        }
+        if afters:
+            self._scans_ahead.start(scope, afters, most, self._scan_keys(request, afters, most))
+        return outcome
 
-    async def _scan_alone(
-        self, workspace_id: UUID, request: ClaimRequest, after: str, most: int
-    ) -> KeyScan:
+    async def _scan_keys(
+        self, request: ClaimRequest, afters: Mapping[UUID, str], most: int
+    ) -> dict[UUID, KeyScan]:
+        """The key scans of the workspaces of `afters`, each from its point, on one
+        connection."""
         async with self.database.read() as connection:
-            return await self._claimable_keys(connection, workspace_id, request, after, most)
+            return {
+                workspace_id: await self._claimable_keys(
+                    connection, workspace_id, request, after, most
+                )
+                for workspace_id, after in afters.items()
+            }
 
     async def _claim_under_limits(
         self,
@@ -317,9 +350,9 @@ class PostgresJobStore(SharedJobStatements):
         limited = sorted(workspace.id for workspace in plan if workspace.limited)
         weights = {workspace.id: workspace.weight for workspace in plan}
         budget = planner.budget(request, plan)
-        async with self.database.write() as connection:  # not under the locks: reads only
-            keys = await self._key_scans(connection, plan, request, keys_to_scan(budget))
-        turns = planner.split(request, plan, keys, budget)
+        most = keys_to_scan(budget)
+        keys = await self._key_scans(plan, request, most)  # not under the locks: reads only
+        turns = planner.split(request, plan, keys.scans, budget)
         unlimited = sorted(set(weights) - set(limited))
         async with self.database.transaction() as connection:
             await connection.execute(
@@ -355,8 +388,8 @@ class PostgresJobStore(SharedJobStatements):
             for workspace_id in rated_workspaces(counted, states):
                 await connection.execute(q["forget_old_starts"].sql, {"ws": workspace_id})
         more, wake_in = planner.took_limited(request, plan, turns, took, len(jobs), now)
-        self._scan_ahead(plan, request, keys_to_scan(budget), len(jobs))
-        return ClaimOutcome(jobs, wake_in, tuple(weights), more)
+        outcome = ClaimOutcome(jobs, wake_in, tuple(weights), more)
+        return self._scan_ahead(plan, request, most, keys, outcome)
 
     async def _start_admitted(
         self,

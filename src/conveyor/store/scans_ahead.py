@@ -1,87 +1,97 @@
-"""Key scans read ahead (PostgreSQL): as a claim that started jobs ends, the scan of each
-keyed workspace its scope's next claim will make (`claimable_keys`, from where this one's
-turns stopped) starts on a connection of its own, so the next claim finds its keys read
-instead of waiting for them. A draining worker claims again at once, and the scan is on
-its critical path: two or three milliseconds per claim over a thousand keys.
+"""Key scans read ahead (PostgreSQL): as a claim that started every job it asked for ends,
+the key scans its scope's next claim will make (`claimable_keys` of each keyed workspace
+of its plan, from where this one's turns stopped) start, in one task on a connection of
+its own, so the next claim finds its keys read instead of waiting for them: a draining
+worker claims again at once, and the scans are on its critical path.
 
-The next claim takes a scan read ahead only if it starts where the scan did, asks for no
-more keys than it read (or it read every key), and it is at most `SCAN_AHEAD_SECONDS`
-old; else it scans afresh. Jobs created in a workspace through this store drop its scans
-read ahead; a key whose first jobs come due another way (a retry's backoff, a job
-scheduled for later, another server's jobs) waits at most that long for its turn, as a
-workspace does for a claim's plan (`PLAN_REUSE_SECONDS`)."""
+The next claim takes them before it holds a connection (the scans may wait for one), and
+only if it starts where they did in every keyed workspace, asks for no more keys than they
+read (or they read every key), and they are at most `SCAN_AHEAD_SECONDS` old; else it
+scans afresh. A newer scan of the scope, keyed jobs created in one of its workspaces
+through this store, and a claim that started fewer jobs than it asked drop them. A claim
+that took them and started fewer than it asked looks again at once, with fresh scans: a
+key they missed (jobs another server created, or that came due since) is found then."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from uuid import UUID
 
 from conveyor.store.claims import PLAN_REUSE_SECONDS, KeyScan, ScopeKey
 
 SCAN_AHEAD_SECONDS = PLAN_REUSE_SECONDS
-"""How long a scan read ahead serves the next claim of its scope."""
-_KEPT = 1_000
-"""Scans read ahead kept at once (one per scope and keyed workspace); beyond, the oldest
-goes."""
+"""How long scans read ahead serve the next claim of their scope."""
+_SCOPES_KEPT = 1_000
+"""Scopes whose scans read ahead are kept at once; beyond, the oldest go."""
+
+Scans = dict[UUID, KeyScan]
 
 
 @dataclass(frozen=True, slots=True)
 class _Ahead:
-    after: str
+    afters: Mapping[UUID, str]
     most: int
     started: float
-    scan: asyncio.Future[KeyScan]
+    scans: asyncio.Future[Scans]
 
 
-def _retrieved(scan: asyncio.Future[KeyScan]) -> None:
-    """A scan no claim took still has its outcome looked at (asyncio logs one never read);
-    a failed one only means the next claim scans afresh."""
-    if not scan.cancelled():
-        scan.exception()
+def _retrieved(scans: asyncio.Future[Scans]) -> None:
+    """Scans no claim took still have their outcome looked at (asyncio logs one never
+    read); failed ones only mean the next claim scans afresh."""
+    if not scans.cancelled():
+        scans.exception()
 
 
 class ScansAhead:
-    def __init__(self) -> None:
-        self._ahead: dict[tuple[ScopeKey, UUID], _Ahead] = {}
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._ahead: dict[ScopeKey, _Ahead] = {}
+        self._monotonic = monotonic
 
     def start(
-        self, scope: ScopeKey, workspace_id: UUID, after: str, most: int, scan: Awaitable[KeyScan]
+        self, scope: ScopeKey, afters: Mapping[UUID, str], most: int, scans: Awaitable[Scans]
     ) -> None:
-        """Read `scan` (of up to `most` keys after `after`) for the scope's next claim."""
-        future = asyncio.ensure_future(scan)
+        """Read `scans` (up to `most` keys of each workspace, after `afters`) for the
+        scope's next claim; scans read ahead before for it are dropped, and end unread."""
+        future = asyncio.ensure_future(scans)
         future.add_done_callback(_retrieved)
-        key = (scope, workspace_id)
-        self._ahead.pop(key, None)
-        self._ahead[key] = _Ahead(after, most, time.monotonic(), future)
-        while len(self._ahead) > _KEPT:
+        self._ahead.pop(scope, None)
+        self._ahead[scope] = _Ahead(dict(afters), most, self._monotonic(), future)
+        while len(self._ahead) > _SCOPES_KEPT:
             del self._ahead[next(iter(self._ahead))]
 
-    async def take(
-        self, scope: ScopeKey, workspace_id: UUID, after: str, most: int
-    ) -> KeyScan | None:
-        """The scan read ahead for this claim, up to `most` keys; None: scan afresh."""
-        ahead = self._ahead.pop((scope, workspace_id), None)
-        if ahead is None or ahead.after != after:
+    async def take(self, scope: ScopeKey, afters: Mapping[UUID, str], most: int) -> Scans | None:
+        """The scans read ahead for this claim, up to `most` keys each; None: scan afresh."""
+        ahead = self._ahead.pop(scope, None)
+        if ahead is None or ahead.afters != afters:
             return None
-        if time.monotonic() - ahead.started > SCAN_AHEAD_SECONDS:
+        if self._monotonic() - ahead.started > SCAN_AHEAD_SECONDS:
             return None
         try:
-            scan = await ahead.scan
-        except Exception:
+            scans = await asyncio.shield(ahead.scans)
+        except Exception:  # the connection went, the pool closed: scanning afresh says why
             return None
-        if most > ahead.most and len(scan.later) + len(scan.earlier) >= ahead.most:
-            return None  # it read fewer keys than this claim wants, and there are more
-        return scan.first(most)
+        if most > ahead.most and any(
+            len(scan.later) + len(scan.earlier) >= ahead.most for scan in scans.values()
+        ):
+            return None  # they read fewer keys than this claim wants, and there are more
+        return {workspace_id: scan.first(most) for workspace_id, scan in scans.items()}
 
     def forget(self, workspace_id: UUID) -> None:
-        """Jobs came to the workspace: its next claims scan afresh."""
-        for key in [key for key in self._ahead if key[1] == workspace_id]:
-            del self._ahead[key]
+        """Keyed jobs came to the workspace: its next claims scan afresh."""
+        for scope in [
+            scope for scope, ahead in self._ahead.items() if workspace_id in ahead.afters
+        ]:
+            del self._ahead[scope]
 
     def forget_scope(self, scope: ScopeKey) -> None:
-        """A claim of the scope started nothing: its next scans afresh."""
-        for key in [key for key in self._ahead if key[0] == scope]:
-            del self._ahead[key]
+        """A claim of the scope started fewer jobs than it asked: its next scans afresh."""
+        self._ahead.pop(scope, None)
+
+    def close(self) -> None:
+        """The store closes: scans still running stop."""
+        for ahead in self._ahead.values():
+            ahead.scans.cancel()
+        self._ahead.clear()

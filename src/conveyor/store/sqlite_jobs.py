@@ -158,6 +158,9 @@ class SqliteJobStore(SharedJobStatements):
         created = {job.id: job for job in map(self.rows.job, job_rows)}
         return await self.with_existing(workspace_id, new_jobs, created)
 
+    async def close(self) -> None:
+        """Nothing runs in the background on SQLite."""
+
     async def apply_change(self, workspace_id: UUID, change: JobChange) -> Job | None:
         """The guarded UPDATE, then its events, in one write transaction."""
         guarded = guarded_change(self.queries, workspace_id, change)

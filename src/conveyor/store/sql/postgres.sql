@@ -231,10 +231,7 @@ SELECT EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = ANY(:workspaces::uu
 -- name: complete_jobs
 -- A batch of completions: each job whose lease is still the one given (its status one
 -- the table lets complete) is completed with its job.completed event, setting what the
--- domain's decide_completion sets ({completed_values}). The limited jobs it completed
--- leave their limits here, one INSERT for the batch, as the trigger of migration 0018
--- does for every other way of leaving RUNNING (migration 0019); their leaves wake the
--- workspace's claimers. `limited` is as the job ran: completing leaves it be.
+-- domain's decide_completion sets ({completed_values}).
 WITH input AS (
     SELECT * FROM jsonb_to_recordset(:completions::jsonb)
         AS c(id uuid, lease_id uuid, result jsonb)
@@ -245,17 +242,13 @@ WITH input AS (
     FROM input
     WHERE jobs.id = input.id AND jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id
         AND {completable:jobs}
-    RETURNING {job_columns:jobs}, jobs.limited
+    RETURNING {job_columns:jobs}
 ), completed AS (
     INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload,
         created_at)
     SELECT id, workspace_id, type, last_event_seq, NULL, 'job.completed', :actor,
         jsonb_build_object('attempt', attempt), now()
     FROM done
-), left_limits AS (
-    INSERT INTO limit_leaves (workspace_id, concurrency_key, type)
-    SELECT workspace_id, concurrency_key, type FROM done
-    WHERE done.limited AND EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = :ws)
 )
 SELECT {answer} FROM done;
 
