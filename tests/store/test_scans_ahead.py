@@ -80,13 +80,29 @@ async def test_stale_or_failed_scans_are_not_taken() -> None:
     assert await ahead.take(SCOPE, {A: ""}, 2) is None
 
 
-async def test_closing_stops_the_scans_still_running() -> None:
+async def test_closing_stops_every_scan_still_running_and_starts_no_other() -> None:
     ahead = ScansAhead()
-    never = asyncio.get_running_loop().create_future()
-    ahead.start(SCOPE, {A: ""}, 2, never)
-    ahead.close()
-    assert never.cancelled()
+    loop = asyncio.get_running_loop()
+    replaced, dropped, newest = (loop.create_future() for _ in range(3))
+    ahead.start(SCOPE, {A: ""}, 2, replaced)
+    ahead.start(SCOPE, {A: ""}, 2, newest)
+    ahead.start(OTHER_SCOPE, {A: ""}, 2, dropped)
+    ahead.forget(A)
+    await ahead.close()
+    assert [f.cancelled() for f in (replaced, dropped, newest)] == [True, True, True]
+    late = loop.create_future()
+    ahead.start(SCOPE, {A: ""}, 2, late)
+    assert late.cancelled()
     assert await ahead.take(SCOPE, {A: ""}, 2) is None
+
+
+async def test_a_claim_waiting_for_scans_the_store_stops_scans_afresh() -> None:
+    ahead = ScansAhead()
+    ahead.start(SCOPE, {A: ""}, 2, asyncio.get_running_loop().create_future())
+    waiting = asyncio.ensure_future(ahead.take(SCOPE, {A: ""}, 2))
+    await asyncio.sleep(0)
+    await ahead.close()
+    assert await waiting is None
 
 
 async def test_failed_scans_no_claim_took_are_not_logged_as_never_retrieved(

@@ -92,7 +92,8 @@ class ClaimOutcome(NamedTuple, Generic[Claimed]):
     """The workspaces it found claimable work in."""
     more: bool = False
     """Look again at once: some group may have more right away (it gave its whole share,
-    or waited for the next claim's turn), and under limits, the claims that started
+    or waited for the next claim's turn), key scans read ahead may have missed a key (it
+    took them and started fewer than it asked), and under limits, the claims that started
     nothing have not yet gone round every group (`FruitlessLooks`)."""
 
 

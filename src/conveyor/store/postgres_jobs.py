@@ -195,7 +195,7 @@ class PostgresJobStore(SharedJobStatements):
 
     async def close(self) -> None:
         """Scans read ahead still running stop."""
-        self._scans_ahead.close()
+        await self._scans_ahead.close()
 
     async def apply_change(self, workspace_id: UUID, change: JobChange) -> Job | None:
         """The guarded UPDATE and its events in one statement; a change that limits must
@@ -275,18 +275,14 @@ class PostgresJobStore(SharedJobStatements):
         self.planner.took(request, plan, turns, turns.shares)
         more = turns.more(len(jobs), request.limit)
         outcome = ClaimOutcome(jobs, None, tuple(workspace.id for workspace in plan), more)
-        return self._scan_ahead(plan, request, most, keys, outcome)
+        return self._after_claim(plan, request, most, keys, outcome)
 
     async def _key_scans(
         self, plan: Sequence[PlannedWorkspace], request: ClaimRequest, most: int
     ) -> KeysRead:
         """Each keyed workspace's scan: read ahead by the scope's last claim, else now. Taken
         before the claim holds a connection: scans read ahead may be waiting for one."""
-        afters = {
-            workspace.id: self.planner.keys_after(request, workspace.id)
-            for workspace in plan
-            if workspace.keyed
-        }
+        afters = self._keys_after(plan, request)
         if not afters:
             return KeysRead({}, ahead=False)
         ahead = await self._scans_ahead.take(ScopeKey.of(request), afters, most)
@@ -294,7 +290,7 @@ class PostgresJobStore(SharedJobStatements):
             return KeysRead(ahead, ahead=True)
         return KeysRead(await self._scan_keys(request, afters, most), ahead=False)
 
-    def _scan_ahead(
+    def _after_claim(
         self,
         plan: Sequence[PlannedWorkspace],
         request: ClaimRequest,
@@ -309,14 +305,20 @@ class PostgresJobStore(SharedJobStatements):
         if len(outcome.jobs) < request.limit:
             self._scans_ahead.forget_scope(scope)
             return outcome._replace(more=True) if keys.ahead else outcome
-        afters = {
+        afters = self._keys_after(plan, request)
+        if afters:
+            self._scans_ahead.start(scope, afters, most, self._scan_keys(request, afters, most))
+        return outcome
+
+    def _keys_after(
+        self, plan: Sequence[PlannedWorkspace], request: ClaimRequest
+    ) -> dict[UUID, str]:
+        """Where each keyed workspace's key scan starts: after its scope's last turn."""
+        return {
             workspace.id: self.planner.keys_after(request, workspace.id)
             for workspace in plan
             if workspace.keyed
         }
-        if afters:
-            self._scans_ahead.start(scope, afters, most, self._scan_keys(request, afters, most))
-        return outcome
 
     async def _scan_keys(
         self, request: ClaimRequest, afters: Mapping[UUID, str], most: int
@@ -389,7 +391,7 @@ class PostgresJobStore(SharedJobStatements):
                 await connection.execute(q["forget_old_starts"].sql, {"ws": workspace_id})
         more, wake_in = planner.took_limited(request, plan, turns, took, len(jobs), now)
         outcome = ClaimOutcome(jobs, wake_in, tuple(weights), more)
-        return self._scan_ahead(plan, request, most, keys, outcome)
+        return self._after_claim(plan, request, most, keys, outcome)
 
     async def _start_admitted(
         self,

@@ -48,6 +48,8 @@ def _retrieved(scans: asyncio.Future[Scans]) -> None:
 class ScansAhead:
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._ahead: dict[ScopeKey, _Ahead] = {}
+        self._running: set[asyncio.Future[Scans]] = set()
+        self._closed = False
         self._monotonic = monotonic
 
     def start(
@@ -57,6 +59,11 @@ class ScansAhead:
         scope's next claim; scans read ahead before for it are dropped, and end unread."""
         future = asyncio.ensure_future(scans)
         future.add_done_callback(_retrieved)
+        if self._closed:
+            future.cancel()
+            return
+        self._running.add(future)
+        future.add_done_callback(self._running.discard)
         self._ahead.pop(scope, None)
         self._ahead[scope] = _Ahead(dict(afters), most, self._monotonic(), future)
         while len(self._ahead) > _SCOPES_KEPT:
@@ -70,7 +77,12 @@ class ScansAhead:
         if self._monotonic() - ahead.started > SCAN_AHEAD_SECONDS:
             return None
         try:
-            scans = await asyncio.shield(ahead.scans)
+            scans = await ahead.scans
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the claim itself is being cancelled
+            return None  # the store closed
         except Exception:  # the connection went, the pool closed: scanning afresh says why
             return None
         if most > ahead.most and any(
@@ -90,8 +102,11 @@ class ScansAhead:
         """A claim of the scope started fewer jobs than it asked: its next scans afresh."""
         self._ahead.pop(scope, None)
 
-    def close(self) -> None:
-        """The store closes: scans still running stop."""
-        for ahead in self._ahead.values():
-            ahead.scans.cancel()
+    async def close(self) -> None:
+        """The store closes: every scan still running stops, and no other starts."""
+        self._closed = True
         self._ahead.clear()
+        running = list(self._running)
+        for future in running:
+            future.cancel()
+        await asyncio.gather(*running, return_exceptions=True)

@@ -138,15 +138,8 @@ WITH chosen AS ({chosen}), claimed AS (
                 AND l.name IN (jobs.concurrency_key, 'type:' || jobs.type)
         ) ELSE false END
     -- Joined with its rows rather than filtered by id = ANY(ARRAY(…)): a generic plan
-    -- cached while the table was small turns the latter into a sequential scan. Bounded
-    -- by the first and last ids chosen: the planner, counting on ten rows a group, merges
-    -- with the primary key in id order or hashes it, and unbounded it read every job
-    -- created before the chosen ones, or after them (ids follow creation: 20,000 rows for
-    -- a claim of 500 midway through a 50,000-job drain).
-    FROM chosen WHERE jobs.id = chosen.id
-        AND jobs.id BETWEEN (SELECT id FROM chosen ORDER BY id LIMIT 1)
-            AND (SELECT id FROM chosen ORDER BY id DESC LIMIT 1)
-        AND {claimable:jobs}
+    -- cached while the table was small turns the latter into a sequential scan.
+    FROM chosen WHERE jobs.id = chosen.id AND {claimable:jobs}
     RETURNING {job_columns:jobs}, jobs.limited
 ), started AS (
     INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload,
