@@ -185,3 +185,70 @@ async def test_sdk_workspace_stream_waits_out_a_database_outage(tmp_path: Any) -
     assert [(e["job_id"], e["type"]) for e in seen] == [
         (job, kind) for job in jobs for kind in ("job.created", "job.queued")
     ]
+
+
+def test_the_async_client_has_every_call_of_the_blocking_one() -> None:
+    def calls(cls: type) -> set[str]:
+        return {name for name in dir(cls) if not name.startswith("_")}
+
+    # `close` is `aclose` there; `http` and `ws_path` are the async client's own.
+    assert calls(Client) - calls(AsyncClient) == {"close"}
+    assert calls(AsyncClient) - calls(Client) == {"aclose", "http", "ws_path"}
+
+
+async def test_async_workspace_stream_resumes_from_where_it_started(
+    database_url: DatabaseURL, keys: dict[str, str]
+) -> None:
+    """A stream from now takes the id the server gives where it starts: when its server
+    goes away before any event, it resumes there, and sees what another server took
+    meanwhile. Then the async client's stats and a job's events read what the blocking
+    client's do."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = settings_for(database_url)
+    seen: list[dict[str, Any]] = []
+
+    async def follow(client: AsyncClient) -> None:
+        async for event in client.stream_workspace_events(job_types=["wanted"]):
+            seen.append(event)
+            if len(seen) == 4:
+                return
+
+    async with AsyncClient(url, keys["client"]) as client:
+        async with running_server(settings, port=port) as first:
+            follower = asyncio.create_task(follow(client))
+            hub = first.runtime.hub
+
+            async def subscribed() -> bool:
+                return hub.subscriptions > 0
+
+            await eventually(subscribed, within=10, what="the async client's workspace stream")
+        # The server is gone; the client reconnects until it is back. Another one (on the
+        # same database) takes jobs meanwhile.
+        async with running_server(settings) as other:
+            other_client = AsyncClient(other.url, keys["client"])
+            async with other_client:
+                taken = [(await other_client.create_job(kind))["id"] for kind in ("wanted", "not")]
+                taken.append((await other_client.create_job("wanted"))["id"])
+        async with running_server(settings, port=port):
+            done, _ = await asyncio.wait({follower}, timeout=30)
+            if not done:
+                follower.cancel()
+            assert done, f"the stream did not resume where it started; it saw {seen}"
+            follower.result()
+            events = await client.list_events(taken[0])
+            stats = await client.stats()
+
+            def read_blocking() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                with Client(url, keys["client"]) as blocking:
+                    return blocking.list_events(taken[0]), blocking.stats()
+
+            blocking_events, blocking_stats = await asyncio.to_thread(read_blocking)
+            assert events == blocking_events
+            assert stats["by_status"] == blocking_stats["by_status"]
+            assert stats["by_status"]["QUEUED"] == 3
+    wanted = [taken[0], taken[2]]
+    assert [(e["job_id"], e["type"]) for e in seen] == [
+        (job, kind) for job in wanted for kind in ("job.created", "job.queued")
+    ]
+    assert [e["type"] for e in events] == ["job.created", "job.queued"]

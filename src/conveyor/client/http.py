@@ -19,7 +19,7 @@ import orjson
 
 from conveyor.client.errors import ApiError, WorkspaceRequired, error_for
 from conveyor.client.schedules import AsyncScheduleCalls, ScheduleCalls
-from conveyor.client.sse import EventStreamParser, ServerSentEvent, parse_lines_async
+from conveyor.client.sse import EventStreamParser, ServerSentEvent
 
 JSON = dict[str, Any]
 USER_AGENT = "conveyor-python"
@@ -68,6 +68,9 @@ class _Resume:
         self.failures = 0
 
     def headers(self) -> dict[str, str]:
+        """A stream not yet past any event (`last_event_id` below 0) starts from now."""
+        if self.last_event_id < 0:
+            return {"Accept": "text/event-stream"}
         return {"Accept": "text/event-stream", "Last-Event-ID": str(self.last_event_id)}
 
     def at(self, event_id: str | None) -> None:
@@ -80,6 +83,20 @@ class _Resume:
         delay = RECONNECT_DELAYS[min(self.failures, len(RECONNECT_DELAYS) - 1)]
         self.failures += 1
         return delay
+
+
+def _filtered(path: str, job_types: list[str] | None, statuses: list[str] | None) -> str:
+    """A workspace stream's path, only of these job types and status changes."""
+    params: list[tuple[str, str | int | float | bool | None]] = [
+        ("type", t) for t in job_types or []
+    ]
+    params += [("status", s) for s in statuses or []]
+    return f"{path}?{httpx.QueryParams(params)}" if params else path
+
+
+def _stream_start(after_id: int | None) -> int:
+    """Where a workspace stream starts: after the event `after_id`, or (-1) from now."""
+    return after_id if after_id is not None else -1
 
 
 def _event_dict(event: ServerSentEvent) -> JSON:
@@ -456,26 +473,16 @@ class Client(ScheduleCalls):
     ) -> Iterator[JSON]:
         """Every event of the workspace as it happens (optionally only some job types or
         status changes); runs until the caller stops iterating."""
-        params: list[tuple[str, str | int | float | bool | None]] = [
-            ("type", t) for t in job_types or []
-        ]
-        params += [("status", s) for s in statuses or []]
-        path = self._ws("/events/stream")
-        if params:
-            path += "?" + str(httpx.QueryParams(params))
-        start = after_id if after_id is not None else -1
-        yield from self._stream(path, start, reconnect)
+        path = _filtered(self._ws("/events/stream"), job_types, statuses)
+        yield from self._stream(path, _stream_start(after_id), reconnect)
 
     def _stream(self, path: str, start: int, reconnect: bool) -> Iterator[JSON]:
         """Events from an SSE route; a start below 0 means "from now", without resuming."""
         resume = _Resume(start)
         while True:
-            headers = (
-                resume.headers() if resume.last_event_id >= 0 else {"Accept": "text/event-stream"}
-            )
             try:
                 with self._http.stream(
-                    "GET", path, headers=headers, timeout=STREAM_TIMEOUT
+                    "GET", path, headers=resume.headers(), timeout=STREAM_TIMEOUT
                 ) as response:
                     if response.status_code in RETRYABLE_STATUSES and reconnect:
                         response.read()  # busy or briefly without its database: try again
@@ -765,7 +772,27 @@ class AsyncClient(AsyncScheduleCalls):
         """A job's events as they happen, then `{"type": "stream.complete", …}`; resumes
         by itself after a dropped connection."""
         path = await self.ws_path(f"/jobs/{job_id}/events/stream")
-        resume = _Resume(after_seq)
+        async for event in self._stream(path, after_seq, reconnect):
+            yield event
+
+    async def stream_workspace_events(
+        self,
+        *,
+        job_types: list[str] | None = None,
+        statuses: list[str] | None = None,
+        after_id: int | None = None,
+        reconnect: bool = True,
+    ) -> AsyncIterator[JSON]:
+        """Every event of the workspace as it happens (optionally only some job types or
+        status changes); runs until the caller stops iterating."""
+        path = _filtered(await self.ws_path("/events/stream"), job_types, statuses)
+        async for event in self._stream(path, _stream_start(after_id), reconnect):
+            yield event
+
+    async def _stream(self, path: str, start: int, reconnect: bool) -> AsyncIterator[JSON]:
+        """`Client._stream` for asyncio: events from an SSE route; a start below 0 means
+        "from now", without resuming."""
+        resume = _Resume(start)
         while True:
             try:
                 async with self._http.stream(
@@ -777,12 +804,17 @@ class AsyncClient(AsyncScheduleCalls):
                         continue
                     if response.status_code >= 400:
                         raise _stream_error(response, await response.aread())
-                    async for event in parse_lines_async(response.aiter_lines()):
+                    parser = EventStreamParser()
+                    async for line in response.aiter_lines():
+                        event = parser.feed(line.rstrip("\r"))
+                        # An id comes with an event, or alone (where a stream starts).
+                        resume.at(parser.last_event_id)
+                        if event is None:
+                            continue
                         if event.event == "stream.dropped":
                             break
                         if event.event == "stream.closed":
                             return
-                        resume.at(event.id)
                         yield _event_dict(event)
                         if event.event == END_OF_STREAM:
                             return
@@ -792,3 +824,15 @@ class AsyncClient(AsyncScheduleCalls):
             if not reconnect:
                 return
             await asyncio.sleep(resume.next_delay())
+
+    async def stats(self) -> JSON:
+        result: JSON = await self.request("GET", await self.ws_path("/stats"))
+        return result
+
+    async def list_events(self, job_id: str | UUID, after_seq: int = 0) -> list[JSON]:
+        result: list[JSON] = (
+            await self.request(
+                "GET", await self.ws_path(f"/jobs/{job_id}/events"), params={"after_seq": after_seq}
+            )
+        )["data"]
+        return result
