@@ -7,9 +7,11 @@ it the workspace to act in (`workspace=`), or it raises `WorkspaceRequired`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from datetime import datetime
+from enum import Enum
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID
@@ -60,6 +62,10 @@ def _stream_error(response: httpx.Response, body: bytes) -> ApiError:
     return error_for(response.status_code, problem if isinstance(problem, dict) else {})
 
 
+FROM_NOW = -1
+"""A stream's start before any event: the server names where it starts (a bare `id:`)."""
+
+
 class _Resume:
     """Where a stream stands, to resume it after a dropped connection."""
 
@@ -68,13 +74,15 @@ class _Resume:
         self.failures = 0
 
     def headers(self) -> dict[str, str]:
-        """A stream not yet past any event (`last_event_id` below 0) starts from now."""
-        if self.last_event_id < 0:
+        """Resume after `last_event_id`; a stream `FROM_NOW` sends none and starts at the
+        server's now."""
+        if self.last_event_id == FROM_NOW:
             return {"Accept": "text/event-stream"}
         return {"Accept": "text/event-stream", "Last-Event-ID": str(self.last_event_id)}
 
     def at(self, event_id: str | None) -> None:
-        """The stream is past the event with this id: it is making progress."""
+        """The stream stands at this id (an event's, or where the server started it): a
+        reconnect resumes after it, and the stream is making progress."""
         if event_id is not None and event_id.isdigit() and int(event_id) != self.last_event_id:
             self.last_event_id = int(event_id)
             self.failures = 0
@@ -85,8 +93,11 @@ class _Resume:
         return delay
 
 
-def _filtered(path: str, job_types: list[str] | None, statuses: list[str] | None) -> str:
-    """A workspace stream's path, only of these job types and status changes."""
+def _workspace_stream_path(
+    path: str, job_types: list[str] | None, statuses: list[str] | None
+) -> str:
+    """The workspace stream's `path` with its filters: only these job types and status
+    changes."""
     params: list[tuple[str, str | int | float | bool | None]] = [
         ("type", t) for t in job_types or []
     ]
@@ -95,8 +106,39 @@ def _filtered(path: str, job_types: list[str] | None, statuses: list[str] | None
 
 
 def _stream_start(after_id: int | None) -> int:
-    """Where a workspace stream starts: after the event `after_id`, or (-1) from now."""
-    return after_id if after_id is not None else -1
+    """Where a workspace stream starts: after the event `after_id`, or from now."""
+    return after_id if after_id is not None else FROM_NOW
+
+
+class _Next(Enum):
+    """What a stream does after a line (`_StreamLines.feed`)."""
+
+    READ = "read"
+    RECONNECT = "reconnect"
+    END = "end"
+
+
+class _StreamLines:
+    """One connection's lines, read the same way by both clients: each line moves the
+    stream's resume point (an id comes with an event, or alone where a stream starts),
+    and answers the event to hand on (or None) and what to do next. `stream.dropped` (the
+    server let the stream fall behind): reconnect; `stream.closed`: end; `stream.complete`
+    is handed on, then ends."""
+
+    def __init__(self, resume: _Resume) -> None:
+        self._parser = EventStreamParser()
+        self._resume = resume
+
+    def feed(self, line: str) -> tuple[JSON | None, _Next]:
+        event = self._parser.feed(line.rstrip("\r"))
+        self._resume.at(self._parser.last_event_id)
+        if event is None:
+            return None, _Next.READ
+        if event.event == "stream.dropped":
+            return None, _Next.RECONNECT
+        if event.event == "stream.closed":
+            return None, _Next.END
+        return _event_dict(event), _Next.END if event.event == END_OF_STREAM else _Next.READ
 
 
 def _event_dict(event: ServerSentEvent) -> JSON:
@@ -473,11 +515,12 @@ class Client(ScheduleCalls):
     ) -> Iterator[JSON]:
         """Every event of the workspace as it happens (optionally only some job types or
         status changes); runs until the caller stops iterating."""
-        path = _filtered(self._ws("/events/stream"), job_types, statuses)
+        path = _workspace_stream_path(self._ws("/events/stream"), job_types, statuses)
         yield from self._stream(path, _stream_start(after_id), reconnect)
 
     def _stream(self, path: str, start: int, reconnect: bool) -> Iterator[JSON]:
-        """Events from an SSE route; a start below 0 means "from now", without resuming."""
+        """Events from an SSE route, after `start` (or `FROM_NOW`), resumed after the last
+        id seen when the connection drops (`reconnect`)."""
         resume = _Resume(start)
         while True:
             try:
@@ -490,20 +533,15 @@ class Client(ScheduleCalls):
                         continue
                     if response.status_code >= 400:
                         raise _stream_error(response, response.read())
-                    parser = EventStreamParser()
+                    lines = _StreamLines(resume)
                     for line in response.iter_lines():
-                        event = parser.feed(line.rstrip("\r"))
-                        # An id comes with an event, or alone (where a stream starts).
-                        resume.at(parser.last_event_id)
-                        if event is None:
-                            continue
-                        if event.event == "stream.dropped":
+                        event, then = lines.feed(line)
+                        if event is not None:
+                            yield event
+                        if then is _Next.END:
+                            return
+                        if then is _Next.RECONNECT:
                             break
-                        if event.event == "stream.closed":
-                            return
-                        yield _event_dict(event)
-                        if event.event == END_OF_STREAM:
-                            return
             except (httpx.TransportError, httpx.RemoteProtocolError):
                 if not reconnect:
                     raise
@@ -544,10 +582,13 @@ class Client(ScheduleCalls):
         self.request("DELETE", self._ws(limit_path(name)))
 
     def stats(self) -> JSON:
+        """The workspace's counts by status, throughput by minute, workers and the types
+        no worker serves (`GET …/stats`)."""
         result: JSON = self.request("GET", self._ws("/stats"))
         return result
 
     def list_events(self, job_id: str | UUID, after_seq: int = 0) -> list[JSON]:
+        """A job's events after `after_seq`, oldest first: a page of up to 1,000."""
         result: list[JSON] = self.request(
             "GET", self._ws(f"/jobs/{job_id}/events"), params={"after_seq": after_seq}
         )["data"]
@@ -772,8 +813,9 @@ class AsyncClient(AsyncScheduleCalls):
         """A job's events as they happen, then `{"type": "stream.complete", …}`; resumes
         by itself after a dropped connection."""
         path = await self.ws_path(f"/jobs/{job_id}/events/stream")
-        async for event in self._stream(path, after_seq, reconnect):
-            yield event
+        async with contextlib.aclosing(self._stream(path, after_seq, reconnect)) as events:
+            async for event in events:
+                yield event
 
     async def stream_workspace_events(
         self,
@@ -785,13 +827,14 @@ class AsyncClient(AsyncScheduleCalls):
     ) -> AsyncIterator[JSON]:
         """Every event of the workspace as it happens (optionally only some job types or
         status changes); runs until the caller stops iterating."""
-        path = _filtered(await self.ws_path("/events/stream"), job_types, statuses)
-        async for event in self._stream(path, _stream_start(after_id), reconnect):
-            yield event
+        path = _workspace_stream_path(await self.ws_path("/events/stream"), job_types, statuses)
+        start = _stream_start(after_id)
+        async with contextlib.aclosing(self._stream(path, start, reconnect)) as events:
+            async for event in events:
+                yield event
 
-    async def _stream(self, path: str, start: int, reconnect: bool) -> AsyncIterator[JSON]:
-        """`Client._stream` for asyncio: events from an SSE route; a start below 0 means
-        "from now", without resuming."""
+    async def _stream(self, path: str, start: int, reconnect: bool) -> AsyncGenerator[JSON, None]:
+        """`Client._stream` for asyncio."""
         resume = _Resume(start)
         while True:
             try:
@@ -804,20 +847,15 @@ class AsyncClient(AsyncScheduleCalls):
                         continue
                     if response.status_code >= 400:
                         raise _stream_error(response, await response.aread())
-                    parser = EventStreamParser()
+                    lines = _StreamLines(resume)
                     async for line in response.aiter_lines():
-                        event = parser.feed(line.rstrip("\r"))
-                        # An id comes with an event, or alone (where a stream starts).
-                        resume.at(parser.last_event_id)
-                        if event is None:
-                            continue
-                        if event.event == "stream.dropped":
+                        event, then = lines.feed(line)
+                        if event is not None:
+                            yield event
+                        if then is _Next.END:
+                            return
+                        if then is _Next.RECONNECT:
                             break
-                        if event.event == "stream.closed":
-                            return
-                        yield _event_dict(event)
-                        if event.event == END_OF_STREAM:
-                            return
             except (httpx.TransportError, httpx.RemoteProtocolError):
                 if not reconnect:
                     raise
@@ -826,10 +864,13 @@ class AsyncClient(AsyncScheduleCalls):
             await asyncio.sleep(resume.next_delay())
 
     async def stats(self) -> JSON:
+        """The workspace's counts by status, throughput by minute, workers and the types
+        no worker serves (`GET …/stats`)."""
         result: JSON = await self.request("GET", await self.ws_path("/stats"))
         return result
 
     async def list_events(self, job_id: str | UUID, after_seq: int = 0) -> list[JSON]:
+        """A job's events after `after_seq`, oldest first: a page of up to 1,000."""
         result: list[JSON] = (
             await self.request(
                 "GET", await self.ws_path(f"/jobs/{job_id}/events"), params={"after_seq": after_seq}
