@@ -22,6 +22,8 @@ from conveyor.domain.schedules import (
     ScheduledJob,
     ScheduleSpec,
     decide_tick,
+    job_origin,
+    manual_idempotency_key,
     tick_idempotency_key,
 )
 from conveyor.domain.workspaces import Workspace
@@ -358,6 +360,44 @@ async def test_trigger_runs_now_even_paused_and_a_repeated_key_answers_the_same_
     assert after.last_job_id == keyed.id
     _, runs = await schedules.list_runs(workspace.id, schedule.name)
     assert [run.outcome for run in runs] == [RunOutcome.TRIGGERED] * 3
+
+
+async def test_a_trigger_retried_after_its_job_was_made_records_it_once(
+    service: JobService, schedules: ScheduleService, workspace: Workspace
+) -> None:
+    """A server that stopped after a trigger's job was created but before it was recorded:
+    the caller's retry (same token) finds the job and records it, once, even when two
+    retries arrive at the same moment, and an older job recorded late does not displace a
+    newer last run."""
+    schedule = await create(schedules, workspace, paused=True)
+    spec = schedule.job.spec(
+        idempotency_key=manual_idempotency_key(schedule.id, "click-1"),
+        origin=job_origin(schedule, None),
+    )
+    made, _ = await service.create_job(workspace.id, spec, ACTOR)  # and the server stopped
+    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    assert runs == []
+    retries = await asyncio.gather(
+        schedules.trigger(workspace.id, schedule.name, ACTOR, "click-1"),
+        schedules.trigger(workspace.id, schedule.name, ACTOR, "click-1"),
+    )
+    assert [(job.id, created) for job, created in retries] == [(made.id, False)] * 2
+    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    assert [(run.outcome, run.job_id) for run in runs] == [(RunOutcome.TRIGGERED, made.id)]
+    assert (await schedules.get_schedule(workspace.id, schedule.name)).last_job_id == made.id
+
+    older = schedule.job.spec(
+        idempotency_key=manual_idempotency_key(schedule.id, "click-2"),
+        origin=job_origin(schedule, None),
+    )
+    stranded, _ = await service.create_job(workspace.id, older, ACTOR)  # unrecorded
+    newer, _ = await schedules.trigger(workspace.id, schedule.name, ACTOR, "click-3")
+    late, created = await schedules.trigger(workspace.id, schedule.name, ACTOR, "click-2")
+    assert (late.id, created) == (stranded.id, False)
+    after = await schedules.get_schedule(workspace.id, schedule.name)
+    assert (after.last_job_id, after.last_run_at) == (newer.id, newer.created_at)
+    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    assert sorted(run.job_id for run in runs) == sorted([made.id, stranded.id, newer.id])
 
 
 async def test_a_deleted_schedule_fires_no_more(

@@ -206,15 +206,17 @@ class ScheduleService:
     ) -> tuple[Job, bool]:
         """Run now: a job at once, besides the ticks (paused or not, overlapping or not).
         Its key is `schedule:<id>:manual:<token>`: the caller's token makes a retried
-        request return the same job; without one, every trigger makes a new job."""
+        request return the same job (recorded once in the schedule's history); without
+        one, every trigger makes a new job."""
         schedule = await self.get_schedule(workspace_id, reference)
         if token is not None:
             validate_text(token, "idempotency_key")
         key = manual_idempotency_key(schedule.id, token or uuid7().hex)
         spec = schedule.job.spec(idempotency_key=key, origin=job_origin(schedule, None))
         job, created = await self.jobs.create_job(workspace_id, spec, actor)
-        if created:
-            await self.schedules.record_trigger(schedule, job.id, job.created_at)
+        # Recorded on every attempt, not only the one that made the job: a server that
+        # stopped between the two left it unrecorded, and the caller's retry records it.
+        await self.schedules.record_trigger(schedule, job.id, job.created_at)
         return job, created
 
     async def list_runs(

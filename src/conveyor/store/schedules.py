@@ -155,7 +155,8 @@ class ScheduleStore:
         self, schedule: Schedule, job_id: UUID, at: datetime
     ) -> Schedule | None:
         """A job made by hand ("run now"): the schedule's last run, and an entry in its
-        history. None if the schedule is gone."""
+        history, once per job however often it is asked. None if the schedule is gone or
+        the job was recorded already."""
         async with self.database.transaction() as connection:
             row = await connection.fetchrow(
                 self.queries["record_trigger"].sql,
@@ -163,7 +164,15 @@ class ScheduleStore:
             )
             if row is None:
                 return None
-            await self._insert_run(connection, schedule, None, RunOutcome.TRIGGERED, job_id)
+            await connection.execute(
+                self.queries["insert_trigger_run"].sql,
+                {
+                    "schedule_id": schedule.id,
+                    "ws": schedule.workspace_id,
+                    "outcome": RunOutcome.TRIGGERED.value,
+                    "job_id": job_id,
+                },
+            )
         return self._schedule(row)
 
     async def list_runs(

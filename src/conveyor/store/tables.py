@@ -495,6 +495,15 @@ sa.Index(
     postgresql_where=sa.text("tick IS NOT NULL"),
     sqlite_where=sa.text("tick IS NOT NULL"),
 )
+# One entry per job a trigger made, however often its caller retries (migration 0019).
+sa.Index(
+    "uq_schedule_runs_trigger",
+    schedule_runs.c.schedule_id,
+    schedule_runs.c.job_id,
+    unique=True,
+    postgresql_where=sa.text("tick IS NULL"),
+    sqlite_where=sa.text("tick IS NULL"),
+)
 
 
 # What the pruner has deleted of each workspace's events: the furthest stream position and

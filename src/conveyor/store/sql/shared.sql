@@ -459,9 +459,17 @@ WHERE id = :id AND firing_tick = :tick
 RETURNING {schedule_columns};
 
 -- name: record_trigger
-UPDATE schedules SET last_run_at = :at, last_job_id = :job_id, updated_at = conveyor_now(),
-    version = version + 1
-WHERE id = :id AND workspace_id = :ws
+-- A job made by hand becomes the schedule's last run (unless a run after it already is),
+-- once: a trigger retried after its job was recorded finds the job's entry and changes
+-- nothing (the entry is `insert_trigger_run`'s, in the same transaction).
+UPDATE schedules SET
+    last_job_id = CASE WHEN last_run_at > :at THEN last_job_id ELSE :job_id END,
+    last_run_at = CASE WHEN last_run_at > :at THEN last_run_at ELSE :at END,
+    updated_at = conveyor_now(), version = version + 1
+WHERE id = :id AND workspace_id = :ws AND NOT EXISTS (
+    SELECT 1 FROM schedule_runs r WHERE r.schedule_id = :id AND r.tick IS NULL
+        AND r.job_id = :job_id
+)
 RETURNING {schedule_columns};
 
 -- name: insert_schedule_run
@@ -469,6 +477,13 @@ RETURNING {schedule_columns};
 INSERT INTO schedule_runs (schedule_id, workspace_id, tick, outcome, job_id, created_at)
 VALUES (:schedule_id, :ws, :tick, :outcome, :job_id, conveyor_now())
 ON CONFLICT (schedule_id, tick) WHERE tick IS NOT NULL DO NOTHING;
+
+-- name: insert_trigger_run
+-- A trigger's entry, one per job (uq_schedule_runs_trigger): two retries of one trigger
+-- at once both pass `record_trigger`'s look, and the second adds nothing.
+INSERT INTO schedule_runs (schedule_id, workspace_id, tick, outcome, job_id, created_at)
+VALUES (:schedule_id, :ws, NULL, :outcome, :job_id, conveyor_now())
+ON CONFLICT (schedule_id, job_id) WHERE tick IS NULL DO NOTHING;
 
 -- name: list_schedule_runs
 -- Newest first, with the status of the job each made (none once the job is gone).
