@@ -131,6 +131,8 @@ async def test_the_openapi_document_has_every_answer_of_a_retry(server: RunningS
         "$ref": "#/components/schemas/JobOut"
     }
     assert "/v1/workspaces/{ws}/jobs/{job_id}" in schema["paths"], "no convertor in the path"
+    claimed = schema["components"]["schemas"]["ClaimedJobOut"]
+    assert {"lease_id", "workspace_id", "workspace"} <= set(claimed["required"])
 
 
 async def test_a_repeated_retry_answers_200_with_the_same_job(client: httpx.AsyncClient) -> None:

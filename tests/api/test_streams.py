@@ -335,6 +335,13 @@ async def test_workspace_stream_filters_by_job_type_and_status(
 
     resumed = await first_events("/events/stream?after_id=" + str(all_events[2].id), 2)
     assert [e.id for e in resumed] == [all_events[3].id, all_events[4].id]
+    by_seq = await first_events("/events/stream?after_seq=" + str(all_events[2].id), 2)
+    assert [e.id for e in by_seq] == [e.id for e in resumed], "after_seq is after_id's name too"
+    both = await client.get(
+        "/events/stream", params={"after_id": all_events[2].id, "after_seq": all_events[3].id}
+    )
+    assert both.status_code == 422
+    assert both.json()["errors"][0]["field"] == "after_seq"
 
 
 class WorkspaceFollower:

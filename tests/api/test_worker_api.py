@@ -60,6 +60,9 @@ async def test_a_claim_returns_a_lease_and_reports_need_it(
 
     beat = await worker.post(f"/jobs/{job['id']}/heartbeat", json={"lease_id": lease})
     assert beat.status_code == 200
+    held = (job["workspace_id"], job["workspace"])
+    assert (beat.json()["workspace_id"], beat.json()["workspace"]) == held
+    assert job["workspace"], "a claimed job names its workspace"
     progress = await worker.patch(
         f"/jobs/{job['id']}/progress",
         json={"progress_percent": 40, "message": "warming up", "lease_id": lease},
@@ -202,6 +205,7 @@ async def test_fail_and_status_routes(client: httpx.AsyncClient, worker: httpx.A
     )
     assert started.json()["status"] == "RUNNING"
     assert started.json()["lease_id"]
+    assert started.json()["workspace"] == job["workspace"], "a start names its workspace"
     requeue = await worker.patch(f"/jobs/{held['id']}/status", json={"status": "QUEUED"})
     assert requeue.status_code == 403, "a worker key may not queue jobs"
     admin_requeue = await client.patch(f"/jobs/{held['id']}/status", json={"status": "QUEUED"})

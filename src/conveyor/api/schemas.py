@@ -296,6 +296,7 @@ class JobOut(BaseModel):
 
 class ClaimedJobOut(JobOut):
     lease_id: UUID
+    workspace: str
 
 
 class StepOut(BaseModel):
@@ -426,9 +427,10 @@ def job_json(job: Job) -> dict[str, Any]:
     }
 
 
-def claimed_job_json(job: Job, workspace: str | None = None) -> dict[str, Any]:
+def claimed_job_json(job: Job, workspace: str) -> dict[str, Any]:
     """Only the worker that claimed a job sees its lease id: it is the fencing token. A
-    claim says each job's workspace (`workspace_id`, and its name in `workspace`)."""
+    job held under a lease says its workspace (`workspace_id`, and its name in
+    `workspace`): a claim, a heartbeat, a start by status."""
     body = job_json(job)
     body["lease_id"] = job.lease_id
     body["workspace"] = workspace

@@ -343,6 +343,15 @@ async def stream_workspace(
         list[JobStatus] | None, Query(description="only events moving a job to these statuses")
     ] = None,
     after_id: Annotated[int | None, Query(ge=0, le=LARGEST_EVENT_ID)] = None,
+    after_seq: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=LARGEST_EVENT_ID,
+            description="the same as after_id (the `id:` of the last event seen), the name "
+            "a job's stream takes",
+        ),
+    ] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> StreamingResponse:
     stream_filter = StreamFilter(
@@ -350,14 +359,23 @@ async def stream_workspace(
         statuses=frozenset(s.value for s in status or ()),
     )
     workspace_id = principal.workspace.id
-    resuming = last_event_id is not None or after_id is not None
+    after, after_field = after_id, "after_id"
+    if after_seq is not None:
+        if after_id is not None and after_id != after_seq:
+            raise invalid_resume_point(
+                "after_seq",
+                "after_id and after_seq name the same position: give one of them",
+                "differs from after_id",
+            )
+        after, after_field = after_seq, "after_seq"
+    resuming = last_event_id is not None or after is not None
     start: StreamPosition | None = None
     if resuming:
-        event_id = resume_point(last_event_id, after_id, largest=LARGEST_EVENT_ID)
+        event_id = resume_point(last_event_id, after, largest=LARGEST_EVENT_ID)
         # 410 stream-position-gone when events after it were deleted by retention.
         start = await ctx.jobs.resume_position(workspace_id, event_id)
         if start is None:
-            field = "Last-Event-ID" if last_event_id is not None else "after_id"
+            field = "Last-Event-ID" if last_event_id is not None else after_field
             raise invalid_resume_point(
                 field,
                 f"{field} is not an event of this workspace",

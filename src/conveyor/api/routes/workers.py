@@ -140,7 +140,7 @@ async def claim_across_workspaces(
     )
     slugs = {workspace.id: workspace.slug for workspace in await _workspaces_of(ctx, claimed)}
     return json_response(
-        {"data": [claimed_job_json(job, slugs.get(job.workspace_id)) for job in claimed]}
+        {"data": [claimed_job_json(job, slugs[job.workspace_id]) for job in claimed]}
     )
 
 
@@ -162,7 +162,7 @@ async def heartbeat(ctx: Context, principal: Reporter, job_id: UUID, body: Heart
     job = await ctx.jobs.heartbeat(
         principal.workspace.id, job_id, body.lease_id, body.lease_seconds
     )
-    return json_response(claimed_job_json(job))
+    return json_response(claimed_job_json(job, principal.workspace.slug))
 
 
 @router.patch(
@@ -200,7 +200,9 @@ async def change_status(
         reason=body.reason,
     )
     started = body.status == JobStatus.RUNNING
-    return json_response(claimed_job_json(job) if started else job_json(job))
+    return json_response(
+        claimed_job_json(job, principal.workspace.slug) if started else job_json(job)
+    )
 
 
 @router.patch(
