@@ -131,8 +131,18 @@ async def test_the_openapi_document_has_every_answer_of_a_retry(server: RunningS
         "$ref": "#/components/schemas/JobOut"
     }
     assert "/v1/workspaces/{ws}/jobs/{job_id}" in schema["paths"], "no convertor in the path"
+
+
+async def test_the_openapi_document_says_a_held_job_names_its_workspace(
+    server: RunningServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        schema = (await http.get("/openapi.json")).json()
     claimed = schema["components"]["schemas"]["ClaimedJobOut"]
     assert {"lease_id", "workspace_id", "workspace"} <= set(claimed["required"])
+    answers = schema["paths"]["/v1/workspaces/{ws}/jobs/{job_id}/status"]["patch"]["responses"]
+    started = answers["200"]["content"]["application/json"]["schema"]
+    assert {"$ref": "#/components/schemas/ClaimedJobOut"} in started["anyOf"], started
 
 
 async def test_a_repeated_retry_answers_200_with_the_same_job(client: httpx.AsyncClient) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from conveyor.domain.errors import AlreadyExists, InvalidInput, ScheduleConflict, ScheduleNotFound
 from conveyor.domain.job_lists import JobFilter
-from conveyor.domain.jobs import Job, JobStatus
+from conveyor.domain.jobs import Job, JobSpec, JobStatus
 from conveyor.domain.schedules import (
     CatchUp,
     Overlap,
@@ -362,42 +362,101 @@ async def test_trigger_runs_now_even_paused_and_a_repeated_key_answers_the_same_
     assert [run.outcome for run in runs] == [RunOutcome.TRIGGERED] * 3
 
 
+def manual_spec(schedule: Schedule, token: str) -> JobSpec:
+    """The job a trigger with `token` makes, as the trigger words it."""
+    return schedule.job.spec(
+        idempotency_key=manual_idempotency_key(schedule.id, token),
+        origin=job_origin(schedule, None),
+    )
+
+
 async def test_a_trigger_retried_after_its_job_was_made_records_it_once(
     service: JobService, schedules: ScheduleService, workspace: Workspace
 ) -> None:
-    """A server that stopped after a trigger's job was created but before it was recorded:
-    the caller's retry (same token) finds the job and records it, once, even when two
-    retries arrive at the same moment, and an older job recorded late does not displace a
-    newer last run."""
+    """A server that stopped after a trigger's job was created, before it was recorded:
+    the caller's retry (same token) finds the job and records it; a retry after that
+    changes nothing; a job recorded late does not displace a later last run; and a retry
+    after the schedule's job was changed answers (and records) the job made before."""
     schedule = await create(schedules, workspace, paused=True)
-    spec = schedule.job.spec(
-        idempotency_key=manual_idempotency_key(schedule.id, "click-1"),
-        origin=job_origin(schedule, None),
-    )
-    made, _ = await service.create_job(workspace.id, spec, ACTOR)  # and the server stopped
+    made, _ = await service.create_job(workspace.id, manual_spec(schedule, "click-1"), ACTOR)
     _, runs = await schedules.list_runs(workspace.id, schedule.name)
-    assert runs == []
-    retries = await asyncio.gather(
-        schedules.trigger(workspace.id, schedule.name, ACTOR, "click-1"),
-        schedules.trigger(workspace.id, schedule.name, ACTOR, "click-1"),
-    )
-    assert [(job.id, created) for job, created in retries] == [(made.id, False)] * 2
+    assert runs == [], "the server stopped before recording"
+    retried, created = await schedules.trigger(workspace.id, schedule.name, ACTOR, "click-1")
+    assert (retried.id, created) == (made.id, False)
+    recorded = await schedules.get_schedule(workspace.id, schedule.name)
+    assert (recorded.last_job_id, recorded.version) == (made.id, schedule.version + 1)
+    await schedules.trigger(workspace.id, schedule.name, ACTOR, "click-1")
+    again = await schedules.get_schedule(workspace.id, schedule.name)
+    assert again.version == recorded.version, "a retry of a recorded trigger changes nothing"
     _, runs = await schedules.list_runs(workspace.id, schedule.name)
     assert [(run.outcome, run.job_id) for run in runs] == [(RunOutcome.TRIGGERED, made.id)]
-    assert (await schedules.get_schedule(workspace.id, schedule.name)).last_job_id == made.id
 
-    older = schedule.job.spec(
-        idempotency_key=manual_idempotency_key(schedule.id, "click-2"),
-        origin=job_origin(schedule, None),
-    )
-    stranded, _ = await service.create_job(workspace.id, older, ACTOR)  # unrecorded
+    stranded, _ = await service.create_job(workspace.id, manual_spec(schedule, "click-2"), ACTOR)
     newer, _ = await schedules.trigger(workspace.id, schedule.name, ACTOR, "click-3")
     late, created = await schedules.trigger(workspace.id, schedule.name, ACTOR, "click-2")
     assert (late.id, created) == (stranded.id, False)
     after = await schedules.get_schedule(workspace.id, schedule.name)
     assert (after.last_job_id, after.last_run_at) == (newer.id, newer.created_at)
     _, runs = await schedules.list_runs(workspace.id, schedule.name)
-    assert sorted(run.job_id for run in runs) == sorted([made.id, stranded.id, newer.id])
+    assert [run.job_id for run in runs] == [stranded.id, newer.id, made.id], "as recorded"
+
+    before_change, _ = await service.create_job(
+        workspace.id, manual_spec(schedule, "click-4"), ACTOR
+    )
+    await schedules.update_schedule(
+        workspace.id,
+        schedule.name,
+        ScheduleChanges(job={"payload": {"kind": "weekly"}}),
+    )
+    answered, created = await schedules.trigger(workspace.id, schedule.name, ACTOR, "click-4")
+    assert (answered.id, answered.payload, created) == (before_change.id, {"kind": "daily"}, False)
+    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    assert runs[0].job_id == before_change.id
+
+
+async def test_two_retries_of_a_trigger_at_once_record_it_once(
+    service: JobService, schedules: ScheduleService, workspace: Workspace, backend: str
+) -> None:
+    """PostgreSQL, two connections: both retries find the job unrecorded and wait on the
+    schedule's row; the one that gets it second finds the history entry and rolls back."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer: its transactions never interleave")
+    schedule = await create(schedules, workspace, paused=True)
+    made, _ = await service.create_job(workspace.id, manual_spec(schedule, "click"), ACTOR)
+    store = schedules.schedules
+    async with service.store.database.transaction() as holder:
+        await holder.execute(
+            "SELECT id FROM schedules WHERE id = :id FOR UPDATE", {"id": schedule.id}
+        )
+        retries = [
+            asyncio.create_task(store.record_trigger(schedule, made.id, made.created_at))
+            for _ in range(2)
+        ]
+        await asyncio.sleep(0.3)  # both wait on the row
+        assert not any(retry.done() for retry in retries)
+    await asyncio.wait_for(asyncio.gather(*retries), 10)
+    after = await schedules.get_schedule(workspace.id, schedule.name)
+    assert (after.last_job_id, after.version) == (made.id, schedule.version + 1)
+    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    assert [run.job_id for run in runs] == [made.id]
+
+
+async def test_a_firing_finished_late_does_not_displace_a_later_trigger(
+    service: JobService, schedules: ScheduleService, clock: FakeClock, workspace: Workspace
+) -> None:
+    schedule = await create(schedules, workspace)
+    clock.set(at("2026-12-05 10:05:00.5"))
+    decision = decide_tick(schedule, clock.moment, previous_run_unfinished=False)
+    assert decision is not None
+    claimed = await schedules.schedules.claim_tick(schedule, decision)
+    assert claimed is not None  # and its server stopped before firing
+    triggered, _ = await schedules.trigger(workspace.id, schedule.name, ACTOR)
+    await tick(schedules, clock, at("2026-12-05 10:06"))  # the firing finished late
+    after = await schedules.get_schedule(workspace.id, schedule.name)
+    assert after.firing_tick is None
+    assert (after.last_job_id, after.last_run_at) == (triggered.id, triggered.created_at)
+    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    assert {run.outcome for run in runs} == {RunOutcome.FIRED, RunOutcome.TRIGGERED}
 
 
 async def test_a_deleted_schedule_fires_no_more(

@@ -296,7 +296,7 @@ class JobOut(BaseModel):
 
 class ClaimedJobOut(JobOut):
     lease_id: UUID
-    workspace: str
+    workspace: str = Field(description="the job's workspace, by name (its slug)")
 
 
 class StepOut(BaseModel):
@@ -430,7 +430,7 @@ def job_json(job: Job) -> dict[str, Any]:
 def claimed_job_json(job: Job, workspace: str) -> dict[str, Any]:
     """Only the worker that claimed a job sees its lease id: it is the fencing token. A
     job held under a lease says its workspace (`workspace_id`, and its name in
-    `workspace`): a claim, a heartbeat, a start by status."""
+    `workspace`): an instance worker serves many."""
     body = job_json(job)
     body["lease_id"] = job.lease_id
     body["workspace"] = workspace

@@ -213,7 +213,12 @@ class ScheduleService:
             validate_text(token, "idempotency_key")
         key = manual_idempotency_key(schedule.id, token or uuid7().hex)
         spec = schedule.job.spec(idempotency_key=key, origin=job_origin(schedule, None))
-        job, created = await self.jobs.create_job(workspace_id, spec, actor)
+        try:
+            job, created = await self.jobs.create_job(workspace_id, spec, actor)
+        except IdempotencyConflict as existing:
+            # Made by an earlier attempt, before the schedule's job was changed: the
+            # retry answers that job (as `_fire` takes a tick's).
+            job, created = await self.jobs.get_job(workspace_id, existing.job_id), False
         # Recorded on every attempt, not only the one that made the job: a server that
         # stopped between the two left it unrecorded, and the caller's retry records it.
         await self.schedules.record_trigger(schedule, job.id, job.created_at)

@@ -8,6 +8,7 @@ the tick it fired; a write that misses answers None and the caller finds out why
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -28,6 +29,10 @@ from conveyor.store.connection import Connection, Database, Json, Row
 from conveyor.store.queries import queries_for
 
 _STATUSES = {status.value: status for status in JobStatus}
+
+
+class _RecordedAlready(Exception):
+    """`record_trigger`'s job has its history entry: its transaction rolls back."""
 
 
 class ScheduleStore:
@@ -151,29 +156,31 @@ class ScheduleStore:
             )
         return row is not None
 
-    async def record_trigger(
-        self, schedule: Schedule, job_id: UUID, at: datetime
-    ) -> Schedule | None:
-        """A job made by hand ("run now"): the schedule's last run, and an entry in its
-        history, once per job however often it is asked. None if the schedule is gone or
-        the job was recorded already."""
-        async with self.database.transaction() as connection:
-            row = await connection.fetchrow(
-                self.queries["record_trigger"].sql,
-                {"id": schedule.id, "ws": schedule.workspace_id, "job_id": job_id, "at": at},
-            )
-            if row is None:
-                return None
-            await connection.execute(
-                self.queries["insert_trigger_run"].sql,
-                {
-                    "schedule_id": schedule.id,
-                    "ws": schedule.workspace_id,
-                    "outcome": RunOutcome.TRIGGERED.value,
-                    "job_id": job_id,
-                },
-            )
-        return self._schedule(row)
+    async def record_trigger(self, schedule: Schedule, job_id: UUID, at: datetime) -> None:
+        """A job made by hand ("run now") at `at`: the schedule's last run unless a later
+        run is, and an entry in its history; once per job however often it is asked (the
+        entry's unique index decides: a repeat rolls back). Nothing if the schedule is
+        gone."""
+        q = self.queries
+        with contextlib.suppress(_RecordedAlready):
+            async with self.database.transaction() as connection:
+                found = await connection.fetchrow(
+                    q["record_trigger"].compose(last_run=q["last_run"].sql),
+                    {"id": schedule.id, "ws": schedule.workspace_id, "job_id": job_id, "at": at},
+                )
+                if found is None:
+                    return
+                entry = await connection.fetchrow(
+                    q["insert_trigger_run"].sql,
+                    {
+                        "schedule_id": schedule.id,
+                        "ws": schedule.workspace_id,
+                        "outcome": RunOutcome.TRIGGERED.value,
+                        "job_id": job_id,
+                    },
+                )
+                if entry is None:
+                    raise _RecordedAlready
 
     async def list_runs(
         self, workspace_id: UUID, schedule_id: UUID, limit: int
@@ -233,9 +240,10 @@ class ScheduleStore:
         """The tick's job exists: clear the firing and record the run. None if another
         server finished it first (or the schedule is gone)."""
         async with self.database.transaction() as connection:
+            q = self.queries
             row = await connection.fetchrow(
-                self.queries["finish_firing"].sql,
-                {"id": schedule.id, "tick": tick, "job_id": job_id},
+                q["finish_firing"].compose(last_run=q["last_run"].sql),
+                {"id": schedule.id, "tick": tick, "at": tick, "job_id": job_id},
             )
             if row is None:
                 return None

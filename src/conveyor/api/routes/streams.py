@@ -226,6 +226,20 @@ def resume_point(last_event_id: str | None, after: int | None, *, largest: int) 
     return after or 0
 
 
+def _after_event(after_id: int | None, after_seq: int | None) -> tuple[int | None, str]:
+    """The workspace stream's resume point from its query, and the parameter that gave it:
+    `after_seq` is `after_id`'s other name there (the one a job's stream takes)."""
+    if after_seq is None:
+        return after_id, "after_id"
+    if after_id is not None and after_id != after_seq:
+        raise invalid_resume_point(
+            "after_seq",
+            "after_id and after_seq name the same position: give one of them",
+            "differs from after_id",
+        )
+    return after_seq, "after_seq"
+
+
 def event_stream(ctx: ApiContext, body: AsyncGenerator[bytes, None]) -> StreamingResponse:
     return EventStreamResponse(
         resilient(body),
@@ -348,8 +362,8 @@ async def stream_workspace(
         Query(
             ge=0,
             le=LARGEST_EVENT_ID,
-            description="the same as after_id (the `id:` of the last event seen), the name "
-            "a job's stream takes",
+            description="the same as after_id: the `id:` of the last event seen, here an "
+            "event id (a job's stream takes after_seq too, where it is the job's seq)",
         ),
     ] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
@@ -359,15 +373,7 @@ async def stream_workspace(
         statuses=frozenset(s.value for s in status or ()),
     )
     workspace_id = principal.workspace.id
-    after, after_field = after_id, "after_id"
-    if after_seq is not None:
-        if after_id is not None and after_id != after_seq:
-            raise invalid_resume_point(
-                "after_seq",
-                "after_id and after_seq name the same position: give one of them",
-                "differs from after_id",
-            )
-        after, after_field = after_seq, "after_seq"
+    after, after_field = _after_event(after_id, after_seq)
     resuming = last_event_id is not None or after is not None
     start: StreamPosition | None = None
     if resuming:

@@ -167,7 +167,7 @@ async def heartbeat(ctx: Context, principal: Reporter, job_id: UUID, body: Heart
 
 @router.patch(
     "/jobs/{job_id}/status",
-    response_model=JobOut,
+    response_model=ClaimedJobOut | JobOut,
     responses=ERRORS,
     summary="Move a job to a status (RUNNING returns a lease)",
 )

@@ -452,25 +452,28 @@ WHERE id = :id AND version = :version
 RETURNING {schedule_columns};
 
 -- name: finish_firing
--- The tick's job exists: the firing is done, by whichever server gets here first.
-UPDATE schedules SET firing_tick = NULL, last_run_at = :tick, last_job_id = :job_id,
+-- The tick's job exists: the firing is done, by whichever server gets here first. The
+-- tick becomes the last run ({last_run}, :at the tick).
+UPDATE schedules SET firing_tick = NULL, {last_run},
     updated_at = conveyor_now(), version = version + 1
 WHERE id = :id AND firing_tick = :tick
 RETURNING {schedule_columns};
 
 -- name: record_trigger
--- A job made by hand becomes the schedule's last run (unless a run after it already is),
--- once: a trigger retried after its job was recorded finds the job's entry and changes
--- nothing (the entry is `insert_trigger_run`'s, in the same transaction).
-UPDATE schedules SET
-    last_job_id = CASE WHEN last_run_at > :at THEN last_job_id ELSE :job_id END,
-    last_run_at = CASE WHEN last_run_at > :at THEN last_run_at ELSE :at END,
-    updated_at = conveyor_now(), version = version + 1
-WHERE id = :id AND workspace_id = :ws AND NOT EXISTS (
-    SELECT 1 FROM schedule_runs r WHERE r.schedule_id = :id AND r.tick IS NULL
-        AND r.job_id = :job_id
-)
-RETURNING {schedule_columns};
+-- A job made by hand becomes the schedule's last run ({last_run}, :at its creation). The
+-- row stays locked to commit; the job's history entry, next in the same transaction
+-- (`insert_trigger_run`), decides whether this counts: a trigger retried after its job was
+-- recorded finds the entry there and rolls both back.
+UPDATE schedules SET {last_run}, updated_at = conveyor_now(), version = version + 1
+WHERE id = :id AND workspace_id = :ws
+RETURNING id;
+
+-- name: last_run
+-- `finish_firing`'s and `record_trigger`'s SET: the run (:at, :job_id) is the last run
+-- unless a later one is already. A firing finished late, by a server recovering one that
+-- stopped, or a trigger retried late, comes after a run that was made after it.
+last_job_id = CASE WHEN last_run_at > :at THEN last_job_id ELSE :job_id END,
+last_run_at = CASE WHEN last_run_at > :at THEN last_run_at ELSE :at END
 
 -- name: insert_schedule_run
 -- One entry per tick, whoever records it; triggers (no tick) each have their own.
@@ -479,11 +482,12 @@ VALUES (:schedule_id, :ws, :tick, :outcome, :job_id, conveyor_now())
 ON CONFLICT (schedule_id, tick) WHERE tick IS NOT NULL DO NOTHING;
 
 -- name: insert_trigger_run
--- A trigger's entry, one per job (uq_schedule_runs_trigger): two retries of one trigger
--- at once both pass `record_trigger`'s look, and the second adds nothing.
+-- A trigger's entry, one per job (uq_schedule_runs_trigger): nothing comes back when the
+-- job has one already, and the caller rolls its `record_trigger` back.
 INSERT INTO schedule_runs (schedule_id, workspace_id, tick, outcome, job_id, created_at)
 VALUES (:schedule_id, :ws, NULL, :outcome, :job_id, conveyor_now())
-ON CONFLICT (schedule_id, job_id) WHERE tick IS NULL DO NOTHING;
+ON CONFLICT (schedule_id, job_id) WHERE tick IS NULL DO NOTHING
+RETURNING id;
 
 -- name: list_schedule_runs
 -- Newest first, with the status of the job each made (none once the job is gone).

@@ -4,7 +4,8 @@ A trigger ("run now") creates its job and then records it (the schedule's last r
 entry in its history). A server that stopped between the two left the job unrecorded, and
 the caller's retry with the same token found the job and recorded nothing. The trigger
 now records on every attempt, and this index makes the record once per job: a retry, or
-two at once, adds no second entry.
+two at once, adds no second entry. No database has two entries of one job to clear first:
+until now a trigger recorded only the job it had just created.
 
 Revision ID: 0019
 Revises: 0018
