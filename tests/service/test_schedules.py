@@ -441,22 +441,33 @@ async def test_two_retries_of_a_trigger_at_once_record_it_once(
     assert [run.job_id for run in runs] == [made.id]
 
 
-async def test_a_firing_finished_late_does_not_displace_a_later_trigger(
+async def test_a_firing_finished_late_does_not_displace_a_later_trigger_nor_overlap(
     service: JobService, schedules: ScheduleService, clock: FakeClock, workspace: Workspace
 ) -> None:
-    schedule = await create(schedules, workspace)
+    """A tick decided, its server stopped; a trigger; then the firing finished by another
+    server: the trigger's job stays the last run, and `overlap: skip` still waits for the
+    tick's job, which is not."""
+    schedule = await create(schedules, workspace, overlap=Overlap.SKIP)
     clock.set(at("2026-12-05 10:05:00.5"))
     decision = decide_tick(schedule, clock.moment, previous_run_unfinished=False)
     assert decision is not None
     claimed = await schedules.schedules.claim_tick(schedule, decision)
     assert claimed is not None  # and its server stopped before firing
+    assert claimed.firing_tick is not None
     triggered, _ = await schedules.trigger(workspace.id, schedule.name, ACTOR)
+    # The trigger's job is stamped by the database's clock, the tick by the test's.
+    assert triggered.created_at > claimed.firing_tick
     await tick(schedules, clock, at("2026-12-05 10:06"))  # the firing finished late
     after = await schedules.get_schedule(workspace.id, schedule.name)
     assert after.firing_tick is None
     assert (after.last_job_id, after.last_run_at) == (triggered.id, triggered.created_at)
     _, runs = await schedules.list_runs(workspace.id, schedule.name)
     assert {run.outcome for run in runs} == {RunOutcome.FIRED, RunOutcome.TRIGGERED}
+
+    await service.cancel_job(workspace.id, triggered.id, ACTOR)  # the tick's job still waits
+    await tick(schedules, clock, at("2026-12-05 10:10:00.5"))
+    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    assert (runs[0].tick, runs[0].outcome) == (at("2026-12-05 10:10"), RunOutcome.SKIPPED_OVERLAP)
 
 
 async def test_a_deleted_schedule_fires_no_more(

@@ -257,8 +257,7 @@ class ScheduleService:
             return await self._fire(schedule, schedule.firing_tick)
         unfinished = False
         if schedule.overlap == Overlap.SKIP and schedule.last_job_id is not None:
-            previous = await self.jobs.jobs.get_job(schedule.workspace_id, schedule.last_job_id)
-            unfinished = previous is not None and not previous.status.is_terminal
+            unfinished = await self.schedules.run_unfinished(schedule)
         decision = decide_tick(schedule, now, previous_run_unfinished=unfinished)
         if decision is None:
             return 0

@@ -208,6 +208,20 @@ class ScheduleStore:
         assert row is not None
         return self.codec.optional_timestamp(row["next_run_at"]), bool(row["firing"])
 
+    async def run_unfinished(self, schedule: Schedule) -> bool:
+        """Whether the job of the schedule's last run, or of its last fired tick, has not
+        finished (what `overlap: skip` waits for)."""
+        async with self.database.read() as connection:
+            row = await connection.fetchrow(
+                self.queries["run_unfinished"].sql,
+                {
+                    "id": schedule.id,
+                    "ws": schedule.workspace_id,
+                    "last_job_id": schedule.last_job_id,
+                },
+            )
+        return row is not None and bool(row["unfinished"])
+
     async def claim_tick(self, schedule: Schedule, decision: TickDecision) -> Schedule | None:
         """Store a tick's decision if the schedule is still the version it was made on (so
         one server's decision counts per tick); a skip goes in the history at once, a tick

@@ -475,6 +475,21 @@ RETURNING id;
 last_job_id = CASE WHEN last_run_at > :at THEN last_job_id ELSE :job_id END,
 last_run_at = CASE WHEN last_run_at > :at THEN last_run_at ELSE :at END
 
+-- name: run_unfinished
+-- `overlap: skip`: whether the job of the schedule's last run (:last_job_id), or of its
+-- last fired tick, is unfinished. The two differ when a firing finished late (a server
+-- recovering one that stopped) after a trigger made since its tick: the trigger's job is
+-- the last run, and the tick's may still run. Reads uq_schedule_runs_tick back from the
+-- newest tick, past the skipped ones.
+SELECT EXISTS (
+    SELECT 1 FROM jobs j
+    WHERE j.workspace_id = :ws AND {unfinished:j} AND (j.id = :last_job_id OR j.id = (
+        SELECT r.job_id FROM schedule_runs r
+        WHERE r.schedule_id = :id AND r.tick IS NOT NULL AND r.job_id IS NOT NULL
+        ORDER BY r.tick DESC LIMIT 1
+    ))
+) AS unfinished;
+
 -- name: insert_schedule_run
 -- One entry per tick, whoever records it; triggers (no tick) each have their own.
 INSERT INTO schedule_runs (schedule_id, workspace_id, tick, outcome, job_id, created_at)
