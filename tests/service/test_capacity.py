@@ -129,6 +129,33 @@ async def test_many_keys_all_get_turns_however_many_there_are(
     assert claimed[2] == set(keys[50:]) | set(keys[:15]), sorted(claimed[2])
 
 
+async def test_keys_of_several_workspaces_each_take_turns_in_one_scope(
+    store: Store, service: JobService, workspace: Workspace
+) -> None:
+    """An instance claim over keyed workspaces scans each one's keys from where its last
+    turn stopped (on PostgreSQL, every workspace's scan in one statement): workspaces with
+    different keys go round their own, wrapping each on its own."""
+    other = await WorkspaceService(store).create_workspace("other")
+    third = await WorkspaceService(store).create_workspace("third")
+    keys = {
+        workspace.id: [f"a-{n:02}" for n in range(12)],
+        other.id: [f"b-{n:02}" for n in range(5)],
+        third.id: [f"c-{n:02}" for n in range(30)],
+    }
+    for workspace_id, names in keys.items():
+        specs = [JobSpec(type="t", concurrency_key=key) for key in names for _ in range(10)]
+        await service.create_jobs(workspace_id, specs, ACTOR)
+    seen: dict[UUID, list[str]] = {workspace_id: [] for workspace_id in keys}
+    for _ in range(5):  # 30 turns a workspace: every key of each, evenly
+        for job in await claim(service, None, 18):
+            assert job.workspace_id is not None
+            seen[job.workspace_id].append(str(job.concurrency_key))
+    for workspace_id, names in keys.items():
+        taken = Counter(seen[workspace_id])
+        assert set(taken) == set(names), (workspace_id, sorted(taken))
+        assert max(taken.values()) - min(taken.values()) <= 1, taken
+
+
 async def test_a_key_whose_jobs_come_after_a_claim_gets_the_next_turn(
     service: JobService, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -60,9 +60,9 @@ async def complete_batch(service: JobService, workspace_id: UUID, jobs: list[Job
     completions = []
     for job in jobs:
         assert job.lease_id is not None
-        completions.append(Completion(job.id, job.lease_id, None))
+        completions.append(Completion(workspace_id, job.id, job.lease_id, None))
     if completions:
-        outcomes = await service.complete_jobs(workspace_id, completions, ACTOR, AS_JOB)
+        outcomes = await service.complete_jobs(completions, ACTOR, AS_JOB)
         assert all(outcome.error is None for outcome in outcomes), outcomes
 
 
@@ -217,9 +217,10 @@ async def test_a_batch_of_completions_takes_off_only_the_limited_jobs_it_complet
     running = await claim(service, workspace.id, 6)
     stale = next(job for job in running if job.concurrency_key == "a")
     completions = [
-        Completion(job.id, uuid4() if job is stale else job.lease_id, None) for job in running
+        Completion(workspace.id, job.id, uuid4() if job is stale else job.lease_id, None)
+        for job in running
     ]
-    outcomes = await service.complete_jobs(workspace.id, completions, ACTOR, AS_JOB)
+    outcomes = await service.complete_jobs(completions, ACTOR, AS_JOB)
     assert [outcome.job_id for outcome in outcomes if outcome.error is not None] == [stale.id]
     assert (await limits.get(workspace.id, "a")).running == 1
     await assert_counts_true(limits, store, workspace.id)

@@ -10,12 +10,13 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from conveyor.domain.errors import IdempotencyConflict, InvalidInput, LeaseLost
+from conveyor.domain.errors import IdempotencyConflict, InvalidInput, JobNotFound, LeaseLost
 from conveyor.domain.job_lists import JobFilter
 from conveyor.domain.jobs import CompletedJob, Completion, Job, JobSpec, JobStatus
 from conveyor.domain.steps import StepPhase, StepStatus, StepType
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import AS_COMPLETED_JOB, AS_JOB, JobService, Unobserved
+from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store
 from tests.service.helpers import ACTOR, claim_one, job_in_status
 
@@ -31,12 +32,11 @@ async def test_a_bad_result_in_a_completion_batch_refuses_that_job_alone(
     await service.create_jobs(workspace.id, [JobSpec(type="test")] * 3, ACTOR)
     first, second, third = [await claim_one(service, workspace.id) for _ in range(3)]
     outcomes = await service.complete_jobs(
-        workspace.id,
         [
-            Completion(first.id, lease_of(first), {"n": 1}),
-            Completion(second.id, lease_of(second), {"text": "nul \x00 inside"}),
-            Completion(third.id, lease_of(third), {"n": 3}),
-            Completion(first.id, lease_of(first), {"n": 1}),  # the same job again
+            Completion(workspace.id, first.id, lease_of(first), {"n": 1}),
+            Completion(workspace.id, second.id, lease_of(second), {"text": "nul \x00 inside"}),
+            Completion(workspace.id, third.id, lease_of(third), {"n": 3}),
+            Completion(workspace.id, first.id, lease_of(first), {"n": 1}),  # the same job again
         ],
         ACTOR,
         AS_JOB,
@@ -139,11 +139,10 @@ async def test_a_completion_batch_answered_without_jobs_settles_each_job_the_sam
     await service.create_jobs(workspace.id, [JobSpec(type="test")] * 3, ACTOR)
     first, second, third = [await claim_one(service, workspace.id) for _ in range(3)]
     outcomes = await service.complete_jobs(
-        workspace.id,
         [
-            Completion(first.id, lease_of(first), {"n": 1}),
-            Completion(second.id, uuid4(), {"n": 2}),  # not its lease
-            Completion(third.id, lease_of(third), None),
+            Completion(workspace.id, first.id, lease_of(first), {"n": 1}),
+            Completion(workspace.id, second.id, uuid4(), {"n": 2}),  # not its lease
+            Completion(workspace.id, third.id, lease_of(third), None),
         ],
         ACTOR,
         AS_COMPLETED_JOB,
@@ -163,3 +162,33 @@ async def test_a_completion_batch_answered_without_jobs_settles_each_job_the_sam
     assert [(job.id, job.started_at, job.completed_at) for job in seen.completed] == [
         (job.id, job.started_at, job.completed_at) for job in (stored[0], stored[2])
     ], "the metrics are told the same run times either way"
+
+
+async def test_one_completion_batch_completes_jobs_of_many_workspaces_each_in_its_own(
+    store: Store, service: JobService, workspace: Workspace
+) -> None:
+    """An instance worker's batch holds jobs of several workspaces: one call completes each
+    in its workspace; a completion naming another workspace than its job's completes
+    nothing and is explained as not found there."""
+    other = await WorkspaceService(store).create_workspace("other")
+    await service.create_jobs(workspace.id, [JobSpec(type="test")] * 2, ACTOR)
+    await service.create_jobs(other.id, [JobSpec(type="test")], ACTOR)
+    mine, misnamed = [await claim_one(service, workspace.id) for _ in range(2)]
+    theirs = await claim_one(service, other.id)
+    outcomes = await service.complete_jobs(
+        [
+            Completion(workspace.id, mine.id, lease_of(mine), {"n": 1}),
+            Completion(other.id, theirs.id, lease_of(theirs), {"n": 2}),
+            Completion(other.id, misnamed.id, lease_of(misnamed), {"n": 3}),
+        ],
+        ACTOR,
+        AS_JOB,
+    )
+    assert [outcome.error for outcome in outcomes[:2]] == [None, None]
+    assert isinstance(outcomes[2].error, JobNotFound)
+    assert (await service.get_job(workspace.id, mine.id)).result == {"n": 1}
+    assert (await service.get_job(other.id, theirs.id)).result == {"n": 2}
+    left = await service.get_job(workspace.id, misnamed.id)
+    assert (left.status, left.result) == (JobStatus.RUNNING, None)
+    events = await service.get_job_detail(other.id, theirs.id)
+    assert [event.workspace_id for event in events.events] == [other.id] * len(events.events)

@@ -184,9 +184,11 @@ class Job(NamedTuple):
 
 
 class Completion(NamedTuple):
-    """A worker's report that a job it holds under `lease_id` finished with `result` (a
-    named tuple, like `Job`: a completion batch builds hundreds)."""
+    """A worker's report that a job of `workspace_id` it holds under `lease_id` finished
+    with `result` (a named tuple, like `Job`: a completion batch builds hundreds; one batch
+    may complete jobs of many workspaces, as an instance worker's does)."""
 
+    workspace_id: UUID
     job_id: UUID
     lease_id: UUID
     result: JsonValue

@@ -106,7 +106,7 @@ class WorkerReports(JobServiceCore):
         self, workspace_id: UUID, job_id: UUID, lease_id: UUID, result: JsonValue, actor: str
     ) -> Job:
         [outcome] = await self.complete_jobs(
-            workspace_id, [Completion(job_id, lease_id, result)], actor, AS_JOB
+            [Completion(workspace_id, job_id, lease_id, result)], actor, AS_JOB
         )
         if outcome.error is not None:
             raise outcome.error
@@ -115,7 +115,6 @@ class WorkerReports(JobServiceCore):
 
     async def complete_jobs(
         self,
-        workspace_id: UUID,
         completions: Sequence[Completion],
         actor: str,
         answer: Projection[Completed],
@@ -138,9 +137,7 @@ class WorkerReports(JobServiceCore):
             except InvalidInput as error:
                 refused[index] = error
         storable = [c for index, c in enumerate(completions) if index not in refused]
-        done = await self._retrying(
-            lambda: self.jobs.complete_jobs(workspace_id, storable, actor, answer)
-        )
+        done = await self._retrying(lambda: self.jobs.complete_jobs(storable, actor, answer))
         self.observer.jobs_completed(done)
         by_id = {job.id: job for job in done}
         outcomes: list[CompletionOutcome[Completed]] = []
@@ -152,15 +149,13 @@ class WorkerReports(JobServiceCore):
                 outcomes.append(CompletionOutcome(completion.job_id, completed, None))
                 continue
             try:
-                job = await self._complete_on_fresh_read(workspace_id, completion, actor)
+                job = await self._complete_on_fresh_read(completion, actor)
                 outcomes.append(CompletionOutcome(completion.job_id, answer.from_job(job), None))
             except (JobConflict, JobNotFound) as error:
                 outcomes.append(CompletionOutcome(completion.job_id, None, error))
         return outcomes
 
-    async def _complete_on_fresh_read(
-        self, workspace_id: UUID, completion: Completion, actor: str
-    ) -> Job:
+    async def _complete_on_fresh_read(self, completion: Completion, actor: str) -> Job:
         """The guarded completion missed: a repeat of the same result is fine, anything
         else is explained by the domain (lease lost, different result, not found)."""
 
@@ -173,7 +168,7 @@ class WorkerReports(JobServiceCore):
                 return None
             return rules.decide_completion(job, completion.lease_id, completion.result, actor)
 
-        job = await self._decide_and_store(workspace_id, completion.job_id, decide)
+        job = await self._decide_and_store(completion.workspace_id, completion.job_id, decide)
         if not repeated:
             self.observer.jobs_completed([job])
         return job

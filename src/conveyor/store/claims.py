@@ -428,10 +428,15 @@ class ClaimPlanner:
             for row in rows
         ]
 
-    def keys_statement(self, request: ClaimRequest) -> tuple[str, dict[str, Any]]:
-        """`claimable_keys` of the types a claim takes, and their parameters."""
+    def keys_statement(
+        self, request: ClaimRequest, ws: str = ":ws", after: str = ":after"
+    ) -> tuple[str, dict[str, Any]]:
+        """`claimable_keys` of the types a claim takes, and their parameters: of the
+        workspace `ws` from `after` (parameters, or the columns of a statement that scans
+        several workspaces)."""
         types, params = self.type_condition(request)
-        return self.queries["claimable_keys"].compose(type_condition=types), params
+        sql = self.queries["claimable_keys"].compose(type_condition=types, ws=ws, after=after)
+        return sql, params
 
     def budget(self, request: ClaimRequest, plan: Sequence[PlannedWorkspace]) -> int:
         """How many jobs a claim offers turns for: where limits govern and the last claim

@@ -176,14 +176,13 @@ class JobStore(Protocol):
 
     async def complete_jobs(
         self,
-        workspace_id: UUID,
         completions: Sequence[Completion],
         actor: str,
         answer: Projection[Completed],
     ) -> list[Completed]:
-        """Complete every job whose lease is still the one given (with its
-        `completion_event`). Returns those completed; the others are left as they are for
-        the service to explain."""
+        """Complete every job of the workspace named whose lease is still the one given
+        (with its `completion_event`), in one statement whatever their workspaces. Returns
+        those completed; the others are left as they are for the service to explain."""
         ...
 
     async def extend_lease(

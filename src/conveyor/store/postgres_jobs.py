@@ -323,15 +323,22 @@ class PostgresJobStore(SharedJobStatements):
     async def _scan_keys(
         self, request: ClaimRequest, afters: Mapping[UUID, str], most: int
     ) -> dict[UUID, KeyScan]:
-        """The key scans of the workspaces of `afters`, each from its point, on one
-        connection."""
+        """The key scans of the workspaces of `afters`, each from its point, in one
+        statement (`claimable_keys_of_workspaces`)."""
+        scan, types = self.planner.keys_statement(request, ws="g.ws", after="g.after")
+        sql = self.queries["claimable_keys_of_workspaces"].compose(scan=scan)
+        params = {
+            **types,
+            "workspaces": list(afters),
+            "afters": list(afters.values()),
+            "max_groups": most,
+        }
         async with self.database.read() as connection:
-            return {
-                workspace_id: await self._claimable_keys(
-                    connection, workspace_id, request, after, most
-                )
-                for workspace_id, after in afters.items()
-            }
+            rows = await connection.fetch(sql, params)
+        found: dict[UUID, list[Row]] = {workspace_id: [] for workspace_id in afters}
+        for row in rows:
+            found[self.database.codec.uuid(row["workspace_id"])].append(row)
+        return {workspace_id: KeyScan.of(scanned) for workspace_id, scanned in found.items()}
 
     async def _claim_under_limits(
         self,
@@ -457,35 +464,25 @@ class PostgresJobStore(SharedJobStatements):
             **types,
         }
 
-    async def _claimable_keys(
-        self,
-        connection: Connection,
-        workspace_id: UUID,
-        request: ClaimRequest,
-        after: str,
-        most: int,
-    ) -> KeyScan:
-        """Up to `most` keys with claimable jobs, starting after `after` (the last one this
-        process reached), wrapping round to the first."""
-        sql, types = self.planner.keys_statement(request)
-        params = {**types, "ws": workspace_id, "max_groups": most, "after": after}
-        return KeyScan.of(await connection.fetch(sql, params))
-
     async def complete_jobs(
         self,
-        workspace_id: UUID,
         completions: Sequence[Completion],
         actor: str,
         answer: Projection[Completed],
     ) -> list[Completed]:
         records = [
-            {"id": str(c.job_id), "lease_id": str(c.lease_id), "result": c.result}
+            {
+                "id": str(c.job_id),
+                "workspace_id": str(c.workspace_id),
+                "lease_id": str(c.lease_id),
+                "result": c.result,
+            }
             for c in completions
         ]
         async with self.database.write() as connection:
             rows = await connection.fetch(
                 self.queries["complete_jobs"].compose(answer=answer.columns),
-                {"completions": Json(records), "ws": workspace_id, "actor": actor},
+                {"completions": Json(records), "actor": actor},
             )
         return [answer.from_row(self.rows, row) for row in rows]
 

@@ -381,7 +381,6 @@ class SqliteJobStore(SharedJobStatements):
 
     async def complete_jobs(
         self,
-        workspace_id: UUID,
         completions: Sequence[Completion],
         actor: str,
         answer: Projection[Completed],
@@ -391,7 +390,7 @@ class SqliteJobStore(SharedJobStatements):
                 {
                     "result": Json(completion.result),
                     "job_id": completion.job_id,
-                    "ws": workspace_id,
+                    "ws": completion.workspace_id,
                     "lease_id": completion.lease_id,
                 }
             )

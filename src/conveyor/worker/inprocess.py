@@ -90,26 +90,20 @@ class ServiceBackend:
     async def complete_many(
         self, reports: list[CompletionReport], worker_id: str
     ) -> list[Exception | None]:
-        """One completion batch per workspace (in one statement each)."""
-        by_workspace: dict[UUID, list[int]] = {}
-        for index, report in enumerate(reports):
-            by_workspace.setdefault(_workspace(report.job), []).append(index)
-        outcomes: list[Exception | None] = [None] * len(reports)
-        for workspace_id, indexes in by_workspace.items():
-            settled = await _call(
-                self._service.complete_jobs(
-                    workspace_id,
-                    [
-                        Completion(reports[i].job.id, reports[i].job.lease_id, reports[i].result)
-                        for i in indexes
-                    ],
-                    worker_actor(worker_id),
-                    AS_COMPLETED_JOB,  # the worker needs each outcome, not the job
-                )
+        """The batch in one statement, whatever the workspaces of its jobs."""
+        settled = await _call(
+            self._service.complete_jobs(
+                [
+                    Completion(
+                        _workspace(report.job), report.job.id, report.job.lease_id, report.result
+                    )
+                    for report in reports
+                ],
+                worker_actor(worker_id),
+                AS_COMPLETED_JOB,  # the worker needs each outcome, not the job
             )
-            for index, outcome in zip(indexes, settled, strict=True):
-                outcomes[index] = None if outcome.error is None else translate(outcome.error)
-        return outcomes
+        )
+        return [None if outcome.error is None else translate(outcome.error) for outcome in settled]
 
     async def fail(
         self,

@@ -328,9 +328,12 @@ async def complete(
 async def complete_many(
     ctx: Context, principal: Reporter, body: CompleteManyIn, worker: WorkerId = None
 ) -> Response:
+    workspace_id = principal.workspace.id
     outcomes = await ctx.jobs.complete_jobs(
-        principal.workspace.id,
-        [Completion(item.job_id, item.lease_id, item.result) for item in body.completions],
+        [
+            Completion(workspace_id, item.job_id, item.lease_id, item.result)
+            for item in body.completions
+        ],
         reporter_actor(principal, worker),
         AS_JOB,
     )

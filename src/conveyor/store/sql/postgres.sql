@@ -109,6 +109,16 @@ CROSS JOIN LATERAL (
     FOR UPDATE SKIP LOCKED
 ) j;
 
+-- name: claimable_keys_of_workspaces
+-- The key scans of a claim's keyed workspaces (:workspaces, each from its :afters) in one
+-- statement: the shared scan (`claimable_keys`, {scan}) run for each, its LIMIT stopping
+-- each workspace's own. In each workspace's scan order: the keys after, then the keys
+-- wrapped round to, each in key order.
+SELECT g.ws AS workspace_id, k.concurrency_key, k.wrapped
+FROM unnest(:workspaces::uuid[], :afters::text[]) WITH ORDINALITY AS g(ws, after, n)
+CROSS JOIN LATERAL ({scan}) k
+ORDER BY g.n, k.wrapped, k.concurrency_key;
+
 -- name: start_jobs
 -- Chosen jobs ({chosen}: id, and whether a limit may govern it: its workspace's claim lock
 -- is held) start under fresh leases, each with its job.started event; a job that a limit
@@ -222,18 +232,20 @@ SELECT EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = ANY(:workspaces::uu
 {column};
 
 -- name: complete_jobs
--- A batch of completions: each job whose lease is still the one given (its status one
--- the table lets complete) is completed with its job.completed event, setting what the
--- domain's decide_completion sets ({completed_values}).
+-- A batch of completions: each job of the workspace named whose lease is still the one
+-- given (its status one the table lets complete) is completed with its job.completed
+-- event, setting what the domain's decide_completion sets ({completed_values}). One
+-- statement whatever the workspaces (an instance worker's batch holds many).
 WITH input AS (
     SELECT * FROM jsonb_to_recordset(:completions::jsonb)
-        AS c(id uuid, lease_id uuid, result jsonb)
+        AS c(id uuid, workspace_id uuid, lease_id uuid, result jsonb)
 ), done AS (
     UPDATE jobs SET status = {completed_status}, result = input.result, {completed_values},
         completed_at = now(), updated_at = now(), version = version + 1,
         last_event_seq = last_event_seq + 1
     FROM input
-    WHERE jobs.id = input.id AND jobs.workspace_id = :ws AND jobs.lease_id = input.lease_id
+    WHERE jobs.id = input.id AND jobs.workspace_id = input.workspace_id
+        AND jobs.lease_id = input.lease_id
         AND {completable:jobs}
     RETURNING {job_columns:jobs}
 ), completed AS (

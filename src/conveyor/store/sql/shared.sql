@@ -40,21 +40,23 @@ ORDER BY id;
 
 -- name: claimable_keys
 -- The concurrency keys with jobs due (of the types the claim takes: {type_condition}) in
--- a workspace, up to :max_groups: those after :after in key order, then, if they run
--- short, from the first key up to :after (`wrapped`). One index probe each (a skip scan of
+-- a workspace ({ws}), up to :max_groups: those after {after} in key order, then, if they
+-- run short, from the first key up to {after} (`wrapped`). {ws} and {after} are
+-- parameters, or on PostgreSQL the columns of each workspace a claim scans in one
+-- statement (`claimable_keys_of_workspaces`). One index probe each (a skip scan of
 -- ix_jobs_claimable), in one statement: the LIMIT stops each scan as soon as it has
 -- enough, so the second runs only when the first ran out.
 WITH RECURSIVE later(concurrency_key) AS (
     SELECT (
         SELECT concurrency_key FROM jobs
-        WHERE workspace_id = :ws AND {claimable} AND concurrency_key > :after
+        WHERE workspace_id = {ws} AND {claimable} AND concurrency_key > {after}
             AND run_at <= conveyor_now() {type_condition}
         ORDER BY concurrency_key LIMIT 1
     )
     UNION ALL
     SELECT (
         SELECT concurrency_key FROM jobs
-        WHERE workspace_id = :ws AND {claimable} AND concurrency_key > later.concurrency_key
+        WHERE workspace_id = {ws} AND {claimable} AND concurrency_key > later.concurrency_key
             AND run_at <= conveyor_now() {type_condition}
         ORDER BY concurrency_key LIMIT 1
     )
@@ -62,15 +64,15 @@ WITH RECURSIVE later(concurrency_key) AS (
 ), earlier(concurrency_key) AS (
     SELECT (
         SELECT concurrency_key FROM jobs
-        WHERE workspace_id = :ws AND {claimable} AND concurrency_key <= :after
+        WHERE workspace_id = {ws} AND {claimable} AND concurrency_key <= {after}
             AND run_at <= conveyor_now() {type_condition}
         ORDER BY concurrency_key LIMIT 1
     )
     UNION ALL
     SELECT (
         SELECT concurrency_key FROM jobs
-        WHERE workspace_id = :ws AND {claimable} AND concurrency_key > earlier.concurrency_key
-            AND concurrency_key <= :after AND run_at <= conveyor_now() {type_condition}
+        WHERE workspace_id = {ws} AND {claimable} AND concurrency_key > earlier.concurrency_key
+            AND concurrency_key <= {after} AND run_at <= conveyor_now() {type_condition}
         ORDER BY concurrency_key LIMIT 1
     )
     FROM earlier WHERE earlier.concurrency_key IS NOT NULL
