@@ -18,6 +18,10 @@
   ANALYZEd after the fill (`plan.keys_analyze`, `--no-analyze` to drain without): without
   statistics both databases plan the group reads on `ix_jobs_due` (docs/benchmarks.md),
   and the figures would measure when autovacuum happens to run.
+* `claim-tenants`: the same three ways over `plan.tenants` workspaces, `plan.jobs` jobs and
+  `plan.keys` keys shared out evenly among them, drained by one worker serving every
+  workspace (an instance worker: `ServiceBackend(service, None)`, as `conveyor serve`'s
+  own): what a shared pool's claims and completions cost across tenants.
 * `limit-hammer`: one limit of `max_running: plan.hammer_max_running`, `plan.hammer_jobs`
   jobs of its key, `plan.hammer_workers` `Worker`s of `plan.hammer_slots` slots each, each
   on its own store (its own connection pool and, on PostgreSQL, its own LISTEN
@@ -219,10 +223,22 @@ KEY_VARIANTS = ("plain", "keys", "limits")
 async def claim_keys(
     system: System, infra: Infra, plan: Plan
 ) -> tuple[dict[str, float], dict[str, Any]]:
+    return await _key_variants("claim-keys", system, infra, plan, tenants=1)
+
+
+async def claim_tenants(
+    system: System, infra: Infra, plan: Plan
+) -> tuple[dict[str, float], dict[str, Any]]:
+    return await _key_variants("claim-tenants", system, infra, plan, tenants=plan.tenants)
+
+
+async def _key_variants(
+    scenario: str, system: System, infra: Infra, plan: Plan, *, tenants: int
+) -> tuple[dict[str, float], dict[str, Any]]:
     metrics: dict[str, float] = {}
     details: dict[str, Any] = {}
-    for variant in _rotated("claim-keys", list(KEY_VARIANTS)):
-        figures = await _keys_run(system, infra, plan, variant)
+    for variant in _rotated(scenario, list(KEY_VARIANTS)):
+        figures = await _keys_run(system, infra, plan, variant, tenants)
         details[variant] = figures
         metrics[f"{variant}_jobs_per_s"] = figures["jobs_per_s"]
     details["order"] = list(details)
@@ -231,32 +247,42 @@ async def claim_keys(
     return metrics, details
 
 
-def _key_of(variant: str, keys: int) -> Any:
+def _key_of(variant: str, keys: int, tenant: int) -> Any:
     if variant == "plain":
         return lambda index: None
-    return lambda index: f"key-{index % keys:05d}"
+    return lambda index: f"key-{tenant:03d}-{index % keys:05d}"
 
 
-async def _keys_run(system: System, infra: Infra, plan: Plan, variant: str) -> dict[str, Any]:
+async def _keys_run(
+    system: System, infra: Infra, plan: Plan, variant: str, tenants: int
+) -> dict[str, Any]:
+    """One variant's drain: `tenants` workspaces (the session's and more) each get their
+    share of the jobs and keys; with more than one, the worker serves every workspace."""
     postgres = infra.postgres
+    jobs, keys = plan.jobs // tenants, max(1, plan.keys // tenants)
     async with system.session() as opened:
         session = _session(opened)
-        workspace_id = session.keys.workspace_id
-        key_of = _key_of(variant, plan.keys)
         store = await open_store(session.url, pool_size=PRODUCER_POOL)
         try:
-            specs = (_noop(i, key_of(i)) for i in range(plan.jobs))
-            await fill(JobService(store), workspace_id, session.keys.actor, specs)
-            if variant == "limits":
-                limits = LimitService(store, WorkSignal())
-                for number in range(plan.keys):
-                    await limits.put(
-                        workspace_id,
-                        key_of(number),
-                        max_running=plan.keys_max_running,
-                        rate=None,
-                        paused=False,
-                    )
+            workspaces = [session.keys.workspace_id] + [
+                (await WorkspaceService(store).create_workspace(f"bench-t{n}")).id
+                for n in range(1, tenants)
+            ]
+            limits = LimitService(store, WorkSignal())
+            for tenant, workspace_id in enumerate(workspaces):
+                key_of = _key_of(variant, keys, tenant)
+                first = tenant * jobs  # payload indexes stay distinct across workspaces
+                specs = (_noop(first + i, key_of(i)) for i in range(jobs))
+                await fill(JobService(store), workspace_id, session.keys.actor, specs)
+                if variant == "limits":
+                    for number in range(keys):
+                        await limits.put(
+                            workspace_id,
+                            key_of(number),
+                            max_running=plan.keys_max_running,
+                            rate=None,
+                            paused=False,
+                        )
             if plan.keys_analyze:
                 async with store.database.write() as connection:
                     await connection.execute("ANALYZE")
@@ -273,16 +299,16 @@ async def _keys_run(system: System, infra: Infra, plan: Plan, variant: str) -> d
             sqlite = session.url.kind == "sqlite"
             pool = WorkerPool(
                 session.url,
-                workspace_id,
+                workspaces[0] if tenants == 1 else None,
                 noop_handlers(starts),
                 _options(session.slots, "bench-worker"),
                 service=embedded_service(store) if sqlite else None,
             )
-            elapsed = await drain(pool, starts, plan.jobs, plan.timeout_seconds)
+            elapsed = await drain(pool, starts, jobs * tenants, plan.timeout_seconds)
         finally:
             await store.close()
         figures: dict[str, Any] = {
-            "jobs_per_s": plan.jobs / elapsed,
+            "jobs_per_s": jobs * tenants / elapsed,
             "seconds": elapsed,
             "duplicate_starts": starts.duplicates,
             "slots": session.slots,
@@ -291,11 +317,11 @@ async def _keys_run(system: System, infra: Infra, plan: Plan, variant: str) -> d
         if database is not None:
             await postgres.wait_idle(database)
             costs = await statement_costs(postgres, database)
-            figures["statements_per_job"] = sum(cost.calls for cost in costs) / plan.jobs
-            figures["statements"] = [cost.as_json(plan.jobs) for cost in costs[:16]]
+            figures["statements_per_job"] = sum(cost.calls for cost in costs) / (jobs * tenants)
+            figures["statements"] = [cost.as_json(jobs * tenants) for cost in costs[:16]]
         completed = await session.count_completed()
-    if completed is not None and completed < plan.jobs:
-        raise RuntimeError(f"{variant}: {completed} of {plan.jobs} jobs completed")
+    if completed is not None and completed < jobs * tenants:
+        raise RuntimeError(f"{variant}: {completed} of {jobs * tenants} jobs completed")
     return figures
 
 

@@ -16,6 +16,7 @@ SCENARIOS = (
     "contention",
     "noisy-neighbour",
     "claim-keys",
+    "claim-tenants",
     "limit-hammer",
     "due-start",
     "sse-1",
@@ -82,6 +83,8 @@ class Plan:
     """`claim-keys`: distinct concurrency keys over `jobs` jobs."""
     keys_max_running: int = 10
     """`claim-keys`: each key's limit in the limited variant."""
+    tenants: int = 50
+    """`claim-tenants`: workspaces sharing `jobs` and `keys`, served by one worker."""
     keys_analyze: bool = True
     """`claim-keys`: ANALYZE the database after filling it, so every variant is planned on
     the table's statistics (False: as the database has them then; see docs/benchmarks.md)."""
@@ -127,6 +130,7 @@ class Plan:
             noisy_head_start=500,
             keys=100,
             keys_max_running=5,
+            tenants=5,
             hammer_jobs=300,
             hammer_workers=3,
             hammer_slots=20,

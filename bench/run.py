@@ -309,6 +309,7 @@ def environment(plan: Plan, infra: Infra, facts: dict[str, Any]) -> dict[str, An
                 "max_running": plan.keys_max_running,
                 "analyze_after_fill": plan.keys_analyze,
             },
+            "claim_tenants": {"tenants": plan.tenants},
             "limit_hammer": {
                 "jobs": plan.hammer_jobs,
                 "workers": plan.hammer_workers,

@@ -183,6 +183,19 @@ SCENARIO_INFO: dict[str, ScenarioInfo] = {
             (),
         ),
         ScenarioInfo(
+            "claim-tenants",
+            "the same three ways over {tenants} workspaces ({jobs} jobs and {keys} keys shared "
+            "out evenly), one worker serving every workspace (an instance worker); {analyzed}",
+            (
+                Metric("plain_jobs_per_s", "plain jobs/s", True),
+                Metric("keys_jobs_per_s", "keys jobs/s", True),
+                Metric("limits_jobs_per_s", "limits jobs/s", True),
+                Metric("keys_ratio", "keys / plain", True, "{:.2f}"),
+                Metric("limits_ratio", "limits / plain", True, "{:.2f}"),
+            ),
+            (),
+        ),
+        ScenarioInfo(
             "limit-hammer",
             "one limit of max_running {hammer_max_running}, {hammer_jobs} jobs of its key, "
             "{hammer_workers} workers x {hammer_slots} slots (each its own store), handlers "
@@ -293,6 +306,7 @@ def describe(scenario: str, plan: Plan) -> str:
         noisy_b_jobs=plan.noisy_b_jobs,
         keys=plan.keys,
         keys_max_running=plan.keys_max_running,
+        tenants=plan.tenants,
         analyzed="ANALYZE after the fill" if plan.keys_analyze else "no ANALYZE after the fill",
         hammer_max_running=plan.hammer_max_running,
         hammer_jobs=plan.hammer_jobs,
@@ -588,6 +602,10 @@ async def claim_keys(system: System, infra: Infra, plan: Plan) -> RunOutcome:
     return RunOutcome(*await capacity.claim_keys(system, infra, plan))
 
 
+async def claim_tenants(system: System, infra: Infra, plan: Plan) -> RunOutcome:
+    return RunOutcome(*await capacity.claim_tenants(system, infra, plan))
+
+
 async def limit_hammer(system: System, infra: Infra, plan: Plan) -> RunOutcome:
     return RunOutcome(*await capacity.limit_hammer(system, infra, plan))
 
@@ -632,6 +650,8 @@ def runner_for(scenario: str, drain_rates: dict[str, float]) -> ScenarioRunner |
         return noisy_neighbour
     if scenario == "claim-keys":
         return claim_keys
+    if scenario == "claim-tenants":
+        return claim_tenants
     if scenario == "limit-hammer":
         return limit_hammer
     if scenario == "due-start":

@@ -79,7 +79,7 @@ CLAIM_WAIT_SECONDS = 1.0
 """Long-poll length of an idle worker's claim. Wake-ups are pushed (in-process signal,
 LISTEN/NOTIFY), so this only decides how soon an idle worker notices `stop()`."""
 LEASE_SECONDS = 60.0
-CAPACITY_SCENARIOS = frozenset({"noisy-neighbour", "claim-keys", "limit-hammer"})
+CAPACITY_SCENARIOS = frozenset({"noisy-neighbour", "claim-keys", "claim-tenants", "limit-hammer"})
 
 
 def noop_handlers(starts: Starts) -> Handlers:

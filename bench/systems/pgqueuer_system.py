@@ -170,6 +170,7 @@ class PgQueuer(System):
             "which holds A back even while B is idle, not a fair share of one pool"
         ),
         "claim-keys": "limits are per entrypoint (a job function in code), not per key",
+        "claim-tenants": "no tenants: one queue table per database (and no per-key limits)",
         "limit-hammer": "not measured (its nearest, an entrypoint's concurrency_limit)",
         "due-start": "not measured (Conveyor's due-time wake-ups)",
     }

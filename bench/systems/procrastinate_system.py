@@ -176,6 +176,7 @@ class Procrastinate(System):
             "case; B is kept apart only by workers of its own"
         ),
         "claim-keys": "no per-key max_running: a lock runs one job of the lock at a time",
+        "claim-tenants": "no tenants (queues are not fair shares) and no per-key max_running",
         "limit-hammer": "no max_running limit (a lock is a limit of one), not measured",
         "due-start": "not measured (Conveyor's due-time wake-ups)",
     }

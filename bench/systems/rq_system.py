@@ -225,6 +225,7 @@ class Rq(System):
         "contention": "Conveyor only",
         "noisy-neighbour": "nothing comparable: a worker takes its queues in a fixed order",
         "claim-keys": "no concurrency keys or limits",
+        "claim-tenants": "no tenants, concurrency keys or limits",
         "limit-hammer": "no concurrency limits",
         "due-start": "not measured (Conveyor's due-time wake-ups)",
     }
