@@ -541,3 +541,39 @@ async def test_a_limited_start_is_stamped_when_it_starts_not_when_its_claim_bega
     [job] = await waiting
     assert released is not None
     assert job.started_at >= released["at"], "stamped before the claim could start anything"
+
+
+async def test_limits_of_one_name_in_several_workspaces_each_hold_their_own(
+    store: Store, service: JobService, workspace: Workspace
+) -> None:
+    """An instance claim reads the limits of every workspace it takes from at once (on
+    PostgreSQL in one statement, folding their leaves in one more): a limit is its
+    workspace's, even where another workspace has one of the same name."""
+    other = await WorkspaceService(store).create_workspace("other")
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "api", max_running=1, rate=None, paused=False)
+    await limits.put(other.id, "api", max_running=3, rate=None, paused=False)
+    await limits.put(workspace.id, "type:mail", max_running=None, rate=Rate(2, 3600), paused=False)
+    await limits.put(other.id, "type:mail", max_running=None, rate=Rate(1, 3600), paused=False)
+    for workspace_id in (workspace.id, other.id):
+        specs = [JobSpec(type="t", concurrency_key="api")] * 10 + [JobSpec(type="mail")] * 5
+        await service.create_jobs(workspace_id, specs, ACTOR)
+
+    started = await claim(service, None, 20)
+    by_place = Counter((job.workspace_id, job.type) for job in started)
+    assert by_place == {
+        (workspace.id, "t"): 1,
+        (other.id, "t"): 3,
+        (workspace.id, "mail"): 2,
+        (other.id, "mail"): 1,
+    }
+    assert await claim(service, None, 20) == [], "every limit is full or out of starts"
+
+    for job in started:  # every slot frees in both workspaces; the rate windows do not
+        if job.type == "t":
+            assert job.lease_id is not None
+            await service.complete_job(
+                job.workspace_id or workspace.id, job.id, job.lease_id, None, ACTOR
+            )
+    again = Counter((job.workspace_id, job.type) for job in await claim(service, None, 20))
+    assert again == {(workspace.id, "t"): 1, (other.id, "t"): 3}

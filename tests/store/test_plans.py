@@ -101,8 +101,15 @@ def test_a_claim_reads_each_group_in_the_order_of_the_claimable_index(
 def test_limit_states_read_each_limit_by_its_key_and_the_type_limits_by_their_index(
     database: sqlite3.Connection,
 ) -> None:
-    sql = QUERIES["limit_states"].compose(names=QUERIES.in_list("l.name", "names"))
-    found = plan(database, sql, {"ws": "w", "names": "[]", "most": 1})
+    sql = QUERIES["limit_states"].compose(
+        named=QUERIES["named_limits"].sql,
+        workspaces=QUERIES.in_list("l.workspace_id", "workspaces"),
+    )
+    found = plan(
+        database,
+        sql,
+        {"limit_ws": '["w"]', "limit_names": '["k"]', "limit_most": "[1]", "workspaces": '["w"]'},
+    )
     assert "sqlite_autoindex_limits" in found, found
     assert "ix_limits_types" in found, found
     assert "SCAN l" not in found, found

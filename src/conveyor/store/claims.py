@@ -305,15 +305,15 @@ def keys_to_scan(budget: int) -> int:
     return budget + 1
 
 
-def offered_keys(turns: Turns, workspace_id: UUID) -> list[str]:
-    """The concurrency keys of a workspace's groups offered a share: the key limits that
-    may govern its picks (`limit_states` reads those that may cap a share, and every type
-    limit)."""
-    return sorted(
-        group.concurrency_key
-        for group in turns.shares
-        if group.workspace_id == workspace_id and group.concurrency_key is not None
-    )
+def named_limits(limits: Iterable[tuple[UUID, str, int]]) -> dict[str, list[Any]]:
+    """The parameters of `named_limits` (a statement's {named}): each limit's workspace,
+    name and the share of the group it would govern."""
+    named = sorted(limits)
+    return {
+        "limit_ws": [workspace_id for workspace_id, _, _ in named],
+        "limit_names": [name for _, name, _ in named],
+        "limit_most": [most for _, _, most in named],
+    }
 
 
 def rated_workspaces(
@@ -393,28 +393,41 @@ class ClaimPlanner:
         sql = self.queries["next_due"].compose(scope=scope)
         return sql, {**params, "looked": -(lookback + LOOKBACK_MARGIN_SECONDS)}
 
-    def limit_statement(self, turns: Turns, workspace_id: UUID) -> tuple[str, dict[str, Any]]:
-        """`limit_states` of a workspace: the limits of its groups offered that may leave
-        one less than its share, and its type limits."""
+    def limit_statement(
+        self, turns: Turns, workspaces: Collection[UUID]
+    ) -> tuple[str, dict[str, Any]]:
+        """`limit_states` of workspaces, in one statement: the key limits of their groups
+        offered that may leave one less than its share (the limits of those groups' keys,
+        each with the group's share), and their type limits."""
         q = self.queries
-        sql = q["limit_states"].compose(names=q.in_list("l.name", "names"))
-        keys = offered_keys(turns, workspace_id)
-        most = max(
-            (share for group, share in turns.shares.items() if group.workspace_id == workspace_id),
-            default=0,
+        sql = q["limit_states"].compose(
+            named=q["named_limits"].sql, workspaces=q.in_list("l.workspace_id", "workspaces")
         )
-        return sql, {"ws": workspace_id, "names": keys, "most": most}
+        offered = (
+            (group.workspace_id, group.concurrency_key, share)
+            for group, share in turns.shares.items()
+            if group.workspace_id in workspaces and group.concurrency_key is not None
+        )
+        return sql, {**named_limits(offered), "workspaces": sorted(workspaces)}
 
-    def starts_statement(
-        self, workspace_id: UUID, rows: Sequence[Row]
-    ) -> tuple[str, dict[str, Any]] | None:
+    def starts_statement(self, rows: Sequence[Row]) -> tuple[str, dict[str, Any]] | None:
         """`recent_starts` of the limits among `limit_states`'s rows with a rate (None: no
         rate to count starts for)."""
-        rated = [row["name"] for row in rows if row["rate_count"] is not None]
+        rated = [
+            (self.codec.uuid(row["workspace_id"]), row["name"], 0)
+            for row in rows
+            if row["rate_count"] is not None
+        ]
         if not rated:
             return None
-        sql = self.queries["recent_starts"].compose(names=self.queries.in_list("s.name", "names"))
-        return sql, {"ws": workspace_id, "names": rated}
+        q = self.queries
+        return q["recent_starts"].compose(named=q["named_limits"].sql), named_limits(rated)
+
+    def forget_statement(self, workspaces: Collection[UUID]) -> tuple[str, dict[str, Any]]:
+        """`forget_old_starts` of workspaces."""
+        q = self.queries
+        sql = q["forget_old_starts"].compose(workspaces=q.in_list("workspace_id", "workspaces"))
+        return sql, {"workspaces": sorted(workspaces)}
 
     def planned(self, rows: Sequence[Row]) -> list[PlannedWorkspace]:
         return [
@@ -612,23 +625,22 @@ class ClaimPlanner:
         return max(0.0, (due - now).total_seconds())
 
     def limit_states(
-        self,
-        workspace_id: UUID,
-        rows: Sequence[Row],
-        starts: Sequence[Row],
+        self, rows: Sequence[Row], starts: Sequence[Row]
     ) -> tuple[dict[tuple[UUID, str], LimitState], datetime | None]:
-        """The limits' counts as read under the claim lock, and the database's now."""
-        recent: dict[str, list[datetime]] = {}
+        """The limits' counts as read under the claim locks (`limit_states`, with their
+        `recent_starts`), and the database's now (None: no limit was read)."""
+        codec = self.codec
+        recent: dict[tuple[UUID, str], list[datetime]] = {}
         for row in starts:
-            recent.setdefault(row["name"], []).append(self.codec.timestamp(row["started_at"]))
+            key = (codec.uuid(row["workspace_id"]), row["name"])
+            recent.setdefault(key, []).append(codec.timestamp(row["started_at"]))
         states: dict[tuple[UUID, str], LimitState] = {}
-        now = self.codec.timestamp(rows[0]["now"]) if rows else None
+        now = codec.timestamp(rows[0]["now"]) if rows else None
         for row in rows:
             rate = None
             if row["rate_count"] is not None:
                 rate = Rate(int(row["rate_count"]), float(row["rate_per_seconds"]))
-            limit = Limit(workspace_id, row["name"], row["max_running"], rate, bool(row["paused"]))
-            states[(workspace_id, row["name"])] = LimitState(
-                limit, int(row["running"]), recent.get(row["name"], [])
-            )
+            key = (codec.uuid(row["workspace_id"]), row["name"])
+            limit = Limit(key[0], key[1], row["max_running"], rate, bool(row["paused"]))
+            states[key] = LimitState(limit, int(row["running"]), recent.get(key, []))
         return states, now

@@ -53,7 +53,9 @@ class LimitStore:
             if await connection.fetchrow(q["limit_exists"].sql, params) is None:
                 counted = await connection.fetch(*self._count_into(limit))
                 running = len(counted)
-                await connection.execute(q["fold_limit_leaves"].sql, {"ws": limit.workspace_id})
+                await connection.execute(
+                    q["fold_limit_leaves"].sql, {"workspaces": [limit.workspace_id]}
+                )
             await connection.execute(
                 q["put_limit"].sql,
                 {
@@ -86,7 +88,7 @@ class LimitStore:
             await connection.execute(
                 q["take_claim_locks"].sql, {"workspaces": [workspace_id], "shared": []}
             )
-            await connection.execute(q["fold_limit_leaves"].sql, {"ws": workspace_id})
+            await connection.execute(q["fold_limit_leaves"].sql, {"workspaces": [workspace_id]})
             deleted = await connection.execute_counting(
                 q["delete_limit"].sql, {"ws": workspace_id, "name": name}
             )

@@ -375,8 +375,8 @@ class PostgresJobStore(SharedJobStatements):
             states, now = await self._limit_states(connection, turns, limited)
             fitted = planner.fit(turns, weights, states, request.limit, now)
             to_fold = limited if fitted.capped else planner.unfolded(limited)
-            for workspace_id in to_fold:
-                await connection.execute(q["fold_limit_leaves"].sql, {"ws": workspace_id})
+            if to_fold:
+                await connection.execute(q["fold_limit_leaves"].sql, {"workspaces": to_fold})
             planner.folded(to_fold)
             if fitted.capped:  # the counts may have held jobs that left: read them again
                 states, now = await self._limit_states(connection, turns, limited)
@@ -394,8 +394,8 @@ class PostgresJobStore(SharedJobStatements):
                     connection, request, answer, turns, weights, states, now, fitted
                 )
             jobs = [answer.from_row(self.rows, row) for row in rows]
-            for workspace_id in rated_workspaces(counted, states):
-                await connection.execute(q["forget_old_starts"].sql, {"ws": workspace_id})
+            if rated := rated_workspaces(counted, states):
+                await connection.execute(*planner.forget_statement(rated))
         more, wake_in = planner.took_limited(request, plan, turns, took, len(jobs), now)
         outcome = ClaimOutcome(jobs, wake_in, tuple(weights), more)
         return self._after_claim(plan, request, most, keys, outcome)
@@ -437,18 +437,13 @@ class PostgresJobStore(SharedJobStatements):
         self, connection: Connection, turns: Turns, workspaces: Sequence[UUID]
     ) -> tuple[dict[tuple[UUID, str], LimitState], datetime | None]:
         """The limits that may leave a group offered less than its share, every type limit,
-        and the database's now."""
+        and the database's now: every workspace's in one statement (and their rates' starts
+        in one more)."""
         planner = self.planner
-        states: dict[tuple[UUID, str], LimitState] = {}
-        now = None
-        for workspace_id in workspaces:
-            rows = await connection.fetch(*planner.limit_statement(turns, workspace_id))
-            counted = planner.starts_statement(workspace_id, rows)
-            starts = [] if counted is None else await connection.fetch(*counted)
-            found, read_at = planner.limit_states(workspace_id, rows, starts)
-            states.update(found)
-            now = read_at or now  # a workspace none of whose limits was read has no now
-        return states, now
+        rows = await connection.fetch(*planner.limit_statement(turns, workspaces))
+        counted = planner.starts_statement(rows)
+        starts = [] if counted is None else await connection.fetch(*counted)
+        return planner.limit_states(rows, starts)
 
     def _group_picks(self, request: ClaimRequest, columns: str) -> str:
         types, _ = self.planner.type_condition(request)

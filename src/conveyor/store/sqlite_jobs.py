@@ -295,23 +295,17 @@ class SqliteJobStore(SharedJobStatements):
         the shares to them (`ClaimPlanner.fit`) and start every job they pick; where a type
         limit may refuse jobs, pick the candidates and start those the domain admits (the
         writer is this batch's alone: nothing can start meanwhile)."""
-        q = self.queries
-        states: dict[tuple[UUID, str], LimitState] = {}
-        now = None
-        for workspace in plan:
-            if not workspace.limited:
-                continue
-            sql, params = self.planner.limit_statement(turns, workspace.id)
-            rows = connection.execute(sql, encode_params(params)).fetchall()
-            counted = self.planner.starts_statement(workspace.id, rows)
-            starts = (
-                []
-                if counted is None
-                else connection.execute(counted[0], encode_params(counted[1])).fetchall()
-            )
-            found, read_at = self.planner.limit_states(workspace.id, rows, starts)
-            states.update(found)
-            now = read_at or now  # a workspace none of whose limits was read has no now
+        planner = self.planner
+        limited = [workspace.id for workspace in plan if workspace.limited]
+        sql, params = planner.limit_statement(turns, limited)
+        rows = connection.execute(sql, encode_params(params)).fetchall()
+        counted = planner.starts_statement(rows)
+        starts = (
+            []
+            if counted is None
+            else connection.execute(counted[0], encode_params(counted[1])).fetchall()
+        )
+        states, now = planner.limit_states(rows, starts)
         fitted = self.planner.fit(turns, weights, states, request.limit, now)
         if fitted.final:
             rows = self._start_shares(connection, fitted.shares, types, claim_params, True)
@@ -332,10 +326,12 @@ class SqliteJobStore(SharedJobStatements):
                 continue
             for _ in range(count):
                 connection.execute(
-                    q["record_start"].sql, encode_params({"ws": workspace_id, "name": name})
+                    self.queries["record_start"].sql,
+                    encode_params({"ws": workspace_id, "name": name}),
                 )
-        for workspace_id in rated_workspaces(started, states):
-            connection.execute(q["forget_old_starts"].sql, encode_params({"ws": workspace_id}))
+        if forgetting := rated_workspaces(started, states):
+            forget, forget_params = planner.forget_statement(forgetting)
+            connection.execute(forget, encode_params(forget_params))
         return rows, self.planner.took_limited(request, plan, turns, took, len(rows), now)
 
     def _start_admitted(

@@ -196,20 +196,21 @@ SELECT picked.id, true AS limited FROM ({picks}) picked;
 SELECT id, true AS limited FROM unnest(:ids::uuid[]) AS c(id);
 
 -- name: fold_limit_leaves
--- The leaves of a workspace's limited jobs (migration 0018) taken off the limits of their
--- names (their key, `type:<type>`), under the workspace's claim lock (claims and creating
--- a limit hold it). One statement: the rows deleted are the rows counted, however many
--- leaves commit meanwhile.
+-- The leaves of the limited jobs of workspaces (:workspaces; migration 0018) taken off the
+-- limits of their names (their key, `type:<type>`), under the workspaces' claim locks
+-- (claims and creating a limit hold them). One statement: the rows deleted are the rows
+-- counted, however many leaves commit meanwhile.
 WITH gone AS (
-    DELETE FROM limit_leaves WHERE workspace_id = :ws RETURNING concurrency_key, type
+    DELETE FROM limit_leaves WHERE workspace_id = ANY(:workspaces::uuid[])
+    RETURNING workspace_id, concurrency_key, type
 ), names AS (
-    SELECT concurrency_key AS name FROM gone WHERE concurrency_key IS NOT NULL
+    SELECT workspace_id, concurrency_key AS name FROM gone WHERE concurrency_key IS NOT NULL
     UNION ALL
-    SELECT 'type:' || type FROM gone
+    SELECT workspace_id, 'type:' || type FROM gone
 )
 UPDATE limits l SET running = l.running - g.n
-FROM (SELECT name, count(*) AS n FROM names GROUP BY name) g
-WHERE l.workspace_id = :ws AND l.name = g.name;
+FROM (SELECT workspace_id, name, count(*) AS n FROM names GROUP BY workspace_id, name) g
+WHERE l.workspace_id = g.workspace_id AND l.name = g.name;
 
 -- name: take_claim_locks
 -- The claim locks of workspaces, in one order (no deadlock), held to commit: exclusive for
@@ -222,6 +223,11 @@ SELECT conveyor_claim_locks(:workspaces::uuid[], :shared::uuid[]);
 -- Whether a limit has come to one of the workspaces (:workspaces) a claim's plan found
 -- without, since: asked under their shared claim locks (the claim then plans afresh).
 SELECT EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = ANY(:workspaces::uuid[])) AS came;
+
+-- name: named_limits
+-- Limits a statement reads by name ({named}): the parallel lists :limit_ws, :limit_names
+-- and :limit_most as rows o(ws, name, most).
+unnest(:limit_ws::uuid[], :limit_names::text[], :limit_most::int[]) AS o(ws, name, most);
 
 -- name: in_list
 -- A list parameter binds as an array.

@@ -97,24 +97,26 @@ SELECT (
 ) AS due, conveyor_now() AS now;
 
 -- name: limit_states
--- The limits named (:names, {names}: one primary-key probe each) of a workspace that may
--- leave a group less than its share (at most :most): paused, with a rate, or with less
--- room than that; and all its type limits (a claim reads them before it knows its
--- candidates' types). With how many of their jobs run: read under the workspace's claim
--- lock, so no claim elsewhere can start one meanwhile, after `fold_limit_leaves` (a job
+-- The limits named ({named}: `named_limits`, each a workspace, a name and the share `most`
+-- of the group it would govern; one primary-key probe each) that may leave their group
+-- less than its share: paused, with a rate, or with less room than that; and all the
+-- type limits of the workspaces ({workspaces}: a claim reads them before it knows its
+-- candidates' types). With how many of their jobs run: read under the workspaces' claim
+-- locks, so no claim elsewhere can start one meanwhile, after `fold_limit_leaves` (a job
 -- that leaves after the fold still counts here: a claim may start fewer, never more). A
--- limit not read leaves its group its whole share. Two branches, not one condition with
--- OR: that compared every limit of the workspace with every name.
-SELECT l.name, l.max_running, l.rate_count, l.rate_per_seconds, l.paused,
+-- limit not read leaves its group its whole share. Every workspace of a claim in one
+-- statement. Two branches, not one condition with OR: that compared every limit of the
+-- workspaces with every name.
+SELECT l.workspace_id, l.name, l.max_running, l.rate_count, l.rate_per_seconds, l.paused,
     conveyor_now() AS now, l.running
-FROM limits l
-WHERE l.workspace_id = :ws AND {names}
-    AND (l.paused OR l.rate_count IS NOT NULL OR l.max_running - l.running < :most)
+FROM {named}
+JOIN limits l ON l.workspace_id = o.ws AND l.name = o.name
+WHERE l.paused OR l.rate_count IS NOT NULL OR l.max_running - l.running < o.most
 UNION ALL
-SELECT l.name, l.max_running, l.rate_count, l.rate_per_seconds, l.paused,
+SELECT l.workspace_id, l.name, l.max_running, l.rate_count, l.rate_per_seconds, l.paused,
     conveyor_now() AS now, l.running
 FROM limits l
-WHERE l.workspace_id = :ws AND substr(l.name, 1, 5) = 'type:';
+WHERE {workspaces} AND substr(l.name, 1, 5) = 'type:';
 
 -- name: limit_exists
 SELECT 1 AS found FROM limits WHERE workspace_id = :ws AND name = :name;
@@ -130,18 +132,20 @@ WHERE {leased} AND {workspace} = :ws AND {matches}
 RETURNING id;
 
 -- name: recent_starts
--- The starts each rate window of the limits named ({names}: those of `limit_states`'s
--- with a rate) counts, oldest first.
-SELECT s.name, s.started_at FROM limit_starts s
+-- The starts each rate window of the limits named ({named}: those of `limit_states`'s
+-- with a rate, in any of a claim's workspaces) counts, oldest first.
+SELECT s.workspace_id, s.name, s.started_at FROM {named}
+JOIN limit_starts s ON s.workspace_id = o.ws AND s.name = o.name
 JOIN limits l ON l.workspace_id = s.workspace_id AND l.name = s.name
-WHERE s.workspace_id = :ws AND {names} AND l.rate_per_seconds IS NOT NULL
-    AND s.started_at > conveyor_after(-l.rate_per_seconds)
-ORDER BY s.name, s.started_at;
+WHERE l.rate_per_seconds IS NOT NULL AND s.started_at > conveyor_after(-l.rate_per_seconds)
+ORDER BY s.workspace_id, s.name, s.started_at;
 
 -- name: forget_old_starts
--- Starts older than any window of the workspace's limits count for nothing.
-DELETE FROM limit_starts WHERE workspace_id = :ws AND started_at <= conveyor_after(-(
-    SELECT COALESCE(max(rate_per_seconds), 0) FROM limits WHERE workspace_id = :ws
+-- Starts older than any window of their workspace's limits count for nothing (in the
+-- workspaces {workspaces}).
+DELETE FROM limit_starts WHERE {workspaces} AND started_at <= conveyor_after(-(
+    SELECT COALESCE(max(l.rate_per_seconds), 0) FROM limits l
+    WHERE l.workspace_id = limit_starts.workspace_id
 ));
 
 -- name: find_by_idempotency_keys

@@ -74,6 +74,13 @@ SELECT 0 AS folded;
 -- name: record_start
 INSERT INTO limit_starts (workspace_id, name, started_at) VALUES (:ws, :name, conveyor_now());
 
+-- name: named_limits
+-- Limits a statement reads by name ({named}): the parallel lists :limit_ws, :limit_names
+-- and :limit_most (JSON arrays) as rows o(ws, name, most).
+(SELECT w.value AS ws, n.value AS name, m.value AS most FROM json_each(:limit_ws) w
+    JOIN json_each(:limit_names) n ON n.key = w.key
+    JOIN json_each(:limit_most) m ON m.key = w.key) AS o;
+
 -- name: in_list
 -- A list parameter binds as a JSON array.
 {column} IN (SELECT value FROM json_each({param}));
