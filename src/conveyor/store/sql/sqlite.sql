@@ -76,10 +76,11 @@ INSERT INTO limit_starts (workspace_id, name, started_at) VALUES (:ws, :name, co
 
 -- name: named_limits
 -- Limits a statement reads by name ({named}): the parallel lists :limit_ws, :limit_names
--- and :limit_most (JSON arrays) as rows o(ws, name, most).
-(SELECT w.value AS ws, n.value AS name, m.value AS most FROM json_each(:limit_ws) w
-    JOIN json_each(:limit_names) n ON n.key = w.key
-    JOIN json_each(:limit_most) m ON m.key = w.key) AS o;
+-- and :limit_most (JSON arrays) as rows o(ws, name, most). The other two lists are read at
+-- each name's index (`->>`): joining three json_each on their keys compared every element
+-- with every other.
+(SELECT :limit_ws ->> n.key AS ws, n.value AS name, :limit_most ->> n.key AS most
+    FROM json_each(:limit_names) n) AS o;
 
 -- name: in_list
 -- A list parameter binds as a JSON array.
