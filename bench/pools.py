@@ -222,7 +222,7 @@ STATEMENT_LABELS: tuple[tuple[str, str], ...] = (
     ("FOR UPDATE SKIP LOCKED", "group_picks"),
     ("DELETE FROM limit_leaves", "fold_limit_leaves"),
     ("AS now, l.running", "limit_states"),
-    ("FROM limit_starts s", "recent_starts"),
+    ("JOIN limit_starts s", "recent_starts"),
     ("DELETE FROM limit_starts", "forget_old_starts"),
     ("pg_advisory_xact_lock", "take_claim_locks"),
     ("AS due,", "next_due"),

@@ -577,3 +577,33 @@ async def test_limits_of_one_name_in_several_workspaces_each_hold_their_own(
             )
     again = Counter((job.workspace_id, job.type) for job in await claim(service, None, 20))
     assert again == {(workspace.id, "t"): 1, (other.id, "t"): 3}
+
+
+async def test_old_starts_are_forgotten_by_each_workspaces_own_window(
+    store: Store, service: JobService, workspace: Workspace
+) -> None:
+    """A claim that starts rated jobs in several workspaces forgets, in one statement, the
+    starts older than each workspace's own longest window, not another's."""
+    other = await WorkspaceService(store).create_workspace("other")
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "type:mail", max_running=None, rate=Rate(1, 1), paused=False)
+    await limits.put(other.id, "type:mail", max_running=None, rate=Rate(5, 3600), paused=False)
+    async with store.database.transaction() as connection:
+        for workspace_id in (workspace.id, other.id):  # a start a minute ago in each
+            await connection.execute(
+                "INSERT INTO limit_starts (workspace_id, name, started_at) "
+                "VALUES (:ws, 'type:mail', conveyor_after(-60))",
+                {"ws": workspace_id},
+            )
+    for workspace_id in (workspace.id, other.id):
+        await service.create_jobs(workspace_id, [JobSpec(type="mail")] * 5, ACTOR)
+
+    started = Counter(job.workspace_id for job in await claim(service, None, 10))
+    assert started == {workspace.id: 1, other.id: 4}, "the minute-old start fills one of 5"
+
+    async with store.database.read() as connection:
+        rows = await connection.fetch(
+            "SELECT workspace_id, count(*) AS n FROM limit_starts GROUP BY workspace_id", {}
+        )
+    kept = {store.database.codec.uuid(row["workspace_id"]): int(row["n"]) for row in rows}
+    assert kept == {workspace.id: 1, other.id: 5}, "a 1 s window forgets the old start"

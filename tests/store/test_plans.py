@@ -125,3 +125,14 @@ def test_a_new_limit_counts_the_running_jobs_of_its_name_through_the_running_job
     )
     found = plan(database, sql, {"ws": "w", "value": "v"})
     assert "ix_jobs_lease_expiry" in found, found
+
+
+def test_a_claims_plan_finds_each_workspaces_due_jobs_through_the_claimable_index(
+    database: sqlite3.Connection,
+) -> None:
+    # Both looks (a job with a key, one without) seek ix_jobs_claimable; neither reads the
+    # workspace's history (on PostgreSQL an EXISTS once walked it by creation time).
+    sql = QUERIES["claim_plan"].compose(scope="1 = 1", type_condition="")
+    found = plan(database, sql, {})
+    assert found.count("ix_jobs_claimable") == 2, found
+    assert "SCAN j" not in found, found

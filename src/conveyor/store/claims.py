@@ -413,7 +413,7 @@ class ClaimPlanner:
     def starts_statement(self, rows: Sequence[Row]) -> tuple[str, dict[str, Any]] | None:
         """`recent_starts` of the limits among `limit_states`'s rows with a rate (None: no
         rate to count starts for)."""
-        rated = [
+        rated = [  # a share means nothing to recent_starts: 0
             (self.codec.uuid(row["workspace_id"]), row["name"], 0)
             for row in rows
             if row["rate_count"] is not None

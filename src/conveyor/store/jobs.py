@@ -180,9 +180,10 @@ class JobStore(Protocol):
         actor: str,
         answer: Projection[Completed],
     ) -> list[Completed]:
-        """Complete every job of the workspace named whose lease is still the one given
-        (with its `completion_event`), in one statement whatever their workspaces. Returns
-        those completed; the others are left as they are for the service to explain."""
+        """Complete every job, in the workspace its completion names, whose lease is still
+        the one given (with its `completion_event`): one call and one transaction whatever
+        their workspaces (on PostgreSQL one statement). Returns those completed; the others
+        are left as they are for the service to explain."""
         ...
 
     async def extend_lease(

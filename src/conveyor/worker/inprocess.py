@@ -90,7 +90,8 @@ class ServiceBackend:
     async def complete_many(
         self, reports: list[CompletionReport], worker_id: str
     ) -> list[Exception | None]:
-        """The batch in one statement, whatever the workspaces of its jobs."""
+        """The batch in one call to the store (one transaction), whatever the workspaces of
+        its jobs."""
         settled = await _call(
             self._service.complete_jobs(
                 [

@@ -148,11 +148,17 @@ ORDER BY s.workspace_id, s.name, s.started_at;
 
 -- name: forget_old_starts
 -- Starts older than any window of their workspace's limits count for nothing (in the
--- workspaces {workspaces}).
-DELETE FROM limit_starts WHERE {workspaces} AND started_at <= conveyor_after(-(
-    SELECT COALESCE(max(l.rate_per_seconds), 0) FROM limits l
-    WHERE l.workspace_id = limit_starts.workspace_id
-));
+-- workspaces {workspaces}; a workspace left without a rate forgets them all). Each
+-- workspace's bound is worked out once, not for every start.
+WITH bounds AS (
+    SELECT workspace_id, conveyor_after(-max(rate_per_seconds)) AS oldest FROM limits
+    WHERE {workspaces} AND rate_per_seconds IS NOT NULL
+    GROUP BY workspace_id
+)
+DELETE FROM limit_starts WHERE {workspaces} AND started_at <= COALESCE(
+    (SELECT b.oldest FROM bounds b WHERE b.workspace_id = limit_starts.workspace_id),
+    conveyor_after(0)
+);
 
 -- name: find_by_idempotency_keys
 SELECT {job_columns} FROM jobs WHERE workspace_id = :ws AND {keys};

@@ -77,9 +77,10 @@ INSERT INTO limit_starts (workspace_id, name, started_at) VALUES (:ws, :name, co
 -- name: named_limits
 -- Limits a statement reads by name ({named}): the parallel lists :limit_ws, :limit_names
 -- and :limit_most (JSON arrays) as rows o(ws, name, most). The other two lists are read at
--- each name's index (`->>`): joining three json_each on their keys compared every element
--- with every other.
-(SELECT :limit_ws ->> n.key AS ws, n.value AS name, :limit_most ->> n.key AS most
+-- each name's index (json_extract; SQLite keeps a parsed list for the statement): joining
+-- three json_each on their keys compared every element with every other.
+(SELECT json_extract(:limit_ws, '$[' || n.key || ']') AS ws, n.value AS name,
+    json_extract(:limit_most, '$[' || n.key || ']') AS most
     FROM json_each(:limit_names) n) AS o;
 
 -- name: in_list
