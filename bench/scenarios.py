@@ -73,6 +73,14 @@ LATENCY = (
     Metric("rate", "jobs/s offered", True),
     Metric("served", "jobs/s served", True),
 )
+KEY_VARIANTS = (
+    Metric("plain_jobs_per_s", "plain jobs/s", True),
+    Metric("keys_jobs_per_s", "keys jobs/s", True),
+    Metric("limits_jobs_per_s", "limits jobs/s", True),
+    Metric("keys_ratio", "keys / plain", True, "{:.2f}"),
+    Metric("limits_ratio", "limits / plain", True, "{:.2f}"),
+)
+"""`claim-keys` and `claim-tenants`: each of the three drains, and each over the plain one."""
 
 SCENARIO_INFO: dict[str, ScenarioInfo] = {
     info.name: info
@@ -173,26 +181,14 @@ SCENARIO_INFO: dict[str, ScenarioInfo] = {
             "{jobs} queued jobs drained three ways in one run, each on a fresh database: plain "
             "(no keys), keys ({keys} concurrency keys, no limits), limits (the same keys, each "
             "max_running {keys_max_running}); ratio = over plain; {analyzed}",
-            (
-                Metric("plain_jobs_per_s", "plain jobs/s", True),
-                Metric("keys_jobs_per_s", "keys jobs/s", True),
-                Metric("limits_jobs_per_s", "limits jobs/s", True),
-                Metric("keys_ratio", "keys / plain", True, "{:.2f}"),
-                Metric("limits_ratio", "limits / plain", True, "{:.2f}"),
-            ),
+            KEY_VARIANTS,
             (),
         ),
         ScenarioInfo(
             "claim-tenants",
             "the same three ways over {tenants} workspaces ({jobs} jobs and {keys} keys shared "
             "out evenly), one worker serving every workspace (an instance worker); {analyzed}",
-            (
-                Metric("plain_jobs_per_s", "plain jobs/s", True),
-                Metric("keys_jobs_per_s", "keys jobs/s", True),
-                Metric("limits_jobs_per_s", "limits jobs/s", True),
-                Metric("keys_ratio", "keys / plain", True, "{:.2f}"),
-                Metric("limits_ratio", "limits / plain", True, "{:.2f}"),
-            ),
+            KEY_VARIANTS,
             (),
         ),
         ScenarioInfo(
