@@ -403,10 +403,11 @@ class ClaimPlanner:
         sql = q["limit_states"].compose(
             named=q["named_limits"].sql, workspaces=q.in_list("l.workspace_id", "workspaces")
         )
+        read = set(workspaces)
         offered = (
             (group.workspace_id, group.concurrency_key, share)
             for group, share in turns.shares.items()
-            if group.workspace_id in workspaces and group.concurrency_key is not None
+            if group.workspace_id in read and group.concurrency_key is not None
         )
         return sql, {**named_limits(offered), "workspaces": sorted(workspaces)}
 
