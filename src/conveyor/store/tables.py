@@ -71,6 +71,12 @@ CLAIMABLE = status_condition([CLAIMABLE_STATUS])
 LEASED = status_condition([LEASED_STATUS])
 
 
+def partial(condition: str | sa.TextClause) -> dict[str, Any]:
+    """A partial index's keyword arguments: the same condition on both databases."""
+    where = sa.text(condition) if isinstance(condition, str) else condition
+    return {"postgresql_where": where, "sqlite_where": where}
+
+
 def _one_of(column: str, values: tuple[str, ...], name: str) -> sa.CheckConstraint:
     quoted = ", ".join(f"'{value}'" for value in values)
     return sa.CheckConstraint(f"{column} IN ({quoted})", name=name)
@@ -184,8 +190,7 @@ sa.Index(
     jobs.c.priority,
     jobs.c.run_at,
     jobs.c.id,
-    postgresql_where=sa.text(CLAIMABLE),
-    sqlite_where=sa.text(CLAIMABLE),
+    **partial(CLAIMABLE),
 )
 # When a waiting claim should look again: the next job to come due. By due time alone: led
 # by the workspace it looked, to a planner without statistics (a table filled since its
@@ -194,15 +199,13 @@ sa.Index(
 sa.Index(
     "ix_jobs_due",
     jobs.c.run_at,
-    postgresql_where=sa.text(CLAIMABLE),
-    sqlite_where=sa.text(CLAIMABLE),
+    **partial(CLAIMABLE),
 )
 # The reaper: running jobs by lease deadline.
 sa.Index(
     "ix_jobs_lease_expiry",
     jobs.c.lease_expires_at,
-    postgresql_where=sa.text(LEASED),
-    sqlite_where=sa.text(LEASED),
+    **partial(LEASED),
 )
 # Listing, newest first, within one workspace, optionally by status, type or agent task.
 sa.Index("ix_jobs_workspace_created", jobs.c.workspace_id, jobs.c.created_at, jobs.c.id)
@@ -215,23 +218,20 @@ sa.Index(
     jobs.c.workspace_id,
     jobs.c.status,
     jobs.c.created_at,
-    postgresql_where=_SETTLED,
-    sqlite_where=_SETTLED,
+    **partial(_SETTLED),
 )
 sa.Index(
     "ix_jobs_workspace_type",
     jobs.c.workspace_id,
     jobs.c.type,
     jobs.c.created_at,
-    postgresql_where=_SETTLED,
-    sqlite_where=_SETTLED,
+    **partial(_SETTLED),
 )
 sa.Index(
     "ix_jobs_workspace_agent_task",
     jobs.c.workspace_id,
     jobs.c.agent_task_id,
-    postgresql_where=sa.text("agent_task_id IS NOT NULL"),
-    sqlite_where=sa.text("agent_task_id IS NOT NULL"),
+    **partial("agent_task_id IS NOT NULL"),
 )
 # Finished jobs by final status and when they finished: the pruner's selection (one status
 # at a time, oldest first, each status with its own cut-off) and the throughput over time
@@ -241,8 +241,7 @@ sa.Index(
     jobs.c.workspace_id,
     jobs.c.status,
     jobs.c.completed_at,
-    postgresql_where=sa.text("completed_at IS NOT NULL"),
-    sqlite_where=sa.text("completed_at IS NOT NULL"),
+    **partial("completed_at IS NOT NULL"),
 )
 # Idempotency keys are unique per workspace; the database, not the code, settles a race.
 sa.Index(
@@ -250,8 +249,7 @@ sa.Index(
     jobs.c.workspace_id,
     jobs.c.idempotency_key,
     unique=True,
-    postgresql_where=sa.text("idempotency_key IS NOT NULL"),
-    sqlite_where=sa.text("idempotency_key IS NOT NULL"),
+    **partial("idempotency_key IS NOT NULL"),
 )
 
 steps = sa.Table(
@@ -375,8 +373,7 @@ sa.Index(
     "ix_limits_types",
     limits.c.workspace_id,
     limits.c.name,
-    postgresql_where=_TYPE_LIMIT,
-    sqlite_where=_TYPE_LIMIT,
+    **partial(_TYPE_LIMIT),
 )
 
 # On PostgreSQL, a row per job counted in limits when it left RUNNING (its key and type),
@@ -454,15 +451,13 @@ schedules = sa.Table(
 sa.Index(
     "ix_schedules_next_run",
     schedules.c.next_run_at,
-    postgresql_where=sa.text("next_run_at IS NOT NULL"),
-    sqlite_where=sa.text("next_run_at IS NOT NULL"),
+    **partial("next_run_at IS NOT NULL"),
 )
 # Firings left unfinished (rare, and looked for by every scheduler pass).
 sa.Index(
     "ix_schedules_firing",
     schedules.c.firing_tick,
-    postgresql_where=sa.text("firing_tick IS NOT NULL"),
-    sqlite_where=sa.text("firing_tick IS NOT NULL"),
+    **partial("firing_tick IS NOT NULL"),
 )
 
 # A schedule's history: each tick fired or skipped, each trigger, with the job it made.
@@ -492,8 +487,7 @@ sa.Index(
     schedule_runs.c.schedule_id,
     schedule_runs.c.tick,
     unique=True,
-    postgresql_where=sa.text("tick IS NOT NULL"),
-    sqlite_where=sa.text("tick IS NOT NULL"),
+    **partial("tick IS NOT NULL"),
 )
 # One entry per job a trigger made, however often its caller retries (migration 0019).
 sa.Index(
@@ -501,8 +495,7 @@ sa.Index(
     schedule_runs.c.schedule_id,
     schedule_runs.c.job_id,
     unique=True,
-    postgresql_where=sa.text("tick IS NULL"),
-    sqlite_where=sa.text("tick IS NULL"),
+    **partial("tick IS NULL"),
 )
 
 
