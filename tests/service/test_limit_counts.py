@@ -367,3 +367,77 @@ async def test_a_claim_with_a_type_limit_admits_each_job_and_one_without_starts_
     assert sorted((job.type, job.concurrency_key) for job in started) == [("x", "a"), ("y", "a")]
     assert await claim(service, workspace.id, 10) == [], "type:x is full"
     await assert_counts_true(limits, store, workspace.id)
+
+
+async def leaves_of(store: Store, workspace_id: UUID) -> list[str | None]:
+    """The concurrency keys of the leaves not yet folded (PostgreSQL writes them; SQLite's
+    trigger takes a leave off its limits at once, and writes none)."""
+    async with store.database.read() as connection:
+        rows = await connection.fetch(
+            "SELECT concurrency_key FROM limit_leaves WHERE workspace_id = :ws",
+            {"ws": workspace_id},
+        )
+    return sorted(row["concurrency_key"] for row in rows)
+
+
+async def test_a_deleted_limit_leaves_running_jobs_counted_only_where_another_limit_remains(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """Deleting a limit clears `limited` on the running jobs none of whose names has a limit
+    left: their ending writes no leave (migration 0020), and those a remaining limit
+    governs still count in it until they end."""
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "a", max_running=5, rate=None, paused=False)
+    await limits.put(workspace.id, "type:t", max_running=5, rate=None, paused=False)
+    specs = [JobSpec(type=kind, concurrency_key="a") for kind in ("t", "u") for _ in range(2)]
+    await service.create_jobs(workspace.id, specs, ACTOR)
+    running = await claim(service, workspace.id, 4)
+    assert len(running) == 4
+    await limits.delete(workspace.id, "a")
+    async with store.database.read() as connection:
+        rows = await connection.fetch(
+            "SELECT type, limited FROM jobs WHERE workspace_id = :ws AND status = 'RUNNING'",
+            {"ws": workspace.id},
+        )
+    assert sorted((row["type"], bool(row["limited"])) for row in rows) == [
+        ("t", True),
+        ("t", True),
+        ("u", False),
+        ("u", False),
+    ]
+    for job in [job for job in running if job.type == "u"]:
+        await end(service, job, "complete")
+    assert await leaves_of(store, workspace.id) == [], "no limit would take them"
+    assert (await limits.get(workspace.id, "type:t")).running == 2
+    for job in [job for job in running if job.type == "t"]:
+        await end(service, job, "fail")
+    await assert_counts_true(limits, store, workspace.id)
+    assert (await limits.get(workspace.id, "type:t")).running == 0
+
+
+async def test_the_last_limit_deleted_while_its_jobs_run_leaves_nothing_behind(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """A workspace whose last limit goes while its jobs run: however they end then, and a
+    job started again by name (which no limit governs), nothing is written that no fold
+    would take, and a limit of the same name put later counts only what runs."""
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "k", max_running=5, rate=None, paused=False)
+    specs = [JobSpec(type="t", concurrency_key="k", max_attempts=3)] * 3
+    await service.create_jobs(workspace.id, specs, ACTOR)
+    running = await claim(service, workspace.id, 3)
+    await end(service, running[0], "fail")  # back to QUEUED, started limited
+    await limits.delete(workspace.id, "k")
+    assert await limited_flags(store, workspace.id) == {"k": {False}}
+    await end(service, running[1], "complete")
+    await end(service, running[2], "cancel")
+    retried = await service.change_status(
+        workspace.id, running[0].id, JobStatus.RUNNING, actor=ACTOR, worker_id="w"
+    )
+    assert retried.status == JobStatus.RUNNING
+    assert await limited_flags(store, workspace.id) == {"k": {False}}, "started by name"
+    await end(service, retried, "complete")
+    assert await leaves_of(store, workspace.id) == []
+    counts = await limits.put(workspace.id, "k", max_running=5, rate=None, paused=False)
+    assert counts.running == 0
+    await assert_counts_true(limits, store, workspace.id)

@@ -211,3 +211,71 @@ async def test_postgresql_limits_count_their_running_jobs_from_0018_on(
         await drop_database(postgres_server.url(), name)
     assert counted == [("k", 2), ("type:t", 1)]
     assert [tuple(row) for row in leaves] == [("k", "t")]
+
+
+async def test_postgresql_leaves_no_limit_would_take_go_at_0020(postgres_server: Any) -> None:
+    """From 0020 the leave trigger asks nothing of the limits: the upgrade clears `limited`
+    on running jobs no limit of whose names exists, and drops the leaves of workspaces
+    without limits; a job a limit governs still writes its leave."""
+    import asyncpg
+
+    from tests.conftest import in_own_thread
+    from tests.support.postgres import create_database, drop_database
+
+    name = f"migrate_0020_{os.getpid()}"
+    await create_database(postgres_server.url(), name)
+    url = DatabaseURL.parse(postgres_server.url(name))
+    insert_job = (
+        "INSERT INTO jobs (id, workspace_id, type, status, priority, payload, "
+        "progress_percent, attempt, max_attempts, run_at, retry_backoff_seconds, "
+        "retry_backoff_max_seconds, created_at, updated_at, version, last_event_seq, "
+        "last_step_ordinal, lease_id, lease_expires_at, concurrency_key, limited) "
+        "VALUES (gen_random_uuid(), $1, 't', 'RUNNING', 5, '{}', 0, 1, 1, now(), 1, 60, "
+        "now(), now(), 1, 1, 0, gen_random_uuid(), now() + interval '1 hour', $2, true) "
+        "RETURNING id"
+    )
+    insert_workspace = (
+        "INSERT INTO workspaces (id, slug, created_at, weight) "
+        "VALUES (gen_random_uuid(), $1, now(), 1) RETURNING id"
+    )
+    try:
+        in_own_thread(lambda: upgrade(url, "0019"))
+        connection = await asyncpg.connect(url.url)
+        try:
+            governed = await connection.fetchval(insert_workspace, "governed")
+            bare = await connection.fetchval(insert_workspace, "bare")
+            await connection.execute(
+                "INSERT INTO limits (workspace_id, name, paused, created_at, updated_at, running) "
+                "VALUES ($1, 'k', false, now(), now(), 1)",
+                governed,
+            )
+            counted = await connection.fetchval(insert_job, governed, "k")
+            await connection.fetchval(insert_job, governed, "gone")
+            await connection.fetchval(insert_job, bare, "k")
+            await connection.execute(
+                "INSERT INTO limit_leaves (workspace_id, concurrency_key, type) "
+                "VALUES ($1, 'k', 't'), ($2, 'k', 't')",
+                governed,
+                bare,
+            )
+            in_own_thread(lambda: upgrade(url))
+            flags = await connection.fetch(
+                "SELECT w.slug, j.concurrency_key, j.limited FROM jobs j "
+                "JOIN workspaces w ON w.id = j.workspace_id ORDER BY 1, 2"
+            )
+            await connection.execute("UPDATE jobs SET status = 'COMPLETED' WHERE id = $1", counted)
+            await connection.execute("UPDATE jobs SET status = 'COMPLETED' WHERE NOT limited")
+            leaves = await connection.fetch(
+                "SELECT w.slug, l.concurrency_key FROM limit_leaves l "
+                "JOIN workspaces w ON w.id = l.workspace_id ORDER BY 1"
+            )
+        finally:
+            await connection.close()
+    finally:
+        await drop_database(postgres_server.url(), name)
+    assert [tuple(row) for row in flags] == [
+        ("bare", "k", False),
+        ("governed", "gone", False),
+        ("governed", "k", True),
+    ]
+    assert [tuple(row) for row in leaves] == [("governed", "k"), ("governed", "k")]

@@ -95,6 +95,8 @@ def guarded_change(queries: Queries, workspace_id: UUID, change: JobChange) -> G
     if change.target is not None:
         assignments.append("status = :status")
         params["status"] = change.target.value
+    if change.unless_limits:  # a start no limit governs counts in none (migration 0020)
+        assignments.append("limited = false")
     for column, value in sorted(change.values.items()):
         assignments.append(f"{column} = :set_{column}")
         params[f"set_{column}"] = Json(value) if column in JSON_COLUMNS else value

@@ -81,17 +81,20 @@ class LimitStore:
 
     async def delete(self, workspace_id: UUID, name: str) -> bool:
         """Under the workspace's claim lock (a limit created meanwhile counts its jobs
-        whole), after folding the leaves written while it stood: none is left to be taken
-        off a limit of the same name created later."""
+        whole): the running jobs no limit governs any more count in none
+        (`count_out_of_limits`), then the leaves written while it stood are folded, so none
+        is left to be taken off a limit of the same name created later."""
         q = self.queries
         async with self.database.transaction() as connection:
             await connection.execute(
                 q["take_claim_locks"].sql, {"workspaces": [workspace_id], "shared": []}
             )
+            params = {"ws": workspace_id, "name": name}
+            deleted = await connection.execute_counting(q["delete_limit"].sql, params)
+            if deleted:
+                sql = q["count_out_of_limits"].compose(workspace=q.unindexed("workspace_id"))
+                await connection.execute(sql, {"ws": workspace_id})
             await connection.execute(q["fold_limit_leaves"].sql, {"workspaces": [workspace_id]})
-            deleted = await connection.execute_counting(
-                q["delete_limit"].sql, {"ws": workspace_id, "name": name}
-            )
         return deleted > 0
 
     async def existing(self, workspace_id: UUID, names: Sequence[str]) -> list[str]:
