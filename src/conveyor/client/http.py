@@ -29,6 +29,8 @@ STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 """Streams ping every 15 s: a minute of silence means the connection is dead."""
 RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0)
 END_OF_STREAM = "stream.complete"
+EVENTS_PAGE = 1000
+"""The most events `GET …/jobs/{id}/events` answers at once."""
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 """Answers a following stream waits out and retries rather than raising."""
 
@@ -587,12 +589,29 @@ class Client(ScheduleCalls):
         result: JSON = self.request("GET", self._ws("/stats"))
         return result
 
-    def list_events(self, job_id: str | UUID, after_seq: int = 0) -> list[JSON]:
-        """A job's events after `after_seq`, oldest first: a page of up to 1,000."""
+    def list_events(
+        self, job_id: str | UUID, after_seq: int = 0, *, limit: int = EVENTS_PAGE
+    ) -> list[JSON]:
+        """A job's events after `after_seq`, oldest first: a page of up to `limit` (at most
+        1,000). `iter_events` reads them all."""
         result: list[JSON] = self.request(
-            "GET", self._ws(f"/jobs/{job_id}/events"), params={"after_seq": after_seq}
+            "GET",
+            self._ws(f"/jobs/{job_id}/events"),
+            params={"after_seq": after_seq, "limit": limit},
         )["data"]
         return result
+
+    def iter_events(
+        self, job_id: str | UUID, after_seq: int = 0, *, limit: int = EVENTS_PAGE
+    ) -> Iterator[JSON]:
+        """Every event of a job after `after_seq`, oldest first, page by page (`limit` a
+        page): each page starts after the last event of the one before."""
+        while True:
+            page = self.list_events(job_id, after_seq, limit=limit)
+            yield from page
+            if len(page) < limit:
+                return
+            after_seq = page[-1]["seq"]
 
 
 class AsyncClient(AsyncScheduleCalls):
@@ -869,11 +888,25 @@ class AsyncClient(AsyncScheduleCalls):
         result: JSON = await self.request("GET", await self.ws_path("/stats"))
         return result
 
-    async def list_events(self, job_id: str | UUID, after_seq: int = 0) -> list[JSON]:
-        """A job's events after `after_seq`, oldest first: a page of up to 1,000."""
+    async def list_events(
+        self, job_id: str | UUID, after_seq: int = 0, *, limit: int = EVENTS_PAGE
+    ) -> list[JSON]:
         result: list[JSON] = (
             await self.request(
-                "GET", await self.ws_path(f"/jobs/{job_id}/events"), params={"after_seq": after_seq}
+                "GET",
+                await self.ws_path(f"/jobs/{job_id}/events"),
+                params={"after_seq": after_seq, "limit": limit},
             )
         )["data"]
         return result
+
+    async def iter_events(
+        self, job_id: str | UUID, after_seq: int = 0, *, limit: int = EVENTS_PAGE
+    ) -> AsyncIterator[JSON]:
+        while True:
+            page = await self.list_events(job_id, after_seq, limit=limit)
+            for event in page:
+                yield event
+            if len(page) < limit:
+                return
+            after_seq = page[-1]["seq"]
