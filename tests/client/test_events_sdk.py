@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from uuid import uuid4
 
 import httpx
+import pytest
 
 from conveyor.client import AsyncClient, Client
 from tests.support.server import RunningServer
 
 
-def made_with_many_events(server: RunningServer, keys: dict[str, str]) -> str:
+def claimed_with_eight_events(server: RunningServer, keys: dict[str, str]) -> str:
     """A job claimed over HTTP whose worker appended five events of its own: eight."""
     with Client(server.url, keys["admin"]) as client:
         job_id = str(client.create_job("t")["id"])
@@ -29,7 +31,7 @@ def made_with_many_events(server: RunningServer, keys: dict[str, str]) -> str:
 
 
 def sync_session(server: RunningServer, keys: dict[str, str]) -> dict[str, Any]:
-    job_id = made_with_many_events(server, keys)
+    job_id = claimed_with_eight_events(server, keys)
     with Client(server.url, keys["admin"]) as client:
         return {
             "job_id": job_id,
@@ -38,6 +40,15 @@ def sync_session(server: RunningServer, keys: dict[str, str]) -> dict[str, Any]:
             "paged": list(client.iter_events(job_id, limit=2)),
             "after": list(client.iter_events(job_id, 3, limit=3)),
         }
+
+
+def test_a_page_larger_than_the_server_answers_is_refused_before_asking() -> None:
+    """A page of more than 1,000 would come back short and read as the last."""
+    with Client("http://127.0.0.1:9", "key", workspace="acme") as client:
+        with pytest.raises(ValueError, match="limit"):
+            client.list_events(uuid4(), limit=1001)
+        with pytest.raises(ValueError, match="limit"):
+            list(client.iter_events(uuid4(), limit=0))
 
 
 async def test_the_blocking_client_reads_every_event_page_by_page(
@@ -56,7 +67,7 @@ async def test_the_blocking_client_reads_every_event_page_by_page(
 async def test_the_async_client_reads_every_event_page_by_page(
     server: RunningServer, keys: dict[str, str]
 ) -> None:
-    job_id = await asyncio.to_thread(made_with_many_events, server, keys)
+    job_id = await asyncio.to_thread(claimed_with_eight_events, server, keys)
     async with AsyncClient(server.url, keys["admin"]) as client:
         every = await client.list_events(job_id)
         paged = [event async for event in client.iter_events(job_id, limit=2)]

@@ -36,9 +36,20 @@ async def really_running(store: Store, workspace_id: UUID, name: str) -> int:
 
 
 async def assert_counts_true(limits: LimitService, store: Store, workspace_id: UUID) -> None:
+    """Each limit counts the jobs of its name that run, and every running job counted in
+    limits (`limited`) has a limit of its names (migration 0020: its leave is written
+    without asking)."""
     for counts in await limits.list_limits(workspace_id):
         name = counts.limit.name
         assert counts.running == await really_running(store, workspace_id, name), name
+    async with store.database.read() as connection:
+        ungoverned = await connection.fetch(
+            "SELECT id FROM jobs j WHERE j.workspace_id = :ws AND j.status = 'RUNNING' "
+            "AND j.limited AND NOT EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = "
+            ":ws AND l.name IN (j.concurrency_key, 'type:' || j.type))",
+            {"ws": workspace_id},
+        )
+    assert ungoverned == [], "running jobs counted in no limit"
 
 
 async def end(service: JobService, job: Job, how: str) -> None:
@@ -290,6 +301,41 @@ async def test_a_limit_put_that_the_database_ends_as_a_deadlock_is_tried_again(
     await assert_counts_true(limits, store, workspace.id)
 
 
+async def test_a_limit_delete_that_the_database_ends_as_a_deadlock_is_tried_again(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """Deleting a limit locks its running jobs to count them out, and may meet the same
+    deadlock as creating one: tried again, the limit is gone and its jobs count in none."""
+    retried: list[BaseException] = []
+
+    class Observed(Unobserved):
+        def conflict_retried(self, error: BaseException) -> None:
+            retried.append(error)
+
+    limits = LimitService(store, service.work_signal, observer=Observed())
+    await limits.put(workspace.id, "k", max_running=5, rate=None, paused=False)
+    await service.create_jobs(workspace.id, [JobSpec(type="t", concurrency_key="k")] * 2, ACTOR)
+    await claim(service, workspace.id, 2)
+    delete = store.limits.delete
+    calls = 0
+
+    async def deadlocked_once(workspace_id: UUID, name: str) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise TransientDatabaseError("deadlock detected")
+        return await delete(workspace_id, name)
+
+    store.limits.delete = deadlocked_once  # type: ignore[method-assign]
+    try:
+        await limits.delete(workspace.id, "k")
+    finally:
+        del store.limits.delete
+    assert (calls, len(retried)) == (2, 1)
+    assert await limits.list_limits(workspace.id) == []
+    assert await limited_flags(store, workspace.id) == {"k": {False}}
+
+
 async def test_a_limit_created_while_claims_start_its_jobs_counts_every_one(
     services: list[JobService], store: Store
 ) -> None:
@@ -370,8 +416,9 @@ async def test_a_claim_with_a_type_limit_admits_each_job_and_one_without_starts_
 
 
 async def leaves_of(store: Store, workspace_id: UUID) -> list[str | None]:
-    """The concurrency keys of the leaves not yet folded (PostgreSQL writes them; SQLite's
-    trigger takes a leave off its limits at once, and writes none)."""
+    """The concurrency keys of the leaves not yet folded. PostgreSQL writes them; SQLite's
+    trigger takes a leave off its limits at once and writes none, so there an assertion on
+    them holds whatever happens (the flags and counts asserted beside them do not)."""
     async with store.database.read() as connection:
         rows = await connection.fetch(
             "SELECT concurrency_key FROM limit_leaves WHERE workspace_id = :ws",
@@ -419,13 +466,14 @@ async def test_the_last_limit_deleted_while_its_jobs_run_leaves_nothing_behind(
     service: JobService, store: Store, workspace: Workspace
 ) -> None:
     """A workspace whose last limit goes while its jobs run: however they end then, and a
-    job started again by name (which no limit governs), nothing is written that no fold
-    would take, and a limit of the same name put later counts only what runs."""
+    job started again by name (which no limit governs), nothing is written that a fold
+    would have to discard, and a limit of the same name put later counts only the job
+    still running."""
     limits = LimitService(store, service.work_signal)
     await limits.put(workspace.id, "k", max_running=5, rate=None, paused=False)
-    specs = [JobSpec(type="t", concurrency_key="k", max_attempts=3)] * 3
+    specs = [JobSpec(type="t", concurrency_key="k", max_attempts=3)] * 4
     await service.create_jobs(workspace.id, specs, ACTOR)
-    running = await claim(service, workspace.id, 3)
+    running = await claim(service, workspace.id, 4)
     await end(service, running[0], "fail")  # back to QUEUED, started limited
     await limits.delete(workspace.id, "k")
     assert await limited_flags(store, workspace.id) == {"k": {False}}
@@ -439,5 +487,7 @@ async def test_the_last_limit_deleted_while_its_jobs_run_leaves_nothing_behind(
     await end(service, retried, "complete")
     assert await leaves_of(store, workspace.id) == []
     counts = await limits.put(workspace.id, "k", max_running=5, rate=None, paused=False)
-    assert counts.running == 0
+    assert counts.running == 1, "running[3] still runs"
     await assert_counts_true(limits, store, workspace.id)
+    await end(service, running[3], "complete")
+    assert (await limits.get(workspace.id, "k")).running == 0

@@ -265,6 +265,15 @@ async def test_postgresql_leaves_no_limit_would_take_go_at_0020(postgres_server:
             )
             await connection.execute("UPDATE jobs SET status = 'COMPLETED' WHERE id = $1", counted)
             await connection.execute("UPDATE jobs SET status = 'COMPLETED' WHERE NOT limited")
+            # The trigger asks nothing: a limited job leaving a workspace without limits
+            # still writes its leave (which only a limit created there would discard).
+            await connection.execute(
+                "UPDATE jobs SET status = 'RUNNING', limited = true WHERE workspace_id = $1",
+                bare,
+            )
+            await connection.execute(
+                "UPDATE jobs SET status = 'FAILED' WHERE workspace_id = $1", bare
+            )
             leaves = await connection.fetch(
                 "SELECT w.slug, l.concurrency_key FROM limit_leaves l "
                 "JOIN workspaces w ON w.id = l.workspace_id ORDER BY 1"
@@ -278,4 +287,4 @@ async def test_postgresql_leaves_no_limit_would_take_go_at_0020(postgres_server:
         ("governed", "gone", False),
         ("governed", "k", True),
     ]
-    assert [tuple(row) for row in leaves] == [("governed", "k"), ("governed", "k")]
+    assert [tuple(row) for row in leaves] == [("bare", "k"), ("governed", "k"), ("governed", "k")]

@@ -30,7 +30,16 @@ STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0)
 END_OF_STREAM = "stream.complete"
 EVENTS_PAGE = 1000
-"""The most events `GET …/jobs/{id}/events` answers at once."""
+"""The most events `GET …/jobs/{id}/events` answers at once (the route's `limit` cap)."""
+
+
+def events_page(limit: int) -> int:
+    """A page size `list_events` may ask for: a short page then means the last."""
+    if not 1 <= limit <= EVENTS_PAGE:
+        raise ValueError(f"limit: must be between 1 and {EVENTS_PAGE}")
+    return limit
+
+
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 """Answers a following stream waits out and retries rather than raising."""
 
@@ -594,18 +603,17 @@ class Client(ScheduleCalls):
     ) -> list[JSON]:
         """A job's events after `after_seq`, oldest first: a page of up to `limit` (at most
         1,000). `iter_events` reads them all."""
-        result: list[JSON] = self.request(
-            "GET",
-            self._ws(f"/jobs/{job_id}/events"),
-            params={"after_seq": after_seq, "limit": limit},
-        )["data"]
+        params = {"after_seq": after_seq, "limit": events_page(limit)}
+        path = self._ws(f"/jobs/{job_id}/events")
+        result: list[JSON] = self.request("GET", path, params=params)["data"]
         return result
 
     def iter_events(
         self, job_id: str | UUID, after_seq: int = 0, *, limit: int = EVENTS_PAGE
     ) -> Iterator[JSON]:
-        """Every event of a job after `after_seq`, oldest first, page by page (`limit` a
-        page): each page starts after the last event of the one before."""
+        """Every event of a job after `after_seq` written so far, oldest first, page by page
+        (`limit` a page): each page starts after the last event of the one before. To
+        follow a running job's events as they come, `stream_job_events`."""
         while True:
             page = self.list_events(job_id, after_seq, limit=limit)
             yield from page
@@ -891,13 +899,11 @@ class AsyncClient(AsyncScheduleCalls):
     async def list_events(
         self, job_id: str | UUID, after_seq: int = 0, *, limit: int = EVENTS_PAGE
     ) -> list[JSON]:
-        result: list[JSON] = (
-            await self.request(
-                "GET",
-                await self.ws_path(f"/jobs/{job_id}/events"),
-                params={"after_seq": after_seq, "limit": limit},
-            )
-        )["data"]
+        """A job's events after `after_seq`, oldest first: a page of up to `limit` (at most
+        1,000). `iter_events` reads them all."""
+        params = {"after_seq": after_seq, "limit": events_page(limit)}
+        path = await self.ws_path(f"/jobs/{job_id}/events")
+        result: list[JSON] = (await self.request("GET", path, params=params))["data"]
         return result
 
     async def iter_events(

@@ -78,7 +78,14 @@ class LimitService:
         return await self._limits.with_counts()
 
     async def delete(self, workspace_id: UUID, name: str) -> None:
-        if not await self._limits.delete(workspace_id, name):
+        """Deleting a limit locks the running jobs of its name, as creating one does, and
+        is tried again when PostgreSQL ends it as a deadlock."""
+        deleted = await retry_on_conflict(
+            lambda: self._limits.delete(workspace_id, name),
+            self._retry_policy,
+            on_retry=self._observer.conflict_retried,
+        )
+        if not deleted:
             raise NotFound("limit", name)
         self._work_signal.notify(workspace_id)
 

@@ -95,7 +95,9 @@ def guarded_change(queries: Queries, workspace_id: UUID, change: JobChange) -> G
     if change.target is not None:
         assignments.append("status = :status")
         params["status"] = change.target.value
-    if change.unless_limits:  # a start no limit governs counts in none (migration 0020)
+    if change.target is JobStatus.RUNNING:
+        # A start by name, refused where a limit governs the job (`unless_limits`): it
+        # counts in none (migration 0020; a claim's start decides for itself).
         assignments.append("limited = false")
     for column, value in sorted(change.values.items()):
         assignments.append(f"{column} = :set_{column}")

@@ -51,7 +51,7 @@ class LimitStore:
             params = {"ws": limit.workspace_id, "name": limit.name}
             running = 0
             if await connection.fetchrow(q["limit_exists"].sql, params) is None:
-                counted = await connection.fetch(*self._count_into(limit))
+                counted = await connection.fetch(*self._of_its_name("count_into_limit", limit))
                 running = len(counted)
                 await connection.execute(
                     q["fold_limit_leaves"].sql, {"workspaces": [limit.workspace_id]}
@@ -68,22 +68,23 @@ class LimitStore:
                 },
             )
 
-    def _count_into(self, limit: Limit) -> tuple[str, dict[str, Any]]:
-        """`count_into_limit` for a limit: the running jobs of its type, or of its key."""
+    def _of_its_name(self, query: str, limit: Limit) -> tuple[str, dict[str, Any]]:
+        """`count_into_limit` or `count_out_of_limits` for a limit: over the running jobs of
+        its type, or of its key."""
         job_type = limit_type(limit.name)
         column, value = (
             ("type", job_type) if job_type is not None else ("concurrency_key", limit.name)
         )
-        sql = self.queries["count_into_limit"].compose(
+        sql = self.queries[query].compose(
             workspace=self.queries.unindexed("workspace_id"), matches=f"{column} = :value"
         )
         return sql, {"ws": limit.workspace_id, "value": value}
 
     async def delete(self, workspace_id: UUID, name: str) -> bool:
         """Under the workspace's claim lock (a limit created meanwhile counts its jobs
-        whole): the running jobs no limit governs any more count in none
-        (`count_out_of_limits`), then the leaves written while it stood are folded, so none
-        is left to be taken off a limit of the same name created later."""
+        whole): the running jobs of its name that no other limit governs count in none
+        (`count_out_of_limits`), then the leaves written so far are folded: a workspace
+        left without limits has no claim under limits to fold them."""
         q = self.queries
         async with self.database.transaction() as connection:
             await connection.execute(
@@ -92,8 +93,8 @@ class LimitStore:
             params = {"ws": workspace_id, "name": name}
             deleted = await connection.execute_counting(q["delete_limit"].sql, params)
             if deleted:
-                sql = q["count_out_of_limits"].compose(workspace=q.unindexed("workspace_id"))
-                await connection.execute(sql, {"ws": workspace_id})
+                gone = Limit(workspace_id, name)
+                await connection.execute(*self._of_its_name("count_out_of_limits", gone))
             await connection.execute(q["fold_limit_leaves"].sql, {"workspaces": [workspace_id]})
         return deleted > 0
 

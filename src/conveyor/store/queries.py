@@ -18,12 +18,13 @@ parts, never by cutting or splicing statement text.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Final, Literal
 
+from conveyor.domain.capacity import TYPE_LIMIT_PREFIX
 from conveyor.domain.jobs import COMPLETED_VALUES
 from conveyor.domain.status import (
     CLAIMABLE_STATUS,
@@ -196,6 +197,19 @@ _STATUS_LITERALS: Final[Mapping[str, str]] = {
     "completed_values": _COMPLETED_VALUES,
 }
 
+
+def limit_of_its_names(table: str) -> str:
+    """A condition on the job row `table`: a limit of its names (its concurrency key,
+    `type:<type>`: domain.capacity.limit_names) exists in its workspace."""
+    return (
+        f"EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = {table}.workspace_id "
+        f"AND l.name IN ({table}.concurrency_key, '{TYPE_LIMIT_PREFIX}' || {table}.type))"
+    )
+
+
+# Conditions on a job row that need its table's alias (`{governed:jobs}`).
+_ROW_CONDITIONS: Final[Mapping[str, Callable[[str], str]]] = {"governed": limit_of_its_names}
+
 _PART = re.compile(r"\{([a-z_]+)(?::([a-z_]+))?\}")
 _NAME_LINE = re.compile(r"^-- name: ([a-z_]+)\s*$")
 
@@ -234,6 +248,8 @@ def _fill_static(template: str) -> str:
             return status_condition(_STATUS_CONDITIONS[name], column)
         if name in _STATUS_LITERALS and table is None:
             return _STATUS_LITERALS[name]
+        if name in _ROW_CONDITIONS and table is not None:
+            return _ROW_CONDITIONS[name](table)
         return match.group(0)
 
     return _PART.sub(fill, template)

@@ -143,10 +143,7 @@ WITH chosen AS ({chosen}), claimed AS (
         started_at = statement_timestamp(), updated_at = statement_timestamp(),
         version = version + 1,
         last_event_seq = last_event_seq + 1,
-        limited = CASE WHEN chosen.limited THEN EXISTS (
-            SELECT 1 FROM limits l WHERE l.workspace_id = jobs.workspace_id
-                AND l.name IN (jobs.concurrency_key, 'type:' || jobs.type)
-        ) ELSE false END
+        limited = CASE WHEN chosen.limited THEN {governed:jobs} ELSE false END
     -- Joined with its rows rather than filtered by id = ANY(ARRAY(…)): a generic plan
     -- cached while the table was small turns the latter into a sequential scan.
     FROM chosen WHERE jobs.id = chosen.id AND {claimable:jobs}

@@ -138,16 +138,14 @@ WHERE {leased} AND {workspace} = :ws AND {matches}
 RETURNING id;
 
 -- name: count_out_of_limits
--- After a limit is deleted, in its transaction: the running jobs of its workspace counted in
--- limits (`limited`) none of whose names (its concurrency key, `type:<type>`) has one left
--- count in none, so their leaving writes no leave that no limit would take (migration
--- 0020). Each row is locked: a job ending meanwhile has either left (its leave is written,
--- and the fold after this takes it) or leaves uncounted. Read as `count_into_limit` reads.
+-- After a limit is deleted, in its transaction: the running jobs of its name ({matches}, as
+-- in `count_into_limit`) counted in limits (`limited`) none of whose names (its concurrency
+-- key, `type:<type>`: {governed:jobs}) has one left count in none, so their leaving writes
+-- no leave (migration 0020). Each row is locked: a job ending meanwhile has either left
+-- (its leave is written, and the fold after this takes it) or leaves uncounted. Read as
+-- `count_into_limit` reads.
 UPDATE jobs SET limited = false
-WHERE {leased} AND {workspace} = :ws AND limited AND NOT EXISTS (
-    SELECT 1 FROM limits l WHERE l.workspace_id = jobs.workspace_id
-        AND l.name IN (jobs.concurrency_key, 'type:' || jobs.type)
-);
+WHERE {leased} AND {workspace} = :ws AND {matches} AND limited AND NOT {governed:jobs};
 
 -- name: recent_starts
 -- The starts each rate window of the limits named ({named}: those of `limit_states`'s

@@ -38,10 +38,7 @@ UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
     lease_expires_at = conveyor_after(min(:lease, COALESCE(timeout_seconds + :grace, :lease))),
     started_at = conveyor_now(), updated_at = conveyor_now(), version = version + 1,
     last_event_seq = last_event_seq + 1,
-    limited = CASE WHEN :limited THEN EXISTS (
-        SELECT 1 FROM limits l WHERE l.workspace_id = jobs.workspace_id
-            AND l.name IN (jobs.concurrency_key, 'type:' || jobs.type)
-    ) ELSE 0 END
+    limited = CASE WHEN :limited THEN {governed:jobs} ELSE 0 END
 WHERE id IN ({chosen}) AND {claimable}
 RETURNING {job_columns};
 
