@@ -122,6 +122,25 @@ async def test_postgresql_vacuums_the_queue_tables_sooner(database_url: Database
     }
 
 
+async def test_postgresql_leaves_room_in_the_pages_of_limits(database_url: DatabaseURL) -> None:
+    """Each claim under limits updates its limits' counts: with room, the updates stay on
+    their pages (migration 0021)."""
+    if database_url.kind != "postgresql":
+        return
+    import asyncpg
+
+    from conveyor.store.tables import LIMITS_STORAGE
+
+    connection = await asyncpg.connect(database_url.url)
+    try:
+        options = await connection.fetchval(
+            "SELECT reloptions FROM pg_class WHERE relname = 'limits'"
+        )
+    finally:
+        await connection.close()
+    assert set(options or ()) >= {f"{name}={value}" for name, value in LIMITS_STORAGE.items()}
+
+
 def test_limits_count_the_jobs_running_under_them_from_0018_on(tmp_path: Any) -> None:
     """A database from before 0018 with jobs running under a limit: they are counted, and
     leaving RUNNING takes them off (SQLite's trigger)."""
