@@ -100,45 +100,30 @@ def test_sqlite_never_hands_out_an_event_id_again_after_0014(tmp_path: Any) -> N
     assert new_id == 4, "an id from before the migration was handed out again"
 
 
-async def test_postgresql_vacuums_the_queue_tables_sooner(database_url: DatabaseURL) -> None:
+async def test_postgresql_tables_have_their_storage_settings(database_url: DatabaseURL) -> None:
+    """The queue tables are vacuumed sooner (migration 0014); `limits` leaves room in its
+    pages for the counts every claim under limits updates (migration 0021)."""
     if database_url.kind != "postgresql":
         return
     import asyncpg
 
-    from conveyor.store.tables import QUEUE_TABLE_STORAGE
+    from conveyor.store.tables import LIMITS_STORAGE, QUEUE_TABLE_STORAGE
 
+    wanted = {
+        **dict.fromkeys(("jobs", "events", "steps"), QUEUE_TABLE_STORAGE),
+        "limits": LIMITS_STORAGE,
+    }
     connection = await asyncpg.connect(database_url.url)
     try:
         rows = await connection.fetch(
-            "SELECT relname, reloptions FROM pg_class WHERE relname IN ('jobs', 'events', 'steps')"
+            "SELECT relname, reloptions FROM pg_class WHERE relname = ANY($1::text[])",
+            list(wanted),
         )
     finally:
         await connection.close()
-    wanted = {f"{name}={value}" for name, value in QUEUE_TABLE_STORAGE.items()}
-    assert {row["relname"]: set(row["reloptions"] or ()) >= wanted for row in rows} == {
-        "jobs": True,
-        "events": True,
-        "steps": True,
-    }
-
-
-async def test_postgresql_leaves_room_in_the_pages_of_limits(database_url: DatabaseURL) -> None:
-    """Each claim under limits updates its limits' counts: with room, the updates stay on
-    their pages (migration 0021)."""
-    if database_url.kind != "postgresql":
-        return
-    import asyncpg
-
-    from conveyor.store.tables import LIMITS_STORAGE
-
-    connection = await asyncpg.connect(database_url.url)
-    try:
-        options = await connection.fetchval(
-            "SELECT reloptions FROM pg_class WHERE relname = 'limits'"
-        )
-    finally:
-        await connection.close()
-    assert set(options or ()) >= {f"{name}={value}" for name, value in LIMITS_STORAGE.items()}
+    found = {row["relname"]: set(row["reloptions"] or ()) for row in rows}
+    for table, storage in wanted.items():
+        assert found[table] >= {f"{name}={value}" for name, value in storage.items()}, table
 
 
 def test_limits_count_the_jobs_running_under_them_from_0018_on(tmp_path: Any) -> None:
