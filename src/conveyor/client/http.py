@@ -29,6 +29,9 @@ STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 """Streams ping every 15 s: a minute of silence means the connection is dead."""
 RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0)
 END_OF_STREAM = "stream.complete"
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+"""Answers a following stream waits out and retries rather than raising."""
+
 EVENTS_PAGE = 1000
 """The most events `GET …/jobs/{id}/events` answers at once (the route's `limit` cap)."""
 
@@ -38,10 +41,6 @@ def events_page(limit: int) -> int:
     if not 1 <= limit <= EVENTS_PAGE:
         raise ValueError(f"limit: must be between 1 and {EVENTS_PAGE}")
     return limit
-
-
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-"""Answers a following stream waits out and retries rather than raising."""
 
 
 def _raise_for_problem(response: httpx.Response) -> None:
@@ -909,6 +908,9 @@ class AsyncClient(AsyncScheduleCalls):
     async def iter_events(
         self, job_id: str | UUID, after_seq: int = 0, *, limit: int = EVENTS_PAGE
     ) -> AsyncIterator[JSON]:
+        """Every event of a job after `after_seq` written so far, oldest first, page by page
+        (`limit` a page). To follow a running job's events as they come,
+        `stream_job_events`."""
         while True:
             page = await self.list_events(job_id, after_seq, limit=limit)
             for event in page:

@@ -98,6 +98,8 @@ def guarded_change(queries: Queries, workspace_id: UUID, change: JobChange) -> G
     if change.target is JobStatus.RUNNING:
         # A start by name, refused where a limit governs the job (`unless_limits`): it
         # counts in none (migration 0020; a claim's start decides for itself).
+        if not change.unless_limits:
+            raise ValueError("a start by name must be refused where a limit governs the job")
         assignments.append("limited = false")
     for column, value in sorted(change.values.items()):
         assignments.append(f"{column} = :set_{column}")

@@ -133,7 +133,7 @@ QUEUE_TABLE_STORAGE = {
 
 # PostgreSQL keeps half of each page of `limits` free: every claim under limits updates the
 # count of each limit it starts jobs under, and with room the new row version stays on its
-# page and touches no index (migration 0021 says what it measured).
+# page and touches no index (measured in docs/benchmarks.md, stop 32).
 LIMITS_STORAGE = {"fillfactor": "50"}
 
 # No foreign key to workspaces: a job is only inserted for the workspace its caller was

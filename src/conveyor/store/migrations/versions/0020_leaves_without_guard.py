@@ -3,7 +3,7 @@
 Migration 0018's trigger (`conveyor_leave_limits`, PostgreSQL) wrote a job's leave only if
 its workspace still had a limit: a query of its own for every job that left, which cost as
 much as the leave and its notify together (a scratch table of running jobs completed in
-batches of 500: 7.0 ms a batch with the question, 4.1 without, 1.5 with no trigger; see
+batches of 500: 6.8 to 6.9 ms a batch with the question, 4.1 without, 1.5 with no trigger; see
 docs/benchmarks.md, stop 32).
 
 The question is now answered once, where it changes: `limited` means a limit of the job's
@@ -49,12 +49,13 @@ _UNGOVERNED = """status = 'RUNNING' AND limited AND NOT EXISTS (
     SELECT 1 FROM limits l WHERE l.workspace_id = jobs.workspace_id
         AND (l.name = jobs.concurrency_key OR l.name = 'type:' || jobs.type)
 )"""
-# On PostgreSQL, under the claim locks of the workspaces where the flag is untrue, as
-# deleting a limit does: a limit of a job's name created meanwhile has counted it (then
-# the update, a statement of its own, sees the limit) or waits for this migration.
-_LOCK_UNGOVERNED = f"""
-SELECT conveyor_claim_locks(COALESCE(array_agg(DISTINCT workspace_id), '{{}}'), '{{}}')
-FROM jobs WHERE {_UNGOVERNED}"""
+# On PostgreSQL, under the claim locks of every workspace with limited running jobs (those
+# where the flag may be untrue, or become so meanwhile), as deleting a limit does: a limit
+# of a job's name created meanwhile has counted it (then the update, a statement of its
+# own, sees the limit) or waits for this migration.
+_LOCK_UNGOVERNED = """
+SELECT conveyor_claim_locks(COALESCE(array_agg(DISTINCT workspace_id), '{}'), '{}')
+FROM jobs WHERE status = 'RUNNING' AND limited"""
 _COUNT_OUT = f"UPDATE jobs SET limited = false WHERE {_UNGOVERNED}"
 _STRAY_LEAVES = """
 DELETE FROM limit_leaves
