@@ -165,6 +165,18 @@ def test_limits_count_the_jobs_running_under_them_from_0018_on(tmp_path: Any) ->
         assert connection.execute(count).fetchall() == [("k", 1), ("type:t", 1)]
 
 
+INSERT_JOB = (
+    "INSERT INTO jobs (id, workspace_id, type, status, priority, payload, "
+    "progress_percent, attempt, max_attempts, run_at, retry_backoff_seconds, "
+    "retry_backoff_max_seconds, created_at, updated_at, version, last_event_seq, "
+    "last_step_ordinal, lease_id, lease_expires_at, concurrency_key, limited) "
+    "VALUES (gen_random_uuid(), $1, $2, $3, 5, '{}', 0, 1, 1, now(), 1, 60, now(), "
+    "now(), 1, 1, 0, gen_random_uuid(), now() + interval '1 hour', $4, $5) RETURNING id"
+)
+"""On PostgreSQL, a job of a workspace, type, status and key, `limited` or not, as the
+schema stands from 0017 on."""
+
+
 async def test_postgresql_limits_count_their_running_jobs_from_0018_on(
     postgres_server: Any,
 ) -> None:
@@ -178,14 +190,6 @@ async def test_postgresql_limits_count_their_running_jobs_from_0018_on(
     name = f"migrate_0018_{os.getpid()}"
     await create_database(postgres_server.url(), name)
     url = DatabaseURL.parse(postgres_server.url(name))
-    insert_job = (
-        "INSERT INTO jobs (id, workspace_id, type, status, priority, payload, "
-        "progress_percent, attempt, max_attempts, run_at, retry_backoff_seconds, "
-        "retry_backoff_max_seconds, created_at, updated_at, version, last_event_seq, "
-        "last_step_ordinal, lease_id, lease_expires_at, concurrency_key) "
-        "VALUES (gen_random_uuid(), $1, $2, $3, 5, '{}', 0, 1, 1, now(), 1, 60, now(), "
-        "now(), 1, 1, 0, gen_random_uuid(), now() + interval '1 hour', $4) RETURNING id"
-    )
     try:
         in_own_thread(lambda: upgrade(url, "0017"))
         connection = await asyncpg.connect(url.url)
@@ -194,9 +198,9 @@ async def test_postgresql_limits_count_their_running_jobs_from_0018_on(
                 "INSERT INTO workspaces (id, slug, created_at, weight) "
                 "VALUES (gen_random_uuid(), 'w', now(), 1) RETURNING id"
             )
-            first = await connection.fetchval(insert_job, workspace, "t", "RUNNING", "k")
-            await connection.fetchval(insert_job, workspace, "u", "RUNNING", "k")
-            await connection.fetchval(insert_job, workspace, "t", "QUEUED", "k")
+            first = await connection.fetchval(INSERT_JOB, workspace, "t", "RUNNING", "k", False)
+            await connection.fetchval(INSERT_JOB, workspace, "u", "RUNNING", "k", False)
+            await connection.fetchval(INSERT_JOB, workspace, "t", "QUEUED", "k", False)
             for limit in ("k", "type:t"):
                 await connection.execute(
                     "INSERT INTO limits (workspace_id, name, paused, created_at, updated_at) "
@@ -229,15 +233,6 @@ async def test_postgresql_leaves_no_limit_would_take_go_at_0020(postgres_server:
     name = f"migrate_0020_{os.getpid()}"
     await create_database(postgres_server.url(), name)
     url = DatabaseURL.parse(postgres_server.url(name))
-    insert_job = (
-        "INSERT INTO jobs (id, workspace_id, type, status, priority, payload, "
-        "progress_percent, attempt, max_attempts, run_at, retry_backoff_seconds, "
-        "retry_backoff_max_seconds, created_at, updated_at, version, last_event_seq, "
-        "last_step_ordinal, lease_id, lease_expires_at, concurrency_key, limited) "
-        "VALUES (gen_random_uuid(), $1, 't', 'RUNNING', 5, '{}', 0, 1, 1, now(), 1, 60, "
-        "now(), now(), 1, 1, 0, gen_random_uuid(), now() + interval '1 hour', $2, true) "
-        "RETURNING id"
-    )
     insert_workspace = (
         "INSERT INTO workspaces (id, slug, created_at, weight) "
         "VALUES (gen_random_uuid(), $1, now(), 1) RETURNING id"
@@ -253,9 +248,9 @@ async def test_postgresql_leaves_no_limit_would_take_go_at_0020(postgres_server:
                 "VALUES ($1, 'k', false, now(), now(), 1)",
                 governed,
             )
-            counted = await connection.fetchval(insert_job, governed, "k")
-            await connection.fetchval(insert_job, governed, "gone")
-            await connection.fetchval(insert_job, bare, "k")
+            counted = await connection.fetchval(INSERT_JOB, governed, "t", "RUNNING", "k", True)
+            await connection.fetchval(INSERT_JOB, governed, "t", "RUNNING", "gone", True)
+            await connection.fetchval(INSERT_JOB, bare, "t", "RUNNING", "k", True)
             await connection.execute(
                 "INSERT INTO limit_leaves (workspace_id, concurrency_key, type) "
                 "VALUES ($1, 'k', 't'), ($2, 'k', 't')",
