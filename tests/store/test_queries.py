@@ -7,10 +7,17 @@ from importlib import resources
 
 import pytest
 
+from conveyor.domain.capacity import TYPE_LIMIT_PREFIX
 from conveyor.domain.jobs import CLAIMABLE_STATUS, JobStatus, sources_for
 from conveyor.store.jobs import JobStore, SharedJobStatements
 from conveyor.store.postgres_jobs import PostgresJobStore
-from conveyor.store.queries import Queries, parse_queries, queries_for, status_condition
+from conveyor.store.queries import (
+    Queries,
+    is_type_limit,
+    parse_queries,
+    queries_for,
+    status_condition,
+)
 from conveyor.store.sqlite_jobs import SqliteJobStore
 
 STORES = (PostgresJobStore, SqliteJobStore)
@@ -73,6 +80,8 @@ def test_a_name_is_defined_once_and_parts_are_all_or_nothing() -> None:
         query.compose()
     with pytest.raises(ValueError, match="needs its parts"):
         _ = query.sql
+    with pytest.raises(ValueError, match=r"test.sql: a: \{governed\} needs a table"):
+        parse_queries("-- name: a\nSELECT 1 FROM jobs WHERE {governed}\n", "test.sql")
 
 
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
@@ -102,6 +111,18 @@ def test_no_query_file_restates_a_status(file_name: str) -> None:
             continue
         for status in JobStatus:
             assert f"'{status.value}'" not in sql, f"{file_name}: {name} restates {status}"
+
+
+@pytest.mark.parametrize("file_name", ["shared.sql", "postgres.sql", "sqlite.sql"])
+def test_no_query_file_restates_how_type_limits_are_named(file_name: str) -> None:
+    """`type:<type>` is the domain's (TYPE_LIMIT_PREFIX): queries say {type_limit:j},
+    {is_type_limit:l} and {limited_type:l}."""
+    text = resources.files("conveyor.store").joinpath("sql", file_name).read_text("utf-8")
+    sql = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    assert f"'{TYPE_LIMIT_PREFIX}'" not in sql
+    loaded = queries_for("postgresql")
+    assert f"'{TYPE_LIMIT_PREFIX}' || c.type" in loaded["start_jobs"].template
+    assert is_type_limit("l.name") in loaded["limit_states"].template
 
 
 @pytest.mark.parametrize("store", STORES)

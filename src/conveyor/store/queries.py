@@ -198,17 +198,42 @@ _STATUS_LITERALS: Final[Mapping[str, str]] = {
 }
 
 
+def type_limit_of(table: str) -> str:
+    """The name of the type limit (`type:<type>`: domain.capacity.limit_type) of the job row
+    `table`."""
+    return f"'{TYPE_LIMIT_PREFIX}' || {table}.type"
+
+
+def is_type_limit(name: str) -> str:
+    """A condition: the limit name `name` (a column) is a type limit's. Also the predicate of
+    the index of type limits (store/tables.py), which SQLite uses only when a query says it
+    in these words."""
+    return f"substr({name}, 1, {len(TYPE_LIMIT_PREFIX)}) = '{TYPE_LIMIT_PREFIX}'"
+
+
+def type_limited(name: str) -> str:
+    """The job type a type limit's name (`name`, a column) governs."""
+    return f"substr({name}, {len(TYPE_LIMIT_PREFIX) + 1})"
+
+
 def limit_of_its_names(table: str) -> str:
     """A condition on the job row `table`: a limit of its names (its concurrency key,
     `type:<type>`: domain.capacity.limit_names) exists in its workspace."""
     return (
         f"EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = {table}.workspace_id "
-        f"AND l.name IN ({table}.concurrency_key, '{TYPE_LIMIT_PREFIX}' || {table}.type))"
+        f"AND l.name IN ({table}.concurrency_key, {type_limit_of(table)}))"
     )
 
 
-# Conditions on a job row that need its table's alias (`{governed:jobs}`).
-_ROW_CONDITIONS: Final[Mapping[str, Callable[[str], str]]] = {"governed": limit_of_its_names}
+# Parts that need a table's alias: conditions and expressions on a job row (`{governed:jobs}`,
+# `{type_limit:c}`) and on a limit row (`{is_type_limit:l}`, `{limited_type:l}`). Limit names
+# are the domain's (`TYPE_LIMIT_PREFIX`), never restated in SQL.
+_ROW_PARTS: Final[Mapping[str, Callable[[str], str]]] = {
+    "governed": limit_of_its_names,
+    "type_limit": type_limit_of,
+    "is_type_limit": lambda table: is_type_limit(f"{table}.name"),
+    "limited_type": lambda table: type_limited(f"{table}.name"),
+}
 
 _PART = re.compile(r"\{([a-z_]+)(?::([a-z_]+))?\}")
 _NAME_LINE = re.compile(r"^-- name: ([a-z_]+)\s*$")
@@ -238,7 +263,7 @@ class Query:
         return _PART.sub(lambda match: parts[match.group(1)], self.template)
 
 
-def _fill_static(template: str) -> str:
+def _fill_static(template: str, query: str) -> str:
     def fill(match: re.Match[str]) -> str:
         name, table = match.group(1), match.group(2)
         if name in _COLUMN_LISTS:
@@ -248,8 +273,10 @@ def _fill_static(template: str) -> str:
             return status_condition(_STATUS_CONDITIONS[name], column)
         if name in _STATUS_LITERALS and table is None:
             return _STATUS_LITERALS[name]
-        if name in _ROW_CONDITIONS and table is not None:
-            return _ROW_CONDITIONS[name](table)
+        if name in _ROW_PARTS:
+            if table is None:
+                raise ValueError(f"query {query}: {{{name}}} needs a table: {{{name}:<table>}}")
+            return _ROW_PARTS[name](table)
         return match.group(0)
 
     return _PART.sub(fill, template)
@@ -269,7 +296,7 @@ def parse_queries(text: str, source: str) -> dict[str, Query]:
             raise ValueError(f"{source}: query {name} is empty")
         if name in found:
             raise ValueError(f"{source}: query {name} is defined twice")
-        template = _fill_static(body)
+        template = _fill_static(body, f"{source}: {name}")
         parts = frozenset(match.group(1) for match in _PART.finditer(template))
         found[name] = Query(name, template, parts)
 

@@ -18,7 +18,7 @@ from conveyor.domain.jobs import CLAIMABLE_STATUS, LEASED_STATUS, JobStatus
 from conveyor.domain.schedules import CatchUp, Overlap, RunOutcome, SkipReason
 from conveyor.domain.steps import StepPhase, StepStatus, StepType
 from conveyor.domain.workspaces import Role
-from conveyor.store.queries import settled_condition, status_condition
+from conveyor.store.queries import is_type_limit, settled_condition, status_condition
 
 metadata = sa.MetaData()
 
@@ -374,7 +374,7 @@ limits = sa.Table(
 )
 
 # A workspace's type limits (`type:<type>`), which every claim under limits reads.
-_TYPE_LIMIT = sa.text("substr(name, 1, 5) = 'type:'")
+_TYPE_LIMIT = sa.text(is_type_limit("name"))
 sa.Index(
     "ix_limits_types",
     limits.c.workspace_id,

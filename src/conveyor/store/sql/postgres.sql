@@ -157,7 +157,7 @@ WITH chosen AS ({chosen}), claimed AS (
 ), counted_in AS (
     SELECT c.workspace_id, n.name, count(*) AS n
     FROM (SELECT * FROM claimed WHERE claimed.limited) c
-    CROSS JOIN LATERAL (VALUES (c.concurrency_key), ('type:' || c.type)) AS n(name)
+    CROSS JOIN LATERAL (VALUES (c.concurrency_key), ({type_limit:c})) AS n(name)
     WHERE n.name IS NOT NULL
     GROUP BY c.workspace_id, n.name
 ), counted AS (
@@ -203,7 +203,7 @@ WITH gone AS (
 ), names AS (
     SELECT workspace_id, concurrency_key AS name FROM gone WHERE concurrency_key IS NOT NULL
     UNION ALL
-    SELECT workspace_id, 'type:' || type FROM gone
+    SELECT g.workspace_id, {type_limit:g} FROM gone g
 )
 UPDATE limits l SET running = l.running - g.n
 FROM (SELECT workspace_id, name, count(*) AS n FROM names GROUP BY workspace_id, name) g

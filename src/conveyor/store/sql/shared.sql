@@ -122,7 +122,7 @@ UNION ALL
 SELECT l.workspace_id, l.name, l.max_running, l.rate_count, l.rate_per_seconds, l.paused,
     conveyor_now() AS now, l.running
 FROM limits l
-WHERE {workspaces} AND substr(l.name, 1, 5) = 'type:';
+WHERE {workspaces} AND {is_type_limit:l};
 
 -- name: limit_exists
 SELECT 1 AS found FROM limits WHERE workspace_id = :ws AND name = :name;
@@ -401,11 +401,11 @@ SELECT w.slug AS workspace, l.workspace_id, l.name, l.max_running, l.rate_count,
     l.running - (
         SELECT count(*) FROM limit_leaves v
         WHERE v.workspace_id = l.workspace_id
-            AND (v.concurrency_key = l.name OR 'type:' || v.type = l.name)
+            AND (v.concurrency_key = l.name OR {type_limit:v} = l.name)
     ) AS running,
-    CASE WHEN substr(l.name, 1, 5) = 'type:' THEN (
+    CASE WHEN {is_type_limit:l} THEN (
         SELECT count(*) FROM jobs j
-        WHERE j.workspace_id = l.workspace_id AND {claimable:j} AND j.type = substr(l.name, 6)
+        WHERE j.workspace_id = l.workspace_id AND {claimable:j} AND j.type = {limited_type:l}
     ) ELSE (
         SELECT count(*) FROM jobs j
         WHERE j.workspace_id = l.workspace_id AND {claimable:j} AND j.concurrency_key = l.name
