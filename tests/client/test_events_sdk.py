@@ -48,7 +48,13 @@ def test_a_page_larger_than_the_server_answers_is_refused_before_asking() -> Non
         with pytest.raises(ValueError, match="limit"):
             client.list_events(uuid4(), limit=1001)
         with pytest.raises(ValueError, match="limit"):
-            list(client.iter_events(uuid4(), limit=0))
+            client.iter_events(uuid4(), limit=0)  # at the call, before any iteration
+
+
+async def test_the_async_client_refuses_a_page_size_at_the_call() -> None:
+    async with AsyncClient("http://127.0.0.1:9", "key", workspace="acme") as client:
+        with pytest.raises(ValueError, match="limit"):
+            client.iter_events(uuid4(), limit=1001)
 
 
 async def test_the_blocking_client_reads_every_event_page_by_page(

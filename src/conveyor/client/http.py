@@ -612,7 +612,11 @@ class Client(ScheduleCalls):
     ) -> Iterator[JSON]:
         """Every event of a job after `after_seq` written so far, oldest first, page by page
         (`limit` a page): each page starts after the last event of the one before. To
-        follow a running job's events as they come, `stream_job_events`."""
+        follow a running job's events as they come, `stream_job_events`. A page size out
+        of range is refused here, not when the iteration starts."""
+        return self._event_pages(job_id, after_seq, events_page(limit))
+
+    def _event_pages(self, job_id: str | UUID, after_seq: int, limit: int) -> Iterator[JSON]:
         while True:
             page = self.list_events(job_id, after_seq, limit=limit)
             yield from page
@@ -905,12 +909,18 @@ class AsyncClient(AsyncScheduleCalls):
         result: list[JSON] = (await self.request("GET", path, params=params))["data"]
         return result
 
-    async def iter_events(
+    def iter_events(
         self, job_id: str | UUID, after_seq: int = 0, *, limit: int = EVENTS_PAGE
     ) -> AsyncIterator[JSON]:
         """Every event of a job after `after_seq` written so far, oldest first, page by page
-        (`limit` a page). To follow a running job's events as they come,
-        `stream_job_events`."""
+        (`limit` a page; `async for`). To follow a running job's events as they come,
+        `stream_job_events`. A page size out of range is refused here, not when the
+        iteration starts."""
+        return self._event_pages(job_id, after_seq, events_page(limit))
+
+    async def _event_pages(
+        self, job_id: str | UUID, after_seq: int, limit: int
+    ) -> AsyncIterator[JSON]:
         while True:
             page = await self.list_events(job_id, after_seq, limit=limit)
             for event in page:
