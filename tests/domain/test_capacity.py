@@ -118,3 +118,16 @@ def test_a_heavier_workspace_fits_more_of_a_claim() -> None:
     order = groups_of(A, None) + groups_of(B, None)
     fitted = fit_shares(order, {Group(A, None): 10, Group(B, None): 10}, {A: 3, B: 1}, {}, 8)
     assert fitted == {Group(A, None): 6, Group(B, None): 2}
+
+
+def test_weighing_counts_on_from_what_each_workspace_was_served() -> None:
+    """A claim of one among two workspaces' candidates, weights 3 and 1: the heavier goes
+    first only while it has been served less than three times as much."""
+    order = groups_of(A, None) + groups_of(B, None)
+    shares = {Group(A, None): 1, Group(B, None): 1}
+    candidates = [Candidate(uuid4(), group.workspace_id, "t", None, 5, NOW) for group in order]
+    for served, first in [({}, A), ({A: 1 / 3, B: 0.0}, A), ({A: 1.0, B: 0.0}, B)]:
+        ordered = fair_order(candidates, {A: 3, B: 1}, order[::-1], served)
+        assert ordered[0].workspace_id == first, served
+        fitted = fit_shares(order[::-1], shares, {A: 3, B: 1}, {}, 1, served)
+        assert fitted[Group(first, None)] == 1, served

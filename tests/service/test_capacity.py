@@ -239,6 +239,27 @@ async def test_claims_of_one_job_go_round_the_workspaces_by_weight(
     assert (taken[heavy.id], taken[workspace.id], taken[light.id]) == (8, 4, 4), taken
 
 
+@pytest.mark.parametrize("limit", [None, "type:other", "other-key"])
+async def test_claims_of_one_job_follow_the_weight_where_a_limit_governs(
+    service: JobService, store: Store, workspace: Workspace, limit: str | None
+) -> None:
+    """Where a limit governs a workspace, a claim offers turns for more jobs than it asks
+    and weighs them (`fit_shares`, or `fair_order` where a type limit may refuse): what
+    each workspace has been served counts there too, so a claim of one does not go to the
+    heavier workspace every time. The limit governs none of these jobs."""
+    heavy = await WorkspaceService(store).create_workspace("heavy")
+    await WorkspaceSettingsService(store, DEFAULT_RETENTION).update(heavy.id, {"weight": 3})
+    if limit is not None:
+        limits = LimitService(store, service.work_signal)
+        await limits.put(heavy.id, limit, max_running=1, rate=None, paused=False)
+    for tenant in (workspace, heavy):
+        await service.create_jobs(tenant.id, [JobSpec(type="t")] * 20, ACTOR)
+    taken: Counter[UUID] = Counter()
+    for _ in range(16):
+        taken.update(job.workspace_id for job in await claim(service, None, 1))
+    assert (taken[heavy.id], taken[workspace.id]) == (12, 4), taken
+
+
 async def test_claims_of_one_job_go_round_the_keys_and_the_jobs_without_one(
     service: JobService, workspace: Workspace
 ) -> None:

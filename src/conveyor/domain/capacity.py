@@ -218,13 +218,14 @@ def fit_shares(
     weights: Mapping[UUID, int],
     room: Mapping[Group, int | None],
     limit: int | None,
+    served: Mapping[UUID, float] | None = None,
 ) -> dict[Group, int]:
     """What a claim under limits picks of each group, knowing the `room` its limits leave
     each (None: no cap it knows of): its share, no more than its room; and, given `limit`
     (when the room known is all that can refuse a job), only the jobs `admit` would start
-    of the whole shares in the order `fair_order` weighs them: the groups beyond those
-    pick nothing (their turn is still to come). A group a limit holds (room 0) picks
-    nothing either."""
+    of the whole shares in the order `fair_order` weighs them (`served` as there): the
+    groups beyond those pick nothing (their turn is still to come). A group a limit holds
+    (room 0) picks nothing either."""
     capped = {
         group: share if (left := room.get(group)) is None else min(share, left)
         for group, share in shares.items()
@@ -239,7 +240,7 @@ def fit_shares(
         in_workspace.setdefault(group.workspace_id, []).extend(
             (turn, group_rank, turn, (group, turn)) for turn in range(share)
         )
-    slots = _in_weighted_turns(in_workspace, weights)
+    slots = _in_weighted_turns(in_workspace, weights, served or {})
     fitted = dict.fromkeys(capped, 0)
     taken = 0
     for group, turn in slots:
@@ -271,14 +272,18 @@ class Candidate(NamedTuple):
 
 
 def fair_order(
-    candidates: Iterable[Candidate], weights: Mapping[UUID, int], turns: Sequence[Group] = ()
+    candidates: Iterable[Candidate],
+    weights: Mapping[UUID, int],
+    turns: Sequence[Group] = (),
+    served: Mapping[UUID, float] | None = None,
 ) -> list[Candidate]:
     """Candidates in the order a claim takes them. Within a group: most urgent first.
     Within a workspace: its groups in turn (the first of each group, then the second…).
     Across workspaces: turns in proportion to weight (a workspace of weight 2 gets two
-    jobs for another's one). Ties go to the group earlier in `turns` (the order the claim
-    offered its groups, `take_turns`: so a claim of one job goes round them too), then to
-    the more urgent job."""
+    jobs for another's one), counted on from what each was `served` before this claim (as
+    `take_turns` counts: so a claim smaller than its candidates, one job at a time, still
+    goes round the workspaces by weight). Ties go to the group earlier in `turns` (the
+    order the claim offered its groups), then to the more urgent job."""
     rank = {group: index for index, group in enumerate(turns)}
     unranked = len(rank)
     by_group: dict[Group, list[Candidate]] = {}
@@ -291,22 +296,26 @@ def fair_order(
             in_workspace.setdefault(candidate.workspace_id, []).append(
                 (turn, rank.get(candidate.group, unranked), candidate.urgency, candidate)
             )
-    return _in_weighted_turns(in_workspace, weights)
+    return _in_weighted_turns(in_workspace, weights, served or {})
 
 
 def _in_weighted_turns(
-    in_workspace: Mapping[UUID, list[tuple[int, int, Tie, Item]]], weights: Mapping[UUID, int]
+    in_workspace: Mapping[UUID, list[tuple[int, int, Tie, Item]]],
+    weights: Mapping[UUID, int],
+    served: Mapping[UUID, float],
 ) -> list[Item]:
     """Each workspace's items — (their turn in their group, their group's rank, a tie-break,
     the item) — in the order a claim weighs them (`fair_order`, `fit_shares`): within a
     workspace its groups in turn (the first of each, then the second…); across workspaces
-    in proportion to weight; ties to the group ranked first, then to the tie-break."""
+    in proportion to weight, from what each was `served` (jobs / weight) before; ties to
+    the group ranked first, then to the tie-break."""
     ranked: list[tuple[float, int, Tie, Item]] = []
     for workspace, in_turn in in_workspace.items():
         in_turn.sort(key=lambda item: item[:3])
         weight = weights.get(workspace, DEFAULT_WEIGHT)
+        start = served.get(workspace, 0.0)
         ranked += [
-            ((position + 1) / weight, group_rank, tie, item)
+            (start + (position + 1) / weight, group_rank, tie, item)
             for position, (_, group_rank, tie, item) in enumerate(in_turn)
         ]
     ranked.sort(key=lambda entry: entry[:3])

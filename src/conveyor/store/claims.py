@@ -143,6 +143,10 @@ class Turns(NamedTuple):
     order: list[Group]
     shares: dict[Group, int]
     waiting: bool
+    served: Mapping[UUID, float]
+    """What each workspace of the plan had been served (jobs / weight) when the turns were
+    taken: a claim that weighs more than it asks for (`fit_shares`, `fair_order`) counts on
+    from it, as `take_turns` did."""
 
     def more(self, started: int, limit: int) -> bool:
         """Whether a claim that started this many of `limit` should look again at once:
@@ -481,9 +485,15 @@ class ClaimPlanner:
             workspace.id: self._cycle(scope, workspace, keys.get(workspace.id, KeyScan()))
             for workspace in plan
         }
-        in_turn = take_turns(cycles, weights, self._served_floor(scope, plan))
+        served = self._served_floor(scope, plan)
+        in_turn = take_turns(cycles, weights, served)
         groups = in_turn[:budget]
-        return Turns(groups, split_fairly(groups, weights, budget), len(in_turn) > len(groups))
+        return Turns(
+            groups,
+            split_fairly(groups, weights, budget),
+            len(in_turn) > len(groups),
+            {workspace.id: served[workspace.id] for workspace in plan},
+        )
 
     def took(
         self,
@@ -571,7 +581,9 @@ class ClaimPlanner:
             limit_type(name) is not None and state.room() is not None
             for (_, name), state in states.items()
         )
-        fitted = fit_shares(turns.order, turns.shares, weights, room, None if typed else limit)
+        fitted = fit_shares(
+            turns.order, turns.shares, weights, room, None if typed else limit, turns.served
+        )
         cut = {group for group, share in fitted.items() if share == 0 and room.get(group) != 0}
         shares = {group: share for group, share in fitted.items() if share}
         capped = typed or any(

@@ -418,7 +418,9 @@ class PostgresJobStore(SharedJobStatements):
             self._group_picks(request, _CANDIDATE_COLUMNS),
             {**self._claim_params(request), **_share_params(fitted.shares)},
         )
-        ordered = fair_order([_candidate(row) for row in picked], weights, turns.order)
+        ordered = fair_order(
+            [_candidate(row) for row in picked], weights, turns.order, turns.served
+        )
         admission = admit(ordered, states, request.limit, now or _EPOCH)
         rows: list[Row] = []
         if admission.admitted:

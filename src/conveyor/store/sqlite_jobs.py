@@ -365,7 +365,7 @@ class SqliteJobStore(SharedJobStatements):
                         self.database.codec.timestamp(row["run_at"]),
                     )
                 )
-        ordered = fair_order(candidates, weights, turns.order)
+        ordered = fair_order(candidates, weights, turns.order, turns.served)
         admission = admit(ordered, states, request.limit, now or _EPOCH)
         rows: list[sqlite3.Row] = []
         if admission.admitted:
