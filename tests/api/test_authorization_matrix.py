@@ -46,6 +46,7 @@ ROUTES = [
     Route("POST", "/claims", P.CLAIM, {"worker_id": "w"}),
     Route("POST", "/jobs/{job}/heartbeat", P.REPORT, {"lease_id": "{lease}"}),
     Route("PATCH", "/jobs/{job}/status", P.REPORT, {"status": "FAILED", "lease_id": "{lease}"}),
+    Route("PATCH", "/jobs/{job}/status", P.START, {"status": "RUNNING"}),
     Route(
         "PATCH", "/jobs/{job}/progress", P.REPORT, {"progress_percent": 50, "lease_id": "{lease}"}
     ),

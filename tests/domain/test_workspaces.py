@@ -68,7 +68,7 @@ def test_a_slug_with_a_trailing_newline_is_refused() -> None:
 P = Permission
 EXPECTED = {
     Role.CLIENT: {P.READ, P.CREATE, P.CANCEL, P.RETRY, P.STREAM, P.MANAGE_SCHEDULES},
-    Role.WORKER: {P.READ, P.STREAM, P.CLAIM, P.REPORT},
+    Role.WORKER: {P.READ, P.STREAM, P.CLAIM, P.START, P.REPORT},
     Role.ADMIN: set(Permission) - {P.SET_WEIGHT},
 }
 
@@ -85,6 +85,12 @@ def test_only_an_instance_admin_sets_a_workspaces_weight() -> None:
     assert allowed == [Role.ADMIN]
 
 
+def test_an_instance_worker_starts_no_job_by_id() -> None:
+    """It works on the jobs it holds: those its claims gave it, in fair turns."""
+    assert not role_allows(Role.WORKER, P.START, instance=True)
+    assert role_allows(Role.ADMIN, P.START, instance=True)
+
+
 def test_only_an_admin_manages_keys() -> None:
     assert [role for role in Role if role_allows(role, P.MANAGE_KEYS)] == [Role.ADMIN]
 
@@ -92,7 +98,7 @@ def test_only_an_admin_manages_keys() -> None:
 def test_clients_and_workers_split_the_work() -> None:
     """A client's key cannot run jobs and a worker's key cannot create or cancel them."""
     client, worker = ROLE_PERMISSIONS[Role.CLIENT], ROLE_PERMISSIONS[Role.WORKER]
-    assert client & {P.CLAIM, P.REPORT} == set()
+    assert client & {P.CLAIM, P.START, P.REPORT} == set()
     assert worker & {P.CREATE, P.CANCEL, P.RETRY, P.MANAGE_SCHEDULES} == set()
     assert set(ROLE_PERMISSIONS) == set(Role)
 

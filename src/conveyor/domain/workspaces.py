@@ -37,6 +37,9 @@ class Permission(StrEnum):
     RETRY = "retry"
     STREAM = "stream"
     CLAIM = "claim"
+    START = "start"
+    """Start a job by its id (`PATCH …/status` to RUNNING), not by a claim: a job the key's
+    worker does not hold yet, which it then reads."""
     REPORT = "report"
     MANAGE_KEYS = "manage_keys"
     MANAGE_LIMITS = "manage_limits"
@@ -63,7 +66,13 @@ ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
         }
     ),
     Role.WORKER: frozenset(
-        {Permission.READ, Permission.STREAM, Permission.CLAIM, Permission.REPORT}
+        {
+            Permission.READ,
+            Permission.STREAM,
+            Permission.CLAIM,
+            Permission.START,
+            Permission.REPORT,
+        }
     ),
     Role.ADMIN: frozenset(Permission) - INSTANCE_ONLY,
 }
@@ -71,7 +80,8 @@ ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
 
 INSTANCE_ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
     # An instance worker claims from every workspace and reports on the jobs it holds:
-    # nothing else (it cannot create, list, read or cancel jobs, nor manage keys).
+    # nothing else (it cannot create, list, read, start by id or cancel jobs, nor manage
+    # keys).
     Role.WORKER: frozenset({Permission.CLAIM, Permission.REPORT}),
     Role.ADMIN: frozenset(Permission),
 }

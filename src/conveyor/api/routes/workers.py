@@ -177,14 +177,10 @@ async def change_status(
     needed = {
         JobStatus.QUEUED: Permission.CREATE,
         JobStatus.CANCELLED: Permission.CANCEL,
+        JobStatus.RUNNING: Permission.START,
     }.get(body.status, Permission.REPORT)
     if not principal.can(needed):
-        raise Problem(
-            403,
-            "forbidden",
-            "Forbidden",
-            f"a {principal.role.value} key may not move a job to {body.status.value}",
-        )
+        raise forbidden(principal, needed)
     worker_id = body.worker_id or worker
     job = await ctx.jobs.change_status(
         principal.workspace.id,

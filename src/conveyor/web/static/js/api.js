@@ -84,10 +84,10 @@ export const del = (path, options) => request('DELETE', path, options);
 // -- what each role may do (mirrors the server; the server enforces it anyway) -------------
 
 // 'release' (PENDING → QUEUED) is allowed to whoever may create jobs.
-const ALL = ['read', 'create', 'release', 'cancel', 'retry', 'stream', 'claim', 'report', 'manage_keys', 'manage_limits', 'manage_schedules', 'manage_settings'];
+const ALL = ['read', 'create', 'release', 'cancel', 'retry', 'stream', 'claim', 'start', 'report', 'manage_keys', 'manage_limits', 'manage_schedules', 'manage_settings'];
 const PERMISSIONS = {
   client: ['read', 'create', 'release', 'cancel', 'retry', 'stream', 'manage_schedules'],
-  worker: ['read', 'stream', 'claim', 'report'],
+  worker: ['read', 'stream', 'claim', 'start', 'report'],
   admin: ALL,
 };
 // Keys bound to no workspace: an instance worker claims and reports, nothing else; an
