@@ -278,6 +278,17 @@ async def test_running_by_name_is_refused_where_a_limit_governs(
     assert (await claim_one(worker))["id"] == job["id"], "a claim still starts it"
 
 
+async def test_a_type_limit_named_for_no_job_type_is_a_422_and_not_stored(
+    client: httpx.AsyncClient,
+) -> None:
+    for name in ("type:", "type:A", "type:BAD%20TYPE", "type:" + "t" * 101):
+        refused = await client.put(f"/limits/{name}", json={"max_running": 1})
+        assert refused.status_code == 422, (name, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["errors"][0]["field"] == "name"
+    assert (await client.get("/limits")).json()["data"] == [], "nothing was stored"
+
+
 async def test_a_concurrency_key_in_a_type_limits_name_is_a_422(
     client: httpx.AsyncClient,
 ) -> None:

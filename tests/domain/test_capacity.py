@@ -85,6 +85,16 @@ def test_a_concurrency_key_may_not_take_a_type_limits_name() -> None:
     JobSpec(type="t", concurrency_key="types:other").validate()
 
 
+@pytest.mark.parametrize("name", ["type:", "type:A", "type:bad type", "type:" + "t" * 101])
+def test_a_type_limits_name_names_a_job_type(name: str) -> None:
+    """A type limit that no job type could have would govern nothing: refused."""
+    with pytest.raises(InvalidInput) as refused:
+        Limit(uuid4(), name, max_running=1).validate()
+    assert refused.value.field == "name"
+    Limit(uuid4(), "type:" + "t" * 100, max_running=1).validate()
+    Limit(uuid4(), "Type:A any key", max_running=1).validate()
+
+
 def test_fitted_shares_take_what_fair_order_would_admit_and_no_more() -> None:
     """Room known for every group: a claim of 3 picks what `fair_order` then `admit` would
     start of the full shares, and nothing of a group a limit holds."""

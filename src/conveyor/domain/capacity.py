@@ -25,6 +25,7 @@ from typing import Any, Final, NamedTuple, TypeVar
 from uuid import UUID
 
 from conveyor.domain.errors import InvalidInput
+from conveyor.domain.job_types import JOB_TYPE_PATTERN, JOB_TYPE_RULE
 
 Tie = TypeVar("Tie", bound=Any)
 Item = TypeVar("Item")
@@ -83,6 +84,11 @@ class Limit:
     def validate(self) -> None:
         if not _LIMIT_NAME.match(self.name):
             raise InvalidInput("name", f"must be 1..{LIMIT_NAME_MAX_LENGTH} printable characters")
+        job_type = limit_type(self.name)
+        if job_type is not None and not JOB_TYPE_PATTERN.match(job_type):
+            raise InvalidInput(
+                "name", f"a type limit is {TYPE_LIMIT_PREFIX}<type>: the type {JOB_TYPE_RULE}"
+            )
         if self.max_running is not None and not 0 <= self.max_running <= MAX_RUNNING_LIMIT:
             raise InvalidInput("max_running", f"must be between 0 and {MAX_RUNNING_LIMIT}")
         if self.rate is not None:

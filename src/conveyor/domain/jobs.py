@@ -9,7 +9,6 @@ never be stored: the write misses and the service decides again on a fresh read.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -29,6 +28,7 @@ from conveyor.domain.errors import (
     ResultConflict,
 )
 from conveyor.domain.events import JsonValue, NewEvent
+from conveyor.domain.job_types import JOB_TYPE_PATTERN, JOB_TYPE_RULE
 from conveyor.domain.status import (
     CLAIMABLE_STATUS,
     LEASED_STATUS,
@@ -55,7 +55,6 @@ __all__ = [  # the status machine, importable from here as before
 # ---------------------------------------------------------------------------------------
 # Limits on what a job may be created with.
 
-JOB_TYPE_PATTERN: Final = re.compile(r"[a-z0-9_.:-]{1,100}\Z")
 PRIORITY_MIN: Final = 1
 PRIORITY_MAX: Final = 10
 PRIORITY_DEFAULT: Final = 5
@@ -104,7 +103,7 @@ class JobSpec:
 
     def validate(self) -> None:
         if not JOB_TYPE_PATTERN.match(self.type):
-            raise InvalidInput("type", "must be 1..100 characters of [a-z0-9_.:-]")
+            raise InvalidInput("type", JOB_TYPE_RULE)
         if not PRIORITY_MIN <= self.priority <= PRIORITY_MAX:
             raise InvalidInput("priority", f"must be between {PRIORITY_MIN} and {PRIORITY_MAX}")
         if not 1 <= self.max_attempts <= MAX_ATTEMPTS_LIMIT:

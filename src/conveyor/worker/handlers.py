@@ -30,7 +30,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from conveyor.domain.jobs import JOB_TYPE_PATTERN, TIMEOUT_LIMIT_SECONDS
+from conveyor.domain.job_types import JOB_TYPE_PATTERN, JOB_TYPE_RULE
+from conveyor.domain.jobs import TIMEOUT_LIMIT_SECONDS
 
 if TYPE_CHECKING:
     pass
@@ -78,7 +79,7 @@ class Handlers:
         self, job_type: str, function: Callable[..., Any], *, timeout: float | None = None
     ) -> None:
         if not JOB_TYPE_PATTERN.match(job_type):
-            raise ValueError(f"job type {job_type!r} must be 1..100 characters of [a-z0-9_.:-]")
+            raise ValueError(f"job type {job_type!r} {JOB_TYPE_RULE}")
         if job_type in self._handlers:
             raise ValueError(f"a handler for {job_type!r} is already registered")
         if timeout is not None and not 0 < timeout <= TIMEOUT_LIMIT_SECONDS:

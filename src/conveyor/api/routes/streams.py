@@ -33,6 +33,7 @@ from conveyor.api.schemas import ProblemOut
 from conveyor.bus.hub import StreamFilter, Subscription
 from conveyor.domain.errors import JobNotFound, TransientDatabaseError, Unavailable
 from conveyor.domain.events import Event, StreamPosition
+from conveyor.domain.job_types import JOB_TYPE_CHARACTERS
 from conveyor.domain.jobs import JobStatus
 from conveyor.domain.status import TERMINAL_EVENTS
 from conveyor.domain.workspaces import Permission
@@ -350,7 +351,7 @@ async def stream_workspace(
     principal: Streamer,
     request: Request,
     type: Annotated[
-        list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.:-]{1,100}$")]] | None,
+        list[Annotated[str, StringConstraints(pattern=rf"^{JOB_TYPE_CHARACTERS}$")]] | None,
         Query(description="job types (repeatable)", max_length=100),
     ] = None,
     status: Annotated[
