@@ -278,10 +278,10 @@ async def test_running_by_name_is_refused_where_a_limit_governs(
     assert (await claim_one(worker))["id"] == job["id"], "a claim still starts it"
 
 
-async def test_a_type_limit_named_for_no_job_type_is_a_422_and_not_stored(
+async def test_a_limit_name_no_job_could_have_is_a_422_and_not_stored(
     client: httpx.AsyncClient,
 ) -> None:
-    for name in ("type:", "type:A", "type:BAD%20TYPE", "type:" + "t" * 101):
+    for name in ("type:", "type:A", "type:BAD%20TYPE", "type:" + "t" * 101, "x%0Ay", "%09"):
         refused = await client.put(f"/limits/{name}", json={"max_running": 1})
         assert refused.status_code == 422, (name, refused.text)
         assert refused.headers["content-type"] == "application/problem+json"

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.responses import Response
 
 from conveyor.api.dependencies import Context, authorized
@@ -23,6 +24,17 @@ from conveyor.service.workspaces import Principal
 from conveyor.store.limits import LimitCounts
 
 router = APIRouter(prefix="/v1/workspaces/{ws}/limits", tags=["limits"])
+
+
+class LimitNameSegments(PathConvertor):
+    """`/limits/{name}`: the rest of the path, slashes (`customer%2F42`) and line breaks
+    included, so a name the domain refuses (a control character) is its 422 naming `name`,
+    not a missing route's 404."""
+
+    regex = "(?s:.+)"
+
+
+register_url_convertor("limit_name", LimitNameSegments())
 Reader = Annotated[Principal, authorized(Permission.READ)]
 Manager = Annotated[Principal, authorized(Permission.MANAGE_LIMITS)]
 LimitName = Annotated[
@@ -103,13 +115,13 @@ async def list_limits(ctx: Context, principal: Reader) -> Response:
     return json_response({"data": [limit_json(counts) for counts in found]})
 
 
-@router.get("/{name:path}", response_model=LimitOut, responses=ERRORS, summary="One limit")
+@router.get("/{name:limit_name}", response_model=LimitOut, responses=ERRORS, summary="One limit")
 async def get_limit(ctx: Context, principal: Reader, name: LimitName) -> Response:
     return json_response(limit_json(await ctx.limits.get(principal.workspace.id, name)))
 
 
 @router.put(
-    "/{name:path}",
+    "/{name:limit_name}",
     response_model=LimitOut,
     responses=ERRORS,
     summary="Set a limit: max_running, a rate, paused (what is left out is no cap)",
@@ -126,7 +138,9 @@ async def put_limit(ctx: Context, principal: Manager, name: LimitName, body: Lim
     return json_response(limit_json(counts))
 
 
-@router.delete("/{name:path}", status_code=204, responses=ERRORS, summary="Remove a limit (no cap)")
+@router.delete(
+    "/{name:limit_name}", status_code=204, responses=ERRORS, summary="Remove a limit (no cap)"
+)
 async def delete_limit(ctx: Context, principal: Manager, name: LimitName) -> Response:
     await ctx.limits.delete(principal.workspace.id, name)
     return Response(status_code=204)
