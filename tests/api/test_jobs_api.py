@@ -185,6 +185,9 @@ async def test_malformed_json_and_bad_ids_are_422(client: httpx.AsyncClient) -> 
         "/jobs", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["field"] == "body", error
+    assert error["message"].startswith("is not valid JSON at character 1"), error
     assert (await client.get("/jobs/not-a-uuid")).status_code == 422
     assert (await client.get("/jobs", params={"limit": 201})).status_code == 422
     assert (await client.get("/jobs", params={"status": "DONE"})).status_code == 422
@@ -193,6 +196,15 @@ async def test_malformed_json_and_bad_ids_are_422(client: httpx.AsyncClient) -> 
 async def test_batch_create_is_all_or_nothing(client: httpx.AsyncClient) -> None:
     bad = await client.post("/jobs/batch", json={"jobs": [{"type": "ok"}, {"type": "BAD"}]})
     assert bad.status_code == 422
+    assert (await client.get("/jobs")).json()["meta"]["total"] == 0
+    # A field the domain refuses is named by its place in the batch, as the schema's are.
+    for job, field in (
+        ({"type": "a", "concurrency_key": "type:a"}, "jobs.1.concurrency_key"),
+        ({"type": "a", "concurrency_key": "x" * 201}, "jobs.1.concurrency_key"),
+    ):
+        refused = await client.post("/jobs/batch", json={"jobs": [{"type": "ok"}, job]})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == field, refused.json()
     assert (await client.get("/jobs")).json()["meta"]["total"] == 0
     good = await client.post("/jobs/batch", json={"jobs": [{"type": "a"}, {"type": "b"}]})
     assert good.status_code == 201

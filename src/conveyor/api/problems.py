@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -228,6 +229,16 @@ def _render(request: Request, problem: Problem) -> Response:
     )
 
 
+def _invalid_field(item: Mapping[str, Any]) -> dict[str, str]:
+    """One entry of a 422's `errors`: the field and what is wrong with it. A body that is
+    not JSON is the body's fault, at a position (not a field named by that position)."""
+    if item.get("type") == "json_invalid":
+        where = item["loc"][-1] if len(item["loc"]) > 1 else None
+        at = f" at character {where}" if isinstance(where, int) else ""
+        return {"field": "body", "message": f"is not valid JSON{at} ({item['msg']})"}
+    return {"field": _field_name(item["loc"]), "message": item["msg"]}
+
+
 def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(part) for part in location]
     if parts and parts[0] in ("body", "query", "path", "header"):
@@ -276,9 +287,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def validation_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
-        errors = [
-            {"field": _field_name(item["loc"]), "message": item["msg"]} for item in error.errors()
-        ]
+        errors = [_invalid_field(item) for item in error.errors()]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return problem_response(
             422,

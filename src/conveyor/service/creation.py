@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from conveyor.domain.errors import IdempotencyConflict, JobConflict
+from conveyor.domain.errors import IdempotencyConflict, InvalidInput, JobConflict
 from conveyor.domain.job_lists import default_retry_key
 from conveyor.domain.jobs import Job, JobSpec, JobStatus
 from conveyor.domain.limits import validate_json, validate_text
@@ -38,7 +38,10 @@ class JobCreation(JobServiceCore):
         queue (status QUEUED) commit together or not at all."""
         for index, spec in enumerate(specs):
             where = "" if len(specs) == 1 else f"jobs.{index}."
-            spec.validate()
+            try:
+                spec.validate()
+            except InvalidInput as invalid:  # named as the batch's other fields are
+                raise InvalidInput(f"{where}{invalid.field}", invalid.message) from None
             validate_json(spec.payload, f"{where}payload", self.limits)
             for name in ("agent_task_id", "idempotency_key", "concurrency_key"):
                 text = getattr(spec, name)
