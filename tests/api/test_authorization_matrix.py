@@ -298,6 +298,13 @@ async def test_instance_keys_act_in_every_workspace_within_their_role(
             if not allowed:
                 if response.status_code != 403:
                     failures.append(f"instance worker {route}: {response.status_code}, not 403")
+                elif (
+                    route.permission not in INSTANCE_ONLY  # refused first for its settings
+                    and response.json().get("permission") != route.permission
+                ):
+                    failures.append(
+                        f"instance worker {route}: {response.json()}, not its permission"
+                    )
                 if await snapshot(store) != before:
                     failures.append(f"instance worker {route}: changed the database")
     async with httpx.AsyncClient(

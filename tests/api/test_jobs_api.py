@@ -205,6 +205,8 @@ async def test_batch_create_is_all_or_nothing(client: httpx.AsyncClient) -> None
         refused = await client.post("/jobs/batch", json={"jobs": [{"type": "ok"}, job]})
         assert refused.status_code == 422, refused.text
         assert refused.json()["errors"][0]["field"] == field, refused.json()
+        alone = await client.post("/jobs/batch", json={"jobs": [job]})
+        assert alone.json()["errors"][0]["field"] == field.replace(".1.", ".0."), alone.json()
     assert (await client.get("/jobs")).json()["meta"]["total"] == 0
     good = await client.post("/jobs/batch", json={"jobs": [{"type": "a"}, {"type": "b"}]})
     assert good.status_code == 201

@@ -260,6 +260,19 @@ async def test_a_failure_keeps_its_detail_and_a_success_clears_it(
     assert (done.json()["error"], done.json()["error_detail"]) == (None, None)
 
 
+async def test_a_workspace_worker_starts_a_queued_job_by_id(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    """`PATCH …/status` to RUNNING (permission `start`): a workspace worker key may, and
+    gets the job with its lease; an instance worker key may not (the matrix's)."""
+    job = (await client.post("/jobs", json={"type": "t"})).json()
+    started = await worker.patch(
+        f"/jobs/{job['id']}/status", json={"status": "RUNNING", "worker_id": "w"}
+    )
+    assert started.status_code == 200, started.text
+    assert (started.json()["status"], started.json()["lease_id"] is not None) == ("RUNNING", True)
+
+
 async def test_running_by_name_is_refused_where_a_limit_governs(
     client: httpx.AsyncClient, worker: httpx.AsyncClient
 ) -> None:

@@ -101,7 +101,7 @@ def test_fitted_shares_take_what_fair_order_would_admit_and_no_more() -> None:
     order = groups_of(A, "full", "a1", "a2") + groups_of(B, "b1")
     shares = dict.fromkeys(order, 2)
     room: dict[Group, int | None] = {Group(A, "full"): 0, Group(A, "a1"): 1}
-    fitted = fit_shares(order, shares, {A: 1, B: 1}, room, 3)
+    fitted = fit_shares(order, shares, {A: 1, B: 1}, room, 3, {})
     assert fitted == {Group(A, "full"): 0, Group(A, "a1"): 1, Group(A, "a2"): 0, Group(B, "b1"): 2}
     candidates = [
         Candidate(uuid4(), g.workspace_id, "t", g.concurrency_key, 5, NOW)
@@ -112,7 +112,7 @@ def test_fitted_shares_take_what_fair_order_would_admit_and_no_more() -> None:
         (A, "full"): LimitState(Limit(A, "full", max_running=0), 0),
         (A, "a1"): LimitState(Limit(A, "a1", max_running=1), 0),
     }
-    admitted = admit(fair_order(candidates, {A: 1, B: 1}, order), states, 3, NOW).admitted
+    admitted = admit(fair_order(candidates, {A: 1, B: 1}, order, {}), states, 3, NOW).admitted
     assert Counter(candidate.group for candidate in admitted) == {
         group: count for group, count in fitted.items() if count
     }
@@ -120,24 +120,35 @@ def test_fitted_shares_take_what_fair_order_would_admit_and_no_more() -> None:
 
 def test_without_a_limit_to_fit_shares_are_only_capped_by_room() -> None:
     order = groups_of(A, "a1", "a2")
-    fitted = fit_shares(order, dict.fromkeys(order, 5), {A: 1}, {Group(A, "a1"): 2}, None)
+    fitted = fit_shares(order, dict.fromkeys(order, 5), {A: 1}, {Group(A, "a1"): 2}, None, {})
     assert fitted == {Group(A, "a1"): 2, Group(A, "a2"): 5}
 
 
 def test_a_heavier_workspace_fits_more_of_a_claim() -> None:
     order = groups_of(A, None) + groups_of(B, None)
-    fitted = fit_shares(order, {Group(A, None): 10, Group(B, None): 10}, {A: 3, B: 1}, {}, 8)
+    fitted = fit_shares(order, {Group(A, None): 10, Group(B, None): 10}, {A: 3, B: 1}, {}, 8, {})
     assert fitted == {Group(A, None): 6, Group(B, None): 2}
 
 
-def test_weighing_counts_on_from_what_each_workspace_was_served() -> None:
-    """A claim of one among two workspaces' candidates, weights 3 and 1: the heavier goes
-    first only while it has been served less than three times as much."""
-    order = groups_of(A, None) + groups_of(B, None)
-    shares = {Group(A, None): 1, Group(B, None): 1}
+@pytest.mark.parametrize(
+    ("served", "weights"),
+    [
+        ({}, {A: 3, B: 1}),
+        ({A: 1 / 3, B: 0.0}, {A: 3, B: 1}),
+        ({A: 1.0, B: 0.0}, {A: 3, B: 1}),
+        ({A: 0.5, B: 0.4}, {A: 3, B: 1}),
+        ({A: 2.0, B: 2.5}, {A: 1, B: 2}),
+    ],
+)
+def test_weighing_a_claim_counts_as_its_turns_were_taken(
+    served: dict[UUID, float], weights: dict[UUID, int]
+) -> None:
+    """A claim of one among two workspaces' candidates takes the group `take_turns` put
+    first: both count on from what each workspace was served (`turn_mark`), so a claim
+    under limits, which weighs more candidates than it asks for, goes round by weight too."""
+    order = take_turns({A: groups_of(A, None), B: groups_of(B, None)}, weights, served)
+    shares = dict.fromkeys(order, 1)
     candidates = [Candidate(uuid4(), group.workspace_id, "t", None, 5, NOW) for group in order]
-    for served, first in [({}, A), ({A: 1 / 3, B: 0.0}, A), ({A: 1.0, B: 0.0}, B)]:
-        ordered = fair_order(candidates, {A: 3, B: 1}, order[::-1], served)
-        assert ordered[0].workspace_id == first, served
-        fitted = fit_shares(order[::-1], shares, {A: 3, B: 1}, {}, 1, served)
-        assert fitted[Group(first, None)] == 1, served
+    assert fair_order(candidates, weights, order, served)[0].group == order[0], served
+    fitted = fit_shares(order, shares, weights, {}, 1, served)
+    assert fitted == {order[0]: 1, order[1]: 0}, served

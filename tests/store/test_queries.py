@@ -120,6 +120,9 @@ def test_no_query_file_restates_how_type_limits_are_named(file_name: str) -> Non
     text = resources.files("conveyor.store").joinpath("sql", file_name).read_text("utf-8")
     sql = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     assert f"'{TYPE_LIMIT_PREFIX}'" not in sql
+
+
+def test_type_limit_parts_are_filled_from_the_domains_prefix() -> None:
     loaded = queries_for("postgresql")
     assert f"'{TYPE_LIMIT_PREFIX}' || c.type" in loaded["start_jobs"].template
     assert is_type_limit("l.name") in loaded["limit_states"].template

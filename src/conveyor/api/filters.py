@@ -12,10 +12,10 @@ from pydantic import AwareDatetime, Field, StringConstraints
 
 from conveyor.api.schemas import SafeText, Strict
 from conveyor.domain.job_lists import ERROR_CONTAINS_MAX_LENGTH, JobFilter
-from conveyor.domain.job_types import JOB_TYPE_CHARACTERS
+from conveyor.domain.job_types import JOB_TYPE_REGEX
 from conveyor.domain.jobs import AGENT_TASK_ID_MAX_LENGTH, CONCURRENCY_KEY_MAX_LENGTH, JobStatus
 
-JobTypeText = Annotated[str, StringConstraints(pattern=rf"^{JOB_TYPE_CHARACTERS}$")]
+JobTypeText = Annotated[str, StringConstraints(pattern=JOB_TYPE_REGEX)]
 AgentTaskText = Annotated[SafeText, StringConstraints(max_length=AGENT_TASK_ID_MAX_LENGTH)]
 ConcurrencyKeyText = Annotated[
     SafeText, StringConstraints(min_length=1, max_length=CONCURRENCY_KEY_MAX_LENGTH)

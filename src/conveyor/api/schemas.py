@@ -17,7 +17,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, 
 
 from conveyor.domain.capacity import MAX_RUNNING_LIMIT, WEIGHT_MAX, WEIGHT_MIN
 from conveyor.domain.events import EVENT_TYPE_MAX_LENGTH, Event
-from conveyor.domain.job_types import JOB_TYPE_CHARACTERS
+from conveyor.domain.job_types import JOB_TYPE_REGEX
 from conveyor.domain.jobs import (
     AGENT_TASK_ID_MAX_LENGTH,
     CLAIM_LIMIT_OVER_HTTP,
@@ -87,7 +87,7 @@ Percent = Annotated[int, Field(ge=0, le=100), BeforeValidator(_json_number)]
 MaxRunning = Annotated[int, Field(ge=0, le=MAX_RUNNING_LIMIT), BeforeValidator(_json_number)]
 Weight = Annotated[int, Field(ge=WEIGHT_MIN, le=WEIGHT_MAX), BeforeValidator(_json_number)]
 
-JOB_TYPE = Annotated[str, Field(pattern=rf"^{JOB_TYPE_CHARACTERS}$", examples=["email.send"])]
+JOB_TYPE = Annotated[str, Field(pattern=JOB_TYPE_REGEX, examples=["email.send"])]
 WORKER_ID = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
 LEASE_SECONDS_MAX = 3600
 

@@ -163,6 +163,16 @@ class Group(NamedTuple):
     concurrency_key: str | None
 
 
+def turn_mark(
+    served: Mapping[UUID, float], weights: Mapping[UUID, int], workspace: UUID, position: int
+) -> float:
+    """Where a workspace's turn `position` (its first is 0) falls among every workspace's:
+    on from what it was served (jobs / weight), one job every 1/weight. How `take_turns`
+    orders a claim's groups and how the claim weighs their jobs (`fair_order`,
+    `fit_shares`) both count, so they agree on who comes first."""
+    return served.get(workspace, 0.0) + position / weights.get(workspace, DEFAULT_WEIGHT)
+
+
 def take_turns(
     groups: Mapping[UUID, Sequence[Group]],
     weights: Mapping[UUID, int],
@@ -175,10 +185,9 @@ def take_turns(
     small for every group (a worker with one free slot) so still goes round them all."""
     ranked: list[tuple[float, UUID, int, Group]] = []
     for workspace, members in groups.items():
-        weight = weights.get(workspace, DEFAULT_WEIGHT)
-        start = served.get(workspace, 0.0)
         for position, group in enumerate(members):
-            ranked.append((start + position / weight, workspace, position, group))
+            mark = turn_mark(served, weights, workspace, position)
+            ranked.append((mark, workspace, position, group))
     ranked.sort(key=lambda item: item[:3])
     return [group for *_, group in ranked]
 
@@ -224,7 +233,7 @@ def fit_shares(
     weights: Mapping[UUID, int],
     room: Mapping[Group, int | None],
     limit: int | None,
-    served: Mapping[UUID, float] | None = None,
+    served: Mapping[UUID, float],
 ) -> dict[Group, int]:
     """What a claim under limits picks of each group, knowing the `room` its limits leave
     each (None: no cap it knows of): its share, no more than its room; and, given `limit`
@@ -246,7 +255,7 @@ def fit_shares(
         in_workspace.setdefault(group.workspace_id, []).extend(
             (turn, group_rank, turn, (group, turn)) for turn in range(share)
         )
-    slots = _in_weighted_turns(in_workspace, weights, served or {})
+    slots = _in_weighted_turns(in_workspace, weights, served)
     fitted = dict.fromkeys(capped, 0)
     taken = 0
     for group, turn in slots:
@@ -280,8 +289,8 @@ class Candidate(NamedTuple):
 def fair_order(
     candidates: Iterable[Candidate],
     weights: Mapping[UUID, int],
-    turns: Sequence[Group] = (),
-    served: Mapping[UUID, float] | None = None,
+    turns: Sequence[Group],
+    served: Mapping[UUID, float],
 ) -> list[Candidate]:
     """Candidates in the order a claim takes them. Within a group: most urgent first.
     Within a workspace: its groups in turn (the first of each group, then the second…).
@@ -302,7 +311,7 @@ def fair_order(
             in_workspace.setdefault(candidate.workspace_id, []).append(
                 (turn, rank.get(candidate.group, unranked), candidate.urgency, candidate)
             )
-    return _in_weighted_turns(in_workspace, weights, served or {})
+    return _in_weighted_turns(in_workspace, weights, served)
 
 
 def _in_weighted_turns(
@@ -318,10 +327,8 @@ def _in_weighted_turns(
     ranked: list[tuple[float, int, Tie, Item]] = []
     for workspace, in_turn in in_workspace.items():
         in_turn.sort(key=lambda item: item[:3])
-        weight = weights.get(workspace, DEFAULT_WEIGHT)
-        start = served.get(workspace, 0.0)
         ranked += [
-            (start + (position + 1) / weight, group_rank, tie, item)
+            (turn_mark(served, weights, workspace, position), group_rank, tie, item)
             for position, (_, group_rank, tie, item) in enumerate(in_turn)
         ]
     ranked.sort(key=lambda entry: entry[:3])

@@ -26,18 +26,19 @@ def _ensure_same_request(existing: Job, spec: JobSpec) -> None:
 class JobCreation(JobServiceCore):
     async def create_job(self, workspace_id: UUID, spec: JobSpec, actor: str) -> tuple[Job, bool]:
         """Create one job; the bool is False when its idempotency key returned an old one."""
-        [(job, created)] = await self.create_jobs(workspace_id, [spec], actor)
+        [(job, created)] = await self.create_jobs(workspace_id, [spec], actor, batch=False)
         if not created:
             _ensure_same_request(job, spec)  # a concurrent request took the key in between
         return job, created
 
     async def create_jobs(
-        self, workspace_id: UUID, specs: Sequence[JobSpec], actor: str
+        self, workspace_id: UUID, specs: Sequence[JobSpec], actor: str, *, batch: bool = True
     ) -> list[tuple[Job, bool]]:
         """Create jobs in one transaction: each row, its first events and its place in the
-        queue (status QUEUED) commit together or not at all."""
+        queue (status QUEUED) commit together or not at all. A refused field of a `batch`
+        is named by its place in it (`jobs.N.…`), as the API's schema names its own."""
         for index, spec in enumerate(specs):
-            where = "" if len(specs) == 1 else f"jobs.{index}."
+            where = f"jobs.{index}." if batch else ""
             try:
                 spec.validate()
             except InvalidInput as invalid:  # named as the batch's other fields are

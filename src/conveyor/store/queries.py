@@ -198,7 +198,7 @@ _STATUS_LITERALS: Final[Mapping[str, str]] = {
 }
 
 
-def type_limit_of(table: str) -> str:
+def type_limit(table: str) -> str:
     """The name of the type limit (`type:<type>`: domain.capacity.limit_type) of the job row
     `table`."""
     return f"'{TYPE_LIMIT_PREFIX}' || {table}.type"
@@ -211,7 +211,7 @@ def is_type_limit(name: str) -> str:
     return f"substr({name}, 1, {len(TYPE_LIMIT_PREFIX)}) = '{TYPE_LIMIT_PREFIX}'"
 
 
-def type_limited(name: str) -> str:
+def limited_type(name: str) -> str:
     """The job type a type limit's name (`name`, a column) governs."""
     return f"substr({name}, {len(TYPE_LIMIT_PREFIX) + 1})"
 
@@ -221,7 +221,7 @@ def limit_of_its_names(table: str) -> str:
     `type:<type>`: domain.capacity.limit_names) exists in its workspace."""
     return (
         f"EXISTS (SELECT 1 FROM limits l WHERE l.workspace_id = {table}.workspace_id "
-        f"AND l.name IN ({table}.concurrency_key, {type_limit_of(table)}))"
+        f"AND l.name IN ({table}.concurrency_key, {type_limit(table)}))"
     )
 
 
@@ -230,9 +230,9 @@ def limit_of_its_names(table: str) -> str:
 # are the domain's (`TYPE_LIMIT_PREFIX`), never restated in SQL.
 _ROW_PARTS: Final[Mapping[str, Callable[[str], str]]] = {
     "governed": limit_of_its_names,
-    "type_limit": type_limit_of,
+    "type_limit": type_limit,
     "is_type_limit": lambda table: is_type_limit(f"{table}.name"),
-    "limited_type": lambda table: type_limited(f"{table}.name"),
+    "limited_type": lambda table: limited_type(f"{table}.name"),
 }
 
 _PART = re.compile(r"\{([a-z_]+)(?::([a-z_]+))?\}")

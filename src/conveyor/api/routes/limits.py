@@ -28,10 +28,10 @@ router = APIRouter(prefix="/v1/workspaces/{ws}/limits", tags=["limits"])
 
 class LimitNameSegments(PathConvertor):
     """`/limits/{name}`: the rest of the path, slashes (`customer%2F42`) and line breaks
-    included, so a name the domain refuses (a control character) is its 422 naming `name`,
-    not a missing route's 404."""
+    included, so a name the domain refuses (a control character; or none) is its 422
+    naming `name`, not a missing route's 404."""
 
-    regex = "(?s:.+)"
+    regex = "(?s:.*)"
 
 
 register_url_convertor("limit_name", LimitNameSegments())

@@ -22,18 +22,17 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request
-from pydantic import StringConstraints
 from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from conveyor.api.connections import abort_connection
 from conveyor.api.dependencies import ApiContext, Context, authorized, caller_still_valid
+from conveyor.api.filters import JobTypeText
 from conveyor.api.problems import Problem
 from conveyor.api.schemas import ProblemOut
 from conveyor.bus.hub import StreamFilter, Subscription
 from conveyor.domain.errors import JobNotFound, TransientDatabaseError, Unavailable
 from conveyor.domain.events import Event, StreamPosition
-from conveyor.domain.job_types import JOB_TYPE_CHARACTERS
 from conveyor.domain.jobs import JobStatus
 from conveyor.domain.status import TERMINAL_EVENTS
 from conveyor.domain.workspaces import Permission
@@ -351,7 +350,7 @@ async def stream_workspace(
     principal: Streamer,
     request: Request,
     type: Annotated[
-        list[Annotated[str, StringConstraints(pattern=rf"^{JOB_TYPE_CHARACTERS}$")]] | None,
+        list[JobTypeText] | None,
         Query(description="job types (repeatable)", max_length=100),
     ] = None,
     status: Annotated[
