@@ -35,6 +35,7 @@ class LimitNameSegments(PathConvertor):
 
 
 register_url_convertor("limit_name", LimitNameSegments())
+
 Reader = Annotated[Principal, authorized(Permission.READ)]
 Manager = Annotated[Principal, authorized(Permission.MANAGE_LIMITS)]
 LimitName = Annotated[
