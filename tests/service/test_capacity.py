@@ -260,6 +260,36 @@ async def test_claims_of_one_job_follow_the_weight_where_a_limit_governs(
     assert (taken[heavy.id], taken[workspace.id]) == (12, 4), taken
 
 
+@pytest.mark.parametrize("held_back_seconds", [60.0, 0.0])
+async def test_a_key_its_limit_holds_back_costs_its_workspace_no_share_of_jobs(
+    service: JobService,
+    store: Store,
+    workspace: Workspace,
+    monkeypatch: pytest.MonkeyPatch,
+    held_back_seconds: float,
+) -> None:
+    """A workspace with jobs its key limit holds back (max_running 0) and open work gets
+    half of claims of one against another workspace of the same weight: the held key's
+    turn, once found held, comes after its open work (`HELD_BACK_SECONDS`), where it cost
+    the workspace a turn each time (a third of the jobs). Remembered for no time, it is
+    looked at in its place again every round, and costs that turn."""
+    monkeypatch.setattr(claims, "HELD_BACK_SECONDS", held_back_seconds)
+    other = await WorkspaceService(store).create_workspace("other")
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "held", max_running=0, rate=None, paused=False)
+    await service.create_jobs(workspace.id, [JobSpec(type="t", concurrency_key="held")] * 5, ACTOR)
+    for tenant in (workspace, other):
+        await service.create_jobs(tenant.id, [JobSpec(type="t")] * 30, ACTOR)
+    taken: Counter[UUID] = Counter()
+    for _ in range(40):
+        taken.update(job.workspace_id for job in await claim(service, None, 1))
+    assert await running_count(store, workspace.id, "held") == 0
+    if held_back_seconds:
+        assert (taken[workspace.id], taken[other.id]) in ((20, 20), (19, 21), (21, 19)), taken
+    else:
+        assert taken[workspace.id] < taken[other.id], taken
+
+
 async def test_claims_of_one_job_go_round_the_keys_and_the_jobs_without_one(
     service: JobService, workspace: Workspace
 ) -> None:

@@ -65,6 +65,12 @@ statement holds the workspaces' claim locks shared, so a limit being created wai
 and counts its starts). A plan under limits reads the limits afresh under the claim locks,
 so one deleted meanwhile holds nothing back, and checks under them that none came to the
 plan's other workspaces (`limits_came`), else plans afresh."""
+HELD_BACK_SECONDS = PLAN_REUSE_SECONDS
+"""How long a group a key limit held back (no room) comes last in its workspace's turns,
+after the groups that may start something: its turn would cost the workspace one without
+starting a job, and a workspace with open work as well would get fewer jobs than its
+weight. Then it comes round in its place again, and is looked at afresh; room appearing
+meanwhile waits at most this long for its turn."""
 CANDIDATES_PER_SLOT_UNDER_LIMITS = 2
 """Turns a claim under limits offers per job it asks for, after a limit held jobs back."""
 _REMEMBERED = 10_000
@@ -232,6 +238,8 @@ class Fitted(NamedTuple):
     statement that picks it. Else the claim picks the candidates, and `admit` weighs each."""
     wake_at: datetime | None
     """When the earliest rate window holding a group offered ends."""
+    held_back: frozenset[Group] = frozenset()
+    """The groups offered whose key limit has no room: they pick nothing."""
 
     def key_limits(self) -> list[tuple[UUID, str]]:
         """The names of the key limits the jobs the shares pick may count in (those of
@@ -255,11 +263,13 @@ class Took(NamedTuple):
     """A limit held jobs back (`ScopeTurns.held`)."""
     wake_at: datetime | None
     """When the earliest rate window holding jobs back ends."""
+    held_back: frozenset[Group] = frozenset()
+    """The groups a key limit held back whole (`Fitted.held_back`)."""
 
     @classmethod
     def fitted(cls, fitted: Fitted) -> Took:
         """Each group gave its fitted share (`Fitted.final`)."""
-        return cls(fitted.shares, fitted.cut, fitted.held, fitted.wake_at)
+        return cls(fitted.shares, fitted.cut, fitted.held, fitted.wake_at, fitted.held_back)
 
     @classmethod
     def admitted(cls, fitted: Fitted, ordered: Sequence[Candidate], admission: Admission) -> Took:
@@ -270,6 +280,7 @@ class Took(NamedTuple):
             unreached(ordered, admission) | fitted.cut,
             fitted.held or bool(admission.blocked),
             min(wake, default=None),
+            fitted.held_back,
         )
 
 
@@ -301,6 +312,9 @@ class ScopeTurns:
     """Whether the last claim under limits met one holding jobs back (`Fitted.held`): the
     next offers turns for twice its jobs (`ClaimPlanner.budget`). A scope's first claim
     assumes so."""
+    held_back: dict[Group, float] = field(default_factory=dict)
+    """Groups a key limit held back whole, and when (`time.monotonic()`): for
+    `HELD_BACK_SECONDS` they come last in their workspace's turns (`ClaimPlanner._cycle`)."""
 
 
 def keys_to_scan(budget: int) -> int:
@@ -481,8 +495,11 @@ class ClaimPlanner:
         budget wait for the next claim, which starts where this one stopped (`took`)."""
         scope = self._turns(request)
         weights = {workspace.id: workspace.weight for workspace in plan}
+        held_back = self._held_back(scope)
         cycles = {
-            workspace.id: self._cycle(scope, workspace, keys.get(workspace.id, KeyScan()))
+            workspace.id: self._cycle(
+                scope, workspace, keys.get(workspace.id, KeyScan()), held_back
+            )
             for workspace in plan
         }
         served = self._served_floor(scope, plan)
@@ -542,6 +559,7 @@ class ClaimPlanner:
             wake_in = max(0.0, (took.wake_at - now).total_seconds())
         scope = self._turns(request)
         scope.held = took.held
+        self._remember_held_back(scope, took)
         if started:
             scope.fruitless = FruitlessLooks()
             return NextLook(turns.more(started, request.limit), wake_in)
@@ -589,19 +607,50 @@ class ClaimPlanner:
         capped = typed or any(
             left is not None and left < turns.shares[group] for group, left in room.items()
         )
-        held = typed or 0 in room.values()
-        return Fitted(shares, cut, held, capped, not typed, min(wake, default=None))
+        held_back = frozenset(group for group, left in room.items() if left == 0)
+        held = typed or bool(held_back)
+        return Fitted(shares, cut, held, capped, not typed, min(wake, default=None), held_back)
 
     @staticmethod
-    def _cycle(scope: ScopeTurns, workspace: PlannedWorkspace, scan: KeyScan) -> list[Group]:
+    def _cycle(
+        scope: ScopeTurns,
+        workspace: PlannedWorkspace,
+        scan: KeyScan,
+        held_back: Collection[Group],
+    ) -> list[Group]:
         """A workspace's groups in turn from where its last claim stopped: the group
-        without a key comes round before the first key."""
+        without a key comes round before the first key. Those a key limit held back of
+        late (`held_back`) come after the rest."""
         unkeyed = [Group(workspace.id, None)] if workspace.unkeyed else []
         later = [Group(workspace.id, key) for key in scan.later]
         earlier = [Group(workspace.id, key) for key in scan.earlier]
         if workspace.id not in scope.rotation:
-            return unkeyed + later + earlier
-        return later + unkeyed + earlier
+            cycle = unkeyed + later + earlier
+        else:
+            cycle = later + unkeyed + earlier
+        if not held_back:
+            return cycle
+        return [g for g in cycle if g not in held_back] + [g for g in cycle if g in held_back]
+
+    @staticmethod
+    def _held_back(scope: ScopeTurns) -> set[Group]:
+        """The groups a key limit held back within `HELD_BACK_SECONDS` (older ones are
+        forgotten: they take their place in the turns again)."""
+        now = time.monotonic()
+        for group in [g for g, at in scope.held_back.items() if now - at >= HELD_BACK_SECONDS]:
+            del scope.held_back[group]
+        return set(scope.held_back)
+
+    @staticmethod
+    def _remember_held_back(scope: ScopeTurns, took: Took) -> None:
+        """What a claim under limits found held back; a group that gave jobs is not."""
+        now = time.monotonic()
+        for group in took.given:
+            scope.held_back.pop(group, None)
+        for group in took.held_back:
+            scope.held_back.pop(group, None)
+            scope.held_back[group] = now
+        _bounded(scope.held_back)
 
     @staticmethod
     def _served_floor(scope: ScopeTurns, plan: Sequence[PlannedWorkspace]) -> dict[UUID, float]:
