@@ -7,8 +7,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import pytest
+
 from conveyor.domain.capacity import Admission, Group, Limit, LimitState, Rate
 from conveyor.domain.jobs import ClaimRequest
+from conveyor.store import claims
 from conveyor.store.claims import (
     ClaimPlanner,
     Fitted,
@@ -166,3 +169,51 @@ def test_shares_are_final_unless_a_type_limit_caps_and_a_rate_held_group_says_wh
     assert fitted.key_limits() == [(A, "k2")]
     typed = {**states, (A, "type:t"): LimitState(Limit(A, "type:t", max_running=1), running=0)}
     assert not plans.fit(turns, {A: 1}, typed, request.limit, NOW).final
+
+
+def test_only_a_shut_key_limit_holds_its_group_back_from_the_turns() -> None:
+    """`Fitted.held_back`: a paused key limit, or one of `max_running` 0, stays shut until
+    it changes; a key full of its own running jobs, or over its rate, makes room soon and
+    keeps its place."""
+    plans = planner()
+    plan = [PlannedWorkspace(A, 1, limited=True, keyed=True, unkeyed=False)]
+    request = ClaimRequest(None, 4, 60.0, "w", "a")
+    keys = ("paused", "none", "full", "rated")
+    turns = plans.split(request, plan, {A: KeyScan(keys)}, 4)
+    recent = [NOW - timedelta(seconds=1)]
+    states = {
+        (A, "paused"): LimitState(Limit(A, "paused", paused=True), running=0),
+        (A, "none"): LimitState(Limit(A, "none", max_running=0), running=0),
+        (A, "full"): LimitState(Limit(A, "full", max_running=1), running=1),
+        (A, "rated"): LimitState(Limit(A, "rated", rate=Rate(1, 10.0)), 0, recent),
+    }
+    fitted = plans.fit(turns, {A: 1}, states, request.limit, NOW)
+    assert fitted.shares == {}
+    assert fitted.held_back == {Group(A, "paused"), Group(A, "none")}
+
+
+def test_a_shut_key_comes_after_the_rest_for_a_while_then_takes_its_place_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(claims.time, "monotonic", lambda: clock[0])
+    plans = planner()
+    plan = [PlannedWorkspace(A, 1, limited=True, keyed=True, unkeyed=True)]
+    request = ClaimRequest(None, 3, 60.0, "w", "a")
+    scan = {A: KeyScan((), ("k1", "k2"))}  # after "k2": none later; from the first key on
+    turns = plans.split(request, plan, scan, 3)
+    shut = Group(A, "k1")
+    took = Took({Group(A, None): 1, Group(A, "k2"): 1}, set(), True, None, frozenset({shut}))
+    plans.took_limited(request, plan, turns, took, 2, NOW)
+
+    def order() -> list[str | None]:
+        return [group.concurrency_key for group in plans.split(request, plan, scan, 3).order]
+
+    assert order() == [None, "k2", "k1"], "after the workspace's other groups"
+    clock[0] += claims.HELD_BACK_SECONDS
+    assert order() == [None, "k1", "k2"], "forgotten: in its place again"
+    plans.took_limited(request, plan, turns, took, 2, NOW)
+    assert order() == [None, "k2", "k1"]
+    gave = Took({shut: 1}, set(), False, None)
+    plans.took_limited(request, plan, turns, gave, 1, NOW)
+    assert order() == [None, "k1", "k2"], "a group that gave a job is not held back"

@@ -81,6 +81,12 @@ class Limit:
     rate: Rate | None = None
     paused: bool = False
 
+    @property
+    def shut(self) -> bool:
+        """No job of it starts until the limit itself changes (paused, or `max_running` 0):
+        its own jobs ending make no room."""
+        return self.paused or self.max_running == 0
+
     def validate(self) -> None:
         if not _LIMIT_NAME.match(self.name):
             raise InvalidInput("name", f"must be 1..{LIMIT_NAME_MAX_LENGTH} printable characters")

@@ -66,11 +66,13 @@ and counts its starts). A plan under limits reads the limits afresh under the cl
 so one deleted meanwhile holds nothing back, and checks under them that none came to the
 plan's other workspaces (`limits_came`), else plans afresh."""
 HELD_BACK_SECONDS = PLAN_REUSE_SECONDS
-"""How long a group a key limit held back (no room) comes last in its workspace's turns,
-after the groups that may start something: its turn would cost the workspace one without
-starting a job, and a workspace with open work as well would get fewer jobs than its
-weight. Then it comes round in its place again, and is looked at afresh; room appearing
-meanwhile waits at most this long for its turn."""
+"""How long a group whose key limit is shut (paused, or `max_running` 0: `Limit.shut`)
+comes last in its workspace's turns, after the groups that may start something: its turn
+would cost the workspace one without starting a job, so a workspace with open work as
+well would get fewer jobs than its weight. Then it takes its place in the turns again and
+is looked at afresh: a limit resumed or raised meanwhile waits this long, and for its
+workspace's turns to come round to it. (A key full of its own running jobs, or over its
+rate, keeps its place: its jobs ending, or its window, make room soon.)"""
 CANDIDATES_PER_SLOT_UNDER_LIMITS = 2
 """Turns a claim under limits offers per job it asks for, after a limit held jobs back."""
 _REMEMBERED = 10_000
@@ -239,7 +241,8 @@ class Fitted(NamedTuple):
     wake_at: datetime | None
     """When the earliest rate window holding a group offered ends."""
     held_back: frozenset[Group] = frozenset()
-    """The groups offered whose key limit has no room: they pick nothing."""
+    """The groups offered whose key limit is shut (paused, or `max_running` 0): they pick
+    nothing until the limit changes, however many of their jobs end."""
 
     def key_limits(self) -> list[tuple[UUID, str]]:
         """The names of the key limits the jobs the shares pick may count in (those of
@@ -264,7 +267,7 @@ class Took(NamedTuple):
     wake_at: datetime | None
     """When the earliest rate window holding jobs back ends."""
     held_back: frozenset[Group] = frozenset()
-    """The groups a key limit held back whole (`Fitted.held_back`)."""
+    """The groups whose key limit is shut (`Fitted.held_back`)."""
 
     @classmethod
     def fitted(cls, fitted: Fitted) -> Took:
@@ -313,8 +316,9 @@ class ScopeTurns:
     next offers turns for twice its jobs (`ClaimPlanner.budget`). A scope's first claim
     assumes so."""
     held_back: dict[Group, float] = field(default_factory=dict)
-    """Groups a key limit held back whole, and when (`time.monotonic()`): for
-    `HELD_BACK_SECONDS` they come last in their workspace's turns (`ClaimPlanner._cycle`)."""
+    """Groups whose key limit a claim found shut, and when (`time.monotonic()`, oldest
+    first): for `HELD_BACK_SECONDS` they come last in their workspace's turns
+    (`ClaimPlanner._cycle`)."""
 
 
 def keys_to_scan(budget: int) -> int:
@@ -586,6 +590,7 @@ class ClaimPlanner:
         leave a group less than its share (`limit_states`), and every type limit."""
         room: dict[Group, int | None] = {}
         wake: list[datetime] = []
+        shut: set[Group] = set()
         for group in turns.shares:
             if group.concurrency_key is None:
                 continue
@@ -593,6 +598,8 @@ class ClaimPlanner:
             if state is None:
                 continue
             room[group] = left = state.room()
+            if state.limit.shut:
+                shut.add(group)
             if left == 0 and now is not None and (at := state.frees_at(0, now)) is not None:
                 wake.append(at)
         typed = any(
@@ -607,9 +614,9 @@ class ClaimPlanner:
         capped = typed or any(
             left is not None and left < turns.shares[group] for group, left in room.items()
         )
-        held_back = frozenset(group for group, left in room.items() if left == 0)
-        held = typed or bool(held_back)
-        return Fitted(shares, cut, held, capped, not typed, min(wake, default=None), held_back)
+        held = typed or 0 in room.values()
+        wake_at = min(wake, default=None)
+        return Fitted(shares, cut, held, capped, not typed, wake_at, frozenset(shut))
 
     @staticmethod
     def _cycle(
@@ -619,8 +626,8 @@ class ClaimPlanner:
         held_back: Collection[Group],
     ) -> list[Group]:
         """A workspace's groups in turn from where its last claim stopped: the group
-        without a key comes round before the first key. Those a key limit held back of
-        late (`held_back`) come after the rest."""
+        without a key comes round before the first key. Those whose key limit was found
+        shut of late (`held_back`) come after the rest."""
         unkeyed = [Group(workspace.id, None)] if workspace.unkeyed else []
         later = [Group(workspace.id, key) for key in scan.later]
         earlier = [Group(workspace.id, key) for key in scan.earlier]
@@ -633,17 +640,18 @@ class ClaimPlanner:
         return [g for g in cycle if g not in held_back] + [g for g in cycle if g in held_back]
 
     @staticmethod
-    def _held_back(scope: ScopeTurns) -> set[Group]:
-        """The groups a key limit held back within `HELD_BACK_SECONDS` (older ones are
-        forgotten: they take their place in the turns again)."""
+    def _held_back(scope: ScopeTurns) -> Collection[Group]:
+        """The groups whose key limit was found shut within `HELD_BACK_SECONDS` (older ones
+        are forgotten, oldest first: they take their place in the turns again)."""
+        held_back = scope.held_back
         now = time.monotonic()
-        for group in [g for g, at in scope.held_back.items() if now - at >= HELD_BACK_SECONDS]:
-            del scope.held_back[group]
-        return set(scope.held_back)
+        while held_back and now - next(iter(held_back.values())) >= HELD_BACK_SECONDS:
+            del held_back[next(iter(held_back))]
+        return held_back.keys()
 
     @staticmethod
     def _remember_held_back(scope: ScopeTurns, took: Took) -> None:
-        """What a claim under limits found held back; a group that gave jobs is not."""
+        """What a claim under limits found shut; a group that gave jobs is not."""
         now = time.monotonic()
         for group in took.given:
             scope.held_back.pop(group, None)
