@@ -261,7 +261,7 @@ async def test_claims_of_one_job_follow_the_weight_where_a_limit_governs(
 
 
 @pytest.mark.parametrize("held_back_seconds", [60.0, 0.0])
-async def test_a_key_its_limit_holds_back_costs_its_workspace_no_share_of_jobs(
+async def test_a_shut_key_costs_its_workspace_no_share_of_jobs(
     service: JobService,
     store: Store,
     workspace: Workspace,

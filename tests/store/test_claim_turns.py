@@ -217,3 +217,25 @@ def test_a_shut_key_comes_after_the_rest_for_a_while_then_takes_its_place_again(
     gave = Took({shut: 1}, set(), False, None)
     plans.took_limited(request, plan, turns, gave, 1, NOW)
     assert order() == [None, "k1", "k2"], "a group that gave a job is not held back"
+
+
+def test_claims_that_start_nothing_offer_a_shut_key_in_its_place() -> None:
+    """While claims start nothing, a key found shut takes its place in the turns, so the
+    looks that go round offer it: one resumed meanwhile starts without waiting for a poll.
+    A shut key doubles the budget only while claims start nothing."""
+    plans = planner()
+    plan = [PlannedWorkspace(A, 1, limited=True, keyed=True, unkeyed=False)]
+    request = ClaimRequest(None, 1, 60.0, "w", "a")
+    scan = {A: KeyScan((), ("k1", "k2", "k3"))}
+    turns = plans.split(request, plan, scan, 2)
+    took = Took({}, {Group(A, "k3")}, False, None, frozenset({Group(A, "k1")}))
+    plans.took_limited(request, plan, turns, took, 0, NOW)  # started nothing
+    assert plans.budget(request, plan) == 2, "to go round the groups sooner"
+    order = [group.concurrency_key for group in plans.split(request, plan, scan, 2).order]
+    assert order[:2] == ["k1", "k2"], "in its place while the looks are fruitless"
+    states = {(A, "k1"): LimitState(Limit(A, "k1", paused=True), running=0)}
+    fitted = plans.fit(turns, {A: 1}, states, request.limit, NOW)
+    assert not fitted.held, "a shut group alone does not double the budget"
+    gave = Took({Group(A, "k2"): 1}, set(), fitted.held, None, fitted.held_back)
+    plans.took_limited(request, plan, turns, gave, 1, NOW)
+    assert plans.budget(request, plan) == 1

@@ -71,8 +71,11 @@ comes last in its workspace's turns, after the groups that may start something: 
 would cost the workspace one without starting a job, so a workspace with open work as
 well would get fewer jobs than its weight. Then it takes its place in the turns again and
 is looked at afresh: a limit resumed or raised meanwhile waits this long, and for its
-workspace's turns to come round to it. (A key full of its own running jobs, or over its
-rate, keeps its place: its jobs ending, or its window, make room soon.)"""
+workspace's turns to come round to it (claims that start nothing offer every group in its
+place). A shut group doubles the next claim's budget only when a claim started nothing
+(`ClaimPlanner.took_limited`). A key full of its own
+running jobs, or over its rate, keeps its place: its jobs ending, or its window, make
+room soon."""
 CANDIDATES_PER_SLOT_UNDER_LIMITS = 2
 """Turns a claim under limits offers per job it asks for, after a limit held jobs back."""
 _REMEMBERED = 10_000
@@ -229,7 +232,8 @@ class Fitted(NamedTuple):
     """Groups offered that pick nothing though no limit holds them: the claim is full
     before their turn, which is still to come."""
     held: bool
-    """A limit holds some group offered, or one may refuse jobs the claim cannot tell
+    """A limit holds some group offered (a shut one aside: `held_back`, which
+    `ClaimPlanner.took_limited` weighs), or one may refuse jobs the claim cannot tell
     apart before it picks them (a type limit)."""
     capped: bool
     """A limit leaves some group offered less than its share, or a type limit may refuse
@@ -499,7 +503,9 @@ class ClaimPlanner:
         budget wait for the next claim, which starts where this one stopped (`took`)."""
         scope = self._turns(request)
         weights = {workspace.id: workspace.weight for workspace in plan}
-        held_back = self._held_back(scope)
+        # While claims start nothing, each group takes its place, so a look that went round
+        # has offered every one (`FruitlessLooks`): one resumed meanwhile is among them.
+        held_back = self._held_back(scope) if not scope.fruitless.offered else frozenset()
         cycles = {
             workspace.id: self._cycle(
                 scope, workspace, keys.get(workspace.id, KeyScan()), held_back
@@ -562,7 +568,9 @@ class ClaimPlanner:
         if took.wake_at is not None and now is not None:
             wake_in = max(0.0, (took.wake_at - now).total_seconds())
         scope = self._turns(request)
-        scope.held = took.held
+        # Shut groups come last from the next claim on: they double the budget only while
+        # claims start nothing, to go round the groups sooner.
+        scope.held = took.held or (not started and bool(took.held_back))
         self._remember_held_back(scope, took)
         if started:
             scope.fruitless = FruitlessLooks()
@@ -614,7 +622,7 @@ class ClaimPlanner:
         capped = typed or any(
             left is not None and left < turns.shares[group] for group, left in room.items()
         )
-        held = typed or 0 in room.values()
+        held = typed or any(left == 0 and group not in shut for group, left in room.items())
         wake_at = min(wake, default=None)
         return Fitted(shares, cut, held, capped, not typed, wake_at, frozenset(shut))
 
@@ -637,17 +645,21 @@ class ClaimPlanner:
             cycle = later + unkeyed + earlier
         if not held_back:
             return cycle
-        return [g for g in cycle if g not in held_back] + [g for g in cycle if g in held_back]
+        return [group for group in cycle if group not in held_back] + [
+            group for group in cycle if group in held_back
+        ]
 
     @staticmethod
-    def _held_back(scope: ScopeTurns) -> Collection[Group]:
+    def _held_back(scope: ScopeTurns) -> frozenset[Group]:
         """The groups whose key limit was found shut within `HELD_BACK_SECONDS` (older ones
         are forgotten, oldest first: they take their place in the turns again)."""
         held_back = scope.held_back
+        if not held_back:
+            return frozenset()
         now = time.monotonic()
         while held_back and now - next(iter(held_back.values())) >= HELD_BACK_SECONDS:
             del held_back[next(iter(held_back))]
-        return held_back.keys()
+        return frozenset(held_back)
 
     @staticmethod
     def _remember_held_back(scope: ScopeTurns, took: Took) -> None:
