@@ -73,9 +73,8 @@ well would get fewer jobs than its weight. Then it takes its place in the turns 
 is looked at afresh: a limit resumed or raised meanwhile waits this long, and for its
 workspace's turns to come round to it (claims that start nothing offer every group in its
 place). A shut group doubles the next claim's budget only when a claim started nothing
-(`ClaimPlanner.took_limited`). A key full of its own
-running jobs, or over its rate, keeps its place: its jobs ending, or its window, make
-room soon."""
+(`ClaimPlanner.took_limited`). A key full of its own running jobs, or over its rate,
+keeps its place: its jobs ending, or its window, make room soon."""
 CANDIDATES_PER_SLOT_UNDER_LIMITS = 2
 """Turns a claim under limits offers per job it asks for, after a limit held jobs back."""
 _REMEMBERED = 10_000
