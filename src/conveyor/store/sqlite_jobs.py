@@ -113,6 +113,7 @@ class SqliteJobStore(SharedJobStatements):
         self._insert_job = q["insert_job"].sql
         self._insert_event = q["insert_event"].sql
         self._complete_job = q["complete_job"].sql
+        self._start_listed_jobs = q["start_jobs"].compose(chosen=q["listed_ids"].sql)
 
     def _event_params(self, row: sqlite3.Row, seq: int, event: NewEvent) -> dict[str, Any]:
         """`insert_event`'s parameters, encoded, for an event of the job in `row` (whose
@@ -250,20 +251,37 @@ class SqliteJobStore(SharedJobStatements):
         claim_params: dict[str, Any],
         limited: bool,
     ) -> list[sqlite3.Row]:
-        """Start every job the groups' shares pick, a statement per group (`limited`:
-        under limits, so the jobs a limit governs count in it)."""
+        """Start every job the groups' shares pick (`limited`: under limits, so the jobs a
+        limit governs count in them)."""
+        picked = self._picked(connection, shares, types, claim_params)
+        return self._start_listed(connection, [row["id"] for row in picked], claim_params, limited)
+
+    def _picked(
+        self,
+        connection: Executor,
+        shares: Mapping[Group, int],
+        types: str,
+        claim_params: dict[str, Any],
+    ) -> list[sqlite3.Row]:
+        """What each group's share picks (`pick_group`), a read per group, for one
+        `start_jobs` to start (one writer: nothing starts them in between)."""
         rows: list[sqlite3.Row] = []
-        shared = encode_params({**claim_params, "limited": limited})
-        statements: dict[bool, str] = {}  # by whether the group has a key
+        shared = {"types": claim_params["types"]} if "types" in claim_params else {}
         for group, share in shares.items():
-            picks, params = self._picks(group, types)
-            keyed = group.concurrency_key is not None
-            if keyed not in statements:
-                chosen = f"SELECT id FROM ({picks})"
-                statements[keyed] = self.queries["start_jobs"].compose(chosen=chosen)
-            own = encode_params({**params, "share": share})
-            rows += connection.execute(statements[keyed], {**shared, **own}).fetchall()
+            sql, params = self._picks(group, types)
+            rows += connection.execute(
+                sql, encode_params({**shared, **params, "share": share})
+            ).fetchall()
         return rows
+
+    def _start_listed(
+        self, connection: Executor, ids: list[str], claim_params: dict[str, Any], limited: bool
+    ) -> list[sqlite3.Row]:
+        """The jobs of `ids` start, in one statement (`start_jobs` of `listed_ids`)."""
+        if not ids:
+            return []
+        params = {**claim_params, "ids": ids, "limited": limited}
+        return connection.execute(self._start_listed_jobs, encode_params(params)).fetchall()
 
     def _picks(self, group: Group, types: str) -> tuple[str, dict[str, Any]]:
         """`pick_group` for one group (its `{group}` condition)."""
@@ -348,31 +366,21 @@ class SqliteJobStore(SharedJobStatements):
     ) -> tuple[list[sqlite3.Row], Took]:
         """Where a type limit may refuse jobs: pick the fitted shares' candidates, let the
         domain admit them (`fair_order`, `admit`), start those."""
-        candidates: list[Candidate] = []
-        for group, share in fitted.shares.items():
-            sql, params = self._picks(group, types)
-            picks = {**params, "share": share}
-            if "types" in claim_params:
-                picks["types"] = claim_params["types"]
-            for row in connection.execute(sql, encode_params(picks)):
-                candidates.append(
-                    Candidate(
-                        UUID(row["id"]),
-                        UUID(row["workspace_id"]),
-                        row["type"],
-                        row["concurrency_key"],
-                        row["priority"],
-                        self.database.codec.timestamp(row["run_at"]),
-                    )
-                )
+        candidates = [
+            Candidate(
+                UUID(row["id"]),
+                UUID(row["workspace_id"]),
+                row["type"],
+                row["concurrency_key"],
+                row["priority"],
+                self.database.codec.timestamp(row["run_at"]),
+            )
+            for row in self._picked(connection, fitted.shares, types, claim_params)
+        ]
         ordered = fair_order(candidates, weights, turns.order, turns.served)
         admission = admit(ordered, states, request.limit, now or _EPOCH)
-        rows: list[sqlite3.Row] = []
-        if admission.admitted:
-            ids = [candidate.id for candidate in admission.admitted]
-            start = self.queries["start_jobs"].compose(chosen=self.queries["listed_ids"].sql)
-            params = {**claim_params, "ids": ids, "limited": True}
-            rows = connection.execute(start, encode_params(params)).fetchall()
+        ids = [str(candidate.id) for candidate in admission.admitted]
+        rows = self._start_listed(connection, ids, claim_params, True)
         return rows, Took.admitted(fitted, ordered, admission)
 
     async def complete_jobs(
