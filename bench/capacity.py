@@ -304,12 +304,15 @@ async def _keys_run(
                 _options(session.slots, "bench-worker"),
                 service=embedded_service(store) if sqlite else None,
             )
+            cpu = time.process_time()
             elapsed = await drain(pool, starts, jobs * tenants, plan.timeout_seconds)
+            cpu = time.process_time() - cpu
         finally:
             await store.close()
         figures: dict[str, Any] = {
             "jobs_per_s": jobs * tenants / elapsed,
             "seconds": elapsed,
+            "harness_cpu_seconds": cpu,
             "duplicate_starts": starts.duplicates,
             "slots": session.slots,
             "analyzed_after_fill": plan.keys_analyze,

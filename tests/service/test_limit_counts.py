@@ -60,6 +60,10 @@ async def end(service: JobService, job: Job, how: str) -> None:
         await service.fail_job(
             job.workspace_id, job.id, job.lease_id, "boom", retryable=True, actor=ACTOR
         )
+    elif how == "complete by status":  # PATCH …/status: one statement of its own
+        await service.change_status(
+            job.workspace_id, job.id, JobStatus.COMPLETED, actor=ACTOR, lease_id=job.lease_id
+        )
     elif how == "release":
         await service.release_job(job.workspace_id, job.id, job.lease_id, ACTOR)
     else:
@@ -173,7 +177,11 @@ async def test_counts_stay_true_under_racing_claims_ends_and_limit_changes(
         ends = asyncio.gather(
             complete_batch(services[-1], workspace.id, batch),
             *(
-                end(services[n % len(services)], job, chance.choice(["complete", "fail", "cancel"]))
+                end(
+                    services[n % len(services)],
+                    job,
+                    chance.choice(["complete", "complete by status", "fail", "cancel"]),
+                )
                 for n, job in enumerate(one_by_one)
             ),
         )
@@ -386,9 +394,10 @@ async def test_a_job_starts_limited_only_where_a_limit_of_its_names_exists(
     await limits.put(workspace.id, "type:t", max_running=10, rate=None, paused=False)
     assert await limited_flags(store, workspace.id) == {"a": {True}, "b": {True}, None: {True}}
     await assert_counts_true(limits, store, workspace.id)
-    endings = ["complete", "fail", "cancel", "release", "complete", "complete"]
+    endings = ["complete", "fail", "cancel", "release", "complete by status", "complete"]
     for job, how in zip(running, endings, strict=True):
         await end(service, job, how)
+        await assert_counts_true(limits, store, workspace.id)
     for counts in await limits.list_limits(workspace.id):
         assert counts.running == 0, counts
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -211,7 +212,8 @@ async def test_postgresql_limits_count_their_running_jobs_from_0018_on(
             in_own_thread(lambda: upgrade(url))
             count = "SELECT name, running FROM limits ORDER BY name"
             counted = [tuple(row) for row in await connection.fetch(count)]
-            await connection.execute("UPDATE jobs SET status = 'COMPLETED' WHERE id = $1", first)
+            # Failed: from 0022 a completion's statement writes its leave, not the trigger.
+            await connection.execute("UPDATE jobs SET status = 'FAILED' WHERE id = $1", first)
             leaves = await connection.fetch("SELECT concurrency_key, type FROM limit_leaves")
         finally:
             await connection.close()
@@ -262,8 +264,8 @@ async def test_postgresql_leaves_no_limit_would_take_go_at_0020(postgres_server:
                 "SELECT w.slug, j.concurrency_key, j.limited FROM jobs j "
                 "JOIN workspaces w ON w.id = j.workspace_id ORDER BY 1, 2"
             )
-            await connection.execute("UPDATE jobs SET status = 'COMPLETED' WHERE id = $1", counted)
-            await connection.execute("UPDATE jobs SET status = 'COMPLETED' WHERE NOT limited")
+            await connection.execute("UPDATE jobs SET status = 'FAILED' WHERE id = $1", counted)
+            await connection.execute("UPDATE jobs SET status = 'FAILED' WHERE NOT limited")
             # The trigger asks nothing: a limited job leaving a workspace without limits
             # still writes its leave (which only a limit created there would discard).
             await connection.execute(
@@ -287,3 +289,48 @@ async def test_postgresql_leaves_no_limit_would_take_go_at_0020(postgres_server:
         ("governed", "k", True),
     ]
     assert [tuple(row) for row in leaves] == [("bare", "k"), ("governed", "k"), ("governed", "k")]
+
+
+async def test_postgresql_completions_write_their_own_leaves_from_0022(
+    postgres_server: Any,
+) -> None:
+    """From 0022 the trigger writes the leave of a limited job that fails, is cancelled or
+    goes back to the queue, not of one completed (its statement writes that: the store's
+    tests count both ways of completing); and every insert into limit_leaves wakes the
+    claimers of each of its workspaces once."""
+    import asyncpg
+
+    from tests.conftest import in_own_thread
+    from tests.support.postgres import create_database, drop_database
+
+    name = f"migrate_0022_{os.getpid()}"
+    await create_database(postgres_server.url(), name)
+    url = DatabaseURL.parse(postgres_server.url(name))
+    heard: list[str] = []
+    try:
+        in_own_thread(lambda: upgrade(url))
+        connection = await asyncpg.connect(url.url)
+        listener = await asyncpg.connect(url.url)
+        try:
+            await listener.add_listener("conveyor_jobs", lambda *args: heard.append(args[3]))
+            workspace = await connection.fetchval(
+                "INSERT INTO workspaces (id, slug, created_at, weight) "
+                "VALUES (gen_random_uuid(), 'w', now(), 1) RETURNING id"
+            )
+            for status in ("COMPLETED", "FAILED", "CANCELLED", "QUEUED"):
+                job = await connection.fetchval(INSERT_JOB, workspace, "t", "RUNNING", "k", True)
+                await connection.execute(f"UPDATE jobs SET status = '{status}' WHERE id = $1", job)
+            await connection.execute(
+                "INSERT INTO limit_leaves (workspace_id, concurrency_key, type) "
+                "VALUES ($1, 'a', 't'), ($1, 'b', 't')",
+                workspace,
+            )
+            leaves = await connection.fetchval("SELECT count(*) FROM limit_leaves")
+            await asyncio.sleep(0.2)
+        finally:
+            await listener.close()
+            await connection.close()
+    finally:
+        await drop_database(postgres_server.url(), name)
+    assert leaves == 3 + 2
+    assert heard == [str(workspace)] * 4

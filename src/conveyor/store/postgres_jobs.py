@@ -30,6 +30,7 @@ from conveyor.domain.jobs import (
     JobSpec,
     decide_creation_events,
 )
+from conveyor.domain.status import JobStatus
 from conveyor.serialization import dumps
 from conveyor.store.changes import guarded_change
 from conveyor.store.claims import (
@@ -125,6 +126,8 @@ class PostgresJobStore(SharedJobStatements):
             on_conflict=q["skip_known_idempotency_keys"].sql,
             answer=q["answer_inserted_jobs"].sql,
         )
+        self._done_leave = q["completed_leaves"].compose(completed="done")
+        self._changed_leave = q["completed_leaves"].compose(completed="changed")
         self._scans_ahead = ScansAhead()
 
     async def insert_jobs(
@@ -203,9 +206,15 @@ class PostgresJobStore(SharedJobStatements):
         the limits' counts and a limit is created under it."""
         guarded = guarded_change(self.queries, workspace_id, change)
         sql, params = guarded.sql, guarded.params
+        completes = change.target is JobStatus.COMPLETED
+        if completes and not change.events:
+            raise ValueError("a completion is stored with its event, which writes its leaves")
         if change.events:
-            sql = self.queries["apply_change_with_events"].compose(change=guarded.sql)
+            sql = self.queries["apply_change_with_events"].compose(
+                change=guarded.sql, leaves=self._changed_leave
+            )
             params["events"] = Json(_event_records(change.events))
+            params["completes"] = completes
         if not change.unless_limits:
             async with self.database.write() as connection:
                 row = await connection.fetchrow(sql, params)
@@ -478,8 +487,10 @@ class PostgresJobStore(SharedJobStatements):
         ]
         async with self.database.write() as connection:
             rows = await connection.fetch(
-                self.queries["complete_jobs"].compose(answer=answer.columns),
-                {"completions": Json(records), "actor": actor},
+                self.queries["complete_jobs"].compose(
+                    answer=answer.columns, leaves=self._done_leave
+                ),
+                {"completions": Json(records), "actor": actor, "completes": True},
             )
         return [answer.from_row(self.rows, row) for row in rows]
 

@@ -238,7 +238,8 @@ unnest(:limit_ws::uuid[], :limit_names::text[], :limit_most::int[]) AS o(ws, nam
 -- A batch of completions: each job of the workspace named whose lease is still the one
 -- given (its status one the table lets complete) is completed with its job.completed
 -- event, setting what the domain's decide_completion sets ({completed_values}). One
--- statement whatever the workspaces (an instance worker's batch holds many).
+-- statement whatever the workspaces (an instance worker's batch holds many). The limited
+-- ones leave their limits here (`completed_leaves`; migration 0022).
 WITH input AS (
     SELECT * FROM jsonb_to_recordset(:completions::jsonb)
         AS c(id uuid, workspace_id uuid, lease_id uuid, result jsonb)
@@ -250,19 +251,30 @@ WITH input AS (
     WHERE jobs.id = input.id AND jobs.workspace_id = input.workspace_id
         AND jobs.lease_id = input.lease_id
         AND {completable:jobs}
-    RETURNING {job_columns:jobs}
+    RETURNING {job_columns:jobs}, jobs.limited
 ), completed AS (
     INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload,
         created_at)
     SELECT id, workspace_id, type, last_event_seq, NULL, 'job.completed', :actor,
         jsonb_build_object('attempt', attempt), now()
     FROM done
-)
+), left_limits AS ({leaves})
 SELECT {answer} FROM done;
+
+-- name: completed_leaves
+-- The leaves of the limited jobs a statement completed ({completed}: the rows it changed,
+-- with `limited`; :completes: whether it completed them), which migration 0022's trigger
+-- leaves to it: a completion moves a job only from RUNNING and keeps `limited` as it was,
+-- so these are the jobs it took off their limits. Their claimers are woken by
+-- `limit_leaves_notify`.
+INSERT INTO limit_leaves (workspace_id, concurrency_key, type)
+SELECT workspace_id, concurrency_key, type FROM {completed}
+WHERE {completed}.limited AND :completes;
 
 -- name: apply_change_with_events
 -- A guarded change ({change}: the shared apply_change, composed) and its events in one
--- statement; the events' numbers follow the job's bumped last_event_seq.
+-- statement; the events' numbers follow the job's bumped last_event_seq. A completion
+-- (:completes) writes its leaves ({leaves}: `completed_leaves`).
 WITH changed AS ({change}), new_events AS (
     INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload,
         created_at)
@@ -272,7 +284,7 @@ WITH changed AS ({change}), new_events AS (
     FROM changed
     CROSS JOIN jsonb_to_recordset(:events::jsonb)
         AS e(n int, type text, actor text, payload jsonb, step_id uuid)
-)
+), left_limits AS ({leaves})
 SELECT {job_columns} FROM changed;
 
 -- ---------------------------------------------------------------------------------------

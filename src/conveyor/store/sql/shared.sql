@@ -186,7 +186,7 @@ ORDER BY lease_expires_at LIMIT :limit;
 UPDATE jobs SET {assignments}, version = version + 1, updated_at = conveyor_now(),
     last_event_seq = last_event_seq + :event_count
 WHERE id = :job_id AND workspace_id = :ws AND {guards}
-RETURNING {job_columns};
+RETURNING {job_columns}, limited;
 
 -- name: extend_lease
 -- Not a change of the job (its version stays): a heartbeat never fails a client's
