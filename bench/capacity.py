@@ -13,7 +13,9 @@
   concurrency key, no limit), `keys` (`plan.keys` distinct keys, no limits: the cost of
   fair turns between keys) and `limits` (the same keys, each a limit of
   `max_running: plan.keys_max_running`: the cost of admission under the claim lock).
-  Figures: jobs/s of each and each over `plain`. On PostgreSQL the details hold
+  Figures: jobs/s of each and each over `plain`; the details hold the harness process's
+  CPU seconds during each drain (the worker's, and on SQLite the database's too: near the
+  wall time there, less than half of it on PostgreSQL). On PostgreSQL the details hold
   `pg_stat_statements` by statement (calls, server time) for each. The database is
   ANALYZEd after the fill (`plan.keys_analyze`, `--no-analyze` to drain without): without
   statistics both databases plan the group reads on `ix_jobs_due` (docs/benchmarks.md),
