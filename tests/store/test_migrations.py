@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from conveyor.domain.status import JobStatus, sources_for
 from conveyor.store.migrate import current_revision, head_revision, upgrade
 from conveyor.store.tables import metadata
 from conveyor.store.urls import DatabaseURL
@@ -299,6 +300,9 @@ async def test_postgresql_completions_write_their_own_leaves_from_0022(
     tests count both ways of completing); and every insert into limit_leaves wakes the
     claimers of each of its workspaces once."""
     import asyncpg
+
+    # What the migration rests on: a completion moves a job only from RUNNING.
+    assert sources_for(JobStatus.COMPLETED, by_system=True) == {JobStatus.RUNNING}
 
     from tests.conftest import in_own_thread
     from tests.support.postgres import create_database, drop_database
