@@ -31,8 +31,7 @@ def test_both_dialects_load_and_define_what_the_other_does() -> None:
     # pruner deletes a batch in one statement there, in two on SQLite; a plan read outside
     # the claim lock is checked under it there (limits_came), SQLite reads it in the claim;
     # a claim's key scans are one round trip there (claimable_keys_of_workspaces), SQLite
-    # runs one scan a workspace in the same thread; a completion writes its leaves there
-    # (completed_leaves), SQLite's trigger takes them off the limits.
+    # runs one scan a workspace in the same thread.
     only_postgres = {
         "group_picks",
         "claimable_keys_of_workspaces",
@@ -46,7 +45,6 @@ def test_both_dialects_load_and_define_what_the_other_does() -> None:
         "answer_inserted_jobs",
         "complete_jobs",
         "apply_change_with_events",
-        "completed_leaves",
         "foreign_events_exist",
         "adopt_all_events",
         "take_adoption_lock",

@@ -17,7 +17,7 @@ import functools
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
 from uuid import UUID
@@ -40,6 +40,7 @@ from conveyor.domain.jobs import (
     decide_creation_events,
     start_event,
 )
+from conveyor.domain.status import JobStatus
 from conveyor.store.changes import guarded_change
 from conveyor.store.claims import (
     ClaimOutcome,
@@ -53,7 +54,7 @@ from conveyor.store.claims import (
     keys_to_scan,
     rated_workspaces,
 )
-from conveyor.store.connection import Json
+from conveyor.store.connection import Json, Row
 from conveyor.store.jobs import JobRef, NewJob, SharedJobStatements, event_params
 from conveyor.store.projections import Claimed, Completed, Projection
 from conveyor.store.queries import Queries
@@ -103,6 +104,18 @@ def _pick_group(queries: Queries, keyed: bool, types: str) -> str:
     return queries["pick_group"].compose(group=condition, type_condition=types)
 
 
+def _leaves(rows: Iterable[Row]) -> list[tuple[str, str, int]]:
+    """`completed_leaves`' :leaves for the completed rows: each limit name (of the limited
+    ones) with the number of them it loses."""
+    counted = Counter(
+        (row["workspace_id"], name)
+        for row in rows
+        if row["limited"]
+        for name in limit_names(row["type"], row["concurrency_key"])
+    )
+    return [(workspace, name, n) for (workspace, name), n in counted.items()]
+
+
 class SqliteJobStore(SharedJobStatements):
     database: SqliteDatabase
 
@@ -113,6 +126,7 @@ class SqliteJobStore(SharedJobStatements):
         self._insert_job = q["insert_job"].sql
         self._insert_event = q["insert_event"].sql
         self._complete_job = q["complete_job"].sql
+        self._completed_leaves = q["completed_leaves"].sql
         self._start_listed_jobs = q["start_jobs"].compose(chosen=q["listed_ids"].sql)
 
     def _event_params(self, row: sqlite3.Row, seq: int, event: NewEvent) -> dict[str, Any]:
@@ -169,6 +183,8 @@ class SqliteJobStore(SharedJobStatements):
             row = await connection.fetchrow(guarded.sql, guarded.params)
             if row is None:
                 return None
+            if change.target is JobStatus.COMPLETED and (leaves := _leaves([row])):
+                await connection.execute(self._completed_leaves, {"leaves": leaves})
             job = self.rows.job(row)
             written = await self.insert_events(
                 connection, job, job.last_event_seq - len(change.events), change.events
@@ -414,6 +430,8 @@ class SqliteJobStore(SharedJobStatements):
                         self._insert_event, self._event_params(row, row["last_event_seq"], event)
                     ).fetchone()
                 )
+            if leaves := _leaves(done):
+                connection.execute(self._completed_leaves, encode_params({"leaves": leaves}))
             return done, written
 
         return [answer.from_job(self.rows.job(row)) for row in await self._committed(complete)]

@@ -92,12 +92,22 @@ INSERT INTO limit_starts (workspace_id, name, started_at) VALUES (:ws, :name, co
 
 -- name: complete_job
 -- One completion of a batch, guarded by its lease and by the statuses the table lets
--- complete.
+-- complete; `limited`: whether the batch takes it off its limits (`completed_leaves`).
 UPDATE jobs SET status = {completed_status}, result = :result, {completed_values},
     completed_at = conveyor_now(), updated_at = conveyor_now(), version = version + 1,
     last_event_seq = last_event_seq + 1
 WHERE id = :job_id AND workspace_id = :ws AND lease_id = :lease_id AND {completable}
-RETURNING {job_columns};
+RETURNING {job_columns}, limited;
+
+-- name: completed_leaves
+-- The limited jobs a batch completed, taken off the limits of their names in one
+-- statement (:leaves, a JSON array of [workspace, name, jobs]), which migration 0022's
+-- trigger leaves to it: a completion moves a job only from RUNNING and keeps `limited` as
+-- it was. PostgreSQL's writes them into limit_leaves instead.
+UPDATE limits SET running = running - o.n
+FROM (SELECT value ->> 0 AS ws, value ->> 1 AS name, value ->> 2 AS n
+    FROM json_each(:leaves)) AS o
+WHERE limits.workspace_id = o.ws AND limits.name = o.name;
 
 -- name: workspace_events_after
 -- One writer commits events in id order (tx is 0): every committed event can be passed on.
