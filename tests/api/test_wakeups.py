@@ -42,19 +42,25 @@ def claimed_ids(answer: httpx.Response) -> list[Any]:
 
 
 @pytest.mark.parametrize(
-    ("ending", "body"),
-    [("complete", {}), ("fail", {"error": "boom"})],
-    ids=["completed", "failed"],
+    ("method", "ending", "body"),
+    [
+        ("POST", "complete", {}),
+        ("POST", "fail", {"error": "boom"}),
+        ("PATCH", "status", {"status": "COMPLETED"}),
+    ],
+    ids=["completed", "failed", "completed-by-status"],
 )
 async def test_a_limited_job_finishing_wakes_a_claim_waiting_for_room(
     database_url: DatabaseURL,
     keys: dict[str, str],
     workspace: Workspace,
+    method: str,
     ending: str,
     body: dict[str, Any],
 ) -> None:
-    """Completing (a batch of one) and failing (a single guarded change) both wake the
-    claim."""
+    """Completing (a batch of one), failing (a single guarded change: on PostgreSQL its
+    leave is the trigger's) and completing by status (a single change whose statement
+    writes its leave) all wake the claim."""
     settings = settings_for(
         database_url, claim_poll_interval_seconds=HOUR, reaper_interval_seconds=HOUR
     )
@@ -72,8 +78,8 @@ async def test_a_limited_job_finishing_wakes_a_claim_waiting_for_room(
         [running] = (await http.post("/claims", json={"worker_id": "a", "limit": 5})).json()["data"]
         assert running["id"] == first["id"]
         claim = await waiting_claim(http, server, database_url, workspace)
-        done = await http.post(
-            f"/jobs/{first['id']}/{ending}", json={"lease_id": running["lease_id"], **body}
+        done = await http.request(
+            method, f"/jobs/{first['id']}/{ending}", json={"lease_id": running["lease_id"], **body}
         )
         assert done.status_code == 200
         assert claimed_ids(await asyncio.wait_for(claim, 30)) == [second["id"]]

@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 from conveyor.domain.capacity import Limit
 from conveyor.domain.errors import TransientDatabaseError
-from conveyor.domain.jobs import Completion, Job, JobSpec, JobStatus
+from conveyor.domain.jobs import Completion, Job, JobChange, JobSpec, JobStatus
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import JobService
 from conveyor.service.limits import LimitService
@@ -500,3 +500,21 @@ async def test_the_last_limit_deleted_while_its_jobs_run_leaves_nothing_behind(
     await assert_counts_true(limits, store, workspace.id)
     await end(service, running[3], "complete")
     assert (await limits.get(workspace.id, "k")).running == 0
+
+
+async def test_a_change_without_events_is_stored_on_both_databases(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """Every change on PostgreSQL is one statement with its events, none too (its job
+    answered as the job columns alone, whatever `apply_change` returns for leaves)."""
+    [(job, _)] = await service.create_jobs(workspace.id, [JobSpec(type="t")], ACTOR)
+    change = JobChange(
+        job.id,
+        expected_version=job.version,
+        target=None,
+        allowed_sources=frozenset({JobStatus.QUEUED}),
+        values={"error": "noted"},
+    )
+    changed = await store.jobs.apply_change(workspace.id, change)
+    assert changed is not None
+    assert (changed.error, changed.version) == ("noted", job.version + 1)

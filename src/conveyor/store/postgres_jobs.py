@@ -201,20 +201,18 @@ class PostgresJobStore(SharedJobStatements):
         await self._scans_ahead.close()
 
     async def apply_change(self, workspace_id: UUID, change: JobChange) -> Job | None:
-        """The guarded UPDATE and its events in one statement; a change that limits must
-        not govern (`unless_limits`) under the workspace's claim lock, as a claim reads
-        the limits' counts and a limit is created under it."""
+        """The guarded UPDATE, its events and, for a completion, the leaves of its job
+        (`completed_leaves`) in one statement; a change that limits must not govern
+        (`unless_limits`) under the workspace's claim lock, as a claim reads the limits'
+        counts and a limit is created under it."""
         guarded = guarded_change(self.queries, workspace_id, change)
-        sql, params = guarded.sql, guarded.params
-        completes = change.target is JobStatus.COMPLETED
-        if completes and not change.events:
-            raise ValueError("a completion is stored with its event, which writes its leaves")
-        if change.events:
-            sql = self.queries["apply_change_with_events"].compose(
-                change=guarded.sql, leaves=self._changed_leave
-            )
-            params["events"] = Json(_event_records(change.events))
-            params["completes"] = completes
+        leaves = (
+            self._changed_leave
+            if change.target is JobStatus.COMPLETED
+            else self.queries["no_leaves"].sql
+        )
+        sql = self.queries["apply_change_with_events"].compose(change=guarded.sql, leaves=leaves)
+        params = {**guarded.params, "events": Json(_event_records(change.events))}
         if not change.unless_limits:
             async with self.database.write() as connection:
                 row = await connection.fetchrow(sql, params)
@@ -490,7 +488,7 @@ class PostgresJobStore(SharedJobStatements):
                 self.queries["complete_jobs"].compose(
                     answer=answer.columns, leaves=self._done_leave
                 ),
-                {"completions": Json(records), "actor": actor, "completes": True},
+                {"completions": Json(records), "actor": actor},
             )
         return [answer.from_row(self.rows, row) for row in rows]
 

@@ -127,7 +127,7 @@ class SqliteJobStore(SharedJobStatements):
         self._insert_event = q["insert_event"].sql
         self._complete_job = q["complete_job"].sql
         self._completed_leaves = q["completed_leaves"].sql
-        self._start_listed_jobs = q["start_jobs"].compose(chosen=q["listed_ids"].sql)
+        self._start_jobs = q["start_jobs"].sql
 
     def _event_params(self, row: sqlite3.Row, seq: int, event: NewEvent) -> dict[str, Any]:
         """`insert_event`'s parameters, encoded, for an event of the job in `row` (whose
@@ -282,22 +282,21 @@ class SqliteJobStore(SharedJobStatements):
         """What each group's share picks (`pick_group`), a read per group, for one
         `start_jobs` to start (one writer: nothing starts them in between)."""
         rows: list[sqlite3.Row] = []
-        shared = {"types": claim_params["types"]} if "types" in claim_params else {}
+        shared = encode_params(claim_params)  # SQLite ignores the ones a pick does not name
         for group, share in shares.items():
             sql, params = self._picks(group, types)
-            rows += connection.execute(
-                sql, encode_params({**shared, **params, "share": share})
-            ).fetchall()
+            own = encode_params({**params, "share": share})
+            rows += connection.execute(sql, {**shared, **own}).fetchall()
         return rows
 
     def _start_listed(
         self, connection: Executor, ids: list[str], claim_params: dict[str, Any], limited: bool
     ) -> list[sqlite3.Row]:
-        """The jobs of `ids` start, in one statement (`start_jobs` of `listed_ids`)."""
+        """The jobs of `ids` start, in one statement (`start_jobs`)."""
         if not ids:
             return []
         params = {**claim_params, "ids": ids, "limited": limited}
-        return connection.execute(self._start_listed_jobs, encode_params(params)).fetchall()
+        return connection.execute(self._start_jobs, encode_params(params)).fetchall()
 
     def _picks(self, group: Group, types: str) -> tuple[str, dict[str, Any]]:
         """`pick_group` for one group (its `{group}` condition)."""

@@ -172,7 +172,8 @@ jobs = sa.Table(
     sa.Column("concurrency_key", sa.String(200), nullable=True),
     sa.Column("timeout_seconds", sa.Float(), nullable=True),
     # Counted in its limits' `running` while it runs: its leaving RUNNING takes it off
-    # them and makes room (a trigger: migration 0018; PostgreSQL also wakes claimers).
+    # them and makes room (a completion's own statement, any other leave a trigger:
+    # migrations 0018 and 0022; on PostgreSQL each leave also wakes claimers).
     sa.Column("limited", sa.Boolean(), nullable=False, server_default=sa.false()),
     _one_of("status", JOB_STATUSES, "ck_jobs_status"),
     sa.CheckConstraint("priority BETWEEN 1 AND 10", name="ck_jobs_priority"),

@@ -123,8 +123,9 @@ ORDER BY g.n, k.wrapped, k.concurrency_key;
 -- Chosen jobs ({chosen}: id, and whether a limit may govern it: its workspace's claim lock
 -- is held) start under fresh leases, each with its job.started event; a job that a limit
 -- of its names governs (its concurrency key, `type:<type>`: domain/capacity.py,
--- limit_names) starts `limited` and counts in them, as the trigger of migration 0018
--- takes it off them, and where a limit has a rate, its start is recorded for the window.
+-- limit_names) starts `limited` and counts in them, until its leave takes it off them
+-- (`completed_leaves`, or migration 0018's trigger), and where a limit has a rate, its
+-- start is recorded for the window.
 -- Where no limit governs, {chosen} is what the groups' shares pick (`group_picks`), in the
 -- same statement; where limits govern, the same when the shares are final (no type limit
 -- caps: store/claims.py, `Fitted.final`), else the ids the domain admitted, picked and
@@ -262,19 +263,26 @@ WITH input AS (
 SELECT {answer} FROM done;
 
 -- name: completed_leaves
--- The leaves of the limited jobs a statement completed ({completed}: the rows it changed,
--- with `limited`; :completes: whether it completed them), which migration 0022's trigger
--- leaves to it: a completion moves a job only from RUNNING and keeps `limited` as it was,
--- so these are the jobs it took off their limits. Their claimers are woken by
--- `limit_leaves_notify`.
+-- The leaves of the limited jobs a statement completed ({completed}: its CTE of the rows it
+-- changed, with `limited`), which migration 0022's trigger leaves to it: a completion
+-- moves a job only from RUNNING and keeps `limited` as it was, so these are the jobs it
+-- took off their limits. Each wakes its workspace's claimers, as the trigger's leaves do
+-- (PostgreSQL folds the same notice within a transaction).
 INSERT INTO limit_leaves (workspace_id, concurrency_key, type)
-SELECT workspace_id, concurrency_key, type FROM {completed}
-WHERE {completed}.limited AND :completes;
+SELECT c.workspace_id, c.concurrency_key, c.type FROM {completed} c
+CROSS JOIN LATERAL (SELECT pg_notify('conveyor_jobs', c.workspace_id::text)) woken
+WHERE c.limited;
+
+-- name: no_leaves
+-- `apply_change_with_events`' {leaves} for a change that completes nothing: not run (a
+-- CTE no part of the statement reads, and no insert).
+SELECT NULL;
 
 -- name: apply_change_with_events
--- A guarded change ({change}: the shared apply_change, composed) and its events in one
--- statement; the events' numbers follow the job's bumped last_event_seq. A completion
--- (:completes) writes its leaves ({leaves}: `completed_leaves`).
+-- A guarded change ({change}: the shared apply_change, composed) and its events (any
+-- number, none too) in one statement; the events' numbers follow the job's bumped
+-- last_event_seq. A completion writes its leaves ({leaves}: `completed_leaves`, else
+-- `no_leaves`). Every change on PostgreSQL is this statement.
 WITH changed AS ({change}), new_events AS (
     INSERT INTO events (job_id, workspace_id, job_type, seq, step_id, type, actor, payload,
         created_at)

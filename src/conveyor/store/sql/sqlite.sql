@@ -21,13 +21,13 @@ ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO
 RETURNING {job_columns};
 
 -- name: start_jobs
--- Chosen jobs ({chosen}: their ids) start under fresh leases; :limited says whether a
--- limit may govern them (the claim is under limits: the writer is its alone), and those a
--- limit of their names governs (their concurrency key, `type:<type>`: domain/capacity.py,
--- limit_names) start `limited` and count in them (migration 0018's trigger). {chosen} is
--- `listed_ids`: what the groups' shares picked (`pick_group`, read by the same batch just
--- before), or of those the jobs the domain admitted where a type limit may refuse some
--- (store/claims.py, `Fitted.final`). {claimable} and {leased_status} come from the
+-- The jobs of :ids (a JSON array, as `in_list` binds lists) start under fresh leases: what
+-- the groups' shares picked (`pick_group`, read by the same batch just before), or of
+-- those the jobs the domain admitted where a type limit may refuse some (store/claims.py,
+-- `Fitted.final`). :limited says whether a limit may govern them (the claim is under
+-- limits: the writer is its alone), and those a limit of their names governs (their
+-- concurrency key, `type:<type>`: domain/capacity.py, limit_names) start `limited` and
+-- count in them (migration 0018's trigger). {claimable} and {leased_status} come from the
 -- transition table (a claim is the move between them). The start events are written by
 -- the same batch on the writer's thread. A job with a timeout is leased no further than
 -- its deadline, timeout_seconds + :grace from its start (SQLite's min() is NULL when an
@@ -38,20 +38,15 @@ UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
     started_at = conveyor_now(), updated_at = conveyor_now(), version = version + 1,
     last_event_seq = last_event_seq + 1,
     limited = CASE WHEN :limited THEN {governed:jobs} ELSE 0 END
-WHERE id IN ({chosen}) AND {claimable}
+WHERE id IN (SELECT value FROM json_each(:ids)) AND {claimable}
 RETURNING {job_columns};
-
--- name: listed_ids
--- `start_jobs`'s {chosen}: the ids a claim picked or admitted (:ids, a JSON array, as
--- `in_list` binds lists).
-SELECT value FROM json_each(:ids);
 
 -- name: pick_group
 -- A group's ({group}: no concurrency key, or :key) most urgent due jobs, as many as its
 -- :share: what a claim starts where no limit governs or the fitted shares are final, and
 -- weighs where a type limit may refuse jobs. A read per group, then one `start_jobs` for
--- them all: an UPDATE per group cost a claim over a thousand keys twice what one of a
--- single group did. Read in the order of ix_jobs_claimable:
+-- them all: an UPDATE per group was most of a claim over many keys (docs/benchmarks.md,
+-- stop 34). Read in the order of ix_jobs_claimable:
 -- `+run_at` keeps SQLite (never ANALYZEd) from taking ix_jobs_due for the due condition,
 -- which read every due job of the workspace and sorted them, for each group.
 SELECT id, workspace_id, type, concurrency_key, priority, run_at FROM jobs
