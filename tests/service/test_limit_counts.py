@@ -505,8 +505,8 @@ async def test_the_last_limit_deleted_while_its_jobs_run_leaves_nothing_behind(
 async def test_a_change_without_events_is_stored_on_both_databases(
     service: JobService, store: Store, workspace: Workspace
 ) -> None:
-    """Every change on PostgreSQL is one statement with its events, none too (its job
-    answered as the job columns alone, whatever `apply_change` returns for leaves)."""
+    """Every change on PostgreSQL is one statement with its events, none too: its answer
+    is the job's columns alone (the shared `apply_change` also returns `limited`)."""
     [(job, _)] = await service.create_jobs(workspace.id, [JobSpec(type="t")], ACTOR)
     change = JobChange(
         job.id,

@@ -328,8 +328,9 @@ async def test_postgresql_completions_write_their_own_leaves_from_0022(
                 job = await connection.fetchval(INSERT_JOB, workspace, "t", "RUNNING", "k", True)
                 await connection.execute(f"UPDATE jobs SET status = '{status}' WHERE id = $1", job)
             leaves = await connection.fetch("SELECT concurrency_key, type FROM limit_leaves")
-            for _ in range(100):  # each notice arrives on its own (one transaction each)
-                if len(heard) >= 3:
+            await connection.execute("NOTIFY conveyor_jobs, 'end'")  # after every other
+            for _ in range(200):
+                if heard[-1:] == ["end"]:
                     break
                 await asyncio.sleep(0.05)
         finally:
@@ -338,4 +339,4 @@ async def test_postgresql_completions_write_their_own_leaves_from_0022(
     finally:
         await drop_database(postgres_server.url(), name)
     assert [tuple(row) for row in leaves] == [("k", "t")] * 3
-    assert heard == [str(workspace)] * 3
+    assert heard == [str(workspace)] * 3 + ["end"]

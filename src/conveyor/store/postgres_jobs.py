@@ -128,6 +128,7 @@ class PostgresJobStore(SharedJobStatements):
         )
         self._done_leave = q["completed_leaves"].compose(completed="done")
         self._changed_leave = q["completed_leaves"].compose(completed="changed")
+        self._no_leaves = q["no_leaves"].sql
         self._scans_ahead = ScansAhead()
 
     async def insert_jobs(
@@ -206,11 +207,7 @@ class PostgresJobStore(SharedJobStatements):
         (`unless_limits`) under the workspace's claim lock, as a claim reads the limits'
         counts and a limit is created under it."""
         guarded = guarded_change(self.queries, workspace_id, change)
-        leaves = (
-            self._changed_leave
-            if change.target is JobStatus.COMPLETED
-            else self.queries["no_leaves"].sql
-        )
+        leaves = self._changed_leave if change.target is JobStatus.COMPLETED else self._no_leaves
         sql = self.queries["apply_change_with_events"].compose(change=guarded.sql, leaves=leaves)
         params = {**guarded.params, "events": Json(_event_records(change.events))}
         if not change.unless_limits:

@@ -177,6 +177,10 @@ _STATUS_CONDITIONS: Final[Mapping[str, frozenset[JobStatus]]] = {
     "unfinished": UNFINISHED_STATUSES,
     "finished": TERMINAL_STATUSES,
 }
+assert sources_for(JobStatus.COMPLETED, by_system=True) == {LEASED_STATUS}, (
+    "a completion takes its job off its limits (`completed_leaves`, migration 0022) as a "
+    "job leaving RUNNING: a limited job left in another status would be taken off twice"
+)
 
 
 def _literal(value: object) -> str:

@@ -60,8 +60,9 @@ ORDER BY concurrency_key, priority, run_at, id LIMIT :share;
 SELECT 1 AS locked;
 
 -- name: fold_limit_leaves
--- Nothing to fold: SQLite's trigger (migration 0018) takes a leave off its limits as the
--- job leaves RUNNING, and limit_leaves stays empty.
+-- Nothing to fold: a leave is taken off its limits as the job leaves RUNNING (by the
+-- completing batch, `completed_leaves`, or migration 0018's trigger), and limit_leaves
+-- stays empty.
 SELECT 0 AS folded;
 
 -- name: record_start

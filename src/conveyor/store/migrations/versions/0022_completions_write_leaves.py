@@ -11,8 +11,8 @@ cancel, a release, an expired lease), as before.
 * PostgreSQL: the trigger was a PL/pgSQL call, an insert into `limit_leaves` and a notify
   per job. A batch of 500 limited completions took 17.2 ms, 3.5 of them in the trigger;
   its statement now writes the 500 leaves in one insert, with the notify that wakes their
-  workspace's claimers, and takes 14.3 ms (500 completions where no limit governs: 14.1;
-  docs/benchmarks.md, stop 34).
+  workspace's claimers, and takes 13.8 to 14.3 ms (500 completions where no limit governs:
+  14.1; docs/benchmarks.md, stop 34).
 * SQLite: the trigger updated `limits.running` once per job and name; the batch now
   updates each limit once, by the number of its jobs it completed.
 
