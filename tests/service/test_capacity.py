@@ -109,6 +109,38 @@ async def test_concurrency_keys_take_turns_and_priority_orders_within_one(
     assert all(job.priority == 1 for job in big), "within a key, most urgent first"
 
 
+async def test_a_keys_turn_of_one_job_starts_its_most_urgent_due_job_of_the_types_asked(
+    service: JobService, workspace: Workspace
+) -> None:
+    """A group's share of one is its key's first due job in the claim's order (SQLite takes
+    it from the key scan, not a read of its own): not a job that is not due, of another
+    type, or less urgent."""
+    later = datetime.now(UTC) + timedelta(hours=1)
+    keys = ["a", "b", "c"]
+    await service.create_jobs(
+        workspace.id,
+        [
+            spec
+            for key in keys
+            for spec in (
+                JobSpec(type="t", concurrency_key=key, priority=5),
+                JobSpec(type="t", concurrency_key=key, priority=1, run_at=later),
+                JobSpec(type="u", concurrency_key=key, priority=1),
+                JobSpec(type="t", concurrency_key=key, priority=3),
+                JobSpec(type="t", concurrency_key=key, priority=3),
+            )
+        ],
+        ACTOR,
+    )
+    first = await claim(service, workspace.id, 3, types=["t"])
+    assert sorted(str(job.concurrency_key) for job in first) == keys
+    assert all(job.type == "t" and job.priority == 3 for job in first), first
+    second = await claim(service, workspace.id, 6, types=["t"])
+    assert sorted((str(job.concurrency_key), job.priority) for job in second) == [
+        (key, priority) for key in keys for priority in (3, 5)
+    ], "then two each: the other of priority 3, then 5; never the one not due"
+
+
 async def test_many_keys_all_get_turns_however_many_there_are(
     service: JobService, workspace: Workspace
 ) -> None:

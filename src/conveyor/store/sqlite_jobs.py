@@ -97,6 +97,26 @@ class _Claimed(NamedTuple):
     more: bool = False
 
 
+class _ClaimBatch(NamedTuple):
+    """What a claim's statements share on the writer's thread: its connection, the types
+    it takes ({type_condition}), its parameters, and the job each key scanned
+    (`claimable_keys`) found first: what that key's group picks with a share of one."""
+
+    connection: Executor
+    types: str
+    params: dict[str, Any]
+    firsts: dict[Group, sqlite3.Row]
+
+
+def _first_picks(scanned: Mapping[UUID, list[sqlite3.Row]]) -> dict[Group, sqlite3.Row]:
+    """Each scanned key's group, with the job its scan found first (`claimable_keys`)."""
+    return {
+        Group(workspace_id, row["concurrency_key"]): row
+        for workspace_id, rows in scanned.items()
+        for row in rows
+    }
+
+
 @functools.cache
 def _pick_group(queries: Queries, keyed: bool, types: str) -> str:
     """`pick_group` for groups with a key (`:key`) or without."""
@@ -218,22 +238,24 @@ class SqliteJobStore(SharedJobStatements):
                 due = connection.execute(due_sql, encode_params(due_params)).fetchone()
                 return _Claimed([], planner.wake_in(due), ()), []
             budget = planner.budget(request, plan)
-            keys = {
+            scanned = {
                 workspace.id: self._claimable_keys(
                     connection, workspace.id, request, keys_to_scan(budget)
                 )
                 for workspace in plan
                 if workspace.keyed
             }
+            keys = {workspace_id: KeyScan.of(rows) for workspace_id, rows in scanned.items()}
+            batch = _ClaimBatch(connection, types, claim_params, _first_picks(scanned))
             weights = {workspace.id: workspace.weight for workspace in plan}
             turns = planner.split(request, plan, keys, budget)
             if governed(plan):
                 rows, (more, wake_in) = self._claim_under_limits(
-                    connection, request, plan, turns, weights, types, claim_params
+                    batch, request, plan, turns, weights
                 )
             else:
                 wake_in = None
-                rows = self._start_shares(connection, turns.shares, types, claim_params, False)
+                rows = self._start_shares(batch, turns.shares, False)
                 planner.took(request, plan, turns, turns.shares)
                 more = turns.more(len(rows), request.limit)
             written = [
@@ -260,43 +282,35 @@ class SqliteJobStore(SharedJobStatements):
         )
 
     def _start_shares(
-        self,
-        connection: Executor,
-        shares: Mapping[Group, int],
-        types: str,
-        claim_params: dict[str, Any],
-        limited: bool,
+        self, batch: _ClaimBatch, shares: Mapping[Group, int], limited: bool
     ) -> list[sqlite3.Row]:
         """Start every job the groups' shares pick (`limited`: under limits, so the jobs a
         limit governs count in them)."""
-        picked = self._picked(connection, shares, types, claim_params)
-        return self._start_listed(connection, [row["id"] for row in picked], claim_params, limited)
+        picked = self._picked(batch, shares)
+        return self._start_listed(batch, [row["id"] for row in picked], limited)
 
-    def _picked(
-        self,
-        connection: Executor,
-        shares: Mapping[Group, int],
-        types: str,
-        claim_params: dict[str, Any],
-    ) -> list[sqlite3.Row]:
-        """What each group's share picks (`pick_group`), a read per group, for one
-        `start_jobs` to start (one writer: nothing starts them in between)."""
+    def _picked(self, batch: _ClaimBatch, shares: Mapping[Group, int]) -> list[sqlite3.Row]:
+        """What each group's share picks, for one `start_jobs` to start (one writer:
+        nothing starts them in between): a share of one, the job its key scan found first;
+        else a read (`pick_group`)."""
         rows: list[sqlite3.Row] = []
-        shared = encode_params(claim_params)  # SQLite ignores the ones a pick does not name
+        shared = encode_params(batch.params)  # SQLite ignores the ones a pick does not name
         for group, share in shares.items():
-            sql, params = self._picks(group, types)
+            first = batch.firsts.get(group) if share == 1 else None
+            if first is not None:
+                rows.append(first)
+                continue
+            sql, params = self._picks(group, batch.types)
             own = encode_params({**params, "share": share})
-            rows += connection.execute(sql, {**shared, **own}).fetchall()
+            rows += batch.connection.execute(sql, {**shared, **own}).fetchall()
         return rows
 
-    def _start_listed(
-        self, connection: Executor, ids: list[str], claim_params: dict[str, Any], limited: bool
-    ) -> list[sqlite3.Row]:
+    def _start_listed(self, batch: _ClaimBatch, ids: list[str], limited: bool) -> list[sqlite3.Row]:
         """The jobs of `ids` start, in one statement (`start_jobs`)."""
         if not ids:
             return []
-        params = {**claim_params, "ids": ids, "limited": limited}
-        return connection.execute(self._start_jobs, encode_params(params)).fetchall()
+        params = {**batch.params, "ids": ids, "limited": limited}
+        return batch.connection.execute(self._start_jobs, encode_params(params)).fetchall()
 
     def _picks(self, group: Group, types: str) -> tuple[str, dict[str, Any]]:
         """`pick_group` for one group (its `{group}` condition)."""
@@ -306,29 +320,27 @@ class SqliteJobStore(SharedJobStatements):
 
     def _claimable_keys(
         self, connection: Executor, workspace_id: UUID, request: ClaimRequest, most: int
-    ) -> KeyScan:
+    ) -> list[sqlite3.Row]:
         """Up to `most` keys with claimable jobs, starting after the last one this process
-        reached, wrapping round to the first."""
+        reached, wrapping round to the first, each with its most urgent due job."""
         sql, types = self.planner.keys_statement(request)
         after = self.planner.keys_after(request, workspace_id)
         params = encode_params({**types, "ws": workspace_id, "max_groups": most, "after": after})
-        return KeyScan.of(connection.execute(sql, params))
+        return connection.execute(sql, params).fetchall()
 
     def _claim_under_limits(
         self,
-        connection: Executor,
+        batch: _ClaimBatch,
         request: ClaimRequest,
         plan: Sequence[PlannedWorkspace],
         turns: Turns,
         weights: dict[UUID, int],
-        types: str,
-        claim_params: dict[str, Any],
     ) -> tuple[list[sqlite3.Row], NextLook]:
         """Read the limits that may leave the groups offered less than their shares, fit
         the shares to them (`ClaimPlanner.fit`) and start every job they pick; where a type
         limit may refuse jobs, pick the candidates and start those the domain admits (the
         writer is this batch's alone: nothing can start meanwhile)."""
-        planner = self.planner
+        planner, connection = self.planner, batch.connection
         limited = [workspace.id for workspace in plan if workspace.limited]
         sql, params = planner.limit_statement(turns, limited)
         rows = connection.execute(sql, encode_params(params)).fetchall()
@@ -341,12 +353,10 @@ class SqliteJobStore(SharedJobStatements):
         states, now = planner.limit_states(rows, starts)
         fitted = self.planner.fit(turns, weights, states, request.limit, now)
         if fitted.final:
-            rows = self._start_shares(connection, fitted.shares, types, claim_params, True)
+            rows = self._start_shares(batch, fitted.shares, True)
             took = Took.fitted(fitted)
         else:
-            rows, took = self._start_admitted(
-                connection, request, turns, weights, states, now, fitted, types, claim_params
-            )
+            rows, took = self._start_admitted(batch, request, turns, weights, states, now, fitted)
         rated = any(state.limit.rate is not None for state in states.values())
         started = Counter(
             (UUID(row["workspace_id"]), name)
@@ -369,15 +379,13 @@ class SqliteJobStore(SharedJobStatements):
 
     def _start_admitted(
         self,
-        connection: Executor,
+        batch: _ClaimBatch,
         request: ClaimRequest,
         turns: Turns,
         weights: dict[UUID, int],
         states: dict[tuple[UUID, str], LimitState],
         now: datetime | None,
         fitted: Fitted,
-        types: str,
-        claim_params: dict[str, Any],
     ) -> tuple[list[sqlite3.Row], Took]:
         """Where a type limit may refuse jobs: pick the fitted shares' candidates, let the
         domain admit them (`fair_order`, `admit`), start those."""
@@ -390,12 +398,12 @@ class SqliteJobStore(SharedJobStatements):
                 row["priority"],
                 self.database.codec.timestamp(row["run_at"]),
             )
-            for row in self._picked(connection, fitted.shares, types, claim_params)
+            for row in self._picked(batch, fitted.shares)
         ]
         ordered = fair_order(candidates, weights, turns.order, turns.served)
         admission = admit(ordered, states, request.limit, now or _EPOCH)
         ids = [str(candidate.id) for candidate in admission.admitted]
-        rows = self._start_listed(connection, ids, claim_params, True)
+        rows = self._start_listed(batch, ids, True)
         return rows, Took.admitted(fitted, ordered, admission)
 
     async def complete_jobs(

@@ -109,6 +109,52 @@ CROSS JOIN LATERAL (
     FOR UPDATE SKIP LOCKED
 ) j;
 
+-- name: claimable_keys
+-- The concurrency keys with jobs due (of the types the claim takes: {type_condition}) in
+-- a workspace ({ws}), up to :max_groups: those after {after} in key order, then, if they
+-- run short, from the first key up to {after} (`wrapped`). {ws} and {after} are the
+-- columns of each workspace a claim scans in one statement
+-- (`claimable_keys_of_workspaces`). One index probe each (a skip scan of
+-- ix_jobs_claimable), in one statement: the LIMIT stops each scan as soon as it has
+-- enough, so the second runs only when the first ran out. Keys only, unlike SQLite's: a
+-- claim here picks its jobs under row locks (`group_picks`), from scans read ahead on
+-- another connection.
+WITH RECURSIVE later(concurrency_key) AS (
+    SELECT (
+        SELECT concurrency_key FROM jobs
+        WHERE workspace_id = {ws} AND {claimable} AND concurrency_key > {after}
+            AND run_at <= conveyor_now() {type_condition}
+        ORDER BY concurrency_key LIMIT 1
+    )
+    UNION ALL
+    SELECT (
+        SELECT concurrency_key FROM jobs
+        WHERE workspace_id = {ws} AND {claimable} AND concurrency_key > later.concurrency_key
+            AND run_at <= conveyor_now() {type_condition}
+        ORDER BY concurrency_key LIMIT 1
+    )
+    FROM later WHERE later.concurrency_key IS NOT NULL
+), earlier(concurrency_key) AS (
+    SELECT (
+        SELECT concurrency_key FROM jobs
+        WHERE workspace_id = {ws} AND {claimable} AND concurrency_key <= {after}
+            AND run_at <= conveyor_now() {type_condition}
+        ORDER BY concurrency_key LIMIT 1
+    )
+    UNION ALL
+    SELECT (
+        SELECT concurrency_key FROM jobs
+        WHERE workspace_id = {ws} AND {claimable} AND concurrency_key > earlier.concurrency_key
+            AND concurrency_key <= {after} AND run_at <= conveyor_now() {type_condition}
+        ORDER BY concurrency_key LIMIT 1
+    )
+    FROM earlier WHERE earlier.concurrency_key IS NOT NULL
+)
+SELECT concurrency_key, 0 AS wrapped FROM later WHERE concurrency_key IS NOT NULL
+UNION ALL
+SELECT concurrency_key, 1 AS wrapped FROM earlier WHERE concurrency_key IS NOT NULL
+LIMIT :max_groups;
+
 -- name: claimable_keys_of_workspaces
 -- The key scans of a claim's keyed workspaces (:workspaces, each from its :afters) in one
 -- statement: the shared scan (`claimable_keys`, {scan}) run for each, its LIMIT stopping
