@@ -252,6 +252,11 @@ async def test_admin_creates_jobs_filters_and_manages_keys(
         # The form says what is wrong with the payload before the server is asked.
         await page.get_by_test_id("new-job").click()
         dialog = page.get_by_test_id("new-job-dialog")
+        await dialog.get_by_label("Type").fill("Invoice Send")
+        await dialog.get_by_role("button", name="Create job").click()
+        await expect(dialog.get_by_test_id("new-job-error")).to_contain_text(
+            "The type must be 1 to 100 characters of a-z, 0-9, _ . : -"
+        )
         await dialog.get_by_label("Type").fill("invoice.send")
         await dialog.get_by_label("Priority").select_option("1")
         await dialog.get_by_label("Payload (JSON)").fill('{"invoice": 7,}')

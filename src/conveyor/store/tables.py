@@ -1,4 +1,5 @@
 """The schema as SQLAlchemy Core metadata: the models migrations are checked against.
+Text columns whose length a domain rule bounds take it from the rule's constant.
 
 Only migrations and that check use these objects; queries are hand-written SQL (see
 `jobs.py`) so the hot paths stay one round trip. SQLite keeps timestamps as REAL Unix
@@ -14,9 +15,19 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from conveyor.domain.jobs import CLAIMABLE_STATUS, LEASED_STATUS, JobStatus
-from conveyor.domain.schedules import CatchUp, Overlap, RunOutcome, SkipReason
-from conveyor.domain.steps import StepPhase, StepStatus, StepType
+from conveyor.domain.capacity import LIMIT_NAME_MAX_LENGTH
+from conveyor.domain.events import EVENT_TYPE_MAX_LENGTH
+from conveyor.domain.job_types import JOB_TYPE_MAX_LENGTH
+from conveyor.domain.jobs import (
+    AGENT_TASK_ID_MAX_LENGTH,
+    CLAIMABLE_STATUS,
+    CONCURRENCY_KEY_MAX_LENGTH,
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    LEASED_STATUS,
+    JobStatus,
+)
+from conveyor.domain.schedules import CRON_MAX_LENGTH, CatchUp, Overlap, RunOutcome, SkipReason
+from conveyor.domain.steps import STEP_NAME_MAX_LENGTH, StepPhase, StepStatus, StepType
 from conveyor.domain.workspaces import Role
 from conveyor.store.queries import is_type_limit, settled_condition, status_condition
 
@@ -143,7 +154,7 @@ jobs = sa.Table(
     metadata,
     sa.Column("id", uuid_type(), primary_key=True),
     sa.Column("workspace_id", uuid_type(), nullable=False),
-    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("type", sa.String(JOB_TYPE_MAX_LENGTH), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("priority", sa.SmallInteger(), nullable=False),
     sa.Column("payload", json_type(), nullable=False),
@@ -151,11 +162,11 @@ jobs = sa.Table(
     sa.Column("error", sa.Text(), nullable=True),
     sa.Column("error_detail", sa.Text(), nullable=True),
     sa.Column("progress_percent", sa.SmallInteger(), nullable=False),
-    sa.Column("agent_task_id", sa.String(200), nullable=True),
+    sa.Column("agent_task_id", sa.String(AGENT_TASK_ID_MAX_LENGTH), nullable=True),
     sa.Column("attempt", sa.Integer(), nullable=False),
     sa.Column("max_attempts", sa.Integer(), nullable=False),
     sa.Column("run_at", timestamp_type(), nullable=False),
-    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("idempotency_key", sa.String(IDEMPOTENCY_KEY_MAX_LENGTH), nullable=True),
     sa.Column("worker_id", sa.String(200), nullable=True),
     sa.Column("lease_id", uuid_type(), nullable=True),
     sa.Column("lease_expires_at", timestamp_type(), nullable=True),
@@ -169,7 +180,7 @@ jobs = sa.Table(
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("last_event_seq", sa.Integer(), nullable=False),
     sa.Column("last_step_ordinal", sa.Integer(), nullable=False),
-    sa.Column("concurrency_key", sa.String(200), nullable=True),
+    sa.Column("concurrency_key", sa.String(CONCURRENCY_KEY_MAX_LENGTH), nullable=True),
     sa.Column("timeout_seconds", sa.Float(), nullable=True),
     # Counted in its limits' `running` while it runs: its leaving RUNNING takes it off
     # them and makes room (a completion's own statement, any other leave a trigger:
@@ -269,7 +280,7 @@ steps = sa.Table(
         nullable=False,
     ),
     sa.Column("ordinal", sa.Integer(), nullable=False),
-    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("name", sa.String(STEP_NAME_MAX_LENGTH), nullable=False),
     sa.Column("phase", sa.String(16), nullable=False),
     sa.Column("type", sa.String(16), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
@@ -294,10 +305,12 @@ events = sa.Table(
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
     sa.Column("job_id", uuid_type(), nullable=False),
     sa.Column("workspace_id", uuid_type(), nullable=False),
-    sa.Column("job_type", sa.String(100), nullable=False, server_default=sa.text("''")),
+    sa.Column(
+        "job_type", sa.String(JOB_TYPE_MAX_LENGTH), nullable=False, server_default=sa.text("''")
+    ),
     sa.Column("seq", sa.Integer(), nullable=False),
     sa.Column("step_id", uuid_type(), nullable=True),
-    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("type", sa.String(EVENT_TYPE_MAX_LENGTH), nullable=False),
     sa.Column("actor", sa.String(300), nullable=False),
     sa.Column("payload", json_type(), nullable=False),
     sa.Column("created_at", timestamp_type(), nullable=False),
@@ -359,7 +372,7 @@ limits = sa.Table(
         sa.ForeignKey("workspaces.id", ondelete="CASCADE", name="fk_limits_workspace"),
         primary_key=True,
     ),
-    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(LIMIT_NAME_MAX_LENGTH), primary_key=True),
     sa.Column("max_running", sa.Integer(), nullable=True),
     sa.Column("rate_count", sa.Integer(), nullable=True),
     sa.Column("rate_per_seconds", sa.Float(), nullable=True),
@@ -390,8 +403,8 @@ limit_leaves = sa.Table(
     "limit_leaves",
     metadata,
     sa.Column("workspace_id", uuid_type(), nullable=False),
-    sa.Column("concurrency_key", sa.String(200), nullable=True),
-    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("concurrency_key", sa.String(CONCURRENCY_KEY_MAX_LENGTH), nullable=True),
+    sa.Column("type", sa.String(JOB_TYPE_MAX_LENGTH), nullable=False),
 )
 sa.Index("ix_limit_leaves", limit_leaves.c.workspace_id)
 
@@ -400,7 +413,7 @@ limit_starts = sa.Table(
     "limit_starts",
     metadata,
     sa.Column("workspace_id", uuid_type(), nullable=False),
-    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("name", sa.String(LIMIT_NAME_MAX_LENGTH), nullable=False),
     sa.Column("started_at", timestamp_type(), nullable=False),
 )
 sa.Index(
@@ -428,14 +441,14 @@ schedules = sa.Table(
         nullable=False,
     ),
     sa.Column("name", sa.String(100), nullable=False),
-    sa.Column("cron", sa.String(200), nullable=False),
+    sa.Column("cron", sa.String(CRON_MAX_LENGTH), nullable=False),
     sa.Column("timezone", sa.String(64), nullable=False),
-    sa.Column("job_type", sa.String(100), nullable=False),
+    sa.Column("job_type", sa.String(JOB_TYPE_MAX_LENGTH), nullable=False),
     sa.Column("job_payload", json_type(), nullable=False),
     sa.Column("job_priority", sa.SmallInteger(), nullable=False),
     sa.Column("job_max_attempts", sa.Integer(), nullable=False),
     sa.Column("job_timeout_seconds", sa.Float(), nullable=True),
-    sa.Column("job_concurrency_key", sa.String(200), nullable=True),
+    sa.Column("job_concurrency_key", sa.String(CONCURRENCY_KEY_MAX_LENGTH), nullable=True),
     sa.Column("overlap", sa.String(8), nullable=False),
     sa.Column("catch_up", sa.String(8), nullable=False),
     sa.Column("paused", sa.Boolean(), nullable=False),

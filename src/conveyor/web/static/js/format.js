@@ -10,6 +10,10 @@ const hourMinute = new Intl.DateTimeFormat(undefined, {hour: '2-digit', minute: 
 
 export const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
 export const STATUSES = ['PENDING', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'];
+// A job type, as the server's rule (domain/job_types.py, JOB_TYPE_REGEX) has it: forms and
+// filters check it before they ask.
+export const JOB_TYPE = /^[a-z0-9_.:-]{1,100}$/;
+export const JOB_TYPE_RULE = 'must be 1 to 100 characters of a-z, 0-9, _ . : -';
 
 export function count(value) {
   return value === null || value === undefined ? '—' : integer.format(value);

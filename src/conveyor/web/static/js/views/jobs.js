@@ -5,14 +5,13 @@
 
 import {can, get, post, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
-import {count, exact, shortId, STATUSES, titleCase} from '../format.js';
+import {count, exact, JOB_TYPE, shortId, STATUSES, titleCase} from '../format.js';
 import {onWorkspaceEvent, statusAfter} from '../live.js';
 import {confirmDialog, debounce, elapsed, emptyState, errorBox, progressBar, statusBadge, throttle, timeAgo, toast} from '../ui.js';
 import {openNewJobDialog} from './newjob.js';
 
 const PAGE_SIZES = [25, 50, 100];
 const ID_PART = /^[0-9a-f-]{1,36}$/;
-const TYPE_PART = /^[a-z0-9_.:-]{1,100}$/;
 const ERROR_LINE_CHARS = 140;
 // Filters of the "more filters" row, by their API names.
 const MORE_FILTERS = ['worker_id', 'concurrency_key', 'error_contains', 'created_after', 'created_before'];
@@ -124,7 +123,7 @@ export function mountJobs(main, {query}) {
   const textChanged = debounce(() => {
     // Types are lower case: "Demo" means demo.
     const type = typeInput.value.trim().toLowerCase();
-    const typeValid = !type || TYPE_PART.test(type);
+    const typeValid = !type || JOB_TYPE.test(type);
     typeError.hidden = typeValid;
     typeInput.setAttribute('aria-invalid', String(!typeValid));
     const q = idPart(idInput.value);

@@ -4,9 +4,9 @@
 
 import {post, ws} from '../api.js';
 import {h} from '../dom.js';
+import {JOB_TYPE, JOB_TYPE_RULE} from '../format.js';
 import {field, openFormDialog} from '../forms.js';
 
-const TYPE_PATTERN = /^[a-z0-9_.:-]{1,100}$/;
 const TIMEOUT_LIMIT_SECONDS = 7 * 24 * 3600;
 
 /** Open the dialog; resolves with the created job, or null when dismissed. */
@@ -38,8 +38,8 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
 
   function prepare(fail) {
     const type = typeInput.value.trim();
-    if (!TYPE_PATTERN.test(type)) {
-      fail('The type must be 1 to 100 characters of a-z, 0-9, _ . : -', typeInput);
+    if (!JOB_TYPE.test(type)) {
+      fail(`The type ${JOB_TYPE_RULE}`, typeInput);
       return undefined;
     }
     let body;

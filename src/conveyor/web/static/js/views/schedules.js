@@ -5,11 +5,10 @@
 
 import {can, del, get, patch, post, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
-import {clock, exact, shortId} from '../format.js';
+import {clock, exact, JOB_TYPE, JOB_TYPE_RULE, shortId} from '../format.js';
 import {field, formError, handleSubmit} from '../forms.js';
 import {confirmDialog, emptyState, errorBox, statusBadge, timeAgo, toast} from '../ui.js';
 
-const TYPE_PATTERN = /^[a-z0-9_.:-]{1,100}$/;
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 const OUTCOMES = {
   fired: 'Fired',
@@ -135,8 +134,8 @@ function createForm(onCreated) {
       fail('Give a cron expression, like */5 * * * * or @daily.', cron);
       return undefined;
     }
-    if (!TYPE_PATTERN.test(type.value.trim())) {
-      fail('The job type must be 1 to 100 characters of a-z, 0-9, _ . : -', type);
+    if (!JOB_TYPE.test(type.value.trim())) {
+      fail(`The job type ${JOB_TYPE_RULE}`, type);
       return undefined;
     }
     let body;

@@ -1,0 +1,26 @@
+"""The dashboard checks what the server's rules check, with the same patterns: a form says
+what is wrong before it asks, and never refuses what the server would take."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import conveyor.web
+from conveyor.domain.job_types import JOB_TYPE_REGEX
+from conveyor.domain.schedules import SCHEDULE_NAME_PATTERN
+
+SCRIPTS = Path(conveyor.web.__file__).parent / "static" / "js"
+
+
+def test_the_dashboard_checks_job_types_by_the_servers_rule() -> None:
+    assert f"export const JOB_TYPE = /{JOB_TYPE_REGEX}/;" in (SCRIPTS / "format.js").read_text()
+    for script in SCRIPTS.rglob("*.js"):
+        assert "a-z0-9_.:-" not in script.read_text() or script.name == "format.js", (
+            f"{script.name} spells the job type rule again: import JOB_TYPE from format.js"
+        )
+
+
+def test_the_dashboard_checks_schedule_names_by_the_servers_rule() -> None:
+    rule = SCHEDULE_NAME_PATTERN.pattern.removesuffix(r"\Z")
+    schedules = (SCRIPTS / "views" / "schedules.js").read_text()
+    assert f"const NAME_PATTERN = /^{rule}$/;" in schedules
