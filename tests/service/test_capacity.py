@@ -115,26 +115,32 @@ async def test_a_keys_turn_of_one_job_starts_its_most_urgent_due_job_of_the_type
     """A group's share of one is its key's first due job in the claim's order (SQLite takes
     it from the key scan, not a read of its own): not a job that is not due, of another
     type, or less urgent."""
-    later = datetime.now(UTC) + timedelta(hours=1)
+    now = datetime.now(UTC)
     keys = ["a", "b", "c"]
-    await service.create_jobs(
+    created = await service.create_jobs(
         workspace.id,
         [
             spec
             for key in keys
             for spec in (
                 JobSpec(type="t", concurrency_key=key, priority=5),
-                JobSpec(type="t", concurrency_key=key, priority=1, run_at=later),
+                JobSpec(type="t", concurrency_key=key, priority=1, run_at=now + timedelta(hours=1)),
                 JobSpec(type="u", concurrency_key=key, priority=1),
-                JobSpec(type="t", concurrency_key=key, priority=3),
-                JobSpec(type="t", concurrency_key=key, priority=3),
+                # Of one priority, the one due first goes first, though created later.
+                JobSpec(
+                    type="t", concurrency_key=key, priority=3, run_at=now - timedelta(minutes=1)
+                ),
+                JobSpec(
+                    type="t", concurrency_key=key, priority=3, run_at=now - timedelta(minutes=2)
+                ),
             )
         ],
         ACTOR,
     )
+    due_first = {job.id for job, _ in created[4::5]}
     first = await claim(service, workspace.id, 3, types=["t"])
     assert sorted(str(job.concurrency_key) for job in first) == keys
-    assert all(job.type == "t" and job.priority == 3 for job in first), first
+    assert {job.id for job in first} == due_first, first
     second = await claim(service, workspace.id, 6, types=["t"])
     assert sorted((str(job.concurrency_key), job.priority) for job in second) == [
         (key, priority) for key in keys for priority in (3, 5)

@@ -64,7 +64,9 @@ async def test_the_type_box_matches_the_start_of_a_type(
         await expect(rows).to_have_count(1)
         await expect(rows).to_have_attribute("data-job-id", fail["id"])
         await type_box.fill("demo fail")
-        await expect(page.get_by_text("A type is lower-case letters")).to_be_visible()
+        await expect(
+            page.get_by_text("A type must be 1 to 100 characters of a-z, 0-9, _ . : -")
+        ).to_be_visible()
         await expect(rows, "an impossible type leaves the list as it was").to_have_count(1)
         await board.assert_clean()
 

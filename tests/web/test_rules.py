@@ -6,18 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import conveyor.web
-from conveyor.domain.job_types import JOB_TYPE_REGEX
+from conveyor.domain.job_types import JOB_TYPE_MAX_LENGTH, JOB_TYPE_REGEX
 from conveyor.domain.schedules import SCHEDULE_NAME_PATTERN
 
 SCRIPTS = Path(conveyor.web.__file__).parent / "static" / "js"
 
 
 def test_the_dashboard_checks_job_types_by_the_servers_rule() -> None:
-    assert f"export const JOB_TYPE = /{JOB_TYPE_REGEX}/;" in (SCRIPTS / "format.js").read_text()
+    rules = (SCRIPTS / "format.js").read_text()
+    assert f"export const JOB_TYPE = /{JOB_TYPE_REGEX}/;" in rules
+    assert f"'must be 1 to {JOB_TYPE_MAX_LENGTH} characters of a-z, 0-9, _ . : -'" in rules
     for script in SCRIPTS.rglob("*.js"):
-        assert "a-z0-9_.:-" not in script.read_text() or script.name == "format.js", (
-            f"{script.name} spells the job type rule again: import JOB_TYPE from format.js"
-        )
+        if script.name != "format.js":
+            text = script.read_text()
+            again = f"{script.name} spells the job type rule again: import it from format.js"
+            assert "a-z0-9_.:-" not in text, again
+            assert "_ . : -" not in text, again
 
 
 def test_the_dashboard_checks_schedule_names_by_the_servers_rule() -> None:

@@ -49,6 +49,7 @@ from conveyor.store.connection import Connection, Json, Row
 from conveyor.store.jobs import NewJob, SharedJobStatements
 from conveyor.store.postgres import PostgresDatabase
 from conveyor.store.projections import Claimed, Completed, Projection
+from conveyor.store.queries import PICK_COLUMNS, columns
 from conveyor.store.scans_ahead import ScansAhead
 
 _ADOPTION_LOCK = 0x636F6E76  # pg_advisory_xact_lock key: one server adopts, others wait
@@ -77,7 +78,7 @@ def _column(values: list[Any]) -> tuple[list[Any], Any]:
     return values, None
 
 
-_CANDIDATE_COLUMNS = "j.id, j.workspace_id, j.type, j.concurrency_key, j.priority, j.run_at"
+_CANDIDATE_COLUMNS = columns(PICK_COLUMNS, "j")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -131,6 +131,8 @@ SCHEDULE_RUN_COLUMNS: Final = (
     "job_id",
     "created_at",
 )
+PICK_COLUMNS: Final = ("id", "workspace_id", "type", "concurrency_key", "priority", "run_at")
+"""What a claim's pick reads of a job: enough to weigh it as a candidate (`Candidate`)."""
 
 
 def columns(names: Iterable[str], table: str | None = None) -> str:
@@ -167,6 +169,7 @@ _COLUMN_LISTS: Final[Mapping[str, tuple[str, ...]]] = {
     "event_columns": EVENT_COLUMNS,
     "schedule_columns": SCHEDULE_COLUMNS,
     "schedule_run_columns": SCHEDULE_RUN_COLUMNS,
+    "pick_columns": PICK_COLUMNS,
 }
 # Status facts come from the domain's status machine, never restated in SQL: conditions
 # (`{claimable}`, or `{claimable:j}` for a table's alias) and the leased status's literal.

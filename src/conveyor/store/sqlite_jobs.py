@@ -97,15 +97,15 @@ class _Claimed(NamedTuple):
     more: bool = False
 
 
-class _ClaimBatch(NamedTuple):
-    """What a claim's statements share on the writer's thread: its connection, the types
-    it takes ({type_condition}), its parameters, and the job each key scanned
-    (`claimable_keys`) found first: what that key's group picks with a share of one."""
+class _ClaimContext(NamedTuple):
+    """What a claim's statements share on the writer's thread: its connection, its
+    {type_condition}, its parameters, and the job each key scanned (`claimable_keys`)
+    found first: what that key's group picks with a share of one."""
 
     connection: Executor
-    types: str
+    type_condition: str
     params: dict[str, Any]
-    firsts: dict[Group, sqlite3.Row]
+    first_jobs: Mapping[Group, sqlite3.Row]
 
 
 def _first_picks(scanned: Mapping[UUID, list[sqlite3.Row]]) -> dict[Group, sqlite3.Row]:
@@ -246,16 +246,16 @@ class SqliteJobStore(SharedJobStatements):
                 if workspace.keyed
             }
             keys = {workspace_id: KeyScan.of(rows) for workspace_id, rows in scanned.items()}
-            batch = _ClaimBatch(connection, types, claim_params, _first_picks(scanned))
+            context = _ClaimContext(connection, types, claim_params, _first_picks(scanned))
             weights = {workspace.id: workspace.weight for workspace in plan}
             turns = planner.split(request, plan, keys, budget)
             if governed(plan):
                 rows, (more, wake_in) = self._claim_under_limits(
-                    batch, request, plan, turns, weights
+                    context, request, plan, turns, weights
                 )
             else:
                 wake_in = None
-                rows = self._start_shares(batch, turns.shares, False)
+                rows = self._start_shares(context, turns.shares, False)
                 planner.took(request, plan, turns, turns.shares)
                 more = turns.more(len(rows), request.limit)
             written = [
@@ -282,35 +282,37 @@ class SqliteJobStore(SharedJobStatements):
         )
 
     def _start_shares(
-        self, batch: _ClaimBatch, shares: Mapping[Group, int], limited: bool
+        self, claim: _ClaimContext, shares: Mapping[Group, int], limited: bool
     ) -> list[sqlite3.Row]:
         """Start every job the groups' shares pick (`limited`: under limits, so the jobs a
         limit governs count in them)."""
-        picked = self._picked(batch, shares)
-        return self._start_listed(batch, [row["id"] for row in picked], limited)
+        picked = self._picked(claim, shares)
+        return self._start_listed(claim, [row["id"] for row in picked], limited)
 
-    def _picked(self, batch: _ClaimBatch, shares: Mapping[Group, int]) -> list[sqlite3.Row]:
+    def _picked(self, claim: _ClaimContext, shares: Mapping[Group, int]) -> list[sqlite3.Row]:
         """What each group's share picks, for one `start_jobs` to start (one writer:
         nothing starts them in between): a share of one, the job its key scan found first;
         else a read (`pick_group`)."""
         rows: list[sqlite3.Row] = []
-        shared = encode_params(batch.params)  # SQLite ignores the ones a pick does not name
+        shared = encode_params(claim.params)  # SQLite ignores the ones a pick does not name
         for group, share in shares.items():
-            first = batch.firsts.get(group) if share == 1 else None
+            first = claim.first_jobs.get(group) if share == 1 else None
             if first is not None:
                 rows.append(first)
                 continue
-            sql, params = self._picks(group, batch.types)
+            sql, params = self._picks(group, claim.type_condition)
             own = encode_params({**params, "share": share})
-            rows += batch.connection.execute(sql, {**shared, **own}).fetchall()
+            rows += claim.connection.execute(sql, {**shared, **own}).fetchall()
         return rows
 
-    def _start_listed(self, batch: _ClaimBatch, ids: list[str], limited: bool) -> list[sqlite3.Row]:
+    def _start_listed(
+        self, claim: _ClaimContext, ids: list[str], limited: bool
+    ) -> list[sqlite3.Row]:
         """The jobs of `ids` start, in one statement (`start_jobs`)."""
         if not ids:
             return []
-        params = {**batch.params, "ids": ids, "limited": limited}
-        return batch.connection.execute(self._start_jobs, encode_params(params)).fetchall()
+        params = {**claim.params, "ids": ids, "limited": limited}
+        return claim.connection.execute(self._start_jobs, encode_params(params)).fetchall()
 
     def _picks(self, group: Group, types: str) -> tuple[str, dict[str, Any]]:
         """`pick_group` for one group (its `{group}` condition)."""
@@ -330,7 +332,7 @@ class SqliteJobStore(SharedJobStatements):
 
     def _claim_under_limits(
         self,
-        batch: _ClaimBatch,
+        claim: _ClaimContext,
         request: ClaimRequest,
         plan: Sequence[PlannedWorkspace],
         turns: Turns,
@@ -340,7 +342,7 @@ class SqliteJobStore(SharedJobStatements):
         the shares to them (`ClaimPlanner.fit`) and start every job they pick; where a type
         limit may refuse jobs, pick the candidates and start those the domain admits (the
         writer is this batch's alone: nothing can start meanwhile)."""
-        planner, connection = self.planner, batch.connection
+        planner, connection = self.planner, claim.connection
         limited = [workspace.id for workspace in plan if workspace.limited]
         sql, params = planner.limit_statement(turns, limited)
         rows = connection.execute(sql, encode_params(params)).fetchall()
@@ -353,10 +355,10 @@ class SqliteJobStore(SharedJobStatements):
         states, now = planner.limit_states(rows, starts)
         fitted = self.planner.fit(turns, weights, states, request.limit, now)
         if fitted.final:
-            rows = self._start_shares(batch, fitted.shares, True)
+            rows = self._start_shares(claim, fitted.shares, True)
             took = Took.fitted(fitted)
         else:
-            rows, took = self._start_admitted(batch, request, turns, weights, states, now, fitted)
+            rows, took = self._start_admitted(claim, request, turns, weights, states, now, fitted)
         rated = any(state.limit.rate is not None for state in states.values())
         started = Counter(
             (UUID(row["workspace_id"]), name)
@@ -379,7 +381,7 @@ class SqliteJobStore(SharedJobStatements):
 
     def _start_admitted(
         self,
-        batch: _ClaimBatch,
+        claim: _ClaimContext,
         request: ClaimRequest,
         turns: Turns,
         weights: dict[UUID, int],
@@ -398,12 +400,12 @@ class SqliteJobStore(SharedJobStatements):
                 row["priority"],
                 self.database.codec.timestamp(row["run_at"]),
             )
-            for row in self._picked(batch, fitted.shares)
+            for row in self._picked(claim, fitted.shares)
         ]
         ordered = fair_order(candidates, weights, turns.order, turns.served)
         admission = admit(ordered, states, request.limit, now or _EPOCH)
         ids = [str(candidate.id) for candidate in admission.admitted]
-        rows = self._start_listed(batch, ids, True)
+        rows = self._start_listed(claim, ids, True)
         return rows, Took.admitted(fitted, ordered, admission)
 
     async def complete_jobs(

@@ -1,5 +1,5 @@
 """The schema as SQLAlchemy Core metadata: the models migrations are checked against.
-Text columns whose length a domain rule bounds take it from the rule's constant.
+Text columns whose length the domain bounds with a named constant take it from there.
 
 Only migrations and that check use these objects; queries are hand-written SQL (see
 `jobs.py`) so the hot paths stay one round trip. SQLite keeps timestamps as REAL Unix
@@ -26,7 +26,14 @@ from conveyor.domain.jobs import (
     LEASED_STATUS,
     JobStatus,
 )
-from conveyor.domain.schedules import CRON_MAX_LENGTH, CatchUp, Overlap, RunOutcome, SkipReason
+from conveyor.domain.schedules import (
+    CRON_MAX_LENGTH,
+    TIMEZONE_MAX_LENGTH,
+    CatchUp,
+    Overlap,
+    RunOutcome,
+    SkipReason,
+)
 from conveyor.domain.steps import STEP_NAME_MAX_LENGTH, StepPhase, StepStatus, StepType
 from conveyor.domain.workspaces import Role
 from conveyor.store.queries import is_type_limit, settled_condition, status_condition
@@ -442,7 +449,7 @@ schedules = sa.Table(
     ),
     sa.Column("name", sa.String(100), nullable=False),
     sa.Column("cron", sa.String(CRON_MAX_LENGTH), nullable=False),
-    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("timezone", sa.String(TIMEZONE_MAX_LENGTH), nullable=False),
     sa.Column("job_type", sa.String(JOB_TYPE_MAX_LENGTH), nullable=False),
     sa.Column("job_payload", json_type(), nullable=False),
     sa.Column("job_priority", sa.SmallInteger(), nullable=False),

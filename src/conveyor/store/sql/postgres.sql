@@ -157,7 +157,7 @@ LIMIT :max_groups;
 
 -- name: claimable_keys_of_workspaces
 -- The key scans of a claim's keyed workspaces (:workspaces, each from its :afters) in one
--- statement: the shared scan (`claimable_keys`, {scan}) run for each, its LIMIT stopping
+-- statement: this file's scan (`claimable_keys`, above, as {scan}) run for each, its LIMIT stopping
 -- each workspace's own. In each workspace's scan order: the keys after, then the keys
 -- wrapped round to, each in key order.
 SELECT g.ws AS workspace_id, k.concurrency_key, k.wrapped

@@ -45,15 +45,15 @@ RETURNING {job_columns};
 -- The concurrency keys with jobs due (of the types the claim takes: {type_condition}) in
 -- workspace {ws} (a parameter), up to :max_groups: those after {after} in key order, then,
 -- if they run short, from the first key up to {after} (`wrapped`); each with its most
--- urgent due job (the columns `pick_group` answers), which is what a group of that key
+-- urgent due job ({pick_columns}, as `pick_group` answers), which is what a group of that key
 -- picks with a share of one. One index probe a key (a skip scan of ix_jobs_claimable: the
 -- first entry of a key in the index's order is its most urgent due job) and a look-up of
 -- that job, in one statement: a `pick_group` per key on top was a read per group offered
 -- (docs/benchmarks.md, stop 35). The claim reads it in its own transaction on the writer's
 -- thread, so the job found is still due and QUEUED when its group picks. The LIMIT stops
 -- each scan as soon as it has enough, so the second runs only when the first ran out.
-WITH RECURSIVE later(id, workspace_id, type, concurrency_key, priority, run_at) AS (
-    SELECT j.id, j.workspace_id, j.type, j.concurrency_key, j.priority, j.run_at
+WITH RECURSIVE later({pick_columns}) AS (
+    SELECT {pick_columns:j}
     FROM jobs j WHERE j.id = (
         SELECT id FROM jobs
         WHERE workspace_id = {ws} AND {claimable} AND concurrency_key > {after}
@@ -61,15 +61,15 @@ WITH RECURSIVE later(id, workspace_id, type, concurrency_key, priority, run_at) 
         ORDER BY concurrency_key, priority, run_at, id LIMIT 1
     )
     UNION ALL
-    SELECT j.id, j.workspace_id, j.type, j.concurrency_key, j.priority, j.run_at
+    SELECT {pick_columns:j}
     FROM later, jobs j WHERE j.id = (
         SELECT id FROM jobs
         WHERE workspace_id = {ws} AND {claimable} AND concurrency_key > later.concurrency_key
             AND run_at <= conveyor_now() {type_condition}
         ORDER BY concurrency_key, priority, run_at, id LIMIT 1
     )
-), earlier(id, workspace_id, type, concurrency_key, priority, run_at) AS (
-    SELECT j.id, j.workspace_id, j.type, j.concurrency_key, j.priority, j.run_at
+), earlier({pick_columns}) AS (
+    SELECT {pick_columns:j}
     FROM jobs j WHERE j.id = (
         SELECT id FROM jobs
         WHERE workspace_id = {ws} AND {claimable} AND concurrency_key <= {after}
@@ -77,7 +77,7 @@ WITH RECURSIVE later(id, workspace_id, type, concurrency_key, priority, run_at) 
         ORDER BY concurrency_key, priority, run_at, id LIMIT 1
     )
     UNION ALL
-    SELECT j.id, j.workspace_id, j.type, j.concurrency_key, j.priority, j.run_at
+    SELECT {pick_columns:j}
     FROM earlier, jobs j WHERE j.id = (
         SELECT id FROM jobs
         WHERE workspace_id = {ws} AND {claimable} AND concurrency_key > earlier.concurrency_key
@@ -85,9 +85,9 @@ WITH RECURSIVE later(id, workspace_id, type, concurrency_key, priority, run_at) 
         ORDER BY concurrency_key, priority, run_at, id LIMIT 1
     )
 )
-SELECT id, workspace_id, type, concurrency_key, priority, run_at, 0 AS wrapped FROM later
+SELECT {pick_columns}, 0 AS wrapped FROM later
 UNION ALL
-SELECT id, workspace_id, type, concurrency_key, priority, run_at, 1 AS wrapped FROM earlier
+SELECT {pick_columns}, 1 AS wrapped FROM earlier
 LIMIT :max_groups;
 
 -- name: pick_group
@@ -99,7 +99,7 @@ LIMIT :max_groups;
 -- (docs/benchmarks.md, stop 34). Read in the order of ix_jobs_claimable:
 -- `+run_at` keeps SQLite (never ANALYZEd) from taking ix_jobs_due for the due condition,
 -- which read every due job of the workspace and sorted them, for each group.
-SELECT id, workspace_id, type, concurrency_key, priority, run_at FROM jobs
+SELECT {pick_columns} FROM jobs
 WHERE workspace_id = :ws AND {group} AND {claimable} AND +run_at <= conveyor_now()
     {type_condition}
 ORDER BY concurrency_key, priority, run_at, id LIMIT :share;

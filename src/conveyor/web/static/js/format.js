@@ -1,4 +1,5 @@
-// Numbers, times and durations, the way people read them.
+// Numbers, times and durations, the way people read them; and the job type's rule, which
+// forms and filters check.
 
 const integer = new Intl.NumberFormat(undefined, {maximumFractionDigits: 0});
 // 24-hour clock times: compact and unambiguous in tables and logs.
@@ -10,10 +11,11 @@ const hourMinute = new Intl.DateTimeFormat(undefined, {hour: '2-digit', minute: 
 
 export const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
 export const STATUSES = ['PENDING', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'];
-// A job type, as the server's rule (domain/job_types.py, JOB_TYPE_REGEX) has it: forms and
-// filters check it before they ask.
+// A job type, as the server's rule has it (domain/job_types.py: JOB_TYPE_REGEX, and
+// JOB_TYPE_RULE, which says it to API clients in its own words): forms and filters check
+// it before they ask, and say it so.
 export const JOB_TYPE = /^[a-z0-9_.:-]{1,100}$/;
-export const JOB_TYPE_RULE = 'must be 1 to 100 characters of a-z, 0-9, _ . : -';
+export const JOB_TYPE_HINT = 'must be 1 to 100 characters of a-z, 0-9, _ . : -';
 
 export function count(value) {
   return value === null || value === undefined ? '—' : integer.format(value);

@@ -5,7 +5,7 @@
 
 import {can, get, post, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
-import {count, exact, JOB_TYPE, shortId, STATUSES, titleCase} from '../format.js';
+import {count, exact, JOB_TYPE, JOB_TYPE_HINT, shortId, STATUSES, titleCase} from '../format.js';
 import {onWorkspaceEvent, statusAfter} from '../live.js';
 import {confirmDialog, debounce, elapsed, emptyState, errorBox, progressBar, statusBadge, throttle, timeAgo, toast} from '../ui.js';
 import {openNewJobDialog} from './newjob.js';
@@ -104,7 +104,7 @@ export function mountJobs(main, {query}) {
     id: 'filter-type', class: 'input mono', type: 'search', list: 'filter-type-options', value: filters.type, autocomplete: 'off',
     autocapitalize: 'off', spellcheck: 'false', placeholder: 'any type, or its start', 'aria-describedby': 'filter-type-error',
   });
-  const typeError = h('span', {id: 'filter-type-error', class: 'field-error', hidden: true}, 'A type is lower-case letters, digits and _ . : -');
+  const typeError = h('span', {id: 'filter-type-error', class: 'field-error', hidden: true}, `A type ${JOB_TYPE_HINT}`);
   const typeOptions = h('datalist', {id: 'filter-type-options'});
   const agentInput = h('input', {id: 'filter-agent', class: 'input mono', type: 'search', value: filters.agent_task_id, autocomplete: 'off', placeholder: 'any agent task'});
   const idInput = h('input', {

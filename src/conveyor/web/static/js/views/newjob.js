@@ -4,7 +4,7 @@
 
 import {post, ws} from '../api.js';
 import {h} from '../dom.js';
-import {JOB_TYPE, JOB_TYPE_RULE} from '../format.js';
+import {JOB_TYPE, JOB_TYPE_HINT} from '../format.js';
 import {field, openFormDialog} from '../forms.js';
 
 const TIMEOUT_LIMIT_SECONDS = 7 * 24 * 3600;
@@ -39,7 +39,7 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
   function prepare(fail) {
     const type = typeInput.value.trim();
     if (!JOB_TYPE.test(type)) {
-      fail(`The type ${JOB_TYPE_RULE}`, typeInput);
+      fail(`The type ${JOB_TYPE_HINT}`, typeInput);
       return undefined;
     }
     let body;
@@ -86,7 +86,7 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
     content: [
       h('datalist', {id: 'new-type-options'}, types.map((type) => h('option', {value: type}))),
       h('div', {class: 'field-row'},
-        field('new-type', 'Type', typeInput, 'Lower-case letters, digits and _ . : - (what workers claim by).'),
+        field('new-type', 'Type', typeInput, `It ${JOB_TYPE_HINT} (what workers claim by).`),
         field('new-priority', 'Priority', priority)),
       field('new-payload', 'Payload (JSON)', payload, 'The job\'s input, given to the worker as is.'),
       h('div', {class: 'field-row'},

@@ -5,7 +5,7 @@
 
 import {can, del, get, patch, post, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
-import {clock, exact, JOB_TYPE, JOB_TYPE_RULE, shortId} from '../format.js';
+import {clock, exact, JOB_TYPE, JOB_TYPE_HINT, shortId} from '../format.js';
 import {field, formError, handleSubmit} from '../forms.js';
 import {confirmDialog, emptyState, errorBox, statusBadge, timeAgo, toast} from '../ui.js';
 
@@ -135,7 +135,7 @@ function createForm(onCreated) {
       return undefined;
     }
     if (!JOB_TYPE.test(type.value.trim())) {
-      fail(`The job type ${JOB_TYPE_RULE}`, type);
+      fail(`The job type ${JOB_TYPE_HINT}`, type);
       return undefined;
     }
     let body;
