@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
 import httpx
 import pytest
 
+from conveyor.domain.jobs import DEFAULT_TIMEOUT_GRACE_SECONDS
 from tests.support.server import RunningServer
 
 
@@ -210,6 +212,55 @@ async def test_fail_and_status_routes(client: httpx.AsyncClient, worker: httpx.A
     assert requeue.status_code == 403, "a worker key may not queue jobs"
     admin_requeue = await client.patch(f"/jobs/{held['id']}/status", json={"status": "QUEUED"})
     assert admin_requeue.status_code == 409, "RUNNING → QUEUED is only for Conveyor itself"
+
+
+def seconds_left(job: dict[str, Any]) -> float:
+    """How long the job's lease runs from now (the server and the test share a clock)."""
+    expires = datetime.fromisoformat(job["lease_expires_at"])
+    return (expires - datetime.now(UTC)).total_seconds()
+
+
+async def test_a_heartbeat_that_names_no_length_renews_the_lease_for_as_long_as_asked(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    """design.md: a heartbeat `{"lease_id"}` extends the lease. It renews it for as long as
+    the claim (or the start by status) asked, never for a shorter default; one that names
+    a length gets that length."""
+    await client.post("/jobs", json={"type": "t"})
+    job = await claim_one(worker, lease_seconds=300)
+    assert 290 < seconds_left(job) <= 300
+
+    beat = await worker.post(f"/jobs/{job['id']}/heartbeat", json={"lease_id": job["lease_id"]})
+    assert beat.status_code == 200, beat.text
+    assert 290 < seconds_left(beat.json()) <= 300, "renewed for the claim's 300 s"
+
+    named = await worker.post(
+        f"/jobs/{job['id']}/heartbeat", json={"lease_id": job["lease_id"], "lease_seconds": 45}
+    )
+    assert 35 < seconds_left(named.json()) <= 45, "a heartbeat naming a length gets it"
+    again = await worker.post(f"/jobs/{job['id']}/heartbeat", json={"lease_id": job["lease_id"]})
+    assert 290 < seconds_left(again.json()) <= 300, "the claim's length, not the last beat's"
+
+    held = (await client.post("/jobs", json={"type": "u"})).json()
+    started = await worker.patch(
+        f"/jobs/{held['id']}/status",
+        json={"status": "RUNNING", "worker_id": "w-1", "lease_seconds": 200},
+    )
+    assert started.status_code == 200, started.text
+    beat = await worker.post(
+        f"/jobs/{held['id']}/heartbeat", json={"lease_id": started.json()["lease_id"]}
+    )
+    assert 190 < seconds_left(beat.json()) <= 200, "renewed for the start's 200 s"
+
+
+async def test_a_heartbeat_that_names_no_length_still_stops_at_the_deadline(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    """The claim's length never carries a lease past the attempt's timeout deadline."""
+    await client.post("/jobs", json={"type": "t", "timeout_seconds": 20})
+    job = await claim_one(worker, lease_seconds=300)
+    beat = await worker.post(f"/jobs/{job['id']}/heartbeat", json={"lease_id": job["lease_id"]})
+    assert 15 < seconds_left(beat.json()) <= 20 + DEFAULT_TIMEOUT_GRACE_SECONDS
 
 
 async def test_roles_are_enforced(server: RunningServer, keys: dict[str, str]) -> None:

@@ -303,13 +303,15 @@ def test_enqueue_refuses_any_job_but_a_held_one(status: JobStatus) -> None:
 def test_start_runs_a_job_under_a_new_lease(status: JobStatus) -> None:
     job = make_job(status, attempt=2)
     lease = uuid4()
-    change = decide_start(job, worker_id="w-9", lease_id=lease, lease_seconds=45.0, actor=ACTOR)
+    change = decide_start(
+        job, worker_id="w-9", lease_id=lease, lease_seconds=45.0, grace_seconds=5.0, actor=ACTOR
+    )
     assert change == JobChange(
         job_id=job.id,
         expected_version=job.version,
         target=S.RUNNING,
         allowed_sources=sources_for(S.RUNNING),
-        values={"worker_id": "w-9", "lease_id": lease},
+        values={"worker_id": "w-9", "lease_id": lease, "lease_seconds": 45.0},
         stamp=frozenset({"started_at"}),
         delay={"lease_expires_at": 45.0},
         events=(NewEvent(JOB_STARTED, ACTOR, {"attempt": 2, "worker_id": "w-9"}),),
@@ -320,7 +322,9 @@ def test_start_runs_a_job_under_a_new_lease(status: JobStatus) -> None:
 
 def test_start_by_name_is_stored_only_while_no_limit_governs_the_job() -> None:
     job = make_job(S.QUEUED, concurrency_key="acme")
-    change = decide_start(job, worker_id="w-9", lease_id=uuid4(), lease_seconds=45.0, actor=ACTOR)
+    change = decide_start(
+        job, worker_id="w-9", lease_id=uuid4(), lease_seconds=45.0, grace_seconds=5.0, actor=ACTOR
+    )
     assert set(change.unless_limits) == {"acme", "type:email.send"}
 
 
@@ -328,7 +332,9 @@ def test_start_by_name_is_stored_only_while_no_limit_governs_the_job() -> None:
 def test_start_refuses_a_running_or_finished_job(status: JobStatus) -> None:
     job = make_job(status)
     with pytest.raises(InvalidTransition) as refused:
-        decide_start(job, worker_id="w", lease_id=uuid4(), lease_seconds=30.0, actor=ACTOR)
+        decide_start(
+            job, worker_id="w", lease_id=uuid4(), lease_seconds=30.0, grace_seconds=5.0, actor=ACTOR
+        )
     assert_refused_move(refused.value, job, S.RUNNING)
 
 
@@ -750,6 +756,7 @@ def status_request(
         worker_id=worker_id,
         new_lease_id=new_lease_id or uuid4(),
         lease_seconds=30.0,
+        grace_seconds=5.0,
         result=result,
         error=error,
         reason=reason,
@@ -768,7 +775,7 @@ def test_asking_for_running_is_a_start_under_the_new_lease(
     job = make_job(S.QUEUED)
     lease = uuid4()
     assert status_request(job, S.RUNNING, worker_id=worker_id, new_lease_id=lease) == decide_start(
-        job, worker_id=named, lease_id=lease, lease_seconds=30.0, actor=ACTOR
+        job, worker_id=named, lease_id=lease, lease_seconds=30.0, grace_seconds=5.0, actor=ACTOR
     )
 
 
@@ -892,7 +899,7 @@ DECISIONS: dict[str, tuple[Decide, tuple[type[Exception], ...]]] = {
     "enqueue": (lambda job, r: decide_enqueue(job, ACTOR), (InvalidTransition,)),
     "start": (
         lambda job, r: decide_start(
-            job, worker_id="w", lease_id=uuid4(), lease_seconds=30.0, actor=ACTOR
+            job, worker_id="w", lease_id=uuid4(), lease_seconds=30.0, grace_seconds=5.0, actor=ACTOR
         ),
         (InvalidTransition,),
     ),

@@ -22,13 +22,12 @@ from conveyor.domain.events import (
     NewEvent,
     validate_custom_event_type,
 )
-from conveyor.domain.jobs import JobStatus, decide_failure, decide_lease_expiry
+from conveyor.domain.jobs import JobStatus, decide_failure, decide_lease_expiry, first_lease_seconds
 from conveyor.domain.timeouts import (
     deadline,
     decide_expired_lease,
     effective_timeout,
     ensure_lease_extendable,
-    first_lease_seconds,
     ran_past_timeout,
     timeout_error,
 )

@@ -22,6 +22,7 @@ from conveyor.domain.jobs import (
     AGENT_TASK_ID_MAX_LENGTH,
     CLAIM_LIMIT_OVER_HTTP,
     CONCURRENCY_KEY_MAX_LENGTH,
+    DEFAULT_LEASE_SECONDS,
     DEFAULT_RETRY_BACKOFF_MAX_SECONDS,
     DEFAULT_RETRY_BACKOFF_SECONDS,
     ERROR_DETAIL_MAX_CHARS,
@@ -92,10 +93,19 @@ WORKER_ID = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-
 LEASE_SECONDS_MAX = 3600
 
 
+LeaseSeconds = Annotated[float, Field(gt=0, le=LEASE_SECONDS_MAX), BeforeValidator(_json_number)]
+
+
 def lease_seconds_field() -> Any:
-    """`lease_seconds`, 30 by default. A Field default rather than Annotated metadata: on a
-    type with a BeforeValidator, pydantic would leave the bounds out of the JSON schema."""
-    return Field(30.0, gt=0, le=LEASE_SECONDS_MAX, description="seconds the lease lasts")
+    """`lease_seconds`, `DEFAULT_LEASE_SECONDS` by default. A Field default rather than
+    Annotated metadata: on a type with a BeforeValidator, pydantic would leave the bounds
+    out of the JSON schema."""
+    return Field(
+        DEFAULT_LEASE_SECONDS,
+        gt=0,
+        le=LEASE_SECONDS_MAX,
+        description="seconds the lease lasts (heartbeats that name none renew it for as long)",
+    )
 
 
 class Strict(BaseModel):
@@ -174,7 +184,11 @@ class ClaimIn(Strict):
 
 class HeartbeatIn(Strict):
     lease_id: UUID
-    lease_seconds: Number = lease_seconds_field()
+    lease_seconds: LeaseSeconds | None = Field(
+        None,
+        description="seconds the lease lasts from now; default: as long as the job's claim "
+        "(or start) asked for",
+    )
 
 
 class StatusIn(Strict):

@@ -151,7 +151,8 @@ class LeaseLossReason(StrEnum):
     FINISHED = "finished"
     """The job already completed or failed, by another attempt."""
     REASSIGNED = "reassigned"
-    """Another worker holds the job now."""
+    """The job runs under another lease: claimed again since (or the lease given was
+    never this job's)."""
     EXPIRED = "expired"
     """The lease ran out and the job was queued again."""
     REQUEUED = "requeued"
@@ -170,7 +171,8 @@ class LeaseLossReason(StrEnum):
 _LEASE_LOSS_DESCRIPTIONS = {
     LeaseLossReason.CANCELLED: "the job was cancelled",
     LeaseLossReason.FINISHED: "the job already finished",
-    LeaseLossReason.REASSIGNED: "the job was reassigned to another worker",
+    LeaseLossReason.REASSIGNED: "the job runs under another lease (it was claimed again, "
+    "or the lease given was never this job's)",
     LeaseLossReason.EXPIRED: "the lease expired and the job was queued again",
     LeaseLossReason.REQUEUED: "the job was queued again and holds no lease",
     LeaseLossReason.GONE: "the job no longer exists",

@@ -64,6 +64,10 @@ IDEMPOTENCY_KEY_MAX_LENGTH: Final = 200
 CONCURRENCY_KEY_MAX_LENGTH: Final = 200
 TIMEOUT_LIMIT_SECONDS: Final = 7 * 24 * 3600.0
 DEFAULT_TIMEOUT_GRACE_SECONDS: Final = 5.0
+DEFAULT_LEASE_SECONDS: Final = 30.0
+"""A lease's length where a claim (or a start by status) names none. A job keeps the length
+its latest lease was asked for (`lease_seconds`), and a heartbeat that names none renews
+the lease for that long: a lease is never shortened by a heartbeat that left it out."""
 """How long past a job's timeout the server still leases it: its worker's time to stop the
 handler and report the failure itself (see domain/timeouts.py)."""
 ERROR_MAX_CHARS: Final = 16 * 1024
@@ -372,17 +376,39 @@ def decide_enqueue(job: Job, actor: str) -> JobChange:
     )
 
 
+def first_lease_seconds(
+    timeout_seconds: float | None, lease_seconds: float, grace_seconds: float
+) -> float:
+    """How long a lease taken as an attempt starts may last: never past its deadline
+    (conveyor/domain/timeouts.py)."""
+    if timeout_seconds is None:
+        return lease_seconds
+    return min(lease_seconds, timeout_seconds + grace_seconds)
+
+
 def decide_start(
-    job: Job, *, worker_id: str, lease_id: UUID, lease_seconds: float, actor: str
+    job: Job,
+    *,
+    worker_id: str,
+    lease_id: UUID,
+    lease_seconds: float,
+    grace_seconds: float,
+    actor: str,
 ) -> JobChange:
-    """PENDING/QUEUED → RUNNING for one named job (a claim of a particular job): only
-    while no limit governs it (`StartsOnlyByClaim` otherwise)."""
+    """PENDING/QUEUED → RUNNING for one named job (a claim of a particular job), under a
+    lease of `lease_seconds` (never past the attempt's deadline: `grace_seconds` after its
+    timeout), which its heartbeats renew: only while no limit governs it
+    (`StartsOnlyByClaim` otherwise)."""
     change = _change(
         job,
         JobStatus.RUNNING,
-        values={"worker_id": worker_id, "lease_id": lease_id},
+        values={"worker_id": worker_id, "lease_id": lease_id, "lease_seconds": lease_seconds},
         stamp=frozenset({"started_at"}),
-        delay={"lease_expires_at": lease_seconds},
+        delay={
+            "lease_expires_at": first_lease_seconds(
+                job.timeout_seconds, lease_seconds, grace_seconds
+            )
+        },
         events=(start_event(job.attempt, worker_id, actor),),
     )
     return replace(change, unless_limits=limit_names(job.type, job.concurrency_key))
@@ -651,6 +677,7 @@ def decide_status_request(
     worker_id: str | None,
     new_lease_id: UUID,
     lease_seconds: float,
+    grace_seconds: float,
     result: JsonValue,
     error: str | None,
     reason: str | None,
@@ -665,6 +692,7 @@ def decide_status_request(
             worker_id=worker_id or "unnamed",
             lease_id=new_lease_id,
             lease_seconds=lease_seconds,
+            grace_seconds=grace_seconds,
             actor=actor,
         )
     if target == JobStatus.CANCELLED:

@@ -38,15 +38,6 @@ def effective_timeout(job_timeout: float | None, handler_timeout: float | None) 
     return handler_timeout if job_timeout is None else job_timeout
 
 
-def first_lease_seconds(
-    timeout_seconds: float | None, lease_seconds: float, grace_seconds: float
-) -> float:
-    """How long a lease taken as an attempt starts may last: never past its deadline."""
-    if timeout_seconds is None:
-        return lease_seconds
-    return min(lease_seconds, timeout_seconds + grace_seconds)
-
-
 def deadline(job: Job, grace_seconds: float) -> datetime | None:
     """When the server stops leasing the job's current attempt; None: never."""
     if job.timeout_seconds is None or job.started_at is None:

@@ -48,10 +48,15 @@ class CompletionOutcome(NamedTuple, Generic[Completed]):
 
 class WorkerReports(JobServiceCore):
     async def heartbeat(
-        self, workspace_id: UUID, job_id: UUID, lease_id: UUID, lease_seconds: float
+        self,
+        workspace_id: UUID,
+        job_id: UUID,
+        lease_id: UUID,
+        lease_seconds: float | None = None,
     ) -> Job:
-        """Extend the lease, never past the attempt's timeout deadline; refused once that
-        has passed (`timed_out`), as when the lease is gone."""
+        """Extend the lease `lease_seconds` from now (None: as long as the job's claim asked
+        for), never past the attempt's timeout deadline; refused once that has passed
+        (`timed_out`), as when the lease is gone."""
 
         async def attempt() -> Job:
             extended = await self.jobs.extend_lease(

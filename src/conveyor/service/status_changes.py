@@ -5,11 +5,10 @@ from __future__ import annotations
 from uuid import UUID, uuid4
 
 from conveyor.domain import jobs as rules
-from conveyor.domain import timeouts
 from conveyor.domain.capacity import limit_names
 from conveyor.domain.errors import StartsOnlyByClaim
 from conveyor.domain.events import JsonValue
-from conveyor.domain.jobs import Job, JobStatus
+from conveyor.domain.jobs import DEFAULT_LEASE_SECONDS, Job, JobStatus
 from conveyor.domain.limits import validate_json
 from conveyor.domain.status import can_transition
 from conveyor.service.core import JobServiceCore
@@ -35,7 +34,7 @@ class StatusChanges(JobServiceCore):
         expected_version: int | None = None,
         lease_id: UUID | None = None,
         worker_id: str | None = None,
-        lease_seconds: float = 60.0,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
         result: JsonValue = None,
         error: str | None = None,
         reason: str | None = None,
@@ -59,9 +58,8 @@ class StatusChanges(JobServiceCore):
                     lease_id=lease_id,
                     worker_id=worker_id,
                     new_lease_id=new_lease_id,
-                    lease_seconds=timeouts.first_lease_seconds(
-                        job.timeout_seconds, lease_seconds, self.timeout_grace_seconds
-                    ),
+                    lease_seconds=lease_seconds,
+                    grace_seconds=self.timeout_grace_seconds,
                     result=result,
                     error=error,
                     reason=reason,

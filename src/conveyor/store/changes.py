@@ -28,6 +28,7 @@ CHANGEABLE_JOB_COLUMNS: Final = frozenset(
         "worker_id",
         "lease_id",
         "lease_expires_at",
+        "lease_seconds",
         "run_at",
         "started_at",
         "completed_at",

@@ -191,12 +191,13 @@ class JobStore(Protocol):
         workspace_id: UUID,
         job_id: UUID,
         lease_id: UUID,
-        lease_seconds: float,
+        lease_seconds: float | None,
         timeout_grace_seconds: float,
     ) -> Job | None:
-        """Push the lease's deadline out, never past the attempt's timeout deadline (its
-        timeout plus `timeout_grace_seconds`); None once that has passed, or when the lease
-        is not the job's."""
+        """Push the lease's deadline out, `lease_seconds` from now (None: as long as its
+        claim asked for), never past the attempt's timeout deadline (its timeout plus
+        `timeout_grace_seconds`); None once that has passed, or when the lease is not the
+        job's."""
         ...
 
     async def append_events(
@@ -339,7 +340,7 @@ class SharedJobStatements:
         workspace_id: UUID,
         job_id: UUID,
         lease_id: UUID,
-        lease_seconds: float,
+        lease_seconds: float | None,
         timeout_grace_seconds: float,
     ) -> Job | None:
         """Push a lease's deadline out. Not a change of the job (its version stays), so a

@@ -22,6 +22,7 @@ from conveyor.domain.jobs import (
     AGENT_TASK_ID_MAX_LENGTH,
     CLAIMABLE_STATUS,
     CONCURRENCY_KEY_MAX_LENGTH,
+    DEFAULT_LEASE_SECONDS,
     IDEMPOTENCY_KEY_MAX_LENGTH,
     LEASED_STATUS,
     JobStatus,
@@ -193,6 +194,14 @@ jobs = sa.Table(
     # them and makes room (a completion's own statement, any other leave a trigger:
     # migrations 0018 and 0022; on PostgreSQL each leave also wakes claimers).
     sa.Column("limited", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # The length its latest lease was asked for, which a heartbeat naming none renews it
+    # for (migration 0023).
+    sa.Column(
+        "lease_seconds",
+        sa.Float(),
+        nullable=False,
+        server_default=f"{DEFAULT_LEASE_SECONDS:g}",
+    ),
     _one_of("status", JOB_STATUSES, "ck_jobs_status"),
     sa.CheckConstraint("priority BETWEEN 1 AND 10", name="ck_jobs_priority"),
     sa.CheckConstraint("progress_percent BETWEEN 0 AND 100", name="ck_jobs_progress"),

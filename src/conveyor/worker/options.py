@@ -7,6 +7,8 @@ import secrets
 import socket
 from dataclasses import dataclass, field
 
+from conveyor.domain.jobs import DEFAULT_LEASE_SECONDS
+
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
@@ -15,7 +17,7 @@ def default_worker_id() -> str:
 @dataclass
 class WorkerOptions:
     concurrency: int = 4
-    lease_seconds: float = 30.0
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
     heartbeat_seconds: float | None = None
     """Default: a third of the lease, so two heartbeats may be lost before it runs out."""
     claim_wait_seconds: float = 10.0

@@ -187,6 +187,7 @@ WITH chosen AS ({chosen}), claimed AS (
         lease_id = gen_random_uuid(),
         lease_expires_at = statement_timestamp()
             + make_interval(secs => LEAST(:lease, timeout_seconds + :grace)),
+        lease_seconds = :lease,
         started_at = statement_timestamp(), updated_at = statement_timestamp(),
         version = version + 1,
         last_event_seq = last_event_seq + 1,

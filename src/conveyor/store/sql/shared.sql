@@ -146,15 +146,16 @@ RETURNING {job_columns}, limited;
 
 -- name: extend_lease
 -- Not a change of the job (its version stays): a heartbeat never fails a client's
--- compare-and-set. An attempt with a timeout is never leased past its deadline,
--- started_at + timeout_seconds + :grace (what is left of it is the lease then), and is
--- not extended at all once the deadline has passed: the reaper takes the job back
--- (conveyor/domain/timeouts.py).
+-- compare-and-set. The lease runs :lease seconds from now, or, where the heartbeat names
+-- none (NULL), as long as its claim asked for (`lease_seconds`, migration 0023). An
+-- attempt with a timeout is never leased past its deadline, started_at + timeout_seconds
+-- + :grace (what is left of it is the lease then), and is not extended at all once the
+-- deadline has passed: the reaper takes the job back (conveyor/domain/timeouts.py).
 UPDATE jobs SET lease_expires_at = conveyor_after(CASE
-        WHEN timeout_seconds IS NULL THEN :lease
-        WHEN timeout_seconds + :grace - conveyor_seconds_since(started_at) < :lease
+        WHEN timeout_seconds IS NOT NULL AND timeout_seconds + :grace
+            - conveyor_seconds_since(started_at) < COALESCE(:lease, lease_seconds)
             THEN timeout_seconds + :grace - conveyor_seconds_since(started_at)
-        ELSE :lease END)
+        ELSE COALESCE(:lease, lease_seconds) END)
 WHERE id = :job_id AND workspace_id = :ws AND lease_id = :lease_id AND {leased}
     AND (timeout_seconds IS NULL
         OR conveyor_seconds_since(started_at) < timeout_seconds + :grace)

@@ -35,6 +35,7 @@ RETURNING {job_columns};
 UPDATE jobs SET status = {leased_status}, worker_id = :worker_id,
     lease_id = conveyor_uuid4(),
     lease_expires_at = conveyor_after(min(:lease, COALESCE(timeout_seconds + :grace, :lease))),
+    lease_seconds = :lease,
     started_at = conveyor_now(), updated_at = conveyor_now(), version = version + 1,
     last_event_seq = last_event_seq + 1,
     limited = CASE WHEN :limited THEN {governed:jobs} ELSE 0 END
