@@ -108,11 +108,14 @@ async def test_resuming_a_paused_limit_wakes_a_waiting_claim(
         assert claimed_ids(await asyncio.wait_for(claim, 30)) == [job["id"]]
 
 
+@pytest.mark.parametrize("held", [False, True], ids=["alone", "beside-a-held-job"])
 async def test_a_job_due_later_is_claimed_when_it_comes_due_without_polling(
-    database_url: DatabaseURL, keys: dict[str, str], workspace: Workspace
+    database_url: DatabaseURL, keys: dict[str, str], workspace: Workspace, held: bool
 ) -> None:
     """The claim learns when the next job comes due (a scheduled start, a retry's backoff)
-    and looks again then: well before the hour its poll would take."""
+    and looks again then: well before the hour its poll would take. Also when the
+    workspace has due jobs a full limit holds back: the claim that found only those still
+    looks again when the next job comes due."""
     settings = settings_for(
         database_url, claim_poll_interval_seconds=HOUR, reaper_interval_seconds=HOUR
     )
@@ -124,6 +127,12 @@ async def test_a_job_due_later_is_claimed_when_it_comes_due_without_polling(
             timeout=120,
         ) as http,
     ):
+        if held:
+            await http.put("/limits/gpu", json={"max_running": 1})
+            for _ in range(2):
+                await http.post("/jobs", json={"type": "t", "concurrency_key": "gpu"})
+            running = await http.post("/claims", json={"worker_id": "a", "limit": 5})
+            assert len(claimed_ids(running)) == 1, "the limit holds the second job back"
         claim = await waiting_claim(http, server, database_url, workspace)
         due = datetime.now(UTC) + timedelta(seconds=1)
         job = (await http.post("/jobs", json={"type": "t", "run_at": due.isoformat()})).json()

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import pytest
 
-from conveyor.domain.errors import InvalidInput, LeaseLost
+from conveyor.domain.errors import InvalidInput, LeaseLossReason, LeaseLost
 from conveyor.domain.jobs import ClaimRequest, Job, JobSpec, JobStatus
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import AS_CLAIMED_JOB, AS_JOB, JobService
@@ -207,8 +207,9 @@ async def test_reports_with_a_stale_lease_are_refused_and_change_nothing(
             lease_id=stale,
         ),
     ):
-        with pytest.raises(LeaseLost, match="reassigned"):
+        with pytest.raises(LeaseLost) as refused:
             await report
+        assert refused.value.reason == LeaseLossReason.REASSIGNED
     after = await service.get_job(workspace.id, job.id)
     assert (after.status, after.version) == (JobStatus.RUNNING, job.version)
 

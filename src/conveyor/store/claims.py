@@ -290,6 +290,12 @@ class Took(NamedTuple):
         )
 
 
+def earliest(*wakes: float | None) -> float | None:
+    """The soonest of a claim's reasons to look again (None: no such reason)."""
+    known = [wake for wake in wakes if wake is not None]
+    return min(known) if known else None
+
+
 class NextLook(NamedTuple):
     """When a claim under limits should look again: at once (`more`), or when woken or in
     `wake_in` seconds (None: only when woken)."""

@@ -41,6 +41,7 @@ from conveyor.store.claims import (
     ScopeKey,
     Took,
     Turns,
+    earliest,
     governed,
     keys_to_scan,
     rated_workspaces,
@@ -236,11 +237,27 @@ class PostgresJobStore(SharedJobStatements):
             looked = time.monotonic()
             plan = planner.planned(await connection.fetch(*planner.plan_statement(request)))
             if not plan:
-                since = time.monotonic() - looked
-                due = await connection.fetchrow(*planner.next_due_statement(request, since))
-                return ClaimOutcome([], planner.wake_in(due))
+                return ClaimOutcome([], await self._next_due(connection, request, looked))
         planner.remember_plan(request, plan, looked)
-        return await self._claim_planned(request, answer, plan)
+        outcome = await self._claim_planned(request, answer, plan)
+        if outcome.jobs or outcome.more:
+            return outcome
+        # Due jobs it could not start (a limit holds them, another claim took them): it
+        # waits, and a job coming due meanwhile must end the wait as when there were none.
+        async with self.database.read() as connection:
+            due = await self._next_due(connection, request, looked)
+        return outcome._replace(wake_in=earliest(outcome.wake_in, due))
+
+    async def _next_due(
+        self, connection: Connection, request: ClaimRequest, looked: float
+    ) -> float | None:
+        """Seconds until the next job of the claim's scope comes due (`next_due`), counting
+        those that came due since it looked (`looked`, monotonic)."""
+        planner = self.planner
+        since = time.monotonic() - looked
+        return planner.wake_in(
+            await connection.fetchrow(*planner.next_due_statement(request, since))
+        )
 
     async def _claim_planned(
         self, request: ClaimRequest, answer: Projection[Claimed], plan: Sequence[PlannedWorkspace]

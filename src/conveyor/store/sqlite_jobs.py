@@ -50,6 +50,7 @@ from conveyor.store.claims import (
     PlannedWorkspace,
     Took,
     Turns,
+    earliest,
     governed,
     keys_to_scan,
     rated_workspaces,
@@ -227,16 +228,22 @@ class SqliteJobStore(SharedJobStatements):
             **type_params,
         }
 
+        def next_due(connection: Executor, looked: float) -> float | None:
+            """Seconds until the next job of the claim's scope comes due (`next_due`),
+            counting those that came due since it looked (`looked`, monotonic)."""
+            since = time.monotonic() - looked
+            due_sql, due_params = planner.next_due_statement(request, since)
+            return planner.wake_in(
+                connection.execute(due_sql, encode_params(due_params)).fetchone()
+            )
+
         def claim(connection: Executor) -> tuple[_Claimed, list[sqlite3.Row]]:
             looked = time.monotonic()
             plan = planner.planned(
                 connection.execute(plan_sql, encode_params(plan_params)).fetchall()
             )
             if not plan:
-                since = time.monotonic() - looked
-                due_sql, due_params = planner.next_due_statement(request, since)
-                due = connection.execute(due_sql, encode_params(due_params)).fetchone()
-                return _Claimed([], planner.wake_in(due), ()), []
+                return _Claimed([], next_due(connection, looked), ()), []
             budget = planner.budget(request, plan)
             scanned = {
                 workspace.id: self._claimable_keys(
@@ -258,6 +265,10 @@ class SqliteJobStore(SharedJobStatements):
                 rows = self._start_shares(context, turns.shares, False)
                 planner.took(request, plan, turns, turns.shares)
                 more = turns.more(len(rows), request.limit)
+            if not rows and not more:
+                # Due jobs it could not start (a limit holds them): it waits, and a job
+                # coming due meanwhile must end the wait as when there were none.
+                wake_in = earliest(wake_in, next_due(connection, looked))
             written = [
                 connection.execute(
                     self._insert_event,
