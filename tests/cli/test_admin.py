@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from conveyor.store.urls import DatabaseURL
 from tests.cli.helpers import conveyor
 
 
@@ -43,6 +46,28 @@ async def test_migrate_workspaces_and_keys_on_a_fresh_sqlite_file(tmp_path: Path
     assert ran.code == 0, ran.output
     ran = await conveyor("key", "list", "--workspace", "team-a", "--database-url", url)
     assert "-" not in [line.split()[-1] for line in ran.out.splitlines() if key_id in line]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_an_error_and_a_key_name_keep_their_square_brackets(
+    database_url: DatabaseURL,
+) -> None:
+    """What people and the server wrote is printed as text, never read as markup: a
+    message quoting `[a-z0-9-]` keeps it, and so does a key named `[ci] deploy`."""
+    url = ("--database-url", database_url.url)
+    ran = await conveyor("workspace", "create", "Bad_Name", *url)
+    assert ran.code == 1
+    assert ran.err == (
+        "error: name: must be 1..63 characters of [a-z0-9-], starting and ending with a "
+        "letter or digit\n"
+    )
+    assert (await conveyor("workspace", "create", "team-a", *url)).code == 0
+    ran = await conveyor(
+        "key", "create", "--workspace", "team-a", "--role", "worker", "--name", "[ci] deploy", *url
+    )
+    assert ran.code == 0, ran.output
+    ran = await conveyor("key", "list", "--workspace", "team-a", *url)
+    assert ran.out.splitlines()[1].split()[2:4] == ["[ci]", "deploy"], ran.out
 
 
 async def test_instance_keys_are_created_listed_and_revoked_on_the_database(

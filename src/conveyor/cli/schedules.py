@@ -10,6 +10,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from conveyor.cli import render
 from conveyor.cli.connection import Connection, connection_group_options, connection_options
@@ -68,7 +69,7 @@ def print_schedule(out: Console, schedule: dict[str, Any], runs: Sequence[dict[s
             f"{_moment(skipped)} ({schedule['last_skip_reason']})" if skipped else "-",
         ),
     ):
-        facts.add_row(label, str(value))
+        facts.add_row(label, Text(str(value)))  # text, not markup: values are callers'
     out.print(facts)
     if runs:
         table = Table(box=None, header_style="bold", pad_edge=False, title_justify="left")

@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from conveyor.cli import render
 from conveyor.cli.shared import console, database_option, fail, importable_from_here, settings_from
@@ -104,9 +105,10 @@ def serve(**options: Any) -> None:
     if not settings.insecure_local:
         issued = asyncio.run(bootstrap_admin_key(settings))
         if issued is not None:
+            key_file = escape(str(settings.admin_key_file))  # a path, not markup
             console.print(
                 "[bold]First start:[/bold] created workspace [cyan]default[/cyan] and an admin "
-                f"key, saved to [cyan]{settings.admin_key_file}[/cyan] (readable only by you). "
+                f"key, saved to [cyan]{key_file}[/cyan] (readable only by you). "
                 "Sign in to the dashboard with it; the CLI reads it from that file:",
                 highlight=False,
             )
@@ -144,4 +146,5 @@ def migrate(database_url: str | None) -> None:
     console.print(
         f"{url.redacted()}: schema at {head_revision()} (was {before or 'empty'})",
         highlight=False,
+        markup=False,  # a path may hold brackets
     )

@@ -11,6 +11,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from conveyor.config import Settings
 from conveyor.domain.errors import ConveyorError
@@ -25,8 +26,10 @@ errors = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """One line on stderr and a non-zero exit: what a person (or a script) needs, no trace."""
-    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    """One line on stderr and a non-zero exit: what a person (or a script) needs, no trace.
+    The message is text, not markup: it quotes the server and the user, brackets and all
+    (`must be … of [a-z0-9-]`)."""
+    errors.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
