@@ -203,3 +203,17 @@ def test_what_callers_wrote_is_printed_as_text_brackets_and_all() -> None:
     for written in ("[ticket-7]", "[setup] fetch", "worker:[blue]", '{"note": "[b]old"}'):
         assert written in text, f"{written!r} lost in:\n{text}"
     assert text.count('{"note": "[b]old"}') == 2, "the event's payload and the schedule's"
+
+
+def test_a_schedule_shows_its_jobs_timeout_and_concurrency_key_when_set() -> None:
+    def shown(schedule: dict[str, Any]) -> list[list[str]]:
+        console = Console(record=True, width=200)
+        print_schedule(console, schedule, [])
+        return [line.split() for line in console.export_text().splitlines()]
+
+    lines = shown(schedule_body(timeout_seconds=90, concurrency_key="acme-reports"))
+    assert ["timeout", "90", "s"] in lines
+    assert ["concurrency", "key", "acme-reports"] in lines
+    labels = [line[0] for line in shown(schedule_body()) if line]
+    assert "timeout" not in labels, "a job with no timeout of its own shows none"
+    assert "concurrency" not in labels

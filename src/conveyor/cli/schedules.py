@@ -55,10 +55,17 @@ def print_schedule(out: Console, schedule: dict[str, Any], runs: Sequence[dict[s
     facts.add_column()
     job = schedule["job"]
     skipped = schedule["last_skipped_at"]
+    # The job's optional fields, only when set, labelled as `jobs show` labels them.
+    job_options: list[tuple[str, str]] = []
+    if job.get("timeout_seconds") is not None:
+        job_options.append(("timeout", render.seconds_text(job["timeout_seconds"])))
+    if job.get("concurrency_key"):
+        job_options.append(("concurrency key", job["concurrency_key"]))
     for label, value in (
         ("cron", f"{schedule['cron']}  ({schedule['timezone']})"),
         ("job", f"{job['type']}  priority {job['priority']}, attempts {job['max_attempts']}"),
         ("payload", json.dumps(job["payload"])),
+        *job_options,
         ("overlap", schedule["overlap"]),
         ("catch up", schedule["catch_up"]),
         ("next runs", ", ".join(_moment(t) for t in schedule["upcoming"]) or "-"),
