@@ -48,7 +48,15 @@ def settings_from(**overrides: Any) -> Settings:
 
 
 async def with_store(settings: Settings, action: Callable[[Store], Coroutine[Any, Any, T]]) -> T:
-    store = await open_store(DatabaseURL.parse(settings.database_url), pool_size=2)
+    """Run `action` on the database of `settings`: the way every command that works on the
+    database directly gets there. A database that is missing or at another schema revision
+    is refused, saying what to do, before anything touches it (no SQLite file is created)."""
+    from conveyor.store.migrate import require_current_schema  # Alembic: only when needed
+
+    url = DatabaseURL.parse(settings.database_url)
+    # Reading the revision runs an event loop of its own (on PostgreSQL): not on this one.
+    await asyncio.to_thread(require_current_schema, url)
+    store = await open_store(url, pool_size=2)
     try:
         return await action(store)
     finally:
