@@ -18,7 +18,7 @@ from conveyor.bus.postgres import PostgresListener
 from conveyor.bus.work import WorkSignal
 from conveyor.config import Settings
 from conveyor.domain import events
-from conveyor.domain.errors import OUTAGES, AlreadyExists, ConveyorError
+from conveyor.domain.errors import OUTAGES, AlreadyExists
 from conveyor.domain.events import Event
 from conveyor.domain.limits import JsonLimits
 from conveyor.metrics import Metrics
@@ -30,7 +30,7 @@ from conveyor.service.schedules import ScheduleService
 from conveyor.service.stats import StatsService
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store, open_store
-from conveyor.store.migrate import current_revision, head_revision, upgrade
+from conveyor.store.migrate import require_current_schema, upgrade
 from conveyor.store.urls import DatabaseURL
 from conveyor.worker.command import register as register_command_jobs
 from conveyor.worker.handlers import Handlers, load_handlers
@@ -53,22 +53,13 @@ ROOM_EVENTS = frozenset(
 """Events of a job leaving RUNNING: room may have appeared under its limits."""
 
 
-class SchemaOutOfDate(ConveyorError):
-    pass
-
-
 def prepare_schema(url: DatabaseURL, *, migrate: bool) -> None:
-    """Migrate when asked to; otherwise refuse to serve a database behind the code."""
+    """Migrate when asked to; otherwise refuse to serve a database that is missing or at
+    another revision than the code."""
     if migrate:
         upgrade(url)
         return
-    current = current_revision(url)
-    if current != head_revision():
-        raise SchemaOutOfDate(
-            f"the database {url.redacted()} is at schema revision {current or 'none'}, "
-            f"this Conveyor needs {head_revision()}: run `conveyor migrate` or serve with "
-            "--migrate"
-        )
+    require_current_schema(url)
 
 
 async def bootstrap_admin_key(settings: Settings) -> str | None:

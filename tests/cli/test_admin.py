@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from conveyor.store.migrate import head_revision
+from conveyor.store.urls import DatabaseURL
 from tests.cli.helpers import conveyor
+from tests.support.postgres import create_database, drop_database
+
+DATABASE_COMMANDS = (
+    ("workspace", "list"),
+    ("workspace", "create", "foo"),
+    ("workspace", "set", "acme", "--weight", "5"),
+    ("key", "create", "--workspace", "default", "--role", "worker"),
+    ("key", "list", "--instance"),
+    ("prune", "--dry-run"),
+)
+"""Commands that work on the database directly (each opens it the one way the CLI has)."""
 
 
 async def test_migrate_workspaces_and_keys_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
@@ -43,6 +61,28 @@ async def test_migrate_workspaces_and_keys_on_a_fresh_sqlite_file(tmp_path: Path
     assert ran.code == 0, ran.output
     ran = await conveyor("key", "list", "--workspace", "team-a", "--database-url", url)
     assert "-" not in [line.split()[-1] for line in ran.out.splitlines() if key_id in line]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_an_error_and_a_key_name_keep_their_square_brackets(
+    database_url: DatabaseURL,
+) -> None:
+    """What people and the server wrote is printed as text, never read as markup: a
+    message quoting `[a-z0-9-]` keeps it, and so does a key named `[ci] deploy`."""
+    url = ("--database-url", database_url.url)
+    ran = await conveyor("workspace", "create", "Bad_Name", *url)
+    assert ran.code == 1
+    assert ran.err == (
+        "error: name: must be 1..63 characters of [a-z0-9-], starting and ending with a "
+        "letter or digit\n"
+    )
+    assert (await conveyor("workspace", "create", "team-a", *url)).code == 0
+    ran = await conveyor(
+        "key", "create", "--workspace", "team-a", "--role", "worker", "--name", "[ci] deploy", *url
+    )
+    assert ran.code == 0, ran.output
+    ran = await conveyor("key", "list", "--workspace", "team-a", *url)
+    assert ran.out.splitlines()[1].split()[2:4] == ["[ci]", "deploy"], ran.out
 
 
 async def test_instance_keys_are_created_listed_and_revoked_on_the_database(
@@ -90,3 +130,65 @@ async def test_instance_keys_are_created_listed_and_revoked_on_the_database(
     assert revoked[-1] != "-", f"the worker key shows when it was revoked: {revoked}"
     admin = next(line.split() for line in ran.out.splitlines() if "pool-admin" in line)
     assert admin[-1] == "-", "the admin key is untouched"
+
+
+def default_database_in(directory: Path) -> Path:
+    """The `conveyor.db` a command run in `directory` uses (as the process sees its working
+    directory: symbolic links resolved)."""
+    return directory.resolve() / "conveyor.db"
+
+
+async def test_database_commands_where_there_is_no_database_say_so_and_create_none(
+    tmp_path: Path,
+) -> None:
+    """Run where no `conveyor.db` is (the README's `key create > worker.key` from another
+    directory): one line on stderr naming the file looked for, and no file left behind."""
+    looked_for = default_database_in(tmp_path)
+    for command in DATABASE_COMMANDS:
+        ran = await conveyor(*command, cwd=tmp_path)
+        assert (ran.code, ran.out) == (1, ""), ran.output
+        assert ran.err == (
+            f"error: there is no database at {looked_for}: name yours with --database-url or "
+            "CONVEYOR_DATABASE_URL, or, to create this one, run `conveyor migrate` or serve "
+            "with --migrate\n"
+        ), command
+    assert not looked_for.exists(), "looking creates no database file"
+
+
+def behind_the_code(url: str) -> str:
+    return (
+        f"error: the database {url} is at schema revision none, this Conveyor needs "
+        f"{head_revision()}: run `conveyor migrate` or serve with --migrate\n"
+    )
+
+
+async def test_database_commands_on_a_sqlite_file_never_migrated_say_to_migrate(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "empty.db"
+    sqlite3.connect(path).close()
+    url = f"sqlite:///{path}"
+    for command in (("workspace", "list"), ("key", "create", "--instance", "--role", "worker")):
+        ran = await conveyor(*command, "--database-url", url)
+        assert (ran.code, ran.out, ran.err) == (1, "", behind_the_code(url)), command
+
+
+async def test_database_commands_on_postgresql_never_migrated_or_never_created_say_so(
+    postgres_server: Any,
+) -> None:
+    name = f"never_migrated_{os.getpid()}"
+    await create_database(postgres_server.url(), name)
+    try:
+        url = postgres_server.url(name)
+        for command in (("workspace", "list"), ("key", "list", "--instance")):
+            ran = await conveyor(*command, "--database-url", url)
+            assert (ran.code, ran.out, ran.err) == (1, "", behind_the_code(url)), command
+    finally:
+        await drop_database(postgres_server.url(), name)
+    url = postgres_server.url(f"never_created_{os.getpid()}")
+    ran = await conveyor("workspace", "list", "--database-url", url)
+    assert (ran.code, ran.out) == (1, ""), ran.output
+    assert ran.err == (
+        f"error: the database {url} does not exist: create it (`createdb` or CREATE "
+        "DATABASE), then run `conveyor migrate` or serve with --migrate\n"
+    )

@@ -105,6 +105,9 @@ async def test_create_a_job_for_later_and_under_a_key(
     ran = await conveyor("jobs", "create", "--type", "t", "--run-at", "tomorrow", env=env)
     assert ran.code != 0
     assert "run_at" in ran.err, ran.err
+    ran = await conveyor("jobs", "create", "--type", "BAD", env=env)
+    assert ran.code == 2
+    assert "'^[a-z0-9_.:-]{1,100}$'" in ran.err, "the server's pattern, brackets and all"
 
 
 async def test_create_watch_and_quiet_then_status_shows_throughput(

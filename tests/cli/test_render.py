@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from conveyor.cli import render
+from conveyor.cli.schedules import print_schedule
 
 NOW = datetime(2026, 12, 4, 12, 30, 20, tzinfo=UTC)
 
@@ -117,8 +118,9 @@ def test_following_names_each_status_change_once() -> None:
     assert render.change_word("job.timed_out") == "TIMED OUT"
 
 
-def test_a_job_shows_its_timeout_and_a_timed_out_attempt_says_so() -> None:
-    job = {
+def job_body(**changes: Any) -> dict[str, Any]:
+    """A job as `GET …/jobs/{id}` answers it (the fields `jobs show` reads)."""
+    return {
         "id": "j-1",
         "status": "FAILED",
         "type": "report.build",
@@ -132,7 +134,39 @@ def test_a_job_shows_its_timeout_and_a_timed_out_attempt_says_so() -> None:
         "result": None,
         "error": "timed out after 0.5 s",
         "timeout_seconds": 0.5,
+        **changes,
     }
+
+
+def schedule_body(**job: Any) -> dict[str, Any]:
+    """A schedule as `GET …/schedules/{id}` answers it; `job` changes its job's fields."""
+    return {
+        "id": "s-1",
+        "name": "nightly",
+        "cron": "30 2 * * *",
+        "timezone": "UTC",
+        "job": {
+            "type": "report.build",
+            "payload": {},
+            "priority": 5,
+            "max_attempts": 1,
+            "timeout_seconds": None,
+            "concurrency_key": None,
+            **job,
+        },
+        "overlap": "allow",
+        "catch_up": "none",
+        "paused": False,
+        "upcoming": [],
+        "last_run_at": None,
+        "last_job_id": None,
+        "last_skipped_at": None,
+        "last_skip_reason": None,
+    }
+
+
+def test_a_job_shows_its_timeout_and_a_timed_out_attempt_says_so() -> None:
+    job = job_body()
     console = Console(record=True, width=200)
     render.print_job(console, job)
     lines = [line.split() for line in console.export_text().splitlines()]
@@ -141,3 +175,45 @@ def test_a_job_shows_its_timeout_and_a_timed_out_attempt_says_so() -> None:
     assert ["timeout", "-"] in [line.split() for line in console.export_text().splitlines()]
     event = {"type": "job.timed_out", "payload": {"attempt": 2, "timeout_seconds": 30}}
     assert render.describe(event) == "attempt 2 ran past 30 s"
+
+
+def test_what_callers_wrote_is_printed_as_text_brackets_and_all() -> None:
+    """Rich reads `[b]` or `[a-z]` as markup and drops it: text from callers (names,
+    payloads, actors) must come out as they wrote it."""
+    console = Console(record=True, width=200)
+    step = {
+        "ordinal": 1,
+        "name": "[setup] fetch",
+        "phase": "SETUP",
+        "type": "COMMAND",
+        "status": "COMPLETED",
+    }
+    event = {
+        "seq": 1,
+        "timestamp": NOW.isoformat(),
+        "type": "job.created",
+        "actor": "worker:[blue]",
+        "payload": {"note": "[b]old"},
+    }
+    job = job_body(agent_task_id="[ticket-7]", steps=[step], events=[event])
+    console.print(render.jobs_table([job]))
+    render.print_job(console, job)
+    print_schedule(console, schedule_body(payload={"note": "[b]old"}), [])
+    text = console.export_text()
+    for written in ("[ticket-7]", "[setup] fetch", "worker:[blue]", '{"note": "[b]old"}'):
+        assert written in text, f"{written!r} lost in:\n{text}"
+    assert text.count('{"note": "[b]old"}') == 2, "the event's payload and the schedule's"
+
+
+def test_a_schedule_shows_its_jobs_timeout_and_concurrency_key_when_set() -> None:
+    def shown(schedule: dict[str, Any]) -> list[list[str]]:
+        console = Console(record=True, width=200)
+        print_schedule(console, schedule, [])
+        return [line.split() for line in console.export_text().splitlines()]
+
+    lines = shown(schedule_body(timeout_seconds=90, concurrency_key="acme-reports"))
+    assert ["timeout", "90", "s"] in lines
+    assert ["concurrency", "key", "acme-reports"] in lines
+    labels = [line[0] for line in shown(schedule_body()) if line]
+    assert "timeout" not in labels, "a job with no timeout of its own shows none"
+    assert "concurrency" not in labels

@@ -74,6 +74,17 @@ async def test_schedule_commands_against_a_running_server(
     assert "(triggered)" in ran.out
     assert job_id in ran.out
 
+    ran = await conveyor(
+        "schedules", "create", "hourly", "--cron", "@hourly", "--type", "report.build",
+        "--timeout", "90", "--concurrency-key", "acme-reports", env=env,
+    )  # fmt: skip
+    assert ran.code == 0, ran.output
+    ran = await conveyor("schedules", "show", "hourly", env=env)
+    assert ran.code == 0, ran.output
+    lines = [line.split() for line in ran.out.splitlines()]
+    assert ["timeout", "90", "s"] in lines, ran.out
+    assert ["concurrency", "key", "acme-reports"] in lines, ran.out
+
     ran = await conveyor("schedules", "delete", "nightly", env=env)
     assert ran.code == 0, ran.output
     ran = await conveyor("schedules", "show", "nightly", env=env)

@@ -11,6 +11,7 @@ from tests.support.postgres import free_port
 
 
 async def test_serve_refuses_a_database_behind_the_code(tmp_path: Path) -> None:
+    sqlite3.connect(tmp_path / "empty.db").close()  # a database, at no schema revision
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     ran = await conveyor("serve", "--database-url", url, "--port", str(free_port()))
     assert ran.code == 1

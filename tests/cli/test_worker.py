@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from pathlib import Path
 
@@ -47,6 +48,32 @@ async def test_a_worker_whose_key_is_refused_stops_with_one_clear_line(
     ran = await conveyor("worker", "--url", server.url, "--key-file", str(client_key), *HANDLERS)
     assert (ran.code, "refused this worker's key (403)" in ran.err) == (1, True), ran.output
     assert "HTTP Request:" not in ran.output, "no log line per HTTP request"
+
+
+async def test_a_worker_given_a_workspace_that_does_not_exist_stops_with_one_clear_line(
+    server: RunningServer, keys: dict[str, str], tmp_path: Path
+) -> None:
+    """A workspace that does not exist is a mistake in the worker's configuration, as a
+    refused key is: no retrying (with a traceback each time), one line and exit 1."""
+    key_file = tmp_path / "pool.key"
+    key_file.write_text(keys["instance_worker"] + "\n")
+    worker = await start(
+        "worker", "--url", server.url, "--key-file", str(key_file), *HANDLERS,
+        "--workspace", "nope",
+    )  # fmt: skip
+    try:
+        ran = await asyncio.wait_for(finish(worker), 30)
+    finally:
+        if worker.returncode is None:  # still retrying: the defect this test is about
+            worker.kill()
+            await worker.wait()
+    assert ran.code == 1, ran.output
+    assert ran.err.splitlines()[-1] == (
+        "error: Conveyor refused this worker's claims (404): workspace nope not found (a "
+        "worker claims only from workspaces that exist, and with a workspace key only from "
+        "its own)"
+    ), ran.output
+    assert "Traceback" not in ran.output
 
 
 async def test_an_instance_worker_serves_the_workspaces_it_is_given(

@@ -12,12 +12,13 @@ from pathlib import Path
 from uuid import UUID
 
 import httpx
+import pytest
 
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import JobService
 from conveyor.store import Store
 from conveyor.worker import Handlers, Worker, WorkerOptions
-from conveyor.worker.backend import CompletionReport
+from conveyor.worker.backend import CompletionReport, UnknownWorkspace
 from conveyor.worker.command import register as register_command_jobs
 from conveyor.worker.inprocess import ServiceBackend
 from conveyor.worker.remote import HttpBackend
@@ -292,6 +293,20 @@ async def test_command_jobs_are_not_claimed_unless_allowed(
         assert "command" not in worker.types
         await asyncio.sleep(0.5)
     assert (await client.get(f"/jobs/{job_id}")).json()["status"] == "QUEUED"
+
+
+async def test_a_worker_claiming_from_a_workspace_that_does_not_exist_stops(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    """No workspace that exists answers a claim 404: trying again cannot help."""
+    backend = HttpBackend.connect(server.url, keys["instance_worker"], workspaces=["nope"])
+    worker = Worker(backend, handlers, WorkerOptions(**FAST))  # type: ignore[arg-type]
+    try:
+        with pytest.raises(UnknownWorkspace, match="workspace nope not found"):
+            await asyncio.wait_for(worker.run(), 20)
+    finally:
+        await backend.close()
+    assert worker.stats.claimed == 0
 
 
 async def test_a_remote_worker_with_more_slots_than_one_claim_may_ask_for_still_drains(

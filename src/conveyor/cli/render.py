@@ -50,19 +50,20 @@ def ago(timestamp: str | None) -> str:
 
 
 def jobs_table(jobs: Sequence[dict[str, Any]]) -> Table:
+    # Cells that callers wrote are Text, not markup (here and below): `[b]` stays `[b]`.
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("ID", "TYPE", "STATUS", "PRI", "PROGRESS", "ATTEMPT", "CREATED", "AGENT TASK"):
         table.add_column(column, no_wrap=True)
     for job in jobs:
         table.add_row(
             str(job["id"]),
-            job["type"],
+            Text(job["type"]),
             status_text(job["status"]),
             str(job["priority"]),
             f"{job['progress_percent']}%",
             f"{job['attempt']}/{job['max_attempts']}",
             ago(job["created_at"]),
-            job.get("agent_task_id") or "-",
+            Text(job.get("agent_task_id") or "-"),
         )
     return table
 
@@ -114,7 +115,7 @@ def print_job(console: Console, job: dict[str, Any]) -> None:
             )
             steps.add_row(
                 str(step["ordinal"]),
-                step["name"],
+                Text(step["name"]),
                 step["phase"],
                 step["type"],
                 status_text(step["status"]),
@@ -130,9 +131,9 @@ def print_job(console: Console, job: dict[str, Any]) -> None:
             events.add_row(
                 str(event["seq"]),
                 event["timestamp"][11:23],
-                event["type"],
-                event["actor"],
-                json.dumps(event["payload"], ensure_ascii=False)[:80],
+                Text(event["type"]),
+                Text(event["actor"]),
+                Text(json.dumps(event["payload"], ensure_ascii=False)[:80]),
             )
         console.print(events)
 
@@ -227,7 +228,7 @@ def keys_table(keys: Sequence[ApiKey]) -> Table:
         table.add_row(
             str(found.id),
             found.role.value,
-            found.name or "-",
+            Text(found.name or "-"),
             found.created_at.isoformat(timespec="seconds"),
             found.revoked_at.isoformat(timespec="seconds") if found.revoked_at else "-",
         )

@@ -10,6 +10,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from conveyor.cli import render
 from conveyor.cli.connection import Connection, connection_group_options, connection_options
@@ -54,10 +55,17 @@ def print_schedule(out: Console, schedule: dict[str, Any], runs: Sequence[dict[s
     facts.add_column()
     job = schedule["job"]
     skipped = schedule["last_skipped_at"]
+    # The job's optional fields, only when set, labelled as `jobs show` labels them.
+    job_options: list[tuple[str, str]] = []
+    if job.get("timeout_seconds") is not None:
+        job_options.append(("timeout", render.seconds_text(job["timeout_seconds"])))
+    if job.get("concurrency_key"):
+        job_options.append(("concurrency key", job["concurrency_key"]))
     for label, value in (
         ("cron", f"{schedule['cron']}  ({schedule['timezone']})"),
         ("job", f"{job['type']}  priority {job['priority']}, attempts {job['max_attempts']}"),
         ("payload", json.dumps(job["payload"])),
+        *job_options,
         ("overlap", schedule["overlap"]),
         ("catch up", schedule["catch_up"]),
         ("next runs", ", ".join(_moment(t) for t in schedule["upcoming"]) or "-"),
@@ -68,7 +76,7 @@ def print_schedule(out: Console, schedule: dict[str, Any], runs: Sequence[dict[s
             f"{_moment(skipped)} ({schedule['last_skip_reason']})" if skipped else "-",
         ),
     ):
-        facts.add_row(label, str(value))
+        facts.add_row(label, Text(str(value)))  # text, not markup: values are callers'
     out.print(facts)
     if runs:
         table = Table(box=None, header_style="bold", pad_edge=False, title_justify="left")

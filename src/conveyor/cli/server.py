@@ -8,9 +8,11 @@ import socket
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from conveyor.cli import render
 from conveyor.cli.shared import console, database_option, fail, importable_from_here, settings_from
+from conveyor.domain.errors import ConveyorError
 from conveyor.store.urls import DatabaseURL
 
 # As uvicorn's own: connections that arrive during start-up wait in the queue.
@@ -79,12 +81,7 @@ def serve(**options: Any) -> None:
     from conveyor.api.app import create_app
     from conveyor.heap import freeze_startup_heap
     from conveyor.logs import configure_logging
-    from conveyor.server import (
-        ConveyorServer,
-        SchemaOutOfDate,
-        bootstrap_admin_key,
-        prepare_schema,
-    )
+    from conveyor.server import ConveyorServer, bootstrap_admin_key, prepare_schema
 
     handlers = options.pop("handlers") or None
     settings = settings_from(**options, handlers=tuple(handlers) if handlers else None)
@@ -99,14 +96,15 @@ def serve(**options: Any) -> None:
     url = DatabaseURL.parse(settings.database_url)
     try:
         prepare_schema(url, migrate=settings.migrate)
-    except SchemaOutOfDate as error:
+    except ConveyorError as error:  # missing, not migrated, unreachable
         fail(str(error))
     if not settings.insecure_local:
         issued = asyncio.run(bootstrap_admin_key(settings))
         if issued is not None:
+            key_file = escape(str(settings.admin_key_file))  # a path, not markup
             console.print(
                 "[bold]First start:[/bold] created workspace [cyan]default[/cyan] and an admin "
-                f"key, saved to [cyan]{settings.admin_key_file}[/cyan] (readable only by you). "
+                f"key, saved to [cyan]{key_file}[/cyan] (readable only by you). "
                 "Sign in to the dashboard with it; the CLI reads it from that file:",
                 highlight=False,
             )
@@ -139,9 +137,13 @@ def migrate(database_url: str | None) -> None:
 
     settings = settings_from(database_url=database_url)
     url = DatabaseURL.parse(settings.database_url)
-    before = current_revision(url)
+    try:
+        before = current_revision(url)
+    except ConveyorError as error:  # a PostgreSQL database not created, or unreachable
+        fail(str(error))
     upgrade(url)
     console.print(
         f"{url.redacted()}: schema at {head_revision()} (was {before or 'empty'})",
         highlight=False,
+        markup=False,  # a path may hold brackets
     )

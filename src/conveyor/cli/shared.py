@@ -11,6 +11,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from conveyor.config import Settings
 from conveyor.domain.errors import ConveyorError
@@ -25,8 +26,10 @@ errors = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """One line on stderr and a non-zero exit: what a person (or a script) needs, no trace."""
-    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    """One line on stderr and a non-zero exit: what a person (or a script) needs, no trace.
+    The message is text, not markup: it quotes the server and the user, brackets and all
+    (`must be … of [a-z0-9-]`)."""
+    errors.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
@@ -45,7 +48,15 @@ def settings_from(**overrides: Any) -> Settings:
 
 
 async def with_store(settings: Settings, action: Callable[[Store], Coroutine[Any, Any, T]]) -> T:
-    store = await open_store(DatabaseURL.parse(settings.database_url), pool_size=2)
+    """Run `action` on the database of `settings`: the way every command that works on the
+    database directly gets there. A database that is missing or at another schema revision
+    is refused, saying what to do, before anything touches it (no SQLite file is created)."""
+    from conveyor.store.migrate import require_current_schema  # Alembic: only when needed
+
+    url = DatabaseURL.parse(settings.database_url)
+    # Reading the revision runs an event loop of its own (on PostgreSQL): not on this one.
+    await asyncio.to_thread(require_current_schema, url)
+    store = await open_store(url, pool_size=2)
     try:
         return await action(store)
     finally:

@@ -57,7 +57,7 @@ def worker(
     from conveyor.heap import freeze_startup_heap
     from conveyor.logs import configure_logging
     from conveyor.worker import Handlers, Worker, WorkerOptions, load_handlers
-    from conveyor.worker.backend import AccessRefused
+    from conveyor.worker.backend import WorkerRefused
     from conveyor.worker.command import register as register_command_jobs
     from conveyor.worker.options import default_worker_id
     from conveyor.worker.remote import HttpBackend
@@ -94,5 +94,5 @@ def worker(
 
     try:
         asyncio.run(work())
-    except AccessRefused as refused:
+    except WorkerRefused as refused:  # a key refused, a workspace that does not exist
         fail(str(refused))

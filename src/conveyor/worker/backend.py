@@ -24,9 +24,20 @@ class LeaseGone(Exception):
         return self.reason == LeaseLossReason.CANCELLED
 
 
-class AccessRefused(Exception):
+class WorkerRefused(Exception):
+    """Conveyor refuses this worker for a reason trying again cannot change (a mistake in
+    its configuration): the worker stops, and the message says why."""
+
+
+class AccessRefused(WorkerRefused):
     """Conveyor refused the worker's key (unknown, revoked, or without the rights to
     claim): trying again cannot help, so the worker stops."""
+
+
+class UnknownWorkspace(WorkerRefused):
+    """A workspace the worker claims from does not exist (or, for a workspace key, is not
+    its own). A workspace that exists never answers a claim 404, so this is no passing
+    failure: the worker stops."""
 
 
 class BackendUnavailable(Exception):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -27,6 +27,7 @@ from conveyor.worker.backend import (
     LeaseGone,
     ReportRejected,
     ReportTooLarge,
+    UnknownWorkspace,
 )
 
 
@@ -42,6 +43,17 @@ def translate(error: ApiError) -> Exception:
     if error.status == 413:
         return ReportTooLarge(error.detail)
     return ReportRejected(error.detail)
+
+
+def translate_claim_error(error: ApiError) -> Exception:
+    """A claim is about no job, so its 404 is no lease gone: a workspace it names does not
+    exist (or is not the key's), which no retry mends."""
+    if isinstance(error, NotFoundError):
+        return UnknownWorkspace(
+            f"Conveyor refused this worker's claims ({error.status}): {error.detail} (a worker "
+            "claims only from workspaces that exist, and with a workspace key only from its own)"
+        )
+    return translate(error)
 
 
 def claimed(body: dict[str, Any]) -> ClaimedJob:
@@ -86,6 +98,7 @@ class HttpBackend:
         worker_id: str,
         *,
         request_timeout: float | None = None,
+        translated: Callable[[ApiError], Exception] = translate,
         **kwargs: Any,
     ) -> Any:
         try:
@@ -94,7 +107,7 @@ class HttpBackend:
                 extra["timeout"] = request_timeout
             return await self._client.request(method, path, **extra, **kwargs)
         except ApiError as error:
-            raise translate(error) from error
+            raise translated(error) from error
         except httpx.TransportError as error:
             raise BackendUnavailable(f"cannot reach Conveyor: {error!r}") from error
 
@@ -118,6 +131,7 @@ class HttpBackend:
             "/v1/claims",
             worker_id,
             request_timeout=wait_seconds + 30.0,
+            translated=translate_claim_error,
             json={
                 "workspaces": self._workspaces,
                 "types": types,

@@ -34,11 +34,11 @@ from uuid import UUID
 from conveyor.domain.backoff import Backoff
 from conveyor.domain.jobs import ClaimedJob
 from conveyor.worker.backend import (
-    AccessRefused,
     BackendUnavailable,
     LeaseGone,
     ReportRejected,
     WorkerBackend,
+    WorkerRefused,
 )
 from conveyor.worker.completer import CompletionBatcher, Pending
 from conveyor.worker.executor import HandlerThreads, JobExecutor
@@ -154,7 +154,7 @@ class Worker:
                 return
             try:
                 jobs = claim.result()
-            except AccessRefused:
+            except WorkerRefused:
                 raise
             except BackendUnavailable as error:
                 delay = backoff.next()
