@@ -9,6 +9,7 @@ import click
 
 from conveyor.cli.connection import ConnectionOptions, resolve_key, resolve_url, server_options
 from conveyor.cli.shared import fail, importable_from_here, settings_from
+from conveyor.domain.jobs import DEFAULT_LEASE_SECONDS
 
 
 @click.command()
@@ -17,7 +18,12 @@ from conveyor.cli.shared import fail, importable_from_here, settings_from
     "--handlers", "handler_refs", multiple=True, required=True, help="module:object (repeatable)"
 )
 @click.option("--concurrency", type=click.IntRange(1, 1000), default=4, show_default=True)
-@click.option("--lease-seconds", type=click.FloatRange(1, 3600), default=30.0, show_default=True)
+@click.option(
+    "--lease-seconds",
+    type=click.FloatRange(1, 3600),
+    default=DEFAULT_LEASE_SECONDS,
+    show_default=True,
+)
 @click.option(
     "--shutdown-grace",
     type=click.FloatRange(0),
