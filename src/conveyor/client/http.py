@@ -13,13 +13,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Any
-from urllib.parse import quote
 from uuid import UUID
 
 import httpx
 import orjson
 
 from conveyor.client.errors import ApiError, WorkspaceRequired, error_for
+from conveyor.client.paths import path_segment
 from conveyor.client.schedules import AsyncScheduleCalls, ScheduleCalls
 from conveyor.client.sse import EventStreamParser, ServerSentEvent
 
@@ -209,9 +209,8 @@ Rate = tuple[int, float] | Mapping[str, Any]
 
 
 def limit_path(name: str) -> str:
-    """The path of a limit under its workspace; a name may hold any printable character
-    (`type:email.send`, `customer/42`), so it is percent-encoded whole."""
-    return f"/limits/{quote(name, safe='')}"
+    """The path of a limit under its workspace."""
+    return f"/limits/{path_segment(name)}"
 
 
 def limit_body(max_running: int | None, rate: Rate | None, paused: bool) -> JSON:

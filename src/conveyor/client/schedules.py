@@ -6,7 +6,8 @@ A schedule is named by its id or its name wherever one is asked for."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+
+from conveyor.client.paths import path_segment
 
 JSON = dict[str, Any]
 
@@ -42,7 +43,7 @@ def schedule_body(
 
 
 def _path(schedule: object, suffix: str = "") -> str:
-    return f"/schedules/{quote(str(schedule), safe='')}{suffix}"
+    return f"/schedules/{path_segment(str(schedule))}{suffix}"
 
 
 def _trigger_body(idempotency_key: str | None) -> JSON | None:
