@@ -47,6 +47,7 @@ from conveyor.domain.jobs import (
     Job,
     JobStatus,
 )
+from conveyor.domain.lifetime import MAX_RETENTION_DAYS
 from conveyor.domain.limits import text_problem
 from conveyor.domain.steps import (
     STEP_NAME_MAX_LENGTH,
@@ -120,6 +121,7 @@ Count = Annotated[int, Field(ge=0, le=2**53), BeforeValidator(_json_number)]
 Percent = Annotated[int, Field(ge=0, le=100), BeforeValidator(_json_number)]
 MaxRunning = Annotated[int, Field(ge=0, le=MAX_RUNNING_LIMIT), BeforeValidator(_json_number)]
 Weight = Annotated[int, Field(ge=WEIGHT_MIN, le=WEIGHT_MAX), BeforeValidator(_json_number)]
+RetentionDays = Annotated[int, Field(ge=0, le=MAX_RETENTION_DAYS), BeforeValidator(_json_number)]
 
 JOB_TYPE = Annotated[str, Field(pattern=JOB_TYPE_REGEX, examples=["email.send"])]
 WORKER_ID = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
