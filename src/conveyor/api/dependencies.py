@@ -1,4 +1,5 @@
-"""What every route needs: the services, and who is calling with which rights."""
+"""What every route needs: the services, who is calling with which rights, and a request
+it understands (`understood_request`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends, Path, Request
+from fastapi.routing import APIRoute
 
 from conveyor.api.limits import RateLimiter
 from conveyor.api.problems import Problem
@@ -188,3 +190,35 @@ def authorized(permission: Permission | None) -> object:
         return principal
 
     return Depends(dependency)
+
+
+# -- what a route cannot take ----------------------------------------------------------------
+
+
+def _is_json(content_type: str | None) -> bool:
+    """`application/json` or an `application/*+json`, with any parameters (charset): the
+    media types the framework reads a body of as JSON (anything else, or none, it hands
+    over as bytes, which a body model refuses as "not a valid dictionary")."""
+    if content_type is None:
+        return False
+    media_type = content_type.partition(";")[0].strip().lower()
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+async def understood_request(request: Request) -> None:
+    """A dependency of every API route: refuses what the route would misread rather than
+    answer as if it had been asked something else. A body sent as anything but JSON is 415
+    (not a 422 saying the body is no object)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    content_type = request.headers.get("content-type")
+    if route.body_field is not None and not _is_json(content_type) and await request.body():
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "the request body must be JSON, sent with Content-Type: application/json"
+            + (f" (not {content_type})" if content_type else ""),
+        )
