@@ -6,8 +6,10 @@ says what it cannot express; every documented answer is in the OpenAPI document.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -157,6 +159,30 @@ async def test_a_repeated_retry_answers_200_with_the_same_job(client: httpx.Asyn
     repeated = await client.post(f"/jobs/{job['id']}/retry", json={"idempotency_key": "again"})
     assert (first.status_code, repeated.status_code) == (201, 200)
     assert repeated.json()["id"] == first.json()["id"]
+
+
+async def test_every_api_route_refuses_a_query_parameter_it_does_not_take(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    """Lists, streams and the rest: none answers as if an unknown parameter had not been
+    sent (an unknown filter would match everything)."""
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {keys['admin']}"}
+    ) as http:
+        paths = (await http.get("/openapi.json")).json()["paths"]
+        routes = [
+            (method.upper(), path)
+            for path, operations in paths.items()
+            if path.startswith("/v1/")
+            for method in operations
+        ]
+        assert len(routes) > 40
+        for method, path in routes:
+            url = re.sub(r"\{[^}]+\}", str(uuid4()), path.replace("{ws}", "acme"))
+            response = await http.request(method, url, params={"no_such_filter": "x"})
+            assert response.status_code == 422, (method, path, response.text)
+            assert response.headers["content-type"] == PROBLEM
+            assert [e["field"] for e in response.json()["errors"]] == ["no_such_filter"]
 
 
 async def test_a_text_too_long_is_said_in_characters(client: httpx.AsyncClient) -> None:

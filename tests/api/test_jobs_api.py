@@ -193,6 +193,26 @@ async def test_malformed_json_and_bad_ids_are_422(client: httpx.AsyncClient) -> 
     assert (await client.get("/jobs", params={"status": "DONE"})).status_code == 422
 
 
+async def test_a_query_parameter_the_list_does_not_take_is_422_naming_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """A filter the server does not know (flows are not built yet) would otherwise be
+    ignored, and the list would answer every job as if each matched it."""
+    await create(client)
+    flow = "00000000-0000-0000-0000-000000000000"
+    refused = await client.get("/jobs", params={"flow_id": flow, "limit": 1})
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == PROBLEM
+    [error] = refused.json()["errors"]
+    assert error["field"] == "flow_id"
+    assert error["message"].startswith("unknown query parameter; this route takes ")
+    assert "agent_task_id" in error["message"], "it says what the route takes"
+    two = await client.get("/jobs", params={"statuses": "FAILED", "flow_id": flow})
+    assert [e["field"] for e in two.json()["errors"]] == ["statuses", "flow_id"]
+    known = await client.get("/jobs", params={"status": ["QUEUED", "FAILED"], "limit": 1})
+    assert known.status_code == 200, known.text
+
+
 async def test_batch_create_is_all_or_nothing(client: httpx.AsyncClient) -> None:
     bad = await client.post("/jobs/batch", json={"jobs": [{"type": "ok"}, {"type": "BAD"}]})
     assert bad.status_code == 422
