@@ -5,11 +5,18 @@ says what it cannot express; every documented answer is in the OpenAPI document.
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterator
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
+from pydantic import BaseModel, ValidationError
 
+import conveyor.api.app  # noqa: F401  (every route's request models)
+from conveyor.api.schemas import Strict
 from tests.support.server import RunningServer
 
 PROBLEM = "application/problem+json"
@@ -152,3 +159,74 @@ async def test_a_repeated_retry_answers_200_with_the_same_job(client: httpx.Asyn
     repeated = await client.post(f"/jobs/{job['id']}/retry", json={"idempotency_key": "again"})
     assert (first.status_code, repeated.status_code) == (201, 200)
     assert repeated.json()["id"] == first.json()["id"]
+
+
+async def test_every_api_route_refuses_a_query_parameter_it_does_not_take(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    """Lists, streams and the rest: none answers as if an unknown parameter had not been
+    sent (an unknown filter would match everything)."""
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {keys['admin']}"}
+    ) as http:
+        paths = (await http.get("/openapi.json")).json()["paths"]
+        routes = [
+            (method.upper(), path)
+            for path, operations in paths.items()
+            if path.startswith("/v1/")
+            for method in operations
+        ]
+        assert len(routes) > 40
+        for method, path in routes:
+            url = re.sub(r"\{[^}]+\}", str(uuid4()), path.replace("{ws}", "acme"))
+            response = await http.request(method, url, params={"no_such_filter": "x"})
+            assert response.status_code == 422, (method, path, response.text)
+            assert response.headers["content-type"] == PROBLEM
+            assert [e["field"] for e in response.json()["errors"]] == ["no_such_filter"]
+
+
+async def test_a_text_too_long_is_said_in_characters(client: httpx.AsyncClient) -> None:
+    for body, field in (
+        ({"type": "t", "concurrency_key": "k" * 201}, "concurrency_key"),
+        ({"type": "t", "agent_task_id": "a" * 5000}, "agent_task_id"),
+    ):
+        response = await client.post("/jobs", json=body)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"] == [
+            {"field": field, "message": "String should have at most 200 characters"}
+        ]
+    listed = await client.get("/jobs", params={"error_contains": "e" * 201})
+    assert listed.json()["errors"] == [
+        {"field": "error_contains", "message": "String should have at most 200 characters"}
+    ]
+
+
+def _request_models(model: type[BaseModel] = Strict) -> Iterator[type[BaseModel]]:
+    for subclass in model.__subclasses__():
+        yield subclass
+        yield from _request_models(subclass)
+
+
+def _bounded_texts(model: type[BaseModel]) -> Iterator[tuple[str, int]]:
+    """Each text field of the model's with a longest length, and that length."""
+    for name, schema in model.model_json_schema()["properties"].items():
+        for variant in schema.get("anyOf", [schema]):
+            if variant.get("type") == "string" and "maxLength" in variant:
+                yield name, variant["maxLength"]
+
+
+def test_every_bounded_text_of_a_request_says_its_bound_in_characters() -> None:
+    checked = []
+    for model in _request_models():
+        for name, longest in _bounded_texts(model):
+            body = json.dumps({name: "x" * (longest + 1)})
+            with pytest.raises(ValidationError) as refused:
+                model.model_validate_json(body)
+            [message] = [
+                error["msg"] for error in refused.value.errors() if error["loc"] == (name,)
+            ]
+            assert message == f"String should have at most {longest} characters", (model, name)
+            checked.append(f"{model.__name__}.{name}")
+    assert {"CreateJobIn.concurrency_key", "StepIn.name", "FiltersIn.error_contains"} <= set(
+        checked
+    )

@@ -3,7 +3,9 @@ and nothing is written."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -66,12 +68,53 @@ async def test_malformed_bodies_are_4xx_problems(
     assert (await client.get("/jobs")).json()["meta"]["total"] == 0
 
 
-async def test_wrong_content_type_is_refused(client: httpx.AsyncClient) -> None:
-    response = await client.post(
-        "/jobs", content=b'{"type": "a"}', headers={"content-type": "text/plain"}
-    )
-    assert 400 <= response.status_code < 500
+async def test_wrong_content_type_is_415_saying_the_body_must_be_json(
+    client: httpx.AsyncClient,
+) -> None:
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        response = await client.post(
+            "/jobs",
+            content=b'{"type": "a"}',
+            headers={} if content_type is None else {"content-type": content_type},
+        )
+        assert response.status_code == 415, (content_type, response.text)
+        assert response.headers["content-type"] == PROBLEM
+        problem = response.json()
+        assert problem["type"] == "/problems/unsupported-media-type"
+        assert "must be JSON, sent with Content-Type: application/json" in problem["detail"]
     assert (await client.get("/jobs")).json()["meta"]["total"] == 0
+    # JSON with parameters is JSON; a route whose body is optional needs none.
+    created = await client.post(
+        "/jobs",
+        content=b'{"type": "a"}',
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert created.status_code == 201, created.text
+    cancelled = await client.post(f"/jobs/{created.json()['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+
+
+async def test_every_route_that_takes_a_json_body_answers_415_to_another(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {keys['admin']}"}
+    ) as http:
+        paths = (await http.get("/openapi.json")).json()["paths"]
+        with_bodies = [
+            (method.upper(), path)
+            for path, operations in paths.items()
+            for method, operation in operations.items()
+            if "requestBody" in operation
+        ]
+        assert len(with_bodies) > 20
+        for method, path in with_bodies:
+            url = re.sub(r"\{[^}]+\}", str(uuid4()), path.replace("{ws}", "acme"))
+            response = await http.request(
+                method, url, content=b"{}", headers={"content-type": "text/plain"}
+            )
+            assert response.status_code == 415, (method, path, response.text)
+            assert response.headers["content-type"] == PROBLEM
 
 
 async def test_oversized_bodies_are_413_however_they_arrive(

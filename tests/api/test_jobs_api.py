@@ -193,6 +193,26 @@ async def test_malformed_json_and_bad_ids_are_422(client: httpx.AsyncClient) -> 
     assert (await client.get("/jobs", params={"status": "DONE"})).status_code == 422
 
 
+async def test_a_query_parameter_the_list_does_not_take_is_422_naming_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """A filter the server does not know (flows are not built yet) would otherwise be
+    ignored, and the list would answer every job as if each matched it."""
+    await create(client)
+    flow = "00000000-0000-0000-0000-000000000000"
+    refused = await client.get("/jobs", params={"flow_id": flow, "limit": 1})
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == PROBLEM
+    [error] = refused.json()["errors"]
+    assert error["field"] == "flow_id"
+    assert error["message"].startswith("unknown query parameter; this route takes ")
+    assert "agent_task_id" in error["message"], "it says what the route takes"
+    two = await client.get("/jobs", params={"statuses": "FAILED", "flow_id": flow})
+    assert [e["field"] for e in two.json()["errors"]] == ["statuses", "flow_id"]
+    known = await client.get("/jobs", params={"status": ["QUEUED", "FAILED"], "limit": 1})
+    assert known.status_code == 200, known.text
+
+
 async def test_batch_create_is_all_or_nothing(client: httpx.AsyncClient) -> None:
     bad = await client.post("/jobs/batch", json={"jobs": [{"type": "ok"}, {"type": "BAD"}]})
     assert bad.status_code == 422
@@ -246,3 +266,45 @@ async def test_a_job_keeps_its_concurrency_key_and_timeout(client: httpx.AsyncCl
         refused = await client.post("/jobs", json={"type": "a", **bad})
         assert refused.status_code == 422, bad
         assert refused.json()["errors"][0]["field"] == next(iter(bad))
+
+
+SECONDS = {
+    "timeout_seconds": 30.0,
+    "retry_backoff_seconds": 1.0,
+    "retry_backoff_max_seconds": 300.0,
+}
+
+
+def seconds_as_written(body: dict[str, object]) -> dict[str, tuple[str, object]]:
+    """The seconds fields as the JSON wrote them: `30.0` parses as a float, `30` an int."""
+    return {name: (type(body[name]).__name__, body[name]) for name in SECONDS}
+
+
+async def test_a_jobs_seconds_are_written_alike_in_every_answer(
+    client: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    """Created, read, listed, created again under its key, claimed and cancelled: the job's
+    seconds are floats each time (SQLite's inserts and updates once answered 30)."""
+    expected = {name: ("float", value) for name, value in SECONDS.items()}
+    body = {"type": "num.t", "timeout_seconds": 30, "idempotency_key": "num"}
+    created = await client.post("/jobs", json=body)
+    assert created.status_code == 201
+    assert seconds_as_written(created.json()) == expected
+    job_id = created.json()["id"]
+    again = await client.post("/jobs", json=body)
+    assert again.status_code == 200
+    assert seconds_as_written(again.json()) == expected
+    assert seconds_as_written((await client.get(f"/jobs/{job_id}")).json()) == expected
+    [listed] = (await client.get("/jobs")).json()["data"]
+    assert seconds_as_written(listed) == expected
+    [batched] = (await client.post("/jobs/batch", json={"jobs": [body]})).json()["data"]
+    assert seconds_as_written(batched) == expected
+    claimed = await client.post(
+        "/claims",
+        json={"worker_id": "w"},
+        headers={"Authorization": f"Bearer {keys['worker']}"},
+    )
+    [claimed_job] = claimed.json()["data"]
+    assert seconds_as_written(claimed_job) == expected
+    cancelled = await client.post(f"/jobs/{job_id}/cancel")
+    assert seconds_as_written(cancelled.json()) == expected

@@ -95,6 +95,21 @@ async def test_a_bad_settings_change_is_refused_and_changes_nothing(
     assert (await client.get("/settings")).json() == before
 
 
+@pytest.mark.parametrize("days", ["x", -1, 1.5, 36501, True, "5", [30], {"days": 3}])
+async def test_a_retention_value_refused_is_one_error_saying_what_it_takes(
+    client: httpx.AsyncClient, days: object
+) -> None:
+    refused = await client.patch("/settings", json={"retention": {"failed_days": days}})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"] == [
+        {
+            "field": "retention.failed_days",
+            "message": "must be a whole number of days from 0 to 36500, null (keep forever) "
+            'or "default" (the instance\'s default)',
+        }
+    ]
+
+
 # -- pruned jobs answer 404 ----------------------------------------------------------------------
 
 

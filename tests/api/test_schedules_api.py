@@ -235,3 +235,19 @@ async def test_the_servers_scheduler_fires_each_tick_when_its_clock_comes(
     assert after["next_run_at"] == "2026-12-05T10:15:00+00:00"
     assert after["last_run_at"] == "2026-12-05T10:10:00+00:00"
     assert after["last_job_id"] == fired[1]["id"]
+
+
+async def test_a_schedules_job_timeout_is_written_alike_in_every_answer(
+    client: httpx.AsyncClient,
+) -> None:
+    """30 seconds is `30.0` as created, read, listed and changed (SQLite's insert once
+    answered `30`)."""
+    job = {**NIGHTLY["job"], "timeout_seconds": 30}
+    created = await client.post("/schedules", json={**NIGHTLY, "job": job})
+    assert created.status_code == 201
+    read = await client.get("/schedules/nightly-report")
+    [listed] = (await client.get("/schedules")).json()["data"]
+    changed = await client.patch("/schedules/nightly-report", json={"job": {"priority": 1}})
+    for body in (created.json(), read.json(), listed, changed.json()):
+        timeout = body["job"]["timeout_seconds"]
+        assert (type(timeout), timeout) == (float, 30.0)

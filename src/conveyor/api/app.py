@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import Receive, Scope, Send
 
 import conveyor
 from conveyor.api.connections import remember_transport
-from conveyor.api.dependencies import ApiContext
+from conveyor.api.dependencies import ApiContext, understood_request
 from conveyor.api.limits import RateLimiter, RequestSizeLimit
 from conveyor.api.observability import Observability
 from conveyor.api.openapi import problem_openapi
@@ -92,18 +92,22 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(Observability, metrics=metrics, access_log=settings.access_log)
     app.include_router(health.router)
-    app.include_router(me.router)
-    app.include_router(session.router)
-    app.include_router(bulk.router)  # before jobs: /jobs/bulk/cancel is not /jobs/{id}/cancel
-    app.include_router(jobs.router)
-    app.include_router(workers.router)
-    app.include_router(workers.instance_router)
-    app.include_router(streams.router)
-    app.include_router(stats.router)
-    app.include_router(keys.router)
-    app.include_router(limits.router)
-    app.include_router(schedules.router)
-    app.include_router(workspace_settings.router)
+    api_routers = (
+        me.router,
+        session.router,
+        bulk.router,  # before jobs: /jobs/bulk/cancel is not /jobs/{id}/cancel
+        jobs.router,
+        workers.router,
+        workers.instance_router,
+        streams.router,
+        stats.router,
+        keys.router,
+        limits.router,
+        schedules.router,
+        workspace_settings.router,
+    )
+    for router in api_routers:
+        app.include_router(router, dependencies=[Depends(understood_request)])
     mount_api_docs(app)
     mount_dashboard(app)
     return app

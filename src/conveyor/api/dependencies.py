@@ -1,4 +1,5 @@
-"""What every route needs: the services, and who is calling with which rights."""
+"""What every route needs: the services, who is calling with which rights, and a request
+it understands (`understood_request`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends, Path, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 
 from conveyor.api.limits import RateLimiter
 from conveyor.api.problems import Problem
@@ -188,3 +192,71 @@ def authorized(permission: Permission | None) -> object:
         return principal
 
     return Depends(dependency)
+
+
+# -- what a route cannot take ----------------------------------------------------------------
+
+
+def _is_json(content_type: str | None) -> bool:
+    """`application/json` or an `application/*+json`, with any parameters (charset): the
+    media types the framework reads a body of as JSON (anything else, or none, it hands
+    over as bytes, which a body model refuses as "not a valid dictionary")."""
+    if content_type is None:
+        return False
+    media_type = content_type.partition(";")[0].strip().lower()
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route declares, its dependencies' (the list filters) too."""
+    names = {field.alias for field in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= _query_names(dependency)
+    return names
+
+
+def _unknown_query(request: Request, route: APIRoute) -> RequestValidationError | None:
+    """A query parameter the route does not take would be ignored: a misspelt or future
+    filter (`flow_id`) would answer every job as if it matched. Refused instead, as an
+    unknown field of a body is."""
+    if not request.query_params:
+        return None
+    declared = _query_names(route.dependant)
+    unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in declared]
+    if not unknown:
+        return None
+    takes = ", ".join(sorted(declared)) or "none"
+    return RequestValidationError(
+        [
+            {
+                "type": "unknown_query_parameter",
+                "loc": ("query", name),
+                "msg": f"unknown query parameter; this route takes {takes}",
+                "input": request.query_params.get(name),
+            }
+            for name in unknown
+        ]
+    )
+
+
+async def understood_request(request: Request) -> None:
+    """A dependency of every API route: refuses what the route would misread rather than
+    answer as if it had been asked something else. A body sent as anything but JSON is 415
+    (not a 422 saying the body is no object); a query parameter the route does not
+    declare is 422 naming it."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    unknown = _unknown_query(request, route)
+    if unknown is not None:
+        raise unknown
+    content_type = request.headers.get("content-type")
+    if route.body_field is not None and not _is_json(content_type) and await request.body():
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "the request body must be JSON, sent with Content-Type: application/json"
+            + (f" (not {content_type})" if content_type else ""),
+        )

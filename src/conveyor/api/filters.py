@@ -10,23 +10,18 @@ from typing import Annotated
 from fastapi import Query
 from pydantic import AwareDatetime, Field, StringConstraints
 
-from conveyor.api.schemas import SafeText, Strict
+from conveyor.api.schemas import ConcurrencyKey, SafeText, Strict
 from conveyor.domain.job_lists import ERROR_CONTAINS_MAX_LENGTH, JobFilter
 from conveyor.domain.job_types import JOB_TYPE_REGEX
-from conveyor.domain.jobs import AGENT_TASK_ID_MAX_LENGTH, CONCURRENCY_KEY_MAX_LENGTH, JobStatus
+from conveyor.domain.jobs import AGENT_TASK_ID_MAX_LENGTH, JobStatus
 
 JobTypeText = Annotated[str, StringConstraints(pattern=JOB_TYPE_REGEX)]
-AgentTaskText = Annotated[SafeText, StringConstraints(max_length=AGENT_TASK_ID_MAX_LENGTH)]
-ConcurrencyKeyText = Annotated[
-    SafeText, StringConstraints(min_length=1, max_length=CONCURRENCY_KEY_MAX_LENGTH)
-]
+AgentTaskText = Annotated[str, SafeText(max_length=AGENT_TASK_ID_MAX_LENGTH)]
 WorkerIdText = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
 ]
 IdPartText = Annotated[str, StringConstraints(max_length=36, pattern=r"^[0-9a-fA-F-]+$")]
-ErrorText = Annotated[
-    SafeText, StringConstraints(min_length=1, max_length=ERROR_CONTAINS_MAX_LENGTH)
-]
+ErrorText = Annotated[str, SafeText(1, ERROR_CONTAINS_MAX_LENGTH)]
 
 DESCRIPTIONS = {
     "status": "one of these statuses (repeatable)",
@@ -80,7 +75,7 @@ def list_filters(
         AgentTaskText | None, Query(description=DESCRIPTIONS["agent_task_id"])
     ] = None,
     concurrency_key: Annotated[
-        ConcurrencyKeyText | None, Query(description=DESCRIPTIONS["concurrency_key"])
+        ConcurrencyKey | None, Query(description=DESCRIPTIONS["concurrency_key"])
     ] = None,
     worker_id: Annotated[WorkerIdText | None, Query(description=DESCRIPTIONS["worker_id"])] = None,
     error_contains: Annotated[
@@ -116,7 +111,7 @@ class FiltersIn(Strict):
     type: JobTypeText | None = Field(None, description=DESCRIPTIONS["type"])
     type_prefix: JobTypeText | None = Field(None, description=DESCRIPTIONS["type_prefix"])
     agent_task_id: AgentTaskText | None = Field(None, description=DESCRIPTIONS["agent_task_id"])
-    concurrency_key: ConcurrencyKeyText | None = Field(
+    concurrency_key: ConcurrencyKey | None = Field(
         None, description=DESCRIPTIONS["concurrency_key"]
     )
     worker_id: WorkerIdText | None = Field(None, description=DESCRIPTIONS["worker_id"])

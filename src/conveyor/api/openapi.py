@@ -57,7 +57,7 @@ def problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
                     if status.isdigit() and int(status) >= 400:
                         response["content"] = PROBLEM_CONTENT
                 responses["default"] = {
-                    "description": "an error, as a problem (400, 413, 500, 503, …)",
+                    "description": "an error, as a problem (400, 413, 415, 500, 503, …)",
                     "content": PROBLEM_CONTENT,
                 }
         app.openapi_schema = document

@@ -10,9 +10,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from conveyor.api.schemas import JOB_TYPE, SafeText, Strict
+from conveyor.api.schemas import JOB_TYPE, ConcurrencyKey, Strict
 from conveyor.domain.jobs import (
-    CONCURRENCY_KEY_MAX_LENGTH,
     MAX_ATTEMPTS_LIMIT,
     PRIORITY_DEFAULT,
     PRIORITY_MAX,
@@ -45,9 +44,7 @@ class ScheduledJobIn(Strict):
     priority: int = Field(PRIORITY_DEFAULT, ge=PRIORITY_MIN, le=PRIORITY_MAX)
     max_attempts: int = Field(1, ge=1, le=MAX_ATTEMPTS_LIMIT)
     timeout_seconds: float | None = Field(None, gt=0, le=TIMEOUT_LIMIT_SECONDS)
-    concurrency_key: SafeText | None = Field(
-        None, min_length=1, max_length=CONCURRENCY_KEY_MAX_LENGTH
-    )
+    concurrency_key: ConcurrencyKey | None = None
 
 
 class CreateScheduleIn(Strict):
@@ -85,9 +82,7 @@ class ScheduledJobPatch(Strict):
     priority: int | None = Field(None, ge=PRIORITY_MIN, le=PRIORITY_MAX)
     max_attempts: int | None = Field(None, ge=1, le=MAX_ATTEMPTS_LIMIT)
     timeout_seconds: float | None = Field(None, gt=0, le=TIMEOUT_LIMIT_SECONDS)
-    concurrency_key: SafeText | None = Field(
-        None, min_length=1, max_length=CONCURRENCY_KEY_MAX_LENGTH
-    )
+    concurrency_key: ConcurrencyKey | None = None
 
 
 class UpdateScheduleIn(Strict):

@@ -9,11 +9,22 @@ the schema tests check that the two agree.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 from conveyor.domain.capacity import MAX_RUNNING_LIMIT, WEIGHT_MAX, WEIGHT_MIN
 from conveyor.domain.events import EVENT_TYPE_MAX_LENGTH, Event
@@ -37,6 +48,7 @@ from conveyor.domain.jobs import (
     Job,
     JobStatus,
 )
+from conveyor.domain.lifetime import MAX_RETENTION_DAYS
 from conveyor.domain.limits import text_problem
 from conveyor.domain.steps import (
     STEP_NAME_MAX_LENGTH,
@@ -55,12 +67,35 @@ def _storable(text: str) -> str:
     return text
 
 
-SafeText = Annotated[
-    str,
-    AfterValidator(_storable),
-    Field(json_schema_extra={"pattern": "^[^\\u0000\\ud800-\\udfff]*$"}),
-]
-"""Free text both databases can store: no NUL, no lone surrogates (and the schema says so)."""
+@dataclass(frozen=True, slots=True)
+class SafeText:
+    """Free text both databases can store (no NUL, no lone surrogates; the schema says so
+    too) of `min_length` to `max_length` characters, as in
+    `Annotated[str, SafeText(max_length=1000)]`. The bounds belong here, on the string:
+    given to `Field()` for a type with a validator, pydantic checks them as a generic
+    length and tells the client "items" where it means characters."""
+
+    min_length: int | None = None
+    max_length: int | None = None
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        bounded = core_schema.str_schema(min_length=self.min_length, max_length=self.max_length)
+        return core_schema.no_info_after_validator_function(_storable, bounded)
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        described = handler(schema)
+        described["pattern"] = "^[^\\u0000\\ud800-\\udfff]*$"
+        return described
+
+
+ConcurrencyKey = Annotated[str, SafeText(1, CONCURRENCY_KEY_MAX_LENGTH)]
+Note = Annotated[str, SafeText(max_length=1000)]
+"""A reason or a message that comes with a change (a cancel's reason, a progress report's
+message)."""
 
 
 def _json_number(value: object) -> object:
@@ -87,6 +122,7 @@ Count = Annotated[int, Field(ge=0, le=2**53), BeforeValidator(_json_number)]
 Percent = Annotated[int, Field(ge=0, le=100), BeforeValidator(_json_number)]
 MaxRunning = Annotated[int, Field(ge=0, le=MAX_RUNNING_LIMIT), BeforeValidator(_json_number)]
 Weight = Annotated[int, Field(ge=WEIGHT_MIN, le=WEIGHT_MAX), BeforeValidator(_json_number)]
+RetentionDays = Annotated[int, Field(ge=0, le=MAX_RETENTION_DAYS), BeforeValidator(_json_number)]
 
 JOB_TYPE = Annotated[str, Field(pattern=JOB_TYPE_REGEX, examples=["email.send"])]
 WORKER_ID = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
@@ -119,7 +155,7 @@ class CreateJobIn(Strict):
     type: JOB_TYPE
     payload: Any = Field(default_factory=dict, description="JSON input; never overwritten")
     priority: Integer = Field(PRIORITY_DEFAULT, ge=PRIORITY_MIN, le=PRIORITY_MAX)
-    agent_task_id: SafeText | None = Field(None, min_length=1, max_length=AGENT_TASK_ID_MAX_LENGTH)
+    agent_task_id: Annotated[str, SafeText(1, AGENT_TASK_ID_MAX_LENGTH)] | None = None
     max_attempts: Integer = Field(1, ge=1, le=MAX_ATTEMPTS_LIMIT)
     run_at: AwareDatetime | None = Field(None, description="not claimable before this time")
     idempotency_key: str | None = Field(None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX_LENGTH)
@@ -140,11 +176,8 @@ class CreateJobIn(Strict):
         description="the longest wait between automatic retries; must not be smaller than "
         "retry_backoff_seconds (422 naming this field otherwise)",
     )
-    concurrency_key: SafeText | None = Field(
-        None,
-        min_length=1,
-        max_length=CONCURRENCY_KEY_MAX_LENGTH,
-        description="the limit (a customer, a model API…) this job counts against",
+    concurrency_key: ConcurrencyKey | None = Field(
+        None, description="the limit (a customer, a model API…) this job counts against"
     )
     timeout_seconds: TimeoutSeconds | None = Field(
         None,
@@ -157,7 +190,7 @@ class CreateJobsIn(Strict):
 
 
 class CancelIn(Strict):
-    reason: SafeText | None = Field(None, max_length=1000)
+    reason: Note | None = None
 
 
 class RetryIn(Strict):
@@ -198,19 +231,19 @@ class StatusIn(Strict):
     worker_id: WORKER_ID | None = None
     lease_seconds: Number = lease_seconds_field()
     result: Any = None
-    error: SafeText | None = Field(None, max_length=ERROR_MAX_CHARS)
-    reason: SafeText | None = Field(None, max_length=1000)
+    error: Annotated[str, SafeText(max_length=ERROR_MAX_CHARS)] | None = None
+    reason: Note | None = None
 
 
 class ProgressIn(Strict):
     progress_percent: Integer = Field(ge=0, le=100)
     lease_id: UUID | None = None
-    message: SafeText | None = Field(None, max_length=1000)
+    message: Note | None = None
     allow_decrease: bool = Field(False, strict=True)
 
 
 class StepIn(Strict):
-    name: SafeText = Field(min_length=1, max_length=STEP_NAME_MAX_LENGTH)
+    name: Annotated[str, SafeText(1, STEP_NAME_MAX_LENGTH)]
     phase: StepPhase = StepPhase.EXECUTION
     type: StepType = StepType.COMMAND
     status: StepStatus = StepStatus.RUNNING
@@ -220,19 +253,17 @@ class StepIn(Strict):
 class StepUpdateIn(Strict):
     lease_id: UUID | None = None
     status: StepStatus | None = None
-    output: SafeText | None = Field(None, max_length=STEP_OUTPUT_MAX_CHARS)
+    output: Annotated[str, SafeText(max_length=STEP_OUTPUT_MAX_CHARS)] | None = None
     output_stream: Literal["stdout", "stderr"] = "stdout"
     tokens_input: Count | None = None
     tokens_output: Count | None = None
     duration_ms: Count | None = None
     progress_percent: Percent | None = None
-    message: SafeText | None = Field(None, max_length=1000)
+    message: Note | None = None
 
 
 class EventIn(Strict):
-    type: SafeText = Field(
-        min_length=3, max_length=EVENT_TYPE_MAX_LENGTH, examples=["ai.tool_called"]
-    )
+    type: Annotated[str, SafeText(3, EVENT_TYPE_MAX_LENGTH)] = Field(examples=["ai.tool_called"])
     payload: Any = Field(default_factory=dict)
     step_id: UUID | None = None
     lease_id: UUID | None = None
@@ -255,10 +286,9 @@ class CompleteManyIn(Strict):
 
 class FailIn(Strict):
     lease_id: UUID
-    error: SafeText = Field(min_length=1, max_length=ERROR_MAX_CHARS)
-    error_detail: SafeText | None = Field(
+    error: Annotated[str, SafeText(1, ERROR_MAX_CHARS)]
+    error_detail: Annotated[str, SafeText(max_length=4 * ERROR_DETAIL_MAX_CHARS)] | None = Field(
         None,
-        max_length=4 * ERROR_DETAIL_MAX_CHARS,
         description="more about the failure (a traceback); its last "
         f"{ERROR_DETAIL_MAX_CHARS} characters are kept",
     )

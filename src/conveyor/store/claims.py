@@ -726,7 +726,7 @@ class ClaimPlanner:
         for row in rows:
             rate = None
             if row["rate_count"] is not None:
-                rate = Rate(int(row["rate_count"]), float(row["rate_per_seconds"]))
+                rate = Rate(int(row["rate_count"]), codec.seconds(row["rate_per_seconds"]))
             key = (codec.uuid(row["workspace_id"]), row["name"])
             limit = Limit(key[0], key[1], row["max_running"], rate, bool(row["paused"]))
             states[key] = LimitState(limit, int(row["running"]), recent.get(key, []))

@@ -72,6 +72,13 @@ class ValueCodec(abc.ABC):
     @abc.abstractmethod
     def json(self, value: Any) -> JsonValue: ...
 
+    @abc.abstractmethod
+    def seconds(self, value: Any) -> float:
+        """A REAL (double precision) column: a duration in seconds."""
+
+    def optional_seconds(self, value: Any) -> float | None:
+        return None if value is None else self.seconds(value)
+
     def optional_uuid(self, value: Any) -> UUID | None:
         return None if value is None else self.uuid(value)
 

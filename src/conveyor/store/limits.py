@@ -126,7 +126,7 @@ class LimitStore:
         d = self.codec
         rate = None
         if row["rate_count"] is not None:
-            rate = Rate(int(row["rate_count"]), float(row["rate_per_seconds"]))
+            rate = Rate(int(row["rate_count"]), d.seconds(row["rate_per_seconds"]))
         limit = Limit(
             d.uuid(row["workspace_id"]),
             row["name"],

@@ -110,6 +110,10 @@ class PostgresCodec(ValueCodec):
     def json(self, value: Any) -> JsonValue:
         return value
 
+    def seconds(self, value: Any) -> float:
+        assert isinstance(value, float)
+        return value
+
 
 class _PostgresConnection:
     def __init__(

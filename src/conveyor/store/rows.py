@@ -41,8 +41,8 @@ class Rows:
             lease_id=d.optional_uuid(row["lease_id"]),
             lease_expires_at=d.optional_timestamp(row["lease_expires_at"]),
             retry_of=d.optional_uuid(row["retry_of"]),
-            retry_backoff_seconds=row["retry_backoff_seconds"],
-            retry_backoff_max_seconds=row["retry_backoff_max_seconds"],
+            retry_backoff_seconds=d.seconds(row["retry_backoff_seconds"]),
+            retry_backoff_max_seconds=d.seconds(row["retry_backoff_max_seconds"]),
             created_at=d.timestamp(row["created_at"]),
             started_at=d.optional_timestamp(row["started_at"]),
             completed_at=d.optional_timestamp(row["completed_at"]),
@@ -51,7 +51,7 @@ class Rows:
             last_event_seq=row["last_event_seq"],
             error_detail=row["error_detail"],
             concurrency_key=row["concurrency_key"],
-            timeout_seconds=row["timeout_seconds"],
+            timeout_seconds=d.optional_seconds(row["timeout_seconds"]),
         )
 
     @staticmethod

@@ -57,7 +57,7 @@ class ScheduleStore:
                 payload=d.json(row["job_payload"]),
                 priority=row["job_priority"],
                 max_attempts=row["job_max_attempts"],
-                timeout_seconds=row["job_timeout_seconds"],
+                timeout_seconds=d.optional_seconds(row["job_timeout_seconds"]),
                 concurrency_key=row["job_concurrency_key"],
             ),
             overlap=Overlap(row["overlap"]),

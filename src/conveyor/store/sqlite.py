@@ -102,6 +102,12 @@ class SqliteCodec(ValueCodec):
     def json(self, value: Any) -> JsonValue:
         return orjson.loads(value)
 
+    def seconds(self, value: Any) -> float:
+        # SQLite stores a whole REAL (30.0) as an integer on disk and converts it back when
+        # a SELECT reads it, but a RETURNING clause may hand over the integer (30): a job's
+        # `timeout_seconds` would be 30 as created and 30.0 when read again.
+        return float(value)
+
 
 def _after(seconds: float) -> float:
     return time.time() + seconds

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from conveyor.api.dependencies import Context, authorized
 from conveyor.api.filters import FiltersIn
 from conveyor.api.responses import json_response
-from conveyor.api.schemas import ProblemOut, SafeText
+from conveyor.api.schemas import Note, ProblemOut
 from conveyor.domain.job_lists import BULK_LIMIT, BulkAction, ListCursor
 from conveyor.domain.workspaces import Permission
 from conveyor.service.bulk import BulkActions, BulkOutcome
@@ -49,7 +49,7 @@ class BulkIn(FiltersIn):
 
 
 class BulkCancelIn(BulkIn):
-    reason: SafeText | None = Field(None, max_length=1000)
+    reason: Note | None = None
 
 
 class BulkOut(BaseModel):

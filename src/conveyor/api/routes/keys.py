@@ -13,7 +13,7 @@ from conveyor.api.dependencies import Context, authorized
 from conveyor.api.responses import json_response
 from conveyor.api.schemas import ProblemOut, SafeText, Strict
 from conveyor.domain.workspaces import ApiKey, Permission, Role
-from conveyor.service.workspaces import Principal
+from conveyor.service.workspaces import KEY_NAME_MAX_LENGTH, Principal
 
 router = APIRouter(prefix="/v1/workspaces/{ws}/keys", tags=["keys"])
 Admin = Annotated[Principal, authorized(Permission.MANAGE_KEYS)]
@@ -27,7 +27,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 class CreateKeyIn(Strict):
     role: Role
-    name: SafeText | None = Field(None, min_length=1, max_length=200)
+    name: Annotated[str, SafeText(1, KEY_NAME_MAX_LENGTH)] | None = None
 
 
 class KeyOut(BaseModel):

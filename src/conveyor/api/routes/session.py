@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1/session", tags=["session"])
 
 
 class SignInIn(Strict):
-    api_key: SafeText = Field(min_length=1, max_length=200)
+    api_key: Annotated[str, SafeText(1, 200)]
 
 
 class SessionOut(BaseModel):

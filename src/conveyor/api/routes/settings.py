@@ -6,12 +6,19 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
 from conveyor.api.dependencies import Context, authorized, forbidden
 from conveyor.api.responses import json_response
-from conveyor.api.schemas import ProblemOut, Strict, Weight
+from conveyor.api.schemas import ProblemOut, RetentionDays, Strict, Weight
 from conveyor.domain.lifetime import INHERIT, MAX_RETENTION_DAYS
 from conveyor.domain.settings import changes_weight
 from conveyor.domain.workspaces import Permission
@@ -31,11 +38,29 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ProblemOut},
 }
 
-Days = Annotated[int, Field(ge=0, le=MAX_RETENTION_DAYS)] | None | Literal["default"]
+DAYS_RULE = (
+    f"must be a whole number of days from 0 to {MAX_RETENTION_DAYS}, null (keep forever) "
+    f'or "{INHERIT}" (the instance\'s default)'
+)
 DAYS_HELP = (
     "days a job that ended so is kept; null keeps it forever, 0 deletes it as soon as the "
     f'pruner sees it, "{INHERIT}" takes the instance\'s default again'
 )
+
+
+def _days_or_the_rule(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    """One error naming the field and what it takes, not one per kind of value it could
+    have been (`failed_days.constrained-int`, `failed_days.literal['default']`)."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError("retention_days", DAYS_RULE) from None
+
+
+Days = Annotated[
+    RetentionDays | Literal["default"] | None,
+    WrapValidator(_days_or_the_rule),
+]
 
 
 class RetentionIn(Strict):
