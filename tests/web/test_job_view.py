@@ -1,8 +1,10 @@
 """The job page in Chromium against a real server: held jobs created from the New job dialog
 and released with a button, the events timeline filtered by type and without progress
-ticks, and a failed job's error."""
+ticks, a failed job's error, and dates of another year with their year."""
 
 from __future__ import annotations
+
+import re
 
 import httpx
 from playwright.async_api import Browser, expect
@@ -187,4 +189,19 @@ async def test_a_failed_jobs_error_is_shown_in_the_failed_list_and_on_its_page(
             await expect(page.get_by_test_id("job-error-detail")).to_have_text(detail)
         else:
             await expect(page.get_by_test_id("job-error-detail")).to_have_count(0)
+        await board.assert_clean()
+
+
+async def test_a_date_in_another_year_shows_its_year(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    job = await create(client, "report.build", run_at="9999-06-30T12:00:00Z")
+    async with dashboard(browser, server) as board:
+        page = board.page
+        await board.sign_in(keys["client"])
+        await board.go(f"#/jobs/{job['id']}")
+        facts = page.get_by_test_id("job-facts")
+        await expect(facts.locator("dt:text-is('Runs at') + dd")).to_contain_text("9999")
+        created = await facts.locator("dt:text-is('Created') + dd").inner_text()
+        assert re.fullmatch(r"\d\d:\d\d:\d\d \(.*\)", created), f"today is a time: {created!r}"
         await board.assert_clean()
