@@ -40,6 +40,13 @@ export function clock(value) {
   return time.getFullYear() === today.getFullYear() ? dateAndTime.format(time) : dateOfAnotherYear.format(time);
 }
 
+/** A queued job whose run_at is still ahead (created for later, or a retry waiting out its
+ * backoff): no worker claims it before then. */
+export function notDueYet(job, now = Date.now()) {
+  const due = parseTime(job.run_at);
+  return job.status === 'QUEUED' && due !== null && due.getTime() > now;
+}
+
 export function hhmm(value) {
   const time = parseTime(value);
   return time ? hourMinute.format(time) : '';

@@ -5,7 +5,7 @@
 
 import {can, get, post, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
-import {count, exact, JOB_TYPE, JOB_TYPE_HINT, shortId, STATUSES, titleCase} from '../format.js';
+import {ago, count, exact, JOB_TYPE, JOB_TYPE_HINT, notDueYet, shortId, STATUSES, titleCase} from '../format.js';
 import {onWorkspaceEvent, statusAfter} from '../live.js';
 import {confirmDialog, debounce, elapsed, emptyState, errorBox, progressBar, statusBadge, throttle, timeAgo, toast} from '../ui.js';
 import {openNewJobDialog} from './newjob.js';
@@ -299,7 +299,8 @@ export function mountJobs(main, {query}) {
       {label: 'Job', cell: (job) => h('td', {class: 'cell-id'}, h('a', {href: `#/jobs/${job.id}`, class: 'mono job-link', tabindex: '-1', title: job.id}, `…${shortId(job.id)}`))},
       {label: 'Type', cell: (job) => h('td', {class: 'cell-type'}, h('span', {class: 'mono type-name'}, job.type),
         job.agent_task_id ? h('span', {class: 'sub mono', title: 'agent task'}, job.agent_task_id) : null)},
-      {label: 'Status', cell: (job) => h('td', {class: 'cell-status', 'data-cell': 'status'}, statusBadge(job.status))},
+      {label: 'Status', cell: (job) => h('td', {class: 'cell-status', 'data-cell': 'status'}, statusBadge(job.status),
+        notDueYet(job) ? h('span', {class: 'sub', 'data-testid': 'due'}, timeAgo(job.run_at, {prefix: 'due '})) : null)},
       withErrors ? {label: 'Error', cell: (job) => h('td', {class: 'cell-error'}, job.error
         ? h('span', {class: 'row-error', title: job.error, 'data-testid': 'row-error'}, errorLine(job.error))
         : h('span', {class: 'muted'}, '—'))} : null,
@@ -329,7 +330,8 @@ export function mountJobs(main, {query}) {
   function row(job, flash) {
     const tr = h('tr', {
       tabindex: '0', class: ['job-row', flash ? `flash-${flash}` : null], 'data-testid': 'job-row', 'data-job-id': job.id,
-      'data-status': job.status, 'aria-label': `Job ${shortId(job.id)}, ${job.type}, ${titleCase(job.status)}`,
+      'data-status': job.status,
+      'aria-label': `Job ${shortId(job.id)}, ${job.type}, ${titleCase(job.status)}${notDueYet(job) ? `, due ${ago(job.run_at)}` : ''}`,
     }, columns.map((column) => {
       const cell = column.cell(job);
       cell.dataset.label = column.label;
