@@ -1,7 +1,8 @@
 // The job list: filters (kept in the URL), pagination, live updates from the workspace
 // stream, and the "new job" dialog for roles that may create. Filtered to failed jobs, it
 // shows each job's error. "Select all matching" cancels or retries every job the filters
-// match (not just the page), after a confirmation that says how many.
+// match (not just the page), after a confirmation that says how many and which filters; any
+// change to the filters ends the selection.
 
 import {can, get, post, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
@@ -62,9 +63,29 @@ function localMoment(iso) {
 
 /** What the filters ask of the server, by the API's names (a list's query, a bulk body). */
 function filterQuery(filters, byPrefix) {
-  const query = {status: filters.status};
+  const query = {status: [...filters.status]};
   for (const key of TEXT_FILTERS) if (filters[key]) query[key === 'type' && byPrefix ? 'type_prefix' : key] = filters[key];
   return query;
+}
+
+/** A bulk request's filters in words, as its confirmation states them. */
+function filterWords(body) {
+  if (body.all) return 'none (every job of the workspace)';
+  const words = [];
+  if (body.status) words.push(`status ${body.status.map(titleCase).join(' or ')}`);
+  const say = {
+    type: (value) => `type ${value}`,
+    type_prefix: (value) => `type starting with ${value}`,
+    agent_task_id: (value) => `agent task ${value}`,
+    q: (value) => `id containing ${value}`,
+    worker_id: (value) => `worker ${value}`,
+    concurrency_key: (value) => `concurrency key ${value}`,
+    error_contains: (value) => `error containing "${value}"`,
+    created_after: (value) => `created after ${exact(value)}`,
+    created_before: (value) => `created before ${exact(value)}`,
+  };
+  for (const [key, describe] of Object.entries(say)) if (body[key]) words.push(describe(body[key]));
+  return words.join('; ');
 }
 
 function writeFilters(filters) {
@@ -138,7 +159,13 @@ export function mountJobs(main, {query}) {
     for (const key of ['created_after', 'created_before']) filters[key] = isoMoment(moreInputs[key].value);
     changed();
   }, 250);
-  for (const input of [typeInput, agentInput, idInput, ...Object.values(moreInputs)]) input.addEventListener('input', textChanged);
+  for (const input of [typeInput, agentInput, idInput, ...Object.values(moreInputs)]) {
+    input.addEventListener('input', () => {
+      // Typing changes the filters now, though the list follows a moment later.
+      setSelected(false);
+      textChanged();
+    });
+  }
   clear.addEventListener('click', () => {
     Object.assign(filters, {status: [], page: 1});
     for (const key of TEXT_FILTERS) filters[key] = '';
@@ -169,6 +196,10 @@ export function mountJobs(main, {query}) {
 
   // -- "select all matching": cancel or retry every job the filters match ----------------
   let lastMeta = null;
+  // What "Select all matching" selected: the filters as the bulk request sends them, taken
+  // when it was clicked (null: nothing selected). A bulk action states and sends exactly
+  // these, and is refused once they are no longer what is selected.
+  let selected = null;
   const bulkResult = h('span', {class: 'bulk-result', 'data-testid': 'bulk-result', 'aria-live': 'polite'});
   const selectAll = h('button', {class: 'button button-small', type: 'button', 'data-testid': 'select-all'}, 'Select all matching');
   const selectedText = h('span', {class: 'bulk-selected', 'data-testid': 'bulk-selected'});
@@ -180,6 +211,7 @@ export function mountJobs(main, {query}) {
     ? h('div', {class: 'bulk-bar', 'data-testid': 'bulk-bar'}, selectAll, selection, bulkResult)
     : null;
   const setSelected = (on) => {
+    selected = on ? {body: bulkBody()} : null;
     selection.hidden = !on;
     selectAll.hidden = on;
     if (on && lastMeta) {
@@ -195,13 +227,25 @@ export function mountJobs(main, {query}) {
     retry: {path: '/jobs/bulk/retry', title: 'Run again', which: 'failed or cancelled (and not run again yet)', done: 'run again',
       none: 'None of the matching jobs can be run again: only failed or cancelled jobs not run again yet can.'},
   };
-  async function runBulk(action) {
-    const what = BULK[action];
+  function bulkBody() {
     const body = filterQuery(filters, !typePrefixIgnored);
     if (!Object.keys(body).some((key) => key !== 'status') && !body.status.length) body.all = true;
     if (!body.status.length) delete body.status;
+    return body;
+  }
+  async function runBulk(action) {
+    const what = BULK[action];
+    const chosen = selected;
+    if (!chosen) return; // the filters changed since the selection: nothing is selected
+    const {body} = chosen;
+    const stillChosen = () => {
+      if (!stopped && selected === chosen) return true;
+      toast(`Nothing was ${what.done}: the filters changed before you confirmed. Select the matching jobs again.`, {kind: 'warning'});
+      return false;
+    };
     try {
       const counted = await post(ws(what.path), {...body, dry_run: true});
+      if (!stillChosen()) return;
       if (!counted.remaining) {
         toast(what.none, {kind: 'warning'});
         return;
@@ -210,12 +254,12 @@ export function mountJobs(main, {query}) {
       const many = `${about}${count(counted.remaining)} ${counted.remaining === 1 ? 'job' : 'jobs'}`;
       const yes = await confirmDialog({
         title: `${what.title} ${many}?`,
-        body: `${many} matching these filters (${what.which}) will be ${what.done}. A job that changes meanwhile is left as it is.`,
+        body: `${many} matching these filters (${what.which}) will be ${what.done}. Filters: ${filterWords(body)}. A job that changes meanwhile is left as it is.`,
         confirm: `${what.title} ${many}`,
         cancel: 'Back',
         danger: action === 'cancel',
       });
-      if (!yes) return;
+      if (!yes || !stillChosen()) return;
       let matched = 0;
       let changed = 0;
       let cursor = null;
@@ -456,6 +500,7 @@ export function mountJobs(main, {query}) {
 
   return () => {
     stopped = true;
+    selected = null;
     reload.cancel();
     textChanged.cancel();
     unsubscribe();
