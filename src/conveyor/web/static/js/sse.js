@@ -7,6 +7,8 @@
 // (a 401 means "sign in again", not "retry forever") and resumes with Last-Event-ID exactly
 // as EventSource does. The session cookie authenticates it (same origin).
 
+import {parseJson} from './json.js';
+
 const INITIAL_RETRY_MS = 3000;
 const MAX_RETRY_MS = 30000;
 
@@ -132,7 +134,7 @@ export class EventStream {
   dispatch(type, raw) {
     let parsed;
     try {
-      parsed = JSON.parse(raw);
+      parsed = parseJson(raw);
     } catch {
       parsed = raw;
     }
