@@ -1,11 +1,18 @@
-// One stream of every job event in the workspace, shared by the views that want it (the
-// overview and the job list) and by the header's live indicator.
+// The tab's one stream: every job event in the workspace, followed by the views that want
+// it (the overview, the job list, the limits, and a job's page, which keeps its job's
+// events), with its state in the header's live indicator.
+//
+// One per tab, whatever its page: Chrome opens at most six HTTP/1.1 connections to a host,
+// shared by every tab, and an open stream holds one, so dashboard tabs that held two each
+// (a job's page had its job's stream too) left the fourth tab "Loading…" for good. Each time
+// the stream opens, the views listening with onStreamOpen look again at what they show.
 
 import {ws} from './api.js';
 import {EventStream} from './sse.js';
 
 const listeners = new Set();
 const stateListeners = new Set();
+const openListeners = new Set();
 let stream = null;
 let state = 'closed';
 
@@ -25,6 +32,7 @@ export function startWorkspaceStream(onUnauthorized) {
     onState(next) {
       state = next;
       for (const listener of stateListeners) listener(next);
+      if (next === 'open') for (const listener of openListeners) listener();
     },
     onUnauthorized,
   }).start();
@@ -45,6 +53,14 @@ export function onStreamState(listener) {
   stateListeners.add(listener);
   listener(state);
   return () => stateListeners.delete(listener);
+}
+
+/** Call `listener` each time the stream opens: at first, and again after a break. Events
+ * may have been missed while it was not open (before it first opened): a view that looks
+ * again here shows them. Returns the function that stops listening. */
+export function onStreamOpen(listener) {
+  openListeners.add(listener);
+  return () => openListeners.delete(listener);
 }
 
 /** The status a job event moves its job to, when it says (else undefined). */

@@ -1,5 +1,6 @@
 // One job: status, progress, payload and result, steps as a timeline, and the event log
-// streaming live (filtered by type, progress ticks hidden on request); Release, Cancel and
+// streaming live (the tab's workspace stream, this job's events: see live.js; filtered by
+// type, progress ticks hidden on request); Release, Cancel and
 // Retry when the role and the job's state allow them; which limits hold a queued job back,
 // and when a job created for later is due.
 
@@ -7,7 +8,7 @@ import {can, get, patch, post, session, ws} from '../api.js';
 import {h, icon, replace, setVar} from '../dom.js';
 import {between, clock, count, duration, exact, notDueYet, shortId, TERMINAL, titleCase} from '../format.js';
 import {compact, jsonView} from '../json.js';
-import {EventStream} from '../sse.js';
+import {onStreamOpen, onStreamState, onWorkspaceEvent} from '../live.js';
 import {
   confirmDialog, copyButton, elapsed, errorBox, liveIndicator, progressBar, statusBadge, throttle, timeAgo, toast,
 } from '../ui.js';
@@ -45,8 +46,9 @@ export function mountJob(main, {params}) {
   let stopped = false;
   let job = null;
   let steps = [];
-  let stream = null;
   let lastSeq = 0;
+  let arrivedWhileLoading = []; // [type, event]: applied once the page has the job (then null)
+  let lookAgainWhenLoaded = false;
   let progressMessage = '';
   let follow = true;
   let hideProgress = storedHideProgress();
@@ -155,8 +157,8 @@ export function mountJob(main, {params}) {
     renderFacts();
     if (firstTime) replace(payloadBox, jsonView(job.payload, {label: 'Payload', testid: 'payload'}));
     renderOutcome();
-    // A live stream ends by itself (stream.complete) after the job's last event.
-    if (TERMINAL.has(job.status) && !stream) live.set('complete');
+    // After its last event a job has nothing more to follow.
+    if (TERMINAL.has(job.status)) live.set('complete');
   }
 
   /** When a queued job created for later (or retried after a backoff) becomes due; the note
@@ -505,20 +507,11 @@ export function mountJob(main, {params}) {
   const stepsSoon = throttle(refreshSteps, 400);
 
   function onEvent(type, data) {
-    if (stopped) return;
-    if (type === 'stream.complete') {
-      stream.close();
-      stream = null;
-      live.set('complete');
-      jobSoon();
+    if (stopped || data.job_id !== jobId || typeof data.seq !== 'number') return;
+    if (arrivedWhileLoading) {
+      arrivedWhileLoading.push([type, data]);
       return;
     }
-    if (type === 'stream.closed') {
-      stream.close();
-      window.dispatchEvent(new CustomEvent('conveyor:unauthorized'));
-      return;
-    }
-    if (!data || typeof data !== 'object' || typeof data.seq !== 'number') return;
     if (data.seq > lastSeq + 1) fillGap();
     if (!addEvent(data, {live: true})) return;
     if (type === 'job.progress') {
@@ -560,16 +553,19 @@ export function mountJob(main, {params}) {
     renderJob(detail);
     renderSteps();
     title.focus({preventScroll: true});
-    if (!TERMINAL.has(detail.status)) {
-      live.set('connecting');
-      stream = new EventStream(`${ws(`/jobs/${jobId}/events/stream`)}?after_seq=${lastSeq}`, {
-        onEvent,
-        onState: (state) => { if (state !== 'closed') live.set(state); },
-        onUnauthorized: () => window.dispatchEvent(new CustomEvent('conveyor:unauthorized')),
-      }).start();
-    }
+    const arrived = arrivedWhileLoading;
+    arrivedWhileLoading = null;
+    for (const [type, event] of arrived) onEvent(type, event);
+    if (lookAgainWhenLoaded) jobSoon();
   }
 
+  // Subscribed before the first read, so that no event falls between the two.
+  const stopEvents = onWorkspaceEvent(onEvent);
+  const stopState = onStreamState((state) => { if (!job || !TERMINAL.has(job.status)) live.set(state); });
+  const stopOpen = onStreamOpen(() => {
+    if (job) jobSoon();
+    else lookAgainWhenLoaded = true;
+  });
   load();
 
   return () => {
@@ -578,6 +574,8 @@ export function mountJob(main, {params}) {
     clearTimeout(dueTimer);
     jobSoon.cancel();
     stepsSoon.cancel();
-    if (stream) stream.close();
+    stopEvents();
+    stopState();
+    stopOpen();
   };
 }
