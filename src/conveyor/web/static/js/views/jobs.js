@@ -7,7 +7,7 @@
 import {can, get, post, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
 import {ago, count, exact, JOB_TYPE, JOB_TYPE_HINT, notDueYet, shortId, STATUSES, titleCase} from '../format.js';
-import {onWorkspaceEvent, statusAfter} from '../live.js';
+import {onStreamOpen, onWorkspaceEvent, statusAfter} from '../live.js';
 import {confirmDialog, debounce, elapsed, emptyState, errorBox, progressBar, statusBadge, throttle, timeAgo, toast} from '../ui.js';
 import {openNewJobDialog} from './newjob.js';
 
@@ -471,6 +471,7 @@ export function mountJobs(main, {query}) {
 
   // -- live ------------------------------------------------------------------------------
   const reload = throttle(load, 1000);
+  const stopOpen = onStreamOpen(reload); // back from a hidden tab, or a break: look again
   const unsubscribe = onWorkspaceEvent((type, event) => {
     const tr = tbody.querySelector(`tr[data-job-id="${CSS.escape(String(event.job_id))}"]`);
     if (tr) {
@@ -504,6 +505,7 @@ export function mountJobs(main, {query}) {
     reload.cancel();
     textChanged.cancel();
     unsubscribe();
+    stopOpen();
     if (controller) controller.abort();
   };
 }
