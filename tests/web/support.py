@@ -78,6 +78,28 @@ class Dashboard:
     def job_row(self, job_id: str) -> Locator:
         return self.page.locator(f'[data-testid="job-row"][data-job-id="{job_id}"]')
 
+    async def watch(self) -> None:
+        """Collect the page's console errors and uncaught exceptions in `problems`, and its
+        CSP violations for `assert_clean`."""
+
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error" and not _expected(message):
+                self.problems.append(f"console error: {message.text} ({message.location})")
+
+        self.page.on("console", on_console)
+        self.page.on(
+            "pageerror", lambda error: self.problems.append(f"uncaught exception: {error}")
+        )
+        await self.page.add_init_script(WATCH_CSP)
+
+    async def new_tab(self, route: str) -> Dashboard:
+        """Another tab of the same browser profile (signed in by the same cookie) at `route`,
+        watched like this one: its problems are this one's too."""
+        tab = Dashboard(await self.page.context.new_page(), self.base_url, self.problems)
+        await tab.watch()
+        await tab.page.goto(f"{self.base_url}/{route}")
+        return tab
+
     async def assert_clean(self) -> None:
         violations = await self.page.evaluate("window.__cspViolations || []")
         found = self.problems + [f"CSP violation: {item}" for item in violations]
@@ -107,16 +129,8 @@ async def dashboard(
     browser: Browser, server: RunningServer, *, viewport: ViewportSize = VIEWPORT
 ) -> AsyncIterator[Dashboard]:
     context = await browser.new_context(viewport=viewport)  # its own cookie jar
-    page = await context.new_page()
-    watched = Dashboard(page, server.url)
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and not _expected(message):
-            watched.problems.append(f"console error: {message.text} ({message.location})")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: watched.problems.append(f"uncaught exception: {error}"))
-    await page.add_init_script(WATCH_CSP)
+    watched = Dashboard(await context.new_page(), server.url)
+    await watched.watch()
     context.set_default_timeout(10_000)
     try:
         yield watched

@@ -62,7 +62,7 @@ async def test_a_job_appears_runs_live_and_is_cancelled_from_the_page(
         await expect(page.get_by_test_id("job-type")).to_have_text("report.build")
         await expect(page.get_by_test_id("job-status")).to_have_text("Queued")
         await expect(page.get_by_test_id("payload")).to_contain_text('"period": "2026-Q3"')
-        await expect(page.get_by_test_id("live")).to_have_count(2)  # header + this job's stream
+        await expect(page.get_by_test_id("live")).to_have_count(2)  # the header's and this job's
 
         # The worker claims it, reports progress, a step and its own event: all arrive live.
         lease = await worker.claim_one(job["id"], "report.build")

@@ -139,3 +139,62 @@ async def test_more_filters_narrow_the_list(
         await page.get_by_role("button", name="Clear filters").click()
         await expect(rows).to_have_count(2)
         await board.assert_clean()
+
+
+# The fastest hand: the Type box changes and Cancel… is clicked before the list follows.
+TYPE_THEN_CANCEL = """(typed) => {
+  const type = document.getElementById('filter-type');
+  type.value = typed;
+  type.dispatchEvent(new Event('input', {bubbles: true}));
+  document.querySelector('[data-testid="bulk-cancel"]').click();
+}"""
+TYPE = """(typed) => {
+  const type = document.getElementById('filter-type');
+  type.value = typed;
+  type.dispatchEvent(new Event('input', {bubbles: true}));
+}"""
+
+
+async def test_a_bulk_cancel_acts_only_on_the_filters_it_states(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    held = [await create(client, "report.build", hold=True) for _ in range(2)]
+
+    async def statuses() -> set[str]:
+        return {(await client.get(f"/jobs/{job['id']}")).json()["status"] for job in held}
+
+    async with dashboard(browser, server) as board:
+        page = board.page
+        await board.sign_in(keys["client"])
+        await board.go("#/jobs?status=PENDING")
+        rows = page.get_by_test_id("job-row")
+        dialog = page.get_by_test_id("confirm-dialog")
+        await expect(rows).to_have_count(2)
+
+        # Changing a filter ends the selection at once: Cancel… has nothing to act on.
+        await page.get_by_test_id("select-all").click()
+        await page.evaluate(TYPE_THEN_CANCEL, "demo.sleep")
+        await expect(page.get_by_text("No jobs match these filters")).to_be_visible()
+        assert "type=demo.sleep" in page.url
+        await expect(page.get_by_test_id("bulk-cancel")).to_be_hidden()
+        await expect(page.get_by_test_id("select-all")).to_be_visible()
+        await expect(dialog, "no dialog for the filters the page no longer shows").to_have_count(0)
+        assert await statuses() == {"PENDING"}
+
+        # The dialog states the filters it acts on; if they change before it is confirmed,
+        # nothing is cancelled, and the page says so.
+        await page.get_by_label("Type").fill("report")
+        await expect(rows).to_have_count(2)
+        await page.get_by_test_id("select-all").click()
+        await page.get_by_test_id("bulk-cancel").click()
+        await expect(dialog.get_by_role("heading")).to_have_text("Cancel 2 jobs?")
+        await expect(dialog).to_contain_text("Filters: status Pending; type starting with report.")
+        await page.evaluate(TYPE, "demo.sleep")
+        await dialog.get_by_role("button", name="Cancel 2 jobs").click()
+        await expect(page.get_by_test_id("toast").last).to_have_text(
+            "Nothing was cancelled: the filters changed before you confirmed. "
+            "Select the matching jobs again."
+        )
+        await expect(page.get_by_text("No jobs match these filters")).to_be_visible()
+        assert await statuses() == {"PENDING"}
+        await board.assert_clean()

@@ -1,8 +1,11 @@
 """The job page in Chromium against a real server: held jobs created from the New job dialog
 and released with a button, the events timeline filtered by type and without progress
-ticks, and a failed job's error."""
+ticks, a failed job's error, and dates of another year with their year."""
 
 from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from playwright.async_api import Browser, expect
@@ -188,3 +191,54 @@ async def test_a_failed_jobs_error_is_shown_in_the_failed_list_and_on_its_page(
         else:
             await expect(page.get_by_test_id("job-error-detail")).to_have_count(0)
         await board.assert_clean()
+
+
+async def test_a_date_in_another_year_shows_its_year(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    job = await create(client, "report.build", run_at="9999-06-30T12:00:00Z")
+    async with dashboard(browser, server) as board:
+        page = board.page
+        await board.sign_in(keys["client"])
+        await board.go(f"#/jobs/{job['id']}")
+        facts = page.get_by_test_id("job-facts")
+        await expect(facts.locator("dt:text-is('Runs at') + dd")).to_contain_text("9999")
+        created = await facts.locator("dt:text-is('Created') + dd").inner_text()
+        assert re.fullmatch(r"\d\d:\d\d:\d\d \(.*\)", created), f"today is a time: {created!r}"
+        await board.assert_clean()
+
+
+async def test_a_job_created_for_later_says_when_it_is_due(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    later = await create(client, "report.build", run_at=_from_now(minutes=5))
+    now = await create(client, "report.build")
+    async with dashboard(browser, server) as board:
+        page = board.page
+        await board.sign_in(keys["client"])
+        await board.go("#/jobs")
+        await expect(page.get_by_test_id("job-row")).to_have_count(2)
+        await expect(board.job_row(later["id"]).get_by_test_id("due")).to_have_text(
+            re.compile(r"due in [45] min")
+        )
+        await expect(board.job_row(now["id"]).get_by_test_id("status")).to_have_text("Queued")
+        await expect(board.job_row(now["id"]).get_by_test_id("due")).to_have_count(0)
+
+        await board.go(f"#/jobs/{later['id']}")
+        due_note = page.get_by_test_id("due-note")
+        await expect(due_note).to_have_text(
+            re.compile(r"Not due until \d\d:\d\d:\d\d \(in [45] min\)\. No worker claims it")
+        )
+        await board.go(f"#/jobs/{now['id']}")
+        await expect(page.get_by_test_id("job-status")).to_have_text("Queued")
+        await expect(due_note).to_be_hidden()
+
+        soon = await create(client, "report.build", run_at=_from_now(seconds=5))
+        await board.go(f"#/jobs/{soon['id']}")
+        await expect(due_note).to_contain_text("Not due until")
+        await expect(due_note, "gone once the job is due").to_be_hidden(timeout=15_000)
+        await board.assert_clean()
+
+
+def _from_now(**delta: float) -> str:
+    return (datetime.now(UTC) + timedelta(**delta)).isoformat()

@@ -1,5 +1,8 @@
 // The HTTP API, as the signed-in browser uses it: the HttpOnly session cookie authenticates,
-// and every request that changes state carries the session's CSRF token.
+// and every request that changes state carries the session's CSRF token. JSON goes both
+// ways through json.js, which keeps every digit of large integers.
+
+import {jsonText, parseJson} from './json.js';
 
 let current = null;
 
@@ -53,7 +56,7 @@ export async function request(method, path, {body, query, signal} = {}) {
     response = await fetch(url, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : jsonText(body),
       credentials: 'same-origin',
       cache: 'no-store',
       signal,
@@ -64,7 +67,7 @@ export async function request(method, path, {body, query, signal} = {}) {
   }
   if (response.status === 204) return null;
   const type = response.headers.get('Content-Type') || '';
-  const data = type.includes('json') ? await response.json().catch(() => null) : null;
+  const data = type.includes('json') ? await response.text().then(parseJson).catch(() => null) : null;
   if (!response.ok) {
     const error = new ApiError(response.status, data);
     if (response.status === 401 && !path.startsWith('/v1/session')) {

@@ -7,6 +7,9 @@ const timeOfDay = new Intl.DateTimeFormat(undefined, {hour: '2-digit', minute: '
 const dateAndTime = new Intl.DateTimeFormat(undefined, {
   month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
 });
+const dateOfAnotherYear = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
+});
 const hourMinute = new Intl.DateTimeFormat(undefined, {hour: '2-digit', minute: '2-digit', hourCycle: 'h23'});
 
 export const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
@@ -27,12 +30,21 @@ export function parseTime(value) {
   return Number.isNaN(time.getTime()) ? null : time;
 }
 
-/** "12:04:31" today, "Nov 27, 12:04:31" otherwise. */
+/** "12:04:31" today, "Nov 27, 12:04:31" another day of this year, "Nov 27, 2031, 12:04:31"
+ * in another year. */
 export function clock(value) {
   const time = parseTime(value);
   if (!time) return '—';
   const today = new Date();
-  return time.toDateString() === today.toDateString() ? timeOfDay.format(time) : dateAndTime.format(time);
+  if (time.toDateString() === today.toDateString()) return timeOfDay.format(time);
+  return time.getFullYear() === today.getFullYear() ? dateAndTime.format(time) : dateOfAnotherYear.format(time);
+}
+
+/** A queued job whose run_at is still ahead (created for later, or a retry waiting out its
+ * backoff): no worker claims it before then. */
+export function notDueYet(job, now = Date.now()) {
+  const due = parseTime(job.run_at);
+  return job.status === 'QUEUED' && due !== null && due.getTime() > now;
 }
 
 export function hhmm(value) {

@@ -5,7 +5,11 @@
 // listener registered for that exact name, so an unknown type would be dropped silently. This
 // reader hands every event to one callback, whatever its name; it also sees the HTTP status
 // (a 401 means "sign in again", not "retry forever") and resumes with Last-Event-ID exactly
-// as EventSource does. The session cookie authenticates it (same origin).
+// as EventSource does. The session cookie authenticates it (same origin). Unlike
+// EventSource, it can pause: the connection closes, the place in the stream is kept, and
+// resume() goes on exactly after the last event.
+
+import {parseJson} from './json.js';
 
 const INITIAL_RETRY_MS = 3000;
 const MAX_RETRY_MS = 30000;
@@ -15,6 +19,7 @@ export class EventStream {
    * @param {string} url
    * @param {{onEvent: (type: string, data: any, id: string) => void,
    *          onState?: (state: 'connecting'|'open'|'retrying'|'closed'|'error', detail?: string) => void,
+   *          (closed: by close(), or paused)
    *          onUnauthorized?: () => void}} handlers
    */
   constructor(url, handlers) {
@@ -24,8 +29,9 @@ export class EventStream {
     this.retryMs = INITIAL_RETRY_MS;
     this.failures = 0;
     this.closed = false;
-    this.controller = null;
+    this.controller = null; // the current connection's: a connection that is no longer current ends quietly
     this.timer = null;
+    this.paused = false;
     this.state = 'connecting';
   }
 
@@ -36,9 +42,29 @@ export class EventStream {
 
   close() {
     this.closed = true;
+    this.disconnect();
+    this.setState('closed');
+  }
+
+  /** Close the connection, keeping the place: resume() goes on after the last event. */
+  pause() {
+    if (this.closed || this.paused) return;
+    this.paused = true;
+    this.disconnect();
+    this.setState('closed');
+  }
+
+  resume() {
+    if (this.closed || !this.paused) return;
+    this.paused = false;
+    this.failures = 0;
+    this.connect();
+  }
+
+  disconnect() {
     clearTimeout(this.timer);
     if (this.controller) this.controller.abort();
-    this.setState('closed');
+    this.controller = null;
   }
 
   setState(state, detail) {
@@ -47,18 +73,31 @@ export class EventStream {
   }
 
   async connect() {
-    if (this.closed) return;
+    if (this.closed || this.paused) return;
     this.setState('connecting');
-    this.controller = new AbortController();
+    const controller = new AbortController();
+    this.controller = controller;
+    const current = () => this.controller === controller;
     const headers = {Accept: 'text/event-stream'};
     if (this.lastEventId !== null) headers['Last-Event-ID'] = this.lastEventId;
     let response;
     try {
       response = await fetch(this.url, {
-        headers, credentials: 'same-origin', cache: 'no-store', signal: this.controller.signal,
+        headers, credentials: 'same-origin', cache: 'no-store', signal: controller.signal,
       });
     } catch {
-      this.scheduleReconnect();
+      if (current()) this.scheduleReconnect();
+      return;
+    }
+    if (!current()) {
+      response.body?.cancel().catch(() => {});
+      return;
+    }
+    if (response.status === 410 && this.lastEventId !== null) {
+      // The events after our place were deleted (retention): go on from now.
+      response.body?.cancel().catch(() => {});
+      this.lastEventId = null;
+      this.connect();
       return;
     }
     // Refusals that retrying cannot fix (422: the resume point is not an event here).
@@ -77,22 +116,22 @@ export class EventStream {
     this.failures = 0;
     this.setState('open');
     try {
-      await this.read(response.body);
+      await this.read(response.body, controller.signal);
     } catch {
-      // aborted by close(), or the connection broke: either way fall through
+      // aborted by close() or pause(), or the connection broke: either way fall through
     }
-    this.scheduleReconnect();
+    if (current()) this.scheduleReconnect();
   }
 
   scheduleReconnect() {
-    if (this.closed) return;
+    if (this.closed || this.paused) return;
     this.failures += 1;
     const backoff = Math.min(MAX_RETRY_MS, this.retryMs * 2 ** Math.max(0, this.failures - 1));
     this.setState('retrying');
     this.timer = setTimeout(() => this.connect(), this.failures <= 1 ? this.retryMs : backoff);
   }
 
-  async read(body) {
+  async read(body, signal) {
     const reader = body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
     let type = '';
@@ -107,7 +146,7 @@ export class EventStream {
       const lines = buffer.split(/\r\n|\n|\r(?!$)/);
       buffer = lines.pop();
       for (const line of lines) {
-        if (this.closed) return;
+        if (signal.aborted) return;
         if (line === '') {
           if (id !== null) this.lastEventId = id;
           if (data.length) this.dispatch(type || 'message', data.join('\n'));
@@ -132,7 +171,7 @@ export class EventStream {
   dispatch(type, raw) {
     let parsed;
     try {
-      parsed = JSON.parse(raw);
+      parsed = parseJson(raw);
     } catch {
       parsed = raw;
     }

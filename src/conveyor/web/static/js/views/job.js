@@ -1,12 +1,14 @@
 // One job: status, progress, payload and result, steps as a timeline, and the event log
-// streaming live (filtered by type, progress ticks hidden on request); Release, Cancel and
-// Retry when the role and the job's state allow them; which limits hold a queued job back.
+// streaming live (the tab's workspace stream, this job's events: see live.js; filtered by
+// type, progress ticks hidden on request); Release, Cancel and
+// Retry when the role and the job's state allow them; which limits hold a queued job back,
+// and when a job created for later is due.
 
 import {can, get, patch, post, session, ws} from '../api.js';
 import {h, icon, replace, setVar} from '../dom.js';
-import {between, clock, count, duration, exact, shortId, TERMINAL, titleCase} from '../format.js';
+import {between, clock, count, duration, exact, notDueYet, shortId, TERMINAL, titleCase} from '../format.js';
 import {compact, jsonView} from '../json.js';
-import {EventStream} from '../sse.js';
+import {onStreamOpen, onStreamState, onWorkspaceEvent} from '../live.js';
 import {
   confirmDialog, copyButton, elapsed, errorBox, liveIndicator, progressBar, statusBadge, throttle, timeAgo, toast,
 } from '../ui.js';
@@ -18,6 +20,8 @@ const PROGRESS_TYPES = new Set(['job.progress', 'step.progress']);
 const HIDE_PROGRESS_KEY = 'conveyor.events.hideProgress';
 // A queued job learns of no event when a limit makes room or is paused: look again.
 const WAITING_REFRESH_MS = 5000;
+// The longest wait setTimeout takes (a longer one fires at once).
+const LONGEST_TIMER_MS = 2 ** 31 - 1;
 
 /** A job created with `hold: true`: PENDING, and waiting for nothing but a release (not
  * for dependencies, nor for an approval). */
@@ -42,8 +46,9 @@ export function mountJob(main, {params}) {
   let stopped = false;
   let job = null;
   let steps = [];
-  let stream = null;
   let lastSeq = 0;
+  let arrivedWhileLoading = []; // [type, event]: applied once the page has the job (then null)
+  let lookAgainWhenLoaded = false;
   let progressMessage = '';
   let follow = true;
   let hideProgress = storedHideProgress();
@@ -60,6 +65,8 @@ export function mountJob(main, {params}) {
   const heldNote = h('p', {class: 'alert alert-info held-note', 'data-testid': 'held-note', hidden: true});
   const waitingNote = h('div', {class: 'alert alert-warning held-note', 'data-testid': 'waiting-note', hidden: true});
   let waitingTimer = null;
+  const dueNote = h('p', {class: 'alert alert-info held-note', 'data-testid': 'due-note', hidden: true});
+  let dueTimer = null;
   const idLine = h('p', {class: 'page-subtitle job-id'});
   const bar = progressBar({label: 'Job progress', testid: 'job-progress'});
   const percent = h('span', {class: 'progress-percent', 'data-testid': 'job-progress-text'});
@@ -103,6 +110,7 @@ export function mountJob(main, {params}) {
         h('div', {class: 'job-heading'}, h('div', {class: 'title-row'}, title, badgeSlot, live), idLine),
         actions),
       heldNote,
+      dueNote,
       waitingNote,
       h('section', {class: 'card progress-card', 'aria-label': 'Progress'},
         h('div', {class: 'progress-row'}, bar, percent), message),
@@ -144,12 +152,25 @@ export function mountJob(main, {params}) {
     replace(heldNote, h('strong', {}, 'Held. '), can('release')
       ? 'No worker claims this job until it is released: Release queues it.'
       : 'No worker claims this job until a client or admin key releases it.');
+    renderDue();
     renderWaiting();
     renderFacts();
     if (firstTime) replace(payloadBox, jsonView(job.payload, {label: 'Payload', testid: 'payload'}));
     renderOutcome();
-    // A live stream ends by itself (stream.complete) after the job's last event.
-    if (TERMINAL.has(job.status) && !stream) live.set('complete');
+    // After its last event a job has nothing more to follow.
+    if (TERMINAL.has(job.status)) live.set('complete');
+  }
+
+  /** When a queued job created for later (or retried after a backoff) becomes due; the note
+   * goes when that time comes. */
+  function renderDue() {
+    clearTimeout(dueTimer);
+    dueNote.hidden = !notDueYet(job);
+    if (dueNote.hidden) return;
+    replace(dueNote, h('strong', {}, 'Not due until '), h('span', {title: exact(job.run_at)}, clock(job.run_at)),
+      ' (', timeAgo(job.run_at), '). No worker claims it before then.');
+    const wait = new Date(job.run_at).getTime() - Date.now();
+    if (!stopped) dueTimer = setTimeout(renderDue, Math.min(wait, LONGEST_TIMER_MS));
   }
 
   /** The limits holding a queued job back, and why (a job answer without `waiting_for`,
@@ -486,20 +507,11 @@ export function mountJob(main, {params}) {
   const stepsSoon = throttle(refreshSteps, 400);
 
   function onEvent(type, data) {
-    if (stopped) return;
-    if (type === 'stream.complete') {
-      stream.close();
-      stream = null;
-      live.set('complete');
-      jobSoon();
+    if (stopped || data.job_id !== jobId || typeof data.seq !== 'number') return;
+    if (arrivedWhileLoading) {
+      arrivedWhileLoading.push([type, data]);
       return;
     }
-    if (type === 'stream.closed') {
-      stream.close();
-      window.dispatchEvent(new CustomEvent('conveyor:unauthorized'));
-      return;
-    }
-    if (!data || typeof data !== 'object' || typeof data.seq !== 'number') return;
     if (data.seq > lastSeq + 1) fillGap();
     if (!addEvent(data, {live: true})) return;
     if (type === 'job.progress') {
@@ -541,23 +553,29 @@ export function mountJob(main, {params}) {
     renderJob(detail);
     renderSteps();
     title.focus({preventScroll: true});
-    if (!TERMINAL.has(detail.status)) {
-      live.set('connecting');
-      stream = new EventStream(`${ws(`/jobs/${jobId}/events/stream`)}?after_seq=${lastSeq}`, {
-        onEvent,
-        onState: (state) => { if (state !== 'closed') live.set(state); },
-        onUnauthorized: () => window.dispatchEvent(new CustomEvent('conveyor:unauthorized')),
-      }).start();
-    }
+    const arrived = arrivedWhileLoading;
+    arrivedWhileLoading = null;
+    for (const [type, event] of arrived) onEvent(type, event);
+    if (lookAgainWhenLoaded) jobSoon();
   }
 
+  // Subscribed before the first read, so that no event falls between the two.
+  const stopEvents = onWorkspaceEvent(onEvent);
+  const stopState = onStreamState((state) => { if (!job || !TERMINAL.has(job.status)) live.set(state); });
+  const stopOpen = onStreamOpen(() => {
+    if (job) jobSoon();
+    else lookAgainWhenLoaded = true;
+  });
   load();
 
   return () => {
     stopped = true;
     clearTimeout(waitingTimer);
+    clearTimeout(dueTimer);
     jobSoon.cancel();
     stepsSoon.cancel();
-    if (stream) stream.close();
+    stopEvents();
+    stopState();
+    stopOpen();
   };
 }

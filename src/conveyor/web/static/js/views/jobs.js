@@ -1,12 +1,13 @@
 // The job list: filters (kept in the URL), pagination, live updates from the workspace
 // stream, and the "new job" dialog for roles that may create. Filtered to failed jobs, it
 // shows each job's error. "Select all matching" cancels or retries every job the filters
-// match (not just the page), after a confirmation that says how many.
+// match (not just the page), after a confirmation that says how many and which filters; any
+// change to the filters ends the selection.
 
 import {can, get, post, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
-import {count, exact, JOB_TYPE, JOB_TYPE_HINT, shortId, STATUSES, titleCase} from '../format.js';
-import {onWorkspaceEvent, statusAfter} from '../live.js';
+import {ago, count, exact, JOB_TYPE, JOB_TYPE_HINT, notDueYet, shortId, STATUSES, titleCase} from '../format.js';
+import {onStreamOpen, onWorkspaceEvent, statusAfter} from '../live.js';
 import {confirmDialog, debounce, elapsed, emptyState, errorBox, progressBar, statusBadge, throttle, timeAgo, toast} from '../ui.js';
 import {openNewJobDialog} from './newjob.js';
 
@@ -62,9 +63,29 @@ function localMoment(iso) {
 
 /** What the filters ask of the server, by the API's names (a list's query, a bulk body). */
 function filterQuery(filters, byPrefix) {
-  const query = {status: filters.status};
+  const query = {status: [...filters.status]};
   for (const key of TEXT_FILTERS) if (filters[key]) query[key === 'type' && byPrefix ? 'type_prefix' : key] = filters[key];
   return query;
+}
+
+/** A bulk request's filters in words, as its confirmation states them. */
+function filterWords(body) {
+  if (body.all) return 'none (every job of the workspace)';
+  const words = [];
+  if (body.status) words.push(`status ${body.status.map(titleCase).join(' or ')}`);
+  const say = {
+    type: (value) => `type ${value}`,
+    type_prefix: (value) => `type starting with ${value}`,
+    agent_task_id: (value) => `agent task ${value}`,
+    q: (value) => `id containing ${value}`,
+    worker_id: (value) => `worker ${value}`,
+    concurrency_key: (value) => `concurrency key ${value}`,
+    error_contains: (value) => `error containing "${value}"`,
+    created_after: (value) => `created after ${exact(value)}`,
+    created_before: (value) => `created before ${exact(value)}`,
+  };
+  for (const [key, describe] of Object.entries(say)) if (body[key]) words.push(describe(body[key]));
+  return words.join('; ');
 }
 
 function writeFilters(filters) {
@@ -138,7 +159,13 @@ export function mountJobs(main, {query}) {
     for (const key of ['created_after', 'created_before']) filters[key] = isoMoment(moreInputs[key].value);
     changed();
   }, 250);
-  for (const input of [typeInput, agentInput, idInput, ...Object.values(moreInputs)]) input.addEventListener('input', textChanged);
+  for (const input of [typeInput, agentInput, idInput, ...Object.values(moreInputs)]) {
+    input.addEventListener('input', () => {
+      // Typing changes the filters now, though the list follows a moment later.
+      setSelected(false);
+      textChanged();
+    });
+  }
   clear.addEventListener('click', () => {
     Object.assign(filters, {status: [], page: 1});
     for (const key of TEXT_FILTERS) filters[key] = '';
@@ -169,6 +196,10 @@ export function mountJobs(main, {query}) {
 
   // -- "select all matching": cancel or retry every job the filters match ----------------
   let lastMeta = null;
+  // What "Select all matching" selected: the filters as the bulk request sends them, taken
+  // when it was clicked (null: nothing selected). A bulk action states and sends exactly
+  // these, and is refused once they are no longer what is selected.
+  let selected = null;
   const bulkResult = h('span', {class: 'bulk-result', 'data-testid': 'bulk-result', 'aria-live': 'polite'});
   const selectAll = h('button', {class: 'button button-small', type: 'button', 'data-testid': 'select-all'}, 'Select all matching');
   const selectedText = h('span', {class: 'bulk-selected', 'data-testid': 'bulk-selected'});
@@ -180,6 +211,7 @@ export function mountJobs(main, {query}) {
     ? h('div', {class: 'bulk-bar', 'data-testid': 'bulk-bar'}, selectAll, selection, bulkResult)
     : null;
   const setSelected = (on) => {
+    selected = on ? {body: bulkBody()} : null;
     selection.hidden = !on;
     selectAll.hidden = on;
     if (on && lastMeta) {
@@ -195,13 +227,25 @@ export function mountJobs(main, {query}) {
     retry: {path: '/jobs/bulk/retry', title: 'Run again', which: 'failed or cancelled (and not run again yet)', done: 'run again',
       none: 'None of the matching jobs can be run again: only failed or cancelled jobs not run again yet can.'},
   };
-  async function runBulk(action) {
-    const what = BULK[action];
+  function bulkBody() {
     const body = filterQuery(filters, !typePrefixIgnored);
     if (!Object.keys(body).some((key) => key !== 'status') && !body.status.length) body.all = true;
     if (!body.status.length) delete body.status;
+    return body;
+  }
+  async function runBulk(action) {
+    const what = BULK[action];
+    const chosen = selected;
+    if (!chosen) return; // the filters changed since the selection: nothing is selected
+    const {body} = chosen;
+    const stillChosen = () => {
+      if (!stopped && selected === chosen) return true;
+      toast(`Nothing was ${what.done}: the filters changed before you confirmed. Select the matching jobs again.`, {kind: 'warning'});
+      return false;
+    };
     try {
       const counted = await post(ws(what.path), {...body, dry_run: true});
+      if (!stillChosen()) return;
       if (!counted.remaining) {
         toast(what.none, {kind: 'warning'});
         return;
@@ -210,12 +254,12 @@ export function mountJobs(main, {query}) {
       const many = `${about}${count(counted.remaining)} ${counted.remaining === 1 ? 'job' : 'jobs'}`;
       const yes = await confirmDialog({
         title: `${what.title} ${many}?`,
-        body: `${many} matching these filters (${what.which}) will be ${what.done}. A job that changes meanwhile is left as it is.`,
+        body: `${many} matching these filters (${what.which}) will be ${what.done}. Filters: ${filterWords(body)}. A job that changes meanwhile is left as it is.`,
         confirm: `${what.title} ${many}`,
         cancel: 'Back',
         danger: action === 'cancel',
       });
-      if (!yes) return;
+      if (!yes || !stillChosen()) return;
       let matched = 0;
       let changed = 0;
       let cursor = null;
@@ -299,7 +343,8 @@ export function mountJobs(main, {query}) {
       {label: 'Job', cell: (job) => h('td', {class: 'cell-id'}, h('a', {href: `#/jobs/${job.id}`, class: 'mono job-link', tabindex: '-1', title: job.id}, `…${shortId(job.id)}`))},
       {label: 'Type', cell: (job) => h('td', {class: 'cell-type'}, h('span', {class: 'mono type-name'}, job.type),
         job.agent_task_id ? h('span', {class: 'sub mono', title: 'agent task'}, job.agent_task_id) : null)},
-      {label: 'Status', cell: (job) => h('td', {class: 'cell-status', 'data-cell': 'status'}, statusBadge(job.status))},
+      {label: 'Status', cell: (job) => h('td', {class: 'cell-status', 'data-cell': 'status'}, statusBadge(job.status),
+        notDueYet(job) ? h('span', {class: 'sub', 'data-testid': 'due'}, timeAgo(job.run_at, {prefix: 'due '})) : null)},
       withErrors ? {label: 'Error', cell: (job) => h('td', {class: 'cell-error'}, job.error
         ? h('span', {class: 'row-error', title: job.error, 'data-testid': 'row-error'}, errorLine(job.error))
         : h('span', {class: 'muted'}, '—'))} : null,
@@ -329,7 +374,8 @@ export function mountJobs(main, {query}) {
   function row(job, flash) {
     const tr = h('tr', {
       tabindex: '0', class: ['job-row', flash ? `flash-${flash}` : null], 'data-testid': 'job-row', 'data-job-id': job.id,
-      'data-status': job.status, 'aria-label': `Job ${shortId(job.id)}, ${job.type}, ${titleCase(job.status)}`,
+      'data-status': job.status,
+      'aria-label': `Job ${shortId(job.id)}, ${job.type}, ${titleCase(job.status)}${notDueYet(job) ? `, due ${ago(job.run_at)}` : ''}`,
     }, columns.map((column) => {
       const cell = column.cell(job);
       cell.dataset.label = column.label;
@@ -425,6 +471,7 @@ export function mountJobs(main, {query}) {
 
   // -- live ------------------------------------------------------------------------------
   const reload = throttle(load, 1000);
+  const stopOpen = onStreamOpen(reload); // back from a hidden tab, or a break: look again
   const unsubscribe = onWorkspaceEvent((type, event) => {
     const tr = tbody.querySelector(`tr[data-job-id="${CSS.escape(String(event.job_id))}"]`);
     if (tr) {
@@ -454,9 +501,11 @@ export function mountJobs(main, {query}) {
 
   return () => {
     stopped = true;
+    selected = null;
     reload.cancel();
     textChanged.cancel();
     unsubscribe();
+    stopOpen();
     if (controller) controller.abort();
   };
 }

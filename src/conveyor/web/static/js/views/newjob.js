@@ -6,6 +6,7 @@ import {post, ws} from '../api.js';
 import {h} from '../dom.js';
 import {JOB_TYPE, JOB_TYPE_HINT} from '../format.js';
 import {field, openFormDialog} from '../forms.js';
+import {JsonText} from '../json.js';
 
 const TIMEOUT_LIMIT_SECONDS = 7 * 24 * 3600;
 
@@ -42,9 +43,11 @@ export function openNewJobDialog({types = [], initial = {}} = {}) {
       fail(`The type ${JOB_TYPE_HINT}`, typeInput);
       return undefined;
     }
+    // Sent as typed, not as JavaScript reads it back: every digit of a large integer, 1.0
+    // as 1.0; the server's own rules then decide (integers up to 64 bits).
     let body;
     try {
-      body = payload.value.trim() ? JSON.parse(payload.value) : {};
+      body = new JsonText(payload.value.trim() || '{}');
     } catch (problem) {
       fail(`The payload is not valid JSON: ${problem.message}`, payload);
       return undefined;
