@@ -314,7 +314,7 @@ export function openLimitDialog({limit = null, existing = []} = {}) {
         h('p', {class: 'help', id: 'limit-paused-help'}, 'None of its jobs start; the running ones go on.')),
     ],
     focus: editing ? maxRunning : name,
-    controls: [name, maxRunning, rateCount, rateSeconds],
+    fields: {name, max_running: maxRunning, 'rate.count': rateCount, 'rate.per_seconds': rateSeconds},
     prepare,
     send: ({limitName, body}) => put(limitPath(limitName), body),
   });

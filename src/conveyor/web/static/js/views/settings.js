@@ -16,6 +16,10 @@ const RETENTION = [
 ];
 const INHERIT = 'default'; // sent to drop the workspace's own value for the instance's
 const WHOLE = /^\d+$/;
+// A weight's bounds, as the server has them (domain/capacity.py; test_rules.py holds them
+// equal): the page says the range before it asks.
+const WEIGHT_MIN = 1;
+const WEIGHT_MAX = 1000;
 
 /** How long a retention value keeps a job: "14 days", "forever", "until the next pruning". */
 export function keptText(days) {
@@ -147,12 +151,12 @@ function weightCard(settings, saved) {
     controls: [weight],
     fields: {weight},
     prepare(fail) {
-      const text = weight.value.trim();
-      if (!WHOLE.test(text)) {
-        fail('The weight must be a whole number.', weight);
+      const value = Number(weight.value.trim());  // empty is 0: out of range too
+      if (!Number.isInteger(value) || value < WEIGHT_MIN || value > WEIGHT_MAX) {
+        fail(`The weight must be a whole number from ${WEIGHT_MIN} to ${WEIGHT_MAX}.`, weight);
         return undefined;
       }
-      return {weight: Number(text)};
+      return {weight: value};
     },
     send: (request) => patch(ws('/settings'), request),
     done: (answer) => {
