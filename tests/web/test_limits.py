@@ -130,6 +130,48 @@ async def test_an_admin_creates_edits_pauses_resumes_and_deletes_a_limit(
         await board.assert_clean()
 
 
+async def test_an_edit_does_not_undo_a_change_made_while_its_dialog_was_open(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    made = await client.put("/limits/slowapi", json={"max_running": 2})
+    assert made.status_code == 200, made.text
+    async with dashboard(browser, server) as board:
+        page = board.page
+        await board.sign_in(keys["admin"])
+        await board.nav("Limits").click()
+        slowapi = row(page, "slowapi")
+        await slowapi.get_by_test_id("edit-limit").click()
+        dialog = page.get_by_test_id("limit-dialog")
+        await expect(dialog.get_by_label("Max running")).to_have_value("2")
+        await expect(dialog.get_by_label("Paused")).not_to_be_checked()
+
+        # Another operator pauses it meanwhile; this one raises its cap.
+        paused = await client.put("/limits/slowapi", json={"max_running": 2, "paused": True})
+        assert paused.status_code == 200, paused.text
+        await dialog.get_by_label("Max running").fill("4")
+        await dialog.get_by_test_id("save-limit").click()
+
+        await expect(dialog.get_by_test_id("limit-error")).to_contain_text(
+            "Not saved: limit slowapi was changed elsewhere"
+        )
+        await expect(dialog.get_by_label("Paused"), "the dialog shows it now").to_be_checked()
+        await expect(dialog.get_by_label("Max running")).to_have_value("2")
+        stored = await limit(client, "slowapi")
+        assert stored is not None
+        assert (stored["max_running"], stored["paused"]) == (2, True), "the pause stands"
+
+        # Made again over what it is now, the change keeps the pause.
+        await dialog.get_by_label("Max running").fill("4")
+        await dialog.get_by_test_id("save-limit").click()
+        await expect(dialog).to_have_count(0)
+        await expect(slowapi.get_by_test_id("limit-running")).to_have_text("0 / 4")
+        await expect(slowapi.get_by_test_id("limit-state")).to_have_text("Paused")
+        stored = await limit(client, "slowapi")
+        assert stored is not None
+        assert (stored["max_running"], stored["paused"]) == (4, True)
+        await board.assert_clean()
+
+
 async def test_other_keys_see_limits_read_only(
     browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
 ) -> None:

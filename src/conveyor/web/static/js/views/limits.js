@@ -243,18 +243,50 @@ export function openLimitDialog({limit = null, existing = []} = {}) {
   });
   const maxRunning = h('input', {
     id: 'limit-max-running', class: 'input', type: 'number', min: '0', step: '1', inputmode: 'numeric',
-    value: limit && limit.max_running !== null && limit.max_running !== undefined ? String(limit.max_running) : '',
     placeholder: 'no cap', 'aria-describedby': 'limit-max-running-help',
   });
   const rateCount = h('input', {
     id: 'limit-rate-count', class: 'input', type: 'number', min: '1', step: '1', inputmode: 'numeric',
-    value: limit && limit.rate ? String(limit.rate.count) : '', placeholder: 'no cap', 'aria-describedby': 'limit-rate-help',
+    placeholder: 'no cap', 'aria-describedby': 'limit-rate-help',
   });
   const rateSeconds = h('input', {
     id: 'limit-rate-seconds', class: 'input', type: 'number', min: '0', step: 'any', inputmode: 'decimal',
-    value: limit && limit.rate ? String(limit.rate.per_seconds) : '', placeholder: 'seconds', 'aria-describedby': 'limit-rate-help',
+    placeholder: 'seconds', 'aria-describedby': 'limit-rate-help',
   });
-  const paused = h('input', {id: 'limit-paused', type: 'checkbox', checked: Boolean(limit && limit.paused), 'aria-describedby': 'limit-paused-help'});
+  const paused = h('input', {id: 'limit-paused', type: 'checkbox', 'aria-describedby': 'limit-paused-help'});
+
+  function show(current) {
+    maxRunning.value = current.max_running === null || current.max_running === undefined ? '' : String(current.max_running);
+    rateCount.value = current.rate ? String(current.rate.count) : '';
+    rateSeconds.value = current.rate ? String(current.rate.per_seconds) : '';
+    paused.checked = Boolean(current.paused);
+  }
+  if (limit) show(limit);
+  // What the dialog showed the operator of the limit (null: there is none). A PUT sets the
+  // whole limit and takes no version, so an edit is saved only while the limit still is
+  // this: a change made meanwhile (another operator pausing it) is shown, not undone.
+  let shown = limit;
+  const settings = (found) => (found ? JSON.stringify(body(found)) : 'none');
+
+  async function save({limitName, body: wanted}) {
+    if (editing) {
+      let current = null;
+      try {
+        current = await get(limitPath(limitName));
+      } catch (error) {
+        if (error.status !== 404) throw error;
+      }
+      if (settings(current) !== settings(shown)) {
+        shown = current;
+        if (!current) {
+          throw new Error(`Not saved: limit ${limitName} was deleted elsewhere while this was open. Save again to create it with these values.`);
+        }
+        show(current);
+        throw new Error(`Not saved: limit ${limitName} was changed elsewhere while this was open. The fields show it as it is now; make your change again.`);
+      }
+    }
+    return put(limitPath(limitName), wanted);
+  }
 
   function prepare(fail) {
     const limitName = editing ? limit.name : name.value.trim();
@@ -316,6 +348,6 @@ export function openLimitDialog({limit = null, existing = []} = {}) {
     focus: editing ? maxRunning : name,
     fields: {name, max_running: maxRunning, 'rate.count': rateCount, 'rate.per_seconds': rateSeconds},
     prepare,
-    send: ({limitName, body}) => put(limitPath(limitName), body),
+    send: save,
   });
 }
