@@ -3,7 +3,7 @@
 // holds back right now. Keys that may manage limits (admin) create, edit, pause, resume and
 // delete them; every other key sees them read-only.
 
-import {can, del, get, put, session, ws} from '../api.js';
+import {addressable, can, del, get, put, segment, session, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
 import {count} from '../format.js';
 import {field, openFormDialog} from '../forms.js';
@@ -16,8 +16,11 @@ const NAME_MAX = 200;
 const NAME_PATTERN = /^[^\x00-\x1f\x7f]{1,200}$/;
 
 function limitPath(name) {
-  return ws(`/limits/${encodeURIComponent(name)}`);
+  return ws(`/limits/${segment(name)}`);
 }
+
+// Said where a limit's name is one the browser cannot put in a request (see api.js).
+const UNREACHABLE = 'a browser reads it in a web address as “this folder” or “the one above”';
 
 /** A limit's rate as people say it: "10 per 60 s". */
 export function rateText(rate) {
@@ -149,12 +152,15 @@ export function mountLimits(main) {
           limit.rate ? h('span', {class: 'sub', 'data-testid': 'limit-window'}, `${count(limit.started_in_window)} started in the window`) : null),
         h('td', {'data-label': 'State', class: 'cell-state'}, stateBadge(limit),
           limit.waiting_because ? h('span', {class: 'sub', 'data-testid': 'limit-why'}, `none may start: ${whyText(limit, limit.waiting_because)}`) : null),
-        manage ? h('td', {class: 'actions cell-actions'}, h('div', {class: 'row-actions'},
-          actionButton(limit, 'edit', 'Edit', {iconName: 'edit'}),
-          limit.paused
-            ? actionButton(limit, 'resume', 'Resume', {iconName: 'play'})
-            : actionButton(limit, 'pause', 'Pause', {iconName: 'pause'}),
-          actionButton(limit, 'delete', 'Delete', {danger: true}))) : null);
+        manage ? h('td', {class: 'actions cell-actions'}, addressable(limit.name)
+          ? h('div', {class: 'row-actions'},
+            actionButton(limit, 'edit', 'Edit', {iconName: 'edit'}),
+            limit.paused
+              ? actionButton(limit, 'resume', 'Resume', {iconName: 'play'})
+              : actionButton(limit, 'pause', 'Pause', {iconName: 'pause'}),
+            actionButton(limit, 'delete', 'Delete', {danger: true}))
+          : h('span', {class: 'muted', 'data-testid': 'limit-unreachable'},
+            `Managed through the API only: ${UNREACHABLE}.`)) : null);
     });
     const hadFocus = listBox.contains(document.activeElement) ? document.activeElement : null;
     const wanted = focusAfter || (hadFocus && hadFocus.dataset.action
@@ -292,6 +298,10 @@ export function openLimitDialog({limit = null, existing = []} = {}) {
     const limitName = editing ? limit.name : name.value.trim();
     if (!NAME_PATTERN.test(limitName)) {
       fail(`The name must be 1 to ${NAME_MAX} printable characters.`, name);
+      return undefined;
+    }
+    if (!addressable(limitName)) {
+      fail(`Choose another name: the dashboard cannot manage a limit named “${limitName}”, since ${UNREACHABLE}.`, name);
       return undefined;
     }
     if (!editing && existing.includes(limitName)) {
