@@ -5,6 +5,7 @@ control in reach without sideways scrolling."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import httpx
@@ -171,4 +172,43 @@ async def test_the_schedules_view_fits_a_phone(
         await assert_in_reach(board, page.get_by_test_id("run-job"), "the run's job link")
         await assert_in_reach(board, page.get_by_test_id("trigger"), "Run now")
         await board.screenshot(ARTIFACTS / "schedules" / "schedule-390.png", full_page=True)
+        await board.assert_clean()
+
+
+async def test_next_runs_are_shown_in_the_schedules_own_time_zone(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    made = await client.post(
+        "/schedules",
+        json={
+            "name": "standup",
+            "cron": "0 9 * * MON-FRI",
+            "timezone": "Asia/Kolkata",
+            "job": {"type": "standup.remind"},
+        },
+    )
+    assert made.status_code == 201, made.text
+    # A browser in Los Angeles, where 09:00 in Kolkata is 19:30 (19:30 on a Sunday for a
+    # Monday's tick): the times are Kolkata's, named, not the browser's unlabelled.
+    kolkata_weekday_nine = re.compile(r"^(Mon|Tue|Wed|Thu|Fri), \w{3} \d{1,2}, 09:00 GMT\+5:30$")
+    async with dashboard(
+        browser, server, viewport=DESKTOP, timezone_id="America/Los_Angeles", locale="en-US"
+    ) as board:
+        page = board.page
+        await board.sign_in(keys["admin"])
+        await board.nav("Schedules").click()
+        row = page.locator('[data-testid="schedule-row"][data-name="standup"]')
+        ticks = row.get_by_test_id("upcoming").locator("li")
+        await expect(ticks).to_have_count(3)
+        for tick in await ticks.all():
+            await expect(tick).to_have_text(kolkata_weekday_nine)
+            await expect(tick.locator("time")).to_have_attribute(
+                "title", re.compile("^your time: ")
+            )
+
+        await row.locator(".schedule-link").click()
+        ticks = page.get_by_test_id("upcoming").locator("li")
+        await expect(ticks).to_have_count(5)
+        for tick in await ticks.all():
+            await expect(tick).to_have_text(kolkata_weekday_nine)
         await board.assert_clean()

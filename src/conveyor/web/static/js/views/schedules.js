@@ -1,11 +1,12 @@
 // Schedules: cron rules that create jobs. The list shows each one's next fire times (the
 // server computes them: `upcoming`) with Pause/Resume, Run now and Delete for roles that
 // may manage them, and a form to create one; a schedule's page shows what its ticks did
-// and links the jobs they made.
+// and links the jobs they made. Times of a schedule are shown in its own time zone, named
+// (its cron's fields are wall-clock times there), the browser's own in their title.
 
 import {can, del, get, patch, post, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
-import {clock, exact, JOB_TYPE, JOB_TYPE_HINT, shortId} from '../format.js';
+import {exact, JOB_TYPE, JOB_TYPE_HINT, shortId} from '../format.js';
 import {field, formError, handleSubmit} from '../forms.js';
 import {confirmDialog, emptyState, errorBox, statusBadge, timeAgo, toast} from '../ui.js';
 
@@ -31,11 +32,43 @@ function stateBadge(schedule) {
     : h('span', {class: 'badge status-completed', 'data-testid': 'schedule-state'}, h('span', {class: 'badge-dot', 'aria-hidden': 'true'}), 'Active');
 }
 
+const zoneFormats = new Map();
+
+/** How a time reads in `timeZone`: weekday, date, 24-hour time and the zone's name
+ * ("Mon, Dec 14, 09:00 GMT+5:30"); with the year too when `withYear`. A zone this
+ * browser does not know (the server's IANA database may be newer) reads as UTC, named. */
+function zoneFormat(timeZone, withYear) {
+  const key = `${timeZone} ${withYear}`;
+  if (!zoneFormats.has(key)) {
+    const options = {
+      weekday: 'short', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
+      timeZoneName: 'short', year: withYear ? 'numeric' : undefined,
+    };
+    let format;
+    try {
+      format = new Intl.DateTimeFormat(undefined, {...options, timeZone});
+    } catch {
+      format = new Intl.DateTimeFormat(undefined, {...options, timeZone: 'UTC'});
+    }
+    zoneFormats.set(key, format);
+  }
+  return zoneFormats.get(key);
+}
+
+/** A time of `schedule`, in the schedule's time zone and named so (with its year when
+ * that is not this one); the browser's own time in the title. */
+function scheduleTime(value, schedule) {
+  const time = new Date(value);
+  if (Number.isNaN(time.getTime())) return h('span', {class: 'muted'}, '—');
+  const withYear = time.getFullYear() !== new Date().getFullYear();
+  return h('time', {datetime: value, title: `your time: ${exact(value)}`},
+    zoneFormat(schedule.timezone, withYear).format(time));
+}
+
 function upcomingList(schedule, {limit = 3} = {}) {
   if (!schedule.upcoming.length) return h('span', {class: 'muted'}, schedule.paused ? 'paused' : '—');
   return h('ol', {class: 'upcoming', 'data-testid': 'upcoming'},
-    schedule.upcoming.slice(0, limit).map((time) => h('li', {},
-      h('time', {datetime: time, title: exact(time)}, clock(time)))));
+    schedule.upcoming.slice(0, limit).map((time) => h('li', {}, scheduleTime(time, schedule))));
 }
 
 /** The actions on one schedule: each reports by toast and calls `changed` when done. */
@@ -233,13 +266,13 @@ export function mountSchedule(main, {params}) {
     return h('dl', {class: 'facts'}, rows.map(([label, value]) => [h('dt', {}, label), h('dd', {}, value)]));
   }
 
-  function runsTable(runs) {
+  function runsTable(schedule, runs) {
     if (!runs.length) return emptyState('No runs yet', 'Its first tick is its first run.');
     return h('div', {class: 'table-wrap'}, h('table', {class: 'table table-stack table-runs', 'data-testid': 'runs-table'},
       h('thead', {}, h('tr', {},
         h('th', {scope: 'col'}, 'Tick'), h('th', {scope: 'col'}, 'What happened'), h('th', {scope: 'col'}, 'Job'), h('th', {scope: 'col'}, 'Status'))),
       h('tbody', {}, runs.map((run) => h('tr', {'data-testid': 'run-row', 'data-outcome': run.outcome},
-        h('td', {'data-label': 'Tick'}, run.tick ? h('time', {datetime: run.tick, title: exact(run.tick)}, clock(run.tick)) : h('span', {class: 'muted'}, clock(run.created_at))),
+        h('td', {'data-label': 'Tick'}, run.tick ? scheduleTime(run.tick, schedule) : h('span', {class: 'muted'}, scheduleTime(run.created_at, schedule))),
         h('td', {'data-label': 'What happened'}, OUTCOMES[run.outcome] || run.outcome),
         h('td', {'data-label': 'Job', class: 'mono'}, run.job_id
           ? h('a', {href: `#/jobs/${run.job_id}`, 'data-testid': 'run-job', title: run.job_id}, `…${shortId(run.job_id)}`)
@@ -262,7 +295,7 @@ export function mountSchedule(main, {params}) {
           h('h2', {class: 'card-title', id: 'schedule-next-title'}, 'Next runs'),
           upcomingList(schedule, {limit: 5}))),
       h('h2', {class: 'section-title'}, 'Runs and the jobs they made'),
-      h('div', {class: 'card card-flush'}, runsTable(runs)));
+      h('div', {class: 'card card-flush'}, runsTable(schedule, runs)));
   }
 
   async function load() {
