@@ -126,9 +126,16 @@ def _expected(message: ConsoleMessage) -> bool:
 
 @asynccontextmanager
 async def dashboard(
-    browser: Browser, server: RunningServer, *, viewport: ViewportSize = VIEWPORT
+    browser: Browser,
+    server: RunningServer,
+    *,
+    viewport: ViewportSize = VIEWPORT,
+    timezone_id: str | None = None,
+    locale: str | None = None,
 ) -> AsyncIterator[Dashboard]:
-    context = await browser.new_context(viewport=viewport)  # its own cookie jar
+    """A watched page in a browser context of its own (its own cookie jar); `timezone_id`
+    and `locale` are the browser's (None: the machine's)."""
+    context = await browser.new_context(viewport=viewport, timezone_id=timezone_id, locale=locale)
     watched = Dashboard(await context.new_page(), server.url)
     await watched.watch()
     context.set_default_timeout(10_000)

@@ -293,3 +293,93 @@ async def test_every_page_fits_the_screen(
         await page.get_by_test_id("sign-out").click()
         await expect(page.get_by_role("heading", name="Sign in to the dashboard")).to_be_visible()
         await board.assert_clean()
+
+
+# Names as long as the server takes them, with nowhere a browser would break a line.
+LONG_KEY_NAME = ("integrationkeyforthebillingservice" * 6)[:200]
+LONG_TYPE = ("reportbuildquarterly" * 5)[:100]
+LONG_LIMIT_NAME = ("customeracmeindustriesinternational" * 6)[:200]
+LONG_SCHEDULE = ("nightlyreportforeveryregion" * 4)[:100]
+WIDE_DESKTOP: ViewportSize = {"width": 1400, "height": 900}
+
+
+async def assert_on_screen(board: Dashboard, element: Locator, what: str) -> None:
+    """Inside the viewport's width: for what the page's width does not count (a toast is
+    fixed to the window, so running past it widens nothing but is cut off)."""
+    box = await element.bounding_box()
+    width = await board.page.evaluate("document.documentElement.clientWidth")
+    assert box is not None
+    assert box["x"] >= 0, f"{what} runs off screen to the left: {box}"
+    assert box["x"] + box["width"] <= width, f"{what} runs off screen to the right: {box}"
+
+
+@pytest.mark.parametrize("viewport", [PHONE, WIDE_DESKTOP], ids=["phone", "desktop"])
+async def test_long_names_never_widen_the_page(
+    browser: Browser,
+    server: RunningServer,
+    keys: dict[str, str],
+    client: httpx.AsyncClient,
+    viewport: ViewportSize,
+) -> None:
+    made = await client.post("/keys", json={"role": "client", "name": LONG_KEY_NAME})
+    assert made.status_code == 201, made.text
+    job = await create(client, LONG_TYPE)
+    made = await client.put(f"/limits/{LONG_LIMIT_NAME}", json={"max_running": 2})
+    assert made.status_code == 200, made.text
+    made = await client.post(
+        "/schedules", json={"name": LONG_SCHEDULE, "cron": "@daily", "job": {"type": LONG_TYPE}}
+    )
+    assert made.status_code == 201, made.text
+    size = f"{viewport['width']}x{viewport['height']}"
+    shots = ARTIFACTS / "layout"
+
+    async with dashboard(browser, server, viewport=viewport) as board:
+        page = board.page
+        await board.sign_in(keys["admin"])
+        types = page.get_by_test_id("types-table")
+        await expect(types).to_contain_text(LONG_TYPE)
+        await assert_fits(board, "the overview, a long job type in Jobs by type")
+        card = page.locator("section.card", has=types)
+        await assert_on_screen(board, card, "the Jobs by type card")
+        await assert_on_screen(board, types.get_by_role("link", name=LONG_TYPE), "the long type")
+        await board.screenshot(shots / f"long-names-overview-{size}.png", full_page=True)
+
+        await board.go("#/jobs")
+        await expect(board.job_row(job["id"])).to_be_visible()
+        await assert_fits(board, "jobs, a long job type")
+        await assert_in_reach(board, board.job_row(job["id"]).locator(".job-link"), "its link")
+        await board.go(f"#/jobs/{job['id']}")
+        await expect(page.get_by_test_id("cancel")).to_be_visible()
+        await assert_fits(board, "a job of a long type")
+
+        await board.nav("API keys").click()
+        long_key = page.get_by_test_id("key-row").filter(has_text=LONG_KEY_NAME)
+        await expect(long_key).to_be_visible()
+        await assert_fits(board, "keys, a long key name")
+        await assert_in_reach(board, long_key.get_by_test_id("revoke-key"), "its Revoke")
+        await assert_in_reach(board, long_key.get_by_test_id("key-state"), "its state")
+        await board.screenshot(shots / f"long-names-keys-{size}.png", full_page=True)
+
+        await board.nav("Limits").click()
+        long_limit = page.locator(f'[data-testid="limit-row"][data-name="{LONG_LIMIT_NAME}"]')
+        await expect(long_limit).to_be_visible()
+        await assert_fits(board, "limits, a long limit name")
+        await assert_in_reach(board, long_limit.get_by_test_id("pause-limit"), "its Pause")
+        await long_limit.get_by_test_id("pause-limit").click()
+        toast = page.get_by_test_id("toast").filter(has_text="paused")
+        await expect(toast).to_be_visible()
+        await assert_on_screen(board, toast, "the toast naming a long limit")
+        await assert_fits(board, "limits with the toast")
+        await board.screenshot(shots / f"long-names-limits-{size}.png")
+        await toast.get_by_role("button", name="Dismiss").click()
+
+        await board.nav("Schedules").click()
+        long_schedule = page.locator(f'[data-testid="schedule-row"][data-name="{LONG_SCHEDULE}"]')
+        await expect(long_schedule).to_be_visible()
+        await assert_fits(board, "schedules, a long name and job type")
+        await assert_in_reach(board, long_schedule.get_by_test_id("delete"), "its Delete")
+        await long_schedule.locator(".schedule-link").click()
+        await expect(page.get_by_role("heading", name=LONG_SCHEDULE)).to_be_visible()
+        await assert_fits(board, "a schedule with a long name")
+        await board.screenshot(shots / f"long-names-schedule-{size}.png", full_page=True)
+        await board.assert_clean()

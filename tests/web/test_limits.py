@@ -130,6 +130,85 @@ async def test_an_admin_creates_edits_pauses_resumes_and_deletes_a_limit(
         await board.assert_clean()
 
 
+async def test_an_edit_does_not_undo_a_change_made_while_its_dialog_was_open(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    made = await client.put("/limits/slowapi", json={"max_running": 2})
+    assert made.status_code == 200, made.text
+    async with dashboard(browser, server) as board:
+        page = board.page
+        await board.sign_in(keys["admin"])
+        await board.nav("Limits").click()
+        slowapi = row(page, "slowapi")
+        await slowapi.get_by_test_id("edit-limit").click()
+        dialog = page.get_by_test_id("limit-dialog")
+        await expect(dialog.get_by_label("Max running")).to_have_value("2")
+        await expect(dialog.get_by_label("Paused")).not_to_be_checked()
+
+        # Another operator pauses it meanwhile; this one raises its cap.
+        paused = await client.put("/limits/slowapi", json={"max_running": 2, "paused": True})
+        assert paused.status_code == 200, paused.text
+        await dialog.get_by_label("Max running").fill("4")
+        await dialog.get_by_test_id("save-limit").click()
+
+        await expect(dialog.get_by_test_id("limit-error")).to_contain_text(
+            "Not saved: limit slowapi was changed elsewhere"
+        )
+        await expect(dialog.get_by_label("Paused"), "the dialog shows it now").to_be_checked()
+        await expect(dialog.get_by_label("Max running")).to_have_value("2")
+        stored = await limit(client, "slowapi")
+        assert stored is not None
+        assert (stored["max_running"], stored["paused"]) == (2, True), "the pause stands"
+
+        # Made again over what it is now, the change keeps the pause.
+        await dialog.get_by_label("Max running").fill("4")
+        await dialog.get_by_test_id("save-limit").click()
+        await expect(dialog).to_have_count(0)
+        await expect(slowapi.get_by_test_id("limit-running")).to_have_text("0 / 4")
+        await expect(slowapi.get_by_test_id("limit-state")).to_have_text("Paused")
+        stored = await limit(client, "slowapi")
+        assert stored is not None
+        assert (stored["max_running"], stored["paused"]) == (4, True)
+        await board.assert_clean()
+
+
+async def test_a_limit_named_dot_is_said_to_be_out_of_a_browsers_reach(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    """A browser resolves a path segment `.` or `..`, escaped as `%2E` or not, before it
+    sends a request (the URL standard), so the dashboard cannot name such a limit: it says
+    so rather than send a request about another path. Clients that keep `%2E` can."""
+    made = await client.put("/limits/%2E", json={"max_running": 1})  # httpx keeps the escape
+    assert made.status_code == 200, made.text
+    assert made.json()["name"] == "."
+    async with dashboard(browser, server) as board:
+        page = board.page
+        await board.sign_in(keys["admin"])
+        await board.nav("Limits").click()
+        dot = row(page, ".")
+        await expect(dot.get_by_test_id("limit-running")).to_have_text("0 / 1")
+        await expect(dot.get_by_test_id("limit-unreachable")).to_contain_text(
+            "Managed through the API only"
+        )
+        await expect(dot.get_by_role("button")).to_have_count(0)
+
+        await page.get_by_test_id("new-limit").click()
+        dialog = page.get_by_test_id("limit-dialog")
+        for name in ("..", "."):
+            await dialog.get_by_label("Name").fill(name)
+            await dialog.get_by_test_id("save-limit").click()
+            await expect(dialog.get_by_test_id("limit-error")).to_contain_text(
+                f"Choose another name: the dashboard cannot manage a limit named “{name}”"
+            )
+            await expect(dialog.get_by_label("Name")).to_have_attribute("aria-invalid", "true")
+        await dialog.get_by_role("button", name="Cancel").click()
+        assert await limit(client, "%2E%2E") is None, "nothing was created"
+        stored = await limit(client, "%2E")
+        assert stored is not None
+        assert (stored["max_running"], stored["paused"]) == (1, False), "nor changed"
+        await board.assert_clean()
+
+
 async def test_other_keys_see_limits_read_only(
     browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import conveyor.web
+from conveyor.domain.capacity import WEIGHT_MAX, WEIGHT_MIN
 from conveyor.domain.job_types import JOB_TYPE_MAX_LENGTH, JOB_TYPE_REGEX
 from conveyor.domain.schedules import SCHEDULE_NAME_PATTERN
 
@@ -28,3 +29,9 @@ def test_the_dashboard_checks_schedule_names_by_the_servers_rule() -> None:
     rule = SCHEDULE_NAME_PATTERN.pattern.removesuffix(r"\Z")
     schedules = (SCRIPTS / "views" / "schedules.js").read_text()
     assert f"const NAME_PATTERN = /^{rule}$/;" in schedules
+
+
+def test_the_dashboard_says_the_servers_weight_range() -> None:
+    settings = (SCRIPTS / "views" / "settings.js").read_text()
+    assert f"const WEIGHT_MIN = {WEIGHT_MIN};" in settings
+    assert f"const WEIGHT_MAX = {WEIGHT_MAX};" in settings

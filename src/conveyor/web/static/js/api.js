@@ -27,10 +27,28 @@ export function setSession(value) {
   current = value;
 }
 
+// A path segment `.` or `..` is resolved by the browser before a request is sent, as
+// "this folder" or "the one above", and so are its escaped forms (`%2E`, `.%2e`…: the URL
+// standard decodes them for this): no URL the browser sends can name such a thing.
+const DOT_SEGMENTS = new Set(['.', '..']);
+
+/** Whether `name` can be named in a request as one path segment (see DOT_SEGMENTS). */
+export function addressable(name) {
+  return !DOT_SEGMENTS.has(String(name));
+}
+
+/** `name` as one segment of an API path, percent-encoded whole (`customer/42` →
+ * `customer%2F42`); a name that cannot be addressed is refused here, rather than sent as
+ * a path that means another thing. */
+export function segment(name) {
+  if (!addressable(name)) throw new Error(`a browser cannot name “${name}” in a request`);
+  return encodeURIComponent(String(name));
+}
+
 /** A path under the signed-in workspace: ws('/jobs') → /v1/workspaces/acme/jobs. */
 export function ws(path) {
   if (!current) throw new Error('not signed in');
-  return `/v1/workspaces/${encodeURIComponent(current.workspace.slug)}${path}`;
+  return `/v1/workspaces/${segment(current.workspace.slug)}${path}`;
 }
 
 const SAFE = new Set(['GET', 'HEAD']);

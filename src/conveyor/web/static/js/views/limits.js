@@ -3,7 +3,7 @@
 // holds back right now. Keys that may manage limits (admin) create, edit, pause, resume and
 // delete them; every other key sees them read-only.
 
-import {can, del, get, put, session, ws} from '../api.js';
+import {addressable, can, del, get, put, segment, session, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
 import {count} from '../format.js';
 import {field, openFormDialog} from '../forms.js';
@@ -16,8 +16,11 @@ const NAME_MAX = 200;
 const NAME_PATTERN = /^[^\x00-\x1f\x7f]{1,200}$/;
 
 function limitPath(name) {
-  return ws(`/limits/${encodeURIComponent(name)}`);
+  return ws(`/limits/${segment(name)}`);
 }
+
+// Said where a limit's name is one the browser cannot put in a request (see api.js).
+const UNREACHABLE = 'a browser reads it in a web address as “this folder” or “the one above”';
 
 /** A limit's rate as people say it: "10 per 60 s". */
 export function rateText(rate) {
@@ -149,12 +152,15 @@ export function mountLimits(main) {
           limit.rate ? h('span', {class: 'sub', 'data-testid': 'limit-window'}, `${count(limit.started_in_window)} started in the window`) : null),
         h('td', {'data-label': 'State', class: 'cell-state'}, stateBadge(limit),
           limit.waiting_because ? h('span', {class: 'sub', 'data-testid': 'limit-why'}, `none may start: ${whyText(limit, limit.waiting_because)}`) : null),
-        manage ? h('td', {class: 'actions cell-actions'}, h('div', {class: 'row-actions'},
-          actionButton(limit, 'edit', 'Edit', {iconName: 'edit'}),
-          limit.paused
-            ? actionButton(limit, 'resume', 'Resume', {iconName: 'play'})
-            : actionButton(limit, 'pause', 'Pause', {iconName: 'pause'}),
-          actionButton(limit, 'delete', 'Delete', {danger: true}))) : null);
+        manage ? h('td', {class: 'actions cell-actions'}, addressable(limit.name)
+          ? h('div', {class: 'row-actions'},
+            actionButton(limit, 'edit', 'Edit', {iconName: 'edit'}),
+            limit.paused
+              ? actionButton(limit, 'resume', 'Resume', {iconName: 'play'})
+              : actionButton(limit, 'pause', 'Pause', {iconName: 'pause'}),
+            actionButton(limit, 'delete', 'Delete', {danger: true}))
+          : h('span', {class: 'muted', 'data-testid': 'limit-unreachable'},
+            `Managed through the API only: ${UNREACHABLE}.`)) : null);
     });
     const hadFocus = listBox.contains(document.activeElement) ? document.activeElement : null;
     const wanted = focusAfter || (hadFocus && hadFocus.dataset.action
@@ -243,23 +249,59 @@ export function openLimitDialog({limit = null, existing = []} = {}) {
   });
   const maxRunning = h('input', {
     id: 'limit-max-running', class: 'input', type: 'number', min: '0', step: '1', inputmode: 'numeric',
-    value: limit && limit.max_running !== null && limit.max_running !== undefined ? String(limit.max_running) : '',
     placeholder: 'no cap', 'aria-describedby': 'limit-max-running-help',
   });
   const rateCount = h('input', {
     id: 'limit-rate-count', class: 'input', type: 'number', min: '1', step: '1', inputmode: 'numeric',
-    value: limit && limit.rate ? String(limit.rate.count) : '', placeholder: 'no cap', 'aria-describedby': 'limit-rate-help',
+    placeholder: 'no cap', 'aria-describedby': 'limit-rate-help',
   });
   const rateSeconds = h('input', {
     id: 'limit-rate-seconds', class: 'input', type: 'number', min: '0', step: 'any', inputmode: 'decimal',
-    value: limit && limit.rate ? String(limit.rate.per_seconds) : '', placeholder: 'seconds', 'aria-describedby': 'limit-rate-help',
+    placeholder: 'seconds', 'aria-describedby': 'limit-rate-help',
   });
-  const paused = h('input', {id: 'limit-paused', type: 'checkbox', checked: Boolean(limit && limit.paused), 'aria-describedby': 'limit-paused-help'});
+  const paused = h('input', {id: 'limit-paused', type: 'checkbox', 'aria-describedby': 'limit-paused-help'});
+
+  function show(current) {
+    maxRunning.value = current.max_running === null || current.max_running === undefined ? '' : String(current.max_running);
+    rateCount.value = current.rate ? String(current.rate.count) : '';
+    rateSeconds.value = current.rate ? String(current.rate.per_seconds) : '';
+    paused.checked = Boolean(current.paused);
+  }
+  if (limit) show(limit);
+  // What the dialog showed the operator of the limit (null: there is none). A PUT sets the
+  // whole limit and takes no version, so an edit is saved only while the limit still is
+  // this: a change made meanwhile (another operator pausing it) is shown, not undone.
+  let shown = limit;
+  const settings = (found) => (found ? JSON.stringify(body(found)) : 'none');
+
+  async function save({limitName, body: wanted}) {
+    if (editing) {
+      let current = null;
+      try {
+        current = await get(limitPath(limitName));
+      } catch (error) {
+        if (error.status !== 404) throw error;
+      }
+      if (settings(current) !== settings(shown)) {
+        shown = current;
+        if (!current) {
+          throw new Error(`Not saved: limit ${limitName} was deleted elsewhere while this was open. Save again to create it with these values.`);
+        }
+        show(current);
+        throw new Error(`Not saved: limit ${limitName} was changed elsewhere while this was open. The fields show it as it is now; make your change again.`);
+      }
+    }
+    return put(limitPath(limitName), wanted);
+  }
 
   function prepare(fail) {
     const limitName = editing ? limit.name : name.value.trim();
     if (!NAME_PATTERN.test(limitName)) {
       fail(`The name must be 1 to ${NAME_MAX} printable characters.`, name);
+      return undefined;
+    }
+    if (!addressable(limitName)) {
+      fail(`Choose another name: the dashboard cannot manage a limit named “${limitName}”, since ${UNREACHABLE}.`, name);
       return undefined;
     }
     if (!editing && existing.includes(limitName)) {
@@ -314,8 +356,8 @@ export function openLimitDialog({limit = null, existing = []} = {}) {
         h('p', {class: 'help', id: 'limit-paused-help'}, 'None of its jobs start; the running ones go on.')),
     ],
     focus: editing ? maxRunning : name,
-    controls: [name, maxRunning, rateCount, rateSeconds],
+    fields: {name, max_running: maxRunning, 'rate.count': rateCount, 'rate.per_seconds': rateSeconds},
     prepare,
-    send: ({limitName, body}) => put(limitPath(limitName), body),
+    send: save,
   });
 }

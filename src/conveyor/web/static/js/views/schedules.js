@@ -1,12 +1,13 @@
 // Schedules: cron rules that create jobs. The list shows each one's next fire times (the
-// server computes them: `upcoming`) with Pause/Resume, Run now and Delete for roles that
-// may manage them, and a form to create one; a schedule's page shows what its ticks did
-// and links the jobs they made.
+// server computes them: `upcoming`) with Edit, Pause/Resume, Run now and Delete for roles
+// that may manage them, and a form to create one; a schedule's page shows what its ticks
+// did and links the jobs they made. Times of a schedule are shown in its own time zone,
+// named (its cron's fields are wall-clock times there), the browser's own in their title.
 
-import {can, del, get, patch, post, ws} from '../api.js';
+import {can, del, get, patch, post, segment, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
-import {clock, exact, JOB_TYPE, JOB_TYPE_HINT, shortId} from '../format.js';
-import {field, formError, handleSubmit} from '../forms.js';
+import {exact, JOB_TYPE, JOB_TYPE_HINT, shortId} from '../format.js';
+import {field, formError, handleSubmit, openFormDialog} from '../forms.js';
 import {confirmDialog, emptyState, errorBox, statusBadge, timeAgo, toast} from '../ui.js';
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
@@ -31,22 +32,65 @@ function stateBadge(schedule) {
     : h('span', {class: 'badge status-completed', 'data-testid': 'schedule-state'}, h('span', {class: 'badge-dot', 'aria-hidden': 'true'}), 'Active');
 }
 
+const zoneFormats = new Map();
+
+/** How a time reads in `timeZone`: weekday, date, 24-hour time and the zone's name
+ * ("Mon, Dec 14, 09:00 GMT+5:30"); with the year too when `withYear`. A zone this
+ * browser does not know (the server's IANA database may be newer) reads as UTC, named. */
+function zoneFormat(timeZone, withYear) {
+  const key = `${timeZone} ${withYear}`;
+  if (!zoneFormats.has(key)) {
+    const options = {
+      weekday: 'short', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
+      timeZoneName: 'short', year: withYear ? 'numeric' : undefined,
+    };
+    let format;
+    try {
+      format = new Intl.DateTimeFormat(undefined, {...options, timeZone});
+    } catch {
+      format = new Intl.DateTimeFormat(undefined, {...options, timeZone: 'UTC'});
+    }
+    zoneFormats.set(key, format);
+  }
+  return zoneFormats.get(key);
+}
+
+/** A time of `schedule`, in the schedule's time zone and named so (with its year when
+ * that is not this one); the browser's own time in the title. */
+function scheduleTime(value, schedule) {
+  const time = new Date(value);
+  if (Number.isNaN(time.getTime())) return h('span', {class: 'muted'}, '—');
+  const withYear = time.getFullYear() !== new Date().getFullYear();
+  return h('time', {datetime: value, title: `your time: ${exact(value)}`},
+    zoneFormat(schedule.timezone, withYear).format(time));
+}
+
 function upcomingList(schedule, {limit = 3} = {}) {
   if (!schedule.upcoming.length) return h('span', {class: 'muted'}, schedule.paused ? 'paused' : '—');
   return h('ol', {class: 'upcoming', 'data-testid': 'upcoming'},
-    schedule.upcoming.slice(0, limit).map((time) => h('li', {},
-      h('time', {datetime: time, title: exact(time)}, clock(time)))));
+    schedule.upcoming.slice(0, limit).map((time) => h('li', {}, scheduleTime(time, schedule))));
 }
 
 /** The actions on one schedule: each reports by toast and calls `changed` when done. */
 function actionButtons(schedule, changed, {onDeleted} = {}) {
   if (!can('manage_schedules')) return null;
+  const edit = h('button', {class: 'button button-small', type: 'button', 'data-testid': 'edit', 'aria-label': `Edit ${schedule.name}`},
+    icon('edit'), h('span', {}, 'Edit'));
   const toggle = h('button', {class: 'button button-small', type: 'button', 'data-testid': schedule.paused ? 'resume' : 'pause'},
     icon(schedule.paused ? 'play' : 'stop'), h('span', {}, schedule.paused ? 'Resume' : 'Pause'));
   const run = h('button', {class: 'button button-small', type: 'button', 'data-testid': 'trigger', 'aria-label': `Run ${schedule.name} now`},
     icon('play'), h('span', {}, 'Run now'));
   const remove = h('button', {class: 'button button-small button-danger-ghost', type: 'button', 'data-testid': 'delete', 'aria-label': `Delete ${schedule.name}`}, 'Delete');
-  const busy = (on) => { for (const button of [toggle, run, remove]) button.disabled = on; };
+  const busy = (on) => { for (const button of [edit, toggle, run, remove]) button.disabled = on; };
+  edit.addEventListener('click', async () => {
+    const saved = await openScheduleDialog(schedule);
+    if (saved) {
+      toast(`${schedule.name} saved`, {kind: 'success'});
+      changed();
+    } else {
+      edit.focus();
+    }
+  });
   toggle.addEventListener('click', async () => {
     busy(true);
     try {
@@ -93,43 +137,50 @@ function actionButtons(schedule, changed, {onDeleted} = {}) {
       busy(false);
     }
   });
-  return h('div', {class: 'row-actions'}, toggle, run, remove);
+  return h('div', {class: 'row-actions'}, edit, toggle, run, remove);
 }
 
-function createForm(onCreated) {
-  const name = h('input', {id: 'schedule-name', class: 'input input-wide', required: true, maxlength: '100', autocomplete: 'off', placeholder: 'nightly-report'});
-  const cron = h('input', {id: 'schedule-cron', class: 'input input-wide mono', required: true, maxlength: '200', autocomplete: 'off', spellcheck: 'false', placeholder: '*/5 * * * *', 'aria-describedby': 'schedule-cron-help'});
-  const zone = h('input', {id: 'schedule-timezone', class: 'input input-wide', maxlength: '64', autocomplete: 'off', spellcheck: 'false', value: browserZone()});
-  const type = h('input', {id: 'schedule-type', class: 'input input-wide mono', required: true, maxlength: '100', autocomplete: 'off', spellcheck: 'false', placeholder: 'report.build'});
-  const payload = h('textarea', {id: 'schedule-payload', class: 'input input-wide mono textarea', rows: '3', spellcheck: 'false'});
-  payload.value = '{}';
-  const priority = h('select', {id: 'schedule-priority', class: 'input'},
-    Array.from({length: 10}, (_, index) => h('option', {value: String(index + 1), selected: index + 1 === 5}, String(index + 1))));
-  const overlap = h('select', {id: 'schedule-overlap', class: 'input'},
+const PRIORITIES = Array.from({length: 10}, (_, index) => index + 1);
+
+/**
+ * The fields of a schedule's rule (cron, time zone, overlap, catch up) and of the job each
+ * tick makes, ids prefixed with `prefix`, filled from `schedule` (none: a new one's
+ * defaults). `read(fail)` checks them and answers them as the API takes them, or calls
+ * `fail` and answers undefined; `show(schedule)` fills them again; `byField` names each
+ * control by the API's name for it, for the problems the server finds.
+ */
+function scheduleFields(prefix, schedule = null) {
+  const id = (name) => `${prefix}-${name}`;
+  const text = (name, props = {}) => h('input', {id: id(name), class: 'input input-wide', autocomplete: 'off', spellcheck: 'false', ...props});
+  const cron = text('cron', {class: 'input input-wide mono', required: true, maxlength: '200', placeholder: '*/5 * * * *', 'aria-describedby': `${id('cron')}-help`});
+  const timezone = text('timezone', {maxlength: '64'});
+  const type = text('type', {class: 'input input-wide mono', required: true, maxlength: '100', placeholder: 'report.build'});
+  const payload = h('textarea', {id: id('payload'), class: 'input input-wide mono textarea', rows: '3', spellcheck: 'false'});
+  const priority = h('select', {id: id('priority'), class: 'input'},
+    PRIORITIES.map((value) => h('option', {value: String(value)}, String(value))));
+  const attempts = h('input', {id: id('attempts'), class: 'input', type: 'number', min: '1', step: '1', inputmode: 'numeric'});
+  const timeout = h('input', {id: id('timeout'), class: 'input', type: 'number', min: '0', step: 'any', inputmode: 'decimal', placeholder: 'none'});
+  const concurrencyKey = text('concurrency-key', {class: 'input input-wide mono', maxlength: '200', placeholder: 'none'});
+  const overlap = h('select', {id: id('overlap'), class: 'input'},
     h('option', {value: 'allow'}, 'Allow'), h('option', {value: 'skip'}, 'Skip while running'));
-  const catchUp = h('select', {id: 'schedule-catch-up', class: 'input'},
+  const catchUp = h('select', {id: id('catch-up'), class: 'input'},
     h('option', {value: 'none'}, 'None'), h('option', {value: 'latest'}, 'Latest missed tick'));
-  const error = formError('schedule-error');
-  const submit = h('button', {class: 'button button-primary', type: 'submit', 'data-testid': 'create-schedule'}, icon('plus'), h('span', {}, 'Create schedule'));
-  const form = h('form', {class: 'card schedule-form', novalidate: true, 'aria-labelledby': 'new-schedule-title', 'data-testid': 'schedule-form'},
-    h('h2', {id: 'new-schedule-title', class: 'card-title'}, 'New schedule'),
-    h('div', {class: 'field-row'},
-      field('schedule-name', 'Name', name),
-      field('schedule-cron', 'Cron', cron, '5 fields (minute hour day month weekday) or @hourly, @daily…'),
-      field('schedule-timezone', 'Time zone', zone)),
-    h('div', {class: 'field-row'},
-      field('schedule-type', 'Job type', type),
-      field('schedule-priority', 'Priority', priority),
-      field('schedule-overlap', 'Overlap', overlap),
-      field('schedule-catch-up', 'Catch up', catchUp)),
-    field('schedule-payload', 'Payload (JSON)', payload),
-    error,
-    h('div', {class: 'form-actions'}, submit));
-  function prepare(fail) {
-    if (!NAME_PATTERN.test(name.value.trim())) {
-      fail('The name must be 1 to 100 characters of letters, digits, _ . -, starting with a letter or digit.', name);
-      return undefined;
-    }
+
+  function show(current) {
+    cron.value = current ? current.cron : '';
+    timezone.value = current ? current.timezone : browserZone();
+    type.value = current ? current.job.type : '';
+    payload.value = current ? JSON.stringify(current.job.payload, null, 2) : '{}';
+    priority.value = String(current ? current.job.priority : 5);
+    attempts.value = String(current ? current.job.max_attempts : 1);
+    timeout.value = current && current.job.timeout_seconds !== null ? String(current.job.timeout_seconds) : '';
+    concurrencyKey.value = current && current.job.concurrency_key !== null ? current.job.concurrency_key : '';
+    overlap.value = current ? current.overlap : 'allow';
+    catchUp.value = current ? current.catch_up : 'none';
+  }
+  show(schedule);
+
+  function read(fail) {
     if (!cron.value.trim()) {
       fail('Give a cron expression, like */5 * * * * or @daily.', cron);
       return undefined;
@@ -145,24 +196,155 @@ function createForm(onCreated) {
       fail(`The payload is not valid JSON: ${problem.message}`, payload);
       return undefined;
     }
+    const maxAttempts = Number(attempts.value.trim() || 1);
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+      fail('Max attempts must be a whole number, 1 or more.', attempts);
+      return undefined;
+    }
+    const timeoutText = timeout.value.trim();
+    const timeoutSeconds = timeoutText ? Number(timeoutText) : null;
+    if (timeoutText && !(timeoutSeconds > 0)) {
+      fail('The timeout must be a number of seconds, more than 0 (or empty: none).', timeout);
+      return undefined;
+    }
     return {
-      name: name.value.trim(), cron: cron.value.trim(), timezone: zone.value.trim() || 'UTC',
-      job: {type: type.value.trim(), payload: body, priority: Number(priority.value)},
-      overlap: overlap.value, catch_up: catchUp.value,
+      cron: cron.value.trim(),
+      timezone: timezone.value.trim() || 'UTC',
+      job: {
+        type: type.value.trim(), payload: body, priority: Number(priority.value), max_attempts: maxAttempts,
+        timeout_seconds: timeoutSeconds, concurrency_key: concurrencyKey.value.trim() || null,
+      },
+      overlap: overlap.value,
+      catch_up: catchUp.value,
     };
+  }
+
+  const rows = {
+    rule: [
+      field(id('cron'), 'Cron', cron, '5 fields (minute hour day month weekday) or @hourly, @daily…'),
+      field(id('timezone'), 'Time zone', timezone),
+    ],
+    job: [
+      field(id('type'), 'Job type', type),
+      field(id('priority'), 'Priority', priority),
+      field(id('overlap'), 'Overlap', overlap),
+      field(id('catch-up'), 'Catch up', catchUp),
+    ],
+    limits: [
+      field(id('attempts'), 'Max attempts', attempts),
+      field(id('timeout'), 'Timeout in seconds', timeout),
+      field(id('concurrency-key'), 'Concurrency key', concurrencyKey),
+    ],
+    payload: field(id('payload'), 'Payload (JSON)', payload),
+  };
+  const byField = {
+    cron, timezone, overlap, catch_up: catchUp,
+    'job.type': type, 'job.payload': payload, 'job.priority': priority, 'job.max_attempts': attempts,
+    'job.timeout_seconds': timeout, 'job.concurrency_key': concurrencyKey,
+  };
+  return {rows, byField, read, show, focus: cron};
+}
+
+function createForm(onCreated) {
+  const name = h('input', {id: 'schedule-name', class: 'input input-wide', required: true, maxlength: '100', autocomplete: 'off', placeholder: 'nightly-report'});
+  const fields = scheduleFields('schedule');
+  const error = formError('schedule-error');
+  const submit = h('button', {class: 'button button-primary', type: 'submit', 'data-testid': 'create-schedule'}, icon('plus'), h('span', {}, 'Create schedule'));
+  const form = h('form', {class: 'card schedule-form', novalidate: true, 'aria-labelledby': 'new-schedule-title', 'data-testid': 'schedule-form'},
+    h('h2', {id: 'new-schedule-title', class: 'card-title'}, 'New schedule'),
+    h('div', {class: 'field-row'}, field('schedule-name', 'Name', name), fields.rows.rule),
+    h('div', {class: 'field-row'}, fields.rows.job),
+    h('div', {class: 'field-row'}, fields.rows.limits),
+    fields.rows.payload,
+    error,
+    h('div', {class: 'form-actions'}, submit));
+  function prepare(fail) {
+    if (!NAME_PATTERN.test(name.value.trim())) {
+      fail('The name must be 1 to 100 characters of letters, digits, _ . -, starting with a letter or digit.', name);
+      return undefined;
+    }
+    const wanted = fields.read(fail);
+    if (!wanted) return undefined;
+    // A new schedule's job leaves out what it does not set: the server's defaults apply.
+    const job = Object.fromEntries(Object.entries(wanted.job).filter(([, value]) => value !== null));
+    return {name: name.value.trim(), ...wanted, job};
   }
   handleSubmit({
     form, submit, error, prepare,
-    controls: [name, cron, zone, type, payload],
-    fields: {name, cron, timezone: zone, 'job.type': type, 'job.payload': payload},
+    fields: {name, ...fields.byField},
     send: (request) => post(ws('/schedules'), request),
     done: (created) => {
       name.value = '';
-      cron.value = '';
+      fields.show(null);
       onCreated(created);
     },
   });
   return form;
+}
+
+/** What an edit changes of `schedule`: the rule's fields that differ, and the job's (a
+ * PATCH leaves out what stays as it is; a cron or time zone sent as it was would still
+ * start the ticks afresh). Empty when nothing changed. */
+function changesOf(schedule, wanted) {
+  const changes = {};
+  for (const name of ['cron', 'timezone', 'overlap', 'catch_up']) {
+    if (wanted[name] !== schedule[name]) changes[name] = wanted[name];
+  }
+  const job = {};
+  for (const [name, value] of Object.entries(wanted.job)) {
+    if (JSON.stringify(value) !== JSON.stringify(schedule.job[name])) job[name] = value;
+  }
+  if (Object.keys(job).length) changes.job = job;
+  return changes;
+}
+
+/** Edit a schedule's rule and job; resolves with the schedule saved, or null. The change
+ * is saved only over the version the dialog shows: one made elsewhere meanwhile (a 409)
+ * is shown in the fields, not overwritten. */
+export function openScheduleDialog(schedule) {
+  let shown = schedule;
+  const fields = scheduleFields('edit-schedule', schedule);
+  const path = ws(`/schedules/${segment(schedule.id)}`);
+
+  async function save(changes) {
+    try {
+      return await patch(path, {...changes, expected_version: shown.version});
+    } catch (refusal) {
+      if (refusal.status !== 409) throw refusal;
+      shown = await get(path);
+      fields.show(shown);
+      throw new Error(`Not saved: schedule ${schedule.name} was changed elsewhere while this was open. The fields show it as it is now; make your change again.`);
+    }
+  }
+
+  return openFormDialog({
+    titleId: 'schedule-dialog-title',
+    title: `Edit schedule ${schedule.name}`,
+    testid: 'schedule-dialog',
+    errorTestid: 'schedule-dialog-error',
+    submitLabel: 'Save schedule',
+    submitTestid: 'save-schedule',
+    content: [
+      h('div', {class: 'field-row'}, fields.rows.rule),
+      h('p', {class: 'help schedule-retime-help'}, 'A new cron or time zone starts its ticks afresh from now.'),
+      h('div', {class: 'field-row'}, fields.rows.job),
+      h('div', {class: 'field-row'}, fields.rows.limits),
+      fields.rows.payload,
+    ],
+    focus: fields.focus,
+    fields: fields.byField,
+    prepare(fail) {
+      const wanted = fields.read(fail);
+      if (!wanted) return undefined;
+      const changes = changesOf(shown, wanted);
+      if (!Object.keys(changes).length) {
+        fail('Nothing to save: no field differs from the schedule as it is.');
+        return undefined;
+      }
+      return changes;
+    },
+    send: save,
+  });
 }
 
 export function mountSchedules(main) {
@@ -225,6 +407,8 @@ export function mountSchedule(main, {params}) {
     const rows = [
       ['Cron', h('span', {}, h('code', {class: 'cron'}, schedule.cron), ` in ${schedule.timezone}`)],
       ['Job', h('span', {}, h('span', {class: 'mono'}, schedule.job.type), ` · priority ${schedule.job.priority} · ${schedule.job.max_attempts} attempt(s)`)],
+      ['Timeout', schedule.job.timeout_seconds === null ? 'none' : `${schedule.job.timeout_seconds} s per attempt`],
+      ['Concurrency key', schedule.job.concurrency_key === null ? 'none' : h('span', {class: 'mono'}, schedule.job.concurrency_key)],
       ['Payload', h('code', {class: 'mono payload'}, JSON.stringify(schedule.job.payload))],
       ['Overlap', schedule.overlap === 'skip' ? 'skip a tick while the previous run is unfinished' : 'allow'],
       ['Catch up', schedule.catch_up === 'latest' ? 'run the latest missed tick once' : 'none (missed ticks are skipped)'],
@@ -233,13 +417,13 @@ export function mountSchedule(main, {params}) {
     return h('dl', {class: 'facts'}, rows.map(([label, value]) => [h('dt', {}, label), h('dd', {}, value)]));
   }
 
-  function runsTable(runs) {
+  function runsTable(schedule, runs) {
     if (!runs.length) return emptyState('No runs yet', 'Its first tick is its first run.');
     return h('div', {class: 'table-wrap'}, h('table', {class: 'table table-stack table-runs', 'data-testid': 'runs-table'},
       h('thead', {}, h('tr', {},
         h('th', {scope: 'col'}, 'Tick'), h('th', {scope: 'col'}, 'What happened'), h('th', {scope: 'col'}, 'Job'), h('th', {scope: 'col'}, 'Status'))),
       h('tbody', {}, runs.map((run) => h('tr', {'data-testid': 'run-row', 'data-outcome': run.outcome},
-        h('td', {'data-label': 'Tick'}, run.tick ? h('time', {datetime: run.tick, title: exact(run.tick)}, clock(run.tick)) : h('span', {class: 'muted'}, clock(run.created_at))),
+        h('td', {'data-label': 'Tick'}, run.tick ? scheduleTime(run.tick, schedule) : h('span', {class: 'muted'}, scheduleTime(run.created_at, schedule))),
         h('td', {'data-label': 'What happened'}, OUTCOMES[run.outcome] || run.outcome),
         h('td', {'data-label': 'Job', class: 'mono'}, run.job_id
           ? h('a', {href: `#/jobs/${run.job_id}`, 'data-testid': 'run-job', title: run.job_id}, `…${shortId(run.job_id)}`)
@@ -262,7 +446,7 @@ export function mountSchedule(main, {params}) {
           h('h2', {class: 'card-title', id: 'schedule-next-title'}, 'Next runs'),
           upcomingList(schedule, {limit: 5}))),
       h('h2', {class: 'section-title'}, 'Runs and the jobs they made'),
-      h('div', {class: 'card card-flush'}, runsTable(runs)));
+      h('div', {class: 'card card-flush'}, runsTable(schedule, runs)));
   }
 
   async function load() {

@@ -5,9 +5,9 @@
 
 import {can, get, patch, session, ws} from '../api.js';
 import {h, replace} from '../dom.js';
-import {count} from '../format.js';
+import {count, plural} from '../format.js';
 import {field, formError, handleSubmit} from '../forms.js';
-import {errorBox, toast} from '../ui.js';
+import {confirmDialog, errorBox, toast} from '../ui.js';
 
 const RETENTION = [
   {name: 'completed_days', id: 'completed', label: 'Completed jobs'},
@@ -16,6 +16,10 @@ const RETENTION = [
 ];
 const INHERIT = 'default'; // sent to drop the workspace's own value for the instance's
 const WHOLE = /^\d+$/;
+// A weight's bounds, as the server has them (domain/capacity.py; test_rules.py holds them
+// equal): the page says the range before it asks.
+const WEIGHT_MIN = 1;
+const WEIGHT_MAX = 1000;
 
 /** How long a retention value keeps a job: "14 days", "forever", "until the next pruning". */
 export function keptText(days) {
@@ -67,7 +71,8 @@ function retentionRow(item, settings) {
         h('span', {'data-testid': 'retention-value'}, keptText(value)), ' ', sourceTag(source, 'retention-source'))),
     field(modeId, 'Kept', mode),
     daysField);
-  /** What to send for this status: undefined when it stays as it is. */
+  /** What to send for this status (`value`), whether that changes it, and how many days
+   * it keeps a job then (`keeps`: null, forever) against now (`kept`). */
   const change = (fail) => {
     let wanted;
     if (mode.value === INHERIT) wanted = INHERIT;
@@ -78,9 +83,24 @@ function retentionRow(item, settings) {
       return {failed: true};
     }
     const current = own ? value : INHERIT;
-    return {value: wanted, changed: wanted !== current};
+    return {value: wanted, changed: wanted !== current, kept: value, keeps: wanted === INHERIT ? fallback : wanted};
   };
   return {row, change, days};
+}
+
+/** The confirmation a shorter retention asks for: what it deletes. */
+function shortenedRetention(sooner) {
+  const parts = sooner.map(({item, days}, index) => {
+    const label = index ? item.label.toLowerCase() : item.label;
+    return `${label} older than ${plural(days, 'day')}`;
+  });
+  const which = parts.length > 1 ? `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}` : parts[0];
+  return {
+    title: 'Delete finished jobs sooner?',
+    body: `${which} will be deleted, with their steps and events, at the next pruning `
+      + '(within a minute, by default). This cannot be undone.',
+    confirm: 'Shorten retention', cancel: 'Keep them', danger: true,
+  };
 }
 
 function retentionForm(settings, saved) {
@@ -99,12 +119,23 @@ function retentionForm(settings, saved) {
     form, submit, error,
     controls: rows.map(({days}) => days),
     fields: Object.fromEntries(rows.map(({item, days}) => [`retention.${item.name}`, days])),
-    prepare(fail) {
+    async prepare(fail) {
       const retention = {};
+      const sooner = [];
       for (const {item, change} of rows) {
         const wanted = change(fail);
         if (wanted.failed) return undefined;
-        if (wanted.changed) retention[item.name] = wanted.value;
+        if (!wanted.changed) continue;
+        retention[item.name] = wanted.value;
+        if (wanted.keeps !== null && (wanted.kept === null || wanted.keeps < wanted.kept)) {
+          sooner.push({item, days: wanted.keeps});
+        }
+      }
+      // A shorter retention deletes at the next pruning what it no longer keeps, for good:
+      // the operator says yes to that first, knowing what goes.
+      if (sooner.length && !(await confirmDialog(shortenedRetention(sooner)))) {
+        submit.focus();
+        return undefined;
       }
       return {retention};
     },
@@ -147,12 +178,12 @@ function weightCard(settings, saved) {
     controls: [weight],
     fields: {weight},
     prepare(fail) {
-      const text = weight.value.trim();
-      if (!WHOLE.test(text)) {
-        fail('The weight must be a whole number.', weight);
+      const value = Number(weight.value.trim());  // empty is 0: out of range too
+      if (!Number.isInteger(value) || value < WEIGHT_MIN || value > WEIGHT_MAX) {
+        fail(`The weight must be a whole number from ${WEIGHT_MIN} to ${WEIGHT_MAX}.`, weight);
         return undefined;
       }
-      return {weight: Number(text)};
+      return {weight: value};
     },
     send: (request) => patch(ws('/settings'), request),
     done: (answer) => {

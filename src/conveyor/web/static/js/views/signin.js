@@ -40,7 +40,9 @@ export function mountSignIn(main, {message, onSignedIn}) {
       input.value = '';
       onSignedIn(found);
     } catch (failure) {
-      error.textContent = failure.status === 401
+      // 401: no such key; 422: not even the shape of one (too long, control characters).
+      // To someone pasting a key both say the same: this is not a key that works.
+      error.textContent = failure.status === 401 || failure.status === 422
         ? 'That API key is not valid (unknown, mistyped or revoked).'
         : failure.detail || String(failure);
       error.hidden = false;
