@@ -12,7 +12,7 @@ import pytest
 from conveyor.store.migrate import head_revision
 from conveyor.store.urls import DatabaseURL
 from tests.cli.helpers import conveyor
-from tests.support.postgres import create_database, drop_database
+from tests.support.postgres import create_database, drop_database, free_port
 
 DATABASE_COMMANDS = (
     ("workspace", "list"),
@@ -186,9 +186,14 @@ async def test_database_commands_on_postgresql_never_migrated_or_never_created_s
     finally:
         await drop_database(postgres_server.url(), name)
     url = postgres_server.url(f"never_created_{os.getpid()}")
-    ran = await conveyor("workspace", "list", "--database-url", url)
-    assert (ran.code, ran.out) == (1, ""), ran.output
-    assert ran.err == (
-        f"error: the database {url} does not exist: create it (`createdb` or CREATE "
-        "DATABASE), then run `conveyor migrate` or serve with --migrate\n"
-    )
+    for command in (
+        ("workspace", "list"),
+        ("migrate",),
+        ("serve", "--migrate", "--port", str(free_port())),  # not an Alembic traceback
+    ):
+        ran = await conveyor(*command, "--database-url", url)
+        assert (ran.code, ran.out) == (1, ""), (command, ran.output)
+        assert ran.err == (
+            f"error: the database {url} does not exist: create it (`createdb` or CREATE "
+            "DATABASE), then run `conveyor migrate` or serve with --migrate\n"
+        ), command

@@ -112,7 +112,7 @@ async def test_an_admin_sees_and_changes_the_retention_and_sees_the_weight(
         await expect(page.get_by_test_id("retention-error")).to_contain_text("36500")
         await expect(cancelled.get_by_label("Days")).to_have_attribute("aria-invalid", "true")
         await expect(cancelled.get_by_label("Days")).to_have_accessible_description(
-            re.compile("less than or equal to 36500")
+            re.compile("from 0 to 36500")
         )
         board.problems[:] = [p for p in board.problems if "status of 422" not in p]
         assert (await settings_of(client))["retention"] == stored["retention"]

@@ -133,15 +133,14 @@ def serve(**options: Any) -> None:
 @database_option
 def migrate(database_url: str | None) -> None:
     """Bring the database schema up to date."""
-    from conveyor.store.migrate import current_revision, head_revision, upgrade
+    from conveyor.store.migrate import head_revision, upgrade
 
     settings = settings_from(database_url=database_url)
     url = DatabaseURL.parse(settings.database_url)
     try:
-        before = current_revision(url)
+        before = upgrade(url)
     except ConveyorError as error:  # a PostgreSQL database not created, or unreachable
         fail(str(error))
-    upgrade(url)
     console.print(
         f"{url.redacted()}: schema at {head_revision()} (was {before or 'empty'})",
         highlight=False,

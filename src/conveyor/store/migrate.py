@@ -34,11 +34,15 @@ def alembic_config(url: DatabaseURL) -> Config:
     return config
 
 
-def upgrade(url: DatabaseURL, revision: str = "head") -> None:
-    """Bring the database up to `revision`. Safe to run again: applied steps are skipped."""
+def upgrade(url: DatabaseURL, revision: str = "head") -> str | None:
+    """Bring the database up to `revision` and answer the revision it was at (None: empty).
+    Safe to run again: applied steps are skipped. A PostgreSQL database never created is
+    DatabaseMissing, said in one line before Alembic is asked."""
+    before = current_revision(url)
     if url.kind == "sqlite":
         url.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), revision)
+    return before
 
 
 def head_revision() -> str:
