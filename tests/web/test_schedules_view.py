@@ -299,3 +299,49 @@ async def test_next_runs_are_shown_in_the_schedules_own_time_zone(
         for tick in await ticks.all():
             await expect(tick).to_have_text(kolkata_weekday_nine)
         await board.assert_clean()
+
+
+async def test_editing_a_schedule_keeps_its_payloads_large_integers(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    """The edit dialog shows 2**53 + 1 with every digit; saving a change of priority leaves
+    the payload as it was (a payload read as doubles would be sent back rounded)."""
+    payload = {"order_id": 2**53 + 1, "cap": 2**63 - 1}
+    made = await client.post(
+        "/schedules",
+        json={
+            "name": "orders",
+            "cron": "0 9 * * *",
+            "job": {"type": "order.ship", "payload": payload},
+        },
+    )
+    assert made.status_code == 201, made.text
+    async with dashboard(browser, server, viewport=DESKTOP) as board:
+        page = board.page
+        await board.sign_in(keys["admin"])
+        await board.nav("Schedules").click()
+        row = page.locator('[data-testid="schedule-row"][data-name="orders"]')
+        await row.get_by_test_id("edit").click()
+        dialog = page.get_by_test_id("schedule-dialog")
+        await expect(dialog.get_by_label("Payload (JSON)")).to_have_value(
+            re.compile(str(2**53 + 1))
+        )
+        await dialog.get_by_label("Priority").select_option("2")
+        await dialog.get_by_test_id("save-schedule").click()
+        await expect(dialog).to_have_count(0)
+        job = (await client.get("/schedules/orders")).json()["job"]
+        assert (job["priority"], job["payload"]) == (2, payload)
+
+        # Created from the form, too, with every digit.
+        form = page.get_by_test_id("schedule-form")
+        await form.get_by_label("Name").fill("orders-2")
+        await form.get_by_label("Cron").fill("0 9 * * *")
+        await form.get_by_label("Job type").fill("order.ship")
+        await form.get_by_label("Payload (JSON)").fill(f'{{"order_id": {2**53 + 1}}}')
+        await page.get_by_test_id("create-schedule").click()
+        await expect(
+            page.locator('[data-testid="schedule-row"][data-name="orders-2"]')
+        ).to_be_visible()
+        created = (await client.get("/schedules/orders-2")).json()["job"]
+        assert created["payload"] == {"order_id": 2**53 + 1}
+        await board.assert_clean()

@@ -8,6 +8,7 @@ import {can, del, get, patch, post, segment, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
 import {exact, JOB_TYPE, JOB_TYPE_HINT, shortId} from '../format.js';
 import {field, formError, handleSubmit, openFormDialog} from '../forms.js';
+import {parseJson} from '../json.js';
 import {confirmDialog, emptyState, errorBox, statusBadge, timeAgo, toast} from '../ui.js';
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
@@ -191,7 +192,7 @@ function scheduleFields(prefix, schedule = null) {
     }
     let body;
     try {
-      body = payload.value.trim() ? JSON.parse(payload.value) : {};
+      body = payload.value.trim() ? parseJson(payload.value) : {};
     } catch (problem) {
       fail(`The payload is not valid JSON: ${problem.message}`, payload);
       return undefined;
