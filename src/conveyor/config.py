@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.domain.errors import InvalidInput
-from conveyor.domain.jobs import DEFAULT_TIMEOUT_GRACE_SECONDS
+from conveyor.domain.jobs import DEFAULT_LEASE_SECONDS, DEFAULT_TIMEOUT_GRACE_SECONDS
 from conveyor.domain.lifetime import DEFAULT_RETENTION, Retention, validate_days
 
 
@@ -28,7 +28,7 @@ class Settings:
     worker_workspace: str = ""
     """The workspace whose jobs the in-process workers claim; empty: every workspace (in
     fair turns, by weight)."""
-    worker_lease_seconds: float = 30.0
+    worker_lease_seconds: float = DEFAULT_LEASE_SECONDS
     shutdown_grace_seconds: float = 30.0
     """How long stopping workers wait for running jobs before handing them back."""
     migrate: bool = False

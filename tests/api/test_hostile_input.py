@@ -117,6 +117,39 @@ async def test_every_route_that_takes_a_json_body_answers_415_to_another(
             assert response.headers["content-type"] == PROBLEM
 
 
+async def test_a_caller_without_a_key_hears_401_before_any_other_refusal(
+    server: RunningServer,
+) -> None:
+    """An unknown query parameter or a body that is not JSON is refused only after the
+    key is checked: without one, every route that needs a key answers 401 (as curl -d,
+    which sends a form's content type, would be told), and the routes that need none
+    (signing in) still refuse the request itself."""
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        paths = (await http.get("/openapi.json")).json()["paths"]
+        refused_for_the_key = 0
+        for path, operations in paths.items():
+            if not path.startswith("/v1/"):
+                continue
+            for method, operation in operations.items():
+                url = re.sub(r"\{[^}]+\}", str(uuid4()), path.replace("{ws}", "acme"))
+                plain = await http.request(method.upper(), url)
+                odd = await http.request(
+                    method.upper(),
+                    url,
+                    params={"no_such_filter": "x"},
+                    content=b"{}" if "requestBody" in operation else None,
+                    headers={"content-type": "text/plain"},
+                )
+                if (method, path) == ("get", "/v1/session"):
+                    continue  # needs no key: its 401 is the answer "not signed in"
+                if plain.status_code == 401:
+                    refused_for_the_key += 1
+                    assert odd.status_code == 401, (method, path, odd.text)
+                else:
+                    assert odd.status_code in (415, 422), (method, path, odd.text)
+        assert refused_for_the_key > 40
+
+
 async def test_oversized_bodies_are_413_however_they_arrive(
     server: RunningServer, client: httpx.AsyncClient
 ) -> None:

@@ -237,6 +237,13 @@ async def test_a_job_created_for_later_says_when_it_is_due(
         await board.go(f"#/jobs/{soon['id']}")
         await expect(due_note).to_contain_text("Not due until")
         await expect(due_note, "gone once the job is due").to_be_hidden(timeout=15_000)
+
+        # In the list too: "due in …" leaves the row when the time comes (not "due … ago").
+        sooner = await create(client, "report.build", run_at=_from_now(seconds=4))
+        await board.go("#/jobs")
+        in_list = board.job_row(sooner["id"]).get_by_test_id("due")
+        await expect(in_list).to_have_text(re.compile(r"due in \d+ s"))
+        await expect(in_list, "gone once the job is due").to_have_count(0, timeout=15_000)
         await board.assert_clean()
 
 

@@ -141,6 +141,11 @@ def _presented_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+_AUTHENTICATING: set[object] = set()
+"""The dependencies that say who calls (any_key, and each `authorized`): a route that
+has one answers 401 to a caller without a valid key before anything else."""
+
+
 async def any_key(request: Request, ctx: Context) -> Caller:
     """The caller behind a valid key or session, whatever its workspace or role."""
     if (
@@ -152,6 +157,9 @@ async def any_key(request: Request, ctx: Context) -> Caller:
     principal = await _caller(request, ctx, "")
     request.state.key_id = str(principal.key_id)  # for the access log
     return principal
+
+
+_AUTHENTICATING.add(any_key)
 
 
 async def in_workspace(ctx: ApiContext, caller: Caller, reference: str) -> Principal:
@@ -191,6 +199,7 @@ def authorized(permission: Permission | None) -> object:
             raise forbidden(caller, permission)
         return principal
 
+    _AUTHENTICATING.add(dependency)
     return Depends(dependency)
 
 
@@ -214,6 +223,12 @@ def _query_names(dependant: Dependant) -> set[str]:
     for dependency in dependant.dependencies:
         names |= _query_names(dependency)
     return names
+
+
+def _authenticates(dependant: Dependant) -> bool:
+    return dependant.call in _AUTHENTICATING or any(
+        _authenticates(dependency) for dependency in dependant.dependencies
+    )
 
 
 def _unknown_query(request: Request, route: APIRoute) -> RequestValidationError | None:
@@ -240,23 +255,36 @@ def _unknown_query(request: Request, route: APIRoute) -> RequestValidationError 
     )
 
 
+async def _unreadable_body(request: Request, route: APIRoute) -> Problem | None:
+    """A body sent as anything but JSON, to a route that reads one."""
+    content_type = request.headers.get("content-type")
+    if route.body_field is None or _is_json(content_type) or not await request.body():
+        return None
+    return Problem(
+        415,
+        "unsupported-media-type",
+        "Unsupported media type",
+        "the request body must be JSON, sent with Content-Type: application/json"
+        + (f" (not {content_type})" if content_type else ""),
+    )
+
+
 async def understood_request(request: Request) -> None:
     """A dependency of every API route: refuses what the route would misread rather than
     answer as if it had been asked something else. A body sent as anything but JSON is 415
     (not a 422 saying the body is no object); a query parameter the route does not
-    declare is 422 naming it."""
+    declare is 422 naming it. Either comes after the caller's key is checked, as any other
+    refusal of the route does: a caller without a valid key hears 401, nothing of the
+    route's shape."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    unknown = _unknown_query(request, route)
-    if unknown is not None:
-        raise unknown
-    content_type = request.headers.get("content-type")
-    if route.body_field is not None and not _is_json(content_type) and await request.body():
-        raise Problem(
-            415,
-            "unsupported-media-type",
-            "Unsupported media type",
-            "the request body must be JSON, sent with Content-Type: application/json"
-            + (f" (not {content_type})" if content_type else ""),
-        )
+    refusal: Exception | None = _unknown_query(request, route) or await _unreadable_body(
+        request, route
+    )
+    if refusal is None:
+        return
+    ctx = context(request)
+    if _authenticates(route.dependant) and not ctx.settings.insecure_local:
+        await _caller(request, ctx, request.path_params.get("ws", ""))  # raises 401
+    raise refusal

@@ -64,12 +64,13 @@ IDEMPOTENCY_KEY_MAX_LENGTH: Final = 200
 CONCURRENCY_KEY_MAX_LENGTH: Final = 200
 TIMEOUT_LIMIT_SECONDS: Final = 7 * 24 * 3600.0
 DEFAULT_TIMEOUT_GRACE_SECONDS: Final = 5.0
-DEFAULT_LEASE_SECONDS: Final = 30.0
-"""A lease's length where a claim (or a start by status) names none. A job keeps the length
-its latest lease was asked for (`lease_seconds`), and a heartbeat that names none renews
-the lease for that long: a lease is never shortened by a heartbeat that left it out."""
 """How long past a job's timeout the server still leases it: its worker's time to stop the
 handler and report the failure itself (see domain/timeouts.py)."""
+DEFAULT_LEASE_SECONDS: Final = 30.0
+"""A lease's length where a claim (or a start by status) names none. A job keeps the length
+its claim or start asked for (`lease_seconds`), and a heartbeat that names none renews the
+lease for that long (one that names a length gets it, once): a lease is never shortened by
+a heartbeat that left it out."""
 ERROR_MAX_CHARS: Final = 16 * 1024
 ERROR_DETAIL_MAX_CHARS: Final = 64 * 1024
 """A failure's detail (a traceback) is kept to its last this many characters: the end of

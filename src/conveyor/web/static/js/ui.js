@@ -55,6 +55,10 @@ export function startTicker() {
       const text = duration(now - new Date(node.dataset.elapsed).getTime());
       if (node.textContent !== text) node.textContent = text;
     }
+    // Shown only until a time ("due in …"): gone when it comes.
+    for (const node of document.querySelectorAll('[data-until]')) {
+      if (new Date(node.dataset.until).getTime() <= now) node.remove();
+    }
   }, 1000);
 }
 

@@ -344,7 +344,7 @@ export function mountJobs(main, {query}) {
       {label: 'Type', cell: (job) => h('td', {class: 'cell-type'}, h('span', {class: 'mono type-name'}, job.type),
         job.agent_task_id ? h('span', {class: 'sub mono', title: 'agent task'}, job.agent_task_id) : null)},
       {label: 'Status', cell: (job) => h('td', {class: 'cell-status', 'data-cell': 'status'}, statusBadge(job.status),
-        notDueYet(job) ? h('span', {class: 'sub', 'data-testid': 'due'}, timeAgo(job.run_at, {prefix: 'due '})) : null)},
+        notDueYet(job) ? h('span', {class: 'sub', 'data-testid': 'due', 'data-until': job.run_at}, timeAgo(job.run_at, {prefix: 'due '})) : null)},
       withErrors ? {label: 'Error', cell: (job) => h('td', {class: 'cell-error'}, job.error
         ? h('span', {class: 'row-error', title: job.error, 'data-testid': 'row-error'}, errorLine(job.error))
         : h('span', {class: 'muted'}, '—'))} : null,
