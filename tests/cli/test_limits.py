@@ -3,10 +3,16 @@ limit holds back: as a user types them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
 import httpx
+import pytest
+from click.testing import CliRunner
 
+from conveyor.cli.main import main
+from conveyor.client import Client
 from tests.cli.helpers import conveyor
 from tests.support.server import RunningServer
 
@@ -188,3 +194,39 @@ async def test_an_instance_admin_names_the_workspace(
     assert limit_row(ran.out, "openai")[0] == "0/4"
     ran = await conveyor("limits", "list", "--workspace", "acme", env=env)
     assert "no limits" in ran.out, "the limit is the other workspace's"
+
+
+async def test_set_reads_again_when_another_change_lands_between_its_read_and_put(
+    server: RunningServer, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another operator pauses the limit after `limits set --rate` read it: the put at the
+    version read is refused (409), and set reads the limit again and puts its change on
+    top, so the pause is kept. Run in this process (click's runner) to land the pause
+    exactly there (in the runner's thread: the server shares this event loop); the server
+    and both clients are real."""
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {keys['admin']}"}
+    ) as http:
+        made = await http.put("/v1/workspaces/acme/limits/openai", json={"max_running": 2})
+        assert made.status_code == 200, made.text
+    reads: list[int] = []
+    read = Client.get_limit
+
+    def read_then_pause_elsewhere(client: Client, name: str) -> dict[str, Any]:
+        found = read(client, name)
+        reads.append(found["version"])
+        if len(reads) == 1:
+            with Client(server.url, keys["admin"]) as other:
+                other.put_limit(name, max_running=2, paused=True)
+        return found
+
+    monkeypatch.setattr(Client, "get_limit", read_then_pause_elsewhere)
+    ran = await asyncio.to_thread(
+        CliRunner().invoke, main, ["limits", "--json", "set", "openai", "--rate", "10/60"], env=env
+    )
+    assert ran.exit_code == 0, ran.output
+    limit = json.loads(ran.output)
+    assert reads == [1, 2], "read, refused at 1, read again"
+    assert (limit["max_running"], limit["paused"], limit["version"]) == (2, True, 3)
+    assert limit["rate"] == {"count": 10, "per_seconds": 60.0}

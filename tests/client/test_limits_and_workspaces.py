@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conveyor.client import AsyncClient, Client, NotFoundError, WorkspaceRequired
+from conveyor.client import AsyncClient, Client, ConflictError, NotFoundError, WorkspaceRequired
 from conveyor.client.errors import ForbiddenError
 from tests.support.server import RunningServer
 
@@ -23,8 +23,11 @@ def sync_round(url: str, keys: dict[str, str]) -> dict[str, Any]:
         seen["created"] = client.put_limit("openai", max_running=2, rate=(10, 60))
         seen["got"] = client.get_limit("openai")
         seen["changed"] = client.put_limit(
-            "openai", rate={"count": 5, "per_seconds": 1.5}, paused=True
+            "openai", rate={"count": 5, "per_seconds": 1.5}, paused=True, expected_version=1
         )
+        with pytest.raises(ConflictError) as stale:  # read at 1; changed since
+            client.put_limit("openai", max_running=9, expected_version=1)
+        seen["stale"] = stale.value.current_version
         for name in AWKWARD_NAMES:
             client.put_limit(name, max_running=1)
             seen[name] = client.get_limit(name)["name"]
@@ -58,6 +61,7 @@ async def test_the_blocking_client_manages_limits(
     assert (created["running"], created["queued"], created["waiting_because"]) == (0, 0, None)
     assert seen["got"]["rate"] == created["rate"]
     changed = seen["changed"]
+    assert (created["version"], changed["version"], seen["stale"]) == (1, 2, 2)
     assert changed["max_running"] is None, "a put is the whole limit: left out is no cap"
     assert changed["rate"] == {"count": 5, "per_seconds": 1.5}
     assert (changed["paused"], changed["waiting_because"]) == (True, "paused")
@@ -74,8 +78,15 @@ async def test_the_async_client_manages_limits(server: RunningServer, keys: dict
         created = await client.put_limit("openai", max_running=2, rate=(10, 60))
         assert created["rate"] == {"count": 10, "per_seconds": 60.0}
         assert (await client.get_limit("openai"))["max_running"] == 2
-        paused = await client.put_limit("openai", max_running=0, paused=True)
+        paused = await client.put_limit("openai", max_running=0, paused=True, expected_version=1)
         assert (paused["max_running"], paused["rate"], paused["paused"]) == (0, None, True)
+        with pytest.raises(ConflictError) as stale:  # read at 1; changed since
+            await client.put_limit("openai", max_running=9, expected_version=1)
+        assert stale.value.current_version == 2
+        await client.delete_limit("openai")
+        with pytest.raises(NotFoundError):  # deleted since it was read
+            await client.put_limit("openai", max_running=9, expected_version=2)
+        await client.put_limit("openai", max_running=0, paused=True)
         for name in AWKWARD_NAMES:
             made = await client.put_limit(name, rate={"count": 1, "per_seconds": 60})
             assert made["name"] == name

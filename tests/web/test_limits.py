@@ -169,6 +169,25 @@ async def test_an_edit_does_not_undo_a_change_made_while_its_dialog_was_open(
         stored = await limit(client, "slowapi")
         assert stored is not None
         assert (stored["max_running"], stored["paused"]) == (4, True)
+
+        # Deleted meanwhile: not created again unasked; saved again, it is.
+        await slowapi.get_by_test_id("edit-limit").click()
+        assert (await client.delete("/limits/slowapi")).status_code == 204
+        await dialog.get_by_label("Max running").fill("6")
+        await dialog.get_by_test_id("save-limit").click()
+        await expect(dialog.get_by_test_id("limit-error")).to_contain_text(
+            "Not saved: limit slowapi was deleted elsewhere"
+        )
+        assert await limit(client, "slowapi") is None
+        await dialog.get_by_test_id("save-limit").click()
+        await expect(dialog).to_have_count(0)
+        stored = await limit(client, "slowapi")
+        assert stored is not None
+        assert (stored["max_running"], stored["paused"]) == (6, True), "as the dialog shows"
+        # The server's refusals (409, then 404) are logged by the browser: expected here.
+        board.problems[:] = [
+            p for p in board.problems if "status of 409" not in p and "status of 404" not in p
+        ]
         await board.assert_clean()
 
 

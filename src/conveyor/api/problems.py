@@ -34,6 +34,7 @@ from conveyor.domain.errors import (
     InvalidTransition,
     JobConflict,
     LeaseLost,
+    LimitConflict,
     NotFound,
     ProgressRegressed,
     ResultConflict,
@@ -162,6 +163,15 @@ def problem_for(error: Exception) -> Problem:
             "Concurrent update",
             str(error),
             schedule_id=str(error.schedule_id),
+            current_version=error.current_version,
+        )
+    if isinstance(error, LimitConflict):
+        return Problem(
+            409,
+            "concurrent-update",
+            "Concurrent update",
+            str(error),
+            limit=error.name,
             current_version=error.current_version,
         )
     if isinstance(error, StreamPositionGone):

@@ -133,13 +133,9 @@ LeaseSeconds = Annotated[float, Field(gt=0, le=LEASE_SECONDS_MAX), BeforeValidat
 
 
 def lease_seconds_field() -> Any:
-    """`lease_seconds`, `DEFAULT_LEASE_SECONDS` by default. A Field default rather than
-    Annotated metadata: on a type with a BeforeValidator, pydantic would leave the bounds
-    out of the JSON schema."""
+    """`lease_seconds` of a claim or a start: `DEFAULT_LEASE_SECONDS` when not given."""
     return Field(
         DEFAULT_LEASE_SECONDS,
-        gt=0,
-        le=LEASE_SECONDS_MAX,
         description="seconds the lease lasts (heartbeats that name none renew it for as long)",
     )
 
@@ -210,7 +206,7 @@ class ClaimIn(Strict):
         "every workspace the key may claim in",
     )
     limit: Integer = Field(1, ge=1, le=CLAIM_LIMIT_OVER_HTTP)
-    lease_seconds: Number = lease_seconds_field()
+    lease_seconds: LeaseSeconds = lease_seconds_field()
     wait_seconds: Number = Field(0.0, ge=0, le=60)
     worker_id: WORKER_ID
 
@@ -229,7 +225,7 @@ class StatusIn(Strict):
     lease_id: UUID | None = None
     expected_version: Version | None = None
     worker_id: WORKER_ID | None = None
-    lease_seconds: Number = lease_seconds_field()
+    lease_seconds: LeaseSeconds = lease_seconds_field()
     result: Any = None
     error: Annotated[str, SafeText(max_length=ERROR_MAX_CHARS)] | None = None
     reason: Note | None = None

@@ -13,7 +13,7 @@ import click
 from conveyor.cli import render
 from conveyor.cli.connection import Connection, connection_group_options, connection_options
 from conveyor.cli.shared import console
-from conveyor.client import Client, NotFoundError
+from conveyor.client import Client, ConflictError, NotFoundError
 
 NO_CAP: Final = "none"
 """What `--max-running` and `--rate` take to lift that cap."""
@@ -21,6 +21,8 @@ MaxRunning = int | str
 """A number, or NO_CAP."""
 RateGiven = tuple[int, float] | str
 """(count, per_seconds), or NO_CAP."""
+PUT_ATTEMPTS: Final = 5
+"""How often a change is read and put again while others change the limit meanwhile."""
 
 
 class MaxRunningType(click.ParamType[MaxRunning, Any]):
@@ -91,20 +93,29 @@ def put_changed(
     must_exist: bool = False,
 ) -> None:
     """Read the limit, change only what was given (None: keep it), and put the whole of it
-    back; print what the server then answers."""
+    back at the version read; print what the server then answers. A change made between
+    the read and the put refuses the put (409; 404 for a limit deleted meanwhile): the
+    limit is read again and changed as it is then, so no one's change is undone."""
     with connection.client() as client:
 
         def change() -> dict[str, Any]:
-            found = client.get_limit(name) if must_exist else current(client, name)
-            found = found or {}
-            new_max = found.get("max_running") if max_running is None else max_running
-            new_rate = found.get("rate") if rate is None else rate
-            return client.put_limit(
-                name,
-                max_running=new_max if isinstance(new_max, int) else None,
-                rate=None if isinstance(new_rate, str) else new_rate,
-                paused=bool(found.get("paused")) if paused is None else paused,
-            )
+            for attempt in range(1, PUT_ATTEMPTS + 1):
+                found = client.get_limit(name) if must_exist else current(client, name)
+                was = found or {}
+                new_max = was.get("max_running") if max_running is None else max_running
+                new_rate = was.get("rate") if rate is None else rate
+                try:
+                    return client.put_limit(
+                        name,
+                        max_running=new_max if isinstance(new_max, int) else None,
+                        rate=None if isinstance(new_rate, str) else new_rate,
+                        paused=bool(was.get("paused")) if paused is None else paused,
+                        expected_version=was.get("version"),
+                    )
+                except (ConflictError, NotFoundError):
+                    if attempt == PUT_ATTEMPTS:
+                        raise
+            raise AssertionError("unreachable")
 
         limit = connection.call(change)
     show(connection, limit)

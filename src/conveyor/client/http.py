@@ -213,9 +213,13 @@ def limit_path(name: str) -> str:
     return f"/limits/{path_segment(name)}"
 
 
-def limit_body(max_running: int | None, rate: Rate | None, paused: bool) -> JSON:
+def limit_body(
+    max_running: int | None, rate: Rate | None, paused: bool, expected_version: int | None
+) -> JSON:
     """The body of a PUT: the whole limit (what is left out is no cap)."""
     body: JSON = {"max_running": max_running, "paused": paused}
+    if expected_version is not None:
+        body["expected_version"] = expected_version
     if rate is None:
         body["rate"] = None
     elif isinstance(rate, Mapping):
@@ -579,11 +583,16 @@ class Client(ScheduleCalls):
         max_running: int | None = None,
         rate: Rate | None = None,
         paused: bool = False,
+        expected_version: int | None = None,
     ) -> JSON:
         """Set the limit `name` (a concurrency key, or `type:<job type>`), the whole of it:
-        what is left out is no cap."""
+        what is left out is no cap. With `expected_version` (the `version` it was read
+        at), only if it has not changed since: ConflictError (409) if it has,
+        NotFoundError if it was deleted."""
         result: JSON = self.request(
-            "PUT", self._ws(limit_path(name)), json=limit_body(max_running, rate, paused)
+            "PUT",
+            self._ws(limit_path(name)),
+            json=limit_body(max_running, rate, paused, expected_version),
         )
         return result
 
@@ -823,13 +832,16 @@ class AsyncClient(AsyncScheduleCalls):
         max_running: int | None = None,
         rate: Rate | None = None,
         paused: bool = False,
+        expected_version: int | None = None,
     ) -> JSON:
         """Set the limit `name` (a concurrency key, or `type:<job type>`), the whole of it:
-        what is left out is no cap."""
+        what is left out is no cap. With `expected_version` (the `version` it was read
+        at), only if it has not changed since: ConflictError (409) if it has,
+        NotFoundError if it was deleted."""
         result: JSON = await self.request(
             "PUT",
             await self.ws_path(limit_path(name)),
-            json=limit_body(max_running, rate, paused),
+            json=limit_body(max_running, rate, paused, expected_version),
         )
         return result
 

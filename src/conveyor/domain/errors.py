@@ -58,6 +58,20 @@ class ScheduleConflict(ConveyorError):
         self.current_version = current_version
 
 
+class LimitConflict(ConveyorError):
+    """A limit changed since the read a PUT was decided on (`expected_version`): the PUT
+    changed nothing. Carries the limit's current version."""
+
+    def __init__(self, name: str, *, expected_version: int, current_version: int) -> None:
+        super().__init__(
+            f"limit {name} changed concurrently (expected version {expected_version}, "
+            f"now {current_version})"
+        )
+        self.name = name
+        self.expected_version = expected_version
+        self.current_version = current_version
+
+
 class InvalidInput(ConveyorError):
     """A value the domain refuses, named by its field."""
 

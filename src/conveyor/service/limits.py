@@ -8,7 +8,7 @@ from uuid import UUID
 
 from conveyor.bus.work import WorkSignal
 from conveyor.domain.capacity import Limit, Rate, WaitReason, limit_names
-from conveyor.domain.errors import NotFound
+from conveyor.domain.errors import LimitConflict, NotFound
 from conveyor.domain.jobs import CLAIMABLE_STATUS, Job
 from conveyor.domain.limits import validate_text
 from conveyor.service.observer import JobObserver, Unobserved
@@ -47,20 +47,27 @@ class LimitService:
         max_running: int | None,
         rate: Rate | None,
         paused: bool,
+        expected_version: int | None = None,
     ) -> LimitCounts:
-        """Set a limit (the whole of it: what is left out is no cap). Claimers waiting in
-        the workspace look again at once: there may be room now."""
+        """Set a limit (the whole of it: what is left out is no cap). With
+        `expected_version`, only the limit at that version: one changed since is
+        LimitConflict, one deleted since NotFound, and nothing is written. Claimers waiting
+        in the workspace look again at once: there may be room now."""
         validate_text(name, "name")
         limit = Limit(workspace_id, name, max_running, rate, paused)
         limit.validate()
         # Creating a limit locks its running jobs to count them while a batch of
         # completions may lock the same jobs in another order: PostgreSQL may end the
         # creation as a deadlock, and it is tried again (completions are, too).
-        await retry_on_conflict(
-            lambda: self._limits.put(limit),
+        before = await retry_on_conflict(
+            lambda: self._limits.put(limit, expected_version),
             self._retry_policy,
             on_retry=self._observer.conflict_retried,
         )
+        if expected_version is not None and before != expected_version:
+            if before is None:
+                raise NotFound("limit", name)
+            raise LimitConflict(name, expected_version=expected_version, current_version=before)
         self._work_signal.notify(workspace_id)
         return await self.get(workspace_id, name)
 

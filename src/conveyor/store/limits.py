@@ -24,6 +24,8 @@ class LimitCounts:
     recent_starts: int
     created_at: datetime
     updated_at: datetime
+    version: int
+    """Counts changes of the limit's settings (each PUT), not of its counts."""
 
     @property
     def waiting_because(self) -> WaitReason | None:
@@ -38,19 +40,25 @@ class LimitStore:
         self.codec = database.codec
         self.queries = queries_for(database.dialect)
 
-    async def put(self, limit: Limit) -> None:
-        """Create or change a limit. Under the workspace's claim lock: a new limit counts
-        the jobs of its name running now (`count_into_limit`), then takes the leaves
-        written before that count off every limit (`fold_limit_leaves`), so none of them
-        is taken off the new one; a changed limit keeps its count."""
+    async def put(self, limit: Limit, expected_version: int | None = None) -> int | None:
+        """Create or change a limit, and answer the version it had (None: there was none).
+        With `expected_version`, a compare-and-set: a limit at another version, or none,
+        is left as it is. Under the workspace's claim lock: a new limit counts the jobs of
+        its name running now (`count_into_limit`), then takes the leaves written before
+        that count off every limit (`fold_limit_leaves`), so none of them is taken off the
+        new one; a changed limit keeps its count."""
         q, rate = self.queries, limit.rate
         async with self.database.transaction() as connection:
             await connection.execute(
                 q["take_claim_locks"].sql, {"workspaces": [limit.workspace_id], "shared": []}
             )
             params = {"ws": limit.workspace_id, "name": limit.name}
+            found = await connection.fetchrow(q["limit_version"].sql, params)
+            before = None if found is None else int(found["version"])
+            if expected_version is not None and before != expected_version:
+                return before
             running = 0
-            if await connection.fetchrow(q["limit_exists"].sql, params) is None:
+            if before is None:
                 counted = await connection.fetch(*self._of_its_name("count_into_limit", limit))
                 running = len(counted)
                 await connection.execute(
@@ -67,6 +75,7 @@ class LimitStore:
                     "running": running,
                 },
             )
+        return before
 
     def _of_its_name(self, query: str, limit: Limit) -> tuple[str, dict[str, Any]]:
         """`count_into_limit` or `count_out_of_limits` for a limit: over the running jobs of
@@ -142,4 +151,5 @@ class LimitStore:
             int(row["recent_starts"]),
             d.timestamp(row["created_at"]),
             d.timestamp(row["updated_at"]),
+            int(row["version"]),
         )

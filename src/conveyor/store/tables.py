@@ -397,6 +397,8 @@ limits = sa.Table(
     sa.Column("updated_at", timestamp_type(), nullable=False),
     # The jobs counted in it that run now, less the rows of its name in limit_leaves.
     sa.Column("running", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    # Counts changes of its settings (a PUT), not of its counts (migration 0024).
+    sa.Column("version", sa.Integer(), nullable=False, server_default=sa.text("1")),
     sa.CheckConstraint(
         "(rate_count IS NULL) = (rate_per_seconds IS NULL)", name="ck_limits_rate_whole"
     ),

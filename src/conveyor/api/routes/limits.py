@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from conveyor.api.dependencies import Context, authorized
 from conveyor.api.responses import json_response
-from conveyor.api.schemas import Integer, MaxRunning, Number, ProblemOut, Strict
+from conveyor.api.schemas import Integer, MaxRunning, Number, ProblemOut, Strict, Version
 from conveyor.domain.capacity import (
     LIMIT_NAME_MAX_LENGTH,
     RATE_COUNT_LIMIT,
@@ -67,6 +67,11 @@ class LimitIn(Strict):
     )
     rate: RateIn | None = None
     paused: bool = Field(False, strict=True, description="none of its jobs start")
+    expected_version: Version | None = Field(
+        None,
+        description="set the limit only if it is still at this version (its `version` when "
+        "read): 409 if it changed since, 404 if it was deleted",
+    )
 
 
 class RateOut(BaseModel):
@@ -87,6 +92,7 @@ class LimitOut(BaseModel):
     )
     created_at: str
     updated_at: str
+    version: int = Field(description="counts changes of its settings (each PUT), not its counts")
 
 
 class LimitListOut(BaseModel):
@@ -107,6 +113,7 @@ def limit_json(counts: LimitCounts) -> dict[str, Any]:
         "waiting_because": counts.waiting_because,
         "created_at": counts.created_at,
         "updated_at": counts.updated_at,
+        "version": counts.version,
     }
 
 
@@ -124,7 +131,10 @@ async def get_limit(ctx: Context, principal: Reader, name: LimitName) -> Respons
 @router.put(
     "/{name:limit_name}",
     response_model=LimitOut,
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        409: {"model": ProblemOut, "description": "the limit changed since expected_version"},
+    },
     summary="Set a limit: max_running, a rate, paused (what is left out is no cap)",
 )
 async def put_limit(ctx: Context, principal: Manager, name: LimitName, body: LimitIn) -> Response:
@@ -135,6 +145,7 @@ async def put_limit(ctx: Context, principal: Manager, name: LimitName, body: Lim
         max_running=body.max_running,
         rate=rate,
         paused=body.paused,
+        expected_version=body.expected_version,
     )
     return json_response(limit_json(counts))
 

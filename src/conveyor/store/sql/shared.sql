@@ -80,8 +80,9 @@ SELECT l.workspace_id, l.name, l.max_running, l.rate_count, l.rate_per_seconds, 
 FROM limits l
 WHERE {workspaces} AND {is_type_limit:l};
 
--- name: limit_exists
-SELECT 1 AS found FROM limits WHERE workspace_id = :ws AND name = :name;
+-- name: limit_version
+-- The version of a limit's settings (no row: there is no such limit).
+SELECT version FROM limits WHERE workspace_id = :ws AND name = :name;
 
 -- name: count_into_limit
 -- A limit created while jobs of its name run (its concurrency key, or `type:<type>`:
@@ -328,15 +329,15 @@ WHERE workspace_id = :ws AND {claimable} AND run_at <= conveyor_now();
 -- Limits
 
 -- name: put_limit
--- A new limit starts at :running, the jobs of its name running (`count_into_limit`); a
--- changed one keeps its count.
+-- A new limit starts at :running, the jobs of its name running (`count_into_limit`), at
+-- version 1; a changed one keeps its count, and its version counts the change.
 INSERT INTO limits (workspace_id, name, max_running, rate_count, rate_per_seconds, paused,
     created_at, updated_at, running)
 VALUES (:ws, :name, :max_running, :rate_count, :rate_per_seconds, :paused, conveyor_now(),
     conveyor_now(), :running)
 ON CONFLICT (workspace_id, name) DO UPDATE SET max_running = :max_running,
     rate_count = :rate_count, rate_per_seconds = :rate_per_seconds, paused = :paused,
-    updated_at = conveyor_now();
+    updated_at = conveyor_now(), version = limits.version + 1;
 
 -- name: delete_limit
 DELETE FROM limits WHERE workspace_id = :ws AND name = :name;
@@ -354,7 +355,7 @@ SELECT l.name FROM limits l WHERE l.workspace_id = :ws AND {names} ORDER BY l.na
 -- yet folded into it: migration 0018; none on SQLite), queued ones (by concurrency key, or
 -- by type for `type:<type>`), and the starts their rate window counts.
 SELECT w.slug AS workspace, l.workspace_id, l.name, l.max_running, l.rate_count,
-    l.rate_per_seconds, l.paused, l.created_at, l.updated_at,
+    l.rate_per_seconds, l.paused, l.created_at, l.updated_at, l.version,
     l.running - (
         SELECT count(*) FROM limit_leaves v
         WHERE v.workspace_id = l.workspace_id

@@ -1,4 +1,4 @@
-"""Each job keeps the length its latest lease was asked for (`jobs.lease_seconds`).
+"""Each job keeps the lease length its claim (or start) asked for (`jobs.lease_seconds`).
 
 A heartbeat that names no `lease_seconds` renews the lease for that long. Before, it
 renewed it for the API's default (30 s) whatever the claim had asked: a job claimed for

@@ -59,6 +59,19 @@ function body(limit, changes = {}) {
   };
 }
 
+/** The whole limit goes back at the version read, so another change made meanwhile is not
+ * undone: the server refuses a stale version (409), and the limit is read again. */
+async function putPaused(name, paused, attempts = 3) {
+  for (let attempt = 1; ; attempt += 1) {
+    const fresh = await get(limitPath(name));
+    try {
+      return await put(limitPath(name), {...body(fresh, {paused}), expected_version: fresh.version});
+    } catch (error) {
+      if (error.status !== 409 || attempt >= attempts) throw error;
+    }
+  }
+}
+
 export function mountLimits(main) {
   document.title = 'Limits · Conveyor';
   const manage = can('manage_limits');
@@ -210,9 +223,7 @@ export function mountLimits(main) {
         await del(limitPath(limit.name));
         toast(`Limit ${limit.name} deleted`, {kind: 'success'});
       } else {
-        // The whole limit goes back: read it fresh so another change is not undone.
-        const fresh = await get(limitPath(limit.name));
-        await put(limitPath(limit.name), body(fresh, {paused: action === 'pause'}));
+        await putPaused(limit.name, action === 'pause');
         toast(action === 'pause' ? `Limit ${limit.name} paused: none of its jobs start` : `Limit ${limit.name} resumed`, {kind: 'success'});
         focusAfter = {name: limit.name, action: action === 'pause' ? 'resume' : 'pause'};
       }
@@ -269,29 +280,24 @@ export function openLimitDialog({limit = null, existing = []} = {}) {
   }
   if (limit) show(limit);
   // What the dialog showed the operator of the limit (null: there is none). A PUT sets the
-  // whole limit and takes no version, so an edit is saved only while the limit still is
-  // this: a change made meanwhile (another operator pausing it) is shown, not undone.
+  // whole limit: an edit goes with the version shown, and the server refuses it if the
+  // limit changed since (another operator pausing it), which is then shown, not undone.
   let shown = limit;
-  const settings = (found) => (found ? JSON.stringify(body(found)) : 'none');
 
   async function save({limitName, body: wanted}) {
-    if (editing) {
-      let current = null;
-      try {
-        current = await get(limitPath(limitName));
-      } catch (error) {
-        if (error.status !== 404) throw error;
+    if (!editing || !shown) return put(limitPath(limitName), wanted);
+    try {
+      return await put(limitPath(limitName), {...wanted, expected_version: shown.version});
+    } catch (error) {
+      if (error.status === 404) {
+        shown = null;
+        throw new Error(`Not saved: limit ${limitName} was deleted elsewhere while this was open. Save again to create it with these values.`);
       }
-      if (settings(current) !== settings(shown)) {
-        shown = current;
-        if (!current) {
-          throw new Error(`Not saved: limit ${limitName} was deleted elsewhere while this was open. Save again to create it with these values.`);
-        }
-        show(current);
-        throw new Error(`Not saved: limit ${limitName} was changed elsewhere while this was open. The fields show it as it is now; make your change again.`);
-      }
+      if (error.status !== 409) throw error;
+      shown = await get(limitPath(limitName));
+      show(shown);
+      throw new Error(`Not saved: limit ${limitName} was changed elsewhere while this was open. The fields show it as it is now; make your change again.`);
     }
-    return put(limitPath(limitName), wanted);
   }
 
   function prepare(fail) {

@@ -178,7 +178,8 @@ function weightCard(settings, saved) {
     controls: [weight],
     fields: {weight},
     prepare(fail) {
-      const value = Number(weight.value.trim());  // empty is 0: out of range too
+      const text = weight.value.trim();
+      const value = WHOLE.test(text) ? Number(text) : NaN; // not 0x10, 1e2 or empty
       if (!Number.isInteger(value) || value < WEIGHT_MIN || value > WEIGHT_MAX) {
         fail(`The weight must be a whole number from ${WEIGHT_MIN} to ${WEIGHT_MAX}.`, weight);
         return undefined;
