@@ -3,14 +3,13 @@ and nothing is written."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
-from uuid import uuid4
 
 import httpx
 import pytest
 
 from conveyor.store.urls import DatabaseURL
+from tests.api.operations import api_operations
 from tests.conftest import settings_for
 from tests.support.server import RunningServer, running_server
 
@@ -100,20 +99,13 @@ async def test_every_route_that_takes_a_json_body_answers_415_to_another(
     async with httpx.AsyncClient(
         base_url=server.url, headers={"Authorization": f"Bearer {keys['admin']}"}
     ) as http:
-        paths = (await http.get("/openapi.json")).json()["paths"]
-        with_bodies = [
-            (method.upper(), path)
-            for path, operations in paths.items()
-            for method, operation in operations.items()
-            if "requestBody" in operation
-        ]
+        with_bodies = [op for op in await api_operations(http) if op.takes_body]
         assert len(with_bodies) > 20
-        for method, path in with_bodies:
-            url = re.sub(r"\{[^}]+\}", str(uuid4()), path.replace("{ws}", "acme"))
+        for op in with_bodies:
             response = await http.request(
-                method, url, content=b"{}", headers={"content-type": "text/plain"}
+                op.method, op.url, content=b"{}", headers={"content-type": "text/plain"}
             )
-            assert response.status_code == 415, (method, path, response.text)
+            assert response.status_code == 415, (op, response.text)
             assert response.headers["content-type"] == PROBLEM
 
 
@@ -125,28 +117,23 @@ async def test_a_caller_without_a_key_hears_401_before_any_other_refusal(
     which sends a form's content type, would be told), and the routes that need none
     (signing in) still refuse the request itself."""
     async with httpx.AsyncClient(base_url=server.url) as http:
-        paths = (await http.get("/openapi.json")).json()["paths"]
         refused_for_the_key = 0
-        for path, operations in paths.items():
-            if not path.startswith("/v1/"):
-                continue
-            for method, operation in operations.items():
-                url = re.sub(r"\{[^}]+\}", str(uuid4()), path.replace("{ws}", "acme"))
-                plain = await http.request(method.upper(), url)
-                odd = await http.request(
-                    method.upper(),
-                    url,
-                    params={"no_such_filter": "x"},
-                    content=b"{}" if "requestBody" in operation else None,
-                    headers={"content-type": "text/plain"},
-                )
-                if (method, path) == ("get", "/v1/session"):
-                    continue  # needs no key: its 401 is the answer "not signed in"
-                if plain.status_code == 401:
-                    refused_for_the_key += 1
-                    assert odd.status_code == 401, (method, path, odd.text)
-                else:
-                    assert odd.status_code in (415, 422), (method, path, odd.text)
+        for op in await api_operations(http):
+            if (op.method, op.path) == ("GET", "/v1/session"):
+                continue  # needs no key: its 401 is the answer "not signed in"
+            plain = await http.request(op.method, op.url)
+            odd = await http.request(
+                op.method,
+                op.url,
+                params={"no_such_filter": "x"},
+                content=b"{}" if op.takes_body else None,
+                headers={"content-type": "text/plain"},
+            )
+            if plain.status_code == 401:
+                refused_for_the_key += 1
+                assert odd.status_code == 401, (op, odd.text)
+            else:
+                assert odd.status_code in (415, 422), (op, odd.text)
         assert refused_for_the_key > 40
 
 

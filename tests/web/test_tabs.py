@@ -34,17 +34,25 @@ async def show(tab: Dashboard) -> None:
     await tab.page.evaluate(SET_VISIBILITY, "visible")
 
 
+async def three_running(
+    client: httpx.AsyncClient, worker: Worker
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Three jobs `worker` runs, and their leases."""
+    jobs: list[dict[str, Any]] = []
+    leases: list[str] = []
+    for n in range(3):
+        job = await create(client, "report.build", payload={"part": n})
+        leases.append(await worker.claim_one(job["id"], "report.build"))
+        jobs.append(job)
+    return jobs, leases
+
+
 async def test_a_tab_holds_one_stream_whatever_its_page(
     browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
 ) -> None:
     async with as_key(server, keys["worker"]) as http:
         worker = Worker(http, "worker-1")
-        jobs: list[dict[str, Any]] = []
-        leases: list[str] = []
-        for n in range(3):
-            job = await create(client, "report.build", payload={"part": n})
-            leases.append(await worker.claim_one(job["id"], "report.build"))
-            jobs.append(job)
+        jobs, leases = await three_running(client, worker)
         first, second, third = jobs
 
         async with dashboard(browser, server) as board:
@@ -85,12 +93,7 @@ async def test_a_hidden_tab_holds_no_stream_and_resumes_when_shown(
 ) -> None:
     async with as_key(server, keys["worker"]) as http:
         worker = Worker(http, "worker-1")
-        jobs: list[dict[str, Any]] = []
-        leases: list[str] = []
-        for n in range(3):
-            job = await create(client, "report.build", payload={"part": n})
-            leases.append(await worker.claim_one(job["id"], "report.build"))
-            jobs.append(job)
+        jobs, leases = await three_running(client, worker)
         first, second, third = jobs
 
         async with dashboard(browser, server) as board:
