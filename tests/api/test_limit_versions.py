@@ -78,10 +78,25 @@ async def test_of_puts_racing_from_one_version_exactly_one_wins(
     assert (now["version"], now["max_running"]) == (2, won["max_running"])
 
 
-async def test_expected_version_must_be_a_whole_number_from_one(
+async def test_version_0_creates_only_a_limit_there_is_none_of(
     client: httpx.AsyncClient,
 ) -> None:
-    for bad in (0, -1, "1", 1.5, True):
+    """Two operators creating one limit at once (one paused, one capped): the second is
+    told it exists, not left to replace it."""
+    first = await client.put("/limits/openai", json={"paused": True, "expected_version": 0})
+    assert (first.status_code, first.json()["version"]) == (200, 1), first.text
+    second = await client.put("/limits/openai", json={"max_running": 8, "expected_version": 0})
+    assert second.status_code == 409, second.text
+    assert second.json()["current_version"] == 1
+    assert "expected no limit" in second.json()["detail"]
+    now = (await client.get("/limits/openai")).json()
+    assert (now["paused"], now["max_running"], now["version"]) == (True, None, 1)
+
+
+async def test_expected_version_must_be_a_whole_number_from_zero(
+    client: httpx.AsyncClient,
+) -> None:
+    for bad in (-1, "1", 1.5, True):
         refused = await client.put(
             "/limits/openai", json={"max_running": 1, "expected_version": bad}
         )

@@ -17,6 +17,7 @@ from conveyor.service.limits import LimitService
 from conveyor.service.observer import Unobserved
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store
+from conveyor.store.limits import LimitPut
 from conveyor.store.projections import AS_JOB
 from tests.service.helpers import ACTOR
 from tests.service.test_capacity import claim
@@ -290,12 +291,12 @@ async def test_a_limit_put_that_the_database_ends_as_a_deadlock_is_tried_again(
     put = store.limits.put
     calls = 0
 
-    async def deadlocked_once(limit: Limit) -> None:
+    async def deadlocked_once(limit: Limit, expected_version: int | None = None) -> LimitPut:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise TransientDatabaseError("deadlock detected")
-        await put(limit)
+        return await put(limit, expected_version)
 
     await service.create_jobs(workspace.id, [JobSpec(type="t", concurrency_key="k")] * 3, ACTOR)
     await claim(service, workspace.id, 2)

@@ -191,6 +191,37 @@ async def test_an_edit_does_not_undo_a_change_made_while_its_dialog_was_open(
         await board.assert_clean()
 
 
+async def test_a_new_limit_does_not_replace_one_made_while_its_dialog_was_open(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    async with dashboard(browser, server) as board:
+        page = board.page
+        await board.sign_in(keys["admin"])
+        await board.nav("Limits").click()
+        await page.get_by_test_id("new-limit").click()
+        dialog = page.get_by_test_id("limit-dialog")
+        await dialog.get_by_label("Name").fill("gpu")
+        await dialog.get_by_label("Max running").fill("4")
+        made = await client.put("/limits/gpu", json={"paused": True})  # another operator
+        assert made.status_code == 200, made.text
+        await dialog.get_by_test_id("save-limit").click()
+        await expect(dialog.get_by_test_id("limit-error")).to_contain_text(
+            "Not saved: a limit named gpu was made elsewhere"
+        )
+        await expect(dialog.get_by_label("Paused"), "shown as it is now").to_be_checked()
+        stored = await limit(client, "gpu")
+        assert stored is not None
+        assert (stored["max_running"], stored["paused"]) == (None, True), "not replaced"
+        await dialog.get_by_label("Max running").fill("4")
+        await dialog.get_by_test_id("save-limit").click()
+        await expect(dialog).to_have_count(0)
+        stored = await limit(client, "gpu")
+        assert stored is not None
+        assert (stored["max_running"], stored["paused"]) == (4, True)
+        board.problems[:] = [p for p in board.problems if "status of 409" not in p]
+        await board.assert_clean()
+
+
 async def test_a_limit_named_dot_is_said_to_be_out_of_a_browsers_reach(
     browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
 ) -> None:

@@ -118,6 +118,8 @@ TimeoutSeconds = Annotated[
     float, Field(gt=0, le=TIMEOUT_LIMIT_SECONDS), BeforeValidator(_json_number)
 ]
 Version = Annotated[int, Field(ge=1), BeforeValidator(_json_number)]
+LimitVersion = Annotated[int, Field(ge=0), BeforeValidator(_json_number)]
+"""A limit's version as a PUT names it; 0: there is no such limit yet."""
 Count = Annotated[int, Field(ge=0, le=2**53), BeforeValidator(_json_number)]
 Percent = Annotated[int, Field(ge=0, le=100), BeforeValidator(_json_number)]
 MaxRunning = Annotated[int, Field(ge=0, le=MAX_RUNNING_LIMIT), BeforeValidator(_json_number)]

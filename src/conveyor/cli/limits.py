@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import time
 from typing import Any, Final
 
 import click
@@ -14,6 +16,7 @@ from conveyor.cli import render
 from conveyor.cli.connection import Connection, connection_group_options, connection_options
 from conveyor.cli.shared import console
 from conveyor.client import Client, ConflictError, NotFoundError
+from conveyor.domain.backoff import backoff_delay
 
 NO_CAP: Final = "none"
 """What `--max-running` and `--rate` take to lift that cap."""
@@ -93,9 +96,10 @@ def put_changed(
     must_exist: bool = False,
 ) -> None:
     """Read the limit, change only what was given (None: keep it), and put the whole of it
-    back at the version read; print what the server then answers. A change made between
-    the read and the put refuses the put (409; 404 for a limit deleted meanwhile): the
-    limit is read again and changed as it is then, so no one's change is undone."""
+    back at the version read (0 for a limit there was none of); print what the server
+    then answers. A change made between the read and the put refuses the put (409; 404
+    for a limit deleted meanwhile): after a backoff the limit is read again and changed as
+    it is then, so no one's change is undone."""
     with connection.client() as client:
 
         def change() -> dict[str, Any]:
@@ -110,11 +114,12 @@ def put_changed(
                         max_running=new_max if isinstance(new_max, int) else None,
                         rate=None if isinstance(new_rate, str) else new_rate,
                         paused=bool(was.get("paused")) if paused is None else paused,
-                        expected_version=was.get("version"),
+                        expected_version=was.get("version", 0),  # 0: none yet
                     )
                 except (ConflictError, NotFoundError):
                     if attempt == PUT_ATTEMPTS:
                         raise
+                time.sleep(backoff_delay(attempt, first=0.05, cap=1.0, jitter=random.random()))
             raise AssertionError("unreachable")
 
         limit = connection.call(change)

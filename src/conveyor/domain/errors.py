@@ -59,13 +59,15 @@ class ScheduleConflict(ConveyorError):
 
 
 class LimitConflict(ConveyorError):
-    """A limit changed since the read a PUT was decided on (`expected_version`): the PUT
-    changed nothing. Carries the limit's current version."""
+    """A limit changed (or was made) since the read a PUT was decided on
+    (`expected_version`; 0: there was none): the PUT changed nothing. Carries the limit's
+    current version."""
 
     def __init__(self, name: str, *, expected_version: int, current_version: int) -> None:
+        expected = "no limit" if expected_version == 0 else f"version {expected_version}"
         super().__init__(
-            f"limit {name} changed concurrently (expected version {expected_version}, "
-            f"now {current_version})"
+            f"limit {name} changed concurrently (expected {expected}, now version "
+            f"{current_version})"
         )
         self.name = name
         self.expected_version = expected_version

@@ -50,26 +50,29 @@ class LimitService:
         expected_version: int | None = None,
     ) -> LimitCounts:
         """Set a limit (the whole of it: what is left out is no cap). With
-        `expected_version`, only the limit at that version: one changed since is
-        LimitConflict, one deleted since NotFound, and nothing is written. Claimers waiting
-        in the workspace look again at once: there may be room now."""
+        `expected_version`, only the limit at that version (0: only if there is none): one
+        changed (or made) since is LimitConflict, one deleted since NotFound, and nothing
+        is written. Claimers waiting in the workspace look again at once: there may be
+        room now."""
         validate_text(name, "name")
         limit = Limit(workspace_id, name, max_running, rate, paused)
         limit.validate()
         # Creating a limit locks its running jobs to count them while a batch of
         # completions may lock the same jobs in another order: PostgreSQL may end the
         # creation as a deadlock, and it is tried again (completions are, too).
-        before = await retry_on_conflict(
+        put = await retry_on_conflict(
             lambda: self._limits.put(limit, expected_version),
             self._retry_policy,
             on_retry=self._observer.conflict_retried,
         )
-        if expected_version is not None and before != expected_version:
-            if before is None:
-                raise NotFound("limit", name)
-            raise LimitConflict(name, expected_version=expected_version, current_version=before)
+        if put.now is None:  # deleted since it was read: nothing written
+            raise NotFound("limit", name)
+        if expected_version is not None and not put.written:
+            raise LimitConflict(
+                name, expected_version=expected_version, current_version=put.now.version
+            )
         self._work_signal.notify(workspace_id)
-        return await self.get(workspace_id, name)
+        return put.now
 
     async def get(self, workspace_id: UUID, name: str) -> LimitCounts:
         found = await self._limits.with_counts(workspace_id, [name])

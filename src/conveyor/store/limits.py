@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from conveyor.domain.capacity import Limit, Rate, WaitReason, limit_type, why_waiting
-from conveyor.store.connection import Database, Row
+from conveyor.store.connection import Connection, Database, Row
 from conveyor.store.queries import queries_for
 
 
@@ -32,6 +32,15 @@ class LimitCounts:
         return why_waiting(self.limit, self.running, self.recent_starts)
 
 
+@dataclass(frozen=True, slots=True)
+class LimitPut:
+    """What a PUT did: whether it wrote the limit (not, when its expected version was not
+    the limit's), and the limit as it is now (None: there is none)."""
+
+    written: bool
+    now: LimitCounts | None
+
+
 class LimitStore:
     """The same code on both databases, with each one's queries (all in shared.sql)."""
 
@@ -40,13 +49,13 @@ class LimitStore:
         self.codec = database.codec
         self.queries = queries_for(database.dialect)
 
-    async def put(self, limit: Limit, expected_version: int | None = None) -> int | None:
-        """Create or change a limit, and answer the version it had (None: there was none).
-        With `expected_version`, a compare-and-set: a limit at another version, or none,
-        is left as it is. Under the workspace's claim lock: a new limit counts the jobs of
-        its name running now (`count_into_limit`), then takes the leaves written before
-        that count off every limit (`fold_limit_leaves`), so none of them is taken off the
-        new one; a changed limit keeps its count."""
+    async def put(self, limit: Limit, expected_version: int | None = None) -> LimitPut:
+        """Create or change a limit; with `expected_version`, only the limit at that version
+        (0: only if there is none yet), a compare-and-set: another is left as it is. Under
+        the workspace's claim lock: a new limit counts the jobs of its name running now
+        (`count_into_limit`), then takes the leaves written before that count off every
+        limit (`fold_limit_leaves`), so none of them is taken off the new one; a changed
+        limit keeps its count. What it answers is read in the same transaction."""
         q, rate = self.queries, limit.rate
         async with self.database.transaction() as connection:
             await connection.execute(
@@ -54,28 +63,29 @@ class LimitStore:
             )
             params = {"ws": limit.workspace_id, "name": limit.name}
             found = await connection.fetchrow(q["limit_version"].sql, params)
-            before = None if found is None else int(found["version"])
-            if expected_version is not None and before != expected_version:
-                return before
-            running = 0
-            if before is None:
-                counted = await connection.fetch(*self._of_its_name("count_into_limit", limit))
-                running = len(counted)
+            version = 0 if found is None else int(found["version"])
+            written = expected_version is None or version == expected_version
+            if written:
+                running = 0
+                if found is None:
+                    counted = await connection.fetch(*self._of_its_name("count_into_limit", limit))
+                    running = len(counted)
+                    await connection.execute(
+                        q["fold_limit_leaves"].sql, {"workspaces": [limit.workspace_id]}
+                    )
                 await connection.execute(
-                    q["fold_limit_leaves"].sql, {"workspaces": [limit.workspace_id]}
+                    q["put_limit"].sql,
+                    {
+                        **params,
+                        "max_running": limit.max_running,
+                        "rate_count": None if rate is None else rate.count,
+                        "rate_per_seconds": None if rate is None else rate.per_seconds,
+                        "paused": limit.paused,
+                        "running": running,
+                    },
                 )
-            await connection.execute(
-                q["put_limit"].sql,
-                {
-                    **params,
-                    "max_running": limit.max_running,
-                    "rate_count": None if rate is None else rate.count,
-                    "rate_per_seconds": None if rate is None else rate.per_seconds,
-                    "paused": limit.paused,
-                    "running": running,
-                },
-            )
-        return before
+            now = await self._read_counts(connection, limit.workspace_id, [limit.name])
+        return LimitPut(written, now[0] if now else None)
 
     def _of_its_name(self, query: str, limit: Limit) -> tuple[str, dict[str, Any]]:
         """`count_into_limit` or `count_out_of_limits` for a limit: over the running jobs of
@@ -118,6 +128,12 @@ class LimitStore:
         self, workspace_id: UUID | None = None, names: Sequence[str] | None = None
     ) -> list[LimitCounts]:
         """The limits of a workspace (all, or those named), or of every workspace."""
+        async with self.database.read() as connection:
+            return await self._read_counts(connection, workspace_id, names)
+
+    async def _read_counts(
+        self, connection: Connection, workspace_id: UUID | None, names: Sequence[str] | None
+    ) -> list[LimitCounts]:
         which = ["1 = 1"]
         params: dict[str, Any] = {}
         if workspace_id is not None:
@@ -127,8 +143,7 @@ class LimitStore:
             which.append(self.queries.in_list("l.name", "names"))
             params["names"] = list(names)
         sql = self.queries["limits_with_counts"].compose(which=" AND ".join(which))
-        async with self.database.read() as connection:
-            rows = await connection.fetch(sql, params)
+        rows = await connection.fetch(sql, params)
         return [self._counts(row) for row in rows]
 
     def _counts(self, row: Row) -> LimitCounts:

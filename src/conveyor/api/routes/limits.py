@@ -12,7 +12,14 @@ from starlette.responses import Response
 
 from conveyor.api.dependencies import Context, authorized
 from conveyor.api.responses import json_response
-from conveyor.api.schemas import Integer, MaxRunning, Number, ProblemOut, Strict, Version
+from conveyor.api.schemas import (
+    Integer,
+    LimitVersion,
+    MaxRunning,
+    Number,
+    ProblemOut,
+    Strict,
+)
 from conveyor.domain.capacity import (
     LIMIT_NAME_MAX_LENGTH,
     RATE_COUNT_LIMIT,
@@ -67,10 +74,11 @@ class LimitIn(Strict):
     )
     rate: RateIn | None = None
     paused: bool = Field(False, strict=True, description="none of its jobs start")
-    expected_version: Version | None = Field(
+    expected_version: LimitVersion | None = Field(
         None,
         description="set the limit only if it is still at this version (its `version` when "
-        "read): 409 if it changed since, 404 if it was deleted",
+        "read; 0: only if there is no such limit yet): 409 if it changed (or was made) "
+        "since, 404 if it was deleted",
     )
 
 

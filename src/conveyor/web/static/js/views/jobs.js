@@ -6,7 +6,7 @@
 
 import {can, get, post, ws} from '../api.js';
 import {h, icon, replace} from '../dom.js';
-import {ago, count, exact, JOB_TYPE, JOB_TYPE_HINT, notDueYet, shortId, STATUSES, titleCase} from '../format.js';
+import {count, exact, JOB_TYPE, JOB_TYPE_HINT, notDueYet, shortId, STATUSES, titleCase} from '../format.js';
 import {onStreamOpen, onWorkspaceEvent, statusAfter} from '../live.js';
 import {confirmDialog, debounce, elapsed, emptyState, errorBox, progressBar, statusBadge, throttle, timeAgo, toast} from '../ui.js';
 import {openNewJobDialog} from './newjob.js';
@@ -375,7 +375,7 @@ export function mountJobs(main, {query}) {
     const tr = h('tr', {
       tabindex: '0', class: ['job-row', flash ? `flash-${flash}` : null], 'data-testid': 'job-row', 'data-job-id': job.id,
       'data-status': job.status,
-      'aria-label': `Job ${shortId(job.id)}, ${job.type}, ${titleCase(job.status)}${notDueYet(job) ? `, due ${ago(job.run_at)}` : ''}`,
+      'aria-label': `Job ${shortId(job.id)}, ${job.type}, ${titleCase(job.status)}${notDueYet(job) ? `, due at ${exact(job.run_at)}` : ''}`,
     }, columns.map((column) => {
       const cell = column.cell(job);
       cell.dataset.label = column.label;

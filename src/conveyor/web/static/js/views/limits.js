@@ -60,7 +60,8 @@ function body(limit, changes = {}) {
 }
 
 /** The whole limit goes back at the version read, so another change made meanwhile is not
- * undone: the server refuses a stale version (409), and the limit is read again. */
+ * undone: the server refuses a stale version (409), and the limit is read again after a
+ * moment (spread, so that two tabs doing the same do not meet again). */
 async function putPaused(name, paused, attempts = 3) {
   for (let attempt = 1; ; attempt += 1) {
     const fresh = await get(limitPath(name));
@@ -69,6 +70,7 @@ async function putPaused(name, paused, attempts = 3) {
     } catch (error) {
       if (error.status !== 409 || attempt >= attempts) throw error;
     }
+    await new Promise((done) => setTimeout(done, 100 * attempt * (1 + Math.random())));
   }
 }
 
@@ -280,23 +282,31 @@ export function openLimitDialog({limit = null, existing = []} = {}) {
   }
   if (limit) show(limit);
   // What the dialog showed the operator of the limit (null: there is none). A PUT sets the
-  // whole limit: an edit goes with the version shown, and the server refuses it if the
-  // limit changed since (another operator pausing it), which is then shown, not undone.
+  // whole limit: it goes with the version shown (0: none), and the server refuses it if
+  // the limit changed, or was made, since (another operator pausing it), which is then
+  // shown, not undone.
   let shown = limit;
+  name.addEventListener('input', () => { shown = null; }); // a new name: none of it shown
 
   async function save({limitName, body: wanted}) {
-    if (!editing || !shown) return put(limitPath(limitName), wanted);
     try {
-      return await put(limitPath(limitName), {...wanted, expected_version: shown.version});
+      return await put(limitPath(limitName), {...wanted, expected_version: shown ? shown.version : 0});
     } catch (error) {
-      if (error.status === 404) {
+      if (error.status !== 409 && error.status !== 404) throw error;
+      const was = shown;
+      try {
+        shown = await get(limitPath(limitName));
+      } catch (again) {
+        if (again.status !== 404) throw again;
         shown = null;
+      }
+      if (!shown) {
         throw new Error(`Not saved: limit ${limitName} was deleted elsewhere while this was open. Save again to create it with these values.`);
       }
-      if (error.status !== 409) throw error;
-      shown = await get(limitPath(limitName));
       show(shown);
-      throw new Error(`Not saved: limit ${limitName} was changed elsewhere while this was open. The fields show it as it is now; make your change again.`);
+      throw new Error(was
+        ? `Not saved: limit ${limitName} was changed elsewhere while this was open. The fields show it as it is now; make your change again.`
+        : `Not saved: a limit named ${limitName} was made elsewhere while this was open. The fields show it as it is now; make your change again.`);
     }
   }
 
