@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from conveyor.domain.errors import OUTAGES, AlreadyExists
 from conveyor.domain.events import Event
 from conveyor.domain.limits import JsonLimits
 from conveyor.metrics import Metrics
+from conveyor.private_files import write_private
 from conveyor.service.jobs import JobService
 from conveyor.service.limits import LimitService
 from conveyor.service.pruning import Pruner
@@ -72,12 +72,7 @@ async def bootstrap_admin_key(settings: Settings) -> str | None:
         await store.close()
     if issued is None:
         return None
-    path = settings.admin_key_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as key_file:
-        key_file.write(issued.token + "\n")
-    os.chmod(path, 0o600)
+    write_private(settings.admin_key_file, issued.token + "\n", replace=True)
     return issued.token
 
 

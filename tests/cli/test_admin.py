@@ -197,3 +197,37 @@ async def test_database_commands_on_postgresql_never_migrated_or_never_created_s
             f"error: the database {url} does not exist: create it (`createdb` or CREATE "
             "DATABASE), then run `conveyor migrate` or serve with --migrate\n"
         ), command
+
+
+async def test_key_create_out_writes_a_new_private_file_only_once_the_key_exists(
+    tmp_path: Path,
+) -> None:
+    url = ("--database-url", f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert (await conveyor("migrate", *url)).code == 0
+    assert (await conveyor("workspace", "create", "team-a", *url)).code == 0
+    out = tmp_path / "keys" / "[w] worker.key"
+    create = ("key", "create", "--workspace", "team-a", "--role", "worker", "--out", str(out))
+    ran = await conveyor(*create, *url)
+    assert (ran.code, ran.out) == (0, ""), ran.output
+    assert ran.err == f"worker key for team-a written to {out} (readable by you only)\n"
+    token = out.read_text()
+    assert token.startswith("cvk_")
+    assert token.endswith("\n")
+    assert out.stat().st_mode & 0o777 == 0o600
+    listed = await conveyor("key", "list", "--workspace", "team-a", *url)
+    assert len(listed.out.strip().splitlines()) == 2, "a header and the one key"
+
+    # A file that is there is never overwritten, and no key is made.
+    ran = await conveyor(*create, *url)
+    assert (ran.code, "exists" in ran.err) == (2, True), ran.output
+    assert out.read_text() == token
+    listed = await conveyor("key", "list", "--workspace", "team-a", *url)
+    assert len(listed.out.strip().splitlines()) == 2, "no second key"
+
+    # A key that cannot be made leaves no file behind (a shell's `> file` would).
+    missing = tmp_path / "none.key"
+    ran = await conveyor(
+        "key", "create", "--workspace", "no-such", "--role", "worker", "--out", str(missing), *url
+    )
+    assert ran.code == 1, ran.output
+    assert not missing.exists()

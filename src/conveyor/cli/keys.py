@@ -6,6 +6,7 @@ instance worker claims from every workspace, an instance admin acts in every one
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -22,6 +23,7 @@ from conveyor.cli.shared import (
     with_store,
 )
 from conveyor.domain.workspaces import INSTANCE_ROLE_PERMISSIONS, ApiKey, Role
+from conveyor.private_files import write_private
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store
 
@@ -59,21 +61,32 @@ def workspace_or_instance(workspace_name: str | None, instance: bool) -> str | N
 @owner_options
 @click.option("--role", type=click.Choice([role.value for role in Role]), required=True)
 @click.option("--name", default=None, help="a label to recognise the key by")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="write the secret to this new file, readable by you only (not to stdout)",
+)
 @database_option
 def key_create(
     workspace_name: str | None,
     instance: bool,
     role: str,
     name: str | None,
+    out: Path | None,
     database_url: str | None,
 ) -> None:
-    """Create a key; its secret alone goes to stdout (`> file` keeps it), once: it is never
-    stored. With --instance: a worker or admin key of every workspace."""
+    """Create a key; its secret goes to stdout, or with --out to a new file only you can
+    read, once: it is never stored. With --instance: a worker or admin key of every
+    workspace."""
     workspace_name = workspace_or_instance(workspace_name, instance)
     if instance and role not in INSTANCE_ROLES:
         raise click.UsageError(
             f"an instance key is a {' or an '.join(INSTANCE_ROLES)} key, not a {role} key"
         )
+    if out is not None and out.exists():
+        raise click.UsageError(f"{out} exists: --out writes a new file (remove it first)")
     settings = settings_from(database_url=database_url)
 
     async def action(store: Store) -> str:
@@ -83,6 +96,23 @@ def key_create(
 
     token = run(with_store(settings, action))
     whose = "every workspace (an instance key)" if workspace_name is None else workspace_name
+    if out is not None:
+        try:
+            write_private(out, token + "\n", replace=False)
+        except OSError as error:  # made meanwhile, or not writable: the key is not lost
+            errors.print(
+                f"could not write {out} ({error.strerror}); the key, shown once:",
+                markup=False,
+                highlight=False,
+            )
+            click.echo(token)
+            raise SystemExit(1) from None
+        errors.print(
+            f"{role} key for {whose} written to {out} (readable by you only)",
+            markup=False,
+            highlight=False,
+        )
+        return
     errors.print(f"{role} key for {whose} (shown once, store it now):")
     click.echo(token)
 
