@@ -21,7 +21,6 @@ from conveyor.domain.errors import OUTAGES, AlreadyExists
 from conveyor.domain.events import Event
 from conveyor.domain.limits import JsonLimits
 from conveyor.metrics import Metrics
-from conveyor.private_files import write_private
 from conveyor.service.jobs import JobService
 from conveyor.service.limits import LimitService
 from conveyor.service.pruning import Pruner
@@ -63,17 +62,14 @@ def prepare_schema(url: DatabaseURL, *, migrate: bool) -> None:
 
 
 async def bootstrap_admin_key(settings: Settings) -> str | None:
-    """First start on an empty database: create workspace `default` with an admin key,
-    written to `settings.admin_key_file` readable by its owner only. None otherwise."""
+    """First start on an empty database: create workspace `default` with an admin key, and
+    answer its token (the caller saves it, see `conveyor serve`). None otherwise."""
     store = await open_store(DatabaseURL.parse(settings.database_url), pool_size=1)
     try:
         issued = await WorkspaceService(store).bootstrap()
     finally:
         await store.close()
-    if issued is None:
-        return None
-    write_private(settings.admin_key_file, issued.token + "\n", replace=True)
-    return issued.token
+    return None if issued is None else issued.token
 
 
 @dataclass

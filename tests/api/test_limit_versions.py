@@ -44,7 +44,7 @@ async def test_a_put_at_a_stale_version_is_409_and_changes_nothing(
     assert (now["max_running"], now["paused"], now["version"]) == (8, True, 2), "not undone"
 
 
-async def test_a_put_at_a_version_of_a_limit_deleted_since_is_404_and_creates_nothing(
+async def test_a_put_at_a_version_of_a_limit_deleted_since_is_404_or_409_if_made_again(
     client: httpx.AsyncClient,
 ) -> None:
     read = (await client.put("/limits/openai", json={"max_running": 8})).json()
@@ -55,7 +55,13 @@ async def test_a_put_at_a_version_of_a_limit_deleted_since_is_404_and_creates_no
     assert late.status_code == 404, late.text
     assert (await client.get("/limits")).json()["data"] == []
     again = await client.put("/limits/openai", json={"max_running": 9})
-    assert (again.status_code, again.json()["version"]) == (200, 1), "created afresh"
+    assert again.status_code == 200, again.text
+    assert again.json()["version"] > read["version"], "made again: a version never given"
+    stale = await client.put(
+        "/limits/openai", json={"max_running": 1, "expected_version": read["version"]}
+    )
+    assert stale.status_code == 409, "read before the delete: refused, not taken as the new"
+    assert (await client.get("/limits/openai")).json()["max_running"] == 9
 
 
 async def test_of_puts_racing_from_one_version_exactly_one_wins(

@@ -224,6 +224,22 @@ async def test_key_create_out_writes_a_new_private_file_only_once_the_key_exists
     listed = await conveyor("key", "list", "--workspace", "team-a", *url)
     assert len(listed.out.strip().splitlines()) == 2, "no second key"
 
+    # Nor is a symlink, even one pointing nowhere: the key would land where it points.
+    dangling = tmp_path / "dangling.key"
+    dangling.symlink_to(tmp_path / "nowhere")
+    ran = await conveyor(*create[:-1], str(dangling), *url)
+    assert (ran.code, "exists" in ran.err) == (2, True), ran.output
+    assert not (tmp_path / "nowhere").exists()
+
+    # A file that cannot be written: the key, made by then, is shown once, not lost.
+    blocked = tmp_path / "fresh.db" / "worker.key"  # under a file, not a directory
+    ran = await conveyor(*create[:-1], str(blocked), *url)
+    assert ran.code == 1, ran.output
+    assert ran.out.startswith("cvk_"), "the secret on stdout"
+    assert f"could not write {blocked}" in ran.err
+    listed = await conveyor("key", "list", "--workspace", "team-a", *url)
+    assert len(listed.out.strip().splitlines()) == 3, "the key it made, shown"
+
     # A key that cannot be made leaves no file behind (a shell's `> file` would).
     missing = tmp_path / "none.key"
     ran = await conveyor(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import socket
 import sqlite3
+import stat
 from pathlib import Path
 
-from tests.cli.helpers import conveyor
+from tests.cli.helpers import conveyor, start
 from tests.support.postgres import free_port
 
 
@@ -55,3 +58,47 @@ async def test_serve_on_a_port_in_use_says_so_and_starts_nothing(tmp_path: Path)
     with sqlite3.connect(database) as connection:
         assert connection.execute("SELECT worker_id FROM workers").fetchall() == []
         assert connection.execute("SELECT count(*) FROM workspaces").fetchone() == (0,)
+
+
+async def first_start(tmp_path: Path, env: dict[str, str] | None = None) -> str:
+    """`conveyor serve --migrate` on a new database in `tmp_path`, until it says it serves;
+    what it printed to stdout by then."""
+    server = await start(
+        "serve", "--migrate", "--port", str(free_port()), "--workers", "0",
+        "--database-url", f"sqlite:///{tmp_path / 'first.db'}",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert server.stdout is not None
+    printed = ""
+    try:
+        while "Conveyor on" not in printed:
+            line = await asyncio.wait_for(server.stdout.readline(), 30)
+            assert line, f"serve ended before it served:\n{printed}"
+            printed += line.decode()
+    finally:
+        server.terminate()
+        await server.wait()
+    return printed
+
+
+async def test_first_start_saves_the_admin_key_its_owners_alone_or_shows_it(
+    tmp_path: Path,
+) -> None:
+    """The admin key file replaces one that is there (a new 0600 file, never the old one
+    written into); one that cannot be written is said, and the key is shown all the same."""
+    (tmp_path / "conveyor-admin.key").write_text("an old key\n")
+    (tmp_path / "conveyor-admin.key").chmod(0o644)
+    printed = await first_start(tmp_path)
+    assert "saved to conveyor-admin.key (readable only by you)" in printed, printed
+    token = (tmp_path / "conveyor-admin.key").read_text().strip()
+    assert f"  {token}\n" in printed
+    assert stat.S_IMODE((tmp_path / "conveyor-admin.key").stat().st_mode) == 0o600
+
+    elsewhere = tmp_path / "again"
+    elsewhere.mkdir()
+    (elsewhere / "blocker").write_text("a file, not a directory\n")
+    blocked = elsewhere / "blocker" / "admin.key"
+    printed = await first_start(elsewhere, {"CONVEYOR_ADMIN_KEY_FILE": str(blocked)})
+    assert f"could not be saved to {blocked}" in printed, printed
+    assert "store it now" in printed
+    assert re.search(r"^  cvk_\S+$", printed, re.MULTILINE), "the key, shown once"

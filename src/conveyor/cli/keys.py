@@ -5,6 +5,7 @@ instance worker claims from every workspace, an instance admin acts in every one
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -85,7 +86,7 @@ def key_create(
         raise click.UsageError(
             f"an instance key is a {' or an '.join(INSTANCE_ROLES)} key, not a {role} key"
         )
-    if out is not None and out.exists():
+    if out is not None and os.path.lexists(out):  # a dangling symlink too
         raise click.UsageError(f"{out} exists: --out writes a new file (remove it first)")
     settings = settings_from(database_url=database_url)
 

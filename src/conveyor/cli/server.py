@@ -81,6 +81,7 @@ def serve(**options: Any) -> None:
     from conveyor.api.app import create_app
     from conveyor.heap import freeze_startup_heap
     from conveyor.logs import configure_logging
+    from conveyor.private_files import write_private
     from conveyor.server import ConveyorServer, bootstrap_admin_key, prepare_schema
 
     handlers = options.pop("handlers") or None
@@ -102,10 +103,21 @@ def serve(**options: Any) -> None:
         issued = asyncio.run(bootstrap_admin_key(settings))
         if issued is not None:
             key_file = escape(str(settings.admin_key_file))  # a path, not markup
+            try:
+                write_private(settings.admin_key_file, issued + "\n", replace=True)
+            except OSError as error:  # the key is shown below all the same: not lost
+                saved = (
+                    f"which could not be saved to [cyan]{key_file}[/cyan] "
+                    f"({escape(error.strerror or str(error))}): store it now. "
+                )
+            else:
+                saved = (
+                    f"saved to [cyan]{key_file}[/cyan] (readable only by you). Sign in to "
+                    "the dashboard with it; the CLI reads it from that file:"
+                )
             console.print(
                 "[bold]First start:[/bold] created workspace [cyan]default[/cyan] and an admin "
-                f"key, saved to [cyan]{key_file}[/cyan] (readable only by you). "
-                "Sign in to the dashboard with it; the CLI reads it from that file:",
+                f"key, {saved}",
                 highlight=False,
             )
             click.echo(f"  {issued}")

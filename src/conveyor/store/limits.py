@@ -25,7 +25,7 @@ class LimitCounts:
     created_at: datetime
     updated_at: datetime
     version: int
-    """Counts changes of the limit's settings (each PUT), not of its counts."""
+    """New with each PUT (`workspaces.limit_versions`), not with its counts."""
 
     @property
     def waiting_because(self) -> WaitReason | None:
@@ -62,10 +62,15 @@ class LimitStore:
                 q["take_claim_locks"].sql, {"workspaces": [limit.workspace_id], "shared": []}
             )
             params = {"ws": limit.workspace_id, "name": limit.name}
+            # The claim lock, taken by every PUT and DELETE of the workspace's limits, keeps
+            # the version read here the limit's until this transaction ends.
             found = await connection.fetchrow(q["limit_version"].sql, params)
             version = 0 if found is None else int(found["version"])
             written = expected_version is None or version == expected_version
             if written:
+                taken = await connection.fetchrow(q["next_limit_version"].sql, params)
+                # None: the workspace is gone, and the insert's foreign key refuses it.
+                new_version = 1 if taken is None else int(taken["version"])
                 running = 0
                 if found is None:
                     counted = await connection.fetch(*self._of_its_name("count_into_limit", limit))
@@ -82,6 +87,7 @@ class LimitStore:
                         "rate_per_seconds": None if rate is None else rate.per_seconds,
                         "paused": limit.paused,
                         "running": running,
+                        "version": new_version,
                     },
                 )
             now = await self._read_counts(connection, limit.workspace_id, [limit.name])

@@ -112,6 +112,9 @@ workspaces = sa.Table(
     # What the workspace sets for itself, as a JSON document (retention…); NULL: nothing,
     # every setting is the instance's (see conveyor.domain.settings.WorkspaceSettings).
     sa.Column("settings", sa.Text(), nullable=True),
+    # The last version given to any of its limits (migration 0024): each PUT of a limit
+    # takes the next, so a limit's versions never repeat, not even across a delete.
+    sa.Column("limit_versions", sa.Integer(), nullable=False, server_default=sa.text("0")),
     sa.UniqueConstraint("slug", name="uq_workspaces_slug"),
     sa.CheckConstraint("weight BETWEEN 1 AND 1000", name="ck_workspaces_weight"),
 )
@@ -397,7 +400,7 @@ limits = sa.Table(
     sa.Column("updated_at", timestamp_type(), nullable=False),
     # The jobs counted in it that run now, less the rows of its name in limit_leaves.
     sa.Column("running", sa.Integer(), nullable=False, server_default=sa.text("0")),
-    # Counts changes of its settings (a PUT), not of its counts (migration 0024).
+    # Changes with its settings (each PUT), not its counts (see workspaces.limit_versions).
     sa.Column("version", sa.Integer(), nullable=False, server_default=sa.text("1")),
     sa.CheckConstraint(
         "(rate_count IS NULL) = (rate_per_seconds IS NULL)", name="ck_limits_rate_whole"

@@ -100,7 +100,10 @@ class LimitOut(BaseModel):
     )
     created_at: str
     updated_at: str
-    version: int = Field(description="counts changes of its settings (each PUT), not its counts")
+    version: int = Field(
+        description="new with each PUT of its settings (never one it had before), not with "
+        "its counts"
+    )
 
 
 class LimitListOut(BaseModel):

@@ -328,16 +328,21 @@ WHERE workspace_id = :ws AND {claimable} AND run_at <= conveyor_now();
 -- ---------------------------------------------------------------------------------------
 -- Limits
 
+-- name: next_limit_version
+-- The version a limit's PUT takes: its workspace's next, never one given before.
+UPDATE workspaces SET limit_versions = limit_versions + 1 WHERE id = :ws
+RETURNING limit_versions AS version;
+
 -- name: put_limit
--- A new limit starts at :running, the jobs of its name running (`count_into_limit`), at
--- version 1; a changed one keeps its count, and its version counts the change.
+-- A new limit starts at :running, the jobs of its name running (`count_into_limit`); a
+-- changed one keeps its count. Either is at :version (`next_limit_version`).
 INSERT INTO limits (workspace_id, name, max_running, rate_count, rate_per_seconds, paused,
-    created_at, updated_at, running)
+    created_at, updated_at, running, version)
 VALUES (:ws, :name, :max_running, :rate_count, :rate_per_seconds, :paused, conveyor_now(),
-    conveyor_now(), :running)
+    conveyor_now(), :running, :version)
 ON CONFLICT (workspace_id, name) DO UPDATE SET max_running = :max_running,
     rate_count = :rate_count, rate_per_seconds = :rate_per_seconds, paused = :paused,
-    updated_at = conveyor_now(), version = limits.version + 1;
+    updated_at = conveyor_now(), version = :version;
 
 -- name: delete_limit
 DELETE FROM limits WHERE workspace_id = :ws AND name = :name;
