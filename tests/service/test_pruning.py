@@ -315,6 +315,15 @@ async def test_the_pruner_never_deletes_an_unfinished_job_while_jobs_run(
         await asyncio.gather(*tasks, return_exceptions=True)
     for task in tasks:
         task.result()
+    # A retry the retrier made as the loop ended (its job failed for good while the loop
+    # looked) is a job no worker ran: run what is left before the last pass.
+    while leftovers := await service.claim_jobs(
+        workspace.id, types=["race"], limit=50, lease_seconds=60, worker_id="w-last",
+        actor=ACTOR, answer=AS_JOB,
+    ):  # fmt: skip
+        for job in leftovers:
+            assert job.lease_id is not None
+            await service.complete_job(workspace.id, job.id, job.lease_id, {}, ACTOR)
     await pruner.run_once()
     assert pruned_while_running > total // 4, "the passes ran while the jobs did"
     assert len(reports) >= total
