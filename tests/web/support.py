@@ -75,6 +75,14 @@ class Dashboard:
         await dialog.get_by_label("Type").fill(job_type)
         return dialog
 
+    async def new_limit_dialog(self, name: str) -> Locator:
+        """Opens the New limit dialog from the Limits page and types the limit's name."""
+        await self.nav("Limits").click()
+        await self.page.get_by_test_id("new-limit").click()
+        dialog = self.page.get_by_test_id("limit-dialog")
+        await dialog.get_by_label("Name").fill(name)
+        return dialog
+
     def job_row(self, job_id: str) -> Locator:
         return self.page.locator(f'[data-testid="job-row"][data-job-id="{job_id}"]')
 

@@ -28,12 +28,8 @@ async def test_a_refused_limit_marks_each_field_the_server_names(
     browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
 ) -> None:
     async with dashboard(browser, server) as board:
-        page = board.page
         await board.sign_in(keys["admin"])
-        await board.nav("Limits").click()
-        await page.get_by_test_id("new-limit").click()
-        dialog = page.get_by_test_id("limit-dialog")
-        await dialog.get_by_label("Name").fill("openai")
+        dialog = await board.new_limit_dialog("openai")
         await dialog.get_by_label("Max running").fill("3")
         # Both past the server's bounds, which the page leaves to the server.
         await dialog.get_by_label("Rate: starts").fill("2000000")

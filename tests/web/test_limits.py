@@ -195,12 +195,8 @@ async def test_a_new_limit_does_not_replace_one_made_while_its_dialog_was_open(
     browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
 ) -> None:
     async with dashboard(browser, server) as board:
-        page = board.page
         await board.sign_in(keys["admin"])
-        await board.nav("Limits").click()
-        await page.get_by_test_id("new-limit").click()
-        dialog = page.get_by_test_id("limit-dialog")
-        await dialog.get_by_label("Name").fill("gpu")
+        dialog = await board.new_limit_dialog("gpu")
         await dialog.get_by_label("Max running").fill("4")
         made = await client.put("/limits/gpu", json={"paused": True})  # another operator
         assert made.status_code == 200, made.text
