@@ -230,3 +230,34 @@ async def test_set_reads_again_when_another_change_lands_between_its_read_and_pu
     assert reads == [1, 2], "read, refused at 1, read again"
     assert (limit["max_running"], limit["paused"], limit["version"]) == (2, True, 3)
     assert limit["rate"] == {"count": 10, "per_seconds": 60.0}
+
+
+async def test_set_in_a_workspace_that_does_not_exist_fails_at_once(
+    server: RunningServer, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 404 names what it did not find (`resource`): a missing workspace is no limit
+    "not made yet" and no limit deleted meanwhile, so `limits set` neither puts nor reads
+    again after a backoff; it says so once."""
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["instance_admin"]}
+    calls: list[str] = []
+    read, put = Client.get_limit, Client.put_limit
+
+    def counted_read(client: Client, name: str) -> dict[str, Any]:
+        calls.append("get")
+        return read(client, name)
+
+    def counted_put(client: Client, name: str, **given: Any) -> dict[str, Any]:
+        calls.append("put")
+        return put(client, name, **given)
+
+    monkeypatch.setattr(Client, "get_limit", counted_read)
+    monkeypatch.setattr(Client, "put_limit", counted_put)
+    ran = await asyncio.to_thread(
+        CliRunner().invoke,
+        main,
+        ["limits", "set", "openai", "--max-running", "2", "--workspace", "nowhere"],
+        env=env,
+    )
+    assert ran.exit_code == 2, ran.output  # a request the server found wrong
+    assert "workspace nowhere not found" in ran.output, ran.output
+    assert calls == ["get"], "no put, no second read"

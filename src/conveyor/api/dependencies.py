@@ -14,10 +14,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from conveyor.api.limits import RateLimiter
-from conveyor.api.problems import Problem
+from conveyor.api.problems import Problem, problem_for
 from conveyor.api.readiness import Readiness
 from conveyor.bus.hub import EventHub
 from conveyor.config import Settings
+from conveyor.domain.errors import WorkspaceNotFound
 from conveyor.domain.workspaces import INSTANCE_ONLY, Permission, Role, Workspace
 from conveyor.metrics import Metrics
 from conveyor.service.jobs import JobService
@@ -77,7 +78,7 @@ def _names(reference: str, workspace: Workspace) -> bool:
 
 
 def _workspace_not_found(reference: str) -> Problem:
-    return Problem(404, "not-found", "Not found", f"workspace {reference} not found")
+    return problem_for(WorkspaceNotFound(reference))
 
 
 SESSION_COOKIE = "conveyor_session"

@@ -102,7 +102,7 @@ def problem_for(error: Exception) -> Problem:
     if isinstance(error, Problem):
         return error
     if isinstance(error, NotFound):
-        return Problem(404, "not-found", "Not found", str(error))
+        return Problem(404, "not-found", "Not found", str(error), resource=error.resource.value)
     if isinstance(error, InvalidInput):
         return Problem(
             422,

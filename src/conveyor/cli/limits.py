@@ -17,6 +17,7 @@ from conveyor.cli.connection import Connection, connection_group_options, connec
 from conveyor.cli.shared import console
 from conveyor.client import Client, ConflictError, NotFoundError
 from conveyor.domain.backoff import backoff_delay
+from conveyor.domain.errors import Resource
 
 NO_CAP: Final = "none"
 """What `--max-running` and `--rate` take to lift that cap."""
@@ -79,10 +80,13 @@ def limits() -> None:
 
 
 def current(client: Client, name: str) -> dict[str, Any] | None:
-    """The limit as the server has it now (None: there is none yet)."""
+    """The limit as the server has it now (None: there is none yet; a workspace that does
+    not exist is the error it is)."""
     try:
         return client.get_limit(name)
-    except NotFoundError:
+    except NotFoundError as error:
+        if error.resource is not Resource.LIMIT:
+            raise
         return None
 
 
@@ -116,8 +120,11 @@ def put_changed(
                         paused=bool(was.get("paused")) if paused is None else paused,
                         expected_version=was.get("version", 0),  # 0: none yet
                     )
-                except (ConflictError, NotFoundError):
+                except ConflictError:
                     if attempt == PUT_ATTEMPTS:
+                        raise
+                except NotFoundError as error:  # the limit deleted meanwhile, not the workspace
+                    if attempt == PUT_ATTEMPTS or error.resource is not Resource.LIMIT:
                         raise
                 time.sleep(backoff_delay(attempt, first=0.05, cap=1.0, jitter=random.random()))
             raise AssertionError("unreachable")

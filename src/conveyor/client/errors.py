@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conveyor.domain.errors import LeaseLossReason
+from conveyor.domain.errors import LeaseLossReason, Resource
 from conveyor.domain.workspaces import Permission
 
 
@@ -35,7 +35,15 @@ class ForbiddenError(ApiError):
 
 
 class NotFoundError(ApiError):
-    pass
+    @property
+    def resource(self) -> Resource | None:
+        """What was not found, as a code (`limit`: deleted, or never made; `workspace`: the
+        workspace named does not exist); None when the server does not say (a path no
+        route serves), or says what this client does not know."""
+        try:
+            return Resource(str(self.problem.get("resource", "")))
+        except ValueError:
+            return None
 
 
 class ConflictError(ApiError):

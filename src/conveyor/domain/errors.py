@@ -10,33 +10,46 @@ class ConveyorError(Exception):
     """Base class for every error Conveyor raises on purpose."""
 
 
+class Resource(StrEnum):
+    """What a 404 did not find (its problem's `resource`): a client tells a limit deleted
+    meanwhile from a workspace that never existed without reading the detail."""
+
+    JOB = "job"
+    STEP = "step"
+    WORKSPACE = "workspace"
+    SCHEDULE = "schedule"
+    LIMIT = "limit"
+    KEY = "key"
+    INSTANCE_KEY = "instance_key"
+
+
 class NotFound(ConveyorError):
     """Something does not exist, or exists in a workspace the caller cannot see."""
 
-    def __init__(self, kind: str, identifier: object) -> None:
-        super().__init__(f"{kind} {identifier} not found")
-        self.kind = kind
+    def __init__(self, resource: Resource, identifier: object) -> None:
+        super().__init__(f"{resource.replace('_', ' ')} {identifier} not found")
+        self.resource = resource
         self.identifier = identifier
 
 
 class JobNotFound(NotFound):
     def __init__(self, job_id: UUID | str) -> None:
-        super().__init__("job", job_id)
+        super().__init__(Resource.JOB, job_id)
 
 
 class StepNotFound(NotFound):
     def __init__(self, step_id: UUID | str) -> None:
-        super().__init__("step", step_id)
+        super().__init__(Resource.STEP, step_id)
 
 
 class WorkspaceNotFound(NotFound):
     def __init__(self, workspace: str) -> None:
-        super().__init__("workspace", workspace)
+        super().__init__(Resource.WORKSPACE, workspace)
 
 
 class ScheduleNotFound(NotFound):
     def __init__(self, reference: UUID | str) -> None:
-        super().__init__("schedule", reference)
+        super().__init__(Resource.SCHEDULE, reference)
 
 
 class ScheduleConflict(ConveyorError):

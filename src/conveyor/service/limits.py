@@ -8,7 +8,7 @@ from uuid import UUID
 
 from conveyor.bus.work import WorkSignal
 from conveyor.domain.capacity import Limit, Rate, WaitReason, limit_names
-from conveyor.domain.errors import LimitConflict, NotFound
+from conveyor.domain.errors import LimitConflict, NotFound, Resource
 from conveyor.domain.jobs import CLAIMABLE_STATUS, Job
 from conveyor.domain.limits import validate_text
 from conveyor.service.observer import JobObserver, Unobserved
@@ -66,7 +66,7 @@ class LimitService:
             on_retry=self._observer.conflict_retried,
         )
         if put.now is None:  # deleted since it was read: nothing written
-            raise NotFound("limit", name)
+            raise NotFound(Resource.LIMIT, name)
         if expected_version is not None and not put.written:
             raise LimitConflict(
                 name, expected_version=expected_version, current_version=put.now.version
@@ -77,7 +77,7 @@ class LimitService:
     async def get(self, workspace_id: UUID, name: str) -> LimitCounts:
         found = await self._limits.with_counts(workspace_id, [name])
         if not found:
-            raise NotFound("limit", name)
+            raise NotFound(Resource.LIMIT, name)
         return found[0]
 
     async def list_limits(self, workspace_id: UUID) -> list[LimitCounts]:
@@ -96,7 +96,7 @@ class LimitService:
             on_retry=self._observer.conflict_retried,
         )
         if not deleted:
-            raise NotFound("limit", name)
+            raise NotFound(Resource.LIMIT, name)
         self._work_signal.notify(workspace_id)
 
     async def waits(self, job: Job) -> list[Wait]:

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from typing import Final
 from uuid import UUID
 
-from conveyor.domain.errors import AlreadyExists, InvalidInput, NotFound, WorkspaceNotFound
+from conveyor.domain.errors import (
+    AlreadyExists,
+    InvalidInput,
+    NotFound,
+    Resource,
+    WorkspaceNotFound,
+)
 from conveyor.domain.events import key_actor
 from conveyor.domain.workspaces import (
     WORKSPACE_SLUG_PATTERN,
@@ -188,7 +194,7 @@ class WorkspaceService:
     async def revoke_instance_key(self, key_id: UUID) -> ApiKey:
         key = await self.workspaces.revoke_instance_key(key_id)
         if key is None:
-            raise NotFound("instance key", key_id)
+            raise NotFound(Resource.INSTANCE_KEY, key_id)
         self.forget_key(key_id)
         return key
 
@@ -198,7 +204,7 @@ class WorkspaceService:
     async def revoke_key(self, workspace_id: UUID, key_id: UUID) -> ApiKey:
         key = await self.workspaces.revoke_key(workspace_id, key_id)
         if key is None:
-            raise NotFound("key", key_id)
+            raise NotFound(Resource.KEY, key_id)
         self.forget_key(key_id)
         return key
 
@@ -289,7 +295,7 @@ class WorkspaceService:
         cookie; only its hash is stored). None-like failures raise NotFound."""
         principal = await self.authenticate(token)
         if principal is None:
-            raise NotFound("key", "presented")
+            raise NotFound(Resource.KEY, "presented")
         session_token = secrets.token_urlsafe(32)
         csrf_token = secrets.token_urlsafe(32)
         await self.workspaces.insert_session(
