@@ -17,6 +17,7 @@ from conveyor.cli.connection import Connection, connection_group_options, connec
 from conveyor.cli.shared import console
 from conveyor.client import Client, ConflictError, NotFoundError
 from conveyor.domain.backoff import backoff_delay
+from conveyor.domain.capacity import UNMADE_VERSION
 from conveyor.domain.errors import Resource
 
 NO_CAP: Final = "none"
@@ -99,11 +100,11 @@ def put_changed(
     paused: bool | None = None,
     must_exist: bool = False,
 ) -> None:
-    """Read the limit, change only what was given (None: keep it), and put the whole of it
-    back at the version read (0 for a limit there was none of); print what the server
-    then answers. A change made between the read and the put refuses the put (409; 404
-    for a limit deleted meanwhile): after a backoff the limit is read again and changed as
-    it is then, so no one's change is undone."""
+    """Read the limit, change only what was given (None: keep it), and put the whole of it back
+    at the version read (`UNMADE_VERSION` for a limit there was none of); print what the
+    server then answers. A change made between the read and the put refuses the put (409;
+    404 for a limit deleted meanwhile): after a backoff the limit is read again and changed
+    as it is then, so no one's change is undone."""
     with connection.client() as client:
 
         def change() -> dict[str, Any]:
@@ -118,7 +119,7 @@ def put_changed(
                         max_running=new_max if isinstance(new_max, int) else None,
                         rate=None if isinstance(new_rate, str) else new_rate,
                         paused=bool(was.get("paused")) if paused is None else paused,
-                        expected_version=was.get("version", 0),  # 0: none yet
+                        expected_version=was.get("version", UNMADE_VERSION),
                     )
                 except ConflictError:
                     if attempt == PUT_ATTEMPTS:

@@ -73,6 +73,11 @@ class Rate:
     per_seconds: float
 
 
+UNMADE_VERSION: Final = 0
+"""The version of a limit that does not exist: a PUT expecting it makes the limit only if
+there is none yet (each PUT of a limit takes its workspace's next version, from 1)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limit:
     workspace_id: UUID

@@ -8,7 +8,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from conveyor.domain.capacity import Limit, Rate, WaitReason, limit_type, why_waiting
+from conveyor.domain.capacity import (
+    UNMADE_VERSION,
+    Limit,
+    Rate,
+    WaitReason,
+    limit_type,
+    why_waiting,
+)
 from conveyor.store.connection import Connection, Database, Row
 from conveyor.store.queries import queries_for
 
@@ -51,11 +58,11 @@ class LimitStore:
 
     async def put(self, limit: Limit, expected_version: int | None = None) -> LimitPut:
         """Create or change a limit; with `expected_version`, only the limit at that version
-        (0: only if there is none yet), a compare-and-set: another is left as it is. Under
-        the workspace's claim lock: a new limit counts the jobs of its name running now
-        (`count_into_limit`), then takes the leaves written before that count off every
-        limit (`fold_limit_leaves`), so none of them is taken off the new one; a changed
-        limit keeps its count. What it answers is read in the same transaction."""
+        (`UNMADE_VERSION`: only if there is none yet), a compare-and-set: another is left as
+        it is. Under the workspace's claim lock: a new limit counts the jobs of its name
+        running now (`count_into_limit`), then takes the leaves written before that count
+        off every limit (`fold_limit_leaves`), so none of them is taken off the new one; a
+        changed limit keeps its count. What it answers is read in the same transaction."""
         q, rate = self.queries, limit.rate
         async with self.database.transaction() as connection:
             await connection.execute(
@@ -65,7 +72,7 @@ class LimitStore:
             # The claim lock, taken by every PUT and DELETE of the workspace's limits, keeps
             # the version read here the limit's until this transaction ends.
             found = await connection.fetchrow(q["limit_version"].sql, params)
-            version = 0 if found is None else int(found["version"])
+            version = UNMADE_VERSION if found is None else int(found["version"])
             written = expected_version is None or version == expected_version
             if written:
                 taken = await connection.fetchrow(q["next_limit_version"].sql, params)
