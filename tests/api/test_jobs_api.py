@@ -164,6 +164,8 @@ async def test_unknown_job_is_404_problem(client: httpx.AsyncClient) -> None:
         ({"type": "ok", "priority": 11}, "priority"),
         ({"type": "ok", "max_attempts": 0}, "max_attempts"),
         ({"type": "ok", "run_at": "2026-01-01T00:00:00"}, "run_at"),
+        ({"type": "ok", "run_at": "9999-12-31T23:59:59-14:00"}, "run_at"),  # year 10000 in UTC
+        ({"type": "ok", "run_at": "0001-01-01T00:00:00+14:00"}, "run_at"),  # year 0 in UTC
         ({"type": "ok", "surprise": 1}, "surprise"),
         ({"priority": 1}, "type"),
     ],
@@ -178,6 +180,35 @@ async def test_bad_input_is_422_naming_the_field(
     assert field in [error["field"] for error in problem["errors"]]
     assert field in problem["detail"]
     assert (await client.get("/jobs")).json()["meta"]["total"] == 0, "nothing was written"
+
+
+async def test_a_due_time_at_the_edge_of_the_range_is_kept_and_read_back(
+    client: httpx.AsyncClient,
+) -> None:
+    """A due time whose UTC Python cannot read back was stored, and then every list of the
+    workspace, the job's own page and the lease reaper failed on it. The range refused
+    (`run_at` outside it is 422, above) keeps a margin: these are stored and read again,
+    on both databases (SQLite keeps seconds as a REAL, which rounds the last microsecond
+    of a day up)."""
+    for run_at in ("9999-12-29T23:59:59.999999Z", "0001-01-02T00:00:00Z"):
+        made = await client.post("/jobs", json={"type": "ok", "run_at": run_at})
+        assert made.status_code == 201, made.text
+        assert (await client.get(f"/jobs/{made.json()['id']}")).status_code == 200
+    listed = await client.get("/jobs")
+    assert (listed.status_code, listed.json()["meta"]["total"]) == (200, 2), listed.text
+    batch = await client.post(
+        "/jobs/batch", json={"jobs": [{"type": "ok"}, {"type": "ok", "run_at": "+10000-01-01"}]}
+    )
+    assert batch.status_code == 422, batch.text
+    far = {"type": "ok", "run_at": "9999-12-31T23:59:59-12:00"}
+    batch = await client.post("/jobs/batch", json={"jobs": [{"type": "ok"}, far]})
+    assert batch.status_code == 422, batch.text
+    assert batch.json()["errors"][0]["field"] == "jobs.1.run_at"
+    for name in ("created_after", "created_before"):
+        refused = await client.get("/jobs", params={name: "0001-01-01T00:00:00+14:00"})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == name
+    assert (await client.get("/jobs")).json()["meta"]["total"] == 2, "no batch job written"
 
 
 async def test_malformed_json_and_bad_ids_are_422(client: httpx.AsyncClient) -> None:

@@ -18,6 +18,7 @@ from typing import Final
 from uuid import UUID
 
 from conveyor.domain.errors import InvalidInput
+from conveyor.domain.limits import validate_instant
 from conveyor.domain.status import RETRIABLE_STATUSES, JobStatus, sources_for
 
 EXACT_TOTAL_LIMIT: Final = 10_000
@@ -61,8 +62,8 @@ class JobFilter:
     def validate(self) -> None:
         for name in ("created_after", "created_before"):
             moment: datetime | None = getattr(self, name)
-            if moment is not None and moment.tzinfo is None:
-                raise InvalidInput(name, "must carry a time zone")
+            if moment is not None:
+                validate_instant(moment, name)
         if self.error_contains is not None and not (
             0 < len(self.error_contains) <= ERROR_CONTAINS_MAX_LENGTH
         ):

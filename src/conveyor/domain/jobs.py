@@ -29,6 +29,7 @@ from conveyor.domain.errors import (
 )
 from conveyor.domain.events import JsonValue, NewEvent
 from conveyor.domain.job_types import JOB_TYPE_PATTERN, JOB_TYPE_RULE
+from conveyor.domain.limits import validate_instant
 from conveyor.domain.status import (
     CLAIMABLE_STATUS,
     LEASED_STATUS,
@@ -131,8 +132,8 @@ class JobSpec:
             )
         if not self.retry_backoff_max_seconds <= RETRY_BACKOFF_LIMIT_SECONDS:
             raise InvalidInput("retry_backoff_max_seconds", "must be at most 7 days")
-        if self.run_at is not None and self.run_at.tzinfo is None:
-            raise InvalidInput("run_at", "must carry a time zone")
+        if self.run_at is not None:
+            validate_instant(self.run_at, "run_at")
         if self.concurrency_key is not None and not (
             0 < len(self.concurrency_key) <= CONCURRENCY_KEY_MAX_LENGTH
         ):

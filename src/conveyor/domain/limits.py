@@ -1,5 +1,5 @@
-"""Limits on what callers send: JSON documents (payloads, results, event payloads) and
-free text. Checked before anything is written; a refusal names the field.
+"""Limits on what callers send: JSON documents (payloads, results, event payloads), free
+text and instants. Checked before anything is written; a refusal names the field.
 
 Both databases must store whatever passes, identically: so no NUL characters (PostgreSQL
 text cannot hold them), no lone surrogates (not UTF-8), no integers beyond 64 bits and
@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
 import orjson
 
@@ -40,6 +41,32 @@ def text_problem(text: str) -> str | None:
 
 def validate_text(text: str, field: str) -> None:
     problem = text_problem(text)
+    if problem is not None:
+        raise InvalidInput(field, problem)
+
+
+EARLIEST_INSTANT: Final = datetime(1, 1, 2, tzinfo=UTC)
+LATEST_INSTANT: Final = datetime(9999, 12, 30, tzinfo=UTC)
+"""The instants callers may give (a job's `run_at`, a list's `created_after`): the years
+Python can read back, less a day at each end. A time whose UTC falls outside the years
+1..9999 (9999-12-31T23:59:59-14:00) is stored, but reading it fails, so one job due then
+broke every list of its workspace and the lease reaper; and SQLite keeps seconds as a
+REAL, which rounds 9999-12-31T23:59:59.999999Z up into year 10000."""
+
+
+def instant_problem(moment: datetime) -> str | None:
+    """Why an instant cannot be stored and read back, or None (compared, not converted:
+    converting one out of range to UTC is the overflow)."""
+    if moment.tzinfo is None:
+        return "must carry a time zone"
+    if not EARLIEST_INSTANT <= moment <= LATEST_INSTANT:
+        earliest, latest = EARLIEST_INSTANT.date(), LATEST_INSTANT.date()
+        return f"must fall between {earliest} and {latest} (UTC)"
+    return None
+
+
+def validate_instant(moment: datetime, field: str) -> None:
+    problem = instant_problem(moment)
     if problem is not None:
         raise InvalidInput(field, problem)
 
