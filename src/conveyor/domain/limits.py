@@ -54,21 +54,14 @@ broke every list of its workspace and the lease reaper; and SQLite keeps seconds
 REAL, which rounds 9999-12-31T23:59:59.999999Z up into year 10000."""
 
 
-def instant_problem(moment: datetime) -> str | None:
-    """Why an instant cannot be stored and read back, or None (compared, not converted:
+def validate_instant(moment: datetime, field: str) -> None:
+    """Refuse an instant that could not be stored and read back (compared, not converted:
     converting one out of range to UTC is the overflow)."""
     if moment.tzinfo is None:
-        return "must carry a time zone"
+        raise InvalidInput(field, "must carry a time zone")
     if not EARLIEST_INSTANT <= moment <= LATEST_INSTANT:
         earliest, latest = EARLIEST_INSTANT.date(), LATEST_INSTANT.date()
-        return f"must fall between {earliest} and {latest} (UTC)"
-    return None
-
-
-def validate_instant(moment: datetime, field: str) -> None:
-    problem = instant_problem(moment)
-    if problem is not None:
-        raise InvalidInput(field, problem)
+        raise InvalidInput(field, f"must fall between {earliest} and {latest} (UTC)")
 
 
 def validate_json(value: Any, field: str, limits: JsonLimits) -> None:
