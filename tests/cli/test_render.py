@@ -49,8 +49,8 @@ def test_unserved_types_get_a_warning_each_and_workers_their_state_and_types() -
         {**body["workers"][0], "worker_id": "gone:2", "state": "stopped", "types": []},
     ]
     lines = printed(body)
-    assert "3 queued jobs of type `command`: no live worker serves this type" in lines
-    assert "1 queued job of type `x.y`: no live worker serves this type" in lines
+    assert "3 jobs of type `command` due now: no live worker serves this type" in lines
+    assert "1 job of type `x.y` due now: no live worker serves this type" in lines
     header = next(line for line in lines if line.startswith("WORKER"))
     assert header.split() == ["WORKER", "STATE", "LAST", "SEEN", "RUNNING", "TYPES"]
     assert any(

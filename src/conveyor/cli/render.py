@@ -389,10 +389,11 @@ def workers_table(workers: Sequence[dict[str, Any]]) -> Table:
 
 
 def unserved_warnings(stats: dict[str, Any]) -> list[Text]:
-    """A line for each job type with queued jobs that no live worker serves."""
+    """A line for each job type with jobs due (claimable now) that no live worker serves:
+    the server counts only those (`unserved_types[].queued`)."""
     return [
         Text(
-            f"{count(int(row['queued']), 'queued job')} of type `{row['type']}`: "
+            f"{count(int(row['queued']), 'job')} of type `{row['type']}` due now: "
             "no live worker serves this type",
             style="yellow",
         )
