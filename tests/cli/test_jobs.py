@@ -102,6 +102,11 @@ async def test_create_a_job_for_later_and_under_a_key(
     job = json.loads(ran.out)
     assert job["run_at"].startswith("2031-01-02T03:04:05"), job
     assert job["concurrency_key"] == "acme"
+    ran = await conveyor("jobs", "show", job["id"], env=env)
+    due = [line.split()[:3] for line in ran.out.splitlines() if line.startswith("due")]
+    assert due == [["due", job["run_at"], "(in"]], ran.out
+    ran = await conveyor("jobs", "list", env=env)
+    assert "QUEUED due in " in ran.out, ran.out
     ran = await conveyor("jobs", "create", "--type", "t", "--run-at", "tomorrow", env=env)
     assert ran.code != 0
     assert "run_at" in ran.err, ran.err
