@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import httpx
 
 from conveyor.store import Store
@@ -89,3 +91,26 @@ async def test_stats_name_queued_types_no_live_worker_serves(
     await client.post("/claims", json=anything, headers=worker)  # no types: serves any type
     server.runtime.stats._overviews.clear()
     assert (await client.get("/stats")).json()["unserved_types"] == []
+
+
+async def test_the_queue_waits_from_when_a_job_became_claimable_and_only_due_jobs_warn(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    """A job made now with a run_at long past has waited seconds, not years; a job whose
+    run_at is still ahead waits for its time, not for a worker, so it is neither the oldest
+    queued job nor a type no worker serves."""
+    made = await client.post("/jobs", json={"type": "later", "run_at": "2031-01-01T00:00:00Z"})
+    assert made.status_code == 201
+    server.runtime.stats._overviews.clear()
+    stats = (await client.get("/stats")).json()
+    assert stats["by_status"]["QUEUED"] == 1
+    assert (stats["oldest_queued_at"], stats["oldest_queued_age_seconds"]) == (None, None)
+    assert stats["unserved_types"] == []
+
+    made = await client.post("/jobs", json={"type": "past", "run_at": "2020-01-01T00:00:00Z"})
+    created_at = datetime.fromisoformat(made.json()["created_at"])
+    server.runtime.stats._overviews.clear()
+    stats = (await client.get("/stats")).json()
+    assert datetime.fromisoformat(stats["oldest_queued_at"]) == created_at
+    assert 0 <= stats["oldest_queued_age_seconds"] < 60
+    assert stats["unserved_types"] == [{"type": "past", "queued": 1}]

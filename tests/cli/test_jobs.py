@@ -102,6 +102,11 @@ async def test_create_a_job_for_later_and_under_a_key(
     job = json.loads(ran.out)
     assert job["run_at"].startswith("2031-01-02T03:04:05"), job
     assert job["concurrency_key"] == "acme"
+    ran = await conveyor("jobs", "show", job["id"], env=env)
+    due = [line.split()[:3] for line in ran.out.splitlines() if line.startswith("due")]
+    assert due == [["due", job["run_at"], "(in"]], ran.out
+    ran = await conveyor("jobs", "list", env=env)
+    assert "QUEUED due in " in ran.out, ran.out
     ran = await conveyor("jobs", "create", "--type", "t", "--run-at", "tomorrow", env=env)
     assert ran.code != 0
     assert "run_at" in ran.err, ran.err
@@ -207,3 +212,26 @@ async def test_list_follow_prints_each_change_until_interrupted(
         follower.send_signal(signal.SIGINT)
         stopped = await finish(follower)
     assert stopped.code == 0, stopped.output
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_an_idempotency_key_used_before_names_the_job_it_made(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    create = ("jobs", "create", "--type", "t.y", "--idempotency-key", "dup")
+    first = await conveyor(*create, env=env)
+    assert first.code == 0, first.output
+    assert first.out.startswith("created job "), first.out
+    job_id = first.out.split()[2]
+    again = await conveyor(*create, env=env)
+    assert again.code == 0, again.output
+    assert again.out.split("(")[0].split() == [
+        "job", job_id, "already", "exists", "for", "idempotency", "key", "dup"
+    ], again.out  # fmt: skip
+    quiet = await conveyor(*create, "-q", env=env)
+    assert quiet.out == f"{job_id}\n"
+    answered = json.loads((await conveyor(*create, "--json", env=env)).out)
+    assert (answered["id"], answered["created"]) == (job_id, False)
+    other = json.loads((await conveyor("jobs", "create", "--type", "t.y", "--json", env=env)).out)
+    assert other["created"] is True

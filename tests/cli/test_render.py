@@ -49,8 +49,8 @@ def test_unserved_types_get_a_warning_each_and_workers_their_state_and_types() -
         {**body["workers"][0], "worker_id": "gone:2", "state": "stopped", "types": []},
     ]
     lines = printed(body)
-    assert "3 queued jobs of type `command`: no live worker serves this type" in lines
-    assert "1 queued job of type `x.y`: no live worker serves this type" in lines
+    assert "3 jobs of type `command` due now: no live worker serves this type" in lines
+    assert "1 job of type `x.y` due now: no live worker serves this type" in lines
     header = next(line for line in lines if line.startswith("WORKER"))
     assert header.split() == ["WORKER", "STATE", "LAST", "SEEN", "RUNNING", "TYPES"]
     assert any(
@@ -217,3 +217,25 @@ def test_a_schedule_shows_its_jobs_timeout_and_concurrency_key_when_set() -> Non
     labels = [line[0] for line in shown(schedule_body()) if line]
     assert "timeout" not in labels, "a job with no timeout of its own shows none"
     assert "concurrency" not in labels
+
+
+def test_a_job_shows_when_it_is_due_and_how_far_off_while_it_waits() -> None:
+    later = (datetime.now(UTC) + timedelta(days=400, minutes=1)).isoformat()
+    waiting = job_body(status="QUEUED", error=None, run_at=later)
+    console = Console(record=True, width=200)
+    render.print_job(console, waiting)
+    assert ["due", later, "(in", "400d)"] in [
+        line.split() for line in console.export_text().splitlines()
+    ]
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    for done in (job_body(run_at=past, status="QUEUED"), job_body(run_at=later)):
+        console = Console(record=True, width=200)
+        render.print_job(console, done)
+        lines = [line.split() for line in console.export_text().splitlines()]
+        assert ["due", done["run_at"]] in lines, "come due, or started: no count down"
+
+    console = Console(record=True, width=200)
+    console.print(render.jobs_table([waiting, {**waiting, "id": "j-2", "run_at": past}]))
+    rows = {line.split()[0]: line for line in console.export_text().splitlines()}
+    assert "QUEUED due in 400d" in rows["j-1"]
+    assert "due" not in rows["j-2"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.cli.helpers import conveyor
 from tests.support.server import RunningServer
 
@@ -119,3 +121,22 @@ async def test_an_invalid_schedule_is_refused_with_the_field_named(
     ran = await conveyor("schedules", "create", "w", "--cron", "@daily", "--type", "t", env=worker)
     assert ran.code == 1
     assert "may not manage schedules" in ran.err
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_trigger_with_a_key_used_before_names_the_job_it_made(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    ran = await conveyor("schedules", "create", "n", "--cron", "@daily", "--type", "t", env=env)
+    assert ran.code == 0, ran.output
+    trigger = ("schedules", "trigger", "n", "--idempotency-key", "k1")
+    first = await conveyor(*trigger, env=env)
+    assert first.out.startswith("created job "), first.output
+    job_id = first.out.split()[2]
+    again = await conveyor(*trigger, env=env)
+    assert again.code == 0, again.output
+    assert again.out.startswith(f"job {job_id} already exists for idempotency key k1 "), again.out
+    answered = json.loads((await conveyor(*trigger, "--json", env=env)).out)
+    assert (answered["id"], answered["created"]) == (job_id, False)
+    assert (await conveyor(*trigger, "-q", env=env)).out == f"{job_id}\n"

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+from rich.text import Text
 
 from conveyor.cli import render
 from conveyor.cli.connection import Connection, connection_group_options, connection_options
 from conveyor.cli.shared import console, fail
-from conveyor.client import Client
+from conveyor.client import Client, CreatedJob
 from conveyor.domain.jobs import JobStatus
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,6 +42,33 @@ def parse_payload(text: str | None) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         fail(f"--payload is not JSON: {error}")
+
+
+def print_made(
+    connection: Connection,
+    job: CreatedJob,
+    idempotency_key: str | None,
+    *,
+    quiet: bool,
+    json_lines: bool = False,
+) -> None:
+    """What `jobs create` and `schedules trigger` print of the job the server answered: a
+    new one, or (an idempotency key used before) the one made then, which the server
+    answers instead of making a second. `-q` prints the id either way; `--json` the job
+    with `created`, for a script to tell the two apart (one line with `json_lines`)."""
+    if quiet:
+        click.echo(job["id"])
+    elif connection.as_json:
+        answer = {**job, "created": job.created}
+        click.echo(json.dumps(answer) if json_lines else json.dumps(answer, indent=2))
+    else:
+        about = f" ({job['type']}, {job['status']})"
+        if job.created:
+            line = Text.assemble("created job ", (str(job["id"]), "cyan"), about)
+        else:
+            key = f" for idempotency key {idempotency_key}" if idempotency_key else ""
+            line = Text.assemble("job ", (str(job["id"]), "cyan"), f" already exists{key}", about)
+        console.print(line, highlight=False)
 
 
 def follow_to_the_end(
@@ -96,13 +124,8 @@ def jobs_create(
     body = parse_payload(payload)
     with connection.client() as client:
         job = connection.call(lambda: client.create_job(job_type, body, **options))
-        if quiet:
-            click.echo(job["id"])
-        elif connection.as_json:
-            # Watching, the job and then its events are JSON lines, one object a line.
-            click.echo(json.dumps(job) if watch else json.dumps(job, indent=2))
-        else:
-            console.print(f"created job [cyan]{job['id']}[/cyan] ({job['type']}, {job['status']})")
+        # Watching, the job and then its events are JSON lines, one object a line.
+        print_made(connection, job, options["idempotency_key"], quiet=quiet, json_lines=watch)
         if watch:
             follow_to_the_end(connection, client, str(job["id"]), quiet=quiet)
 

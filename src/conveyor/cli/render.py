@@ -15,7 +15,7 @@ from rich.text import Text
 from conveyor.client.http import END_OF_STREAM
 from conveyor.domain import events as event_types
 from conveyor.domain.jobs import JobStatus
-from conveyor.domain.status import STATUS_OF_EVENT
+from conveyor.domain.status import LEASED_STATUS, STATUS_OF_EVENT, UNFINISHED_STATUSES
 from conveyor.domain.workspaces import ApiKey, Workspace
 
 STATUS_STYLE = {
@@ -38,15 +38,33 @@ def status_text(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
+def span(seconds: float) -> str:
+    """A length of time in its largest whole unit: 3d, 5h, 12m, 40s."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(int(seconds), 0)}s"
+
+
 def ago(timestamp: str | None) -> str:
     if not timestamp:
         return "-"
     moment = datetime.fromisoformat(timestamp)
-    seconds = (datetime.now(UTC) - moment).total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit} ago"
-    return f"{max(int(seconds), 0)}s ago"
+    return f"{span((datetime.now(UTC) - moment).total_seconds())} ago"
+
+
+NOT_STARTED_STATUSES = frozenset(status.value for status in UNFINISHED_STATUSES - {LEASED_STATUS})
+"""PENDING and QUEUED: a job that may still be waiting for its run_at."""
+
+
+def not_due_for(job: dict[str, Any]) -> str | None:
+    """How long until a job that has not started comes due ("3d"), or None when its run_at
+    has come (or it started): claims pass over a queued job until then."""
+    run_at = job.get("run_at")
+    if not run_at or job["status"] not in NOT_STARTED_STATUSES:
+        return None
+    seconds = (datetime.fromisoformat(run_at) - datetime.now(UTC)).total_seconds()
+    return span(seconds) if seconds > 0 else None
 
 
 def jobs_table(jobs: Sequence[dict[str, Any]]) -> Table:
@@ -55,10 +73,12 @@ def jobs_table(jobs: Sequence[dict[str, Any]]) -> Table:
     for column in ("ID", "TYPE", "STATUS", "PRI", "PROGRESS", "ATTEMPT", "CREATED", "AGENT TASK"):
         table.add_column(column, no_wrap=True)
     for job in jobs:
+        due_in = not_due_for(job)
+        status = status_text(job["status"])
         table.add_row(
             str(job["id"]),
             Text(job["type"]),
-            status_text(job["status"]),
+            status if due_in is None else f"{status} [dim]due in {due_in}[/]",
             str(job["priority"]),
             f"{job['progress_percent']}%",
             f"{job['attempt']}/{job['max_attempts']}",
@@ -70,6 +90,18 @@ def jobs_table(jobs: Sequence[dict[str, Any]]) -> Table:
 
 def seconds_text(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:g} s"
+
+
+def due_text(job: dict[str, Any]) -> str:
+    """A job's run_at, the moment claims may take it, and how far off while it waits for
+    it: "2027-01-01T00:00:00+00:00 (in 412d)". Always printed: the API does not say
+    whether run_at was asked for (left out, it is the moment of creation) and a retry's
+    backoff moves it."""
+    run_at = job.get("run_at")
+    if not run_at:
+        return "-"
+    due_in = not_due_for(job)
+    return run_at if due_in is None else f"{run_at} (in {due_in})"
 
 
 def print_job(console: Console, job: dict[str, Any]) -> None:
@@ -88,6 +120,7 @@ def print_job(console: Console, job: dict[str, Any]) -> None:
         ("concurrency key", job.get("concurrency_key") or "-"),
         ("retry of", job.get("retry_of") or "-"),
         ("created", job["created_at"]),
+        ("due", due_text(job)),
         ("started", job.get("started_at") or "-"),
         ("completed", job.get("completed_at") or "-"),
         ("version", job["version"]),
@@ -389,10 +422,11 @@ def workers_table(workers: Sequence[dict[str, Any]]) -> Table:
 
 
 def unserved_warnings(stats: dict[str, Any]) -> list[Text]:
-    """A line for each job type with queued jobs that no live worker serves."""
+    """A line for each job type with jobs due (claimable now) that no live worker serves:
+    the server counts only those (`unserved_types[].queued`)."""
     return [
         Text(
-            f"{count(int(row['queued']), 'queued job')} of type `{row['type']}`: "
+            f"{count(int(row['queued']), 'job')} of type `{row['type']}` due now: "
             "no live worker serves this type",
             style="yellow",
         )

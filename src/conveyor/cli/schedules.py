@@ -14,7 +14,7 @@ from rich.text import Text
 
 from conveyor.cli import render
 from conveyor.cli.connection import Connection, connection_group_options, connection_options
-from conveyor.cli.jobs import parse_payload
+from conveyor.cli.jobs import parse_payload, print_made
 from conveyor.cli.shared import console
 
 
@@ -220,12 +220,7 @@ def schedules_trigger(
     """Run now: create the schedule's job at once."""
     with connection.client() as client:
         job = connection.call(lambda: client.trigger_schedule(schedule, idempotency_key))
-    if quiet:
-        click.echo(job["id"])
-    elif connection.as_json:
-        click.echo(json.dumps(job, indent=2))
-    else:
-        console.print(f"created job [cyan]{job['id']}[/cyan] ({job['type']}, {job['status']})")
+    print_made(connection, job, idempotency_key, quiet=quiet)
 
 
 @schedules.command("delete")

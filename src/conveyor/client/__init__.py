@@ -1,5 +1,6 @@
 """Python SDK for the Conveyor HTTP API: `Client` (blocking) and `AsyncClient`."""
 
+from conveyor.client.created import CreatedJob
 from conveyor.client.errors import (
     ApiError,
     ConflictError,
@@ -23,6 +24,7 @@ __all__ = [
     "AsyncClient",
     "Client",
     "ConflictError",
+    "CreatedJob",
     "ForbiddenError",
     "GoneError",
     "LeaseLostError",

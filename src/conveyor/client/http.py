@@ -18,6 +18,7 @@ from uuid import UUID
 import httpx
 import orjson
 
+from conveyor.client.created import CreatedJob, created_job, created_jobs
 from conveyor.client.errors import ApiError, WorkspaceRequired, error_for
 from conveyor.client.paths import path_segment
 from conveyor.client.schedules import AsyncScheduleCalls, ScheduleCalls
@@ -355,10 +356,18 @@ class Client(ScheduleCalls):
     def close(self) -> None:
         self._http.close()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self._http.request(method, path, **kwargs)
         _raise_for_problem(response)
+        return response
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
         return response.json() if response.content else None
+
+    def request_job(self, method: str, path: str, **kwargs: Any) -> CreatedJob:
+        """A request that creates a job, or answers the one its idempotency key made."""
+        return created_job(self._send(method, path, **kwargs))
 
     @property
     def workspace(self) -> str:
@@ -373,18 +382,17 @@ class Client(ScheduleCalls):
         result: JSON = self.request("GET", "/v1/me")
         return result
 
-    def create_job(self, job_type: str, payload: Any = None, **options: Any) -> JSON:
-        result: JSON = self.request(
+    def create_job(self, job_type: str, payload: Any = None, **options: Any) -> CreatedJob:
+        """Create a job (options: those of `job_body`). With an `idempotency_key` used
+        before, no second job: the answer is the first one, its `.created` False."""
+        return self.request_job(
             "POST", self._ws("/jobs"), json=job_body(job_type, payload, **options)
         )
-        return result
 
-    def create_jobs(self, jobs: list[JSON]) -> list[JSON]:
-        """Create many jobs in one transaction; `jobs` are `job_body(...)` dicts."""
-        result: list[JSON] = self.request("POST", self._ws("/jobs/batch"), json={"jobs": jobs})[
-            "data"
-        ]
-        return result
+    def create_jobs(self, jobs: list[JSON]) -> list[CreatedJob]:
+        """Create many jobs in one transaction; `jobs` are `job_body(...)` dicts. Each
+        answer's `.created` says whether it is new (as `create_job`)."""
+        return created_jobs(self.request("POST", self._ws("/jobs/batch"), json={"jobs": jobs}))
 
     def list_jobs(
         self,
@@ -668,10 +676,18 @@ class AsyncClient(AsyncScheduleCalls):
     def http(self) -> httpx.AsyncClient:
         return self._http
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = await self._http.request(method, path, **kwargs)
         _raise_for_problem(response)
+        return response
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._send(method, path, **kwargs)
         return response.json() if response.content else None
+
+    async def request_job(self, method: str, path: str, **kwargs: Any) -> CreatedJob:
+        """A request that creates a job, or answers the one its idempotency key made."""
+        return created_job(await self._send(method, path, **kwargs))
 
     async def workspace(self) -> str:
         if self._workspace is None:
@@ -685,17 +701,16 @@ class AsyncClient(AsyncScheduleCalls):
         result: JSON = await self.request("GET", "/v1/me")
         return result
 
-    async def create_job(self, job_type: str, payload: Any = None, **options: Any) -> JSON:
-        result: JSON = await self.request(
+    async def create_job(self, job_type: str, payload: Any = None, **options: Any) -> CreatedJob:
+        """As `Client.create_job`."""
+        return await self.request_job(
             "POST", await self.ws_path("/jobs"), json=job_body(job_type, payload, **options)
         )
-        return result
 
-    async def create_jobs(self, jobs: list[JSON]) -> list[JSON]:
-        result: list[JSON] = (
-            await self.request("POST", await self.ws_path("/jobs/batch"), json={"jobs": jobs})
-        )["data"]
-        return result
+    async def create_jobs(self, jobs: list[JSON]) -> list[CreatedJob]:
+        """As `Client.create_jobs`."""
+        path = await self.ws_path("/jobs/batch")
+        return created_jobs(await self.request("POST", path, json={"jobs": jobs}))
 
     async def list_jobs(
         self,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from conveyor.client.created import CreatedJob
 from conveyor.client.paths import path_segment
 
 JSON = dict[str, Any]
@@ -56,6 +57,9 @@ class ScheduleCalls:
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         raise NotImplementedError
 
+    def request_job(self, method: str, path: str, **kwargs: Any) -> CreatedJob:
+        raise NotImplementedError
+
     def _ws(self, suffix: str) -> str:
         raise NotImplementedError
 
@@ -91,12 +95,12 @@ class ScheduleCalls:
     def delete_schedule(self, schedule: str) -> None:
         self.request("DELETE", self._ws(_path(schedule)))
 
-    def trigger_schedule(self, schedule: str, idempotency_key: str | None = None) -> JSON:
-        """Run now: the schedule's job, created at once; returns the job."""
-        result: JSON = self.request(
+    def trigger_schedule(self, schedule: str, idempotency_key: str | None = None) -> CreatedJob:
+        """Run now: the schedule's job, created at once; returns the job. With an
+        `idempotency_key` used before, the job that trigger made (`.created` False)."""
+        return self.request_job(
             "POST", self._ws(_path(schedule, "/trigger")), json=_trigger_body(idempotency_key)
         )
-        return result
 
     def schedule_runs(self, schedule: str, limit: int = 50) -> list[JSON]:
         """What it did, newest first: ticks fired or skipped, triggers, and their jobs."""
@@ -110,6 +114,9 @@ class AsyncScheduleCalls:
     """For `AsyncClient`."""
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    async def request_job(self, method: str, path: str, **kwargs: Any) -> CreatedJob:
         raise NotImplementedError
 
     async def ws_path(self, suffix: str) -> str:
@@ -145,13 +152,14 @@ class AsyncScheduleCalls:
     async def delete_schedule(self, schedule: str) -> None:
         await self.request("DELETE", await self.ws_path(_path(schedule)))
 
-    async def trigger_schedule(self, schedule: str, idempotency_key: str | None = None) -> JSON:
-        result: JSON = await self.request(
+    async def trigger_schedule(
+        self, schedule: str, idempotency_key: str | None = None
+    ) -> CreatedJob:
+        return await self.request_job(
             "POST",
             await self.ws_path(_path(schedule, "/trigger")),
             json=_trigger_body(idempotency_key),
         )
-        return result
 
     async def schedule_runs(self, schedule: str, limit: int = 50) -> list[JSON]:
         result: list[JSON] = (

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
-from conveyor.domain.jobs import CLAIMABLE_STATUS
 from conveyor.store import Store
 from conveyor.store.stats import Overview
 
@@ -41,23 +40,22 @@ class WorkerRegistry(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class UnservedType:
-    """Jobs of a type that wait in the queue with no live worker to claim them."""
+    """Jobs of a type that could run now but that no live worker will claim."""
 
     type: str
     queued: int
+    """How many: queued and due (jobs whose run_at is still ahead are not counted)."""
 
 
 def unserved_types(overview: Overview) -> list[UnservedType]:
-    """The types with claimable jobs that no active worker serves (a `command` job where no
-    worker allows them, a type nobody has a handler for, workers that all stopped)."""
-    queued: dict[str, int] = {}
-    for row in overview.counts:
-        if row.status == CLAIMABLE_STATUS:
-            queued[row.type] = queued.get(row.type, 0) + row.count
+    """The types with jobs claimable now that no active worker serves (a `command` job
+    where no worker allows them, a type nobody has a handler for, workers that all
+    stopped). Jobs not due yet are left out: nothing is wrong until they come due, and a
+    worker may well start by then."""
     return [
-        UnservedType(job_type, count)
-        for job_type, count in sorted(queued.items())
-        if count and not any(worker.serves(job_type) for worker in overview.workers)
+        UnservedType(due.type, due.count)
+        for due in overview.due
+        if not any(worker.serves(due.type) for worker in overview.workers)
     ]
 
 

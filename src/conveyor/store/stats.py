@@ -46,11 +46,28 @@ class WorkerSeen:
 
 
 @dataclass(frozen=True, slots=True)
+class DueJobs:
+    """The jobs of a type a worker could claim now: queued, and come due. Queued jobs with
+    a run_at still ahead wait for their time, not for a worker, so they are not here."""
+
+    type: str
+    count: int
+    claimable_since: datetime
+    """When the oldest of them became claimable: the later of its making and its run_at."""
+
+
+@dataclass(frozen=True, slots=True)
 class Overview:
     counts: list[TypeStatusCount]
     throughput: list[MinuteThroughput]
     workers: list[WorkerSeen]
-    oldest_queued_at: datetime | None
+    due: list[DueJobs]
+    """By type, in type order."""
+
+    @property
+    def oldest_queued_at(self) -> datetime | None:
+        """Since when the job waiting longest for a worker has been claimable."""
+        return min((due.claimable_since for due in self.due), default=None)
 
 
 class StatsStore:
@@ -103,7 +120,7 @@ class StatsStore:
             )
             minute_rows = await connection.fetch(q["throughput_by_minute"].sql, params)
             worker_rows = await connection.fetch(q["workers_seen"].sql, params)
-            oldest = await connection.fetchrow(q["oldest_due_job"].sql, {"ws": workspace_id})
+            due_rows = await connection.fetch(q["due_jobs_by_type"].sql, {"ws": workspace_id})
         return Overview(
             counts=[TypeStatusCount(r["type"], r["status"], int(r["n"])) for r in count_rows],
             throughput=[
@@ -126,5 +143,7 @@ class StatsStore:
                 )
                 for r in worker_rows
             ],
-            oldest_queued_at=(None if oldest is None else d.optional_timestamp(oldest["oldest"])),
+            due=[
+                DueJobs(r["type"], int(r["n"]), d.timestamp(r["claimable_since"])) for r in due_rows
+            ],
         )

@@ -54,10 +54,14 @@ class StatsOut(BaseModel):
     throughput: list[MinuteOut]
     workers: list[WorkerOut]
     unserved_types: list[UnservedTypeOut] = Field(
-        description="types with queued jobs that no active worker serves"
+        description="types with jobs claimable now (queued and due) that no active worker "
+        "serves; `queued`: how many (jobs whose run_at is still ahead are not counted)"
     )
-    oldest_queued_at: datetime | None
-    oldest_queued_age_seconds: float | None
+    oldest_queued_at: datetime | None = Field(
+        description="when the job waiting longest for a worker became claimable: the later "
+        "of its created_at and run_at (null: none is due)"
+    )
+    oldest_queued_age_seconds: float | None = Field(description="how long since then")
 
 
 @router.get("/stats", response_model=StatsOut, summary="Queue depth, throughput and workers")

@@ -321,9 +321,15 @@ ORDER BY w.last_seen_at DESC LIMIT 200;
 -- several machines agree on when each comes due).
 SELECT conveyor_now() AS now;
 
--- name: oldest_due_job
-SELECT min(run_at) AS oldest FROM jobs
-WHERE workspace_id = :ws AND {claimable} AND run_at <= conveyor_now();
+-- name: due_jobs_by_type
+-- The jobs a worker could claim now, by type, and since when the oldest of each has been
+-- claimable: the later of its making and its run_at (a job made today with a run_at in
+-- 2020 has waited since today). CASE rather than GREATEST (PostgreSQL) or max() (SQLite):
+-- it reads the same on both.
+SELECT type, count(*) AS n,
+    min(CASE WHEN created_at > run_at THEN created_at ELSE run_at END) AS claimable_since
+FROM jobs WHERE workspace_id = :ws AND {claimable} AND run_at <= conveyor_now()
+GROUP BY type ORDER BY type;
 
 -- ---------------------------------------------------------------------------------------
 -- Limits
