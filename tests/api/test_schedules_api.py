@@ -148,6 +148,27 @@ async def test_an_invalid_change_is_a_422_naming_the_field_and_changes_nothing(
     assert (await client.get("/schedules/nightly-report")).json() == created
 
 
+def uuid_spellings(schedule_id: str) -> list[str]:
+    """The ways a route reads `schedule_id` as an id (and would never reach a schedule of
+    that name): as written, without dashes, in capitals."""
+    return [schedule_id, schedule_id.replace("-", ""), schedule_id.upper()]
+
+
+async def test_a_name_that_reads_as_an_id_is_refused_and_nothing_is_written(
+    client: httpx.AsyncClient,
+) -> None:
+    first = (await client.post("/schedules", json=NIGHTLY)).json()
+    for name in [*uuid_spellings(first["id"]), "00000000-0000-0000-0000-000000000000"]:
+        response = await client.post("/schedules", json={**NIGHTLY, "name": name})
+        assert response.status_code == 422, response.text
+        assert problem_fields(response) == ["name"]
+        assert "id" in response.json()["errors"][0]["message"]
+    listed = (await client.get("/schedules")).json()["data"]
+    assert [schedule["id"] for schedule in listed] == [first["id"]]
+    # The id reaches the schedule it names, unchanged.
+    assert (await client.get(f"/schedules/{first['id']}")).json() == first
+
+
 async def test_a_name_is_unique_in_its_workspace_and_invisible_to_others(
     server: RunningServer, client: httpx.AsyncClient, keys: dict[str, str]
 ) -> None:

@@ -119,3 +119,20 @@ async def test_an_invalid_schedule_is_refused_with_the_field_named(
     ran = await conveyor("schedules", "create", "w", "--cron", "@daily", "--type", "t", env=worker)
     assert ran.code == 1
     assert "may not manage schedules" in ran.err
+
+
+async def test_a_name_that_reads_as_another_schedules_id_is_refused(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    create = ("schedules", "create")
+    ran = await conveyor(*create, "first", "--cron", "@daily", "--type", "t", "-q", env=env)
+    first_id = ran.out.strip()
+    ran = await conveyor(*create, first_id, "--cron", "@hourly", "--type", "u", env=env)
+    assert ran.code == 2
+    assert "name: must not read as an id" in ran.err
+    ran = await conveyor("schedules", "show", first_id, "--json", env=env)
+    assert ran.code == 0, ran.output
+    assert (json.loads(ran.out)["name"], json.loads(ran.out)["cron"]) == ("first", "@daily")
+    ran = await conveyor("schedules", "list", "--json", env=env)
+    assert [schedule["name"] for schedule in json.loads(ran.out)] == ["first"]

@@ -349,6 +349,23 @@ def test_a_spec_names_its_invalid_field() -> None:
     assert refused.value.field == "job.timeout_seconds"
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "0193b2c4-5d6e-7f80-9a1b-2c3d4e5f6a7b",
+        "0193B2C45D6E7F809A1B2C3D4E5F6A7B",
+        "00000000-0000-0000-0000-000000000000",
+    ],
+)
+def test_a_name_a_route_would_read_as_an_id_is_refused(name: str) -> None:
+    job = ScheduledJob(type="report.build")
+    with pytest.raises(InvalidInput) as refused:
+        ScheduleSpec(name=name, cron="@daily", job=job).validate()
+    assert refused.value.field == "name"
+    # Names close to one stay names.
+    ScheduleSpec(name=name[:-1], cron="@daily", job=job).validate()
+
+
 # -- what the created job carries --------------------------------------------------------------
 
 

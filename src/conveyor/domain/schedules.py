@@ -310,6 +310,22 @@ def validate_schedule_name(name: str) -> None:
         raise InvalidInput(
             "name", "must be 1..100 characters of [A-Za-z0-9_.-], starting with a letter or digit"
         )
+    if id_in_reference(name) is not None:
+        raise InvalidInput(
+            "name",
+            "must not read as an id (a UUID, with or without dashes): routes take a "
+            "schedule's id or its name, and would take this one for an id",
+        )
+
+
+def id_in_reference(reference: str) -> UUID | None:
+    """The id a reference to a schedule (what routes, the SDK and the CLI take: its id or
+    its name) names, when it reads as one; None when it can only be a name. Names that
+    would read as an id are refused, so a reference means one schedule."""
+    try:
+        return UUID(reference)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

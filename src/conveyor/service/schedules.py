@@ -45,6 +45,7 @@ from conveyor.domain.schedules import (
     TickAction,
     decide_tick,
     decide_update,
+    id_in_reference,
     job_origin,
     manual_idempotency_key,
     new_schedule_next_run,
@@ -133,10 +134,7 @@ class ScheduleService:
 
     async def get_schedule(self, workspace_id: UUID, reference: str) -> Schedule:
         """By id, or by name."""
-        try:
-            by_id: UUID | None = UUID(reference)
-        except ValueError:
-            by_id = None
+        by_id = id_in_reference(reference)
         found = None
         if by_id is not None:
             found = await self.schedules.get_schedule(workspace_id, by_id)
