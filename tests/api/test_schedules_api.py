@@ -148,6 +148,48 @@ async def test_an_invalid_change_is_a_422_naming_the_field_and_changes_nothing(
     assert (await client.get("/schedules/nightly-report")).json() == created
 
 
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"job": {"type": "t", "priority": "3"}}, "job.priority"),
+        ({"job": {"type": "t", "priority": True}}, "job.priority"),
+        ({"job": {"type": "t", "max_attempts": "2"}}, "job.max_attempts"),
+        ({"job": {"type": "t", "timeout_seconds": "30"}}, "job.timeout_seconds"),
+        ({"job": {"type": "t", "timeout_seconds": True}}, "job.timeout_seconds"),
+        ({"paused": "yes"}, "paused"),
+        ({"paused": 1}, "paused"),
+    ],
+)
+async def test_a_value_of_the_wrong_json_type_is_refused_as_on_jobs(
+    client: httpx.AsyncClient, change: dict[str, Any], field: str
+) -> None:
+    response = await client.post("/schedules", json={**NIGHTLY, **change})
+    assert response.status_code == 422, response.text
+    assert problem_fields(response) == [field]
+    assert (await client.get("/schedules")).json()["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"paused": "off"}, "paused"),
+        ({"paused": 0}, "paused"),
+        ({"job": {"priority": "3"}}, "job.priority"),
+        ({"job": {"max_attempts": False}}, "job.max_attempts"),
+        ({"job": {"timeout_seconds": "30"}}, "job.timeout_seconds"),
+        ({"paused": True, "expected_version": "1"}, "expected_version"),
+    ],
+)
+async def test_a_change_of_the_wrong_json_type_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient, change: dict[str, Any], field: str
+) -> None:
+    created = (await client.post("/schedules", json={**NIGHTLY, "paused": True})).json()
+    response = await client.patch("/schedules/nightly-report", json=change)
+    assert response.status_code == 422, response.text
+    assert problem_fields(response) == [field]
+    assert (await client.get("/schedules/nightly-report")).json() == created
+
+
 def uuid_spellings(schedule_id: str) -> list[str]:
     """The ways a route reads `schedule_id` as an id (and would never reach a schedule of
     that name): as written, without dashes, in capitals."""

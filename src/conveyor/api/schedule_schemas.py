@@ -10,14 +10,16 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from conveyor.api.schemas import JOB_TYPE, ConcurrencyKey, Strict
-from conveyor.domain.jobs import (
-    MAX_ATTEMPTS_LIMIT,
-    PRIORITY_DEFAULT,
-    PRIORITY_MAX,
-    PRIORITY_MIN,
-    TIMEOUT_LIMIT_SECONDS,
+from conveyor.api.schemas import (
+    JOB_TYPE,
+    ConcurrencyKey,
+    MaxAttempts,
+    Priority,
+    Strict,
+    TimeoutSeconds,
+    Version,
 )
+from conveyor.domain.jobs import PRIORITY_DEFAULT
 from conveyor.domain.schedules import (
     CRON_MAX_LENGTH,
     DEFAULT_TIMEZONE,
@@ -41,9 +43,9 @@ CRON_DESCRIPTION = (
 class ScheduledJobIn(Strict):
     type: JOB_TYPE
     payload: Any = Field(default_factory=dict, description="each job's input")
-    priority: int = Field(PRIORITY_DEFAULT, ge=PRIORITY_MIN, le=PRIORITY_MAX)
-    max_attempts: int = Field(1, ge=1, le=MAX_ATTEMPTS_LIMIT)
-    timeout_seconds: float | None = Field(None, gt=0, le=TIMEOUT_LIMIT_SECONDS)
+    priority: Priority = PRIORITY_DEFAULT
+    max_attempts: MaxAttempts = 1
+    timeout_seconds: TimeoutSeconds | None = None
     concurrency_key: ConcurrencyKey | None = None
 
 
@@ -71,7 +73,7 @@ class CreateScheduleIn(Strict):
         description="ticks missed while no server ran: none skips them, latest runs the "
         "most recent once",
     )
-    paused: bool = False
+    paused: bool = Field(False, strict=True)
 
 
 class ScheduledJobPatch(Strict):
@@ -79,9 +81,9 @@ class ScheduledJobPatch(Strict):
 
     type: JOB_TYPE | None = None
     payload: Any = None
-    priority: int | None = Field(None, ge=PRIORITY_MIN, le=PRIORITY_MAX)
-    max_attempts: int | None = Field(None, ge=1, le=MAX_ATTEMPTS_LIMIT)
-    timeout_seconds: float | None = Field(None, gt=0, le=TIMEOUT_LIMIT_SECONDS)
+    priority: Priority | None = None
+    max_attempts: MaxAttempts | None = None
+    timeout_seconds: TimeoutSeconds | None = None
     concurrency_key: ConcurrencyKey | None = None
 
 
@@ -94,9 +96,9 @@ class UpdateScheduleIn(Strict):
     job: ScheduledJobPatch | None = None
     overlap: Overlap | None = None
     catch_up: CatchUp | None = None
-    paused: bool | None = None
-    expected_version: int | None = Field(
-        None, ge=1, description="refuse (409) if the schedule is no longer at this version"
+    paused: bool | None = Field(None, strict=True)
+    expected_version: Version | None = Field(
+        None, description="refuse (409) if the schedule is no longer at this version"
     )
 
 

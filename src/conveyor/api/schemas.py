@@ -118,6 +118,8 @@ TimeoutSeconds = Annotated[
     float, Field(gt=0, le=TIMEOUT_LIMIT_SECONDS), BeforeValidator(_json_number)
 ]
 Version = Annotated[int, Field(ge=1), BeforeValidator(_json_number)]
+Priority = Annotated[int, Field(ge=PRIORITY_MIN, le=PRIORITY_MAX), BeforeValidator(_json_number)]
+MaxAttempts = Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_LIMIT), BeforeValidator(_json_number)]
 LimitVersion = Annotated[int, Field(ge=0), BeforeValidator(_json_number)]
 """A limit's version as a PUT names it; 0: there is no such limit yet."""
 Count = Annotated[int, Field(ge=0, le=2**53), BeforeValidator(_json_number)]
