@@ -190,6 +190,59 @@ async def test_a_change_of_the_wrong_json_type_is_refused_and_changes_nothing(
     assert (await client.get("/schedules/nightly-report")).json() == created
 
 
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"cron": None}, "cron"),
+        ({"timezone": None}, "timezone"),
+        ({"paused": None}, "paused"),
+        ({"overlap": None}, "overlap"),
+        ({"catch_up": None}, "catch_up"),
+        ({"job": None}, "job"),
+        ({"job": {"priority": None}}, "job.priority"),
+        ({"job": {"max_attempts": None}}, "job.max_attempts"),
+    ],
+)
+async def test_a_null_for_a_field_that_cannot_be_null_is_refused(
+    client: httpx.AsyncClient, change: dict[str, Any], field: str
+) -> None:
+    created = (await client.post("/schedules", json=NIGHTLY)).json()
+    response = await client.patch("/schedules/nightly-report", json=change)
+    assert response.status_code == 422, response.text
+    assert problem_fields(response) == [field]
+    assert "must not be null" in response.json()["detail"]
+    assert (await client.get("/schedules/nightly-report")).json() == created
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"expected_version": 1},
+        {"expected_version": None},
+        {"cron": "30 2 * * *", "timezone": "Europe/Berlin", "paused": False},
+        {"overlap": "allow", "catch_up": "none"},
+        {"job": {}},
+        {"job": {"type": "report.build", "priority": 3, "payload": {"kind": "daily"}}},
+        {"job": {"timeout_seconds": None, "concurrency_key": None}},
+    ],
+)
+async def test_a_change_that_changes_nothing_answers_the_schedule_as_it_is(
+    client: httpx.AsyncClient, clock: FakeClock, change: dict[str, Any]
+) -> None:
+    created = (await client.post("/schedules", json=NIGHTLY)).json()
+    response = await client.patch("/schedules/nightly-report", json=change)
+    assert response.status_code == 200, response.text
+    assert response.json() == created  # version 1 and updated_at as they were
+    assert (await client.get("/schedules/nightly-report")).json() == created
+    # So whoever holds version 1 may still change it.
+    changed = await client.patch(
+        "/schedules/nightly-report", json={"paused": True, "expected_version": 1}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["version"] == 2
+
+
 def uuid_spellings(schedule_id: str) -> list[str]:
     """The ways a route reads `schedule_id` as an id (and would never reach a schedule of
     that name): as written, without dashes, in capitals."""

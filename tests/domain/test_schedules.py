@@ -323,6 +323,22 @@ def test_a_new_cron_or_time_zone_retimes_and_other_changes_do_not() -> None:
 
 
 @pytest.mark.parametrize(
+    "changes",
+    [
+        ScheduleChanges(),
+        ScheduleChanges(cron=" */5 * * * * ", timezone="UTC", paused=False),
+        ScheduleChanges(job={}),
+        ScheduleChanges(job={"type": "report.build", "timeout_seconds": None}),
+        ScheduleChanges(overlap=Overlap.ALLOW),
+    ],
+)
+def test_changes_that_leave_a_schedule_as_it_is_decide_nothing_to_store(
+    changes: ScheduleChanges,
+) -> None:
+    assert decide_update(make_schedule(next_run_at=at("2026-12-05 10:05")), changes, NOW) is None
+
+
+@pytest.mark.parametrize(
     ("changes", "field"),
     [
         (ScheduleChanges(cron="* * *"), "cron"),

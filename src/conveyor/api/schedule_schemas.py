@@ -14,6 +14,7 @@ from conveyor.api.schemas import (
     JOB_TYPE,
     ConcurrencyKey,
     MaxAttempts,
+    Patch,
     Priority,
     Strict,
     TimeoutSeconds,
@@ -24,6 +25,7 @@ from conveyor.domain.schedules import (
     CRON_MAX_LENGTH,
     DEFAULT_TIMEZONE,
     MANUAL_KEY_MAX_LENGTH,
+    NULLABLE_JOB_FIELDS,
     TIMEZONE_MAX_LENGTH,
     CatchUp,
     Overlap,
@@ -76,8 +78,10 @@ class CreateScheduleIn(Strict):
     paused: bool = Field(False, strict=True)
 
 
-class ScheduledJobPatch(Strict):
+class ScheduledJobPatch(Patch):
     """The job's fields to change; those left out stay as they are."""
+
+    nullable = NULLABLE_JOB_FIELDS
 
     type: JOB_TYPE | None = None
     payload: Any = None
@@ -87,9 +91,12 @@ class ScheduledJobPatch(Strict):
     concurrency_key: ConcurrencyKey | None = None
 
 
-class UpdateScheduleIn(Strict):
-    """What to change; a field left out (or null) stays as it is. A new cron or time
-    zone, or resuming, starts the ticks afresh from now."""
+class UpdateScheduleIn(Patch):
+    """What to change; a field left out stays as it is. A new cron or time zone, or
+    resuming, starts the ticks afresh from now. A change that changes nothing answers the
+    schedule as it is, at its version."""
+
+    nullable = frozenset({"expected_version"})
 
     cron: str | None = Field(None, min_length=1, max_length=CRON_MAX_LENGTH)
     timezone: str | None = Field(None, min_length=1, max_length=TIMEZONE_MAX_LENGTH)

@@ -383,10 +383,11 @@ class ScheduleChanges:
     paused: bool | None = None
 
 
-def decide_update(schedule: Schedule, changes: ScheduleChanges, now: datetime) -> Schedule:
-    """The schedule as the changes leave it. A new cron or time zone, and resuming, start
-    its ticks afresh from `now` (nothing missed in between fires); pausing clears
-    `next_run_at`."""
+def decide_update(schedule: Schedule, changes: ScheduleChanges, now: datetime) -> Schedule | None:
+    """The schedule as the changes leave it; None when they leave it as it is (nothing to
+    store: its version stays, so a client holding it is not refused for a change that
+    never was). A new cron or time zone, and resuming, start its ticks afresh from `now`
+    (nothing missed in between fires); pausing clears `next_run_at`."""
     cron = schedule.cron if changes.cron is None else changes.cron
     timezone = schedule.timezone if changes.timezone is None else changes.timezone
     rule = CronRule.parse(cron, timezone)
@@ -401,13 +402,14 @@ def decide_update(schedule: Schedule, changes: ScheduleChanges, now: datetime) -
         job = replace(job, **changes.job)
         job.validate()
     paused = schedule.paused if changes.paused is None else changes.paused
-    retimed = (cron, timezone) != (schedule.cron, schedule.timezone) or paused != schedule.paused
+    retimed = (rule.expression, timezone) != (schedule.cron, schedule.timezone)
+    retimed = retimed or paused != schedule.paused
     next_run_at = schedule.next_run_at
     if paused:
         next_run_at = None
     elif retimed or next_run_at is None:
         next_run_at = first_run_at(rule, now)
-    return replace(
+    updated = replace(
         schedule,
         cron=rule.expression,
         timezone=timezone,
@@ -417,6 +419,7 @@ def decide_update(schedule: Schedule, changes: ScheduleChanges, now: datetime) -
         paused=paused,
         next_run_at=next_run_at,
     )
+    return None if updated == schedule else updated
 
 
 # ---------------------------------------------------------------------------------------

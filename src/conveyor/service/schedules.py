@@ -158,7 +158,8 @@ class ScheduleService:
         expected_version: int | None = None,
     ) -> Schedule:
         """Decide on a fresh read, compare-and-set on its version, again while the
-        scheduler (or another client) wins the race."""
+        scheduler (or another client) wins the race. Changes that change nothing store
+        nothing: the schedule comes back as it is, at its version."""
         if changes.job is not None:
             current = await self.get_schedule(workspace_id, reference)
             self._validate_job_values(
@@ -166,7 +167,7 @@ class ScheduleService:
                 changes.job.get("concurrency_key", current.job.concurrency_key),
             )
 
-        async def attempt() -> Schedule:
+        async def attempt() -> tuple[Schedule, bool]:
             schedule = await self.get_schedule(workspace_id, reference)
             if expected_version is not None and schedule.version != expected_version:
                 raise ScheduleConflict(
@@ -175,19 +176,22 @@ class ScheduleService:
                     current_version=schedule.version,
                 )
             updated = decide_update(schedule, changes, await self.clock.now())
+            if updated is None:
+                return schedule, False
             stored = await self.schedules.update_schedule(updated)
             if stored is None:
                 raise WriteConflict(schedule.id)
-            return stored
+            return stored, True
 
         try:
-            stored = await retry_on_conflict(attempt, self.retry_policy)
+            stored, changed = await retry_on_conflict(attempt, self.retry_policy)
         except WriteConflict:
             current = await self.get_schedule(workspace_id, reference)
             raise ScheduleConflict(
                 current.id, expected_version=expected_version, current_version=current.version
             ) from None
-        self._changed()
+        if changed:
+            self._changed()
         return stored
 
     async def delete_schedule(self, workspace_id: UUID, reference: str) -> Schedule:
