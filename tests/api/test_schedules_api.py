@@ -367,3 +367,64 @@ async def test_a_schedules_job_timeout_is_written_alike_in_every_answer(
     for body in (created.json(), read.json(), listed, changed.json()):
         timeout = body["job"]["timeout_seconds"]
         assert (type(timeout), timeout) == (float, 30.0)
+
+
+def names_in(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [schedule["name"] for schedule in response.json()["data"]]
+
+
+async def test_the_list_pages_by_name_with_a_cursor_as_the_job_list_does(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    for name in ["echo", "alpha", "charlie", "bravo", "delta"]:
+        assert (await client.post("/schedules", json={**NIGHTLY, "name": name})).status_code == 201
+    everything = await client.get("/schedules")
+    assert names_in(everything) == ["alpha", "bravo", "charlie", "delta", "echo"]
+    assert everything.json()["meta"] == {
+        "total": 5,
+        "page": 1,
+        "limit": 500,
+        "total_pages": 1,
+        "total_is_estimate": False,
+        "next_cursor": None,
+    }
+
+    first = await client.get("/schedules", params={"limit": 2})
+    assert names_in(first) == ["alpha", "bravo"]
+    meta = first.json()["meta"]
+    assert (meta["total"], meta["page"], meta["limit"], meta["total_pages"]) == (5, 1, 2, 3)
+    # Created and deleted between pages: the next page starts after "bravo" all the same.
+    await client.post("/schedules", json={**NIGHTLY, "name": "bravo-2"})
+    await client.delete("/schedules/alpha")
+    second = await client.get("/schedules", params={"limit": 2, "cursor": meta["next_cursor"]})
+    assert names_in(second) == ["bravo-2", "charlie"]
+    assert second.json()["meta"]["page"] is None
+    third = await client.get(
+        "/schedules", params={"limit": 2, "cursor": second.json()["meta"]["next_cursor"]}
+    )
+    assert names_in(third) == ["delta", "echo"]
+    assert third.json()["meta"]["next_cursor"] is None  # full, and nothing follows
+
+    by_number = await client.get("/schedules", params={"limit": 2, "page": 2})
+    assert names_in(by_number) == ["charlie", "delta"]
+    assert by_number.json()["meta"]["page"] == 2
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"cursor": "bm90LWEtY3Vyc29y"},
+        {"cursor": "MTo0MjoxMjM0"},  # a job list's kind of cursor
+        {"cursor": "c2NoZWR1bGU6YWxwaGE", "page": 2},
+        {"cursor": "not a cursor"},
+        {"limit": 0},
+        {"limit": 501},
+    ],
+)
+async def test_a_page_asked_for_wrongly_is_a_422_naming_the_parameter(
+    client: httpx.AsyncClient, params: dict[str, Any]
+) -> None:
+    response = await client.get("/schedules", params=params)
+    assert response.status_code == 422, response.text
+    assert problem_fields(response) == [next(iter(params))]

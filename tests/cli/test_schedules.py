@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import httpx
+
 from tests.cli.helpers import conveyor
 from tests.support.server import RunningServer
 
@@ -136,3 +138,20 @@ async def test_a_name_that_reads_as_another_schedules_id_is_refused(
     assert (json.loads(ran.out)["name"], json.loads(ran.out)["cron"]) == ("first", "@daily")
     ran = await conveyor("schedules", "list", "--json", env=env)
     assert [schedule["name"] for schedule in json.loads(ran.out)] == ["first"]
+
+
+async def test_list_shows_every_schedule_however_many_pages_they_take(
+    server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    names = ["echo", "alpha", "delta", "bravo", "charlie"]
+    for name in names:
+        schedule = {"name": name, "cron": "@daily", "job": {"type": "t"}}
+        assert (await client.post("/schedules", json=schedule)).status_code == 201
+    ran = await conveyor("schedules", "list", "--page-size", "2", env=env)
+    assert ran.code == 0, ran.output
+    listed = [line.split()[0] for line in ran.out.splitlines()[1:-1]]
+    assert listed == sorted(names), ran.out
+    assert ran.out.rstrip().endswith("5 schedules")
+    ran = await conveyor("schedules", "list", "--page-size", "2", "--json", env=env)
+    assert [schedule["name"] for schedule in json.loads(ran.out)] == sorted(names)

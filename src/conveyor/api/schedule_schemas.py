@@ -14,6 +14,7 @@ from conveyor.api.schemas import (
     JOB_TYPE,
     ConcurrencyKey,
     MaxAttempts,
+    PageMeta,
     Patch,
     Priority,
     Strict,
@@ -150,6 +151,7 @@ class ScheduleOut(BaseModel):
 
 class ScheduleListOut(BaseModel):
     data: list[ScheduleOut]
+    meta: PageMeta
 
 
 class ScheduleRunOut(BaseModel):

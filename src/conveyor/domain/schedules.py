@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from cronsim import CronSim, CronSimError
 
+from conveyor.domain.cursors import decode_cursor, encode_cursor, invalid_cursor
 from conveyor.domain.errors import InvalidInput
 from conveyor.domain.events import JsonValue
 from conveyor.domain.jobs import PRIORITY_DEFAULT, JobSpec
@@ -326,6 +327,32 @@ def id_in_reference(reference: str) -> UUID | None:
         return UUID(reference)
     except ValueError:
         return None
+
+
+_CURSOR_KIND: Final = "schedule"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleCursor:
+    """A position in a workspace's list of schedules (by name): the last name of the page
+    before. The next page holds the names after it, so schedules created or deleted
+    meanwhile never shift a page nor make one repeat a schedule."""
+
+    name: str
+
+    def encode(self) -> str:
+        return encode_cursor(f"{_CURSOR_KIND}:{self.name}")
+
+    @classmethod
+    def decode(cls, token: str) -> ScheduleCursor:
+        """A cursor as `encode` wrote it; InvalidInput naming `cursor` for anything else."""
+        try:
+            kind, name = decode_cursor(token).split(":", 1)
+        except ValueError:
+            raise invalid_cursor() from None
+        if kind != _CURSOR_KIND or not SCHEDULE_NAME_PATTERN.match(name):
+            raise invalid_cursor()
+        return cls(name)
 
 
 @dataclass(frozen=True, slots=True)

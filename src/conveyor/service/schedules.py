@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -40,6 +41,7 @@ from conveyor.domain.schedules import (
     Overlap,
     Schedule,
     ScheduleChanges,
+    ScheduleCursor,
     ScheduleRun,
     ScheduleSpec,
     TickAction,
@@ -54,13 +56,35 @@ from conveyor.domain.schedules import (
 )
 from conveyor.ids import uuid7
 from conveyor.service.jobs import JobService
+from conveyor.service.reads import page_count
 from conveyor.service.retry import RetryPolicy, WriteConflict, retry_on_conflict
 from conveyor.store import Store
 
 log = logging.getLogger("conveyor.schedules")
 
 MAX_SCHEDULES_LISTED = 500
+"""The most schedules one page of the list holds (and how many it holds unless asked for
+fewer: a workspace with no more than this many reads them all at once, as before pages)."""
 MAX_RUNS_LISTED = 200
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulePage:
+    """A page of a workspace's schedules, by name."""
+
+    schedules: list[Schedule]
+    total: int
+    page: int | None
+    """The page number asked for; None when the page was asked for by cursor."""
+    limit: int
+    next_cursor: ScheduleCursor | None
+    """Where the next page starts; None when no schedule follows this page."""
+    total_is_estimate: bool = False
+    """Always counted (a workspace's schedules are few): as a job list's page says it."""
+
+    @property
+    def total_pages(self) -> int:
+        return page_count(self.total, self.limit)
 
 
 class Clock(Protocol):
@@ -145,9 +169,32 @@ class ScheduleService:
         return found
 
     async def list_schedules(
-        self, workspace_id: UUID, limit: int = MAX_SCHEDULES_LISTED
-    ) -> list[Schedule]:
-        return await self.schedules.list_schedules(workspace_id, limit)
+        self,
+        workspace_id: UUID,
+        *,
+        page: int = 1,
+        limit: int = MAX_SCHEDULES_LISTED,
+        cursor: ScheduleCursor | None = None,
+    ) -> SchedulePage:
+        """A page of the schedules, by name: the `page`-th, or the one after `cursor` (which
+        stays put while schedules are created and deleted; an offset does not). One more
+        than the page is read, so `next_cursor` is given only when a schedule follows."""
+        limit = max(1, min(limit, MAX_SCHEDULES_LISTED))
+        page = max(1, page)
+        found, total = await self.schedules.list_schedules(
+            workspace_id,
+            after=None if cursor is None else cursor.name,
+            offset=0 if cursor is not None else (page - 1) * limit,
+            limit=limit + 1,
+        )
+        shown = found[:limit]
+        return SchedulePage(
+            shown,
+            total,
+            None if cursor is not None else page,
+            limit,
+            next_cursor=ScheduleCursor(shown[-1].name) if len(found) > limit else None,
+        )
 
     async def update_schedule(
         self,
