@@ -148,6 +148,122 @@ async def test_an_invalid_change_is_a_422_naming_the_field_and_changes_nothing(
     assert (await client.get("/schedules/nightly-report")).json() == created
 
 
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"job": {"type": "t", "priority": "3"}}, "job.priority"),
+        ({"job": {"type": "t", "priority": True}}, "job.priority"),
+        ({"job": {"type": "t", "max_attempts": "2"}}, "job.max_attempts"),
+        ({"job": {"type": "t", "timeout_seconds": "30"}}, "job.timeout_seconds"),
+        ({"job": {"type": "t", "timeout_seconds": True}}, "job.timeout_seconds"),
+        ({"paused": "yes"}, "paused"),
+        ({"paused": 1}, "paused"),
+    ],
+)
+async def test_a_value_of_the_wrong_json_type_is_refused_as_on_jobs(
+    client: httpx.AsyncClient, change: dict[str, Any], field: str
+) -> None:
+    response = await client.post("/schedules", json={**NIGHTLY, **change})
+    assert response.status_code == 422, response.text
+    assert problem_fields(response) == [field]
+    assert (await client.get("/schedules")).json()["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"paused": "off"}, "paused"),
+        ({"paused": 0}, "paused"),
+        ({"job": {"priority": "3"}}, "job.priority"),
+        ({"job": {"max_attempts": False}}, "job.max_attempts"),
+        ({"job": {"timeout_seconds": "30"}}, "job.timeout_seconds"),
+        ({"paused": True, "expected_version": "1"}, "expected_version"),
+    ],
+)
+async def test_a_change_of_the_wrong_json_type_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient, change: dict[str, Any], field: str
+) -> None:
+    created = (await client.post("/schedules", json={**NIGHTLY, "paused": True})).json()
+    response = await client.patch("/schedules/nightly-report", json=change)
+    assert response.status_code == 422, response.text
+    assert problem_fields(response) == [field]
+    assert (await client.get("/schedules/nightly-report")).json() == created
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"cron": None}, "cron"),
+        ({"timezone": None}, "timezone"),
+        ({"paused": None}, "paused"),
+        ({"overlap": None}, "overlap"),
+        ({"catch_up": None}, "catch_up"),
+        ({"job": None}, "job"),
+        ({"job": {"priority": None}}, "job.priority"),
+        ({"job": {"max_attempts": None}}, "job.max_attempts"),
+    ],
+)
+async def test_a_null_for_a_field_that_cannot_be_null_is_refused(
+    client: httpx.AsyncClient, change: dict[str, Any], field: str
+) -> None:
+    created = (await client.post("/schedules", json=NIGHTLY)).json()
+    response = await client.patch("/schedules/nightly-report", json=change)
+    assert response.status_code == 422, response.text
+    assert problem_fields(response) == [field]
+    assert "must not be null" in response.json()["detail"]
+    assert (await client.get("/schedules/nightly-report")).json() == created
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"expected_version": 1},
+        {"expected_version": None},
+        {"cron": "30 2 * * *", "timezone": "Europe/Berlin", "paused": False},
+        {"overlap": "allow", "catch_up": "none"},
+        {"job": {}},
+        {"job": {"type": "report.build", "priority": 3, "payload": {"kind": "daily"}}},
+        {"job": {"timeout_seconds": None, "concurrency_key": None}},
+    ],
+)
+async def test_a_change_that_changes_nothing_answers_the_schedule_as_it_is(
+    client: httpx.AsyncClient, clock: FakeClock, change: dict[str, Any]
+) -> None:
+    created = (await client.post("/schedules", json=NIGHTLY)).json()
+    response = await client.patch("/schedules/nightly-report", json=change)
+    assert response.status_code == 200, response.text
+    assert response.json() == created  # version 1 and updated_at as they were
+    assert (await client.get("/schedules/nightly-report")).json() == created
+    # So whoever holds version 1 may still change it.
+    changed = await client.patch(
+        "/schedules/nightly-report", json={"paused": True, "expected_version": 1}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["version"] == 2
+
+
+def uuid_spellings(schedule_id: str) -> list[str]:
+    """The ways a route reads `schedule_id` as an id (and would never reach a schedule of
+    that name): as written, without dashes, in capitals."""
+    return [schedule_id, schedule_id.replace("-", ""), schedule_id.upper()]
+
+
+async def test_a_name_that_reads_as_an_id_is_refused_and_nothing_is_written(
+    client: httpx.AsyncClient,
+) -> None:
+    first = (await client.post("/schedules", json=NIGHTLY)).json()
+    for name in [*uuid_spellings(first["id"]), "00000000-0000-0000-0000-000000000000"]:
+        response = await client.post("/schedules", json={**NIGHTLY, "name": name})
+        assert response.status_code == 422, response.text
+        assert problem_fields(response) == ["name"]
+        assert "id" in response.json()["errors"][0]["message"]
+    listed = (await client.get("/schedules")).json()["data"]
+    assert [schedule["id"] for schedule in listed] == [first["id"]]
+    # The id reaches the schedule it names, unchanged.
+    assert (await client.get(f"/schedules/{first['id']}")).json() == first
+
+
 async def test_a_name_is_unique_in_its_workspace_and_invisible_to_others(
     server: RunningServer, client: httpx.AsyncClient, keys: dict[str, str]
 ) -> None:
@@ -251,3 +367,64 @@ async def test_a_schedules_job_timeout_is_written_alike_in_every_answer(
     for body in (created.json(), read.json(), listed, changed.json()):
         timeout = body["job"]["timeout_seconds"]
         assert (type(timeout), timeout) == (float, 30.0)
+
+
+def names_in(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [schedule["name"] for schedule in response.json()["data"]]
+
+
+async def test_the_list_pages_by_name_with_a_cursor_as_the_job_list_does(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    for name in ["echo", "alpha", "charlie", "bravo", "delta"]:
+        assert (await client.post("/schedules", json={**NIGHTLY, "name": name})).status_code == 201
+    everything = await client.get("/schedules")
+    assert names_in(everything) == ["alpha", "bravo", "charlie", "delta", "echo"]
+    assert everything.json()["meta"] == {
+        "total": 5,
+        "page": 1,
+        "limit": 500,
+        "total_pages": 1,
+        "total_is_estimate": False,
+        "next_cursor": None,
+    }
+
+    first = await client.get("/schedules", params={"limit": 2})
+    assert names_in(first) == ["alpha", "bravo"]
+    meta = first.json()["meta"]
+    assert (meta["total"], meta["page"], meta["limit"], meta["total_pages"]) == (5, 1, 2, 3)
+    # Created and deleted between pages: the next page starts after "bravo" all the same.
+    await client.post("/schedules", json={**NIGHTLY, "name": "bravo-2"})
+    await client.delete("/schedules/alpha")
+    second = await client.get("/schedules", params={"limit": 2, "cursor": meta["next_cursor"]})
+    assert names_in(second) == ["bravo-2", "charlie"]
+    assert second.json()["meta"]["page"] is None
+    third = await client.get(
+        "/schedules", params={"limit": 2, "cursor": second.json()["meta"]["next_cursor"]}
+    )
+    assert names_in(third) == ["delta", "echo"]
+    assert third.json()["meta"]["next_cursor"] is None  # full, and nothing follows
+
+    by_number = await client.get("/schedules", params={"limit": 2, "page": 2})
+    assert names_in(by_number) == ["charlie", "delta"]
+    assert by_number.json()["meta"]["page"] == 2
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"cursor": "bm90LWEtY3Vyc29y"},
+        {"cursor": "MTo0MjoxMjM0"},  # a job list's kind of cursor
+        {"cursor": "c2NoZWR1bGU6YWxwaGE", "page": 2},
+        {"cursor": "not a cursor"},
+        {"limit": 0},
+        {"limit": 501},
+    ],
+)
+async def test_a_page_asked_for_wrongly_is_a_422_naming_the_parameter(
+    client: httpx.AsyncClient, params: dict[str, Any]
+) -> None:
+    response = await client.get("/schedules", params=params)
+    assert response.status_code == 422, response.text
+    assert problem_fields(response) == [next(iter(params))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 from tests.cli.helpers import conveyor
@@ -140,3 +141,37 @@ async def test_a_trigger_with_a_key_used_before_names_the_job_it_made(
     answered = json.loads((await conveyor(*trigger, "--json", env=env)).out)
     assert (answered["id"], answered["created"]) == (job_id, False)
     assert (await conveyor(*trigger, "-q", env=env)).out == f"{job_id}\n"
+
+
+async def test_a_name_that_reads_as_another_schedules_id_is_refused(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    create = ("schedules", "create")
+    ran = await conveyor(*create, "first", "--cron", "@daily", "--type", "t", "-q", env=env)
+    first_id = ran.out.strip()
+    ran = await conveyor(*create, first_id, "--cron", "@hourly", "--type", "u", env=env)
+    assert ran.code == 2
+    assert "name: must not read as an id" in ran.err
+    ran = await conveyor("schedules", "show", first_id, "--json", env=env)
+    assert ran.code == 0, ran.output
+    assert (json.loads(ran.out)["name"], json.loads(ran.out)["cron"]) == ("first", "@daily")
+    ran = await conveyor("schedules", "list", "--json", env=env)
+    assert [schedule["name"] for schedule in json.loads(ran.out)] == ["first"]
+
+
+async def test_list_shows_every_schedule_however_many_pages_they_take(
+    server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    names = ["echo", "alpha", "delta", "bravo", "charlie"]
+    for name in names:
+        schedule = {"name": name, "cron": "@daily", "job": {"type": "t"}}
+        assert (await client.post("/schedules", json=schedule)).status_code == 201
+    ran = await conveyor("schedules", "list", "--page-size", "2", env=env)
+    assert ran.code == 0, ran.output
+    listed = [line.split()[0] for line in ran.out.splitlines()[1:-1]]
+    assert listed == sorted(names), ran.out
+    assert ran.out.rstrip().endswith("5 schedules")
+    ran = await conveyor("schedules", "list", "--page-size", "2", "--json", env=env)
+    assert [schedule["name"] for schedule in json.loads(ran.out)] == sorted(names)

@@ -92,3 +92,34 @@ async def test_the_async_sdk_manages_schedules(server: RunningServer, keys: dict
             await client.update_schedule("async-report", timezone="Nowhere/Town")
         await client.delete_schedule("async-report")
         assert await client.list_schedules() == []
+
+
+NAMES = ["echo", "alpha", "delta", "bravo", "charlie"]
+
+
+def sync_pages(url: str, key: str) -> tuple[list[str], list[str]]:
+    with Client(url, key) as client:
+        for name in NAMES:
+            client.create_schedule(name, "@daily", "report.build", paused=True)
+        iterated = [schedule["name"] for schedule in client.iter_schedules(limit=2)]
+        listed = [schedule["name"] for schedule in client.list_schedules(limit=2)]
+    return iterated, listed
+
+
+async def test_the_sync_sdk_reads_every_schedule_page_by_page(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    iterated, listed = await asyncio.to_thread(sync_pages, server.url, keys["client"])
+    assert iterated == listed == sorted(NAMES)
+
+
+async def test_the_async_sdk_reads_every_schedule_page_by_page(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    async with AsyncClient(server.url, keys["client"]) as client:
+        for name in NAMES:
+            await client.create_schedule(name, "@daily", "report.build", paused=True)
+        iterated = [schedule["name"] async for schedule in client.iter_schedules(limit=2)]
+        listed = [schedule["name"] for schedule in await client.list_schedules(limit=2)]
+        assert iterated == listed == sorted(NAMES)
+        assert [s["name"] for s in await client.list_schedules()] == sorted(NAMES)

@@ -323,6 +323,22 @@ def test_a_new_cron_or_time_zone_retimes_and_other_changes_do_not() -> None:
 
 
 @pytest.mark.parametrize(
+    "changes",
+    [
+        ScheduleChanges(),
+        ScheduleChanges(cron=" */5 * * * * ", timezone="UTC", paused=False),
+        ScheduleChanges(job={}),
+        ScheduleChanges(job={"type": "report.build", "timeout_seconds": None}),
+        ScheduleChanges(overlap=Overlap.ALLOW),
+    ],
+)
+def test_changes_that_leave_a_schedule_as_it_is_decide_nothing_to_store(
+    changes: ScheduleChanges,
+) -> None:
+    assert decide_update(make_schedule(next_run_at=at("2026-12-05 10:05")), changes, NOW) is None
+
+
+@pytest.mark.parametrize(
     ("changes", "field"),
     [
         (ScheduleChanges(cron="* * *"), "cron"),
@@ -347,6 +363,23 @@ def test_a_spec_names_its_invalid_field() -> None:
     with pytest.raises(InvalidInput) as refused:
         ScheduleSpec(name="ok", cron="@daily", job=replace(job, timeout_seconds=-1)).validate()
     assert refused.value.field == "job.timeout_seconds"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "0193b2c4-5d6e-7f80-9a1b-2c3d4e5f6a7b",
+        "0193B2C45D6E7F809A1B2C3D4E5F6A7B",
+        "00000000-0000-0000-0000-000000000000",
+    ],
+)
+def test_a_name_a_route_would_read_as_an_id_is_refused(name: str) -> None:
+    job = ScheduledJob(type="report.build")
+    with pytest.raises(InvalidInput) as refused:
+        ScheduleSpec(name=name, cron="@daily", job=job).validate()
+    assert refused.value.field == "name"
+    # Names close to one stay names.
+    ScheduleSpec(name=name[:-1], cron="@daily", job=job).validate()
 
 
 # -- what the created job carries --------------------------------------------------------------

@@ -134,6 +134,51 @@ async def test_a_worker_key_sees_schedules_but_cannot_change_them(
         await board.assert_clean()
 
 
+async def test_the_list_pages_and_drops_no_schedule(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    names = [f"report-{number:02}" for number in range(27)]
+    for name in reversed(names):
+        made = await client.post(
+            "/schedules",
+            json={"name": name, "cron": "@daily", "paused": True, "job": {"type": "t"}},
+        )
+        assert made.status_code == 201, made.text
+    async with dashboard(browser, server, viewport=DESKTOP) as board:
+        page = board.page
+        await board.sign_in(keys["admin"])
+        await board.go("#/schedules")
+        rows = page.get_by_test_id("schedule-row")
+        pager = page.get_by_role("navigation", name="Pages")
+        await expect(rows).to_have_count(25)
+        await expect(pager).to_contain_text("1\u201325 of 27 \u00b7 page 1 of 2")
+        await expect(rows.first).to_have_attribute("data-name", "report-00")
+        await expect(page.get_by_test_id("page-prev")).to_be_disabled()
+        await page.get_by_test_id("page-next").click()
+        await expect(rows).to_have_count(2)
+        await expect(pager).to_contain_text("26\u201327 of 27 \u00b7 page 2 of 2")
+        assert [await row.get_attribute("data-name") for row in await rows.all()] == names[25:]
+        await expect(page.get_by_test_id("page-next")).to_be_disabled()
+        assert "page=2" in page.url
+
+        # Deleting the last page's schedules goes back to the page that still has rows.
+        for _ in range(2):
+            await rows.first.get_by_test_id("delete").click()
+            dialog = page.get_by_test_id("confirm-dialog")
+            await dialog.get_by_role("button", name="Delete schedule").click()
+            await expect(dialog).to_have_count(0)
+        await expect(rows).to_have_count(25)
+        await expect(pager).to_contain_text("1\u201325 of 25 \u00b7 page 1 of 1")
+
+        await page.get_by_label("Rows per page").select_option("50")
+        await expect(rows).to_have_count(25)
+        assert "limit=50" in page.url
+        await page.reload()
+        await expect(rows).to_have_count(25)
+        await expect(page.get_by_label("Rows per page")).to_have_value("50")
+        await board.assert_clean()
+
+
 async def test_the_schedules_view_fits_a_phone(
     browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
 ) -> None:

@@ -10,18 +10,23 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from conveyor.api.schemas import JOB_TYPE, ConcurrencyKey, Strict
-from conveyor.domain.jobs import (
-    MAX_ATTEMPTS_LIMIT,
-    PRIORITY_DEFAULT,
-    PRIORITY_MAX,
-    PRIORITY_MIN,
-    TIMEOUT_LIMIT_SECONDS,
+from conveyor.api.schemas import (
+    JOB_TYPE,
+    ConcurrencyKey,
+    MaxAttempts,
+    PageMeta,
+    Patch,
+    Priority,
+    Strict,
+    TimeoutSeconds,
+    Version,
 )
+from conveyor.domain.jobs import PRIORITY_DEFAULT
 from conveyor.domain.schedules import (
     CRON_MAX_LENGTH,
     DEFAULT_TIMEZONE,
     MANUAL_KEY_MAX_LENGTH,
+    NULLABLE_JOB_FIELDS,
     TIMEZONE_MAX_LENGTH,
     CatchUp,
     Overlap,
@@ -41,9 +46,9 @@ CRON_DESCRIPTION = (
 class ScheduledJobIn(Strict):
     type: JOB_TYPE
     payload: Any = Field(default_factory=dict, description="each job's input")
-    priority: int = Field(PRIORITY_DEFAULT, ge=PRIORITY_MIN, le=PRIORITY_MAX)
-    max_attempts: int = Field(1, ge=1, le=MAX_ATTEMPTS_LIMIT)
-    timeout_seconds: float | None = Field(None, gt=0, le=TIMEOUT_LIMIT_SECONDS)
+    priority: Priority = PRIORITY_DEFAULT
+    max_attempts: MaxAttempts = 1
+    timeout_seconds: TimeoutSeconds | None = None
     concurrency_key: ConcurrencyKey | None = None
 
 
@@ -71,32 +76,37 @@ class CreateScheduleIn(Strict):
         description="ticks missed while no server ran: none skips them, latest runs the "
         "most recent once",
     )
-    paused: bool = False
+    paused: bool = Field(False, strict=True)
 
 
-class ScheduledJobPatch(Strict):
+class ScheduledJobPatch(Patch):
     """The job's fields to change; those left out stay as they are."""
+
+    nullable = NULLABLE_JOB_FIELDS
 
     type: JOB_TYPE | None = None
     payload: Any = None
-    priority: int | None = Field(None, ge=PRIORITY_MIN, le=PRIORITY_MAX)
-    max_attempts: int | None = Field(None, ge=1, le=MAX_ATTEMPTS_LIMIT)
-    timeout_seconds: float | None = Field(None, gt=0, le=TIMEOUT_LIMIT_SECONDS)
+    priority: Priority | None = None
+    max_attempts: MaxAttempts | None = None
+    timeout_seconds: TimeoutSeconds | None = None
     concurrency_key: ConcurrencyKey | None = None
 
 
-class UpdateScheduleIn(Strict):
-    """What to change; a field left out (or null) stays as it is. A new cron or time
-    zone, or resuming, starts the ticks afresh from now."""
+class UpdateScheduleIn(Patch):
+    """What to change; a field left out stays as it is. A new cron or time zone, or
+    resuming, starts the ticks afresh from now. A change that changes nothing answers the
+    schedule as it is, at its version."""
+
+    nullable = frozenset({"expected_version"})
 
     cron: str | None = Field(None, min_length=1, max_length=CRON_MAX_LENGTH)
     timezone: str | None = Field(None, min_length=1, max_length=TIMEZONE_MAX_LENGTH)
     job: ScheduledJobPatch | None = None
     overlap: Overlap | None = None
     catch_up: CatchUp | None = None
-    paused: bool | None = None
-    expected_version: int | None = Field(
-        None, ge=1, description="refuse (409) if the schedule is no longer at this version"
+    paused: bool | None = Field(None, strict=True)
+    expected_version: Version | None = Field(
+        None, description="refuse (409) if the schedule is no longer at this version"
     )
 
 
@@ -141,6 +151,7 @@ class ScheduleOut(BaseModel):
 
 class ScheduleListOut(BaseModel):
     data: list[ScheduleOut]
+    meta: PageMeta
 
 
 class ScheduleRunOut(BaseModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -22,6 +22,8 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    ValidationInfo,
+    field_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
@@ -118,6 +120,8 @@ TimeoutSeconds = Annotated[
     float, Field(gt=0, le=TIMEOUT_LIMIT_SECONDS), BeforeValidator(_json_number)
 ]
 Version = Annotated[int, Field(ge=1), BeforeValidator(_json_number)]
+Priority = Annotated[int, Field(ge=PRIORITY_MIN, le=PRIORITY_MAX), BeforeValidator(_json_number)]
+MaxAttempts = Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_LIMIT), BeforeValidator(_json_number)]
 LimitVersion = Annotated[int, Field(ge=0), BeforeValidator(_json_number)]
 """A limit's version as a PUT names it; 0: there is no such limit yet."""
 Count = Annotated[int, Field(ge=0, le=2**53), BeforeValidator(_json_number)]
@@ -144,6 +148,22 @@ def lease_seconds_field() -> Any:
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Patch(Strict):
+    """A partial change: a field left out stays as it is. Sent as null, a field that cannot
+    be null is refused (422 naming it), not taken for one left out: the client meant
+    something, and a change that silently did nothing would hide it. `nullable` names the
+    fields for which null is a value to set."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: object, info: ValidationInfo) -> object:
+        if value is None and info.field_name not in cls.nullable:
+            raise ValueError("must not be null")
+        return value
 
 
 # -- requests -------------------------------------------------------------------------------

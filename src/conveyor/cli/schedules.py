@@ -16,6 +16,7 @@ from conveyor.cli import render
 from conveyor.cli.connection import Connection, connection_group_options, connection_options
 from conveyor.cli.jobs import parse_payload, print_made
 from conveyor.cli.shared import console
+from conveyor.client.schedules import PAGE_LIMIT
 
 
 @click.group()
@@ -153,10 +154,17 @@ def schedules_create(
 
 @schedules.command("list")
 @connection_options
-def schedules_list(connection: Connection) -> None:
-    """List the workspace's schedules with their next runs."""
+@click.option(
+    "--page-size",
+    type=click.IntRange(1, PAGE_LIMIT),
+    default=PAGE_LIMIT,
+    show_default=True,
+    help="schedules read per request (all are listed)",
+)
+def schedules_list(connection: Connection, page_size: int) -> None:
+    """List every schedule of the workspace, by name, with their next runs."""
     with connection.client() as client:
-        found = connection.call(client.list_schedules)
+        found = connection.call(lambda: client.list_schedules(limit=page_size))
     if connection.printed_json(found):
         return
     console.print(schedules_table(found))

@@ -5,12 +5,16 @@ A schedule is named by its id or its name wherever one is asked for."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from conveyor.client.created import CreatedJob
 from conveyor.client.paths import path_segment
 
 JSON = dict[str, Any]
+PAGE_LIMIT = 500
+"""Schedules asked for per request when reading them all: the most a page holds (fewer
+round trips; a workspace with no more than this many is read in one)."""
 
 
 def schedule_body(
@@ -51,6 +55,10 @@ def _trigger_body(idempotency_key: str | None) -> JSON | None:
     return None if idempotency_key is None else {"idempotency_key": idempotency_key}
 
 
+def _page_params(limit: int, cursor: str | None) -> JSON:
+    return {"limit": limit} if cursor is None else {"limit": limit, "cursor": cursor}
+
+
 class ScheduleCalls:
     """For `Client`."""
 
@@ -72,9 +80,20 @@ class ScheduleCalls:
         result: JSON = self.request("POST", self._ws("/schedules"), json=body)
         return result
 
-    def list_schedules(self) -> list[JSON]:
-        result: list[JSON] = self.request("GET", self._ws("/schedules"))["data"]
-        return result
+    def list_schedules(self, *, limit: int = PAGE_LIMIT) -> list[JSON]:
+        """Every schedule of the workspace, by name (read `limit` a request)."""
+        return list(self.iter_schedules(limit=limit))
+
+    def iter_schedules(self, *, limit: int = PAGE_LIMIT) -> Iterator[JSON]:
+        """Every schedule, by name, page by page by cursor (`limit` a page): each once,
+        however many are created or deleted meanwhile."""
+        cursor = None
+        while True:
+            page = self.request("GET", self._ws("/schedules"), params=_page_params(limit, cursor))
+            yield from page["data"]
+            cursor = page["meta"]["next_cursor"]
+            if not cursor:
+                return
 
     def get_schedule(self, schedule: str) -> JSON:
         result: JSON = self.request("GET", self._ws(_path(schedule)))
@@ -129,9 +148,20 @@ class AsyncScheduleCalls:
         result: JSON = await self.request("POST", await self.ws_path("/schedules"), json=body)
         return result
 
-    async def list_schedules(self) -> list[JSON]:
-        result: list[JSON] = (await self.request("GET", await self.ws_path("/schedules")))["data"]
-        return result
+    async def list_schedules(self, *, limit: int = PAGE_LIMIT) -> list[JSON]:
+        return [schedule async for schedule in self.iter_schedules(limit=limit)]
+
+    async def iter_schedules(self, *, limit: int = PAGE_LIMIT) -> AsyncIterator[JSON]:
+        cursor = None
+        while True:
+            page = await self.request(
+                "GET", await self.ws_path("/schedules"), params=_page_params(limit, cursor)
+            )
+            for schedule in page["data"]:
+                yield schedule
+            cursor = page["meta"]["next_cursor"]
+            if not cursor:
+                return
 
     async def get_schedule(self, schedule: str) -> JSON:
         result: JSON = await self.request("GET", await self.ws_path(_path(schedule)))

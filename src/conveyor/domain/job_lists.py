@@ -9,14 +9,13 @@ never shift it, unlike an offset.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 from uuid import UUID
 
+from conveyor.domain.cursors import decode_cursor, encode_cursor, invalid_cursor
 from conveyor.domain.errors import InvalidInput
 from conveyor.domain.limits import validate_instant
 from conveyor.domain.status import RETRIABLE_STATUSES, JobStatus, sources_for
@@ -88,24 +87,19 @@ class ListCursor:
 
     def encode(self) -> str:
         micros = (self.created_at - _EPOCH) // timedelta(microseconds=1)
-        text = f"{_CURSOR_VERSION}:{micros}:{self.id.hex}"
-        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+        return encode_cursor(f"{_CURSOR_VERSION}:{micros}:{self.id.hex}")
 
     @classmethod
     def decode(cls, token: str) -> ListCursor:
         """A cursor as `encode` wrote it; InvalidInput for anything else."""
         try:
-            padded = token + "=" * (-len(token) % 4)
-            text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
-            version, micros, hex_id = text.split(":")
+            version, micros, hex_id = decode_cursor(token).split(":")
             if version != _CURSOR_VERSION:
                 raise ValueError(version)
             moment = _EPOCH + timedelta(microseconds=int(micros))
             return cls(moment, UUID(hex=hex_id))
-        except (ValueError, UnicodeError, binascii.Error, OverflowError, OSError):
-            raise InvalidInput(
-                "cursor", "is not a cursor this server gave (take meta.next_cursor as it is)"
-            ) from None
+        except (ValueError, OverflowError, OSError):
+            raise invalid_cursor() from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from cronsim import CronSim, CronSimError
 
+from conveyor.domain.cursors import decode_cursor, encode_cursor, invalid_cursor
 from conveyor.domain.errors import InvalidInput
 from conveyor.domain.events import JsonValue
 from conveyor.domain.jobs import PRIORITY_DEFAULT, JobSpec
@@ -310,6 +311,48 @@ def validate_schedule_name(name: str) -> None:
         raise InvalidInput(
             "name", "must be 1..100 characters of [A-Za-z0-9_.-], starting with a letter or digit"
         )
+    if id_in_reference(name) is not None:
+        raise InvalidInput(
+            "name",
+            "must not read as an id (a UUID, with or without dashes): routes take a "
+            "schedule's id or its name, and would take this one for an id",
+        )
+
+
+def id_in_reference(reference: str) -> UUID | None:
+    """The id a reference to a schedule (what routes, the SDK and the CLI take: its id or
+    its name) names, when it reads as one; None when it can only be a name. Names that
+    would read as an id are refused, so a reference means one schedule."""
+    try:
+        return UUID(reference)
+    except ValueError:
+        return None
+
+
+_CURSOR_KIND: Final = "schedule"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleCursor:
+    """A position in a workspace's list of schedules (by name): the last name of the page
+    before. The next page holds the names after it, so schedules created or deleted
+    meanwhile never shift a page nor make one repeat a schedule."""
+
+    name: str
+
+    def encode(self) -> str:
+        return encode_cursor(f"{_CURSOR_KIND}:{self.name}")
+
+    @classmethod
+    def decode(cls, token: str) -> ScheduleCursor:
+        """A cursor as `encode` wrote it; InvalidInput naming `cursor` for anything else."""
+        try:
+            kind, name = decode_cursor(token).split(":", 1)
+        except ValueError:
+            raise invalid_cursor() from None
+        if kind != _CURSOR_KIND or not SCHEDULE_NAME_PATTERN.match(name):
+            raise invalid_cursor()
+        return cls(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,10 +410,11 @@ class ScheduleChanges:
     paused: bool | None = None
 
 
-def decide_update(schedule: Schedule, changes: ScheduleChanges, now: datetime) -> Schedule:
-    """The schedule as the changes leave it. A new cron or time zone, and resuming, start
-    its ticks afresh from `now` (nothing missed in between fires); pausing clears
-    `next_run_at`."""
+def decide_update(schedule: Schedule, changes: ScheduleChanges, now: datetime) -> Schedule | None:
+    """The schedule as the changes leave it; None when they leave it as it is (nothing to
+    store: its version stays, so a client holding it is not refused for a change that
+    never was). A new cron or time zone, and resuming, start its ticks afresh from `now`
+    (nothing missed in between fires); pausing clears `next_run_at`."""
     cron = schedule.cron if changes.cron is None else changes.cron
     timezone = schedule.timezone if changes.timezone is None else changes.timezone
     rule = CronRule.parse(cron, timezone)
@@ -385,13 +429,14 @@ def decide_update(schedule: Schedule, changes: ScheduleChanges, now: datetime) -
         job = replace(job, **changes.job)
         job.validate()
     paused = schedule.paused if changes.paused is None else changes.paused
-    retimed = (cron, timezone) != (schedule.cron, schedule.timezone) or paused != schedule.paused
+    retimed = (rule.expression, timezone) != (schedule.cron, schedule.timezone)
+    retimed = retimed or paused != schedule.paused
     next_run_at = schedule.next_run_at
     if paused:
         next_run_at = None
     elif retimed or next_run_at is None:
         next_run_at = first_run_at(rule, now)
-    return replace(
+    updated = replace(
         schedule,
         cron=rule.expression,
         timezone=timezone,
@@ -401,6 +446,7 @@ def decide_update(schedule: Schedule, changes: ScheduleChanges, now: datetime) -
         paused=paused,
         next_run_at=next_run_at,
     )
+    return None if updated == schedule else updated
 
 
 # ---------------------------------------------------------------------------------------

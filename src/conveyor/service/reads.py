@@ -15,6 +15,11 @@ from conveyor.service.core import JobServiceCore
 MAX_LIST_LIMIT = 200
 
 
+def page_count(total: int, limit: int) -> int:
+    """How many pages of `limit` a list of `total` fills (0 for an empty list)."""
+    return (total + limit - 1) // limit if total else 0
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     jobs: list[Job]
@@ -29,7 +34,7 @@ class Page:
 
     @property
     def total_pages(self) -> int:
-        return (self.total + self.limit - 1) // self.limit if self.total else 0
+        return page_count(self.total, self.limit)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -40,11 +41,13 @@ from conveyor.domain.schedules import (
     Overlap,
     Schedule,
     ScheduleChanges,
+    ScheduleCursor,
     ScheduleRun,
     ScheduleSpec,
     TickAction,
     decide_tick,
     decide_update,
+    id_in_reference,
     job_origin,
     manual_idempotency_key,
     new_schedule_next_run,
@@ -53,13 +56,35 @@ from conveyor.domain.schedules import (
 )
 from conveyor.ids import uuid7
 from conveyor.service.jobs import JobService
+from conveyor.service.reads import page_count
 from conveyor.service.retry import RetryPolicy, WriteConflict, retry_on_conflict
 from conveyor.store import Store
 
 log = logging.getLogger("conveyor.schedules")
 
 MAX_SCHEDULES_LISTED = 500
+"""The most schedules one page of the list holds (and how many it holds unless asked for
+fewer: a workspace with no more than this many reads them all at once, as before pages)."""
 MAX_RUNS_LISTED = 200
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulePage:
+    """A page of a workspace's schedules, by name."""
+
+    schedules: list[Schedule]
+    total: int
+    page: int | None
+    """The page number asked for; None when the page was asked for by cursor."""
+    limit: int
+    next_cursor: ScheduleCursor | None
+    """Where the next page starts; None when no schedule follows this page."""
+    total_is_estimate: bool = False
+    """Always counted (a workspace's schedules are few): as a job list's page says it."""
+
+    @property
+    def total_pages(self) -> int:
+        return page_count(self.total, self.limit)
 
 
 class Clock(Protocol):
@@ -133,10 +158,7 @@ class ScheduleService:
 
     async def get_schedule(self, workspace_id: UUID, reference: str) -> Schedule:
         """By id, or by name."""
-        try:
-            by_id: UUID | None = UUID(reference)
-        except ValueError:
-            by_id = None
+        by_id = id_in_reference(reference)
         found = None
         if by_id is not None:
             found = await self.schedules.get_schedule(workspace_id, by_id)
@@ -147,9 +169,32 @@ class ScheduleService:
         return found
 
     async def list_schedules(
-        self, workspace_id: UUID, limit: int = MAX_SCHEDULES_LISTED
-    ) -> list[Schedule]:
-        return await self.schedules.list_schedules(workspace_id, limit)
+        self,
+        workspace_id: UUID,
+        *,
+        page: int = 1,
+        limit: int = MAX_SCHEDULES_LISTED,
+        cursor: ScheduleCursor | None = None,
+    ) -> SchedulePage:
+        """A page of the schedules, by name: the `page`-th, or the one after `cursor` (which
+        stays put while schedules are created and deleted; an offset does not). One more
+        than the page is read, so `next_cursor` is given only when a schedule follows."""
+        limit = max(1, min(limit, MAX_SCHEDULES_LISTED))
+        page = max(1, page)
+        found, total = await self.schedules.list_schedules(
+            workspace_id,
+            after=None if cursor is None else cursor.name,
+            offset=0 if cursor is not None else (page - 1) * limit,
+            limit=limit + 1,
+        )
+        shown = found[:limit]
+        return SchedulePage(
+            shown,
+            total,
+            None if cursor is not None else page,
+            limit,
+            next_cursor=ScheduleCursor(shown[-1].name) if len(found) > limit else None,
+        )
 
     async def update_schedule(
         self,
@@ -160,7 +205,8 @@ class ScheduleService:
         expected_version: int | None = None,
     ) -> Schedule:
         """Decide on a fresh read, compare-and-set on its version, again while the
-        scheduler (or another client) wins the race."""
+        scheduler (or another client) wins the race. Changes that change nothing store
+        nothing: the schedule comes back as it is, at its version."""
         if changes.job is not None:
             current = await self.get_schedule(workspace_id, reference)
             self._validate_job_values(
@@ -168,7 +214,7 @@ class ScheduleService:
                 changes.job.get("concurrency_key", current.job.concurrency_key),
             )
 
-        async def attempt() -> Schedule:
+        async def attempt() -> tuple[Schedule, bool]:
             schedule = await self.get_schedule(workspace_id, reference)
             if expected_version is not None and schedule.version != expected_version:
                 raise ScheduleConflict(
@@ -177,19 +223,22 @@ class ScheduleService:
                     current_version=schedule.version,
                 )
             updated = decide_update(schedule, changes, await self.clock.now())
+            if updated is None:
+                return schedule, False
             stored = await self.schedules.update_schedule(updated)
             if stored is None:
                 raise WriteConflict(schedule.id)
-            return stored
+            return stored, True
 
         try:
-            stored = await retry_on_conflict(attempt, self.retry_policy)
+            stored, changed = await retry_on_conflict(attempt, self.retry_policy)
         except WriteConflict:
             current = await self.get_schedule(workspace_id, reference)
             raise ScheduleConflict(
                 current.id, expected_version=expected_version, current_version=current.version
             ) from None
-        self._changed()
+        if changed:
+            self._changed()
         return stored
 
     async def delete_schedule(self, workspace_id: UUID, reference: str) -> Schedule:

@@ -133,12 +133,22 @@ class ScheduleStore:
             )
         return None if row is None else self._schedule(row)
 
-    async def list_schedules(self, workspace_id: UUID, limit: int) -> list[Schedule]:
+    async def list_schedules(
+        self, workspace_id: UUID, *, after: str | None, offset: int, limit: int
+    ) -> tuple[list[Schedule], int]:
+        """Up to `limit` schedules by name (those after the name `after`, or `offset` in),
+        and how many the workspace has, read together."""
+        q = self.queries
+        params: dict[str, Any] = {"ws": workspace_id, "limit": limit, "offset": offset}
+        if after is not None:
+            params["after"] = after
+        statement = q["list_schedules"].compose(
+            after="" if after is None else q["schedule_after_name"].sql
+        )
         async with self.database.read() as connection:
-            rows = await connection.fetch(
-                self.queries["list_schedules"].sql, {"ws": workspace_id, "limit": limit}
-            )
-        return [self._schedule(row) for row in rows]
+            rows = await connection.fetch(statement, params)
+            total = await connection.fetchrow(q["count_schedules"].sql, {"ws": workspace_id})
+        return [self._schedule(row) for row in rows], 0 if total is None else int(total["total"])
 
     async def update_schedule(self, schedule: Schedule) -> Schedule | None:
         """Store `schedule` (decided on its `version`); None if it changed since."""

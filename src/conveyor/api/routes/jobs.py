@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from conveyor.api.dependencies import Context, authorized
 from conveyor.api.filters import ListFilters, list_filters
+from conveyor.api.paging import Cursor, PageNumber, one_way_to_page, page_meta
 from conveyor.api.responses import json_response
 from conveyor.api.routes.limits import limit_json
 from conveyor.api.schemas import (
@@ -29,7 +30,6 @@ from conveyor.api.schemas import (
     job_json,
     step_json,
 )
-from conveyor.domain.errors import InvalidInput
 from conveyor.domain.job_lists import ListCursor
 from conveyor.domain.jobs import JobSpec
 from conveyor.domain.workspaces import Permission
@@ -129,19 +129,11 @@ async def list_jobs(
     ctx: Context,
     principal: Reader,
     filters: Annotated[ListFilters, Depends(list_filters)],
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=200,
-            pattern=r"^[A-Za-z0-9_-]+$",
-            description="meta.next_cursor of the page before (instead of page)",
-        ),
-    ] = None,
+    page: PageNumber = 1,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
 ) -> Response:
-    if cursor is not None and page != 1:
-        raise InvalidInput("cursor", "page by cursor or by page number, not both")
+    one_way_to_page(page, cursor)
     found = await ctx.jobs.list_jobs(
         principal.workspace.id,
         filters.job_filter(),
@@ -149,19 +141,7 @@ async def list_jobs(
         limit=limit,
         cursor=None if cursor is None else ListCursor.decode(cursor),
     )
-    return json_response(
-        {
-            "data": [job_json(job) for job in found.jobs],
-            "meta": {
-                "total": found.total,
-                "page": found.page,
-                "limit": found.limit,
-                "total_pages": found.total_pages,
-                "total_is_estimate": found.total_is_estimate,
-                "next_cursor": None if found.next_cursor is None else found.next_cursor.encode(),
-            },
-        }
-    )
+    return json_response({"data": [job_json(job) for job in found.jobs], "meta": page_meta(found)})
 
 
 @router.get(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Path, Query
 from starlette.responses import Response
 
 from conveyor.api.dependencies import Context, authorized
+from conveyor.api.paging import Cursor, PageNumber, one_way_to_page, page_meta
 from conveyor.api.responses import json_response
 from conveyor.api.schedule_schemas import (
     CreateScheduleIn,
@@ -21,7 +22,12 @@ from conveyor.api.schedule_schemas import (
     schedule_json,
 )
 from conveyor.api.schemas import JobOut, ProblemOut, job_json
-from conveyor.domain.schedules import ScheduleChanges, ScheduledJob, ScheduleSpec
+from conveyor.domain.schedules import (
+    ScheduleChanges,
+    ScheduleCursor,
+    ScheduledJob,
+    ScheduleSpec,
+)
 from conveyor.domain.workspaces import Permission
 from conveyor.service.schedules import MAX_RUNS_LISTED, MAX_SCHEDULES_LISTED
 from conveyor.service.workspaces import Principal
@@ -45,14 +51,31 @@ ScheduleRef = Annotated[
 ]
 
 
-@router.get("", response_model=ScheduleListOut, responses=ERRORS, summary="List schedules")
+@router.get(
+    "",
+    response_model=ScheduleListOut,
+    responses=ERRORS,
+    summary="List schedules, by name",
+    description="Page by `page`, or by `cursor`: pass `meta.next_cursor` back as it is until "
+    "it is null, and schedules created or deleted meanwhile never shift the pages.",
+)
 async def list_schedules(
     ctx: Context,
     principal: Reader,
+    page: PageNumber = 1,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=MAX_SCHEDULES_LISTED)] = MAX_SCHEDULES_LISTED,
 ) -> Response:
-    found = await ctx.schedules.list_schedules(principal.workspace.id, limit)
-    return json_response({"data": [schedule_json(schedule) for schedule in found]})
+    one_way_to_page(page, cursor)
+    found = await ctx.schedules.list_schedules(
+        principal.workspace.id,
+        page=page,
+        limit=limit,
+        cursor=None if cursor is None else ScheduleCursor.decode(cursor),
+    )
+    return json_response(
+        {"data": [schedule_json(s) for s in found.schedules], "meta": page_meta(found)}
+    )
 
 
 @router.post(

@@ -408,7 +408,18 @@ SELECT {schedule_columns} FROM schedules WHERE id = :id AND workspace_id = :ws;
 SELECT {schedule_columns} FROM schedules WHERE name = :name AND workspace_id = :ws;
 
 -- name: list_schedules
-SELECT {schedule_columns} FROM schedules WHERE workspace_id = :ws ORDER BY name LIMIT :limit;
+-- A page of a workspace's schedules by name, through uq_schedules_workspace_name: :offset
+-- in, or {after} a cursor's name (schedule_after_name; nothing for the first page).
+SELECT {schedule_columns} FROM schedules WHERE workspace_id = :ws {after}
+ORDER BY name LIMIT :limit OFFSET :offset;
+
+-- name: schedule_after_name
+-- Keyset: the names after the cursor's, in the order the list reads them, so a schedule
+-- created or deleted meanwhile never shifts a page.
+AND name > :after
+
+-- name: count_schedules
+SELECT count(*) AS total FROM schedules WHERE workspace_id = :ws;
 
 -- name: update_schedule
 -- A decided update, stored only on the version it was decided on.

@@ -9,9 +9,9 @@ import {h, icon, replace} from '../dom.js';
 import {count, exact, JOB_TYPE, JOB_TYPE_HINT, notDueYet, shortId, STATUSES, titleCase} from '../format.js';
 import {onStreamOpen, onWorkspaceEvent, statusAfter} from '../live.js';
 import {confirmDialog, debounce, elapsed, emptyState, errorBox, progressBar, statusBadge, throttle, timeAgo, toast} from '../ui.js';
+import {pager as makePager, readPaging, writePaging} from '../pager.js';
 import {openNewJobDialog} from './newjob.js';
 
-const PAGE_SIZES = [25, 50, 100];
 const ID_PART = /^[0-9a-f-]{1,36}$/;
 const ERROR_LINE_CHARS = 140;
 // Filters of the "more filters" row, by their API names.
@@ -36,11 +36,9 @@ function errorLine(error) {
 }
 
 function readFilters(query) {
-  const limit = Number(query.get('limit'));
   const filters = {
     status: query.getAll('status').filter((status) => STATUSES.includes(status)),
-    page: Math.max(1, Number(query.get('page')) || 1),
-    limit: PAGE_SIZES.includes(limit) ? limit : PAGE_SIZES[0],
+    ...readPaging(query),
   };
   for (const key of TEXT_FILTERS) filters[key] = query.get(key) || '';
   return filters;
@@ -92,8 +90,7 @@ function writeFilters(filters) {
   const params = new URLSearchParams();
   for (const status of filters.status) params.append('status', status);
   for (const key of TEXT_FILTERS) if (filters[key]) params.set(key, filters[key]);
-  if (filters.page > 1) params.set('page', String(filters.page));
-  if (filters.limit !== PAGE_SIZES[0]) params.set('limit', String(filters.limit));
+  writePaging(params, filters);
   const text = params.toString();
   history.replaceState(null, '', `#/jobs${text ? `?${text}` : ''}`);
 }
@@ -291,17 +288,11 @@ export function mountJobs(main, {query}) {
   let columns = [];
   let errorsShown = null;
   const results = h('div', {class: 'table-wrap card card-flush'}, table);
-  const prev = h('button', {class: 'button', type: 'button', 'data-testid': 'page-prev'}, icon('chevronLeft'), h('span', {}, 'Previous'));
-  const next = h('button', {class: 'button', type: 'button', 'data-testid': 'page-next'}, h('span', {}, 'Next'), icon('chevronRight'));
-  const pageInfo = h('span', {class: 'pager-info', 'aria-live': 'polite'});
-  const pageSize = h('select', {id: 'page-size', class: 'input input-small'},
-    PAGE_SIZES.map((size) => h('option', {value: String(size), selected: size === filters.limit}, String(size))));
-  prev.addEventListener('click', () => { filters.page -= 1; changed(false); });
-  next.addEventListener('click', () => { filters.page += 1; changed(false); });
-  pageSize.addEventListener('change', () => { filters.limit = Number(pageSize.value); changed(); });
-  const pager = h('nav', {class: 'pager', 'aria-label': 'Pages'},
-    h('div', {class: 'pager-size'}, h('label', {for: 'page-size', class: 'muted'}, 'Rows per page'), pageSize),
-    pageInfo, h('div', {class: 'pager-buttons'}, prev, next));
+  const pager = makePager({
+    limit: filters.limit,
+    onPage: (number) => { filters.page = number; changed(false); },
+    onSize: (limit) => { filters.limit = limit; changed(); },
+  });
 
   const newJob = can('create')
     ? h('button', {class: 'button button-primary', type: 'button', 'data-testid': 'new-job'}, icon('plus'), h('span', {}, 'New job'))
@@ -323,7 +314,7 @@ export function mountJobs(main, {query}) {
     h('div', {class: 'page-head'},
       h('div', {}, h('h1', {class: 'page-title', tabindex: '-1'}, 'Jobs'), h('p', {class: 'page-subtitle'}, summary)),
       h('div', {class: 'page-actions'}, newJob)),
-    filterBar, bulkBar, results, pager));
+    filterBar, bulkBar, results, pager.element));
 
   function changed(resetPage = true) {
     if (resetPage) filters.page = 1;
@@ -424,16 +415,12 @@ export function mountJobs(main, {query}) {
       const again = tbody.querySelector(`tr[data-job-id="${CSS.escape(focusedId)}"]`);
       if (again) again.focus({preventScroll: true});
     }
-    const {total, page: number, limit, total_pages: pages} = page.meta;
+    const {total} = page.meta;
     lastMeta = page.meta;
     const about = page.meta.total_is_estimate ? 'about ' : '';
-    const first = total ? (number - 1) * limit + 1 : 0;
-    const last = Math.min(total, number * limit);
     summary.textContent = total === 1 ? '1 job' : `${about}${count(total)} jobs`;
-    pageInfo.textContent = total ? `${count(first)}–${count(last)} of ${about}${count(total)} · page ${count(number)} of ${about}${count(Math.max(1, pages))}` : 'No results';
+    pager.show(page.meta);
     selectAll.disabled = !total;
-    prev.disabled = number <= 1;
-    next.disabled = number >= pages;
   }
 
   async function load() {

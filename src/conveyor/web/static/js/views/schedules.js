@@ -1,6 +1,7 @@
 // Schedules: cron rules that create jobs. The list shows each one's next fire times (the
 // server computes them: `upcoming`) with Edit, Pause/Resume, Run now and Delete for roles
-// that may manage them, and a form to create one; a schedule's page shows what its ticks
+// that may manage them, a page at a time by name (as the job list pages), and a form to
+// create one; a schedule's page shows what its ticks
 // did and links the jobs they made. Times of a schedule are shown in its own time zone,
 // named (its cron's fields are wall-clock times there), the browser's own in their title.
 
@@ -9,6 +10,7 @@ import {h, icon, replace} from '../dom.js';
 import {exact, JOB_TYPE, JOB_TYPE_HINT, shortId} from '../format.js';
 import {field, formError, handleSubmit, openFormDialog} from '../forms.js';
 import {parseJson} from '../json.js';
+import {pager as makePager, readPaging, writePaging} from '../pager.js';
 import {confirmDialog, emptyState, errorBox, statusBadge, timeAgo, toast} from '../ui.js';
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
@@ -348,10 +350,24 @@ export function openScheduleDialog(schedule) {
   });
 }
 
-export function mountSchedules(main) {
+export function mountSchedules(main, {query}) {
   document.title = 'Schedules · Conveyor';
   let stopped = false;
+  const paging = readPaging(query);
   const listBox = h('div', {class: 'card card-flush'}, h('p', {class: 'muted pad'}, 'Loading…'));
+  const pager = makePager({
+    limit: paging.limit,
+    onPage: (number) => { paging.page = number; changed(); },
+    onSize: (limit) => { Object.assign(paging, {page: 1, limit}); changed(); },
+  });
+
+  function changed() {
+    const params = new URLSearchParams();
+    writePaging(params, paging);
+    const text = params.toString();
+    history.replaceState(null, '', `#/schedules${text ? `?${text}` : ''}`);
+    load();
+  }
 
   function render(schedules) {
     if (!schedules.length) {
@@ -377,8 +393,16 @@ export function mountSchedules(main) {
 
   async function load() {
     try {
-      const found = await get(ws('/schedules'));
-      if (!stopped) render(found.data);
+      const found = await get(ws('/schedules'), {query: {page: paging.page, limit: paging.limit}});
+      if (stopped) return;
+      if (found.meta.total_pages && paging.page > found.meta.total_pages) {
+        // the page emptied (its schedules were deleted): go to the last one that has rows
+        paging.page = found.meta.total_pages;
+        changed();
+        return;
+      }
+      render(found.data);
+      pager.show(found.meta);
     } catch (error) {
       if (!stopped) replace(listBox, errorBox(error, {retry: load}));
     }
@@ -392,7 +416,7 @@ export function mountSchedules(main) {
       toast(`Schedule ${created.name} created`, {kind: 'success'});
       load();
     }) : null,
-    h('h2', {class: 'section-title'}, 'All schedules'), listBox));
+    h('h2', {class: 'section-title'}, 'All schedules'), listBox, pager.element));
   load();
   return () => { stopped = true; };
 }
