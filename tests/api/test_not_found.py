@@ -4,7 +4,6 @@ so a client tells a limit deleted meanwhile from a workspace that never existed.
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import httpx
 import pytest
@@ -13,7 +12,8 @@ from conveyor.client import Client, NotFoundError
 from conveyor.domain.errors import Resource
 from tests.support.server import RunningServer
 
-MISSING = str(uuid.uuid4())
+MISSING = "0190c0de-0000-7000-8000-000000000000"
+"""An id nothing has (fixed: parallel workers must collect the same test ids)."""
 
 
 @pytest.mark.parametrize(

@@ -339,6 +339,17 @@ def test_changes_that_leave_a_schedule_as_it_is_decide_nothing_to_store(
 
 
 @pytest.mark.parametrize(
+    ("before", "after"), [(True, 1), (1, 1.0), (0, False), ({"a": 1}, {"a": True})]
+)
+def test_a_payload_python_takes_for_equal_is_still_a_change(before: Any, after: Any) -> None:
+    """`true == 1` and `1 == 1.0` in Python, not in JSON: such a change is stored."""
+    schedule = make_schedule(job=ScheduledJob(type="report.build", payload={"x": before}))
+    updated = decide_update(schedule, ScheduleChanges(job={"payload": {"x": after}}), NOW)
+    assert updated is not None
+    assert updated.job.payload == {"x": after}
+
+
+@pytest.mark.parametrize(
     ("changes", "field"),
     [
         (ScheduleChanges(cron="* * *"), "cron"),

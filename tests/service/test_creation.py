@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
+
+from conveyor.domain.errors import IdempotencyConflict
 from conveyor.domain.jobs import JobSpec, JobStatus
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import JobService
@@ -104,3 +107,16 @@ async def test_a_jobs_origin_is_said_in_its_created_event_on_both_stores(
     unscheduled, _ = await service.create_job(workspace.id, JobSpec(type="report"), ACTOR)
     [created, _queued] = await service.list_events(workspace.id, unscheduled.id, after_seq=0)
     assert set(created.payload) == {"type", "priority", "retry_of"}
+
+
+async def test_a_key_used_again_with_a_payload_python_takes_for_equal_is_a_conflict(
+    service: JobService, workspace: Workspace
+) -> None:
+    """`{"x": true}` and `{"x": 1}` are different requests (`true == 1` only in Python)."""
+    await service.create_job(
+        workspace.id, JobSpec(type="t", payload={"x": True}, idempotency_key="k"), ACTOR
+    )
+    with pytest.raises(IdempotencyConflict):
+        await service.create_job(
+            workspace.id, JobSpec(type="t", payload={"x": 1}, idempotency_key="k"), ACTOR
+        )

@@ -64,6 +64,16 @@ def validate_instant(moment: datetime, field: str) -> None:
         raise InvalidInput(field, f"must fall between {earliest} and {latest} (UTC)")
 
 
+def same_json(first: Any, second: Any) -> bool:
+    """Whether two JSON documents are the same document. Not `==`: Python takes `true`
+    for `1` and `1` for `1.0`, so a change from one to the other would read as no change
+    (and a request repeated with another payload as the same request)."""
+    return bool(
+        orjson.dumps(first, option=orjson.OPT_SORT_KEYS)
+        == orjson.dumps(second, option=orjson.OPT_SORT_KEYS)
+    )
+
+
 def validate_json(value: Any, field: str, limits: JsonLimits) -> None:
     """Refuse a JSON document that is too deep, too large, or holds a value that JSON or
     the databases cannot represent faithfully."""

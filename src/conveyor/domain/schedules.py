@@ -32,6 +32,7 @@ from conveyor.domain.cursors import decode_cursor, encode_cursor, invalid_cursor
 from conveyor.domain.errors import InvalidInput
 from conveyor.domain.events import JsonValue
 from conveyor.domain.jobs import PRIORITY_DEFAULT, JobSpec
+from conveyor.domain.limits import same_json
 
 SCHEDULE_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
 CRON_MAX_LENGTH: Final = 200
@@ -446,7 +447,8 @@ def decide_update(schedule: Schedule, changes: ScheduleChanges, now: datetime) -
         paused=paused,
         next_run_at=next_run_at,
     )
-    return None if updated == schedule else updated
+    unchanged = updated == schedule and same_json(updated.job.payload, schedule.job.payload)
+    return None if unchanged else updated
 
 
 # ---------------------------------------------------------------------------------------

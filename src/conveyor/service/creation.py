@@ -8,7 +8,7 @@ from uuid import UUID
 from conveyor.domain.errors import IdempotencyConflict, InvalidInput, JobConflict
 from conveyor.domain.job_lists import default_retry_key
 from conveyor.domain.jobs import Job, JobSpec, JobStatus
-from conveyor.domain.limits import validate_json, validate_text
+from conveyor.domain.limits import same_json, validate_json, validate_text
 from conveyor.domain.status import RETRIABLE_STATUSES
 from conveyor.ids import uuid7s
 from conveyor.service.core import JobServiceCore
@@ -18,7 +18,7 @@ from conveyor.store.jobs import NewJob
 def _ensure_same_request(existing: Job, spec: JobSpec) -> None:
     """An idempotency key stands for one request: the same key with another type or
     payload is a mistake worth a 409, not a silent return of the first job."""
-    if (existing.type, existing.payload) != (spec.type, spec.payload):
+    if existing.type != spec.type or not same_json(existing.payload, spec.payload):
         assert existing.idempotency_key is not None
         raise IdempotencyConflict(existing.idempotency_key, existing.id)
 
