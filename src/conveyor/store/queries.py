@@ -355,6 +355,10 @@ class Queries:
         differently on each database: its `in_list`)."""
         return self["in_list"].compose(column=column, param=f":{param}")
 
+    def bytewise(self, column: str) -> str:
+        """`column`, compared and ordered byte by byte on both databases (its `bytewise`)."""
+        return self["bytewise"].compose(column=column)
+
     def unindexed(self, column: str) -> str:
         """`column`, kept off the indexes where the database would otherwise pick one by
         an equality on it (its `unindexed`)."""

@@ -142,8 +142,10 @@ class ScheduleStore:
         params: dict[str, Any] = {"ws": workspace_id, "limit": limit, "offset": offset}
         if after is not None:
             params["after"] = after
+        name = q.bytewise("name")
         statement = q["list_schedules"].compose(
-            after="" if after is None else q["schedule_after_name"].sql
+            name=name,
+            after="" if after is None else q["schedule_after_name"].compose(name=name),
         )
         async with self.database.read() as connection:
             rows = await connection.fetch(statement, params)

@@ -282,6 +282,12 @@ unnest(:limit_ws::uuid[], :limit_names::text[], :limit_most::int[]) AS o(ws, nam
 -- A column a condition should not reach through an index: PostgreSQL plans by cost.
 {column};
 
+-- name: bytewise
+-- Text compared and ordered byte by byte, as SQLite's BINARY does, whatever collation the
+-- database was made with (under en_US, `Zeta` follows `alpha` and `-`, `.`, `_` are
+-- skipped): a list by name reads in the same order on both databases.
+{column} COLLATE "C";
+
 -- name: complete_jobs
 -- A batch of completions: each job of the workspace named whose lease is still the one
 -- given (its status one the table lets complete) is completed with its job.completed

@@ -408,15 +408,16 @@ SELECT {schedule_columns} FROM schedules WHERE id = :id AND workspace_id = :ws;
 SELECT {schedule_columns} FROM schedules WHERE name = :name AND workspace_id = :ws;
 
 -- name: list_schedules
--- A page of a workspace's schedules by name, through uq_schedules_workspace_name: :offset
--- in, or {after} a cursor's name (schedule_after_name; nothing for the first page).
+-- A page of a workspace's schedules by name ({name}: the column byte by byte, so both
+-- databases read them in one order): :offset in, or {after} a cursor's name
+-- (schedule_after_name; nothing for the first page).
 SELECT {schedule_columns} FROM schedules WHERE workspace_id = :ws {after}
-ORDER BY name LIMIT :limit OFFSET :offset;
+ORDER BY {name} LIMIT :limit OFFSET :offset;
 
 -- name: schedule_after_name
--- Keyset: the names after the cursor's, in the order the list reads them, so a schedule
--- created or deleted meanwhile never shifts a page.
-AND name > :after
+-- Keyset: the names after the cursor's, in the order the list reads them ({name}, as
+-- there), so a schedule created or deleted meanwhile never shifts a page.
+AND {name} > :after
 
 -- name: count_schedules
 SELECT count(*) AS total FROM schedules WHERE workspace_id = :ws;

@@ -132,6 +132,10 @@ INSERT INTO limit_starts (workspace_id, name, started_at) VALUES (:ws, :name, co
 -- A list parameter binds as a JSON array.
 {column} IN (SELECT value FROM json_each({param}));
 
+-- name: bytewise
+-- Text compared and ordered byte by byte: SQLite's own way (BINARY).
+{column};
+
 -- name: unindexed
 -- A column a condition should not reach through an index: SQLite (never ANALYZEd) takes
 -- the index an equality leads, and a unary plus keeps the column off every index.
