@@ -108,9 +108,25 @@ async def test_the_queue_waits_from_when_a_job_became_claimable_and_only_due_job
     assert stats["unserved_types"] == []
 
     made = await client.post("/jobs", json={"type": "past", "run_at": "2020-01-01T00:00:00Z"})
-    created_at = datetime.fromisoformat(made.json()["created_at"])
+    queued_at = datetime.fromisoformat(made.json()["updated_at"])  # it entered the queue
     server.runtime.stats._overviews.clear()
     stats = (await client.get("/stats")).json()
-    assert datetime.fromisoformat(stats["oldest_queued_at"]) == created_at
+    assert datetime.fromisoformat(stats["oldest_queued_at"]) == queued_at
     assert 0 <= stats["oldest_queued_age_seconds"] < 60
     assert stats["unserved_types"] == [{"type": "past", "queued": 1}]
+
+
+async def test_a_job_released_from_hold_has_waited_since_its_release(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    """Held jobs wait for someone to release them, not for a worker: the queue's wait
+    starts when the job enters it (its `updated_at`, stamped by every move into QUEUED)."""
+    made = (await client.post("/jobs", json={"type": "held", "hold": True})).json()
+    released = await client.patch(f"/jobs/{made['id']}/status", json={"status": "QUEUED"})
+    assert released.status_code == 200, released.text
+    job = (await client.get(f"/jobs/{made['id']}")).json()
+    assert job["updated_at"] > job["created_at"]
+    server.runtime.stats._overviews.clear()
+    stats = (await client.get("/stats")).json()
+    queued_at = datetime.fromisoformat(job["updated_at"])
+    assert datetime.fromisoformat(stats["oldest_queued_at"]) == queued_at

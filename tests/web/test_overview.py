@@ -1,4 +1,4 @@
-"""The overview warns of queued jobs that no live worker serves, and shows each worker's
+"""The overview warns of due jobs that no live worker serves, and shows each worker's
 types and whether it is still there (stopped ones greyed)."""
 
 from __future__ import annotations
@@ -47,12 +47,12 @@ async def test_the_overview_names_queued_types_no_live_worker_serves(
         await expect(warning).to_be_visible(timeout=15_000)
         command = warning.locator('[data-testid="unserved-type"][data-type="command"]')
         await expect(command).to_contain_text(
-            "3 queued jobs of type command — no live worker serves this type"
+            "3 due jobs of type command — no live worker serves this type"
         )
         await expect(command).to_contain_text("--allow-command-jobs")
         await expect(
             warning.locator('[data-testid="unserved-type"][data-type="report.build"]')
-        ).to_contain_text("1 queued job of type report.build")
+        ).to_contain_text("1 due job of type report.build")
         await expect(warning.get_by_test_id("unserved-type")).to_have_count(2)
 
         workers = page.get_by_test_id("workers-table")

@@ -53,7 +53,8 @@ class DueJobs:
     type: str
     count: int
     claimable_since: datetime
-    """When the oldest of them became claimable: the later of its making and its run_at."""
+    """When the oldest of them became claimable: the later of its entering the queue and
+    its run_at."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -323,11 +323,14 @@ SELECT conveyor_now() AS now;
 
 -- name: due_jobs_by_type
 -- The jobs a worker could claim now, by type, and since when the oldest of each has been
--- claimable: the later of its making and its run_at (a job made today with a run_at in
--- 2020 has waited since today). CASE rather than GREATEST (PostgreSQL) or max() (SQLite):
--- it reads the same on both.
+-- claimable: the later of its entering the queue and its run_at (a job made today with a
+-- run_at in 2020 has waited since today; one held a week and released now, or put back
+-- after its lease expired, since now). A QUEUED job's updated_at is when it entered the
+-- queue: every move into QUEUED (create, release, expiry, hand-back, retry) stamps it, and
+-- nothing else changes a queued job. CASE rather than GREATEST (PostgreSQL) or max()
+-- (SQLite): it reads the same on both.
 SELECT type, count(*) AS n,
-    min(CASE WHEN created_at > run_at THEN created_at ELSE run_at END) AS claimable_since
+    min(CASE WHEN updated_at > run_at THEN updated_at ELSE run_at END) AS claimable_since
 FROM jobs WHERE workspace_id = :ws AND {claimable} AND run_at <= conveyor_now()
 GROUP BY type ORDER BY type;
 

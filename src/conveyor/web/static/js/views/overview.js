@@ -123,13 +123,14 @@ function render(body, stats) {
   }
 }
 
-/** Queued jobs that will sit there: no live worker claims their type. */
+/** Due jobs that will sit there: no live worker claims their type (jobs whose run_at is
+ * still ahead are not counted: they wait for their time, not for a worker). */
 function unservedCard(unserved) {
   if (!Array.isArray(unserved) || !unserved.length) return null;
   return h('section', {class: 'card card-warning', 'aria-labelledby': 'unserved-title', 'data-testid': 'unserved-types'},
-    h('h2', {id: 'unserved-title', class: 'card-title'}, 'Queued jobs that no worker will run'),
+    h('h2', {id: 'unserved-title', class: 'card-title'}, 'Due jobs that no worker will run'),
     h('ul', {class: 'unserved-list'}, unserved.map((item) => h('li', {'data-testid': 'unserved-type', 'data-type': item.type},
-      h('a', {href: `#/jobs?status=QUEUED&type=${encodeURIComponent(item.type)}`}, plural(item.queued, 'queued job')),
+      h('a', {href: `#/jobs?status=QUEUED&type=${encodeURIComponent(item.type)}`}, plural(item.queued, 'due job')),
       ' of type ', h('code', {}, item.type), ' — no live worker serves this type.',
       item.type === 'command'
         ? h('span', {class: 'muted'}, ' Command jobs run only on workers started with ', h('code', {}, '--allow-command-jobs'), '.')
