@@ -69,6 +69,8 @@ async def test_list_filters_and_paginates(client: httpx.AsyncClient) -> None:
     assert meta["total_is_estimate"] is False
     assert meta["next_cursor"], "a full page says where the next one starts"
     assert len(page["data"]) == 3
+    last = (await client.get("/jobs", params={"limit": 7})).json()["meta"]
+    assert last["next_cursor"] is None, "full, and nothing follows: no page after it"
     everything = (await client.get("/jobs", params={"limit": 200})).json()["data"]
     created_at = [job["created_at"] for job in everything]
     assert created_at == sorted(created_at, reverse=True), "newest first"

@@ -29,6 +29,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 from conveyor.domain.capacity import MAX_RUNNING_LIMIT, WEIGHT_MAX, WEIGHT_MIN
+from conveyor.domain.errors import Resource
 from conveyor.domain.events import EVENT_TYPE_MAX_LENGTH, Event
 from conveyor.domain.job_types import JOB_TYPE_REGEX
 from conveyor.domain.jobs import (
@@ -406,11 +407,12 @@ class PageMeta(BaseModel):
     total_pages: int
     total_is_estimate: bool = Field(
         False,
-        description="past 10,000 jobs the total is not counted: on PostgreSQL it is the "
-        "planner's estimate, on SQLite 10,000 (meaning more)",
+        description="job lists: past 10,000 jobs the total is not counted: on PostgreSQL "
+        "it is the planner's estimate, on SQLite 10,000 (meaning more); always false for "
+        "schedules",
     )
     next_cursor: str | None = Field(
-        None, description="pass as `cursor` for the next page; null on a page that is not full"
+        None, description="pass as `cursor` for the next page; null when nothing follows"
     )
 
 
@@ -453,6 +455,7 @@ class ProblemOut(BaseModel):
     status: int
     detail: str
     instance: str | None = None
+    resource: Resource | None = Field(None, description="a 404's: what was not found")
 
 
 # -- serialisers ----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ class Page:
     total_is_estimate: bool = False
     """The total passed the exact count's bound (`EXACT_TOTAL_LIMIT`): it is an estimate."""
     next_cursor: ListCursor | None = None
-    """Where the next page starts, when this one is full."""
+    """Where the next page starts; None when no job follows this page."""
 
     @property
     def total_pages(self) -> int:
@@ -66,7 +66,9 @@ class JobReads(JobServiceCore):
         cursor: ListCursor | None = None,
     ) -> Page:
         """A page of the list, newest first: the `page`-th, or the one after `cursor`
-        (which stays put while jobs are created; an offset does not)."""
+        (which stays put while jobs are created; an offset does not). One more than the
+        page is read, so `next_cursor` is given only when a job follows (as the schedule
+        list's)."""
         job_filter.validate()
         limit = max(1, min(limit, MAX_LIST_LIMIT))
         page = max(1, page)
@@ -75,11 +77,12 @@ class JobReads(JobServiceCore):
             job_filter,
             cursor=cursor,
             offset=0 if cursor is not None else (page - 1) * limit,
-            limit=limit,
+            limit=limit + 1,
         )
-        last = found[-1] if len(found) == limit else None
+        shown = found[:limit]
+        last = shown[-1] if len(found) > limit else None
         return Page(
-            found,
+            shown,
             total.count,
             None if cursor is not None else page,
             limit,
