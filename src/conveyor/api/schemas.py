@@ -28,7 +28,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
-from conveyor.domain.capacity import MAX_RUNNING_LIMIT, WEIGHT_MAX, WEIGHT_MIN
+from conveyor.domain.capacity import MAX_RUNNING_LIMIT, UNMADE_VERSION, WEIGHT_MAX, WEIGHT_MIN
 from conveyor.domain.errors import Resource
 from conveyor.domain.events import EVENT_TYPE_MAX_LENGTH, Event
 from conveyor.domain.job_types import JOB_TYPE_REGEX
@@ -123,8 +123,8 @@ TimeoutSeconds = Annotated[
 Version = Annotated[int, Field(ge=1), BeforeValidator(_json_number)]
 Priority = Annotated[int, Field(ge=PRIORITY_MIN, le=PRIORITY_MAX), BeforeValidator(_json_number)]
 MaxAttempts = Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_LIMIT), BeforeValidator(_json_number)]
-LimitVersion = Annotated[int, Field(ge=0), BeforeValidator(_json_number)]
-"""A limit's version as a PUT names it; 0: there is no such limit yet."""
+LimitVersion = Annotated[int, Field(ge=UNMADE_VERSION), BeforeValidator(_json_number)]
+"""A limit's version as a PUT names it (`UNMADE_VERSION`: there is no such limit yet)."""
 Count = Annotated[int, Field(ge=0, le=2**53), BeforeValidator(_json_number)]
 Percent = Annotated[int, Field(ge=0, le=100), BeforeValidator(_json_number)]
 MaxRunning = Annotated[int, Field(ge=0, le=MAX_RUNNING_LIMIT), BeforeValidator(_json_number)]
@@ -173,9 +173,9 @@ class Patch(Strict):
 class CreateJobIn(Strict):
     type: JOB_TYPE
     payload: Any = Field(default_factory=dict, description="JSON input; never overwritten")
-    priority: Integer = Field(PRIORITY_DEFAULT, ge=PRIORITY_MIN, le=PRIORITY_MAX)
+    priority: Priority = PRIORITY_DEFAULT
     agent_task_id: Annotated[str, SafeText(1, AGENT_TASK_ID_MAX_LENGTH)] | None = None
-    max_attempts: Integer = Field(1, ge=1, le=MAX_ATTEMPTS_LIMIT)
+    max_attempts: MaxAttempts = 1
     run_at: AwareDatetime | None = Field(None, description="not claimable before this time")
     idempotency_key: str | None = Field(None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX_LENGTH)
     hold: bool = Field(

@@ -16,7 +16,7 @@ from conveyor.cli import render
 from conveyor.cli.connection import Connection, connection_group_options, connection_options
 from conveyor.cli.jobs import parse_payload, print_made
 from conveyor.cli.shared import console
-from conveyor.client.schedules import PAGE_LIMIT
+from conveyor.domain.schedules import MAX_SCHEDULES_LISTED
 
 
 @click.group()
@@ -156,8 +156,8 @@ def schedules_create(
 @connection_options
 @click.option(
     "--page-size",
-    type=click.IntRange(1, PAGE_LIMIT),
-    default=PAGE_LIMIT,
+    type=click.IntRange(1, MAX_SCHEDULES_LISTED),
+    default=MAX_SCHEDULES_LISTED,
     show_default=True,
     help="schedules read per request (all are listed)",
 )

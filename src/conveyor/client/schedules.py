@@ -10,11 +10,9 @@ from typing import Any
 
 from conveyor.client.created import CreatedJob
 from conveyor.client.paths import path_segment
+from conveyor.domain.schedules import MAX_SCHEDULES_LISTED
 
 JSON = dict[str, Any]
-PAGE_LIMIT = 500
-"""Schedules asked for per request when reading them all: the most a page holds (fewer
-round trips; a workspace with no more than this many is read in one)."""
 
 
 def schedule_body(
@@ -80,18 +78,18 @@ class ScheduleCalls:
         result: JSON = self.request("POST", self._ws("/schedules"), json=body)
         return result
 
-    def list_schedules(self, *, limit: int = PAGE_LIMIT) -> list[JSON]:
+    def list_schedules(self, *, limit: int = MAX_SCHEDULES_LISTED) -> list[JSON]:
         """Every schedule of the workspace, by name (read `limit` a request)."""
         return list(self.iter_schedules(limit=limit))
 
-    def iter_schedules(self, *, limit: int = PAGE_LIMIT) -> Iterator[JSON]:
+    def iter_schedules(self, *, limit: int = MAX_SCHEDULES_LISTED) -> Iterator[JSON]:
         """Every schedule, by name, page by page by cursor (`limit` a page): each once,
         however many are created or deleted meanwhile."""
         cursor = None
         while True:
             page = self.request("GET", self._ws("/schedules"), params=_page_params(limit, cursor))
             yield from page["data"]
-            cursor = page["meta"]["next_cursor"]
+            cursor = page.get("meta", {}).get("next_cursor")
             if not cursor:
                 return
 
@@ -148,10 +146,10 @@ class AsyncScheduleCalls:
         result: JSON = await self.request("POST", await self.ws_path("/schedules"), json=body)
         return result
 
-    async def list_schedules(self, *, limit: int = PAGE_LIMIT) -> list[JSON]:
+    async def list_schedules(self, *, limit: int = MAX_SCHEDULES_LISTED) -> list[JSON]:
         return [schedule async for schedule in self.iter_schedules(limit=limit)]
 
-    async def iter_schedules(self, *, limit: int = PAGE_LIMIT) -> AsyncIterator[JSON]:
+    async def iter_schedules(self, *, limit: int = MAX_SCHEDULES_LISTED) -> AsyncIterator[JSON]:
         cursor = None
         while True:
             page = await self.request(
@@ -159,7 +157,7 @@ class AsyncScheduleCalls:
             )
             for schedule in page["data"]:
                 yield schedule
-            cursor = page["meta"]["next_cursor"]
+            cursor = page.get("meta", {}).get("next_cursor")
             if not cursor:
                 return
 

@@ -44,6 +44,10 @@ LATE_TICK_GRACE: Final = timedelta(seconds=60)
 """A tick found due more than this long after its time was missed: no server was running
 (or none could reach the database) when it came. `catch_up` says what happens to it."""
 MANUAL_KEY_MAX_LENGTH: Final = 100
+MAX_SCHEDULES_LISTED: Final = 500
+"""The most schedules one page of the list holds (and how many it holds unless asked for
+fewer: a workspace with no more than this many reads them all at once, as before pages;
+the SDK and the CLI ask for this many when they read every schedule)."""
 
 CRON_NAMES: Final[Mapping[str, str]] = {
     "@yearly": "0 0 1 1 *",

@@ -38,6 +38,7 @@ from conveyor.domain.errors import (
 from conveyor.domain.jobs import Job
 from conveyor.domain.limits import JsonLimits, validate_json, validate_text
 from conveyor.domain.schedules import (
+    MAX_SCHEDULES_LISTED,
     Overlap,
     Schedule,
     ScheduleChanges,
@@ -62,9 +63,6 @@ from conveyor.store import Store
 
 log = logging.getLogger("conveyor.schedules")
 
-MAX_SCHEDULES_LISTED = 500
-"""The most schedules one page of the list holds (and how many it holds unless asked for
-fewer: a workspace with no more than this many reads them all at once, as before pages)."""
 MAX_RUNS_LISTED = 200
 
 

@@ -23,13 +23,14 @@ from conveyor.api.schedule_schemas import (
 )
 from conveyor.api.schemas import JobOut, ProblemOut, job_json
 from conveyor.domain.schedules import (
+    MAX_SCHEDULES_LISTED,
     ScheduleChanges,
     ScheduleCursor,
     ScheduledJob,
     ScheduleSpec,
 )
 from conveyor.domain.workspaces import Permission
-from conveyor.service.schedules import MAX_RUNS_LISTED, MAX_SCHEDULES_LISTED
+from conveyor.service.schedules import MAX_RUNS_LISTED
 from conveyor.service.workspaces import Principal
 
 router = APIRouter(prefix="/v1/workspaces/{ws}/schedules", tags=["schedules"])
