@@ -80,13 +80,19 @@ def limits() -> None:
     A limit is named by a concurrency key, or `type:<job type>` for every job of a type."""
 
 
+def no_such_limit(error: NotFoundError) -> bool:
+    """Whether a 404 is the limit's own (there is none), not its workspace's. A server from
+    before 404s named their resource says nothing: taken for the limit's, as it was then."""
+    return error.resource in (Resource.LIMIT, None)
+
+
 def current(client: Client, name: str) -> dict[str, Any] | None:
     """The limit as the server has it now (None: there is none yet; a workspace that does
     not exist is the error it is)."""
     try:
         return client.get_limit(name)
     except NotFoundError as error:
-        if error.resource is not Resource.LIMIT:
+        if not no_such_limit(error):
             raise
         return None
 
@@ -125,7 +131,7 @@ def put_changed(
                     if attempt == PUT_ATTEMPTS:
                         raise
                 except NotFoundError as error:  # the limit deleted meanwhile, not the workspace
-                    if attempt == PUT_ATTEMPTS or error.resource is not Resource.LIMIT:
+                    if attempt == PUT_ATTEMPTS or not no_such_limit(error):
                         raise
                 time.sleep(backoff_delay(attempt, first=0.05, cap=1.0, jitter=random.random()))
             raise AssertionError("unreachable")

@@ -60,8 +60,10 @@ def validate_instant(moment: datetime, field: str) -> None:
     if moment.tzinfo is None:
         raise InvalidInput(field, "must carry a time zone")
     if not EARLIEST_INSTANT <= moment <= LATEST_INSTANT:
-        earliest, latest = EARLIEST_INSTANT.date(), LATEST_INSTANT.date()
-        raise InvalidInput(field, f"must fall between {earliest} and {latest} (UTC)")
+        earliest, latest = (
+            f"{moment.date()}T00:00Z" for moment in (EARLIEST_INSTANT, LATEST_INSTANT)
+        )
+        raise InvalidInput(field, f"must fall from {earliest} to {latest}")
 
 
 def same_json(first: Any, second: Any) -> bool:

@@ -50,11 +50,10 @@ class LimitService:
         expected_version: int | None = None,
     ) -> LimitCounts:
         """Set a limit (the whole of it: what is left out is no cap). With
-        `expected_version`, only the limit at that version (`UNMADE_VERSION`: only if there is
-        none): one
-        changed (or made) since is LimitConflict, one deleted since NotFound, and nothing
-        is written. Claimers waiting in the workspace look again at once: there may be
-        room now."""
+        `expected_version`, only the limit at that version (`UNMADE_VERSION`: only if there
+        is none): one changed (or made) since is LimitConflict, one deleted since NotFound,
+        and nothing is written. Claimers waiting in the workspace look again at once: there
+        may be room now."""
         validate_text(name, "name")
         limit = Limit(workspace_id, name, max_running, rate, paused)
         limit.validate()
