@@ -11,6 +11,8 @@ document.visibilityState, then a visibilitychange event."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -34,142 +36,137 @@ async def show(tab: Dashboard) -> None:
     await tab.page.evaluate(SET_VISIBILITY, "visible")
 
 
-async def three_running(
-    client: httpx.AsyncClient, worker: Worker
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """Three jobs `worker` runs, and their leases."""
-    jobs: list[dict[str, Any]] = []
-    leases: list[str] = []
-    for n in range(3):
-        job = await create(client, "report.build", payload={"part": n})
-        leases.append(await worker.claim_one(job["id"], "report.build"))
-        jobs.append(job)
-    return jobs, leases
+@contextlib.asynccontextmanager
+async def three_running_on_a_board(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> AsyncIterator[tuple[Worker, list[tuple[dict[str, Any], str]], Dashboard]]:
+    """Three jobs a worker runs (each with its lease), and a dashboard signed in as a
+    client on the first one's page."""
+    async with as_key(server, keys["worker"]) as http:
+        worker = Worker(http, "worker-1")
+        jobs: list[tuple[dict[str, Any], str]] = []
+        for n in range(3):
+            job = await create(client, "report.build", payload={"part": n})
+            jobs.append((job, await worker.claim_one(job["id"], "report.build")))
+        async with dashboard(browser, server) as board:
+            await board.sign_in(keys["client"])
+            await board.go(f"#/jobs/{jobs[0][0]['id']}")
+            yield worker, jobs, board
 
 
 async def test_a_tab_holds_one_stream_whatever_its_page(
     browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
 ) -> None:
-    async with as_key(server, keys["worker"]) as http:
-        worker = Worker(http, "worker-1")
-        jobs, leases = await three_running(client, worker)
+    async with three_running_on_a_board(browser, server, keys, client) as (worker, running, board):
+        jobs = [job for job, _ in running]
+        leases = [lease for _, lease in running]
         first, second, third = jobs
+        tabs = [board]
+        for route in (
+            f"#/jobs/{second['id']}",
+            f"#/jobs/{third['id']}",
+            "#/jobs",
+            f"#/jobs/{first['id']}",
+        ):
+            tabs.append(await tabs[-1].new_tab(route))
+        listing = tabs[3]
+        for tab, job in zip([*tabs[:3], tabs[4]], [*jobs, first], strict=True):
+            await expect(tab.page.get_by_test_id("job-id")).to_have_text(job["id"])
+        await expect(listing.page.get_by_test_id("job-row"), "the list loads").to_have_count(3)
 
-        async with dashboard(browser, server) as board:
-            await board.sign_in(keys["client"])
-            await board.go(f"#/jobs/{first['id']}")
-            tabs = [board]
-            for route in (
-                f"#/jobs/{second['id']}",
-                f"#/jobs/{third['id']}",
-                "#/jobs",
-                f"#/jobs/{first['id']}",
-            ):
-                tabs.append(await tabs[-1].new_tab(route))
-            listing = tabs[3]
-            for tab, job in zip([*tabs[:3], tabs[4]], [*jobs, first], strict=True):
-                await expect(tab.page.get_by_test_id("job-id")).to_have_text(job["id"])
-            await expect(listing.page.get_by_test_id("job-row"), "the list loads").to_have_count(3)
-
-            # Each tab follows live: its job's page, the job list.
-            await worker.progress(first["id"], leases[0], 40, "going")
-            for tab in (tabs[0], tabs[4]):
-                await expect(tab.page.get_by_test_id("job-progress")).to_have_attribute(
-                    "aria-valuenow", "40"
-                )
-            await worker.complete(third["id"], leases[2], {"ok": True})
-            await expect(tabs[2].page.get_by_test_id("job-status")).to_have_text("Completed")
-            await expect(tabs[2].page.get_by_test_id("live").last).to_have_attribute(
-                "data-state", "complete"
+        # Each tab follows live: its job's page, the job list.
+        await worker.progress(first["id"], leases[0], 40, "going")
+        for tab in (tabs[0], tabs[4]):
+            await expect(tab.page.get_by_test_id("job-progress")).to_have_attribute(
+                "aria-valuenow", "40"
             )
-            created = await create(client, "report.build")
-            await expect(listing.job_row(created["id"])).to_be_visible()
-            for tab in tabs:
-                await tab.assert_clean()
+        await worker.complete(third["id"], leases[2], {"ok": True})
+        await expect(tabs[2].page.get_by_test_id("job-status")).to_have_text("Completed")
+        await expect(tabs[2].page.get_by_test_id("live").last).to_have_attribute(
+            "data-state", "complete"
+        )
+        created = await create(client, "report.build")
+        await expect(listing.job_row(created["id"])).to_be_visible()
+        for tab in tabs:
+            await tab.assert_clean()
 
 
 async def test_a_hidden_tab_holds_no_stream_and_resumes_when_shown(
     browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
 ) -> None:
-    async with as_key(server, keys["worker"]) as http:
-        worker = Worker(http, "worker-1")
-        jobs, leases = await three_running(client, worker)
+    async with three_running_on_a_board(browser, server, keys, client) as (worker, running, board):
+        jobs = [job for job, _ in running]
+        leases = [lease for _, lease in running]
         first, second, third = jobs
-
-        async with dashboard(browser, server) as board:
-            await board.sign_in(keys["client"])
-            await board.go(f"#/jobs/{first['id']}")
-            tabs = [board]
-            for route in (
-                f"#/jobs/{second['id']}",
-                f"#/jobs/{third['id']}",
-                "#/jobs",
-                "#/",
-                f"#/jobs/{first['id']}",
-            ):
-                await expect(tabs[-1].page.get_by_test_id("live").first).to_have_attribute(
-                    "data-state", "open"
-                )
-                await hide(tabs[-1])  # the next tab comes to the front
-                tabs.append(await tabs[-1].new_tab(route))
-
-            # Each tab loaded its page; the last is in front, the others hold no stream.
-            for tab, job in zip(tabs[:3], jobs, strict=True):
-                await expect(tab.page.get_by_test_id("job-type")).to_have_text("report.build")
-                await expect(tab.page.get_by_test_id("job-id")).to_have_text(job["id"])
-            await expect(tabs[3].page.get_by_test_id("job-row")).to_have_count(3)
-            await expect(tabs[4].page.get_by_test_id("count-RUNNING")).to_be_visible()
-            front = tabs[5]
-            await expect(front.page.get_by_test_id("job-id")).to_have_text(first["id"])
-            for tab in tabs[:5]:
-                await expect(tab.page.get_by_test_id("live").first, "paused").to_have_attribute(
-                    "data-state", "closed"
-                )
-
-            # The tab in front follows its job live.
-            await worker.progress(first["id"], leases[0], 30, "one third")
-            await expect(front.page.get_by_test_id("job-progress")).to_have_attribute(
-                "aria-valuenow", "30"
-            )
-
-            # A hidden tab misses nothing: shown again, it resumes after its last event.
-            hidden = tabs[0]
-            events = hidden.page.get_by_test_id("event")
-            before = await events.count()
-            resumed_from: list[str | None] = []
-
-            def on_request(request: Request) -> None:
-                if request.url.endswith("/events/stream"):
-                    resumed_from.append(request.headers.get("last-event-id"))
-
-            hidden.page.on("request", on_request)
-            await worker.event(first["id"], leases[0], "ai.tool_called", {"tool": "sql"})
-            await worker.progress(first["id"], leases[0], 60, "two thirds")
-            await expect(front.page.get_by_test_id("job-progress")).to_have_attribute(
-                "aria-valuenow", "60"
-            )
-            assert await events.count() == before, "a hidden tab follows nothing"
-            await show(hidden)
-            await expect(hidden.page.get_by_test_id("live").first).to_have_attribute(
+        tabs = [board]
+        for route in (
+            f"#/jobs/{second['id']}",
+            f"#/jobs/{third['id']}",
+            "#/jobs",
+            "#/",
+            f"#/jobs/{first['id']}",
+        ):
+            await expect(tabs[-1].page.get_by_test_id("live").first).to_have_attribute(
                 "data-state", "open"
             )
-            await expect(events).to_have_count(before + 3)
-            await expect(hidden.page.get_by_test_id("job-progress")).to_have_attribute(
-                "aria-valuenow", "60"
-            )
-            seqs = [
-                int(seq or 0)
-                for seq in await events.evaluate_all(
-                    "items => items.map((item) => item.dataset.seq)"
-                )
-            ]
-            assert seqs == list(range(1, before + 4)), f"a gap or a duplicate: {seqs}"
-            [resumed] = resumed_from
-            assert resumed, "resumed with Last-Event-ID"
+            await hide(tabs[-1])  # the next tab comes to the front
+            tabs.append(await tabs[-1].new_tab(route))
 
-            # The job list, shown again, lists the job created while it was hidden.
-            created = await create(client, "report.build")
-            await show(tabs[3])
-            await expect(tabs[3].job_row(created["id"])).to_be_visible()
-            for tab in tabs:
-                await tab.assert_clean()
+        # Each tab loaded its page; the last is in front, the others hold no stream.
+        for tab, job in zip(tabs[:3], jobs, strict=True):
+            await expect(tab.page.get_by_test_id("job-type")).to_have_text("report.build")
+            await expect(tab.page.get_by_test_id("job-id")).to_have_text(job["id"])
+        await expect(tabs[3].page.get_by_test_id("job-row")).to_have_count(3)
+        await expect(tabs[4].page.get_by_test_id("count-RUNNING")).to_be_visible()
+        front = tabs[5]
+        await expect(front.page.get_by_test_id("job-id")).to_have_text(first["id"])
+        for tab in tabs[:5]:
+            await expect(tab.page.get_by_test_id("live").first, "paused").to_have_attribute(
+                "data-state", "closed"
+            )
+
+        # The tab in front follows its job live.
+        await worker.progress(first["id"], leases[0], 30, "one third")
+        await expect(front.page.get_by_test_id("job-progress")).to_have_attribute(
+            "aria-valuenow", "30"
+        )
+
+        # A hidden tab misses nothing: shown again, it resumes after its last event.
+        hidden = tabs[0]
+        events = hidden.page.get_by_test_id("event")
+        before = await events.count()
+        resumed_from: list[str | None] = []
+
+        def on_request(request: Request) -> None:
+            if request.url.endswith("/events/stream"):
+                resumed_from.append(request.headers.get("last-event-id"))
+
+        hidden.page.on("request", on_request)
+        await worker.event(first["id"], leases[0], "ai.tool_called", {"tool": "sql"})
+        await worker.progress(first["id"], leases[0], 60, "two thirds")
+        await expect(front.page.get_by_test_id("job-progress")).to_have_attribute(
+            "aria-valuenow", "60"
+        )
+        assert await events.count() == before, "a hidden tab follows nothing"
+        await show(hidden)
+        await expect(hidden.page.get_by_test_id("live").first).to_have_attribute(
+            "data-state", "open"
+        )
+        await expect(events).to_have_count(before + 3)
+        await expect(hidden.page.get_by_test_id("job-progress")).to_have_attribute(
+            "aria-valuenow", "60"
+        )
+        seqs = [
+            int(seq or 0)
+            for seq in await events.evaluate_all("items => items.map((item) => item.dataset.seq)")
+        ]
+        assert seqs == list(range(1, before + 4)), f"a gap or a duplicate: {seqs}"
+        [resumed] = resumed_from
+        assert resumed, "resumed with Last-Event-ID"
+
+        # The job list, shown again, lists the job created while it was hidden.
+        created = await create(client, "report.build")
+        await show(tabs[3])
+        await expect(tabs[3].job_row(created["id"])).to_be_visible()
+        for tab in tabs:
+            await tab.assert_clean()
