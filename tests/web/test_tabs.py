@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from playwright.async_api import Browser, Request, expect
@@ -36,30 +36,35 @@ async def show(tab: Dashboard) -> None:
     await tab.page.evaluate(SET_VISIBILITY, "visible")
 
 
+class Running(NamedTuple):
+    worker: Worker
+    jobs: list[dict[str, Any]]
+    leases: list[str]
+    """Each job's lease, in the order of `jobs`."""
+    board: Dashboard
+
+
 @contextlib.asynccontextmanager
 async def three_running_on_a_board(
     browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
-) -> AsyncIterator[tuple[Worker, list[tuple[dict[str, Any], str]], Dashboard]]:
+) -> AsyncIterator[Running]:
     """Three jobs a worker runs (each with its lease), and a dashboard signed in as a
     client on the first one's page."""
     async with as_key(server, keys["worker"]) as http:
         worker = Worker(http, "worker-1")
-        jobs: list[tuple[dict[str, Any], str]] = []
-        for n in range(3):
-            job = await create(client, "report.build", payload={"part": n})
-            jobs.append((job, await worker.claim_one(job["id"], "report.build")))
+        jobs = [await create(client, "report.build", payload={"part": n}) for n in range(3)]
+        leases = [await worker.claim_one(job["id"], "report.build") for job in jobs]
         async with dashboard(browser, server) as board:
             await board.sign_in(keys["client"])
-            await board.go(f"#/jobs/{jobs[0][0]['id']}")
-            yield worker, jobs, board
+            await board.go(f"#/jobs/{jobs[0]['id']}")
+            yield Running(worker, jobs, leases, board)
 
 
 async def test_a_tab_holds_one_stream_whatever_its_page(
     browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
 ) -> None:
-    async with three_running_on_a_board(browser, server, keys, client) as (worker, running, board):
-        jobs = [job for job, _ in running]
-        leases = [lease for _, lease in running]
+    async with three_running_on_a_board(browser, server, keys, client) as running:
+        worker, jobs, leases, board = running
         first, second, third = jobs
         tabs = [board]
         for route in (
@@ -94,9 +99,8 @@ async def test_a_tab_holds_one_stream_whatever_its_page(
 async def test_a_hidden_tab_holds_no_stream_and_resumes_when_shown(
     browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
 ) -> None:
-    async with three_running_on_a_board(browser, server, keys, client) as (worker, running, board):
-        jobs = [job for job, _ in running]
-        leases = [lease for _, lease in running]
+    async with three_running_on_a_board(browser, server, keys, client) as running:
+        worker, jobs, leases, board = running
         first, second, third = jobs
         tabs = [board]
         for route in (
