@@ -94,11 +94,15 @@ async def test_first_start_saves_the_admin_key_its_owners_alone_or_shows_it(
     assert f"  {token}\n" in printed
     assert stat.S_IMODE((tmp_path / "conveyor-admin.key").stat().st_mode) == 0o600
 
-    elsewhere = tmp_path / "again"
+    # Deep enough that the message is longer than any terminal line: it is not broken
+    # into lines (rich wrapped it at 80 columns, splitting "store it now" or the path).
+    elsewhere = tmp_path / ("again-" + "d" * 60)
     elsewhere.mkdir()
     (elsewhere / "blocker").write_text("a file, not a directory\n")
     blocked = elsewhere / "blocker" / "admin.key"
     printed = await first_start(elsewhere, {"CONVEYOR_ADMIN_KEY_FILE": str(blocked)})
     assert f"could not be saved to {blocked}" in printed, printed
-    assert "store it now" in printed
+    said = next(line for line in printed.splitlines() if line.startswith("First start"))
+    assert f"could not be saved to {blocked}" in said, said
+    assert said.endswith("store it now."), said
     assert re.search(r"^  cvk_\S+$", printed, re.MULTILINE), "the key, shown once"

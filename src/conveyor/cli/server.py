@@ -108,7 +108,7 @@ def serve(**options: Any) -> None:
             except OSError as error:  # the key is shown below all the same: not lost
                 saved = (
                     f"which could not be saved to [cyan]{key_file}[/cyan] "
-                    f"({escape(error.strerror or str(error))}): store it now. "
+                    f"({escape(error.strerror or str(error))}): store it now."
                 )
             else:
                 saved = (
@@ -119,6 +119,7 @@ def serve(**options: Any) -> None:
                 "[bold]First start:[/bold] created workspace [cyan]default[/cyan] and an admin "
                 f"key, {saved}",
                 highlight=False,
+                soft_wrap=True,  # a path broken across lines cannot be copied
             )
             click.echo(f"  {issued}")
     port = sockets[0].getsockname()[1]  # the one chosen, when asked for port 0
