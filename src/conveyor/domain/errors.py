@@ -109,9 +109,11 @@ class IdempotencyConflict(ConveyorError):
 
 
 class AlreadyExists(ConveyorError):
-    def __init__(self, kind: str, identifier: str) -> None:
-        super().__init__(f"{kind} {identifier!r} already exists")
-        self.kind = kind
+    """A workspace or schedule of that name is there already."""
+
+    def __init__(self, resource: Resource, identifier: str) -> None:
+        super().__init__(f"{resource.value} {identifier!r} already exists")
+        self.resource = resource
         self.identifier = identifier
 
 

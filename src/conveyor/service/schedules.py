@@ -32,6 +32,7 @@ from conveyor.domain.errors import (
     OUTAGES,
     AlreadyExists,
     IdempotencyConflict,
+    Resource,
     ScheduleConflict,
     ScheduleNotFound,
 )
@@ -145,7 +146,7 @@ class ScheduleService:
         )
         stored = await self.schedules.insert_schedule(schedule)
         if stored is None:
-            raise AlreadyExists("schedule", spec.name)
+            raise AlreadyExists(Resource.SCHEDULE, spec.name)
         self._changed()
         return stored
 

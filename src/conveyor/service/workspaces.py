@@ -151,7 +151,7 @@ class WorkspaceService:
         validate_workspace_slug(slug)
         workspace = await self.workspaces.insert_workspace(uuid7(), slug)
         if workspace is None:
-            raise AlreadyExists("workspace", slug)
+            raise AlreadyExists(Resource.WORKSPACE, slug)
         return workspace
 
     async def find_workspace(self, reference: str) -> Workspace | None:
