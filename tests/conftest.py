@@ -28,6 +28,14 @@ BACKENDS = ("sqlite", "postgresql")
 _database_numbers = itertools.count()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked `slow` (minutes: the benchmark smoke runs, the drills, the API
+    fuzzing) run first, so each starts while the rest of the suite still runs beside it
+    instead of ending the run alone on one worker (scripts/test.sh hands the others out by
+    work stealing)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 class ExternalPostgres:
     """A server someone else runs (CONVEYOR_TEST_POSTGRES_URL=postgresql://…/postgres)."""
 

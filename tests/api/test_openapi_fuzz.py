@@ -83,6 +83,7 @@ def api_schema(live_api: tuple[str, str]) -> schemathesis.BaseSchema:
     return schema
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_generated_requests_get_documented_answers(
     api_schema: schemathesis.BaseSchema, live_api: tuple[str, str], mode: GenerationMode

@@ -22,9 +22,10 @@ WRK_ROW = ("enqueue-single", "conveyor-http")
 
 
 # The quick run takes ~2.5 minutes on its own on a 2-core machine (145-151 s at d5be84c
-# and after it); beside the rest of the suite it took more than the 170 s this allowed.
+# and after it); beside the rest of the suite it took more than the 170 s this allowed,
+# and on a slower 2-core machine 196 s alone and 348 s beside the suite (2026-12-07).
 @pytest.mark.slow
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(900)
 def test_quick_run_prints_a_table_and_writes_a_row_per_scenario_and_system(
     tmp_path: Path,
 ) -> None:
@@ -35,7 +36,7 @@ def test_quick_run_prints_a_table_and_writes_a_row_per_scenario_and_system(
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=880,
     )
     assert result.returncode == 0, result.stderr[-5000:]
 
