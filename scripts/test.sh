@@ -37,8 +37,6 @@ echo "== pytest"
 mkdir -p test-artifacts
 # Tests run in CONVEYOR_TEST_WORKERS processes (3 by default; 0 runs them in this one),
 # each with its own PostgreSQL server: most of a test's time is waiting, not CPU. The slow
-# ones are collected first (tests/conftest.py); a worker that runs out steals from the
-# others' queues, so no worker ends the run alone on a long tail.
-dist=()
-[ "${CONVEYOR_TEST_WORKERS:-3}" = 0 ] || dist=(--dist worksteal)
-exec .venv/bin/pytest -n "${CONVEYOR_TEST_WORKERS:-3}" "${dist[@]}" "$@"
+# ones are collected first (tests/conftest.py), and a worker that runs out of tests steals
+# from the others' queues, so none ends the run alone on a long test.
+exec .venv/bin/pytest -n "${CONVEYOR_TEST_WORKERS:-3}" --dist worksteal "$@"

@@ -28,12 +28,14 @@ BACKENDS = ("sqlite", "postgresql")
 _database_numbers = itertools.count()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests marked `slow` (minutes: the benchmark smoke runs, the drills, the API
-    fuzzing) run first, so each starts while the rest of the suite still runs beside it
-    instead of ending the run alone on one worker (scripts/test.sh hands the others out by
-    work stealing)."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under work stealing (`make test`: `--dist worksteal`), the tests marked `slow`
+    (minutes: the benchmark smoke runs, the drills, the API fuzzing) are collected first:
+    the first worker starts on them at once while the others take the rest of its share,
+    instead of one of them starting late and ending the run alone. (Under `--dist load`
+    the first worker would keep its whole share: the order is left as collected.)"""
+    if config.getoption("dist", "no") == "worksteal":
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 class ExternalPostgres:
