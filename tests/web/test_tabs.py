@@ -43,6 +43,12 @@ class Running(NamedTuple):
     """Each job's lease, in the order of `jobs`."""
     board: Dashboard
 
+    def tab_routes(self, *between: str) -> list[str]:
+        """The pages the tests open a tab each on after the board's: the second and third
+        jobs', the job list, `between`, and the first job's again."""
+        first, second, third = (job["id"] for job in self.jobs)
+        return [f"#/jobs/{second}", f"#/jobs/{third}", "#/jobs", *between, f"#/jobs/{first}"]
+
 
 @contextlib.asynccontextmanager
 async def three_running_on_a_board(
@@ -65,14 +71,9 @@ async def test_a_tab_holds_one_stream_whatever_its_page(
 ) -> None:
     async with three_running_on_a_board(browser, server, keys, client) as running:
         worker, jobs, leases, board = running
-        first, second, third = jobs
+        first, _, third = jobs
         tabs = [board]
-        for route in (
-            f"#/jobs/{second['id']}",
-            f"#/jobs/{third['id']}",
-            "#/jobs",
-            f"#/jobs/{first['id']}",
-        ):
+        for route in running.tab_routes():
             tabs.append(await tabs[-1].new_tab(route))
         listing = tabs[3]
         for tab, job in zip([*tabs[:3], tabs[4]], [*jobs, first], strict=True):
@@ -101,15 +102,9 @@ async def test_a_hidden_tab_holds_no_stream_and_resumes_when_shown(
 ) -> None:
     async with three_running_on_a_board(browser, server, keys, client) as running:
         worker, jobs, leases, board = running
-        first, second, third = jobs
+        first = jobs[0]
         tabs = [board]
-        for route in (
-            f"#/jobs/{second['id']}",
-            f"#/jobs/{third['id']}",
-            "#/jobs",
-            "#/",
-            f"#/jobs/{first['id']}",
-        ):
+        for route in running.tab_routes("#/"):
             await expect(tabs[-1].page.get_by_test_id("live").first).to_have_attribute(
                 "data-state", "open"
             )
