@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from conveyor.domain.events import LARGEST_SEQ
 from conveyor.store.urls import DatabaseURL
 from tests.api.operations import api_operations
 from tests.conftest import settings_for
@@ -65,6 +66,26 @@ async def test_malformed_bodies_are_4xx_problems(
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM
     assert (await client.get("/jobs")).json()["meta"]["total"] == 0
+
+
+@pytest.mark.parametrize("after_seq", [LARGEST_SEQ + 1, 2**63, 10**20])
+async def test_a_seq_past_the_largest_is_refused_alike_by_a_jobs_event_list_and_stream(
+    client: httpx.AsyncClient, after_seq: int
+) -> None:
+    """The event list took any `after_seq` to the database, which failed on it (500: more
+    than SQLite's 64 bits, more than PostgreSQL's 32 of `events.seq`); the job's stream
+    refused it. Both now answer the same 422 naming `after_seq`."""
+    job = (await client.post("/jobs", json={"type": "t"})).json()["id"]
+    refusals = []
+    for path in (f"/jobs/{job}/events", f"/jobs/{job}/events/stream"):
+        response = await client.get(path, params={"after_seq": after_seq})
+        assert response.status_code == 422, (path, response.text)
+        assert response.headers["content-type"] == PROBLEM
+        refusals.append(response.json()["errors"])
+    bound = f"Input should be less than or equal to {LARGEST_SEQ}"
+    assert refusals[0] == refusals[1] == [{"field": "after_seq", "message": bound}]
+    largest = await client.get(f"/jobs/{job}/events", params={"after_seq": LARGEST_SEQ})
+    assert (largest.status_code, largest.json()["data"]) == (200, []), largest.text
 
 
 async def test_wrong_content_type_is_415_saying_the_body_must_be_json(

@@ -60,6 +60,13 @@ EVENT_TYPE_MAX_LENGTH: Final = 100
 
 SYSTEM_ACTOR: Final = "system"
 
+# The largest numbers an event can carry (`events.seq` is a 32-bit integer on PostgreSQL,
+# event ids are 64-bit on both databases), and so the largest resume point a caller may
+# name (`after_seq`, `after_id`, `Last-Event-ID`): a larger one cannot even be sent to the
+# database in a query.
+LARGEST_SEQ: Final = 2**31 - 1
+LARGEST_EVENT_ID: Final = 2**63 - 1
+
 
 def worker_actor(worker_id: str, key_id: UUID | str | None = None) -> str:
     """A worker, and the key it authenticated with when it came over HTTP."""

@@ -30,6 +30,7 @@ from conveyor.api.schemas import (
     job_json,
     step_json,
 )
+from conveyor.domain.events import LARGEST_SEQ
 from conveyor.domain.job_lists import ListCursor
 from conveyor.domain.jobs import JobSpec
 from conveyor.domain.workspaces import Permission
@@ -227,7 +228,7 @@ async def list_events(
     ctx: Context,
     principal: Reader,
     job_id: UUID,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=LARGEST_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> Response:
     found = await ctx.jobs.list_events(

@@ -32,7 +32,7 @@ from conveyor.api.problems import Problem
 from conveyor.api.schemas import ProblemOut
 from conveyor.bus.hub import StreamFilter, Subscription
 from conveyor.domain.errors import JobNotFound, TransientDatabaseError, Unavailable
-from conveyor.domain.events import Event, StreamPosition
+from conveyor.domain.events import LARGEST_EVENT_ID, LARGEST_SEQ, Event, StreamPosition
 from conveyor.domain.jobs import JobStatus
 from conveyor.domain.status import TERMINAL_EVENTS
 from conveyor.domain.workspaces import Permission
@@ -44,8 +44,6 @@ router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["streams"])
 
 Streamer = Annotated[Principal, authorized(Permission.STREAM)]
 REPLAY_PAGE = 500
-LARGEST_SEQ = 2**31 - 1
-LARGEST_EVENT_ID = 2**63 - 1
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "an event stream"}
