@@ -68,6 +68,68 @@ async def test_malformed_bodies_are_4xx_problems(
     assert (await client.get("/jobs")).json()["meta"]["total"] == 0
 
 
+NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e400"]
+"""What Python's JSON parser reads as a float that is not finite (`1e400` as infinity)."""
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("PUT", "/limits/openai", '{"rate": {"count": 1, "per_seconds": %s}}', "rate.per_seconds"),
+        ("PUT", "/limits/openai", '{"max_running": %s}', "max_running"),
+        ("POST", "/jobs", '{"type": "t", "timeout_seconds": %s}', "timeout_seconds"),
+        ("POST", "/jobs", '{"type": "t", "retry_backoff_seconds": %s}', "retry_backoff_seconds"),
+        (
+            "POST",
+            "/jobs",
+            '{"type": "t", "retry_backoff_max_seconds": %s}',
+            "retry_backoff_max_seconds",
+        ),
+        (
+            "POST",
+            "/jobs/batch",
+            '{"jobs": [{"type": "t", "timeout_seconds": %s}]}',
+            "jobs.0.timeout_seconds",
+        ),
+        ("POST", "/claims", '{"worker_id": "w", "lease_seconds": %s}', "lease_seconds"),
+        ("POST", "/claims", '{"worker_id": "w", "wait_seconds": %s}', "wait_seconds"),
+        (
+            "POST",
+            "/schedules",
+            '{"name": "n", "cron": "@daily", "job": {"type": "t", "timeout_seconds": %s}}',
+            "job.timeout_seconds",
+        ),
+        (
+            "POST",
+            "/jobs/00000000-0000-0000-0000-000000000001/heartbeat",
+            '{"lease_id": "00000000-0000-0000-0000-000000000002", "lease_seconds": %s}',
+            "lease_seconds",
+        ),
+    ],
+)
+async def test_a_number_that_is_not_finite_is_refused_as_such_naming_its_field(
+    client: httpx.AsyncClient, method: str, path: str, body: str, field: str
+) -> None:
+    """The README promises NaN and Infinity a clear refusal. An integer field said "Input
+    should be a finite number"; a field of seconds took NaN for a number out of its range
+    ("less than or equal to 604800"), which no caller could make sense of."""
+    for number in NOT_FINITE:
+        response = await client.request(
+            method,
+            path,
+            content=(body % number).encode(),
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 422, (number, response.text)
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json()["errors"] == [
+            {"field": field, "message": "Input should be a finite number"}
+        ], number
+    assert (await client.get("/jobs")).json()["meta"]["total"] == 0
+    assert (await client.get("/limits")).json()["data"] == []
+    assert (await client.get("/schedules")).json()["data"] == []
+
+
 @pytest.mark.parametrize("after_seq", [LARGEST_SEQ + 1, 2**63, 10**20])
 async def test_a_seq_past_the_largest_is_refused_alike_by_a_jobs_event_list_and_stream(
     client: httpx.AsyncClient, after_seq: int

@@ -9,6 +9,7 @@ the schema tests check that the two agree.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
@@ -26,7 +27,7 @@ from pydantic import (
     field_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import core_schema
+from pydantic_core import PydanticKnownError, core_schema
 
 from conveyor.domain.capacity import MAX_RUNNING_LIMIT, UNMADE_VERSION, WEIGHT_MAX, WEIGHT_MIN
 from conveyor.domain.errors import Resource
@@ -102,9 +103,14 @@ message)."""
 
 
 def _json_number(value: object) -> object:
-    """A number as JSON writes one: Python would take `true` for 1 and `"5"` for 5."""
+    """A number as JSON writes one: Python would take `true` for 1 and `"5"` for 5. JSON
+    has no NaN or infinity, though Python's parser reads `NaN`, `Infinity` and `1e400` as
+    such: they are refused as not finite, as an integer field refuses them, rather than as
+    outside a field's range."""
     if isinstance(value, bool | str):
         raise ValueError("must be a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticKnownError("finite_number")
     return value
 
 
