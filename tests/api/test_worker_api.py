@@ -358,5 +358,11 @@ async def test_a_concurrency_key_in_a_type_limits_name_is_a_422(
 ) -> None:
     refused = await client.post("/jobs", json={"type": "t", "concurrency_key": "type:t"})
     assert refused.status_code == 422, refused.text
-    assert refused.json()["errors"][0]["field"] == "concurrency_key"
+    assert refused.json()["errors"] == [
+        {
+            "field": "concurrency_key",
+            "message": "must not begin with 'type:': that prefix names the limit of a job "
+            "type (type:<job type>)",
+        }
+    ], "a sentence a caller can read (it once ended on a stray apostrophe)"
     assert (await client.get("/jobs")).json()["data"] == [], "nothing was created"

@@ -143,7 +143,8 @@ class JobSpec:
         if self.concurrency_key is not None and self.concurrency_key.startswith(TYPE_LIMIT_PREFIX):
             raise InvalidInput(
                 "concurrency_key",
-                f"must not begin with {TYPE_LIMIT_PREFIX!r}: those names are the type limits'",
+                f"must not begin with {TYPE_LIMIT_PREFIX!r}: that prefix names the limit of a "
+                f"job type ({TYPE_LIMIT_PREFIX}<job type>)",
             )
         if self.timeout_seconds is not None and not (
             0 < self.timeout_seconds <= TIMEOUT_LIMIT_SECONDS
