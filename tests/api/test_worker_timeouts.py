@@ -139,6 +139,10 @@ async def test_the_reaper_takes_a_timed_out_job_back_from_a_worker_still_heartbe
         assert requeued["error"] == "timed out after 0.3 s"
         types = [e["type"] for e in requeued["events"]]
         assert types[-3:] == ["job.timed_out", "job.retrying", "job.queued"]
+        # As the README says: once the reaper has taken the job back, the reason is what
+        # became of it (queued for its retry), no longer `timed_out`.
+        late = await worker.post(f"/jobs/{job['id']}/heartbeat", json={"lease_id": job["lease_id"]})
+        assert (late.status_code, late.json()["reason"]) == (409, "expired")
 
 
 async def test_a_worker_reports_its_own_timeout(

@@ -191,8 +191,10 @@ class LeaseLossReason(StrEnum):
     GONE = "gone"
     """The job no longer exists."""
     TIMED_OUT = "timed_out"
-    """The job ran past its timeout: its lease is not extended past the deadline, and the
-    job is taken back (retried or failed) as timed out."""
+    """The job ran past its timeout: its lease is not extended past the deadline. Given
+    to a heartbeat only while the attempt is still RUNNING past it; once the reaper has
+    taken the job back (retried or failed, as timed out), the reason is what became of
+    the job (`EXPIRED`, `REASSIGNED`, `FINISHED`…)."""
 
     @property
     def description(self) -> str:
