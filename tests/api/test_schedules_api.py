@@ -113,6 +113,7 @@ async def test_a_schedule_is_created_read_listed_changed_and_deleted(
         ({"cron": "@reboot"}, "cron"),
         ({"timezone": "Europe/Atlantis"}, "timezone"),
         ({"timezone": "../../../etc/passwd"}, "timezone"),
+        ({"timezone": "localtime"}, "timezone"),
         ({"name": "has space"}, "name"),
         ({"job": {"type": "Not.A.Type"}}, "job.type"),
         ({"job": {"type": "t", "priority": 0}}, "job.priority"),

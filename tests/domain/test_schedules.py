@@ -14,6 +14,7 @@ from conveyor.domain.errors import InvalidInput
 from conveyor.domain.jobs import decide_creation_events
 from conveyor.domain.schedules import (
     LATE_TICK_GRACE,
+    UPCOMING_COUNT,
     CatchUp,
     CronRule,
     Overlap,
@@ -116,6 +117,40 @@ def test_an_unknown_time_zone_is_refused_naming_the_timezone_field(timezone: str
     with pytest.raises(InvalidInput) as refused:
         CronRule.parse("0 * * * *", timezone)
     assert refused.value.field == "timezone"
+
+
+@pytest.mark.parametrize("timezone", ["localtime", "LocalTime", "utc", "posixrules", "right/UTC"])
+def test_a_name_the_host_has_but_iana_does_not_is_refused(timezone: str) -> None:
+    """Debian's zone directory holds `localtime` (the host's own zone: `zoneinfo` lists
+    it), `posixrules` and the `right/` tree; none is an IANA name, and `localtime` means
+    something else on each server."""
+    with pytest.raises(InvalidInput) as refused:
+        CronRule.parse("0 0 * * *", timezone)
+    assert refused.value.field == "timezone"
+
+
+def test_a_schedule_stored_in_localtime_before_it_was_refused_still_lists_and_pauses() -> None:
+    """Refusing `localtime` from callers must not break a schedule stored with it: its
+    rule is still read (lists show its next runs), a change that leaves its zone alone
+    is taken, and only a time zone given again is checked."""
+    stored = replace(make_schedule("0 0 * * *"), timezone="localtime")
+    assert len(stored.upcoming()) == UPCOMING_COUNT
+    paused = decide_update(stored, ScheduleChanges(paused=True), NOW)
+    assert paused is not None
+    assert (paused.paused, paused.timezone) == (True, "localtime")
+    with pytest.raises(InvalidInput) as refused:
+        decide_update(stored, ScheduleChanges(timezone="localtime", cron="@hourly"), NOW)
+    assert refused.value.field == "timezone"
+    moved = decide_update(stored, ScheduleChanges(timezone="Europe/Berlin"), NOW)
+    assert moved is not None
+    assert moved.next_run_at == at("2026-12-05 23:00")
+
+
+def test_factory_is_an_iana_zone_and_is_taken() -> None:
+    """`Factory` is in the IANA database (UTC with the abbreviation -00): the same on
+    every server, so nothing to refuse."""
+    rule = CronRule.parse("0 0 * * *", "Factory")
+    assert rule.next_after(NOW) == at("2026-12-06 00:00")
 
 
 # -- DST: what cronsim (Debian's cron) does, pinned -------------------------------------------

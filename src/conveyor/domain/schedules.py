@@ -121,17 +121,34 @@ class RunOutcome(StrEnum):
 # Cron rules
 
 
+HOST_ZONE_NAMES: Final = frozenset({"localtime"})
+"""Names a system's zone database may hold for the host's own zone, not an IANA zone:
+Debian links /usr/share/zoneinfo/localtime to /etc/localtime, so `available_timezones()`
+lists it. Each server would read its own host's zone, and servers in other zones would
+compute other ticks. (`Factory`, by contrast, is an IANA zone: the same everywhere.)
+Refused from callers; a schedule stored with one before is still read (`stored`)."""
+
+
 @cache
 def _known_zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-def zone_for(name: str) -> tzinfo:
-    """The time zone an IANA name stands for, or InvalidInput naming the `timezone` field."""
+def zone_for(name: str, *, stored: bool = False) -> tzinfo:
+    """The time zone an IANA name stands for, or InvalidInput naming the `timezone` field.
+    `stored`: the name is a stored schedule's, not a caller's, and a host's own zone
+    (HOST_ZONE_NAMES) stored before it was refused is read as it was then, so the schedule
+    still lists and fires until its time zone is changed."""
     if not 0 < len(name) <= TIMEZONE_MAX_LENGTH:
         raise InvalidInput("timezone", f"must be 1..{TIMEZONE_MAX_LENGTH} characters")
     if name == "UTC":
         return UTC
+    if name.casefold() in HOST_ZONE_NAMES and not stored:
+        raise InvalidInput(
+            "timezone",
+            f"{name!r} is the server's own zone, not an IANA name (servers in other zones "
+            "would fire at other times): use an IANA name such as Europe/Berlin",
+        )
     known = _known_zones()
     unknown = InvalidInput(
         "timezone", f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin"
@@ -175,10 +192,13 @@ class CronRule:
     zone: tzinfo = field(repr=False, compare=False)
 
     @classmethod
-    def parse(cls, expression: str, timezone: str = DEFAULT_TIMEZONE) -> CronRule:
-        """Check both; a refusal names its field (`cron` or `timezone`)."""
+    def parse(
+        cls, expression: str, timezone: str = DEFAULT_TIMEZONE, *, stored_zone: bool = False
+    ) -> CronRule:
+        """Check both; a refusal names its field (`cron` or `timezone`). `stored_zone`:
+        the time zone is a stored schedule's, not a caller's (`zone_for`'s `stored`)."""
         fields = _five_fields(expression)
-        zone = zone_for(timezone)
+        zone = zone_for(timezone, stored=stored_zone)
         try:
             next(CronSim(fields, _FIXED_POINT.astimezone(zone)))
         except CronSimError as error:
@@ -240,7 +260,7 @@ class CronRule:
 def _stored_rule(expression: str, timezone: str) -> CronRule:
     """Stored schedules' rules, parsed once per process (lists show every schedule's
     next runs; a rule is immutable)."""
-    return CronRule.parse(expression, timezone)
+    return CronRule.parse(expression, timezone, stored_zone=True)
 
 
 def first_run_at(rule: CronRule, now: datetime) -> datetime:
@@ -422,7 +442,7 @@ def decide_update(schedule: Schedule, changes: ScheduleChanges, now: datetime) -
     (nothing missed in between fires); pausing clears `next_run_at`."""
     cron = schedule.cron if changes.cron is None else changes.cron
     timezone = schedule.timezone if changes.timezone is None else changes.timezone
-    rule = CronRule.parse(cron, timezone)
+    rule = CronRule.parse(cron, timezone, stored_zone=changes.timezone is None)
     job = schedule.job
     if changes.job:
         unknown = set(changes.job) - JOB_FIELDS
