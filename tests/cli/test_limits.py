@@ -261,3 +261,26 @@ async def test_set_in_a_workspace_that_does_not_exist_fails_at_once(
     assert ran.exit_code == 2, ran.output  # a request the server found wrong
     assert "workspace nowhere not found" in ran.output, ran.output
     assert calls == ["get"], "no put, no second read"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_set_with_nothing_to_change_is_a_usage_error_and_writes_nothing(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    """`limits set NAME` alone put the limit back as it was, bumping its version and
+    updated_at (a spurious 409 for whoever held it); like `workspace set`, it now asks
+    for a setting."""
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    ran = await conveyor("limits", "set", "openai", "--max-running", "2", "--json", env=env)
+    assert ran.code == 0, ran.output
+    before = json.loads(ran.out)
+
+    ran = await conveyor("limits", "set", "openai", env=env)
+    assert ran.code == 2, ran.output
+    assert "name a setting to change" in ran.err, ran.err
+    ran = await conveyor("limits", "set", "never-made", env=env)
+    assert ran.code == 2, ran.output
+
+    ran = await conveyor("limits", "list", "--json", env=env)
+    assert json.loads(ran.out) == [before], "nothing was written, nothing made"
+

@@ -14,7 +14,7 @@ import click
 
 from conveyor.cli import render
 from conveyor.cli.connection import Connection, connection_group_options, connection_options
-from conveyor.cli.shared import console
+from conveyor.cli.shared import console, nothing_to_change
 from conveyor.client import Client, ConflictError, NotFoundError
 from conveyor.domain.backoff import backoff_delay
 from conveyor.domain.capacity import UNMADE_VERSION
@@ -190,7 +190,9 @@ def limits_set(
     paused: bool | None,
 ) -> None:
     """Create or change the limit NAME: what is not given stays as it was (a new limit:
-    no cap)."""
+    no cap). Give at least one option."""
+    if max_running is None and rate is None and paused is None:
+        raise nothing_to_change()
     put_changed(connection, name, max_running=max_running, rate=rate, paused=paused)
 
 

@@ -33,6 +33,12 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+def nothing_to_change() -> click.UsageError:
+    """What a `set` command given no option says (`workspace set`, `limits set`): a usage
+    error (exit 2), not a write that changes nothing yet bumps a version."""
+    return click.UsageError("name a setting to change (see --help)")
+
+
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coroutine)

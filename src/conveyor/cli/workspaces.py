@@ -8,7 +8,14 @@ from typing import Any, TypeVar
 import click
 
 from conveyor.cli import render
-from conveyor.cli.shared import console, database_option, run, settings_from, with_store
+from conveyor.cli.shared import (
+    console,
+    database_option,
+    nothing_to_change,
+    run,
+    settings_from,
+    with_store,
+)
 from conveyor.domain.capacity import validate_weight
 from conveyor.domain.errors import InvalidInput
 from conveyor.domain.lifetime import INHERIT, MAX_RETENTION_DAYS
@@ -136,7 +143,7 @@ def workspace_set(name: str, database_url: str | None, **given: Any) -> None:
     it is."""
     change = settings_change(given)
     if not change:
-        raise click.UsageError("name a setting to change (see --help)")
+        raise nothing_to_change()
     settings = settings_from(database_url=database_url)
 
     async def action(store: Store) -> tuple[str, SettingsView]:
