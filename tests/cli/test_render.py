@@ -239,3 +239,35 @@ def test_a_job_shows_when_it_is_due_and_how_far_off_while_it_waits() -> None:
     rows = {line.split()[0]: line for line in console.export_text().splitlines()}
     assert "QUEUED due in 400d" in rows["j-1"]
     assert "due" not in rows["j-2"]
+
+
+def test_a_long_limit_name_is_cut_and_does_not_widen_the_name_column() -> None:
+    """One 200-character name widened NAME for every row (the table wrapped): the column
+    is capped, the long name cut on its one line, and a caption says where it is whole."""
+
+    def limit(name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "running": 0,
+            "max_running": 3,
+            "queued": 1,
+            "rate": None,
+            "started_in_window": 0,
+            "paused": False,
+            "waiting_because": None,
+        }
+
+    long_name = "customer/" + "x" * 191
+    console = Console(record=True, width=200)  # what a pipe gets (cli.shared.console)
+    console.print(render.limits_table([limit("openai"), limit(long_name)]))
+    lines = console.export_text().splitlines()
+    assert lines[0].index("RUNNING") == render.LIMIT_NAME_WIDTH + 2, "NAME is capped"
+    _header, short_row, long_row, caption = lines
+    assert short_row.split() == ["openai", "0/3", "1", "-", "-", "no", "-"]
+    cut = long_name[: render.LIMIT_NAME_WIDTH - 1] + "…"
+    assert long_row.split() == [cut, "0/3", "1", "-", "-", "no", "-"]
+    assert "limits list --json" in caption
+
+    console = Console(record=True, width=200)
+    console.print(render.limits_table([limit("openai")]))
+    assert len(console.export_text().splitlines()) == 2, "no caption when no name is cut"

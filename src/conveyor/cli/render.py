@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
@@ -196,15 +196,28 @@ def waiting_text(limit: dict[str, Any]) -> str:
     return f"waiting for limit {limit['name']}: {why_text(limit, limit.get('reason'))}"
 
 
+LIMIT_NAME_WIDTH: Final = 40
+"""The most columns `limits list` gives a limit's name (names run to 200 characters): one
+longer is cut short with an ellipsis on its one line, as job types are when a table is
+too wide, so one long name neither widens the column for every row nor wraps the table."""
+
+
 def limits_table(limits: Sequence[dict[str, Any]]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("NAME", "RUNNING", "QUEUED", "RATE", "STARTED IN WINDOW", "PAUSED", "WAITING"):
-        table.add_column(column, no_wrap=column != "NAME")
+        # The name is the column that gives way on a narrow terminal (cut, never wrapped).
+        if column == "NAME":
+            table.add_column(column, max_width=LIMIT_NAME_WIDTH)
+        else:
+            table.add_column(column, no_wrap=True)
+    if any(len(limit["name"]) > LIMIT_NAME_WIDTH for limit in limits):
+        table.caption = "names cut short (…) are whole in `limits list --json`"
+        table.caption_justify = "left"
     for limit in limits:
         maximum = limit.get("max_running")
         reason = limit.get("waiting_because")
         table.add_row(
-            Text(limit["name"]),
+            Text(limit["name"], no_wrap=True, overflow="ellipsis"),
             f"{limit['running']}/{'-' if maximum is None else maximum}",
             str(limit["queued"]),
             rate_text(limit.get("rate")),
