@@ -284,3 +284,28 @@ async def test_set_with_nothing_to_change_is_a_usage_error_and_writes_nothing(
     ran = await conveyor("limits", "list", "--json", env=env)
     assert json.loads(ran.out) == [before], "nothing was written, nothing made"
 
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_url_with_the_api_path_after_it_says_to_give_the_base_url(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    """`--url http://host:port/v1` answered only `error: Not Found`: every request went
+    to /v1/v1/… where no route is. A 404 that names no resource, where no Conveyor API
+    answers `/v1/me` either, is a wrong --url."""
+    env = {"CONVEYOR_API_KEY": keys["admin"]}
+    wrong = f"{server.url}/v1"
+    for command in (
+        ("limits", "list"),
+        ("limits", "show", "openai", "--workspace", "acme"),  # no /v1/me first: the limit's
+        ("jobs", "list"),
+    ):
+        ran = await conveyor(*command, "--url", wrong, env=env)
+        assert ran.code == 1, (command, ran.output)
+        assert f"no Conveyor API answered at {wrong} " in ran.err, (command, ran.err)
+        assert "takes the server's base URL" in ran.err, ran.err
+
+    # At the right URL, a path no route serves (a name with a slash) is the server's 404.
+    right = {"CONVEYOR_URL": server.url, **env}
+    ran = await conveyor("schedules", "show", "a/b", env=right)
+    assert ran.code == 2, ran.output
+    assert "no Conveyor API" not in ran.err, ran.err

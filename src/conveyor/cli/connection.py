@@ -21,7 +21,7 @@ import click
 import httpx
 
 from conveyor.cli.shared import fail, settings_from
-from conveyor.client import ApiError, Client, WorkspaceRequired
+from conveyor.client import ApiError, Client, NotFoundError, WorkspaceRequired
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -72,11 +72,29 @@ class Connection:
             click.echo(json.dumps(answer, indent=2))
         return self.as_json
 
+    def api_answers(self) -> bool:
+        """Whether a Conveyor API answers at the URL: its `/v1/me` route, there for any key,
+        is not a 404 that names nothing. Asked after such a 404, to tell a wrong --url
+        from a path of the request itself that no route serves (`schedules show a/b`)."""
+        try:
+            with self.client() as client:
+                client.me()
+        except NotFoundError as error:
+            return not error.no_route
+        except (ApiError, httpx.TransportError):
+            return True  # something answered that route, or nothing is known: no claim
+        return True
+
     def call(self, action: Callable[[], T]) -> T:
         """Call the server; a refusal or an unreachable server ends the command with the
-        reason (exit 2 for a request the server found wrong, 1 otherwise)."""
+        reason (exit 2 for a request the server found wrong, 1 otherwise: a URL where no
+        Conveyor API answers is no request the server found wrong)."""
         try:
             return action()
+        except NotFoundError as error:
+            if error.no_route and not self.api_answers():
+                fail(no_api_at(self.url))
+            fail(error.detail, 2)
         except ApiError as error:
             fail(error.detail, 2 if error.status in (400, 404, 409, 422) else 1)
         except httpx.TransportError as error:
@@ -86,6 +104,15 @@ class Connection:
                 "this is an instance key (it belongs to no workspace): name the workspace "
                 "with --workspace NAME or CONVEYOR_WORKSPACE"
             )
+
+
+def no_api_at(url: str) -> str:
+    """What a command says when no Conveyor API route answered where --url points (a 404
+    that names nothing): most often a URL with the API's own path after it."""
+    return (
+        f"no Conveyor API answered at {url} (HTTP 404 Not Found): --url (or CONVEYOR_URL) "
+        f"takes the server's base URL, such as {DEFAULT_URL}, without /v1"
+    )
 
 
 def read_key_file(path: Path) -> str:

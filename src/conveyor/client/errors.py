@@ -45,6 +45,15 @@ class NotFoundError(ApiError):
         except ValueError:
             return None
 
+    @property
+    def no_route(self) -> bool:
+        """Whether no route of a Conveyor API answered: every one names what it did not
+        find (`resource`, even one this client does not know), so a 404 that names nothing
+        came from a path no route serves (a base URL with a path after it, `…/v1`), or from
+        another service or a proxy, problem+json or not. (A server from before 404s named
+        their resource names nothing either.)"""
+        return self.problem.get("resource") is None
+
 
 class ConflictError(ApiError):
     @property
