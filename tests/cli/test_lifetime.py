@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 
@@ -159,3 +160,46 @@ async def test_jobs_list_filters_and_cursor(
     assert "next: --cursor" in ran.out
     ran = await conveyor("jobs", "list", "--created-after", "2999-01-01T00:00:00Z", env=env)
     assert ran.out.rstrip().endswith("· 0 jobs"), ran.out
+
+
+def listed_ids(out: str) -> list[str]:
+    """The job ids of a `jobs list` table, top to bottom."""
+    return re.findall(r"^([0-9a-f-]{36}) ", out, flags=re.MULTILINE)
+
+
+def next_line(out: str) -> str | None:
+    return next((line for line in out.splitlines() if line.startswith("next: ")), None)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_jobs_list_says_how_to_list_the_next_page(
+    server: RunningServer, keys: dict[str, str], service: JobService, workspace: Workspace
+) -> None:
+    """`jobs list --limit 2` printed `page 1 of 3` and no way on but --json: each page that
+    has one after it now names both ways to it; the last names none."""
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    await service.create_jobs(workspace.id, [JobSpec(type="t") for _ in range(5)], ACTOR)
+    everything = json.loads((await conveyor("jobs", "list", "--json", env=env)).out)
+    newest_first = [job["id"] for job in everything["data"]]
+
+    ran = await conveyor("jobs", "list", "--limit", "2", env=env)
+    assert ran.code == 0, ran.output
+    assert listed_ids(ran.out) == newest_first[:2]
+    hint = next_line(ran.out)
+    assert hint is not None, ran.out
+    match = re.fullmatch(r"next: --page 2 or --cursor (\S+)", hint)
+    assert match is not None, hint
+    cursor = match.group(1)
+
+    by_number = await conveyor("jobs", "list", "--limit", "2", "--page", "2", env=env)
+    by_cursor = await conveyor("jobs", "list", "--limit", "2", "--cursor", cursor, env=env)
+    assert listed_ids(by_number.out) == listed_ids(by_cursor.out) == newest_first[2:4]
+    assert (next_line(by_cursor.out) or "").startswith("next: --cursor "), by_cursor.out
+
+    last = await conveyor("jobs", "list", "--limit", "2", "--page", "3", env=env)
+    assert listed_ids(last.out) == newest_first[4:]
+    assert next_line(last.out) is None, last.out
+
+    ran = await conveyor("jobs", "list", "--page", "2", "--cursor", cursor, env=env)
+    assert ran.code == 2, ran.output
+    assert "page by cursor or by page number, not both" in ran.err, ran.err

@@ -183,7 +183,9 @@ FILTER_NAMES = (
 @connection_options
 @filter_options
 @click.option("--page", type=click.IntRange(1), default=1, show_default=True)
-@click.option("--cursor", default=None, help="the cursor a page before printed (deep lists)")
+@click.option(
+    "--cursor", default=None, help="the cursor the page before printed after `next:` (deep lists)"
+)
 @click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
 @click.option("--follow", "-f", is_flag=True, help="then print each change as it happens")
 def jobs_list(
@@ -214,8 +216,9 @@ def jobs_list(
             else "by cursor"
         )
         console.print(f"{where} · {total}", style="dim")
-        if meta.get("next_cursor") and cursor is not None:
-            console.print(f"next: --cursor {meta['next_cursor']}", style="dim")
+        following = next_page_options(meta)
+        if following:
+            console.print(f"next: {following}", style="dim", highlight=False)
         if follow:
             job_type = filters.get("job_type")
             changes = client.stream_workspace_events(
@@ -223,6 +226,17 @@ def jobs_list(
             )
             with contextlib.suppress(KeyboardInterrupt):
                 connection.call(lambda: render.follow_changes(console, changes))
+
+
+def next_page_options(meta: dict[str, Any]) -> str | None:
+    """The options that list the page after this one (None: nothing follows, as the
+    server's `meta.next_cursor` says): its cursor, and its number when paging by number."""
+    next_cursor = meta.get("next_cursor")
+    if not next_cursor:
+        return None
+    if meta.get("page") is None:
+        return f"--cursor {next_cursor}"
+    return f"--page {meta['page'] + 1} or --cursor {next_cursor}"
 
 
 @jobs.command("show")

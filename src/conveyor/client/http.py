@@ -287,7 +287,12 @@ def list_params(
     filters: JSON, *, page: int, limit: int, cursor: str | None
 ) -> list[tuple[str, str]]:
     params: list[tuple[str, str]] = [("limit", str(limit))]
-    params.append(("cursor", cursor) if cursor else ("page", str(page)))
+    if cursor:
+        params.append(("cursor", cursor))
+    # Both when both are given (a page other than the first): the server refuses the mix
+    # and says why, rather than this client quietly dropping one.
+    if not cursor or page != 1:
+        params.append(("page", str(page)))
     for name, value in filters.items():
         if isinstance(value, list):
             params += [(name, str(item)) for item in value]
@@ -413,7 +418,8 @@ class Client(ScheduleCalls):
     ) -> JSON:
         """A page of jobs, newest first: the `page`-th, or the one after `cursor` (the
         `meta.next_cursor` of the page before; pages by cursor stay put while jobs are
-        created). Past 10,000 jobs `meta.total` is an estimate (`meta.total_is_estimate`)."""
+        created), not both (a ValidationError naming `cursor`). Past 10,000 jobs
+        `meta.total` is an estimate (`meta.total_is_estimate`)."""
         filters = filter_values(
             status=status,
             job_type=job_type,
