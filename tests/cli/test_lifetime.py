@@ -187,7 +187,7 @@ async def test_jobs_list_says_how_to_list_the_next_page(
     assert listed_ids(ran.out) == newest_first[:2]
     hint = next_line(ran.out)
     assert hint is not None, ran.out
-    match = re.fullmatch(r"next: --page 2 or --cursor (\S+)", hint)
+    match = re.fullmatch(r"next: --page 2 or --cursor (\S+) \(with the same options\)", hint)
     assert match is not None, hint
     cursor = match.group(1)
 

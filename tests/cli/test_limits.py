@@ -297,6 +297,7 @@ async def test_a_url_with_the_api_path_after_it_says_to_give_the_base_url(
     for command in (
         ("limits", "list"),
         ("limits", "show", "openai", "--workspace", "acme"),  # no /v1/me first: the limit's
+        ("limits", "set", "openai", "--max-running", "2", "--workspace", "acme"),
         ("jobs", "list"),
     ):
         ran = await conveyor(*command, "--url", wrong, env=env)

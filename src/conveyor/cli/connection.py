@@ -81,6 +81,8 @@ class Connection:
                 client.me()
         except NotFoundError as error:
             return not error.no_route
+        except ValueError:  # an answer that is not JSON: no Conveyor API
+            return False
         except (ApiError, httpx.TransportError):
             return True  # something answered that route, or nothing is known: no claim
         return True
@@ -96,7 +98,7 @@ class Connection:
                 fail(no_api_at(self.url))
             fail(error.detail, 2)
         except ApiError as error:
-            fail(error.detail, 2 if error.status in (400, 404, 409, 422) else 1)
+            fail(error.detail, 2 if error.status in (400, 409, 422) else 1)
         except httpx.TransportError as error:
             fail(f"cannot reach the server at {self.url}: {error}")
         except WorkspaceRequired:

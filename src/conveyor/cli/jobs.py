@@ -218,7 +218,9 @@ def jobs_list(
         console.print(f"{where} · {total}", style="dim")
         following = next_page_options(meta)
         if following:
-            console.print(f"next: {following}", style="dim", highlight=False)
+            console.print(
+                f"next: {following} (with the same options)", style="dim", highlight=False
+            )
         if follow:
             job_type = filters.get("job_type")
             changes = client.stream_workspace_events(

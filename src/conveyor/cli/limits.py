@@ -81,9 +81,10 @@ def limits() -> None:
 
 
 def no_such_limit(error: NotFoundError) -> bool:
-    """Whether a 404 is the limit's own (there is none), not its workspace's. A server from
-    before 404s named their resource says nothing: taken for the limit's, as it was then."""
-    return error.resource in (Resource.LIMIT, None)
+    """Whether a 404 is the limit's own (there is none), not its workspace's, nor one no
+    route answered (`NotFoundError.no_route`: a wrong --url, which `Connection.call`
+    explains)."""
+    return error.resource is Resource.LIMIT
 
 
 def current(client: Client, name: str) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
@@ -210,7 +211,7 @@ def limits_table(limits: Sequence[dict[str, Any]]) -> Table:
             table.add_column(column, max_width=LIMIT_NAME_WIDTH)
         else:
             table.add_column(column, no_wrap=True)
-    if any(len(limit["name"]) > LIMIT_NAME_WIDTH for limit in limits):
+    if any(cell_len(limit["name"]) > LIMIT_NAME_WIDTH for limit in limits):
         table.caption = "names cut short (…) are whole in `limits list --json`"
         table.caption_justify = "left"
     for limit in limits:

@@ -286,13 +286,10 @@ def filter_values(
 def list_params(
     filters: JSON, *, page: int, limit: int, cursor: str | None
 ) -> list[tuple[str, str]]:
-    params: list[tuple[str, str]] = [("limit", str(limit))]
+    # Both when both are given: the server says which mix it refuses, and why.
+    params: list[tuple[str, str]] = [("limit", str(limit)), ("page", str(page))]
     if cursor:
         params.append(("cursor", cursor))
-    # Both when both are given (a page other than the first): the server refuses the mix
-    # and says why, rather than this client quietly dropping one.
-    if not cursor or page != 1:
-        params.append(("page", str(page)))
     for name, value in filters.items():
         if isinstance(value, list):
             params += [(name, str(item)) for item in value]

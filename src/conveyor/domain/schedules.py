@@ -193,12 +193,12 @@ class CronRule:
 
     @classmethod
     def parse(
-        cls, expression: str, timezone: str = DEFAULT_TIMEZONE, *, stored_zone: bool = False
+        cls, expression: str, timezone: str = DEFAULT_TIMEZONE, *, stored: bool = False
     ) -> CronRule:
-        """Check both; a refusal names its field (`cron` or `timezone`). `stored_zone`:
+        """Check both; a refusal names its field (`cron` or `timezone`). `stored`:
         the time zone is a stored schedule's, not a caller's (`zone_for`'s `stored`)."""
         fields = _five_fields(expression)
-        zone = zone_for(timezone, stored=stored_zone)
+        zone = zone_for(timezone, stored=stored)
         try:
             next(CronSim(fields, _FIXED_POINT.astimezone(zone)))
         except CronSimError as error:
@@ -260,7 +260,7 @@ class CronRule:
 def _stored_rule(expression: str, timezone: str) -> CronRule:
     """Stored schedules' rules, parsed once per process (lists show every schedule's
     next runs; a rule is immutable)."""
-    return CronRule.parse(expression, timezone, stored_zone=True)
+    return CronRule.parse(expression, timezone, stored=True)
 
 
 def first_run_at(rule: CronRule, now: datetime) -> datetime:
@@ -442,7 +442,7 @@ def decide_update(schedule: Schedule, changes: ScheduleChanges, now: datetime) -
     (nothing missed in between fires); pausing clears `next_run_at`."""
     cron = schedule.cron if changes.cron is None else changes.cron
     timezone = schedule.timezone if changes.timezone is None else changes.timezone
-    rule = CronRule.parse(cron, timezone, stored_zone=changes.timezone is None)
+    rule = CronRule.parse(cron, timezone, stored=changes.timezone is None)
     job = schedule.job
     if changes.job:
         unknown = set(changes.job) - JOB_FIELDS
