@@ -76,6 +76,29 @@ async def test_a_worker_given_a_workspace_that_does_not_exist_stops_with_one_cle
     assert "Traceback" not in ran.output
 
 
+async def test_a_worker_given_the_api_path_after_the_url_says_to_give_the_base_url(
+    server: RunningServer, keys: dict[str, str], tmp_path: Path
+) -> None:
+    """`--url http://host:port/v1`: its claims go to /v1/v1/claims, where no route is. The
+    404 names nothing, so it is no missing workspace (which the worker said it was): the
+    worker stops saying what --url takes, as every other command does."""
+    key_file = tmp_path / "worker.key"
+    key_file.write_text(keys["worker"] + "\n")
+    wrong = f"{server.url}/v1"
+    worker = await start("worker", "--url", wrong, "--key-file", str(key_file), *HANDLERS)
+    try:
+        ran = await asyncio.wait_for(finish(worker), 30)
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+    assert ran.code == 1, ran.output
+    last = ran.err.splitlines()[-1]
+    assert last.startswith(f"error: no Conveyor API answered at {wrong} "), ran.output
+    assert "takes the server's base URL" in last, ran.output
+    assert "workspace" not in last, ran.output
+
+
 async def test_an_instance_worker_serves_the_workspaces_it_is_given(
     server: RunningServer, keys: dict[str, str], tmp_path: Path
 ) -> None:

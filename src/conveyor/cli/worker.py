@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from conveyor.cli.connection import ConnectionOptions, resolve_key, resolve_url, server_options
+from conveyor.cli.connection import (
+    ConnectionOptions,
+    no_api_at,
+    resolve_key,
+    resolve_url,
+    server_options,
+)
 from conveyor.cli.shared import fail, importable_from_here, settings_from
 from conveyor.domain.jobs import DEFAULT_LEASE_SECONDS
 
@@ -63,7 +69,7 @@ def worker(
     from conveyor.heap import freeze_startup_heap
     from conveyor.logs import configure_logging
     from conveyor.worker import Handlers, Worker, WorkerOptions, load_handlers
-    from conveyor.worker.backend import WorkerRefused
+    from conveyor.worker.backend import NoApi, WorkerRefused
     from conveyor.worker.command import register as register_command_jobs
     from conveyor.worker.options import default_worker_id
     from conveyor.worker.remote import HttpBackend
@@ -100,5 +106,7 @@ def worker(
 
     try:
         asyncio.run(work())
+    except NoApi:
+        fail(no_api_at(server_url))
     except WorkerRefused as refused:  # a key refused, a workspace that does not exist
         fail(str(refused))

@@ -34,6 +34,12 @@ class AccessRefused(WorkerRefused):
     claim): trying again cannot help, so the worker stops."""
 
 
+class NoApi(WorkerRefused):
+    """No Conveyor API answered the worker's claim: a 404 that names nothing, from a path no
+    route serves (a URL with the API's own path after it, `…/v1`) or from another service.
+    The worker stops; the CLI says what its --url should be."""
+
+
 class UnknownWorkspace(WorkerRefused):
     """A workspace the worker claims from does not exist (or, for a workspace key, is not
     its own). A workspace that exists never answers a claim 404, so this is no passing

@@ -25,6 +25,7 @@ from conveyor.worker.backend import (
     BackendUnavailable,
     CompletionReport,
     LeaseGone,
+    NoApi,
     ReportRejected,
     ReportTooLarge,
     UnknownWorkspace,
@@ -47,7 +48,10 @@ def translate(error: ApiError) -> Exception:
 
 def translate_claim_error(error: ApiError) -> Exception:
     """A claim is about no job, so its 404 is no lease gone: a workspace it names does not
-    exist (or is not the key's), which no retry mends."""
+    exist (or is not the key's), which no retry mends; one that names nothing came from no
+    Conveyor API at all."""
+    if isinstance(error, NotFoundError) and error.no_route:
+        return NoApi(f"no Conveyor API answered the claim ({error.status}): {error.detail}")
     if isinstance(error, NotFoundError):
         return UnknownWorkspace(
             f"Conveyor refused this worker's claims ({error.status}): {error.detail} (a worker "
