@@ -76,6 +76,7 @@ def configure_logging(settings: Settings) -> None:
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
     # httpx logs every request it sends at INFO: a worker's claims and reports would
-    # drown what matters.
-    for noisy in ("uvicorn.access", "alembic.runtime.migration", "httpx", "httpcore"):
+    # drown what matters. Alembic says at INFO each plugin it sets up and each step it
+    # runs (`serve --migrate` imports it after this, only when it migrates).
+    for noisy in ("uvicorn.access", "alembic", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
