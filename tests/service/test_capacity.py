@@ -4,6 +4,7 @@ between concurrency keys; limits that hold under concurrent claimers; slots free
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -548,6 +549,60 @@ async def test_a_type_limit_and_a_key_limit_both_hold(
     assert len(renders) == 3, described
     assert len(acme) == 2, described
     assert len(started) == 3 + 2 - len([j for j in acme if j.type == "render"]), described
+
+
+@pytest.mark.parametrize("held", ["paused", "full", "rate"])
+async def test_jobs_a_type_limit_holds_back_are_not_in_the_way_of_other_types(
+    service: JobService, store: Store, workspace: Workspace, held: str
+) -> None:
+    """A type limit without room (paused, full of its running jobs, over its rate) leaves
+    its queued jobs out of a claim's candidates: the most urgent of them took a small
+    claim's turns, the limit refused them, and the claim started nothing while jobs of
+    other types waited (an embedded server's job stayed QUEUED until the limit went)."""
+    limits = LimitService(store, service.work_signal)
+    if held == "paused":
+        await limits.put(workspace.id, "type:render", max_running=None, rate=None, paused=True)
+    else:
+        rate = Rate(1, 3600) if held == "rate" else None
+        most = 1 if held == "full" else None
+        await limits.put(workspace.id, "type:render", max_running=most, rate=rate, paused=False)
+        await service.create_jobs(workspace.id, [JobSpec(type="render", priority=1)], ACTOR)
+        [first] = await claim(service, workspace.id, 1)
+        assert first.type == "render"
+    await service.create_jobs(
+        workspace.id,
+        [JobSpec(type="render", priority=1)] * 10
+        + [JobSpec(type="render", priority=1, concurrency_key="acme")] * 5,
+        ACTOR,
+    )
+    created = await service.create_jobs(
+        workspace.id,
+        [JobSpec(type="email", priority=5), JobSpec(type="email", concurrency_key="acme")],
+        ACTOR,
+    )
+    emails = {job.id for job, _ in created}
+    started = [job for _ in range(2) for job in await claim(service, workspace.id, 1)]
+    assert {job.id for job in started} == emails, [(j.type, j.concurrency_key) for j in started]
+    assert await claim(service, workspace.id, 5) == [], "the render jobs still wait"
+    waiting = JobFilter(statuses=frozenset({JobStatus.QUEUED}), type="render")
+    assert (await service.list_jobs(workspace.id, waiting, page=1, limit=50)).total == 15
+
+
+async def test_a_claim_waiting_on_a_type_limits_rate_starts_its_job_when_the_window_ends(
+    service: JobService, store: Store, workspace: Workspace
+) -> None:
+    """The jobs a type limit's rate holds back are left out of the candidates, and the
+    claim still knows when its window lets the next one start: it wakes then (not at the
+    end of its wait, with nothing)."""
+    limits = LimitService(store, service.work_signal)
+    await limits.put(workspace.id, "type:mail", max_running=None, rate=Rate(1, 1), paused=False)
+    await service.create_jobs(workspace.id, [JobSpec(type="mail")] * 2, ACTOR)
+    [first] = await claim(service, workspace.id, 1)
+    began = time.monotonic()
+    [second] = await claim(service, workspace.id, 1, wait_seconds=30)
+    assert second.id != first.id
+    waited = time.monotonic() - began
+    assert waited < service.poll_interval, f"{waited:.1f} s: not woken by its window's end"
 
 
 async def test_a_cancelled_or_expired_job_frees_its_slot_at_once(

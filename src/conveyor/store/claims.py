@@ -246,6 +246,10 @@ class Fitted(NamedTuple):
     held_back: frozenset[Group] = frozenset()
     """The groups offered whose key limit is shut (paused, or `max_running` 0): they pick
     nothing until the limit changes, however many of their jobs end."""
+    held_types: tuple[tuple[UUID, str], ...] = ()
+    """The type limits (workspace, name) with no room now (paused, full, over their rate):
+    the candidates leave their jobs out (`not_held_back`), so the jobs of other types
+    behind them are weighed, however many of theirs wait."""
 
     def key_limits(self) -> list[tuple[UUID, str]]:
         """The names of the key limits the jobs the shares pick may count in (those of
@@ -455,6 +459,15 @@ class ClaimPlanner:
         q = self.queries
         return q["recent_starts"].compose(named=q["named_limits"].sql), named_limits(rated)
 
+    def not_held_back(self, fitted: Fitted) -> tuple[str, dict[str, Any]]:
+        """The candidates' condition (with `{type_condition}`) that leaves out the jobs of
+        the type limits without room (`Fitted.held_types`), and its parameters."""
+        if not fitted.held_types:
+            return "", {}
+        q = self.queries
+        sql = q["not_held_back"].compose(named=q["named_limits"].sql)
+        return sql, named_limits((ws, name, 0) for ws, name in fitted.held_types)
+
     def forget_statement(self, workspaces: Collection[UUID]) -> tuple[str, dict[str, Any]]:
         """`forget_old_starts` of workspaces."""
         q = self.queries
@@ -619,6 +632,16 @@ class ClaimPlanner:
             limit_type(name) is not None and state.room() is not None
             for (_, name), state in states.items()
         )
+        held_types = tuple(
+            sorted(
+                key
+                for key, state in states.items()
+                if limit_type(key[1]) is not None and state.room() == 0
+            )
+        )
+        for key in held_types:  # their candidates are left out: admit never sees them wait
+            if now is not None and (at := states[key].frees_at(0, now)) is not None:
+                wake.append(at)
         fitted = fit_shares(
             turns.order, turns.shares, weights, room, None if typed else limit, turns.served
         )
@@ -629,7 +652,7 @@ class ClaimPlanner:
         )
         held = typed or any(left == 0 and group not in shut for group, left in room.items())
         wake_at = min(wake, default=None)
-        return Fitted(shares, cut, held, capped, not typed, wake_at, frozenset(shut))
+        return Fitted(shares, cut, held, capped, not typed, wake_at, frozenset(shut), held_types)
 
     @staticmethod
     def _cycle(

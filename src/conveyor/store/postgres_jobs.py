@@ -436,9 +436,10 @@ class PostgresJobStore(SharedJobStatements):
         """Where a type limit may refuse jobs: pick the fitted shares' candidates, let the
         domain admit them (`fair_order`, `admit`), start those. Answers the rows started,
         what the claim took, and the limits its starts count in."""
+        held, held_params = self.planner.not_held_back(fitted)
         picked = await connection.fetch(
-            self._group_picks(request, _CANDIDATE_COLUMNS),
-            {**self._claim_params(request), **_share_params(fitted.shares)},
+            self._group_picks(request, _CANDIDATE_COLUMNS, held),
+            {**self._claim_params(request), **_share_params(fitted.shares), **held_params},
         )
         ordered = fair_order(
             [_candidate(row) for row in picked], weights, turns.order, turns.served
@@ -469,9 +470,13 @@ class PostgresJobStore(SharedJobStatements):
         starts = [] if counted is None else await connection.fetch(*counted)
         return planner.limit_states(rows, starts)
 
-    def _group_picks(self, request: ClaimRequest, columns: str) -> str:
+    def _group_picks(self, request: ClaimRequest, columns: str, held: str = "") -> str:
+        """`group_picks` of the types the claim takes, leaving out those `held`
+        (`not_held_back`)."""
         types, _ = self.planner.type_condition(request)
-        return self.queries["group_picks"].compose(columns=columns, type_condition=types)
+        return self.queries["group_picks"].compose(
+            columns=columns, type_condition=f"{types} {held}"
+        )
 
     def _claim_params(self, request: ClaimRequest) -> dict[str, Any]:
         _, types = self.planner.type_condition(request)

@@ -80,6 +80,13 @@ SELECT l.workspace_id, l.name, l.max_running, l.rate_count, l.rate_per_seconds, 
 FROM limits l
 WHERE {workspaces} AND {is_type_limit:l};
 
+-- name: not_held_back
+-- A claim's candidates under type limits without room ({named}: `named_limits`, those
+-- limits; store/claims.py, `Fitted.held_types`): none of their jobs. Picked and then
+-- refused, the most urgent held jobs took the claim's turns, and a worker of a few slots
+-- started nothing while jobs of other types waited behind them.
+AND NOT EXISTS (SELECT 1 FROM {named} WHERE o.ws = workspace_id AND o.name = {type_limit:jobs})
+
 -- name: limit_version
 -- The version of a limit's settings (no row: there is no such limit).
 SELECT version FROM limits WHERE workspace_id = :ws AND name = :name;
