@@ -90,8 +90,12 @@ async def test_metrics_can_require_a_token(database_url: DatabaseURL) -> None:
     settings = settings_for(database_url, metrics_token="s3cret")
     async with running_server(settings) as server, httpx.AsyncClient(base_url=server.url) as http:
         assert (await http.get("/metrics")).status_code == 401
-        allowed = await http.get("/metrics", headers={"Authorization": "Bearer s3cret"})
-        assert allowed.status_code == 200
+        for header in ("Bearer s3cret", "bearer s3cret", "BEARER  s3cret"):  # RFC 9110 §11.1
+            allowed = await http.get("/metrics", headers={"Authorization": header})
+            assert allowed.status_code == 200, header
+        for header in ("Bearer s3cre", "Basic s3cret", "s3cret", "Bearer"):
+            refused = await http.get("/metrics", headers={"Authorization": header})
+            assert refused.status_code == 401, header
 
 
 async def test_metrics_off_loopback_need_a_token(database_url: DatabaseURL) -> None:

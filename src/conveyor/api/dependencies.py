@@ -86,13 +86,22 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, the scheme in any case (RFC
+    9110 §11.1); None for another scheme, or none. The API's keys and the metrics' token
+    are read alike."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 async def _caller(request: Request, ctx: ApiContext, reference: str) -> Caller:
     header = request.headers.get("authorization")
     if header is not None:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(header)
+        if token is None:
             raise _unauthorized("the Authorization header must be 'Bearer <key>'")
-        principal = await ctx.workspaces.authenticate(token.strip())
+        principal = await ctx.workspaces.authenticate(token)
         if principal is None:
             raise _unauthorized("the API key is not valid (unknown, malformed or revoked)")
         return principal

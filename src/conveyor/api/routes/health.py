@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from conveyor.api.dependencies import Context
+from conveyor.api.dependencies import Context, bearer_token
 from conveyor.api.problems import problem_response, storage_problem
 from conveyor.api.readiness import reason
 from conveyor.api.responses import json_response
@@ -78,8 +78,8 @@ async def metrics(ctx: Context, request: Request) -> Response:
             "and sent as Authorization: Bearer <token>",
         )
     if token:
-        presented = request.headers.get("authorization", "")
-        if not hmac.compare_digest(presented, f"Bearer {token}"):
+        presented = bearer_token(request.headers.get("authorization", "")) or ""
+        if not hmac.compare_digest(presented.encode(), token.encode()):
             return problem_response(
                 401,
                 "unauthorized",
