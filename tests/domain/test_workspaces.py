@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -12,10 +13,12 @@ from hypothesis import strategies as st
 
 from conveyor.domain.errors import InvalidInput
 from conveyor.domain.workspaces import (
+    INSTANCE_ROLE_PERMISSIONS,
     ROLE_PERMISSIONS,
     ApiKey,
     Permission,
     Role,
+    permission_to_report,
     role_allows,
     validate_workspace_slug,
 )
@@ -68,7 +71,7 @@ def test_a_slug_with_a_trailing_newline_is_refused() -> None:
 P = Permission
 EXPECTED = {
     Role.CLIENT: {P.READ, P.CREATE, P.CANCEL, P.RETRY, P.STREAM, P.MANAGE_SCHEDULES},
-    Role.WORKER: {P.READ, P.STREAM, P.CLAIM, P.START, P.REPORT},
+    Role.WORKER: {P.READ, P.STREAM, P.CLAIM, P.START, P.REPORT, P.REPORT_WITHOUT_LEASE},
     Role.ADMIN: set(Permission) - {P.SET_WEIGHT},
 }
 
@@ -89,6 +92,29 @@ def test_an_instance_worker_starts_no_job_by_id() -> None:
     """It works on the jobs it holds: those its claims gave it, in fair turns."""
     assert not role_allows(Role.WORKER, P.START, instance=True)
     assert role_allows(Role.ADMIN, P.START, instance=True)
+
+
+def test_an_instance_worker_reports_only_with_a_lease() -> None:
+    """Without a lease a report may touch any PENDING or QUEUED job whose id it names, and
+    is answered with the whole job: fine for the job's own workspace, not for a key that
+    serves every workspace and may read none."""
+    assert permission_to_report(uuid4()) == P.REPORT
+    assert permission_to_report(None) == P.REPORT_WITHOUT_LEASE
+    assert role_allows(Role.WORKER, P.REPORT, instance=True)
+    assert not role_allows(Role.WORKER, P.REPORT_WITHOUT_LEASE, instance=True)
+    assert role_allows(Role.WORKER, P.REPORT_WITHOUT_LEASE)
+    assert role_allows(Role.ADMIN, P.REPORT_WITHOUT_LEASE, instance=True)
+
+
+@pytest.mark.parametrize("table", [ROLE_PERMISSIONS, INSTANCE_ROLE_PERMISSIONS])
+def test_reporting_without_a_lease_is_a_narrowing_of_reporting(
+    table: Mapping[Role, frozenset[Permission]],
+) -> None:
+    """A report route asks for REPORT first, then for what its lease asks
+    (`permission_to_report`): a key with the second but not the first would be a table
+    that says one thing and routes that do another."""
+    for role, permissions in table.items():
+        assert P.REPORT_WITHOUT_LEASE not in permissions or P.REPORT in permissions, role
 
 
 def test_only_an_admin_manages_keys() -> None:

@@ -41,6 +41,12 @@ class Permission(StrEnum):
     """Start a job by its id (`PATCH …/status` to RUNNING), not by a claim: a job the key's
     worker does not hold yet, which it then reads."""
     REPORT = "report"
+    """Report on a job it holds, with the job's lease (progress, steps, events, a heartbeat,
+    the outcome)."""
+    REPORT_WITHOUT_LEASE = "report_without_lease"
+    """Report progress, steps and events on a job nobody holds yet (PENDING or QUEUED), with
+    no lease: the job's own workspace preparing it. A key that serves every workspace does
+    not have it (`permission_to_report`)."""
     MANAGE_KEYS = "manage_keys"
     MANAGE_LIMITS = "manage_limits"
     MANAGE_SCHEDULES = "manage_schedules"
@@ -72,6 +78,7 @@ ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
             Permission.CLAIM,
             Permission.START,
             Permission.REPORT,
+            Permission.REPORT_WITHOUT_LEASE,
         }
     ),
     Role.ADMIN: frozenset(Permission) - INSTANCE_ONLY,
@@ -79,9 +86,9 @@ ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
 
 
 INSTANCE_ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
-    # An instance worker claims from every workspace and reports on the jobs it holds:
-    # nothing else (it cannot create, list, read, start by id or cancel jobs, nor manage
-    # keys).
+    # An instance worker claims from every workspace and reports on the jobs it holds, with
+    # their lease: nothing else (it cannot create, list, read, start by id or cancel jobs,
+    # report on a job it does not hold, nor manage keys).
     Role.WORKER: frozenset({Permission.CLAIM, Permission.REPORT}),
     Role.ADMIN: frozenset(Permission),
 }
@@ -91,6 +98,14 @@ INSTANCE_ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
 def role_allows(role: Role, permission: Permission, *, instance: bool = False) -> bool:
     allowed = INSTANCE_ROLE_PERMISSIONS if instance else ROLE_PERMISSIONS
     return permission in allowed.get(role, frozenset())
+
+
+def permission_to_report(lease_id: UUID | None) -> Permission:
+    """What a report on a job asks of the key, besides the route's own REPORT. With a lease,
+    nothing more: the lease checks (`conveyor.domain.jobs.ensure_lease`) then prove the key's
+    worker holds the job. Without one, REPORT_WITHOUT_LEASE: a report that would otherwise
+    be accepted on any PENDING or QUEUED job whose id the key names, and answered with it."""
+    return Permission.REPORT if lease_id is not None else Permission.REPORT_WITHOUT_LEASE
 
 
 def validate_instance_role(role: Role) -> None:
