@@ -10,8 +10,9 @@ from conveyor.store import Store
 
 @pytest.fixture
 async def targets(client: httpx.AsyncClient, keys: dict[str, str], store: Store) -> dict[str, str]:
-    """In workspace `acme`: a running job with its lease and a step, a cancelled job (to
-    retry), a spare key, and the token of a revoked key."""
+    """In workspace `acme`: a running job with its lease and a step, a held (PENDING) job
+    with a step reported without a lease, a cancelled job (to retry), a spare key, and the
+    token of a revoked key."""
     worker = {"Authorization": f"Bearer {keys['worker']}"}
     job = (await client.post("/jobs", json={"type": "t"})).json()
     [claimed] = (
@@ -21,6 +22,11 @@ async def targets(client: httpx.AsyncClient, keys: dict[str, str], store: Store)
         f"/jobs/{job['id']}/steps",
         json={"name": "s", "lease_id": claimed["lease_id"]},
         headers=worker,
+    )
+    # held: no claim takes it, so it stays a job reported on without a lease
+    pending = (await client.post("/jobs", json={"type": "t", "hold": True})).json()
+    pending_step = await client.post(
+        f"/jobs/{pending['id']}/steps", json={"name": "s"}, headers=worker
     )
     failed = (await client.post("/jobs", json={"type": "other"})).json()
     await client.post(f"/jobs/{failed['id']}/cancel")
@@ -38,6 +44,8 @@ async def targets(client: httpx.AsyncClient, keys: dict[str, str], store: Store)
         "job": job["id"],
         "lease": claimed["lease_id"],
         "step": step.json()["id"],
+        "pending": pending["id"],
+        "pending_step": pending_step.json()["id"],
         "failed": failed["id"],
         "key": spare["id"],
         "revoked_token": revoked["token"],

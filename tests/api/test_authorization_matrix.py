@@ -58,6 +58,16 @@ ROUTES = [
         {"status": "COMPLETED", "lease_id": "{lease}"},
     ),
     Route("POST", "/jobs/{job}/events", P.REPORT, {"type": "ai.x", "lease_id": "{lease}"}),
+    # without a lease, on a job nobody holds: a workspace's own keys, never an instance worker
+    Route("PATCH", "/jobs/{pending}/progress", P.REPORT_WITHOUT_LEASE, {"progress_percent": 5}),
+    Route("POST", "/jobs/{pending}/steps", P.REPORT_WITHOUT_LEASE, {"name": "s"}),
+    Route(
+        "PATCH",
+        "/jobs/{pending}/steps/{pending_step}",
+        P.REPORT_WITHOUT_LEASE,
+        {"status": "COMPLETED"},
+    ),
+    Route("POST", "/jobs/{pending}/events", P.REPORT_WITHOUT_LEASE, {"type": "ai.x"}),
     Route("POST", "/jobs/{job}/complete", P.REPORT, {"lease_id": "{lease}", "result": 1}),
     Route("POST", "/jobs/{job}/fail", P.REPORT, {"lease_id": "{lease}", "error": "e"}),
     Route("POST", "/jobs/{job}/release", P.REPORT, {"lease_id": "{lease}"}),
@@ -355,3 +365,159 @@ async def test_claims_across_workspaces_need_an_instance_key_to_cross(
         client_key = {"Authorization": f"Bearer {keys['client']}"}
         refused = await http.post("/v1/claims", json={"worker_id": "w"}, headers=client_key)
         assert refused.status_code == 403
+
+
+LEASELESS_REPORTS: list[tuple[str, str, dict[str, Any]]] = [
+    ("PATCH", "/jobs/{job_id}/progress", {"progress_percent": 0}),
+    ("PATCH", "/jobs/{job_id}/progress", {"progress_percent": 40, "message": "halfway"}),
+    ("POST", "/jobs/{job_id}/steps", {"name": "probe"}),
+    ("PATCH", "/jobs/{job_id}/steps/{step_id}", {"status": "COMPLETED", "output": "o"}),
+    ("POST", "/jobs/{job_id}/events", {"type": "ai.tool_called", "payload": {"x": 1}}),
+    ("PATCH", "/jobs/{job_id}/status", {"status": "COMPLETED", "result": 1}),
+    ("PATCH", "/jobs/{job_id}/status", {"status": "FAILED", "error": "e"}),
+    ("PATCH", "/jobs/{job_id}/status", {"status": "PENDING"}),
+]
+"""Every report whose `lease_id` may be left out, as an instance worker would send it."""
+
+
+async def _job_as_its_workspace_sees_it(
+    http: httpx.AsyncClient, workspace: str, job_id: str, admin: str
+) -> dict[str, Any]:
+    response = await http.get(
+        f"/v1/workspaces/{workspace}/jobs/{job_id}", headers={"Authorization": f"Bearer {admin}"}
+    )
+    assert response.status_code == 200, response.text
+    job: dict[str, Any] = response.json()
+    return job
+
+
+async def test_an_instance_worker_reports_only_on_the_jobs_it_holds(
+    server: RunningServer, keys: dict[str, str], store: Store
+) -> None:
+    """Without a lease, an instance worker's report on a PENDING or QUEUED job of any
+    workspace is a 403 that writes nothing (no version, progress, event or step) and says
+    nothing of the job; with a wrong lease it is the usual 409 lease-lost; with the lease
+    of a job it holds it goes through. The job's own workspace worker may still report
+    without a lease (the control: the same request would have written)."""
+    instance = {"Authorization": f"Bearer {keys['instance_worker']}"}
+    secret = "the payload only the workspace may read"
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        owners = {"acme": keys["admin"], "other": keys["other"]}
+        jobs: dict[str, dict[str, Any]] = {}
+        steps: dict[str, str] = {}
+        for workspace, hold in (("acme", False), ("other", True)):  # QUEUED, PENDING
+            admin = {"Authorization": f"Bearer {owners[workspace]}"}
+            created = await http.post(
+                f"/v1/workspaces/{workspace}/jobs",
+                json={"type": "private.report", "hold": hold, "payload": {"secret": secret}},
+                headers=admin,
+            )
+            job = created.json()
+            step = await http.post(
+                f"/v1/workspaces/{workspace}/jobs/{job['id']}/steps",
+                json={"name": "set-up"},
+                headers=admin,
+            )
+            assert step.status_code == 201, step.text
+            steps[workspace] = step.json()["id"]
+            jobs[workspace] = await _job_as_its_workspace_sees_it(
+                http, workspace, job["id"], owners[workspace]
+            )
+        assert {job["status"] for job in jobs.values()} == {"QUEUED", "PENDING"}
+
+        failures: list[str] = []
+        before = await snapshot(store)
+        for workspace, job in jobs.items():
+            ids = {"job_id": job["id"], "step_id": steps[workspace]}
+            for method, path, body in LEASELESS_REPORTS:
+                response = await http.request(
+                    method,
+                    f"/v1/workspaces/{workspace}" + path.format(**ids),
+                    json=body,
+                    headers=instance,
+                )
+                where = f"{method} {path} {body} on {workspace}'s {job['status']} job"
+                if response.status_code != 403:
+                    failures.append(f"{where}: {response.status_code} {response.text}")
+                    continue
+                problem = response.json()
+                if response.headers["content-type"] != "application/problem+json":
+                    failures.append(f"{where}: not a problem+json answer")
+                if problem.get("permission") != "report_without_lease":
+                    failures.append(f"{where}: permission {problem.get('permission')}")
+                if "only on the jobs it holds" not in problem.get("detail", ""):
+                    failures.append(f"{where}: detail {problem.get('detail')!r}")
+                if any(told in response.text for told in (secret, job["type"], job["status"])):
+                    failures.append(f"{where}: the answer tells of the job")
+        assert not failures, "\n".join(failures)
+        assert await snapshot(store) == before
+        for workspace, job in jobs.items():
+            now = await _job_as_its_workspace_sees_it(http, workspace, job["id"], owners[workspace])
+            assert now["version"] == job["version"]
+            assert now["progress_percent"] == job["progress_percent"]
+            assert now["events"] == job["events"]
+            assert [(s["id"], s["status"]) for s in now["steps"]] == [(steps[workspace], "RUNNING")]
+
+        # A lease that is not the job's: as for any worker, 409 lease-lost, nothing written.
+        for workspace, job in jobs.items():
+            wrong = await http.patch(
+                f"/v1/workspaces/{workspace}/jobs/{job['id']}/progress",
+                json={"progress_percent": 1, "lease_id": str(uuid4())},
+                headers=instance,
+            )
+            assert wrong.status_code == 409, wrong.text
+            assert wrong.json()["type"] == "/problems/lease-lost"
+            assert secret not in wrong.text
+        assert await snapshot(store) == before
+
+        # The job's own workspace worker may report without a lease on its queued job.
+        own_worker = {"Authorization": f"Bearer {keys['worker']}"}
+        allowed = await http.patch(
+            f"/v1/workspaces/acme/jobs/{jobs['acme']['id']}/progress",
+            json={"progress_percent": 10},
+            headers=own_worker,
+        )
+        assert allowed.status_code == 200, allowed.text
+        assert allowed.json()["version"] == jobs["acme"]["version"] + 1
+
+        # Once the instance worker holds the job, it reports with its lease.
+        claimed = await http.post(
+            "/v1/claims", json={"worker_id": "pool", "workspaces": ["acme"]}, headers=instance
+        )
+        [held] = claimed.json()["data"]
+        assert held["id"] == jobs["acme"]["id"]
+        for method, path, body in (
+            ("PATCH", "/jobs/{job_id}/progress", {"progress_percent": 50}),
+            ("POST", "/jobs/{job_id}/events", {"type": "ai.tool_called"}),
+            ("POST", "/jobs/{job_id}/steps", {"name": "work"}),
+        ):
+            reported = await http.request(
+                method,
+                "/v1/workspaces/acme" + path.format(job_id=held["id"]),
+                json={**body, "lease_id": held["lease_id"]},
+                headers=instance,
+            )
+            assert reported.status_code < 300, f"{method} {path}: {reported.text}"
+
+
+async def test_every_report_that_may_leave_out_its_lease_is_checked(
+    server: RunningServer,
+) -> None:
+    """The lease-less rule holds on the routes above: any route whose body takes an optional
+    `lease_id` must be among them (a new one would otherwise escape the test)."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        schema = (await http.get("/openapi.json")).json()
+    optional: set[str] = set()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            reference = content.get("application/json", {}).get("schema", {}).get("$ref")
+            if reference is None:
+                continue
+            body = schema["components"]["schemas"][reference.rsplit("/", 1)[1]]
+            if "lease_id" in body.get("properties", {}) and "lease_id" not in body.get(
+                "required", []
+            ):
+                optional.add(f"{method.upper()} {path}")
+    checked = {f"{method} /v1/workspaces/{{ws}}{path}" for method, path, _ in LEASELESS_REPORTS}
+    assert optional == checked

@@ -4,8 +4,9 @@ it understands (`understood_request`)."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Final
 from uuid import UUID
 
 from fastapi import Depends, Path, Request
@@ -19,7 +20,13 @@ from conveyor.api.readiness import Readiness
 from conveyor.bus.hub import EventHub
 from conveyor.config import Settings
 from conveyor.domain.errors import WorkspaceNotFound
-from conveyor.domain.workspaces import INSTANCE_ONLY, Permission, Role, Workspace
+from conveyor.domain.workspaces import (
+    INSTANCE_ONLY,
+    Permission,
+    Role,
+    Workspace,
+    permission_to_report,
+)
 from conveyor.metrics import Metrics
 from conveyor.service.jobs import JobService
 from conveyor.service.limits import LimitService
@@ -185,6 +192,13 @@ async def in_workspace(ctx: ApiContext, caller: Caller, reference: str) -> Princ
     return caller
 
 
+_REFUSALS: Final[Mapping[Permission, str]] = {
+    Permission.REPORT_WITHOUT_LEASE: "reports only on the jobs it holds, with their lease_id "
+    "(the one its claim answered)",
+}
+"""What a key does instead, where "may not <permission>" would not say it."""
+
+
 def forbidden(caller: Caller, permission: Permission) -> Problem:
     """403, naming what the key may not do (`permission`: the code a client acts on)."""
     action = permission.value.replace("_", " ")
@@ -192,8 +206,18 @@ def forbidden(caller: Caller, permission: Permission) -> Problem:
     if permission in INSTANCE_ONLY and not instance:
         detail = f"only an instance admin key may {action}, not a key of the workspace"
     else:
-        detail = f"{'an instance' if instance else 'a'} {caller.role.value} key may not {action}"
+        refusal = _REFUSALS.get(permission, f"may not {action}")
+        detail = f"{'an instance' if instance else 'a'} {caller.role.value} key {refusal}"
     return Problem(403, "forbidden", "Forbidden", detail, permission=permission.value)
+
+
+def ensure_may_report(principal: Principal, lease_id: UUID | None) -> None:
+    """Refuse (403) a report on a job that the key may not make with the lease it sent, or
+    without one (`permission_to_report`): asked by every report route whose lease is
+    optional, before anything is read or written."""
+    needed = permission_to_report(lease_id)
+    if not principal.can(needed):
+        raise forbidden(principal, needed)
 
 
 def authorized(permission: Permission | None) -> object:

@@ -3,7 +3,9 @@
 Every report on a claimed job carries the `lease_id` the claim returned; once the lease is
 gone (expired, cancelled, reassigned) the report is refused with 409 `lease-lost` and
 changes nothing. A lease never runs past the job's timeout deadline: a heartbeat after it
-is refused with reason `timed_out`."""
+is refused with reason `timed_out`. Without a lease, progress, steps and events may be
+reported only on a PENDING or QUEUED job, and only by a key of the job's own workspace: an
+instance worker reports on the jobs it holds alone (403, `permission_to_report`)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,14 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Request
 from starlette.responses import Response
 
-from conveyor.api.dependencies import Context, any_key, authorized, forbidden, in_workspace
+from conveyor.api.dependencies import (
+    Context,
+    any_key,
+    authorized,
+    ensure_may_report,
+    forbidden,
+    in_workspace,
+)
 from conveyor.api.problems import Problem, problem_for
 from conveyor.api.responses import json_response
 from conveyor.api.schemas import (
@@ -41,7 +50,7 @@ from conveyor.api.schemas import (
 )
 from conveyor.domain.events import worker_actor
 from conveyor.domain.jobs import Completion, Job, JobStatus
-from conveyor.domain.workspaces import Permission, Workspace
+from conveyor.domain.workspaces import Permission, Workspace, permission_to_report
 from conveyor.service.jobs import AS_JOB
 from conveyor.service.workspaces import Caller, InstanceKey, Principal
 
@@ -178,7 +187,7 @@ async def change_status(
         JobStatus.QUEUED: Permission.CREATE,
         JobStatus.CANCELLED: Permission.CANCEL,
         JobStatus.RUNNING: Permission.START,
-    }.get(body.status, Permission.REPORT)
+    }.get(body.status, permission_to_report(body.lease_id))
     if not principal.can(needed):
         raise forbidden(principal, needed)
     worker_id = body.worker_id or worker
@@ -207,6 +216,7 @@ async def change_status(
 async def progress(
     ctx: Context, principal: Reporter, job_id: UUID, body: ProgressIn, worker: WorkerId = None
 ) -> Response:
+    ensure_may_report(principal, body.lease_id)
     job = await ctx.jobs.report_progress(
         principal.workspace.id,
         job_id,
@@ -229,6 +239,7 @@ async def progress(
 async def add_step(
     ctx: Context, principal: Reporter, job_id: UUID, body: StepIn, worker: WorkerId = None
 ) -> Response:
+    ensure_may_report(principal, body.lease_id)
     step = await ctx.jobs.add_step(
         principal.workspace.id,
         job_id,
@@ -256,6 +267,7 @@ async def update_step(
     body: StepUpdateIn,
     worker: WorkerId = None,
 ) -> Response:
+    ensure_may_report(principal, body.lease_id)
     step = await ctx.jobs.update_step(
         principal.workspace.id,
         job_id,
@@ -284,6 +296,7 @@ async def update_step(
 async def append_event(
     ctx: Context, principal: Reporter, job_id: UUID, body: EventIn, worker: WorkerId = None
 ) -> Response:
+    ensure_may_report(principal, body.lease_id)
     event = await ctx.jobs.append_event(
         principal.workspace.id,
         job_id,
