@@ -105,15 +105,15 @@ export const del = (path, options) => request('DELETE', path, options);
 // -- what each role may do (mirrors the server; the server enforces it anyway) -------------
 
 // 'release' (PENDING → QUEUED) is allowed to whoever may create jobs.
-const ALL = ['read', 'create', 'release', 'cancel', 'retry', 'stream', 'claim', 'start', 'report', 'manage_keys', 'manage_limits', 'manage_schedules', 'manage_settings'];
+const ALL = ['read', 'create', 'release', 'cancel', 'retry', 'stream', 'claim', 'start', 'report', 'report_without_lease', 'manage_keys', 'manage_limits', 'manage_schedules', 'manage_settings'];
 const PERMISSIONS = {
   client: ['read', 'create', 'release', 'cancel', 'retry', 'stream', 'manage_schedules'],
-  worker: ['read', 'stream', 'claim', 'start', 'report'],
+  worker: ['read', 'stream', 'claim', 'start', 'report', 'report_without_lease'],
   admin: ALL,
 };
-// Keys bound to no workspace: an instance worker claims and reports, nothing else; an
-// instance admin does everything, and alone sets a workspace's weight (its share of the
-// workers every workspace shares).
+// Keys bound to no workspace: an instance worker claims and reports on the jobs it holds
+// (with their lease), nothing else; an instance admin does everything, and alone sets a
+// workspace's weight (its share of the workers every workspace shares).
 const INSTANCE_PERMISSIONS = {worker: ['claim', 'report'], admin: [...ALL, 'set_weight']};
 
 export function can(permission) {
