@@ -29,7 +29,6 @@ from conveyor.domain.capacity import (
     admit,
     fair_order,
     limit_names,
-    limit_type,
 )
 from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import (
@@ -405,18 +404,11 @@ class SqliteJobStore(SharedJobStatements):
         a type limit without room: `not_held_back`), let the domain admit them
         (`fair_order`, `admit`), start those."""
         held, held_params = self.planner.not_held_back(fitted)
-        if held:
-            held_types = {
-                (workspace_id, limit_type(name)) for workspace_id, name in fitted.held_types
-            }
+        if held:  # a key's first job may be held too: each group reads its picks
             claim = claim._replace(
                 type_condition=f"{claim.type_condition} {held}",
                 params={**claim.params, **held_params},
-                first_jobs={
-                    group: row
-                    for group, row in claim.first_jobs.items()
-                    if (group.workspace_id, row["type"]) not in held_types
-                },
+                first_jobs={},
             )
         candidates = [
             Candidate(
