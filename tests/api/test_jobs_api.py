@@ -52,6 +52,63 @@ async def test_concurrent_creates_with_one_idempotency_key_make_one_job(
     assert len({r.json()["id"] for r in responses}) == 1
 
 
+async def test_a_batch_giving_one_key_to_two_different_requests_is_refused_whole(
+    client: httpx.AsyncClient,
+) -> None:
+    """As a key already held by a job: 409, never one job answered for both."""
+    for jobs, places in (
+        (
+            [
+                {"type": "bt.g", "idempotency_key": "bk4", "payload": {"a": 1}},
+                {"type": "bt.h", "idempotency_key": "bk4", "payload": {"a": 2}},
+            ],
+            ("jobs.0", "jobs.1"),
+        ),
+        (  # another type alone, then another payload alone (`true` is not `1`)
+            [
+                {"type": "bt.g", "idempotency_key": "bk4"},
+                {"type": "bt.h", "idempotency_key": "bk4"},
+            ],
+            ("jobs.0", "jobs.1"),
+        ),
+        (
+            [
+                {"type": "bt.g", "idempotency_key": "bk4", "payload": {"x": True}},
+                {"type": "bt.g"},
+                {"type": "bt.g", "idempotency_key": "other"},
+                {"type": "bt.g", "idempotency_key": "bk4", "payload": {"x": 1}},
+            ],
+            ("jobs.0", "jobs.3"),
+        ),
+    ):
+        refused = await client.post("/jobs/batch", json={"jobs": jobs})
+        assert refused.status_code == 409, refused.text
+        assert refused.headers["content-type"] == PROBLEM
+        problem = refused.json()
+        assert problem["type"] == "/problems/idempotency-conflict"
+        assert "'bk4'" in problem["detail"], problem
+        assert all(place in problem["detail"] for place in places), problem
+        assert "job_id" not in problem, "no job holds the key: nothing was stored"
+    assert (await client.get("/jobs")).json()["meta"]["total"] == 0, "a refused batch wrote"
+
+
+async def test_a_batch_repeating_a_key_with_the_same_request_makes_one_job(
+    client: httpx.AsyncClient,
+) -> None:
+    """The second is that job, not created: as a single create repeated (the same type and
+    payload; the rest is the first's)."""
+    same = {"type": "bt.g", "idempotency_key": "bk5", "payload": {"a": 1}}
+    made = await client.post(
+        "/jobs/batch", json={"jobs": [same, {"type": "bt.h"}, {**same, "priority": 1}]}
+    )
+    assert made.status_code == 201, made.text
+    first, other, again = made.json()["data"]
+    assert made.json()["created"] == [True, True, False]
+    assert again == first
+    assert (first["priority"], other["type"]) == (5, "bt.h")
+    assert (await client.get("/jobs")).json()["meta"]["total"] == 2
+
+
 async def test_list_filters_and_paginates(client: httpx.AsyncClient) -> None:
     for index in range(7):
         await create(client, type="report" if index % 2 else "email", agent_task_id=f"t{index % 3}")

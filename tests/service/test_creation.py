@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from conveyor.domain.errors import IdempotencyConflict
+from conveyor.domain.errors import BatchIdempotencyConflict, IdempotencyConflict
+from conveyor.domain.job_lists import JobFilter
 from conveyor.domain.jobs import JobSpec, JobStatus
 from conveyor.domain.workspaces import Workspace
 from conveyor.service.jobs import JobService
@@ -120,3 +121,33 @@ async def test_a_key_used_again_with_a_payload_python_takes_for_equal_is_a_confl
         await service.create_job(
             workspace.id, JobSpec(type="t", payload={"x": 1}, idempotency_key="k"), ACTOR
         )
+
+
+async def test_a_batch_giving_one_key_to_two_requests_is_refused_before_anything_is_written(
+    service: JobService, workspace: Workspace
+) -> None:
+    """Compared as a key held by a job is (`true` is not `1`); the same request twice is one
+    job, the second answered as not created."""
+    for specs, places in (
+        ([JobSpec(type="g", idempotency_key="k"), JobSpec(type="h", idempotency_key="k")], (0, 1)),
+        (
+            [
+                JobSpec(type="g", payload={"x": True}, idempotency_key="k"),
+                JobSpec(type="g", idempotency_key="other"),
+                JobSpec(type="g", payload={"x": 1}, idempotency_key="k"),
+            ],
+            (0, 2),
+        ),
+    ):
+        with pytest.raises(BatchIdempotencyConflict) as refused:
+            await service.create_jobs(workspace.id, specs, ACTOR)
+        conflict = refused.value
+        assert (conflict.key, conflict.first_index, conflict.index) == ("k", *places)
+    listed = await service.list_jobs(workspace.id, JobFilter(), page=1, limit=10)
+    assert listed.jobs == [], "a refused batch must not half-write"
+
+    same = JobSpec(type="g", payload={"x": True}, idempotency_key="k")
+    [(first, made), (again, made_again)] = await service.create_jobs(
+        workspace.id, [same, same], ACTOR
+    )
+    assert (made, made_again, again) == (True, False, first)

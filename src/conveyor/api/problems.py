@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from conveyor.api.connections import ResponseWatch, abort_connection
 from conveyor.domain.errors import (
     AlreadyExists,
+    BatchIdempotencyConflict,
     ConcurrentUpdate,
     ConveyorError,
     IdempotencyConflict,
@@ -113,14 +114,12 @@ def problem_for(error: Exception) -> Problem:
         )
     if isinstance(error, AlreadyExists):
         return Problem(409, "already-exists", "Already exists", str(error))
-    if isinstance(error, IdempotencyConflict):
-        return Problem(
-            409,
-            "idempotency-conflict",
-            "Idempotency key reused",
-            str(error),
-            job_id=str(error.job_id),
-        )
+    if isinstance(error, IdempotencyConflict | BatchIdempotencyConflict):
+        # Within a batch no job holds the key yet: the detail names the jobs by their place.
+        held_by: dict[str, Any] = {}
+        if isinstance(error, IdempotencyConflict):
+            held_by["job_id"] = str(error.job_id)
+        return Problem(409, "idempotency-conflict", "Idempotency key reused", str(error), **held_by)
     if isinstance(error, JobConflict):
         extra: dict[str, Any] = {
             "job_id": str(error.job_id),

@@ -108,6 +108,20 @@ class IdempotencyConflict(ConveyorError):
         self.job_id = job_id
 
 
+class BatchIdempotencyConflict(ConveyorError):
+    """Two jobs of one batch give the same idempotency key with a different type or
+    payload: one key stands for one request, and the batch would lose the second job."""
+
+    def __init__(self, key: str, first_index: int, index: int) -> None:
+        super().__init__(
+            f"idempotency key {key!r} is given to jobs.{first_index} and jobs.{index} of this "
+            "batch with a different type or payload; use a new key for a new request"
+        )
+        self.key = key
+        self.first_index = first_index
+        self.index = index
+
+
 class AlreadyExists(ConveyorError):
     """A workspace or schedule of that name is there already."""
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from conveyor.domain.errors import IdempotencyConflict, InvalidInput, JobConflict
+from conveyor.domain.errors import (
+    BatchIdempotencyConflict,
+    IdempotencyConflict,
+    InvalidInput,
+    JobConflict,
+)
+from conveyor.domain.idempotency import same_request
 from conveyor.domain.job_lists import default_retry_key
 from conveyor.domain.jobs import Job, JobSpec, JobStatus
-from conveyor.domain.limits import same_json, validate_json, validate_text
+from conveyor.domain.limits import validate_json, validate_text
 from conveyor.domain.status import RETRIABLE_STATUSES
 from conveyor.ids import uuid7s
 from conveyor.service.core import JobServiceCore
@@ -18,9 +24,21 @@ from conveyor.store.jobs import NewJob
 def _ensure_same_request(existing: Job, spec: JobSpec) -> None:
     """An idempotency key stands for one request: the same key with another type or
     payload is a mistake worth a 409, not a silent return of the first job."""
-    if existing.type != spec.type or not same_json(existing.payload, spec.payload):
+    if not same_request(existing, spec):
         assert existing.idempotency_key is not None
         raise IdempotencyConflict(existing.idempotency_key, existing.id)
+
+
+def _ensure_one_request_per_key(specs: Sequence[JobSpec]) -> None:
+    """Within a batch too: a key repeated with another type or payload would make one job
+    of the two, the second answered as if it existed."""
+    first_with_key: dict[str, int] = {}
+    for index, spec in enumerate(specs):
+        if spec.idempotency_key is None:
+            continue
+        first = first_with_key.setdefault(spec.idempotency_key, index)
+        if not same_request(specs[first], spec):
+            raise BatchIdempotencyConflict(spec.idempotency_key, first, index)
 
 
 class JobCreation(JobServiceCore):
@@ -48,6 +66,7 @@ class JobCreation(JobServiceCore):
                 text = getattr(spec, name)
                 if text is not None:
                     validate_text(text, f"{where}{name}")
+        _ensure_one_request_per_key(specs)
         keyed = {spec.idempotency_key: spec for spec in specs if spec.idempotency_key}
         if keyed:
             for job in await self.jobs.find_by_idempotency_keys(workspace_id, list(keyed)):

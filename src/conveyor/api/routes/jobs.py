@@ -60,6 +60,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ProblemOut, "description": "the job's state does not allow this"}
 }
+KEY_REUSED: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ProblemOut,
+        "description": "idempotency-conflict: an idempotency key given again (or twice in "
+        "a batch) with another type or payload",
+    }
+}
 
 Reader = Annotated[Principal, authorized(Permission.READ)]
 Creator = Annotated[Principal, authorized(Permission.CREATE)]
@@ -88,7 +95,11 @@ def spec_from(body: CreateJobIn) -> JobSpec:
     "/jobs",
     status_code=201,
     response_model=JobOut,
-    responses={**ERRORS, 200: {"model": JobOut, "description": "idempotency key seen before"}},
+    responses={
+        **ERRORS,
+        **KEY_REUSED,
+        200: {"model": JobOut, "description": "idempotency key seen before"},
+    },
     summary="Create a job",
 )
 async def create_job(ctx: Context, principal: Creator, body: CreateJobIn) -> Response:
@@ -103,7 +114,7 @@ async def create_job(ctx: Context, principal: Creator, body: CreateJobIn) -> Res
     "/jobs/batch",
     status_code=201,
     response_model=CreateJobsOut,
-    responses=ERRORS,
+    responses={**ERRORS, **KEY_REUSED},
     summary="Create many jobs in one transaction",
 )
 async def create_jobs(ctx: Context, principal: Creator, body: CreateJobsIn) -> Response:
