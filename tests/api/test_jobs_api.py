@@ -109,6 +109,53 @@ async def test_a_batch_repeating_a_key_with_the_same_request_makes_one_job(
     assert (await client.get("/jobs")).json()["meta"]["total"] == 2
 
 
+@pytest.mark.parametrize(
+    ("key", "owner"),
+    [("schedule:x", "scheduler's"), ("schedule:", "scheduler's"), ("retry:x", "retries'")],
+)
+async def test_a_key_in_the_servers_own_namespace_is_refused_wherever_a_client_gives_one(
+    client: httpx.AsyncClient, key: str, owner: str
+) -> None:
+    """The server makes a schedule's jobs under `schedule:…` and a retry under `retry:<old
+    id>`, and takes a job it finds under such a key for its own: a client's may not be."""
+    failed = await create(client)
+    await client.post(f"/jobs/{failed['id']}/cancel")
+
+    def refused_naming(response: httpx.Response, field: str) -> None:
+        assert response.status_code == 422, response.text
+        problem = response.json()
+        assert problem["type"] == "/problems/validation-error"
+        [error] = problem["errors"]
+        assert error["field"] == field, problem
+        prefix = key.split(":")[0] + ":"
+        assert error["message"].startswith(f"must not begin with '{prefix}'"), error
+        assert f"that prefix is the {owner}" in error["message"], error
+
+    refused_naming(
+        await client.post("/jobs", json={"type": "t", "idempotency_key": key}), "idempotency_key"
+    )
+    refused_naming(
+        await client.post(
+            "/jobs/batch", json={"jobs": [{"type": "t"}, {"type": "t", "idempotency_key": key}]}
+        ),
+        "jobs.1.idempotency_key",
+    )
+    refused_naming(
+        await client.post(f"/jobs/{failed['id']}/retry", json={"idempotency_key": key}),
+        "idempotency_key",
+    )
+    assert (await client.get("/jobs")).json()["meta"]["total"] == 1, "a refused key wrote"
+
+
+async def test_a_key_that_only_resembles_the_servers_is_a_clients_like_any_other(
+    client: httpx.AsyncClient,
+) -> None:
+    for key in ("my-schedule:1", "Schedule:1", "schedule", "retry", " retry:1"):
+        made = await client.post("/jobs", json={"type": "t", "idempotency_key": key})
+        assert made.status_code == 201, (key, made.text)
+        assert made.json()["idempotency_key"] == key
+
+
 async def test_list_filters_and_paginates(client: httpx.AsyncClient) -> None:
     for index in range(7):
         await create(client, type="report" if index % 2 else "email", agent_task_id=f"t{index % 3}")

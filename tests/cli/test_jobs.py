@@ -235,3 +235,19 @@ async def test_an_idempotency_key_used_before_names_the_job_it_made(
     assert (answered["id"], answered["created"]) == (job_id, False)
     other = json.loads((await conveyor("jobs", "create", "--type", "t.y", "--json", env=env)).out)
     assert other["created"] is True
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_key_of_the_schedulers_is_refused_in_one_line(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    ran = await conveyor(
+        "jobs", "create", "--type", "t", "--idempotency-key", "schedule:x", env=env
+    )
+    assert (ran.code, ran.out) == (2, ""), ran.output
+    assert ran.err == (
+        "error: idempotency_key: must not begin with 'schedule:': that prefix is the "
+        "scheduler's (a schedule's jobs have the keys schedule:<id>:…)\n"
+    ), ran.err
+    assert "0 jobs" in (await conveyor("jobs", "list", env=env)).out

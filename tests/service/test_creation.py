@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from conveyor.domain.errors import BatchIdempotencyConflict, IdempotencyConflict
+from conveyor.domain.errors import BatchIdempotencyConflict, IdempotencyConflict, InvalidInput
 from conveyor.domain.job_lists import JobFilter
 from conveyor.domain.jobs import JobSpec, JobStatus
 from conveyor.domain.workspaces import Workspace
@@ -97,7 +97,7 @@ async def test_a_jobs_origin_is_said_in_its_created_event_on_both_stores(
     keyed = JobSpec(type="report", idempotency_key="schedule:s-1:tick", origin=origin)
     plain = JobSpec(type="report", priority=2, origin=origin)
     for spec in (keyed, plain):
-        job, _ = await service.create_job(workspace.id, spec, ACTOR)
+        job, _ = await service.create_job(workspace.id, spec, ACTOR, server_key=True)
         [created, _queued] = await service.list_events(workspace.id, job.id, after_seq=0)
         assert created.payload == {
             "type": "report",
@@ -151,3 +151,17 @@ async def test_a_batch_giving_one_key_to_two_requests_is_refused_before_anything
         workspace.id, [same, same], ACTOR
     )
     assert (made, made_again, again) == (True, False, first)
+
+
+async def test_a_retry_given_a_key_of_the_servers_own_is_refused(
+    service: JobService, workspace: Workspace
+) -> None:
+    """Given no key, a retry takes `retry:<old id>`; a key the caller gives is a client's."""
+    old, _ = await service.create_job(workspace.id, JobSpec(type="t"), ACTOR)
+    await service.cancel_job(workspace.id, old.id, ACTOR)
+    for key in (f"retry:{old.id}", "schedule:x"):
+        with pytest.raises(InvalidInput) as refused:
+            await service.retry_job(workspace.id, old.id, ACTOR, idempotency_key=key)
+        assert refused.value.field == "idempotency_key"
+    retried, created = await service.retry_job(workspace.id, old.id, ACTOR)
+    assert (retried.idempotency_key, retried.retry_of, created) == (f"retry:{old.id}", old.id, True)

@@ -132,6 +132,41 @@ async def test_a_due_tick_makes_one_job_keyed_by_tick_and_named_in_its_created_e
     )
 
 
+async def test_a_client_cannot_take_a_ticks_key_before_the_tick_fires(
+    service: JobService, schedules: ScheduleService, clock: FakeClock, workspace: Workspace
+) -> None:
+    """Else the scheduler would find the client's job under the key and record the tick as
+    fired with it: another type and payload, and the schedule's own job never run."""
+    schedule = await create(schedules, workspace)
+    tick_key = tick_idempotency_key(schedule.id, at("2026-12-05 10:05"))
+    manual_key = manual_idempotency_key(schedule.id, "click")
+    for key in (tick_key, manual_key):
+        squatter = JobSpec(type="other", payload={"mine": True}, idempotency_key=key)
+        with pytest.raises(InvalidInput, match="scheduler's") as refused:
+            await service.create_job(workspace.id, squatter, ACTOR)
+        assert refused.value.field == "idempotency_key"
+        with pytest.raises(InvalidInput) as refused:
+            await service.create_jobs(workspace.id, [JobSpec(type="other"), squatter], ACTOR)
+        assert refused.value.field == "jobs.1.idempotency_key"
+    assert (await service.list_jobs(workspace.id, JobFilter(), page=1, limit=10)).jobs == []
+
+    await tick(schedules, clock, at("2026-12-05 10:05:00.003"))
+    [job] = await jobs_of(service, workspace, schedule)
+    assert (job.idempotency_key, job.type, job.payload) == (
+        tick_key,
+        "report.build",
+        {"kind": "daily"},
+    )
+    _, [run] = await schedules.list_runs(workspace.id, str(schedule.id))
+    assert (run.outcome, run.job_id) == (RunOutcome.FIRED, job.id)
+    triggered, created = await schedules.trigger(workspace.id, schedule.name, ACTOR, "click")
+    assert (triggered.idempotency_key, triggered.type, created) == (
+        manual_key,
+        "report.build",
+        True,
+    )
+
+
 async def test_racing_schedulers_fire_each_tick_exactly_once(
     service: JobService,
     racing: list[ScheduleService],
@@ -191,7 +226,7 @@ async def test_a_firing_left_half_done_is_finished_once_by_whoever_looks_next(
     assert claimed is not None
     tick_key = tick_idempotency_key(schedule.id, at("2026-12-05 10:10"))
     made, _ = await service.create_job(
-        workspace.id, after.job.spec(idempotency_key=tick_key), ACTOR
+        workspace.id, after.job.spec(idempotency_key=tick_key), ACTOR, server_key=True
     )
     await tick(schedules, clock, at("2026-12-05 10:10:02"))
     jobs = await jobs_of(service, workspace, schedule)
@@ -378,7 +413,9 @@ async def test_a_trigger_retried_after_its_job_was_made_records_it_once(
     changes nothing; a job recorded late does not displace a later last run; and a retry
     after the schedule's job was changed answers (and records) the job made before."""
     schedule = await create(schedules, workspace, paused=True)
-    made, _ = await service.create_job(workspace.id, manual_spec(schedule, "click-1"), ACTOR)
+    made, _ = await service.create_job(
+        workspace.id, manual_spec(schedule, "click-1"), ACTOR, server_key=True
+    )
     _, runs = await schedules.list_runs(workspace.id, schedule.name)
     assert runs == [], "the server stopped before recording"
     retried, created = await schedules.trigger(workspace.id, schedule.name, ACTOR, "click-1")
@@ -391,7 +428,9 @@ async def test_a_trigger_retried_after_its_job_was_made_records_it_once(
     _, runs = await schedules.list_runs(workspace.id, schedule.name)
     assert [(run.outcome, run.job_id) for run in runs] == [(RunOutcome.TRIGGERED, made.id)]
 
-    stranded, _ = await service.create_job(workspace.id, manual_spec(schedule, "click-2"), ACTOR)
+    stranded, _ = await service.create_job(
+        workspace.id, manual_spec(schedule, "click-2"), ACTOR, server_key=True
+    )
     newer, _ = await schedules.trigger(workspace.id, schedule.name, ACTOR, "click-3")
     late, created = await schedules.trigger(workspace.id, schedule.name, ACTOR, "click-2")
     assert (late.id, created) == (stranded.id, False)
@@ -401,7 +440,7 @@ async def test_a_trigger_retried_after_its_job_was_made_records_it_once(
     assert [run.job_id for run in runs] == [stranded.id, newer.id, made.id], "as recorded"
 
     before_change, _ = await service.create_job(
-        workspace.id, manual_spec(schedule, "click-4"), ACTOR
+        workspace.id, manual_spec(schedule, "click-4"), ACTOR, server_key=True
     )
     await schedules.update_schedule(
         workspace.id,
@@ -422,7 +461,9 @@ async def test_two_retries_of_a_trigger_at_once_record_it_once(
     if backend != "postgresql":
         pytest.skip("SQLite has one writer: its transactions never interleave")
     schedule = await create(schedules, workspace, paused=True)
-    made, _ = await service.create_job(workspace.id, manual_spec(schedule, "click"), ACTOR)
+    made, _ = await service.create_job(
+        workspace.id, manual_spec(schedule, "click"), ACTOR, server_key=True
+    )
     store = schedules.schedules
     async with service.store.database.transaction() as holder:
         await holder.execute(

@@ -183,7 +183,13 @@ class CreateJobIn(Strict):
     agent_task_id: Annotated[str, SafeText(1, AGENT_TASK_ID_MAX_LENGTH)] | None = None
     max_attempts: MaxAttempts = 1
     run_at: AwareDatetime | None = Field(None, description="not claimable before this time")
-    idempotency_key: str | None = Field(None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX_LENGTH)
+    idempotency_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+        description="the same key again answers the job it made (200), or 409 with another "
+        "type or payload; keys beginning with schedule: or retry: are the server's (422)",
+    )
     hold: bool = Field(
         False, strict=True, description="create PENDING; not claimable until released"
     )
@@ -219,7 +225,13 @@ class CancelIn(Strict):
 
 
 class RetryIn(Strict):
-    idempotency_key: str | None = Field(None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX_LENGTH)
+    idempotency_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+        description="without one, retry:<this job's id>: a retry repeated answers the same "
+        "new job; keys beginning with schedule: or retry: are the server's (422)",
+    )
 
 
 WorkspaceName = Annotated[str, Field(min_length=1, max_length=63)]

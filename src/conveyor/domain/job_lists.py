@@ -26,9 +26,6 @@ EXACT_TOTAL_LIMIT: Final = 10_000
 BULK_LIMIT: Final = 1_000
 """The most jobs one bulk request changes; the caller repeats for the rest."""
 ERROR_CONTAINS_MAX_LENGTH: Final = 200
-RETRY_KEY_PREFIX: Final = "retry:"
-"""A retry's idempotency key, unless the caller gives one, is this and the old job's id:
-retrying a job twice gives the same new job, and a bulk retry skips jobs run again."""
 _CURSOR_VERSION: Final = "1"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -117,10 +114,6 @@ def list_total(counted: int, estimate: int | None, bound: int = EXACT_TOTAL_LIMI
     if counted <= bound:
         return Total(counted, False)
     return Total(max(estimate or 0, bound), True)
-
-
-def default_retry_key(job_id: UUID) -> str:
-    return f"{RETRY_KEY_PREFIX}{job_id}"
 
 
 class BulkAction(StrEnum):

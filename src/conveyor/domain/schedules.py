@@ -31,6 +31,7 @@ from cronsim import CronSim, CronSimError
 from conveyor.domain.cursors import decode_cursor, encode_cursor, invalid_cursor
 from conveyor.domain.errors import InvalidInput
 from conveyor.domain.events import JsonValue
+from conveyor.domain.idempotency import SCHEDULE_KEY_PREFIX
 from conveyor.domain.jobs import PRIORITY_DEFAULT, JobSpec
 from conveyor.domain.limits import same_json
 
@@ -529,7 +530,7 @@ def tick_text(tick: datetime) -> str:
 
 def tick_idempotency_key(schedule_id: UUID, tick: datetime) -> str:
     """The key of the job a tick creates: one job per tick, whichever server fires it."""
-    return f"schedule:{schedule_id}:{tick_text(tick)}"
+    return f"{SCHEDULE_KEY_PREFIX}{schedule_id}:{tick_text(tick)}"
 
 
 def manual_idempotency_key(schedule_id: UUID, token: str) -> str:
@@ -537,7 +538,7 @@ def manual_idempotency_key(schedule_id: UUID, token: str) -> str:
     idempotency key, or a fresh id."""
     if not 0 < len(token) <= MANUAL_KEY_MAX_LENGTH:
         raise InvalidInput("idempotency_key", f"must be 1..{MANUAL_KEY_MAX_LENGTH} characters")
-    return f"schedule:{schedule_id}:manual:{token}"
+    return f"{SCHEDULE_KEY_PREFIX}{schedule_id}:manual:{token}"
 
 
 def job_origin(schedule: Schedule, tick: datetime | None) -> dict[str, JsonValue]:

@@ -11,8 +11,7 @@ from conveyor.domain.errors import (
     InvalidInput,
     JobConflict,
 )
-from conveyor.domain.idempotency import same_request
-from conveyor.domain.job_lists import default_retry_key
+from conveyor.domain.idempotency import default_retry_key, same_request, validate_client_key
 from conveyor.domain.jobs import Job, JobSpec, JobStatus
 from conveyor.domain.limits import validate_json, validate_text
 from conveyor.domain.status import RETRIABLE_STATUSES
@@ -42,19 +41,32 @@ def _ensure_one_request_per_key(specs: Sequence[JobSpec]) -> None:
 
 
 class JobCreation(JobServiceCore):
-    async def create_job(self, workspace_id: UUID, spec: JobSpec, actor: str) -> tuple[Job, bool]:
-        """Create one job; the bool is False when its idempotency key returned an old one."""
-        [(job, created)] = await self.create_jobs(workspace_id, [spec], actor, batch=False)
+    async def create_job(
+        self, workspace_id: UUID, spec: JobSpec, actor: str, *, server_key: bool = False
+    ) -> tuple[Job, bool]:
+        """Create one job; the bool is False when its idempotency key returned an old one.
+        `server_key`: as `create_jobs`'."""
+        [(job, created)] = await self.create_jobs(
+            workspace_id, [spec], actor, batch=False, server_key=server_key
+        )
         if not created:
             _ensure_same_request(job, spec)  # a concurrent request took the key in between
         return job, created
 
     async def create_jobs(
-        self, workspace_id: UUID, specs: Sequence[JobSpec], actor: str, *, batch: bool = True
+        self,
+        workspace_id: UUID,
+        specs: Sequence[JobSpec],
+        actor: str,
+        *,
+        batch: bool = True,
+        server_key: bool = False,
     ) -> list[tuple[Job, bool]]:
         """Create jobs in one transaction: each row, its first events and its place in the
         queue (status QUEUED) commit together or not at all. A refused field of a `batch`
-        is named by its place in it (`jobs.N.…`), as the API's schema names its own."""
+        is named by its place in it (`jobs.N.…`), as the API's schema names its own.
+        `server_key`: the idempotency keys are the server's own (a schedule's, a retry's
+        default), which may begin as no client's may (domain/idempotency.py)."""
         for index, spec in enumerate(specs):
             where = f"jobs.{index}." if batch else ""
             try:
@@ -66,6 +78,8 @@ class JobCreation(JobServiceCore):
                 text = getattr(spec, name)
                 if text is not None:
                     validate_text(text, f"{where}{name}")
+            if spec.idempotency_key is not None and not server_key:
+                validate_client_key(spec.idempotency_key, f"{where}idempotency_key")
         _ensure_one_request_per_key(specs)
         keyed = {spec.idempotency_key: spec for spec in specs if spec.idempotency_key}
         if keyed:
@@ -92,6 +106,7 @@ class JobCreation(JobServiceCore):
                 f"only FAILED or CANCELLED jobs can be retried; job {old.id} is {old.status.value}",
                 current_version=old.version,
             )
+        server_key = not idempotency_key  # the caller's key is a client's, checked as one
         spec = JobSpec(
             type=old.type,
             payload=old.payload,
@@ -99,11 +114,11 @@ class JobCreation(JobServiceCore):
             agent_task_id=old.agent_task_id,
             max_attempts=old.max_attempts,
             # Retrying the same job twice (a double click) gives the same new job.
-            idempotency_key=idempotency_key or default_retry_key(old.id),
+            idempotency_key=default_retry_key(old.id) if server_key else idempotency_key,
             retry_backoff_seconds=old.retry_backoff_seconds,
             retry_backoff_max_seconds=old.retry_backoff_max_seconds,
             retry_of=old.id,
             concurrency_key=old.concurrency_key,
             timeout_seconds=old.timeout_seconds,
         )
-        return await self.create_job(workspace_id, spec, actor)
+        return await self.create_job(workspace_id, spec, actor, server_key=server_key)

@@ -262,7 +262,7 @@ class ScheduleService:
         key = manual_idempotency_key(schedule.id, token or uuid7().hex)
         spec = schedule.job.spec(idempotency_key=key, origin=job_origin(schedule, None))
         try:
-            job, created = await self.jobs.create_job(workspace_id, spec, actor)
+            job, created = await self.jobs.create_job(workspace_id, spec, actor, server_key=True)
         except IdempotencyConflict as existing:
             # Made by an earlier attempt, before the schedule's job was changed: the
             # retry answers that job (as `_fire` takes a tick's).
@@ -328,7 +328,7 @@ class ScheduleService:
         spec = schedule.job.spec(idempotency_key=key, origin=job_origin(schedule, tick))
         try:
             job, _ = await self.jobs.create_job(
-                schedule.workspace_id, spec, schedule_actor(schedule.id)
+                schedule.workspace_id, spec, schedule_actor(schedule.id), server_key=True
             )
             job_id = job.id
         except IdempotencyConflict as existing:

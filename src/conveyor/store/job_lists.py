@@ -12,9 +12,9 @@ from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
+from conveyor.domain.idempotency import RETRY_KEY_PREFIX
 from conveyor.domain.job_lists import (
     EXACT_TOTAL_LIMIT,
-    RETRY_KEY_PREFIX,
     BulkAction,
     JobFilter,
     ListCursor,

@@ -562,7 +562,7 @@ SELECT count(*) AS total FROM (
 
 -- name: not_yet_retried
 -- A condition of bulk retries: no job holds the idempotency key a retry of this one
--- takes by default (:retry_key_prefix and the id, see service/creation.py), found
+-- takes by default (:retry_key_prefix and the id, see domain/idempotency.py), found
 -- through the unique index on idempotency keys. Repeated bulk retries work through what
 -- is left, and a job is run again once.
 NOT EXISTS (SELECT 1 FROM jobs retried WHERE retried.workspace_id = jobs.workspace_id
