@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 from uuid import UUID
 
+import httpx
 import pytest
 
 from conveyor.store.urls import DatabaseURL
@@ -251,3 +252,67 @@ async def test_a_key_of_the_schedulers_is_refused_in_one_line(
         "scheduler's (a schedule's jobs have the keys schedule:<id>:…)\n"
     ), ran.err
     assert "0 jobs" in (await conveyor("jobs", "list", env=env)).out
+
+
+TERMINAL_CONTROLS = ("\x1b", "\x07", "\x9b", "\x7f", "\u202e", "\u2066", "\r")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_what_a_client_stored_cannot_drive_the_terminal(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    """A key's holder stored escapes (ESC, BEL, C1's CSI, DEL, CR, bidi overrides and
+    isolates) in free text: the CLI prints them written out, never raw; --json stays exact."""
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    hostile = {
+        "type": "demo.echo",
+        "agent_task_id": "\x1b]0;pwned\x07",
+        "concurrency_key": "\x9b31mC1\u202eevil\u2066",
+        "payload": {"x": "\x1b[2J\u202e\x7f"},
+    }
+    async with httpx.AsyncClient(
+        base_url=f"{server.url}/v1/workspaces/acme",
+        headers={"Authorization": f"Bearer {keys['worker']}"},
+    ) as http:
+        created = await http.post(
+            "/jobs", json=hostile, headers={"Authorization": f"Bearer {keys['admin']}"}
+        )
+        assert created.status_code == 201, created.text
+        job = created.json()
+        [claimed] = (await http.post("/claims", json={"worker_id": "w"})).json()["data"]
+        step = await http.post(
+            f"/jobs/{job['id']}/steps",
+            json={"name": "\x1b[31mstep\r", "lease_id": claimed["lease_id"]},
+        )
+        assert step.status_code == 201, step.text
+        failed = await http.post(
+            f"/jobs/{job['id']}/fail",
+            json={"lease_id": claimed["lease_id"], "error": "boom\x1b[2J\nsecond line"},
+        )
+        assert failed.status_code == 200, failed.text
+
+    listed = await conveyor("jobs", "list", env=env)
+    shown = await conveyor("jobs", "show", job["id"], env=env)
+    for ran in (listed, shown):
+        assert ran.code == 0, ran.output
+        assert not [c for c in TERMINAL_CONTROLS if c in ran.out], ascii(ran.out)
+    assert "\\x1b]0;pwned\\x07" in listed.out, listed.out
+    assert "\\x9b31mC1\\u202eevil\\u2066" in shown.out, shown.out
+    assert "\\x1b[31mstep\\x0d" in shown.out, shown.out
+    assert "\\u202e\\x7f" in shown.out, "the payload's JSON, its non-ASCII written out too"
+    lines = shown.out.splitlines()
+    error_at = next(i for i, line in enumerate(lines) if line.startswith("error"))
+    assert lines[error_at].split() == ["error", "boom\\x1b[2J"], shown.out
+    assert lines[error_at + 1].strip() == "second line", "an error's line breaks stay"
+
+    exact = await conveyor("jobs", "show", job["id"], "--json", env=env)
+    answer = json.loads(exact.out)
+    assert (answer["agent_task_id"], answer["concurrency_key"]) == (
+        hostile["agent_task_id"],
+        hostile["concurrency_key"],
+    )
+
+    refused = await conveyor("limits", "show", "\x1b[31mnone\u202e", env=env)
+    assert refused.code == 2, refused.output
+    assert "\\x1b[31mnone\\u202e" in refused.err, refused.err
+    assert not [c for c in TERMINAL_CONTROLS if c in refused.err], ascii(refused.err)

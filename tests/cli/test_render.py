@@ -13,6 +13,7 @@ from rich.console import Console
 
 from conveyor.cli import render
 from conveyor.cli.schedules import print_schedule
+from conveyor.client.http import END_OF_STREAM
 
 NOW = datetime(2026, 12, 4, 12, 30, 20, tzinfo=UTC)
 
@@ -271,3 +272,43 @@ def test_a_long_limit_name_is_cut_and_does_not_widen_the_name_column() -> None:
     console = Console(record=True, width=200)
     console.print(render.limits_table([limit("openai")]))
     assert len(console.export_text().splitlines()) == 2, "no caption when no name is cut"
+
+
+def test_shown_writes_out_what_would_drive_a_terminal_and_nothing_else() -> None:
+    given = "\x00\x1b[31m\x07\x7f\x85\x9b\u202a\u202e\u2066\u2069 ok é 名 [b]\\"
+    assert render.shown(given).plain == (
+        "\\x00\\x1b[31m\\x07\\x7f\\x85\\x9b\\u202a\\u202e\\u2066\\u2069 ok é 名 [b]\\"
+    )
+    assert render.shown("a\nb\tc\rd").plain == "a\\x0ab\\x09c\\x0dd"
+    assert render.shown("a\nb\tc\rd", lines=True).plain == "a\nb\tc\\x0dd"
+    assert render.shown(42).plain == "42"
+
+
+def test_every_table_and_line_writes_out_control_characters() -> None:
+    evil = "\x1b]0;pwned\x07\u202e"
+    console = Console(record=True, width=300)
+    console.print(render.limits_table([{
+        "name": evil, "running": 0, "queued": 1, "paused": True, "max_running": None,
+        "waiting_because": "paused",
+    }]))  # fmt: skip
+    console.print(render.workers_table([{
+        "worker_id": evil, "last_seen_at": NOW.isoformat(), "running": 1, "state": evil,
+        "types": [evil],
+    }]))  # fmt: skip
+    console.print(render.keys_table([]))
+    render.follow_changes(
+        console, [{"type": "job.created", "job_id": evil, "job_type": evil, "timestamp": ""}]
+    )
+    status = render.watch(
+        console,
+        [
+            {"type": "step.output", "seq": 1, "timestamp": "", "payload": {"text": evil}},
+            {"type": "job.progress", "seq": 2, "payload": {"progress_percent": 5, "message": evil}},
+            {"type": END_OF_STREAM, "status": evil},
+        ],
+        as_json=False,
+    )
+    assert status == evil
+    text = console.export_text()
+    assert not [c for c in "\x1b\x07\u202e" if c in text], ascii(text)
+    assert text.count("\\x1b]0;pwned\\x07\\u202e") >= 6, text

@@ -57,17 +57,18 @@ def print_made(
     answers instead of making a second. `-q` prints the id either way; `--json` the job
     with `created`, for a script to tell the two apart (one line with `json_lines`)."""
     if quiet:
-        click.echo(job["id"])
+        click.echo(render.shown(job["id"]).plain)
     elif connection.as_json:
         answer = {**job, "created": job.created}
         click.echo(json.dumps(answer) if json_lines else json.dumps(answer, indent=2))
     else:
-        about = f" ({job['type']}, {job['status']})"
+        about = render.shown(f" ({job['type']}, {job['status']})")
+        made = render.shown(job["id"], "cyan")
         if job.created:
-            line = Text.assemble("created job ", (str(job["id"]), "cyan"), about)
+            line = Text.assemble("created job ", made, about)
         else:
             key = f" for idempotency key {idempotency_key}" if idempotency_key else ""
-            line = Text.assemble("job ", (str(job["id"]), "cyan"), f" already exists{key}", about)
+            line = Text.assemble("job ", made, render.shown(f" already exists{key}"), about)
         console.print(line, highlight=False)
 
 
@@ -215,11 +216,12 @@ def jobs_list(
             if meta.get("page") is not None
             else "by cursor"
         )
-        console.print(f"{where} · {total}", style="dim")
+        console.print(render.shown(f"{where} · {total}", "dim"), highlight=False)
         following = next_page_options(meta)
         if following:
             console.print(
-                f"next: {following} (with the same options)", style="dim", highlight=False
+                render.shown(f"next: {following} (with the same options)", "dim"),
+                highlight=False,
             )
         if follow:
             job_type = filters.get("job_type")
@@ -281,7 +283,7 @@ def bulk(
                 return
             click.confirm(
                 f"{what[0]} {about}{render.count(matching, 'job')} ({what[1]}, matching "
-                f"{_describe(filters)})?",
+                f"{render.shown(_describe(filters)).plain})?",
                 abort=True,
                 err=True,
             )
@@ -347,7 +349,10 @@ def jobs_cancel(
         job = connection.call(lambda: client.cancel_job(job_id, reason))
     if connection.printed_json(job):
         return
-    console.print(f"job [cyan]{job['id']}[/cyan] is {job['status']}")
+    console.print(
+        Text.assemble("job ", render.shown(job["id"], "cyan"), " is ", render.shown(job["status"])),
+        highlight=False,
+    )
 
 
 @jobs.command("retry")
@@ -370,7 +375,14 @@ def jobs_retry(
         job = connection.call(lambda: client.retry_job(job_id))
     if connection.printed_json(job):
         return
-    console.print(f"retried as job [cyan]{job['id']}[/cyan] ({job['status']})")
+    console.print(
+        Text.assemble(
+            "retried as job ",
+            render.shown(job["id"], "cyan"),
+            render.shown(f" ({job['status']})"),
+        ),
+        highlight=False,
+    )
 
 
 @jobs.command("watch")

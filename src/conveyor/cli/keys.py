@@ -157,4 +157,4 @@ def key_revoke(
         return await service.revoke_key((await service.get_workspace(workspace_name)).id, parsed)
 
     revoked = run(with_store(settings, action))
-    console.print(f"key {revoked.id} revoked")
+    console.print(render.shown(f"key {revoked.id} revoked"), highlight=False)

@@ -223,4 +223,4 @@ def limits_delete(connection: Connection, name: str) -> None:
     if connection.as_json:
         click.echo(json.dumps({"deleted": name}))
     else:
-        console.print(f"limit {name} deleted", highlight=False, markup=False)
+        console.print(render.shown(f"limit {name} deleted"), highlight=False)

@@ -8,6 +8,7 @@ import json
 import click
 from rich.table import Table
 
+from conveyor.cli import render
 from conveyor.cli.shared import console, database_option, fail, run, settings_from, with_store
 from conveyor.service.pruning import Pruner, PruneReport
 from conveyor.service.workspaces import WorkspaceService
@@ -54,7 +55,7 @@ def _table(report: PruneReport) -> Table:
     for column in ("WORKSPACE", "STATUS", "JOBS", *(() if report.dry_run else ("EVENTS",))):
         table.add_column(column, no_wrap=True, justify="right" if column.isupper() else "left")
     for count in report.counts:
-        row = [count.workspace, count.status.value, f"{count.jobs:,}"]
+        row = [render.shown(count.workspace), count.status.value, f"{count.jobs:,}"]
         if not report.dry_run:
             row.append(f"{count.events:,}")
         table.add_row(*row)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from rich.cells import cell_len
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 from rich.text import Text
@@ -18,6 +19,28 @@ from conveyor.domain import events as event_types
 from conveyor.domain.jobs import JobStatus
 from conveyor.domain.status import LEASED_STATUS, STATUS_OF_EVENT, UNFINISHED_STATUSES
 from conveyor.domain.workspaces import ApiKey, Workspace
+
+_INVISIBLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_INVISIBLE_BUT_LINES: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _written_out(character: re.Match[str]) -> str:
+    code = ord(character.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def shown(value: object, style: str = "", *, lines: bool = False) -> Text:
+    """A value the server (or the user) gave, as the CLI prints it: text, never markup
+    (`[b]` stays `[b]`), with each control character (C0, DEL, C1: ESC and CSI begin the
+    sequences that recolour, retitle or rewrite a terminal; CR overwrites a line) and each
+    bidirectional override or isolate (U+202A..U+202E, U+2066..U+2069: they reorder what
+    is shown) written out as an escape, `\\x1b` or `\\u202e`. With `lines`, line breaks and
+    tabs stay as they are: free text of many lines (an error, a step's output). Every
+    string of a table cell or a line the CLI prints from a job, a limit, a key, a worker,
+    an event or an error goes through here."""
+    pattern = _INVISIBLE_BUT_LINES if lines else _INVISIBLE
+    return Text(pattern.sub(_written_out, str(value)), style=style)
+
 
 STATUS_STYLE = {
     "PENDING": "grey62",
@@ -35,8 +58,13 @@ def count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
-def status_text(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+def status_text(status: str) -> Text:
+    return shown(status, STATUS_STYLE.get(status, "white"))
+
+
+def status_markup(status: str) -> str:
+    """A status as markup, for the progress bar's description (a markup template)."""
+    return f"[{STATUS_STYLE.get(status, 'white')}]{escape(shown(status).plain)}[/]"
 
 
 def span(seconds: float) -> str:
@@ -69,7 +97,6 @@ def not_due_for(job: dict[str, Any]) -> str | None:
 
 
 def jobs_table(jobs: Sequence[dict[str, Any]]) -> Table:
-    # Cells that callers wrote are Text, not markup (here and below): `[b]` stays `[b]`.
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("ID", "TYPE", "STATUS", "PRI", "PROGRESS", "ATTEMPT", "CREATED", "AGENT TASK"):
         table.add_column(column, no_wrap=True)
@@ -77,14 +104,14 @@ def jobs_table(jobs: Sequence[dict[str, Any]]) -> Table:
         due_in = not_due_for(job)
         status = status_text(job["status"])
         table.add_row(
-            str(job["id"]),
-            Text(job["type"]),
-            status if due_in is None else f"{status} [dim]due in {due_in}[/]",
-            str(job["priority"]),
-            f"{job['progress_percent']}%",
-            f"{job['attempt']}/{job['max_attempts']}",
+            shown(job["id"]),
+            shown(job["type"]),
+            status if due_in is None else Text.assemble(status, (f" due in {due_in}", "dim")),
+            shown(job["priority"]),
+            shown(f"{job['progress_percent']}%"),
+            shown(f"{job['attempt']}/{job['max_attempts']}"),
             ago(job["created_at"]),
-            Text(job.get("agent_task_id") or "-"),
+            shown(job.get("agent_task_id") or "-"),
         )
     return table
 
@@ -106,7 +133,10 @@ def due_text(job: dict[str, Any]) -> str:
 
 
 def print_job(console: Console, job: dict[str, Any]) -> None:
-    console.print(f"[bold]Job {job['id']}[/bold]  {status_text(job['status'])}")
+    console.print(
+        Text.assemble(shown(f"Job {job['id']}", "bold"), "  ", status_text(job["status"])),
+        highlight=False,
+    )
     facts = Table(box=None, show_header=False, pad_edge=False)
     facts.add_column(style="dim")
     facts.add_column()
@@ -130,12 +160,12 @@ def print_job(console: Console, job: dict[str, Any]) -> None:
             "result",
             json.dumps(job["result"], ensure_ascii=False) if job.get("result") is not None else "-",
         ),
-        ("error", job.get("error") or "-"),
     ):
-        facts.add_row(label, Text(str(value)))  # text, not markup: values are callers'
+        facts.add_row(label, shown(value))
+    facts.add_row("error", shown(job.get("error") or "-", lines=True))
     console.print(facts)
     for limit in job.get("waiting_for") or []:
-        console.print(Text(waiting_text(limit), style="yellow"), highlight=False)
+        console.print(shown(waiting_text(limit), "yellow"), highlight=False)
     if job.get("steps"):
         steps = Table(title="steps", box=None, header_style="bold", title_justify="left")
         for column in ("#", "NAME", "PHASE", "TYPE", "STATUS", "DURATION", "TOKENS IN/OUT"):
@@ -148,13 +178,13 @@ def print_job(console: Console, job: dict[str, Any]) -> None:
                 else "-"
             )
             steps.add_row(
-                str(step["ordinal"]),
-                Text(step["name"]),
-                step["phase"],
-                step["type"],
+                shown(step["ordinal"]),
+                shown(step["name"]),
+                shown(step["phase"]),
+                shown(step["type"]),
                 status_text(step["status"]),
-                duration,
-                tokens,
+                shown(duration),
+                shown(tokens),
             )
         console.print(steps)
     if job.get("events"):
@@ -163,11 +193,11 @@ def print_job(console: Console, job: dict[str, Any]) -> None:
             events.add_column(column)
         for event in job["events"]:
             events.add_row(
-                str(event["seq"]),
-                event["timestamp"][11:23],
-                Text(event["type"]),
-                Text(event["actor"]),
-                Text(json.dumps(event["payload"], ensure_ascii=False)[:80]),
+                shown(event["seq"]),
+                shown(event["timestamp"][11:23]),
+                shown(event["type"]),
+                shown(event["actor"]),
+                shown(json.dumps(event["payload"], ensure_ascii=False)[:80]),
             )
         console.print(events)
 
@@ -211,20 +241,22 @@ def limits_table(limits: Sequence[dict[str, Any]]) -> Table:
             table.add_column(column, max_width=LIMIT_NAME_WIDTH)
         else:
             table.add_column(column, no_wrap=True)
-    if any(cell_len(limit["name"]) > LIMIT_NAME_WIDTH for limit in limits):
+    if any(shown(limit["name"]).cell_len > LIMIT_NAME_WIDTH for limit in limits):
         table.caption = "names cut short (…) are whole in `limits list --json`"
         table.caption_justify = "left"
     for limit in limits:
         maximum = limit.get("max_running")
         reason = limit.get("waiting_because")
+        name = shown(limit["name"])
+        name.no_wrap, name.overflow = True, "ellipsis"
         table.add_row(
-            Text(limit["name"], no_wrap=True, overflow="ellipsis"),
-            f"{limit['running']}/{'-' if maximum is None else maximum}",
-            str(limit["queued"]),
-            rate_text(limit.get("rate")),
-            str(limit["started_in_window"]) if limit.get("rate") else "-",
+            name,
+            shown(f"{limit['running']}/{'-' if maximum is None else maximum}"),
+            shown(limit["queued"]),
+            shown(rate_text(limit.get("rate"))),
+            shown(limit["started_in_window"] if limit.get("rate") else "-"),
             "yes" if limit["paused"] else "no",
-            Text(why_text(limit, reason) if reason else "-", style="yellow" if reason else ""),
+            shown(why_text(limit, reason) if reason else "-", "yellow" if reason else ""),
         )
     if not limits:
         table.add_row("(no limits: every job may start)")
@@ -249,7 +281,7 @@ def print_limit(console: Console, limit: dict[str, Any]) -> None:
         ("waiting", f"none may start: {why_text(limit, reason)}" if reason else "no"),
         ("updated", limit.get("updated_at") or "-"),
     ):
-        facts.add_row(label, Text(value))
+        facts.add_row(label, shown(value))
     console.print(facts)
 
 
@@ -259,9 +291,9 @@ def workspaces_table(workspaces: Sequence[Workspace]) -> Table:
         table.add_column(column, justify="right" if column == "WEIGHT" else "left")
     for found in workspaces:
         table.add_row(
-            found.slug,
-            str(found.id),
-            str(found.weight),
+            shown(found.slug),
+            shown(found.id),
+            shown(found.weight),
             found.created_at.isoformat(timespec="seconds"),
         )
     return table
@@ -273,9 +305,9 @@ def keys_table(keys: Sequence[ApiKey]) -> Table:
         table.add_column(column)
     for found in keys:
         table.add_row(
-            str(found.id),
-            found.role.value,
-            Text(found.name or "-"),
+            shown(found.id),
+            shown(found.role.value),
+            shown(found.name or "-"),
             found.created_at.isoformat(timespec="seconds"),
             found.revoked_at.isoformat(timespec="seconds") if found.revoked_at else "-",
         )
@@ -332,22 +364,22 @@ def watch(console: Console, events: Iterable[dict[str, Any]], as_json: bool) -> 
         for event in events:
             if event["type"] == END_OF_STREAM:
                 status = str(event["status"])
-                progress.update(bar, description=status_text(status))
+                progress.update(bar, description=status_markup(status))
                 if status == JobStatus.COMPLETED.value:
                     progress.update(bar, completed=100)
                 return status
             time = str(event.get("timestamp", ""))[11:23]
             # Text, not markup: output from a job may hold brackets of its own.
             line = Text.assemble(
-                (f"{event.get('seq', ''):>4} {time} ", "dim"),
-                f"{event['type']:<16} ",
-                describe(event),
+                shown(f"{event.get('seq', ''):>4} {time} ", "dim"),
+                shown(f"{event['type']:<16} "),
+                shown(describe(event), lines=True),
             )
             progress.console.print(line, highlight=False)
             if event["type"] == event_types.JOB_PROGRESS:
                 progress.update(bar, completed=event["payload"].get("progress_percent", 0))
             if event["type"] == event_types.JOB_STARTED:
-                progress.update(bar, description=status_text(JobStatus.RUNNING.value))
+                progress.update(bar, description=status_markup(JobStatus.RUNNING.value))
     return "UNKNOWN"
 
 
@@ -377,9 +409,9 @@ def follow_changes(console: Console, events: Iterable[dict[str, Any]]) -> None:
         time = str(event.get("timestamp", ""))[11:19]
         console.print(
             Text.assemble(
-                (f"{time} ", "dim"),
-                f"{event['job_id']}  {event.get('job_type', ''):<20} ",
-                (change, STATUS_STYLE.get(change, "white")),
+                shown(f"{time} ", "dim"),
+                shown(f"{event['job_id']}  {event.get('job_type', ''):<20} "),
+                shown(change, STATUS_STYLE.get(change, "white")),
             ),
             highlight=False,
         )
@@ -422,13 +454,13 @@ def workers_table(workers: Sequence[dict[str, Any]]) -> Table:
     if with_types:
         table.add_column("TYPES")
     for worker in workers:
-        cells = [Text(worker["worker_id"])]
+        cells = [shown(worker["worker_id"])]
         if with_state:
             state = str(worker.get("state") or "-")
-            cells.append(Text(state, style=WORKER_STATE_STYLE.get(state, "")))
-        cells += [Text(ago(worker["last_seen_at"])), Text(str(worker["running"]))]
+            cells.append(shown(state, WORKER_STATE_STYLE.get(state, "")))
+        cells += [shown(ago(worker["last_seen_at"])), shown(worker["running"])]
         if with_types:
-            cells.append(Text(", ".join(worker.get("types") or []) or "-"))
+            cells.append(shown(", ".join(worker.get("types") or []) or "-"))
         table.add_row(*cells)
     if not workers:
         table.add_row("(none in the last hour)")
@@ -439,10 +471,10 @@ def unserved_warnings(stats: dict[str, Any]) -> list[Text]:
     """A line for each job type with jobs due (claimable now) that no live worker serves:
     the server counts only those (`unserved_types[].queued`)."""
     return [
-        Text(
+        shown(
             f"{count(int(row['queued']), 'job')} of type `{row['type']}` due now: "
             "no live worker serves this type",
-            style="yellow",
+            "yellow",
         )
         for row in stats.get("unserved_types") or []
     ]
@@ -452,8 +484,8 @@ def print_status(console: Console, stats: dict[str, Any]) -> None:
     by_status = stats["by_status"]
     summary = Table(box=None, header_style="bold", pad_edge=False)
     for status in by_status:
-        summary.add_column(status, justify="right")
-    summary.add_row(*(str(number) for number in by_status.values()))
+        summary.add_column(shown(status), justify="right")
+    summary.add_row(*(shown(number) for number in by_status.values()))
     console.print(summary)
     age = stats.get("oldest_queued_age_seconds")
     console.print(
@@ -469,9 +501,11 @@ def print_status(console: Console, stats: dict[str, Any]) -> None:
         by_type = Table(title="by type", title_justify="left", box=None, header_style="bold")
         by_type.add_column("TYPE")
         for status in by_status:
-            by_type.add_column(status, justify="right")
+            by_type.add_column(shown(status), justify="right")
         for job_type, counts in sorted(types.items()):
-            by_type.add_row(job_type, *(str(counts.get(status, 0)) for status in by_status))
+            by_type.add_row(
+                shown(job_type), *(shown(counts.get(status, 0)) for status in by_status)
+            )
         console.print(by_type)
     console.print(workers_table(stats["workers"]))
 
@@ -486,9 +520,10 @@ def settings_table(view: dict[str, Any]) -> Table:
             continue
         sources = view.get("source", {}).get(section, {})
         if not isinstance(values, dict):  # a setting of its own (weight)
-            table.add_row(section, str(values), sources if isinstance(sources, str) else "-")
+            source = sources if isinstance(sources, str) else "-"
+            table.add_row(shown(section), shown(values), shown(source))
             continue
         for name, value in values.items():
-            shown = "forever" if value is None and name.endswith("_days") else str(value)
-            table.add_row(f"{section}.{name}", shown, sources.get(name, "-"))
+            setting = "forever" if value is None and name.endswith("_days") else value
+            table.add_row(shown(f"{section}.{name}"), shown(setting), shown(sources.get(name, "-")))
     return table

@@ -31,26 +31,36 @@ def _moment(timestamp: str | None) -> str:
     return timestamp.replace("+00:00", "Z").replace("T", " ")
 
 
+def _state(schedule: dict[str, Any]) -> Text:
+    return Text("paused", "yellow") if schedule["paused"] else Text("active", "green")
+
+
 def schedules_table(found: Sequence[dict[str, Any]]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("NAME", "CRON", "TIMEZONE", "JOB TYPE", "NEXT RUN (UTC)", "LAST RUN", "STATE"):
         table.add_column(column, no_wrap=True)
     for schedule in found:
         table.add_row(
-            schedule["name"],
-            schedule["cron"],
-            schedule["timezone"],
-            schedule["job"]["type"],
-            _moment(schedule["next_run_at"]),
+            render.shown(schedule["name"]),
+            render.shown(schedule["cron"]),
+            render.shown(schedule["timezone"]),
+            render.shown(schedule["job"]["type"]),
+            render.shown(_moment(schedule["next_run_at"])),
             render.ago(schedule["last_run_at"]) if schedule["last_run_at"] else "-",
-            "[yellow]paused[/]" if schedule["paused"] else "[green]active[/]",
+            _state(schedule),
         )
     return table
 
 
 def print_schedule(out: Console, schedule: dict[str, Any], runs: Sequence[dict[str, Any]]) -> None:
-    state = "[yellow]paused[/]" if schedule["paused"] else "[green]active[/]"
-    out.print(f"[bold]Schedule {schedule['name']}[/bold]  {state}  [dim]{schedule['id']}[/dim]")
+    title = Text.assemble(
+        render.shown(f"Schedule {schedule['name']}", "bold"),
+        "  ",
+        _state(schedule),
+        "  ",
+        render.shown(schedule["id"], "dim"),
+    )
+    out.print(title, highlight=False)
     facts = Table(box=None, show_header=False, pad_edge=False)
     facts.add_column(style="dim")
     facts.add_column()
@@ -77,7 +87,7 @@ def print_schedule(out: Console, schedule: dict[str, Any], runs: Sequence[dict[s
             f"{_moment(skipped)} ({schedule['last_skip_reason']})" if skipped else "-",
         ),
     ):
-        facts.add_row(label, Text(str(value)))  # text, not markup: values are callers'
+        facts.add_row(label, render.shown(value))
     out.print(facts)
     if runs:
         table = Table(box=None, header_style="bold", pad_edge=False, title_justify="left")
@@ -86,9 +96,9 @@ def print_schedule(out: Console, schedule: dict[str, Any], runs: Sequence[dict[s
         for run in runs:
             status = run["job_status"]
             table.add_row(
-                _moment(run["tick"]) if run["tick"] else "(triggered)",
-                run["outcome"],
-                run["job_id"] or "-",
+                render.shown(_moment(run["tick"]) if run["tick"] else "(triggered)"),
+                render.shown(run["outcome"]),
+                render.shown(run["job_id"] or "-"),
                 render.status_text(status) if status else "-",
             )
         out.print(table)
@@ -142,13 +152,17 @@ def schedules_create(
             lambda: client.create_schedule(name, cron, job_type, body, **options)
         )
     if quiet:
-        click.echo(schedule["id"])
+        click.echo(render.shown(schedule["id"]).plain)
     elif connection.as_json:
         click.echo(json.dumps(schedule, indent=2))
     else:
         console.print(
-            f"created schedule [cyan]{schedule['name']}[/cyan] ({schedule['id']}); "
-            f"next run {_moment(schedule['next_run_at'])}"
+            Text.assemble(
+                "created schedule ",
+                render.shown(schedule["name"], "cyan"),
+                render.shown(f" ({schedule['id']}); next run {_moment(schedule['next_run_at'])}"),
+            ),
+            highlight=False,
         )
 
 
@@ -190,12 +204,11 @@ def _set_paused(connection: Connection, schedule: str, paused: bool) -> None:
         changed = connection.call(lambda: client.update_schedule(schedule, paused=paused))
     if connection.as_json:
         click.echo(json.dumps(changed, indent=2))
-    elif paused:
-        console.print(f"schedule [cyan]{changed['name']}[/cyan] is paused")
     else:
+        said = " is paused" if paused else f" resumed; next run {_moment(changed['next_run_at'])}"
         console.print(
-            f"schedule [cyan]{changed['name']}[/cyan] resumed; "
-            f"next run {_moment(changed['next_run_at'])}"
+            Text.assemble("schedule ", render.shown(changed["name"], "cyan"), render.shown(said)),
+            highlight=False,
         )
 
 
@@ -241,4 +254,6 @@ def schedules_delete(connection: Connection, schedule: str) -> None:
     if connection.as_json:
         click.echo(json.dumps({"deleted": schedule}))
     else:
-        console.print(f"deleted schedule [cyan]{schedule}[/cyan]")
+        console.print(
+            Text.assemble("deleted schedule ", render.shown(schedule, "cyan")), highlight=False
+        )

@@ -28,8 +28,12 @@ errors = Console(stderr=True)
 def fail(message: str, code: int = 1) -> NoReturn:
     """One line on stderr and a non-zero exit: what a person (or a script) needs, no trace.
     The message is text, not markup: it quotes the server and the user, brackets and all
-    (`must be … of [a-z0-9-]`)."""
-    errors.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
+    (`must be … of [a-z0-9-]`), its control characters written out (`render.shown`)."""
+    from conveyor.cli.render import shown  # render imports the client: only when failing
+
+    errors.print(
+        Text.assemble(("error:", "red"), " ", shown(message)), highlight=False, soft_wrap=True
+    )
     sys.exit(code)
 
 

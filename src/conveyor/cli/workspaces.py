@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from rich.text import Text
 
 from conveyor.cli import render
 from conveyor.cli.shared import (
@@ -40,7 +41,12 @@ def workspace_create(name: str, database_url: str | None) -> None:
     created = run(
         with_store(settings, lambda store: WorkspaceService(store).create_workspace(name))
     )
-    console.print(f"workspace [cyan]{created.slug}[/cyan] created (id {created.id})")
+    console.print(
+        Text.assemble(
+            "workspace ", render.shown(created.slug, "cyan"), f" created (id {created.id})"
+        ),
+        highlight=False,
+    )
 
 
 @workspace.command("list")
@@ -152,7 +158,9 @@ def workspace_set(name: str, database_url: str | None, **given: Any) -> None:
         return found.slug, view
 
     slug, view = run(with_store(settings, action))
-    console.print(f"workspace [cyan]{slug}[/cyan] updated")
+    console.print(
+        Text.assemble("workspace ", render.shown(slug, "cyan"), " updated"), highlight=False
+    )
     console.print(render.settings_table(view.as_json()))
 
 
@@ -170,6 +178,9 @@ def workspace_show(name: str, database_url: str | None) -> None:
 
     found, view, pruned = run(with_store(settings, action))
     created = render.ago(found.created_at.isoformat())
-    console.print(f"[bold]{found.slug}[/bold]  id {found.id}  created {created}")
+    console.print(
+        Text.assemble(render.shown(found.slug, "bold"), f"  id {found.id}  created {created}"),
+        highlight=False,
+    )
     console.print(render.settings_table(view.as_json()))
     console.print(f"{render.count(pruned, 'job')} deleted by retention so far", style="dim")
