@@ -286,6 +286,22 @@ async def test_set_with_nothing_to_change_is_a_usage_error_and_writes_nothing(
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_set_with_both_pause_and_resume_is_a_usage_error_and_writes_nothing(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    """`--pause --resume` was taken (the last one winning) and made the limit unpaused."""
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["admin"]}
+    for flags in (("--pause", "--resume"), ("--resume", "--max-running", "3", "--pause")):
+        ran = await conveyor("limits", "set", "zz", *flags, env=env)
+        assert ran.code == 2, ran.output
+        assert "--pause and --resume contradict each other" in ran.err, ran.err
+    ran = await conveyor("limits", "list", "--json", env=env)
+    assert json.loads(ran.out) == [], "nothing made"
+    ran = await conveyor("limits", "set", "zz", "--pause", "--json", env=env)
+    assert (ran.code, json.loads(ran.out)["paused"]) == (0, True), ran.output
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_a_url_with_the_api_path_after_it_says_to_give_the_base_url(
     server: RunningServer, keys: dict[str, str]
 ) -> None:

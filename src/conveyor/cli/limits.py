@@ -182,16 +182,22 @@ def limits_show(connection: Connection, name: str) -> None:
     default=None,
     help="at most COUNT starts in any SECONDS, e.g. 10/60 (`none`: no cap)",
 )
-@click.option("--pause/--resume", "paused", default=None, help="stop its jobs starting, or not")
+@click.option("--pause", is_flag=True, help="stop its jobs starting")
+@click.option("--resume", is_flag=True, help="let its jobs start again")
 def limits_set(
     connection: Connection,
     name: str,
     max_running: MaxRunning | None,
     rate: RateGiven | None,
-    paused: bool | None,
+    pause: bool,
+    resume: bool,
 ) -> None:
     """Create or change the limit NAME: what is not given stays as it was (a new limit:
     no cap). Give at least one option."""
+    # Two flags, not `--pause/--resume`: click would let the last of both win, silently.
+    if pause and resume:
+        raise click.UsageError("--pause and --resume contradict each other: give one")
+    paused = True if pause else False if resume else None
     if max_running is None and rate is None and paused is None:
         raise nothing_to_change()
     put_changed(connection, name, max_running=max_running, rate=rate, paused=paused)
