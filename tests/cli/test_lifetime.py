@@ -108,6 +108,19 @@ async def test_prune_by_hand_dry_and_for_real(
     assert (ran.code, ran.out.strip()) == (0, "nothing to delete")
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_prune_says_one_job_in_the_singular(
+    database_url: DatabaseURL, store: Store, service: JobService, workspace: Workspace
+) -> None:
+    url = ("--database-url", database_url.url)
+    job = await job_in_status(service, workspace.id, JobStatus.CANCELLED)
+    await backdate(store, job.id, 20)
+    ran = await conveyor("prune", "--dry-run", *url)
+    assert re.search(r"^would delete 1 job in \S+s$", ran.out, re.MULTILINE), ran.out
+    ran = await conveyor("prune", *url)
+    assert re.search(r"^deleted 1 job in \S+s$", ran.out, re.MULTILINE), ran.out
+
+
 async def test_jobs_cancel_and_retry_all_matching(
     server: RunningServer, keys: dict[str, str], service: JobService, workspace: Workspace
 ) -> None:

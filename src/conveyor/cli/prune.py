@@ -43,9 +43,12 @@ def prune(
     else:
         console.print(_table(report))
         verb = "would delete" if dry_run else "deleted"
-        console.print(f"{verb} {report.jobs} jobs in {report.seconds:.1f}s", style="dim")
+        console.print(
+            f"{verb} {render.count(report.jobs, 'job')} in {report.seconds:.1f}s", style="dim"
+        )
     if report.schedule_runs:
-        console.print(f"deleted {report.schedule_runs} schedule runs (history)", style="dim")
+        runs = render.count(report.schedule_runs, "schedule run")
+        console.print(f"deleted {runs} (history)", style="dim")
     if report.busy:
         fail("another server is pruning this database right now: try again later", 1)
 
