@@ -6,6 +6,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 from uuid import uuid4
 
 import httpx
@@ -366,3 +367,46 @@ async def test_a_concurrency_key_in_a_type_limits_name_is_a_422(
         }
     ], "a sentence a caller can read (it once ended on a stray apostrophe)"
     assert (await client.get("/jobs")).json()["data"] == [], "nothing was created"
+
+
+async def test_a_concurrency_key_is_a_name_a_limit_may_have(client: httpx.AsyncClient) -> None:
+    """A key with a control character was stored (201) though no limit could be made for
+    it (`PUT limits/x%0Ay` is a 422): now the one rule of limit names refuses it, on a job,
+    in a batch and in a schedule's job, naming the field."""
+    refused = await client.put("/limits/x%0Ay", json={"max_running": 1})
+    assert refused.status_code == 422
+    message = refused.json()["errors"][0]["message"]
+    for key in ("x\ny", "\x1b[31mRED\x1b[0m", "tab\there", "del\x7f"):
+        answer = await client.post("/jobs", json={"type": "t", "concurrency_key": key})
+        assert answer.status_code == 422, (key, answer.text)
+        assert answer.json()["errors"] == [{"field": "concurrency_key", "message": message}]
+        answer = await client.post(
+            "/jobs/batch", json={"jobs": [{"type": "t"}, {"type": "t", "concurrency_key": key}]}
+        )
+        assert answer.status_code == 422, (key, answer.text)
+        assert [e["field"] for e in answer.json()["errors"]] == ["jobs.1.concurrency_key"]
+        answer = await client.post(
+            "/schedules",
+            json={"name": "s", "cron": "@daily", "job": {"type": "t", "concurrency_key": key}},
+        )
+        assert answer.status_code == 422, (key, answer.text)
+        assert [e["field"] for e in answer.json()["errors"]] == ["job.concurrency_key"]
+    assert (await client.get("/jobs")).json()["meta"]["total"] == 0
+    assert (await client.get("/schedules")).json()["data"] == []
+
+    made = await client.post(
+        "/schedules",
+        json={"name": "s", "cron": "@daily", "job": {"type": "t", "concurrency_key": "a/b c"}},
+    )
+    assert made.status_code == 201, made.text
+    changed = await client.patch("/schedules/s", json={"job": {"concurrency_key": "x\ny"}})
+    assert changed.status_code == 422, changed.text
+    assert [e["field"] for e in changed.json()["errors"]] == ["job.concurrency_key"]
+
+    # Any name a limit may have is a key: it governs the key's jobs.
+    key = "customer/42 ü"
+    assert (await client.put(f"/limits/{quote(key, safe='')}", json={"paused": True})).is_success
+    job = await client.post("/jobs", json={"type": "t", "concurrency_key": key})
+    assert job.status_code == 201, job.text
+    shown = (await client.get(f"/jobs/{job.json()['id']}")).json()
+    assert [limit["name"] for limit in shown["waiting_for"]] == [key]

@@ -208,7 +208,9 @@ class CreateJobIn(Strict):
         "retry_backoff_seconds (422 naming this field otherwise)",
     )
     concurrency_key: ConcurrencyKey | None = Field(
-        None, description="the limit (a customer, a model API…) this job counts against"
+        None,
+        description="the limit (a customer, a model API…) this job counts against: a name a "
+        "limit may have (1..200 printable characters), not beginning with `type:`",
     )
     timeout_seconds: TimeoutSeconds | None = Field(
         None,

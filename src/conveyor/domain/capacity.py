@@ -38,7 +38,7 @@ RATE_WINDOW_LIMIT_SECONDS: Final = 7 * 24 * 3600.0
 WEIGHT_MIN: Final = 1
 WEIGHT_MAX: Final = 1000
 DEFAULT_WEIGHT: Final = 1
-_LIMIT_NAME: Final = re.compile(r"[^\x00-\x1f\x7f]{1,200}\Z")
+_LIMIT_NAME: Final = re.compile(rf"[^\x00-\x1f\x7f]{{1,{LIMIT_NAME_MAX_LENGTH}}}\Z")
 
 
 def type_limit_name(job_type: str) -> str:
@@ -56,6 +56,19 @@ def limit_names(job_type: str, concurrency_key: str | None) -> tuple[str, ...]:
     if concurrency_key is None:
         return (by_type,)
     return (concurrency_key, by_type)
+
+
+def validate_limit_name(name: str, field: str = "name") -> None:
+    """Refuse (InvalidInput naming `field`) what cannot name a limit: the one rule for a
+    limit's name and for a job's concurrency key, which names the limit that governs it,
+    so no key is one that no limit could be made for."""
+    if not _LIMIT_NAME.match(name):
+        raise InvalidInput(field, f"must be 1..{LIMIT_NAME_MAX_LENGTH} printable characters")
+    job_type = limit_type(name)
+    if job_type is not None and not JOB_TYPE_PATTERN.match(job_type):
+        raise InvalidInput(
+            field, f"a type limit is {TYPE_LIMIT_PREFIX}<type>: the type {JOB_TYPE_RULE}"
+        )
 
 
 def validate_weight(weight: object) -> int:
@@ -93,13 +106,7 @@ class Limit:
         return self.paused or self.max_running == 0
 
     def validate(self) -> None:
-        if not _LIMIT_NAME.match(self.name):
-            raise InvalidInput("name", f"must be 1..{LIMIT_NAME_MAX_LENGTH} printable characters")
-        job_type = limit_type(self.name)
-        if job_type is not None and not JOB_TYPE_PATTERN.match(job_type):
-            raise InvalidInput(
-                "name", f"a type limit is {TYPE_LIMIT_PREFIX}<type>: the type {JOB_TYPE_RULE}"
-            )
+        validate_limit_name(self.name)
         if self.max_running is not None and not 0 <= self.max_running <= MAX_RUNNING_LIMIT:
             raise InvalidInput("max_running", f"must be between 0 and {MAX_RUNNING_LIMIT}")
         if self.rate is not None:

@@ -17,7 +17,12 @@ from uuid import UUID
 
 from conveyor.domain import events
 from conveyor.domain.backoff import backoff_delay
-from conveyor.domain.capacity import TYPE_LIMIT_PREFIX, limit_names
+from conveyor.domain.capacity import (
+    LIMIT_NAME_MAX_LENGTH,
+    TYPE_LIMIT_PREFIX,
+    limit_names,
+    validate_limit_name,
+)
 from conveyor.domain.errors import (
     InvalidInput,
     InvalidTransition,
@@ -62,7 +67,8 @@ PRIORITY_DEFAULT: Final = 5
 MAX_ATTEMPTS_LIMIT: Final = 100
 AGENT_TASK_ID_MAX_LENGTH: Final = 200
 IDEMPOTENCY_KEY_MAX_LENGTH: Final = 200
-CONCURRENCY_KEY_MAX_LENGTH: Final = 200
+CONCURRENCY_KEY_MAX_LENGTH: Final = LIMIT_NAME_MAX_LENGTH
+"""A concurrency key names a limit: it is one of the names a limit may have."""
 TIMEOUT_LIMIT_SECONDS: Final = 7 * 24 * 3600.0
 DEFAULT_TIMEOUT_GRACE_SECONDS: Final = 5.0
 """How long past a job's timeout the server still leases it: its worker's time to stop the
@@ -134,18 +140,14 @@ class JobSpec:
             raise InvalidInput("retry_backoff_max_seconds", "must be at most 7 days")
         if self.run_at is not None:
             validate_instant(self.run_at, "run_at")
-        if self.concurrency_key is not None and not (
-            0 < len(self.concurrency_key) <= CONCURRENCY_KEY_MAX_LENGTH
-        ):
-            raise InvalidInput(
-                "concurrency_key", f"must be 1..{CONCURRENCY_KEY_MAX_LENGTH} characters"
-            )
-        if self.concurrency_key is not None and self.concurrency_key.startswith(TYPE_LIMIT_PREFIX):
-            raise InvalidInput(
-                "concurrency_key",
-                f"must not begin with {TYPE_LIMIT_PREFIX!r}: that prefix names the limit of a "
-                f"job type ({TYPE_LIMIT_PREFIX}<job type>)",
-            )
+        if self.concurrency_key is not None:
+            if self.concurrency_key.startswith(TYPE_LIMIT_PREFIX):
+                raise InvalidInput(
+                    "concurrency_key",
+                    f"must not begin with {TYPE_LIMIT_PREFIX!r}: that prefix names the limit of "
+                    f"a job type ({TYPE_LIMIT_PREFIX}<job type>)",
+                )
+            validate_limit_name(self.concurrency_key, "concurrency_key")
         if self.timeout_seconds is not None and not (
             0 < self.timeout_seconds <= TIMEOUT_LIMIT_SECONDS
         ):
