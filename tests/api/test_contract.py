@@ -24,15 +24,16 @@ PROBLEM = "application/problem+json"
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("OPTIONS", "/jobs", "GET, POST"),
-        ("DELETE", "/jobs", "GET, POST"),
-        ("OPTIONS", "/jobs/{job}", "GET"),
-        ("PUT", "/jobs/{job}", "GET"),
+        ("OPTIONS", "/jobs", "GET, HEAD, POST"),
+        ("DELETE", "/jobs", "GET, HEAD, POST"),
+        ("OPTIONS", "/jobs/{job}", "GET, HEAD"),
+        ("PUT", "/jobs/{job}", "GET, HEAD"),
         ("GET", "/jobs/batch", "POST"),
+        ("HEAD", "/jobs/batch", "POST"),
         ("OPTIONS", "/jobs/{job}/cancel", "POST"),
         ("GET", "/jobs/{job}/steps/{job}", "PATCH"),
-        ("OPTIONS", "/jobs/{job}/steps", "GET, POST"),
-        ("POST", "/jobs/{job}/events/stream", "GET"),
+        ("OPTIONS", "/jobs/{job}/steps", "GET, HEAD, POST"),
+        ("POST", "/jobs/{job}/events/stream", "GET, HEAD"),
         ("GET", "/claims", "POST"),
     ],
 )

@@ -12,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 import conveyor
 from conveyor.api.connections import remember_transport
 from conveyor.api.dependencies import ApiContext, understood_request
+from conveyor.api.head_requests import HeadRequests
 from conveyor.api.limits import RateLimiter, RequestSizeLimit
 from conveyor.api.observability import Observability
 from conveyor.api.openapi import problem_openapi
@@ -82,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     install_problem_handlers(app)
+    app.add_middleware(HeadRequests)  # innermost: the others see the request as HEAD
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     if settings.insecure_local:
         # Without keys, a web page could reach the server through DNS rebinding: only

@@ -255,13 +255,15 @@ def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+"""The methods routes declare. HEAD is not one of them: it is served wherever GET is
+(`HeadRequests`)."""
 
 
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this request's path, found by asking the routes
-    as the router does, once per method. (The framework's `Allow` names the methods of
-    the first route whose path matched: one of several at that path.)"""
+    as the router does, once per method, and HEAD wherever GET is. (The framework's `Allow`
+    names the methods of the first route whose path matched: one of several at that path.)"""
     allowed = []
     for method in HTTP_METHODS:
         probe: Scope = {
@@ -274,6 +276,8 @@ def allowed_methods(request: Request) -> list[str]:
         }
         if any(route.matches(dict(probe))[0] == Match.FULL for route in request.app.router.routes):
             allowed.append(method)
+            if method == "GET":
+                allowed.append("HEAD")
     if request.method in allowed:
         # What matched serves any method and refused this one itself (static files).
         return ["GET", "HEAD"]
