@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conveyor.store import Store
 from tests.support.clock import FakeClock
 from tests.support.server import RunningServer
 from tests.worker.conftest import eventually
@@ -429,3 +430,111 @@ async def test_a_page_asked_for_wrongly_is_a_422_naming_the_parameter(
     response = await client.get("/schedules", params=params)
     assert response.status_code == 422, response.text
     assert problem_fields(response) == [next(iter(params))]
+
+
+async def trigger_runs(client: httpx.AsyncClient, schedule: str, count: int) -> list[str]:
+    """`count` runs of `schedule` at once (triggers, not ticks): their jobs' ids, oldest
+    first."""
+    made = []
+    for _ in range(count):
+        triggered = await client.post(f"/schedules/{schedule}/trigger")
+        assert triggered.status_code == 201, triggered.text
+        made.append(triggered.json()["id"])
+    return made
+
+
+def run_jobs(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [run["job_id"] for run in response.json()["data"]]
+
+
+async def test_the_runs_page_newest_first_by_cursor_and_new_runs_never_shift_a_page(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post("/schedules", json={**NIGHTLY, "paused": True})
+    made = await trigger_runs(client, "nightly-report", 7)
+    newest_first = made[::-1]
+
+    first = await client.get("/schedules/nightly-report/runs", params={"limit": 3})
+    assert run_jobs(first) == newest_first[:3]
+    assert first.json()["meta"]["limit"] == 3
+    assert first.json()["meta"]["next_cursor"] is not None
+    # A run recorded between pages: the next page goes on after the last run shown.
+    [later] = await trigger_runs(client, "nightly-report", 1)
+    second = await client.get(
+        "/schedules/nightly-report/runs",
+        params={"limit": 3, "cursor": first.json()["meta"]["next_cursor"]},
+    )
+    assert run_jobs(second) == newest_first[3:6]
+    third = await client.get(
+        "/schedules/nightly-report/runs",
+        params={"limit": 3, "cursor": second.json()["meta"]["next_cursor"]},
+    )
+    assert run_jobs(third) == newest_first[6:]
+    assert third.json()["meta"] == {"limit": 3, "next_cursor": None}
+
+    # A page that is full and has nothing after it says so; the first page now starts
+    # with the run recorded meanwhile.
+    everything = await client.get("/schedules/nightly-report/runs", params={"limit": 8})
+    assert run_jobs(everything) == [later, *newest_first]
+    assert everything.json()["meta"]["next_cursor"] is None
+    default = await client.get("/schedules/nightly-report/runs")
+    assert default.json()["meta"] == {"limit": 50, "next_cursor": None}
+
+
+async def test_a_runs_cursor_outlives_its_run_and_goes_on_by_the_schedules_id_or_name(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    schedule = (await client.post("/schedules", json={**NIGHTLY, "paused": True})).json()
+    made = await trigger_runs(client, "nightly-report", 4)
+    first = await client.get(f"/schedules/{schedule['id']}/runs", params={"limit": 2})
+    cursor = first.json()["meta"]["next_cursor"]
+    assert run_jobs(first) == [made[3], made[2]]
+    # The cursor's run is deleted (as the pruner would): its place stays.
+    async with store.database.write() as connection:
+        await connection.execute(
+            "DELETE FROM schedule_runs WHERE id = :id", {"id": first.json()["data"][1]["id"]}
+        )
+    rest = await client.get("/schedules/nightly-report/runs", params={"limit": 2, "cursor": cursor})
+    assert run_jobs(rest) == [made[1], made[0]]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "bm90LWEtY3Vyc29y",  # not one of ours
+        "MTo0MjoxMjM0",  # a job list's kind of cursor
+        "c2NoZWR1bGU6YWxwaGE",  # the schedule list's ("schedule:alpha")
+        "not a cursor",
+        "cnVuOjEyMzQ6NQ",  # "run:1234:5": a run's kind with no schedule's id
+    ],
+)
+async def test_a_runs_cursor_that_is_not_one_of_this_list_is_a_422_naming_cursor(
+    client: httpx.AsyncClient, cursor: str
+) -> None:
+    await client.post("/schedules", json={**NIGHTLY, "paused": True})
+    response = await client.get("/schedules/nightly-report/runs", params={"cursor": cursor})
+    assert response.status_code == 422, response.text
+    assert problem_fields(response) == ["cursor"]
+
+
+async def test_another_schedules_runs_cursor_is_a_422_and_paging_by_number_is_not_offered(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post("/schedules", json={**NIGHTLY, "paused": True})
+    await client.post("/schedules", json={**NIGHTLY, "name": "other", "paused": True})
+    await trigger_runs(client, "other", 2)
+    other = await client.get("/schedules/other/runs", params={"limit": 1})
+    cursor = other.json()["meta"]["next_cursor"]
+    assert cursor is not None
+    response = await client.get("/schedules/nightly-report/runs", params={"cursor": cursor})
+    assert response.status_code == 422, response.text
+    assert problem_fields(response) == ["cursor"]
+    # The jobs list and the schedules list refuse it too.
+    assert problem_fields(await client.get("/jobs", params={"cursor": cursor})) == ["cursor"]
+    assert problem_fields(await client.get("/schedules", params={"cursor": cursor})) == ["cursor"]
+    by_number = await client.get("/schedules/other/runs", params={"page": 2})
+    assert problem_fields(by_number) == ["page"]
+    for limit in (0, 201):
+        refused = await client.get("/schedules/other/runs", params={"limit": limit})
+        assert problem_fields(refused) == ["limit"]

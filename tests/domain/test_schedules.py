@@ -11,6 +11,7 @@ from zoneinfo import available_timezones
 
 import pytest
 
+from conveyor.domain.cursors import encode_cursor
 from conveyor.domain.errors import InvalidInput
 from conveyor.domain.jobs import decide_creation_events
 from conveyor.domain.schedules import (
@@ -21,7 +22,9 @@ from conveyor.domain.schedules import (
     Overlap,
     Schedule,
     ScheduleChanges,
+    ScheduleCursor,
     ScheduledJob,
+    ScheduleRunCursor,
     ScheduleSpec,
     TickAction,
     decide_tick,
@@ -458,3 +461,31 @@ def test_a_ticks_job_has_a_key_per_tick_and_names_schedule_and_tick_when_created
     assert manual_idempotency_key(schedule.id, "abc") == f"schedule:{schedule.id}:manual:abc"
     with pytest.raises(InvalidInput):
         manual_idempotency_key(schedule.id, "x" * 101)
+
+
+def test_a_runs_cursor_round_trips_names_its_schedule_and_refuses_anything_else() -> None:
+    schedule_id = uuid4()
+    cursor = ScheduleRunCursor(schedule_id, 42)
+    token = cursor.encode()
+    assert "=" not in token
+    assert ScheduleRunCursor.decode(token) == cursor
+    cursor.check_list(schedule_id)
+    with pytest.raises(InvalidInput) as refused:
+        cursor.check_list(uuid4())
+    assert refused.value.field == "cursor"
+    bad = [
+        "",
+        "not a cursor",
+        token[:-3],
+        ScheduleCursor("alpha").encode(),
+        encode_cursor(f"run:{schedule_id.hex}:0"),
+        encode_cursor(f"run:{schedule_id.hex}:-1"),
+        encode_cursor(f"run:{schedule_id.hex}:{2**63}"),
+        encode_cursor(f"run:{schedule_id.hex}:4:2"),
+        encode_cursor(f"run:{schedule_id}:42"),  # the id with dashes: not what encode writes
+        encode_cursor(f"schedule:{schedule_id.hex}:42"),
+    ]
+    for token in bad:
+        with pytest.raises(InvalidInput) as refused:
+            ScheduleRunCursor.decode(token)
+        assert refused.value.field == "cursor", token

@@ -359,8 +359,8 @@ async def test_a_schedules_history_is_kept_as_long_as_the_longest_retention(
 
     kept = await Pruner(store, Retention(14, None, 14)).run_once()  # failed: forever
     assert kept.schedule_runs == 0
-    assert len((await schedules.list_runs(workspace.id, schedule.name))[1]) == 3
+    assert len((await schedules.list_runs(workspace.id, schedule.name)).runs) == 3
 
     report = await Pruner(store, DEFAULT_RETENTION, batch_size=1).run_once()  # 30 at most
     assert report.schedule_runs == 2
-    assert len((await schedules.list_runs(workspace.id, schedule.name))[1]) == 1
+    assert len((await schedules.list_runs(workspace.id, schedule.name)).runs) == 1

@@ -123,7 +123,7 @@ async def test_a_due_tick_makes_one_job_keyed_by_tick_and_named_in_its_created_e
         job.id,
         None,
     )
-    _, [run] = await schedules.list_runs(workspace.id, str(schedule.id))
+    [run] = (await schedules.list_runs(workspace.id, str(schedule.id))).runs
     assert (run.tick, run.outcome, run.job_id, run.job_status) == (
         at("2026-12-05 10:05"),
         RunOutcome.FIRED,
@@ -195,7 +195,7 @@ async def test_racing_schedulers_fire_each_tick_exactly_once(
         for job in made:
             events = await service.list_events(workspace.id, job.id, after_seq=0)
             assert [e.type for e in events] == ["job.created", "job.queued"]
-        _, runs = await racing[0].list_runs(workspace.id, schedule.name, limit=100)
+        runs = (await racing[0].list_runs(workspace.id, schedule.name, limit=100)).runs
         assert sorted(run.tick for run in runs if run.tick) == expected[schedule.name]
         assert {run.outcome for run in runs} == {RunOutcome.FIRED}
 
@@ -258,7 +258,7 @@ async def test_overlap_skip_skips_ticks_while_the_previous_run_is_unfinished(
     await tick(schedules, clock, at("2026-12-05 10:15"))
     made = await jobs_of(service, workspace, schedule)
     assert len(made) == 2
-    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    runs = (await schedules.list_runs(workspace.id, schedule.name)).runs
     assert [(run.tick, run.outcome) for run in runs] == [
         (at("2026-12-05 10:15"), RunOutcome.FIRED),
         (at("2026-12-05 10:10"), RunOutcome.SKIPPED_OVERLAP),
@@ -296,7 +296,7 @@ async def test_after_downtime_no_storm_none_skips_and_latest_runs_the_last_tick_
     assert keys == ([first] if catch_up == CatchUp.NONE else [first, latest])
     after = await schedules.get_schedule(workspace.id, schedule.name)
     assert after.next_run_at == at("2026-12-05 13:10")
-    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    runs = (await schedules.list_runs(workspace.id, schedule.name)).runs
     expected = RunOutcome.MISSED if catch_up == CatchUp.NONE else RunOutcome.FIRED
     assert next((run.tick, run.outcome) for run in runs) == (at("2026-12-05 13:05"), expected)
     assert len(runs) == 2
@@ -393,7 +393,7 @@ async def test_trigger_runs_now_even_paused_and_a_repeated_key_answers_the_same_
     assert (repeat.id, repeated_created) == (keyed.id, False)
     after = await schedules.get_schedule(workspace.id, schedule.name)
     assert after.last_job_id == keyed.id
-    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    runs = (await schedules.list_runs(workspace.id, schedule.name)).runs
     assert [run.outcome for run in runs] == [RunOutcome.TRIGGERED] * 3
 
 
@@ -416,7 +416,7 @@ async def test_a_trigger_retried_after_its_job_was_made_records_it_once(
     made, _ = await service.create_job(
         workspace.id, manual_spec(schedule, "click-1"), ACTOR, server_key=True
     )
-    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    runs = (await schedules.list_runs(workspace.id, schedule.name)).runs
     assert runs == [], "the server stopped before recording"
     retried, created = await schedules.trigger(workspace.id, schedule.name, ACTOR, "click-1")
     assert (retried.id, created) == (made.id, False)
@@ -425,7 +425,7 @@ async def test_a_trigger_retried_after_its_job_was_made_records_it_once(
     await schedules.trigger(workspace.id, schedule.name, ACTOR, "click-1")
     again = await schedules.get_schedule(workspace.id, schedule.name)
     assert again.version == recorded.version, "a retry of a recorded trigger changes nothing"
-    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    runs = (await schedules.list_runs(workspace.id, schedule.name)).runs
     assert [(run.outcome, run.job_id) for run in runs] == [(RunOutcome.TRIGGERED, made.id)]
 
     stranded, _ = await service.create_job(
@@ -436,7 +436,7 @@ async def test_a_trigger_retried_after_its_job_was_made_records_it_once(
     assert (late.id, created) == (stranded.id, False)
     after = await schedules.get_schedule(workspace.id, schedule.name)
     assert (after.last_job_id, after.last_run_at) == (newer.id, newer.created_at)
-    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    runs = (await schedules.list_runs(workspace.id, schedule.name)).runs
     assert [run.job_id for run in runs] == [stranded.id, newer.id, made.id], "as recorded"
 
     before_change, _ = await service.create_job(
@@ -449,7 +449,7 @@ async def test_a_trigger_retried_after_its_job_was_made_records_it_once(
     )
     answered, created = await schedules.trigger(workspace.id, schedule.name, ACTOR, "click-4")
     assert (answered.id, answered.payload, created) == (before_change.id, {"kind": "daily"}, False)
-    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    runs = (await schedules.list_runs(workspace.id, schedule.name)).runs
     assert runs[0].job_id == before_change.id
 
 
@@ -478,7 +478,7 @@ async def test_two_retries_of_a_trigger_at_once_record_it_once(
     await asyncio.wait_for(asyncio.gather(*retries), 10)
     after = await schedules.get_schedule(workspace.id, schedule.name)
     assert (after.last_job_id, after.version) == (made.id, schedule.version + 1)
-    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    runs = (await schedules.list_runs(workspace.id, schedule.name)).runs
     assert [run.job_id for run in runs] == [made.id]
 
 
@@ -502,12 +502,12 @@ async def test_a_firing_finished_late_does_not_displace_a_later_trigger_nor_over
     after = await schedules.get_schedule(workspace.id, schedule.name)
     assert after.firing_tick is None
     assert (after.last_job_id, after.last_run_at) == (triggered.id, triggered.created_at)
-    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    runs = (await schedules.list_runs(workspace.id, schedule.name)).runs
     assert {run.outcome for run in runs} == {RunOutcome.FIRED, RunOutcome.TRIGGERED}
 
     await service.cancel_job(workspace.id, triggered.id, ACTOR)  # the tick's job still waits
     await tick(schedules, clock, at("2026-12-05 10:10:00.5"))
-    _, runs = await schedules.list_runs(workspace.id, schedule.name)
+    runs = (await schedules.list_runs(workspace.id, schedule.name)).runs
     assert (runs[0].tick, runs[0].outcome) == (at("2026-12-05 10:10"), RunOutcome.SKIPPED_OVERLAP)
 
 

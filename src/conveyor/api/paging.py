@@ -1,6 +1,8 @@
 """How lists page over HTTP, the same for every list that pages (jobs, schedules): by
 `page` number, or deep by the opaque `cursor` the page before gave (`meta.next_cursor`),
-and the `meta` every such page answers with (`schemas.PageMeta`)."""
+and the `meta` every such page answers with (`schemas.PageMeta`). A list that only grows
+at its head and has no cheap total (a schedule's runs) pages by cursor alone, and its
+`meta` says only `limit` and `next_cursor`."""
 
 from __future__ import annotations
 
@@ -58,3 +60,8 @@ def page_meta(found: ListPage) -> dict[str, Any]:
         "total_is_estimate": found.total_is_estimate,
         "next_cursor": None if found.next_cursor is None else found.next_cursor.encode(),
     }
+
+
+def cursor_page_meta(limit: int, next_cursor: _Position | None) -> dict[str, Any]:
+    """The `meta` of a page of a list that pages by cursor alone."""
+    return {"limit": limit, "next_cursor": None if next_cursor is None else next_cursor.encode()}

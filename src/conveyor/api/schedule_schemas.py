@@ -163,9 +163,17 @@ class ScheduleRunOut(BaseModel):
     created_at: datetime
 
 
+class ScheduleRunPageMeta(BaseModel):
+    limit: int
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next (older) page; null when nothing follows"
+    )
+
+
 class ScheduleRunListOut(BaseModel):
     schedule_id: UUID
     data: list[ScheduleRunOut]
+    meta: ScheduleRunPageMeta
 
 
 def schedule_json(schedule: Schedule) -> dict[str, Any]:

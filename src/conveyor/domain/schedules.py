@@ -49,6 +49,10 @@ MAX_SCHEDULES_LISTED: Final = 500
 """The most schedules one page of the list holds (and how many it holds unless asked for
 fewer: a workspace with no more than this many reads them all at once, as before pages;
 the SDK and the CLI ask for this many when they read every schedule)."""
+MAX_RUNS_LISTED: Final = 200
+"""The most runs one page of a schedule's history holds."""
+DEFAULT_RUNS_LISTED: Final = 50
+"""How many runs a page of a schedule's history holds unless asked for another number."""
 
 CRON_NAMES: Final[Mapping[str, str]] = {
     "@yearly": "0 0 1 1 *",
@@ -356,6 +360,9 @@ def id_in_reference(reference: str) -> UUID | None:
 
 
 _CURSOR_KIND: Final = "schedule"
+_RUN_CURSOR_KIND: Final = "run"
+_MAX_RUN_ID: Final = 2**63 - 1
+"""The largest id a run can have (a BIGINT on PostgreSQL, SQLite's INTEGER)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +386,40 @@ class ScheduleCursor:
         if kind != _CURSOR_KIND or not SCHEDULE_NAME_PATTERN.match(name):
             raise invalid_cursor()
         return cls(name)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRunCursor:
+    """A position in one schedule's history (newest first): the last run of the page
+    before. The next page holds the runs recorded before it (smaller ids), so runs recorded
+    meanwhile never shift a page nor make one repeat a run. It names its schedule: another
+    schedule's history is another list, and its cursors are refused there."""
+
+    schedule_id: UUID
+    run_id: int
+
+    def encode(self) -> str:
+        return encode_cursor(f"{_RUN_CURSOR_KIND}:{self.schedule_id.hex}:{self.run_id}")
+
+    @classmethod
+    def decode(cls, token: str) -> ScheduleRunCursor:
+        """A cursor as `encode` wrote it; InvalidInput naming `cursor` for anything else
+        (another list's cursor included)."""
+        try:
+            kind, schedule_hex, run_id = decode_cursor(token).split(":")
+            if kind != _RUN_CURSOR_KIND or not run_id.isdigit() or len(schedule_hex) != 32:
+                raise ValueError(kind)
+            cursor = cls(UUID(hex=schedule_hex), int(run_id))
+        except ValueError:
+            raise invalid_cursor() from None
+        if not 0 < cursor.run_id <= _MAX_RUN_ID:
+            raise invalid_cursor()
+        return cursor
+
+    def check_list(self, schedule_id: UUID) -> None:
+        """Refuse (InvalidInput naming `cursor`) a cursor of another schedule's history."""
+        if self.schedule_id != schedule_id:
+            raise invalid_cursor()
 
 
 @dataclass(frozen=True, slots=True)

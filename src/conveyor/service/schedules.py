@@ -39,12 +39,15 @@ from conveyor.domain.errors import (
 from conveyor.domain.jobs import Job
 from conveyor.domain.limits import JsonLimits, validate_json, validate_text
 from conveyor.domain.schedules import (
+    DEFAULT_RUNS_LISTED,
+    MAX_RUNS_LISTED,
     MAX_SCHEDULES_LISTED,
     Overlap,
     Schedule,
     ScheduleChanges,
     ScheduleCursor,
     ScheduleRun,
+    ScheduleRunCursor,
     ScheduleSpec,
     TickAction,
     decide_tick,
@@ -64,8 +67,6 @@ from conveyor.store import Store
 
 log = logging.getLogger("conveyor.schedules")
 
-MAX_RUNS_LISTED = 200
-
 
 @dataclass(frozen=True, slots=True)
 class SchedulePage:
@@ -84,6 +85,19 @@ class SchedulePage:
     @property
     def total_pages(self) -> int:
         return page_count(self.total, self.limit)
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """A page of a schedule's history, newest first. It has no total: a schedule that
+    fires every minute and is kept forever records half a million runs a year, and a page
+    costs the same however many there are."""
+
+    schedule: Schedule
+    runs: list[ScheduleRun]
+    limit: int
+    next_cursor: ScheduleRunCursor | None
+    """Where the next (older) page starts; None when no run follows this page."""
 
 
 class Clock(Protocol):
@@ -273,10 +287,35 @@ class ScheduleService:
         return job, created
 
     async def list_runs(
-        self, workspace_id: UUID, reference: str, limit: int = 50
-    ) -> tuple[Schedule, list[ScheduleRun]]:
+        self,
+        workspace_id: UUID,
+        reference: str,
+        *,
+        limit: int = DEFAULT_RUNS_LISTED,
+        cursor: ScheduleRunCursor | None = None,
+    ) -> RunPage:
+        """A page of the schedule's history, newest first: the first, or the one after
+        `cursor` (runs recorded meanwhile never shift it). One more than the page is read,
+        so `next_cursor` is given only when a run follows. A cursor of another schedule's
+        history is refused (InvalidInput naming `cursor`)."""
         schedule = await self.get_schedule(workspace_id, reference)
-        return schedule, await self.schedules.list_runs(workspace_id, schedule.id, limit)
+        if cursor is not None:
+            cursor.check_list(schedule.id)
+        limit = max(1, min(limit, MAX_RUNS_LISTED))
+        found = await self.schedules.list_runs(
+            workspace_id,
+            schedule.id,
+            before=None if cursor is None else cursor.run_id,
+            limit=limit + 1,
+        )
+        shown = found[:limit]
+        following = len(found) > limit
+        return RunPage(
+            schedule,
+            shown,
+            limit,
+            next_cursor=ScheduleRunCursor(schedule.id, shown[-1].id) if following else None,
+        )
 
     # -- the scheduler's -------------------------------------------------------------------
 

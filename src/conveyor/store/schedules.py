@@ -195,13 +195,19 @@ class ScheduleStore:
                     raise _RecordedAlready
 
     async def list_runs(
-        self, workspace_id: UUID, schedule_id: UUID, limit: int
+        self, workspace_id: UUID, schedule_id: UUID, *, before: int | None, limit: int
     ) -> list[ScheduleRun]:
+        """Up to `limit` of the schedule's runs, newest first (those recorded before the
+        run `before`, when given)."""
+        q = self.queries
+        params: dict[str, Any] = {"schedule_id": schedule_id, "ws": workspace_id, "limit": limit}
+        if before is not None:
+            params["before"] = before
+        statement = q["list_schedule_runs"].compose(
+            before="" if before is None else q["run_before_cursor"].sql
+        )
         async with self.database.read() as connection:
-            rows = await connection.fetch(
-                self.queries["list_schedule_runs"].sql,
-                {"schedule_id": schedule_id, "ws": workspace_id, "limit": limit},
-            )
+            rows = await connection.fetch(statement, params)
         return [self._run(row) for row in rows]
 
     # -- the scheduler's -------------------------------------------------------------------

@@ -9,7 +9,13 @@ from fastapi import APIRouter, Body, Path, Query
 from starlette.responses import Response
 
 from conveyor.api.dependencies import Context, authorized
-from conveyor.api.paging import Cursor, PageNumber, one_way_to_page, page_meta
+from conveyor.api.paging import (
+    Cursor,
+    PageNumber,
+    cursor_page_meta,
+    one_way_to_page,
+    page_meta,
+)
 from conveyor.api.responses import json_response
 from conveyor.api.schedule_schemas import (
     CreateScheduleIn,
@@ -23,14 +29,16 @@ from conveyor.api.schedule_schemas import (
 )
 from conveyor.api.schemas import JobOut, ProblemOut, job_json
 from conveyor.domain.schedules import (
+    DEFAULT_RUNS_LISTED,
+    MAX_RUNS_LISTED,
     MAX_SCHEDULES_LISTED,
     ScheduleChanges,
     ScheduleCursor,
     ScheduledJob,
+    ScheduleRunCursor,
     ScheduleSpec,
 )
 from conveyor.domain.workspaces import Permission
-from conveyor.service.schedules import MAX_RUNS_LISTED
 from conveyor.service.workspaces import Principal
 
 router = APIRouter(prefix="/v1/workspaces/{ws}/schedules", tags=["schedules"])
@@ -171,12 +179,26 @@ async def trigger_schedule(
     response_model=ScheduleRunListOut,
     responses=ERRORS,
     summary="What the schedule did: ticks fired or skipped, triggers, and their jobs",
+    description="Newest first. Page by `cursor`: pass `meta.next_cursor` back as it is "
+    "until it is null, and runs recorded meanwhile never shift the pages.",
 )
 async def list_runs(
     ctx: Context,
     principal: Reader,
     schedule: ScheduleRef,
-    limit: Annotated[int, Query(ge=1, le=MAX_RUNS_LISTED)] = 50,
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_RUNS_LISTED)] = DEFAULT_RUNS_LISTED,
 ) -> Response:
-    found, runs = await ctx.schedules.list_runs(principal.workspace.id, schedule, limit)
-    return json_response({"schedule_id": found.id, "data": [run_json(run) for run in runs]})
+    found = await ctx.schedules.list_runs(
+        principal.workspace.id,
+        schedule,
+        limit=limit,
+        cursor=None if cursor is None else ScheduleRunCursor.decode(cursor),
+    )
+    return json_response(
+        {
+            "schedule_id": found.schedule.id,
+            "data": [run_json(run) for run in found.runs],
+            "meta": cursor_page_meta(found.limit, found.next_cursor),
+        }
+    )

@@ -524,11 +524,20 @@ ON CONFLICT (schedule_id, job_id) WHERE tick IS NULL DO NOTHING
 RETURNING id;
 
 -- name: list_schedule_runs
--- Newest first, with the status of the job each made (none once the job is gone).
+-- Newest first, with the status of the job each made (none once the job is gone); {before}:
+-- nothing for the first page, or run_before_cursor. Through ix_schedule_runs_schedule.
 SELECT {schedule_run_columns:r}, j.status AS job_status
 FROM schedule_runs r LEFT JOIN jobs j ON j.id = r.job_id AND j.workspace_id = r.workspace_id
-WHERE r.schedule_id = :schedule_id AND r.workspace_id = :ws
+WHERE r.schedule_id = :schedule_id AND r.workspace_id = :ws {before}
 ORDER BY r.id DESC LIMIT :limit;
+
+-- name: run_before_cursor
+-- Keyset: the runs recorded before the cursor's run. A run recorded later has a larger id
+-- (a sequence on PostgreSQL; on SQLite one past the largest id the table holds), so it
+-- never shifts a page. The cursor's run may be gone (pruned): its id still marks the place.
+-- (SQLite could hand an id below it out again only once every run from the cursor's on, of
+-- every schedule, were deleted: schedule_runs.id is not AUTOINCREMENT there.)
+AND r.id < :before
 
 -- Job lists and bulk actions (conveyor/store/job_lists.py)
 
