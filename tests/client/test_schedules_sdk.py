@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
-from conveyor.client import AsyncClient, Client, ConflictError, ValidationError
+from conveyor.client import AsyncClient, Client, ConflictError, ScheduleRuns, ValidationError
 from tests.support.server import RunningServer
 
 
@@ -123,3 +124,68 @@ async def test_the_async_sdk_reads_every_schedule_page_by_page(
         listed = [schedule["name"] for schedule in await client.list_schedules(limit=2)]
         assert iterated == listed == sorted(NAMES)
         assert [s["name"] for s in await client.list_schedules()] == sorted(NAMES)
+
+
+def sync_run_pages(url: str, key: str) -> dict[str, Any]:
+    with Client(url, key) as client:
+        client.create_schedule("runs", "@daily", "report.build", paused=True)
+        made = [client.trigger_schedule("runs")["id"] for _ in range(7)]
+        first = client.schedule_runs("runs", 3)
+        client.trigger_schedule("runs")  # recorded between pages: shifts nothing
+        second = client.schedule_runs("runs", 3, cursor=first.next_cursor)
+        third = client.schedule_runs("runs", 3, cursor=second.next_cursor)
+        everything = [run["job_id"] for run in client.iter_schedule_runs("runs", limit=3)]
+        with pytest.raises(ValidationError) as refused:
+            client.schedule_runs("runs", cursor="bm90LWEtY3Vyc29y")
+    return {
+        "made": made,
+        "pages": [first, second, third],
+        "everything": everything,
+        "refused": refused.value,
+    }
+
+
+async def test_the_sync_sdk_pages_a_schedules_runs_by_cursor(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    seen = await asyncio.to_thread(sync_run_pages, server.url, keys["client"])
+    newest_first = seen["made"][::-1]
+    first, second, third = seen["pages"]
+    assert isinstance(first, ScheduleRuns)
+    assert [[run["job_id"] for run in page] for page in seen["pages"]] == [
+        newest_first[:3],
+        newest_first[3:6],
+        newest_first[6:],
+    ]
+    assert first.next_cursor is not None
+    assert second.next_cursor is not None
+    assert third.next_cursor is None
+    assert first.schedule_id == third.schedule_id
+    assert len(seen["everything"]) == 8
+    assert seen["everything"][1:] == newest_first
+    assert seen["refused"].fields == ["cursor"]
+
+
+async def test_the_async_sdk_pages_a_schedules_runs_by_cursor(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    async with AsyncClient(server.url, keys["client"]) as client:
+        await client.create_schedule("runs", "@daily", "report.build", paused=True)
+        made = [(await client.trigger_schedule("runs"))["id"] for _ in range(7)]
+        newest_first = made[::-1]
+        first = await client.schedule_runs("runs", 3)
+        await client.trigger_schedule("runs")
+        second = await client.schedule_runs("runs", 3, cursor=first.next_cursor)
+        third = await client.schedule_runs("runs", 3, cursor=second.next_cursor)
+        assert [[run["job_id"] for run in page] for page in (first, second, third)] == [
+            newest_first[:3],
+            newest_first[3:6],
+            newest_first[6:],
+        ]
+        assert third.next_cursor is None
+        everything = [run["job_id"] async for run in client.iter_schedule_runs("runs", limit=3)]
+        assert everything[1:] == newest_first
+        assert len(everything) == 8
+        with pytest.raises(ValidationError) as refused:
+            await client.schedule_runs("runs", cursor="bm90LWEtY3Vyc29y")
+        assert refused.value.fields == ["cursor"]

@@ -18,6 +18,7 @@ from conveyor.client.errors import (
     WorkspaceRequired,
 )
 from conveyor.client.http import AsyncClient, Client
+from conveyor.client.schedules import ScheduleRuns
 
 __all__ = [
     "ApiError",
@@ -30,6 +31,7 @@ __all__ = [
     "LeaseLostError",
     "NotFoundError",
     "RateLimitedError",
+    "ScheduleRuns",
     "StorageFullError",
     "StorageReadOnlyError",
     "StreamPositionGoneError",

@@ -5,12 +5,12 @@ A schedule is named by its id or its name wherever one is asked for."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from conveyor.client.created import CreatedJob
 from conveyor.client.paths import path_segment
-from conveyor.domain.schedules import MAX_SCHEDULES_LISTED
+from conveyor.domain.schedules import DEFAULT_RUNS_LISTED, MAX_RUNS_LISTED, MAX_SCHEDULES_LISTED
 
 JSON = dict[str, Any]
 
@@ -55,6 +55,22 @@ def _trigger_body(idempotency_key: str | None) -> JSON | None:
 
 def _page_params(limit: int, cursor: str | None) -> JSON:
     return {"limit": limit} if cursor is None else {"limit": limit, "cursor": cursor}
+
+
+class ScheduleRuns(list[JSON]):
+    """A page of a schedule's history, newest first: its runs (a list, so code that reads
+    it as one is unchanged), `next_cursor` (pass it as `cursor` for the older runs; None
+    on the last page) and the schedule's `schedule_id`."""
+
+    __slots__ = ("next_cursor", "schedule_id")
+
+    def __init__(self, answer: Mapping[str, Any]) -> None:
+        super().__init__(answer["data"])
+        self.schedule_id: str = answer["schedule_id"]
+        self.next_cursor: str | None = answer.get("meta", {}).get("next_cursor")
+
+    def __repr__(self) -> str:
+        return f"ScheduleRuns({list.__repr__(self)}, next_cursor={self.next_cursor!r})"
 
 
 class ScheduleCalls:
@@ -119,12 +135,28 @@ class ScheduleCalls:
             "POST", self._ws(_path(schedule, "/trigger")), json=_trigger_body(idempotency_key)
         )
 
-    def schedule_runs(self, schedule: str, limit: int = 50) -> list[JSON]:
-        """What it did, newest first: ticks fired or skipped, triggers, and their jobs."""
-        result: list[JSON] = self.request(
-            "GET", self._ws(_path(schedule, "/runs")), params={"limit": limit}
-        )["data"]
-        return result
+    def schedule_runs(
+        self, schedule: str, limit: int = DEFAULT_RUNS_LISTED, *, cursor: str | None = None
+    ) -> ScheduleRuns:
+        """What it did, newest first: ticks fired or skipped, triggers, and their jobs; a
+        page of `limit` runs, the newest or those older than `cursor` (the `next_cursor`
+        of the page before, which runs recorded meanwhile never shift)."""
+        return ScheduleRuns(
+            self.request(
+                "GET", self._ws(_path(schedule, "/runs")), params=_page_params(limit, cursor)
+            )
+        )
+
+    def iter_schedule_runs(self, schedule: str, *, limit: int = MAX_RUNS_LISTED) -> Iterator[JSON]:
+        """Its whole history, newest first, page by page by cursor (`limit` a page): each
+        run once, however many are recorded meanwhile."""
+        cursor = None
+        while True:
+            page = self.schedule_runs(schedule, limit, cursor=cursor)
+            yield from page
+            cursor = page.next_cursor
+            if not cursor:
+                return
 
 
 class AsyncScheduleCalls:
@@ -189,10 +221,25 @@ class AsyncScheduleCalls:
             json=_trigger_body(idempotency_key),
         )
 
-    async def schedule_runs(self, schedule: str, limit: int = 50) -> list[JSON]:
-        result: list[JSON] = (
+    async def schedule_runs(
+        self, schedule: str, limit: int = DEFAULT_RUNS_LISTED, *, cursor: str | None = None
+    ) -> ScheduleRuns:
+        return ScheduleRuns(
             await self.request(
-                "GET", await self.ws_path(_path(schedule, "/runs")), params={"limit": limit}
+                "GET",
+                await self.ws_path(_path(schedule, "/runs")),
+                params=_page_params(limit, cursor),
             )
-        )["data"]
-        return result
+        )
+
+    async def iter_schedule_runs(
+        self, schedule: str, *, limit: int = MAX_RUNS_LISTED
+    ) -> AsyncIterator[JSON]:
+        cursor = None
+        while True:
+            page = await self.schedule_runs(schedule, limit, cursor=cursor)
+            for run in page:
+                yield run
+            cursor = page.next_cursor
+            if not cursor:
+                return
