@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
@@ -175,3 +176,66 @@ async def test_list_shows_every_schedule_however_many_pages_they_take(
     assert ran.out.rstrip().endswith("5 schedules")
     ran = await conveyor("schedules", "list", "--page-size", "2", "--json", env=env)
     assert [schedule["name"] for schedule in json.loads(ran.out)] == sorted(names)
+
+
+def run_job_ids(out: str) -> list[str]:
+    """The job ids of a runs table, top to bottom."""
+    return re.findall(r"\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b", out)
+
+
+def next_cursor_in(out: str) -> str | None:
+    """The cursor a page's `next: --cursor C (with the same options)` line names."""
+    found = re.search(r"^next: --cursor (\S+) \(with the same options\)$", out, re.MULTILINE)
+    return None if found is None else found.group(1)
+
+
+async def test_runs_pages_a_schedules_history_by_cursor(
+    server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    env = {"CONVEYOR_URL": server.url, "CONVEYOR_API_KEY": keys["client"]}
+    await client.post(
+        "/schedules",
+        json={"name": "minutely", "cron": "* * * * *", "paused": True, "job": {"type": "t"}},
+    )
+    made = [(await client.post("/schedules/minutely/trigger")).json()["id"] for _ in range(7)]
+    newest_first = made[::-1]
+
+    first = await conveyor("schedules", "runs", "minutely", "--limit", "3", env=env)
+    assert first.code == 0, first.output
+    assert run_job_ids(first.out) == newest_first[:3]
+    assert "3 runs, newest first" in first.out
+    cursor = next_cursor_in(first.out)
+    assert cursor is not None, first.out
+
+    await client.post("/schedules/minutely/trigger")  # recorded between pages
+    second = await conveyor(
+        "schedules", "runs", "minutely", "--limit", "3", "--cursor", cursor, env=env
+    )
+    assert second.code == 0, second.output
+    assert run_job_ids(second.out) == newest_first[3:6]
+    assert "3 runs, by cursor" in second.out
+    cursor = next_cursor_in(second.out)
+    assert cursor is not None, second.out
+    last = await conveyor(
+        "schedules", "runs", "minutely", "--limit", "3", "--cursor", cursor, "--json", env=env
+    )
+    assert last.code == 0, last.output
+    answer = json.loads(last.out)
+    assert [run["job_id"] for run in answer["data"]] == newest_first[6:]
+    assert answer["meta"] == {"limit": 3, "next_cursor": None}
+
+    text = await conveyor(
+        "schedules", "runs", "minutely", "--limit", "3", "--cursor", cursor, env=env
+    )
+    assert next_cursor_in(text.out) is None
+    assert "next:" not in text.out
+
+    shown = await conveyor("schedules", "show", "minutely", "--runs", "2", env=env)
+    assert shown.code == 0, shown.output
+    assert "older runs: conveyor schedules runs minutely --cursor " in shown.out
+
+    refused = await conveyor(
+        "schedules", "runs", "minutely", "--cursor", "bm90LWEtY3Vyc29y", env=env
+    )
+    assert refused.code == 2, refused.output
+    assert "cursor" in refused.err

@@ -14,9 +14,9 @@ from rich.text import Text
 
 from conveyor.cli import render
 from conveyor.cli.connection import Connection, connection_group_options, connection_options
-from conveyor.cli.jobs import parse_payload, print_made
+from conveyor.cli.jobs import next_page_options, parse_payload, print_made
 from conveyor.cli.shared import console
-from conveyor.domain.schedules import MAX_SCHEDULES_LISTED
+from conveyor.domain.schedules import DEFAULT_RUNS_LISTED, MAX_RUNS_LISTED, MAX_SCHEDULES_LISTED
 
 
 @click.group()
@@ -90,18 +90,22 @@ def print_schedule(out: Console, schedule: dict[str, Any], runs: Sequence[dict[s
         facts.add_row(label, render.shown(value))
     out.print(facts)
     if runs:
-        table = Table(box=None, header_style="bold", pad_edge=False, title_justify="left")
-        for column in ("TICK (UTC)", "OUTCOME", "JOB", "STATUS"):
-            table.add_column(column, no_wrap=True)
-        for run in runs:
-            status = run["job_status"]
-            table.add_row(
-                render.shown(_moment(run["tick"]) if run["tick"] else "(triggered)"),
-                render.shown(run["outcome"]),
-                render.shown(run["job_id"] or "-"),
-                render.status_text(status) if status else "-",
-            )
-        out.print(table)
+        out.print(runs_table(runs))
+
+
+def runs_table(runs: Sequence[dict[str, Any]]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False, title_justify="left")
+    for column in ("TICK (UTC)", "OUTCOME", "JOB", "STATUS"):
+        table.add_column(column, no_wrap=True)
+    for run in runs:
+        status = run["job_status"]
+        table.add_row(
+            render.shown(_moment(run["tick"]) if run["tick"] else "(triggered)"),
+            render.shown(run["outcome"]),
+            render.shown(run["job_id"] or "-"),
+            render.status_text(status) if status else "-",
+        )
+    return table
 
 
 @schedules.command("create")
@@ -193,10 +197,44 @@ def schedules_show(connection: Connection, schedule: str, runs: int) -> None:
     """Show a schedule, its next runs and what its last ticks did."""
     with connection.client() as client:
         found = connection.call(lambda: client.get_schedule(schedule))
-        history = connection.call(lambda: client.schedule_runs(schedule, runs)) if runs else []
-    if connection.printed_json({**found, "runs": history}):
+        history = connection.call(lambda: client.schedule_runs(schedule, runs)) if runs else None
+    if connection.printed_json({**found, "runs": history or []}):
         return
-    print_schedule(console, found, history)
+    print_schedule(console, found, history or [])
+    if history is not None and history.next_cursor:
+        console.print(
+            f"older runs: conveyor schedules runs {schedule} --cursor {history.next_cursor}",
+            style="dim",
+            highlight=False,
+        )
+
+
+@schedules.command("runs")
+@connection_options
+@click.argument("schedule")
+@click.option(
+    "--cursor", default=None, help="the cursor the page before printed after `next:` (older runs)"
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_RUNS_LISTED),
+    default=DEFAULT_RUNS_LISTED,
+    show_default=True,
+)
+def schedules_runs(connection: Connection, schedule: str, cursor: str | None, limit: int) -> None:
+    """What a schedule's ticks and triggers did, newest first, a page at a time."""
+    with connection.client() as client:
+        found = connection.call(lambda: client.schedule_runs(schedule, limit, cursor=cursor))
+    meta = {"limit": limit, "next_cursor": found.next_cursor}
+    if connection.printed_json({"schedule_id": found.schedule_id, "data": found, "meta": meta}):
+        return
+    if found:
+        console.print(runs_table(found))
+    where = "by cursor" if cursor else "newest first"
+    console.print(f"{render.count(len(found), 'run')}, {where}", style="dim")
+    following = next_page_options(meta)
+    if following:
+        console.print(f"next: {following} (with the same options)", style="dim", highlight=False)
 
 
 def _set_paused(connection: Connection, schedule: str, paused: bool) -> None:
