@@ -390,3 +390,45 @@ async def test_editing_a_schedule_keeps_its_payloads_large_integers(
         created = (await client.get("/schedules/orders-2")).json()["job"]
         assert created["payload"] == {"order_id": 2**53 + 1}
         await board.assert_clean()
+
+
+async def test_a_schedules_page_pages_its_runs_by_the_older_runs_link(
+    browser: Browser, server: RunningServer, keys: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    """51 runs: the page shows the newest 50 and links the older one; a run recorded while
+    the page is open shifts nothing; the position is in the URL, and Newest runs goes back."""
+    schedule = (
+        await client.post(
+            "/schedules",
+            json={"name": "minutely", "cron": "* * * * *", "paused": True, "job": {"type": "t"}},
+        )
+    ).json()
+    made = []
+    for _ in range(51):
+        made.append((await client.post("/schedules/minutely/trigger")).json()["id"])
+    async with dashboard(browser, server, viewport=DESKTOP) as board:
+        page = board.page
+        await board.sign_in(keys["admin"])
+        await board.go(f"#/schedules/{schedule['id']}")
+        runs = page.get_by_test_id("run-row")
+        await expect(runs).to_have_count(50)
+        await expect(runs.first.get_by_test_id("run-job")).to_have_attribute("title", made[-1])
+        await expect(runs.last.get_by_test_id("run-job")).to_have_attribute("title", made[1])
+        await expect(page.get_by_test_id("newest-runs")).to_have_count(0)
+
+        # A run recorded while the page is open: the older runs stay where they were.
+        later = (await client.post("/schedules/minutely/trigger")).json()["id"]
+        await page.get_by_test_id("older-runs").click()
+        await expect(page).to_have_url(re.compile(r"#/schedules/[0-9a-f-]+\?cursor=\S+$"))
+        await expect(runs).to_have_count(1)
+        await expect(runs.first.get_by_test_id("run-job")).to_have_attribute("title", made[0])
+        await expect(page.get_by_test_id("older-runs")).to_have_count(0)
+        await page.reload()  # the position is in the URL
+        await expect(runs).to_have_count(1)
+        await expect(runs.first.get_by_test_id("run-job")).to_have_attribute("title", made[0])
+
+        await page.get_by_test_id("newest-runs").click()
+        await expect(runs).to_have_count(50)
+        await expect(runs.first.get_by_test_id("run-job")).to_have_attribute("title", later)
+        await expect(page.get_by_test_id("older-runs")).to_be_visible()
+        await board.assert_clean()

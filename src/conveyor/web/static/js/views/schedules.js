@@ -421,8 +421,9 @@ export function mountSchedules(main, {query}) {
   return () => { stopped = true; };
 }
 
-export function mountSchedule(main, {params}) {
+export function mountSchedule(main, {params, query}) {
   const [id] = params;
+  const cursor = query.get('cursor');
   document.title = 'Schedule · Conveyor';
   let stopped = false;
   const body = h('div', {class: 'page'}, h('p', {class: 'muted'}, 'Loading…'));
@@ -443,6 +444,7 @@ export function mountSchedule(main, {params}) {
   }
 
   function runsTable(schedule, runs) {
+    if (!runs.length && cursor) return emptyState('No older runs', null);
     if (!runs.length) return emptyState('No runs yet', 'Its first tick is its first run.');
     return h('div', {class: 'table-wrap'}, h('table', {class: 'table table-stack table-runs', 'data-testid': 'runs-table'},
       h('thead', {}, h('tr', {},
@@ -456,7 +458,25 @@ export function mountSchedule(main, {params}) {
         h('td', {'data-label': 'Status'}, run.job_status ? statusBadge(run.job_status) : h('span', {class: 'muted'}, '—')))))));
   }
 
-  function render(schedule, runs) {
+  // The runs page by cursor (a schedule's history may be long, and runs recorded while it
+  // is read must not shift it): the position is in the view's URL (`?cursor=…`), so a
+  // reload or a shared link shows the same runs.
+  function runsPager(schedule, meta) {
+    const here = `#/schedules/${segment(schedule.id)}`;
+    const newest = cursor
+      ? h('a', {class: 'button', href: here, 'data-testid': 'newest-runs'}, icon('chevronLeft'), h('span', {}, 'Newest runs'))
+      : null;
+    const older = meta.next_cursor
+      ? h('a', {class: 'button', href: `${here}?cursor=${encodeURIComponent(meta.next_cursor)}`, 'data-testid': 'older-runs'},
+        h('span', {}, 'Older runs'), icon('chevronRight'))
+      : null;
+    if (!newest && !older) return null;
+    return h('nav', {class: 'pager', 'aria-label': 'Runs pages'},
+      h('span', {class: 'pager-info'}, cursor ? 'Older runs, newest first' : 'Newest runs'),
+      h('div', {class: 'pager-buttons'}, newest, older));
+  }
+
+  function render(schedule, runs, meta) {
     document.title = `${schedule.name} · Schedules · Conveyor`;
     replace(body,
       h('p', {class: 'breadcrumb'}, h('a', {href: '#/schedules'}, 'Schedules'), ' / ', schedule.name),
@@ -471,13 +491,17 @@ export function mountSchedule(main, {params}) {
           h('h2', {class: 'card-title', id: 'schedule-next-title'}, 'Next runs'),
           upcomingList(schedule, {limit: 5}))),
       h('h2', {class: 'section-title'}, 'Runs and the jobs they made'),
-      h('div', {class: 'card card-flush'}, runsTable(schedule, runs)));
+      h('div', {class: 'card card-flush'}, runsTable(schedule, runs)),
+      runsPager(schedule, meta));
   }
 
   async function load() {
     try {
-      const [schedule, runs] = await Promise.all([get(ws(`/schedules/${id}`)), get(ws(`/schedules/${id}/runs`))]);
-      if (!stopped) render(schedule, runs.data);
+      const [schedule, runs] = await Promise.all([
+        get(ws(`/schedules/${id}`)),
+        get(ws(`/schedules/${id}/runs`), cursor ? {query: {cursor}} : {}),
+      ]);
+      if (!stopped) render(schedule, runs.data, runs.meta);
     } catch (error) {
       if (!stopped) {
         replace(body, h('h1', {class: 'page-title', tabindex: '-1'}, 'Schedule'), errorBox(error, {retry: load}),
