@@ -157,7 +157,7 @@ async def test_a_client_cannot_take_a_ticks_key_before_the_tick_fires(
         "report.build",
         {"kind": "daily"},
     )
-    _, [run] = await schedules.list_runs(workspace.id, str(schedule.id))
+    [run] = (await schedules.list_runs(workspace.id, str(schedule.id))).runs
     assert (run.outcome, run.job_id) == (RunOutcome.FIRED, job.id)
     triggered, created = await schedules.trigger(workspace.id, schedule.name, ACTOR, "click")
     assert (triggered.idempotency_key, triggered.type, created) == (
