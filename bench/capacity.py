@@ -63,11 +63,10 @@ from bench.pools import (
 from bench.process import start_child
 from bench.systems.base import JOB_TYPE, System
 from bench.systems.conveyor import (
-    CLAIM_WAIT_SECONDS,
-    LEASE_SECONDS,
     PRODUCER_POOL,
     InProcessSession,
     noop_handlers,
+    worker_options,
 )
 from conveyor.bus.work import WorkSignal
 from conveyor.domain import events as event_types
@@ -77,7 +76,7 @@ from conveyor.service.jobs import JobService
 from conveyor.service.limits import LimitService
 from conveyor.service.workspaces import WorkspaceService
 from conveyor.store import Store, open_store
-from conveyor.worker import Handlers, JobContext, WorkerOptions
+from conveyor.worker import Handlers, JobContext
 
 B_BASE = 1_000_000
 """B's jobs' indexes (payload `i`), apart from A's."""
@@ -110,16 +109,6 @@ def _session(session: Any) -> InProcessSession:
     if not isinstance(session, InProcessSession):
         raise TypeError(f"{type(session).__name__}: the capacity scenarios run in-process")
     return session
-
-
-def _options(slots: int, worker_id: str) -> WorkerOptions:
-    return WorkerOptions(
-        concurrency=slots,
-        lease_seconds=LEASE_SECONDS,
-        claim_wait_seconds=CLAIM_WAIT_SECONDS,
-        shutdown_grace_seconds=10.0,
-        worker_id=worker_id,
-    )
 
 
 def _noop(index: int, key: str | None = None) -> JobSpec:
@@ -160,7 +149,7 @@ async def _noisy_run(system: System, plan: Plan, *, fair: bool) -> dict[str, Any
                 session.url,
                 None,
                 noop_handlers(starts),
-                _options(plan.noisy_slots, "bench-shared-pool"),
+                worker_options(plan.noisy_slots, plan, "bench-shared-pool"),
                 service=service if sqlite else None,
             )
             b_indexes = range(B_BASE, B_BASE + plan.noisy_b_jobs)
@@ -303,7 +292,7 @@ async def _keys_run(
                 session.url,
                 workspaces[0] if tenants == 1 else None,
                 noop_handlers(starts),
-                _options(session.slots, "bench-worker"),
+                session.worker,
                 service=embedded_service(store) if sqlite else None,
             )
             cpu = time.process_time()
@@ -316,7 +305,7 @@ async def _keys_run(
             "seconds": elapsed,
             "harness_cpu_seconds": cpu,
             "duplicate_starts": starts.duplicates,
-            "slots": session.slots,
+            "slots": session.worker.concurrency,
             "analyzed_after_fill": plan.keys_analyze,
         }
         if database is not None:
@@ -410,7 +399,7 @@ async def limit_hammer(
                     session.url,
                     workspace_id,
                     handlers,
-                    _options(plan.hammer_slots, f"bench-hammer-{number}"),
+                    worker_options(plan.hammer_slots, plan, f"bench-hammer-{number}"),
                     signal=signal,
                     pool_size=HAMMER_POOL,
                 )

@@ -869,11 +869,13 @@ async def main_async(plan: LifetimePlan, out: Path) -> int:
             "postgresql": postgres.settings,
             "conveyor_revision": git_revision(),
         }
+        # The harness's worker settings (its claim long poll), quick with this run.
+        harness = Plan.quick_plan() if plan.quick else Plan()
         systems: list[ConveyorSystem] = []
         if "postgresql" in plan.backends:
-            systems.append(ConveyorPostgres(infra, Plan()))
+            systems.append(ConveyorPostgres(infra, harness))
         if "sqlite" in plan.backends:
-            systems.append(ConveyorSqlite(infra, Plan()))
+            systems.append(ConveyorSqlite(infra, harness))
         for system in systems:
             await system.prepare()
             results: dict[str, Any] = {}

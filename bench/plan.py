@@ -47,6 +47,11 @@ class Plan:
     """Jobs per call in `enqueue-bulk` (and for filling the queue before a drain)."""
     slot_choices: tuple[int, ...] = (100, 300, 600, 1000)
     """Worker slots tried by `slots` for each Conveyor variant (the best median is kept)."""
+    claim_wait_seconds: float = 1.0
+    """Long poll of an idle Conveyor worker's claim (`due-start` keeps the worker's default,
+    which is what it measures). Wake-ups are pushed (in-process signal, LISTEN/NOTIFY), so
+    this only decides how long a stopping worker waits for its last claim to come back:
+    every drain ends with one."""
     latency_rate: float = 100.0
     latency_seconds: float = 5.0
     saturation_fraction: float = 0.8
@@ -106,6 +111,11 @@ class Plan:
     """`due-start`: jobs that fail once and come due again after their backoff."""
     due_retry_spacing: float = 0.1
     due_retry_backoff: float = 0.5
+    server_claim_poll_seconds: float | None = None
+    """How often a claim long-polling on conveyor-http's `conveyor serve` looks again (None:
+    the server's default, 10 s). That is also when a claim whose worker has gone notices it,
+    and the server's graceful stop waits for it: `due-start` stops its `conveyor worker` in
+    the middle of a long poll of the default 10 s."""
     timeout_seconds: float = 300.0
     scenarios: tuple[str, ...] = SCENARIOS
 
@@ -117,6 +127,8 @@ class Plan:
             repeat=1,
             wrk_seconds=1.0,
             slot_choices=(100,),
+            # Every drain ends with a stop that waits for the worker's last claim.
+            claim_wait_seconds=0.1,
             latency_seconds=0.3,
             warmup_jobs=8,
             contention_updates=3,
@@ -137,6 +149,7 @@ class Plan:
             due_jobs=20,
             due_lead=(0.2, 0.5),
             due_retries=5,
+            server_claim_poll_seconds=1.0,
             timeout_seconds=60.0,
         )
 

@@ -286,6 +286,8 @@ def environment(plan: Plan, infra: Infra, facts: dict[str, Any]) -> dict[str, An
             "wrk_seconds": plan.wrk_seconds,
             "batch_size": plan.batch_size,
             "slot_choices": list(plan.slot_choices),
+            "claim_wait_seconds": plan.claim_wait_seconds,
+            "server_claim_poll_seconds": plan.server_claim_poll_seconds,
             "latency_rate": plan.latency_rate,
             "latency_seconds": plan.latency_seconds,
             "saturation_fraction": plan.saturation_fraction,

@@ -11,7 +11,8 @@
   SSE scenarios need a server: `conveyor serve` on the same kind of SQLite file.
 
 Worker slots are picked per variant by the `slots` scenario (the best of `plan.slot_choices`
-by median drain rate); without it, `DEFAULT_SLOTS` (the choices of the last full run).
+by median drain rate); without it, `DEFAULT_SLOTS` (the choices of the last full run). The
+long poll of an idle worker's claim is `plan.claim_wait_seconds`.
 """
 
 from __future__ import annotations
@@ -75,9 +76,6 @@ claim may take (and one completion batch holds)."""
 PRODUCER_POOL = 10
 WORKER_POOL = 10
 CONTENTION_POOL = 64
-CLAIM_WAIT_SECONDS = 1.0
-"""Long-poll length of an idle worker's claim. Wake-ups are pushed (in-process signal,
-LISTEN/NOTIFY), so this only decides how soon an idle worker notices `stop()`."""
 LEASE_SECONDS = 60.0
 CAPACITY_SCENARIOS = frozenset({"noisy-neighbour", "claim-keys", "claim-tenants", "limit-hammer"})
 
@@ -96,18 +94,29 @@ def spec(index: int) -> JobSpec:
     return JobSpec(type=JOB_TYPE, payload={"i": index})
 
 
+def worker_options(slots: int, plan: Plan, worker_id: str = "bench-worker") -> WorkerOptions:
+    """How the harness runs a Conveyor worker (`due-start` aside: it measures the defaults)."""
+    return WorkerOptions(
+        concurrency=slots,
+        lease_seconds=LEASE_SECONDS,
+        claim_wait_seconds=plan.claim_wait_seconds,
+        shutdown_grace_seconds=10.0,
+        worker_id=worker_id,
+    )
+
+
 class ConveyorWorkerConsumer(Consumer):
     """A `conveyor.worker.Worker` in this process, on whichever backend it is given."""
 
     def __init__(
         self,
         make_backend: Callable[[], Awaitable[WorkerBackend]],
+        options: WorkerOptions,
         *,
-        slots: int,
         on_stop: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.starts = Starts()
-        self.slots = slots
+        self.options = options
         self._make_backend = make_backend
         self._on_stop = on_stop
         self._worker: Worker | None = None
@@ -116,17 +125,7 @@ class ConveyorWorkerConsumer(Consumer):
 
     async def start(self) -> None:
         self._backend = await self._make_backend()
-        self._worker = Worker(
-            self._backend,
-            noop_handlers(self.starts),
-            WorkerOptions(
-                concurrency=self.slots,
-                lease_seconds=LEASE_SECONDS,
-                claim_wait_seconds=CLAIM_WAIT_SECONDS,
-                shutdown_grace_seconds=10.0,
-                worker_id="bench-worker",
-            ),
-        )
+        self._worker = Worker(self._backend, noop_handlers(self.starts), self.options)
         self._task = asyncio.create_task(self._worker.run(), name="bench-conveyor-worker")
 
     async def drain(self, count: int, within: float) -> DrainOutcome:
@@ -150,7 +149,7 @@ class ConveyorWorkerConsumer(Consumer):
             extra={
                 "claimed": worker.stats.claimed,
                 "completed": worker.stats.completed,
-                "slots": self.slots,
+                "slots": self.options.concurrency,
             },
         )
 
@@ -266,10 +265,13 @@ class ConflictCounter(Unobserved):
 class InProcessSession(Session):
     """Conveyor in this process, on PostgreSQL or SQLite."""
 
-    def __init__(self, url: DatabaseURL, database: str | None, slots: int, workdir: Path) -> None:
+    def __init__(
+        self, url: DatabaseURL, database: str | None, worker: WorkerOptions, workdir: Path
+    ) -> None:
         self.url = url
         self.database = database
-        self.slots = slots
+        self.worker = worker
+        """The options of this session's worker (its slots: the variant's)."""
         self._workdir = workdir
         self._store: Store | None = None
         self._service: JobService | None = None
@@ -325,7 +327,7 @@ class InProcessSession(Session):
         async def backend() -> ServiceBackend:
             return ServiceBackend(await self._shared(), self.keys.workspace_id)
 
-        return ConveyorWorkerConsumer(backend, slots=self.slots)
+        return ConveyorWorkerConsumer(backend, self.worker)
 
     def _postgres_consumer(self) -> Consumer:
         resources: dict[str, Any] = {}
@@ -342,7 +344,7 @@ class InProcessSession(Session):
             await resources["listener"].stop()
             await resources["store"].close()
 
-        return ConveyorWorkerConsumer(backend, slots=self.slots, on_stop=release)
+        return ConveyorWorkerConsumer(backend, self.worker, on_stop=release)
 
     async def count_completed(self) -> int | None:
         store = await self._open_store(1)
@@ -456,6 +458,9 @@ class ConveyorSystem(System):
         self.slots = slots
         self.slots_source = source
 
+    def worker_options(self) -> WorkerOptions:
+        return worker_options(self.slots, self.plan)
+
 
 class ConveyorPostgres(ConveyorSystem):
     name = "conveyor"
@@ -481,7 +486,7 @@ class ConveyorPostgres(ConveyorSystem):
             "worker": (
                 f"Worker + ServiceBackend, {self.slots} slots ({self.slots_source}), own "
                 f"store (pool {WORKER_POOL}), LISTEN/NOTIFY wake-ups, claim long-poll "
-                f"{CLAIM_WAIT_SECONDS}s, lease {LEASE_SECONDS:.0f}s"
+                f"{self.plan.claim_wait_seconds}s, lease {LEASE_SECONDS:.0f}s"
             ),
             "contention": f"JobService.report_progress, store pool {CONTENTION_POOL}",
         }
@@ -497,7 +502,7 @@ class ConveyorPostgres(ConveyorSystem):
             session = InProcessSession(
                 DatabaseURL.parse(self.infra.postgres.url(database)),
                 database,
-                self.slots,
+                self.worker_options(),
                 self.infra.workdir,
             )
             await session.open()
@@ -546,7 +551,7 @@ class ConveyorSqlite(ConveyorSystem):
         path = self.infra.sqlite_path("run")
         shutil.copyfile(self._template, path)
         session = InProcessSession(
-            DatabaseURL.parse(f"sqlite:///{path}"), None, self.slots, self.infra.workdir
+            DatabaseURL.parse(f"sqlite:///{path}"), None, self.worker_options(), self.infra.workdir
         )
         await session.open()
         try:
@@ -643,11 +648,19 @@ class ConveyorServer:
 
 
 class HttpSession(Session):
-    def __init__(self, database_url: str, database: str, workdir: Path, slots: int) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        database: str,
+        workdir: Path,
+        worker: WorkerOptions,
+        server_env: dict[str, str],
+    ) -> None:
         self.database = database
-        self.slots = slots
+        self.worker = worker
         self._database_url = database_url
         self._workdir = workdir
+        self._server_env = server_env
         self._server: ConveyorServer | None = None
         self._keys: Keys | None = None
 
@@ -665,7 +678,7 @@ class HttpSession(Session):
 
     async def server(self) -> ConveyorServer:
         if self._server is None:
-            server = ConveyorServer(self._database_url, self._workdir)
+            server = ConveyorServer(self._database_url, self._workdir, self._server_env)
             await server.start()
             self._server = server
         return self._server
@@ -697,7 +710,7 @@ class HttpSession(Session):
         async def backend() -> HttpBackend:
             return HttpBackend.connect((await self.server()).url, self.keys.token)
 
-        return ConveyorWorkerConsumer(backend, slots=self.slots)
+        return ConveyorWorkerConsumer(backend, self.worker)
 
     async def single_creates(self, plan: Plan) -> tuple[dict[str, float], dict[str, Any]]:
         """`enqueue-single` with wrk: `plan.producers` connections, one job per POST."""
@@ -805,10 +818,15 @@ class ConveyorHttp(ConveyorSystem):
             return "wrk is not installed (scripts/bench.sh installs it)"
         return None
 
+    def server_env(self) -> dict[str, str]:
+        poll = self.plan.server_claim_poll_seconds
+        return {} if poll is None else {"CONVEYOR_CLAIM_POLL_INTERVAL_SECONDS": str(poll)}
+
     def settings(self) -> dict[str, Any]:
         return {
             "server": "conveyor serve --migrate (uvicorn, uvloop, httptools), default pool 10, "
-            "auth cache 10 s (default), CONVEYOR_LOG_LEVEL=WARNING",
+            "auth cache 10 s (default), CONVEYOR_LOG_LEVEL=WARNING"
+            + "".join(f", {name}={value}" for name, value in self.server_env().items()),
             "producer": (
                 f"enqueue-single: wrk -t{self.plan.wrk_threads} -c{self.plan.producers} "
                 f"-d{self.plan.wrk_seconds:g}s POST /jobs (after a 1 s wrk warm-up); "
@@ -818,7 +836,7 @@ class ConveyorHttp(ConveyorSystem):
             "worker": (
                 f"Worker + HttpBackend in the harness process, {self.slots} slots "
                 f"({self.slots_source}), claims of at most {CLAIM_LIMIT_OVER_HTTP} (the API's "
-                f"limit), claim long-poll {CLAIM_WAIT_SECONDS}s, batched completions"
+                f"limit), claim long-poll {self.plan.claim_wait_seconds}s, batched completions"
             ),
             "sse": "streams from bench.sse_client on the same server, events POSTed by a "
             "worker key with a claimed lease",
@@ -835,7 +853,11 @@ class ConveyorHttp(ConveyorSystem):
     async def _session(self) -> AsyncIterator[HttpSession]:
         async with fresh_postgres_database(self.infra, self.template) as database:
             session = HttpSession(
-                self.infra.postgres.url(database), database, self.infra.workdir, self.slots
+                self.infra.postgres.url(database),
+                database,
+                self.infra.workdir,
+                self.worker_options(),
+                self.server_env(),
             )
             await session.open()
             try:
