@@ -121,9 +121,13 @@ class Plan:
 
     @classmethod
     def quick_plan(cls) -> Plan:
+        """Smoke-test sizes (tests/bench): every scenario for every system, each as small
+        as it can be while it still does what it measures. Most of a quick run is fixed
+        cost (fresh databases, server and client processes starting): the sizes keep the
+        rest below it."""
         return cls(
             quick=True,
-            jobs=500,
+            jobs=200,
             repeat=1,
             wrk_seconds=1.0,
             slot_choices=(100,),
@@ -131,24 +135,27 @@ class Plan:
             claim_wait_seconds=0.1,
             latency_seconds=0.3,
             warmup_jobs=8,
+            contention_writers=16,  # still racing; opening 64 connections costs more
             contention_updates=3,
             sse_streams=50,
             sse_seconds=0.3,
             sse_idle_seconds=0.3,
             sse_fanout_followers=(0, 20),
-            sse_fanout_seconds=1.0,
-            noisy_jobs=5_000,
+            sse_fanout_seconds=0.5,
+            # B still arrives with most of A's jobs queued ahead of it.
+            noisy_jobs=1_000,
             noisy_b_jobs=20,
-            noisy_head_start=500,
-            keys=100,
+            noisy_head_start=200,
+            keys=50,
             keys_max_running=5,
             tenants=5,
-            hammer_jobs=300,
+            # Each of the 3 x 20 slots still races for the room of a limit of 5.
+            hammer_jobs=100,
             hammer_workers=3,
             hammer_slots=20,
-            due_jobs=20,
+            due_jobs=10,
             due_lead=(0.2, 0.5),
-            due_retries=5,
+            due_retries=3,
             server_claim_poll_seconds=1.0,
             timeout_seconds=60.0,
         )
