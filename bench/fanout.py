@@ -1,15 +1,16 @@
 """The `sse-fanout` scenario (Conveyor only): how fast `conveyor serve` takes single creates
 while N clients follow the workspace's event stream, and how late those streams are.
 
-For each N of `plan.sse_fanout_followers`, on a fresh database and a fresh server: a
-follower process (`bench.fanout_clients follow`) opens N streams on
-`/v1/workspaces/{ws}/events/stream`; a producer process (`bench.fanout_clients produce`)
-creates a few jobs (warm-up), then POSTs one job per request on
-`plan.sse_fanout_connections` keep-alive connections for `plan.sse_fanout_seconds`. Then
-the followers are asked to wait until every stream has every event of those jobs (two
-each: `job.created`, `job.queued`). Figures per N: creates/s, the server's CPU, delivery
-lag (event timestamp -> arrival, over a sample of streams that parse every event), and how
-long after the last create the slowest stream had everything.
+For each N of `plan.sse_fanout_followers`, on a fresh database and a fresh server (one for
+every N without `plan.sse_fanout_server_per_window`, as in `--quick`): a follower process
+(`bench.fanout_clients follow`) opens N streams on `/v1/workspaces/{ws}/events/stream`; a
+producer process (`bench.fanout_clients produce`) creates a few jobs (warm-up), then POSTs
+one job per request on `plan.sse_fanout_connections` keep-alive connections for
+`plan.sse_fanout_seconds`. Then the followers are asked to wait until every stream has
+every event of those jobs (two each: `job.created`, `job.queued`). Figures per N:
+creates/s, the server's CPU, delivery lag (event timestamp -> arrival, over a sample of
+streams that parse every event), and how long after the last create the slowest stream had
+everything.
 
 No worker runs: the jobs stay queued, so the server's work is the creates and the fan-out.
 
@@ -245,27 +246,36 @@ def metric_labels(followers: int) -> dict[str, str]:
 async def measure(
     system: System, infra: Infra, plan: Plan
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """One run: every N of the plan, each on a fresh database and server."""
+    """One run: every N of the plan, each on a fresh database and server; without
+    `plan.sse_fanout_server_per_window`, all on one (a follower's stream starts from now,
+    so it never sees an earlier window's events)."""
     metrics: dict[str, float] = {}
     details: dict[str, Any] = {}
-    largest = max(plan.sse_fanout_followers)
-    for followers in plan.sse_fanout_followers:
-        profile = profile_path(system.name, followers, largest)
+    counts = plan.sse_fanout_followers
+    per_server = [(n,) for n in counts] if plan.sse_fanout_server_per_window else [counts]
+    for served in per_server:
         async with system.session() as session, session.sse_target() as target:
-            window = await one_window(target, infra, plan, followers, profile)
-        details[str(followers)] = window
-        figures = {
-            "creates_per_s": window["creates_per_s"],
-            "server_cpu_pct": window["server_cpu_pct"],
-        }
-        if followers:
-            figures.update(
-                lag_p50_ms=window["streams_lag_p50_ms"],
-                lag_p99_ms=window["streams_lag_p99_ms"],
-                behind_s=window["streams_settled_seconds"],
-            )
-        metrics.update({f"{key}_{followers}": value for key, value in figures.items()})
+            for followers in served:
+                profile = profile_path(system.name, followers, max(counts))
+                window = await one_window(target, infra, plan, followers, profile)
+                details[str(followers)] = window
+                metrics.update(window_metrics(followers, window))
     return metrics, details
+
+
+def window_metrics(followers: int, window: dict[str, Any]) -> dict[str, float]:
+    """The metrics of one N (see `metric_labels`) from its window's figures."""
+    figures = {
+        "creates_per_s": window["creates_per_s"],
+        "server_cpu_pct": window["server_cpu_pct"],
+    }
+    if followers:
+        figures.update(
+            lag_p50_ms=window["streams_lag_p50_ms"],
+            lag_p99_ms=window["streams_lag_p99_ms"],
+            behind_s=window["streams_settled_seconds"],
+        )
+    return {f"{key}_{followers}": value for key, value in figures.items()}
 
 
 def profile_path(system: str, followers: int, largest: int) -> Path | None:

@@ -77,6 +77,9 @@ class Plan:
     """Keep-alive connections the `sse-fanout` producer creates jobs on, one request each."""
     sse_fanout_measured: int = 10
     """Followers that parse every event for its delivery lag (the rest only count them)."""
+    sse_fanout_server_per_window: bool = True
+    """`sse-fanout`: a fresh database and `conveyor serve` for each follower count, so no
+    window inherits the rows, the heap or the streams of the one before."""
     noisy_jobs: int = 100_000
     """`noisy-neighbour`: jobs queued in workspace A before the pool starts."""
     noisy_b_jobs: int = 100
@@ -142,6 +145,8 @@ class Plan:
             sse_idle_seconds=0.3,
             sse_fanout_followers=(0, 20),
             sse_fanout_seconds=0.5,
+            # One server for both windows: its start is most of a quick window.
+            sse_fanout_server_per_window=False,
             # B still arrives with most of A's jobs queued ahead of it.
             noisy_jobs=1_000,
             noisy_b_jobs=20,

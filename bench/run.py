@@ -300,6 +300,7 @@ def environment(plan: Plan, infra: Infra, facts: dict[str, Any]) -> dict[str, An
             "sse_fanout_followers": list(plan.sse_fanout_followers),
             "sse_fanout_seconds": plan.sse_fanout_seconds,
             "sse_fanout_connections": plan.sse_fanout_connections,
+            "sse_fanout_server_per_window": plan.sse_fanout_server_per_window,
             "noisy_neighbour": {
                 "a_jobs": plan.noisy_jobs,
                 "b_jobs": plan.noisy_b_jobs,

@@ -243,7 +243,7 @@ SCENARIO_INFO: dict[str, ScenarioInfo] = {
             "sse-fanout",
             "single creates over HTTP at full speed ({sse_fanout_connections} keep-alive "
             "connections, {sse_fanout_seconds:g} s) while {sse_fanout_followers} clients "
-            "follow the workspace stream, a fresh server for each; lag = event timestamp to "
+            "follow the workspace stream, {sse_fanout_servers}; lag = event timestamp to "
             "arrival ({sse_fanout_measured} streams sampled); behind = after the last "
             "create, until every stream had every event",
             (),
@@ -296,6 +296,9 @@ def describe(scenario: str, plan: Plan) -> str:
         sse_fanout_seconds=plan.sse_fanout_seconds,
         sse_fanout_followers=", ".join(str(n) for n in plan.sse_fanout_followers),
         sse_fanout_measured=plan.sse_fanout_measured,
+        sse_fanout_servers=(
+            "a fresh server for each" if plan.sse_fanout_server_per_window else "one server for all"
+        ),
         noisy_jobs=plan.noisy_jobs,
         noisy_slots=plan.noisy_slots,
         noisy_head_start=plan.noisy_head_start,
