@@ -114,7 +114,8 @@ class Harness:
         ready = []
         for system in self.systems:
             reason = system.unavailable()
-            if reason is None:
+            # A system with none of the plan's scenarios (`--only`) runs nothing to set up for.
+            if reason is None and any(map(system.supports, self.plan.scenarios)):
                 try:
                     await system.prepare()
                 except Exception as error:
