@@ -21,9 +21,10 @@ WRK_ROW = ("enqueue-single", "conveyor-http")
 """Driven by wrk, which only scripts/bench.sh installs: unavailable without it."""
 
 
-# The quick run takes ~2.5 minutes on its own on a 2-core machine (145-151 s at d5be84c
-# and after it); beside the rest of the suite it took more than the 170 s this allowed,
-# and on a slower 2-core machine 196 s alone and 348 s beside the suite (2026-12-07).
+# The quick run took ~3 minutes on its own on a 2-core machine (177-187 s at e2ff42a) and
+# 348-431 s beside the suite; with the quick plan's shorter waits and sizes, 119-122 s alone
+# on the same machine. Most of what is left is fixed cost: some 13 `conveyor serve` starts
+# (mostly imports) and the client processes.
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_quick_run_prints_a_table_and_writes_a_row_per_scenario_and_system(
