@@ -521,3 +521,19 @@ async def test_every_report_that_may_leave_out_its_lease_is_checked(
                 optional.add(f"{method.upper()} {path}")
     checked = {f"{method} /v1/workspaces/{{ws}}{path}" for method, path, _ in LEASELESS_REPORTS}
     assert optional == checked
+
+
+async def test_a_key_that_may_not_report_hears_so_with_or_without_a_lease(
+    server: RunningServer, keys: dict[str, str]
+) -> None:
+    """A client key's `PATCH …/status` to COMPLETED is refused for `report` whether or not
+    it sends a lease: without one it was told `report_without_lease`, as if only its lease
+    were missing."""
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    client = {"Authorization": f"Bearer {keys['client']}"}
+    async with httpx.AsyncClient(base_url=f"{server.url}/v1/workspaces/acme") as http:
+        job = (await http.post("/jobs", json={"type": "t"}, headers=admin)).json()
+        for body in ({"status": "COMPLETED"}, {"status": "COMPLETED", "lease_id": str(uuid4())}):
+            refused = await http.patch(f"/jobs/{job['id']}/status", json=body, headers=client)
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["permission"] == "report", (body, refused.json())

@@ -376,7 +376,7 @@ async def test_a_concurrency_key_is_a_name_a_limit_may_have(client: httpx.AsyncC
     refused = await client.put("/limits/x%0Ay", json={"max_running": 1})
     assert refused.status_code == 422
     message = refused.json()["errors"][0]["message"]
-    for key in ("x\ny", "\x1b[31mRED\x1b[0m", "tab\there", "del\x7f"):
+    for key in ("x\ny", "\x1b[31mRED\x1b[0m", "tab\there", "del\x7f", "c1\x9b", "z\u202ez"):
         answer = await client.post("/jobs", json={"type": "t", "concurrency_key": key})
         assert answer.status_code == 422, (key, answer.text)
         assert answer.json()["errors"] == [{"field": "concurrency_key", "message": message}]

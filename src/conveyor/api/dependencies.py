@@ -215,9 +215,9 @@ def ensure_may_report(principal: Principal, lease_id: UUID | None) -> None:
     """Refuse (403) a report on a job that the key may not make with the lease it sent, or
     without one (`permission_to_report`): asked by every report route whose lease is
     optional, before anything is read or written."""
-    needed = permission_to_report(lease_id)
-    if not principal.can(needed):
-        raise forbidden(principal, needed)
+    for needed in (Permission.REPORT, permission_to_report(lease_id)):
+        if not principal.can(needed):
+            raise forbidden(principal, needed)
 
 
 def authorized(permission: Permission | None) -> object:

@@ -16,12 +16,13 @@ from rich.text import Text
 
 from conveyor.client.http import END_OF_STREAM
 from conveyor.domain import events as event_types
+from conveyor.domain.capacity import UNPRINTABLE
 from conveyor.domain.jobs import JobStatus
 from conveyor.domain.status import LEASED_STATUS, STATUS_OF_EVENT, UNFINISHED_STATUSES
 from conveyor.domain.workspaces import ApiKey, Workspace
 
-_INVISIBLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_INVISIBLE_BUT_LINES: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_INVISIBLE: Final = re.compile(f"[{UNPRINTABLE}]")
+_INVISIBLE_BUT_LINES: Final = re.compile(f"(?![\t\n])[{UNPRINTABLE}]")
 
 
 def _written_out(character: re.Match[str]) -> str:

@@ -38,7 +38,11 @@ RATE_WINDOW_LIMIT_SECONDS: Final = 7 * 24 * 3600.0
 WEIGHT_MIN: Final = 1
 WEIGHT_MAX: Final = 1000
 DEFAULT_WEIGHT: Final = 1
-_LIMIT_NAME: Final = re.compile(rf"[^\x00-\x1f\x7f]{{1,{LIMIT_NAME_MAX_LENGTH}}}\Z")
+UNPRINTABLE: Final = "\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+"""Characters no name may hold (a regular-expression class body): C0 and C1 controls, DEL,
+and the bidirectional overrides and isolates, which reorder what a terminal shows. The CLI
+writes the same out wherever it prints what a client stored (`cli/render.py`)."""
+_LIMIT_NAME: Final = re.compile(rf"[^{UNPRINTABLE}]{{1,{LIMIT_NAME_MAX_LENGTH}}}\Z")
 
 
 def type_limit_name(job_type: str) -> str:

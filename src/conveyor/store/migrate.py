@@ -72,8 +72,10 @@ def current_revision(url: DatabaseURL) -> str | None:
         with closing(sqlite3.connect(location, uri=True)) as connection:
             try:
                 row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
-            except sqlite3.OperationalError:  # no such table: never migrated
-                return None
+            except sqlite3.OperationalError as error:
+                if "no such table" in str(error):  # never migrated
+                    return None
+                raise
         return None if row is None else str(row[0])
     import asyncpg
 

@@ -29,6 +29,7 @@ from conveyor.domain.capacity import (
     admit,
     fair_order,
     limit_names,
+    limit_type,
 )
 from conveyor.domain.events import Event, NewEvent, StreamPosition, WorkspaceEventsPage
 from conveyor.domain.jobs import (
@@ -404,11 +405,16 @@ class SqliteJobStore(SharedJobStatements):
         a type limit without room: `not_held_back`), let the domain admit them
         (`fair_order`, `admit`), start those."""
         held, held_params = self.planner.not_held_back(fitted)
-        if held:  # a key's first job may be held too: each group reads its picks
+        if held:  # a key whose first job is held reads its picks, under the condition
+            held_types = {(ws, limit_type(name)) for ws, name in fitted.held_types}
             claim = claim._replace(
                 type_condition=f"{claim.type_condition} {held}",
                 params={**claim.params, **held_params},
-                first_jobs={},
+                first_jobs={
+                    group: row
+                    for group, row in claim.first_jobs.items()
+                    if (group.workspace_id, row["type"]) not in held_types
+                },
             )
         candidates = [
             Candidate(

@@ -50,7 +50,7 @@ from conveyor.api.schemas import (
 )
 from conveyor.domain.events import worker_actor
 from conveyor.domain.jobs import Completion, Job, JobStatus
-from conveyor.domain.workspaces import Permission, Workspace, permission_to_report
+from conveyor.domain.workspaces import Permission, Workspace
 from conveyor.service.jobs import AS_JOB
 from conveyor.service.workspaces import Caller, InstanceKey, Principal
 
@@ -187,8 +187,10 @@ async def change_status(
         JobStatus.QUEUED: Permission.CREATE,
         JobStatus.CANCELLED: Permission.CANCEL,
         JobStatus.RUNNING: Permission.START,
-    }.get(body.status, permission_to_report(body.lease_id))
-    if not principal.can(needed):
+    }.get(body.status)
+    if needed is None:  # any other move is a report
+        ensure_may_report(principal, body.lease_id)
+    elif not principal.can(needed):
         raise forbidden(principal, needed)
     worker_id = body.worker_id or worker
     job = await ctx.jobs.change_status(

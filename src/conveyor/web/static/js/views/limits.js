@@ -13,7 +13,7 @@ import {confirmDialog, emptyState, errorBox, throttle, timeAgo, toast} from '../
 const POLL_MS = 5000;
 const NAME_MAX = 200;
 // The names a limit may have: 1..200 printable characters (as the server checks).
-const NAME_PATTERN = /^[^\x00-\x1f\x7f]{1,200}$/;
+const NAME_PATTERN = /^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]{1,200}$/;  // domain/capacity.py, UNPRINTABLE
 
 function limitPath(name) {
   return ws(`/limits/${segment(name)}`);
